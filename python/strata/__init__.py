@@ -1,0 +1,3 @@
+"""strata: reproducible, layered container images from content-addressed store paths."""
+
+__version__ = "0.1.0"

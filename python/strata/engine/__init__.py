@@ -1,0 +1,4 @@
+"""The embedded Bazel-like engine: load, analyse, schedule, execute, cache.
+
+Nothing in here knows about container images.
+"""

@@ -1,0 +1,1 @@
+"""Grouping a closure of store paths into image layers."""

@@ -1,0 +1,1 @@
+"""Container image formats: tar layers, digests, configs, manifests, docker-archive, OCI layout."""

@@ -1,0 +1,1 @@
+"""Nix-style store paths: names, NAR hashing, references and closures."""

@@ -1,0 +1,96 @@
+"""Finding and starting the real third-party tools tests check our output with.
+
+A missing tool skips the test on a developer's machine, but fails it when
+`CI` is set: in CI, tools/test installs every tool, so a missing one is a bug
+in the set-up, never a reason to pass quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally; fail in CI."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI must run this test: fix tools/test or tools/debian-packages.txt)")
+    pytest.skip(reason)
+
+
+def need(tool: str) -> str:
+    """Path of `tool` on PATH (also /usr/sbin), or skip/fail as above."""
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin:/usr/local/sbin")
+    if path is None:
+        unavailable(f"{tool} is not installed; run tools/test as root to install it")
+    assert path is not None
+    return path
+
+
+def run(*argv: str | os.PathLike[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run a tool, raising with its output on failure so the test log shows why."""
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, argv))} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+class DockerEngine:
+    """A private dockerd (vfs storage, no network) under a temporary directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sock = root / "docker.sock"
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}"}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        dockerd = need("dockerd")
+        need("docker")
+        log = open(self.root / "dockerd.log", "wb")  # noqa: SIM115 - lives as long as dockerd
+        self.proc = subprocess.Popen(
+            [
+                dockerd,
+                "--data-root", str(self.root / "data"),
+                "--exec-root", str(self.root / "exec"),
+                "--pidfile", str(self.root / "dockerd.pid"),
+                "-H", f"unix://{self.sock}",
+                "--iptables=false", "--ip6tables=false", "--bridge=none",
+                "--storage-driver=vfs", "--default-ulimit", "nofile=1024:1024",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            probe = subprocess.run(["docker", "info"], env=self.env, capture_output=True)
+            if probe.returncode == 0:
+                return
+            time.sleep(0.5)
+        self.stop()
+        tail = (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
+        unavailable(f"dockerd did not start:\n{tail}")
+
+    def docker(self, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+        return run("docker", *args, env=self.env)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

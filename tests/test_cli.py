@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from strata.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.startswith("strata ")
+
+
+def test_unknown_action_is_one_line_user_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["action", "NoSuchThing", "@x.json"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: strata action: unknown action mnemonic (got 'NoSuchThing')")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "request is not valid JSON"),
+        ("[1]", "request must be a JSON object (got list)"),
+        ('{"schema_version": 99}', "unsupported schema_version (got 99)"),
+    ],
+)
+def test_bad_request_files(tmp_path: Path, content: str, message: str) -> None:
+    from strata.actions.request import load_request
+    from strata.errors import UserError
+
+    req = tmp_path / "req.json"
+    req.write_text(content)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_request(f"@{req}")
+
+
+def test_launcher_runs_the_cli() -> None:
+    out = subprocess.run(
+        [str(ROOT / "tools" / "strata"), "version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().startswith("strata ")
+
+
+def test_internal_error_exits_2_with_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import strata.actions as actions
+
+    def broken(req: dict[str, object], where: str) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(actions, "lookup", lambda mnemonic: broken)
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps({"schema_version": 1}))
+    assert main(["action", "Anything", f"@{req}"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: boom" in err and "please report" in err
