@@ -1,0 +1,43 @@
+"""The action record: the contract between analysis and execution.
+
+Analysis (loader, rule API) turns targets into `Action`s; the scheduler and
+executor run them and the cache stores their results. Every path is relative
+to the execroot, laid out as Bazel lays out its own so that command lines are
+the same under both engines:
+
+    <package>/<file>                        source files of the main repository
+    external/<repo>/<package>/<file>        source files of other repositories
+    bazel-out/<cpu>-fastbuild/bin/<pkg>/... generated files (ctx.bin_dir.path)
+
+(`<cpu>` is `k8` on x86_64 and `aarch64` on arm64, as in Bazel.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Action:
+    owner: str
+    """Label of the target that registered it, e.g. `//img:app`."""
+    mnemonic: str
+    progress_message: str
+    kind: str = "run"
+    """`run` (a process), `write` (file from `content`), `symlink`, or `template`."""
+    argv: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    """Sorted (name, value) pairs; the whole environment the process sees."""
+    inputs: tuple[str, ...] = ()
+    """Sorted execroot paths of files and tree artifacts the action may read (tools included)."""
+    outputs: tuple[str, ...] = ()
+    """Sorted execroot paths of the files it must produce."""
+    output_dirs: tuple[str, ...] = ()
+    """Sorted execroot paths of tree artifacts (ctx.actions.declare_directory)."""
+    content: bytes = b""
+    """For `write` and `template` (already expanded) actions."""
+    is_executable: bool = False
+    symlink_target: str = ""
+    """For `symlink`: the execroot path it points to."""
+    tags: tuple[str, ...] = field(default=())
+    """The owner's tags that affect execution (`no-cache`, `no-remote-cache`, ...)."""
