@@ -1,0 +1,138 @@
+"""NAR, the Nix ARchive: the canonical serialisation store path hashes are over.
+
+A NAR is a sequence of strings, each an 8-byte little-endian length, the
+bytes, and zero padding to a multiple of 8. It starts with
+"nix-archive-1" and describes one node:
+
+    ( type regular [executable ""] contents <bytes> )
+    ( type symlink target <target> )
+    ( type directory entry ( name <n> node <node> ) ... )
+
+Directory entries are sorted by name as bytes. Only the executable bit, the
+file contents and symlink targets are recorded: no owners, times or other
+mode bits, which is what makes NAR hashes reproducible. Spec: Eelco Dolstra's
+thesis, figure 5.2 (https://edolstra.github.io/pubs/phd-thesis.pdf) and
+`src/libutil/archive.cc` in Nix.
+
+We stream the archive as chunks so a large store path is hashed (and scanned
+for references) in one pass without holding it in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from strata.errors import UserError
+
+MAGIC = "nix-archive-1"
+READ_CHUNK = 1 << 20
+
+
+def _pad(n: int) -> bytes:
+    return b"\0" * (-n % 8)
+
+
+def nar_string(s: bytes | str) -> bytes:
+    data = s.encode() if isinstance(s, str) else s
+    return len(data).to_bytes(8, "little") + data + _pad(len(data))
+
+
+def _tokens(*items: str) -> bytes:
+    return b"".join(nar_string(i) for i in items)
+
+
+def _check_entry_name(name: bytes, where: str) -> None:
+    if name in (b"", b".", b"..") or b"/" in name or b"\0" in name:
+        raise UserError(
+            f"file name cannot be stored in a NAR (got {name!r}); rename it", where=where
+        )
+
+
+def dump(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """The NAR of `path` (file, symlink or directory), as a stream of chunks."""
+    root = os.fsencode(path)
+    yield nar_string(MAGIC)
+    yield from _dump_node(root)
+
+
+def _dump_node(path: bytes) -> Iterator[bytes]:
+    where = os.fsdecode(path)
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        raise UserError(f"cannot read ({e.strerror}); check the path exists", where=where) from None
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        yield _tokens("(", "type", "regular")
+        if mode & stat.S_IXUSR:
+            yield _tokens("executable", "")
+        yield _tokens("contents")
+        yield from _dump_contents(path, st.st_size, where)
+        yield _tokens(")")
+    elif stat.S_ISLNK(mode):
+        yield _tokens("(", "type", "symlink", "target")
+        yield nar_string(os.readlink(path))
+        yield _tokens(")")
+    elif stat.S_ISDIR(mode):
+        yield _tokens("(", "type", "directory")
+        for name in sorted(os.listdir(path)):
+            _check_entry_name(name, where)
+            yield _tokens("entry", "(", "name")
+            yield nar_string(name)
+            yield _tokens("node")
+            yield from _dump_node(path + b"/" + name)
+            yield _tokens(")")
+        yield _tokens(")")
+    else:
+        raise UserError(
+            f"unsupported file type in a store path (got mode {oct(mode)}); "
+            "store paths hold only regular files, symlinks and directories",
+            where=where,
+        )
+
+
+def _dump_contents(path: bytes, size: int, where: str) -> Iterator[bytes]:
+    yield size.to_bytes(8, "little")
+    seen = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            seen += len(chunk)
+            yield chunk
+    if seen != size:
+        raise UserError(
+            f"file changed size while being read (got {seen} bytes, expected {size}); "
+            "do not modify inputs during a build",
+            where=where,
+        )
+    yield _pad(size)
+
+
+@dataclass(frozen=True)
+class NarDigest:
+    """sha256 of a NAR and its length: what Nix records as narHash and narSize."""
+
+    sha256: bytes
+    size: int
+
+    @property
+    def nix_hash(self) -> str:
+        """The `sha256:<nix-base32>` form `nix-store -q --hash` prints."""
+        from strata.store import base32
+
+        return "sha256:" + base32.encode(self.sha256)
+
+
+def digest(path: str | os.PathLike[str], sink: Callable[[bytes], None] | None = None) -> NarDigest:
+    """Hash the NAR of `path`; `sink` (e.g. a reference scanner) sees every chunk too."""
+    h = hashlib.sha256()
+    size = 0
+    for chunk in dump(path):
+        h.update(chunk)
+        size += len(chunk)
+        if sink is not None:
+            sink(chunk)
+    return NarDigest(h.digest(), size)
