@@ -21,7 +21,9 @@ IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 def unavailable(reason: str) -> None:
     """Skip locally; fail in CI."""
     if IN_CI:
-        pytest.fail(f"{reason} (CI must run this test: fix tools/test or tools/debian-packages.txt)")
+        pytest.fail(
+            f"{reason} (CI must run this test: fix tools/test or tools/debian-packages.txt)"
+        )
     pytest.skip(reason)
 
 
@@ -61,12 +63,20 @@ class DockerEngine:
         self.proc = subprocess.Popen(
             [
                 dockerd,
-                "--data-root", str(self.root / "data"),
-                "--exec-root", str(self.root / "exec"),
-                "--pidfile", str(self.root / "dockerd.pid"),
-                "-H", f"unix://{self.sock}",
-                "--iptables=false", "--ip6tables=false", "--bridge=none",
-                "--storage-driver=vfs", "--default-ulimit", "nofile=1024:1024",
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "exec"),
+                "--pidfile",
+                str(self.root / "dockerd.pid"),
+                "-H",
+                f"unix://{self.sock}",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+                "--default-ulimit",
+                "nofile=1024:1024",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -33,9 +33,7 @@ def load_request(arg: str) -> tuple[dict[str, Any], str]:
             f"line {e.lineno}: request is not valid JSON ({e.msg}); fix the file", where=where
         ) from None
     if not isinstance(req, dict):
-        raise UserError(
-            f"request must be a JSON object (got {type(req).__name__})", where=where
-        )
+        raise UserError(f"request must be a JSON object (got {type(req).__name__})", where=where)
     version = req.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UserError(
@@ -61,8 +59,5 @@ def field(
     value = req[key]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise UserError(
-            f"key {key!r} must be {names} (got {json.dumps(value)[:60]})", where=where
-        )
+        raise UserError(f"key {key!r} must be {names} (got {json.dumps(value)[:60]})", where=where)
     return value
-

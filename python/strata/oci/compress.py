@@ -1,0 +1,174 @@
+"""Layer compressors whose output depends only on their input.
+
+- gzip: ISA-L (python-isal), multi-threaded. Its output differs with how the
+  input is chunked into `write` calls, so `_Rechunker` feeds it exact
+  `GZIP_BLOCK`-sized pieces; then the bytes are the same for any thread count
+  and any writer upstream (checked in tests). Header: mtime 0, no file name
+  (RFC 1952, https://www.rfc-editor.org/rfc/rfc1952).
+- zstd: zstandard with `threads >= 1` (zstd's multi-threaded format is the
+  same for any worker count; 0 workers gives different bytes, so never 0).
+
+Levels are fixed: changing one changes every blob digest, so it is a format
+change, not a tuning knob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from typing import Any, BinaryIO, cast
+
+import zstandard
+from isal import igzip_threaded
+
+from strata.errors import UserError
+from strata.oci.tarwriter import Sink
+
+COMPRESSORS = ("none", "gzip", "zstd")
+GZIP_LEVEL = 2  # ISA-L levels are 0-3; 2 is its default trade-off
+GZIP_BLOCK = 1 << 20
+ZSTD_LEVEL = 3
+
+_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def check_compressor(name: str, where: str) -> str:
+    if name not in COMPRESSORS:
+        raise UserError(
+            f"unknown compressor (got {name!r}); use one of: {', '.join(COMPRESSORS)}",
+            where=where,
+        )
+    return name
+
+
+def _threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def layer_media_type(compressor: str, docker: bool = False) -> str:
+    """The layer media type for a manifest (OCI, or Docker v2 schema 2)."""
+    if docker:
+        if compressor == "zstd":
+            # Docker's schema has no zstd type; Docker and containerd accept the OCI one.
+            return _OCI_LAYER + "+zstd"
+        return _DOCKER_LAYER + (".gzip" if compressor == "gzip" else "")
+    return _OCI_LAYER + {"none": "", "gzip": "+gzip", "zstd": "+zstd"}[compressor]
+
+
+def compressor_of_media_type(media_type: str) -> str:
+    if media_type.endswith(("+gzip", ".gzip")):
+        return "gzip"
+    if media_type.endswith(("+zstd", ".zstd")):
+        return "zstd"
+    return "none"
+
+
+def detect_compressor(head: bytes) -> str:
+    """Guess from magic bytes (base image blobs are not always labelled honestly)."""
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+class _Rechunker:
+    """Forwards writes to `sink` in exact `size`-byte pieces (the last may be short)."""
+
+    def __init__(self, sink: BinaryIO, size: int) -> None:
+        self._sink = sink
+        self._size = size
+        self._buf = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        n = len(data)
+        if not self._buf and n == self._size:
+            self._sink.write(data)
+            return n
+        self._buf += data
+        if len(self._buf) >= self._size:
+            view = memoryview(self._buf)
+            end = len(self._buf) - len(self._buf) % self._size
+            for start in range(0, end, self._size):
+                self._sink.write(view[start : start + self._size])
+            view.release()
+            del self._buf[:end]
+        return n
+
+    def close(self) -> None:
+        if self._buf:
+            self._sink.write(self._buf)
+            self._buf = bytearray()
+
+
+class _SinkFile(io.RawIOBase):
+    """Adapts any object with `write` to the file object the compressors expect."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:  # type: ignore[override]
+        self._sink.write(data)
+        return len(data)
+
+
+@contextlib.contextmanager
+def compressing(compressor: str, sink: Sink) -> Iterator[Sink]:
+    """A writer that compresses into `sink`; everything is flushed when the block ends."""
+    if compressor == "none":
+        yield sink
+        return
+    raw = _SinkFile(sink)
+    if compressor == "gzip":
+        gz = igzip_threaded.open(  # type: ignore[no-untyped-call]
+            raw, "wb", compresslevel=GZIP_LEVEL, threads=_threads(), block_size=GZIP_BLOCK
+        )
+        chunker = _Rechunker(gz, GZIP_BLOCK)
+        try:
+            yield chunker
+            chunker.close()
+        finally:
+            gz.close()
+        return
+    if compressor == "zstd":
+        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=_threads())
+        with cctx.stream_writer(cast(BinaryIO, raw), closefd=False) as zw:
+            yield zw
+        return
+    raise ValueError(f"unknown compressor {compressor!r}")
+
+
+def open_decompressed(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a (possibly compressed) blob for reading its uncompressed bytes."""
+    f = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    kind = detect_compressor(f.peek(4)[:4]) if hasattr(f, "peek") else "none"
+    if kind == "gzip":
+        from isal import igzip
+
+        return cast(BinaryIO, _Closing(igzip.IGzipFile(fileobj=f, mode="rb"), f))  # type: ignore[no-untyped-call]
+    if kind == "zstd":
+        return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(f, closefd=True))
+    return f
+
+
+class _Closing(io.BufferedReader):
+    """A reader that also closes the file under it (IGzipFile leaves its fileobj open)."""
+
+    def __init__(self, reader: Any, under: BinaryIO) -> None:
+        super().__init__(reader)
+        self._under = under
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._under.close()
