@@ -1,0 +1,124 @@
+"""An assembled image: config bytes plus layer blobs on disk, ready for a writer.
+
+Image assembly is the one place where our layers, a base image's layers and
+the user's config meet. It produces an `Image` whose every byte is decided
+(config serialised canonically, layers in order, tag chosen) before any output
+is written, so the docker-archive and OCI layout writers only copy bytes and
+cannot disagree about digests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from strata.canonical import json_bytes
+from strata.oci.config import build_config, created_epoch, parse_created, validate_config
+from strata.oci.digest import sha256_bytes
+from strata.oci.manifest import LayerRef, manifest_bytes
+from strata.oci.platform import Platform
+from strata.oci.reference import ImageRef, content_tag, parse_image_name
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A layer blob in a file: its bytes are copied into outputs verbatim."""
+
+    path: Path
+    digest: str
+    size: int
+    diff_id: str
+    compressor: str
+
+    @property
+    def ref(self) -> LayerRef:
+        return LayerRef(self.digest, self.size, self.diff_id, self.compressor)
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image: serialised config, its layers in order, and its name (if any)."""
+
+    config: bytes
+    layers: tuple[Blob, ...]
+    ref: ImageRef | None
+    mtime: int = 1
+    """The modification time for archive members that hold this image."""
+    platform: Platform | None = None
+
+    @property
+    def config_digest(self) -> str:
+        return sha256_bytes(self.config)
+
+    def manifest(self, *, docker: bool) -> bytes:
+        return manifest_bytes(
+            self.config_digest, len(self.config), [b.ref for b in self.layers], docker=docker
+        )
+
+    def info(self) -> dict[str, Any]:
+        """The image-info record other rules read: name, tag and every digest."""
+        oci = self.manifest(docker=False)
+        docker = self.manifest(docker=True)
+        return {
+            "config_digest": self.config_digest,
+            "diff_ids": [b.diff_id for b in self.layers],
+            "docker_manifest_digest": sha256_bytes(docker),
+            "layers": [b.digest for b in self.layers],
+            "manifest_digest": sha256_bytes(oci),
+            "name": self.ref.name if self.ref else "",
+            "tag": self.ref.tag if self.ref else "",
+        }
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """What we take from a base image: its parsed config and its verified layer blobs."""
+
+    config: dict[str, Any]
+    layers: tuple[Blob, ...]
+    platform: Platform
+
+
+@dataclass(frozen=True)
+class Assembled:
+    image: Image
+    warnings: tuple[str, ...]
+
+
+def assemble(
+    *,
+    layers: Sequence[Blob],
+    fields: Any,
+    platform: Platform,
+    created: str | None = None,
+    name: str | None = None,
+    tag: str | None = None,
+    base: BaseImage | None = None,
+    where: str = "image",
+) -> Assembled:
+    """Put a config together over `base` (if any) and `layers`; choose the tag.
+
+    The default tag is a content hash of the config, which names every layer
+    by diff_id, so an image's tag changes exactly when its content does.
+    """
+    user_fields = validate_config(fields if fields is not None else {}, where)
+    created_at, warnings = parse_created(created)
+    all_layers = (*(base.layers if base else ()), *layers)
+    config = build_config(
+        platform=platform,
+        created=created_at,
+        fields=user_fields,
+        diff_ids=[b.diff_id for b in all_layers],
+        base=base.config if base else None,
+        new_layers=len(layers),
+    )
+    config_bytes = json_bytes(config)
+    ref = None
+    if name:
+        ref = parse_image_name(
+            name, tag, default_tag=content_tag(sha256_bytes(config_bytes)), where=where
+        )
+    image = Image(config_bytes, all_layers, ref, mtime=created_epoch(created_at), platform=platform)
+    return Assembled(image, tuple(warnings))

@@ -1,0 +1,77 @@
+"""Small fixed layers and images for the image-assembly tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from strata.oci.image import Assembled, BaseImage, Blob, assemble
+from strata.oci.layer import LayerDescriptor, write_layer
+from strata.oci.platform import parse_platform
+from strata.oci.tarwriter import TarWriter
+
+
+def make_layer(
+    out: Path, fill: Callable[[TarWriter], None], compressor: str = "gzip"
+) -> tuple[Blob, Path]:
+    """Write a layer blob at `out` and its descriptor beside it; return (Blob, descriptor)."""
+    desc = write_layer(out, compressor, fill)
+    desc_path = out.with_name(out.name + ".json")
+    desc_path.write_text(json.dumps(desc.to_json(), sort_keys=True))
+    return blob_of(out, desc), desc_path
+
+
+def blob_of(path: Path, desc: LayerDescriptor) -> Blob:
+    return Blob(path, desc.digest, desc.size, desc.diff_id, desc.compressor)
+
+
+def app_layer(tar: TarWriter) -> None:
+    tar.add_dir("etc")
+    tar.add_bytes("etc/motd", b"hello from strata\n")
+    tar.add_dir("opt")
+    tar.add_dir("opt/app")
+    tar.add_bytes("opt/app/run", b"#!/bin/sh\necho run\n", mode=0o755)
+    tar.add_symlink("opt/app/current", "run")
+
+
+def data_layer(tar: TarWriter) -> None:
+    tar.add_dir("srv", mode=0o750)
+    tar.add_bytes("srv/data.txt", b"data\n", mode=0o600, uid=1000, gid=1000)
+
+
+def busybox_layer(busybox: str) -> Callable[[TarWriter], None]:
+    size = Path(busybox).stat().st_size
+
+    def fill(tar: TarWriter) -> None:
+        tar.add_dir("bin")
+        tar.add_file("bin/busybox", busybox, size, mode=0o755)
+        tar.add_symlink("bin/env", "busybox")
+        tar.add_symlink("bin/sh", "busybox")
+
+    return fill
+
+
+def small_image(
+    tmp: Path,
+    *,
+    compressors: Sequence[str] = ("gzip", "none"),
+    config: dict[str, Any] | None = None,
+    name: str | None = "example.com/strata/small",
+    tag: str | None = None,
+    base: BaseImage | None = None,
+) -> Assembled:
+    fills = [app_layer, data_layer]
+    blobs = [
+        make_layer(tmp / f"layer{i}", fill, comp)[0]
+        for i, (fill, comp) in enumerate(zip(fills, compressors, strict=False))
+    ]
+    return assemble(
+        layers=blobs,
+        fields=config if config is not None else {"Cmd": ["/opt/app/run"], "Env": ["A=1"]},
+        platform=parse_platform("x86_64"),
+        name=name,
+        tag=tag,
+        base=base,
+    )
