@@ -1,0 +1,66 @@
+"""The action key: one blake3 digest naming everything that determines an action's outputs.
+
+Two actions with the same key must produce the same bytes, so the key covers
+the kind, the command line, the whole environment, every input path with its
+content digest (tools are inputs, so tool digests are in it too), the output
+paths and, for in-process actions, their content. The encoding is canonical
+JSON (sorted keys, fixed separators) with a version tag, so a change to the
+encoding changes every key instead of silently colliding with old entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import blake3
+
+from strata.canonical import json_bytes
+from strata.engine.action import Action
+
+KEY_VERSION = 1
+
+
+def key_material(action: Action, input_digests: Mapping[str, str]) -> dict[str, Any]:
+    """The canonical record hashed into the key; also kept for `--explain`."""
+    return {
+        "v": KEY_VERSION,
+        "kind": action.kind,
+        "argv": list(action.argv),
+        "env": {k: v for k, v in action.env},
+        "inputs": {p: input_digests[p] for p in action.inputs},
+        "outputs": list(action.outputs),
+        "output_dirs": list(action.output_dirs),
+        "content": blake3.blake3(action.content).hexdigest() if action.content else "",
+        "executable": action.is_executable,
+        "symlink_target": action.symlink_target,
+    }
+
+
+def action_key(material: Mapping[str, Any]) -> str:
+    return blake3.blake3(json_bytes(material)).hexdigest()
+
+
+def explain_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human reasons why `new` differs from `old`, most specific first."""
+    reasons: list[str] = []
+    old_in, new_in = old.get("inputs", {}), new.get("inputs", {})
+    for path in sorted(set(old_in) | set(new_in)):
+        if path not in old_in:
+            reasons.append(f"new input {path}")
+        elif path not in new_in:
+            reasons.append(f"input {path} removed")
+        elif old_in[path] != new_in[path]:
+            reasons.append(f"input {path} changed")
+    if old.get("argv") != new.get("argv"):
+        reasons.append("command line changed")
+    old_env, new_env = old.get("env", {}), new.get("env", {})
+    changed_env = sorted(k for k in set(old_env) | set(new_env) if old_env.get(k) != new_env.get(k))
+    if changed_env:
+        reasons.append("environment changed: " + ", ".join(changed_env))
+    for field in ("kind", "outputs", "output_dirs", "content", "executable", "symlink_target"):
+        if old.get(field) != new.get(field):
+            reasons.append(f"{field.replace('_', ' ')} changed")
+    if old.get("v") != new.get("v"):
+        reasons.append("strata's action key format changed")
+    return reasons

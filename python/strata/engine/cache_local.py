@@ -1,0 +1,93 @@
+"""A cache in a local directory, laid out like Bazel's `--disk_cache`.
+
+    ac/<hh>/<key>      action results (canonical JSON), by action key
+    cas/<hh>/<sha256>  blobs, by the sha256 of their content
+
+Every write is a temp file in the destination directory, fsync, rename: a
+reader sees the whole old entry or the whole new one, and two builds that
+store the same entry at once both succeed (the loser's rename just replaces an
+identical file). There is no read-modify-write, so no lock is needed. Blobs
+are verified against their name on every read; a corrupt one is removed and
+reported as missing, so the action that needs it re-runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from strata.canonical import json_bytes
+from strata.engine.cache import ActionResult
+from strata.fsutil import write_bytes_atomic
+
+_CHUNK = 1 << 20
+
+
+class LocalDiskCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _ac(self, key: str) -> Path:
+        return self.root / "ac" / key[:2] / key
+
+    def _cas(self, sha256: str) -> Path:
+        return self.root / "cas" / sha256[:2] / sha256
+
+    def get_action_result(self, key: str) -> ActionResult | None:
+        try:
+            return ActionResult.from_json(json.loads(self._ac(key).read_bytes()))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put_action_result(self, key: str, result: ActionResult) -> None:
+        write_bytes_atomic(self._ac(key), json_bytes(result.to_json()))
+
+    def has_blob(self, sha256: str) -> bool:
+        return self._cas(sha256).is_file()
+
+    def get_blob(self, sha256: str, dest: Path) -> bool:
+        src = self._cas(sha256)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        try:
+            h = hashlib.sha256()
+            with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+                while chunk := fin.read(_CHUNK):
+                    h.update(chunk)
+                    fout.write(chunk)
+            if h.hexdigest() != sha256:
+                with contextlib.suppress(OSError):
+                    src.unlink()
+                os.unlink(tmp)
+                return False
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            os.replace(tmp, dest)
+            return True
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return False
+
+    def put_blob(self, sha256: str, src: Path) -> None:
+        dest = self._cas(sha256)
+        if dest.is_file():
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{sha256}.", suffix=".tmp", dir=dest.parent)
+        try:
+            with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+                shutil.copyfileobj(fin, fout, _CHUNK)
+                fout.flush()
+                os.fsync(fout.fileno())
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise

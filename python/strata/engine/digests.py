@@ -1,0 +1,145 @@
+"""File digests through a persistent stat cache.
+
+A no-op build must not read every source file. We remember, per path, the
+`(size, mtime_ns, inode)` we last saw with the file's xxh3-128 and sha256.
+When the stat is unchanged the sha256 is reused outright; when only the stat
+changed (a `touch`, a checkout that rewrote identical bytes) we pay one cheap
+xxh3 pass and keep the sha256 if the xxh3 still matches; only changed content
+costs a sha256 pass. sha256 is the digest the cache protocol (and Bazel) uses.
+
+The cache is a plain JSON file in the output base, loaded at the start of a
+command and written back atomically at the end; the output-base lock makes
+one command its only writer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from strata.canonical import json_bytes
+from strata.fsutil import write_bytes_atomic
+
+_CHUNK = 1 << 20
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    sha256: str
+    size: int
+    executable: bool
+
+
+@dataclass(frozen=True)
+class _Entry:
+    size: int
+    mtime_ns: int
+    inode: int
+    xxh3: str
+    sha256: str
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def xxh3_file(path: str | os.PathLike[str]) -> str:
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class StatCache:
+    """Maps absolute file paths to digests, re-reading files only when they changed."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._entries: dict[str, _Entry] = {}
+        self._dirty = False
+        self.hashed = 0
+        """How many files needed a sha256 pass in this command (for tests and --explain)."""
+        if path is not None:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            raw = json.loads(path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            return
+        if not isinstance(raw, dict) or raw.get("format") != _FORMAT:
+            return
+        for name, e in raw.get("entries", {}).items():
+            self._entries[name] = _Entry(*e)
+
+    def save(self) -> None:
+        if self._path is None or not self._dirty:
+            return
+        entries = {
+            k: [e.size, e.mtime_ns, e.inode, e.xxh3, e.sha256] for k, e in self._entries.items()
+        }
+        write_bytes_atomic(self._path, json_bytes({"format": _FORMAT, "entries": entries}))
+        self._dirty = False
+
+    def digest(self, path: str | os.PathLike[str]) -> FileDigest:
+        """The digest of a regular file (symlinks followed); raises OSError if it is missing."""
+        key = os.fspath(path)
+        st = os.stat(key)
+        executable = bool(st.st_mode & 0o100)
+        old = self._entries.get(key)
+        if old and (old.size, old.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return FileDigest(old.sha256, st.st_size, executable)
+        xxh3 = xxh3_file(key)
+        if old and old.xxh3 == xxh3 and old.size == st.st_size:
+            sha = old.sha256
+        else:
+            sha = sha256_file(key)
+            self.hashed += 1
+        self.remember(key, st, xxh3, sha)
+        return FileDigest(sha, st.st_size, executable)
+
+    def remember(self, key: str, st: os.stat_result, xxh3: str, sha256: str) -> None:
+        self._entries[key] = _Entry(st.st_size, st.st_mtime_ns, st.st_ino, xxh3, sha256)
+        self._dirty = True
+
+    def record_output(self, path: str | os.PathLike[str], sha256: str) -> None:
+        """Note a file we just wrote with a known sha256, so the next command trusts it."""
+        key = os.fspath(path)
+        self.remember(key, os.stat(key), xxh3_file(key), sha256)
+
+    def forget(self, path: str | os.PathLike[str]) -> None:
+        if self._entries.pop(os.fspath(path), None) is not None:
+            self._dirty = True
+
+
+def tree_listing(root: Path, stat_cache: StatCache) -> list[tuple[str, str, int, bool]]:
+    """(relative path, sha256, size, executable) of every file under a tree artifact, sorted."""
+    out: list[tuple[str, str, int, bool]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for name in filenames:
+            full = Path(dirpath) / name
+            d = stat_cache.digest(full)
+            out.append((full.relative_to(root).as_posix(), d.sha256, d.size, d.executable))
+    out.sort()
+    return out
+
+
+def tree_digest(listing: list[tuple[str, str, int, bool]]) -> str:
+    """One digest standing for a whole tree artifact: sha256 of its canonical listing."""
+    return sha256_bytes(json_bytes([list(e) for e in listing]))

@@ -1,0 +1,359 @@
+"""Running one action hermetically, and putting its outputs where Bazel would.
+
+A `run` action gets a fresh execroot (`<output_base>/sandbox/<n>/execroot`)
+holding only its declared inputs, as symlinks to the source files and to
+earlier outputs (tree artifacts as directories of links), with exactly the
+environment the action declares (PATH defaults to `/bin:/usr/bin`; there is
+no HOME). Undeclared inputs are simply absent, so a rule that forgot one
+fails here as it would under Bazel's sandbox. Declared outputs are moved to
+stable paths under `<output_base>/execroot/<ws>/bazel-out/`; everything else
+the process wrote dies with the sandbox.
+
+`write`, `template` and `symlink` actions need no process and run in-process.
+Cache lookups and stores also live here, because materialising a cached
+result and collecting a fresh one are two halves of the same job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from strata.engine.action import Action
+from strata.engine.cache import ActionResult, Cache, OutputFile, OutputTree
+from strata.engine.digests import StatCache, sha256_bytes
+from strata.engine.graph import is_generated
+from strata.errors import UserError
+
+DEFAULT_PATH = "/bin:/usr/bin"
+_CHUNK = 1 << 20
+_STDERR_LIMIT = 64 * 1024
+
+
+class ActionFailed(UserError):
+    """An action exited non-zero; the message carries its command and stderr."""
+
+    def __init__(self, action: Action, message: str, stderr: str) -> None:
+        self.action = action
+        self.stderr = stderr
+        tail = f"\n{stderr.rstrip()}" if stderr.strip() else ""
+        super().__init__(message + tail, where=action.owner)
+
+
+@dataclass(frozen=True)
+class Running:
+    action: Action
+    process: subprocess.Popen[bytes]
+    sandbox: Path
+
+    @property
+    def execroot(self) -> Path:
+        return self.sandbox / "execroot"
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: ActionResult
+    output: str
+    """What the process printed (stdout then stderr), for the reporter."""
+
+
+def action_env(action: Action) -> dict[str, str]:
+    env = dict(action.env)
+    env.setdefault("PATH", DEFAULT_PATH)
+    return env
+
+
+def _hash_file(path: Path) -> tuple[str, str]:
+    """(xxh3_128, sha256) in one read, so a fresh output is read once for both caches."""
+    x, s = xxhash.xxh3_128(), hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            x.update(chunk)
+            s.update(chunk)
+    return x.hexdigest(), s.hexdigest()
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+class Executor:
+    def __init__(
+        self,
+        execroot: Path,
+        sandbox_root: Path,
+        source_path: Callable[[str], Path],
+        stat_cache: StatCache,
+        cache: Cache | None,
+        *,
+        keep_sandbox: bool = False,
+    ) -> None:
+        self.execroot = execroot
+        self.sandbox_root = sandbox_root
+        self.source_path = source_path
+        self.stat_cache = stat_cache
+        self.cache = cache
+        self.keep_sandbox = keep_sandbox
+
+    def input_path(self, path: str) -> Path:
+        """The real file behind an execroot path: an earlier output or a source file."""
+        return self.execroot / path if is_generated(path) else self.source_path(path)
+
+    # -- running ---------------------------------------------------------------
+
+    def start(self, action: Action) -> Running:
+        self.sandbox_root.mkdir(parents=True, exist_ok=True)
+        sandbox = Path(tempfile.mkdtemp(prefix="a", dir=self.sandbox_root))
+        root = sandbox / "execroot"
+        root.mkdir()
+        for path in action.inputs:
+            self._link_input(root, path)
+        for out in action.outputs:
+            (root / out).parent.mkdir(parents=True, exist_ok=True)
+        for out in action.output_dirs:
+            (root / out).mkdir(parents=True, exist_ok=True)
+        with open(sandbox / "stdout", "wb") as out_f, open(sandbox / "stderr", "wb") as err_f:
+            try:
+                proc = subprocess.Popen(
+                    list(action.argv),
+                    cwd=root,
+                    env=action_env(action),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_f,
+                    stderr=err_f,
+                    close_fds=True,
+                    start_new_session=True,
+                )
+            except OSError as e:
+                self._discard(sandbox)
+                raise ActionFailed(
+                    action,
+                    f"{action.mnemonic} could not start "
+                    f"(got {e.strerror}: {shlex.join(action.argv)}); "
+                    "declare the tool as an input and check its path and executable bit",
+                    "",
+                ) from None
+        return Running(action, proc, sandbox)
+
+    def _link_input(self, root: Path, path: str) -> None:
+        real = self.input_path(path)
+        dest = root / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if real.is_dir():
+            for dirpath, _dirs, files in os.walk(real, followlinks=True):
+                rel = Path(dirpath).relative_to(real)
+                (dest / rel).mkdir(parents=True, exist_ok=True)
+                for name in files:
+                    os.symlink(Path(dirpath) / name, dest / rel / name)
+        elif not dest.exists():
+            os.symlink(real, dest)
+
+    def finish(self, running: Running, *, verbose: bool = False) -> Finished:
+        """Check exit status and outputs; move outputs into place and store them in the cache."""
+        action, sandbox = running.action, running.sandbox
+        code = running.process.wait()
+        output = self._read_output(sandbox)
+        try:
+            if code != 0:
+                detail = (
+                    f" in {running.execroot} with env {dict(action_env(action))}" if verbose else ""
+                )
+                status = f"signal {-code}" if code < 0 else f"exit status {code}"
+                raise ActionFailed(
+                    action,
+                    f"{action.mnemonic} failed with {status} "
+                    f"(got command: {shlex.join(action.argv)}{detail}); "
+                    "see the action's output below",
+                    output,
+                )
+            result = self._collect(running)
+        finally:
+            if not (verbose and code != 0):
+                self._discard(sandbox)
+        if self.cache is not None and "no-cache" not in action.tags:
+            self._store(result)
+        return Finished(result, output)
+
+    def _read_output(self, sandbox: Path) -> str:
+        parts = []
+        for name in ("stdout", "stderr"):
+            data = (sandbox / name).read_bytes()
+            if len(data) > _STDERR_LIMIT:
+                data = b"...(truncated)...\n" + data[-_STDERR_LIMIT:]
+            parts.append(data.decode(errors="replace"))
+        return "".join(parts)
+
+    def _discard(self, sandbox: Path) -> None:
+        if not self.keep_sandbox:
+            shutil.rmtree(sandbox, ignore_errors=True)
+
+    def _collect(self, running: Running) -> ActionResult:
+        action, root = running.action, running.execroot
+        for out in action.outputs:
+            p = root / out
+            if not p.is_file():
+                what = "a directory" if p.is_dir() else "missing"
+                raise UserError(
+                    f"{action.mnemonic} did not create declared output {out} (got {what}); "
+                    "make the command write every file the rule declares",
+                    where=action.owner,
+                )
+        files = []
+        for out in action.outputs:
+            files.append(self._move_file(root / out, out))
+        trees = []
+        for out in action.output_dirs:
+            trees.append(self._move_tree(root / out, out))
+        return ActionResult(tuple(files), tuple(trees))
+
+    def _move_file(self, src: Path, out: str) -> OutputFile:
+        if src.is_symlink():
+            real = src.resolve()
+            src.unlink()
+            shutil.copyfile(real, src)
+            shutil.copymode(real, src)
+        executable = bool(os.stat(src).st_mode & 0o100)
+        os.chmod(src, 0o555 if executable else 0o444)
+        xxh3, sha = _hash_file(src)
+        final = self.execroot / out
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
+        os.replace(src, final)
+        key = os.fspath(final)
+        self.stat_cache.remember(key, os.stat(key), xxh3, sha)
+        return OutputFile(out, sha, final.stat().st_size, executable)
+
+    def _move_tree(self, src: Path, out: str) -> OutputTree:
+        listing = []
+        for dirpath, dirnames, filenames in os.walk(src):
+            dirnames.sort()
+            for name in sorted(filenames):
+                p = Path(dirpath) / name
+                rel = p.relative_to(src).as_posix()
+                if p.is_symlink():
+                    real = p.resolve()
+                    p.unlink()
+                    shutil.copyfile(real, p)
+                    shutil.copymode(real, p)
+                executable = bool(os.stat(p).st_mode & 0o100)
+                os.chmod(p, 0o555 if executable else 0o444)
+                _x, sha = _hash_file(p)
+                listing.append(OutputFile(rel, sha, p.stat().st_size, executable))
+        final = self.execroot / out
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _remove(final)
+        os.replace(src, final)
+        return OutputTree(out, tuple(sorted(listing, key=lambda f: f.path)))
+
+    def _store(self, result: ActionResult) -> None:
+        assert self.cache is not None
+        for f in result.files:
+            self.cache.put_blob(f.sha256, self.execroot / f.path)
+        for t in result.trees:
+            for f in t.files:
+                self.cache.put_blob(f.sha256, self.execroot / t.path / f.path)
+
+    # -- in-process actions ----------------------------------------------------
+
+    def run_in_process(self, action: Action, digests: Mapping[str, str]) -> ActionResult:
+        """`write`/`template` write their content; `symlink` links its output to its target."""
+        if len(action.outputs) != 1 or action.output_dirs:
+            raise UserError(
+                f"{action.mnemonic} ({action.kind}) must declare exactly one output file "
+                f"(got {list(action.outputs + action.output_dirs)}); declare one file",
+                where=action.owner,
+            )
+        out = action.outputs[0]
+        final = self.execroot / out
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if action.kind == "symlink":
+            target = self.input_path(action.symlink_target)
+            if not target.exists():
+                raise UserError(
+                    f"symlink target does not exist (got {action.symlink_target}); "
+                    "point the symlink at a declared file",
+                    where=action.owner,
+                )
+            if not (final.is_symlink() and os.readlink(final) == str(target)):
+                _remove(final)
+                os.symlink(target, final)
+            sha = digests[action.symlink_target]
+            return ActionResult(
+                (OutputFile(out, sha, target.stat().st_size, action.is_executable),)
+            )
+        if action.kind not in ("write", "template"):
+            raise UserError(
+                f"unknown action kind (got {action.kind!r}); use run, write, symlink or template",
+                where=action.owner,
+            )
+        sha = sha256_bytes(action.content)
+        mode = 0o555 if action.is_executable else 0o444
+        current = None
+        with contextlib.suppress(OSError):
+            if not final.is_symlink() and final.is_file():
+                current = self.stat_cache.digest(final)
+        if current is None or current.sha256 != sha or current.executable != action.is_executable:
+            _remove(final)
+            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(action.content)
+            os.chmod(tmp, mode)
+            os.replace(tmp, final)
+            self.stat_cache.record_output(final, sha)
+        return ActionResult((OutputFile(out, sha, len(action.content), action.is_executable),))
+
+    # -- cache hits ------------------------------------------------------------
+
+    def materialize(self, result: ActionResult) -> bool:
+        """Put a cached result's outputs in the execroot; False if a blob is gone or corrupt."""
+        if self.cache is None:
+            return False
+        for f in result.files:
+            if not self._ensure_file(self.execroot / f.path, f):
+                return False
+        for t in result.trees:
+            root = self.execroot / t.path
+            want = {f.path for f in t.files}
+            if root.is_dir() and not root.is_symlink():
+                for dirpath, _dirs, names in os.walk(root):
+                    for name in names:
+                        p = Path(dirpath) / name
+                        if p.relative_to(root).as_posix() not in want:
+                            p.unlink()
+            else:
+                _remove(root)
+                root.mkdir(parents=True)
+            for f in t.files:
+                if not self._ensure_file(root / f.path, f):
+                    return False
+        return True
+
+    def _ensure_file(self, final: Path, f: OutputFile) -> bool:
+        assert self.cache is not None
+        with contextlib.suppress(OSError):
+            if not final.is_symlink():
+                have = self.stat_cache.digest(final)
+                if have.sha256 == f.sha256 and have.executable == f.executable:
+                    return True
+        if final.is_symlink():
+            final.unlink()
+        if not self.cache.get_blob(f.sha256, final):
+            return False
+        os.chmod(final, 0o555 if f.executable else 0o444)
+        self.stat_cache.record_output(final, f.sha256)
+        return True

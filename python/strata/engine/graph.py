@@ -1,0 +1,136 @@
+"""The action graph: which action produces each generated file, and in what order to run them.
+
+Built from the flat list of `Action`s analysis returns. Every execroot path
+under `bazel-out/` must have exactly one producer; anything else is a source
+file. We check the whole graph up front (duplicate producers, generated
+inputs nobody produces, cycles) so a build never fails half-way for a reason
+that was visible before the first action ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from strata.engine.action import Action
+from strata.errors import UserError
+
+GENERATED_PREFIX = "bazel-out/"
+
+
+def is_generated(path: str) -> bool:
+    return path.startswith(GENERATED_PREFIX)
+
+
+def action_outputs(action: Action) -> tuple[str, ...]:
+    return action.outputs + action.output_dirs
+
+
+def action_inputs(action: Action) -> tuple[str, ...]:
+    """Declared inputs, plus a symlink's target (it must exist before the link is made)."""
+    if action.kind == "symlink" and action.symlink_target not in action.inputs:
+        return action.inputs + (action.symlink_target,)
+    return action.inputs
+
+
+@dataclass(frozen=True)
+class ActionGraph:
+    actions: tuple[Action, ...]
+    producer: dict[str, int]
+    """Generated execroot path (file or tree artifact) → index into `actions`."""
+
+    def producer_of(self, path: str) -> Action | None:
+        i = self.producer.get(path)
+        return None if i is None else self.actions[i]
+
+    def deps(self, index: int) -> list[int]:
+        """Indices of the actions producing `actions[index]`'s generated inputs (sorted)."""
+        found = {self.producer[p] for p in action_inputs(self.actions[index]) if p in self.producer}
+        return sorted(found)
+
+    def closure(self, paths: Iterable[str]) -> list[int]:
+        """Indices of every action needed to produce `paths`, dependencies before dependents."""
+        order: list[int] = []
+        seen: set[int] = set()
+        stack = [
+            (i, False) for i in sorted({self.producer[p] for p in paths if p in self.producer})
+        ]
+        stack.reverse()
+        while stack:
+            i, expanded = stack.pop()
+            if expanded:
+                order.append(i)
+                continue
+            if i in seen:
+                continue
+            seen.add(i)
+            stack.append((i, True))
+            stack.extend((d, False) for d in reversed(self.deps(i)) if d not in seen)
+        return order
+
+
+def build_graph(actions: Sequence[Action]) -> ActionGraph:
+    producer: dict[str, int] = {}
+    for i, action in enumerate(actions):
+        for out in action_outputs(action):
+            if not is_generated(out):
+                raise UserError(
+                    f"{action.mnemonic} declares an output outside bazel-out (got {out!r}); "
+                    "declare outputs with ctx.actions.declare_file",
+                    where=action.owner,
+                )
+            if out in producer:
+                other = actions[producer[out]]
+                raise UserError(
+                    f"output {out} is produced by two actions (got {other.owner} "
+                    f"{other.mnemonic} and {action.owner} {action.mnemonic}); "
+                    "give each action its own output file",
+                    where=action.owner,
+                )
+            producer[out] = i
+    for action in actions:
+        for path in action_inputs(action):
+            if is_generated(path) and path not in producer:
+                raise UserError(
+                    f"{action.mnemonic} reads a generated file no action produces (got {path}); "
+                    "declare it as an output of some action or depend on the target that does",
+                    where=action.owner,
+                )
+    graph = ActionGraph(tuple(actions), producer)
+    cycle = find_cycle(graph)
+    if cycle:
+        shown = " -> ".join(f"{a.owner} ({a.mnemonic})" for a in (graph.actions[i] for i in cycle))
+        raise UserError(
+            f"dependency cycle between actions (got {shown}); "
+            "break the cycle so no action needs its own output",
+            where=graph.actions[cycle[0]].owner,
+        )
+    return graph
+
+
+def find_cycle(graph: ActionGraph) -> list[int]:
+    """One cycle as action indices, first repeated at the end; empty if the graph is acyclic."""
+    white, grey, black = 0, 1, 2
+    color = [white] * len(graph.actions)
+    for start in range(len(graph.actions)):
+        if color[start] != white:
+            continue
+        path: list[int] = []
+        stack: list[tuple[int, list[int]]] = [(start, graph.deps(start))]
+        color[start] = grey
+        path.append(start)
+        while stack:
+            node, todo = stack[-1]
+            if not todo:
+                stack.pop()
+                path.pop()
+                color[node] = black
+                continue
+            nxt = todo.pop(0)
+            if color[nxt] == grey:
+                return path[path.index(nxt) :] + [nxt]
+            if color[nxt] == white:
+                color[nxt] = grey
+                path.append(nxt)
+                stack.append((nxt, graph.deps(nxt)))
+    return []

@@ -1,0 +1,115 @@
+"""The one reporter: everything a build tells the user goes through here.
+
+Engine modules never print; they call a `Reporter`. On a terminal it keeps a
+single status line (`[done/total] running: Mnemonic //label, ...`) rewritten
+in place; elsewhere (CI logs, pipes) it stays quiet except for what matters:
+action output, warnings, `--explain` lines, failures and the final summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from strata.engine.action import Action
+
+
+@dataclass
+class BuildStats:
+    total: int = 0
+    executed: int = 0
+    cache_hits: int = 0
+    in_process: int = 0
+    failed: int = 0
+    executed_labels: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"{self.total} actions: {self.executed} executed, {self.cache_hits} cache hits"
+        if self.in_process:
+            text += f", {self.in_process} in-process"
+        if self.failed:
+            text += f", {self.failed} failed"
+        return text
+
+
+class Reporter:
+    def __init__(self, stream: TextIO, *, tty: bool | None = None, explain: bool = False) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.explain_enabled = explain
+        self.stats = BuildStats()
+        self._done = 0
+        self._running: dict[int, Action] = {}
+        self._status_shown = False
+
+    # -- status line -----------------------------------------------------------
+
+    def _clear(self) -> None:
+        if self._status_shown:
+            self.stream.write("\r\x1b[K")
+            self._status_shown = False
+
+    def _status(self) -> None:
+        if not self.tty:
+            return
+        running = ", ".join(f"{a.mnemonic} {a.owner}" for a in list(self._running.values())[:3])
+        more = len(self._running) - 3
+        if more > 0:
+            running += f" (+{more})"
+        line = f"[{self._done}/{self.stats.total}] {running}" if running else ""
+        self.stream.write("\r\x1b[K" + line[:200])
+        self.stream.flush()
+        self._status_shown = bool(line)
+
+    def _line(self, text: str) -> None:
+        self._clear()
+        self.stream.write(text.rstrip("\n") + "\n")
+        self.stream.flush()
+        self._status()
+
+    # -- events ----------------------------------------------------------------
+
+    def build_started(self, total: int) -> None:
+        self.stats.total = total
+        self._status()
+
+    def action_started(self, action_id: int, action: Action) -> None:
+        self._running[action_id] = action
+        self._status()
+
+    def action_finished(self, action_id: int, action: Action, how: str, output: str = "") -> None:
+        """`how` is `executed`, `cache_hit`, `in_process` or `failed`."""
+        self._running.pop(action_id, None)
+        self._done += 1
+        if how == "executed":
+            self.stats.executed += 1
+            self.stats.executed_labels.append(f"{action.owner} {action.mnemonic}")
+        elif how == "cache_hit":
+            self.stats.cache_hits += 1
+        elif how == "in_process":
+            self.stats.in_process += 1
+        elif how == "failed":
+            self.stats.failed += 1
+        if output.strip():
+            self._line(f"INFO: From {action.progress_message or action.mnemonic}:\n{output}")
+        else:
+            self._status()
+
+    def explain(self, action: Action, reasons: list[str]) -> None:
+        if self.explain_enabled:
+            first = (action.outputs + action.output_dirs + ("",))[0]
+            why = "; ".join(reasons)
+            self._line(f"explain: {action.owner} {action.mnemonic} {first}: {why}")
+
+    def error(self, text: str) -> None:
+        self._line(f"error: {text}")
+
+    def warning(self, text: str) -> None:
+        self._line(f"warning: {text}")
+
+    def info(self, text: str) -> None:
+        self._line(text)
+
+    def build_finished(self) -> None:
+        self._running.clear()
+        self._line(self.stats.summary())

@@ -1,0 +1,269 @@
+"""Running the part of the action graph a build needs, in dependency order, in parallel.
+
+One loop, no threads: a ready queue of actions whose inputs exist; each is
+first tried against the cache (key → action result → outputs from CAS), then
+started as a subprocess while fewer than `jobs` are running. The loop sleeps
+in `select` on pidfds until some process exits, collects it, and releases its
+dependents. The first failure stops the build (running actions are killed)
+unless `keep_going`, which builds everything not downstream of a failure.
+
+The action log keeps the key material of the last run of every action
+(by owner, mnemonic and first output) so `--explain` can say what changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from strata.canonical import json_bytes
+from strata.engine.action import Action
+from strata.engine.actionkey import action_key, explain_difference, key_material
+from strata.engine.cache import ActionResult
+from strata.engine.digests import tree_digest, tree_listing
+from strata.engine.executor import Executor, Running
+from strata.engine.graph import ActionGraph, is_generated
+from strata.engine.report import BuildStats, Reporter
+from strata.errors import UserError
+from strata.fsutil import write_bytes_atomic
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    jobs: int = 4
+    keep_going: bool = False
+    verbose_failures: bool = False
+
+
+class ActionLog:
+    """Last key material per action identity, persisted in the output base for `--explain`."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._dirty = False
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                raw = json.loads(path.read_bytes())
+                if isinstance(raw, dict):
+                    self._entries = raw
+
+    @staticmethod
+    def identity(action: Action) -> str:
+        first = (action.outputs + action.output_dirs + ("",))[0]
+        return f"{action.owner} {action.mnemonic} {first}"
+
+    def get(self, action: Action) -> dict[str, Any] | None:
+        return self._entries.get(self.identity(action))
+
+    def put(self, action: Action, material: dict[str, Any]) -> None:
+        self._entries[self.identity(action)] = material
+        self._dirty = True
+
+    def save(self) -> None:
+        if self._path is not None and self._dirty:
+            write_bytes_atomic(self._path, json_bytes(self._entries))
+            self._dirty = False
+
+
+class BuildFailed(UserError):
+    """Raised after `--keep_going` built what it could; each failure was already reported."""
+
+
+@dataclass
+class _Slot:
+    index: int
+    running: Running
+    pidfd: int
+    material: dict[str, Any]
+    key: str
+
+
+class Scheduler:
+    def __init__(
+        self,
+        graph: ActionGraph,
+        executor: Executor,
+        reporter: Reporter,
+        options: BuildOptions,
+        action_log: ActionLog,
+    ) -> None:
+        self.graph = graph
+        self.executor = executor
+        self.reporter = reporter
+        self.options = options
+        self.log = action_log
+        self.digests: dict[str, str] = {}
+        """Digest of every generated path built so far (sha256, or tree digest)."""
+
+    def build(self, wanted: Iterable[str]) -> BuildStats:
+        """Produce the generated files in `wanted` (execroot paths); raises on failure."""
+        order = self.graph.closure(wanted)
+        waiting = {i: set(self.graph.deps(i)) for i in order}
+        dependents: dict[int, list[int]] = {i: [] for i in order}
+        for i in order:
+            for d in waiting[i]:
+                dependents[d].append(i)
+        ready = deque(i for i in order if not waiting[i])
+        slots: dict[int, _Slot] = {}
+        failures: list[UserError] = []
+        self.reporter.build_started(len(order))
+
+        def done(i: int, result: ActionResult) -> None:
+            for f in result.files:
+                self.digests[f.path] = f.sha256
+            for t in result.trees:
+                self.digests[t.path] = tree_digest(
+                    [(f.path, f.sha256, f.size, f.executable) for f in t.files]
+                )
+            for j in dependents[i]:
+                waiting[j].discard(i)
+                if not waiting[j]:
+                    ready.append(j)
+
+        def failed(i: int, err: UserError) -> None:
+            self.reporter.action_finished(i, self.graph.actions[i], "failed")
+            failures.append(err)
+            if self.options.keep_going:
+                self.reporter.error(str(err))
+
+        try:
+            while ready or slots:
+                while ready and len(slots) < max(1, self.options.jobs):
+                    if failures and not self.options.keep_going:
+                        break
+                    i = ready.popleft()
+                    try:
+                        outcome = self._begin(i)
+                    except UserError as err:
+                        failed(i, err)
+                        continue
+                    if isinstance(outcome, _Slot):
+                        slots[outcome.pidfd] = outcome
+                    else:
+                        done(i, outcome)
+                if failures and not self.options.keep_going:
+                    break
+                if slots:
+                    slot = slots.pop(self._wait_any(slots))
+                    try:
+                        result = self._end(slot)
+                    except UserError as err:
+                        failed(slot.index, err)
+                        continue
+                    done(slot.index, result)
+        finally:
+            self._kill(slots)
+            self.reporter.build_finished()
+        if failures and not self.options.keep_going:
+            raise failures[0]
+        if failures:
+            raise BuildFailed(
+                f"build did not complete (got {len(failures)} failed actions); "
+                "fix the errors reported above",
+                where="strata build",
+            )
+        return self.reporter.stats
+
+    # -- one action ------------------------------------------------------------
+
+    def _input_digests(self, action: Action) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for path in action.inputs:
+            if is_generated(path):
+                out[path] = self.digests[path]
+                continue
+            real = self.executor.source_path(path)
+            try:
+                if real.is_dir():
+                    out[path] = tree_digest(tree_listing(real, self.executor.stat_cache))
+                else:
+                    out[path] = self.executor.stat_cache.digest(real).sha256
+            except OSError:
+                raise UserError(
+                    f"{action.mnemonic} needs a source file that does not exist (got {path}); "
+                    "create it or remove it from the rule's inputs",
+                    where=action.owner,
+                ) from None
+        return out
+
+    def _begin(self, i: int) -> ActionResult | _Slot:
+        action = self.graph.actions[i]
+        material = key_material(action, self._input_digests(action))
+        if action.kind != "run":
+            if action.kind == "symlink":
+                target = action.symlink_target
+                if target not in self.digests:
+                    real = self.executor.input_path(target)
+                    with contextlib.suppress(OSError):
+                        self.digests[target] = self.executor.stat_cache.digest(real).sha256
+            result = self.executor.run_in_process(action, self.digests)
+            self.reporter.action_finished(i, action, "in_process")
+            return result
+        key = action_key(material)
+        cache = self.executor.cache
+        cacheable = cache is not None and "no-cache" not in action.tags
+        cached = cache.get_action_result(key) if cache is not None and cacheable else None
+        if cached is not None and self.executor.materialize(cached):
+            self.reporter.action_finished(i, action, "cache_hit")
+            self.log.put(action, material)
+            return cached
+        self.reporter.explain(action, self._reasons(action, material, cached, cacheable))
+        running = self.executor.start(action)
+        self.reporter.action_started(i, action)
+        return _Slot(i, running, os.pidfd_open(running.process.pid), material, key)
+
+    def _reasons(
+        self, action: Action, material: dict[str, Any], cached: ActionResult | None, cacheable: bool
+    ) -> list[str]:
+        if not cacheable:
+            return ["caching is off for this action (no-cache tag or no cache)"]
+        if cached is not None:
+            return ["cache entry found but an output blob is missing or corrupt"]
+        previous = self.log.get(action)
+        if previous is None:
+            return ["no cache entry and no earlier run recorded"]
+        reasons = explain_difference(previous, material)
+        return reasons or ["no cache entry for an unchanged action (cache cleared?)"]
+
+    def _end(self, slot: _Slot) -> ActionResult:
+        action = slot.running.action
+        try:
+            finished = self.executor.finish(slot.running, verbose=self.options.verbose_failures)
+        finally:
+            os.close(slot.pidfd)
+        cache = self.executor.cache
+        if cache is not None and "no-cache" not in action.tags:
+            cache.put_action_result(slot.key, finished.result)
+        self.log.put(action, slot.material)
+        self.reporter.action_finished(slot.index, action, "executed", finished.output)
+        return finished.result
+
+    @staticmethod
+    def _wait_any(slots: dict[int, _Slot]) -> int:
+        """Block until one running action exits; returns its pidfd."""
+        with selectors.DefaultSelector() as sel:
+            for fd in slots:
+                sel.register(fd, selectors.EVENT_READ)
+            events = sel.select()
+        return events[0][0].fd
+
+    @staticmethod
+    def _kill(slots: dict[int, _Slot]) -> None:
+        for slot in slots.values():
+            proc = slot.running.process
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            os.close(slot.pidfd)
+            shutil.rmtree(slot.running.sandbox, ignore_errors=True)
+        slots.clear()

@@ -1,0 +1,77 @@
+"""Hand-made actions and a tiny workspace for the execution-engine tests."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from strata.engine.action import Action
+from strata.engine.build import ExecutionConfig, execute
+from strata.engine.outputbase import OutputBase
+from strata.engine.report import BuildStats, Reporter
+from strata.engine.scheduler import BuildOptions
+
+BIN = "bazel-out/k8-fastbuild/bin"
+
+
+def sh(
+    owner: str,
+    script: str,
+    inputs: list[str],
+    outputs: list[str],
+    *,
+    mnemonic: str = "Genrule",
+    output_dirs: tuple[str, ...] = (),
+    env: tuple[tuple[str, str], ...] = (),
+    tags: tuple[str, ...] = (),
+) -> Action:
+    return Action(
+        owner=owner,
+        mnemonic=mnemonic,
+        progress_message=f"Executing {mnemonic} {owner}",
+        argv=("/bin/sh", "-c", script),
+        env=env,
+        inputs=tuple(sorted(inputs)),
+        outputs=tuple(sorted(outputs)),
+        output_dirs=output_dirs,
+        tags=tags,
+    )
+
+
+@dataclass
+class Engine:
+    workspace: Path
+    output_base: Path
+    disk_cache: Path | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> OutputBase:
+        return OutputBase(self.output_base, self.workspace)
+
+    def out(self, path: str) -> Path:
+        return self.base.execroot / path
+
+    def build(
+        self,
+        actions: list[Action],
+        wanted: list[str] | None = None,
+        *,
+        explain: bool = False,
+        jobs: int = 2,
+        keep_going: bool = False,
+        verbose_failures: bool = False,
+    ) -> BuildStats:
+        stream = io.StringIO()
+        reporter = Reporter(stream, tty=False, explain=explain)
+        if wanted is None:
+            wanted = [o for a in actions for o in a.outputs + a.output_dirs]
+        config = ExecutionConfig(
+            BuildOptions(jobs=jobs, keep_going=keep_going, verbose_failures=verbose_failures),
+            disk_cache=self.disk_cache,
+        )
+        try:
+            return execute(self.base, actions, wanted, config, reporter)
+        finally:
+            self.log.append(stream.getvalue())

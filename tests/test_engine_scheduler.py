@@ -1,0 +1,290 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from enginekit import BIN, Engine, sh
+from strata.engine.action import Action
+from strata.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def eng(tmp_path: Path) -> Engine:
+    ws = tmp_path / "ws"
+    (ws / "pkg").mkdir(parents=True)
+    (ws / "WORKSPACE").write_text("")
+    (ws / "pkg" / "a.txt").write_text("alpha\n")
+    (ws / "pkg" / "b.txt").write_text("beta\n")
+    return Engine(ws, tmp_path / "ob")
+
+
+def chain() -> list[Action]:
+    """a.txt -> A; b.txt -> B; A + B -> C."""
+    return [
+        sh("//pkg:a", f"tr a-z A-Z < pkg/a.txt > {BIN}/pkg/A", ["pkg/a.txt"], [f"{BIN}/pkg/A"]),
+        sh("//pkg:b", f"tr a-z A-Z < pkg/b.txt > {BIN}/pkg/B", ["pkg/b.txt"], [f"{BIN}/pkg/B"]),
+        sh(
+            "//pkg:c",
+            f"cat {BIN}/pkg/A {BIN}/pkg/B > {BIN}/pkg/C",
+            [f"{BIN}/pkg/A", f"{BIN}/pkg/B"],
+            [f"{BIN}/pkg/C"],
+        ),
+    ]
+
+
+def test_builds_and_second_build_executes_nothing(eng: Engine) -> None:
+    stats = eng.build(chain())
+    assert (stats.executed, stats.cache_hits) == (3, 0)
+    assert eng.out(f"{BIN}/pkg/C").read_text() == "ALPHA\nBETA\n"
+    assert (eng.workspace / "strata-bin" / "pkg" / "C").read_text() == "ALPHA\nBETA\n"
+    stats = eng.build(chain())
+    assert (stats.total, stats.executed, stats.cache_hits) == (3, 0, 3)
+    assert eng.log[-1].strip().endswith("3 actions: 0 executed, 3 cache hits")
+
+
+def test_touch_without_change_executes_nothing(eng: Engine) -> None:
+    eng.build(chain())
+    src = eng.workspace / "pkg" / "a.txt"
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000_000))
+    assert eng.build(chain()).executed == 0
+
+
+def test_changed_input_reruns_exactly_dependents_and_explains(eng: Engine) -> None:
+    eng.build(chain())
+    (eng.workspace / "pkg" / "b.txt").write_text("gamma\n")
+    stats = eng.build(chain(), explain=True)
+    assert sorted(stats.executed_labels) == ["//pkg:b Genrule", "//pkg:c Genrule"]
+    assert stats.cache_hits == 1
+    assert eng.out(f"{BIN}/pkg/C").read_text() == "ALPHA\nGAMMA\n"
+    log = eng.log[-1]
+    assert f"explain: //pkg:b Genrule {BIN}/pkg/B: input pkg/b.txt changed" in log
+    assert f"explain: //pkg:c Genrule {BIN}/pkg/C: input {BIN}/pkg/B changed" in log
+    assert "//pkg:a" not in log
+
+
+def test_explain_reports_argv_and_env_changes(eng: Engine) -> None:
+    a = sh("//pkg:a", f"echo 1 > {BIN}/pkg/o", [], [f"{BIN}/pkg/o"], env=(("X", "1"),))
+    eng.build([a], explain=True)
+    assert "no cache entry and no earlier run recorded" in eng.log[-1]
+    b = sh("//pkg:a", f"echo 2 > {BIN}/pkg/o", [], [f"{BIN}/pkg/o"], env=(("X", "2"),))
+    eng.build([b], explain=True)
+    assert "command line changed; environment changed: X" in eng.log[-1]
+
+
+def test_reverting_an_input_is_a_cache_hit(eng: Engine) -> None:
+    eng.build(chain())
+    src = eng.workspace / "pkg" / "a.txt"
+    src.write_text("other\n")
+    assert eng.build(chain()).executed == 2
+    src.write_text("alpha\n")
+    stats = eng.build(chain())
+    assert (stats.executed, stats.cache_hits) == (0, 3)
+    assert eng.out(f"{BIN}/pkg/C").read_text() == "ALPHA\nBETA\n"
+
+
+def test_deleted_output_is_restored_from_cache(eng: Engine) -> None:
+    eng.build(chain())
+    eng.out(f"{BIN}/pkg/C").unlink()
+    stats = eng.build(chain())
+    assert (stats.executed, stats.cache_hits) == (0, 3)
+    assert eng.out(f"{BIN}/pkg/C").read_text() == "ALPHA\nBETA\n"
+
+
+def test_corrupted_cas_entry_is_detected_and_the_action_reruns(eng: Engine) -> None:
+    eng.build(chain())
+    c = eng.out(f"{BIN}/pkg/C")
+    import hashlib
+
+    sha = hashlib.sha256(c.read_bytes()).hexdigest()
+    blob = eng.output_base / "cache" / "cas" / sha[:2] / sha
+    assert blob.read_text() == "ALPHA\nBETA\n"
+    blob.chmod(0o644)
+    blob.write_text("ALPHA\nBOGUS\n")
+    c.unlink()
+    stats = eng.build(chain(), explain=True)
+    assert stats.executed_labels == ["//pkg:c Genrule"]
+    assert c.read_text() == "ALPHA\nBETA\n"
+    assert "cache entry found but an output blob is missing or corrupt" in eng.log[-1]
+    assert blob.read_text() == "ALPHA\nBETA\n"
+
+
+def test_missing_output_names_owner_mnemonic_and_path(eng: Engine) -> None:
+    a = sh("//pkg:lazy", f"touch {BIN}/pkg/one", [], [f"{BIN}/pkg/one", f"{BIN}/pkg/two"])
+    with pytest.raises(UserError) as info:
+        eng.build([a])
+    assert str(info.value) == (
+        f"//pkg:lazy: Genrule did not create declared output {BIN}/pkg/two (got missing); "
+        "make the command write every file the rule declares"
+    )
+    assert not eng.out(f"{BIN}/pkg/one").exists()
+
+
+def test_failing_action_shows_label_mnemonic_command_and_stderr(eng: Engine) -> None:
+    a = sh("//pkg:bad", "echo something broke >&2; exit 3", [], [f"{BIN}/pkg/x"], mnemonic="Boom")
+    with pytest.raises(UserError) as info:
+        eng.build([a])
+    assert str(info.value) == (
+        "//pkg:bad: Boom failed with exit status 3 (got command: "
+        "/bin/sh -c 'echo something broke >&2; exit 3'); see the action's output below\n"
+        "something broke"
+    )
+
+
+def test_failure_stops_the_build_unless_keep_going(eng: Engine) -> None:
+    bad = sh("//pkg:bad", "exit 1", [], [f"{BIN}/pkg/x"])
+    after = sh("//pkg:after", f"cp {BIN}/pkg/x {BIN}/pkg/y", [f"{BIN}/pkg/x"], [f"{BIN}/pkg/y"])
+    good = sh("//pkg:good", f"echo ok > {BIN}/pkg/g", [], [f"{BIN}/pkg/g"])
+    with pytest.raises(UserError, match="build did not complete \\(got 1 failed actions\\)"):
+        eng.build([bad, after, good], jobs=1, keep_going=True)
+    assert eng.out(f"{BIN}/pkg/g").read_text() == "ok\n"
+    assert not eng.out(f"{BIN}/pkg/y").exists()
+    assert "error: //pkg:bad: Genrule failed with exit status 1" in eng.log[-1]
+
+
+def test_sandbox_has_only_declared_inputs_and_a_scrubbed_env(eng: Engine, tmp_path: Path) -> None:
+    stray = tmp_path / "stray-marker"
+    script = (
+        f"ls -R pkg > {BIN}/pkg/seen; env | sort > {BIN}/pkg/env; "
+        f"echo junk > junk.txt; mkdir -p {BIN}/pkg && echo x > {BIN}/pkg/undeclared"
+    )
+    a = sh(
+        "//pkg:s",
+        script,
+        ["pkg/a.txt"],
+        [f"{BIN}/pkg/seen", f"{BIN}/pkg/env"],
+        env=(("LANG", "C"),),
+    )
+    eng.build([a])
+    assert eng.out(f"{BIN}/pkg/seen").read_text().split() == ["pkg:", "a.txt"]
+    env = dict(line.split("=", 1) for line in eng.out(f"{BIN}/pkg/env").read_text().splitlines())
+    assert env["PATH"] == "/bin:/usr/bin" and env["LANG"] == "C"
+    assert "HOME" not in env and "PYTHONPATH" not in env
+    assert not eng.out("junk.txt").exists()
+    assert not eng.out(f"{BIN}/pkg/undeclared").exists()
+    assert not stray.exists()
+    assert list((eng.output_base / "sandbox").iterdir()) == []
+
+
+def test_independent_actions_run_in_parallel(eng: Engine, tmp_path: Path) -> None:
+    meet = tmp_path / "meet"
+    meet.mkdir()
+
+    def waiter(me: str, other: str) -> Action:
+        script = (
+            f"touch {meet}/{me}; i=0; while [ ! -e {meet}/{other} ] && [ $i -lt 300 ]; "
+            f"do sleep 0.05; i=$((i+1)); done; test -e {meet}/{other} && echo {me} > {BIN}/{me}"
+        )
+        return sh(f"//:{me}", script, [], [f"{BIN}/{me}"])
+
+    stats = eng.build([waiter("p", "q"), waiter("q", "p")], jobs=2)
+    assert stats.executed == 2
+
+
+def test_tree_artifacts_and_in_process_actions(eng: Engine) -> None:
+    tree = f"{BIN}/pkg/tree"
+    actions = [
+        Action(
+            owner="//pkg:w",
+            mnemonic="FileWrite",
+            progress_message="",
+            kind="write",
+            outputs=(f"{BIN}/pkg/list",),
+            content=b"x y z\n",
+        ),
+        sh(
+            "//pkg:t",
+            f"for n in $(cat {BIN}/pkg/list); do echo $n > {tree}/$n; done",
+            [f"{BIN}/pkg/list"],
+            [],
+            output_dirs=(tree,),
+        ),
+        sh(
+            "//pkg:u",
+            f"ls {tree} > {BIN}/pkg/ls; cat {tree}/y >> {BIN}/pkg/ls",
+            [tree],
+            [f"{BIN}/pkg/ls"],
+        ),
+        Action(
+            owner="//pkg:l",
+            mnemonic="Symlink",
+            progress_message="",
+            kind="symlink",
+            outputs=(f"{BIN}/pkg/link",),
+            symlink_target=f"{BIN}/pkg/ls",
+        ),
+    ]
+    stats = eng.build(actions)
+    assert (stats.executed, stats.in_process) == (2, 2)
+    assert eng.out(f"{BIN}/pkg/link").read_text() == "x\ny\nz\ny\n"
+    import shutil
+
+    shutil.rmtree(eng.out(tree))
+    stats = eng.build(actions)
+    assert (stats.executed, stats.cache_hits) == (0, 2)
+    assert sorted(p.name for p in eng.out(tree).iterdir()) == ["x", "y", "z"]
+
+
+DRIVER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[4])
+    from enginekit import BIN, Engine, sh
+    ws, ob, cache = map(Path, sys.argv[1:4])
+    actions = [
+        sh(f"//:{i}", f"head -c 200000 /dev/zero | tr '\\\\0' {i % 10} > {BIN}/o{i}", [],
+           [f"{BIN}/o{i}"])
+        for i in range(12)
+    ]
+    actions.append(sh("//:all", f"cat {BIN}/o* > {BIN}/all",
+                      [f"{BIN}/o{i}" for i in range(12)], [f"{BIN}/all"]))
+    stats = Engine(ws, ob, cache).build(actions, jobs=2)
+    print(stats.executed + stats.cache_hits)
+    """
+)
+
+
+def test_two_concurrent_builds_share_one_cache(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "WORKSPACE").write_text("")
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    cache = tmp_path / "shared-cache"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(driver),
+                str(ws),
+                str(tmp_path / f"ob{n}"),
+                str(cache),
+                str(ROOT / "tests"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out.strip() == "13"
+    for n in range(2):
+        data = (tmp_path / f"ob{n}" / "execroot" / "__main__" / BIN / "all").read_bytes()
+        assert len(data) == 12 * 200000
+    third = Engine(ws, tmp_path / "ob3", cache).build([], [])
+    assert third.total == 0
+    leftovers = [p for p in cache.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
