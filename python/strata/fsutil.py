@@ -1,7 +1,7 @@
 """Atomic file and directory writes.
 
 An output either appears whole under its final name or not at all: we write
-beside it (same directory, so rename is atomic), fsync, then rename. A crash or
+beside it (same directory, so rename is atomic), fsync (for caches), then rename. A crash or
 an error leaves no half-written file under the final name.
 """
 
@@ -17,8 +17,14 @@ from typing import BinaryIO
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Open a temporary file next to `path`; on clean exit fsync and rename it into place."""
+def atomic_file(
+    path: str | os.PathLike[str], mode: int = 0o644, *, durable: bool = True
+) -> Iterator[BinaryIO]:
+    """Open a temporary file next to `path`; on clean exit (fsync and) rename it into place.
+
+    `durable=False` skips the fsync: right for build outputs, which the engine
+    re-checks by digest, and costly for large layers; caches keep it on.
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
@@ -26,7 +32,8 @@ def atomic_file(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[Bin
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, final)
     except BaseException:

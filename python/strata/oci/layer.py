@@ -82,7 +82,7 @@ def write_layer(
     owner: Ownership = Ownership(),
 ) -> LayerDescriptor:
     """Write a layer blob whose tar members `fill` adds; return its digests and sizes."""
-    with atomic_file(out_path) as f:
+    with atomic_file(out_path, durable=False) as f:
         blob = DigestingWriter(f)
         with compressing(compressor, blob) as sink:
             raw = DigestingWriter(sink) if compressor != "none" else blob
