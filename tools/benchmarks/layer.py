@@ -103,9 +103,8 @@ def main() -> int:
     try:
         t0 = time.perf_counter()
         files, size = generate(tree, args.size_mib)
-        print(
-            f"tree: {files} files, {size / 2**20:.0f} MiB (generated in {time.perf_counter() - t0:.1f}s)"
-        )
+        took = time.perf_counter() - t0
+        print(f"tree: {files} files, {size / 2**20:.0f} MiB (generated in {took:.1f}s)")
         out = work / "out"
         base_cmd = [f"tar --sort=name -cf - -C {tree} . | tee {out} | openssl dgst -sha256"]
         ours = [py, "-c", OURS, str(tree), str(out), "none"]
@@ -116,7 +115,8 @@ def main() -> int:
         print(f"floor  tar|tee|openssl : {base_t:6.2f}s  {size / base_t / 2**20:7.0f} MiB/s")
         print(
             f"strata layer (none)    : {ours_t:6.2f}s  {size / ours_t / 2**20:7.0f} MiB/s"
-            f"  ratio {ours_t / base_t:.2f}x (goal <= 1.3x)  peak RSS {rss / 1024:.0f} MiB (goal <= 150)"
+            f"  ratio {ours_t / base_t:.2f}x (goal <= 1.3x)"
+            f"  peak RSS {rss / 1024:.0f} MiB (goal <= 150)"
         )
         for kind, tool in (("gzip", "pigz"), ("zstd", "zstd")):
             ours_c = [py, "-c", OURS, str(tree), str(out), kind]
