@@ -20,6 +20,7 @@ from strata.errors import UserError
 ACTIONS: dict[str, str] = {
     # mnemonic: "strata.actions.<module>:<function>"
     "Layer": "strata.actions.layer:run",
+    "ImageAssemble": "strata.actions.image:assemble_image",
 }
 
 

@@ -162,7 +162,9 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     return out
 
 
-def parse_created(value: str | None, *, now: dt.datetime | None = None) -> tuple[str, list[str]]:
+def parse_created(
+    value: str | None, *, now: dt.datetime | None = None, where: str = "created"
+) -> tuple[str, list[str]]:
     """Resolve `created` to an RFC 3339 timestamp; return it and any warnings.
 
     "now" is allowed but makes every build differ, so it comes with a warning
@@ -182,14 +184,14 @@ def parse_created(value: str | None, *, now: dt.datetime | None = None) -> tuple
         raise UserError(
             f'created must be an RFC 3339 time or "now" (got {value!r}); '
             f'write e.g. "{DEFAULT_CREATED}"',
-            where="created",
+            where=where,
         )
     try:
         created_epoch(value)
     except ValueError:
         raise UserError(
             f'created is not a real date (got {value!r}); write e.g. "{DEFAULT_CREATED}"',
-            where="created",
+            where=where,
         ) from None
     return value, []
 

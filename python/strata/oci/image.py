@@ -104,7 +104,7 @@ def assemble(
     by diff_id, so an image's tag changes exactly when its content does.
     """
     user_fields = validate_config(fields if fields is not None else {}, where)
-    created_at, warnings = parse_created(created)
+    created_at, warnings = parse_created(created, where=where)
     all_layers = (*(base.layers if base else ()), *layers)
     config = build_config(
         platform=platform,

@@ -1,0 +1,159 @@
+"""`ImageAssemble`: layers (+ a base image) and a config → docker-archive and/or OCI layout.
+
+Request (keys sorted, `schema_version` 1):
+
+    architecture   "x86_64" | "aarch64" | ... (default "x86_64")
+    base           optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
+    config         {"Env": [...], "Cmd": [...], ...}
+    created        optional RFC 3339 time or "now"
+    layers         [{"blob": path, "descriptor": path}, ...] (Layer action outputs)
+    name, tag      image name (tag defaults to a content hash)
+    os             default "linux"
+    outputs        {"docker_archive": path, "oci_layout": dir, "image_info": path}
+                   (at least one image output)
+
+Warnings (e.g. `created = "now"`) go to stderr; all outputs appear or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from strata.actions.request import field
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.fsutil import write_bytes_atomic
+from strata.oci.base import Selector, load_base
+from strata.oci.compress import check_compressor
+from strata.oci.docker_archive import write_docker_archive
+from strata.oci.image import Blob, Image, assemble
+from strata.oci.layer import LayerDescriptor
+from strata.oci.oci_layout import write_oci_layout
+from strata.oci.platform import parse_platform
+
+_KEYS = {
+    "architecture",
+    "base",
+    "config",
+    "created",
+    "layers",
+    "name",
+    "os",
+    "outputs",
+    "schema_version",
+    "tag",
+}
+_OUTPUTS = ("docker_archive", "image_info", "oci_layout")
+
+
+def check_keys(req: dict[str, Any], allowed: set[str] | tuple[str, ...], where: str) -> None:
+    for key in req:
+        if key not in allowed:
+            raise UserError(
+                f"unknown request key (got {key!r}); allowed keys: {', '.join(sorted(allowed))}",
+                where=where,
+            )
+
+
+def load_layer(item: Any, where: str) -> Blob:
+    if not isinstance(item, dict):
+        raise UserError(
+            f'each layer must be {{"blob": path, "descriptor": path}} (got {item!r})',
+            where=where,
+        )
+    check_keys(item, ("blob", "descriptor"), where)
+    blob = Path(field(item, "blob", str, where))
+    desc_path = Path(field(item, "descriptor", str, where))
+    try:
+        data = json.loads(desc_path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise UserError(
+            f"cannot read layer descriptor (got {desc_path}: {e}); "
+            "pass the .json output of a Layer action",
+            where=where,
+        ) from None
+    desc = LayerDescriptor.from_json(data if isinstance(data, dict) else {}, str(desc_path))
+    check_compressor(desc.compressor, str(desc_path))
+    try:
+        size = blob.stat().st_size
+    except OSError:
+        raise UserError(f"layer blob not found (got {blob}); check the path", where=where) from None
+    if size != desc.size:
+        raise UserError(
+            f"layer blob size differs from its descriptor (got {size}, expected {desc.size}) "
+            f"for {blob}; pass the blob and descriptor of the same Layer action",
+            where=where,
+        )
+    return Blob(blob, desc.digest, desc.size, desc.diff_id, desc.compressor)
+
+
+def outputs_of(req: dict[str, Any], where: str) -> dict[str, Path]:
+    outputs = field(req, "outputs", dict, where)
+    check_keys(outputs, _OUTPUTS, where)
+    paths = {k: Path(field(outputs, k, str, where)) for k in _OUTPUTS if k in outputs}
+    if "docker_archive" not in paths and "oci_layout" not in paths:
+        raise UserError(
+            "outputs has no image output (got keys: "
+            f"{', '.join(sorted(outputs)) or 'none'}); give docker_archive and/or oci_layout",
+            where=where,
+        )
+    return paths
+
+
+def write_outputs(images: list[Image], paths: dict[str, Path], info: dict[str, Any]) -> None:
+    """Write every requested output; if one fails, remove those already written."""
+    done: list[Path] = []
+    try:
+        if "docker_archive" in paths:
+            write_docker_archive(paths["docker_archive"], images)
+            done.append(paths["docker_archive"])
+        if "oci_layout" in paths:
+            write_oci_layout(paths["oci_layout"], images)
+            done.append(paths["oci_layout"])
+        if "image_info" in paths:
+            write_bytes_atomic(paths["image_info"], json_bytes(info) + b"\n")
+    except BaseException:
+        for p in done:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+        raise
+
+
+def assemble_image(req: dict[str, Any], where: str) -> None:
+    check_keys(req, _KEYS, where)
+    paths = outputs_of(req, where)
+    platform = parse_platform(
+        field(req, "architecture", str, where, "x86_64"),
+        field(req, "os", str, where, "linux"),
+        where=where,
+    )
+    layers = [load_layer(item, where) for item in field(req, "layers", list, where, [])]
+    base_req = field(req, "base", (dict, type(None)), where, None)
+    with tempfile.TemporaryDirectory(prefix="strata-base-") as work:
+        base = None
+        if base_req is not None:
+            check_keys(base_req, ("name", "path"), where)
+            selector = Selector(field(base_req, "name", str, where, ""), platform)
+            base = load_base(field(base_req, "path", str, where), selector, Path(work))
+        result = assemble(
+            layers=layers,
+            fields=field(req, "config", dict, where, {}),
+            platform=platform,
+            created=field(req, "created", (str, type(None)), where, None),
+            name=field(req, "name", str, where),
+            tag=field(req, "tag", (str, type(None)), where, None),
+            base=base,
+            where=where,
+        )
+        for warning in result.warnings:
+            print(f"warning: {where}: {warning}", file=sys.stderr)
+        write_outputs([result.image], paths, result.image.info())

@@ -1,0 +1,378 @@
+"""Reading a base image: a docker-archive or an OCI image layout, fully verified.
+
+A base image comes from outside (a `docker save`, a pulled layout), so every
+member name is checked before use (no `..`, no absolute paths), every blob is
+hashed and compared with the digest that names it, and every plain-tar layer
+with its config `diff_id`. Layer bytes are never re-tarred: they are copied
+verbatim into outputs, so an uncompressed base layer stays uncompressed.
+
+docker-archive: both the legacy `docker save` layout (`<id>/layer.tar`,
+`<hex>.json`) and the newer one (`blobs/sha256/<hex>`, Docker 25+) are read
+through `manifest.json` (https://github.com/moby/moby/blob/master/image/spec/v1.2.md);
+a layer is extracted once, hashing it on the way, into a work directory.
+OCI layout: `index.json`, nested indexes followed, a manifest chosen by
+`org.opencontainers.image.ref.name` and/or platform
+(https://github.com/opencontainers/image-spec/blob/main/image-layout.md);
+layer blobs are used in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from strata.errors import UserError
+from strata.oci.compress import detect_compressor, open_decompressed
+from strata.oci.image import BaseImage, Blob
+from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
+from strata.oci.platform import Platform
+from strata.oci.reference import split_tag
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which image to take from an archive or layout holding several."""
+
+    name: str = ""
+    """`name:tag`, or just a tag for an OCI layout's ref.name."""
+    platform: Platform | None = None
+
+
+def load_base(path: str | os.PathLike[str], selector: Selector, workdir: Path) -> BaseImage:
+    """Read the base image at `path` (a docker-archive file or an OCI layout directory)."""
+    p = Path(path)
+    where = str(p)
+    if p.is_dir():
+        if not (p / "oci-layout").is_file():
+            raise UserError(
+                "base image directory is not an OCI image layout (no oci-layout file); "
+                "give an OCI layout directory or a docker-archive tar",
+                where=where,
+            )
+        return read_oci_layout(p, selector)
+    if not p.is_file():
+        raise UserError("base image not found; check the base path", where=where)
+    return read_docker_archive(p, selector, workdir)
+
+
+def _safe_member(name: str, archive: str) -> str:
+    norm = posixpath.normpath(name) if name else name
+    if (
+        not name
+        or name.startswith("/")
+        or norm == ".."
+        or norm.startswith("../")
+        or ".." in name.split("/")
+    ):
+        raise UserError(
+            f"archive member escapes the archive (got {name!r}); "
+            "rebuild the base archive with relative member names",
+            where=archive,
+        )
+    return norm
+
+
+def _hex_named(name: str) -> str | None:
+    """The sha256 a member name claims (`<hex>.json`, `blobs/sha256/<hex>`), if any."""
+    stem = posixpath.basename(name)
+    if stem.endswith(".json"):
+        stem = stem[: -len(".json")]
+    if len(stem) == 64 and all(c in "0123456789abcdef" for c in stem):
+        return stem
+    return None
+
+
+def _mismatch(what: str, expected: str, actual: str, where: str) -> UserError:
+    return UserError(
+        f"{what} digest mismatch (got {actual}, expected {expected}); "
+        "the base image is corrupt or was modified: fetch it again",
+        where=where,
+    )
+
+
+class _Archive:
+    """A docker-archive tar with checked member names."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = str(path)
+        try:
+            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by read_docker_archive
+        except tarfile.TarError as e:
+            raise UserError(
+                f"base image is not a tar archive ({e}); give a docker-archive "
+                "(docker save) or an OCI layout directory",
+                where=self.where,
+            ) from None
+        self.members: dict[str, tarfile.TarInfo] = {}
+        for info in self.tar.getmembers():
+            name = _safe_member(info.name, self.where)
+            if info.issym():
+                target = info.linkname
+                if not target.startswith("/"):
+                    target = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+                _safe_member(target, self.where)
+            elif info.islnk():
+                _safe_member(info.linkname, self.where)
+            self.members[name] = info
+
+    def _info(self, name: str) -> tarfile.TarInfo:
+        norm = _safe_member(name, self.where)
+        info = self.members.get(norm)
+        seen = 0
+        while info is not None and (info.issym() or info.islnk()) and seen < 10:
+            base = posixpath.dirname(norm) if info.issym() else ""
+            norm = _safe_member(posixpath.normpath(posixpath.join(base, info.linkname)), self.where)
+            info = self.members.get(norm)
+            seen += 1
+        if info is None or not info.isfile():
+            raise UserError(
+                f"archive member is missing (got {name!r}); the archive is incomplete: "
+                "save the base image again",
+                where=self.where,
+            )
+        return info
+
+    def open(self, name: str) -> IO[bytes]:
+        f = self.tar.extractfile(self._info(name))
+        if f is None:
+            raise UserError(f"archive member is not a file (got {name!r})", where=self.where)
+        return f
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as f:
+            return f.read()
+
+
+def _json(data: bytes, what: str, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{what} is not valid JSON ({e})", where=where) from None
+
+
+def _pick_archive_entry(entries: list[dict[str, Any]], selector: Selector, where: str) -> Any:
+    tags = [t for e in entries for t in (e.get("RepoTags") or [])]
+    if selector.name:
+        want = selector.name if split_tag(selector.name)[1] else selector.name + ":latest"
+        for entry in entries:
+            if want in (entry.get("RepoTags") or []):
+                return entry
+        raise UserError(
+            f"no image named {want!r} in the archive (got tags: {', '.join(tags) or 'none'}); "
+            "pick one of those",
+            where=where,
+        )
+    if len(entries) != 1:
+        raise UserError(
+            f"the archive holds {len(entries)} images (got tags: {', '.join(tags) or 'none'}); "
+            "choose one with the base image name",
+            where=where,
+        )
+    return entries[0]
+
+
+def _diff_ids(config: Any, where: str) -> list[str]:
+    rootfs = config.get("rootfs") if isinstance(config, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise UserError(
+            "base image config has no rootfs.diff_ids list; it is not an image config",
+            where=where,
+        )
+    return diff_ids
+
+
+def _check_platform(config: dict[str, Any], selector: Selector, where: str) -> Platform:
+    found = Platform.from_json(config)
+    if selector.platform is not None and not selector.platform.matches(found):
+        raise UserError(
+            f"base image platform does not match (got {found}, expected {selector.platform}); "
+            "choose a base image for that platform or change the architecture",
+            where=where,
+        )
+    return found
+
+
+def read_docker_archive(path: Path, selector: Selector, workdir: Path) -> BaseImage:
+    """Read and verify one image of a docker-archive; layers are extracted into `workdir`."""
+    archive = _Archive(path)
+    where = archive.where
+    with archive.tar:
+        entries = _json(archive.read("manifest.json"), "manifest.json", where)
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise UserError("manifest.json is not a list of images", where=where)
+        entry = _pick_archive_entry(entries, selector, where)
+        config_name = entry.get("Config")
+        layer_names = entry.get("Layers")
+        if not isinstance(config_name, str) or not isinstance(layer_names, list):
+            raise UserError("manifest.json entry lacks Config or Layers", where=where)
+        config_bytes = archive.read(config_name)
+        claimed = _hex_named(config_name)
+        actual = hashlib.sha256(config_bytes).hexdigest()
+        if claimed is not None and claimed != actual:
+            raise _mismatch(f"member {config_name!r}", claimed, actual, where)
+        config = _json(config_bytes, f"member {config_name!r}", where)
+        diff_ids = _diff_ids(config, f"{where}: {config_name}")
+        if len(diff_ids) != len(layer_names):
+            raise UserError(
+                f"manifest.json lists {len(layer_names)} layers but the config has "
+                f"{len(diff_ids)} diff_ids (got {config_name}); the archive is inconsistent",
+                where=where,
+            )
+        platform = _check_platform(config, selector, where)
+        workdir.mkdir(parents=True, exist_ok=True)
+        blobs = []
+        for i, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
+            out = workdir / f"base-layer-{i}"
+            blobs.append(_extract_layer(archive, str(name), diff_id, out))
+    return BaseImage(config=config, layers=tuple(blobs), platform=platform)
+
+
+def _extract_layer(archive: _Archive, name: str, diff_id: str, out: Path) -> Blob:
+    h = hashlib.sha256()
+    size = 0
+    head = b""
+    with archive.open(name) as src, open(out, "wb") as dst:
+        while chunk := src.read(_CHUNK):
+            if not head:
+                head = chunk[:4]
+            h.update(chunk)
+            size += len(chunk)
+            dst.write(chunk)
+    digest = "sha256:" + h.hexdigest()
+    where = f"{archive.where}: {name}"
+    claimed = _hex_named(name)
+    if claimed is not None and "sha256:" + claimed != digest:
+        raise _mismatch("layer", "sha256:" + claimed, digest, where)
+    compressor = detect_compressor(head)
+    actual_diff_id = digest if compressor == "none" else _sha256_stream(out)
+    if actual_diff_id != diff_id:
+        raise _mismatch("layer diff_id", diff_id, actual_diff_id, where)
+    return Blob(out, digest, size, diff_id, compressor)
+
+
+def _sha256_stream(path: Path) -> str:
+    h = hashlib.sha256()
+    with open_decompressed(path) as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+# -- OCI image layout --------------------------------------------------------------------------
+
+
+def _blob_path(layout: Path, digest: Any, where: str) -> Path:
+    algo, _, hexpart = str(digest).partition(":")
+    if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+        raise UserError(
+            f"unsupported or malformed digest (got {str(digest)[:80]!r}); only sha256 is read",
+            where=where,
+        )
+    path = layout / "blobs" / "sha256" / hexpart
+    if not path.is_file():
+        raise UserError(
+            f"blob is missing (got blobs/sha256/{hexpart}); the layout is incomplete: "
+            "copy or pull it again",
+            where=where,
+        )
+    return path
+
+
+def _read_blob(layout: Path, desc: dict[str, Any], where: str) -> bytes:
+    path = _blob_path(layout, desc.get("digest"), where)
+    data = path.read_bytes()
+    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+    if actual != desc["digest"]:
+        raise _mismatch(f"blob {path.name}", str(desc["digest"]), actual, where)
+    return data
+
+
+def _candidates(
+    layout: Path, index: dict[str, Any], ref: str, where: str, depth: int = 0
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every manifest descriptor reachable from `index`, with the ref.name it came under."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    manifests = index.get("manifests")
+    if not isinstance(manifests, list) or depth > 8:
+        raise UserError("index has no manifests list", where=where)
+    for desc in manifests:
+        if not isinstance(desc, dict):
+            raise UserError("index entry is not an object", where=where)
+        annotations = desc.get("annotations") or {}
+        name = annotations.get("org.opencontainers.image.ref.name", "") or ref
+        if desc.get("mediaType") in (OCI_INDEX, DOCKER_MANIFEST_LIST):
+            nested = _json(_read_blob(layout, desc, where), "nested index", where)
+            found += _candidates(layout, nested, name, where, depth + 1)
+        else:
+            found.append((name, desc))
+    return found
+
+
+def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
+    """Read and verify one image of an OCI layout; layer blobs are used where they lie."""
+    where = str(layout)
+    index = _json((layout / "index.json").read_bytes(), "index.json", where)
+    found = _candidates(layout, index, "", where)
+    if selector.name:
+        tag = split_tag(selector.name)[1] or selector.name
+        found = [(r, d) for r, d in found if r in (selector.name, tag)]
+    if selector.platform is not None:
+        wanted = selector.platform
+        found = [
+            (r, d)
+            for r, d in found
+            if "platform" not in d or wanted.matches(Platform.from_json(d["platform"]))
+        ]
+    if len(found) != 1:
+        refs = sorted({r or "(no name)" for r, _ in _candidates(layout, index, "", where)})
+        raise UserError(
+            f"{len(found)} images match name {selector.name!r} and platform "
+            f"{selector.platform or 'any'} (got refs: {', '.join(refs)}); "
+            "give the base image's name and architecture",
+            where=where,
+        )
+    manifest = _json(_read_blob(layout, found[0][1], where), "manifest", where)
+    if manifest.get("mediaType", DOCKER_MANIFEST) not in (
+        DOCKER_MANIFEST,
+        "application/vnd.oci.image.manifest.v1+json",
+    ):
+        raise UserError(f"not an image manifest (got {manifest.get('mediaType')!r})", where=where)
+    config = _json(_read_blob(layout, manifest["config"], where), "config", where)
+    diff_ids = _diff_ids(config, where)
+    layers = manifest.get("layers") or []
+    if len(layers) != len(diff_ids):
+        raise UserError(
+            f"manifest lists {len(layers)} layers but the config has {len(diff_ids)} diff_ids; "
+            "the layout is inconsistent",
+            where=where,
+        )
+    platform = _check_platform(config, selector, where)
+    blobs = []
+    for desc, diff_id in zip(layers, diff_ids, strict=True):
+        path = _blob_path(layout, desc.get("digest"), where)
+        h = hashlib.sha256()
+        size = 0
+        head = b""
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                head = head or chunk[:4]
+                h.update(chunk)
+                size += len(chunk)
+        digest = "sha256:" + h.hexdigest()
+        if digest != desc["digest"]:
+            raise _mismatch(f"blob {path.name}", str(desc["digest"]), digest, where)
+        compressor = detect_compressor(head)
+        if compressor == "none" and digest != diff_id:
+            raise _mismatch(f"layer {path.name} diff_id", diff_id, digest, where)
+        blobs.append(Blob(path, digest, size, diff_id, compressor))
+    return BaseImage(config=config, layers=tuple(blobs), platform=platform)
