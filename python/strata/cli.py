@@ -8,9 +8,13 @@ other exception is a bug, shown with its traceback and exit 2.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from strata import __version__
 from strata.errors import UserError, format_error
@@ -33,6 +37,199 @@ def _cmd_action(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- build, run, query, clean ----------------------------------------------------
+
+_BUILD_COMMANDS = ("build", "run", "query", "clean")
+
+
+def _output_base(args: argparse.Namespace, workspace: Path) -> Any:
+    from strata.engine.outputbase import OutputBase, default_output_base
+
+    root = Path(args.output_base).resolve() if args.output_base else default_output_base(workspace)
+    return OutputBase(root, workspace, getattr(args, "workspace_name", "__main__"))
+
+
+def _cwd_package(workspace: Path) -> str:
+    rel = Path.cwd().resolve().relative_to(workspace)
+    return "" if rel == Path(".") else rel.as_posix()
+
+
+def _analyze(args: argparse.Namespace, patterns: Sequence[str]) -> tuple[Any, Any]:
+    """Load and analyse `patterns`; returns (output base, analysis result)."""
+    from strata.engine.analysis import analyze
+    from strata.engine.outputbase import find_workspace
+
+    workspace = find_workspace(Path.cwd())
+    base = _output_base(args, workspace)
+    result = analyze(
+        workspace, list(patterns), cwd_package=_cwd_package(workspace), output_base=base.root
+    )
+    name = getattr(result, "workspace_name", "") or base.workspace_name
+    if name != base.workspace_name:
+        base = type(base)(base.root, base.workspace, name)
+    return base, result
+
+
+def _reporter(args: argparse.Namespace) -> Any:
+    from strata.engine.report import Reporter
+
+    return Reporter(sys.stderr, explain=bool(getattr(args, "explain", False)))
+
+
+def _execute(args: argparse.Namespace, base: Any, result: Any, wanted: list[str]) -> Any:
+    from strata.engine.build import ExecutionConfig, execute
+    from strata.engine.scheduler import BuildOptions
+
+    if args.jobs < 1:
+        raise UserError(
+            f"--jobs must be at least 1 (got {args.jobs}); pass --jobs=N with N >= 1",
+            where="strata",
+        )
+    options = BuildOptions(
+        jobs=args.jobs, keep_going=args.keep_going, verbose_failures=args.verbose_failures
+    )
+    config = ExecutionConfig(
+        options,
+        disk_cache=Path(args.disk_cache).resolve() if args.disk_cache else None,
+        source_path=getattr(result, "source_path", None),
+    )
+    return execute(base, result.actions, wanted, config, _reporter(args))
+
+
+def _files_of(info: Any) -> list[str]:
+    return list(getattr(info, "default_outputs", ()) or ())
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    if not args.targets:
+        raise UserError(
+            "no targets to build (got none); name one, e.g. strata build //pkg:target",
+            where="strata build",
+        )
+    base, result = _analyze(args, args.targets)
+    wanted = sorted({f for info in result.targets.values() for f in _files_of(info)})
+    _execute(args, base, result, wanted)
+    from strata.engine.outputbase import bin_dir
+
+    prefix = bin_dir() + "/"
+    for label in sorted(result.targets, key=str):
+        files = _files_of(result.targets[label])
+        shown = ["strata-bin/" + f[len(prefix) :] if f.startswith(prefix) else f for f in files]
+        print(f"Target {label} up-to-date:" + "".join(f"\n  {f}" for f in shown))
+    return 0
+
+
+def _runfiles_path(execroot_path: str, workspace_name: str) -> str:
+    """Where an execroot file sits under `<exe>.runfiles/`, as Bazel lays it out."""
+    from strata.engine.outputbase import bin_dir
+
+    p = execroot_path
+    if p.startswith(bin_dir() + "/"):
+        p = p[len(bin_dir()) + 1 :]
+    if p.startswith("external/"):
+        return p[len("external/") :]
+    return f"{workspace_name}/{p}"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    base, result = _analyze(args, [args.target])
+    if len(result.targets) != 1:
+        raise UserError(
+            f"strata run needs exactly one target (got {len(result.targets)}); "
+            "name a single executable target",
+            where=args.target,
+        )
+    ((label, info),) = result.targets.items()
+    executable = getattr(info, "executable", None)
+    if not executable:
+        raise UserError(
+            "target is not executable (got a rule without executable = True); "
+            "run a *_binary or a rule that sets executable = True",
+            where=str(label),
+        )
+    runfiles = sorted(set(getattr(info, "runfiles", ()) or ()) | {executable})
+    _execute(args, base, result, sorted(set(_files_of(info)) | set(runfiles)))
+    exe = base.execroot / executable
+    tree = exe.parent / (exe.name + ".runfiles")
+    from strata.engine.graph import is_generated
+
+    for path in runfiles:
+        real = base.execroot / path if is_generated(path) else base.source_path(path)
+        link = tree / _runfiles_path(path, base.workspace_name)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(real, link)
+    cwd = tree / base.workspace_name
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "RUNFILES_DIR": str(tree),
+        "BUILD_WORKSPACE_DIRECTORY": str(base.workspace),
+        "BUILD_WORKING_DIRECTORY": str(Path.cwd()),
+    }
+    sys.stdout.flush()
+    sys.stderr.flush()
+    extra = args.args[1:] if args.args[:1] == ["--"] else args.args
+    return subprocess.run([str(exe), *extra], cwd=cwd, env=env).returncode
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    expr = args.expression.strip()
+    deps = expr.startswith("deps(") and expr.endswith(")")
+    pattern = expr[5:-1].strip() if deps else expr
+    _base, result = _analyze(args, [pattern])
+    if not deps:
+        labels = set(result.targets)
+    else:
+        labels = set()
+        for label, info in result.targets.items():
+            labels.add(label)
+            labels.update(getattr(info, "deps", ()) or ())
+    for label in sorted(str(x) for x in labels):
+        print(label)
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from strata.engine.outputbase import find_workspace
+
+    base = _output_base(args, find_workspace(Path.cwd()))
+    with base.locked(on_wait="strata: another command holds the output base; waiting"):
+        base.clean(expunge=args.expunge)
+    return 0
+
+
+def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
+    p.add_argument("--output_base", help="where outputs and state live (default ~/.cache/strata)")
+    if not build:
+        return
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="parallel actions")
+    for name, helptext in (
+        ("keep_going", "build as much as possible after a failure"),
+        ("explain", "say why each action ran"),
+        ("verbose_failures", "show the environment of failing actions and keep their sandbox"),
+    ):
+        p.add_argument(f"--{name}", action="store_true", default=False, help=helptext)
+        p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+    p.add_argument("--disk_cache", help="directory of the local action cache")
+
+
+def _with_rc_args(argv: list[str]) -> list[str]:
+    """Insert `.strata.rc`/`.bazelrc` defaults right after the command, before the user's flags."""
+    from strata.engine.outputbase import find_workspace
+    from strata.engine.rcfile import rc_args
+
+    command = argv[0] if argv else ""
+    if command not in _BUILD_COMMANDS:
+        return argv
+    try:
+        workspace = find_workspace(Path.cwd())
+    except UserError:
+        return argv
+    return [command, *rc_args(workspace, command), *argv[1:]]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strata", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -44,12 +241,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mnemonic")
     p.add_argument("request", help="@request.json")
     p.set_defaults(func=_cmd_action)
+
+    p = sub.add_parser("build", help="build targets")
+    p.add_argument("targets", nargs="*", metavar="TARGET")
+    _add_common(p, build=True)
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("run", help="build an executable target and run it: run TARGET -- ARGS")
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    _add_common(p, build=True)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("query", help="list targets matching a pattern, or deps(PATTERN)")
+    p.add_argument("expression")
+    _add_common(p, build=False)
+    p.set_defaults(func=_cmd_query)
+
+    p = sub.add_parser("clean", help="remove outputs (keeps the disk cache)")
+    p.add_argument("--expunge", action="store_true", help="remove the whole output base")
+    _add_common(p, build=False)
+    p.set_defaults(func=_cmd_clean)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(_with_rc_args(list(sys.argv[1:] if argv is None else argv)))
+    except UserError as e:
+        print(format_error(e), file=sys.stderr)
+        return 1
     func: Command | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -1,0 +1,119 @@
+"""Default flags from rc files, so a team sets `--jobs` or `--disk_cache` once.
+
+Two files at the workspace root are read, in this order (later wins, and the
+command line wins over both):
+
+* `.bazelrc`: only `build` and `common` lines, and of those only the flags
+  strata also has (`--jobs`, `--keep_going`, `--disk_cache`,
+  `--verbose_failures`); everything else belongs to Bazel and is skipped.
+* `.strata.rc`: same syntax (`<command> --flag ...`, `#` comments), every
+  line applies, and an unknown flag is an error naming file and line.
+
+`build` lines also apply to `run`, as in Bazel. `build:<config>` lines need
+`--config`, which strata does not have, so they are ignored.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from strata.errors import UserError
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    takes_value: bool
+    commands: frozenset[str]
+
+
+_BUILDISH = frozenset({"build", "run"})
+
+FLAGS: Mapping[str, FlagSpec] = {
+    "jobs": FlagSpec(True, _BUILDISH),
+    "keep_going": FlagSpec(False, _BUILDISH),
+    "disk_cache": FlagSpec(True, _BUILDISH),
+    "verbose_failures": FlagSpec(False, _BUILDISH),
+    "explain": FlagSpec(False, _BUILDISH),
+}
+"""Flags an rc file may set; `output_base` is a startup option and stays on the command line."""
+
+_BAZEL_SHARED = frozenset({"jobs", "keep_going", "disk_cache", "verbose_failures"})
+
+
+def _applies(rc_command: str, command: str) -> bool:
+    if rc_command == "common":
+        return True
+    if rc_command == "build":
+        return command in _BUILDISH
+    return rc_command == command
+
+
+def _parse_flags(tokens: list[str], where: str, *, strict: bool) -> list[str]:
+    """Normalise `--flag value`, `--flag=value`, `--noflag` to tokens argparse accepts."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        i += 1
+        name, eq, value = tok[2:].partition("=") if tok.startswith("--") else ("", "", "")
+        negated = name.startswith("no") and name[2:] in FLAGS and name not in FLAGS
+        base = name[2:] if negated else name
+        spec = FLAGS.get(base)
+        known = spec is not None and (strict or base in _BAZEL_SHARED)
+        if spec is None or not known:
+            if strict:
+                raise UserError(
+                    f"unknown flag (got {tok!r}); strata knows "
+                    + ", ".join(f"--{f}" for f in sorted(FLAGS)),
+                    where=where,
+                )
+            if not eq and i < len(tokens) and not tokens[i].startswith("-"):
+                i += 1  # Bazel flag with a separate value; skip the value too.
+            continue
+        if spec.takes_value:
+            if not eq:
+                if i >= len(tokens):
+                    raise UserError(
+                        f"flag needs a value (got {tok!r} at the end of the line); "
+                        f"write --{base}=VALUE",
+                        where=where,
+                    )
+                value = tokens[i]
+                i += 1
+            out.append(f"--{base}={value}")
+        else:
+            on = not negated and value.lower() not in ("false", "0", "no")
+            out.append(f"--{base}" if on else f"--no{base}")
+    return out
+
+
+def read_rc(path: Path, command: str, *, strict: bool) -> list[str]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    out: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        where = f"{path}:{lineno}"
+        try:
+            tokens = shlex.split(line, comments=True)
+        except ValueError as e:
+            raise UserError(
+                f"cannot split line ({e}) (got {line!r}); fix the quoting", where=where
+            ) from None
+        if not tokens or ":" in tokens[0] or tokens[0] in ("import", "try-import", "startup"):
+            continue
+        if not _applies(tokens[0], command):
+            continue
+        out.extend(_parse_flags(tokens[1:], where, strict=strict))
+    return out
+
+
+def rc_args(workspace: Path, command: str) -> list[str]:
+    """Flags for `command` from `.bazelrc` then `.strata.rc`, to put before the command line's."""
+    return read_rc(workspace / ".bazelrc", command, strict=False) + read_rc(
+        workspace / ".strata.rc", command, strict=True
+    )

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from enginekit import BIN, sh
+from strata.cli import main
+from strata.engine.action import Action
+
+
+@dataclass(frozen=True)
+class FakeTarget:
+    default_outputs: tuple[str, ...]
+    executable: str | None = None
+    runfiles: tuple[str, ...] = ()
+    deps: tuple[str, ...] = ()
+
+
+@dataclass
+class FakeResult:
+    actions: list[Action]
+    targets: dict[str, FakeTarget]
+    workspace_name: str = "__main__"
+    calls: list[tuple[list[str], str]] = field(default_factory=list)
+
+
+TOOL = f"{BIN}/app/tool"
+ACTIONS = [
+    Action(
+        owner="//app:tool",
+        mnemonic="FileWrite",
+        progress_message="",
+        kind="write",
+        outputs=(TOOL,),
+        is_executable=True,
+        content=b'#!/bin/sh\necho "args: $*"; cat app/data.txt; pwd\n',
+    ),
+    sh(
+        "//app:gen",
+        f"cat app/data.txt app/data.txt > {BIN}/app/double",
+        ["app/data.txt"],
+        [f"{BIN}/app/double"],
+    ),
+]
+TARGETS = {
+    "//app:gen": FakeTarget((f"{BIN}/app/double",), deps=("//app:data.txt",)),
+    "//app:tool": FakeTarget((TOOL,), executable=TOOL, runfiles=("app/data.txt",)),
+}
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "ws"
+    (root / "app").mkdir(parents=True)
+    (root / "WORKSPACE").write_text("")
+    (root / "app" / "data.txt").write_text("data\n")
+    (root / ".strata.rc").write_text("build --jobs=1\n")
+    monkeypatch.chdir(root / "app")
+    calls: list[tuple[list[str], str]] = []
+
+    def analyze(
+        workspace: Path, patterns: list[str], *, cwd_package: str, output_base: Path
+    ) -> FakeResult:
+        assert workspace == root.resolve()
+        calls.append((patterns, cwd_package))
+        wanted = {p.replace(":", "//app:") if p.startswith(":") else p for p in patterns}
+        picked = {k: v for k, v in TARGETS.items() if k in wanted or "//app/..." in wanted}
+        return FakeResult(ACTIONS, picked, calls=calls)
+
+    fake = types.ModuleType("strata.engine.analysis")
+    fake.analyze = analyze  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "strata.engine.analysis", fake)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return root
+
+
+def test_build_prints_targets_and_summary(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", ":gen"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "Target //app:gen up-to-date:\n  strata-bin/app/double\n"
+    assert err.endswith("1 actions: 1 executed, 0 cache hits\n")
+    assert (ws / "strata-bin" / "app" / "double").read_text() == "data\ndata\n"
+    assert str((ws / "strata-bin").resolve()).startswith(str(ws.parent / "xdg" / "strata"))
+    assert main(["build", "//app:gen"]) == 0
+    assert capsys.readouterr().err.endswith("1 actions: 0 executed, 1 cache hits\n")
+
+
+def test_output_base_and_disk_cache_flags(
+    ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ob, dc = tmp_path / "ob", tmp_path / "dc"
+    assert main(["build", "//app:gen", f"--output_base={ob}", f"--disk_cache={dc}"]) == 0
+    assert (ob / "execroot" / "__main__" / BIN / "app" / "double").is_file()
+    assert any((dc / "cas").rglob("*"))
+    assert main(["clean", f"--output_base={ob}"]) == 0
+    assert not (ob / "execroot").exists() and not (ws / "strata-bin").exists()
+    assert (
+        main(["build", "//app:gen", f"--output_base={ob}", f"--disk_cache={dc}", "--explain"]) == 0
+    )
+    assert "0 executed, 1 cache hits" in capsys.readouterr().err
+    assert main(["clean", "--expunge", f"--output_base={ob}"]) == 0
+    assert not ob.exists()
+
+
+def test_run_passes_args_and_runs_in_runfiles(ws: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", ":tool", "--", "a", "b c"]) == 0
+    out = capfd.readouterr().out.splitlines()
+    assert out[0] == "args: a b c"
+    assert out[1] == "data"
+    assert out[2].endswith(f"/{BIN}/app/tool.runfiles/__main__")
+
+
+def test_run_refuses_a_non_executable_target(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "//app:gen"]) == 1
+    assert capsys.readouterr().err == (
+        "error: //app:gen: target is not executable (got a rule without executable = True); "
+        "run a *_binary or a rule that sets executable = True\n"
+    )
+
+
+def test_query_lists_targets_and_deps(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "//app/..."]) == 0
+    assert capsys.readouterr().out == "//app:gen\n//app:tool\n"
+    assert main(["query", "deps(//app:gen)"]) == 0
+    assert capsys.readouterr().out == "//app:data.txt\n//app:gen\n"
+
+
+def test_rc_flags_are_applied_and_checked(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws / ".strata.rc").write_text("build --jobs=0\n")
+    assert main(["build", "//app:gen"]) == 1
+    assert "--jobs must be at least 1 (got 0)" in capsys.readouterr().err
+    assert main(["build", "//app:gen", "--jobs=2"]) == 0
+    (ws / ".strata.rc").write_text("build --bogus\n")
+    assert main(["build", "//app:gen"]) == 1
+    assert f"{ws}/.strata.rc:1: unknown flag (got '--bogus')" in capsys.readouterr().err
+
+
+def test_failing_build_exits_1_with_action_error(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = sh("//app:gen", "echo nope >&2; exit 2", [], [f"{BIN}/app/double"])
+    monkeypatch.setattr(
+        sys.modules["strata.engine.analysis"],
+        "analyze",
+        lambda *a, **k: FakeResult([bad], {"//app:gen": TARGETS["//app:gen"]}),
+    )
+    assert main(["build", "//app:gen"]) == 1
+    err = capsys.readouterr().err
+    assert "error: //app:gen: Genrule failed with exit status 2 (got command: /bin/sh -c" in err
+    assert err.rstrip().endswith("nope")
+
+
+def test_not_in_a_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["clean"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: not inside a workspace (got {tmp_path}")
