@@ -160,3 +160,29 @@ def test_not_in_a_workspace(
     monkeypatch.chdir(tmp_path)
     assert main(["clean"]) == 1
     assert capsys.readouterr().err.startswith(f"error: not inside a workspace (got {tmp_path}")
+
+
+@pytest.mark.slow
+def test_build_pex_makes_a_single_file_that_runs(tmp_path: Path) -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    pex = tmp_path / "strata.pex"
+    subprocess.run([str(root / "tools" / "build-pex"), str(pex)], check=True, capture_output=True)
+    env = {"PATH": "/usr/bin:/bin", "PEX_ROOT": str(tmp_path / "pex-root")}
+    out = subprocess.run(
+        ["python3", str(pex), "version"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.startswith("strata ")
+    probe = "import blake3, xxhash, starlark, zstandard, isal; import strata.engine.scheduler"
+    subprocess.run(
+        ["python3", str(pex), "-c", probe],
+        env={**env, "PEX_INTERPRETER": "1"},
+        cwd=tmp_path,
+        check=True,
+    )
