@@ -41,7 +41,8 @@ def data_layer(tar: TarWriter) -> None:
     tar.add_bytes("srv/data.txt", b"data\n", mode=0o600, uid=1000, gid=1000)
 
 
-def busybox_layer(busybox: str) -> Callable[[TarWriter], None]:
+def busybox_layer(busybox: str, marker: str = "") -> Callable[[TarWriter], None]:
+    """/bin/busybox with sh and env links; `marker` makes the layer (and its diff_id) unique."""
     size = Path(busybox).stat().st_size
 
     def fill(tar: TarWriter) -> None:
@@ -49,6 +50,8 @@ def busybox_layer(busybox: str) -> Callable[[TarWriter], None]:
         tar.add_file("bin/busybox", busybox, size, mode=0o755)
         tar.add_symlink("bin/env", "busybox")
         tar.add_symlink("bin/sh", "busybox")
+        if marker:
+            tar.add_bytes("marker", marker.encode())
 
     return fill
 

@@ -116,3 +116,15 @@ def test_failure_in_second_output_removes_first(tmp_path: Path) -> None:
     req["outputs"]["oci_layout"] = str(blocker / "layout")
     assert main(["action", "ImageAssemble", write_request(tmp_path / "r.json", req)]) == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["file"]
+
+
+def test_zstd_layers_in_docker_archive_warn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    req = base_request(tmp_path, layers=[layer_request(tmp_path, "zstd")], tag="z")
+    assert main(["action", "ImageAssemble", write_request(tmp_path / "r.json", req)]) == 0
+    err = capsys.readouterr().err
+    assert "docker load before Docker 23 cannot read them: use gzip or none" in err
+    del req["outputs"]["docker_archive"]
+    assert main(["action", "ImageAssemble", write_request(tmp_path / "r.json", req)]) == 0
+    assert capsys.readouterr().err == ""

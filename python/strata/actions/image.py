@@ -31,7 +31,7 @@ from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.oci.base import Selector, load_base
 from strata.oci.compress import check_compressor
-from strata.oci.docker_archive import write_docker_archive
+from strata.oci.docker_archive import compatibility_warnings, write_docker_archive
 from strata.oci.image import Blob, Image, assemble
 from strata.oci.layer import LayerDescriptor
 from strata.oci.oci_layout import write_oci_layout
@@ -154,6 +154,9 @@ def assemble_image(req: dict[str, Any], where: str) -> None:
             base=base,
             where=where,
         )
-        for warning in result.warnings:
+        warnings = list(result.warnings)
+        if "docker_archive" in paths:
+            warnings += compatibility_warnings([result.image])
+        for warning in warnings:
             print(f"warning: {where}: {warning}", file=sys.stderr)
         write_outputs([result.image], paths, result.image.info())

@@ -58,6 +58,18 @@ def _repositories(images: Sequence[Image]) -> dict[str, dict[str, str]]:
     return repos
 
 
+def compatibility_warnings(images: Sequence[Image]) -> list[str]:
+    """Why a docker-archive of `images` may not load everywhere (returned, never printed)."""
+    zstd = sorted({b.digest for img in images for b in img.layers if b.compressor == "zstd"})
+    if not zstd:
+        return []
+    return [
+        f"docker-archive holds {len(zstd)} zstd layer(s) (first {zstd[0]}); "
+        "docker load before Docker 23 cannot read them: use gzip or none for layers "
+        "of images you docker load, or load the OCI layout with skopeo or podman"
+    ]
+
+
 def write_docker_archive(path: str | os.PathLike[str], images: Sequence[Image]) -> None:
     """Write `images` into one docker-archive at `path` (atomically).
 
