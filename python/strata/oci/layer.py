@@ -19,6 +19,7 @@ from strata.errors import UserError
 from strata.fsutil import atomic_file
 from strata.oci.compress import compressing, layer_media_type
 from strata.oci.digest import DigestingWriter
+from strata.oci.pipeline import BackgroundSink
 from strata.oci.tarwriter import TarWriter
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry
 
@@ -86,16 +87,20 @@ def write_layer(
         blob = DigestingWriter(f)
         with compressing(compressor, blob) as sink:
             raw = DigestingWriter(sink) if compressor != "none" else blob
+            background = BackgroundSink(raw)
             tar = TarWriter(
-                raw,
+                background,
                 mtime=owner.mtime,
                 uid=owner.uid,
                 gid=owner.gid,
                 uname=owner.uname,
                 gname=owner.gname,
             )
-            fill(tar)
-            tar.close()
+            try:
+                fill(tar)
+                tar.close()
+            finally:
+                background.close()
     return LayerDescriptor(
         digest=blob.digest,
         size=blob.size,
