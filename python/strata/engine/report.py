@@ -56,10 +56,13 @@ class Reporter:
         more = len(self._running) - 3
         if more > 0:
             running += f" (+{more})"
-        line = f"[{self._done}/{self.stats.total}] {running}" if running else ""
+        if not running:
+            self._clear()
+            return
+        line = f"[{self._done}/{self.stats.total}] {running}"
         self.stream.write("\r\x1b[K" + line[:200])
         self.stream.flush()
-        self._status_shown = bool(line)
+        self._status_shown = True
 
     def _line(self, text: str) -> None:
         self._clear()
