@@ -1,0 +1,171 @@
+"""Layers of store paths: one cached tar per path, and groups made by concatenation.
+
+A store path's layer holds the directories of `store_dir` (`nix/`,
+`nix/store/` for the default; mode 0755 as dockerTools writes them) and then
+the path's tree. Modes inside the path are Nix's canonical ones (0555 for
+directories and executables, 0444 for other files): a store path's layer is
+a function of its NAR alone, so the same store path gives the same layer
+bytes in every image, and the layer action's cache entry is shared.
+
+A grouped layer (the tail of the popularity order) is the concatenation of
+the paths' uncompressed cached tars, in order: each tar's end-of-archive
+blocks are dropped, directory entries already written (the shared `nix/`,
+`nix/store/`) are dropped, and the blocks are digested as they are copied.
+Store path files are never read again. Tar format: POSIX pax
+(https://pubs.opengroup.org/onlinepubs/9699919799/utilities/pax.html).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from typing import BinaryIO
+
+from strata.errors import UserError
+from strata.oci.compress import open_decompressed
+from strata.oci.layer import LayerDescriptor, Ownership, write_layer, write_layer_from_entries
+from strata.oci.tarwriter import BLOCK, DIRECTORY, PAX, TarWriter
+from strata.oci.tree import DIR, FILE, SYMLINK, Entry, sort_key
+from strata.store.path import DEFAULT_STORE_DIR, parse
+
+PARENT_MODE = 0o755
+_GNU_LONGNAME = b"L"
+_COPY = 1 << 20
+
+
+def store_entries(
+    src: str | os.PathLike[str], store_path: str, store_dir: str = DEFAULT_STORE_DIR
+) -> list[Entry]:
+    """The entries of one store path's layer: store_dir's parents, then the tree at `src`."""
+    parse(store_path, store_dir, "store_path")
+    parts = store_dir.strip("/").split("/")
+    entries = [Entry("/".join(parts[: i + 1]), DIR, PARENT_MODE) for i in range(len(parts))]
+    top = store_path.lstrip("/")
+    found: list[Entry] = []
+    _walk(os.fspath(src), top, found)
+    return entries + sorted(found, key=lambda e: sort_key(e.name))
+
+
+def _walk(path: str, name: str, out: list[Entry]) -> None:
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode):
+        out.append(Entry(name, DIR, 0o555))
+        for child in os.listdir(path):
+            _walk(os.path.join(path, child), f"{name}/{child}", out)
+    elif stat.S_ISREG(st.st_mode):
+        mode = 0o555 if st.st_mode & stat.S_IXUSR else 0o444
+        out.append(Entry(name, FILE, mode, size=st.st_size, source=path))
+    elif stat.S_ISLNK(st.st_mode):
+        out.append(Entry(name, SYMLINK, 0o777, target=os.readlink(path)))
+    else:
+        raise UserError(
+            f"unsupported file type in a store path (got mode {oct(st.st_mode)}); "
+            "store paths hold only regular files, symlinks and directories",
+            where=path,
+        )
+
+
+def write_store_layer(
+    out_path: str | os.PathLike[str],
+    src: str | os.PathLike[str],
+    store_path: str,
+    store_dir: str = DEFAULT_STORE_DIR,
+    compressor: str = "none",
+    owner: Ownership | None = None,
+) -> LayerDescriptor:
+    """The cached layer of one store path (uncompressed, it can later be concatenated)."""
+    entries = store_entries(src, store_path, store_dir)
+    return write_layer_from_entries(out_path, compressor, entries, owner or Ownership())
+
+
+def _read_exact(f: BinaryIO, n: int, where: str) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise UserError(
+            f"tar ends in the middle of an entry (got {len(data)} of {n} bytes); "
+            "rebuild the cached layer",
+            where=where,
+        )
+    return data
+
+
+def _octal(field: bytes) -> int:
+    text = field.rstrip(b"\0 ").lstrip(b" ")
+    return int(text, 8) if text else 0
+
+
+def _pax_path(records: bytes) -> bytes | None:
+    path = None
+    rest = records
+    while rest:
+        length = int(rest.split(b" ", 1)[0])
+        key, _, value = rest[:length].split(b" ", 1)[1].partition(b"=")
+        if key == b"path":
+            path = value[:-1]
+        rest = rest[length:]
+    return path
+
+
+def _pax_size(records: bytes) -> int | None:
+    for rec in records.split(b"\n"):
+        if b" size=" in rec:
+            return int(rec.split(b"=", 1)[1])
+    return None
+
+
+def copy_members(f: BinaryIO, tar: TarWriter, seen_dirs: set[bytes], where: str) -> None:
+    """Copy one tar's members into `tar`, minus end blocks and directories already written."""
+    while True:
+        header = f.read(BLOCK)
+        if len(header) < BLOCK or header == bytes(BLOCK):
+            return
+        prefix = b""
+        name = None
+        size_override = None
+        if header[156:157] in (PAX, _GNU_LONGNAME):
+            ext_size = _octal(header[124:136])
+            body = _read_exact(f, ext_size + (-ext_size % BLOCK), where)
+            prefix = header + body
+            records = body[:ext_size]
+            if header[156:157] == PAX:
+                name = _pax_path(records)
+                size_override = _pax_size(records)
+            else:
+                name = records.rstrip(b"\0")
+            header = _read_exact(f, BLOCK, where)
+        if name is None:
+            name = header[:100].rstrip(b"\0")
+            if header[345:500].strip(b"\0"):
+                name = header[345:500].rstrip(b"\0") + b"/" + name
+        size = size_override if size_override is not None else _octal(header[124:136])
+        typeflag = header[156:157]
+        if typeflag == DIRECTORY:
+            key = name.rstrip(b"/")
+            if key in seen_dirs:
+                continue
+            seen_dirs.add(key)
+            size = 0
+        tar.add_raw(prefix + header)
+        remaining = size + (-size % BLOCK)
+        while remaining:
+            chunk = _read_exact(f, min(_COPY, remaining), where)
+            tar.add_raw(chunk)
+            remaining -= len(chunk)
+
+
+def concat_layers(
+    out_path: str | os.PathLike[str],
+    tars: Iterable[str | os.PathLike[str]],
+    compressor: str = "none",
+) -> LayerDescriptor:
+    """One layer from cached per-path layers, in order, digested while copied."""
+    sources = list(tars)
+
+    def fill(tar: TarWriter) -> None:
+        seen: set[bytes] = set()
+        for src in sources:
+            with open_decompressed(src) as f:
+                copy_members(f, tar, seen, os.fspath(src))
+
+    return write_layer(out_path, compressor, fill)
