@@ -66,8 +66,10 @@ class ActionLog:
         return self._entries.get(self.identity(action))
 
     def put(self, action: Action, material: dict[str, Any]) -> None:
-        self._entries[self.identity(action)] = material
-        self._dirty = True
+        ident = self.identity(action)
+        if self._entries.get(ident) != material:
+            self._entries[ident] = material
+            self._dirty = True
 
     def save(self) -> None:
         if self._path is not None and self._dirty:
