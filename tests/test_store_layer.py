@@ -8,6 +8,8 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from strata.oci.layer import Ownership, add_entries, write_layer
 from strata.store import nar
 from strata.store.layer import concat_layers, store_entries, write_store_layer
@@ -116,3 +118,46 @@ def test_concatenation_of_compressed_cached_layers(tmp_path: Path) -> None:
     assert gz.diff_id == raw.diff_id
     zipped = concat_layers(tmp_path / "z.tar.zst", [tmp_path / f"{n}.tar" for n in tars], "zstd")
     assert zipped.diff_id == raw.diff_id and zipped.digest != raw.digest
+
+
+def test_actions_write_blob_and_descriptor(tmp_path: Path) -> None:
+    import json
+
+    from strata.actions import lookup
+    from strata.errors import UserError
+
+    outs = []
+    for n in ["a", "b"]:
+        src, sp = make_path(tmp_path / "src", n)
+        req = {
+            "schema_version": 1,
+            "src": str(src),
+            "store_path": sp,
+            "output": str(tmp_path / f"{n}.tar"),
+            "descriptor": str(tmp_path / f"{n}.json"),
+            "uid": 1000,
+        }
+        lookup("StoreLayer")(req, "req.json")
+        d = json.loads((tmp_path / f"{n}.json").read_text())
+        assert d["compressor"] == "none" and d["size"] == (tmp_path / f"{n}.tar").stat().st_size
+        assert {m.uid for m in members(tmp_path / f"{n}.tar")} == {1000}
+        outs.append(str(tmp_path / f"{n}.tar"))
+    lookup("StoreLayerGroup")(
+        {
+            "schema_version": 1,
+            "layers": outs,
+            "output": str(tmp_path / "g.tar.gz"),
+            "descriptor": str(tmp_path / "g.json"),
+        },
+        "g.json",
+    )
+    g = json.loads((tmp_path / "g.json").read_text())
+    assert g["compressor"] == "gzip" and g["digest"] != g["diff_id"]
+    with pytest.raises(UserError) as e:
+        lookup("StoreLayer")({**req, "src": str(tmp_path / "nope")}, "req.json")
+    assert str(e.value) == (
+        f"req.json: store path content does not exist (got src '{tmp_path / 'nope'}'); "
+        "declare it as an input"
+    )
+    with pytest.raises(UserError, match=r"'layers' must be a non-empty list"):
+        lookup("StoreLayerGroup")({**req, "layers": []}, "g.json")
