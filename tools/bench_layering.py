@@ -6,7 +6,10 @@ hundred low-level libraries everything leans on, most paths referencing a
 handful of others, sizes spread over orders of magnitude. Seeded, so every
 run measures the same graph. Prints seconds for each phase.
 
-    PYTHONPATH=python python3 tools/bench_layering.py [--paths N] [--max-layers N]
+    PYTHONPATH=python python3 tools/bench_layering.py [--paths N] [--max-layers N] [--concat-mb N]
+
+It also times grouped-layer concatenation of cached per-path tars against
+`cat` of the same tars (goal: at most 1.2x).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +30,8 @@ from strata.layering.graph import Graph  # noqa: E402
 from strata.layering.popularity import group_by_popularity, order_by_popularity  # noqa: E402
 from strata.store import base32  # noqa: E402
 from strata.store.closure import PathInfo, closure_of  # noqa: E402
+from strata.store.layer import concat_layers, write_store_layer  # noqa: E402
+from strata.store.path import source_path  # noqa: E402
 
 
 def generate(n: int, seed: int = 1) -> list[PathInfo]:
@@ -58,6 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--paths", type=int, default=10_000)
     ap.add_argument("--max-layers", type=int, default=100)
+    ap.add_argument("--concat-mb", type=int, default=128, help="0 skips the concat benchmark")
     args = ap.parse_args()
     infos = generate(args.paths)
     roots = [infos[0].path] + [i.path for i in infos[1 : args.paths // 100]]
@@ -70,6 +78,32 @@ def main() -> None:
     print(f"  {len(layers)} layers, last holds {len(layers[-1])} paths")
     auto = timed("auto-layer", lambda: auto_layer(graph, args.max_layers - 1))
     print(f"  {len(auto)} layers, largest holds {max(len(x) for x in auto)} paths")
+    if args.concat_mb:
+        bench_concat(args.concat_mb)
+
+
+def bench_concat(total_mb: int) -> None:
+    """Cached tars of 32 store paths (sizes varied), grouped vs cat."""
+    rng = random.Random(2)
+    with tempfile.TemporaryDirectory(prefix="strata-bench-", dir="/tmp") as tmp:
+        root = Path(tmp)
+        tars = []
+        for i in range(32):
+            src = root / f"src{i}"
+            src.mkdir()
+            for j in range(rng.randint(1, 20)):
+                (src / f"f{j}").write_bytes(rng.randbytes(total_mb * 2**20 // 32 // 10))
+            sp = str(source_path(hashlib.sha256(str(i).encode()).digest(), f"p{i}"))
+            write_store_layer(root / f"{i}.tar", src, sp)
+            tars.append(root / f"{i}.tar")
+        size = sum(t.stat().st_size for t in tars)
+        concat = timed("concatenate (sha256)", lambda: concat_layers(root / "g.tar", tars))
+        start = time.perf_counter()
+        with open(root / "cat.tar", "wb") as out:
+            subprocess.run(["cat", *map(str, tars)], stdout=out, check=True)
+        cat_s = time.perf_counter() - start
+        print(f"{'cat of the same tars':<32} {cat_s:8.3f} s")
+        print(f"  {size / 2**20:.0f} MiB in, {concat.uncompressed_size / 2**20:.0f} MiB out")
 
 
 if __name__ == "__main__":
