@@ -21,6 +21,8 @@ ACTIONS: dict[str, str] = {
     # mnemonic: "strata.actions.<module>:<function>"
     "Layer": "strata.actions.layer:run",
     "ImageAssemble": "strata.actions.image:assemble_image",
+    "ImageMerge": "strata.actions.merge:merge_images",
+    "ImageExport": "strata.actions.export:export_image",
     "StoreLayer": "strata.actions.store_layer:run",
     "StoreLayerGroup": "strata.actions.store_layer:group",
 }

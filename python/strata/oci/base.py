@@ -205,36 +205,58 @@ def _check_platform(config: dict[str, Any], selector: Selector, where: str) -> P
 def read_docker_archive(path: Path, selector: Selector, workdir: Path) -> BaseImage:
     """Read and verify one image of a docker-archive; layers are extracted into `workdir`."""
     archive = _Archive(path)
-    where = archive.where
     with archive.tar:
-        entries = _json(archive.read("manifest.json"), "manifest.json", where)
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise UserError("manifest.json is not a list of images", where=where)
-        entry = _pick_archive_entry(entries, selector, where)
-        config_name = entry.get("Config")
-        layer_names = entry.get("Layers")
-        if not isinstance(config_name, str) or not isinstance(layer_names, list):
-            raise UserError("manifest.json entry lacks Config or Layers", where=where)
-        config_bytes = archive.read(config_name)
-        claimed = _hex_named(config_name)
-        actual = hashlib.sha256(config_bytes).hexdigest()
-        if claimed is not None and claimed != actual:
-            raise _mismatch(f"member {config_name!r}", claimed, actual, where)
-        config = _json(config_bytes, f"member {config_name!r}", where)
-        diff_ids = _diff_ids(config, f"{where}: {config_name}")
-        if len(diff_ids) != len(layer_names):
-            raise UserError(
-                f"manifest.json lists {len(layer_names)} layers but the config has "
-                f"{len(diff_ids)} diff_ids (got {config_name}); the archive is inconsistent",
-                where=where,
-            )
-        platform = _check_platform(config, selector, where)
-        workdir.mkdir(parents=True, exist_ok=True)
-        blobs = []
-        for i, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
-            out = workdir / f"base-layer-{i}"
-            blobs.append(_extract_layer(archive, str(name), diff_id, out))
-    return BaseImage(config=config, layers=tuple(blobs), platform=platform)
+        entries = _archive_entries(archive)
+        entry = _pick_archive_entry(entries, selector, archive.where)
+        return _read_entry(archive, entry, selector, workdir, "base-layer")
+
+
+def read_all_docker_archive(path: Path, workdir: Path) -> list[BaseImage]:
+    """Every image of a docker-archive (in manifest.json order), verified."""
+    archive = _Archive(path)
+    with archive.tar:
+        return [
+            _read_entry(archive, entry, Selector(), workdir, f"image{i}-layer")
+            for i, entry in enumerate(_archive_entries(archive))
+        ]
+
+
+def _archive_entries(archive: _Archive) -> list[dict[str, Any]]:
+    entries = _json(archive.read("manifest.json"), "manifest.json", archive.where)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UserError("manifest.json is not a list of images", where=archive.where)
+    return entries
+
+
+def _read_entry(
+    archive: _Archive, entry: dict[str, Any], selector: Selector, workdir: Path, prefix: str
+) -> BaseImage:
+    where = archive.where
+    config_name = entry.get("Config")
+    layer_names = entry.get("Layers")
+    if not isinstance(config_name, str) or not isinstance(layer_names, list):
+        raise UserError("manifest.json entry lacks Config or Layers", where=where)
+    config_bytes = archive.read(config_name)
+    claimed = _hex_named(config_name)
+    actual = hashlib.sha256(config_bytes).hexdigest()
+    if claimed is not None and claimed != actual:
+        raise _mismatch(f"member {config_name!r}", claimed, actual, where)
+    config = _json(config_bytes, f"member {config_name!r}", where)
+    diff_ids = _diff_ids(config, f"{where}: {config_name}")
+    if len(diff_ids) != len(layer_names):
+        raise UserError(
+            f"manifest.json lists {len(layer_names)} layers but the config has "
+            f"{len(diff_ids)} diff_ids (got {config_name}); the archive is inconsistent",
+            where=where,
+        )
+    platform = _check_platform(config, selector, where)
+    workdir.mkdir(parents=True, exist_ok=True)
+    blobs = []
+    for i, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
+        out = workdir / f"{prefix}-{i}"
+        blobs.append(_extract_layer(archive, str(name), diff_id, out))
+    tags = tuple(str(t) for t in entry.get("RepoTags") or [])
+    return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)
 
 
 def _extract_layer(archive: _Archive, name: str, diff_id: str, out: Path) -> Blob:
@@ -347,7 +369,8 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
         "application/vnd.oci.image.manifest.v1+json",
     ):
         raise UserError(f"not an image manifest (got {manifest.get('mediaType')!r})", where=where)
-    config = _json(_read_blob(layout, manifest["config"], where), "config", where)
+    config_bytes = _read_blob(layout, manifest["config"], where)
+    config = _json(config_bytes, "config", where)
     diff_ids = _diff_ids(config, where)
     layers = manifest.get("layers") or []
     if len(layers) != len(diff_ids):
@@ -375,4 +398,4 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
         if compressor == "none" and digest != diff_id:
             raise _mismatch(f"layer {path.name} diff_id", diff_id, digest, where)
         blobs.append(Blob(path, digest, size, diff_id, compressor))
-    return BaseImage(config=config, layers=tuple(blobs), platform=platform)
+    return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes)

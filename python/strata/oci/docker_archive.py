@@ -42,7 +42,7 @@ def archive_manifest(images: Sequence[Image]) -> list[dict[str, Any]]:
         {
             "Config": f"{_hex(img.config_digest)}.json",
             "Layers": [layer_member(b) for b in img.layers],
-            "RepoTags": [str(img.ref)] if img.ref else [],
+            "RepoTags": [str(r) for r in img.refs],
         }
         for img in images
     ]
@@ -51,10 +51,9 @@ def archive_manifest(images: Sequence[Image]) -> list[dict[str, Any]]:
 def _repositories(images: Sequence[Image]) -> dict[str, dict[str, str]]:
     repos: dict[str, dict[str, str]] = {}
     for img in images:
-        if img.ref is None:
-            continue
         top = img.layers[-1].digest if img.layers else img.config_digest
-        repos.setdefault(img.ref.name, {})[img.ref.tag] = _hex(top)
+        for ref in img.refs:
+            repos.setdefault(ref.name, {})[ref.tag] = _hex(top)
     return repos
 
 

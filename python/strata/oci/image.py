@@ -47,6 +47,12 @@ class Image:
     mtime: int = 1
     """The modification time for archive members that hold this image."""
     platform: Platform | None = None
+    more_tags: tuple[ImageRef, ...] = ()
+    """Further names for the same image (a merged archive keeps every RepoTag)."""
+
+    @property
+    def refs(self) -> tuple[ImageRef, ...]:
+        return ((self.ref,) if self.ref else ()) + self.more_tags
 
     @property
     def config_digest(self) -> str:
@@ -79,6 +85,10 @@ class BaseImage:
     config: dict[str, Any]
     layers: tuple[Blob, ...]
     platform: Platform
+    config_bytes: bytes = b""
+    """The config exactly as stored (its sha256 is the image ID)."""
+    repo_tags: tuple[str, ...] = ()
+    """`name:tag`s a docker-archive gave the image."""
 
 
 @dataclass(frozen=True)

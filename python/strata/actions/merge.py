@@ -1,0 +1,31 @@
+"""`ImageMerge`: several docker-archives → one that `docker load` reads as all of them.
+
+Request (keys sorted, `schema_version` 1):
+
+    images   [path, ...]  docker-archives (each may hold several images)
+    output   path of the merged docker-archive
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from strata.actions.image import check_keys
+from strata.actions.request import field
+from strata.errors import UserError
+from strata.oci.merge import merge_archives
+
+
+def merge_images(req: dict[str, Any], where: str) -> None:
+    check_keys(req, ("images", "output", "schema_version"), where)
+    images = field(req, "images", list, where)
+    if not images or not all(isinstance(p, str) for p in images):
+        raise UserError(
+            f"images must be a non-empty list of docker-archive paths (got {images!r})",
+            where=where,
+        )
+    output = Path(field(req, "output", str, where))
+    with tempfile.TemporaryDirectory(prefix="strata-merge-") as work:
+        merge_archives(images, output, Path(work))
