@@ -1,0 +1,465 @@
+"""Analysis: from target patterns to the actions that build them.
+
+API for the execution half:
+
+    analyze(workspace_root, patterns, *, cwd_package="", output_base) -> AnalysisResult
+      .actions      list[Action], deduplicated, only those the requested targets need
+      .targets      {label: TargetInfo(files, executable, runfiles, output_groups)}
+                    for every requested target; paths are execroot-relative
+      .source_path(execroot_path) -> Path   where a source input lives on disk
+                    (main repository, local_repository, repository-rule output)
+      .runfiles_path(execroot_path) -> str  its path inside `<exe>.runfiles/`
+
+Loading (packages.py) checks every target's attributes; this module orders
+the target graph (a cycle is an error that prints the cycle), then runs one
+Starlark evaluation (`analyze__` in builtins.bzl) that calls each rule's
+implementation in dependency order. Implementations reach back here through
+the `_strata_declare` / `_strata_action` / `_strata_report` hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strata.engine.action import Action
+from strata.engine.labels import Label, TargetPattern
+from strata.engine.loader import Loader
+from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
+from strata.engine.packages import Packages, TargetDecl
+from strata.engine.starlark_env import evaluate, parse
+from strata.engine.workspace import Repositories
+from strata.errors import UserError
+
+_EXEC_TAGS = ("no-cache", "no-remote-cache", "no-remote", "no-remote-exec", "no-sandbox",
+              "local", "requires-network", "no-remote-cache-upload")
+
+
+def host_cpu() -> str:
+    return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64",
+            "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine())
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    label: str
+    files: tuple[str, ...]
+    """DefaultInfo files (what `build` produces), execroot-relative."""
+    executable: str | None = None
+    runfiles: tuple[str, ...] = ()
+    output_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    actions: list[Action]
+    targets: dict[str, TargetInfo]
+    workspace_name: str
+    workspace_root: Path
+    repo_roots: dict[str, Path]
+    bin_dir: str
+
+    def source_path(self, execroot_path: str) -> Path:
+        """The file on disk behind a source input's execroot path."""
+        if execroot_path.startswith("external/"):
+            repo, _, rest = execroot_path[len("external/") :].partition("/")
+            return self.repo_roots[repo] / rest
+        return self.repo_roots[""] / execroot_path
+
+    def runfiles_path(self, execroot_path: str) -> str:
+        """Where a file appears under `<exe>.runfiles/` (`<workspace>/<short_path>`)."""
+        short = short_path(execroot_path, self.bin_dir)
+        return short[3:] if short.startswith("../") else f"{self.workspace_name}/{short}"
+
+
+class Analysis:
+    def __init__(self, workspace_root: Path, output_base: Path) -> None:
+        self.cpu = host_cpu()
+        self.bin_dir = f"bazel-out/{self.cpu}-fastbuild/bin"
+        self.loader = Loader(workspace_root, output_base)
+        self.packages = Packages(self.loader)
+        self.repositories = Repositories(self.loader)
+        self.infos: dict[str, TargetInfo] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.declared: dict[str, str] = {}
+        self.tree_artifacts: set[str] = set()
+        self.producers: dict[str, Action] = {}
+        self.actions: list[Action] = []
+        self.decls: dict[str, TargetDecl] = {}
+        self._params = 0
+        self.exe_infos: dict[str, TargetInfo] = {}
+        self.loader.hooks.update(
+            _strata_declare=self._declare,
+            _strata_action=lambda owner, spec: self.add_action(Label.parse(owner), spec),
+            _strata_param_file=self._param_file,
+            _strata_expand_location=self._expand_location,
+            _strata_report=self._report,
+            _strata_native=lambda label: analyze_native(self, self.decls[label]),
+        )
+        self.loader.load_workspace()
+
+    @property
+    def workspace_name(self) -> str:
+        return self.loader.workspace_name
+
+    # ---- files ------------------------------------------------------------
+
+    def package_dir(self, label: Label) -> str:
+        parts = [self.bin_dir] + ([f"external/{label.repo}"] if label.repo else [])
+        return "/".join(parts + ([label.package] if label.package else []))
+
+    def file_info(self, label: Label, *, generated: bool, owner: Label | None = None,
+                  is_dir: bool = False) -> dict[str, Any]:
+        rel = f"{label.package}/{label.name}" if label.package else label.name
+        src = f"external/{label.repo}/{rel}" if label.repo else rel
+        path = f"{self.bin_dir}/{src}" if generated else src
+        return self.record(path, owner or label, is_dir=is_dir, generated=generated)
+
+    def record(self, path: str, owner: Label | None = None, *, is_dir: bool = False,
+               generated: bool | None = None) -> dict[str, Any]:
+        """The File record of an execroot path (remembered, so it can be found by path)."""
+        if path in self.records:
+            return self.records[path]
+        if owner is None:
+            raise ValueError(f"no file record for {path}")
+        gen = path.startswith(self.bin_dir + "/") if generated is None else generated
+        base = path.rsplit("/", 1)[-1]
+        rec = {
+            "path": path,
+            "short_path": short_path(path, self.bin_dir),
+            "basename": base,
+            "dirname": path.rsplit("/", 1)[0] if "/" in path else "",
+            "extension": base.rsplit(".", 1)[1] if "." in base else "",
+            "is_source": not gen,
+            "is_directory": is_dir,
+            "root": self.bin_dir if gen else "",
+            "owner": self.loader.label_info(owner),
+        }
+        self.records[path] = rec
+        return rec
+
+    def output_info(self, label: Label) -> TargetInfo:
+        f = self.file_info(label, generated=True)
+        return TargetInfo(str(label), (f["path"],), None, (f["path"],))
+
+    def tool_inputs(self, info: TargetInfo) -> list[str]:
+        """Inputs an action needs to run `info` as a tool: its files and runfiles tree."""
+        paths = list(info.files) + list(info.runfiles)
+        exe = info.executable
+        if exe is None or len(info.runfiles) <= 1:
+            return list(dict.fromkeys(paths))
+        tree = exe + ".runfiles"
+        for p in info.runfiles:
+            link = f"{tree}/{self._runfiles_path(p)}"
+            if link not in self.producers:
+                self.add_action(Label.parse(info.label), {
+                    "kind": "symlink", "outputs": [link], "target": p, "is_executable": False,
+                    "mnemonic": "SymlinkTree", "progress_message": f"Runfiles for {info.label}",
+                }, check_owner=False)
+            paths.append(link)
+        return list(dict.fromkeys(paths))
+
+    def _runfiles_path(self, path: str) -> str:
+        short = short_path(path, self.bin_dir)
+        return short[3:] if short.startswith("../") else f"{self.workspace_name}/{short}"
+
+    # ---- hooks ------------------------------------------------------------
+
+    def _declare(self, owner: str, filename: str, sibling: str | None, is_dir: bool) -> Any:
+        label = Label.parse(owner)
+        if not isinstance(filename, str) or not filename or filename.startswith("/"):
+            raise UserError(f"{owner}: declare_file needs a relative file name (got "
+                            f"{filename!r}); e.g. ctx.label.name + \".out\"")
+        if sibling is not None:
+            path = f"{sibling.rsplit('/', 1)[0]}/{filename}"
+        else:
+            path = f"{self.package_dir(label)}/{filename}"
+        prev = self.declared.get(path)
+        if prev is not None and prev != owner:
+            raise UserError(f"{owner}: output {path} is already declared by {prev} (got a "
+                            "second declaration); use a name unique to the target")
+        self.declared[path] = owner
+        if is_dir:
+            self.tree_artifacts.add(path)
+        self.records.pop(path, None)
+        return self.record(path, label, is_dir=is_dir, generated=True)
+
+    def _param_file(self, owner: str, args: list[str], fmt: str) -> str:
+        label = Label.parse(owner)
+        self._params += 1
+        path = f"{self.package_dir(label)}/{label.name}-{self._params}.params"
+        self.declared[path] = owner
+        if fmt == "shell":
+            content = "".join(shlex.quote(a) + "\n" for a in args)
+        else:
+            content = "".join(a + "\n" for a in args)
+        self.add_action(label, {"kind": "write", "outputs": [path], "content": content,
+                                "mnemonic": "ParamFile"})
+        return path
+
+    def _expand_location(self, owner: str, text: str, labels: list[str]) -> str:
+        label = Label.parse(owner)
+        known = {lab: self.infos[lab] for lab in labels}
+        return expand_make_vars(text, label, lambda lab: known.get(str(lab)), {}, self.bin_dir)
+
+    def _report(self, label: str, info: dict[str, Any]) -> None:
+        self.infos[label] = TargetInfo(
+            label=label,
+            files=tuple(info["files"]),
+            executable=info["executable"],
+            runfiles=tuple(info["runfiles"]),
+            output_groups={k: tuple(v) for k, v in info["output_groups"].items()},
+        )
+        if info["executable"]:
+            self.exe_infos[info["executable"]] = self.infos[label]
+
+    def add_action(self, owner: Label, spec: dict[str, Any], *, check_owner: bool = True) -> None:
+        outputs = [str(o) for o in spec["outputs"]]
+        if not outputs:
+            raise UserError(f"{owner}: {spec.get('mnemonic')} action has no outputs (got "
+                            "outputs = []); every action must declare an output")
+        for out in outputs:
+            declared_by = self.declared.get(out)
+            if check_owner and declared_by is not None and declared_by != str(owner):
+                raise UserError(f"{owner}: action output {out} belongs to {declared_by} (got it "
+                                "as an output here); declare outputs with ctx.actions.declare_file")
+            if out in self.producers:
+                raise UserError(f"{owner}: output {out} is produced by two actions (got "
+                                f"{self.producers[out].mnemonic} and {spec.get('mnemonic')}); "
+                                "give each action its own outputs")
+        kind = spec["kind"]
+        inputs = [str(p) for p in spec.get("inputs", []) + spec.get("tools", [])]
+        argv: tuple[str, ...] = ()
+        env: dict[str, str] = {}
+        content = b""
+        target = ""
+        if kind == "run":
+            argv = tuple(str(a) for a in spec["argv"])
+            if spec.get("use_default_shell_env"):
+                env = {"PATH": DEFAULT_PATH}
+            else:
+                env = {str(k): str(v) for k, v in spec.get("env", {}).items()}
+            extra: list[str] = []
+            for p in inputs:
+                info = self.exe_infos.get(p)
+                if info is not None:
+                    extra.extend(self.tool_inputs(info))
+            inputs += extra
+        elif kind == "write":
+            raw = spec["content"]
+            content = raw.encode() if isinstance(raw, str) else bytes(raw)
+        elif kind == "template":
+            content = self._expand_template(owner, spec)
+            inputs = [spec["template"]]
+            kind = "write"
+        elif kind == "symlink":
+            target = spec["target"]
+            inputs = [target]
+        decl = self.decls.get(str(owner))
+        tags = tuple(sorted({t for t in (decl.attrs.get("tags") or []) if t in _EXEC_TAGS}
+                            | set(spec.get("execution_requirements", {}))) if decl else ())
+        action = Action(
+            owner=str(owner),
+            mnemonic=str(spec.get("mnemonic") or "Action"),
+            progress_message=str(spec.get("progress_message") or f"{spec.get('mnemonic')} {owner}"),
+            kind=kind,
+            argv=argv,
+            env=tuple(sorted(env.items())),
+            inputs=tuple(sorted(set(inputs))),
+            outputs=tuple(sorted(o for o in outputs if o not in self.tree_artifacts)),
+            output_dirs=tuple(sorted(o for o in outputs if o in self.tree_artifacts)),
+            content=content,
+            is_executable=bool(spec.get("is_executable")),
+            symlink_target=target,
+            tags=tags,
+        )
+        for out in outputs:
+            self.producers[out] = action
+        self.actions.append(action)
+
+    def _expand_template(self, owner: Label, spec: dict[str, Any]) -> bytes:
+        tpl = spec["template"]
+        if tpl.startswith(self.bin_dir + "/"):
+            raise UserError(f"{owner}: expand_template with a generated template is not "
+                            f"supported by strata (got {tpl}); use a source file as template")
+        text = self._source(tpl).read_text()
+        for key, value in spec.get("substitutions", {}).items():
+            text = text.replace(key, value)
+        return text.encode()
+
+    def _source(self, path: str) -> Path:
+        if path.startswith("external/"):
+            repo, _, rest = path[len("external/") :].partition("/")
+            return self.loader.repo_root(repo) / rest
+        return self.loader.workspace_root / path
+
+    # ---- graph ------------------------------------------------------------
+
+    def expand(self, patterns: list[str], cwd_package: str) -> list[Label]:
+        out: list[Label] = []
+        for text in patterns:
+            pat = TargetPattern.parse(text, cwd_package=cwd_package)
+            if pat.recursive:
+                labels = self.packages.targets_under(pat.repo, pat.package)
+                if pat.name:
+                    labels = [lab for lab in labels if lab.name == pat.name]
+            elif pat.name is None:
+                pkg = self.packages.package(pat.repo, pat.package, where=text)
+                labels = [pkg.label(n) for n in pkg.rules]
+            else:
+                lab = Label(self.loader.canonical_repo(pat.repo), pat.package, pat.name)
+                self.packages.target(lab, where=text)
+                labels = [lab]
+            out.extend(lab for lab in labels if lab not in out)
+        return out
+
+    def order(self, roots: list[Label]) -> list[TargetDecl]:
+        """Targets reachable from `roots`, dependencies first; a cycle is an error."""
+        done: dict[str, TargetDecl] = {}
+        order: list[TargetDecl] = []
+        for root in roots:
+            if str(root) in done:
+                continue
+            stack: list[tuple[TargetDecl, list[Label]]] = []
+            on_path: list[str] = []
+            decl = self.packages.target(root)
+            stack.append((decl, list(reversed(decl.deps()))))
+            on_path.append(str(root))
+            while stack:
+                decl, todo = stack[-1]
+                if not todo:
+                    stack.pop()
+                    on_path.pop()
+                    done[str(decl.label)] = decl
+                    order.append(decl)
+                    continue
+                dep = todo.pop()
+                key = str(dep)
+                if key in done:
+                    continue
+                if key in on_path:
+                    cycle = " -> ".join([*on_path[on_path.index(key) :], key])
+                    raise UserError(f"{decl.label}: dependency cycle (got {cycle}); "
+                                    "remove one of these dependencies")
+                child = self.packages.target(dep, where=f"{decl.label}")
+                if child.kind == "generated file" and child.generator is not None:
+                    self.packages.target(child.generator)
+                stack.append((child, list(reversed(child.deps()))))
+                on_path.append(key)
+        return order
+
+    def run(self, roots: list[Label]) -> None:
+        order = self.order(roots)
+        modules: list[str] = []
+        targets: list[dict[str, Any]] = []
+        for decl in order:
+            self.decls[str(decl.label)] = decl
+            targets.append(self._driver_entry(decl, modules))
+        loads = "".join(f'load("{m}", r{i} = "strata_registry__")\n'
+                        for i, m in enumerate(modules))
+        driver = (
+            loads + 'load("@strata_builtins__//:builtins.bzl", "analyze__")\n'
+            f"analyze__([{', '.join(f'r{i}' for i in range(len(modules)))}], "
+            f"json.decode({json.dumps(json.dumps(targets))}))\n"
+        )
+        module, file_loader = self.loader.new_module("//:<analysis>", "", "")
+        evaluate(module, parse("<analysis>", driver), file_loader, self.loader.errors)
+
+    def _driver_entry(self, decl: TargetDecl, modules: list[str]) -> dict[str, Any]:
+        label = str(decl.label)
+        if decl.kind == "alias":
+            return {"label": label, "kind": "alias", "actual": str(decl.attrs["actual"])}
+        schema = decl.schema
+        if schema is None:
+            return {"label": label, "kind": "native"}
+        if schema.module not in modules:
+            modules.append(schema.module)
+        attrs: dict[str, Any] = {}
+        for name, value in decl.attrs.items():
+            if name.startswith("__"):
+                continue
+            spec = schema.attrs.get(name, {})
+            kind = decl.types.get(name, spec.get("type", "any"))
+            if kind == "label":
+                value = str(value) if value is not None else None
+            elif kind == "label_list":
+                value = [str(v) for v in value]
+            elif kind == "label_keyed_string_dict":
+                value = [[str(k), v] for k, v in value]
+            elif kind == "output":
+                value = None if value is None else self._output_entry(value, decl.label)
+            elif kind == "output_list":
+                value = [self._output_entry(v, decl.label) for v in value]
+            attrs[name] = {"type": kind, "value": value,
+                           "allow_single_file": bool(spec.get("allow_single_file")),
+                           "executable": bool(spec.get("executable"))}
+        outputs = {k: self.file_info(v, generated=True, owner=decl.label)
+                   for k, v in decl.attrs.get("__outputs__", {}).items()}
+        predeclared = list(outputs.values())
+        for name, kind in decl.types.items():
+            if kind == "output" and decl.attrs.get(name) is not None:
+                predeclared.append(self.file_info(decl.attrs[name], generated=True))
+            elif kind == "output_list":
+                predeclared.extend(self.file_info(v, generated=True) for v in decl.attrs[name])
+        exe = None
+        if "__executable__" in decl.attrs:
+            exe = self.file_info(decl.label, generated=True)
+            outputs["executable"] = exe
+        for f in [*predeclared, *([exe] if exe else [])]:
+            self.declared[f["path"]] = label
+        return {
+            "label": label, "kind": "rule", "registry": modules.index(schema.module),
+            "rule": schema.index, "attrs": attrs, "outputs": outputs,
+            "predeclared": predeclared, "executable": exe,
+            "label_info": self.loader.label_info(decl.label), "bin_dir": self.bin_dir,
+            "workspace_name": self.workspace_name,
+            "build_file_path": self.loader.display_path(decl.label.sibling("BUILD")),
+            "var": {"BINDIR": self.bin_dir, "GENDIR": self.bin_dir, "TARGET_CPU": self.cpu,
+                    "COMPILATION_MODE": "fastbuild"},
+        }
+
+    def _output_entry(self, label: Label, owner: Label) -> dict[str, Any]:
+        return {"label": self.loader.label_info(label),
+                "file": self.file_info(label, generated=True, owner=owner)}
+
+    def needed_actions(self, labels: list[Label]) -> list[Action]:
+        """Actions producing the requested targets' files, runfiles and their inputs."""
+        want: list[str] = []
+        for lab in labels:
+            info = self.infos[str(lab)]
+            want.extend(info.files)
+            want.extend(info.runfiles)
+            if info.executable:
+                want.extend(self.tool_inputs(info))
+        seen: set[int] = set()
+        out: list[Action] = []
+        while want:
+            path = want.pop()
+            action = self.producers.get(path)
+            if action is None or id(action) in seen:
+                continue
+            seen.add(id(action))
+            out.append(action)
+            want.extend(action.inputs)
+        order = {id(a): i for i, a in enumerate(self.actions)}
+        return sorted(out, key=lambda a: order[id(a)])
+
+
+def analyze(workspace_root: Path, patterns: list[str], *, cwd_package: str = "",
+            output_base: Path) -> AnalysisResult:
+    an = Analysis(workspace_root, output_base)
+    roots = an.expand(patterns, cwd_package)
+    an.run(roots)
+    targets = {str(lab): an.infos[str(lab)] for lab in roots}
+    return AnalysisResult(
+        actions=an.needed_actions(roots),
+        targets=targets,
+        workspace_name=an.workspace_name,
+        workspace_root=an.loader.workspace_root,
+        repo_roots=dict(an.loader.repo_roots),
+        bin_dir=an.bin_dir,
+    )

@@ -1,0 +1,316 @@
+"""Loading .bzl modules and the WORKSPACE file; where each repository lives.
+
+Every Starlark file is evaluated in a fresh module that first runs a short
+prelude (`_PRELUDE`): it loads Bazel's API from `builtins.bzl` and defines the
+module's own `rule`, `repository_rule` and `Label`, which must know the file
+they are written in (a rule is identified by `(module, index)`, and a label
+string in a .bzl is relative to that .bzl's repository).
+
+WORKSPACE is evaluated in chunks split before each `load` that follows other
+statements, as Bazel does, so `local_repository(name = "x")` can be followed
+by `load("@x//:defs.bzl", ...)`.
+
+`@strata` always means a strata checkout: the one the WORKSPACE names, else
+the checkout this engine runs from, so other workspaces can use our rules.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import starlark as sl
+
+from strata.engine.labels import Label
+from strata.engine.starlark_env import CallableErrors, evaluate, parse
+from strata.errors import UserError
+
+STRATA_ROOT = Path(__file__).resolve().parents[3]
+BUILTINS_KEY = "@strata_builtins__//:builtins.bzl"
+_BUILTINS_SRC = Path(__file__).with_name("builtins.bzl")
+
+_PUBLIC = (
+    "provider DefaultInfo OutputGroupInfo depset select attr native glob package_name "
+    "repository_name exports_files genrule filegroup alias sh_binary sh_test py_binary "
+    "config_setting existing_rules existing_rule workspace local_repository "
+    "new_local_repository bind register_toolchains register_execution_platforms "
+    "make_rule__ make_repository_rule__ make_label__ label_string__"
+).split()
+
+_PRELUDE = (
+    f'load("{BUILTINS_KEY}", {", ".join(repr(n) for n in _PUBLIC)})\n'
+    'strata_registry__ = {"rules": [], "repo_rules": [], "module": strata_module__}\n'
+    "def rule(implementation, attrs = None, **kwargs):\n"
+    "    return make_rule__(strata_registry__, implementation, attrs, kwargs)\n"
+    "def repository_rule(implementation, attrs = None, **kwargs):\n"
+    "    return make_repository_rule__(strata_registry__, implementation, attrs, kwargs)\n"
+    "def Label(label_string):\n"
+    "    return make_label__(strata_module__, label_string)\n"
+)
+
+_RULE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=\s*rule\s*\(", re.M)
+
+
+@dataclass(frozen=True)
+class RuleSchema:
+    """What `rule()` declared, minus the Starlark functions (kept in builtins.bzl)."""
+
+    module: str
+    index: int
+    name: str
+    attrs: dict[str, dict[str, Any]]
+    executable: bool
+    test: bool
+    outputs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """A repository: a directory on disk, or a repository rule to run."""
+
+    name: str
+    path: Path | None = None
+    rule_module: str = ""
+    rule_index: int = -1
+    attrs: dict[str, Any] = field(default_factory=dict)
+    where: str = ""
+
+
+class Loader:
+    """Evaluates Starlark files for one analysis; state lives here, not in globals."""
+
+    def __init__(self, workspace_root: Path, output_base: Path) -> None:
+        self.workspace_root = workspace_root.resolve()
+        self.output_base = output_base
+        self.errors = CallableErrors()
+        self.hooks: dict[str, Callable[..., Any]] = {}
+        self.workspace_name = "__main__"
+        self.repos: dict[str, RepoSpec] = {}
+        self.repo_roots: dict[str, Path] = {"": self.workspace_root}
+        self.rule_schemas: dict[tuple[str, int], RuleSchema] = {}
+        self.fetch_repo: Callable[[RepoSpec], Path] | None = None
+        self._modules: dict[str, sl.FrozenModule] = {}
+        self._sources: dict[str, str] = {}
+        self._loading: list[str] = []
+        self._ids = itertools.count(1)
+        self._prelude_ast = parse("<prelude>", _PRELUDE)
+        self._builtins: sl.FrozenModule | None = None
+
+    # ---- builtins ---------------------------------------------------------
+
+    def builtins(self) -> sl.FrozenModule:
+        """The frozen builtins module; built on first use, after hooks are registered."""
+        if self._builtins is None:
+            module = sl.Module()
+            hooks = dict(self.hooks)
+            hooks["_strata_next_id"] = lambda: next(self._ids)
+            hooks["_strata_label"] = self._label_info_for_module
+            hooks["_strata_rule_schema"] = self._rule_schema
+            for name, fn in hooks.items():
+                module.add_callable(name, self.errors.wrap(fn))
+            src = _BUILTINS_SRC.read_text()
+            evaluate(module, parse("<builtins>", src), None, self.errors)
+            self._builtins = module.freeze()
+        return self._builtins
+
+    # ---- modules ----------------------------------------------------------
+
+    def new_module(self, key: str, repo: str, package: str) -> tuple[sl.Module, sl.FileLoader]:
+        """A module with the prelude evaluated, and a loader resolving relative loads."""
+        module = sl.Module()
+        module["strata_module__"] = key
+        file_loader = sl.FileLoader(lambda text: self._load_from(repo, package, key, text))
+        evaluate(module, self._prelude_ast, file_loader, self.errors)
+        return module, file_loader
+
+    def _load_from(self, repo: str, package: str, loading: str, text: str) -> sl.FrozenModule:
+        if text == BUILTINS_KEY:
+            return self.builtins()
+        if text in self._modules:
+            return self._modules[text]
+        label = Label.parse(text, repo=repo, package=package, where=loading)
+        if not label.name.endswith(".bzl"):
+            raise UserError(
+                f"load() of a file that is not a .bzl file (got {text!r}); "
+                "only .bzl files can be loaded"
+            )
+        return self.module(label)
+
+    def canonical_repo(self, repo: str) -> str:
+        return "" if repo in (self.workspace_name, "__main__") else repo
+
+    def module(self, label: Label) -> sl.FrozenModule:
+        """Evaluate (once) and return the .bzl file `label`."""
+        label = Label(self.canonical_repo(label.repo), label.package, label.name)
+        key = str(label)
+        if key in self._modules:
+            return self._modules[key]
+        if key in self._loading:
+            cycle = " -> ".join([*self._loading[self._loading.index(key) :], key])
+            raise UserError(f"cycle in load() statements (got {cycle}); break the cycle")
+        path = self.repo_root(label.repo, where=key) / label.package / label.name
+        if not path.is_file():
+            raise UserError(
+                f"cannot load {key}: file not found (got {path}); check the label and the path",
+            )
+        source = path.read_text()
+        self._sources[key] = source
+        self._loading.append(key)
+        try:
+            module, file_loader = self.new_module(key, label.repo, label.package)
+            evaluate(module, parse(self.display_path(label), source), file_loader, self.errors)
+        finally:
+            self._loading.pop()
+        frozen = module.freeze()
+        self._modules[key] = frozen
+        return frozen
+
+    def display_path(self, label: Label) -> str:
+        """A file's path as shown in errors: workspace-relative, or external/<repo>/..."""
+        rel = f"{label.package}/{label.name}" if label.package else label.name
+        return f"external/{label.repo}/{rel}" if label.repo else rel
+
+    def rule_name(self, module: str, index: int) -> str:
+        """The name a rule was exported as (`foo = rule(...)`), for messages."""
+        names = _RULE_ASSIGN.findall(self._sources.get(module, ""))
+        return names[index] if index < len(names) else f"rule #{index} of {module}"
+
+    def _rule_schema(
+        self, module: str, index: int, schema: dict[str, Any], opts: dict[str, Any]
+    ) -> None:
+        self.rule_schemas[(module, index)] = RuleSchema(
+            module=module,
+            index=index,
+            name=self.rule_name(module, index),
+            attrs=schema,
+            executable=bool(opts.get("executable")),
+            test=bool(opts.get("test")),
+            outputs=dict(opts.get("outputs") or {}),
+        )
+
+    def label_info(self, label: Label) -> dict[str, Any]:
+        """The fields of a Starlark Label struct."""
+        repo = label.repo
+        return {
+            "canonical": str(label),
+            "name": label.name,
+            "package": label.package,
+            "workspace_name": repo,
+            "workspace_root": f"external/{repo}" if repo else "",
+        }
+
+    def _label_info_for_module(self, module: str, text: Any) -> dict[str, Any]:
+        if isinstance(text, dict) and "canonical" in text:
+            return text
+        base = Label.parse(module) if module.startswith(("//", "@")) else Label("", "", "x")
+        label = Label.parse(text, repo=base.repo, package=base.package, where=module)
+        return self.label_info(Label(self.canonical_repo(label.repo), label.package, label.name))
+
+    # ---- repositories -----------------------------------------------------
+
+    def repo_root(self, repo: str, *, where: str = "") -> Path:
+        """Directory of repository `repo`, fetching a repository rule on first use."""
+        repo = self.canonical_repo(repo)
+        if repo in self.repo_roots:
+            return self.repo_roots[repo]
+        spec = self.repos.get(repo)
+        if spec is None:
+            if repo == "strata":
+                self.repo_roots[repo] = STRATA_ROOT
+                return STRATA_ROOT
+            known = sorted([*self.repos, "strata"])
+            close = difflib.get_close_matches(repo, known, n=1)
+            hint = f"did you mean @{close[0]}?" if close else "declare it in WORKSPACE"
+            raise UserError(
+                f"no such repository '@{repo}' (got {where or '@' + repo}); {hint}"
+            )
+        if spec.path is not None:
+            root = spec.path
+        elif self.fetch_repo is None:
+            raise UserError(f"repository '@{repo}' cannot be fetched here; run a build")
+        else:
+            root = self.fetch_repo(spec)
+        self.repo_roots[repo] = root
+        return root
+
+    def add_repo(self, spec: RepoSpec) -> None:
+        if spec.name in self.repos or spec.name in ("", self.workspace_name):
+            raise UserError(
+                f"repository '{spec.name}' is declared twice (got a second declaration at "
+                f"{spec.where or 'WORKSPACE'}); give each repository one name"
+            )
+        self.repos[spec.name] = spec
+
+    # ---- WORKSPACE --------------------------------------------------------
+
+    def load_workspace(self) -> None:
+        """Evaluate WORKSPACE (or WORKSPACE.bazel), chunk by chunk."""
+        path = self.workspace_root / "WORKSPACE"
+        if not path.is_file():
+            path = self.workspace_root / "WORKSPACE.bazel"
+        if not path.is_file():
+            raise UserError(
+                f"no WORKSPACE file in {self.workspace_root} (got none); "
+                "run strata in a Bazel workspace or create an empty WORKSPACE"
+            )
+        source = path.read_text()
+        module, file_loader = self.new_module("//:WORKSPACE", "", "")
+        for chunk in split_workspace(source):
+            evaluate(module, parse(path.name, chunk), file_loader, self.errors)
+
+
+def split_workspace(source: str) -> list[str]:
+    """Chunks of `source`, each starting at a `load` that follows other code.
+
+    Each chunk is padded with blank lines so Starlark's line numbers stay those
+    of the file.
+    """
+    lines = source.splitlines(keepends=True)
+    starts: list[int] = [0]
+    depth = 0
+    seen_code = False
+    in_load = False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if depth == 0 and not in_load:
+            if line.startswith("load(") or line.startswith("load ("):
+                if seen_code and starts[-1] != i:
+                    starts.append(i)
+                    seen_code = False
+                in_load = True
+            elif stripped and not stripped.startswith("#"):
+                seen_code = True
+        depth += _paren_delta(line)
+        if depth <= 0:
+            depth = 0
+            in_load = False
+    starts.append(len(lines))
+    return [
+        "\n" * begin + "".join(lines[begin:end])
+        for begin, end in itertools.pairwise(starts)
+        if begin < end
+    ]
+
+
+def _paren_delta(line: str) -> int:
+    """Net open brackets on a line, ignoring strings and comments (good enough for loads)."""
+    delta = 0
+    quote = ""
+    for ch in line:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            break
+        elif ch in "([{":
+            delta += 1
+        elif ch in ")]}":
+            delta -= 1
+    return delta

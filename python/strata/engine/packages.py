@@ -1,0 +1,536 @@
+"""Packages: evaluating BUILD files into checked target declarations.
+
+A package is a directory with a BUILD or BUILD.bazel file. Evaluating it runs
+its rule calls (Starlark rules, macros, native rules) which land here through
+the `_strata_*` hooks; each call's attributes are type-checked against the
+rule's schema right away, so an error points at the BUILD line that made it.
+`select()` is resolved at this point too: strata builds for one configuration
+(the host), so the branch is known while loading.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import platform
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strata.engine.labels import Label
+from strata.engine.loader import Loader, RuleSchema
+from strata.errors import UserError
+
+BUILD_NAMES = ("BUILD.bazel", "BUILD")
+
+_LABELS = {"label", "label_list", "label_keyed_string_dict"}
+_COMMON: dict[str, str] = {
+    "name": "string",
+    "visibility": "any",
+    "tags": "string_list",
+    "testonly": "bool",
+    "deprecation": "string",
+    "features": "string_list",
+    "licenses": "any",
+    "compatible_with": "any",
+    "restricted_to": "any",
+    "target_compatible_with": "any",
+    "exec_compatible_with": "any",
+    "exec_properties": "any",
+    "generator_name": "any",
+    "generator_function": "any",
+    "generator_location": "any",
+}
+_EXECUTABLE_COMMON = {"args": "string_list", "env": "string_dict"}
+_TEST_COMMON = {"size": "string", "timeout": "string", "flaky": "bool", "shard_count": "int",
+                "local": "bool", "env_inherit": "string_list"}
+NATIVE_ATTRS: dict[str, dict[str, str]] = {
+    "genrule": {"srcs": "label_list", "outs": "output_list", "cmd": "string",
+                "cmd_bash": "string", "tools": "label_list", "exec_tools": "label_list",
+                "executable": "bool", "output_to_bindir": "bool", "message": "string",
+                "local": "bool", "stamp": "any", "toolchains": "any"},
+    "filegroup": {"srcs": "label_list", "data": "label_list", "output_group": "string"},
+    "alias": {"actual": "label"},
+    "sh_binary": {"srcs": "label_list", "data": "label_list", "deps": "label_list",
+                  **_EXECUTABLE_COMMON},
+    "sh_test": {"srcs": "label_list", "data": "label_list", "deps": "label_list",
+                **_EXECUTABLE_COMMON, **_TEST_COMMON},
+    "py_binary": {"srcs": "label_list", "main": "label", "deps": "label_list",
+                  "data": "label_list", "imports": "string_list", "python_version": "string",
+                  "srcs_version": "string", "legacy_create_init": "any", **_EXECUTABLE_COMMON},
+    "config_setting": {"constraint_values": "string_list", "values": "string_dict",
+                       "define_values": "string_dict", "flag_values": "any"},
+}
+_MANDATORY = {"alias": {"actual"}, "genrule": {"outs"}}
+_TYPE_NAMES = {
+    "string": "a string", "string_list": "a list of strings",
+    "string_dict": "a dict of string to string", "string_list_dict": "a dict of string to list",
+    "int": "an integer", "int_list": "a list of integers", "bool": "a boolean",
+    "label": "a label string", "label_list": "a list of label strings",
+    "label_keyed_string_dict": "a dict of label string to string",
+    "output": "a file name", "output_list": "a list of file names",
+}
+
+
+@dataclass(frozen=True)
+class TargetDecl:
+    """A target as loading left it: checked attributes, labels canonical."""
+
+    label: Label
+    kind: str
+    """Rule name (`genrule`, `my_rule`), or `source file` / `generated file`."""
+    schema: RuleSchema | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+    generator: Label | None = None
+    """For a generated file: the rule that outputs it."""
+
+    def deps(self) -> list[Label]:
+        """Labels this target depends on (through label-typed attributes)."""
+        out: list[Label] = []
+        for name, kind in self.types.items():
+            value = self.attrs.get(name)
+            if value is None:
+                continue
+            if kind == "label":
+                out.append(value)
+            elif kind == "label_list":
+                out.extend(value)
+            elif kind == "label_keyed_string_dict":
+                out.extend(k for k, _ in value)
+        if self.generator is not None:
+            out.append(self.generator)
+        return out
+
+
+@dataclass
+class Package:
+    repo: str
+    name: str
+    directory: Path
+    build_file: str
+    rules: dict[str, TargetDecl] = field(default_factory=dict)
+    outputs: dict[str, Label] = field(default_factory=dict)
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def label(self, name: str) -> Label:
+        return Label(self.repo, self.name, name)
+
+
+class Packages:
+    """Loads packages on demand and answers `target(label)`."""
+
+    def __init__(self, loader: Loader) -> None:
+        self.loader = loader
+        self._packages: dict[tuple[str, str], Package] = {}
+        self._current: list[Package] = []
+        loader.hooks.update(
+            _strata_glob=self._glob,
+            _strata_package_name=lambda: self._pkg("package_name").name,
+            _strata_repository_name=lambda: "@" + self._pkg("repository_name").repo,
+            _strata_existing_rules=lambda: dict(self._pkg("existing_rules").raw),
+            _strata_native_rule=self._native_rule,
+            _strata_add_target=self._add_target,
+            _strata_exports_files=lambda srcs: None,
+            _strata_select=self._select,
+        )
+
+    def _pkg(self, what: str) -> Package:
+        if not self._current:
+            raise UserError(
+                f"{what}() can only be used while loading a BUILD file (got a call from a "
+                ".bzl file's top level); call it from a macro used in a BUILD file"
+            )
+        return self._current[-1]
+
+    # ---- packages ---------------------------------------------------------
+
+    def build_file(self, repo: str, name: str) -> Path | None:
+        root = self.loader.repo_root(repo) / name
+        for build in BUILD_NAMES:
+            if (root / build).is_file():
+                return root / build
+        return None
+
+    def package(self, repo: str, name: str, *, where: str = "") -> Package:
+        repo = self.loader.canonical_repo(repo)
+        key = (repo, name)
+        if key in self._packages:
+            return self._packages[key]
+        path = self.build_file(repo, name)
+        prefix = f"@{repo}" if repo else ""
+        if path is None:
+            raise UserError(
+                f"no such package '{prefix}//{name}' (got {where or prefix + '//' + name}); "
+                "add a BUILD file there or fix the label"
+            )
+        pkg = Package(repo, name, path.parent, path.name)
+        label = Label(repo, name, path.name)
+        module, file_loader = self.loader.new_module(str(label), repo, name)
+        self._current.append(pkg)
+        try:
+            from strata.engine.starlark_env import evaluate, parse
+
+            ast = parse(self.loader.display_path(label), path.read_text())
+            evaluate(module, ast, file_loader, self.loader.errors)
+        finally:
+            self._current.pop()
+        self._packages[key] = pkg
+        return pkg
+
+    def target(self, label: Label, *, where: str = "") -> TargetDecl:
+        """The declaration of `label`: a rule, a generated file or a source file."""
+        pkg = self.package(label.repo, label.package, where=where)
+        if label.name in pkg.rules:
+            return pkg.rules[label.name]
+        if label.name in pkg.outputs:
+            return TargetDecl(label, "generated file", generator=pkg.outputs[label.name])
+        path = pkg.directory / label.name
+        if path.exists() and not self._crosses_package(pkg, label.name):
+            return TargetDecl(label, "source file")
+        known = sorted([*pkg.rules, *pkg.outputs])
+        close = difflib.get_close_matches(label.name, known, n=3)
+        hint = f"did you mean {', '.join(':' + c for c in close)}?" if close else (
+            "declare it in " + self.loader.display_path(pkg.label(pkg.build_file)))
+        raise UserError(
+            f"no such target '{label}': target '{label.name}' not declared in package "
+            f"'{label.package}' (got {where or label}); {hint}"
+        )
+
+    def _crosses_package(self, pkg: Package, name: str) -> bool:
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            sub = pkg.directory.joinpath(*parts[:i])
+            if any((sub / b).is_file() for b in BUILD_NAMES):
+                return True
+        return False
+
+    def targets_under(self, repo: str, base: str) -> list[Label]:
+        """Rule targets in every package at or below `base` (for `//base/...`)."""
+        root = self.loader.repo_root(repo)
+        start = root / base if base else root
+        labels: list[Label] = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = sorted(d for d in dirnames
+                                 if not d.startswith((".", "bazel-", "strata-")))
+            if any(b in filenames for b in BUILD_NAMES):
+                name = Path(dirpath).relative_to(root).as_posix()
+                name = "" if name == "." else name
+                pkg = self.package(repo, name)
+                labels.extend(pkg.label(n) for n in pkg.rules)
+        return labels
+
+    # ---- hooks ------------------------------------------------------------
+
+    def _glob(self, include: Any, exclude: Any, exclude_directories: Any, allow_empty: Any) -> list[str]:
+        pkg = self._pkg("glob")
+        inc = [_glob_regex(p, pkg) for p in _strings(include, "glob include")]
+        exc = [_glob_regex(p, pkg) for p in _strings(exclude, "glob exclude")]
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(pkg.directory):
+            rel_dir = Path(dirpath).relative_to(pkg.directory).as_posix()
+            rel_dir = "" if rel_dir == "." else rel_dir
+            keep = []
+            for d in sorted(dirnames):
+                sub = Path(dirpath) / d
+                if any((sub / b).is_file() for b in BUILD_NAMES):
+                    continue
+                keep.append(d)
+            dirnames[:] = keep
+            names = list(filenames) + ([] if exclude_directories else keep)
+            for n in names:
+                rel = f"{rel_dir}/{n}" if rel_dir else n
+                if any(r.match(rel) for r in inc) and not any(r.match(rel) for r in exc):
+                    found.append(rel)
+        return sorted(found)
+
+    def _select(self, conditions: Any, no_match_error: Any) -> Any:
+        pkg = self._pkg("select")
+        if not isinstance(conditions, dict) or not conditions:
+            raise UserError(
+                f"select() needs a non-empty dict of condition to value (got {conditions!r}); "
+                'e.g. select({"//conditions:default": ...})'
+            )
+        machine = platform.machine()
+        cpu = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64",
+               "arm64": "aarch64"}.get(machine.lower(), machine)
+        true_labels = {
+            "@platforms//os:linux",
+            f"@platforms//cpu:{cpu}",
+            "@bazel_tools//src/conditions:linux",
+            f"@bazel_tools//src/conditions:linux_{cpu}",
+        }
+        if cpu == "x86_64":
+            true_labels.add("@platforms//cpu:x86_64")
+        default = "//conditions:default"
+        matched = []
+        for key, value in conditions.items():
+            text = str(Label.parse(key, repo=pkg.repo, package=pkg.name, where=f"select key {key!r}"))
+            if key == default or text in (default, "@bazel_tools//conditions:default"):
+                continue
+            if text in true_labels:
+                matched.append((key, value))
+            elif not (text.startswith("@platforms//") or text.startswith("@bazel_tools//")):
+                raise UserError(
+                    f"select() condition is not supported by strata (got {key!r}); use "
+                    "@platforms//os:*, @platforms//cpu:* or //conditions:default"
+                )
+        if len(matched) > 1:
+            raise UserError(
+                f"select() matches more than one condition (got {[k for k, _ in matched]}); "
+                "make the conditions exclusive"
+            )
+        if matched:
+            return matched[0][1]
+        if default in conditions:
+            return conditions[default]
+        raise UserError(
+            no_match_error or f"select() has no condition matching this platform (got keys "
+            f"{sorted(conditions)}); add a //conditions:default branch"
+        )
+
+    def _native_rule(self, kind: str, name: Any, kwargs: dict[str, Any]) -> None:
+        types = {**_COMMON, **NATIVE_ATTRS[kind]}
+        if kind in ("sh_binary", "sh_test", "py_binary"):
+            types = {**types, **_EXECUTABLE_COMMON}
+        specs = {a: {"type": t, "mandatory": a in _MANDATORY.get(kind, ())}
+                 for a, t in types.items()}
+        self._declare(kind, None, name, kwargs, specs)
+
+    def _add_target(self, module: str, index: int, name: Any, kwargs: dict[str, Any]) -> None:
+        schema = self.loader.rule_schemas[(module, index)]
+        specs: dict[str, dict[str, Any]] = {a: {"type": t} for a, t in _COMMON.items()}
+        if schema.executable or schema.test:
+            specs.update({a: {"type": t} for a, t in _EXECUTABLE_COMMON.items()})
+        if schema.test:
+            specs.update({a: {"type": t} for a, t in _TEST_COMMON.items()})
+        specs.update(schema.attrs)
+        self._declare(schema.name, schema, name, kwargs, specs)
+
+    def _declare(self, kind: str, schema: RuleSchema | None, name: Any,
+                 kwargs: dict[str, Any], specs: dict[str, dict[str, Any]]) -> None:
+        pkg = self._pkg(kind)
+        if not isinstance(name, str) or not name:
+            raise UserError(
+                f"{kind}: 'name' must be a non-empty string (got {name!r}); add name = \"...\""
+            )
+        label = pkg.label(name)
+        Label.parse(f":{name}", repo=pkg.repo, package=pkg.name, where=str(label))
+        if name in pkg.rules or name in pkg.outputs:
+            raise UserError(
+                f"{label}: target '{name}' is declared twice in package '{pkg.name}' "
+                f"(got a second {kind}); rename one of them"
+            )
+        attrs: dict[str, Any] = {"name": name}
+        types: dict[str, str] = {}
+        for attr, value in kwargs.items():
+            if attr not in specs:
+                close = difflib.get_close_matches(attr, [a for a in specs if not a.startswith("_")], n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "remove it"
+                raise UserError(
+                    f"{label}: {kind} rule has no attribute '{attr}' (got {attr} = {value!r}); {hint}"
+                )
+            if attr.startswith("_"):
+                raise UserError(
+                    f"{label}: attribute '{attr}' of {kind} is private (got {value!r}); "
+                    "private attributes take their default"
+                )
+        for attr, spec in specs.items():
+            kind_of = spec["type"]
+            if kind_of in _LABELS or kind_of in ("output", "output_list"):
+                types[attr] = kind_of
+            if attr == "name":
+                continue
+            if attr in kwargs and kwargs[attr] is not None:
+                value = kwargs[attr]
+                base = (pkg.repo, pkg.name)
+            elif spec.get("mandatory"):
+                raise UserError(
+                    f"{label}: missing value for mandatory attribute '{attr}' in {kind} rule "
+                    f"(got none); set {attr} = ..."
+                )
+            else:
+                value = spec.get("default")
+                if value is None and kind_of in ("label", "output"):
+                    attrs[attr] = None
+                    continue
+                if value is None:
+                    value = _EMPTY.get(kind_of)
+                base = _module_base(schema, self.loader)
+            attrs[attr] = _check(label, kind, attr, spec, value, base, self.loader)
+        if schema is not None:
+            for key, template in schema.outputs.items():
+                out = _expand_output(label, template, attrs)
+                attrs.setdefault("__outputs__", {})[key] = Label(pkg.repo, pkg.name, out)
+            if schema.executable or schema.test:
+                attrs["__executable__"] = label
+        decl = TargetDecl(label, kind, schema, attrs, types)
+        for out in _output_labels(decl):
+            if out.name in pkg.outputs or (out.name in pkg.rules and out.name != name):
+                raise UserError(
+                    f"{label}: output '{out.name}' is already declared in package "
+                    f"'{pkg.name}' (got it again from {kind}); give it another name"
+                )
+            if out != label:
+                pkg.outputs[out.name] = label
+        pkg.rules[name] = decl
+        pkg.raw[name] = {"kind": kind, "name": name,
+                         **{k: v for k, v in kwargs.items() if k != "name"}}
+
+
+_EMPTY: dict[str, Any] = {"string": "", "string_list": [], "string_dict": {}, "int": 0,
+                          "int_list": [], "bool": False, "label_list": [],
+                          "label_keyed_string_dict": {}, "output_list": [],
+                          "string_list_dict": {}}
+
+
+def _module_base(schema: RuleSchema | None, loader: Loader) -> tuple[str, str]:
+    """Defaults written in a .bzl are relative to that .bzl's repository."""
+    if schema is None:
+        return ("", "")
+    mod = Label.parse(schema.module)
+    return (loader.canonical_repo(mod.repo), mod.package)
+
+
+def _output_labels(decl: TargetDecl) -> list[Label]:
+    out: list[Label] = []
+    for name, kind in decl.types.items():
+        v = decl.attrs.get(name)
+        if kind == "output" and v is not None:
+            out.append(v)
+        elif kind == "output_list":
+            out.extend(v)
+    out.extend(decl.attrs.get("__outputs__", {}).values())
+    return out
+
+
+def _expand_output(label: Label, template: str, attrs: dict[str, Any]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        value = attrs.get(key)
+        if isinstance(value, Label):
+            return value.name
+        if not isinstance(value, str):
+            raise UserError(
+                f"{label}: output template {template!r} uses %{{{key}}} (got {value!r}); "
+                "only string and label attributes can be substituted"
+            )
+        return value
+
+    return re.sub(r"%\{(\w+)\}", sub, template)
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"{what} must be a list of strings (got {value!r}); e.g. [\"*.txt\"]")
+    return value
+
+
+def _glob_regex(pattern: str, pkg: Package) -> re.Pattern[str]:
+    if pattern.startswith("/") or "//" in pattern or ".." in pattern.split("/"):
+        raise UserError(
+            f"glob pattern is not a relative path (got {pattern!r}) in "
+            f"package '{pkg.name}'; write paths relative to the package"
+        )
+    parts = []
+    segments = pattern.split("/")
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == "**":
+            parts.append("(?:.*/)?" if not last else ".*")
+            continue
+        rx = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in seg)
+        parts.append(rx + ("" if last else "/"))
+    return re.compile("^" + "".join(parts) + "$")
+
+
+def _type_error(label: Label, kind: str, attr: str, kind_of: str, value: Any) -> UserError:
+    return UserError(
+        f"{label}: attribute '{attr}' of {kind} must be {_TYPE_NAMES.get(kind_of, kind_of)} "
+        f"(got {value!r} of type {_starlark_type(value)}); fix the value in the BUILD file"
+    )
+
+
+def _starlark_type(value: Any) -> str:
+    return {bool: "bool", int: "int", str: "string", list: "list", dict: "dict",
+            type(None): "NoneType"}.get(type(value), type(value).__name__)
+
+
+def _as_label(value: Any, base: tuple[str, str], where: str, loader: Loader) -> Label | None:
+    if isinstance(value, dict) and "canonical" in value:
+        text = value["canonical"]
+    elif isinstance(value, str):
+        text = value
+    else:
+        return None
+    lab = Label.parse(text, repo=base[0], package=base[1], where=where)
+    return Label(loader.canonical_repo(lab.repo), lab.package, lab.name)
+
+
+def _check(label: Label, kind: str, attr: str, spec: dict[str, Any], value: Any,
+           base: tuple[str, str], loader: Loader) -> Any:
+    t = spec["type"]
+    err = _type_error(label, kind, attr, t, value)
+    where = f"{label}: attribute '{attr}'"
+    if t == "any":
+        return value
+    if t == "string":
+        if not isinstance(value, str):
+            raise err
+    elif t == "bool":
+        if not (isinstance(value, bool) or value in (0, 1)):
+            raise err
+        value = bool(value)
+    elif t == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise err
+    elif t in ("string_list", "int_list"):
+        want = str if t == "string_list" else int
+        if not isinstance(value, list) or not all(isinstance(v, want) and not isinstance(v, bool)
+                                                  for v in value):
+            raise err
+    elif t == "string_dict":
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise err
+    elif t == "string_list_dict":
+        if not isinstance(value, dict):
+            raise err
+    elif t == "label":
+        lab = _as_label(value, base, where, loader)
+        if lab is None:
+            raise err
+        return lab
+    elif t == "label_list":
+        if not isinstance(value, list):
+            raise err
+        labs = [_as_label(v, base, where, loader) for v in value]
+        if any(lab is None for lab in labs):
+            raise err
+        return labs
+    elif t == "label_keyed_string_dict":
+        if not isinstance(value, dict):
+            raise err
+        pairs = []
+        for k, v in value.items():
+            lab = _as_label(k, base, where, loader)
+            if lab is None or not isinstance(v, str):
+                raise err
+            pairs.append((lab, v))
+        return pairs
+    elif t == "output":
+        if not isinstance(value, str) or ":" in value.lstrip(":"):
+            raise err
+        return label.sibling(value.lstrip(":"))
+    elif t == "output_list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise err
+        return [label.sibling(v.lstrip(":")) for v in value]
+    values = spec.get("values") or []
+    if values and value not in values:
+        raise UserError(
+            f"{label}: attribute '{attr}' of {kind} must be one of {values} (got {value!r}); "
+            "pick one of the allowed values"
+        )
+    return value

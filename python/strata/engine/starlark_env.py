@@ -1,0 +1,100 @@
+"""Evaluating Starlark with starlark-pyo3, and turning its errors into ours.
+
+One place knows the dialect, the global functions and how an error raised
+inside Starlark (or inside a Python callable Starlark called) becomes a
+`UserError` that keeps Starlark's `file:line:column` and source snippet. A
+Python exception that is not a `UserError` is a bug in strata and is re-raised
+as is, so the CLI prints its traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import starlark as sl
+
+from strata.errors import UserError
+
+GLOBALS = sl.Globals.extended_by(
+    [
+        sl.LibraryExtension.StructType,
+        sl.LibraryExtension.Json,
+        sl.LibraryExtension.Print,
+        sl.LibraryExtension.Map,
+        sl.LibraryExtension.Filter,
+        sl.LibraryExtension.Partial,
+    ]
+)
+DIALECT = sl.Dialect.extended()
+
+_SPAN_RE = re.compile(r"^\s*--> (?P<where>\S+:\d+:\d+)\s*$", re.M)
+_ERROR_RE = re.compile(r"^error: (?P<msg>.*)$", re.M)
+
+
+@dataclass
+class CallableErrors:
+    """The last exception a Python callable raised, for `convert_error`.
+
+    starlark-pyo3 keeps only the text of an exception raised inside a
+    callable; this remembers the object so a bug keeps its traceback.
+    """
+
+    pending: BaseException | None = field(default=None)
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - re-raised after the Starlark frame
+                self.pending = exc
+                raise
+
+        return call
+
+
+def convert_error(err: sl.StarlarkError, errors: CallableErrors) -> Exception:
+    """The exception to raise for `err`: a UserError with span, or the original bug."""
+    pending, errors.pending = errors.pending, None
+    if pending is not None and not isinstance(pending, UserError):
+        return pending
+    text = str(err)
+    span = _SPAN_RE.search(text)
+    head = _ERROR_RE.search(text)
+    msg = head.group("msg") if head else text.strip().splitlines()[-1]
+    if isinstance(pending, UserError):
+        msg = str(pending)
+    else:
+        msg = re.sub(r"^(fail|UserError): ", "", msg)
+    snippet = ""
+    trace = ""
+    if span:
+        snippet = "\n".join(
+            line for line in text[span.end() :].splitlines() if line.strip() not in ("", "|")
+        )
+    frames = re.findall(r"^  \* (\S+:\d+), in (\S+)$", text, re.M)
+    if len(frames) > 1:
+        trace = "\n".join(f"  called from {f} in {fn}" for f, fn in frames[:-1])
+    detail = "\n".join(part for part in (msg, snippet, trace) if part)
+    return UserError(detail, where=span.group("where") if span else None)
+
+
+def parse(filename: str, source: str) -> sl.AstModule:
+    try:
+        return sl.parse(filename, source, DIALECT)
+    except sl.StarlarkError as err:
+        raise convert_error(err, CallableErrors()) from None
+
+
+def evaluate(
+    module: sl.Module,
+    ast: sl.AstModule,
+    loader: sl.FileLoader | None,
+    errors: CallableErrors,
+) -> None:
+    try:
+        sl.eval(module, ast, GLOBALS, loader)
+    except sl.StarlarkError as err:
+        raise convert_error(err, errors) from None

@@ -1,0 +1,192 @@
+"""External repositories: WORKSPACE functions and repository rules.
+
+A repository rule runs on first use of its repository, in
+`<output_base>/external/<name>`, with the `repository_ctx` subset from
+builtins.bzl; the Python half here does the file system and process work.
+A marker file next to the directory records a digest of the rule, its
+attributes and its .bzl source, so an unchanged repository is not fetched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from strata.engine.labels import Label
+from strata.engine.loader import Loader, RepoSpec
+from strata.engine.starlark_env import evaluate, parse
+from strata.errors import UserError
+
+_REPO_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class Repositories:
+    """The WORKSPACE hooks and the repository-rule runner for one Loader."""
+
+    def __init__(self, loader: Loader) -> None:
+        self.loader = loader
+        self._dir: Path | None = None
+        loader.fetch_repo = self.fetch
+        loader.hooks.update(
+            _strata_workspace=self._workspace,
+            _strata_local_repository=self._local_repository,
+            _strata_add_repository=self._add_repository,
+            _strata_repo_path=self._path,
+            _strata_repo_file=self._file,
+            _strata_repo_template=self._template,
+            _strata_repo_symlink=self._symlink,
+            _strata_repo_read=lambda p: self._resolve(p).read_text(),
+            _strata_repo_delete=self._delete,
+            _strata_repo_execute=self._execute,
+            _strata_repo_which=lambda prog: shutil.which(prog, path=_REPO_PATH),
+            _strata_repo_environ=lambda: {"PATH": _REPO_PATH},
+        )
+
+    # ---- WORKSPACE --------------------------------------------------------
+
+    def _workspace(self, name: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise UserError(f"workspace() needs a name (got {name!r}); e.g. workspace(name = \"x\")")
+        self.loader.workspace_name = name
+
+    def _local_repository(self, name: Any, path: Any, extra: Any) -> None:
+        if not isinstance(path, str):
+            raise UserError(f"local_repository '{name}': path must be a string (got {path!r}); "
+                            "give a path relative to the workspace")
+        root = (self.loader.workspace_root / path).resolve()
+        if not root.is_dir():
+            raise UserError(
+                f"local_repository '{name}': directory not found (got {path!r}); "
+                "give an existing directory, relative to the workspace"
+            )
+        if extra:
+            raise UserError(
+                f"new_local_repository '{name}' is not supported by strata (got build_file); "
+                "add a BUILD file to the directory and use local_repository"
+            )
+        self.loader.add_repo(RepoSpec(name=name, path=root))
+
+    def _add_repository(self, module: str, index: int, name: Any, schema: dict[str, Any],
+                        attrs: dict[str, Any]) -> None:
+        if not isinstance(name, str) or not name:
+            raise UserError(f"repository rule needs a name (got {name!r}); add name = \"...\"")
+        values: dict[str, Any] = {}
+        for attr, spec in schema.items():
+            if attr in attrs:
+                value = attrs[attr]
+            elif spec.get("mandatory"):
+                raise UserError(
+                    f"@{name}: missing value for mandatory attribute '{attr}' (got none); "
+                    f"set {attr} = ..."
+                )
+            else:
+                value = spec.get("default")
+            if spec["type"] == "label" and value is not None:
+                text = value["canonical"] if isinstance(value, dict) else value
+                lab = Label.parse(text, where=f"@{name}: attribute '{attr}'")
+                value = self.loader.label_info(lab)
+            values[attr] = value
+        unknown = sorted(set(attrs) - set(schema) - {"visibility", "tags"})
+        if unknown:
+            raise UserError(
+                f"@{name}: repository rule has no attribute '{unknown[0]}' (got "
+                f"{unknown[0]} = {attrs[unknown[0]]!r}); remove it or declare it in attrs"
+            )
+        self.loader.add_repo(RepoSpec(name=name, rule_module=module, rule_index=index,
+                                      attrs=values))
+
+    # ---- fetching ---------------------------------------------------------
+
+    def fetch(self, spec: RepoSpec) -> Path:
+        target = self.loader.output_base / "external" / spec.name
+        marker = self.loader.output_base / "external" / f"@{spec.name}.marker"
+        mod_label = Label.parse(spec.rule_module)
+        source_path = (self.loader.repo_root(mod_label.repo) / mod_label.package / mod_label.name)
+        digest = hashlib.sha256(json.dumps(
+            [spec.rule_module, spec.rule_index, spec.attrs, source_path.read_text()],
+            sort_keys=True).encode()).hexdigest()
+        if target.is_dir() and marker.is_file() and marker.read_text() == digest:
+            return target
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        marker.unlink(missing_ok=True)
+        module, file_loader = self.loader.new_module(f"@{spec.name}//:<fetch>", "", "")
+        driver = (
+            f'load("{spec.rule_module}", r0 = "strata_registry__")\n'
+            f'load("@strata_builtins__//:builtins.bzl", "run_repository_rule__")\n'
+            f"run_repository_rule__([r0], 0, {spec.rule_index}, {json.dumps(spec.name)}, "
+            f"json.decode({json.dumps(json.dumps(spec.attrs))}))\n"
+        )
+        self._dir = target
+        try:
+            evaluate(module, parse(f"<fetch @{spec.name}>", driver), file_loader,
+                     self.loader.errors)
+        finally:
+            self._dir = None
+        marker.write_text(digest)
+        return target
+
+    def _here(self) -> Path:
+        if self._dir is None:
+            raise UserError("repository_ctx used outside a repository rule (got a call from "
+                            "elsewhere); only use it in the rule's implementation")
+        return self._dir
+
+    def _resolve(self, p: Any) -> Path:
+        if isinstance(p, str) and p.startswith(("//", "@")):
+            lab = Label.parse(p)
+            return self.loader.repo_root(lab.repo) / lab.package / lab.name
+        path = Path(str(p))
+        return path if path.is_absolute() else self._here() / path
+
+    def _path(self, p: Any) -> dict[str, Any]:
+        path = self._resolve(p)
+        return {"path": str(path), "basename": path.name, "dirname": str(path.parent),
+                "exists": path.exists()}
+
+    def _file(self, p: Any, content: Any, executable: Any) -> None:
+        path = self._resolve(p)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(content))
+        path.chmod(0o755 if executable else 0o644)
+
+    def _template(self, p: Any, template: Any, subs: dict[str, str], executable: Any) -> None:
+        text = self._resolve(template).read_text()
+        for key, value in subs.items():
+            text = text.replace(key, value)
+        self._file(p, text, executable)
+
+    def _symlink(self, target: Any, link: Any) -> None:
+        path = self._resolve(link)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(self._resolve(target))
+
+    def _delete(self, p: Any) -> bool:
+        path = self._resolve(p)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            return True
+        if path.exists() or path.is_symlink():
+            path.unlink()
+            return True
+        return False
+
+    def _execute(self, argv: list[Any], env: dict[str, str], cwd: str,
+                 timeout: int) -> dict[str, Any]:
+        environ = {"PATH": _REPO_PATH, **{k: str(v) for k, v in env.items()}}
+        workdir = self._resolve(cwd) if cwd else self._here()
+        try:
+            proc = subprocess.run([str(a) for a in argv], cwd=workdir, env=environ,
+                                  capture_output=True, timeout=timeout, check=False)
+        except FileNotFoundError:
+            return {"return_code": 127, "stdout": "", "stderr": f"{argv[0]}: not found"}
+        except subprocess.TimeoutExpired:
+            return {"return_code": 124, "stdout": "", "stderr": "timed out"}
+        return {"return_code": proc.returncode,
+                "stdout": proc.stdout.decode(errors="replace"),
+                "stderr": proc.stderr.decode(errors="replace")}

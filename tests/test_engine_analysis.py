@@ -1,0 +1,48 @@
+"""Analysis only: fixture workspaces in, expected Actions out (no execution)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strata.engine.action import Action
+from strata.engine.analysis import AnalysisResult, analyze
+from strata.errors import UserError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "engine"
+BIN = "bazel-out/k8-fastbuild/bin"
+
+
+def run(tmp_path: Path, name: str, *patterns: str, cwd: str = "") -> AnalysisResult:
+    return analyze(FIXTURES / name, list(patterns), cwd_package=cwd, output_base=tmp_path / "ob")
+
+
+def by_output(result: AnalysisResult) -> dict[str, Action]:
+    return {o: a for a in result.actions for o in (*a.outputs, *a.output_dirs)}
+
+
+def test_basic_write_and_genrule(tmp_path: Path) -> None:
+    result = run(tmp_path, "basic", "//pkg:all")
+    acts = by_output(result)
+    write = acts[f"{BIN}/pkg/hi.txt"]
+    assert write.kind == "write"
+    assert write.content == b"hello strata\n"
+    assert write.owner == "//pkg:hi"
+    gen = acts[f"{BIN}/pkg/upper.txt"]
+    assert gen.mnemonic == "Genrule"
+    assert gen.argv[:2] == ("/bin/bash", "-c")
+    assert gen.argv[2].endswith(f"tr a-z A-Z < {BIN}/pkg/hi.txt > {BIN}/pkg/upper.txt")
+    assert gen.inputs == (f"{BIN}/pkg/hi.txt",)
+    assert result.targets["//pkg:upper"].files == (f"{BIN}/pkg/upper.txt",)
+
+
+def test_only_needed_actions(tmp_path: Path) -> None:
+    result = run(tmp_path, "basic", ":hi", cwd="pkg")
+    assert [a.owner for a in result.actions] == ["//pkg:hi"]
+    assert list(result.targets) == ["//pkg:hi"]
+
+
+def test_unknown_target_suggests(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"no such target '//pkg:uper'.*did you mean :upper, :upper.txt\?"):
+        run(tmp_path, "basic", "//pkg:uper")
