@@ -6,7 +6,7 @@ hundred low-level libraries everything leans on, most paths referencing a
 handful of others, sizes spread over orders of magnitude. Seeded, so every
 run measures the same graph. Prints seconds for each phase.
 
-    PYTHONPATH=python python3 tools/bench_layering.py [--paths N] [--max-layers N] [--concat-mb N]
+    PYTHONPATH=python tools/bench layering [--paths N] [--max-layers N] [--concat-mb N]
 
 It also times grouped-layer concatenation of cached per-path tars against
 `cat` of the same tars (goal: at most 1.2x).
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 
 from strata.layering.autolayer import auto_layer  # noqa: E402
 from strata.layering.graph import Graph  # noqa: E402
