@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from image_helpers import app_layer, busybox_layer, make_layer, small_image
 from realtools import DockerEngine, need, run
 from strata.cli import main
 from strata.oci.docker_archive import write_docker_archive
+from strata.oci.export import export_rootfs
 from strata.oci.image import assemble
+from strata.oci.merge import merge_archives
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
 
@@ -181,3 +184,66 @@ def test_image_on_docker_saved_base_runs_with_merged_env(
         "/etc/motd",
     ).stdout
     assert motd == "hello from strata\n"
+
+
+def test_docker_loads_merged_archive_as_all_images(
+    tmp_path: Path, docker_engine: DockerEngine
+) -> None:
+    one = busybox_image(
+        tmp_path, "gzip", "strata-test/merge-one", {"Cmd": ["/bin/sh", "-c", "echo one"]}
+    )
+    (tmp_path / "b").mkdir()
+    two = busybox_image(
+        tmp_path / "b", "none", "strata-test/merge-two", {"Cmd": ["/bin/sh", "-c", "echo two"]}
+    )
+    write_docker_archive(tmp_path / "one.tar", [one])
+    write_docker_archive(tmp_path / "two.tar", [two])
+    out = tmp_path / "merged.tar"
+    merge_archives([tmp_path / "one.tar", tmp_path / "two.tar"], out, tmp_path / "work")
+    loaded = docker_engine.docker("load", "-i", out).stdout
+    assert f"Loaded image: {one.ref}" in loaded and f"Loaded image: {two.ref}" in loaded
+    for img, word in ((one, "one"), (two, "two")):
+        got = docker_engine.docker("run", "--rm", "--network=none", str(img.ref)).stdout
+        assert got == f"{word}\n"
+
+
+def test_export_matches_docker_export(tmp_path: Path, docker_engine: DockerEngine) -> None:
+    """Our flattened rootfs has the same files and contents as the engine's `docker export`."""
+    img = busybox_image(tmp_path, "gzip", "strata-test/export", {"Cmd": ["/bin/true"]})
+    blob, _ = make_layer(tmp_path / "app", app_layer, "gzip")
+    img = assemble(
+        layers=[*img.layers, blob],
+        fields={"Cmd": ["/bin/true"]},
+        platform=parse_platform("x86_64"),
+        name="strata-test/export",
+    ).image
+    write_docker_archive(tmp_path / "img.tar", [img])
+    docker_engine.docker("load", "-i", tmp_path / "img.tar")
+    cid = docker_engine.docker("create", str(img.ref)).stdout.strip()
+    try:
+        docker_engine.docker("export", "-o", tmp_path / "docker-export.tar", cid)
+    finally:
+        docker_engine.docker("rm", cid)
+    export_rootfs(img.layers, tmp_path / "ours.tar", tmp_path / "work")
+
+    def files(path: Path) -> dict[str, tuple[int, str, bytes]]:
+        with tarfile.open(path) as tf:
+            return {
+                m.name.rstrip("/"): (
+                    m.mode & 0o7777,
+                    m.linkname,
+                    tf.extractfile(m).read() if m.isfile() else b"",  # type: ignore[union-attr]
+                )
+                for m in tf.getmembers()
+                if not m.isdir()
+            }
+
+    theirs = files(tmp_path / "docker-export.tar")
+    # docker export adds the runtime's mount points (/etc/hosts, /dev/..., /.dockerenv).
+    runtime = {
+        n
+        for n in theirs
+        if n.startswith(("dev/", "proc/", "sys/"))
+        or n in (".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab")
+    }
+    assert {n: v for n, v in theirs.items() if n not in runtime} == files(tmp_path / "ours.tar")
