@@ -1,0 +1,391 @@
+"""An OCI distribution (registry v2) HTTP client over urllib3: auth, TLS, retries.
+
+Why our own client: pulls must verify every byte against its digest while it
+streams, and pushes must skip what the registry already has; both need control
+over requests that skopeo-style tools hide. Authentication follows the
+registry's `WWW-Authenticate` challenge: `Bearer` (token server, anonymous or
+with credentials, one token per scope) or `Basic`. Every request sends an
+`Accept` listing OCI and Docker manifest and index types: without it
+distribution answers 404 for OCI manifests and down-converts v2s2 to schema 1.
+5xx answers and connection errors are retried with exponential backoff, a
+bounded number of times.
+
+Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md,
+token auth: https://distribution.github.io/distribution/spec/auth/token/
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import time
+import urllib.parse
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import urllib3
+from urllib3.exceptions import HTTPError, InsecureRequestWarning, SSLError
+
+from strata.errors import UserError
+from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from strata.registry.auth import Challenge, Credentials, find_credentials, parse_challenge
+
+MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
+ACCEPT = ", ".join(MANIFEST_TYPES)
+_RETRY_STATUS = frozenset({500, 502, 503, 504})
+_DOCKER_HUB_API = "registry-1.docker.io"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to talk to a registry; `retries` and `backoff` are small in tests."""
+
+    tls_verify: bool = True
+    ca_file: str = ""
+    retries: int = 4
+    backoff: float = 0.5
+    """Seconds before the first retry; doubled each time."""
+    timeout: float = 60.0
+    credentials: Credentials | None = None
+    """Explicit credentials; None means look them up in the usual files."""
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Where a registry lives: `scheme` ("https" or "http") and `host[:port]`."""
+
+    host: str
+    scheme: str = "https"
+
+    @staticmethod
+    def parse(text: str, where: str = "registry") -> Registry:
+        """`host:5000`, `https://host`, `http://127.0.0.1:5000` → Registry; docker.io → Hub."""
+        raw = text.strip().rstrip("/")
+        scheme = "https"
+        if "://" in raw:
+            scheme, _, raw = raw.partition("://")
+            scheme = scheme.lower()
+        if scheme not in ("http", "https") or not raw or "/" in raw:
+            raise UserError(
+                f"invalid registry address (got {text!r}); use host[:port], optionally "
+                "with http:// or https:// in front, e.g. registry.example.com:5000",
+                where=where,
+            )
+        if raw in ("docker.io", "index.docker.io"):
+            raw = _DOCKER_HUB_API
+        return Registry(raw.lower(), scheme)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    def __str__(self) -> str:
+        return self.host if self.scheme == "https" else self.base_url
+
+
+@dataclass
+class Response:
+    """A finished (or streaming) answer; `stream` is set when the body was not preloaded."""
+
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
+    raw: urllib3.BaseHTTPResponse | None = None
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name, "") or ""
+
+
+Body = bytes | Callable[[], IO[bytes]] | None
+
+
+class RegistryError(UserError):
+    """A registry answered with an error status we do not retry."""
+
+    def __init__(self, message: str, *, status: int, where: str) -> None:
+        super().__init__(message, where=where)
+        self.status = status
+
+
+def _error_codes(data: bytes) -> str:
+    """`MANIFEST_UNKNOWN: manifest unknown` from a distribution error body, or ''."""
+    try:
+        errors = json.loads(data).get("errors") or []
+        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    except (ValueError, AttributeError):
+        return ""
+
+
+class RegistryClient:
+    """One registry, one connection pool, tokens kept per scope for this client's life."""
+
+    def __init__(self, registry: Registry, options: Options | None = None) -> None:
+        self.registry = registry
+        self.options = options or Options()
+        kw: dict[str, Any] = {"timeout": urllib3.Timeout(connect=10.0, read=self.options.timeout)}
+        if registry.scheme == "https":
+            if self.options.tls_verify:
+                kw["ssl_context"] = ssl.create_default_context(cafile=self.options.ca_file or None)
+            else:
+                kw["cert_reqs"] = "CERT_NONE"
+        self._pool = urllib3.PoolManager(retries=False, **kw)
+        self._tokens: dict[str, str] = {}
+        self._basic: str | None = None
+        self._credentials_looked_up = False
+        self._credentials: Credentials | None = self.options.credentials
+
+    # -- credentials and challenges ------------------------------------------------------
+
+    def _creds(self) -> Credentials | None:
+        if self._credentials is None and not self._credentials_looked_up:
+            self._credentials_looked_up = True
+            self._credentials = find_credentials(self.registry.host, self.options.env)
+        return self._credentials
+
+    def _authorize(self, challenge: Challenge, scopes: tuple[str, ...], where: str) -> bool:
+        """Get an Authorization header for `scopes`; False when we have nothing to offer."""
+        creds = self._creds()
+        if challenge.scheme == "basic":
+            if creds is None or not creds.username:
+                return False
+            self._basic = creds.basic_header()
+            return True
+        if challenge.scheme != "bearer" or "realm" not in challenge.params:
+            return False
+        realm = challenge.params["realm"]
+        query: list[tuple[str, str]] = []
+        if challenge.params.get("service"):
+            query.append(("service", challenge.params["service"]))
+        query += [("scope", s) for s in scopes]
+        headers = {}
+        if creds is not None and creds.identity_token:
+            body = urllib.parse.urlencode(
+                [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", creds.identity_token),
+                    ("client_id", "strata"),
+                    *query,
+                ]
+            ).encode()
+            resp = self._send(
+                "POST",
+                realm,
+                {"Content-Type": "application/x-www-form-urlencoded"},
+                body,
+                where=where,
+            )
+        else:
+            if creds is not None and creds.username:
+                headers["Authorization"] = creds.basic_header()
+            url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
+            resp = self._send("GET", url, headers, None, where=where)
+        if resp.status in (401, 403):
+            return False
+        if resp.status != 200:
+            raise RegistryError(
+                f"token server refused (got HTTP {resp.status} from {realm}); "
+                "check the credentials and the registry's auth set-up",
+                status=resp.status,
+                where=where,
+            )
+        try:
+            answer = json.loads(resp.data)
+            token = answer.get("token") or answer.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not token:
+            raise UserError(
+                f"token server answered without a token (got {resp.data[:60]!r}); "
+                "the registry's auth service is misconfigured",
+                where=where,
+            )
+        self._tokens[" ".join(scopes)] = str(token)
+        return True
+
+    def _auth_header(self, scopes: tuple[str, ...]) -> dict[str, str]:
+        token = self._tokens.get(" ".join(scopes))
+        if token:
+            return {"Authorization": f"Bearer {token}"}
+        if self._basic:
+            return {"Authorization": self._basic}
+        return {}
+
+    # -- the request loop ----------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Body,
+        *,
+        where: str,
+        stream: bool = False,
+    ) -> Response:
+        """One HTTP exchange with bounded retries on connection errors and 5xx answers."""
+        attempts = max(1, self.options.retries + 1)
+        last = ""
+        for attempt in range(attempts):
+            if attempt:
+                self.options.sleep(self.options.backoff * (2 ** (attempt - 1)))
+            data: Any = body() if callable(body) else body
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", InsecureRequestWarning)
+                    raw = self._pool.request(
+                        method,
+                        url,
+                        headers=dict(headers),
+                        body=data,
+                        preload_content=not stream,
+                        decode_content=False,
+                        retries=urllib3.Retry(
+                            total=None,
+                            connect=0,
+                            read=0,
+                            other=0,
+                            status=0,
+                            redirect=5 if method in ("GET", "HEAD") else 0,
+                        ),
+                    )
+            except HTTPError as e:
+                reason = getattr(e, "reason", None) or e
+                if isinstance(reason, SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(reason):
+                    raise UserError(
+                        f"TLS verification failed for {self.registry.host} ({_short(reason)}); "
+                        "give the registry's CA with ca_file, or tls_verify = False for a "
+                        "test registry",
+                        where=where,
+                    ) from None
+                last = _short(reason)
+                continue
+            finally:
+                if hasattr(data, "close"):
+                    data.close()
+            if raw.status in _RETRY_STATUS:
+                last = f"HTTP {raw.status}"
+                raw.drain_conn()
+                raw.release_conn()
+                continue
+            return Response(
+                raw.status,
+                {k.lower(): v for k, v in raw.headers.items()},
+                b"" if stream else raw.data,
+                raw if stream else None,
+            )
+        raise UserError(
+            f"cannot reach registry {self.registry} for {method} {_path_of(url)} after "
+            f"{attempts} attempts (got {last}); check the address and that the registry is up",
+            where=where,
+        )
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: tuple[str, ...],
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        where: str,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200,),
+    ) -> Response:
+        """Send, answering one auth challenge if needed; statuses outside `ok` are errors."""
+        url = path_or_url
+        if not url.startswith(("http://", "https://")):
+            url = self.registry.base_url + path_or_url
+        base_headers = {"Accept": ACCEPT, "User-Agent": "strata", **(headers or {})}
+        resp = self._send(
+            method,
+            url,
+            {**base_headers, **self._auth_header(scopes)},
+            body,
+            where=where,
+            stream=stream,
+        )
+        if resp.status == 401:
+            close(resp)
+            challenge = parse_challenge(resp.header("www-authenticate"))
+            if self._authorize(challenge, scopes, where):
+                resp = self._send(
+                    method,
+                    url,
+                    {**base_headers, **self._auth_header(scopes)},
+                    body,
+                    where=where,
+                    stream=stream,
+                )
+        if resp.status in ok:
+            return resp
+        detail = _error_codes(resp.data if not stream else _drain(resp))
+        close(resp)
+        raise self._status_error(method, url, resp.status, detail, where)
+
+    def _status_error(
+        self, method: str, url: str, status: int, detail: str, where: str
+    ) -> RegistryError:
+        what = f"{method} {_path_of(url)}"
+        got = f"HTTP {status}" + (f" {detail}" if detail else "")
+        if status == 401:
+            fix = (
+                "log in (docker login / podman login) or put credentials for "
+                f"{self.registry.host} in ~/.docker/config.json"
+            )
+            msg = f"registry requires authentication for {what} (got {got}); {fix}"
+        elif status == 403:
+            msg = f"registry denied {what} (got {got}); check the account's permissions"
+        elif status == 404:
+            msg = f"not found: {what} (got {got}); check the repository, tag and digest"
+        else:
+            msg = f"registry refused {what} (got {got}); see the registry's log"
+        return RegistryError(msg, status=status, where=where)
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+def close(resp: Response) -> None:
+    if resp.raw is not None:
+        resp.raw.drain_conn()
+        resp.raw.release_conn()
+
+
+def _drain(resp: Response) -> bytes:
+    if resp.raw is None:
+        return resp.data
+    try:
+        return resp.raw.read(64 << 10, decode_content=False) or b""
+    except HTTPError:
+        return b""
+
+
+def iter_body(resp: Response, chunk: int = 1 << 16) -> Iterator[bytes]:
+    """The body of a streaming response, in chunks, without decoding."""
+    if resp.raw is None:
+        yield resp.data
+        return
+    yield from resp.raw.stream(chunk, decode_content=False)
+
+
+def _short(e: BaseException) -> str:
+    text = str(getattr(e, "reason", None) or e)
+    return text.split(": ", 1)[-1][:160] if len(text) > 160 else text
+
+
+def _path_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query and "mount=" in parts.query else "")
+
+
+def pull_scope(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def push_scope(repository: str) -> str:
+    return f"repository:{repository}:pull,push"

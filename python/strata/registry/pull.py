@@ -1,0 +1,263 @@
+"""Pull one image by digest into an OCI image layout, through a shared blob store.
+
+A tag is resolved to the digest of what it names today; the pinned digest is
+what makes a pull reproducible, so callers warn when given only a tag. When the
+digest names an index (OCI index or Docker manifest list), one manifest is
+chosen by os/architecture/variant. Every manifest is checked against the digest
+it was fetched by; every blob against its descriptor while it streams into the
+`BlobStore` (`blobstore.py`), which is keyed by digest, so layers shared
+between images are fetched once. A cut connection restarts that blob (bounded,
+with backoff). The result is written with `strata.oci.oci_layout`: the same
+config and layer bytes under an OCI manifest, which every image rule reads as
+`from_image` without repacking a layer.
+
+Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from urllib3.exceptions import HTTPError
+
+from strata.errors import UserError
+from strata.oci.compress import detect_compressor
+from strata.oci.digest import sha256_bytes, split_digest
+from strata.oci.image import Blob, Image
+from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from strata.oci.oci_layout import write_oci_layout
+from strata.oci.platform import Platform
+from strata.oci.reference import ImageRef
+from strata.registry.blobstore import BlobMismatch, BlobStore
+from strata.registry.client import RegistryClient, close, iter_body, pull_scope
+
+INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+_MAX_MANIFEST = 4 << 20
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest or index exactly as the registry served it."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+    def json(self, where: str) -> dict[str, Any]:
+        try:
+            obj = json.loads(self.data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UserError(f"manifest {self.digest} is not JSON ({e})", where=where) from None
+        if not isinstance(obj, dict):
+            raise UserError(f"manifest {self.digest} is not a JSON object", where=where)
+        return obj
+
+
+@dataclass(frozen=True)
+class PullResult:
+    digest: str
+    """The digest the reference resolved to (the index's, for a multi-platform image)."""
+    manifest_digest: str
+    """The chosen image manifest as the registry serves it."""
+    layout_manifest_digest: str
+    """The OCI manifest written into the layout (equal to manifest_digest for OCI images)."""
+    config_digest: str
+    platform: Platform
+    blobs_fetched: int
+    bytes_fetched: int
+    blobs_reused: int
+
+
+def is_digest(reference: str) -> bool:
+    try:
+        split_digest(reference)
+    except ValueError:
+        return False
+    return True
+
+
+def get_manifest(client: RegistryClient, repository: str, reference: str, where: str) -> Manifest:
+    """GET a manifest by tag or digest; a digest reference is checked against the bytes."""
+    resp = client.request(
+        "GET",
+        f"/v2/{repository}/manifests/{reference}",
+        scopes=(pull_scope(repository),),
+        where=where,
+    )
+    data = resp.data
+    if len(data) > _MAX_MANIFEST:
+        raise UserError(
+            f"manifest is larger than 4 MiB (got {len(data)} bytes for {repository}:{reference})"
+            "; this is not an image manifest",
+            where=where,
+        )
+    digest = sha256_bytes(data)
+    if is_digest(reference) and digest != reference:
+        raise BlobMismatch(
+            f"manifest digest mismatch (got {digest}, expected {reference}) for {repository}; "
+            "the registry served different content than the pinned digest",
+            where=where,
+        )
+    media_type = resp.header("content-type").split(";")[0].strip()
+    if media_type not in (*INDEX_TYPES, *IMAGE_MANIFEST_TYPES):
+        with contextlib.suppress(ValueError, AttributeError):
+            media_type = str(json.loads(data).get("mediaType") or media_type)
+    if media_type not in (*INDEX_TYPES, *IMAGE_MANIFEST_TYPES):
+        raise UserError(
+            f"unsupported manifest type (got {media_type!r} for {repository}:{reference}); "
+            "strata pulls OCI and Docker v2 schema 2 images and indexes",
+            where=where,
+        )
+    return Manifest(data, media_type, digest)
+
+
+def resolve_digest(client: RegistryClient, repository: str, tag: str, where: str) -> Manifest:
+    """The manifest a tag names today (its digest is what to pin)."""
+    return get_manifest(client, repository, tag, where)
+
+
+def platforms_of(index: dict[str, Any]) -> list[Platform]:
+    return [
+        Platform.from_json(d.get("platform") or {})
+        for d in index.get("manifests") or []
+        if isinstance(d, dict)
+    ]
+
+
+def choose_manifest(index: dict[str, Any], wanted: Platform, where: str) -> dict[str, Any]:
+    """The index entry for `wanted`; the error lists every platform the index has."""
+    entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
+    for desc in entries:
+        if desc.get("mediaType", OCI_MANIFEST) not in IMAGE_MANIFEST_TYPES:
+            continue
+        if wanted.matches(Platform.from_json(desc.get("platform") or {})):
+            return desc
+    available = ", ".join(str(p) for p in platforms_of(index)) or "none"
+    raise UserError(
+        f"platform {wanted} is not in the image index (got: {available}); "
+        "set os/architecture/variant to one of those",
+        where=where,
+    )
+
+
+def fetch_blob(
+    client: RegistryClient,
+    store: BlobStore,
+    repository: str,
+    digest: str,
+    size: int,
+    where: str,
+) -> bool:
+    """Make sure `digest` is in `store`; True if it was downloaded now (False: reused)."""
+    if store.has(digest, size):
+        return False
+    attempts = max(1, client.options.retries + 1)
+    last = ""
+    for attempt in range(attempts):
+        if attempt:
+            client.options.sleep(client.options.backoff * (2 ** (attempt - 1)))
+        resp = client.request(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            scopes=(pull_scope(repository),),
+            where=where,
+            stream=True,
+        )
+        try:
+            store.put_stream(digest, size, iter_body(resp), where)
+            return True
+        except HTTPError as e:
+            last = str(getattr(e, "reason", None) or e)[:160]
+        finally:
+            close(resp)
+    raise UserError(
+        f"connection lost while fetching blob {digest} from {client.registry} after "
+        f"{attempts} attempts (got {last}); nothing was stored: check the network and "
+        "pull again",
+        where=where,
+    )
+
+
+def _descriptor(obj: Any, what: str, where: str) -> tuple[str, int]:
+    if not isinstance(obj, dict) or not is_digest(str(obj.get("digest", ""))):
+        raise UserError(f"manifest {what} has no sha256 digest (got {obj!r:.80})", where=where)
+    size = obj.get("size")
+    if not isinstance(size, int) or size < 0:
+        raise UserError(f"manifest {what} has no size (got {size!r})", where=where)
+    return str(obj["digest"]), size
+
+
+def pull(
+    client: RegistryClient,
+    store: BlobStore,
+    repository: str,
+    reference: str,
+    platform: Platform,
+    layout: str | os.PathLike[str],
+    ref: ImageRef | None,
+    where: str,
+) -> PullResult:
+    """Fetch `repository@reference` for `platform` and write it as an OCI layout at `layout`."""
+    top = get_manifest(client, repository, reference, where)
+    chosen = top
+    if top.media_type in INDEX_TYPES:
+        desc = choose_manifest(top.json(where), platform, where)
+        child_digest, _ = _descriptor(desc, "index entry", where)
+        chosen = get_manifest(client, repository, child_digest, where)
+        if chosen.media_type not in IMAGE_MANIFEST_TYPES:
+            raise UserError(
+                f"index entry is not an image manifest (got {chosen.media_type})", where=where
+            )
+    manifest = chosen.json(where)
+    config_digest, config_size = _descriptor(manifest.get("config"), "config", where)
+    layers = manifest.get("layers")
+    if not isinstance(layers, list):
+        raise UserError(f"manifest {chosen.digest} has no layers list", where=where)
+    wanted = [(config_digest, config_size)] + [_descriptor(d, "layer", where) for d in layers]
+    fetched = reused = fetched_bytes = 0
+    for digest, size in dict.fromkeys(wanted):
+        if fetch_blob(client, store, repository, digest, size, where):
+            fetched += 1
+            fetched_bytes += size
+        else:
+            reused += 1
+    config_bytes = store.path(config_digest).read_bytes()
+    config = json.loads(config_bytes)
+    found = Platform.from_json(config)
+    if not platform.matches(found):
+        raise UserError(
+            f"image platform does not match (got {found}, expected {platform}) for "
+            f"{repository}@{chosen.digest}; set os/architecture/variant to {found}",
+            where=where,
+        )
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    if len(diff_ids) != len(layers):
+        raise UserError(
+            f"manifest lists {len(layers)} layers but the config has {len(diff_ids)} diff_ids "
+            f"(got {chosen.digest}); the image is inconsistent",
+            where=where,
+        )
+    blobs = []
+    for (digest, size), diff_id in zip(wanted[1:], diff_ids, strict=True):
+        path = store.path(digest)
+        with open(path, "rb") as f:
+            head = f.read(4)
+        blobs.append(Blob(Path(path), digest, size, str(diff_id), detect_compressor(head)))
+    image = Image(config_bytes, tuple(blobs), ref, platform=found)
+    write_oci_layout(layout, [image])
+    return PullResult(
+        digest=top.digest,
+        manifest_digest=chosen.digest,
+        layout_manifest_digest=sha256_bytes(image.manifest(docker=False)),
+        config_digest=config_digest,
+        platform=found,
+        blobs_fetched=fetched,
+        bytes_fetched=fetched_bytes,
+        blobs_reused=reused,
+    )

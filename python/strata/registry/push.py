@@ -1,0 +1,410 @@
+"""Push an OCI layout or a docker-archive, uploading only the blobs the registry lacks.
+
+Each blob is checked with HEAD first; only missing ones are sent, so pushing the
+same image twice sends no blob bytes and a one-layer change sends that layer
+(and the new config). When told another repository of the same registry that
+already holds the blobs, we ask for a cross-repository mount first (201 means
+mounted, 202 means the registry declined and gave an upload session to use).
+Uploads are POST then PUT (a small blob in one body: distribution answers 202,
+not 201, to a POST carrying the body), or PATCHes of `chunk_size` bytes with
+`Content-Range` for blobs above `chunk_threshold`, closed by an empty PUT.
+Manifests are pushed with their own media type (Docker v2 schema 2 from a
+docker-archive; from an OCI layout, the bytes and types the layout holds, so
+digests survive), children before the index that lists them.
+
+Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#push
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from strata.errors import UserError
+from strata.oci.base import Selector, read_docker_archive
+from strata.oci.digest import sha256_bytes
+from strata.oci.image import Image
+from strata.oci.manifest import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    index_bytes,
+)
+from strata.oci.platform import Platform
+from strata.registry.client import RegistryClient, pull_scope, push_scope
+
+CHUNK_THRESHOLD = 64 << 20
+CHUNK_SIZE = 16 << 20
+
+
+@dataclass(frozen=True)
+class BlobSource:
+    """A blob to push: its digest and size, and where to read it (a file or bytes)."""
+
+    digest: str
+    size: int
+    path: Path | None = None
+    data: bytes | None = None
+
+    def open(self) -> IO[bytes]:
+        if self.path is not None:
+            return open(self.path, "rb")
+        return io.BytesIO(self.data or b"")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A manifest or index to push, with its blobs and (for an index) its child manifests."""
+
+    data: bytes
+    media_type: str
+    blobs: tuple[BlobSource, ...] = ()
+    children: tuple[Node, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        return sha256_bytes(self.data)
+
+
+@dataclass
+class PushCounters:
+    blobs_uploaded: int = 0
+    bytes_uploaded: int = 0
+    blobs_skipped: int = 0
+    bytes_skipped: int = 0
+    blobs_mounted: int = 0
+    manifests_pushed: int = 0
+
+
+@dataclass(frozen=True)
+class PushResult:
+    digest: str
+    media_type: str
+    tags: tuple[str, ...]
+    counters: PushCounters = field(default_factory=PushCounters)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "media_type": self.media_type, "tags": list(self.tags)} | {
+            k: v for k, v in vars(self.counters).items()
+        }
+
+
+# -- reading what to push ----------------------------------------------------------------------
+
+
+def _read_layout_blob(layout: Path, desc: dict[str, Any], where: str) -> BlobSource:
+    digest = str(desc.get("digest", ""))
+    size = desc.get("size")
+    algo, _, hexpart = digest.partition(":")
+    path = layout / "blobs" / algo / hexpart
+    if algo != "sha256" or len(hexpart) != 64 or not path.is_file():
+        raise UserError(
+            f"blob is missing from the layout (got {digest or 'no digest'}); "
+            "rebuild or copy the layout again",
+            where=where,
+        )
+    actual = path.stat().st_size
+    if actual != size:
+        raise UserError(
+            f"blob size differs from its descriptor (got {actual}, expected {size}) for "
+            f"{digest}; the layout is corrupt: rebuild it",
+            where=where,
+        )
+    return BlobSource(digest, actual, path=path)
+
+
+def _layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0) -> Node:
+    src = _read_layout_blob(layout, desc, where)
+    data = src.open().read()
+    if sha256_bytes(data) != src.digest:
+        raise UserError(
+            f"manifest digest mismatch (got {sha256_bytes(data)}, expected {src.digest}); "
+            "the layout is corrupt: rebuild it",
+            where=where,
+        )
+    obj = json.loads(data)
+    media_type = str(desc.get("mediaType") or obj.get("mediaType") or OCI_MANIFEST)
+    if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
+        if depth > 4:
+            raise UserError("indexes nested too deeply (got more than 4 levels)", where=where)
+        children = tuple(
+            _layout_node(layout, d, where, depth + 1) for d in obj.get("manifests") or []
+        )
+        return Node(data, media_type, children=children)
+    if media_type not in (OCI_MANIFEST, DOCKER_MANIFEST):
+        raise UserError(
+            f"unsupported manifest type in the layout (got {media_type!r}); "
+            "push OCI or Docker v2 schema 2 images",
+            where=where,
+        )
+    blobs = [_read_layout_blob(layout, obj.get("config") or {}, where)]
+    blobs += [_read_layout_blob(layout, d, where) for d in obj.get("layers") or []]
+    return Node(data, media_type, blobs=tuple(blobs))
+
+
+def read_layout(layout: Path) -> Node:
+    """What to push from an OCI layout: its one image or index, or an index of its images."""
+    where = str(layout)
+    try:
+        index = json.loads((layout / "index.json").read_bytes())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read index.json ({e}); give an OCI layout", where=where) from None
+    entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
+    if not entries:
+        raise UserError("the layout's index.json lists no manifests", where=where)
+    if len(entries) == 1:
+        return _layout_node(layout, entries[0], where)
+    missing = [d.get("digest") for d in entries if not d.get("platform")]
+    if missing:
+        raise UserError(
+            f"the layout holds {len(entries)} images but some have no platform (got "
+            f"{missing[0]}); push a layout with one image, or one image per platform",
+            where=where,
+        )
+    children = tuple(_layout_node(layout, d, where) for d in entries)
+    descriptors = [
+        Descriptor(
+            str(d.get("mediaType") or OCI_MANIFEST),
+            c.digest,
+            len(c.data),
+            platform=Platform.from_json(d["platform"]),
+        )
+        for d, c in zip(entries, children, strict=True)
+    ]
+    return Node(index_bytes(descriptors), OCI_INDEX, children=children)
+
+
+def read_archive(path: Path, name: str, workdir: Path) -> Node:
+    """What to push from a docker-archive: a Docker v2 schema 2 manifest over its blobs."""
+    base = read_docker_archive(path, Selector(name), workdir)
+    with tarfile.open(path, "r:*") as tar:
+        f = tar.extractfile("manifest.json")
+        entries = json.loads(f.read()) if f else []
+        config_bytes = None
+        for entry in entries:
+            member = tar.extractfile(str(entry.get("Config", "")))
+            data = member.read() if member else b""
+            if data and json.loads(data) == base.config:
+                config_bytes = data
+                break
+    if config_bytes is None:
+        raise UserError("cannot find the chosen image's config in the archive", where=str(path))
+    image = Image(config_bytes, base.layers, None, platform=base.platform)
+    blobs = [BlobSource(image.config_digest, len(config_bytes), data=config_bytes)]
+    blobs += [BlobSource(b.digest, b.size, path=b.path) for b in base.layers]
+    return Node(image.manifest(docker=True), DOCKER_MANIFEST, blobs=tuple(blobs))
+
+
+# -- pushing -----------------------------------------------------------------------------------
+
+
+def _location(client: RegistryClient, location: str, where: str) -> str:
+    if not location:
+        raise UserError("registry gave no upload Location; it is not a v2 registry", where=where)
+    return urllib.parse.urljoin(client.registry.base_url + "/", location)
+
+
+def _with_digest(url: str, digest: str) -> str:
+    return url + ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
+
+
+def _reader(blob: BlobSource, start: int, length: int) -> Callable[[], IO[bytes]]:
+    def open_range() -> IO[bytes]:
+        with blob.open() as f:
+            f.seek(start)
+            return io.BytesIO(f.read(length))
+
+    return open_range
+
+
+def upload_blob(
+    client: RegistryClient,
+    repository: str,
+    blob: BlobSource,
+    counters: PushCounters,
+    *,
+    mount_from: str = "",
+    chunk_threshold: int = CHUNK_THRESHOLD,
+    chunk_size: int = CHUNK_SIZE,
+    where: str,
+) -> None:
+    """Make sure `repository` has `blob`; counts what was skipped, mounted or sent."""
+    scopes: tuple[str, ...] = (push_scope(repository),)
+    head = client.request(
+        "HEAD", f"/v2/{repository}/blobs/{blob.digest}", scopes=scopes, where=where, ok=(200, 404)
+    )
+    if head.status == 200:
+        counters.blobs_skipped += 1
+        counters.bytes_skipped += blob.size
+        return
+    start = f"/v2/{repository}/blobs/uploads/"
+    if mount_from and mount_from != repository:
+        scopes = (push_scope(repository), pull_scope(mount_from))
+        query = urllib.parse.urlencode({"mount": blob.digest, "from": mount_from})
+        resp = client.request("POST", f"{start}?{query}", scopes=scopes, where=where, ok=(201, 202))
+        if resp.status == 201:
+            counters.blobs_mounted += 1
+            return
+    else:
+        resp = client.request("POST", start, scopes=scopes, where=where, ok=(202,))
+    url = _location(client, resp.header("location"), where)
+    octets = {"Content-Type": "application/octet-stream"}
+    if blob.size > chunk_threshold:
+        for offset in range(0, blob.size, chunk_size):
+            length = min(chunk_size, blob.size - offset)
+            resp = client.request(
+                "PATCH",
+                url,
+                scopes=scopes,
+                headers={
+                    **octets,
+                    "Content-Length": str(length),
+                    "Content-Range": f"{offset}-{offset + length - 1}",
+                },
+                body=_reader(blob, offset, length),
+                where=where,
+                ok=(202,),
+            )
+            url = _location(client, resp.header("location"), where)
+        body: Callable[[], IO[bytes]] = _reader(blob, 0, 0)
+        headers = {**octets, "Content-Length": "0"}
+    else:
+        body = blob.open
+        headers = {**octets, "Content-Length": str(blob.size)}
+    client.request(
+        "PUT",
+        _with_digest(url, blob.digest),
+        scopes=scopes,
+        headers=headers,
+        body=body,
+        where=where,
+        ok=(201, 204),
+    )
+    counters.blobs_uploaded += 1
+    counters.bytes_uploaded += blob.size
+
+
+def put_manifest(
+    client: RegistryClient, repository: str, node: Node, reference: str, where: str
+) -> str:
+    resp = client.request(
+        "PUT",
+        f"/v2/{repository}/manifests/{reference}",
+        scopes=(push_scope(repository),),
+        headers={"Content-Type": node.media_type},
+        body=node.data,
+        where=where,
+        ok=(201, 202, 200),
+    )
+    answered = resp.header("docker-content-digest")
+    if answered and answered != node.digest:
+        raise UserError(
+            f"registry stored the manifest under another digest (got {answered}, expected "
+            f"{node.digest}); the registry rewrote it: check its version",
+            where=where,
+        )
+    return node.digest
+
+
+def push_node(
+    client: RegistryClient,
+    repository: str,
+    node: Node,
+    references: Sequence[str],
+    counters: PushCounters,
+    seen: set[str],
+    *,
+    mount_from: str = "",
+    chunk_threshold: int = CHUNK_THRESHOLD,
+    chunk_size: int = CHUNK_SIZE,
+    where: str,
+) -> str:
+    """Push `node`'s children and blobs, then the manifest under each of `references`."""
+    for child in node.children:
+        push_node(
+            client,
+            repository,
+            child,
+            [],
+            counters,
+            seen,
+            mount_from=mount_from,
+            chunk_threshold=chunk_threshold,
+            chunk_size=chunk_size,
+            where=where,
+        )
+    for blob in node.blobs:
+        if blob.digest in seen:
+            continue
+        seen.add(blob.digest)
+        upload_blob(
+            client,
+            repository,
+            blob,
+            counters,
+            mount_from=mount_from,
+            chunk_threshold=chunk_threshold,
+            chunk_size=chunk_size,
+            where=where,
+        )
+    for ref in list(references) or [node.digest]:
+        put_manifest(client, repository, node, ref, where)
+        counters.manifests_pushed += 1
+    return node.digest
+
+
+def load_source(path: str | os.PathLike[str], name: str, workdir: Path) -> Node:
+    """An OCI layout directory or a docker-archive file, as something to push."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "oci-layout").is_file():
+            raise UserError(
+                "directory is not an OCI image layout (no oci-layout file); "
+                "give an OCI layout or a docker-archive",
+                where=str(p),
+            )
+        return read_layout(p)
+    if not p.is_file():
+        raise UserError("image to push not found (got no such file); check the path", where=str(p))
+    return read_archive(p, name, workdir)
+
+
+def push(
+    client: RegistryClient,
+    repository: str,
+    source: str | os.PathLike[str],
+    tags: Sequence[str],
+    *,
+    name: str = "",
+    mount_from: str = "",
+    chunk_threshold: int = CHUNK_THRESHOLD,
+    chunk_size: int = CHUNK_SIZE,
+    where: str,
+) -> PushResult:
+    """Push the image at `source` to `repository` under `tags` (or by digest if none)."""
+    counters = PushCounters()
+    with tempfile.TemporaryDirectory(prefix="strata-push-") as work:
+        node = load_source(source, name, Path(work))
+        digest = push_node(
+            client,
+            repository,
+            node,
+            tags,
+            counters,
+            set(),
+            mount_from=mount_from,
+            chunk_threshold=chunk_threshold,
+            chunk_size=chunk_size,
+            where=where,
+        )
+    return PushResult(digest, node.media_type, tuple(tags), counters)
