@@ -53,6 +53,11 @@ class TargetInfo:
     runfiles: tuple[str, ...] = ()
     output_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @property
+    def default_outputs(self) -> tuple[str, ...]:
+        """Same as `files`; the name the build command uses."""
+        return self.files
+
 
 @dataclass(frozen=True)
 class AnalysisResult:

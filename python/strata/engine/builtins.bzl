@@ -620,6 +620,11 @@ def _make_ctx(rule, t, results):
             if kind == "output":
                 file[name] = outs[0] if outs else None
     outputs = {k: _file(f) for k, f in t["outputs"].items()}
+    for name, a in t["attrs"].items():
+        if a["type"] == "output":
+            outputs[name] = _file(a["value"]["file"]) if a["value"] != None else None
+        elif a["type"] == "output_list":
+            outputs[name] = [_file(v["file"]) for v in a["value"]]
     label = _label(t["label_info"])
 
     def expand_location(input, targets = []):
