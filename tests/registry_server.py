@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import urllib3
@@ -109,7 +110,9 @@ class RegistryServer:
             if self.proc.poll() is not None:
                 break
             try:
-                pool.request("GET", f"{scheme}://{self.host}/v2/", timeout=2)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                    pool.request("GET", f"{scheme}://{self.host}/v2/", timeout=2)
                 return self
             except urllib3.exceptions.HTTPError:
                 time.sleep(0.1)

@@ -1,0 +1,392 @@
+"""Pull and push against Debian's docker-registry on 127.0.0.1, checked with skopeo and Docker."""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from image_helpers import app_layer, busybox_layer, make_layer
+from realtools import DockerEngine, need, run
+from registry_server import PASSWORD, USER, RegistryServer, free_port
+from strata.errors import UserError
+from strata.oci.base import Selector, read_oci_layout
+from strata.oci.digest import sha256_bytes
+from strata.oci.docker_archive import write_docker_archive
+from strata.oci.image import Image, assemble
+from strata.oci.manifest import DOCKER_MANIFEST, OCI_INDEX, Descriptor, index_bytes
+from strata.oci.oci_layout import write_oci_layout
+from strata.oci.platform import Platform, parse_platform
+from strata.oci.reference import ImageRef
+from strata.registry.auth import Credentials
+from strata.registry.blobstore import BlobStore
+from strata.registry.client import Options, Registry, RegistryClient
+from strata.registry.pull import get_manifest, pull
+from strata.registry.push import push
+
+pytestmark = pytest.mark.realtool
+
+BUSYBOX = "/bin/busybox"
+AMD64 = parse_platform("x86_64")
+ARM64 = parse_platform("aarch64")
+
+
+def _server(mode: str) -> Iterator[RegistryServer]:
+    root = Path(tempfile.mkdtemp(prefix=f"strata-registry-{mode}-", dir="/tmp"))
+    server = RegistryServer(root, mode).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[RegistryServer]:
+    yield from _server("plain")
+
+
+@pytest.fixture(scope="module")
+def basic_auth() -> Iterator[RegistryServer]:
+    yield from _server("htpasswd")
+
+
+@pytest.fixture(scope="module")
+def tls() -> Iterator[RegistryServer]:
+    yield from _server("tls")
+
+
+def client(server: RegistryServer, **kw: object) -> RegistryClient:
+    opts: dict[str, object] = {"retries": 1, "backoff": 0.0, "env": {}}
+    opts.update(kw)
+    return RegistryClient(Registry.parse(server.address), Options(**opts))  # type: ignore[arg-type]
+
+
+def busybox_image(tmp: Path, platform: Platform = AMD64, extra: bytes = b"") -> Image:
+    if not Path(BUSYBOX).is_file():
+        need("busybox")
+
+    def fill(tar):  # type: ignore[no-untyped-def]
+        busybox_layer(BUSYBOX)(tar)
+
+    blobs = [make_layer(tmp / "busybox", fill, "gzip")[0]]
+    if extra:
+        blobs.append(
+            make_layer(tmp / "extra", lambda t: t.add_bytes("etc/extra", extra), "gzip")[0]
+        )
+    return assemble(
+        layers=blobs,
+        fields={"Cmd": ["/bin/sh", "-c", "echo hello from the registry"]},
+        platform=platform,
+        name="strata-test/busybox",
+        tag="v1",
+    ).image
+
+
+def small(tmp: Path, platform: Platform, text: bytes) -> Image:
+    a = make_layer(tmp / "app", app_layer, "gzip")[0]
+    b = make_layer(tmp / "note", lambda t: t.add_bytes("note.txt", text), "none")[0]
+    return assemble(
+        layers=[a, b], fields={"Cmd": ["/opt/app/run"]}, platform=platform, name="x/small"
+    ).image
+
+
+def skopeo_push(src: str, server: RegistryServer, dest: str, *extra: str) -> None:
+    need("skopeo")
+    run(
+        "skopeo", "copy", "--preserve-digests", "--dest-tls-verify=false", *extra,
+        src, f"docker://{server.host}/{dest}",
+    )  # fmt: skip
+
+
+# -- pull ------------------------------------------------------------------------------------
+
+
+def test_pull_single_arch_image_skopeo_pushed(tmp_path: Path, plain: RegistryServer) -> None:
+    img = busybox_image(tmp_path)
+    write_oci_layout(tmp_path / "src", [img])
+    skopeo_push(f"oci:{tmp_path / 'src'}:v1", plain, "base/busybox:1.0")
+    c = client(plain)
+    tagged = get_manifest(c, "base/busybox", "1.0", "t")
+    store = BlobStore(tmp_path / "store")
+    ref = ImageRef("base/busybox", "1.0")
+    got = pull(c, store, "base/busybox", tagged.digest, AMD64, tmp_path / "pulled", ref, "t")
+    assert got.digest == tagged.digest == sha256_bytes(img.manifest(docker=False))
+    assert got.config_digest == img.config_digest
+    assert (got.blobs_fetched, got.blobs_reused) == (2, 0)
+    assert got.bytes_fetched == len(img.config) + img.layers[0].size
+    # Usable as a base image as it is: same layer blob, same diff_id.
+    base = read_oci_layout(tmp_path / "pulled", Selector("1.0", AMD64))
+    assert [b.digest for b in base.layers] == [b.digest for b in img.layers]
+    assert [b.diff_id for b in base.layers] == [b.diff_id for b in img.layers]
+    index = json.loads((tmp_path / "pulled" / "index.json").read_text())
+    assert index["manifests"][0]["annotations"]["io.containerd.image.name"] == str(ref)
+    # A second pull into another layout fetches nothing: the store is keyed by digest.
+    again = pull(c, store, "base/busybox", tagged.digest, AMD64, tmp_path / "p2", ref, "t")
+    assert (again.blobs_fetched, again.bytes_fetched, again.blobs_reused) == (0, 0, 2)
+    assert (tmp_path / "p2" / "index.json").read_bytes() == index_raw(tmp_path / "pulled")
+
+
+def index_raw(layout: Path) -> bytes:
+    return (layout / "index.json").read_bytes()
+
+
+def two_platform_layout(tmp: Path) -> tuple[Path, Image, Image]:
+    (tmp / "amd").mkdir()
+    (tmp / "arm").mkdir()
+    amd = small(tmp / "amd", AMD64, b"amd64\n")
+    arm = small(tmp / "arm", ARM64, b"arm64\n")
+    layout = tmp / "multi"
+    write_oci_layout(layout, [amd, arm])
+    # skopeo copies one top-level entry: nest both manifests in one index named "multi".
+    entries = json.loads((layout / "index.json").read_text())["manifests"]
+    nested = index_bytes(
+        [
+            Descriptor(e["mediaType"], e["digest"], e["size"], platform=Platform.from_json(p))
+            for e, p in ((e, e["platform"]) for e in entries)
+        ]
+    )
+    (layout / "blobs/sha256" / sha256_bytes(nested).partition(":")[2]).write_bytes(nested)
+    top = Descriptor(
+        OCI_INDEX,
+        sha256_bytes(nested),
+        len(nested),
+        annotations={"org.opencontainers.image.ref.name": "multi"},
+    )
+    (layout / "index.json").write_bytes(index_bytes([top]))
+    return layout, amd, arm
+
+
+def test_pull_platform_from_two_platform_index(tmp_path: Path, plain: RegistryServer) -> None:
+    layout, amd, arm = two_platform_layout(tmp_path)
+    skopeo_push(f"oci:{layout}:multi", plain, "base/multi:1", "--all")
+    c = client(plain)
+    top = get_manifest(c, "base/multi", "1", "t")
+    assert top.media_type == OCI_INDEX
+    store = BlobStore(tmp_path / "store")
+    got = pull(c, store, "base/multi", top.digest, ARM64, tmp_path / "arm-out", None, "t")
+    assert got.digest == top.digest
+    assert got.config_digest == arm.config_digest
+    assert got.manifest_digest == sha256_bytes(arm.manifest(docker=False))
+    got = pull(c, store, "base/multi", top.digest, AMD64, tmp_path / "amd-out", None, "t")
+    assert got.config_digest == amd.config_digest
+    # The app layer is the same bytes on both platforms: fetched once.
+    assert got.blobs_reused == 1
+    s390 = parse_platform("s390x")
+    with pytest.raises(UserError) as e:
+        pull(c, store, "base/multi", top.digest, s390, tmp_path / "none", None, "t")
+    assert "platform linux/s390x is not in the image index (got: linux/amd64, linux/arm64)" in str(
+        e.value
+    )
+    assert not (tmp_path / "none").exists()
+
+
+# -- push ------------------------------------------------------------------------------------
+
+
+def test_push_build_on_pulled_base_then_skopeo_and_docker_run(
+    tmp_path: Path, plain: RegistryServer, docker_engine: DockerEngine
+) -> None:
+    (tmp_path / "b").mkdir()
+    base_img = busybox_image(tmp_path / "b")
+    write_oci_layout(tmp_path / "base-src", [base_img])
+    skopeo_push(f"oci:{tmp_path / 'base-src'}:v1", plain, "base/bb:1")
+    c = client(plain)
+    digest = get_manifest(c, "base/bb", "1", "t").digest
+    pull(c, BlobStore(tmp_path / "store"), "base/bb", digest, AMD64, tmp_path / "base", None, "t")
+    base = read_oci_layout(tmp_path / "base", Selector("", AMD64))
+
+    def build(text: bytes, out: str) -> Image:
+        extra = make_layer(tmp_path / f"{out}-layer", lambda t: t.add_bytes("msg", text), "gzip")
+        img = assemble(
+            layers=[extra[0]],
+            fields={"Cmd": ["/bin/sh", "-c", "cat /msg"]},
+            platform=AMD64,
+            name="strata-test/app",
+            tag="v1",
+            base=base,
+        ).image
+        write_oci_layout(tmp_path / out, [img])
+        return img
+
+    img = build(b"pushed by strata\n", "app1")
+    # The base layer is in base/bb already: mounted into team/app, not uploaded again.
+    first = push(c, "team/app", tmp_path / "app1", ["v1"], mount_from="base/bb", where="t")
+    assert first.digest == sha256_bytes(img.manifest(docker=False))
+    assert (first.counters.blobs_mounted, first.counters.blobs_uploaded) == (1, 2)
+    assert first.counters.bytes_uploaded == len(img.config) + img.layers[1].size
+    assert first.counters.blobs_skipped == 0
+    again = push(c, "team/app", tmp_path / "app1", ["v1"], where="t")
+    assert (again.counters.bytes_uploaded, again.counters.blobs_uploaded) == (0, 0)
+    assert again.counters.blobs_skipped == 3
+    changed = build(b"one layer changed\n", "app2")
+    third = push(c, "team/app", tmp_path / "app2", ["v2"], where="t")
+    assert third.counters.blobs_uploaded == 2
+    assert third.counters.bytes_uploaded == len(changed.config) + changed.layers[1].size
+    # Pull it back with skopeo and run it in Docker.
+    archive = tmp_path / "back.tar"
+    run(
+        "skopeo", "copy", "--src-tls-verify=false",
+        f"docker://{plain.host}/team/app:v2", f"docker-archive:{archive}:back/app:v2",
+    )  # fmt: skip
+    docker_engine.docker("load", "-i", archive)
+    out = docker_engine.docker("run", "--rm", "--network=none", "back/app:v2").stdout
+    assert out == "one layer changed\n"
+
+
+def test_push_docker_archive_as_docker_v2s2_in_chunks(
+    tmp_path: Path, plain: RegistryServer
+) -> None:
+    img = busybox_image(tmp_path)
+    archive = tmp_path / "img.tar"
+    write_docker_archive(archive, [img])
+    c = client(plain)
+    layer = img.layers[0]
+    got = push(
+        c, "team/archived", archive, ["a1"], chunk_threshold=4096, chunk_size=256 << 10, where="t"
+    )
+    assert got.media_type == DOCKER_MANIFEST
+    assert got.digest == sha256_bytes(img.manifest(docker=True))
+    assert got.counters.bytes_uploaded == layer.size + len(img.config)
+    assert layer.size > 2 * (256 << 10)  # so the layer really went up in several PATCHes
+    raw = run(
+        "skopeo",
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        f"docker://{plain.host}/team/archived:a1",
+    ).stdout
+    assert json.loads(raw)["mediaType"] == DOCKER_MANIFEST
+    assert sha256_bytes(raw.encode()) == got.digest
+    # skopeo pulls every blob and checks its digest.
+    run(
+        "skopeo", "copy", "--src-tls-verify=false",
+        f"docker://{plain.host}/team/archived:a1", f"oci:{tmp_path / 'back'}:a1",
+    )  # fmt: skip
+    assert (tmp_path / "back/blobs/sha256" / layer.digest.partition(":")[2]).is_file()
+
+
+# -- auth and TLS ----------------------------------------------------------------------------
+
+
+def test_basic_auth_needs_credentials(tmp_path: Path, basic_auth: RegistryServer) -> None:
+    img = small(tmp_path, AMD64, b"auth\n")
+    write_oci_layout(tmp_path / "img", [img])
+    with pytest.raises(UserError) as e:
+        push(client(basic_auth), "team/secret", tmp_path / "img", ["v1"], where="push")
+    msg = str(e.value)
+    assert msg.startswith("push: registry requires authentication for HEAD /v2/team/secret/")
+    assert "(got HTTP 401" in msg and "docker login" in msg
+    # Credentials from a Docker config.json (what `docker login` writes).
+    config = tmp_path / "docker"
+    config.mkdir()
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {basic_auth.host: {"auth": auth}}}))
+    env = {"DOCKER_CONFIG": str(config)}
+    got = push(client(basic_auth, env=env), "team/secret", tmp_path / "img", ["v1"], where="push")
+    assert got.counters.blobs_uploaded == 3
+    # Pull with credentials from a credential helper program on PATH.
+    helper_dir = tmp_path / "bin"
+    helper_dir.mkdir()
+    helper = helper_dir / "docker-credential-strata-test"
+    helper.write_text(
+        "#!/bin/sh\nread server\n"
+        f'echo "{{\\"ServerURL\\":\\"$server\\",\\"Username\\":\\"{USER}\\",'
+        f'\\"Secret\\":\\"{PASSWORD}\\"}}"\n'
+    )
+    helper.chmod(0o755)
+    (config / "config.json").write_text(
+        json.dumps({"credHelpers": {basic_auth.host: "strata-test"}})
+    )
+    env = {"DOCKER_CONFIG": str(config), "PATH": f"{helper_dir}:/usr/bin:/bin"}
+    c = client(basic_auth, env=env)
+    got_pull = pull(
+        c,
+        BlobStore(tmp_path / "store"),
+        "team/secret",
+        got.digest,
+        AMD64,
+        tmp_path / "o",
+        None,
+        "t",
+    )
+    assert got_pull.config_digest == img.config_digest
+    # Wrong password: still a clear 401.
+    bad = client(basic_auth, credentials=Credentials(USER, "wrong"))
+    with pytest.raises(UserError, match=r"requires authentication .*\(got HTTP 401"):
+        get_manifest(bad, "team/secret", "v1", "t")
+
+
+def test_tls_with_ca_file_and_without_verification(tmp_path: Path, tls: RegistryServer) -> None:
+    img = small(tmp_path, AMD64, b"tls\n")
+    write_oci_layout(tmp_path / "img", [img])
+    with pytest.raises(UserError) as e:
+        push(client(tls), "team/tls", tmp_path / "img", ["v1"], where="push")
+    assert f"push: TLS verification failed for {tls.host}" in str(e.value)
+    assert "ca_file" in str(e.value)
+    got = push(client(tls, ca_file=str(tls.cert)), "team/tls", tmp_path / "img", ["v1"], where="p")
+    assert got.counters.blobs_uploaded == 3
+    insecure = client(tls, tls_verify=False)
+    assert get_manifest(insecure, "team/tls", "v1", "t").digest == got.digest
+    out = pull(
+        insecure,
+        BlobStore(tmp_path / "s"),
+        "team/tls",
+        got.digest,
+        AMD64,
+        tmp_path / "o",
+        None,
+        "t",
+    )
+    assert out.config_digest == img.config_digest
+
+
+# -- bad cases -------------------------------------------------------------------------------
+
+
+def test_manifest_unknown(tmp_path: Path, plain: RegistryServer) -> None:
+    missing = "sha256:" + "ab" * 32
+    with pytest.raises(UserError) as e:
+        pull(client(plain), BlobStore(tmp_path / "s"), "team/nothing", missing, AMD64,
+             tmp_path / "o", None, "pull")  # fmt: skip
+    assert str(e.value).startswith(f"pull: not found: GET /v2/team/nothing/manifests/{missing}")
+    assert "MANIFEST_UNKNOWN" in str(e.value) or "NAME_UNKNOWN" in str(e.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_blob_digest_mismatch_stores_nothing(tmp_path: Path, plain: RegistryServer) -> None:
+    img = small(tmp_path, AMD64, b"to be corrupted\n")
+    write_oci_layout(tmp_path / "img", [img])
+    pushed = push(client(plain), "team/corrupt", tmp_path / "img", ["v1"], where="t")
+    layer = img.layers[1]  # the uncompressed one: flip one byte, same size
+    data = plain.blob_data(layer.digest)
+    raw = bytearray(data.read_bytes())
+    raw[600] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    actual = sha256_bytes(bytes(raw))
+    store = BlobStore(tmp_path / "store")
+    with pytest.raises(UserError) as e:
+        pull(client(plain), store, "team/corrupt", pushed.digest, AMD64, tmp_path / "o", None, "p")
+    msg = str(e.value)
+    assert f"blob digest mismatch (got {actual}, {len(raw)} bytes; expected {layer.digest}" in msg
+    assert not store.path(layer.digest).exists()
+    assert not [p for p in (tmp_path / "store/sha256").iterdir() if p.name.startswith(".")]
+    assert not (tmp_path / "o").exists()
+
+
+def test_registry_down(tmp_path: Path) -> None:
+    port = free_port()
+    c = RegistryClient(
+        Registry.parse(f"http://127.0.0.1:{port}"), Options(retries=2, backoff=0.0, env={})
+    )
+    with pytest.raises(UserError) as e:
+        get_manifest(c, "team/app", "v1", "pull")
+    msg = str(e.value)
+    assert msg.startswith(
+        f"pull: cannot reach registry http://127.0.0.1:{port} for GET "
+        "/v2/team/app/manifests/v1 after 3 attempts (got "
+    )
+    assert "check the address and that the registry is up" in msg
