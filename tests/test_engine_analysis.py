@@ -44,5 +44,7 @@ def test_only_needed_actions(tmp_path: Path) -> None:
 
 
 def test_unknown_target_suggests(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"no such target '//pkg:uper'.*did you mean :upper, :upper.txt\?"):
+    with pytest.raises(
+        UserError, match=r"no such target '//pkg:uper'.*did you mean :upper, :upper.txt\?"
+    ):
         run(tmp_path, "basic", "//pkg:uper")

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -42,28 +41,48 @@ def test_conformance_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
     for name in ("conformance", "conformance_local"):
         shutil.copytree(FIXTURES / name, tmp_path / name, symlinks=True)
     ws = tmp_path / "conformance"
-    run(bazel, f"--output_user_root={tmp_path / 'bazel-root'}", "--batch", "build",
-        "--spawn_strategy=processwrapper-sandbox", "//...", cwd=ws)
+    run(
+        bazel,
+        f"--output_user_root={tmp_path / 'bazel-root'}",
+        "--batch",
+        "build",
+        "--spawn_strategy=processwrapper-sandbox",
+        "//...",
+        cwd=ws,
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
-    run(sys.executable, "-m", "strata", "build", f"--output_base={tmp_path / 'strata-ob'}",
-        "//...", cwd=ws, env=env)
+    run(
+        sys.executable,
+        "-m",
+        "strata",
+        "build",
+        f"--output_base={tmp_path / 'strata-ob'}",
+        "//...",
+        cwd=ws,
+        env=env,
+    )
 
     result = analyze(ws, ["//..."], output_base=tmp_path / "analysis-ob")
     prefix = result.bin_dir + "/"
-    generated = sorted({f for info in result.targets.values() for f in info.files
-                        if f.startswith(prefix)})
+    generated = sorted(
+        {f for info in result.targets.values() for f in info.files if f.startswith(prefix)}
+    )
     assert len(generated) >= 20
     ours: dict[str, str] = {}
     theirs: dict[str, str] = {}
     for f in generated:
-        rel = f[len(prefix):]
+        rel = f[len(prefix) :]
         ours.update(_digests(ws / "strata-bin", rel))
         theirs.update(_digests(ws / "bazel-bin", rel))
     (tmp_path / "bazel-outputs.json").write_text(json.dumps(theirs, indent=1, sort_keys=True))
     assert ours == theirs
     # A few outputs checked by content too, so the comparison cannot pass on two empty trees.
     assert (ws / "bazel-bin/app/all.list").read_text().splitlines() == [
-        "<alpha>", "<beta>", "--joined", "alpha,beta"]
+        "<alpha>",
+        "<beta>",
+        "--joined",
+        "alpha,beta",
+    ]
     assert (ws / "bazel-bin/lib/tree.d/f4.txt").read_text() == "file 4\n"
     assert "hello from a repository rule" in (ws / "bazel-bin/app/combined.txt").read_text()
     assert (ws / "bazel-bin/app/platform.txt").read_text() == "linux\n"

@@ -35,13 +35,22 @@ from strata.engine.starlark_env import evaluate, parse
 from strata.engine.workspace import Repositories
 from strata.errors import UserError
 
-_EXEC_TAGS = ("no-cache", "no-remote-cache", "no-remote", "no-remote-exec", "no-sandbox",
-              "local", "requires-network", "no-remote-cache-upload")
+_EXEC_TAGS = (
+    "no-cache",
+    "no-remote-cache",
+    "no-remote",
+    "no-remote-exec",
+    "no-sandbox",
+    "local",
+    "requires-network",
+    "no-remote-cache-upload",
+)
 
 
 def host_cpu() -> str:
-    return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64",
-            "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine())
+    return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}.get(
+        platform.machine().lower(), platform.machine()
+    )
 
 
 @dataclass(frozen=True)
@@ -117,15 +126,22 @@ class Analysis:
         parts = [self.bin_dir] + ([f"external/{label.repo}"] if label.repo else [])
         return "/".join(parts + ([label.package] if label.package else []))
 
-    def file_info(self, label: Label, *, generated: bool, owner: Label | None = None,
-                  is_dir: bool = False) -> dict[str, Any]:
+    def file_info(
+        self, label: Label, *, generated: bool, owner: Label | None = None, is_dir: bool = False
+    ) -> dict[str, Any]:
         rel = f"{label.package}/{label.name}" if label.package else label.name
         src = f"external/{label.repo}/{rel}" if label.repo else rel
         path = f"{self.bin_dir}/{src}" if generated else src
         return self.record(path, owner or label, is_dir=is_dir, generated=generated)
 
-    def record(self, path: str, owner: Label | None = None, *, is_dir: bool = False,
-               generated: bool | None = None) -> dict[str, Any]:
+    def record(
+        self,
+        path: str,
+        owner: Label | None = None,
+        *,
+        is_dir: bool = False,
+        generated: bool | None = None,
+    ) -> dict[str, Any]:
         """The File record of an execroot path (remembered, so it can be found by path)."""
         if path in self.records:
             return self.records[path]
@@ -161,10 +177,18 @@ class Analysis:
         for p in info.runfiles:
             link = f"{tree}/{self._runfiles_path(p)}"
             if link not in self.producers:
-                self.add_action(Label.parse(info.label), {
-                    "kind": "symlink", "outputs": [link], "target": p, "is_executable": False,
-                    "mnemonic": "SymlinkTree", "progress_message": f"Runfiles for {info.label}",
-                }, check_owner=False)
+                self.add_action(
+                    Label.parse(info.label),
+                    {
+                        "kind": "symlink",
+                        "outputs": [link],
+                        "target": p,
+                        "is_executable": False,
+                        "mnemonic": "SymlinkTree",
+                        "progress_message": f"Runfiles for {info.label}",
+                    },
+                    check_owner=False,
+                )
             paths.append(link)
         return list(dict.fromkeys(paths))
 
@@ -177,16 +201,20 @@ class Analysis:
     def _declare(self, owner: str, filename: str, sibling: str | None, is_dir: bool) -> Any:
         label = Label.parse(owner)
         if not isinstance(filename, str) or not filename or filename.startswith("/"):
-            raise UserError(f"{owner}: declare_file needs a relative file name (got "
-                            f"{filename!r}); e.g. ctx.label.name + \".out\"")
+            raise UserError(
+                f"{owner}: declare_file needs a relative file name (got "
+                f'{filename!r}); e.g. ctx.label.name + ".out"'
+            )
         if sibling is not None:
             path = f"{sibling.rsplit('/', 1)[0]}/{filename}"
         else:
             path = f"{self.package_dir(label)}/{filename}"
         prev = self.declared.get(path)
         if prev is not None and prev != owner:
-            raise UserError(f"{owner}: output {path} is already declared by {prev} (got a "
-                            "second declaration); use a name unique to the target")
+            raise UserError(
+                f"{owner}: output {path} is already declared by {prev} (got a "
+                "second declaration); use a name unique to the target"
+            )
         self.declared[path] = owner
         if is_dir:
             self.tree_artifacts.add(path)
@@ -202,8 +230,9 @@ class Analysis:
             content = "".join(shlex.quote(a) + "\n" for a in args)
         else:
             content = "".join(a + "\n" for a in args)
-        self.add_action(label, {"kind": "write", "outputs": [path], "content": content,
-                                "mnemonic": "ParamFile"})
+        self.add_action(
+            label, {"kind": "write", "outputs": [path], "content": content, "mnemonic": "ParamFile"}
+        )
         return path
 
     def _expand_location(self, owner: str, text: str, labels: list[str]) -> str:
@@ -225,17 +254,23 @@ class Analysis:
     def add_action(self, owner: Label, spec: dict[str, Any], *, check_owner: bool = True) -> None:
         outputs = [str(o) for o in spec["outputs"]]
         if not outputs:
-            raise UserError(f"{owner}: {spec.get('mnemonic')} action has no outputs (got "
-                            "outputs = []); every action must declare an output")
+            raise UserError(
+                f"{owner}: {spec.get('mnemonic')} action has no outputs (got "
+                "outputs = []); every action must declare an output"
+            )
         for out in outputs:
             declared_by = self.declared.get(out)
             if check_owner and declared_by is not None and declared_by != str(owner):
-                raise UserError(f"{owner}: action output {out} belongs to {declared_by} (got it "
-                                "as an output here); declare outputs with ctx.actions.declare_file")
+                raise UserError(
+                    f"{owner}: action output {out} belongs to {declared_by} (got it "
+                    "as an output here); declare outputs with ctx.actions.declare_file"
+                )
             if out in self.producers:
-                raise UserError(f"{owner}: output {out} is produced by two actions (got "
-                                f"{self.producers[out].mnemonic} and {spec.get('mnemonic')}); "
-                                "give each action its own outputs")
+                raise UserError(
+                    f"{owner}: output {out} is produced by two actions (got "
+                    f"{self.producers[out].mnemonic} and {spec.get('mnemonic')}); "
+                    "give each action its own outputs"
+                )
         kind = spec["kind"]
         inputs = [str(p) for p in spec.get("inputs", []) + spec.get("tools", [])]
         argv: tuple[str, ...] = ()
@@ -265,8 +300,14 @@ class Analysis:
             target = spec["target"]
             inputs = [target]
         decl = self.decls.get(str(owner))
-        tags = tuple(sorted({t for t in (decl.attrs.get("tags") or []) if t in _EXEC_TAGS}
-                            | set(spec.get("execution_requirements", {}))) if decl else ())
+        tags = tuple(
+            sorted(
+                {t for t in (decl.attrs.get("tags") or []) if t in _EXEC_TAGS}
+                | set(spec.get("execution_requirements", {}))
+            )
+            if decl
+            else ()
+        )
         action = Action(
             owner=str(owner),
             mnemonic=str(spec.get("mnemonic") or "Action"),
@@ -289,8 +330,10 @@ class Analysis:
     def _expand_template(self, owner: Label, spec: dict[str, Any]) -> bytes:
         tpl = spec["template"]
         if tpl.startswith(self.bin_dir + "/"):
-            raise UserError(f"{owner}: expand_template with a generated template is not "
-                            f"supported by strata (got {tpl}); use a source file as template")
+            raise UserError(
+                f"{owner}: expand_template with a generated template is not "
+                f"supported by strata (got {tpl}); use a source file as template"
+            )
         text = self._source(tpl).read_text()
         for key, value in spec.get("substitutions", {}).items():
             text = text.replace(key, value)
@@ -348,8 +391,10 @@ class Analysis:
                     continue
                 if key in on_path:
                     cycle = " -> ".join([*on_path[on_path.index(key) :], key])
-                    raise UserError(f"{decl.label}: dependency cycle (got {cycle}); "
-                                    "remove one of these dependencies")
+                    raise UserError(
+                        f"{decl.label}: dependency cycle (got {cycle}); "
+                        "remove one of these dependencies"
+                    )
                 child = self.packages.target(dep, where=f"{decl.label}")
                 if child.kind == "generated file" and child.generator is not None:
                     self.packages.target(child.generator)
@@ -364,8 +409,7 @@ class Analysis:
         for decl in order:
             self.decls[str(decl.label)] = decl
             targets.append(self._driver_entry(decl, modules))
-        loads = "".join(f'load("{m}", r{i} = "strata_registry__")\n'
-                        for i, m in enumerate(modules))
+        loads = "".join(f'load("{m}", r{i} = "strata_registry__")\n' for i, m in enumerate(modules))
         driver = (
             loads + 'load("@strata_builtins__//:builtins.bzl", "analyze__")\n'
             f"analyze__([{', '.join(f'r{i}' for i in range(len(modules)))}], "
@@ -399,11 +443,16 @@ class Analysis:
                 value = None if value is None else self._output_entry(value, decl.label)
             elif kind == "output_list":
                 value = [self._output_entry(v, decl.label) for v in value]
-            attrs[name] = {"type": kind, "value": value,
-                           "allow_single_file": bool(spec.get("allow_single_file")),
-                           "executable": bool(spec.get("executable"))}
-        outputs = {k: self.file_info(v, generated=True, owner=decl.label)
-                   for k, v in decl.attrs.get("__outputs__", {}).items()}
+            attrs[name] = {
+                "type": kind,
+                "value": value,
+                "allow_single_file": bool(spec.get("allow_single_file")),
+                "executable": bool(spec.get("executable")),
+            }
+        outputs = {
+            k: self.file_info(v, generated=True, owner=decl.label)
+            for k, v in decl.attrs.get("__outputs__", {}).items()
+        }
         predeclared = list(outputs.values())
         for name, kind in decl.types.items():
             if kind == "output" and decl.attrs.get(name) is not None:
@@ -417,19 +466,31 @@ class Analysis:
         for f in [*predeclared, *([exe] if exe else [])]:
             self.declared[f["path"]] = label
         return {
-            "label": label, "kind": "rule", "registry": modules.index(schema.module),
-            "rule": schema.index, "attrs": attrs, "outputs": outputs,
-            "predeclared": predeclared, "executable": exe,
-            "label_info": self.loader.label_info(decl.label), "bin_dir": self.bin_dir,
+            "label": label,
+            "kind": "rule",
+            "registry": modules.index(schema.module),
+            "rule": schema.index,
+            "attrs": attrs,
+            "outputs": outputs,
+            "predeclared": predeclared,
+            "executable": exe,
+            "label_info": self.loader.label_info(decl.label),
+            "bin_dir": self.bin_dir,
             "workspace_name": self.workspace_name,
             "build_file_path": self.loader.display_path(decl.label.sibling("BUILD")),
-            "var": {"BINDIR": self.bin_dir, "GENDIR": self.bin_dir, "TARGET_CPU": self.cpu,
-                    "COMPILATION_MODE": "fastbuild"},
+            "var": {
+                "BINDIR": self.bin_dir,
+                "GENDIR": self.bin_dir,
+                "TARGET_CPU": self.cpu,
+                "COMPILATION_MODE": "fastbuild",
+            },
         }
 
     def _output_entry(self, label: Label, owner: Label) -> dict[str, Any]:
-        return {"label": self.loader.label_info(label),
-                "file": self.file_info(label, generated=True, owner=owner)}
+        return {
+            "label": self.loader.label_info(label),
+            "file": self.file_info(label, generated=True, owner=owner),
+        }
 
     def needed_actions(self, labels: list[Label]) -> list[Action]:
         """Actions producing the requested targets' files, runfiles and their inputs."""
@@ -454,8 +515,9 @@ class Analysis:
         return sorted(out, key=lambda a: order[id(a)])
 
 
-def analyze(workspace_root: Path, patterns: list[str], *, cwd_package: str = "",
-            output_base: Path) -> AnalysisResult:
+def analyze(
+    workspace_root: Path, patterns: list[str], *, cwd_package: str = "", output_base: Path
+) -> AnalysisResult:
     an = Analysis(workspace_root, output_base)
     roots = an.expand(patterns, cwd_package)
     an.run(roots)

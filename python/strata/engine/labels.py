@@ -54,11 +54,8 @@ class Label:
         lab_repo = repo
         if rest.startswith("@"):
             head, sep, tail = rest[1:].partition("//")
-            if not sep:
-                # `@repo` alone means `@repo//:repo`.
-                rest = "//:" + head
-            else:
-                rest = "//" + tail
+            # `@repo` alone means `@repo//:repo`.
+            rest = "//" + tail if sep else "//:" + head
             if not _REPO_RE.match(head):
                 raise UserError(
                     f"invalid repository name in label (got {text!r}); "

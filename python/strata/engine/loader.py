@@ -34,16 +34,42 @@ STRATA_ROOT = Path(__file__).resolve().parents[3]
 BUILTINS_KEY = "@strata_builtins__//:builtins.bzl"
 _BUILTINS_SRC = Path(__file__).with_name("builtins.bzl")
 
-_PUBLIC = (
-    "provider DefaultInfo OutputGroupInfo depset select attr native glob package_name "
-    "repository_name exports_files genrule filegroup alias sh_binary sh_test py_binary "
-    "config_setting existing_rules existing_rule workspace local_repository "
-    "new_local_repository bind register_toolchains register_execution_platforms "
-    "make_rule__ make_repository_rule__ make_label__ label_string__"
-).split()
+_PUBLIC = [
+    "provider",
+    "DefaultInfo",
+    "OutputGroupInfo",
+    "depset",
+    "select",
+    "attr",
+    "native",
+    "glob",
+    "package_name",
+    "repository_name",
+    "exports_files",
+    "genrule",
+    "filegroup",
+    "alias",
+    "sh_binary",
+    "sh_test",
+    "py_binary",
+    "config_setting",
+    "existing_rules",
+    "existing_rule",
+    "workspace",
+    "local_repository",
+    "new_local_repository",
+    "bind",
+    "register_toolchains",
+    "register_execution_platforms",
+    "make_rule__",
+    "make_repository_rule__",
+    "make_label__",
+    "label_string__",
+]
 
+_LOAD_NAMES = ", ".join(repr(n) for n in _PUBLIC)
 _PRELUDE = (
-    f'load("{BUILTINS_KEY}", {", ".join(repr(n) for n in _PUBLIC)})\n'
+    f'load("{BUILTINS_KEY}", {_LOAD_NAMES})\n'
     'strata_registry__ = {"rules": [], "repo_rules": [], "module": strata_module__}\n'
     "def rule(implementation, attrs = None, **kwargs):\n"
     "    return make_rule__(strata_registry__, implementation, attrs, kwargs)\n"
@@ -100,6 +126,7 @@ class Loader:
         self._ids = itertools.count(1)
         self._prelude_ast = parse("<prelude>", _PRELUDE)
         self._builtins: sl.FrozenModule | None = None
+        self.errors.source = self._read_display
 
     # ---- builtins ---------------------------------------------------------
 
@@ -175,6 +202,16 @@ class Loader:
         rel = f"{label.package}/{label.name}" if label.package else label.name
         return f"external/{label.repo}/{rel}" if label.repo else rel
 
+    def _read_display(self, name: str) -> str | None:
+        """The text of a file given its display path (see `display_path`)."""
+        if name.startswith("external/"):
+            repo, _, rest = name[len("external/") :].partition("/")
+            root = self.repo_roots.get(repo)
+            path = root / rest if root else None
+        else:
+            path = self.workspace_root / name
+        return path.read_text() if path is not None and path.is_file() else None
+
     def rule_name(self, module: str, index: int) -> str:
         """The name a rule was exported as (`foo = rule(...)`), for messages."""
         names = _RULE_ASSIGN.findall(self._sources.get(module, ""))
@@ -226,9 +263,7 @@ class Loader:
             known = sorted([*self.repos, "strata"])
             close = difflib.get_close_matches(repo, known, n=1)
             hint = f"did you mean @{close[0]}?" if close else "declare it in WORKSPACE"
-            raise UserError(
-                f"no such repository '@{repo}' (got {where or '@' + repo}); {hint}"
-            )
+            raise UserError(f"no such repository '@{repo}' (got {where or '@' + repo}); {hint}")
         if spec.path is not None:
             root = spec.path
         elif self.fetch_repo is None:

@@ -122,37 +122,51 @@ def _genrule(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     src_paths = _uniq([p for i in srcs for p in i.files])
     cmd = decl.attrs["cmd_bash"] or decl.attrs["cmd"]
     if not cmd:
-        raise UserError(f"{label}: genrule needs a command (got cmd = \"\"); set cmd = \"...\"")
+        raise UserError(f'{label}: genrule needs a command (got cmd = ""); set cmd = "..."')
     rule_dir = an.package_dir(label)
-    simple = {"SRCS": " ".join(src_paths), "OUTS": " ".join(out_paths), "^": " ".join(src_paths),
-              "RULEDIR": rule_dir, "GENDIR": an.bin_dir, "BINDIR": an.bin_dir,
-              "TARGET_CPU": an.cpu, "COMPILATION_MODE": "fastbuild",
-              "@D": out_paths[0].rsplit("/", 1)[0] if len(out_paths) == 1 else rule_dir}
+    simple = {
+        "SRCS": " ".join(src_paths),
+        "OUTS": " ".join(out_paths),
+        "^": " ".join(src_paths),
+        "RULEDIR": rule_dir,
+        "GENDIR": an.bin_dir,
+        "BINDIR": an.bin_dir,
+        "TARGET_CPU": an.cpu,
+        "COMPILATION_MODE": "fastbuild",
+        "@D": out_paths[0].rsplit("/", 1)[0] if len(out_paths) == 1 else rule_dir,
+    }
     if len(out_paths) == 1:
         simple["@"] = out_paths[0]
     if len(src_paths) == 1:
         simple["<"] = src_paths[0]
     known: dict[str, TargetInfo] = {}
-    for lab, info in zip(decl.attrs["srcs"] + decl.attrs["tools"] + decl.attrs["exec_tools"],
-                         srcs + tools, strict=True):
+    for lab, info in zip(
+        decl.attrs["srcs"] + decl.attrs["tools"] + decl.attrs["exec_tools"],
+        srcs + tools,
+        strict=True,
+    ):
         known[str(lab)] = info
     for o in decl.attrs["outs"]:
         known[str(o)] = an.output_info(o)
     command = expand_make_vars(cmd, label, lambda lab: known.get(str(lab)), simple, an.bin_dir)
     tool_inputs = [p for i in tools for p in an.tool_inputs(i)]
-    an.add_action(label, {
-        "kind": "run",
-        "argv": ["/bin/bash", "-c", f"set -euo pipefail; {command}"],
-        "inputs": src_paths + [p for i in srcs for p in i.runfiles if p not in src_paths],
-        "tools": tool_inputs,
-        "outputs": out_paths,
-        "mnemonic": "Genrule",
-        "progress_message": decl.attrs["message"] + " " + str(label)
-        if decl.attrs["message"] else f"Executing genrule {label}",
-        "use_default_shell_env": True,
-        "env": {},
-        "execution_requirements": {},
-    })
+    an.add_action(
+        label,
+        {
+            "kind": "run",
+            "argv": ["/bin/bash", "-c", f"set -euo pipefail; {command}"],
+            "inputs": src_paths + [p for i in srcs for p in i.runfiles if p not in src_paths],
+            "tools": tool_inputs,
+            "outputs": out_paths,
+            "mnemonic": "Genrule",
+            "progress_message": decl.attrs["message"] + " " + str(label)
+            if decl.attrs["message"]
+            else f"Executing genrule {label}",
+            "use_default_shell_env": True,
+            "env": {},
+            "execution_requirements": {},
+        },
+    )
     exe = outs[0] if decl.attrs["executable"] and len(outs) == 1 else None
     return {"files": outs, "executable": exe, "runfiles": outs}
 
@@ -166,8 +180,11 @@ def _filegroup(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     else:
         paths = _uniq([p for i in srcs for p in i.files])
     runfiles = _uniq(paths + [p for i in srcs + data for p in (*i.files, *i.runfiles)])
-    return {"files": [an.record(p) for p in paths], "executable": None,
-            "runfiles": [an.record(p) for p in runfiles]}
+    return {
+        "files": [an.record(p) for p in paths],
+        "executable": None,
+        "runfiles": [an.record(p) for p in runfiles],
+    }
 
 
 def _sh_binary(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
@@ -180,12 +197,21 @@ def _sh_binary(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
             "put the script alone in srcs and other files in data"
         )
     exe = an.file_info(label, generated=True)
-    an.add_action(label, {"kind": "symlink", "outputs": [exe["path"]], "target": src_files[0],
-                          "is_executable": True, "mnemonic": "Symlink",
-                          "progress_message": f"Symlinking {label}"})
+    an.add_action(
+        label,
+        {
+            "kind": "symlink",
+            "outputs": [exe["path"]],
+            "target": src_files[0],
+            "is_executable": True,
+            "mnemonic": "Symlink",
+            "progress_message": f"Symlinking {label}",
+        },
+    )
     others = _infos(an, decl.attrs["data"] + decl.attrs["deps"])
-    runfiles = _uniq([exe["path"], src_files[0],
-                      *[p for i in srcs + others for p in (*i.files, *i.runfiles)]])
+    runfiles = _uniq(
+        [exe["path"], src_files[0], *[p for i in srcs + others for p in (*i.files, *i.runfiles)]]
+    )
     return {"files": [exe], "executable": exe, "runfiles": [an.record(p) for p in runfiles]}
 
 
@@ -212,20 +238,33 @@ def _py_binary(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     else:
         want = label.name + ".py"
         mains = [p for p in src_files if p.rsplit("/", 1)[-1] == want] or (
-            src_files if len(src_files) == 1 else [])
+            src_files if len(src_files) == 1 else []
+        )
     if len(mains) != 1:
         raise UserError(
             f"{label}: py_binary cannot tell its main file (got srcs {src_files}); "
-            f"set main = \"...\" or name a source {label.name}.py"
+            f'set main = "..." or name a source {label.name}.py'
         )
     exe = an.file_info(label, generated=True)
     pkg_prefix = f"{label.package}/" if label.package else ""
     content = _PY_LAUNCHER.format(
-        label=label, main=short_path(mains[0], an.bin_dir), workspace=an.workspace_name,
-        imports=[pkg_prefix + i for i in decl.attrs["imports"]])
-    an.add_action(label, {"kind": "write", "outputs": [exe["path"]], "content": content,
-                          "is_executable": True, "mnemonic": "PyLauncher"})
+        label=label,
+        main=short_path(mains[0], an.bin_dir),
+        workspace=an.workspace_name,
+        imports=[pkg_prefix + i for i in decl.attrs["imports"]],
+    )
+    an.add_action(
+        label,
+        {
+            "kind": "write",
+            "outputs": [exe["path"]],
+            "content": content,
+            "is_executable": True,
+            "mnemonic": "PyLauncher",
+        },
+    )
     others = _infos(an, decl.attrs["deps"] + decl.attrs["data"])
-    runfiles = _uniq([exe["path"], *src_files,
-                      *[p for i in srcs + others for p in (*i.files, *i.runfiles)]])
+    runfiles = _uniq(
+        [exe["path"], *src_files, *[p for i in srcs + others for p in (*i.files, *i.runfiles)]]
+    )
     return {"files": [exe], "executable": exe, "runfiles": [an.record(p) for p in runfiles]}

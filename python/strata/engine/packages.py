@@ -43,33 +43,76 @@ _COMMON: dict[str, str] = {
     "generator_location": "any",
 }
 _EXECUTABLE_COMMON = {"args": "string_list", "env": "string_dict"}
-_TEST_COMMON = {"size": "string", "timeout": "string", "flaky": "bool", "shard_count": "int",
-                "local": "bool", "env_inherit": "string_list"}
+_TEST_COMMON = {
+    "size": "string",
+    "timeout": "string",
+    "flaky": "bool",
+    "shard_count": "int",
+    "local": "bool",
+    "env_inherit": "string_list",
+}
 NATIVE_ATTRS: dict[str, dict[str, str]] = {
-    "genrule": {"srcs": "label_list", "outs": "output_list", "cmd": "string",
-                "cmd_bash": "string", "tools": "label_list", "exec_tools": "label_list",
-                "executable": "bool", "output_to_bindir": "bool", "message": "string",
-                "local": "bool", "stamp": "any", "toolchains": "any"},
+    "genrule": {
+        "srcs": "label_list",
+        "outs": "output_list",
+        "cmd": "string",
+        "cmd_bash": "string",
+        "tools": "label_list",
+        "exec_tools": "label_list",
+        "executable": "bool",
+        "output_to_bindir": "bool",
+        "message": "string",
+        "local": "bool",
+        "stamp": "any",
+        "toolchains": "any",
+    },
     "filegroup": {"srcs": "label_list", "data": "label_list", "output_group": "string"},
     "alias": {"actual": "label"},
-    "sh_binary": {"srcs": "label_list", "data": "label_list", "deps": "label_list",
-                  **_EXECUTABLE_COMMON},
-    "sh_test": {"srcs": "label_list", "data": "label_list", "deps": "label_list",
-                **_EXECUTABLE_COMMON, **_TEST_COMMON},
-    "py_binary": {"srcs": "label_list", "main": "label", "deps": "label_list",
-                  "data": "label_list", "imports": "string_list", "python_version": "string",
-                  "srcs_version": "string", "legacy_create_init": "any", **_EXECUTABLE_COMMON},
-    "config_setting": {"constraint_values": "string_list", "values": "string_dict",
-                       "define_values": "string_dict", "flag_values": "any"},
+    "sh_binary": {
+        "srcs": "label_list",
+        "data": "label_list",
+        "deps": "label_list",
+        **_EXECUTABLE_COMMON,
+    },
+    "sh_test": {
+        "srcs": "label_list",
+        "data": "label_list",
+        "deps": "label_list",
+        **_EXECUTABLE_COMMON,
+        **_TEST_COMMON,
+    },
+    "py_binary": {
+        "srcs": "label_list",
+        "main": "label",
+        "deps": "label_list",
+        "data": "label_list",
+        "imports": "string_list",
+        "python_version": "string",
+        "srcs_version": "string",
+        "legacy_create_init": "any",
+        **_EXECUTABLE_COMMON,
+    },
+    "config_setting": {
+        "constraint_values": "string_list",
+        "values": "string_dict",
+        "define_values": "string_dict",
+        "flag_values": "any",
+    },
 }
 _MANDATORY = {"alias": {"actual"}, "genrule": {"outs"}}
 _TYPE_NAMES = {
-    "string": "a string", "string_list": "a list of strings",
-    "string_dict": "a dict of string to string", "string_list_dict": "a dict of string to list",
-    "int": "an integer", "int_list": "a list of integers", "bool": "a boolean",
-    "label": "a label string", "label_list": "a list of label strings",
+    "string": "a string",
+    "string_list": "a list of strings",
+    "string_dict": "a dict of string to string",
+    "string_list_dict": "a dict of string to list",
+    "int": "an integer",
+    "int_list": "a list of integers",
+    "bool": "a boolean",
+    "label": "a label string",
+    "label_list": "a list of label strings",
     "label_keyed_string_dict": "a dict of label string to string",
-    "output": "a file name", "output_list": "a list of file names",
+    "output": "a file name",
+    "output_list": "a list of file names",
 }
 
 
@@ -191,8 +234,11 @@ class Packages:
             return TargetDecl(label, "source file")
         known = sorted([*pkg.rules, *pkg.outputs])
         close = difflib.get_close_matches(label.name, known, n=3)
-        hint = f"did you mean {', '.join(':' + c for c in close)}?" if close else (
-            "declare it in " + self.loader.display_path(pkg.label(pkg.build_file)))
+        hint = (
+            f"did you mean {', '.join(':' + c for c in close)}?"
+            if close
+            else ("declare it in " + self.loader.display_path(pkg.label(pkg.build_file)))
+        )
         raise UserError(
             f"no such target '{label}': target '{label.name}' not declared in package "
             f"'{label.package}' (got {where or label}); {hint}"
@@ -212,8 +258,9 @@ class Packages:
         start = root / base if base else root
         labels: list[Label] = []
         for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(d for d in dirnames
-                                 if not d.startswith((".", "bazel-", "strata-")))
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith((".", "bazel-", "strata-"))
+            )
             if any(b in filenames for b in BUILD_NAMES):
                 name = Path(dirpath).relative_to(root).as_posix()
                 name = "" if name == "." else name
@@ -223,7 +270,9 @@ class Packages:
 
     # ---- hooks ------------------------------------------------------------
 
-    def _glob(self, include: Any, exclude: Any, exclude_directories: Any, allow_empty: Any) -> list[str]:
+    def _glob(
+        self, include: Any, exclude: Any, exclude_directories: Any, allow_empty: Any
+    ) -> list[str]:
         pkg = self._pkg("glob")
         inc = [_glob_regex(p, pkg) for p in _strings(include, "glob include")]
         exc = [_glob_regex(p, pkg) for p in _strings(exclude, "glob exclude")]
@@ -253,8 +302,9 @@ class Packages:
                 'e.g. select({"//conditions:default": ...})'
             )
         machine = platform.machine()
-        cpu = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64",
-               "arm64": "aarch64"}.get(machine.lower(), machine)
+        cpu = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(
+            machine.lower(), machine
+        )
         true_labels = {
             "@platforms//os:linux",
             f"@platforms//cpu:{cpu}",
@@ -266,7 +316,9 @@ class Packages:
         default = "//conditions:default"
         matched = []
         for key, value in conditions.items():
-            text = str(Label.parse(key, repo=pkg.repo, package=pkg.name, where=f"select key {key!r}"))
+            text = str(
+                Label.parse(key, repo=pkg.repo, package=pkg.name, where=f"select key {key!r}")
+            )
             if key == default or text in (default, "@bazel_tools//conditions:default"):
                 continue
             if text in true_labels:
@@ -286,7 +338,8 @@ class Packages:
         if default in conditions:
             return conditions[default]
         raise UserError(
-            no_match_error or f"select() has no condition matching this platform (got keys "
+            no_match_error
+            or f"select() has no condition matching this platform (got keys "
             f"{sorted(conditions)}); add a //conditions:default branch"
         )
 
@@ -294,8 +347,9 @@ class Packages:
         types = {**_COMMON, **NATIVE_ATTRS[kind]}
         if kind in ("sh_binary", "sh_test", "py_binary"):
             types = {**types, **_EXECUTABLE_COMMON}
-        specs = {a: {"type": t, "mandatory": a in _MANDATORY.get(kind, ())}
-                 for a, t in types.items()}
+        specs = {
+            a: {"type": t, "mandatory": a in _MANDATORY.get(kind, ())} for a, t in types.items()
+        }
         self._declare(kind, None, name, kwargs, specs)
 
     def _add_target(self, module: str, index: int, name: Any, kwargs: dict[str, Any]) -> None:
@@ -308,8 +362,14 @@ class Packages:
         specs.update(schema.attrs)
         self._declare(schema.name, schema, name, kwargs, specs)
 
-    def _declare(self, kind: str, schema: RuleSchema | None, name: Any,
-                 kwargs: dict[str, Any], specs: dict[str, dict[str, Any]]) -> None:
+    def _declare(
+        self,
+        kind: str,
+        schema: RuleSchema | None,
+        name: Any,
+        kwargs: dict[str, Any],
+        specs: dict[str, dict[str, Any]],
+    ) -> None:
         pkg = self._pkg(kind)
         if not isinstance(name, str) or not name:
             raise UserError(
@@ -326,10 +386,13 @@ class Packages:
         types: dict[str, str] = {}
         for attr, value in kwargs.items():
             if attr not in specs:
-                close = difflib.get_close_matches(attr, [a for a in specs if not a.startswith("_")], n=1)
+                close = difflib.get_close_matches(
+                    attr, [a for a in specs if not a.startswith("_")], n=1
+                )
                 hint = f"did you mean '{close[0]}'?" if close else "remove it"
                 raise UserError(
-                    f"{label}: {kind} rule has no attribute '{attr}' (got {attr} = {value!r}); {hint}"
+                    f"{label}: {kind} rule has no attribute '{attr}' "
+                    f"(got {attr} = {value!r}); {hint}"
                 )
             if attr.startswith("_"):
                 raise UserError(
@@ -361,8 +424,8 @@ class Packages:
             attrs[attr] = _check(label, kind, attr, spec, value, base, self.loader)
         if schema is not None:
             for key, template in schema.outputs.items():
-                out = _expand_output(label, template, attrs)
-                attrs.setdefault("__outputs__", {})[key] = Label(pkg.repo, pkg.name, out)
+                out_name = _expand_output(label, template, attrs)
+                attrs.setdefault("__outputs__", {})[key] = Label(pkg.repo, pkg.name, out_name)
             if schema.executable or schema.test:
                 attrs["__executable__"] = label
         decl = TargetDecl(label, kind, schema, attrs, types)
@@ -375,14 +438,25 @@ class Packages:
             if out != label:
                 pkg.outputs[out.name] = label
         pkg.rules[name] = decl
-        pkg.raw[name] = {"kind": kind, "name": name,
-                         **{k: v for k, v in kwargs.items() if k != "name"}}
+        pkg.raw[name] = {
+            "kind": kind,
+            "name": name,
+            **{k: v for k, v in kwargs.items() if k != "name"},
+        }
 
 
-_EMPTY: dict[str, Any] = {"string": "", "string_list": [], "string_dict": {}, "int": 0,
-                          "int_list": [], "bool": False, "label_list": [],
-                          "label_keyed_string_dict": {}, "output_list": [],
-                          "string_list_dict": {}}
+_EMPTY: dict[str, Any] = {
+    "string": "",
+    "string_list": [],
+    "string_dict": {},
+    "int": 0,
+    "int_list": [],
+    "bool": False,
+    "label_list": [],
+    "label_keyed_string_dict": {},
+    "output_list": [],
+    "string_list_dict": {},
+}
 
 
 def _module_base(schema: RuleSchema | None, loader: Loader) -> tuple[str, str]:
@@ -399,7 +473,7 @@ def _output_labels(decl: TargetDecl) -> list[Label]:
         v = decl.attrs.get(name)
         if kind == "output" and v is not None:
             out.append(v)
-        elif kind == "output_list":
+        elif kind == "output_list" and v is not None:
             out.extend(v)
     out.extend(decl.attrs.get("__outputs__", {}).values())
     return out
@@ -423,7 +497,7 @@ def _expand_output(label: Label, template: str, attrs: dict[str, Any]) -> str:
 
 def _strings(value: Any, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise UserError(f"{what} must be a list of strings (got {value!r}); e.g. [\"*.txt\"]")
+        raise UserError(f'{what} must be a list of strings (got {value!r}); e.g. ["*.txt"]')
     return value
 
 
@@ -453,8 +527,14 @@ def _type_error(label: Label, kind: str, attr: str, kind_of: str, value: Any) ->
 
 
 def _starlark_type(value: Any) -> str:
-    return {bool: "bool", int: "int", str: "string", list: "list", dict: "dict",
-            type(None): "NoneType"}.get(type(value), type(value).__name__)
+    return {
+        bool: "bool",
+        int: "int",
+        str: "string",
+        list: "list",
+        dict: "dict",
+        type(None): "NoneType",
+    }.get(type(value), type(value).__name__)
 
 
 def _as_label(value: Any, base: tuple[str, str], where: str, loader: Loader) -> Label | None:
@@ -468,8 +548,15 @@ def _as_label(value: Any, base: tuple[str, str], where: str, loader: Loader) -> 
     return Label(loader.canonical_repo(lab.repo), lab.package, lab.name)
 
 
-def _check(label: Label, kind: str, attr: str, spec: dict[str, Any], value: Any,
-           base: tuple[str, str], loader: Loader) -> Any:
+def _check(
+    label: Label,
+    kind: str,
+    attr: str,
+    spec: dict[str, Any],
+    value: Any,
+    base: tuple[str, str],
+    loader: Loader,
+) -> Any:
     t = spec["type"]
     err = _type_error(label, kind, attr, t, value)
     where = f"{label}: attribute '{attr}'"
@@ -487,12 +574,14 @@ def _check(label: Label, kind: str, attr: str, spec: dict[str, Any], value: Any,
             raise err
     elif t in ("string_list", "int_list"):
         want = str if t == "string_list" else int
-        if not isinstance(value, list) or not all(isinstance(v, want) and not isinstance(v, bool)
-                                                  for v in value):
+        if not isinstance(value, list) or not all(
+            isinstance(v, want) and not isinstance(v, bool) for v in value
+        ):
             raise err
     elif t == "string_dict":
         if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
             raise err
     elif t == "string_list_dict":
         if not isinstance(value, dict):

@@ -43,6 +43,8 @@ class CallableErrors:
     """
 
     pending: BaseException | None = field(default=None)
+    source: Callable[[str], str | None] = field(default=lambda _name: None)
+    """Reads a file by its display name, to place errors inside builtins on the user's line."""
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -58,7 +60,7 @@ class CallableErrors:
 def convert_error(err: sl.StarlarkError, errors: CallableErrors) -> Exception:
     """The exception to raise for `err`: a UserError with span, or the original bug."""
     pending, errors.pending = errors.pending, None
-    if pending is not None and not isinstance(pending, UserError):
+    if isinstance(pending, Exception) and not isinstance(pending, UserError):
         return pending
     text = str(err)
     span = _SPAN_RE.search(text)
@@ -68,17 +70,25 @@ def convert_error(err: sl.StarlarkError, errors: CallableErrors) -> Exception:
         msg = str(pending)
     else:
         msg = re.sub(r"^(fail|UserError): ", "", msg)
+    where = span.group("where") if span else None
     snippet = ""
-    trace = ""
     if span:
         snippet = "\n".join(
             line for line in text[span.end() :].splitlines() if line.strip() not in ("", "|")
         )
-    frames = re.findall(r"^  \* (\S+:\d+), in (\S+)$", text, re.M)
-    if len(frames) > 1:
-        trace = "\n".join(f"  called from {f} in {fn}" for f, fn in frames[:-1])
+    frames = re.findall(r"^  \* (\S+):(\d+), in (\S+)\n {6}(.*)$", text, re.M)
+    user = [f for f in frames if not f[0].startswith("<")]
+    if where and where.startswith("<") and user:
+        # The error surfaced inside builtins.bzl: point at the user's call instead.
+        file, line, _fn, src = user[-1]
+        full = (errors.source(file) or "").splitlines()
+        original = full[int(line) - 1] if int(line) <= len(full) else src
+        col = len(original) - len(original.lstrip()) + 1
+        where = f"{file}:{line}:{col}"
+        snippet = f"{line} | {original}"
+    trace = "\n".join(f"  called from {f}:{ln} in {fn}" for f, ln, fn, _ in user[:-1])
     detail = "\n".join(part for part in (msg, snippet, trace) if part)
-    return UserError(detail, where=span.group("where") if span else None)
+    return UserError(detail, where=where)
 
 
 def parse(filename: str, source: str) -> sl.AstModule:

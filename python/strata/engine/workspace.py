@@ -50,13 +50,15 @@ class Repositories:
 
     def _workspace(self, name: Any) -> None:
         if not isinstance(name, str) or not name:
-            raise UserError(f"workspace() needs a name (got {name!r}); e.g. workspace(name = \"x\")")
+            raise UserError(f'workspace() needs a name (got {name!r}); e.g. workspace(name = "x")')
         self.loader.workspace_name = name
 
     def _local_repository(self, name: Any, path: Any, extra: Any) -> None:
         if not isinstance(path, str):
-            raise UserError(f"local_repository '{name}': path must be a string (got {path!r}); "
-                            "give a path relative to the workspace")
+            raise UserError(
+                f"local_repository '{name}': path must be a string (got {path!r}); "
+                "give a path relative to the workspace"
+            )
         root = (self.loader.workspace_root / path).resolve()
         if not root.is_dir():
             raise UserError(
@@ -70,10 +72,11 @@ class Repositories:
             )
         self.loader.add_repo(RepoSpec(name=name, path=root))
 
-    def _add_repository(self, module: str, index: int, name: Any, schema: dict[str, Any],
-                        attrs: dict[str, Any]) -> None:
+    def _add_repository(
+        self, module: str, index: int, name: Any, schema: dict[str, Any], attrs: dict[str, Any]
+    ) -> None:
         if not isinstance(name, str) or not name:
-            raise UserError(f"repository rule needs a name (got {name!r}); add name = \"...\"")
+            raise UserError(f'repository rule needs a name (got {name!r}); add name = "..."')
         values: dict[str, Any] = {}
         for attr, spec in schema.items():
             if attr in attrs:
@@ -96,8 +99,9 @@ class Repositories:
                 f"@{name}: repository rule has no attribute '{unknown[0]}' (got "
                 f"{unknown[0]} = {attrs[unknown[0]]!r}); remove it or declare it in attrs"
             )
-        self.loader.add_repo(RepoSpec(name=name, rule_module=module, rule_index=index,
-                                      attrs=values))
+        self.loader.add_repo(
+            RepoSpec(name=name, rule_module=module, rule_index=index, attrs=values)
+        )
 
     # ---- fetching ---------------------------------------------------------
 
@@ -105,10 +109,13 @@ class Repositories:
         target = self.loader.output_base / "external" / spec.name
         marker = self.loader.output_base / "external" / f"@{spec.name}.marker"
         mod_label = Label.parse(spec.rule_module)
-        source_path = (self.loader.repo_root(mod_label.repo) / mod_label.package / mod_label.name)
-        digest = hashlib.sha256(json.dumps(
-            [spec.rule_module, spec.rule_index, spec.attrs, source_path.read_text()],
-            sort_keys=True).encode()).hexdigest()
+        source_path = self.loader.repo_root(mod_label.repo) / mod_label.package / mod_label.name
+        digest = hashlib.sha256(
+            json.dumps(
+                [spec.rule_module, spec.rule_index, spec.attrs, source_path.read_text()],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
         if target.is_dir() and marker.is_file() and marker.read_text() == digest:
             return target
         if target.exists():
@@ -124,8 +131,9 @@ class Repositories:
         )
         self._dir = target
         try:
-            evaluate(module, parse(f"<fetch @{spec.name}>", driver), file_loader,
-                     self.loader.errors)
+            evaluate(
+                module, parse(f"<fetch @{spec.name}>", driver), file_loader, self.loader.errors
+            )
         finally:
             self._dir = None
         marker.write_text(digest)
@@ -133,8 +141,10 @@ class Repositories:
 
     def _here(self) -> Path:
         if self._dir is None:
-            raise UserError("repository_ctx used outside a repository rule (got a call from "
-                            "elsewhere); only use it in the rule's implementation")
+            raise UserError(
+                "repository_ctx used outside a repository rule (got a call from "
+                "elsewhere); only use it in the rule's implementation"
+            )
         return self._dir
 
     def _resolve(self, p: Any) -> Path:
@@ -146,8 +156,12 @@ class Repositories:
 
     def _path(self, p: Any) -> dict[str, Any]:
         path = self._resolve(p)
-        return {"path": str(path), "basename": path.name, "dirname": str(path.parent),
-                "exists": path.exists()}
+        return {
+            "path": str(path),
+            "basename": path.name,
+            "dirname": str(path.parent),
+            "exists": path.exists(),
+        }
 
     def _file(self, p: Any, content: Any, executable: Any) -> None:
         path = self._resolve(p)
@@ -176,17 +190,26 @@ class Repositories:
             return True
         return False
 
-    def _execute(self, argv: list[Any], env: dict[str, str], cwd: str,
-                 timeout: int) -> dict[str, Any]:
+    def _execute(
+        self, argv: list[Any], env: dict[str, str], cwd: str, timeout: int
+    ) -> dict[str, Any]:
         environ = {"PATH": _REPO_PATH, **{k: str(v) for k, v in env.items()}}
         workdir = self._resolve(cwd) if cwd else self._here()
         try:
-            proc = subprocess.run([str(a) for a in argv], cwd=workdir, env=environ,
-                                  capture_output=True, timeout=timeout, check=False)
+            proc = subprocess.run(
+                [str(a) for a in argv],
+                cwd=workdir,
+                env=environ,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
         except FileNotFoundError:
             return {"return_code": 127, "stdout": "", "stderr": f"{argv[0]}: not found"}
         except subprocess.TimeoutExpired:
             return {"return_code": 124, "stdout": "", "stderr": "timed out"}
-        return {"return_code": proc.returncode,
-                "stdout": proc.stdout.decode(errors="replace"),
-                "stderr": proc.stderr.decode(errors="replace")}
+        return {
+            "return_code": proc.returncode,
+            "stdout": proc.stdout.decode(errors="replace"),
+            "stderr": proc.stderr.decode(errors="replace"),
+        }
