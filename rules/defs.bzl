@@ -1,0 +1,39 @@
+"""strata's public API: load everything from here.
+
+```starlark
+load("@strata//rules:defs.bzl", "store_path", "layered_image", "image_load")
+```
+
+The image rules take `config` as a dict (as dockerTools does); the macros
+below encode it to JSON for the underlying rule (`*_rule`, for power users).
+"""
+
+load("//rules:providers.bzl", _ImageInfo = "ImageInfo", _LayerInfo = "LayerInfo", _StorePathInfo = "StorePathInfo")
+load("//rules/private:image.bzl", _docker_image_rule = "docker_image_rule", _layered_image_rule = "layered_image_rule")
+load("//rules/private:load.bzl", _image_load = "image_load")
+load("//rules/private:store_path.bzl", _store_path = "store_path")
+
+StorePathInfo = _StorePathInfo
+LayerInfo = _LayerInfo
+ImageInfo = _ImageInfo
+
+store_path = _store_path
+image_load = _image_load
+docker_image_rule = _docker_image_rule
+layered_image_rule = _layered_image_rule
+
+def _encode(value):
+    return json.encode(value) if type(value) != "string" else value
+
+def layered_image(name, config = None, layering = None, **kwargs):
+    """buildLayeredImage; see layered_image_rule for every attribute. `config` and `layering` may be dicts/lists."""
+    _layered_image_rule(
+        name = name,
+        config = _encode(config) if config != None else "",
+        layering = _encode(layering) if layering != None else "",
+        **kwargs
+    )
+
+def docker_image(name, config = None, **kwargs):
+    """buildImage; see docker_image_rule for every attribute. `config` may be a dict."""
+    _docker_image_rule(name = name, config = _encode(config) if config != None else "", **kwargs)

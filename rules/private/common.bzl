@@ -1,0 +1,92 @@
+"""Shared helpers: the tool attribute, sorted JSON requests, running an action."""
+
+SCHEMA_VERSION = 1
+
+TOOL_ATTRS = {
+    "_strata": attr.label(
+        default = Label("@strata_tools//:strata"),
+        executable = True,
+        cfg = "host",
+        doc = "The pinned strata tool (made by strata_dependencies()).",
+    ),
+}
+
+def sorted_dict(d):
+    """A copy of `d` with keys sorted, three levels deep (enough for requests and configs)."""
+    out = {}
+    for k in sorted(d.keys()):
+        v = d[k]
+        if type(v) == "dict":
+            inner = {}
+            for k2 in sorted(v.keys()):
+                v2 = v[k2]
+                if type(v2) == "dict":
+                    v2 = {k3: v2[k3] for k3 in sorted(v2.keys())}
+                inner[k2] = v2
+            v = inner
+        elif type(v) == "list":
+            v = [({k2: x[k2] for k2 in sorted(x.keys())} if type(x) == "dict" else x) for x in v]
+        out[k] = v
+    return out
+
+def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = []):
+    """Write `request` (sorted, with schema_version) and run `strata action <mnemonic>` on it."""
+    req = dict(request)
+    req["schema_version"] = SCHEMA_VERSION
+    req_file = ctx.actions.declare_file("%s.%s.request.json" % (ctx.label.name, mnemonic))
+    ctx.actions.write(req_file, json.encode(sorted_dict(req)) + "\n")
+    ctx.actions.run(
+        executable = ctx.executable._strata,
+        arguments = ["action", mnemonic, "@" + req_file.path],
+        inputs = depset([req_file], transitive = [inputs]),
+        outputs = outputs,
+        tools = tools,
+        mnemonic = mnemonic,
+        progress_message = "%s %s %s" % (mnemonic, what, ctx.label),
+        env = {"PATH": "/usr/bin:/bin"},
+    )
+    return req_file
+
+def label_fail(ctx, attr_name, what, got, fix):
+    """fail() in strata's error shape, naming the target and attribute."""
+    fail("error: %s: attribute '%s': %s (got %s); %s" % (ctx.label, attr_name, what, got, fix))
+
+def check_ownership(ctx):
+    for a in ("uid", "gid"):
+        v = getattr(ctx.attr, a)
+        if v < 0:
+            label_fail(ctx, a, "must not be negative", v, "use 0 or a positive id")
+
+def validate_config(ctx, config_json):
+    """Decode `config` (a JSON string) and check Env, Cmd and Entrypoint types."""
+    if not config_json:
+        return {}
+    config = json.decode(config_json)
+    if type(config) != "dict":
+        label_fail(ctx, "config", "must be a JSON object", config_json, "pass a dict")
+    for key in config.keys():
+        if key not in _CONFIG_KEYS:
+            label_fail(ctx, "config", "unknown config key '%s'" % key, key, "use one of " + ", ".join(_CONFIG_KEYS))
+    for e in config.get("Env", []):
+        if type(e) != "string" or "=" not in e or e.startswith("="):
+            label_fail(ctx, "config", "Env entries must be \"NAME=value\" strings", repr(e), "write e.g. \"PATH=/bin\"")
+    for key in ("Cmd", "Entrypoint"):
+        v = config.get(key)
+        if v != None and (type(v) != "list" or [x for x in v if type(x) != "string"]):
+            label_fail(ctx, "config", "%s must be a list of strings" % key, repr(v), "write e.g. [\"/bin/sh\", \"-c\", \"...\"]")
+    return config
+
+_CONFIG_KEYS = [
+    "Cmd",
+    "Entrypoint",
+    "Env",
+    "ExposedPorts",
+    "Healthcheck",
+    "Labels",
+    "OnBuild",
+    "Shell",
+    "StopSignal",
+    "User",
+    "Volumes",
+    "WorkingDir",
+]

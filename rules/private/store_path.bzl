@@ -1,0 +1,113 @@
+"""store_path: a Nix-style store path from workspace files or other targets' outputs."""
+
+load("//rules:providers.bzl", "StorePathInfo")
+load(":common.bzl", "TOOL_ATTRS", "label_fail", "run_strata")
+
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
+
+def _store_path_impl(ctx):
+    name = ctx.attr.path_name or ctx.label.name
+    bad = [c for c in name.elems() if c not in _NAME_CHARS]
+    if bad or name.startswith(".") or len(name) > 211:
+        label_fail(ctx, "path_name" if ctx.attr.path_name else "name", "invalid store path name", repr(name), "use only letters, digits and + - . _ ? =, not starting with '.', at most 211 characters")
+    if not ctx.attr.store_dir.startswith("/") or ctx.attr.store_dir.endswith("/"):
+        label_fail(ctx, "store_dir", "must be an absolute path without a trailing slash", repr(ctx.attr.store_dir), "use e.g. \"/nix/store\"")
+    contents = []
+    inputs = []
+    for target, dest in ctx.attr.srcs.items():
+        files = target.files.to_list()
+        if dest.endswith("/") or len(files) > 1:
+            for f in files:
+                contents.append({"dest": dest.rstrip("/") + "/" + f.basename, "src": f.path})
+        else:
+            contents.append({"dest": dest, "src": files[0].path})
+        inputs.extend(files)
+    for dest, target in ctx.attr.symlinks.items():
+        contents.append({"dest": dest, "target": target, "type": "symlink"})
+    for dest in ctx.attr.executables:
+        found = [c for c in contents if c.get("dest") == dest]
+        if not found:
+            label_fail(ctx, "executables", "'%s' is not a destination in srcs" % dest, repr(dest), "list destinations of srcs")
+        found[0]["mode"] = "0755"
+    if not contents:
+        label_fail(ctx, "srcs", "a store path needs content", "{}", "map at least one file to a destination")
+    refs = [d[StorePathInfo] for d in ctx.attr.deps]
+    for r in refs:
+        if r.store_dir != ctx.attr.store_dir:
+            label_fail(ctx, "deps", "reference lives in another store directory", r.store_dir, "build every path for " + ctx.attr.store_dir)
+    tree = ctx.actions.declare_directory(ctx.label.name + ".store")
+    info = ctx.actions.declare_file(ctx.label.name + ".storepath.json")
+    layer = ctx.actions.declare_file(ctx.label.name + ".layer.tar")
+    descriptor = ctx.actions.declare_file(ctx.label.name + ".layer.json")
+    run_strata(
+        ctx,
+        "StorePath",
+        {
+            "compressor": "none",
+            "contents": contents,
+            "name": name,
+            "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path, "tree": tree.path},
+            "references": [r.info.path for r in refs],
+            "store_dir": ctx.attr.store_dir,
+        },
+        depset(inputs + [r.info for r in refs]),
+        [tree, info, layer, descriptor],
+        name,
+    )
+    me = struct(info = info, tree = tree, layer = layer, descriptor = descriptor)
+    return [
+        DefaultInfo(files = depset([info, tree])),
+        OutputGroupInfo(info = depset([info]), layer = depset([layer, descriptor])),
+        StorePathInfo(
+            name = name,
+            store_dir = ctx.attr.store_dir,
+            info = info,
+            tree = tree,
+            layer = layer,
+            descriptor = descriptor,
+            closure = depset([me], transitive = [r.closure for r in refs]),
+        ),
+    ]
+
+store_path = rule(
+    implementation = _store_path_impl,
+    doc = """A content-addressed store path, `<store_dir>/<hash>-<name>`, named as `nix-store --add` would.
+
+Its content comes from files mapped to destinations inside the path; its
+references are other `store_path` targets (checked: a mention of an
+undeclared store path fails the build). One action builds the path and its
+own layer, so every image that contains the path shares that cached layer.
+
+```starlark
+genrule(name = "hello_bin", srcs = ["hello.c"], outs = ["hello"],
+        cmd = "gcc -static -O2 -s -o $@ $<")
+store_path(
+    name = "hello",
+    srcs = {":hello_bin": "bin/hello"},
+    executables = ["bin/hello"],
+)
+```""",
+    attrs = dict(TOOL_ATTRS, **{
+        "srcs": attr.label_keyed_string_dict(
+            allow_files = True,
+            doc = "Files → destination inside the store path (\"bin/hello\"). A destination ending in `/` (or a target with several files) takes the files by basename. A single file mapped to \"\" makes the store path that file.",
+        ),
+        "deps": attr.label_list(
+            providers = [StorePathInfo],
+            doc = "References: store paths this one mentions (their names must appear in its bytes to count).",
+        ),
+        "symlinks": attr.string_dict(
+            doc = "Destination → symlink target, e.g. {\"bin/sh\": \"busybox\"}.",
+        ),
+        "executables": attr.string_list(
+            doc = "Destinations (from srcs) to mark executable; others keep their source's executable bit.",
+        ),
+        "path_name": attr.string(
+            doc = "The name after `<hash>-`; default: the target name.",
+        ),
+        "store_dir": attr.string(
+            default = "/nix/store",
+            doc = "The store directory; part of the hash, so the same content gets another name elsewhere.",
+        ),
+    }),
+)

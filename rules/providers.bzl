@@ -1,0 +1,39 @@
+"""Providers of the strata rules: metadata passed between targets.
+
+The artifacts themselves (store path trees, layer blobs, docker-archive, OCI
+layout) are the contract between rules; these providers point at them.
+"""
+
+StorePathInfo = provider(
+    doc = "A store path built by `store_path` (or imported by `nix_store_import`), with its cached layer.",
+    fields = {
+        "name": "The name after `<hash>-` (string); the hash is known only after the build.",
+        "store_dir": "Store directory the path lives in (string, e.g. \"/nix/store\").",
+        "info": "File: JSON {path, references, narHash, narSize, closure, store_dir} written by the StorePath action.",
+        "tree": "File (directory): holds the content as `<tree>/<name>`.",
+        "layer": "File: the path's own uncompressed layer (the cached unit images share).",
+        "descriptor": "File: JSON digests and size of `layer`.",
+        "closure": "depset of struct(info, tree, layer, descriptor): this path and every path it references.",
+    },
+)
+
+LayerInfo = provider(
+    doc = "One image layer: a blob and its descriptor.",
+    fields = {
+        "blob": "File: the layer blob (tar, maybe compressed).",
+        "descriptor": "File: JSON {digest, diff_id, size, compressor} of `blob`.",
+    },
+)
+
+ImageInfo = provider(
+    doc = "A built image: what other rules (merge_images, image_load, from_image) consume.",
+    fields = {
+        "docker_archive": "File: the docker-archive tarball (`docker load -i`).",
+        "oci_layout": "File (directory): the OCI image layout of the same image.",
+        "image_info": "File: JSON with the image's name, tag, config and manifest digests.",
+        "name": "Image repository name (string).",
+        "tag": "Image tag (string, empty: strata picks a content hash).",
+        "architecture": "Architecture as given to the rule (string, e.g. \"x86_64\", \"aarch64\").",
+        "store_paths": "depset of struct(info, tree, layer, descriptor): store paths in the image.",
+    },
+)
