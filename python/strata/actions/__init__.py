@@ -25,6 +25,9 @@ ACTIONS: dict[str, str] = {
     "ImageExport": "strata.actions.export:export_image",
     "StoreLayer": "strata.actions.store_layer:run",
     "StoreLayerGroup": "strata.actions.store_layer:group",
+    "StorePath": "strata.actions.store_path:run",
+    "Customisation": "strata.actions.customisation:run",
+    "LayeredImage": "strata.actions.layered_image:run",
 }
 
 
