@@ -220,3 +220,18 @@ def test_mandatory_and_unknown_make_variable(tmp_path: Path) -> None:
         build(ws, "//p:g")
     with pytest.raises(UserError, match=r"missing value for mandatory attribute 'actual' in alias"):
         build(ws, "//q:a")
+
+
+def test_target_attribute_access_explains_provider_form(tmp_path: Path) -> None:
+    ws = workspace(
+        tmp_path,
+        {
+            "defs/BUILD": "",
+            "defs/r.bzl": "def _impl(ctx):\n    return [DefaultInfo(files = ctx.attr.dep.files)]\n"
+            'r = rule(implementation = _impl, attrs = {"dep": attr.label()})\n',
+            "p/BUILD": 'load("//defs:r.bzl", "r")\nr(name = "x", dep = "f.txt")\n',
+            "p/f.txt": "",
+        },
+    )
+    with pytest.raises(UserError, match=r"^defs/r.bzl:2:33: .*write dep\[DefaultInfo\].files"):
+        build(ws, "//p:x")

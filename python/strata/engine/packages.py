@@ -172,12 +172,18 @@ class Packages:
             _strata_glob=self._glob,
             _strata_package_name=lambda: self._pkg("package_name").name,
             _strata_repository_name=lambda: "@" + self._pkg("repository_name").repo,
-            _strata_existing_rules=lambda: dict(self._pkg("existing_rules").raw),
+            _strata_existing_rules=self._existing_rules,
             _strata_native_rule=self._native_rule,
             _strata_add_target=self._add_target,
             _strata_exports_files=lambda srcs: None,
             _strata_select=self._select,
         )
+
+    def _existing_rules(self) -> dict[str, dict[str, Any]]:
+        """The package's targets; in WORKSPACE (no package), the repositories so far."""
+        if not self._current:
+            return {n: {"name": n, "kind": "repository"} for n in self.loader.repos}
+        return dict(self._current[-1].raw)
 
     def _pkg(self, what: str) -> Package:
         if not self._current:
@@ -256,10 +262,16 @@ class Packages:
         """Rule targets in every package at or below `base` (for `//base/...`)."""
         root = self.loader.repo_root(repo)
         start = root / base if base else root
+        ignored = _bazelignore(root)
         labels: list[Label] = []
         for dirpath, dirnames, filenames in os.walk(start):
+            rel = Path(dirpath).relative_to(root)
             dirnames[:] = sorted(
-                d for d in dirnames if not d.startswith((".", "bazel-", "strata-"))
+                d
+                for d in dirnames
+                if not d.startswith((".", "bazel-", "strata-"))
+                and (rel / d).as_posix() not in ignored
+                and not any((Path(dirpath) / d / w).is_file() for w in _WORKSPACE_FILES)
             )
             if any(b in filenames for b in BUILD_NAMES):
                 name = Path(dirpath).relative_to(root).as_posix()
@@ -443,6 +455,18 @@ class Packages:
             "name": name,
             **{k: v for k, v in kwargs.items() if k != "name"},
         }
+
+
+_WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel")
+
+
+def _bazelignore(root: Path) -> set[str]:
+    """Directories `//...` skips, from .bazelignore (one path a line, # comments)."""
+    path = root / ".bazelignore"
+    if not path.is_file():
+        return set()
+    lines = (line.split("#", 1)[0].strip().strip("/") for line in path.read_text().splitlines())
+    return {line for line in lines if line}
 
 
 _EMPTY: dict[str, Any] = {

@@ -70,6 +70,15 @@ def convert_error(err: sl.StarlarkError, errors: CallableErrors) -> Exception:
         msg = str(pending)
     else:
         msg = re.sub(r"^(fail|UserError): ", "", msg)
+    attr = re.search(r"Object of type `dict` has no attribute `(\w+)`", msg)
+    if attr:
+        msg += (
+            f"; a dependency (Target) supports only dep[Provider] in strata, so write "
+            f"dep[DefaultInfo].{attr.group(1)} for dep.{attr.group(1)}"
+            if attr.group(1) in ("files", "default_runfiles", "data_runfiles", "files_to_run")
+            else f"; a dependency (Target) supports only dep[Provider] in strata (got "
+            f"dep.{attr.group(1)})"
+        )
     where = span.group("where") if span else None
     snippet = ""
     if span:
