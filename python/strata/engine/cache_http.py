@@ -1,0 +1,280 @@
+"""A client for Bazel's HTTP remote-cache protocol.
+
+    GET|HEAD|PUT <prefix>/cas/<sha256>   blobs, named by the sha256 of their bytes
+    GET|PUT      <prefix>/ac/<key>       REAPI `ActionResult` protobuf messages
+
+Spec: https://bazel.build/remote/caching#http-caching (the protocol), and
+`reapi.py` for the messages. A server (nginx WebDAV, bazel-remote) answers
+404 for a missing entry; WebDAV servers may answer 204 with no body, which is
+a miss too. Every PUT has a Content-Length (nginx and some proxies reject
+chunked uploads), and every download is checked against its sha256 before it
+is renamed into place, so a wrong blob is never an output.
+
+The cache is an optimisation: a server that is down or times out costs one
+warning, then this client turns itself off for the rest of the build and
+everything runs locally. Connections come from one urllib3 pool whose size is
+the concurrency limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from strata.engine import reapi
+from strata.errors import UserError
+
+_CHUNK = 1 << 20
+_MISS = (404, 204)
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    url: str
+    """`http(s)://[user:password@]host[:port][/prefix]`."""
+    upload_local_results: bool = True
+    accept_cached: bool = True
+    timeout: float = 60.0
+    """Seconds for connecting and for each read; Bazel's `--remote_timeout`."""
+    headers: tuple[tuple[str, str], ...] = ()
+    max_connections: int = 8
+
+
+@dataclass
+class TransferStats:
+    """Bytes and requests moved in this build, for the summary and the benchmark."""
+
+    uploaded: int = 0
+    downloaded: int = 0
+    requests: int = 0
+    ac_hits: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, *, up: int = 0, down: int = 0) -> None:
+        with self._lock:
+            self.uploaded += up
+            self.downloaded += down
+            self.requests += 1
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base: str
+    """`scheme://host:port/prefix` without credentials or a trailing slash."""
+    headers: tuple[tuple[str, str], ...]
+
+
+def parse_remote_cache(url: str, headers: tuple[tuple[str, str], ...] = ()) -> Endpoint:
+    """Split credentials out of the URL into an Authorization header; reject what we can't use."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(
+            f"--remote_cache must be an http(s) URL (got {url!r}); "
+            "write e.g. --remote_cache=http://cache.example:8080/prefix",
+            where="strata",
+        )
+    if parts.query or parts.fragment:
+        raise UserError(
+            f"--remote_cache cannot have a query or fragment (got {url!r}); "
+            "put only scheme, host, port and path prefix in it",
+            where="strata",
+        )
+    out = list(headers)
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        out.append(("Authorization", f"Basic {token}"))
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+    return Endpoint(base, tuple(out))
+
+
+class RemoteUnavailable(Exception):
+    """The server did not answer; the cache is off for the rest of the build."""
+
+
+class HttpCache:
+    """Blobs and raw `ActionResult` messages on a Bazel HTTP cache server."""
+
+    def __init__(self, options: RemoteOptions, warn: Callable[[str], None]) -> None:
+        self.options = options
+        self.endpoint = parse_remote_cache(options.url, options.headers)
+        self._warn = warn
+        self._lock = threading.Lock()
+        self._warned_put = False
+        self.disabled = False
+        self.stats = TransferStats()
+        timeout = urllib3.Timeout(connect=options.timeout, read=options.timeout)
+        self._pool = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=max(1, options.max_connections),
+            block=True,
+            timeout=timeout,
+            retries=False,
+            headers=dict(self.endpoint.headers),
+        )
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    # -- transport -------------------------------------------------------------
+
+    def _url(self, kind: str, name: str) -> str:
+        return f"{self.endpoint.base}/{kind}/{name}"
+
+    def _off(self, method: str, url: str, err: Exception) -> RemoteUnavailable:
+        with self._lock:
+            first = not self.disabled
+            self.disabled = True
+        if first:
+            reason = type(err).__name__
+            detail = str(getattr(err, "reason", "") or err).split(": ", 1)[-1][:160]
+            self._warn(
+                f"remote cache {self.endpoint.base}: {method} {url} failed "
+                f"(got {reason}: {detail}); continuing without the remote cache for this "
+                "build; check that the server is up or raise --remote_timeout"
+            )
+        return RemoteUnavailable(str(err))
+
+    def _request(self, method: str, url: str, **kw: Any) -> urllib3.BaseHTTPResponse:
+        if self.disabled:
+            raise RemoteUnavailable("remote cache is off for this build")
+        try:
+            return self._pool.request(method, url, **kw)
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise self._off(method, url, err) from None
+
+    def _rejected(self, method: str, url: str, status: int) -> None:
+        with self._lock:
+            first, self._warned_put = not self._warned_put, True
+        if first:
+            self._warn(
+                f"remote cache {self.endpoint.base}: {method} {url} was refused "
+                f"(got HTTP {status}); results stay local; check credentials "
+                "(--remote_header, user:password@ in the URL) and that the server accepts PUT"
+            )
+
+    # -- action results --------------------------------------------------------
+
+    def get_action_result(self, key: str) -> Any | None:
+        """The stored `reapi.ActionResult`, or None (miss, bad message, server off)."""
+        try:
+            resp = self._request("GET", self._url("ac", key))
+        except RemoteUnavailable:
+            return None
+        data = resp.data
+        self.stats.add(down=len(data))
+        if resp.status != 200 or not data:
+            return None
+        try:
+            return reapi.ActionResult.FromString(data)
+        except Exception:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError
+            return None
+
+    def put_action_result(self, key: str, result: Any) -> bool:
+        return self.put_bytes("ac", key, reapi.encode(result))
+
+    # -- blobs -----------------------------------------------------------------
+
+    def has_blob(self, sha256: str) -> bool:
+        try:
+            resp = self._request("HEAD", self._url("cas", sha256))
+        except RemoteUnavailable:
+            return False
+        self.stats.add()
+        return resp.status == 200
+
+    def get_bytes(self, sha256: str) -> bytes | None:
+        """A small blob (a Tree message) in memory, verified."""
+        try:
+            resp = self._request("GET", self._url("cas", sha256))
+        except RemoteUnavailable:
+            return None
+        data = resp.data
+        self.stats.add(down=len(data))
+        if resp.status != 200 or hashlib.sha256(data).hexdigest() != sha256:
+            return None
+        return data
+
+    def get_blob(self, sha256: str, dest: Path, *, durable: bool = False) -> bool:
+        """Stream a blob to `dest` through a temp file; only a verified blob is renamed in.
+
+        `durable` fsyncs before the rename and makes the file read-only, as the
+        local disk cache stores its entries.
+        """
+        try:
+            resp = self._request("GET", self._url("cas", sha256), preload_content=False)
+        except RemoteUnavailable:
+            return False
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        size = 0
+        try:
+            h = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                if resp.status == 200:
+                    for chunk in resp.stream(_CHUNK):
+                        h.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+                if durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            if resp.status != 200 or h.hexdigest() != sha256:
+                os.unlink(tmp)
+                return False
+            if durable:
+                os.chmod(tmp, 0o444)
+            os.replace(tmp, dest)
+            return True
+        except urllib3.exceptions.HTTPError as err:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            self._off("GET", self._url("cas", sha256), err)
+            return False
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return False
+        finally:
+            resp.release_conn()
+            self.stats.add(down=size)
+
+    def put_blob(self, sha256: str, src: Path) -> bool:
+        size = src.stat().st_size
+        with open(src, "rb") as body:
+            return self._put("cas", sha256, body, size)
+
+    def put_bytes(self, kind: str, name: str, data: bytes) -> bool:
+        return self._put(kind, name, data, len(data))
+
+    def _put(self, kind: str, name: str, body: Any, size: int) -> bool:
+        """True when the server stored it."""
+        url = self._url(kind, name)
+        headers = {
+            **dict(self.endpoint.headers),
+            "Content-Length": str(size),
+            "Content-Type": "application/octet-stream",
+        }
+        try:
+            resp = self._request("PUT", url, body=body, headers=headers, chunked=False)
+        except RemoteUnavailable:
+            return False
+        self.stats.add(up=size)
+        if resp.status not in (200, 201, 204):
+            self._rejected("PUT", url, resp.status)
+            return False
+        return True

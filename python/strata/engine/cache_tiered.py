@@ -1,0 +1,226 @@
+"""The local disk cache in front of a remote HTTP cache, and the policy between them.
+
+Reads go local first, then remote. A remote action result is only trusted
+once every blob it names has been downloaded and verified into the local
+cache; only then is the local action-cache entry written, so the local cache
+never holds an entry whose blobs are missing (and a remote entry with missing
+blobs is simply a miss). Writes go local, then, when uploading is on, to the
+server: blobs first, the action result last, so a reader never sees a result
+whose blobs are still on their way.
+
+Policy (as in Bazel): an action whose tags include `no-remote-cache`,
+`no-remote` or `no-cache` never touches the remote cache. Layer blobs are the
+unit worth sharing; rules mark whole-image outputs (docker-archive, OCI
+layout) `no-remote-cache` because they are cheap to re-assemble from layers.
+`--noremote_accept_cached` skips remote reads, `--noremote_upload_local_results`
+remote writes.
+
+`reapi_action_key` names actions the way Bazel names them in the remote action
+cache (sha256 of the REAPI `Action`), so the two engines can share entries
+for actions with the same command line, environment and inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from strata.engine import reapi
+from strata.engine.action import Action
+from strata.engine.cache import ActionResult, Cache, OutputFile, OutputTree
+from strata.engine.cache_http import HttpCache, RemoteOptions
+from strata.engine.cache_local import LocalDiskCache
+from strata.engine.digests import StatCache
+
+LOCAL_ONLY_TAGS = frozenset({"no-remote-cache", "no-remote", "no-cache"})
+
+
+# -- strata's ActionResult <-> REAPI ActionResult --------------------------------
+
+
+def to_reapi(result: ActionResult) -> tuple[Any, dict[str, bytes]]:
+    """The REAPI message for a result, and the Tree blobs (by sha256) it refers to."""
+    msg = reapi.ActionResult()
+    for f in result.files:
+        msg.output_files.add(
+            path=f.path,
+            digest=reapi.Digest(hash=f.sha256, size_bytes=f.size),
+            is_executable=f.executable,
+        )
+    trees: dict[str, bytes] = {}
+    for t in result.trees:
+        tree = reapi.tree_of((f.path, f.sha256, f.size, f.executable) for f in t.files)
+        data = reapi.encode(tree)
+        digest = reapi.digest_of(data)
+        trees[digest.hash] = data
+        msg.output_directories.add(path=t.path, tree_digest=digest)
+    # Bazel records empty stdout/stderr too; strata does not keep action output.
+    return msg, trees
+
+
+def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionResult | None:
+    """Our record of a REAPI result, or None if we can't use it (failed, symlinks, bad tree)."""
+    if msg.exit_code != 0 or len(msg.output_symlinks) or len(msg.output_file_symlinks):
+        return None
+    if len(msg.output_directory_symlinks):
+        return None
+    files = tuple(
+        OutputFile(f.path, f.digest.hash, f.digest.size_bytes, f.is_executable)
+        for f in sorted(msg.output_files, key=lambda f: f.path)
+    )
+    trees = []
+    for d in sorted(msg.output_directories, key=lambda d: d.path):
+        data = fetch_tree(d.tree_digest.hash)
+        if data is None:
+            return None
+        try:
+            listing = reapi.tree_files(reapi.Tree.FromString(data))
+        except Exception:  # noqa: BLE001 - a malformed tree is a miss, whatever protobuf raises
+            return None
+        trees.append(OutputTree(d.path, tuple(OutputFile(*e) for e in listing)))
+    return ActionResult(files, tuple(trees))
+
+
+def blobs_of(result: ActionResult) -> dict[str, OutputFile]:
+    out = {f.sha256: f for f in result.files}
+    for t in result.trees:
+        out.update({f.sha256: f for f in t.files})
+    return out
+
+
+# -- the tiered cache ------------------------------------------------------------
+
+
+class TieredCache:
+    def __init__(self, local: LocalDiskCache, remote: HttpCache, options: RemoteOptions) -> None:
+        self.local = local
+        self.remote = remote
+        self.options = options
+        self.remote_hits = 0
+
+    def for_action(self, action: Action) -> Cache:
+        """The cache this action may use: the local one alone if its tags say so."""
+        return self.local if LOCAL_ONLY_TAGS.intersection(action.tags) else self
+
+    def _local_blob(self, sha256: str) -> Path:
+        """Where the local cache keeps a blob (Bazel's disk-cache layout, see cache_local)."""
+        return self.local.root / "cas" / sha256[:2] / sha256
+
+    def _map(self, fn: Callable[[str], bool], names: list[str]) -> bool:
+        if len(names) <= 1:
+            return all(fn(n) for n in names)
+        workers = min(len(names), max(1, self.options.max_connections))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return all(pool.map(fn, names))
+
+    # -- action results --------------------------------------------------------
+
+    def get_action_result(self, key: str) -> ActionResult | None:
+        hit = self.local.get_action_result(key)
+        if hit is not None or not self.options.accept_cached or self.remote.disabled:
+            return hit
+        msg = self.remote.get_action_result(key)
+        if msg is None:
+            return None
+        result = from_reapi(msg, self.remote.get_bytes)
+        if result is None:
+            return None
+        if not self._map(self._fetch, sorted(blobs_of(result))):
+            return None
+        self.local.put_action_result(key, result)
+        self.remote.stats.ac_hits += 1
+        self.remote_hits += 1
+        return result
+
+    def _fetch(self, sha256: str) -> bool:
+        """Make sure the local cache holds a verified copy of a remote blob."""
+        if self.local.has_blob(sha256):
+            return True
+        dest = self._local_blob(sha256)
+        return self.remote.get_blob(sha256, dest, durable=True)
+
+    def put_action_result(self, key: str, result: ActionResult) -> None:
+        self.local.put_action_result(key, result)
+        if not self.options.upload_local_results or self.remote.disabled:
+            return
+        msg, trees = to_reapi(result)
+        if not self._map(self._upload, sorted(blobs_of(result))):
+            return
+        for sha, data in sorted(trees.items()):
+            if not self.remote.put_bytes("cas", sha, data):
+                return
+        self.remote.put_action_result(key, msg)
+
+    def _upload(self, sha256: str) -> bool:
+        if self.remote.has_blob(sha256):
+            return True
+        src = self._local_blob(sha256)
+        if not src.is_file():
+            return False
+        return self.remote.put_blob(sha256, src)
+
+    # -- blobs -----------------------------------------------------------------
+
+    def has_blob(self, sha256: str) -> bool:
+        return self.local.has_blob(sha256) or (
+            self.options.accept_cached and self.remote.has_blob(sha256)
+        )
+
+    def get_blob(self, sha256: str, dest: Path) -> bool:
+        if self.local.get_blob(sha256, dest):
+            return True
+        if not self.options.accept_cached or self.remote.disabled:
+            return False
+        return self._fetch(sha256) and self.local.get_blob(sha256, dest)
+
+    def put_blob(self, sha256: str, src: Path) -> None:
+        """Local only: uploads happen with the action result, after the policy check."""
+        self.local.put_blob(sha256, src)
+
+
+def scoped(cache: Cache | None, action: Action) -> Cache | None:
+    """The cache `action` may use (the scheduler's one hook into the remote policy)."""
+    return cache.for_action(action) if isinstance(cache, TieredCache) else cache
+
+
+# -- Bazel-compatible action keys ------------------------------------------------
+
+
+def reapi_action_key(
+    action: Action, input_path: Callable[[str], Path], stat_cache: StatCache
+) -> str:
+    """sha256 of the REAPI `Action` Bazel 4.2.3 would build for this process action.
+
+    Same `Command` (argv, environment sorted by name, sorted output files and
+    directories, empty platform) and same input root (every input file, tree
+    artifacts expanded to their files, all marked executable), so a result
+    stored by either engine is found by the other.
+    """
+    entries: list[reapi.FileEntry] = []
+    for path in action.inputs:
+        real = input_path(path)
+        if real.is_dir():
+            for dirpath, dirnames, names in os.walk(real, followlinks=True):
+                dirnames.sort()
+                for name in sorted(names):
+                    p = Path(dirpath) / name
+                    d = stat_cache.digest(p)
+                    entries.append(
+                        (f"{path}/{p.relative_to(real).as_posix()}", d.sha256, d.size, True)
+                    )
+        else:
+            d = stat_cache.digest(real)
+            entries.append((path, d.sha256, d.size, True))
+    command = reapi.command_of(action.argv, action.env, action.outputs, action.output_dirs)
+    digest: str = reapi.message_digest(reapi.action_of(command, entries)).hash
+    return digest
+
+
+def close(cache: Cache | None) -> None:
+    if isinstance(cache, TieredCache):
+        with contextlib.suppress(Exception):
+            cache.remote.close()

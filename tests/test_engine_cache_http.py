@@ -1,0 +1,346 @@
+"""The HTTP cache client, REAPI messages and the tiered policy, against an in-process server.
+
+The server here records every request (method, path, headers, body) so the
+tests can check what goes on the wire: Content-Length and no chunking, the
+order of uploads, auth headers, and what a 204/404/500 or a slow answer does.
+The same behaviour against real nginx is in test_remote_cache.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from strata.engine import reapi
+from strata.engine.action import Action
+from strata.engine.cache import ActionResult, OutputFile, OutputTree
+from strata.engine.cache_http import HttpCache, RemoteOptions, parse_remote_cache
+from strata.engine.cache_local import LocalDiskCache
+from strata.engine.cache_tiered import TieredCache, from_reapi, scoped, to_reapi
+from strata.errors import UserError
+
+
+class _Store(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.data: dict[str, bytes] = {}
+        self.log: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.miss_status = 404
+        self.put_status = 200
+        self.delay = 0.0
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Store
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _record(self, body: bytes = b"") -> None:
+        self.server.log.append((self.command, self.path, dict(self.headers), body))
+        if self.server.delay:
+            time.sleep(self.server.delay)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._record()
+        data = self.server.data.get(self.path)
+        if data is None:
+            self.send_response(self.server.miss_status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._record()
+        data = self.server.data.get(self.path)
+        self.send_response(200 if data is not None else 404)
+        self.send_header("Content-Length", str(len(data or b"")))
+        self.end_headers()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length", "-1"))
+        body = self.rfile.read(length) if length >= 0 else b""
+        self._record(body)
+        if self.server.put_status < 300:
+            self.server.data[self.path] = body
+        self.send_response(self.server.put_status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def server() -> Iterator[_Store]:
+    srv = _Store()
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _url(srv: _Store, prefix: str = "/team") -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}{prefix}"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def warnings() -> list[str]:
+    return []
+
+
+def _tiered(tmp_path: Path, srv_url: str, warnings: list[str], **kw: object) -> TieredCache:
+    opts = RemoteOptions(url=srv_url, **kw)  # type: ignore[arg-type]
+    return TieredCache(LocalDiskCache(tmp_path / "local"), HttpCache(opts, warnings.append), opts)
+
+
+def _result_with_blobs(tmp_path: Path) -> tuple[ActionResult, dict[str, bytes]]:
+    blobs = {"out": b"layer bytes\n", "t1": b"one\n", "t2": b"two\n"}
+    files = (OutputFile("bazel-out/k8-fastbuild/bin/p/out", _sha(blobs["out"]), 12, False),)
+    tree = OutputTree(
+        "bazel-out/k8-fastbuild/bin/p/dir",
+        (
+            OutputFile("a/one", _sha(blobs["t1"]), 4, True),
+            OutputFile("two", _sha(blobs["t2"]), 4, False),
+        ),
+    )
+    return ActionResult(files, (tree,)), blobs
+
+
+def _put_local(cache: TieredCache, tmp_path: Path, blobs: dict[str, bytes]) -> None:
+    for name, data in blobs.items():
+        src = tmp_path / f"src-{name}"
+        src.write_bytes(data)
+        cache.put_blob(_sha(data), src)
+
+
+# -- URLs and messages -----------------------------------------------------------
+
+
+def test_url_credentials_become_basic_auth_and_prefix_is_kept() -> None:
+    ep = parse_remote_cache("http://al%40x:s3cret@cache.example:8080/team/a/", (("X-T", "1"),))
+    assert ep.base == "http://cache.example:8080/team/a"
+    assert ("Authorization", "Basic YWxAeDpzM2NyZXQ=") in ep.headers  # al@x:s3cret
+    assert ("X-T", "1") in ep.headers
+
+
+@pytest.mark.parametrize("url", ["grpc://host:9092", "cache.example", "http://h/x?y=1"])
+def test_bad_remote_cache_urls_are_user_errors(url: str) -> None:
+    with pytest.raises(UserError, match="--remote_cache .*got"):
+        parse_remote_cache(url)
+
+
+def test_reapi_field_numbers_on_the_wire() -> None:
+    msg = reapi.ActionResult()
+    msg.output_files.add(path="a", digest=reapi.Digest(hash="h", size_bytes=3), is_executable=True)
+    msg.output_directories.add(path="d", tree_digest=reapi.Digest(hash="t", size_bytes=1))
+    # output_files = 2 (0x12), output_directories = 3 (0x1a); inside OutputFile: path 1,
+    # digest 2, is_executable 4 (0x20); inside OutputDirectory: tree_digest 3 (0x1a).
+    wire = "120c 0a0161 1205 0a0168 1003 2001 1a0a 0a0164 1a05 0a0174 1001"
+    assert reapi.encode(msg).hex() == wire.replace(" ", "")
+
+
+def test_result_round_trips_through_reapi_with_trees() -> None:
+    result, _ = _result_with_blobs(Path("."))
+    msg, trees = to_reapi(result)
+    back = from_reapi(reapi.ActionResult.FromString(reapi.encode(msg)), trees.get)
+    assert back == result
+    assert from_reapi(msg, lambda _sha: None) is None  # a missing Tree blob is a miss
+    failed = reapi.ActionResult(exit_code=1)
+    assert from_reapi(failed, trees.get) is None
+
+
+def test_command_and_action_digest_match_bazel_4_2_3() -> None:
+    """Digests Bazel 4.2.3 stored for a ctx.actions.run action (see test_remote_cache.py)."""
+    out = "bazel-out/k8-fastbuild/bin/pkg/cat.out"
+    gen = "bazel-out/k8-fastbuild/bin/pkg/gen.txt"
+    cmd = reapi.command_of(
+        ["pkg/tool.sh", out, "pkg/a.txt", gen], [("B", "2"), ("A", "1")], [out], []
+    )
+    inputs = [
+        (gen, "cba5243834a58801d5f3460c1d21fe28c33b1e1c1bb8ce7513e1948eed3a19e4", 12, False),
+        ("pkg/a.txt", "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03", 6, False),
+        (
+            "pkg/tool.sh",
+            "d7f4fb9af21ba8868c0744ca104253ff41bc9e2a7402f08b3ec7635793b421ed",
+            43,
+            True,
+        ),
+    ]
+    action = reapi.action_of(cmd, inputs)
+    assert reapi.message_digest(cmd).hash == (
+        "c67df59e8a26e1d94e58ff79578d21e8772792ee1cc5aa348c50b1e14f26d555"
+    )
+    assert action.input_root_digest.hash.startswith("7ceca973bb27")
+    assert reapi.message_digest(action).hash == (
+        "dc18fbd8dae69420bbd7d849b4aa11fbf3189a03070cd68e3136841f1cf268e6"
+    )
+
+
+# -- the wire --------------------------------------------------------------------
+
+
+def test_upload_order_content_length_and_headers(
+    server: _Store, tmp_path: Path, warnings: list[str]
+) -> None:
+    cache = _tiered(
+        tmp_path, _url(server).replace("//", "//u:p@"), warnings, headers=(("X-Token", "t"),)
+    )
+    result, blobs = _result_with_blobs(tmp_path)
+    _put_local(cache, tmp_path, blobs)
+    assert not [r for r in server.log if r[0] == "PUT"]  # put_blob alone stays local
+    cache.put_action_result("k" * 64, result)
+    puts = [(path, headers, body) for method, path, headers, body in server.log if method == "PUT"]
+    assert [p for p, _h, _b in puts][-1] == "/team/ac/" + "k" * 64
+    assert {p for p, _h, _b in puts[:-1]} >= {f"/team/cas/{_sha(b)}" for b in blobs.values()}
+    for _path, headers, body in puts:
+        assert headers["Content-Length"] == str(len(body))
+        assert "Transfer-Encoding" not in headers
+        assert headers["Authorization"] == "Basic dTpw"
+        assert headers["X-Token"] == "t"
+    stored = reapi.ActionResult.FromString(server.data["/team/ac/" + "k" * 64])
+    assert [f.path for f in stored.output_files] == ["bazel-out/k8-fastbuild/bin/p/out"]
+    tree_sha = stored.output_directories[0].tree_digest.hash
+    assert _sha(server.data[f"/team/cas/{tree_sha}"]) == tree_sha
+    assert warnings == []
+
+
+def test_fresh_cache_gets_result_and_blobs_then_writes_local_entry(
+    server: _Store, tmp_path: Path, warnings: list[str]
+) -> None:
+    result, blobs = _result_with_blobs(tmp_path)
+    a = _tiered(tmp_path / "a", _url(server), warnings)
+    _put_local(a, tmp_path, blobs)
+    a.put_action_result("k" * 64, result)
+    b = _tiered(tmp_path / "b", _url(server), warnings)
+    assert b.local.get_action_result("k" * 64) is None
+    assert b.get_action_result("k" * 64) == result
+    assert b.local.get_action_result("k" * 64) == result
+    for data in blobs.values():
+        assert b.local.has_blob(_sha(data))
+    out = tmp_path / "materialised"
+    assert b.get_blob(_sha(blobs["out"]), out) and out.read_bytes() == blobs["out"]
+    assert b.remote_hits == 1 and b.remote.stats.downloaded > 0
+
+
+@pytest.mark.parametrize("status", [404, 204])
+def test_404_and_204_are_misses(
+    server: _Store, tmp_path: Path, warnings: list[str], status: int
+) -> None:
+    server.miss_status = status
+    cache = _tiered(tmp_path, _url(server), warnings)
+    assert cache.get_action_result("0" * 64) is None
+    assert not cache.get_blob("0" * 64, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    assert warnings == [] and not cache.remote.disabled
+
+
+def test_result_with_a_missing_blob_is_a_miss_and_leaves_no_local_entry(
+    server: _Store, tmp_path: Path, warnings: list[str]
+) -> None:
+    result, blobs = _result_with_blobs(tmp_path)
+    a = _tiered(tmp_path / "a", _url(server), warnings)
+    _put_local(a, tmp_path, blobs)
+    a.put_action_result("k" * 64, result)
+    del server.data[f"/team/cas/{_sha(blobs['t2'])}"]
+    b = _tiered(tmp_path / "b", _url(server), warnings)
+    assert b.get_action_result("k" * 64) is None
+    assert b.local.get_action_result("k" * 64) is None
+
+
+def test_wrong_blob_is_rejected(server: _Store, tmp_path: Path, warnings: list[str]) -> None:
+    result, blobs = _result_with_blobs(tmp_path)
+    a = _tiered(tmp_path / "a", _url(server), warnings)
+    _put_local(a, tmp_path, blobs)
+    a.put_action_result("k" * 64, result)
+    server.data[f"/team/cas/{_sha(blobs['out'])}"] = b"evil bytes!\n"
+    b = _tiered(tmp_path / "b", _url(server), warnings)
+    assert b.get_action_result("k" * 64) is None
+    assert not b.local.has_blob(_sha(blobs["out"]))
+    assert b.local.get_action_result("k" * 64) is None
+    leftovers = [p for p in (tmp_path / "b").rglob("*") if p.is_file()]
+    assert all(p.name != _sha(blobs["out"]) and not p.name.endswith(".tmp") for p in leftovers)
+
+
+def test_server_down_warns_once_and_turns_remote_off(tmp_path: Path, warnings: list[str]) -> None:
+    from nginx_server import free_port
+
+    cache = _tiered(tmp_path, f"http://127.0.0.1:{free_port()}", warnings, timeout=2)
+    result, blobs = _result_with_blobs(tmp_path)
+    _put_local(cache, tmp_path, blobs)
+    assert cache.get_action_result("1" * 64) is None
+    cache.put_action_result("2" * 64, result)
+    assert cache.get_action_result("3" * 64) is None
+    assert len(warnings) == 1 and "continuing without the remote cache" in warnings[0]
+    assert cache.remote.disabled
+    assert cache.get_action_result("2" * 64) == result  # the local half still works
+
+
+def test_timeout_warns_once_and_turns_remote_off(
+    server: _Store, tmp_path: Path, warnings: list[str]
+) -> None:
+    server.delay = 2.0
+    cache = _tiered(tmp_path, _url(server), warnings, timeout=0.3)
+    assert cache.get_action_result("1" * 64) is None
+    assert cache.get_action_result("2" * 64) is None
+    assert len(warnings) == 1 and "Timeout" in warnings[0]
+    assert len(server.log) == 1
+
+
+def test_refused_upload_warns_once_and_no_result_is_stored(
+    server: _Store, tmp_path: Path, warnings: list[str]
+) -> None:
+    server.put_status = 401
+    cache = _tiered(tmp_path, _url(server), warnings)
+    result, blobs = _result_with_blobs(tmp_path)
+    _put_local(cache, tmp_path, blobs)
+    cache.put_action_result("k" * 64, result)
+    cache.put_action_result("j" * 64, result)
+    assert len(warnings) == 1 and "got HTTP 401" in warnings[0]
+    assert not any(p.startswith("/team/ac/") for _m, p, _h, _b in server.log)
+
+
+def test_policy_flags_and_tags(server: _Store, tmp_path: Path, warnings: list[str]) -> None:
+    result, blobs = _result_with_blobs(tmp_path)
+    no_upload = _tiered(tmp_path / "a", _url(server), warnings, upload_local_results=False)
+    _put_local(no_upload, tmp_path, blobs)
+    no_upload.put_action_result("k" * 64, result)
+    assert server.log == []
+    full = _tiered(tmp_path / "b", _url(server), warnings)
+    _put_local(full, tmp_path, blobs)
+    full.put_action_result("k" * 64, result)
+    no_accept = _tiered(tmp_path / "c", _url(server), warnings, accept_cached=False)
+    before = len(server.log)
+    assert no_accept.get_action_result("k" * 64) is None
+    assert len(server.log) == before
+    image = Action(
+        owner="//img:app", mnemonic="ImageAssemble", progress_message="", tags=("no-remote-cache",)
+    )
+    layer = Action(owner="//img:layer", mnemonic="StoreLayer", progress_message="")
+    assert scoped(full, image) is full.local
+    assert scoped(full, layer) is full
+    assert scoped(None, layer) is None
+
+
+def test_tree_order_and_stats_are_deterministic() -> None:
+    files = [("z/b", "1" * 64, 1, False), ("a", "2" * 64, 2, True), ("z/a/c", "3" * 64, 3, False)]
+    one = reapi.encode(reapi.tree_of(files))
+    two = reapi.encode(reapi.tree_of(list(reversed(files))))
+    assert one == two
+    assert reapi.tree_files(reapi.Tree.FromString(one)) == sorted(files)
+    assert io.BytesIO(one).read(1) == b"\x0a"  # root first
