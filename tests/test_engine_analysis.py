@@ -48,3 +48,24 @@ def test_unknown_target_suggests(tmp_path: Path) -> None:
         UserError, match=r"no such target '//pkg:uper'.*did you mean :upper, :upper.txt\?"
     ):
         run(tmp_path, "basic", "//pkg:uper")
+
+
+def test_benchmark_workspace_generator(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_engine_gen", Path(__file__).parents[1] / "tools" / "bench_engine_gen.py"
+    )
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    gen.generate(tmp_path / "ws", packages=3, targets=4)
+    result = analyze(tmp_path / "ws", ["//..."], output_base=tmp_path / "ob")
+    assert len(result.targets) == 12
+    assert len(result.actions) == 24
+    last = by_output(result)[f"{BIN}/pkg002/t3.sum"]
+    assert last.inputs == (
+        f"{BIN}/pkg001/t3.sum",
+        f"{BIN}/pkg002/t2.sum",
+        f"{BIN}/pkg002/t3.txt",
+    )
