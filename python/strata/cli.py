@@ -37,6 +37,26 @@ def _cmd_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pull_digest(args: argparse.Namespace) -> int:
+    """Resolve REGISTRY/REPO:TAG to its digest and print a pull_image(...) to paste."""
+    from strata.actions.pull import platform_from
+    from strata.registry.client import Options, Registry, RegistryClient
+    from strata.registry.prefetch import parse_remote_ref, pin, pull_image_snippet
+
+    where = "strata pull-digest"
+    ref = parse_remote_ref(args.image, where=where)
+    plain = args.plain_http and "://" not in ref.registry
+    host = "http://" + ref.registry if plain else ref.registry
+    registry = Registry.parse(host, where=where)
+    options = Options(tls_verify=args.tls_verify, ca_file=args.ca_file or "")
+    platform = platform_from(
+        {"architecture": args.arch, "os": args.os, "variant": args.variant}, where
+    )
+    pinned = pin(RegistryClient(registry, options), ref, platform, where)
+    print(pull_image_snippet(pinned, registry, tls_verify=args.tls_verify), end="")
+    return 0
+
+
 # -- build, run, query, clean ----------------------------------------------------
 
 _BUILD_COMMANDS = ("build", "run", "query", "clean")
@@ -262,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expunge", action="store_true", help="remove the whole output base")
     _add_common(p, build=False)
     p.set_defaults(func=_cmd_clean)
+
+    p = sub.add_parser("pull-digest", help="pin REGISTRY/REPO:TAG: print a pull_image(...)")
+    p.add_argument("image", metavar="REGISTRY/REPO:TAG")
+    p.add_argument("--os", default="linux")
+    p.add_argument("--arch", default="x86_64", help="architecture (x86_64, aarch64, arm64, ...)")
+    p.add_argument("--variant", default="", help="e.g. v7 for 32-bit arm")
+    p.add_argument("--plain-http", action="store_true", help="the registry speaks HTTP, not HTTPS")
+    p.add_argument("--no-tls-verify", dest="tls_verify", action="store_false")
+    p.add_argument("--ca-file", help="PEM file of CAs to trust for the registry")
+    p.set_defaults(func=_cmd_pull_digest)
     return parser
 
 

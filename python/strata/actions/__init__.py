@@ -21,6 +21,8 @@ ACTIONS: dict[str, str] = {
     # mnemonic: "strata.actions.<module>:<function>"
     "Layer": "strata.actions.layer:run",
     "ImageAssemble": "strata.actions.image:assemble_image",
+    "ImagePull": "strata.actions.pull:run",
+    "ImagePush": "strata.actions.push:run",
     "ImageMerge": "strata.actions.merge:merge_images",
     "ImageExport": "strata.actions.export:export_image",
     "StoreLayer": "strata.actions.store_layer:run",

@@ -1,0 +1,127 @@
+"""`ImagePull`: fetch one image by digest from a registry into an OCI image layout.
+
+Request (keys sorted, `schema_version` 1):
+
+    registry            host[:port], optionally with http:// or https://
+    repository          e.g. "library/busybox"
+    digest              "sha256:..." (the reproducible way)
+    tag                 allowed without a digest, with a warning naming the digest to pin
+    os, architecture, variant   which image of an index (default linux/x86_64)
+    tls_verify          default true; ca_file: a PEM file of CAs to trust
+    final_image_name, final_image_tag   the name the layout's image carries
+    blob_store          shared directory of blobs by digest (default ~/.cache/strata/blobs)
+    outputs             {"oci_layout": dir, "pull_info": path (optional)}
+
+Not a build action (it needs the network): the `pull_image` repository rule
+and `strata pull-digest` run it. Warnings go to stderr; the layout appears
+whole or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from strata.actions.image import check_keys
+from strata.actions.request import field
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.fsutil import write_bytes_atomic
+from strata.oci.platform import Platform, parse_platform
+from strata.oci.reference import parse_image_name
+from strata.registry.blobstore import BlobStore
+from strata.registry.client import Options, Registry, RegistryClient
+from strata.registry.pull import is_digest, pull
+
+_KEYS = {
+    "architecture",
+    "blob_store",
+    "ca_file",
+    "digest",
+    "final_image_name",
+    "final_image_tag",
+    "os",
+    "outputs",
+    "registry",
+    "repository",
+    "schema_version",
+    "tag",
+    "tls_verify",
+    "variant",
+}
+
+
+def client_from(req: dict[str, Any], where: str) -> RegistryClient:
+    registry = Registry.parse(field(req, "registry", str, where), where=where)
+    options = Options(
+        tls_verify=field(req, "tls_verify", bool, where, True),
+        ca_file=field(req, "ca_file", str, where, ""),
+    )
+    return RegistryClient(registry, options)
+
+
+def platform_from(req: dict[str, Any], where: str) -> Platform:
+    platform = parse_platform(
+        field(req, "architecture", str, where, "x86_64"),
+        field(req, "os", str, where, "linux"),
+        where=where,
+    )
+    variant = field(req, "variant", str, where, "")
+    return dataclasses.replace(platform, variant=variant) if variant else platform
+
+
+def default_blob_store() -> Path:
+    if os.environ.get("STRATA_BLOB_STORE"):
+        return Path(os.environ["STRATA_BLOB_STORE"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "strata" / "blobs"
+
+
+def run(req: dict[str, Any], where: str) -> None:
+    check_keys(req, _KEYS, where)
+    outputs = field(req, "outputs", dict, where)
+    check_keys(outputs, ("oci_layout", "pull_info"), where)
+    layout = Path(field(outputs, "oci_layout", str, where))
+    repository = field(req, "repository", str, where)
+    digest = field(req, "digest", str, where, "")
+    tag = field(req, "tag", str, where, "")
+    if digest and not is_digest(digest):
+        raise UserError(f"digest must be sha256:<64 hex> (got {digest!r})", where=where)
+    if not digest and not tag:
+        raise UserError(
+            "give digest (or tag) of the image to pull (got neither); "
+            "run `strata pull-digest REGISTRY/REPO:TAG` to get the digest",
+            where=where,
+        )
+    client = client_from(req, where)
+    ref = parse_image_name(
+        field(req, "final_image_name", str, where, "") or repository,
+        field(req, "final_image_tag", str, where, "") or tag or None,
+        default_tag="latest",
+        where=where,
+    )
+    store = BlobStore(field(req, "blob_store", str, where, "") or default_blob_store())
+    result = pull(client, store, repository, digest or tag, platform_from(req, where), layout, ref,
+                  where)  # fmt: skip
+    if not digest:
+        print(
+            f"warning: {where}: pulling {client.registry}/{repository} by tag {tag!r} is not "
+            f'reproducible; pin it with: digest = "{result.digest}"',
+            file=sys.stderr,
+        )
+    if "pull_info" in outputs:
+        info = {
+            "config_digest": result.config_digest,
+            "digest": result.digest,
+            "layout_manifest_digest": result.layout_manifest_digest,
+            "manifest_digest": result.manifest_digest,
+            "name": ref.name,
+            "platform": str(result.platform),
+            "registry": str(client.registry),
+            "repository": repository,
+            "tag": ref.tag,
+        }
+        write_bytes_atomic(field(outputs, "pull_info", str, where), json_bytes(info) + b"\n")

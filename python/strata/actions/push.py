@@ -1,0 +1,73 @@
+"""`ImagePush`: push an OCI layout or docker-archive to a registry, only what is missing.
+
+Request (keys sorted, `schema_version` 1):
+
+    image               an OCI layout directory or a docker-archive file
+    image_name          which image of a docker-archive holding several (optional)
+    registry            host[:port], optionally with http:// or https://
+    repository          e.g. "team/app"
+    tags                ["v1", ...]; none pushes by digest only
+    mount_from          optional repository of the same registry to mount blobs from
+    tls_verify          default true; ca_file: a PEM file of CAs to trust
+    outputs             optional {"push_info": path}
+
+Run by the `image_push` rule's run script (`strata run //img:push`), never as a
+build action. Prints `<registry>/<repository>@<digest>` and what was uploaded.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from strata.actions.image import check_keys
+from strata.actions.pull import client_from
+from strata.actions.request import field
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.fsutil import write_bytes_atomic
+from strata.registry.push import push
+
+_KEYS = {
+    "ca_file",
+    "image",
+    "image_name",
+    "mount_from",
+    "outputs",
+    "registry",
+    "repository",
+    "schema_version",
+    "tags",
+    "tls_verify",
+}
+
+
+def run(req: dict[str, Any], where: str) -> None:
+    check_keys(req, _KEYS, where)
+    tags = field(req, "tags", list, where, [])
+    if not all(isinstance(t, str) and t for t in tags):
+        raise UserError(f"tags must be a list of non-empty strings (got {tags!r})", where=where)
+    outputs = field(req, "outputs", dict, where, {})
+    check_keys(outputs, ("push_info",), where)
+    client = client_from(req, where)
+    repository = field(req, "repository", str, where)
+    result = push(
+        client,
+        repository,
+        field(req, "image", str, where),
+        tags,
+        name=field(req, "image_name", str, where, ""),
+        mount_from=field(req, "mount_from", str, where, ""),
+        where=where,
+    )
+    c = result.counters
+    print(f"{client.registry}/{repository}@{result.digest}")
+    print(
+        f"uploaded {c.blobs_uploaded} blobs ({c.bytes_uploaded} bytes), skipped "
+        f"{c.blobs_skipped} already present, mounted {c.blobs_mounted}; tags: "
+        + (", ".join(result.tags) or "none"),
+        file=sys.stderr,
+    )
+    if "push_info" in outputs:
+        info = result.to_json() | {"registry": str(client.registry), "repository": repository}
+        write_bytes_atomic(field(outputs, "push_info", str, where), json_bytes(info) + b"\n")
