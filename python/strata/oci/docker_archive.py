@@ -26,7 +26,7 @@ from typing import Any
 from strata.canonical import json_bytes
 from strata.fsutil import atomic_file
 from strata.oci.image import Blob, Image
-from strata.oci.tarwriter import TarWriter
+from strata.oci.tarwriter import Sink, TarWriter
 
 
 def _hex(digest: str) -> str:
@@ -74,6 +74,16 @@ def write_docker_archive(path: str | os.PathLike[str], images: Sequence[Image]) 
 
     Configs and layer blobs shared between images are stored once.
     """
+    with atomic_file(path) as f:
+        stream_docker_archive(f, images)
+
+
+def stream_docker_archive(f: Sink, images: Sequence[Image]) -> None:
+    """Write the docker-archive of `images` to `f` (streamLayeredImage: stdout, a pipe).
+
+    The very bytes `write_docker_archive` stores, so a streamed image and a
+    stored one have the same digest.
+    """
     members: dict[str, Blob | bytes] = {}
     for img in images:
         members[f"{_hex(img.config_digest)}.json"] = img.config
@@ -82,12 +92,11 @@ def write_docker_archive(path: str | os.PathLike[str], images: Sequence[Image]) 
     members["manifest.json"] = json_bytes(archive_manifest(images))
     members["repositories"] = json_bytes(_repositories(images))
     mtime = max((img.mtime for img in images), default=1)
-    with atomic_file(path) as f:
-        tar = TarWriter(f, mtime=mtime)
-        for name in sorted(members):
-            item = members[name]
-            if isinstance(item, bytes):
-                tar.add_bytes(name, item)
-            else:
-                tar.add_file(name, item.path, item.size)
-        tar.close()
+    tar = TarWriter(f, mtime=mtime)
+    for name in sorted(members):
+        item = members[name]
+        if isinstance(item, bytes):
+            tar.add_bytes(name, item)
+        else:
+            tar.add_file(name, item.path, item.size)
+    tar.close()
