@@ -6,7 +6,8 @@ Request (keys sorted, `schema_version` 1):
     base           optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
     config         {"Env": [...], "Cmd": [...], ...}
     created        optional RFC 3339 time or "now"
-    layers         [{"blob": path, "descriptor": path}, ...] (Layer action outputs)
+    layers         [{"blob": path, "descriptor": path}, ...] (Layer action outputs), or
+                   {"dir": path} for a LayerGroups output directory: its layers, in order
     name, tag      image name (tag defaults to a content hash)
     os             default "linux"
     outputs        {"docker_archive": path, "oci_layout": dir, "image_info": path}
@@ -29,10 +30,11 @@ from strata.actions.request import field
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
+from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
 from strata.oci.compress import check_compressor
 from strata.oci.docker_archive import compatibility_warnings, write_docker_archive
-from strata.oci.image import Blob, Image, assemble
+from strata.oci.image import Assembled, Blob, Image, assemble
 from strata.oci.layer import LayerDescriptor
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
@@ -93,6 +95,19 @@ def load_layer(item: Any, where: str) -> Blob:
     return Blob(blob, desc.digest, desc.size, desc.diff_id, desc.compressor)
 
 
+def load_layers(items: list[Any], where: str) -> list[Blob]:
+    """`layers` items in order; a `{"dir": D}` item stands for the layers D lists."""
+    out: list[Blob] = []
+    for item in items:
+        if isinstance(item, dict) and "dir" in item:
+            check_keys(item, ("dir",), where)
+            for blob, desc in read_layers_dir(field(item, "dir", str, where), where):
+                out.append(load_layer({"blob": str(blob), "descriptor": str(desc)}, where))
+        else:
+            out.append(load_layer(item, where))
+    return out
+
+
 def outputs_of(req: dict[str, Any], where: str) -> dict[str, Path]:
     outputs = field(req, "outputs", dict, where)
     check_keys(outputs, _OUTPUTS, where)
@@ -128,32 +143,37 @@ def write_outputs(images: list[Image], paths: dict[str, Path], info: dict[str, A
         raise
 
 
-def assemble_image(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _KEYS, where)
-    paths = outputs_of(req, where)
+def build_image(req: dict[str, Any], where: str, work: Path) -> Assembled:
+    """The image a request describes (everything but `outputs`); `work` holds base blobs."""
     platform = parse_platform(
         field(req, "architecture", str, where, "x86_64"),
         field(req, "os", str, where, "linux"),
         where=where,
     )
-    layers = [load_layer(item, where) for item in field(req, "layers", list, where, [])]
+    layers = load_layers(field(req, "layers", list, where, []), where)
     base_req = field(req, "base", (dict, type(None)), where, None)
+    base = None
+    if base_req is not None:
+        check_keys(base_req, ("name", "path"), where)
+        selector = Selector(field(base_req, "name", str, where, ""), platform)
+        base = load_base(field(base_req, "path", str, where), selector, work)
+    return assemble(
+        layers=layers,
+        fields=field(req, "config", dict, where, {}),
+        platform=platform,
+        created=field(req, "created", (str, type(None)), where, None),
+        name=field(req, "name", str, where),
+        tag=field(req, "tag", (str, type(None)), where, None),
+        base=base,
+        where=where,
+    )
+
+
+def assemble_image(req: dict[str, Any], where: str) -> None:
+    check_keys(req, _KEYS, where)
+    paths = outputs_of(req, where)
     with tempfile.TemporaryDirectory(prefix="strata-base-") as work:
-        base = None
-        if base_req is not None:
-            check_keys(base_req, ("name", "path"), where)
-            selector = Selector(field(base_req, "name", str, where, ""), platform)
-            base = load_base(field(base_req, "path", str, where), selector, Path(work))
-        result = assemble(
-            layers=layers,
-            fields=field(req, "config", dict, where, {}),
-            platform=platform,
-            created=field(req, "created", (str, type(None)), where, None),
-            name=field(req, "name", str, where),
-            tag=field(req, "tag", (str, type(None)), where, None),
-            base=base,
-            where=where,
-        )
+        result = build_image(req, where, Path(work))
         warnings = list(result.warnings)
         if "docker_archive" in paths:
             warnings += compatibility_warnings([result.image])

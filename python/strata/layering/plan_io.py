@@ -1,0 +1,183 @@
+"""Inputs and outputs of execution-time layer grouping.
+
+Grouping runs inside an action (LayerGroups), not in the rules, because it
+depends on store path names: ties are broken by name, and names are content
+hashes the rules cannot know. This module reads what that action is given
+(closure descriptions in the forms strata and Nix write, the image config)
+and writes/reads the directory of grouped layers it produces, so image
+assembly and streaming read one format.
+
+A layers directory (a Bazel tree artifact):
+
+    layers.json         {"layers": [{"blob": NAME, "descriptor": NAME,
+                                     "store_paths": [...]}, ...], "schema_version": 1}
+    NAME ...            the blobs and descriptors it lists, bottom layer first
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.layering.pipeline import Step, default_pipeline
+from strata.store import base32
+from strata.store.closure import Closure, PathInfo
+from strata.store.path import HASH_CHARS
+
+LAYERS_JSON = "layers.json"
+STRATEGIES = ("popularity", "auto_layer")
+_NAME_CHARS = r"[A-Za-z0-9+\-._?=]+"
+
+
+@dataclass(frozen=True)
+class GroupedLayer:
+    """One layer of a layers directory: file names relative to it, and what it holds."""
+
+    blob: str
+    descriptor: str
+    store_paths: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "blob": self.blob,
+            "descriptor": self.descriptor,
+            "store_paths": list(self.store_paths),
+        }
+
+
+def read_closures(files: Iterable[str | Path], where: str) -> tuple[list[str], list[PathInfo]]:
+    """Roots and path descriptions from closure files, merged.
+
+    Accepted forms: strata's closure (`{"roots", "paths"}`), nixpkgs'
+    exportReferencesGraph list, and a StorePath `info` file (`{"path",
+    "closure": [...]}`, whose root is `path`).
+    """
+    roots: list[str] = []
+    infos: list[PathInfo] = []
+    for f in files:
+        try:
+            data = json.loads(Path(f).read_bytes())
+        except (OSError, ValueError) as e:
+            raise UserError(
+                f"cannot read closure file (got {f}: {e}); pass a closure or store path info JSON",
+                where=where,
+            ) from None
+        if isinstance(data, dict) and "closure" in data and "path" in data:
+            if not isinstance(data["closure"], list) or not isinstance(data["path"], str):
+                raise UserError(
+                    f"store path info has a bad 'closure' or 'path' (got {f}); rebuild it",
+                    where=where,
+                )
+            roots.append(data["path"])
+            infos.extend(PathInfo.from_json(e, str(f)) for e in data["closure"])
+        else:
+            closure = Closure.from_json(data, str(f))
+            roots.extend(closure.roots)
+            infos.extend(closure.paths)
+    return sorted(set(roots)), infos
+
+
+def _store_path_re(store_dir: str) -> re.Pattern[str]:
+    return re.compile(
+        re.escape(store_dir.rstrip("/")) + f"/[{base32.ALPHABET}]{{{HASH_CHARS}}}-{_NAME_CHARS}"
+    )
+
+
+def config_store_paths(config: Any, store_dir: str) -> list[str]:
+    """Store paths named in a config's Cmd, Entrypoint and Env values, sorted."""
+    if not isinstance(config, dict):
+        return []
+    texts: list[str] = []
+    for key in ("Cmd", "Entrypoint"):
+        value = config.get(key)
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, list):
+            texts.extend(v for v in value if isinstance(v, str))
+    env = config.get("Env")
+    if isinstance(env, list):
+        texts.extend(e.partition("=")[2] for e in env if isinstance(e, str))
+    elif isinstance(env, dict):
+        texts.extend(v for v in env.values() if isinstance(v, str))
+    pattern = _store_path_re(store_dir)
+    return sorted({m.group(0) for t in texts for m in pattern.finditer(t)})
+
+
+def add_config_roots(
+    roots: Sequence[str], infos: Sequence[PathInfo], config: Any, store_dir: str, where: str
+) -> list[str]:
+    """`roots` plus the described store paths the config names.
+
+    A store path the config names must be in the image, or the image cannot
+    run: if it is described (the rule passes every candidate store path),
+    it is added; if not, the error names it.
+    """
+    described = {i.path for i in infos}
+    out = set(roots)
+    for path in config_store_paths(config, store_dir):
+        if path not in described:
+            raise UserError(
+                f"the config names store path {path}, which is not among the "
+                f"{len(described)} described store paths (got it in Cmd, Entrypoint or Env); "
+                "add its store_path target to contents",
+                where=where,
+            )
+        out.add(path)
+    return sorted(out)
+
+
+def strategy_steps(strategy: Any, available: int, where: str) -> list[Step]:
+    """The pipeline for `strategy`: "popularity" (default), "auto_layer" or explicit steps."""
+    if strategy is None or strategy == "popularity":
+        return default_pipeline(available)
+    if strategy == "auto_layer":
+        return [["auto_layer", available]]
+    if isinstance(strategy, list) and strategy and all(isinstance(s, list) for s in strategy):
+        return list(strategy)
+    raise UserError(
+        f"unknown layering strategy (got {json.dumps(strategy)[:60]}); use "
+        f'{" or ".join(repr(s) for s in STRATEGIES)} or a pipeline like [["popularity_contest"], '
+        '["limit_layers", 50]]',
+        where=where,
+    )
+
+
+def layers_json_bytes(layers: Sequence[GroupedLayer]) -> bytes:
+    return json_bytes({"layers": [g.to_json() for g in layers], "schema_version": 1})
+
+
+def read_layers_dir(directory: str | Path, where: str) -> list[tuple[Path, Path]]:
+    """(blob, descriptor) paths of a layers directory, bottom layer first."""
+    d = Path(directory)
+    index = d / LAYERS_JSON
+    try:
+        data = json.loads(index.read_bytes())
+    except (OSError, ValueError) as e:
+        raise UserError(
+            f"cannot read {LAYERS_JSON} of a layers directory (got {index}: {e}); "
+            "pass the output directory of a LayerGroups action",
+            where=where,
+        ) from None
+    items = data.get("layers") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise UserError(
+            f"{index} has no 'layers' list (got {str(data)[:60]}); rebuild it with LayerGroups",
+            where=where,
+        )
+    out: list[tuple[Path, Path]] = []
+    for item in items:
+        names = [item.get(k) if isinstance(item, dict) else None for k in ("blob", "descriptor")]
+        if not all(isinstance(n, str) and n and "/" not in n for n in names):
+            raise UserError(
+                f"{index}: a layer entry lacks plain blob/descriptor names (got {item!r:.80}); "
+                "rebuild it with LayerGroups",
+                where=where,
+            )
+        out.append((d / str(names[0]), d / str(names[1])))
+    return out
