@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strata.engine.action import Action
 from strata.engine.cache_local import LocalDiskCache
@@ -19,6 +20,10 @@ from strata.engine.outputbase import OutputBase
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.scheduler import ActionLog, BuildOptions, Scheduler
 
+if TYPE_CHECKING:
+    from strata.engine.cache import Cache
+    from strata.engine.cache_http import RemoteOptions
+
 
 @dataclass(frozen=True)
 class ExecutionConfig:
@@ -28,6 +33,8 @@ class ExecutionConfig:
     use_cache: bool = True
     source_path: Callable[[str], Path] | None = None
     """Maps a source execroot path to its file; defaults to `OutputBase.source_path`."""
+    remote: RemoteOptions | None = None
+    """`--remote_cache` and its flags: the local cache then sits in front of that server."""
 
 
 def execute(
@@ -42,9 +49,11 @@ def execute(
     with base.locked(on_wait="strata: another command holds the output base; waiting"):
         stat_cache = StatCache(base.stat_cache_file)
         log = ActionLog(base.action_log_file)
-        cache = None
+        cache: Cache | None = None
         if config.use_cache:
             cache = LocalDiskCache(config.disk_cache or base.default_disk_cache)
+            if config.remote is not None:
+                cache = _with_remote(cache, config.remote, reporter)
         executor = Executor(
             base.execroot,
             base.sandbox_root,
@@ -55,6 +64,26 @@ def execute(
         try:
             return Scheduler(graph, executor, reporter, config.options, log).build(wanted)
         finally:
+            _report_remote(cache, reporter)
             stat_cache.save()
             log.save()
             base.link_convenience_symlink()
+
+
+def _with_remote(local: LocalDiskCache, remote: RemoteOptions, reporter: Reporter) -> Cache:
+    from strata.engine.cache_http import HttpCache
+    from strata.engine.cache_tiered import TieredCache
+
+    return TieredCache(local, HttpCache(remote, reporter.warning), remote)
+
+
+def _report_remote(cache: Cache | None, reporter: Reporter) -> None:
+    from strata.engine.cache_tiered import TieredCache
+
+    if isinstance(cache, TieredCache):
+        s = cache.remote.stats
+        reporter.info(
+            f"remote cache: {cache.remote_hits} hits, {s.downloaded} bytes downloaded, "
+            f"{s.uploaded} bytes uploaded, {s.requests} requests"
+        )
+        cache.remote.close()

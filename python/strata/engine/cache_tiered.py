@@ -27,14 +27,18 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from strata.engine import reapi
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputTree
-from strata.engine.cache_http import HttpCache, RemoteOptions
 from strata.engine.cache_local import LocalDiskCache
 from strata.engine.digests import StatCache
+
+if TYPE_CHECKING:
+    from strata.engine.cache_http import HttpCache, RemoteOptions
+
+# protobuf and urllib3 cost ~70 ms to import: only builds that use the remote
+# cache or REAPI keys pay for them, so `reapi` is imported where it is used.
 
 LOCAL_ONLY_TAGS = frozenset({"no-remote-cache", "no-remote", "no-cache"})
 
@@ -44,6 +48,8 @@ LOCAL_ONLY_TAGS = frozenset({"no-remote-cache", "no-remote", "no-cache"})
 
 def to_reapi(result: ActionResult) -> tuple[Any, dict[str, bytes]]:
     """The REAPI message for a result, and the Tree blobs (by sha256) it refers to."""
+    from strata.engine import reapi
+
     msg = reapi.ActionResult()
     for f in result.files:
         msg.output_files.add(
@@ -64,6 +70,8 @@ def to_reapi(result: ActionResult) -> tuple[Any, dict[str, bytes]]:
 
 def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionResult | None:
     """Our record of a REAPI result, or None if we can't use it (failed, symlinks, bad tree)."""
+    from strata.engine import reapi
+
     if msg.exit_code != 0 or len(msg.output_symlinks) or len(msg.output_file_symlinks):
         return None
     if len(msg.output_directory_symlinks):
@@ -200,6 +208,8 @@ def reapi_action_key(
     artifacts expanded to their files, all marked executable), so a result
     stored by either engine is found by the other.
     """
+    from strata.engine import reapi
+
     entries: list[reapi.FileEntry] = []
     for path in action.inputs:
         real = input_path(path)

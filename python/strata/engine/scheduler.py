@@ -29,6 +29,7 @@ from strata.canonical import json_bytes
 from strata.engine.action import Action
 from strata.engine.actionkey import action_key, explain_difference, key_material
 from strata.engine.cache import ActionResult
+from strata.engine.cache_tiered import reapi_action_key, scoped
 from strata.engine.digests import tree_digest, tree_listing
 from strata.engine.executor import Executor, Running
 from strata.engine.graph import ActionGraph, is_generated
@@ -42,6 +43,8 @@ class BuildOptions:
     jobs: int = 4
     keep_going: bool = False
     verbose_failures: bool = False
+    action_keys: str = "strata"
+    """`reapi`: key actions by their REAPI Action digest, as Bazel does (see cache_tiered)."""
 
 
 class ActionLog:
@@ -211,8 +214,11 @@ class Scheduler:
             result = self.executor.run_in_process(action, self.digests)
             self.reporter.action_finished(i, action, "in_process")
             return result
-        key = action_key(material)
-        cache = self.executor.cache
+        if self.options.action_keys == "reapi":
+            key = reapi_action_key(action, self.executor.input_path, self.executor.stat_cache)
+        else:
+            key = action_key(material)
+        cache = scoped(self.executor.cache, action)
         cacheable = cache is not None and "no-cache" not in action.tags
         cached = cache.get_action_result(key) if cache is not None and cacheable else None
         if cached is not None and self.executor.materialize(cached):
@@ -243,7 +249,7 @@ class Scheduler:
             finished = self.executor.finish(slot.running, verbose=self.options.verbose_failures)
         finally:
             os.close(slot.pidfd)
-        cache = self.executor.cache
+        cache = scoped(self.executor.cache, action)
         if cache is not None and "no-cache" not in action.tags:
             cache.put_action_result(slot.key, finished.result)
         self.log.put(action, slot.material)
