@@ -1,0 +1,289 @@
+"""`strata action CustomizationLayer @request.json`: an image's customisation layer.
+
+dockerTools.buildLayeredImage's top layer: the `contents` store paths joined
+at `/` the way nixpkgs' `symlinkJoin` (lndir) does it — real directories,
+every file a symlink into its store path, the first path to provide a name
+wins — then `extra_commands` run in the layer root, then
+`fake_root_commands` under fakeroot, so their chown/chmod are what the tar
+records. The store paths themselves are not in this layer (they have their
+own, see StoreLayer / LayerGroups).
+
+Request (keys sorted; `schema_version` 1):
+
+    contents            list, joined in order:
+                          {"store_path": "/nix/store/<hash>-<name>", "src": dir}
+                              symlink-joined: links point into store_path, src is its content
+                          {"src": dir}   copied into the root (copyToRoot-style), merged
+    extra_commands      shell text, run by /bin/sh -e with the layer root as cwd ("")
+    fake_root_commands  shell text, run under fakeroot with the layer root as cwd ("")
+    enable_fakechroot   bool (default false): run fake_root_commands chrooted in the
+                        layer root with `proot -r ROOT -0`, each contents store path
+                        bound at its store path; /bin/sh must then be in the layer
+    compressor          "none" | "gzip" | "zstd" (default "gzip")
+    output, descriptor  the layer blob and its descriptor JSON (the Layer action's contract)
+    uid, gid, uname, gname, mtime
+                        owner of every entry whose (faked) owner is root, and the
+                        time of every entry (0, 0, "", "", 1)
+
+Why fakeroot and not real root: fakeroot only fakes for a caller that is not
+root (as root it really chowns, and the result would depend on who ran the
+build). So when strata runs as root, the commands run as uid/gid 65534
+(`setpriv`) on a work tree it owns. The ownership and modes fakeroot reports
+are read, inside the same fakeroot session, with `find -printf`; the layer
+is then written from those, so the tar holds the faked ownership and the
+real files are never chowned. `enable_fakechroot` uses proot, which fakes
+root to the commands but does not remember chown: in that mode ownership
+changes are not recorded (modes are).
+
+The commands see `PATH=/usr/bin:/bin`, `HOME=/homeless-shelter`, `LC_ALL=C`,
+`out` = the layer root (as Nix builders do) and umask 022, so their results
+do not depend on the caller's environment. Entries are sorted and have a
+fixed mtime: the same request gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from strata.actions.layer import ownership
+from strata.actions.request import field
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.fsutil import write_bytes_atomic
+from strata.oci.compress import check_compressor
+from strata.oci.layer import Ownership, write_layer_from_entries
+from strata.oci.tree import DIR, FILE, SYMLINK, Entry, normalize_dest, sort_key
+
+COMMAND_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/homeless-shelter", "LC_ALL": "C"}
+NOBODY = 65534
+_KEYS = {
+    "compressor",
+    "contents",
+    "descriptor",
+    "enable_fakechroot",
+    "extra_commands",
+    "fake_root_commands",
+    "gid",
+    "gname",
+    "mtime",
+    "output",
+    "schema_version",
+    "uid",
+    "uname",
+}
+# find's view of each entry, NUL-separated: path, uid, gid, permission bits, type.
+_LISTING_FORMAT = r"%P\0%U\0%G\0%m\0%y\0"
+
+
+def _link_join(src: Path, dest: Path, target: str) -> None:
+    """lndir: mirror directories, symlink everything else; an existing name is kept."""
+    for child in sorted(os.listdir(src)):
+        s = src / child
+        d = dest / child
+        if s.is_dir() and not s.is_symlink():
+            if not d.exists() and not d.is_symlink():
+                d.mkdir(mode=0o755)
+            if d.is_dir() and not d.is_symlink():
+                _link_join(s, d, f"{target}/{child}")
+        elif not d.exists() and not d.is_symlink():
+            os.symlink(f"{target}/{child}", d)
+
+
+def _copy_into(src: Path, dest: Path) -> None:
+    """Copy a tree, merging into existing directories and replacing files."""
+    for child in sorted(os.listdir(src)):
+        s = src / child
+        d = dest / child
+        if s.is_dir() and not s.is_symlink():
+            if d.is_symlink() or (d.exists() and not d.is_dir()):
+                d.unlink()
+            d.mkdir(mode=0o755, exist_ok=True)
+            _copy_into(s, d)
+            os.chmod(d, stat.S_IMODE(os.lstat(s).st_mode) | 0o200)
+            continue
+        if d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d)
+        elif d.exists() or d.is_symlink():
+            d.unlink()
+        if s.is_symlink():
+            os.symlink(os.readlink(s), d)
+        else:
+            shutil.copyfile(s, d)
+            os.chmod(d, stat.S_IMODE(os.lstat(s).st_mode) | 0o200)
+
+
+def _contents(req: dict[str, Any], where: str) -> list[tuple[str | None, Path]]:
+    items: list[tuple[str | None, Path]] = []
+    for i, item in enumerate(field(req, "contents", list, where, [])):
+        at = f"{where}: contents[{i}]"
+        if not isinstance(item, dict) or not set(item) <= {"src", "store_path"}:
+            raise UserError(
+                f'must be {{"store_path": P, "src": DIR}} or {{"src": DIR}} (got {item!r:.80})',
+                where=at,
+            )
+        src = Path(field(item, "src", str, at))
+        store_path = field(item, "store_path", (str, type(None)), at, None)
+        if store_path is not None and not store_path.startswith("/"):
+            raise UserError(
+                f"store_path must be absolute (got {store_path!r}); "
+                "write <store_dir>/<hash>-<name>",
+                where=at,
+            )
+        if not src.is_dir():
+            raise UserError(
+                f"src is not a directory (got {str(src)!r}); pass the store path's content",
+                where=at,
+            )
+        items.append((store_path.rstrip("/") if store_path else None, src))
+    return items
+
+
+def _run(argv: list[str], cwd: Path, what: str, where: str, **kw: Any) -> None:
+    env = {**COMMAND_ENV, "out": str(cwd)}
+    res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    if res.returncode != 0:
+        tail = " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
+        raise UserError(
+            f"{what} failed (got exit status {res.returncode}: {tail[-300:]!r}); fix {what}",
+            where=where,
+        )
+
+
+def _drop_privileges(root: Path) -> list[str]:
+    """As root, hand the work tree to nobody and return the setpriv prefix; else nothing."""
+    if os.geteuid() != 0:
+        return []
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.lchown(dirpath, NOBODY, NOBODY)
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), NOBODY, NOBODY)
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+def _fake_root(
+    work: Path, root: Path, commands: str, chroot_binds: list[str] | None, where: str
+) -> dict[str, tuple[int, int, int]]:
+    """Run `commands` under fakeroot; return {name: (uid, gid, mode)} as fakeroot saw them."""
+    listing = work / "listing"
+    script = work / "commands.sh"
+    script.write_text(commands)
+    os.chmod(script, 0o644)
+    prefix = _drop_privileges(work)
+    if chroot_binds is not None:
+        run_cmds = ["proot", "-r", str(root), "-0", "-w", "/", *chroot_binds]
+        run_cmds += ["/bin/sh", "-ec", commands]
+    else:
+        run_cmds = ["/bin/sh", "-e", str(script)]
+    shell = '"$@" && find "$ROOT" -fprintf "$LISTING" "$FORMAT"'
+    argv = [*prefix, "fakeroot", "-s", str(work / "state"), "--", "/bin/sh", "-c", shell, "sh"]
+    extra_env = {"ROOT": str(root), "LISTING": str(listing), "FORMAT": _LISTING_FORMAT}
+    env = {**COMMAND_ENV, "out": str(root), **extra_env}
+    res = subprocess.run([*argv, *run_cmds], cwd=root, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        tail = " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
+        raise UserError(
+            f"fake_root_commands failed (got exit status {res.returncode}: {tail[-300:]!r}); "
+            "fix fake_root_commands",
+            where=where,
+        )
+    fields = listing.read_bytes().split(b"\0")
+    seen: dict[str, tuple[int, int, int]] = {}
+    for i in range(0, len(fields) - 4, 5):
+        name = os.fsdecode(fields[i])
+        seen[name] = (int(fields[i + 1]), int(fields[i + 2]), int(fields[i + 3], 8))
+    return seen
+
+
+def _entries(
+    root: Path, owner: Ownership, faked: dict[str, tuple[int, int, int]] | None
+) -> list[Entry]:
+    """The layer's entries from the tree on disk, with faked ownership where there is some."""
+    out: list[Entry] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            st = os.lstat(path)
+            mode = stat.S_IMODE(st.st_mode)
+            uid = gid = None
+            if faked is not None and rel in faked:
+                f_uid, f_gid, mode = faked[rel]
+                if (f_uid, f_gid) != (0, 0):
+                    uid, gid = f_uid, f_gid
+            if stat.S_ISDIR(st.st_mode):
+                out.append(Entry(rel, DIR, mode, uid=uid, gid=gid))
+            elif stat.S_ISREG(st.st_mode):
+                out.append(Entry(rel, FILE, mode, size=st.st_size, source=path, uid=uid, gid=gid))
+            elif stat.S_ISLNK(st.st_mode):
+                out.append(Entry(rel, SYMLINK, 0o777, target=os.readlink(path), uid=uid, gid=gid))
+            else:
+                raise UserError(
+                    f"the commands left a special file in the layer (got {rel!r}, mode "
+                    f"{oct(st.st_mode)}); create only files, directories and symlinks",
+                    where="customization layer",
+                )
+    return sorted(out, key=lambda e: sort_key(e.name))
+
+
+def build_root(
+    req: dict[str, Any], where: str, work: Path
+) -> dict[str, tuple[int, int, int]] | None:
+    """Lay out the layer root at `work/root`; return fakeroot's ownership view, if any."""
+    root = work / "root"
+    root.mkdir(mode=0o755)
+    contents = _contents(req, where)
+    for store_path, src in contents:
+        if store_path is None:
+            _copy_into(src, root)
+        else:
+            _link_join(src, root, store_path)
+    extra = field(req, "extra_commands", str, where, "")
+    if extra:
+        _run(["/bin/sh", "-ec", extra], root, "extra_commands", where)
+    fake = field(req, "fake_root_commands", str, where, "")
+    chroot = field(req, "enable_fakechroot", bool, where, False)
+    if not fake:
+        return None
+    binds = None
+    if chroot:
+        binds = []
+        for store_path, src in contents:
+            if store_path is not None:
+                normalize_dest(store_path, where)
+                binds += ["-b", f"{src.resolve()}:{store_path}"]
+    return _fake_root(work, root, fake, binds, where)
+
+
+def run(req: dict[str, Any], where: str) -> None:
+    for key in req:
+        if key not in _KEYS:
+            raise UserError(
+                f"unknown request key (got {key!r}); allowed keys: {', '.join(sorted(_KEYS))}",
+                where=where,
+            )
+    compressor = check_compressor(field(req, "compressor", str, where, "gzip"), where)
+    output = field(req, "output", str, where)
+    descriptor_path = field(req, "descriptor", str, where)
+    owner = ownership(req, where)
+    old_umask = os.umask(0o022)
+    try:
+        # Under the system temp dir, not beside the output: an unprivileged uid must reach it.
+        with tempfile.TemporaryDirectory(prefix="strata-customization-") as tmp:
+            work = Path(tmp)
+            faked = build_root(req, where, work)
+            entries = _entries(work / "root", owner, faked)
+            descriptor = write_layer_from_entries(output, compressor, entries, owner)
+    finally:
+        os.umask(old_umask)
+    try:
+        write_bytes_atomic(descriptor_path, json_bytes(descriptor.to_json()))
+    except BaseException:
+        os.unlink(output)
+        raise

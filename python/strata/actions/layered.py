@@ -1,0 +1,158 @@
+"""`strata action LayerGroups @request.json`: store path layers grouped for one image.
+
+buildLayeredImage's grouping, done at execution time (grouping breaks ties
+by store path name, a content hash the rules cannot know). Input: every
+store path's cached layer (StoreLayer outputs) and the closure; output: a
+directory (a Bazel tree artifact) of the image's store-path layers in order,
+which ImageAssemble and StreamImage take as `{"dir": DIR}` in `layers`.
+
+A path that gets a layer of its own is copied verbatim from its StoreLayer
+blob, never re-tarred: the same store path gives a byte-identical layer (and
+digest) in every image, which is what lets registries and `docker load`
+share it. Paths grouped together are concatenated (strata.store.layer.
+concat_layers), digested while copied, without reading the store path files.
+
+Request (keys sorted; `schema_version` 1):
+
+    store_layers         [{"store_path": P, "blob": B, "descriptor": D}]: StoreLayer outputs
+                         of every path that may be in the closure (extra ones are ignored)
+    closures             files describing the closure: strata closure JSON, nixpkgs
+                         exportReferencesGraph list, or StorePath `info` files
+    roots                optional store paths the image holds (default: the closure files' roots)
+    config               optional image config: store paths its Cmd, Entrypoint and Env name
+                         are added to the roots when described, and are an error otherwise
+    store_dir            default "/nix/store"
+    layering             "popularity" (default, as dockerTools) | "auto_layer" | pipeline steps
+                         (strata.layering.pipeline)
+    max_layers           default 100; counts base_layers and one customisation layer
+    base_layers          layers of the base image, default 0
+    include_store_paths  default true; false writes an empty directory (bind-mounted stores)
+    compressor           of grouped (concatenated) layers, default "none"; a single-path
+                         layer is copied as is when its blob already has this compressor
+    output               the directory to write (see strata.layering.plan_io for its layout)
+
+Errors leave no output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from strata.actions.image import check_keys, load_layer
+from strata.actions.request import field
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.fsutil import atomic_dir
+from strata.layering.pipeline import plan_layers
+from strata.layering.plan_io import (
+    LAYERS_JSON,
+    GroupedLayer,
+    add_config_roots,
+    layers_json_bytes,
+    read_closures,
+    strategy_steps,
+)
+from strata.layering.popularity import available_layers
+from strata.oci.compress import check_compressor
+from strata.oci.image import Blob
+from strata.oci.layer import LayerDescriptor
+from strata.store.closure import closure_of
+from strata.store.layer import concat_layers
+from strata.store.path import DEFAULT_STORE_DIR, check_store_dir
+
+_KEYS = {
+    "base_layers",
+    "closures",
+    "compressor",
+    "config",
+    "include_store_paths",
+    "layering",
+    "max_layers",
+    "output",
+    "roots",
+    "schema_version",
+    "store_dir",
+    "store_layers",
+}
+_SUFFIX = {"none": ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}
+
+
+def _store_layers(req: dict[str, Any], where: str) -> dict[str, tuple[Blob, LayerDescriptor]]:
+    """Each store path's cached layer, checked against its descriptor."""
+    out: dict[str, tuple[Blob, LayerDescriptor]] = {}
+    for i, item in enumerate(field(req, "store_layers", list, where)):
+        at = f"{where}: store_layers[{i}]"
+        if not isinstance(item, dict):
+            raise UserError(
+                f'must be {{"store_path", "blob", "descriptor"}} (got {item!r:.60})', where=at
+            )
+        check_keys(item, ("blob", "descriptor", "store_path"), at)
+        path = field(item, "store_path", str, at)
+        blob = load_layer({k: item[k] for k in ("blob", "descriptor") if k in item}, at)
+        desc_path = Path(item["descriptor"])
+        out[path] = (blob, LayerDescriptor.from_json(json.loads(desc_path.read_bytes()), at))
+    return out
+
+
+def _groups(req: dict[str, Any], where: str, store_dir: str) -> list[list[str]]:
+    roots, infos = read_closures(field(req, "closures", list, where), where)
+    roots = field(req, "roots", list, where, roots)
+    if not all(isinstance(r, str) for r in roots):
+        raise UserError(f"roots must be store path strings (got {roots!r:.80})", where=where)
+    roots = add_config_roots(roots, infos, req.get("config"), store_dir, where)
+    include = field(req, "include_store_paths", bool, where, True)
+    if not include or not roots:
+        return []
+    closure = closure_of(roots, infos, where)
+    max_layers = field(req, "max_layers", int, where, 100)
+    base_layers = field(req, "base_layers", int, where, 0)
+    available = available_layers(max_layers, base_layers, f"{where}: max_layers")
+    steps = strategy_steps(req.get("layering"), available, f"{where}: layering")
+    return plan_layers(closure, max_layers, base_layers, steps)
+
+
+def _write_group(
+    out: Path,
+    index: int,
+    group: list[str],
+    layers: dict[str, tuple[Blob, LayerDescriptor]],
+    compressor: str,
+) -> GroupedLayer:
+    name = f"layer-{index:03d}"
+    blob_name = name + _SUFFIX[compressor]
+    desc_name = name + ".json"
+    sources = [layers[p][0] for p in group]
+    if len(sources) == 1 and sources[0].compressor == compressor:
+        src = sources[0]
+        shutil.copyfile(src.path, out / blob_name)
+        data = json_bytes(layers[group[0]][1].to_json())
+    else:
+        desc = concat_layers(out / blob_name, [b.path for b in sources], compressor)
+        data = json_bytes(desc.to_json())
+    (out / desc_name).write_bytes(data)
+    return GroupedLayer(blob_name, desc_name, tuple(group))
+
+
+def run(req: dict[str, Any], where: str) -> None:
+    check_keys(req, _KEYS, where)
+    compressor = check_compressor(field(req, "compressor", str, where, "none"), where)
+    store_dir = check_store_dir(
+        field(req, "store_dir", str, where, DEFAULT_STORE_DIR), f"{where}: store_dir"
+    )
+    output = field(req, "output", str, where)
+    blobs = _store_layers(req, where)
+    groups = _groups(req, where, store_dir)
+    for group in groups:
+        for path in group:
+            if path not in blobs:
+                raise UserError(
+                    f"no cached layer for store path {path} (got layers for {len(blobs)} "
+                    "paths); list the StoreLayer output of every path in the closure",
+                    where=where,
+                )
+    with atomic_dir(output) as tmp:
+        layers = [_write_group(tmp, i, g, blobs, compressor) for i, g in enumerate(groups)]
+        (tmp / LAYERS_JSON).write_bytes(layers_json_bytes(layers))
