@@ -253,11 +253,14 @@ def build_root(
         return None
     binds = None
     if chroot:
+        # Copies under `work`: the unprivileged uid may not be able to reach the inputs.
         binds = []
-        for store_path, src in contents:
+        for i, (store_path, src) in enumerate(contents):
             if store_path is not None:
                 normalize_dest(store_path, where)
-                binds += ["-b", f"{src.resolve()}:{store_path}"]
+                copy = work / "store" / str(i)
+                shutil.copytree(src, copy, symlinks=True)
+                binds += ["-b", f"{copy}:{store_path}"]
     return _fake_root(work, root, fake, binds, where)
 
 

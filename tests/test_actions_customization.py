@@ -1,0 +1,195 @@
+"""CustomizationLayer through the action CLI: join, extra_commands, fake_root_commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realtools import need
+from strata.cli import main
+
+STORE = "/nix/store"
+BUSYBOX_PATH = f"{STORE}/0c8w9s1iy6mbmn8xl9wn3m2d8cg1zc6q-busybox"
+TOOLS_PATH = f"{STORE}/1bfwg64jzs1pzh4x0jj7lyw5cy5hs0pv-tools"
+
+
+def action(tmp: Path, mnemonic: str, req: dict[str, Any]) -> int:
+    path = tmp / f"{mnemonic}.json"
+    path.write_text(json.dumps({"schema_version": 1, **req}, sort_keys=True))
+    return main(["action", mnemonic, f"@{path}"])
+
+
+def store_content(tmp: Path) -> tuple[Path, Path]:
+    busybox = tmp / "busybox"
+    (busybox / "bin").mkdir(parents=True)
+    (busybox / "bin" / "busybox").write_bytes(b"not really busybox\n")
+    os.symlink("busybox", busybox / "bin" / "sh")
+    tools = tmp / "tools"
+    (tools / "bin").mkdir(parents=True)
+    (tools / "bin" / "sh").write_text("tools' sh loses: busybox comes first\n")
+    (tools / "bin" / "tool").write_text("#!/bin/sh\n")
+    (tools / "etc").mkdir()
+    (tools / "etc" / "tool.conf").write_text("x=1\n")
+    return busybox, tools
+
+
+def layer_request(tmp: Path, **extra: Any) -> dict[str, Any]:
+    busybox, tools = store_content(tmp)
+    return {
+        "contents": [
+            {"store_path": BUSYBOX_PATH, "src": str(busybox)},
+            {"store_path": TOOLS_PATH, "src": str(tools)},
+        ],
+        "compressor": "none",
+        "output": str(tmp / "out" / "layer.tar"),
+        "descriptor": str(tmp / "out" / "layer.json"),
+        **extra,
+    }
+
+
+def members(path: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(path) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_contents_are_symlink_joined_first_wins(tmp_path: Path) -> None:
+    assert action(tmp_path, "CustomizationLayer", layer_request(tmp_path)) == 0
+    m = members(tmp_path / "out" / "layer.tar")
+    assert sorted(m) == ["bin", "bin/busybox", "bin/sh", "bin/tool", "etc", "etc/tool.conf"]
+    assert m["bin"].isdir() and m["bin"].mode == 0o755
+    assert m["bin/sh"].issym() and m["bin/sh"].linkname == f"{BUSYBOX_PATH}/bin/sh"
+    assert m["bin/tool"].linkname == f"{TOOLS_PATH}/bin/tool"
+    assert m["etc/tool.conf"].linkname == f"{TOOLS_PATH}/etc/tool.conf"
+    assert all(x.mtime == 1 and x.uid == 0 and x.gid == 0 for x in m.values())
+    desc = json.loads((tmp_path / "out" / "layer.json").read_text())
+    assert desc["size"] == (tmp_path / "out" / "layer.tar").stat().st_size
+
+
+def test_extra_commands_make_world_writable_dir(tmp_path: Path) -> None:
+    req = layer_request(tmp_path, extra_commands="mkdir -m 1777 tmp && echo hi > etc/motd")
+    assert action(tmp_path, "CustomizationLayer", req) == 0
+    m = members(tmp_path / "out" / "layer.tar")
+    assert m["tmp"].isdir() and m["tmp"].mode == 0o1777
+    assert m["etc/motd"].isfile() and m["etc/motd"].mode == 0o644
+    with tarfile.open(tmp_path / "out" / "layer.tar") as tar:
+        f = tar.extractfile("etc/motd")
+        assert f is not None and f.read() == b"hi\n"
+
+
+def test_fake_root_commands_ownership_lands_in_tar(tmp_path: Path) -> None:
+    need("fakeroot")
+    if os.geteuid() == 0:
+        need("setpriv")
+    req = layer_request(
+        tmp_path,
+        extra_commands="mkdir data && echo s > data/secret",
+        fake_root_commands="chown 1000:1000 ./data && chmod 0700 ./data && chown 7:8 data/secret",
+    )
+    assert action(tmp_path, "CustomizationLayer", req) == 0
+    m = members(tmp_path / "out" / "layer.tar")
+    assert (m["data"].uid, m["data"].gid, m["data"].mode) == (1000, 1000, 0o700)
+    assert (m["data/secret"].uid, m["data/secret"].gid) == (7, 8)
+    # Untouched entries stay root-owned (the request's uid/gid), nothing was really chowned.
+    assert (m["bin"].uid, m["bin"].gid, m["bin/sh"].uid) == (0, 0, 0)
+
+
+def test_fake_root_owner_defaults_come_from_request(tmp_path: Path) -> None:
+    need("fakeroot")
+    req = layer_request(tmp_path, fake_root_commands="chown 5:6 etc", uid=42, gid=43)
+    assert action(tmp_path, "CustomizationLayer", req) == 0
+    m = members(tmp_path / "out" / "layer.tar")
+    assert (m["etc"].uid, m["etc"].gid) == (5, 6)
+    assert (m["bin"].uid, m["bin"].gid) == (42, 43)
+
+
+def test_same_request_same_bytes(tmp_path: Path) -> None:
+    need("fakeroot")
+    outs = []
+    for i in range(2):
+        d = tmp_path / str(i)
+        d.mkdir()
+        req = layer_request(
+            d,
+            compressor="gzip",
+            extra_commands="mkdir -m 1777 tmp",
+            fake_root_commands="chown 1:1 tmp",
+        )
+        req["output"] = str(tmp_path / f"layer{i}.tgz")
+        req["descriptor"] = str(tmp_path / f"layer{i}.json")
+        assert action(d, "CustomizationLayer", req) == 0
+        outs.append((tmp_path / f"layer{i}.tgz").read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_fakechroot_runs_commands_in_the_layer_root(tmp_path: Path) -> None:
+    need("fakeroot")
+    need("proot")
+    busybox = need("busybox")
+    content = tmp_path / "bb"
+    (content / "bin").mkdir(parents=True)
+    (content / "bin" / "busybox").write_bytes(Path(busybox).read_bytes())
+    os.chmod(content / "bin" / "busybox", 0o755)
+    os.symlink("busybox", content / "bin" / "sh")
+    os.symlink("busybox", content / "bin" / "mkdir")
+    os.symlink("busybox", content / "bin" / "chmod")
+    req = {
+        "contents": [{"store_path": BUSYBOX_PATH, "src": str(content)}],
+        "compressor": "none",
+        "enable_fakechroot": True,
+        "fake_root_commands": "mkdir /srv && chmod 0750 /srv && echo $(pwd) > /srv/where",
+        "output": str(tmp_path / "layer.tar"),
+        "descriptor": str(tmp_path / "layer.json"),
+    }
+    assert action(tmp_path, "CustomizationLayer", req) == 0
+    m = members(tmp_path / "layer.tar")
+    assert m["srv"].isdir() and m["srv"].mode == 0o750
+    with tarfile.open(tmp_path / "layer.tar") as tar:
+        f = tar.extractfile("srv/where")
+        assert f is not None and f.read() == b"/\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"extra_commands": "echo broken >&2; exit 3"},
+            "extra_commands failed (got exit status 3: 'broken'); fix extra_commands",
+        ),
+        (
+            {"fake_root_commands": "false"},
+            "fake_root_commands failed (got exit status 1: ''); fix fake_root_commands",
+        ),
+        (
+            {"contents": [{"src": "/nonexistent-strata-dir"}]},
+            "contents[0]: src is not a directory (got '/nonexistent-strata-dir'); "
+            "pass the store path's content",
+        ),
+        (
+            {"contents": [{"store_path": "nix/store/x", "src": "/"}]},
+            "contents[0]: store_path must be absolute (got 'nix/store/x'); "
+            "write <store_dir>/<hash>-<name>",
+        ),
+        ({"bogus": 1}, "unknown request key (got 'bogus'); allowed keys: compressor, contents"),
+        (
+            {"compressor": "lzma"},
+            "compressor",
+        ),
+    ],
+)
+def test_bad_requests_one_line_and_no_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: dict[str, Any], message: str
+) -> None:
+    if "fake_root_commands" in extra:
+        need("fakeroot")
+    req = {**layer_request(tmp_path), **extra}
+    rc = action(tmp_path, "CustomizationLayer", req)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert message in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
