@@ -36,12 +36,14 @@ def test_strata_rc_wins_over_bazelrc_and_accepts_negation(tmp_path: Path) -> Non
 
 def test_unknown_flag_in_strata_rc_names_file_and_line(tmp_path: Path) -> None:
     rc = tmp_path / ".strata.rc"
-    rc.write_text("build --jobs=2\nbuild --remote_cache=x\n")
+    rc.write_text("build --jobs=2\nbuild --remote_executor=x\n")
     with pytest.raises(UserError) as info:
         read_rc(rc, "build", strict=True)
     assert str(info.value) == (
-        f"{rc}:2: unknown flag (got '--remote_cache=x'); strata knows "
-        "--disk_cache, --explain, --jobs, --keep_going, --verbose_failures"
+        f"{rc}:2: unknown flag (got '--remote_executor=x'); strata knows "
+        "--action_keys, --disk_cache, --explain, --jobs, --keep_going, --remote_accept_cached, "
+        "--remote_cache, --remote_header, --remote_max_connections, --remote_timeout, "
+        "--remote_upload_local_results, --verbose_failures"
     )
 
 

@@ -106,12 +106,16 @@ def _execute(args: argparse.Namespace, base: Any, result: Any, wanted: list[str]
             where="strata",
         )
     options = BuildOptions(
-        jobs=args.jobs, keep_going=args.keep_going, verbose_failures=args.verbose_failures
+        jobs=args.jobs,
+        keep_going=args.keep_going,
+        verbose_failures=args.verbose_failures,
+        action_keys=args.action_keys,
     )
     config = ExecutionConfig(
         options,
         disk_cache=Path(args.disk_cache).resolve() if args.disk_cache else None,
         source_path=getattr(result, "source_path", None),
+        remote=_remote_options(args),
     )
     return execute(base, result.actions, wanted, config, _reporter(args))
 
@@ -233,6 +237,60 @@ def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
         p.add_argument(f"--{name}", action="store_true", default=False, help=helptext)
         p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--disk_cache", help="directory of the local action cache")
+    _add_remote_flags(p)
+
+
+def _add_remote_flags(p: argparse.ArgumentParser) -> None:
+    """Bazel's remote-cache flags, with Bazel's names and defaults (timeout, connections)."""
+    p.add_argument("--remote_cache", help="http(s)://[user:pw@]host[:port][/prefix] cache server")
+    for name, helptext in (
+        ("remote_upload_local_results", "upload results of locally run actions (default on)"),
+        ("remote_accept_cached", "use results found in the remote cache (default on)"),
+    ):
+        p.add_argument(f"--{name}", action="store_true", default=True, help=helptext)
+        p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+    p.add_argument("--remote_timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument(
+        "--remote_header", action="append", default=[], help="Name=Value sent with every request"
+    )
+    p.add_argument("--remote_max_connections", type=int, default=8, help="concurrent requests")
+    p.add_argument(
+        "--action_keys",
+        choices=("strata", "reapi"),
+        default="strata",
+        help="reapi: key actions by their REAPI Action digest to share entries with Bazel",
+    )
+
+
+def _remote_options(args: argparse.Namespace) -> Any:
+    from strata.engine.cache_http import RemoteOptions
+
+    if not getattr(args, "remote_cache", None):
+        return None
+    headers = []
+    for h in args.remote_header:
+        name, eq, value = h.partition("=")
+        if not eq or not name:
+            raise UserError(
+                f"--remote_header must be Name=Value (got {h!r}); "
+                "write e.g. --remote_header=X-Token=SECRET",
+                where="strata",
+            )
+        headers.append((name, value))
+    if args.remote_timeout <= 0 or args.remote_max_connections < 1:
+        raise UserError(
+            "--remote_timeout and --remote_max_connections must be positive "
+            f"(got {args.remote_timeout} and {args.remote_max_connections}); pass larger values",
+            where="strata",
+        )
+    return RemoteOptions(
+        url=args.remote_cache,
+        upload_local_results=args.remote_upload_local_results,
+        accept_cached=args.remote_accept_cached,
+        timeout=args.remote_timeout,
+        headers=tuple(headers),
+        max_connections=args.remote_max_connections,
+    )
 
 
 def _with_rc_args(argv: list[str]) -> list[str]:

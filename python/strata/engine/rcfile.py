@@ -37,9 +37,18 @@ FLAGS: Mapping[str, FlagSpec] = {
     "disk_cache": FlagSpec(True, _BUILDISH),
     "verbose_failures": FlagSpec(False, _BUILDISH),
     "explain": FlagSpec(False, _BUILDISH),
+    "remote_cache": FlagSpec(True, _BUILDISH),
+    "remote_upload_local_results": FlagSpec(False, _BUILDISH),
+    "remote_accept_cached": FlagSpec(False, _BUILDISH),
+    "remote_timeout": FlagSpec(True, _BUILDISH),
+    "remote_header": FlagSpec(True, _BUILDISH),
+    "remote_max_connections": FlagSpec(True, _BUILDISH),
+    "action_keys": FlagSpec(True, _BUILDISH),
 }
 """Flags an rc file may set; `output_base` is a startup option and stays on the command line."""
 
+# Remote-cache flags are not taken from .bazelrc: it often names a grpc:// cache,
+# which strata cannot speak; teams put the HTTP cache in .strata.rc.
 _BAZEL_SHARED = frozenset({"jobs", "keep_going", "disk_cache", "verbose_failures"})
 
 
