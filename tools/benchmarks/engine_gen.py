@@ -7,7 +7,7 @@ depends on target i-1 of its package and on the same target of the previous
 package, so analysis walks real depsets. The same workspace builds with
 `bazel build //...` and `strata build //...`.
 
-    tools/bench_engine_gen.py OUT_DIR [--packages 100] [--targets 10]
+    python3 tools/benchmarks/engine_gen.py OUT_DIR [--packages 100] [--targets 10]
 """
 
 from __future__ import annotations
@@ -46,7 +46,12 @@ def generate(out: Path, packages: int, targets: int) -> None:
     (out / "rules" / "BUILD").write_text("")
     (out / "rules" / "node.bzl").write_text(RULE)
     for p in range(packages):
-        lines = ['load("//rules:node.bzl", "node")', ""]
+        lines = [
+            'load("//rules:node.bzl", "node")',
+            "",
+            'package(default_visibility = ["//visibility:public"])',
+            "",
+        ]
         for t in range(targets):
             deps = []
             if t:
