@@ -1,0 +1,291 @@
+"""Teams sharing action results through a real nginx WebDAV cache, and with real Bazel 4.2.3.
+
+Team A builds with `--remote_cache`; team B, a copy of the workspace in
+another directory with its own output base and an empty disk cache, builds
+the same actions and runs none of them. Real Bazel stores and finds entries
+on the same server, and, with REAPI action keys, Bazel and strata hit each
+other's entries. Failure cases: server down, a hung server, a corrupt blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from enginekit import BIN, sh
+from nginx_server import NginxCache
+from realtools import need
+from strata.engine import reapi
+from strata.engine.action import Action
+from strata.engine.build import ExecutionConfig, execute
+from strata.engine.cache_http import RemoteOptions
+from strata.engine.outputbase import OutputBase
+from strata.engine.report import BuildStats, Reporter
+from strata.engine.scheduler import BuildOptions
+
+pytestmark = pytest.mark.realtool
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[NginxCache]:
+    server = NginxCache(tmp_path / "nginx")
+    server.start(need("nginx"))
+    yield server
+    server.stop()
+
+
+def _workspace(root: Path, text: str = "hello\n") -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "WORKSPACE").write_text("")
+    (root / "src" / "a.txt").write_text(text)
+    (root / "src" / "b.txt").write_text("world\n")
+    return root
+
+
+ACTIONS = [
+    sh(
+        "//src:layer_a",
+        f"gzip -n -c src/a.txt > {BIN}/src/a.layer",
+        ["src/a.txt"],
+        [f"{BIN}/src/a.layer"],
+        mnemonic="StoreLayer",
+    ),
+    sh(
+        "//src:layer_b",
+        f"gzip -n -c src/b.txt > {BIN}/src/b.layer",
+        ["src/b.txt"],
+        [f"{BIN}/src/b.layer"],
+        mnemonic="StoreLayer",
+    ),
+    sh(
+        "//src:tree",
+        f"mkdir -p {BIN}/src/tree/sub && cp src/a.txt {BIN}/src/tree/sub/x && "
+        f"cp src/b.txt {BIN}/src/tree/y",
+        ["src/a.txt", "src/b.txt"],
+        [],
+        output_dirs=(f"{BIN}/src/tree",),
+    ),
+    sh(
+        "//src:image",
+        f"cat {BIN}/src/a.layer {BIN}/src/b.layer > {BIN}/src/image.tar",
+        [f"{BIN}/src/a.layer", f"{BIN}/src/b.layer"],
+        [f"{BIN}/src/image.tar"],
+        mnemonic="ImageAssemble",
+        tags=("no-remote-cache",),
+    ),
+]
+OUTPUTS = [f"{BIN}/src/a.layer", f"{BIN}/src/b.layer", f"{BIN}/src/image.tar"]
+
+
+def _build(
+    ws: Path,
+    out: Path,
+    actions: list[Action],
+    remote: RemoteOptions | None,
+    *,
+    keys: str = "strata",
+) -> tuple[BuildStats, str, OutputBase]:
+    stream = io.StringIO()
+    base = OutputBase(out / "base", ws)
+    config = ExecutionConfig(
+        BuildOptions(jobs=2, action_keys=keys), disk_cache=out / "disk", remote=remote
+    )
+    wanted = [o for a in actions for o in a.outputs + a.output_dirs]
+    stats = execute(base, actions, wanted, config, Reporter(stream, tty=False))
+    return stats, stream.getvalue(), base
+
+
+def _tree_bytes(base: OutputBase) -> dict[str, bytes]:
+    files = {p: (base.execroot / p).read_bytes() for p in OUTPUTS}
+    tree = base.execroot / BIN / "src" / "tree"
+    for p in sorted(tree.rglob("*")):
+        if p.is_file():
+            files[str(p.relative_to(base.execroot))] = p.read_bytes()
+    return files
+
+
+def test_team_b_fresh_clone_executes_nothing_it_may_share(
+    nginx: NginxCache, tmp_path: Path
+) -> None:
+    remote = RemoteOptions(url=nginx.url + "/teams")
+    ws_a, ws_b = _workspace(tmp_path / "a"), _workspace(tmp_path / "b")
+    stats_a, log_a, base_a = _build(ws_a, tmp_path / "out-a", ACTIONS, remote)
+    assert stats_a.executed == 4 and "warning" not in log_a
+    ac = nginx.entries("ac")
+    assert len(ac) == 3  # the image (no-remote-cache) is not uploaded
+    for data in ac.values():
+        reapi.ActionResult.FromString(data)  # real REAPI messages
+    cas = nginx.entries("cas")
+    image_sha = hashlib.sha256(base_a.execroot.joinpath(OUTPUTS[2]).read_bytes())
+    assert image_sha.hexdigest() not in cas
+    layer = base_a.execroot.joinpath(OUTPUTS[0]).read_bytes()
+    assert hashlib.sha256(layer).hexdigest() in cas
+
+    stats_b, log_b, base_b = _build(ws_b, tmp_path / "out-b", ACTIONS[:3], remote)
+    assert (stats_b.executed, stats_b.cache_hits) == (0, 3)
+    assert "remote cache: 3 hits" in log_b
+    stats_b2, _log, base_b = _build(ws_b, tmp_path / "out-b", ACTIONS, remote)
+    assert stats_b2.executed_labels == ["//src:image ImageAssemble"]
+    assert _tree_bytes(base_b) == _tree_bytes(base_a)
+    # Uploads went blobs first, action result last, each with a Content-Length.
+    puts = [r for r in nginx.requests() if r.startswith("PUT ")]
+    first_ac = next(i for i, r in enumerate(puts) if "/ac/" in r)
+    assert any("/cas/" in r for r in puts[:first_ac])
+
+
+def test_server_down_warns_once_and_builds_locally(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    remote = RemoteOptions(url=f"http://127.0.0.1:{port}", timeout=5)
+    stats, log, base = _build(_workspace(tmp_path / "ws"), tmp_path / "out", ACTIONS, remote)
+    assert stats.executed == 4
+    assert log.count("warning:") == 1 and "continuing without the remote cache" in log
+    assert (base.execroot / OUTPUTS[2]).read_bytes().startswith(b"\x1f\x8b")
+
+
+def test_hung_server_times_out_once_and_builds_locally(tmp_path: Path) -> None:
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)  # accepts connections into the backlog, never answers
+        port = hung.getsockname()[1]
+        remote = RemoteOptions(url=f"http://127.0.0.1:{port}", timeout=0.5)
+        stats, log, _base = _build(_workspace(tmp_path / "ws"), tmp_path / "out", ACTIONS, remote)
+    assert stats.executed == 4
+    assert log.count("warning:") == 1 and "Timeout" in log
+
+
+def test_corrupt_blob_on_the_server_is_rejected_and_the_action_runs(
+    nginx: NginxCache, tmp_path: Path
+) -> None:
+    remote = RemoteOptions(url=nginx.url)
+    _build(_workspace(tmp_path / "a"), tmp_path / "out-a", ACTIONS[:1], remote)
+    (blob,) = [p for p in nginx.cache_dir.joinpath("cas").iterdir()]
+    good = blob.read_bytes()
+    blob.write_bytes(b"not the layer")
+    stats, log, base = _build(_workspace(tmp_path / "b"), tmp_path / "out-b", ACTIONS[:1], remote)
+    assert stats.executed == 1 and stats.cache_hits == 0
+    assert (base.execroot / OUTPUTS[0]).read_bytes() == good
+    disk = tmp_path / "out-b" / "disk"
+    assert not [p for p in disk.rglob("*") if p.name.endswith(".tmp")]
+    # The local entry written is the one from the local run, with the right blob.
+    assert (disk / "cas" / blob.name[:2] / blob.name).read_bytes() == good
+
+
+def test_noremote_accept_cached_and_no_upload(nginx: NginxCache, tmp_path: Path) -> None:
+    quiet = RemoteOptions(url=nginx.url, upload_local_results=False)
+    _build(_workspace(tmp_path / "a"), tmp_path / "out-a", ACTIONS[:2], quiet)
+    assert nginx.entries("ac") == {}
+    _build(_workspace(tmp_path / "b"), tmp_path / "out-b", ACTIONS[:2], RemoteOptions(nginx.url))
+    blind = RemoteOptions(url=nginx.url, accept_cached=False)
+    stats, _log, _b = _build(_workspace(tmp_path / "c"), tmp_path / "out-c", ACTIONS[:2], blind)
+    assert stats.executed == 2
+
+
+# -- real Bazel 4.2.3 -------------------------------------------------------------
+
+BUILD = """\
+load(":defs.bzl", "concat")
+genrule(name = "gen", srcs = ["a.txt"], outs = ["gen.txt"], cmd = "cat $< $< > $@")
+concat(name = "cat", srcs = ["a.txt", ":gen"], tool = "tool.sh")
+"""
+DEFS = """\
+def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".out")
+    ctx.actions.run(
+        executable = ctx.file.tool,
+        arguments = [out.path] + [f.path for f in ctx.files.srcs],
+        inputs = ctx.files.srcs,
+        outputs = [out],
+        mnemonic = "Concat",
+        env = {"B": "2", "A": "1"},
+    )
+    return [DefaultInfo(files = depset([out]))]
+
+concat = rule(_impl, attrs = {
+    "srcs": attr.label_list(allow_files = True),
+    "tool": attr.label(allow_single_file = True, executable = True, cfg = "host"),
+})
+"""
+TOOL = '#!/bin/sh\nout=$1; shift; cat "$@" > "$out"\n'
+
+
+def _bazel_ws(root: Path, text: str) -> Path:
+    (root / "pkg").mkdir(parents=True)
+    (root / "WORKSPACE").write_text("")
+    (root / "pkg" / "BUILD").write_text(BUILD)
+    (root / "pkg" / "defs.bzl").write_text(DEFS)
+    (root / "pkg" / "a.txt").write_text(text)
+    (root / "pkg" / "tool.sh").write_text(TOOL)
+    os.chmod(root / "pkg" / "tool.sh", 0o755)
+    return root
+
+
+def _strata_mirror() -> list[Action]:
+    """The actions strata's analysis makes of that BUILD file: the Concat action is
+    the same command line, environment, inputs and outputs as Bazel's; the genrule
+    is a plain shell action (Bazel's genrule adds genrule-setup.sh and the client PATH)."""
+    gen, out = f"{BIN}/pkg/gen.txt", f"{BIN}/pkg/cat.out"
+    return [
+        sh("//pkg:gen", f"cat pkg/a.txt pkg/a.txt > {gen}", ["pkg/a.txt"], [gen]),
+        Action(
+            owner="//pkg:cat",
+            mnemonic="Concat",
+            progress_message="Concat pkg/cat.out",
+            argv=("pkg/tool.sh", out, "pkg/a.txt", gen),
+            env=(("A", "1"), ("B", "2")),
+            inputs=tuple(sorted([gen, "pkg/a.txt", "pkg/tool.sh"])),
+            outputs=(out,),
+        ),
+    ]
+
+
+def _bazel(ws: Path, root: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [need("bazel"), "--batch", f"--output_user_root={root}", *args],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stderr
+
+
+def test_bazel_and_strata_share_the_cache(nginx: NginxCache, tmp_path: Path) -> None:
+    root = tmp_path / "bazel-root"
+    flags = ["--spawn_strategy=processwrapper-sandbox", f"--remote_cache={nginx.url}"]
+
+    # Bazel twice with a clean in between: both its actions come from the server.
+    ws1 = _bazel_ws(tmp_path / "ws1", "hello\n")
+    _bazel(ws1, root, "build", *flags, "//pkg:cat")
+    want = (ws1 / "bazel-bin" / "pkg" / "cat.out").read_bytes()
+    _bazel(ws1, root, "clean")
+    err = _bazel(ws1, root, "build", *flags, "//pkg:cat")
+    assert "2 remote cache hit" in err
+    assert (ws1 / "bazel-bin" / "pkg" / "cat.out").read_bytes() == want
+
+    # strata with REAPI keys finds Bazel's Concat entry (and runs its own genrule).
+    remote = RemoteOptions(url=nginx.url)
+    stats, _log, base = _build(ws1, tmp_path / "s1", _strata_mirror(), remote, keys="reapi")
+    assert stats.executed_labels == ["//pkg:gen Genrule"] and stats.cache_hits == 1
+    assert (base.execroot / BIN / "pkg" / "cat.out").read_bytes() == want
+
+    # New content: strata builds first and uploads; Bazel then hits strata's Concat entry.
+    ws2 = _bazel_ws(tmp_path / "ws2", "fresh content\n")
+    stats, _log, base = _build(ws2, tmp_path / "s2", _strata_mirror(), remote, keys="reapi")
+    assert stats.executed == 2
+    err = _bazel(ws2, root, "build", *flags, "//pkg:cat")
+    assert "1 remote cache hit" in err
+    assert (ws2 / "bazel-bin" / "pkg" / "cat.out").read_bytes() == (
+        base.execroot / BIN / "pkg" / "cat.out"
+    ).read_bytes()
+    shutil.rmtree(root, ignore_errors=True)
