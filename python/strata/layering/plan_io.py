@@ -54,7 +54,8 @@ class GroupedLayer:
 def read_closures(files: Iterable[str | Path], where: str) -> tuple[list[str], list[PathInfo]]:
     """Roots and path descriptions from closure files, merged.
 
-    Accepted forms: strata's closure (`{"roots", "paths"}`), nixpkgs'
+    Accepted forms: strata's closure (`{"roots", "paths"}`; every listed path
+    is described, reachable from the roots or not), nixpkgs'
     exportReferencesGraph list, and a StorePath `info` file (`{"path",
     "closure": [...]}`, whose root is `path`).
     """
@@ -77,9 +78,12 @@ def read_closures(files: Iterable[str | Path], where: str) -> tuple[list[str], l
             roots.append(data["path"])
             infos.extend(PathInfo.from_json(e, str(f)) for e in data["closure"])
         else:
-            closure = Closure.from_json(data, str(f))
+            closure = Closure.from_json(data, str(f))  # checks the form and the roots' closure
             roots.extend(closure.roots)
             infos.extend(closure.paths)
+            if isinstance(data, dict):
+                # Paths no root reaches are still candidates (e.g. for the config's paths).
+                infos.extend(PathInfo.from_json(e, str(f)) for e in data["paths"])
     return sorted(set(roots)), infos
 
 
