@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +197,41 @@ def test_bad_requests_one_line_and_no_output(
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
     assert message in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_unprivileged_caller_uses_fakeroot_directly(tmp_path: Path) -> None:
+    """The usual Bazel case: strata itself runs as a user, so no setpriv is involved."""
+    need("fakeroot")
+    if os.geteuid() != 0:
+        pytest.skip("already unprivileged: the other fakeroot tests cover this case")
+    need("setpriv")
+    python = Path("/usr/bin/python3")
+    site = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    if not python.exists() or not (site / "site-packages").is_dir():
+        pytest.skip("no system python3 of this version to run strata as nobody")
+    work = Path(tempfile.mkdtemp(prefix="strata-nobody-", dir="/tmp"))
+    try:
+        os.chmod(work, 0o777)
+        req = layer_request(
+            work, extra_commands="mkdir data", fake_root_commands="chown 1000:1000 data"
+        )
+        for p in [work, *work.rglob("*")]:
+            os.lchown(p, 65534, 65534)
+        (work / "req.json").write_text(json.dumps({"schema_version": 1, **req}))
+        repo = Path(__file__).parents[1]
+        env = {"PYTHONPATH": f"{repo / 'python'}:{site / 'site-packages'}", "PATH": "/usr/bin:/bin"}
+        proc = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(python)]
+            + ["-m", "strata", "action", "CustomizationLayer", f"@{work / 'req.json'}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        m = members(work / "out" / "layer.tar")
+        assert (m["data"].uid, m["data"].gid) == (1000, 1000)
+        assert (m["bin"].uid, m["bin"].gid) == (0, 0)  # nobody's files, faked as root's
+        assert os.stat(work / "out" / "layer.tar").st_uid == 65534
+    finally:
+        shutil.rmtree(work)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import tarfile
@@ -409,3 +410,35 @@ def test_stream_with_missing_layers_dir_is_one_line_error(
     err = capsys.readouterr().err
     assert "cannot read layers.json of a layers directory" in err
     assert "pass the output directory of a LayerGroups action" in err
+
+
+def test_stream_to_fd_and_terminal_refused(
+    image: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    req = {k: v for k, v in image["request"].items() if k != "outputs"}
+    with open(tmp_path / "fd.tar", "wb") as f:
+        req["output"] = f"fd:{f.fileno()}"
+        assert action(tmp_path, "StreamImage", req) == 0
+    assert (tmp_path / "fd.tar").read_bytes() == (image["tmp"] / "image.tar").read_bytes()
+
+    # stdout on a real terminal: refused before anything is written.
+    del req["output"]
+    path = tmp_path / "tty.json"
+    path.write_text(json.dumps({"schema_version": 1, **req}, sort_keys=True))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "python")}
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "strata", "action", "StreamImage", f"@{path}"],
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            env=env,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 1
+    assert b"refusing to write a docker-archive to a terminal (got stdout); redirect it" in (
+        proc.stderr
+    )
