@@ -135,7 +135,7 @@ shared by two base images is fetched once. Credentials come from `docker login` 
 # -- image_push --------------------------------------------------------------------------
 
 _PUSH_SCRIPT = """#!/bin/sh
-# image_push {label}: pushes {image} to {registry}/{repository}.
+# image_push: pushes {image} to {registry}/{repository} (written by @strata//rules/private:registry.bzl).
 set -eu
 cd "${{RUNFILES_DIR:-$0.runfiles}}/{workspace}" 2>/dev/null || true
 exec {tool} action ImagePush "@{request}" "$@"
@@ -172,7 +172,6 @@ def _image_push_impl(ctx):
     ctx.actions.write(request, json.encode(sorted_dict(req)) + "\n")
     exe = ctx.actions.declare_file(ctx.label.name + ".sh")
     ctx.actions.write(exe, _PUSH_SCRIPT.format(
-        label = ctx.label,
         image = image.short_path,
         registry = ctx.attr.registry,
         repository = ctx.attr.repository,

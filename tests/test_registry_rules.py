@@ -1,0 +1,123 @@
+"""pull_image and image_push under real Bazel 4.2.3, against a real registry, run in Docker.
+
+A workspace in a temporary directory pulls a busybox base by digest with
+`pull_image`, builds `docker_image(from_image = "@bb")` on it and pushes it
+with `bazel run //:push` (twice: the second uploads nothing). skopeo pulls the
+result back into a docker-archive that the Docker engine runs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from image_helpers import busybox_layer, make_layer
+from realtools import DockerEngine, need, run
+from registry_server import RegistryServer
+from strata.oci.image import assemble
+from strata.oci.oci_layout import write_oci_layout
+from strata.oci.platform import parse_platform
+from strata.registry.client import Options, Registry, RegistryClient
+from strata.registry.push import push
+
+pytestmark = [pytest.mark.realtool, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+WORKSPACE = """workspace(name = "regtest")
+
+local_repository(name = "strata", path = "{root}")
+
+load("@strata//rules:repositories.bzl", "strata_dependencies")
+
+strata_dependencies()
+
+load("@strata//rules/private:registry.bzl", "pull_image")
+
+pull_image(
+    name = "bb",
+    registry = "{registry}",
+    repository = "base/bb",
+    digest = "{digest}",
+)
+"""
+
+BUILD = """load("@strata//rules:defs.bzl", "docker_image")
+load("@strata//rules/private:registry.bzl", "image_push")
+
+genrule(
+    name = "msg",
+    outs = ["msg.txt"],
+    cmd = "echo built by bazel on a pulled base > $@",
+)
+
+docker_image(
+    name = "app",
+    from_image = "@bb",
+    files = {{":msg": "/msg.txt"}},
+    config = {{"Cmd": ["/bin/sh", "-c", "cat /msg.txt"]}},
+    tag = "v1",
+)
+
+image_push(
+    name = "push",
+    image = ":app",
+    registry = "{registry}",
+    repository = "team/app",
+    tags = ["v1"],
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[RegistryServer]:
+    root = Path(tempfile.mkdtemp(prefix="strata-registry-rules-", dir="/tmp"))
+    server = RegistryServer(root, "plain").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_pull_image_build_and_image_push_under_bazel(
+    tmp_path: Path, registry: RegistryServer, docker_engine: DockerEngine
+) -> None:
+    bazel = need("bazel")
+    need("skopeo")
+    if not Path("/bin/busybox").is_file():
+        need("busybox")
+    blob = make_layer(tmp_path / "bb", busybox_layer("/bin/busybox"), "gzip")[0]
+    base = assemble(
+        layers=[blob], fields={"Cmd": ["/bin/sh"]}, platform=parse_platform("x86_64"), name="b/b"
+    ).image
+    write_oci_layout(tmp_path / "base", [base])
+    client = RegistryClient(Registry.parse(registry.address), Options(env={}))
+    digest = push(client, "base/bb", tmp_path / "base", ["1"], where="t").digest
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "WORKSPACE").write_text(
+        WORKSPACE.format(root=ROOT, registry=registry.address, digest=digest)
+    )
+    (ws / "BUILD").write_text(BUILD.format(registry=registry.address))
+    common = [bazel, "--batch", f"--output_user_root={tmp_path / 'bazel-root'}"]
+    flags = ["--spawn_strategy=processwrapper-sandbox", "--symlink_prefix=/"]
+    run(*common, "build", *flags, "//:app", "//:push", cwd=ws)
+    first = run(*common, "run", *flags, "//:push", cwd=ws)
+    assert f"{registry.address}/team/app@sha256:" in first.stdout
+    assert "uploaded 3 blobs" in first.stderr
+    second = run(*common, "run", *flags, "//:push", cwd=ws)
+    assert "uploaded 0 blobs (0 bytes), skipped 3 already present" in second.stderr
+    assert second.stdout == first.stdout
+
+    archive = tmp_path / "app.tar"
+    run(
+        "skopeo", "copy", "--src-tls-verify=false",
+        f"docker://{registry.host}/team/app:v1", f"docker-archive:{archive}:pushed/app:v1",
+    )  # fmt: skip
+    docker_engine.docker("load", "-i", archive)
+    out = docker_engine.docker("run", "--rm", "--network=none", "pushed/app:v1").stdout
+    assert out == "built by bazel on a pulled base\n"
