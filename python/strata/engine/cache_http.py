@@ -176,7 +176,7 @@ class HttpCache:
         except RemoteUnavailable:
             return None
         data = resp.data
-        self.stats.add(down=len(data))
+        self.stats.add(down=len(data) if resp.status == 200 else 0)
         if resp.status != 200 or not data:
             return None
         try:
@@ -204,7 +204,7 @@ class HttpCache:
         except RemoteUnavailable:
             return None
         data = resp.data
-        self.stats.add(down=len(data))
+        self.stats.add(down=len(data) if resp.status == 200 else 0)
         if resp.status != 200 or hashlib.sha256(data).hexdigest() != sha256:
             return None
         return data
