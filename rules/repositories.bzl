@@ -79,8 +79,12 @@ def _python(rctx):
             return path
     fail("error: @%s: no Python 3.11 or newer found (got candidates %s); install python3 (>= 3.11) or set python = \"/path/to/python3\" in strata_dependencies()" % (rctx.name, candidates))
 
+def _path_string(p):
+    # "%s" % path works in Bazel; written this way it also works in strata's engine.
+    return "%s/%s" % (p.dirname, p.basename)
+
 def _strata_tools_impl(rctx):
-    python = _python(rctx)
+    python = _path_string(_python(rctx))
     lock = rctx.path(rctx.attr.lock_file)
     rctx.report_progress("creating a pip to install %s" % rctx.attr.lock_file)
     res = rctx.execute([python, "-m", "venv", "_pip"], quiet = True)

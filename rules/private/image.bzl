@@ -11,7 +11,7 @@ def _base(ctx):
     if ImageInfo in dep:
         f = dep[ImageInfo].docker_archive
     else:
-        files = dep.files.to_list()
+        files = dep[DefaultInfo].files.to_list()
         if len(files) != 1:
             label_fail(ctx, "from_image", "must be an image target or one docker-archive/OCI file", len(files), "point at one image")
         f = files[0]
@@ -24,12 +24,12 @@ def _files(ctx):
     out = []
     inputs = []
     for target, dest in ctx.attr.files.items():
-        fs = target.files.to_list()
+        fs = target[DefaultInfo].files.to_list()
         if len(fs) == 1 and not dest.endswith("/"):
-            out.append({"dest": dest, "src": fs[0].path})
+            out.append({"dest": dest, "mode": "0644", "src": fs[0].path})
         else:
             for f in fs:
-                out.append({"dest": dest.rstrip("/") + "/" + f.basename, "src": f.path})
+                out.append({"dest": dest.rstrip("/") + "/" + f.basename, "mode": "0644", "src": f.path})
         inputs.extend(fs)
     return out, inputs
 
@@ -127,7 +127,7 @@ _COMMON_ATTRS = {
     "from_image": attr.label(allow_files = True, doc = "Base image: an image target, or a docker-archive / OCI layout file."),
     "from_image_name": attr.string(doc = "Pick this repository name from a multi-image base archive."),
     "from_image_tag": attr.string(doc = "Pick this tag (with from_image_name) from a multi-image base archive."),
-    "files": attr.label_keyed_string_dict(allow_files = True, doc = "Plain files → absolute destination in the image's top layer (a destination ending in / takes basenames)."),
+    "files": attr.label_keyed_string_dict(allow_files = True, doc = "Plain files → absolute destination in the image's top layer (a destination ending in / takes basenames); mode 0644 (put programs in a store_path with `executables`)."),
     "extra_commands": attr.string(doc = "Shell run by /bin/sh in the top layer's root (not chrooted) after contents are placed; e.g. \"mkdir -m 1777 tmp\"."),
     "keep_contents_dirlinks": attr.bool(doc = "Keep symlinks to directories in the top layer instead of replacing them (keepContentsDirlinks)."),
     "uid": attr.int(default = 0, doc = "Owner uid of every entry of the top layer."),

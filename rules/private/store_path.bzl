@@ -15,12 +15,12 @@ def _store_path_impl(ctx):
     contents = []
     inputs = []
     for target, dest in ctx.attr.srcs.items():
-        files = target.files.to_list()
+        files = target[DefaultInfo].files.to_list()
         if dest.endswith("/") or len(files) > 1:
             for f in files:
-                contents.append({"dest": dest.rstrip("/") + "/" + f.basename, "src": f.path})
+                contents.append({"dest": dest.rstrip("/") + "/" + f.basename, "mode": "0644", "src": f.path})
         else:
-            contents.append({"dest": dest, "src": files[0].path})
+            contents.append({"dest": dest, "mode": "0644", "src": files[0].path})
         inputs.extend(files)
     for dest, target in ctx.attr.symlinks.items():
         contents.append({"dest": dest, "target": target, "type": "symlink"})
@@ -100,7 +100,7 @@ store_path(
             doc = "Destination → symlink target, e.g. {\"bin/sh\": \"busybox\"}.",
         ),
         "executables": attr.string_list(
-            doc = "Destinations (from srcs) to mark executable; others keep their source's executable bit.",
+            doc = "Destinations (from srcs) to mark executable. Every other file is not executable: Bazel marks all outputs executable, so a source's own bit cannot be trusted.",
         ),
         "path_name": attr.string(
             doc = "The name after `<hash>-`; default: the target name.",
