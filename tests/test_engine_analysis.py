@@ -54,7 +54,7 @@ def test_benchmark_workspace_generator(tmp_path: Path) -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "bench_engine_gen", Path(__file__).parents[1] / "tools" / "bench_engine_gen.py"
+        "engine_gen", Path(__file__).parents[1] / "tools" / "benchmarks" / "engine_gen.py"
     )
     assert spec is not None and spec.loader is not None
     gen = importlib.util.module_from_spec(spec)
