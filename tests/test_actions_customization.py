@@ -235,3 +235,15 @@ def test_unprivileged_caller_uses_fakeroot_directly(tmp_path: Path) -> None:
         assert os.stat(work / "out" / "layer.tar").st_uid == 65534
     finally:
         shutil.rmtree(work)
+
+
+def test_missing_fakeroot_is_a_user_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    req = layer_request(tmp_path, fake_root_commands="true")
+    assert action(tmp_path, "CustomizationLayer", req) == 1
+    err = capsys.readouterr().err
+    assert "fake_root_commands needs fakeroot, which is not on PATH (got PATH=" in err
+    assert err.strip().endswith("install the Debian package fakeroot")
+    assert not (tmp_path / "out").exists()

@@ -144,9 +144,18 @@ def _contents(req: dict[str, Any], where: str) -> list[tuple[str | None, Path]]:
     return items
 
 
-def _run(argv: list[str], cwd: Path, what: str, where: str, **kw: Any) -> None:
+def _need(tool: str, package: str, why: str, where: str) -> None:
+    if shutil.which(tool) is None:
+        raise UserError(
+            f"{why} needs {tool}, which is not on PATH (got PATH={os.environ.get('PATH', '')!r});"
+            f" install the Debian package {package}",
+            where=where,
+        )
+
+
+def _run(argv: list[str], cwd: Path, what: str, where: str) -> None:
     env = {**COMMAND_ENV, "out": str(cwd)}
-    res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         tail = " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
         raise UserError(
@@ -251,6 +260,11 @@ def build_root(
     chroot = field(req, "enable_fakechroot", bool, where, False)
     if not fake:
         return None
+    _need("fakeroot", "fakeroot", "fake_root_commands", where)
+    if os.geteuid() == 0:
+        _need("setpriv", "util-linux", "fake_root_commands as root", where)
+    if chroot:
+        _need("proot", "proot", "enable_fakechroot", where)
     binds = None
     if chroot:
         # Copies under `work`: the unprivileged uid may not be able to reach the inputs.
