@@ -1,0 +1,27 @@
+"""What STYLE.md asks that tools can check: ruff, and mypy --strict on oci, store, engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*argv: str) -> None:
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(argv)}\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_ruff_check() -> None:
+    _run(str(BIN / "ruff"), "check", "python", "tests", "tools")
+
+
+def test_ruff_format() -> None:
+    _run(str(BIN / "ruff"), "format", "--check", "python", "tests", "tools")
+
+
+def test_mypy_strict() -> None:
+    _run(str(BIN / "mypy"))  # files and strictness come from pyproject.toml
