@@ -442,3 +442,36 @@ def test_stream_to_fd_and_terminal_refused(
     assert b"refusing to write a docker-archive to a terminal (got stdout); redirect it" in (
         proc.stderr
     )
+
+
+def test_closures_from_store_path_info_files_and_nixpkgs_lists(
+    tmp_path: Path, store: Store
+) -> None:
+    """The forms the rules (StorePath `info`) and Nix (exportReferencesGraph) hand over."""
+    by_path = {i.path: i for i in store.infos.values()}
+
+    def closure_of(path: str) -> list[dict[str, Any]]:
+        seen: dict[str, PathInfo] = {}
+        stack = [path]
+        while stack:
+            p = stack.pop()
+            if p not in seen:
+                seen[p] = by_path[p]
+                stack.extend(by_path[p].references)
+        return [seen[p].to_json() for p in sorted(seen)]
+
+    greeting = store.path("greeting")
+    info = tmp_path / "greeting.info.json"
+    info.write_text(json.dumps({"path": greeting, "closure": closure_of(greeting)}))
+    lib = store.path("lib-05")
+    nix_list = tmp_path / "lib-05.closure"
+    nix_list.write_text(json.dumps(closure_of(lib)))
+    req = {
+        "store_layers": store.store_layers(),
+        "closures": [str(info), str(nix_list)],
+        "output": str(tmp_path / "out"),
+    }
+    assert action(tmp_path, "LayerGroups", req) == 0
+    covered = sorted(p for g in layers_of(tmp_path / "out") for p in g["store_paths"])
+    expected = sorted({greeting} | {e["path"] for e in closure_of(lib)})
+    assert covered == expected and len(covered) == 1 + 6  # greeting; lib-05 down to lib-00
