@@ -475,3 +475,16 @@ def test_closures_from_store_path_info_files_and_nixpkgs_lists(
     covered = sorted(p for g in layers_of(tmp_path / "out") for p in g["store_paths"])
     expected = sorted({greeting} | {e["path"] for e in closure_of(lib)})
     assert covered == expected and len(covered) == 1 + 6  # greeting; lib-05 down to lib-00
+
+
+def test_rebuilt_image_is_byte_identical(
+    image: dict[str, Any], tmp_path: Path, store: Store
+) -> None:
+    d = groups(tmp_path, store, max_layers=20)
+    custom = customization(tmp_path, store)
+    req = {
+        **image_request(d, custom, store),
+        "outputs": {"docker_archive": str(tmp_path / "i.tar")},
+    }
+    assert action(tmp_path, "ImageAssemble", req) == 0
+    assert (tmp_path / "i.tar").read_bytes() == (image["tmp"] / "image.tar").read_bytes()
