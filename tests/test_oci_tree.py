@@ -120,3 +120,34 @@ def test_destinations_are_normalised_and_cannot_escape() -> None:
 
 def test_sort_key_is_componentwise() -> None:
     assert sorted(["a-b", "a/b", "a"], key=sort_key) == ["a", "a/b", "a-b"]
+
+
+def test_sandbox_links_are_followed_and_real_links_kept(tmp_path: Path) -> None:
+    real = tmp_path / "output_base" / "execroot" / "ws" / "bazel-out" / "bin" / "app"
+    (real / "lib").mkdir(parents=True)
+    (real / "lib" / "libx.so").write_bytes(b"ELF")
+    (real / "top.txt").write_bytes(b"top")
+    sandbox = tmp_path / "sandbox"
+    tree_dir = sandbox / "bazel-out" / "bin" / "app"
+    (tree_dir / "lib").mkdir(parents=True)
+    # what a sandbox lays out: links to the real outputs, ending with the same path
+    (tree_dir / "lib" / "libx.so").symlink_to(real / "lib" / "libx.so")
+    # links that belong to the content itself
+    (tree_dir / "lib" / "libx.so.1").symlink_to("libx.so")
+    (tree_dir / "lib" / "store").symlink_to("/nix/store/aaaa-dep/lib/libdep.so")
+    (tree_dir / "etc").symlink_to(real / "lib")  # absolute, but not a sandbox link
+    (sandbox / "top.txt").symlink_to(real / "top.txt")  # mapped source: always read
+
+    tree = LayerTree(execroot=sandbox)
+    tree.add_path(tree_dir, "app")
+    tree.add_path(sandbox / "top.txt", "top.txt")
+    got = {e.name: (e.kind, e.target) for e in tree.entries()}
+    assert got["app/lib/libx.so"] == (FILE, "")
+    assert got["app/lib/libx.so.1"] == (SYMLINK, "libx.so")
+    assert got["app/lib/store"] == (SYMLINK, "/nix/store/aaaa-dep/lib/libdep.so")
+    assert got["app/etc"] == (SYMLINK, str(real / "lib"))
+    assert got["top.txt"] == (FILE, "")
+    # without an execroot nothing inside a directory is followed
+    plain = LayerTree()
+    plain.add_path(tree_dir, "app")
+    assert {e.name: e.kind for e in plain.entries()}["app/lib/libx.so"] == SYMLINK

@@ -52,7 +52,10 @@ def ownership(req: dict[str, Any], where: str) -> Ownership:
 
 
 def plan_tree(req: dict[str, Any], where: str) -> LayerTree:
-    tree = LayerTree(keep_dirlinks=field(req, "keep_dirlinks", bool, where, False))
+    tree = LayerTree(
+        keep_dirlinks=field(req, "keep_dirlinks", bool, where, False),
+        execroot=os.getcwd(),  # actions run in the execroot, under both engines
+    )
     for i, item in enumerate(field(req, "contents", list, where)):
         at = f"{where}: contents[{i}]"
         if not isinstance(item, dict):

@@ -10,7 +10,12 @@ directory first.
 Rules that keep layers reproducible and safe:
 - device nodes, FIFOs and sockets are refused, naming the path;
 - hard links become regular files (a link's target may not be in the layer);
-- symlink targets are kept as written;
+- symlink targets are kept as written, except for the links a sandbox makes
+  for inputs: a mapped source is always read through (it names content), and
+  inside a directory a link whose absolute target ends with the link's own
+  path relative to the execroot is a sandbox link and is followed (Bazel's
+  sandboxes and strata's both lay inputs out that way; a real link in a tree
+  is relative, or points somewhere that does not repeat its own path);
 - a later source replaces an earlier entry at the same path, except that a
   directory merges into a directory; with `keep_dirlinks` (dockerTools'
   keepContentsDirlinks) a directory arriving where a symlink to a directory
@@ -75,10 +80,17 @@ def sort_key(name: str) -> tuple[bytes, ...]:
 class LayerTree:
     """An in-memory plan of a layer's entries, built from sources and then emitted sorted."""
 
-    def __init__(self, *, keep_dirlinks: bool = False, dir_mode: int = 0o755) -> None:
+    def __init__(
+        self,
+        *,
+        keep_dirlinks: bool = False,
+        dir_mode: int = 0o755,
+        execroot: str | os.PathLike[str] | None = None,
+    ) -> None:
         self._entries: dict[str, Entry] = {}
         self.keep_dirlinks = keep_dirlinks
         self.dir_mode = dir_mode
+        self._execroot = os.path.abspath(execroot) if execroot is not None else None
 
     # -- adding --------------------------------------------------------------------------------
 
@@ -113,9 +125,12 @@ class LayerTree:
         src = os.fspath(src)
         where = src
         try:
-            st = os.lstat(src)
+            st = os.stat(src)
         except FileNotFoundError:
-            raise UserError("source does not exist; check the path mapping", where=where) from None
+            raise UserError(
+                "source does not exist (or is a dangling link); check the path mapping",
+                where=where,
+            ) from None
         name = normalize_dest(dest, where)
         if stat.S_ISDIR(st.st_mode):
             self.add_dir(name, stat.S_IMODE(st.st_mode) if mode is None else mode, where)
@@ -133,11 +148,22 @@ class LayerTree:
         for child in children:
             dest = f"{dest_dir}/{child.name}" if dest_dir else child.name
             st = child.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode) and self._is_sandbox_link(child.path):
+                st = os.stat(child.path)
             if stat.S_ISDIR(st.st_mode):
                 self.add_dir(dest, stat.S_IMODE(st.st_mode), child.path)
                 self._add_children(child.path, dest)
             else:
                 self._add_one(child.path, dest, st, None)
+
+    def _is_sandbox_link(self, path: str) -> bool:
+        if self._execroot is None:
+            return False
+        target = os.readlink(path)
+        rel = os.path.relpath(os.path.abspath(path), self._execroot)
+        if not target.startswith("/") or rel.startswith(".."):
+            return False
+        return target.endswith("/" + rel) and os.path.exists(path)
 
     def _add_one(self, src: str, dest: str, st: os.stat_result, mode: int | None) -> None:
         if stat.S_ISLNK(st.st_mode):
