@@ -63,7 +63,12 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     calls: list[tuple[list[str], str]] = []
 
     def analyze(
-        workspace: Path, patterns: list[str], *, cwd_package: str, output_base: Path
+        workspace: Path,
+        patterns: list[str],
+        *,
+        cwd_package: str,
+        output_base: Path,
+        reads: object = None,
     ) -> FakeResult:
         assert workspace == root.resolve()
         calls.append((patterns, cwd_package))

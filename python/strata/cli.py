@@ -8,11 +8,12 @@ other exception is a bug, shown with its traceback and exit 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +75,43 @@ def _cwd_package(workspace: Path) -> str:
     return "" if rel == Path(".") else rel.as_posix()
 
 
-def _analyze(args: argparse.Namespace, patterns: Sequence[str]) -> tuple[Any, Any]:
-    """Load and analyse `patterns`; returns (output base, analysis result)."""
-    from strata.engine.analysis import analyze
+@contextlib.contextmanager
+def _locked_output_base(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+    """The output base, locked for the whole command, and its stat cache (saved at the end).
+
+    Analysis and execution share one lock and one stat cache: analysis may fetch
+    repositories into the output base, and its cache check stats the same files.
+    """
+    from strata.engine.build import LOCK_WAIT_MESSAGE
+    from strata.engine.digests import StatCache
     from strata.engine.outputbase import find_workspace
 
-    workspace = find_workspace(Path.cwd())
-    base = _output_base(args, workspace)
-    result = analyze(
-        workspace, list(patterns), cwd_package=_cwd_package(workspace), output_base=base.root
+    base = _output_base(args, find_workspace(Path.cwd()))
+    with base.locked(on_wait=LOCK_WAIT_MESSAGE):
+        stat_cache = StatCache(base.stat_cache_file)
+        try:
+            yield base, stat_cache
+        finally:
+            stat_cache.save()
+
+
+def _analyze(
+    args: argparse.Namespace, patterns: Sequence[str], base: Any, stat_cache: Any
+) -> tuple[Any, Any]:
+    """Load and analyse `patterns` (or reuse the stored analysis); returns (base, result)."""
+    from strata.engine.analysis_cache import analyze_cached
+
+    workspace = base.workspace
+    outcome = analyze_cached(
+        workspace,
+        list(patterns),
+        cwd_package=_cwd_package(workspace),
+        output_base=base.root,
+        stat_cache=stat_cache,
     )
+    if getattr(args, "explain", False) and not outcome.reused:
+        print(f"strata: analysing: {outcome.reason}", file=sys.stderr)
+    result = outcome.result
     name = getattr(result, "workspace_name", "") or base.workspace_name
     if name != base.workspace_name:
         base = type(base)(base.root, base.workspace, name)
@@ -96,7 +124,9 @@ def _reporter(args: argparse.Namespace) -> Any:
     return Reporter(sys.stderr, explain=bool(getattr(args, "explain", False)))
 
 
-def _execute(args: argparse.Namespace, base: Any, result: Any, wanted: list[str]) -> Any:
+def _execute(
+    args: argparse.Namespace, base: Any, result: Any, wanted: list[str], stat_cache: Any
+) -> Any:
     from strata.engine.build import ExecutionConfig, execute
     from strata.engine.scheduler import BuildOptions
 
@@ -117,7 +147,7 @@ def _execute(args: argparse.Namespace, base: Any, result: Any, wanted: list[str]
         source_path=getattr(result, "source_path", None),
         remote=_remote_options(args),
     )
-    return execute(base, result.actions, wanted, config, _reporter(args))
+    return execute(base, result.actions, wanted, config, _reporter(args), stat_cache=stat_cache)
 
 
 def _files_of(info: Any) -> list[str]:
@@ -130,9 +160,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
             "no targets to build (got none); name one, e.g. strata build //pkg:target",
             where="strata build",
         )
-    base, result = _analyze(args, args.targets)
-    wanted = sorted({f for info in result.targets.values() for f in _files_of(info)})
-    _execute(args, base, result, wanted)
+    with _locked_output_base(args) as (base, stat_cache):
+        base, result = _analyze(args, args.targets, base, stat_cache)
+        wanted = sorted({f for info in result.targets.values() for f in _files_of(info)})
+        _execute(args, base, result, wanted, stat_cache)
     from strata.engine.outputbase import bin_dir
 
     prefix = bin_dir() + "/"
@@ -156,23 +187,25 @@ def _runfiles_path(execroot_path: str, workspace_name: str) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    base, result = _analyze(args, [args.target])
-    if len(result.targets) != 1:
-        raise UserError(
-            f"strata run needs exactly one target (got {len(result.targets)}); "
-            "name a single executable target",
-            where=args.target,
-        )
-    ((label, info),) = result.targets.items()
-    executable = getattr(info, "executable", None)
-    if not executable:
-        raise UserError(
-            "target is not executable (got a rule without executable = True); "
-            "run a *_binary or a rule that sets executable = True",
-            where=str(label),
-        )
-    runfiles = sorted(set(getattr(info, "runfiles", ()) or ()) | {executable})
-    _execute(args, base, result, sorted(set(_files_of(info)) | set(runfiles)))
+    with _locked_output_base(args) as (base, stat_cache):
+        base, result = _analyze(args, [args.target], base, stat_cache)
+        if len(result.targets) != 1:
+            raise UserError(
+                f"strata run needs exactly one target (got {len(result.targets)}); "
+                "name a single executable target",
+                where=args.target,
+            )
+        ((label, info),) = result.targets.items()
+        executable = getattr(info, "executable", None)
+        if not executable:
+            raise UserError(
+                "target is not executable (got a rule without executable = True); "
+                "run a *_binary or a rule that sets executable = True",
+                where=str(label),
+            )
+        runfiles = sorted(set(getattr(info, "runfiles", ()) or ()) | {executable})
+        wanted = sorted(set(_files_of(info)) | set(runfiles))
+        _execute(args, base, result, wanted, stat_cache)
     exe = base.execroot / executable
     tree = exe.parent / (exe.name + ".runfiles")
     from strata.engine.graph import is_generated
@@ -202,7 +235,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
     expr = args.expression.strip()
     deps = expr.startswith("deps(") and expr.endswith(")")
     pattern = expr[5:-1].strip() if deps else expr
-    _base, result = _analyze(args, [pattern])
+    with _locked_output_base(args) as (base, stat_cache):
+        _base, result = _analyze(args, [pattern], base, stat_cache)
     if not deps:
         labels = set(result.targets)
     else:
@@ -216,10 +250,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
+    from strata.engine.build import LOCK_WAIT_MESSAGE
     from strata.engine.outputbase import find_workspace
 
     base = _output_base(args, find_workspace(Path.cwd()))
-    with base.locked(on_wait="strata: another command holds the output base; waiting"):
+    with base.locked(on_wait=LOCK_WAIT_MESSAGE):
         base.clean(expunge=args.expunge)
     return 0
 
@@ -263,10 +298,10 @@ def _add_remote_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _remote_options(args: argparse.Namespace) -> Any:
-    from strata.engine.cache_http import RemoteOptions
-
     if not getattr(args, "remote_cache", None):
         return None
+    from strata.engine.cache_http import RemoteOptions  # urllib3 and protobuf: only when used
+
     headers = []
     for h in args.remote_header:
         name, eq, value = h.partition("=")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import platform
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,13 @@ from strata.engine.labels import Label, TargetPattern
 from strata.engine.loader import Loader
 from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
 from strata.engine.packages import Packages, TargetDecl
+from strata.engine.reads import Reads
+from strata.engine.result import AnalysisResult, TargetInfo
 from strata.engine.starlark_env import evaluate, parse
 from strata.engine.workspace import Repositories
 from strata.errors import UserError
+
+__all__ = ["Analysis", "AnalysisResult", "TargetInfo", "analyze", "host_cpu"]
 
 _EXEC_TAGS = (
     "no-cache",
@@ -53,48 +56,11 @@ def host_cpu() -> str:
     )
 
 
-@dataclass(frozen=True)
-class TargetInfo:
-    label: str
-    files: tuple[str, ...]
-    """DefaultInfo files (what `build` produces), execroot-relative."""
-    executable: str | None = None
-    runfiles: tuple[str, ...] = ()
-    output_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def default_outputs(self) -> tuple[str, ...]:
-        """Same as `files`; the name the build command uses."""
-        return self.files
-
-
-@dataclass(frozen=True)
-class AnalysisResult:
-    actions: list[Action]
-    targets: dict[str, TargetInfo]
-    workspace_name: str
-    workspace_root: Path
-    repo_roots: dict[str, Path]
-    bin_dir: str
-
-    def source_path(self, execroot_path: str) -> Path:
-        """The file on disk behind a source input's execroot path."""
-        if execroot_path.startswith("external/"):
-            repo, _, rest = execroot_path[len("external/") :].partition("/")
-            return self.repo_roots[repo] / rest
-        return self.repo_roots[""] / execroot_path
-
-    def runfiles_path(self, execroot_path: str) -> str:
-        """Where a file appears under `<exe>.runfiles/` (`<workspace>/<short_path>`)."""
-        short = short_path(execroot_path, self.bin_dir)
-        return short[3:] if short.startswith("../") else f"{self.workspace_name}/{short}"
-
-
 class Analysis:
-    def __init__(self, workspace_root: Path, output_base: Path) -> None:
+    def __init__(self, workspace_root: Path, output_base: Path, reads: Reads | None = None) -> None:
         self.cpu = host_cpu()
         self.bin_dir = f"bazel-out/{self.cpu}-fastbuild/bin"
-        self.loader = Loader(workspace_root, output_base)
+        self.loader = Loader(workspace_root, output_base, reads)
         self.packages = Packages(self.loader)
         self.repositories = Repositories(self.loader)
         self.infos: dict[str, TargetInfo] = {}
@@ -334,7 +300,7 @@ class Analysis:
                 f"{owner}: expand_template with a generated template is not "
                 f"supported by strata (got {tpl}); use a source file as template"
             )
-        text = self._source(tpl).read_text()
+        text = self.loader.reads.read_text(self._source(tpl))
         for key, value in spec.get("substitutions", {}).items():
             text = text.replace(key, value)
         return text.encode()
@@ -516,9 +482,15 @@ class Analysis:
 
 
 def analyze(
-    workspace_root: Path, patterns: list[str], *, cwd_package: str = "", output_base: Path
+    workspace_root: Path,
+    patterns: list[str],
+    *,
+    cwd_package: str = "",
+    output_base: Path,
+    reads: Reads | None = None,
 ) -> AnalysisResult:
-    an = Analysis(workspace_root, output_base)
+    """Load and analyse `patterns`; every file-system read goes through `reads`."""
+    an = Analysis(workspace_root, output_base, reads)
     roots = an.expand(patterns, cwd_package)
     an.run(roots)
     targets = {str(lab): an.infos[str(lab)] for lab in roots}

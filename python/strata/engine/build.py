@@ -43,31 +43,55 @@ def execute(
     wanted: Iterable[str],
     config: ExecutionConfig,
     reporter: Reporter,
+    *,
+    stat_cache: StatCache | None = None,
 ) -> BuildStats:
-    """Build the generated files `wanted` (execroot paths) under `base`'s lock."""
-    graph = build_graph(actions)
-    with base.locked(on_wait="strata: another command holds the output base; waiting"):
-        stat_cache = StatCache(base.stat_cache_file)
-        log = ActionLog(base.action_log_file)
-        cache: Cache | None = None
-        if config.use_cache:
-            cache = LocalDiskCache(config.disk_cache or base.default_disk_cache)
-            if config.remote is not None:
-                cache = _with_remote(cache, config.remote, reporter)
-        executor = Executor(
-            base.execroot,
-            base.sandbox_root,
-            config.source_path or base.source_path,
-            stat_cache,
-            cache,
-        )
+    """Build the generated files `wanted` (execroot paths) under `base`'s lock.
+
+    With `stat_cache`, the caller already holds the lock (it analysed under it,
+    sharing the stat cache) and saves the stat cache itself.
+    """
+    if stat_cache is not None:
+        return _execute_locked(base, actions, wanted, config, reporter, stat_cache)
+    with base.locked(on_wait=LOCK_WAIT_MESSAGE):
+        own = StatCache(base.stat_cache_file)
         try:
-            return Scheduler(graph, executor, reporter, config.options, log).build(wanted)
+            return _execute_locked(base, actions, wanted, config, reporter, own)
         finally:
-            _report_remote(cache, reporter)
-            stat_cache.save()
-            log.save()
-            base.link_convenience_symlink()
+            own.save()
+
+
+LOCK_WAIT_MESSAGE = "strata: another command holds the output base; waiting"
+
+
+def _execute_locked(
+    base: OutputBase,
+    actions: Sequence[Action],
+    wanted: Iterable[str],
+    config: ExecutionConfig,
+    reporter: Reporter,
+    stat_cache: StatCache,
+) -> BuildStats:
+    graph = build_graph(actions)
+    log = ActionLog(base.action_log_file)
+    cache: Cache | None = None
+    if config.use_cache:
+        cache = LocalDiskCache(config.disk_cache or base.default_disk_cache)
+        if config.remote is not None:
+            cache = _with_remote(cache, config.remote, reporter)
+    executor = Executor(
+        base.execroot,
+        base.sandbox_root,
+        config.source_path or base.source_path,
+        stat_cache,
+        cache,
+    )
+    try:
+        return Scheduler(graph, executor, reporter, config.options, log).build(wanted)
+    finally:
+        _report_remote(cache, reporter)
+        log.save()
+        base.link_convenience_symlink()
 
 
 def _with_remote(local: LocalDiskCache, remote: RemoteOptions, reporter: Reporter) -> Cache:

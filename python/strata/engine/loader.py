@@ -27,6 +27,7 @@ from typing import Any
 import starlark as sl
 
 from strata.engine.labels import Label
+from strata.engine.reads import Reads
 from strata.engine.starlark_env import CallableErrors, evaluate, parse
 from strata.errors import UserError
 
@@ -113,9 +114,11 @@ class RepoSpec:
 class Loader:
     """Evaluates Starlark files for one analysis; state lives here, not in globals."""
 
-    def __init__(self, workspace_root: Path, output_base: Path) -> None:
+    def __init__(self, workspace_root: Path, output_base: Path, reads: Reads | None = None) -> None:
         self.workspace_root = workspace_root.resolve()
         self.output_base = output_base
+        self.reads = reads if reads is not None else Reads()
+        """Every file-system read that can change the result goes through here."""
         self.errors = CallableErrors()
         self.hooks: dict[str, Callable[..., Any]] = {}
         self.workspace_name = "__main__"
@@ -184,11 +187,11 @@ class Loader:
             cycle = " -> ".join([*self._loading[self._loading.index(key) :], key])
             raise UserError(f"cycle in load() statements (got {cycle}); break the cycle")
         path = self.repo_root(label.repo, where=key) / label.package / label.name
-        if not path.is_file():
+        if not self.reads.is_file(path):
             raise UserError(
                 f"cannot load {key}: file not found (got {path}); check the label and the path",
             )
-        source = path.read_text()
+        source = self.reads.read_text(path)
         self._sources[key] = source
         self._loading.append(key)
         try:
@@ -289,14 +292,14 @@ class Loader:
     def load_workspace(self) -> None:
         """Evaluate WORKSPACE (or WORKSPACE.bazel), chunk by chunk."""
         path = self.workspace_root / "WORKSPACE"
-        if not path.is_file():
+        if not self.reads.is_file(path):
             path = self.workspace_root / "WORKSPACE.bazel"
-        if not path.is_file():
+        if not self.reads.is_file(path):
             raise UserError(
                 f"no WORKSPACE file in {self.workspace_root} (got none); "
                 "run strata in a Bazel workspace or create an empty WORKSPACE"
             )
-        source = path.read_text()
+        source = self.reads.read_text(path)
         module, file_loader = self.new_module("//:WORKSPACE", "", "")
         for chunk in split_workspace(source):
             evaluate(module, parse(path.name, chunk), file_loader, self.errors)

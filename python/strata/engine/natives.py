@@ -16,8 +16,9 @@ from strata.engine.labels import Label
 from strata.errors import UserError
 
 if TYPE_CHECKING:
-    from strata.engine.analysis import Analysis, TargetInfo
+    from strata.engine.analysis import Analysis
     from strata.engine.packages import TargetDecl
+    from strata.engine.result import TargetInfo
 
 DEFAULT_PATH = "/bin:/usr/bin:/usr/local/bin"
 _MAKE_VAR = re.compile(r"\$(\$|@|<|\^|\(([A-Za-z_@][\w@]*)(?:\s+([^)]*))?\)|.?)")

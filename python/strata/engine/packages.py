@@ -11,7 +11,6 @@ rule's schema right away, so an error points at the BUILD line that made it.
 from __future__ import annotations
 
 import difflib
-import os
 import platform
 import re
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 from strata.engine.labels import Label
 from strata.engine.loader import Loader, RuleSchema
+from strata.engine.reads import Reads
 from strata.errors import UserError
 
 BUILD_NAMES = ("BUILD.bazel", "BUILD")
@@ -198,7 +198,7 @@ class Packages:
     def build_file(self, repo: str, name: str) -> Path | None:
         root = self.loader.repo_root(repo) / name
         for build in BUILD_NAMES:
-            if (root / build).is_file():
+            if self.loader.reads.is_file(root / build):
                 return root / build
         return None
 
@@ -221,7 +221,7 @@ class Packages:
         try:
             from strata.engine.starlark_env import evaluate, parse
 
-            ast = parse(self.loader.display_path(label), path.read_text())
+            ast = parse(self.loader.display_path(label), self.loader.reads.read_text(path))
             evaluate(module, ast, file_loader, self.loader.errors)
         finally:
             self._current.pop()
@@ -236,7 +236,7 @@ class Packages:
         if label.name in pkg.outputs:
             return TargetDecl(label, "generated file", generator=pkg.outputs[label.name])
         path = pkg.directory / label.name
-        if path.exists() and not self._crosses_package(pkg, label.name):
+        if self.loader.reads.exists(path) and not self._crosses_package(pkg, label.name):
             return TargetDecl(label, "source file")
         known = sorted([*pkg.rules, *pkg.outputs])
         close = difflib.get_close_matches(label.name, known, n=3)
@@ -254,7 +254,7 @@ class Packages:
         parts = name.split("/")[:-1]
         for i in range(1, len(parts) + 1):
             sub = pkg.directory.joinpath(*parts[:i])
-            if any((sub / b).is_file() for b in BUILD_NAMES):
+            if any(self.loader.reads.is_file(sub / b) for b in BUILD_NAMES):
                 return True
         return False
 
@@ -262,16 +262,17 @@ class Packages:
         """Rule targets in every package at or below `base` (for `//base/...`)."""
         root = self.loader.repo_root(repo)
         start = root / base if base else root
-        ignored = _bazelignore(root)
+        reads = self.loader.reads
+        ignored = _bazelignore(root, reads)
         labels: list[Label] = []
-        for dirpath, dirnames, filenames in os.walk(start):
-            rel = Path(dirpath).relative_to(root)
+        for dirpath, dirnames, filenames in reads.walk(start):
+            rel = dirpath.relative_to(root)
             dirnames[:] = sorted(
                 d
                 for d in dirnames
                 if not d.startswith((".", "bazel-", "strata-"))
                 and (rel / d).as_posix() not in ignored
-                and not any((Path(dirpath) / d / w).is_file() for w in _WORKSPACE_FILES)
+                and not any(reads.is_file(dirpath / d / w) for w in _WORKSPACE_FILES)
             )
             if any(b in filenames for b in BUILD_NAMES):
                 name = Path(dirpath).relative_to(root).as_posix()
@@ -289,13 +290,14 @@ class Packages:
         inc = [_glob_regex(p, pkg) for p in _strings(include, "glob include")]
         exc = [_glob_regex(p, pkg) for p in _strings(exclude, "glob exclude")]
         found: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(pkg.directory):
-            rel_dir = Path(dirpath).relative_to(pkg.directory).as_posix()
+        reads = self.loader.reads
+        for dirpath, dirnames, filenames in reads.walk(pkg.directory):
+            rel_dir = dirpath.relative_to(pkg.directory).as_posix()
             rel_dir = "" if rel_dir == "." else rel_dir
             keep = []
             for d in sorted(dirnames):
-                sub = Path(dirpath) / d
-                if any((sub / b).is_file() for b in BUILD_NAMES):
+                sub = dirpath / d
+                if any(reads.is_file(sub / b) for b in BUILD_NAMES):
                     continue
                 keep.append(d)
             dirnames[:] = keep
@@ -460,12 +462,13 @@ class Packages:
 _WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel")
 
 
-def _bazelignore(root: Path) -> set[str]:
+def _bazelignore(root: Path, reads: Reads) -> set[str]:
     """Directories `//...` skips, from .bazelignore (one path a line, # comments)."""
     path = root / ".bazelignore"
-    if not path.is_file():
+    if not reads.is_file(path):
         return set()
-    lines = (line.split("#", 1)[0].strip().strip("/") for line in path.read_text().splitlines())
+    text = reads.read_text(path)
+    lines = (line.split("#", 1)[0].strip().strip("/") for line in text.splitlines())
     return {line for line in lines if line}
 
 

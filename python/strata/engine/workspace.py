@@ -39,7 +39,7 @@ class Repositories:
             _strata_repo_file=self._file,
             _strata_repo_template=self._template,
             _strata_repo_symlink=self._symlink,
-            _strata_repo_read=lambda p: self._resolve(p).read_text(),
+            _strata_repo_read=lambda p: self.loader.reads.read_text(self._resolve(p)),
             _strata_repo_delete=self._delete,
             _strata_repo_execute=self._execute,
             _strata_repo_which=lambda prog: shutil.which(prog, path=_REPO_PATH),
@@ -60,7 +60,7 @@ class Repositories:
                 "give a path relative to the workspace"
             )
         root = (self.loader.workspace_root / path).resolve()
-        if not root.is_dir():
+        if not self.loader.reads.is_dir(root):
             raise UserError(
                 f"local_repository '{name}': directory not found (got {path!r}); "
                 "give an existing directory, relative to the workspace"
@@ -112,11 +112,19 @@ class Repositories:
         source_path = self.loader.repo_root(mod_label.repo) / mod_label.package / mod_label.name
         digest = hashlib.sha256(
             json.dumps(
-                [spec.rule_module, spec.rule_index, spec.attrs, source_path.read_text()],
+                [
+                    spec.rule_module,
+                    spec.rule_index,
+                    spec.attrs,
+                    self.loader.reads.read_text(source_path),
+                ],
                 sort_keys=True,
             ).encode()
         ).hexdigest()
+        reads = self.loader.reads
         if target.is_dir() and marker.is_file() and marker.read_text() == digest:
+            reads.is_dir(target)
+            reads.read_text(marker)
             return target
         if target.exists():
             shutil.rmtree(target)
@@ -137,6 +145,8 @@ class Repositories:
         finally:
             self._dir = None
         marker.write_text(digest)
+        reads.is_dir(target)
+        reads.read_text(marker)
         return target
 
     def _here(self) -> Path:

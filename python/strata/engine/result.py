@@ -1,0 +1,50 @@
+"""What analysis hands to execution: the actions and the requested targets' files.
+
+Kept apart from analysis.py, which needs starlark, so a cached result can be
+loaded (see analysis_cache.py) without importing the Starlark interpreter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from strata.engine.action import Action
+from strata.engine.natives import short_path
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    label: str
+    files: tuple[str, ...]
+    """DefaultInfo files (what `build` produces), execroot-relative."""
+    executable: str | None = None
+    runfiles: tuple[str, ...] = ()
+    output_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def default_outputs(self) -> tuple[str, ...]:
+        """Same as `files`; the name the build command uses."""
+        return self.files
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    actions: list[Action]
+    targets: dict[str, TargetInfo]
+    workspace_name: str
+    workspace_root: Path
+    repo_roots: dict[str, Path]
+    bin_dir: str
+
+    def source_path(self, execroot_path: str) -> Path:
+        """The file on disk behind a source input's execroot path."""
+        if execroot_path.startswith("external/"):
+            repo, _, rest = execroot_path[len("external/") :].partition("/")
+            return self.repo_roots[repo] / rest
+        return self.repo_roots[""] / execroot_path
+
+    def runfiles_path(self, execroot_path: str) -> str:
+        """Where a file appears under `<exe>.runfiles/` (`<workspace>/<short_path>`)."""
+        short = short_path(execroot_path, self.bin_dir)
+        return short[3:] if short.startswith("../") else f"{self.workspace_name}/{short}"
