@@ -86,12 +86,13 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_build_prints_targets_and_summary(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", ":gen"]) == 0
     out, err = capsys.readouterr()
-    assert out == "Target //app:gen up-to-date:\n  strata-bin/app/double\n"
-    assert err.endswith("1 actions: 1 executed, 0 cache hits\n")
+    assert out == ""
+    assert "Target //app:gen up-to-date:\n  strata-bin/app/double\n" in err
+    assert "1 actions: 1 executed, 0 cache hits\n" in err
     assert (ws / "strata-bin" / "app" / "double").read_text() == "data\ndata\n"
     assert str((ws / "strata-bin").resolve()).startswith(str(ws.parent / "xdg" / "strata"))
     assert main(["build", "//app:gen"]) == 0
-    assert capsys.readouterr().err.endswith("1 actions: 0 executed, 1 cache hits\n")
+    assert "1 actions: 0 executed, 1 cache hits\n" in capsys.readouterr().err
 
 
 def test_output_base_and_disk_cache_flags(

@@ -170,7 +170,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     for label in sorted(result.targets, key=str):
         files = _files_of(result.targets[label])
         shown = ["strata-bin/" + f[len(prefix) :] if f.startswith(prefix) else f for f in files]
-        print(f"Target {label} up-to-date:" + "".join(f"\n  {f}" for f in shown))
+        # stderr, as Bazel does: stdout stays free for what targets print (`run`)
+        print(f"Target {label} up-to-date:" + "".join(f"\n  {f}" for f in shown), file=sys.stderr)
     return 0
 
 
