@@ -235,3 +235,41 @@ def test_target_attribute_access_explains_provider_form(tmp_path: Path) -> None:
     )
     with pytest.raises(UserError, match=r"^defs/r.bzl:2:33: .*write dep\[DefaultInfo\].files"):
         build(ws, "//p:x")
+
+
+LABEL_RULE = """
+def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".out")
+    text = "str=%s fmt=%s pct=%s" % (str(ctx.label), "{}".format(ctx.label), ctx.label)
+    ctx.actions.write(out, text)
+    sh = ctx.actions.declare_file(ctx.label.name + ".sh")
+    ctx.actions.run_shell(
+        outputs = [sh],
+        command = "echo %s > %s" % (ctx.label, sh.path),
+        progress_message = "Building %s" % ctx.label,
+        env = {"WHO": "%s" % Label("//p:other")},
+    )
+    if ctx.attr.boom:
+        fail("%s: attribute 'boom' is set (got %s); unset it" % (ctx.label, ctx.label.name))
+    return [DefaultInfo(files = depset([out, sh]))]
+
+r = rule(implementation = _impl, attrs = {"boom": attr.bool(), "dep": attr.label()})
+"""
+
+
+def test_labels_print_as_bazel_prints_them(tmp_path: Path) -> None:
+    ws = workspace(
+        tmp_path,
+        {
+            "defs/BUILD": "",
+            "defs/r.bzl": LABEL_RULE,
+            "p/BUILD": 'load("//defs:r.bzl", "r")\nr(name = "x")\nr(name = "y", boom = True)\n',
+        },
+    )
+    write, run = build(ws, "//p:x").actions
+    assert write.content == b"str=//p:x fmt=//p:x pct=//p:x"
+    assert run.argv[-1] == f"echo //p:x > {BIN}/p/x.sh"
+    assert run.progress_message == "Building //p:x"
+    assert dict(run.env) == {"WHO": "//p:other"}
+    with pytest.raises(UserError, match=r"^defs/r.bzl:\d+:\d+: //p:y: attribute 'boom' is set"):
+        build(ws, "//p:y")

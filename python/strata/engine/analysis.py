@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.engine.action import Action
-from strata.engine.labels import Label, TargetPattern
+from strata.engine.labels import Label, TargetPattern, label_structs_as_text
 from strata.engine.loader import Loader
 from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
 from strata.engine.packages import Packages, TargetDecl
@@ -244,11 +244,12 @@ class Analysis:
         content = b""
         target = ""
         if kind == "run":
-            argv = tuple(str(a) for a in spec["argv"])
+            argv = tuple(label_structs_as_text(str(a)) for a in spec["argv"])
             if spec.get("use_default_shell_env"):
                 env = {"PATH": DEFAULT_PATH}
             else:
-                env = {str(k): str(v) for k, v in spec.get("env", {}).items()}
+                raw_env = spec.get("env", {}).items()
+                env = {str(k): label_structs_as_text(str(v)) for k, v in raw_env}
             extra: list[str] = []
             for p in inputs:
                 info = self.exe_infos.get(p)
@@ -257,7 +258,7 @@ class Analysis:
             inputs += extra
         elif kind == "write":
             raw = spec["content"]
-            content = raw.encode() if isinstance(raw, str) else bytes(raw)
+            content = label_structs_as_text(raw).encode() if isinstance(raw, str) else bytes(raw)
         elif kind == "template":
             content = self._expand_template(owner, spec)
             inputs = [spec["template"]]
@@ -277,7 +278,9 @@ class Analysis:
         action = Action(
             owner=str(owner),
             mnemonic=str(spec.get("mnemonic") or "Action"),
-            progress_message=str(spec.get("progress_message") or f"{spec.get('mnemonic')} {owner}"),
+            progress_message=label_structs_as_text(
+                str(spec.get("progress_message") or f"{spec.get('mnemonic')} {owner}")
+            ),
             kind=kind,
             argv=argv,
             env=tuple(sorted(env.items())),
@@ -302,7 +305,7 @@ class Analysis:
             )
         text = self.loader.reads.read_text(self._source(tpl))
         for key, value in spec.get("substitutions", {}).items():
-            text = text.replace(key, value)
+            text = text.replace(key, label_structs_as_text(value))
         return text.encode()
 
     def _source(self, path: str) -> Path:

@@ -19,6 +19,24 @@ from strata.errors import UserError
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.~-]*$")
 _PKG_RE = re.compile(r"^[A-Za-z0-9!%\-@^_\"#$&'()*+,;<=>?\[\]{|}~./ ]*$")
 _NAME_FORBIDDEN = re.compile(r"(^/|//|/$|^\.\.?$|/\.\.?/|^\.\./|/\.\.$)")
+_STR = r'"((?:[^"\\]|\\.)*)"'
+_LABEL_STRUCT = re.compile(
+    r"struct\(_strata_label__=" + _STR + r"(?:, \w+=" + _STR.replace("(", "(?:", 1) + r")*\)"
+)
+
+
+def label_structs_as_text(text: str) -> str:
+    """`text` with every printed Starlark label (`struct(_strata_label__="//p:n", ...)`)
+    replaced by the label, as Bazel prints it.
+
+    Labels are structs in the engine (starlark-pyo3 has no type with both a
+    custom `str()` and attributes), so `"%s" % ctx.label` formats a struct.
+    Strings that reach the engine (action command lines, contents, progress
+    messages, `fail()` text) pass through here to read as they do under Bazel.
+    """
+    if "struct(_strata_label__=" not in text:
+        return text
+    return _LABEL_STRUCT.sub(lambda m: re.sub(r"\\(.)", r"\1", m.group(1)), text)
 
 
 @dataclass(frozen=True, order=True)

@@ -81,6 +81,8 @@ _PRELUDE = (
     "    return make_repository_rule__(strata_registry__, implementation, attrs, kwargs)\n"
     "def Label(label_string):\n"
     "    return make_label__(strata_module__, label_string)\n"
+    "def str(x):\n"
+    "    return label_string__(x)\n"
 )
 
 _RULE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=\s*rule\s*\(", re.M)

@@ -16,6 +16,7 @@ from typing import Any
 
 import starlark as sl
 
+from strata.engine.labels import label_structs_as_text
 from strata.errors import UserError
 
 GLOBALS = sl.Globals.extended_by(
@@ -70,6 +71,7 @@ def convert_error(err: sl.StarlarkError, errors: CallableErrors) -> Exception:
         msg = str(pending)
     else:
         msg = re.sub(r"^(fail|UserError): ", "", msg)
+    msg = label_structs_as_text(msg)
     attr = re.search(r"Object of type `dict` has no attribute `(\w+)`", msg)
     if attr:
         msg += (
