@@ -33,6 +33,7 @@ ACTIONS: dict[str, str] = {
     "StorePath": "strata.actions.store_path:run",
     "Customisation": "strata.actions.customisation:run",
     "LayeredImage": "strata.actions.layered_image:run",
+    "NixDb": "strata.actions.nix_db:run",
 }
 
 
