@@ -9,8 +9,12 @@ below encode it to JSON for the underlying rule (`*_rule`, for power users).
 """
 
 load("//rules:providers.bzl", _ImageInfo = "ImageInfo", _LayerInfo = "LayerInfo", _StorePathInfo = "StorePathInfo")
-load("//rules/private:image.bzl", _docker_image_rule = "docker_image_rule", _layered_image_rule = "layered_image_rule")
+load("//rules/private:export.bzl", _export_image = "export_image")
+load("//rules/private:image.bzl", _docker_image_rule = "docker_image_rule", _layered_image_rule = "layered_image_rule", _stream_layered_image_rule = "stream_layered_image_rule")
+load("//rules/private:index.bzl", _image_index = "image_index")
 load("//rules/private:load.bzl", _image_load = "image_load")
+load("//rules/private:merge.bzl", _merge_images = "merge_images")
+load("//rules/private:registry.bzl", _image_push = "image_push", _image_push_rule = "image_push_rule", _pull_image = "pull_image")
 load("//rules/private:store_path.bzl", _store_path = "store_path")
 
 StorePathInfo = _StorePathInfo
@@ -21,6 +25,13 @@ store_path = _store_path
 image_load = _image_load
 docker_image_rule = _docker_image_rule
 layered_image_rule = _layered_image_rule
+stream_layered_image_rule = _stream_layered_image_rule
+merge_images = _merge_images
+export_image = _export_image
+image_index = _image_index
+pull_image = _pull_image
+image_push = _image_push
+image_push_rule = _image_push_rule
 
 def _encode(value):
     return json.encode(value) if type(value) != "string" else value
@@ -28,6 +39,15 @@ def _encode(value):
 def layered_image(name, config = None, layering = None, **kwargs):
     """buildLayeredImage; see layered_image_rule for every attribute. `config` and `layering` may be dicts/lists."""
     _layered_image_rule(
+        name = name,
+        config = _encode(config) if config != None else "",
+        layering = _encode(layering) if layering != None else "",
+        **kwargs
+    )
+
+def stream_layered_image(name, config = None, layering = None, **kwargs):
+    """streamLayeredImage; see stream_layered_image_rule. `config` and `layering` may be dicts/lists."""
+    _stream_layered_image_rule(
         name = name,
         config = _encode(config) if config != None else "",
         layering = _encode(layering) if layering != None else "",

@@ -25,6 +25,11 @@ interpreter found when the repository was made (Python 3.11 or newer) with
 `-B` (no bytecode written into the runfiles tree) and `-s` (no user site).
 """
 
+load("//rules/private:registry.bzl", _pull_image = "pull_image")
+
+# dockerTools.pullImage, by digest: see rules/private/registry.bzl.
+pull_image = _pull_image
+
 _LAUNCHER = """#!/bin/sh
 # strata tool launcher, written by strata_dependencies() in @strata//rules:repositories.bzl.
 # Finds its runfiles (its own, or those of the binary it is a runfile of) and runs

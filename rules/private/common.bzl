@@ -2,6 +2,10 @@
 
 SCHEMA_VERSION = 1
 
+# Remote cache policy (issue 7): whole-image actions (archives, layouts, merges,
+# exports, indexes) are not uploaded; layer blobs are the shared unit.
+NO_REMOTE_CACHE = {"no-remote-cache": "1"}
+
 TOOL_ATTRS = {
     "_strata": attr.label(
         default = Label("@strata_tools//:strata"),
@@ -29,7 +33,7 @@ def sorted_dict(d):
         out[k] = v
     return out
 
-def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = []):
+def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execution_requirements = {}):
     """Write `request` (sorted, with schema_version) and run `strata action <mnemonic>` on it."""
     req = dict(request)
     req["schema_version"] = SCHEMA_VERSION
@@ -42,14 +46,20 @@ def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = []):
         outputs = outputs,
         tools = tools,
         mnemonic = mnemonic,
-        progress_message = "%s %s %s" % (mnemonic, what, ctx.label),
+        progress_message = "%s %s %s" % (mnemonic, what, label_str(ctx.label)),
         env = {"PATH": "/usr/bin:/bin"},
+        execution_requirements = execution_requirements,
     )
     return req_file
 
 def label_fail(ctx, attr_name, what, got, fix):
     """fail() in strata's error shape, naming the target and attribute."""
-    fail("error: %s: attribute '%s': %s (got %s); %s" % (ctx.label, attr_name, what, got, fix))
+    fail("error: %s: attribute '%s': %s (got %s); %s" % (label_str(ctx.label), attr_name, what, got, fix))
+
+def label_str(label):
+    """`//pkg:name` (or `@repo//pkg:name`); composed, as str(label) differs between engines."""
+    repo = getattr(label, "workspace_name", "")
+    return "%s//%s:%s" % ("@" + repo if repo else "", label.package, label.name)
 
 def check_ownership(ctx):
     for a in ("uid", "gid"):

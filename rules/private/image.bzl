@@ -1,24 +1,43 @@
-"""docker_image and layered_image (dockerTools.buildImage / buildLayeredImage)."""
+"""docker_image, layered_image and stream_layered_image (dockerTools' buildImage, buildLayeredImage, streamLayeredImage).
+
+Every image runs the same three steps, each its own action and cache entry:
+
+1. `CustomizationLayer`: the top layer (contents joined at /, `files`,
+   `extra_commands`, `fake_root_commands` under fakeroot).
+2. `LayerGroups`: the store path layers, grouped at execution time (grouping
+   breaks ties by store path name, a hash the rules cannot know). A path with a
+   layer of its own gets its cached `store_path` layer verbatim.
+3. `ImageAssemble` (docker-archive + OCI layout + image info) or, for the
+   stream variant, `StreamImage` at run time. These whole-image actions are
+   `no-remote-cache`: layer blobs are the shared unit, image tarballs are not.
+"""
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "check_ownership", "label_fail", "run_strata", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "label_fail", "run_strata", "sorted_dict", "validate_config")
+
+def image_source(ctx, attr_name, dep, name = ""):
+    """(base request {"path", "name"}, file) for an image dependency: an image target or one file."""
+    if ImageInfo in dep:
+        info = dep[ImageInfo]
+
+        # The OCI layout: read without extracting layers, blobs kept verbatim.
+        f = info.oci_layout or info.docker_archive
+        return {"name": name, "path": f.path}, f
+    files = dep[DefaultInfo].files.to_list()
+    if len(files) != 1:
+        label_fail(ctx, attr_name, "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
+    return {"name": name, "path": files[0].path}, files[0]
 
 def _base(ctx):
-    """(request dict or None, input files) for from_image."""
     if not ctx.attr.from_image:
         return None, []
-    dep = ctx.attr.from_image
-    if ImageInfo in dep:
-        f = dep[ImageInfo].docker_archive
-    else:
-        files = dep[DefaultInfo].files.to_list()
-        if len(files) != 1:
-            label_fail(ctx, "from_image", "must be an image target or one docker-archive/OCI file", len(files), "point at one image")
-        f = files[0]
     name = ctx.attr.from_image_name
     if ctx.attr.from_image_tag:
+        if not name:
+            label_fail(ctx, "from_image_tag", "needs from_image_name", repr(ctx.attr.from_image_tag), "set from_image_name too")
         name = "%s:%s" % (name, ctx.attr.from_image_tag)
-    return {"name": name, "path": f.path}, [f]
+    base, f = image_source(ctx, "from_image", ctx.attr.from_image, name)
+    return base, [f]
 
 def _files(ctx):
     out = []
@@ -33,115 +52,248 @@ def _files(ctx):
         inputs.extend(fs)
     return out, inputs
 
-def _image_impl(ctx, contents, copy_contents, pipeline):
+def _layering(ctx):
+    text = ctx.attr.layering
+    if not text:
+        return None
+    if not text.startswith("["):
+        if text not in ("popularity", "auto_layer"):
+            label_fail(ctx, "layering", "unknown layering strategy", repr(text), "use \"popularity\", \"auto_layer\" or a pipeline like [[\"popularity_contest\"], [\"limit_layers\", 50]]")
+        return text
+    steps = json.decode(text)
+    if not steps or [s for s in steps if type(s) != "list"]:
+        label_fail(ctx, "layering", "must be a strategy name or a list of pipeline steps", text, "e.g. [[\"popularity_contest\"], [\"limit_layers\", 99]]")
+    return steps
+
+def _nix_db(ctx, spis):
+    """include_nix_db: a directory holding nix/var/nix/db (+ gcroots), merged into the top layer.
+
+    The `NixDb` action (see rules/private/nix.bzl and strata.actions) takes the
+    image's root store path info files (each lists its whole closure).
+    """
+    out = ctx.actions.declare_directory(ctx.label.name + ".nixdb")
+    run_strata(
+        ctx,
+        "NixDb",
+        {
+            "closures": [s.info.path for s in spis],
+            "name": _image_name(ctx),
+            "output": out.path,
+        },
+        depset([s.info for s in spis]),
+        [out],
+        "Nix database of",
+    )
+    return out
+
+def _image_name(ctx):
+    return ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
+
+def _common_checks(ctx):
     check_ownership(ctx)
     config = validate_config(ctx, ctx.attr.config)
     if ctx.attr.max_layers < 2:
         label_fail(ctx, "max_layers", "must leave room for a customisation layer and one store path layer", ctx.attr.max_layers, "use at least 2 (default 100)")
-    spis = [c[StorePathInfo] for c in contents]
+    if ctx.attr.mtime < 0:
+        label_fail(ctx, "mtime", "must not be negative", ctx.attr.mtime, "use seconds since the epoch (default 1)")
+    return config
+
+def build_layers(ctx, roots, copy_roots, layering):
+    """Run CustomizationLayer and LayerGroups; return a struct for ImageAssemble / StreamImage."""
+    config = _common_checks(ctx)
+    spis = [c[StorePathInfo] for c in roots]
     closure = depset(transitive = [s.closure for s in spis])
     entries = closure.to_list()
-    files, file_inputs = _files(ctx)
-    owner = {"gid": ctx.attr.gid, "gname": ctx.attr.gname, "mtime": ctx.attr.mtime, "uid": ctx.attr.uid, "uname": ctx.attr.uname}
+    base, base_inputs = _base(ctx)
 
+    # 1. The customisation layer.
+    contents = []
+    inputs = []
+    for s in spis:
+        src = "%s/%s" % (s.tree.path, s.name)
+        contents.append({"src": src} if copy_roots else {"info": s.info.path, "src": src})
+        inputs.extend([s.info, s.tree])
+    if ctx.attr.include_nix_db:
+        db = _nix_db(ctx, spis)
+        contents.append({"src": db.path})
+        inputs.append(db)
+    files, file_inputs = _files(ctx)
     custom = ctx.actions.declare_file(ctx.label.name + ".custom.tar")
     custom_desc = ctx.actions.declare_file(ctx.label.name + ".custom.json")
     req = {
         "compressor": ctx.attr.compressor,
-        "contents": [{"info": s.info.path, "tree": s.tree.path} for s in spis],
-        "copy_contents": copy_contents,
+        "contents": contents,
         "descriptor": custom_desc.path,
+        "enable_fakechroot": ctx.attr.enable_fakechroot,
         "extra_commands": ctx.attr.extra_commands,
+        "fake_root_commands": ctx.attr.fake_root_commands,
         "files": files,
+        "gid": ctx.attr.gid,
+        "gname": ctx.attr.gname,
         "keep_dirlinks": ctx.attr.keep_contents_dirlinks,
+        "mtime": ctx.attr.mtime,
         "output": custom.path,
+        "uid": ctx.attr.uid,
+        "uname": ctx.attr.uname,
     }
-    req.update(owner)
-    run_strata(
-        ctx,
-        "Customisation",
-        req,
-        depset(file_inputs + [s.info for s in spis] + [s.tree for s in spis]),
-        [custom, custom_desc],
-        "customisation layer of",
-    )
+    run_strata(ctx, "CustomizationLayer", req, depset(inputs + file_inputs), [custom, custom_desc], "customisation layer of")
 
-    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
-    oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
-    info = ctx.actions.declare_file(ctx.label.name + ".image.json")
-    base, base_inputs = _base(ctx)
+    # 2. The store path layers, grouped.
+    groups = ctx.actions.declare_directory(ctx.label.name + ".layers")
     req = {
         "architecture": ctx.attr.architecture,
+        "closures": [s.info.path for s in spis],
         "compressor": ctx.attr.compressor,
         "config": config,
-        "extra_layers": [{"blob": custom.path, "descriptor": custom_desc.path}],
         "include_store_paths": ctx.attr.include_store_paths,
         "max_layers": ctx.attr.max_layers,
-        "name": ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/"),
-        "outputs": {"docker_archive": archive.path, "image_info": info.path, "oci_layout": oci.path},
-        "roots": [s.info.path for s in spis],
-        "store_paths": [{"info": e.info.path, "layer": e.layer.path} for e in entries],
+        "output": groups.path,
+        "store_layers": [{"blob": e.layer.path, "descriptor": e.descriptor.path, "info": e.info.path} for e in entries],
     }
-    if pipeline:
-        req["pipeline"] = pipeline
+    if layering != None:
+        req["layering"] = layering
     if base:
         req["base"] = base
+    run_strata(
+        ctx,
+        "LayerGroups",
+        req,
+        depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)]),
+        [groups],
+        "store path layers of",
+    )
+    return struct(
+        config = config,
+        base = base,
+        base_inputs = base_inputs,
+        custom = custom,
+        custom_desc = custom_desc,
+        groups = groups,
+        closure = closure,
+        name = _image_name(ctx),
+    )
+
+def image_request(ctx, layers, path):
+    """The ImageAssemble / StreamImage request (without outputs); `path(file)` spells a path."""
+    req = {
+        "architecture": ctx.attr.architecture,
+        "config": layers.config,
+        "layers": [{"dir": path(layers.groups)}, {"blob": path(layers.custom), "descriptor": path(layers.custom_desc)}],
+        "name": layers.name,
+    }
+    if layers.base:
+        req["base"] = {"name": layers.base["name"], "path": path(layers.base_inputs[0])}
     if ctx.attr.created:
         req["created"] = ctx.attr.created
     if ctx.attr.tag:
         req["tag"] = ctx.attr.tag
+    return req
+
+def _file_path(f):
+    return f.path
+
+def _image_impl(ctx, roots, copy_roots, layering):
+    layers = build_layers(ctx, roots, copy_roots, layering)
+    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
+    oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
+    info = ctx.actions.declare_file(ctx.label.name + ".image.json")
+    req = image_request(ctx, layers, _file_path)
+    req["outputs"] = {"docker_archive": archive.path, "image_info": info.path, "oci_layout": oci.path}
     run_strata(
         ctx,
-        "LayeredImage",
+        "ImageAssemble",
         req,
-        depset([custom, custom_desc] + base_inputs + [e.info for e in entries] + [e.layer for e in entries]),
+        depset([layers.custom, layers.custom_desc, layers.groups] + layers.base_inputs),
         [archive, oci, info],
         "image",
+        execution_requirements = NO_REMOTE_CACHE,
     )
     return [
         DefaultInfo(files = depset([archive])),
-        OutputGroupInfo(oci = depset([oci]), image_info = depset([info])),
+        OutputGroupInfo(
+            oci = depset([oci]),
+            image_info = depset([info]),
+            layers = depset([layers.groups, layers.custom, layers.custom_desc]),
+        ),
         ImageInfo(
             docker_archive = archive,
             oci_layout = oci,
             image_info = info,
-            name = req["name"],
+            name = layers.name,
             tag = ctx.attr.tag,
             architecture = ctx.attr.architecture,
-            store_paths = closure,
+            store_paths = layers.closure,
         ),
     ]
 
 def _layered_image_impl(ctx):
-    pipeline = json.decode(ctx.attr.layering) if ctx.attr.layering else None
-    if pipeline != None and type(pipeline) != "list":
-        label_fail(ctx, "layering", "must be a JSON list of pipeline steps", ctx.attr.layering, "e.g. [[\"popularity_contest\"], [\"limit_layers\", 99]]")
-    return _image_impl(ctx, ctx.attr.contents, False, pipeline)
+    return _image_impl(ctx, ctx.attr.contents, False, _layering(ctx))
 
 def _docker_image_impl(ctx):
-    # buildImage puts the whole closure in one layer and copies copyToRoot's files to /.
+    # buildImage copies copyToRoot's files to / and puts their closure in one layer.
     return _image_impl(ctx, ctx.attr.copy_to_root, True, [["popularity_contest"], ["limit_layers", 1]])
+
+_STREAM_SCRIPT = """#!/bin/sh
+# stream_layered_image {label}: writes the image's docker-archive to stdout
+# (written by @strata//rules/private:image.bzl). Usage: {name} > image.tar, or | docker load
+set -eu
+cd "${{RUNFILES_DIR:-$0.runfiles}}/{workspace}" 2>/dev/null || cd "$0.runfiles/{workspace}"
+exec {tool} action StreamImage "@{request}" "$@"
+"""
+
+def _short_path(f):
+    return f.short_path
+
+def _stream_layered_image_impl(ctx):
+    layers = build_layers(ctx, ctx.attr.contents, False, _layering(ctx))
+    req = image_request(ctx, layers, _short_path)
+    req["output"] = "-"
+    req["schema_version"] = SCHEMA_VERSION
+    request = ctx.actions.declare_file(ctx.label.name + ".stream.json")
+    ctx.actions.write(request, json.encode(sorted_dict(req)) + "\n")
+    exe = ctx.actions.declare_file(ctx.label.name + ".sh")
+    ctx.actions.write(exe, _STREAM_SCRIPT.format(
+        label = "//%s:%s" % (ctx.label.package, ctx.label.name),
+        name = ctx.label.name,
+        workspace = ctx.workspace_name,
+        tool = ctx.executable._strata.short_path,
+        request = request.short_path,
+    ), is_executable = True)
+    data = [layers.custom, layers.custom_desc, layers.groups, request, ctx.executable._strata] + layers.base_inputs
+    runfiles = ctx.runfiles(files = data).merge(ctx.attr._strata[DefaultInfo].default_runfiles)
+    return [
+        DefaultInfo(executable = exe, files = depset([exe]), runfiles = runfiles),
+        OutputGroupInfo(layers = depset([layers.groups, layers.custom, layers.custom_desc])),
+    ]
 
 _COMMON_ATTRS = {
     "config": attr.string(doc = "Image config as JSON (the defs.bzl macros take a dict): Cmd, Entrypoint, Env, WorkingDir, User, ExposedPorts, Volumes, Labels, ... Env is merged with the base image's, last wins."),
-    "from_image": attr.label(allow_files = True, doc = "Base image: an image target, or a docker-archive / OCI layout file."),
+    "from_image": attr.label(allow_files = True, doc = "Base image: an image target, a pull_image repository's image, or a docker-archive / OCI layout file."),
     "from_image_name": attr.string(doc = "Pick this repository name from a multi-image base archive."),
     "from_image_tag": attr.string(doc = "Pick this tag (with from_image_name) from a multi-image base archive."),
     "files": attr.label_keyed_string_dict(allow_files = True, doc = "Plain files → absolute destination in the image's top layer (a destination ending in / takes basenames); mode 0644 (put programs in a store_path with `executables`)."),
-    "extra_commands": attr.string(doc = "Shell run by /bin/sh in the top layer's root (not chrooted) after contents are placed; e.g. \"mkdir -m 1777 tmp\"."),
-    "keep_contents_dirlinks": attr.bool(doc = "Keep symlinks to directories in the top layer instead of replacing them (keepContentsDirlinks)."),
-    "uid": attr.int(default = 0, doc = "Owner uid of every entry of the top layer."),
-    "gid": attr.int(default = 0, doc = "Owner gid of every entry of the top layer."),
-    "uname": attr.string(doc = "Owner user name of every entry of the top layer."),
-    "gname": attr.string(doc = "Owner group name of every entry of the top layer."),
+    "extra_commands": attr.string(doc = "Shell run by /bin/sh -e in the top layer's root (not chrooted) after contents are placed, e.g. \"mkdir -m 1777 tmp\"; `$out` is that root."),
+    "fake_root_commands": attr.string(doc = "Shell run under fakeroot after extra_commands: its chown/chmod are what the layer records, e.g. \"chown 1000:1000 home/user\"."),
+    "enable_fakechroot": attr.bool(doc = "Run fake_root_commands chrooted in the layer root (proot), contents bound at their store paths; /bin/sh must be in the layer."),
+    "keep_contents_dirlinks": attr.bool(doc = "Copying contents (docker_image), keep symlinks to directories in the top layer and copy into their targets (keepContentsDirlinks)."),
+    "uid": attr.int(default = 0, doc = "Owner uid of the top layer's entries (those fake_root_commands left to root)."),
+    "gid": attr.int(default = 0, doc = "Owner gid of the top layer's entries (those fake_root_commands left to root)."),
+    "uname": attr.string(doc = "Owner user name recorded in the top layer's tar headers."),
+    "gname": attr.string(doc = "Owner group name recorded in the top layer's tar headers."),
     "mtime": attr.int(default = 1, doc = "mtime (seconds since the epoch) of every entry of the top layer."),
     "created": attr.string(doc = "Image creation time, RFC 3339; default 1970-01-01T00:00:01Z; \"now\" is not reproducible."),
     "image_name": attr.string(doc = "Repository name of the image; default <package>/<name>."),
     "tag": attr.string(doc = "Image tag; default: a hash of the image's content (as dockerTools)."),
-    "architecture": attr.string(default = "x86_64", doc = "Target architecture (x86_64, aarch64, ... or GOARCH names)."),
+    "architecture": attr.string(default = "x86_64", doc = "Target architecture (x86_64, aarch64, ... or GOARCH names: amd64, arm64)."),
     "compressor": attr.string(default = "gzip", values = ["none", "gzip", "zstd"], doc = "Layer compression."),
     "include_store_paths": attr.bool(default = True, doc = "Include the store paths' layers; False for images run with a bind-mounted store."),
+    "include_nix_db": attr.bool(doc = "Write /nix/var/nix/db (ValidPaths and Refs of the image's store paths) and gcroots into the top layer, so nix-store works in the image (the NixDb action)."),
     "max_layers": attr.int(default = 100, doc = "Most layers the image may have, counting base layers and the top layer."),
+}
+
+_LAYERED_ATTRS = {
+    "contents": attr.label_list(providers = [StorePathInfo], doc = "Store paths of the image; their closure becomes layers and they are symlinked at / in the top layer."),
+    "layering": attr.string(doc = "\"popularity\" (default, as dockerTools), \"auto_layer\", or a layering pipeline as JSON (see strata.layering.pipeline; the layered_image macro takes a list)."),
 }
 
 layered_image_rule = rule(
@@ -154,14 +306,29 @@ layered_image(
     name = "app",
     contents = [":hello", ":busybox"],
     config = {"Cmd": ["/bin/hello"]},
+    extra_commands = "mkdir -m 1777 tmp",
 )
 ```
 Outputs: `app.tar` (docker-archive, `docker load -i`), output group `oci`
-(OCI layout directory), output group `image_info` (JSON with digests).""",
-    attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **{
-        "contents": attr.label_list(providers = [StorePathInfo], doc = "Store paths of the image; their closure becomes layers and they are symlinked at / in the top layer."),
-        "layering": attr.string(doc = "Layering pipeline as JSON (see strata.layering.pipeline); default popularity_contest + limit_layers."),
-    })),
+(OCI layout directory), output group `image_info` (JSON with digests),
+output group `layers` (the cached layers).""",
+    attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **_LAYERED_ATTRS)),
+)
+
+stream_layered_image_rule = rule(
+    implementation = _stream_layered_image_impl,
+    executable = True,
+    doc = """dockerTools.streamLayeredImage: an executable that writes the image's docker-archive to stdout.
+
+Only the layers are built and cached; the image tarball is never stored.
+
+```starlark
+load("@strata//rules:defs.bzl", "stream_layered_image")
+stream_layered_image(name = "stream", contents = [":hello"], config = {"Cmd": ["/bin/hello"]})
+```
+`strata run //app:stream > app.tar`, `bazel run //app:stream | docker load`.
+The bytes are those layered_image stores for the same attributes.""",
+    attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **_LAYERED_ATTRS)),
 )
 
 docker_image_rule = rule(

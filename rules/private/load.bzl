@@ -1,43 +1,61 @@
 """image_load: an executable that streams an image into `docker load` or `podman load`."""
 
 load("//rules:providers.bzl", "ImageInfo")
+load(":common.bzl", "label_fail", "label_str")
 
 _SCRIPT = """#!/bin/sh
-# image_load {label}: loads {archive} into docker or podman.
+# image_load {label}: loads {image} into docker or podman
+# (written by @strata//rules/private:load.bzl).
 set -eu
 tool="${{STRATA_LOADER:-{loader}}}"
-here="$0.runfiles/{workspace}"
-[ -d "$here" ] || here="${{RUNFILES_DIR:-$PWD}}/{workspace}"
-[ -f "$here/{archive}" ] || here="$PWD"
+cd "${{RUNFILES_DIR:-$0.runfiles}}/{workspace}" 2>/dev/null || cd "$0.runfiles/{workspace}"
 case "$tool" in
   docker|podman) ;;
-  *) echo "error: {label}: loader must be docker or podman (got $tool); set STRATA_LOADER or the loader attribute" >&2; exit 1 ;;
+  *) echo "error: {label}: attribute 'loader': must be docker or podman (got $tool); set STRATA_LOADER or loader" >&2; exit 1 ;;
 esac
-exec "$tool" load "$@" -i "$here/{archive}"
+if [ -d "{image}" ]; then
+  # An OCI layout (e.g. an image_index): podman reads it directly; docker cannot.
+  [ "$tool" = podman ] || {{ echo "error: {label}: docker cannot load an OCI layout (got {image}); use loader = \\"podman\\" or a docker-archive" >&2; exit 1; }}
+  exec podman pull "$@" "oci:$PWD/{image}{ref}"
+fi
+exec "$tool" load "$@" -i "$PWD/{image}"
 """
 
 def _image_load_impl(ctx):
-    image = ctx.attr.image[ImageInfo]
+    dep = ctx.attr.image
+    if ImageInfo in dep:
+        image = dep[ImageInfo].docker_archive
+    else:
+        files = dep[DefaultInfo].files.to_list()
+        if len(files) != 1:
+            label_fail(ctx, "image", "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
+        image = files[0]
     exe = ctx.actions.declare_file(ctx.label.name + ".sh")
     ctx.actions.write(exe, _SCRIPT.format(
-        label = ctx.label,
-        archive = image.docker_archive.short_path,
+        label = label_str(ctx.label),
+        image = image.short_path,
         loader = ctx.attr.loader,
+        ref = (":" + ctx.attr.ref) if ctx.attr.ref else "",
         workspace = ctx.workspace_name,
     ), is_executable = True)
-    return [DefaultInfo(executable = exe, runfiles = ctx.runfiles(files = [image.docker_archive]))]
+    return [DefaultInfo(executable = exe, runfiles = ctx.runfiles(files = [image]))]
 
 image_load = rule(
     implementation = _image_load_impl,
     executable = True,
-    doc = """Loads an image into Docker (or podman): `bazel run //app:load` / `strata run //app:load`.
+    doc = """Loads an image into Docker or podman: `bazel run //app:load` / `strata run //app:load`.
 
 ```starlark
 image_load(name = "load", image = ":app")
+image_load(name = "load_index", image = ":multiarch", loader = "podman", ref = "latest")
 ```
-The loader is `loader`, overridden by the STRATA_LOADER environment variable at run time.""",
+The loader is `loader`, overridden by the STRATA_LOADER environment variable at
+run time. A docker-archive goes to `docker load` / `podman load`; an OCI layout
+(an `image_index`'s output) to `podman pull oci:DIR:REF`, which picks the
+host's platform from an index.""",
     attrs = {
-        "image": attr.label(mandatory = True, providers = [ImageInfo], doc = "The image to load."),
-        "loader": attr.string(default = "docker", values = ["docker", "podman"], doc = "Which engine's `load` to run."),
+        "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive), merge_images, image_index, or one docker-archive / OCI layout."),
+        "loader": attr.string(default = "docker", values = ["docker", "podman"], doc = "Which engine loads it."),
+        "ref": attr.string(doc = "For an OCI layout: the reference name (tag) in its index.json to pull."),
     },
 )

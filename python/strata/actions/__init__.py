@@ -31,9 +31,9 @@ ACTIONS: dict[str, str] = {
     "LayerGroups": "strata.actions.layered:run",
     "StreamImage": "strata.actions.stream:run",
     "StorePath": "strata.actions.store_path:run",
-    "Customisation": "strata.actions.customisation:run",
-    "LayeredImage": "strata.actions.layered_image:run",
+    "ImageIndex": "strata.actions.index:build_index",
     "NixDb": "strata.actions.nix_db:run",
+    "LinkedStorePath": "strata.actions.helpers:run",
 }
 
 

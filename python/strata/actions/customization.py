@@ -13,7 +13,14 @@ Request (keys sorted; `schema_version` 1):
     contents            list, joined in order:
                           {"store_path": "/nix/store/<hash>-<name>", "src": dir}
                               symlink-joined: links point into store_path, src is its content
+                          {"info": F, "src": dir}
+                              as the first form, the store path read from a StorePath info
+                              file (rules cannot know it: it is a content hash)
                           {"src": dir}   copied into the root (copyToRoot-style), merged
+    files               Layer-action `contents` items (plain files by destination), placed
+                        after the contents, before the commands ([])
+    keep_dirlinks       bool (keepContentsDirlinks, default false): a copied directory
+                        arriving at a symlink to a directory goes into the link's target
     extra_commands      shell text, run by /bin/sh -e with the layer root as cwd ("")
     fake_root_commands  shell text, run under fakeroot with the layer root as cwd ("")
     enable_fakechroot   bool (default false): run fake_root_commands chrooted in the
@@ -51,8 +58,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.layer import ownership
+from strata.actions.layer import ownership, plan_tree
 from strata.actions.request import field
+from strata.actions.store_path import read_info
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
@@ -69,8 +77,10 @@ _KEYS = {
     "enable_fakechroot",
     "extra_commands",
     "fake_root_commands",
+    "files",
     "gid",
     "gname",
+    "keep_dirlinks",
     "mtime",
     "output",
     "schema_version",
@@ -95,40 +105,94 @@ def _link_join(src: Path, dest: Path, target: str) -> None:
             os.symlink(f"{target}/{child}", d)
 
 
-def _copy_into(src: Path, dest: Path) -> None:
+def _is_input_link(path: Path) -> bool:
+    """A link Bazel's or strata's sandbox made for an input file (see strata.oci.tree)."""
+    target = os.readlink(path)
+    rel = os.path.relpath(os.path.abspath(path), os.getcwd())
+    return target.startswith("/") and not rel.startswith("..") and target.endswith("/" + rel)
+
+
+def _dirlink_target(root: Path, link: Path) -> Path | None:
+    """The directory inside `root` a symlink points at, if it is one."""
+    target = os.readlink(link)
+    resolved = root / target.lstrip("/") if target.startswith("/") else link.parent / target
+    resolved = Path(os.path.normpath(resolved))
+    inside = resolved == root or root in resolved.parents
+    return resolved if inside and resolved.is_dir() and not resolved.is_symlink() else None
+
+
+def _copy_into(src: Path, dest: Path, root: Path, keep_dirlinks: bool) -> None:
     """Copy a tree, merging into existing directories and replacing files."""
     for child in sorted(os.listdir(src)):
         s = src / child
         d = dest / child
-        if s.is_dir() and not s.is_symlink():
+        s_link = s.is_symlink() and not _is_input_link(s)
+        if s.is_dir() and not s_link:
+            if keep_dirlinks and d.is_symlink():
+                linked = _dirlink_target(root, d)
+                if linked is not None:
+                    _copy_into(s, linked, root, keep_dirlinks)
+                    continue
             if d.is_symlink() or (d.exists() and not d.is_dir()):
                 d.unlink()
             d.mkdir(mode=0o755, exist_ok=True)
-            _copy_into(s, d)
-            os.chmod(d, stat.S_IMODE(os.lstat(s).st_mode) | 0o200)
+            _copy_into(s, d, root, keep_dirlinks)
+            os.chmod(d, stat.S_IMODE(os.stat(s).st_mode) | 0o200)
             continue
         if d.is_dir() and not d.is_symlink():
             shutil.rmtree(d)
         elif d.exists() or d.is_symlink():
             d.unlink()
-        if s.is_symlink():
+        if s_link:
             os.symlink(os.readlink(s), d)
         else:
             shutil.copyfile(s, d)
-            os.chmod(d, stat.S_IMODE(os.lstat(s).st_mode) | 0o200)
+            os.chmod(d, stat.S_IMODE(os.stat(s).st_mode) | 0o200)
+
+
+def _place_files(req: dict[str, Any], where: str, root: Path) -> None:
+    """`files`: plain files (Layer-action contents items) at their destinations."""
+    items = field(req, "files", list, where, [])
+    if not items:
+        return
+    for e in plan_tree({"contents": items}, f"{where}: files").entries():
+        dest = root / e.name
+        if e.kind == DIR:
+            dest.mkdir(parents=True, exist_ok=True)
+            os.chmod(dest, e.mode)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.exists() or dest.is_symlink():
+            dest.unlink()
+        if e.kind == SYMLINK:
+            os.symlink(e.target, dest)
+        elif e.kind == FILE:
+            shutil.copyfile(e.source, dest)
+            os.chmod(dest, e.mode)
+        else:
+            dest.write_bytes(e.data)
+            os.chmod(dest, e.mode)
 
 
 def _contents(req: dict[str, Any], where: str) -> list[tuple[str | None, Path]]:
     items: list[tuple[str | None, Path]] = []
     for i, item in enumerate(field(req, "contents", list, where, [])):
         at = f"{where}: contents[{i}]"
-        if not isinstance(item, dict) or not set(item) <= {"src", "store_path"}:
+        keys = set(item) if isinstance(item, dict) else set()
+        if not isinstance(item, dict) or not (
+            keys <= {"src", "store_path"} or keys == {"src", "info"}
+        ):
             raise UserError(
-                f'must be {{"store_path": P, "src": DIR}} or {{"src": DIR}} (got {item!r:.80})',
+                f'must be {{"store_path": P, "src": DIR}}, {{"info": F, "src": DIR}} or '
+                f'{{"src": DIR}} (got {item!r:.80})',
                 where=at,
             )
         src = Path(field(item, "src", str, at))
         store_path = field(item, "store_path", (str, type(None)), at, None)
+        if "info" in item:
+            store_path = read_info(field(item, "info", str, at), at)["path"]
         if store_path is not None and not store_path.startswith("/"):
             raise UserError(
                 f"store_path must be absolute (got {store_path!r}); "
@@ -248,11 +312,13 @@ def build_root(
     root = work / "root"
     root.mkdir(mode=0o755)
     contents = _contents(req, where)
+    keep_dirlinks = field(req, "keep_dirlinks", bool, where, False)
     for store_path, src in contents:
         if store_path is None:
-            _copy_into(src, root)
+            _copy_into(src, root, root, keep_dirlinks)
         else:
             _link_join(src, root, store_path)
+    _place_files(req, where, root)
     extra = field(req, "extra_commands", str, where, "")
     if extra:
         _run(["/bin/sh", "-ec", extra], root, "extra_commands", where)

@@ -15,7 +15,9 @@ concat_layers), digested while copied, without reading the store path files.
 Request (keys sorted; `schema_version` 1):
 
     store_layers         [{"store_path": P, "blob": B, "descriptor": D}]: StoreLayer outputs
-                         of every path that may be in the closure (extra ones are ignored)
+                         of every path that may be in the closure (extra ones are ignored);
+                         {"info": F, ...} instead of store_path reads P from a StorePath info
+                         file (the rules cannot know P: it is a content hash)
     closures             files describing the closure: strata closure JSON, nixpkgs
                          exportReferencesGraph list, or StorePath `info` files
     roots                optional store paths the image holds (default: the closure files' roots)
@@ -26,6 +28,9 @@ Request (keys sorted; `schema_version` 1):
                          (strata.layering.pipeline)
     max_layers           default 100; counts base_layers and one customisation layer
     base_layers          layers of the base image, default 0
+    base                 or the base image itself, {"path", "name"} as ImageAssemble takes it
+                         (with `architecture` and `os` to pick one from a multi-platform
+                         layout): its layers are counted
     include_store_paths  default true; false writes an empty directory (bind-mounted stores)
     compressor           of grouped (concatenated) layers, default "none"; a single-path
                          layer is copied as is when its blob already has this compressor
@@ -38,11 +43,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from strata.actions.image import check_keys, load_layer
 from strata.actions.request import field
+from strata.actions.store_path import read_info
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import atomic_dir
@@ -56,14 +63,18 @@ from strata.layering.plan_io import (
     strategy_steps,
 )
 from strata.layering.popularity import available_layers
+from strata.oci.base import Selector, load_base
 from strata.oci.compress import check_compressor
 from strata.oci.image import Blob
 from strata.oci.layer import LayerDescriptor
+from strata.oci.platform import parse_platform
 from strata.store.closure import closure_of
 from strata.store.layer import concat_layers
 from strata.store.path import DEFAULT_STORE_DIR, check_store_dir
 
 _KEYS = {
+    "architecture",
+    "base",
     "base_layers",
     "closures",
     "compressor",
@@ -71,6 +82,7 @@ _KEYS = {
     "include_store_paths",
     "layering",
     "max_layers",
+    "os",
     "output",
     "roots",
     "schema_version",
@@ -89,12 +101,28 @@ def _store_layers(req: dict[str, Any], where: str) -> dict[str, tuple[Blob, Laye
             raise UserError(
                 f'must be {{"store_path", "blob", "descriptor"}} (got {item!r:.60})', where=at
             )
-        check_keys(item, ("blob", "descriptor", "store_path"), at)
-        path = field(item, "store_path", str, at)
+        check_keys(item, ("blob", "descriptor", "info", "store_path"), at)
+        if "info" in item:
+            path = read_info(field(item, "info", str, at), at)["path"]
+        else:
+            path = field(item, "store_path", str, at)
         blob = load_layer({k: item[k] for k in ("blob", "descriptor") if k in item}, at)
         desc_path = Path(item["descriptor"])
         out[path] = (blob, LayerDescriptor.from_json(json.loads(desc_path.read_bytes()), at))
     return out
+
+
+def _base_layer_count(req: dict[str, Any], where: str) -> int:
+    base = field(req, "base", dict, where)
+    check_keys(base, ("name", "path"), f"{where}: base")
+    platform = parse_platform(
+        field(req, "architecture", str, where, "x86_64"),
+        field(req, "os", str, where, "linux"),
+        where=where,
+    )
+    selector = Selector(field(base, "name", str, where, ""), platform)
+    with tempfile.TemporaryDirectory(prefix="strata-base-") as work:
+        return len(load_base(field(base, "path", str, where), selector, Path(work)).layers)
 
 
 def _groups(req: dict[str, Any], where: str, store_dir: str) -> list[list[str]]:
@@ -109,6 +137,8 @@ def _groups(req: dict[str, Any], where: str, store_dir: str) -> list[list[str]]:
     closure = closure_of(roots, infos, where)
     max_layers = field(req, "max_layers", int, where, 100)
     base_layers = field(req, "base_layers", int, where, 0)
+    if "base" in req:
+        base_layers += _base_layer_count(req, where)
     available = available_layers(max_layers, base_layers, f"{where}: max_layers")
     steps = strategy_steps(req.get("layering"), available, f"{where}: layering")
     return plan_layers(closure, max_layers, base_layers, steps)

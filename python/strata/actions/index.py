@@ -1,0 +1,135 @@
+"""`strata action ImageIndex @request.json`: a multi-architecture image as one OCI layout.
+
+The per-platform images (each an OCI image layout, as ImageAssemble writes
+it) are joined under one OCI image index, the shape `docker buildx` and
+registries use for multi-architecture images: the layout's `index.json`
+points at a nested index blob (annotated with the ref name = `tag`), which
+lists one manifest per platform. Clients pick their platform from the nested
+index (`podman pull oci:DIR:TAG`, `skopeo copy --all`, a registry push);
+tools that need one manifest read it directly under `TAG-<arch>` refs
+(`umoci unpack --image DIR:latest-amd64`), which index.json lists too.
+
+Blobs are copied verbatim: each platform's manifest keeps its digest.
+Spec: https://github.com/opencontainers/image-spec/blob/main/image-index.md
+
+Request (keys sorted; `schema_version` 1):
+
+    images   [OCI layout dir, ...]: each holds one image manifest with a platform;
+             platforms must differ
+    name     image name (for io.containerd.image.name)
+    tag      the index's ref name (default "latest")
+    output   the OCI layout directory to write
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from strata.actions.image import check_keys
+from strata.actions.request import field
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.fsutil import atomic_dir
+from strata.oci.digest import sha256_bytes
+from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST, Descriptor, index_bytes
+from strata.oci.oci_layout import CONTAINERD_NAME, LAYOUT_VERSION, REF_NAME
+from strata.oci.platform import Platform
+
+_KEYS = ("images", "name", "output", "schema_version", "tag")
+
+
+def _manifest_of(layout: Path, where: str) -> Descriptor:
+    """The one image manifest descriptor (with its platform) of a per-platform layout."""
+    try:
+        index = json.loads((layout / "index.json").read_bytes())
+    except (OSError, ValueError) as e:
+        raise UserError(
+            f"not an OCI image layout (got {layout}: {e}); pass an image's oci output",
+            where=where,
+        ) from None
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    if not isinstance(manifests, list) or len(manifests) != 1:
+        raise UserError(
+            f"each image must hold exactly one manifest (got {len(manifests or [])} in {layout});"
+            " pass single-platform images",
+            where=where,
+        )
+    desc = manifests[0]
+    if desc.get("mediaType") != OCI_MANIFEST or "platform" not in desc:
+        raise UserError(
+            f"the image's index entry is not an OCI manifest with a platform (got "
+            f"{desc.get('mediaType')!r} in {layout}); pass an image's oci output",
+            where=where,
+        )
+    return Descriptor(
+        OCI_MANIFEST,
+        field(desc, "digest", str, where),
+        field(desc, "size", int, where),
+        platform=Platform.from_json(desc["platform"]),
+    )
+
+
+def _arch_suffix(platform: Platform) -> str:
+    data = platform.to_json()
+    return "-".join(v for v in (data["architecture"], data.get("variant", "")) if v)
+
+
+def build_index(req: dict[str, Any], where: str) -> None:
+    check_keys(req, _KEYS, where)
+    images = field(req, "images", list, where)
+    if not images or not all(isinstance(p, str) for p in images):
+        raise UserError(
+            f"images must be a non-empty list of OCI layout paths (got {images!r:.80})",
+            where=where,
+        )
+    name = field(req, "name", str, where)
+    tag = field(req, "tag", str, where, "latest") or "latest"
+    descriptors = [_manifest_of(Path(p), where) for p in images]
+    seen: dict[str, str] = {}
+    for path, desc in zip(images, descriptors, strict=True):
+        key = json.dumps(desc.platform.to_json() if desc.platform else {}, sort_keys=True)
+        if key in seen:
+            raise UserError(
+                f"two images have the same platform (got {key} in {seen[key]} and {path}); "
+                "give each image another architecture",
+                where=where,
+            )
+        seen[key] = path
+    with atomic_dir(field(req, "output", str, where)) as tmp:
+        blobs = tmp / "blobs" / "sha256"
+        blobs.mkdir(parents=True)
+        for layout in images:
+            src = Path(layout) / "blobs" / "sha256"
+            for blob in sorted(os.listdir(src)):
+                if not (blobs / blob).exists():
+                    shutil.copyfile(src / blob, blobs / blob)
+        nested = index_bytes(descriptors)
+        digest = sha256_bytes(nested)
+        (blobs / digest.partition(":")[2]).write_bytes(nested)
+        top = [
+            Descriptor(
+                OCI_INDEX,
+                digest,
+                len(nested),
+                annotations={REF_NAME: tag, CONTAINERD_NAME: f"{name}:{tag}"},
+            )
+        ]
+        for desc in descriptors:
+            ref = f"{tag}-{_arch_suffix(desc.platform or Platform('unknown'))}"
+            top.append(
+                Descriptor(
+                    desc.media_type,
+                    desc.digest,
+                    desc.size,
+                    annotations={REF_NAME: ref, CONTAINERD_NAME: f"{name}:{ref}"},
+                    platform=desc.platform,
+                )
+            )
+        (tmp / "index.json").write_bytes(index_bytes(top))
+        (tmp / "oci-layout").write_bytes(json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
+        for p in sorted(tmp.rglob("*")):
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
