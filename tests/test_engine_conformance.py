@@ -38,7 +38,7 @@ def _digests(base: Path, rel: str) -> dict[str, str]:
 @pytest.mark.slow
 def test_conformance_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
     bazel = need("bazel")
-    for name in ("conformance", "conformance_local"):
+    for name in ("conformance", "conformance_local", "conformance_new_local"):
         shutil.copytree(FIXTURES / name, tmp_path / name, symlinks=True)
     ws = tmp_path / "conformance"
     run(
@@ -86,3 +86,6 @@ def test_conformance_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
     assert (ws / "bazel-bin/lib/tree.d/f4.txt").read_text() == "file 4\n"
     assert "hello from a repository rule" in (ws / "bazel-bin/app/combined.txt").read_text()
     assert (ws / "bazel-bin/app/platform.txt").read_text() == "linux\n"
+    assert (ws / "bazel-bin/app/configured.txt").read_text() == "k8_fastbuild\n"
+    assert (ws / "bazel-bin/app/configured_os.txt").read_text() == "linux\n"
+    assert (ws / "bazel-bin/app/new_local.txt").read_text() == "first\nsecond\n"

@@ -273,3 +273,72 @@ def test_labels_print_as_bazel_prints_them(tmp_path: Path) -> None:
     assert dict(run.env) == {"WHO": "//p:other"}
     with pytest.raises(UserError, match=r"^defs/r.bzl:\d+:\d+: //p:y: attribute 'boom' is set"):
         build(ws, "//p:y")
+
+
+LINUX_SETTING = "config_setting(name = 'linux', constraint_values = ['@platforms//os:linux'])\n"
+
+
+def test_select_on_config_settings(tmp_path: Path) -> None:
+    ws = workspace(
+        tmp_path,
+        {
+            "conf/BUILD": 'config_setting(name = "k8", values = {"cpu": "k8"})\n'
+            'config_setting(name = "k8_fast", values = {"cpu": "k8", '
+            '"compilation_mode": "fastbuild"})\n'
+            'config_setting(name = "opt", values = {"compilation_mode": "opt"})\n'
+            'config_setting(name = "def", define_values = {"x": "1"})\n',
+            "p/BUILD": LINUX_SETTING + 'genrule(name = "g", outs = ["o"], cmd = select({\n'
+            '    "//conf:k8": "echo k8 > $@",\n'
+            '    "//conf:k8_fast": "echo k8_fast > $@",\n'
+            '    "//conf:opt": "echo opt > $@",\n'
+            '    "//conf:def": "echo def > $@",\n'
+            '    "//conditions:default": "echo default > $@",\n'
+            "}))\n"
+            'genrule(name = "h", outs = ["h"], cmd = select({":linux": "echo l > $@"}))\n',
+            "q/BUILD": 'genrule(name = "late", outs = ["late"], cmd = select({":later": "x"}))\n'
+            'config_setting(name = "later", values = {"cpu": "k8"})\n',
+        },
+    )
+    (act,) = build(ws, "//p:g").actions
+    assert act.argv[-1].endswith(f"echo k8_fast > {BIN}/p/o")
+    (act,) = build(ws, "//p:h").actions
+    assert act.argv[-1].endswith(f"echo l > {BIN}/p/h")
+    with pytest.raises(UserError, match=r"config_setting //q:later is not declared before"):
+        build(ws, "//q:late")
+
+
+def test_select_ambiguous_config_settings(tmp_path: Path) -> None:
+    ws = workspace(
+        tmp_path,
+        {
+            "p/BUILD": 'config_setting(name = "linux", values = {"cpu": "k8"}, '
+            'constraint_values = ["@platforms//os:linux"])\n'
+            'config_setting(name = "k8", values = {"cpu": "k8"})\n'
+            'genrule(name = "amb", outs = ["amb"], cmd = select({":linux": "a", ":k8": "b"}))\n',
+        },
+    )
+    with pytest.raises(UserError, match=r"select\(\) matches more than one condition"):
+        build(ws, "//p:amb")
+
+
+def test_new_local_repository_with_build_file_content_and_build_file(tmp_path: Path) -> None:
+    ws = workspace(
+        tmp_path,
+        {
+            "WORKSPACE": 'new_local_repository(name = "a", path = "../dir", '
+            'build_file_content = \'filegroup(name = "t", srcs = glob(["*.txt"]))\')\n'
+            'new_local_repository(name = "b", path = "../dir", build_file = "//:dir.BUILD")\n',
+            "BUILD": "",
+            "dir.BUILD": 'filegroup(name = "one", srcs = ["one.txt"])\n',
+        },
+    )
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "one.txt").write_text("1\n")
+    (tmp_path / "dir" / "two.txt").write_text("2\n")
+    result = build(ws, "@a//:t", "@b//:one")
+    assert result.targets["@a//:t"].files == ("external/a/one.txt", "external/a/two.txt")
+    assert result.targets["@b//:one"].files == ("external/b/one.txt",)
+    assert result.source_path("external/a/two.txt").read_text() == "2\n"
+    (ws / "WORKSPACE").write_text('new_local_repository(name = "c", path = "../dir")\n')
+    with pytest.raises(UserError, match=r"new_local_repository 'c': needs exactly one of"):
+        build(ws, "@c//:x")

@@ -328,27 +328,32 @@ class Packages:
         if cpu == "x86_64":
             true_labels.add("@platforms//cpu:x86_64")
         default = "//conditions:default"
-        matched = []
+        matched: list[tuple[Any, Any, frozenset[str]]] = []
         for key, value in conditions.items():
-            text = str(
-                Label.parse(key, repo=pkg.repo, package=pkg.name, where=f"select key {key!r}")
-            )
+            where = f"select key {key!r}"
+            lab = Label.parse(key, repo=pkg.repo, package=pkg.name, where=where)
+            lab = Label(self.loader.canonical_repo(lab.repo), lab.package, lab.name)
+            text = str(lab)
             if key == default or text in (default, "@bazel_tools//conditions:default"):
                 continue
             if text in true_labels:
-                matched.append((key, value))
-            elif not (text.startswith("@platforms//") or text.startswith("@bazel_tools//")):
-                raise UserError(
-                    f"select() condition is not supported by strata (got {key!r}); use "
-                    "@platforms//os:*, @platforms//cpu:* or //conditions:default"
-                )
-        if len(matched) > 1:
+                matched.append((key, value, frozenset()))
+            elif text.startswith(("@platforms//", "@bazel_tools//")):
+                continue
+            else:
+                needs = self._config_setting(lab, true_labels, where)
+                if needs is not None:
+                    matched.append((key, value, needs))
+        # Bazel 4 picks the condition whose flag values include every other match's
+        # (constraint values do not make a condition more specific).
+        best = [m for m in matched if all(other[2] <= m[2] for other in matched)]
+        if len(matched) > 1 and len(best) != 1:
             raise UserError(
-                f"select() matches more than one condition (got {[k for k, _ in matched]}); "
-                "make the conditions exclusive"
+                f"select() matches more than one condition (got {[k for k, _, _ in matched]}); "
+                "make the conditions exclusive, or one a specialization of the other"
             )
         if matched:
-            return matched[0][1]
+            return best[0][1]
         if default in conditions:
             return conditions[default]
         raise UserError(
@@ -356,6 +361,51 @@ class Packages:
             or f"select() has no condition matching this platform (got keys "
             f"{sorted(conditions)}); add a //conditions:default branch"
         )
+
+    def _config_setting(
+        self, label: Label, true_labels: set[str], where: str
+    ) -> frozenset[str] | None:
+        """What a config_setting requires, if strata's one configuration meets it, else None.
+
+        strata builds with Bazel's defaults on the host: `--cpu` is the host's
+        (k8, aarch64), `--compilation_mode` is fastbuild, no `--define`.
+        """
+        current = self._current[-1]
+        if (label.repo, label.package) == (current.repo, current.name):
+            if label.name not in current.rules:
+                raise UserError(
+                    f"{where}: config_setting {label} is not declared before this select() "
+                    "(got a later or missing declaration); strata resolves select() while "
+                    "loading, so declare the config_setting above its first use"
+                )
+            decl = current.rules[label.name]
+        else:
+            decl = self.target(label, where=where)
+        if decl.kind != "config_setting":
+            raise UserError(
+                f"{where}: select() keys must be config_setting targets or platform "
+                f"constraints (got a {decl.kind} {label}); point the key at a config_setting"
+            )
+        flags = {"cpu": _host_cpu(), "compilation_mode": "fastbuild", "host_cpu": _host_cpu()}
+        values = decl.attrs.get("values") or {}
+        unknown = sorted(set(values) - set(flags) - {"define"})
+        if unknown or decl.attrs.get("flag_values"):
+            bad = unknown[0] if unknown else "flag_values"
+            raise UserError(
+                f"{label}: config_setting on {bad!r} is not supported by strata (got "
+                f"{values if unknown else decl.attrs.get('flag_values')}); use values with "
+                "cpu or compilation_mode, define_values, or constraint_values"
+            )
+        needs = {f"{k}={v}" for k, v in values.items()}
+        needs |= {f"define:{k}={v}" for k, v in (decl.attrs.get("define_values") or {}).items()}
+        constraints = set()
+        for c in decl.attrs.get("constraint_values") or []:
+            lab = Label.parse(c, repo=label.repo, package=label.package, where=str(label))
+            constraints.add(str(lab))
+        ok = all(flags.get(k) == v for k, v in values.items() if k != "define")
+        ok = ok and "define" not in values and not decl.attrs.get("define_values")
+        ok = ok and constraints <= true_labels
+        return frozenset(needs) if ok else None
 
     def _native_rule(self, kind: str, name: Any, kwargs: dict[str, Any]) -> None:
         types = {**_COMMON, **NATIVE_ATTRS[kind]}
@@ -460,6 +510,13 @@ class Packages:
 
 
 _WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel")
+
+
+def _host_cpu() -> str:
+    """Bazel's `--cpu` for this host (`k8` on x86_64)."""
+    return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}.get(
+        platform.machine().lower(), platform.machine()
+    )
 
 
 def _bazelignore(root: Path, reads: Reads) -> set[str]:

@@ -66,10 +66,15 @@ class Repositories:
                 "give an existing directory, relative to the workspace"
             )
         if extra:
-            raise UserError(
-                f"new_local_repository '{name}' is not supported by strata (got build_file); "
-                "add a BUILD file to the directory and use local_repository"
-            )
+            build_file, content = extra.get("build_file"), extra.get("build_file_content")
+            if (build_file is None) == (content is None):
+                raise UserError(
+                    f"new_local_repository '{name}': needs exactly one of build_file and "
+                    f"build_file_content (got {'both' if build_file else 'neither'}); set one"
+                )
+            attrs = {"path": str(root), "build_file": build_file, "build_file_content": content}
+            self.loader.add_repo(RepoSpec(name=name, attrs=attrs, where="new_local_repository"))
+            return
         self.loader.add_repo(RepoSpec(name=name, path=root))
 
     def _add_repository(
@@ -106,6 +111,8 @@ class Repositories:
     # ---- fetching ---------------------------------------------------------
 
     def fetch(self, spec: RepoSpec) -> Path:
+        if not spec.rule_module:
+            return self._new_local(spec)
         target = self.loader.output_base / "external" / spec.name
         marker = self.loader.output_base / "external" / f"@{spec.name}.marker"
         mod_label = Label.parse(spec.rule_module)
@@ -147,6 +154,37 @@ class Repositories:
         marker.write_text(digest)
         reads.is_dir(target)
         reads.read_text(marker)
+        return target
+
+    def _new_local(self, spec: RepoSpec) -> Path:
+        """new_local_repository: links to the directory's entries, plus the given BUILD file.
+
+        Laid out as Bazel lays it out in `external/<name>`, so source paths match.
+        """
+        reads = self.loader.reads
+        source = Path(spec.attrs["path"])
+        content = spec.attrs["build_file_content"]
+        if content is None:
+            lab = Label.parse(spec.attrs["build_file"], where=f"@{spec.name}: build_file")
+            path = self.loader.repo_root(lab.repo) / lab.package / lab.name
+            if not reads.is_file(path):
+                raise UserError(
+                    f"new_local_repository '{spec.name}': build_file not found (got "
+                    f"{spec.attrs['build_file']}); point it at an existing file"
+                )
+            content = reads.read_text(path)
+        target = self.loader.output_base / "external" / spec.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        target.mkdir(parents=True)
+        skip = {"BUILD", "BUILD.bazel", "WORKSPACE", "WORKSPACE.bazel"}
+        for entry, _kind in reads.listdir(source):
+            if entry not in skip:
+                (target / entry).symlink_to(source / entry)
+        (target / "WORKSPACE").write_text(f'workspace(name = "{spec.name}")\n')
+        (target / "BUILD.bazel").write_text(str(content))
         return target
 
     def _here(self) -> Path:
