@@ -34,6 +34,7 @@ ACTIONS: dict[str, str] = {
     "ImageIndex": "strata.actions.index:build_index",
     "NixDb": "strata.actions.nix_db:run",
     "LinkedStorePath": "strata.actions.helpers:run",
+    "RunAsRoot": "strata.actions.run_as_root:run",
 }
 
 

@@ -1,0 +1,54 @@
+"""`strata action LinkedStorePath @request.json`: a store path of links into another one.
+
+dockerTools' `binSh` and `usrBinEnv` are store paths holding one symlink
+into another store path (`bin/sh -> /nix/store/<hash>-bash/bin/bash`). The
+target's hash is known only once that path is built, so the rule cannot
+write the link: this action reads the target's `info` file, turns each link
+into a `symlink` content item, adds the target to the references, and then
+builds the store path exactly as the StorePath action does (same outputs).
+
+Request: a StorePath request (see strata.actions.store_path) plus
+
+    links   [{"dest": "bin/sh", "info": <info file of the target>, "subpath": "bin/bash"}];
+            each `info` must also be listed in `references`
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from strata.actions import store_path
+from strata.actions.request import field
+from strata.errors import UserError
+
+
+def run(req: dict[str, Any], where: str) -> None:
+    links = field(req, "links", list, where)
+    references = field(req, "references", list, where, [])
+    contents = list(field(req, "contents", list, where, []))
+    for i, link in enumerate(links):
+        at = f"{where}: links[{i}]"
+        if not isinstance(link, dict) or set(link) != {"dest", "info", "subpath"}:
+            raise UserError(
+                f'must be {{"dest", "info", "subpath"}} (got {link!r:.80}); '
+                "name the link, the target's info file and the path inside it",
+                where=at,
+            )
+        info = field(link, "info", str, at)
+        if info not in references:
+            raise UserError(
+                f"the link target is not a reference (got {info}); list it in references",
+                where=at,
+            )
+        subpath = field(link, "subpath", str, at).strip("/")
+        if ".." in subpath.split("/"):
+            raise UserError(
+                f"subpath must stay inside the target store path (got {subpath!r})", where=at
+            )
+        target = store_path.read_info(info, at)["path"]
+        if subpath:
+            target = posixpath.join(target, subpath)
+        contents.append({"dest": field(link, "dest", str, at), "target": target, "type": "symlink"})
+    rest = {k: v for k, v in req.items() if k != "links"}
+    store_path.run({**rest, "contents": contents}, where)

@@ -1,0 +1,295 @@
+"""`strata action RunAsRoot @request.json`: dockerTools' runAsRoot without a VM.
+
+nixpkgs runs `runAsRoot` in a KVM guest with the image's root filesystem
+mounted, then diffs the result into one more layer. Here the root
+filesystem (the base image's layers, then the given layers, whiteouts
+applied) is unpacked into a private directory, the script runs in it under
+`proot -r ROOT -0` (an unprivileged chroot: paths are translated by ptrace,
+nothing is mounted), and the difference before/after becomes the layer:
+new and changed entries (content, mode, owner, link target) with their
+parent directories, deletions as `.wh.<name>` whiteouts. Applied on top of
+the base, it gives what the script left.
+
+Ownership: the unpacked tree carries the layers' real owners, and the
+script's `chown` must stick so it can be recorded. proot's `-0` only
+pretends for an unprivileged caller (chown becomes a no-op), and fakeroot's
+LD_PRELOAD cannot reach programs inside the guest (static busybox, or a libc
+that is not the host's), so the tree is written with real ownership, which
+needs strata to run as root (as the Docker-based CI and Bazel's sandbox on
+it do). The script still never runs with the host's root directory: it sees
+only the private tree. Without root the action fails with that explanation
+rather than silently dropping owners.
+
+Request (keys sorted; `schema_version` 1):
+
+    base        optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
+    layers      [{"blob": path, "descriptor": path}] unpacked after the base, in order
+    script      shell text, run as `/bin/sh -ec SCRIPT` inside the root filesystem
+    compressor  "none" | "gzip" | "zstd" (default "gzip")
+    output, descriptor   the layer blob and its descriptor JSON
+    mtime       time of every entry of the layer (default 1)
+
+Determinism: the script sees `PATH=/usr/sbin:/usr/bin:/sbin:/bin`,
+`HOME=/root`, `LC_ALL=C`, umask 022; entries are sorted and stamped with
+`mtime`; content is compared by hash, not by time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from strata.actions.image import check_keys
+from strata.actions.layer import ownership
+from strata.actions.request import field
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.fsutil import write_bytes_atomic
+from strata.oci.base import Selector, load_base
+from strata.oci.compress import check_compressor, open_decompressed
+from strata.oci.layer import write_layer_from_entries
+from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry, sort_key
+
+SCRIPT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+_KEYS = {
+    "base",
+    "compressor",
+    "descriptor",
+    "layers",
+    "mtime",
+    "output",
+    "schema_version",
+    "script",
+}
+
+
+@dataclass(frozen=True)
+class State:
+    """What the diff compares for one entry."""
+
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    content: str  # sha256 of a file, target of a symlink, "" for a directory
+    size: int = 0
+
+
+def _inside(root: Path, rel: str, where: str) -> Path:
+    """`rel` under `root`, resolving symlinks in its parents as a chroot would."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UserError(f"layer member escapes the root (got {rel!r})", where=where)
+    resolved: list[str] = []
+    for depth, part in enumerate(parts):
+        candidate = root.joinpath(*resolved, part)
+        last = depth == len(parts) - 1
+        hops = 0
+        while not last and candidate.is_symlink():
+            hops += 1
+            if hops > 40:
+                raise UserError(f"symlink loop in the image (got {rel!r})", where=where)
+            target = os.readlink(candidate)
+            base = [] if target.startswith("/") else resolved
+            norm = posixpath.normpath(posixpath.join("/", *base, target)).lstrip("/")
+            resolved = [p for p in norm.split("/") if p]
+            if not resolved:
+                break
+            part = resolved.pop()
+            candidate = root.joinpath(*resolved, part)
+        resolved.append(part)
+    return root.joinpath(*resolved)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def apply_layer(root: Path, blob: str, where: str) -> None:
+    """Unpack one layer blob over `root` as a container runtime does (whiteouts, owners)."""
+    with open_decompressed(blob) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+        for member in tar:
+            name = member.name.lstrip("/")
+            if name in ("", "."):
+                continue
+            dest = _inside(root, name, where)
+            base = dest.name
+            if base == OPAQUE:
+                for child in list(dest.parent.iterdir()) if dest.parent.is_dir() else []:
+                    _remove(child)
+                continue
+            if base.startswith(WHITEOUT):
+                _remove(dest.parent / base[len(WHITEOUT) :])
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if member.isdir():
+                if not dest.is_dir() or dest.is_symlink():
+                    _remove(dest)
+                    dest.mkdir()
+            else:
+                _remove(dest)
+                if member.issym():
+                    os.symlink(member.linkname, dest)
+                elif member.islnk():
+                    os.link(_inside(root, member.linkname, where), dest)
+                    continue
+                elif member.isfile():
+                    src = tar.extractfile(member)
+                    if src is None:  # pragma: no cover - isfile() members have data
+                        raise UserError(f"unreadable member (got {name!r})", where=where)
+                    with open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out)
+                else:
+                    raise UserError(
+                        f"special file in a layer (got {name!r}); "
+                        "run_as_root unpacks only files, directories and links",
+                        where=where,
+                    )
+            os.lchown(dest, member.uid, member.gid)
+            if not member.issym():
+                os.chmod(dest, member.mode & 0o7777)
+
+
+def snapshot(root: Path) -> dict[str, State]:
+    out: dict[str, State] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            st = os.lstat(path)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                out[rel] = State(DIR, mode, st.st_uid, st.st_gid, "")
+            elif stat.S_ISLNK(st.st_mode):
+                out[rel] = State(SYMLINK, 0o777, st.st_uid, st.st_gid, os.readlink(path))
+            elif stat.S_ISREG(st.st_mode):
+                h = hashlib.sha256()
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                out[rel] = State(FILE, mode, st.st_uid, st.st_gid, h.hexdigest(), st.st_size)
+            else:
+                out[rel] = State("special", mode, st.st_uid, st.st_gid, "")
+    return out
+
+
+def diff_entries(root: Path, before: dict[str, State], after: dict[str, State]) -> list[Entry]:
+    """The layer that turns `before` into `after`: changes, their parents, whiteouts."""
+    changed = {p for p, s in after.items() if before.get(p) != s}
+    deleted = {p for p in before if p not in after or after[p].kind != before[p].kind}
+    # below a deleted (or replaced) directory, one whiteout of the directory suffices
+    top_deleted = {p for p in deleted if not any(p.startswith(d + "/") for d in deleted if d != p)}
+    wanted = set(changed)
+    for p in list(changed) + list(top_deleted):
+        parent = posixpath.dirname(p)
+        while parent:
+            wanted.add(parent)
+            parent = posixpath.dirname(parent)
+    entries: list[Entry] = []
+    for p in top_deleted:
+        if p in after:  # replaced by another kind: the new entry hides the old one
+            continue
+        parent, base = posixpath.split(p)
+        entries.append(Entry(posixpath.join(parent, WHITEOUT + base), BYTES, 0o644))
+    for p in wanted:
+        s = after[p]
+        if s.kind == "special":
+            raise UserError(
+                f"the script left a special file (got {p!r}); create only files, "
+                "directories and symlinks",
+                where="run_as_root",
+            )
+        if s.kind == DIR:
+            entries.append(Entry(p, DIR, s.mode, uid=s.uid, gid=s.gid))
+        elif s.kind == SYMLINK:
+            entries.append(Entry(p, SYMLINK, 0o777, target=s.content, uid=s.uid, gid=s.gid))
+        else:
+            path = str(root / p)
+            entries.append(Entry(p, FILE, s.mode, size=s.size, source=path, uid=s.uid, gid=s.gid))
+    return sorted(entries, key=lambda e: sort_key(e.name))
+
+
+def run_script(root: Path, script: str, where: str) -> None:
+    if shutil.which("proot") is None:
+        raise UserError(
+            "run_as_root needs proot, which is not on PATH "
+            f"(got PATH={os.environ.get('PATH', '')!r}); install the Debian package proot",
+            where=where,
+        )
+    if not (root / "bin" / "sh").exists() and not (root / "bin" / "sh").is_symlink():
+        raise UserError(
+            "the image has no /bin/sh to run the script with (got no bin/sh in the root "
+            "filesystem); put a shell in the base or contents, e.g. bin_sh or busybox",
+            where=where,
+        )
+    argv = ["proot", "-r", str(root), "-0", "-w", "/", "/bin/sh", "-ec", script]
+    env = {**SCRIPT_ENV, "PROOT_NO_SECCOMP": "1"}
+    res = subprocess.run(argv, env=env, capture_output=True, text=True, cwd="/")
+    if res.returncode != 0:
+        tail = " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
+        raise UserError(
+            f"the run_as_root script failed (got exit status {res.returncode}: "
+            f"{tail[-300:]!r}); fix the script",
+            where=where,
+        )
+
+
+def run(req: dict[str, Any], where: str) -> None:
+    check_keys(req, _KEYS, where)
+    compressor = check_compressor(field(req, "compressor", str, where, "gzip"), where)
+    output = field(req, "output", str, where)
+    descriptor_path = field(req, "descriptor", str, where)
+    script = field(req, "script", str, where)
+    owner = ownership(req, where)
+    base_req = field(req, "base", (dict, type(None)), where, None)
+    layers = field(req, "layers", list, where, [])
+    if os.geteuid() != 0:
+        raise UserError(
+            "run_as_root records the script's chown with real ownership in a private copy "
+            f"of the root filesystem, which needs root (got uid {os.geteuid()}); run the build "
+            "as root (e.g. in the CI container) or move ownership into fake_root_commands",
+            where=where,
+        )
+    old_umask = os.umask(0o022)
+    try:
+        with tempfile.TemporaryDirectory(prefix="strata-run-as-root-") as tmp:
+            work = Path(tmp)
+            root = work / "root"
+            root.mkdir(mode=0o755)
+            blobs: list[str] = []
+            if base_req is not None:
+                selector = Selector(field(base_req, "name", str, where, ""))
+                (work / "base").mkdir()
+                base = load_base(field(base_req, "path", str, where), selector, work / "base")
+                blobs += [str(b.path) for b in base.layers]
+            for i, layer in enumerate(layers):
+                if not isinstance(layer, dict):
+                    raise UserError(f"layers[{i}] must be an object (got {layer!r:.60})", where)
+                blobs.append(field(layer, "blob", str, f"{where}: layers[{i}]"))
+            for blob in blobs:
+                apply_layer(root, blob, where)
+            before = snapshot(root)
+            run_script(root, script, where)
+            entries = diff_entries(root, before, snapshot(root))
+            descriptor = write_layer_from_entries(output, compressor, entries, owner)
+    finally:
+        os.umask(old_umask)
+    try:
+        write_bytes_atomic(descriptor_path, json_bytes(descriptor.to_json()))
+    except BaseException:
+        os.unlink(output)
+        raise
