@@ -10,11 +10,14 @@ below encode it to JSON for the underlying rule (`*_rule`, for power users).
 
 load("//rules:providers.bzl", _ImageInfo = "ImageInfo", _LayerInfo = "LayerInfo", _StorePathInfo = "StorePathInfo")
 load("//rules/private:export.bzl", _export_image = "export_image")
+load("//rules/private:helpers.bzl", _bin_sh = "bin_sh", _ca_certificates = "ca_certificates", _fake_nss = "fake_nss", _helper_store_path = "helper_store_path", _host_ca_certificates = "host_ca_certificates", _host_ca_certificates_rule = "host_ca_certificates_rule", _shadow_setup = "shadow_setup", _usr_bin_env = "usr_bin_env")
 load("//rules/private:image.bzl", _docker_image_rule = "docker_image_rule", _layered_image_rule = "layered_image_rule", _stream_layered_image_rule = "stream_layered_image_rule")
 load("//rules/private:index.bzl", _image_index = "image_index")
 load("//rules/private:load.bzl", _image_load = "image_load")
 load("//rules/private:merge.bzl", _merge_images = "merge_images")
+load("//rules/private:nix.bzl", _nix_db = "nix_db")
 load("//rules/private:registry.bzl", _image_push = "image_push", _image_push_rule = "image_push_rule", _pull_image = "pull_image")
+load("//rules/private:run_as_root.bzl", _run_as_root_rule = "run_as_root")
 load("//rules/private:store_path.bzl", _store_path = "store_path")
 
 StorePathInfo = _StorePathInfo
@@ -32,6 +35,16 @@ image_index = _image_index
 pull_image = _pull_image
 image_push = _image_push
 image_push_rule = _image_push_rule
+fake_nss = _fake_nss
+bin_sh = _bin_sh
+usr_bin_env = _usr_bin_env
+ca_certificates = _ca_certificates
+shadow_setup = _shadow_setup
+helper_store_path = _helper_store_path
+host_ca_certificates = _host_ca_certificates
+host_ca_certificates_rule = _host_ca_certificates_rule
+nix_db = _nix_db
+run_as_root_rule = _run_as_root_rule
 
 def _encode(value):
     return json.encode(value) if type(value) != "string" else value
@@ -57,3 +70,7 @@ def stream_layered_image(name, config = None, layering = None, **kwargs):
 def docker_image(name, config = None, **kwargs):
     """buildImage; see docker_image_rule for every attribute. `config` may be a dict."""
     _docker_image_rule(name = name, config = _encode(config) if config != None else "", **kwargs)
+
+def run_as_root(name, config = None, **kwargs):
+    """runAsRoot on top of `from_image`; see run_as_root_rule for every attribute. `config` may be a dict."""
+    _run_as_root_rule(name = name, config = _encode(config) if config != None else "", **kwargs)

@@ -1,0 +1,118 @@
+"""run_as_root: dockerTools' runAsRoot without a VM, as a layer on top of a parent image.
+
+`run_as_root_layer(ctx, ...)` is the hook image rules call for a
+`run_as_root` attribute; the `run_as_root` rule is the standalone form: an
+image made of its parent, the closure of `contents`, and the script's layer.
+"""
+
+load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
+load(":common.bzl", "TOOL_ATTRS", "label_fail", "run_strata", "validate_config")
+
+def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1):
+    """Register the RunAsRoot action; return struct(blob, descriptor) of the script's layer.
+
+    Args:
+      ctx: the rule context (needs `_strata` from TOOL_ATTRS).
+      script: shell text run as root (`/bin/sh -ec`) in the image's root filesystem.
+      base_archive: File, the parent image (docker-archive or OCI layout), or None.
+      layers: structs with `blob` and `descriptor` Files, unpacked after the parent, in order.
+      compressor: "none", "gzip" or "zstd".
+      prefix: output file prefix (default: the target name).
+      mtime: time of every entry of the layer.
+    """
+    prefix = prefix or ctx.label.name
+    blob = ctx.actions.declare_file(prefix + ".runasroot.tar")
+    descriptor = ctx.actions.declare_file(prefix + ".runasroot.json")
+    req = {
+        "compressor": compressor,
+        "descriptor": descriptor.path,
+        "layers": [{"blob": l.blob.path, "descriptor": l.descriptor.path} for l in layers],
+        "mtime": mtime,
+        "output": blob.path,
+        "script": script,
+    }
+    inputs = [l.blob for l in layers] + [l.descriptor for l in layers]
+    if base_archive:
+        req["base"] = {"name": "", "path": base_archive.path}
+        inputs.append(base_archive)
+    run_strata(ctx, "RunAsRoot", req, depset(inputs), [blob, descriptor], "run_as_root layer of")
+    return struct(blob = blob, descriptor = descriptor)
+
+def _run_as_root_impl(ctx):
+    if not ctx.attr.script.strip():
+        label_fail(ctx, "script", "must not be empty", repr(ctx.attr.script), "write the shell commands to run as root, e.g. \"chown -R 1000 /srv\"")
+    config = validate_config(ctx, ctx.attr.config)
+    parent = ctx.attr.from_image[ImageInfo]
+    spis = [c[StorePathInfo] for c in ctx.attr.contents]
+    entries = depset(transitive = [s.closure for s in spis]).to_list()
+    parent_paths = {e.info.path: True for e in parent.store_paths.to_list()}
+    path_layers = [struct(blob = e.layer, descriptor = e.descriptor) for e in entries if e.info.path not in parent_paths]
+    script_layer = run_as_root_layer(ctx, ctx.attr.script, parent.docker_archive, path_layers, ctx.attr.compressor, mtime = ctx.attr.mtime)
+    layers = path_layers + [script_layer]
+
+    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
+    oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
+    info = ctx.actions.declare_file(ctx.label.name + ".image.json")
+    name = ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
+    req = {
+        "architecture": parent.architecture,
+        "base": {"name": "", "path": parent.docker_archive.path},
+        "config": config,
+        "layers": [{"blob": l.blob.path, "descriptor": l.descriptor.path} for l in layers],
+        "name": name,
+        "outputs": {"docker_archive": archive.path, "image_info": info.path, "oci_layout": oci.path},
+    }
+    if ctx.attr.created:
+        req["created"] = ctx.attr.created
+    if ctx.attr.tag:
+        req["tag"] = ctx.attr.tag
+    inputs = [parent.docker_archive] + [l.blob for l in layers] + [l.descriptor for l in layers]
+    run_strata(ctx, "ImageAssemble", req, depset(inputs), [archive, oci, info], "image")
+    return [
+        DefaultInfo(files = depset([archive])),
+        OutputGroupInfo(oci = depset([oci]), image_info = depset([info]), layer = depset([script_layer.blob, script_layer.descriptor])),
+        ImageInfo(
+            docker_archive = archive,
+            oci_layout = oci,
+            image_info = info,
+            name = name,
+            tag = ctx.attr.tag,
+            architecture = parent.architecture,
+            store_paths = depset(entries, transitive = [parent.store_paths]),
+        ),
+    ]
+
+run_as_root = rule(
+    implementation = _run_as_root_impl,
+    doc = """dockerTools' runAsRoot: run a script as root in the parent image plus `contents`; its changes are one more layer.
+
+No VM: the parent's layers and the store paths of `contents` are unpacked
+into a private root filesystem, the script runs there under `proot -r ROOT -0`,
+and the difference (new and changed files, modes, owners; deletions as
+`.wh.` whiteouts) becomes the top layer. Needs `/bin/sh` in the image.
+
+```starlark
+load("@strata//rules:defs.bzl", "run_as_root")
+run_as_root(
+    name = "app",
+    from_image = ":base",
+    script = \"\"\"
+echo app:x:1000:1000::/home/app:/bin/sh >> /etc/passwd
+mkdir -p /home/app && chown 1000:1000 /home/app
+rm /etc/motd
+\"\"\",
+    config = {"User": "app"},
+)
+```""",
+    attrs = dict(TOOL_ATTRS, **{
+        "from_image": attr.label(mandatory = True, providers = [ImageInfo], doc = "The parent image (an image target); the script's layer goes on top of it."),
+        "script": attr.string(mandatory = True, doc = "Shell commands, run by the image's /bin/sh -e as root with / as the image's root."),
+        "contents": attr.label_list(providers = [StorePathInfo], doc = "Store paths added to the image (their closures' layers) before the script runs."),
+        "config": attr.string(doc = "Config changes as JSON (the defs.bzl macro takes a dict); merged over the parent's, Env last-wins."),
+        "image_name": attr.string(doc = "Repository name; default <package>/<name>."),
+        "tag": attr.string(doc = "Image tag; default: a hash of the image's content."),
+        "created": attr.string(doc = "Image creation time, RFC 3339; default 1970-01-01T00:00:01Z."),
+        "compressor": attr.string(default = "gzip", values = ["none", "gzip", "zstd"], doc = "Compression of the script's layer."),
+        "mtime": attr.int(default = 1, doc = "mtime of every entry of the script's layer."),
+    }),
+)
