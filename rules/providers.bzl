@@ -28,12 +28,12 @@ LayerInfo = provider(
 ImageInfo = provider(
     doc = "A built image: what other rules (merge_images, image_load, from_image) consume.",
     fields = {
-        "docker_archive": "File: the docker-archive tarball (`docker load -i`).",
+        "docker_archive": "File: the docker-archive tarball (`docker load -i`); None for an image_index.",
         "oci_layout": "File (directory): the OCI image layout of the same image.",
-        "image_info": "File: JSON with the image's name, tag, config and manifest digests.",
+        "image_info": "File: JSON with the image's name, tag, config and manifest digests; None for an image_index.",
         "name": "Image repository name (string).",
         "tag": "Image tag (string, empty: strata picks a content hash).",
-        "architecture": "Architecture as given to the rule (string, e.g. \"x86_64\", \"aarch64\").",
+        "architecture": "Architecture as given to the rule (string, e.g. \"x86_64\", \"aarch64\"); an image_index's: comma-separated.",
         "store_paths": "depset of struct(info, tree, layer, descriptor): store paths in the image.",
     },
 )

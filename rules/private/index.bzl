@@ -19,7 +19,19 @@ def _image_index_impl(ctx):
         "multi-architecture index",
         execution_requirements = NO_REMOTE_CACHE,
     )
-    return [DefaultInfo(files = depset([out])), OutputGroupInfo(oci = depset([out]))]
+    return [
+        DefaultInfo(files = depset([out])),
+        OutputGroupInfo(oci = depset([out])),
+        ImageInfo(
+            docker_archive = None,
+            oci_layout = out,
+            image_info = None,
+            name = name,
+            tag = ctx.attr.tag,
+            architecture = ",".join([i.architecture for i in infos]),
+            store_paths = depset(transitive = [i.store_paths for i in infos]),
+        ),
+    ]
 
 image_index = rule(
     implementation = _image_index_impl,

@@ -16,23 +16,32 @@ esac
 if [ -d "{image}" ]; then
   # An OCI layout (e.g. an image_index): podman reads it directly; docker cannot.
   [ "$tool" = podman ] || {{ echo "error: {label}: docker cannot load an OCI layout (got {image}); use loader = \\"podman\\" or a docker-archive" >&2; exit 1; }}
-  exec podman pull "$@" "oci:$PWD/{image}{ref}"
+  id="$(podman pull -q "$@" "oci:$PWD/{image}{ref}")"
+  podman tag "$id" "{name}"
+  echo "Loaded image: {name}"
+  exit 0
 fi
 exec "$tool" load "$@" -i "$PWD/{image}"
 """
 
 def _image_load_impl(ctx):
     dep = ctx.attr.image
+    name = ""
     if ImageInfo in dep:
-        image = dep[ImageInfo].docker_archive
+        info = dep[ImageInfo]
+        image = info.docker_archive or info.oci_layout
+        name = "%s:%s" % (info.name, ctx.attr.ref or info.tag or "latest")
     else:
         files = dep[DefaultInfo].files.to_list()
         if len(files) != 1:
             label_fail(ctx, "image", "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
         image = files[0]
+    if not name:
+        name = "%s/%s:%s" % (ctx.label.package, ctx.label.name, ctx.attr.ref or "latest")
     exe = ctx.actions.declare_file(ctx.label.name + ".sh")
     ctx.actions.write(exe, _SCRIPT.format(
         label = label_str(ctx.label),
+        name = name.lstrip("/"),
         image = image.short_path,
         loader = ctx.attr.loader,
         ref = (":" + ctx.attr.ref) if ctx.attr.ref else "",
@@ -52,10 +61,10 @@ image_load(name = "load_index", image = ":multiarch", loader = "podman", ref = "
 The loader is `loader`, overridden by the STRATA_LOADER environment variable at
 run time. A docker-archive goes to `docker load` / `podman load`; an OCI layout
 (an `image_index`'s output) to `podman pull oci:DIR:REF`, which picks the
-host's platform from an index.""",
+host's platform from an index, and is tagged with the image's name and `ref`.""",
     attrs = {
         "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive), merge_images, image_index, or one docker-archive / OCI layout."),
         "loader": attr.string(default = "docker", values = ["docker", "podman"], doc = "Which engine loads it."),
-        "ref": attr.string(doc = "For an OCI layout: the reference name (tag) in its index.json to pull."),
+        "ref": attr.string(doc = "For an OCI layout: the reference name (tag) in its index.json to pull; the loaded image is tagged `<name>:<ref>`."),
     },
 )

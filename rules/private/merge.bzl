@@ -6,6 +6,8 @@ load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "label_fail", "run_strata")
 def image_archive(ctx, attr_name, dep):
     """The docker-archive of an image target, or the one file of another target."""
     if ImageInfo in dep:
+        if dep[ImageInfo].docker_archive == None:
+            label_fail(ctx, attr_name, "an OCI index has no docker-archive", "an image_index", "merge per-platform images")
         return dep[ImageInfo].docker_archive
     files = dep[DefaultInfo].files.to_list()
     if len(files) != 1:
