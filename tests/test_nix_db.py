@@ -219,3 +219,15 @@ def test_request_errors(
     assert action(tmp_path, "NixDb", nix_db_request(tmp_path, [], [], "e")) == 1
     assert "store_paths is empty" in capsys.readouterr().err
     assert not (tmp_path / "db-r.tar").exists()
+
+
+def test_directory_form_for_the_customisation_layer(tmp_path: Path, closure: list[Path]) -> None:
+    app = closure[0]
+    req = {"closures": [str(app)], "name": "x/y", "output": str(tmp_path / "dir")}
+    assert action(tmp_path, "NixDb", req) == 0
+    assert action(tmp_path, "NixDb", nix_db_request(tmp_path, [app], [app], "a")) == 0
+    layer_root = unpack_image_root(tmp_path, [], tmp_path / "db-a.tar")
+    db = "nix/var/nix/db/db.sqlite"
+    assert (tmp_path / "dir" / db).read_bytes() == (layer_root / db).read_bytes()
+    link = tmp_path / "dir/nix/var/nix/gcroots/docker" / os.path.basename(path_of(app))
+    assert os.readlink(link) == path_of(app)

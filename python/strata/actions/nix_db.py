@@ -6,7 +6,12 @@ union of the given paths' closures), and `/nix/var/nix/gcroots/docker/<hash>-<na
 links to the image's roots, so `nix-store -q`, `--verify` and a garbage
 collection work inside the container (see strata.store.nix_db).
 
-Request (keys sorted; `schema_version` 1):
+Directory form (what image.bzl's `include_nix_db` merges into its top layer):
+`{"closures": [info files], "name": image name (unused), "output": dir}`
+writes the same files under `dir` (nix/var/nix/db/..., gcroots links to
+every listed path), registration time 1.
+
+Layer form, request (keys sorted; `schema_version` 1):
 
     store_paths        info files (StorePath / nix_store_import `info` outputs); their
                        closures are registered
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -65,7 +71,30 @@ def db_entries(db_file: str, roots: list[str]) -> list[Entry]:
     return sorted(out, key=lambda e: sort_key(e.name))
 
 
+def write_dir(req: dict[str, Any], where: str) -> None:
+    check_keys(req, {"closures", "name", "output", "schema_version"}, where)
+    infos = [read_info(p, where) for p in field(req, "closures", list, where)]
+    if not infos:
+        raise UserError(
+            "closures is empty (got []); a Nix database needs the image's store paths",
+            where=where,
+        )
+    out = Path(field(req, "output", str, where))
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / DB_DIR).mkdir(parents=True)
+    (out / GCROOTS_DIR).mkdir(parents=True)
+    write_db(out / DB_DIR / "db.sqlite", closure_infos(infos, where).values(), 1, where)
+    (out / DB_DIR / "schema").write_bytes(SCHEMA_VERSION.encode())
+    for root in sorted({i["path"] for i in infos}):
+        os.symlink(root, out / GCROOTS_DIR / posixpath.basename(root))
+
+
 def run(req: dict[str, Any], where: str) -> None:
+    if "closures" in req:
+        write_dir(req, where)
+        return
     check_keys(req, _KEYS, where)
     compressor = check_compressor(field(req, "compressor", str, where, "gzip"), where)
     output = field(req, "output", str, where)
