@@ -1,7 +1,10 @@
-"""Rule errors under real Bazel, from another workspace that loads @strata//rules:defs.bzl.
+"""Rule errors under real Bazel and under strata's engine, from another workspace.
 
-One `bazel build --keep_going` of a package full of mistakes; each fail()
-message is checked by its text (it names the label and the attribute).
+The workspace loads @strata//rules:defs.bzl through local_repository. Each
+mistake's message is checked by its text: our fail()s name the label and the
+attribute in strata's error shape; the engines' own attribute checks
+(mandatory, type) name both too. Bazel gets one `build --keep_going`; the
+engine stops at its first analysis error, so it builds each target alone.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.realtool
 
-BUILD = """
-load("@strata//rules:defs.bzl", "layered_image", "store_path")
-
+LOAD = 'load("@strata//rules:defs.bzl", "image_load", "layered_image", "store_path")\n'
+OK = """
 genrule(name = "f", outs = ["f.txt"], cmd = "echo hi > $@")
 
-store_path(name = "bad name!", srcs = {":f": "f.txt"})
-
 store_path(name = "ok", srcs = {":f": "share/f.txt"})
+"""
+BAD = (
+    LOAD
+    + OK
+    + """
+store_path(name = "bad name!", srcs = {":f": "f.txt"})
 
 layered_image(name = "too_few_layers", contents = [":ok"], max_layers = 1)
 
@@ -32,20 +38,60 @@ layered_image(name = "bad_env", contents = [":ok"], config = {"Env": ["NOEQUALS"
 
 layered_image(name = "bad_cmd", contents = [":ok"], config = {"Cmd": "/bin/sh"})
 
+layered_image(name = "bad_layering", contents = [":ok"], layering = "fancy")
+
 store_path(name = "no_srcs")
 """
+)
+# Loading-phase mistakes spoil their whole package: one package each.
+MISSING = LOAD + 'image_load(name = "no_image")\n'
+WRONG_TYPE = (
+    LOAD + OK + 'layered_image(name = "wrong_type", contents = [":ok"], max_layers = "8")\n'
+)
+
+# fail() texts, the same under both engines.
+RULE_ERRORS = {
+    "//bad:bad name!": (
+        "error: //bad:bad name!: attribute 'name': invalid store path name (got \"bad name!\")",
+    ),
+    "//bad:too_few_layers": (
+        "error: //bad:too_few_layers: attribute 'max_layers': must leave room",
+        "(got 1); use at least 2",
+    ),
+    "//bad:bad_env": (
+        "error: //bad:bad_env: attribute 'config': "
+        'Env entries must be "NAME=value" strings (got "NOEQUALS")',
+    ),
+    "//bad:bad_cmd": ("error: //bad:bad_cmd: attribute 'config': Cmd must be a list of strings",),
+    "//bad:bad_layering": (
+        "error: //bad:bad_layering: attribute 'layering': unknown layering strategy "
+        '(got "fancy")',
+    ),
+    "//bad:no_srcs": ("error: //bad:no_srcs: attribute 'srcs': a store path needs content",),
+}
 
 
-def test_rule_errors_name_label_and_attribute(tmp_path: Path) -> None:
-    bazel = need("bazel")
+def workspace(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"
-    (ws / "bad").mkdir(parents=True)
+    for pkg, text in (("bad", BAD), ("missing", MISSING), ("wrongtype", WRONG_TYPE)):
+        (ws / pkg).mkdir(parents=True)
+        (ws / pkg / "BUILD").write_text(text)
     (ws / "WORKSPACE").write_text(
         f'local_repository(name = "strata", path = "{ROOT}")\n'
         'load("@strata//rules:repositories.bzl", "strata_dependencies")\n'
         "strata_dependencies()\n"
     )
-    (ws / "bad" / "BUILD").write_text(BUILD)
+    return ws
+
+
+def line_with(out: str, *parts: str) -> str:
+    found = [line for line in out.splitlines() if all(p in line for p in parts)]
+    assert found, f"no line with {parts} in:\n{out[-3000:]}"
+    return found[0]
+
+
+def test_rule_errors_under_bazel(tmp_path: Path) -> None:
+    bazel = need("bazel")
     proc = subprocess.run(
         [
             bazel,
@@ -56,24 +102,52 @@ def test_rule_errors_name_label_and_attribute(tmp_path: Path) -> None:
             "--symlink_prefix=/",
             "--spawn_strategy=processwrapper-sandbox",
             "//bad:all",
+            "//missing:all",
+            "//wrongtype:all",
         ],
-        cwd=ws,
+        cwd=workspace(tmp_path),
         capture_output=True,
         text=True,
     )
     out = proc.stderr
     assert proc.returncode != 0
-    assert (
-        "error: //bad:bad name!: attribute 'name': invalid store path name (got \"bad name!\")"
-        in out
-    )
-    assert "error: //bad:too_few_layers: attribute 'max_layers': must leave room" in out
-    assert "(got 1); use at least 2" in out
-    assert (
-        "error: //bad:bad_env: attribute 'config': "
-        'Env entries must be "NAME=value" strings (got "NOEQUALS")' in out
-    )
-    assert "error: //bad:bad_cmd: attribute 'config': Cmd must be a list of strings" in out
-    assert "error: //bad:no_srcs: attribute 'srcs': a store path needs content" in out
+    for texts in RULE_ERRORS.values():
+        for text in texts:
+            assert text in out
+    line_with(out, "//missing:no_image", "mandatory attribute 'image'")
+    line_with(out, "//wrongtype:wrong_type", "'max_layers'", "int")
     # the well-formed store path has no error: the rules load from another workspace
     assert not any("//bad:ok:" in line for line in out.splitlines())
+
+
+@pytest.fixture(scope="module")
+def strata_ws(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("errors")
+    return workspace(tmp), tmp / "base"
+
+
+def strata_build(ws: tuple[Path, Path], target: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ROOT / "tools" / "strata", "build", f"--output_base={ws[1]}", target],
+        cwd=ws[0],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("target", sorted(RULE_ERRORS))
+def test_rule_errors_under_strata(target: str, strata_ws: tuple[Path, Path]) -> None:
+    proc = strata_build(strata_ws, target)
+    assert proc.returncode == 1, proc.stderr
+    for text in RULE_ERRORS[target]:
+        assert text in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_attribute_checks_under_strata(strata_ws: tuple[Path, Path]) -> None:
+    missing = strata_build(strata_ws, "//missing:no_image")
+    assert missing.returncode == 1
+    line_with(missing.stderr, "//missing:no_image", "mandatory attribute 'image'")
+    wrong = strata_build(strata_ws, "//wrongtype:wrong_type")
+    assert wrong.returncode == 1
+    line_with(wrong.stderr, "//wrongtype:wrong_type", "'max_layers'", "integer")
