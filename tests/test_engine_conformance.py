@@ -89,3 +89,46 @@ def test_conformance_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
     assert (ws / "bazel-bin/app/configured.txt").read_text() == "k8_fastbuild\n"
     assert (ws / "bazel-bin/app/configured_os.txt").read_text() == "linux\n"
     assert (ws / "bazel-bin/app/new_local.txt").read_text() == "first\nsecond\n"
+
+    # `run` of a tool from a local_repository, through its runfiles: same output, same tree.
+    bazel_run = run(
+        bazel,
+        f"--output_user_root={tmp_path / 'bazel-root'}",
+        "--batch",
+        "run",
+        "//app:run_local",
+        cwd=ws,
+    )
+    strata_run = run(
+        sys.executable,
+        "-m",
+        "strata",
+        "run",
+        f"--output_base={tmp_path / 'strata-ob'}",
+        "//app:run_local",
+        cwd=ws,
+        env=env,
+    )
+    assert (
+        strata_run.stdout
+        == bazel_run.stdout
+        == "cwd: conformance\na message from @local_lib\ninput line\n"
+    )
+    trees = [ws / b / "app/run_local.sh.runfiles" for b in ("bazel-bin", "strata-bin")]
+    assert _tree_listing(trees[0]) == _tree_listing(trees[1])
+    manifests = [t / "MANIFEST" for t in trees]
+    manifests += [t.parent / "run_local.sh.runfiles_manifest" for t in trees]
+    listed = [_manifest_paths(m) for m in manifests]
+    assert listed == [listed[0]] * 4 and "local_lib/show.sh" in listed[0]
+
+
+def _tree_listing(tree: Path) -> list[str]:
+    return sorted(
+        (Path(d) / n).relative_to(tree).as_posix()
+        for d, dirs, files in os.walk(tree)
+        for n in dirs + files
+    )
+
+
+def _manifest_paths(manifest: Path) -> list[str]:
+    return [line.split(" ")[0] for line in manifest.read_text().splitlines()]

@@ -175,18 +175,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runfiles_path(execroot_path: str, workspace_name: str) -> str:
-    """Where an execroot file sits under `<exe>.runfiles/`, as Bazel lays it out."""
-    from strata.engine.outputbase import bin_dir
-
-    p = execroot_path
-    if p.startswith(bin_dir() + "/"):
-        p = p[len(bin_dir()) + 1 :]
-    if p.startswith("external/"):
-        return p[len("external/") :]
-    return f"{workspace_name}/{p}"
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     with _locked_output_base(args) as (base, stat_cache):
         base, result = _analyze(args, [args.target], base, stat_cache)
@@ -207,19 +195,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runfiles = sorted(set(getattr(info, "runfiles", ()) or ()) | {executable})
         wanted = sorted(set(_files_of(info)) | set(runfiles))
         _execute(args, base, result, wanted, stat_cache)
-    exe = base.execroot / executable
-    tree = exe.parent / (exe.name + ".runfiles")
-    from strata.engine.graph import is_generated
+        from strata.engine.outputbase import bin_dir
+        from strata.engine.runfiles import lay_out, runfiles_entries
 
-    for path in runfiles:
-        real = base.execroot / path if is_generated(path) else base.source_path(path)
-        link = tree / _runfiles_path(path, base.workspace_name)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        os.symlink(real, link)
-    cwd = tree / base.workspace_name
-    cwd.mkdir(parents=True, exist_ok=True)
+        exe = base.execroot / executable
+        tree = exe.parent / (exe.name + ".runfiles")
+        source_path = getattr(result, "source_path", None) or base.source_path
+        entries = runfiles_entries(
+            runfiles, base.workspace_name, bin_dir(), base.execroot, source_path
+        )
+        lay_out(tree, entries)
+        cwd = tree / base.workspace_name
+        cwd.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "RUNFILES_DIR": str(tree),

@@ -8,7 +8,7 @@ API for the execution half:
                     for every requested target; paths are execroot-relative
       .source_path(execroot_path) -> Path   where a source input lives on disk
                     (main repository, local_repository, repository-rule output)
-      .runfiles_path(execroot_path) -> str  its path inside `<exe>.runfiles/`
+      .runfiles_paths(execroot_path) -> list[str]  its paths inside `<exe>.runfiles/`
 
 Loading (packages.py) checks every target's attributes; this module orders
 the target graph (a cycle is an error that prints the cycle), then runs one
@@ -32,6 +32,7 @@ from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars
 from strata.engine.packages import Packages, TargetDecl
 from strata.engine.reads import Reads
 from strata.engine.result import AnalysisResult, TargetInfo
+from strata.engine.runfiles import runfiles_paths
 from strata.engine.starlark_env import evaluate, parse
 from strata.engine.workspace import Repositories
 from strata.errors import UserError
@@ -141,26 +142,23 @@ class Analysis:
             return list(dict.fromkeys(paths))
         tree = exe + ".runfiles"
         for p in info.runfiles:
-            link = f"{tree}/{self._runfiles_path(p)}"
-            if link not in self.producers:
-                self.add_action(
-                    Label.parse(info.label),
-                    {
-                        "kind": "symlink",
-                        "outputs": [link],
-                        "target": p,
-                        "is_executable": False,
-                        "mnemonic": "SymlinkTree",
-                        "progress_message": f"Runfiles for {info.label}",
-                    },
-                    check_owner=False,
-                )
-            paths.append(link)
+            for rel in runfiles_paths(p, self.workspace_name, self.bin_dir):
+                link = f"{tree}/{rel}"
+                if link not in self.producers:
+                    self.add_action(
+                        Label.parse(info.label),
+                        {
+                            "kind": "symlink",
+                            "outputs": [link],
+                            "target": p,
+                            "is_executable": False,
+                            "mnemonic": "SymlinkTree",
+                            "progress_message": f"Runfiles for {info.label}",
+                        },
+                        check_owner=False,
+                    )
+                paths.append(link)
         return list(dict.fromkeys(paths))
-
-    def _runfiles_path(self, path: str) -> str:
-        short = short_path(path, self.bin_dir)
-        return short[3:] if short.startswith("../") else f"{self.workspace_name}/{short}"
 
     # ---- hooks ------------------------------------------------------------
 

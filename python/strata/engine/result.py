@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from strata.engine.action import Action
-from strata.engine.natives import short_path
+from strata.engine.runfiles import runfiles_paths
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,6 @@ class AnalysisResult:
             return self.repo_roots[repo] / rest
         return self.repo_roots[""] / execroot_path
 
-    def runfiles_path(self, execroot_path: str) -> str:
-        """Where a file appears under `<exe>.runfiles/` (`<workspace>/<short_path>`)."""
-        short = short_path(execroot_path, self.bin_dir)
-        return short[3:] if short.startswith("../") else f"{self.workspace_name}/{short}"
+    def runfiles_paths(self, execroot_path: str) -> list[str]:
+        """Where a file appears under `<exe>.runfiles/` (external files: twice, as in Bazel 4)."""
+        return runfiles_paths(execroot_path, self.workspace_name, self.bin_dir)
