@@ -15,7 +15,9 @@ reuses the result only if every answer is the same; otherwise it analyses
 again and replaces the entry. A failed analysis is never stored.
 
 Like Bazel, a fetched repository is not re-fetched because the files its rule
-read changed, only when its marker (rule, attributes, .bzl) changes.
+read changed, only when its marker (rule, attributes, .bzl, and the client
+environment variables the rule declares with `environ = [...]`) changes; those
+variables are recorded like files, so changing one re-runs analysis and the fetch.
 """
 
 from __future__ import annotations
@@ -93,7 +95,12 @@ def _load(path: Path) -> _Entry | None:
 
 
 def _describe(obs: Observation) -> str:
-    what = {"file": "content of", "kind": "existence of", "dir": "listing of directory"}
+    what = {
+        "file": "content of",
+        "kind": "existence of",
+        "dir": "listing of directory",
+        "env": "environment variable",
+    }
     return f"{what.get(obs.what, obs.what)} {obs.path} changed"
 
 

@@ -426,8 +426,10 @@ def make_repository_rule__(registry, implementation, attrs, kwargs):
     registry["repo_rules"].append(implementation)
     module = registry["module"]
 
+    environ = kwargs.get("environ", [])
+
     def instantiate(name, **attrs):
-        _strata_add_repository(module, index, name, schema, attrs)
+        _strata_add_repository(module, index, name, schema, attrs, environ)
 
     return instantiate
 

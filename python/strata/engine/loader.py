@@ -111,6 +111,8 @@ class RepoSpec:
     rule_index: int = -1
     attrs: dict[str, Any] = field(default_factory=dict)
     where: str = ""
+    environ: tuple[str, ...] = ()
+    """Client environment variables the repository rule declared (`environ = [...]`)."""
 
 
 class Loader:

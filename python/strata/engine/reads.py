@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +34,8 @@ class Observation:
     """One answer analysis depended on: `what` of `path` was `value`."""
 
     what: str
-    """`file` (sha256 of the content), `kind` (file/dir/missing/other) or `dir` (listing)."""
+    """`file` (sha256 of the content), `kind` (file/dir/missing/other), `dir` (listing)
+    or `env` (a client environment variable a repository rule declared; path is its name)."""
     path: str
     value: str
 
@@ -123,6 +124,12 @@ class Reads:
         self._note("dir", key, _listing_digest(entries))
         return entries
 
+    def env(self, name: str, environ: Mapping[str, str]) -> str | None:
+        """A client environment variable a repository rule declared (`environ = [...]`)."""
+        value = environ.get(name)
+        self._note("env", name, MISSING if value is None else "=" + value)
+        return value
+
     def walk(self, top: Path) -> Iterator[tuple[Path, list[str], list[str]]]:
         """`os.walk(top)` (top-down, prune by editing dirnames) with every listing recorded."""
         stack = [top]
@@ -146,6 +153,9 @@ def changed(observations: list[Observation], stat_cache: StatCache) -> Observati
                 now = MISSING
         elif obs.what == "kind":
             now = path_kind(obs.path)
+        elif obs.what == "env":
+            value = os.environ.get(obs.path)
+            now = MISSING if value is None else "=" + value
         else:
             now = _listing_digest(list_dir(obs.path))
         if now != obs.value:

@@ -4,15 +4,22 @@ A repository rule runs on first use of its repository, in
 `<output_base>/external/<name>`, with the `repository_ctx` subset from
 builtins.bzl; the Python half here does the file system and process work.
 A marker file next to the directory records a digest of the rule, its
-attributes and its .bzl source, so an unchanged repository is not fetched again.
+attributes, its .bzl source and the values of the client environment variables
+it declares (`repository_rule(environ = [...])`), so an unchanged repository is
+not fetched again. As in Bazel, a rule sees the client environment
+(`repository_ctx.os.environ`, and `execute()` inherits it plus its `environment`
+argument), but only declared variables make it fetch again when they change.
+Build actions never see this environment (see executor.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +28,17 @@ from strata.engine.loader import Loader, RepoSpec
 from strata.engine.starlark_env import evaluate, parse
 from strata.errors import UserError
 
-_REPO_PATH = "/usr/local/bin:/usr/bin:/bin"
+_DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""PATH for `which()`/`execute()` when the client environment has none."""
 
 
 class Repositories:
     """The WORKSPACE hooks and the repository-rule runner for one Loader."""
 
-    def __init__(self, loader: Loader) -> None:
+    def __init__(self, loader: Loader, environ: Mapping[str, str] | None = None) -> None:
         self.loader = loader
+        self.environ = dict(os.environ if environ is None else environ)
+        """The client environment, as repository rules see it."""
         self._dir: Path | None = None
         loader.fetch_repo = self.fetch
         loader.hooks.update(
@@ -42,8 +52,8 @@ class Repositories:
             _strata_repo_read=lambda p: self.loader.reads.read_text(self._resolve(p)),
             _strata_repo_delete=self._delete,
             _strata_repo_execute=self._execute,
-            _strata_repo_which=lambda prog: shutil.which(prog, path=_REPO_PATH),
-            _strata_repo_environ=lambda: {"PATH": _REPO_PATH},
+            _strata_repo_which=lambda prog: shutil.which(prog, path=self._search_path()),
+            _strata_repo_environ=lambda: dict(self.environ),
         )
 
     # ---- WORKSPACE --------------------------------------------------------
@@ -78,10 +88,21 @@ class Repositories:
         self.loader.add_repo(RepoSpec(name=name, path=root))
 
     def _add_repository(
-        self, module: str, index: int, name: Any, schema: dict[str, Any], attrs: dict[str, Any]
+        self,
+        module: str,
+        index: int,
+        name: Any,
+        schema: dict[str, Any],
+        attrs: dict[str, Any],
+        environ: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise UserError(f'repository rule needs a name (got {name!r}); add name = "..."')
+        if not isinstance(environ, list) or not all(isinstance(v, str) for v in environ):
+            raise UserError(
+                f"@{name}: repository_rule environ must be a list of variable names "
+                f'(got {environ!r}); e.g. environ = ["HOME"]'
+            )
         values: dict[str, Any] = {}
         for attr, spec in schema.items():
             if attr in attrs:
@@ -105,7 +126,13 @@ class Repositories:
                 f"{unknown[0]} = {attrs[unknown[0]]!r}); remove it or declare it in attrs"
             )
         self.loader.add_repo(
-            RepoSpec(name=name, rule_module=module, rule_index=index, attrs=values)
+            RepoSpec(
+                name=name,
+                rule_module=module,
+                rule_index=index,
+                attrs=values,
+                environ=tuple(sorted(set(environ))),
+            )
         )
 
     # ---- fetching ---------------------------------------------------------
@@ -117,18 +144,20 @@ class Repositories:
         marker = self.loader.output_base / "external" / f"@{spec.name}.marker"
         mod_label = Label.parse(spec.rule_module)
         source_path = self.loader.repo_root(mod_label.repo) / mod_label.package / mod_label.name
+        reads = self.loader.reads
+        declared = {name: reads.env(name, self.environ) for name in spec.environ}
         digest = hashlib.sha256(
             json.dumps(
                 [
                     spec.rule_module,
                     spec.rule_index,
                     spec.attrs,
-                    self.loader.reads.read_text(source_path),
+                    reads.read_text(source_path),
+                    *([declared] if declared else []),
                 ],
                 sort_keys=True,
             ).encode()
         ).hexdigest()
-        reads = self.loader.reads
         if target.is_dir() and marker.is_file() and marker.read_text() == digest:
             reads.is_dir(target)
             reads.read_text(marker)
@@ -202,6 +231,9 @@ class Repositories:
         path = Path(str(p))
         return path if path.is_absolute() else self._here() / path
 
+    def _search_path(self) -> str:
+        return self.environ.get("PATH") or _DEFAULT_PATH
+
     def _path(self, p: Any) -> dict[str, Any]:
         path = self._resolve(p)
         return {
@@ -241,7 +273,8 @@ class Repositories:
     def _execute(
         self, argv: list[Any], env: dict[str, str], cwd: str, timeout: int
     ) -> dict[str, Any]:
-        environ = {"PATH": _REPO_PATH, **{k: str(v) for k, v in env.items()}}
+        environ = {**self.environ, **{str(k): str(v) for k, v in env.items()}}
+        environ.setdefault("PATH", _DEFAULT_PATH)
         workdir = self._resolve(cwd) if cwd else self._here()
         try:
             proc = subprocess.run(
