@@ -229,5 +229,5 @@ def test_directory_form_for_the_customisation_layer(tmp_path: Path, closure: lis
     layer_root = unpack_image_root(tmp_path, [], tmp_path / "db-a.tar")
     db = "nix/var/nix/db/db.sqlite"
     assert (tmp_path / "dir" / db).read_bytes() == (layer_root / db).read_bytes()
-    link = tmp_path / "dir/nix/var/nix/gcroots/docker" / os.path.basename(path_of(app))
-    assert os.readlink(link) == path_of(app)
+    # no dangling symlinks in a directory output (Bazel refuses them)
+    assert not [p for p in (tmp_path / "dir").rglob("*") if p.is_symlink()]

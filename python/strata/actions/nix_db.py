@@ -8,8 +8,10 @@ collection work inside the container (see strata.store.nix_db).
 
 Directory form (what image.bzl's `include_nix_db` merges into its top layer):
 `{"closures": [info files], "name": image name (unused), "output": dir}`
-writes the same files under `dir` (nix/var/nix/db/..., gcroots links to
-every listed path), registration time 1.
+writes the same database and schema file under `dir`, registration time 1,
+but no gcroots links: they point into /nix/store, and Bazel refuses
+directory outputs holding symlinks that do not resolve. Use the layer form
+(`nix_db_layer` in rules/private/nix.bzl) to get gcroots too.
 
 Layer form, request (keys sorted; `schema_version` 1):
 
@@ -84,11 +86,8 @@ def write_dir(req: dict[str, Any], where: str) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / DB_DIR).mkdir(parents=True)
-    (out / GCROOTS_DIR).mkdir(parents=True)
     write_db(out / DB_DIR / "db.sqlite", closure_infos(infos, where).values(), 1, where)
     (out / DB_DIR / "schema").write_bytes(SCHEMA_VERSION.encode())
-    for root in sorted({i["path"] for i in infos}):
-        os.symlink(root, out / GCROOTS_DIR / posixpath.basename(root))
 
 
 def run(req: dict[str, Any], where: str) -> None:
