@@ -251,7 +251,8 @@ def _stream_layered_image_impl(ctx):
     req["schema_version"] = SCHEMA_VERSION
     request = ctx.actions.declare_file(ctx.label.name + ".stream.json")
     ctx.actions.write(request, json.encode(sorted_dict(req)) + "\n")
-    exe = ctx.actions.declare_file(ctx.label.name + ".sh")
+    # Named after the target: the executable output both engines expect.
+    exe = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.write(exe, _STREAM_SCRIPT.format(
         label = "//%s:%s" % (ctx.label.package, ctx.label.name),
         name = ctx.label.name,

@@ -38,7 +38,8 @@ def _image_load_impl(ctx):
         image = files[0]
     if not name:
         name = "%s/%s:%s" % (ctx.label.package, ctx.label.name, ctx.attr.ref or "latest")
-    exe = ctx.actions.declare_file(ctx.label.name + ".sh")
+    # Named after the target: the executable output both engines expect.
+    exe = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.write(exe, _SCRIPT.format(
         label = label_str(ctx.label),
         name = name.lstrip("/"),

@@ -22,8 +22,8 @@ def _store_path_impl(ctx):
         else:
             contents.append({"dest": dest, "mode": "0644", "src": files[0].path})
         inputs.extend(files)
-    for dest, target in ctx.attr.symlinks.items():
-        contents.append({"dest": dest, "target": target, "type": "symlink"})
+    for dest in sorted(ctx.attr.symlinks.keys()):
+        contents.append({"dest": dest, "target": ctx.attr.symlinks[dest], "type": "symlink"})
     for dest in ctx.attr.executables:
         found = [c for c in contents if c.get("dest") == dest]
         if not found:
