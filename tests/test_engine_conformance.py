@@ -121,6 +121,17 @@ def test_conformance_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
     listed = [_manifest_paths(m) for m in manifests]
     assert listed == [listed[0]] * 4 and "local_lib/show.sh" in listed[0]
 
+    # `query 'deps(...)'` of Starlark rules (genrule adds @bazel_tools deps strata has not).
+    queried = [
+        sorted(run(*cmd, "query", *flag, "deps(//app:run_local)", cwd=ws, env=env).stdout.split())
+        for cmd, flag in (
+            ((bazel, f"--output_user_root={tmp_path / 'bazel-root'}", "--batch"), ()),
+            ((sys.executable, "-m", "strata"), (f"--output_base={tmp_path / 'strata-ob'}",)),
+        )
+    ]
+    assert queried[0] == queried[1]
+    assert "@local_lib//:message.txt" in queried[0]
+
 
 def _tree_listing(tree: Path) -> list[str]:
     return sorted(

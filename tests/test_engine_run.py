@@ -109,3 +109,16 @@ def test_runfiles_paths_of_main_external_and_generated_files() -> None:
     assert runfiles_paths(f"{BIN}/pkg/out", "ws", BIN) == ["ws/pkg/out"]
     assert runfiles_paths("external/r/f", "ws", BIN) == ["r/f", "ws/external/r/f"]
     assert runfiles_paths(f"{BIN}/external/r/o", "ws", BIN) == ["r/o", "ws/external/r/o"]
+
+
+def test_query_deps_lists_the_transitive_closure(
+    conformance: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["query", "deps(//app:run_local)"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "//app:input.txt",
+        "//app:run_local",
+        "@local_lib//:message.txt",
+        "@local_lib//:show",
+        "@local_lib//:show.sh",
+    ]

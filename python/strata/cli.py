@@ -230,8 +230,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
     else:
         labels = set()
         for label, info in result.targets.items():
-            labels.add(label)
-            labels.update(getattr(info, "deps", ()) or ())
+            if hasattr(result, "transitive_deps"):
+                labels.update(result.transitive_deps(label))
+            else:
+                labels.add(label)
+                labels.update(getattr(info, "deps", ()) or ())
     for label in sorted(str(x) for x in labels):
         print(label)
     return 0

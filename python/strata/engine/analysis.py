@@ -29,7 +29,7 @@ from strata.engine.action import Action
 from strata.engine.labels import Label, TargetPattern, label_structs_as_text
 from strata.engine.loader import Loader
 from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
-from strata.engine.packages import Packages, TargetDecl
+from strata.engine.packages import NoSuchTarget, Packages, TargetDecl
 from strata.engine.reads import Reads
 from strata.engine.result import AnalysisResult, TargetInfo
 from strata.engine.runfiles import runfiles_paths
@@ -73,6 +73,8 @@ class Analysis:
         self.decls: dict[str, TargetDecl] = {}
         self._params = 0
         self.exe_infos: dict[str, TargetInfo] = {}
+        self._implicit_executables: set[str] = set()
+        """`ctx.outputs.executable` of executable rules: needed only if the rule uses it."""
         self.loader.hooks.update(
             _strata_declare=self._declare,
             _strata_action=lambda owner, spec: self.add_action(Label.parse(owner), spec),
@@ -322,6 +324,11 @@ class Analysis:
                 labels = self.packages.targets_under(pat.repo, pat.package)
                 if pat.name:
                     labels = [lab for lab in labels if lab.name == pat.name]
+                if not labels:
+                    raise UserError(
+                        f"no targets found beneath '{pat.package or '//'}' (got {text}); "
+                        "check the directory and that it has BUILD files declaring rules"
+                    )
             elif pat.name is None:
                 pkg = self.packages.package(pat.repo, pat.package, where=text)
                 labels = [pkg.label(n) for n in pkg.rules]
@@ -362,7 +369,10 @@ class Analysis:
                         f"{decl.label}: dependency cycle (got {cycle}); "
                         "remove one of these dependencies"
                     )
-                child = self.packages.target(dep, where=f"{decl.label}")
+                try:
+                    child = self.packages.target(dep, where=key)
+                except NoSuchTarget as err:
+                    raise UserError(err.detail, where=str(decl.label)) from None
                 if child.kind == "generated file" and child.generator is not None:
                     self.packages.target(child.generator)
                 stack.append((child, list(reversed(child.deps()))))
@@ -384,6 +394,17 @@ class Analysis:
         )
         module, file_loader = self.loader.new_module("//:<analysis>", "", "")
         evaluate(module, parse("<analysis>", driver), file_loader, self.loader.errors)
+
+    def check_generated(self) -> None:
+        """Every declared output has an action writing it (Bazel: "no generating action")."""
+        for path, owner in self.declared.items():
+            if path not in self.producers and path not in self._implicit_executables:
+                raise UserError(
+                    f"declared output {short_path(path, self.bin_dir)} has no generating action "
+                    "(got no ctx.actions call that writes it); write it with an action or do "
+                    "not declare it",
+                    where=owner,
+                )
 
     def _driver_entry(self, decl: TargetDecl, modules: list[str]) -> dict[str, Any]:
         label = str(decl.label)
@@ -430,6 +451,7 @@ class Analysis:
         if "__executable__" in decl.attrs:
             exe = self.file_info(decl.label, generated=True)
             outputs["executable"] = exe
+            self._implicit_executables.add(exe["path"])
         for f in [*predeclared, *([exe] if exe else [])]:
             self.declared[f["path"]] = label
         return {
@@ -494,6 +516,7 @@ def analyze(
     an = Analysis(workspace_root, output_base, reads)
     roots = an.expand(patterns, cwd_package)
     an.run(roots)
+    an.check_generated()
     targets = {str(lab): an.infos[str(lab)] for lab in roots}
     return AnalysisResult(
         actions=an.needed_actions(roots),
@@ -502,4 +525,8 @@ def analyze(
         workspace_root=an.loader.workspace_root,
         repo_roots=dict(an.loader.repo_roots),
         bin_dir=an.bin_dir,
+        dep_graph={
+            label: tuple(dict.fromkeys(str(d) for d in decl.deps()))
+            for label, decl in an.decls.items()
+        },
     )

@@ -414,7 +414,7 @@ def make_rule__(registry, implementation, attrs, kwargs):
     )
     module = registry["module"]
 
-    def instantiate(name, **attrs):
+    def instantiate(name = None, **attrs):
         _strata_add_target(module, index, name, attrs)
 
     return instantiate
@@ -428,7 +428,7 @@ def make_repository_rule__(registry, implementation, attrs, kwargs):
 
     environ = kwargs.get("environ", [])
 
-    def instantiate(name, **attrs):
+    def instantiate(name = None, **attrs):
         _strata_add_repository(module, index, name, schema, attrs, environ)
 
     return instantiate
@@ -1064,7 +1064,7 @@ def existing_rule(name):
 
 
 def _native_rule(kind):
-    def instantiate(name, **kwargs):
+    def instantiate(name = None, **kwargs):
         _strata_native_rule(kind, name, kwargs)
 
     return instantiate

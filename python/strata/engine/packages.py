@@ -116,6 +116,10 @@ _TYPE_NAMES = {
 }
 
 
+class NoSuchTarget(UserError):
+    """A label names no package or no target; the referring target can be named by the caller."""
+
+
 @dataclass(frozen=True)
 class TargetDecl:
     """A target as loading left it: checked attributes, labels canonical."""
@@ -210,7 +214,7 @@ class Packages:
         path = self.build_file(repo, name)
         prefix = f"@{repo}" if repo else ""
         if path is None:
-            raise UserError(
+            raise NoSuchTarget(
                 f"no such package '{prefix}//{name}' (got {where or prefix + '//' + name}); "
                 "add a BUILD file there or fix the label"
             )
@@ -240,12 +244,14 @@ class Packages:
             return TargetDecl(label, "source file")
         known = sorted([*pkg.rules, *pkg.outputs])
         close = difflib.get_close_matches(label.name, known, n=3)
+        build = self.loader.display_path(pkg.label(pkg.build_file))
+        source = self.loader.display_path(label)
         hint = (
             f"did you mean {', '.join(':' + c for c in close)}?"
             if close
-            else ("declare it in " + self.loader.display_path(pkg.label(pkg.build_file)))
+            else f"declare it in {build}, or create the source file {source}"
         )
-        raise UserError(
+        raise NoSuchTarget(
             f"no such target '{label}': target '{label.name}' not declared in package "
             f"'{label.package}' (got {where or label}); {hint}"
         )

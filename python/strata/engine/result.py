@@ -36,6 +36,20 @@ class AnalysisResult:
     workspace_root: Path
     repo_roots: dict[str, Path]
     bin_dir: str
+    dep_graph: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Direct dependencies (label attributes, implicit ones included) of every target
+    analysis visited, for `query 'deps(...)'`."""
+
+    def transitive_deps(self, label: str) -> set[str]:
+        """`label` and everything it depends on, directly or not."""
+        seen = {label}
+        todo = [label]
+        while todo:
+            for dep in self.dep_graph.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
 
     def source_path(self, execroot_path: str) -> Path:
         """The file on disk behind a source input's execroot path."""

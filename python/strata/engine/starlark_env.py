@@ -33,6 +33,7 @@ DIALECT = sl.Dialect.extended()
 
 _SPAN_RE = re.compile(r"^\s*--> (?P<where>\S+:\d+:\d+)\s*$", re.M)
 _ERROR_RE = re.compile(r"^error: (?P<msg>.*)$", re.M)
+_LABEL_FIRST = re.compile(r"^@?[\w.-]*//[^:\s]*:\S+: ")
 
 
 @dataclass
@@ -97,6 +98,10 @@ def convert_error(err: sl.StarlarkError, errors: CallableErrors) -> Exception:
         col = len(original) - len(original.lstrip()) + 1
         where = f"{file}:{line}:{col}"
         snippet = f"{line} | {original}"
+    elif where and where.startswith("<") and _LABEL_FIRST.match(msg):
+        # Raised by builtins.bzl after the user's code returned (a rule implementation's
+        # return value): the message names the target, builtins' source would only confuse.
+        where, snippet = None, ""
     trace = "\n".join(f"  called from {f}:{ln} in {fn}" for f, ln, fn, _ in user[:-1])
     detail = "\n".join(part for part in (msg, snippet, trace) if part)
     return UserError(detail, where=where)

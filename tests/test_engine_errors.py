@@ -1,0 +1,142 @@
+"""User mistakes in BUILD, .bzl and WORKSPACE files: one error line with a place, exit 1.
+
+Each case is a small workspace given to `strata build`; the first stderr line
+is checked by its text, and no case may print a traceback (exit 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strata.cli import main
+
+RULES = """
+def _impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".out")
+    ctx.actions.write(out, ctx.attr.text)
+    return [DefaultInfo(files = depset([out]))]
+
+echo = rule(implementation = _impl, attrs = {
+    "text": attr.string(),
+    "deps": attr.label_list(allow_files = True),
+})
+
+def _not_a_provider(ctx):
+    return ["not a provider"]
+
+not_a_provider = rule(implementation = _not_a_provider)
+
+def _not_a_list(ctx):
+    return 42
+
+not_a_list = rule(implementation = _not_a_list)
+
+def _unwritten(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".out")
+    return [DefaultInfo(files = depset([out]))]
+
+unwritten = rule(implementation = _unwritten)
+"""
+LOAD = 'load("//defs:r.bzl", "echo", "not_a_provider", "not_a_list", "unwritten")\n'
+
+CASES = {
+    "syntax error": (
+        LOAD + 'echo(name = "a", text = "x"\necho(name = "b")\n',
+        "//p:a",
+        "error: p/BUILD:3:1: Parse error: unexpected identifier 'echo' here",
+    ),
+    "load of a missing .bzl": (
+        'load("//defs:nope.bzl", "echo")\n',
+        "//p:all",
+        "error: p/BUILD:1:1: cannot load //defs:nope.bzl: file not found (got ",
+    ),
+    "load of a missing symbol": (
+        'load("//defs:r.bzl", "ecko")\n',
+        "//p:all",
+        "error: p/BUILD:1:22: Module has no symbol `ecko`, did you mean `echo`?",
+    ),
+    "load from an unknown repository": (
+        'load("@nope//defs:r.bzl", "echo")\n',
+        "//p:all",
+        "error: p/BUILD:1:1: no such repository '@nope' (got @nope//defs:r.bzl); "
+        "declare it in WORKSPACE",
+    ),
+    "unknown attribute": (
+        LOAD + 'echo(name = "a", txt = "x")\n',
+        "//p:a",
+        "error: p/BUILD:2:1: //p:a: echo rule has no attribute 'txt' (got txt = 'x'); "
+        "did you mean 'text'?",
+    ),
+    "missing name": (
+        LOAD + 'echo(text = "x")\n',
+        "//p:all",
+        "error: p/BUILD:2:1: echo: 'name' must be a non-empty string (got None); "
+        'add name = "..."',
+    ),
+    "label to a missing package": (
+        LOAD + 'echo(name = "a", deps = ["//nope:x"])\n',
+        "//p:a",
+        "error: //p:a: no such package '//nope' (got //nope:x); "
+        "add a BUILD file there or fix the label",
+    ),
+    "pattern without targets": (
+        LOAD,
+        "//nope/...",
+        "error: no targets found beneath 'nope' (got //nope/...); check the directory",
+    ),
+    "dependency cycle": (
+        LOAD + 'echo(name = "a", deps = [":b"])\necho(name = "b", deps = [":a"])\n',
+        "//p:a",
+        "error: //p:b: dependency cycle (got //p:a -> //p:b -> //p:a); "
+        "remove one of these dependencies",
+    ),
+    "missing source file": (
+        LOAD + 'echo(name = "a", deps = ["nofile.txt"])\n',
+        "//p:a",
+        "error: //p:a: no such target '//p:nofile.txt': target 'nofile.txt' not declared in "
+        "package 'p' (got //p:nofile.txt); declare it in p/BUILD, or create the source file "
+        "p/nofile.txt",
+    ),
+    "implementation returns a non-provider": (
+        LOAD + 'not_a_provider(name = "a")\n',
+        "//p:a",
+        "error: //p:a: rule implementation returned a non-provider (got string); "
+        "return provider instances",
+    ),
+    "implementation returns a non-list": (
+        LOAD + 'not_a_list(name = "a")\n',
+        "//p:a",
+        "error: //p:a: rule implementation must return a list of providers (got int); "
+        "return [DefaultInfo(...), ...]",
+    ),
+    "declared output without an action": (
+        LOAD + 'unwritten(name = "a")\n',
+        "//p:a",
+        "error: //p:a: declared output p/a.out has no generating action",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_user_mistake_is_one_line_with_a_place(
+    case: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    build, pattern, expected = CASES[case]
+    ws = tmp_path / "ws"
+    (ws / "p").mkdir(parents=True)
+    (ws / "defs").mkdir()
+    (ws / "WORKSPACE").write_text('workspace(name = "w")\n')
+    (ws / "defs" / "BUILD").write_text("")
+    (ws / "defs" / "r.bzl").write_text(RULES)
+    (ws / "p" / "BUILD").write_text(build)
+    monkeypatch.chdir(ws)
+    assert main(["build", f"--output_base={tmp_path / 'ob'}", pattern]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[0].startswith(expected), err
+    assert "<builtins>" not in err
