@@ -136,6 +136,8 @@ def test_sandbox_links_are_followed_and_real_links_kept(tmp_path: Path) -> None:
     (tree_dir / "lib" / "libx.so.1").symlink_to("libx.so")
     (tree_dir / "lib" / "store").symlink_to("/nix/store/aaaa-dep/lib/libdep.so")
     (tree_dir / "etc").symlink_to(real / "lib")  # absolute, but not a sandbox link
+    (real / "lib" / "libx.so.2").symlink_to("libx.so")  # a link the tree artifact kept
+    (tree_dir / "lib" / "libx.so.2").symlink_to(real / "lib" / "libx.so.2")
     (sandbox / "top.txt").symlink_to(real / "top.txt")  # mapped source: always read
 
     tree = LayerTree(execroot=sandbox)
@@ -144,6 +146,7 @@ def test_sandbox_links_are_followed_and_real_links_kept(tmp_path: Path) -> None:
     got = {e.name: (e.kind, e.target) for e in tree.entries()}
     assert got["app/lib/libx.so"] == (FILE, "")
     assert got["app/lib/libx.so.1"] == (SYMLINK, "libx.so")
+    assert got["app/lib/libx.so.2"] == (SYMLINK, "libx.so")
     assert got["app/lib/store"] == (SYMLINK, "/nix/store/aaaa-dep/lib/libdep.so")
     assert got["app/etc"] == (SYMLINK, str(real / "lib"))
     assert got["top.txt"] == (FILE, "")

@@ -27,9 +27,19 @@ class OutputFile:
 
 
 @dataclass(frozen=True)
+class OutputSymlink:
+    """A symlink inside a tree artifact, kept as a link (as Bazel keeps it)."""
+
+    path: str
+    """Relative to the tree root."""
+    target: str
+
+
+@dataclass(frozen=True)
 class OutputTree:
     path: str
     files: tuple[OutputFile, ...]
+    symlinks: tuple[OutputSymlink, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,14 @@ class ActionResult:
 
         return {
             "files": [f(o) for o in self.files],
-            "trees": [{"path": t.path, "files": [f(o) for o in t.files]} for t in self.trees],
+            "trees": [
+                {
+                    "path": t.path,
+                    "files": [f(o) for o in t.files],
+                    "symlinks": [{"path": sl.path, "target": sl.target} for sl in t.symlinks],
+                }
+                for t in self.trees
+            ],
         }
 
     @staticmethod
@@ -59,7 +76,15 @@ class ActionResult:
         return ActionResult(
             files=tuple(f(o) for o in raw["files"]),
             trees=tuple(
-                OutputTree(t["path"], tuple(f(o) for o in t["files"])) for t in raw["trees"]
+                OutputTree(
+                    t["path"],
+                    tuple(f(o) for o in t["files"]),
+                    tuple(
+                        OutputSymlink(str(sl["path"]), str(sl["target"]))
+                        for sl in t.get("symlinks", ())
+                    ),
+                )
+                for t in raw["trees"]
             ),
         )
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strata.engine.action import Action
-from strata.engine.cache import ActionResult, Cache, OutputFile, OutputTree
+from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
 from strata.engine.cache_local import LocalDiskCache
 from strata.engine.digests import StatCache
 
@@ -59,7 +59,10 @@ def to_reapi(result: ActionResult) -> tuple[Any, dict[str, bytes]]:
         )
     trees: dict[str, bytes] = {}
     for t in result.trees:
-        tree = reapi.tree_of((f.path, f.sha256, f.size, f.executable) for f in t.files)
+        tree = reapi.tree_of(
+            ((f.path, f.sha256, f.size, f.executable) for f in t.files),
+            ((sl.path, sl.target) for sl in t.symlinks),
+        )
         data = reapi.encode(tree)
         digest = reapi.digest_of(data)
         trees[digest.hash] = data
@@ -69,7 +72,8 @@ def to_reapi(result: ActionResult) -> tuple[Any, dict[str, bytes]]:
 
 
 def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionResult | None:
-    """Our record of a REAPI result, or None if we can't use it (failed, symlinks, bad tree)."""
+    """Our record of a REAPI result, or None if we can't use it (failed, top-level symlinks,
+    bad tree); symlinks inside output directories are kept."""
     from strata.engine import reapi
 
     if msg.exit_code != 0 or len(msg.output_symlinks) or len(msg.output_file_symlinks):
@@ -86,10 +90,16 @@ def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionRes
         if data is None:
             return None
         try:
-            listing = reapi.tree_files(reapi.Tree.FromString(data))
+            listing, links = reapi.tree_files(reapi.Tree.FromString(data))
         except Exception:  # noqa: BLE001 - a malformed tree is a miss, whatever protobuf raises
             return None
-        trees.append(OutputTree(d.path, tuple(OutputFile(*e) for e in listing)))
+        trees.append(
+            OutputTree(
+                d.path,
+                tuple(OutputFile(*e) for e in listing),
+                tuple(OutputSymlink(p, target) for p, target in links),
+            )
+        )
     return ActionResult(files, tuple(trees))
 
 

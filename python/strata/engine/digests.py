@@ -128,14 +128,23 @@ class StatCache:
 
 
 def tree_listing(root: Path, stat_cache: StatCache) -> list[tuple[str, str, int, bool]]:
-    """(relative path, sha256, size, executable) of every file under a tree artifact, sorted."""
+    """(relative path, sha256, size, executable) of every file under a tree artifact, sorted.
+
+    A symlink inside the tree is listed by its target (`symlink:<target>`, size
+    0), not by what it points to: the link itself is the content.
+    """
     out: list[tuple[str, str, int, bool]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        for name in filenames:
-            full = Path(dirpath) / name
-            d = stat_cache.digest(full)
-            out.append((full.relative_to(root).as_posix(), d.sha256, d.size, d.executable))
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        for name in dirnames + filenames:
+            full = here / name
+            rel = full.relative_to(root).as_posix()
+            if full.is_symlink():
+                out.append((rel, "symlink:" + os.readlink(full), 0, False))
+            elif name in filenames:
+                d = stat_cache.digest(full)
+                out.append((rel, d.sha256, d.size, d.executable))
+        dirnames[:] = sorted(d for d in dirnames if not (here / d).is_symlink())
     out.sort()
     return out
 

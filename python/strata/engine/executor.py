@@ -30,7 +30,7 @@ from pathlib import Path
 import xxhash
 
 from strata.engine.action import Action
-from strata.engine.cache import ActionResult, Cache, OutputFile, OutputTree
+from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
 from strata.engine.digests import StatCache, sha256_bytes
 from strata.engine.graph import is_generated
 from strata.errors import UserError
@@ -84,11 +84,51 @@ def _hash_file(path: Path) -> tuple[str, str]:
     return x.hexdigest(), s.hexdigest()
 
 
+# Bazel makes every output read-only and executable (files and tree directories
+# alike, whatever the action wrote); actions that read modes see the same thing
+# under both engines only if we do the same.
+OUTPUT_MODE = 0o555
+
+
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
+        _make_writable(p)
         shutil.rmtree(p)
     elif p.exists() or p.is_symlink():
         p.unlink()
+
+
+def _make_writable(root: Path) -> None:
+    """Outputs are read-only; their directories must be writable again to change them."""
+    for dirpath, dirnames, _files in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+
+
+def _seal(root: Path) -> None:
+    for dirpath, _dirs, _files in os.walk(root, topdown=False):
+        os.chmod(dirpath, OUTPUT_MODE)
+
+
+def _check_tree_link(link: Path, rel: str, tree: str, action: Action) -> str:
+    """Bazel's rule for symlinks in a tree artifact: they must resolve, relative ones inside it."""
+    target = os.readlink(link)
+    if not target.startswith("/"):
+        inside = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+        if inside == ".." or inside.startswith("../"):
+            raise UserError(
+                f"{action.mnemonic} wrote a symlink in tree artifact {tree} that points outside "
+                f"it (got {rel} -> {target}); point it inside the directory or copy the file",
+                where=action.owner,
+            )
+    if not link.exists():
+        raise UserError(
+            f"{action.mnemonic} wrote a dangling symlink in tree artifact {tree} "
+            f"(got {rel} -> {target}); Bazel refuses these too: make the target exist "
+            "or write a file instead",
+            where=action.owner,
+        )
+    return target
 
 
 class Executor:
@@ -217,7 +257,7 @@ class Executor:
             files.append(self._move_file(root / out, out))
         trees = []
         for out in action.output_dirs:
-            trees.append(self._move_tree(root / out, out))
+            trees.append(self._move_tree(root / out, out, action))
         return ActionResult(tuple(files), tuple(trees))
 
     def _move_file(self, src: Path, out: str) -> OutputFile:
@@ -226,8 +266,7 @@ class Executor:
             src.unlink()
             shutil.copyfile(real, src)
             shutil.copymode(real, src)
-        executable = bool(os.stat(src).st_mode & 0o100)
-        os.chmod(src, 0o555 if executable else 0o444)
+        os.chmod(src, OUTPUT_MODE)
         xxh3, sha = _hash_file(src)
         final = self.execroot / out
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -236,29 +275,33 @@ class Executor:
         os.replace(src, final)
         key = os.fspath(final)
         self.stat_cache.remember(key, os.stat(key), xxh3, sha)
-        return OutputFile(out, sha, final.stat().st_size, executable)
+        return OutputFile(out, sha, final.stat().st_size, True)
 
-    def _move_tree(self, src: Path, out: str) -> OutputTree:
+    def _move_tree(self, src: Path, out: str, action: Action) -> OutputTree:
         listing = []
+        links = []
         for dirpath, dirnames, filenames in os.walk(src):
-            dirnames.sort()
-            for name in sorted(filenames):
-                p = Path(dirpath) / name
+            here = Path(dirpath)
+            for name in sorted(dirnames + filenames):
+                p = here / name
                 rel = p.relative_to(src).as_posix()
                 if p.is_symlink():
-                    real = p.resolve()
-                    p.unlink()
-                    shutil.copyfile(real, p)
-                    shutil.copymode(real, p)
-                executable = bool(os.stat(p).st_mode & 0o100)
-                os.chmod(p, 0o555 if executable else 0o444)
-                _x, sha = _hash_file(p)
-                listing.append(OutputFile(rel, sha, p.stat().st_size, executable))
+                    links.append(OutputSymlink(rel, _check_tree_link(p, rel, out, action)))
+                elif name in filenames:
+                    os.chmod(p, OUTPUT_MODE)
+                    _x, sha = _hash_file(p)
+                    listing.append(OutputFile(rel, sha, p.stat().st_size, True))
+            dirnames[:] = sorted(d for d in dirnames if not (here / d).is_symlink())
+        _seal(src)
         final = self.execroot / out
         final.parent.mkdir(parents=True, exist_ok=True)
         _remove(final)
         os.replace(src, final)
-        return OutputTree(out, tuple(sorted(listing, key=lambda f: f.path)))
+        return OutputTree(
+            out,
+            tuple(sorted(listing, key=lambda f: f.path)),
+            tuple(sorted(links, key=lambda sl: sl.path)),
+        )
 
     def _store(self, result: ActionResult) -> None:
         assert self.cache is not None
@@ -302,20 +345,19 @@ class Executor:
                 where=action.owner,
             )
         sha = sha256_bytes(action.content)
-        mode = 0o555 if action.is_executable else 0o444
         current = None
         with contextlib.suppress(OSError):
             if not final.is_symlink() and final.is_file():
                 current = self.stat_cache.digest(final)
-        if current is None or current.sha256 != sha or current.executable != action.is_executable:
+        if current is None or current.sha256 != sha or not current.executable:
             _remove(final)
             fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
             with os.fdopen(fd, "wb") as f:
                 f.write(action.content)
-            os.chmod(tmp, mode)
+            os.chmod(tmp, OUTPUT_MODE)  # Bazel: 0555 even when is_executable is False
             os.replace(tmp, final)
             self.stat_cache.record_output(final, sha)
-        return ActionResult((OutputFile(out, sha, len(action.content), action.is_executable),))
+        return ActionResult((OutputFile(out, sha, len(action.content), True),))
 
     # -- cache hits ------------------------------------------------------------
 
@@ -330,17 +372,23 @@ class Executor:
             root = self.execroot / t.path
             want = {f.path for f in t.files}
             if root.is_dir() and not root.is_symlink():
-                for dirpath, _dirs, names in os.walk(root):
-                    for name in names:
+                _make_writable(root)
+                for dirpath, dirs, names in os.walk(root):
+                    for name in names + [d for d in dirs if os.path.islink(Path(dirpath) / d)]:
                         p = Path(dirpath) / name
-                        if p.relative_to(root).as_posix() not in want:
+                        if p.is_symlink() or p.relative_to(root).as_posix() not in want:
                             p.unlink()
             else:
                 _remove(root)
                 root.mkdir(parents=True)
             for f in t.files:
+                (root / f.path).parent.mkdir(parents=True, exist_ok=True)
                 if not self._ensure_file(root / f.path, f):
                     return False
+            for sl in t.symlinks:
+                (root / sl.path).parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(sl.target, root / sl.path)
+            _seal(root)
         return True
 
     def _ensure_file(self, final: Path, f: OutputFile) -> bool:
@@ -348,12 +396,12 @@ class Executor:
         with contextlib.suppress(OSError):
             if not final.is_symlink():
                 have = self.stat_cache.digest(final)
-                if have.sha256 == f.sha256 and have.executable == f.executable:
+                if have.sha256 == f.sha256 and have.executable:
                     return True
         if final.is_symlink():
             final.unlink()
         if not self.cache.get_blob(f.sha256, final):
             return False
-        os.chmod(final, 0o555 if f.executable else 0o444)
+        os.chmod(final, OUTPUT_MODE)
         self.stat_cache.record_output(final, f.sha256)
         return True

@@ -193,7 +193,9 @@ FileEntry = tuple[str, str, int, bool]
 """(path with `/`, sha256, size, executable)."""
 
 
-def directory_tree(files: Iterable[FileEntry]) -> tuple[Any, list[Any]]:
+def directory_tree(
+    files: Iterable[FileEntry], symlinks: Iterable[tuple[str, str]] = ()
+) -> tuple[Any, list[Any]]:
     """The canonical root `Directory` of a file listing and every sub-`Directory` below it.
 
     Canonical as the spec's `Directory` section requires: one path segment a
@@ -206,6 +208,12 @@ def directory_tree(files: Iterable[FileEntry]) -> tuple[Any, list[Any]]:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = (sha, size, exe)
+    for path, target in symlinks:
+        parts = path.split("/")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = target
     children: list[Any] = []
 
     def build(node: dict[str, Any]) -> Any:
@@ -213,7 +221,9 @@ def directory_tree(files: Iterable[FileEntry]) -> tuple[Any, list[Any]]:
         subdirs = []
         for name in sorted(node):
             value = node[name]
-            if isinstance(value, dict):
+            if isinstance(value, str):
+                msg.symlinks.add(name=name, target=value)
+            elif isinstance(value, dict):
                 sub = build(value)
                 subdirs.append(sub)
                 msg.directories.add(name=name, digest=message_digest(sub))
@@ -229,23 +239,24 @@ def directory_tree(files: Iterable[FileEntry]) -> tuple[Any, list[Any]]:
     return root, children
 
 
-def tree_of(files: Iterable[FileEntry]) -> Any:
+def tree_of(files: Iterable[FileEntry], symlinks: Iterable[tuple[str, str]] = ()) -> Any:
     """The `Tree` message of an output directory."""
-    root, children = directory_tree(files)
+    root, children = directory_tree(files, symlinks)
     unique = {encode(c): c for c in children}
     return Tree(root=root, children=list(unique.values()))
 
 
-def tree_files(tree: Any) -> list[FileEntry]:
-    """The files of a `Tree`, with paths relative to its root; raises ValueError if it is broken."""
+def tree_files(tree: Any) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+    """The files and symlinks of a `Tree`, relative to its root; ValueError if it is broken."""
     by_digest = {message_digest(c).hash: c for c in tree.children}
     out: list[FileEntry] = []
+    links: list[tuple[str, str]] = []
 
     def walk(d: Any, prefix: str, depth: int) -> None:
         if depth > 256:
             raise ValueError("tree is too deep or cyclic")
-        if len(d.symlinks):
-            raise ValueError("symlinks in output directories are not supported")
+        for sl in d.symlinks:
+            links.append((prefix + sl.name, sl.target))
         for f in d.files:
             out.append((prefix + f.name, f.digest.hash, f.digest.size_bytes, f.is_executable))
         for sub in d.directories:
@@ -255,7 +266,7 @@ def tree_files(tree: Any) -> list[FileEntry]:
             walk(child, f"{prefix}{sub.name}/", depth + 1)
 
     walk(tree.root, "", 0)
-    return sorted(out)
+    return sorted(out), sorted(links)
 
 
 def command_of(

@@ -128,7 +128,10 @@ class Scheduler:
                 self.digests[f.path] = f.sha256
             for t in result.trees:
                 self.digests[t.path] = tree_digest(
-                    [(f.path, f.sha256, f.size, f.executable) for f in t.files]
+                    sorted(
+                        [(f.path, f.sha256, f.size, f.executable) for f in t.files]
+                        + [(sl.path, "symlink:" + sl.target, 0, False) for sl in t.symlinks]
+                    )
                 )
             for j in dependents[i]:
                 waiting[j].discard(i)

@@ -13,9 +13,11 @@ Rules that keep layers reproducible and safe:
 - symlink targets are kept as written, except for the links a sandbox makes
   for inputs: a mapped source is always read through (it names content), and
   inside a directory a link whose absolute target ends with the link's own
-  path relative to the execroot is a sandbox link and is followed (Bazel's
-  sandboxes and strata's both lay inputs out that way; a real link in a tree
-  is relative, or points somewhere that does not repeat its own path);
+  path relative to the execroot is a sandbox link and is followed one hop
+  (Bazel's sandboxes and strata's both lay inputs out that way; a real link
+  in a tree is relative, or points somewhere that does not repeat its own
+  path); when that hop lands on a link the tree artifact kept, that link is
+  what goes in the layer;
 - a later source replaces an earlier entry at the same path, except that a
   directory merges into a directory; with `keep_dirlinks` (dockerTools'
   keepContentsDirlinks) a directory arriving where a symlink to a directory
@@ -149,6 +151,11 @@ class LayerTree:
             dest = f"{dest_dir}/{child.name}" if dest_dir else child.name
             st = child.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode) and self._is_sandbox_link(child.path):
+                staged = os.readlink(child.path)
+                if os.path.islink(staged):
+                    # the output itself is a link (kept in tree artifacts): keep it
+                    self.add_symlink(dest, os.readlink(staged), where=child.path)
+                    continue
                 st = os.stat(child.path)
             if stat.S_ISDIR(st.st_mode):
                 self.add_dir(dest, stat.S_IMODE(st.st_mode), child.path)
