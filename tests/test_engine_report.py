@@ -33,6 +33,11 @@ def test_status_line_on_a_tty_shows_progress_and_running_actions() -> None:
     assert s.getvalue().endswith("[1/3] Genrule //pkg:b")
     r.explain(b, ["input x changed"])
     assert f"explain: //pkg:b Genrule {BIN}/b: input x changed\n" in s.getvalue()
+    r.explain(b, [f"input {n} changed" for n in range(8)])
+    assert (
+        f"explain: //pkg:b Genrule {BIN}/b: input 0 changed; input 1 changed; input 2 changed; "
+        "input 3 changed; input 4 changed; and 3 more\n"
+    ) in s.getvalue()
     r.action_finished(1, b, "in_process")
     r.build_finished()
     assert s.getvalue().endswith("\r\x1b[K3 actions: 1 executed, 0 cache hits, 1 in-process\n")

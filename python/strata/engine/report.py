@@ -13,6 +13,9 @@ from typing import TextIO
 
 from strata.engine.action import Action
 
+_EXPLAIN_REASONS = 5
+"""Reasons shown per action: editing a tool's sources changes hundreds of inputs at once."""
+
 
 @dataclass
 class BuildStats:
@@ -101,7 +104,9 @@ class Reporter:
     def explain(self, action: Action, reasons: list[str]) -> None:
         if self.explain_enabled:
             first = (action.outputs + action.output_dirs + ("",))[0]
-            why = "; ".join(reasons)
+            shown = reasons[:_EXPLAIN_REASONS]
+            more = len(reasons) - len(shown)
+            why = "; ".join(shown) + (f"; and {more} more" if more else "")
             self._line(f"explain: {action.owner} {action.mnemonic} {first}: {why}")
 
     def error(self, text: str) -> None:
