@@ -119,3 +119,16 @@ def test_bad_symlinks_in_trees_fail_like_bazel(eng: Engine, script: str, message
         eng.build([_tree_action(script)])
     assert message in str(err.value)
     assert str(err.value).startswith("//pkg:t: Genrule ")
+
+
+def test_empty_directories_of_a_tree_are_not_staged_for_consumers(eng: Engine) -> None:
+    # Bazel stages a tree input as its files; an empty directory never reaches the consumer.
+    actions = [
+        _tree_action("mkdir -p var/empty etc && echo x > etc/passwd"),
+        sh(
+            "//pkg:u", f"cd {TREE} && find . | sort > $OLDPWD/{BIN}/pkg/u", [TREE], [f"{BIN}/pkg/u"]
+        ),
+    ]
+    eng.build(actions)
+    assert (eng.out(TREE) / "var" / "empty").is_dir()  # the output itself keeps it
+    assert eng.out(f"{BIN}/pkg/u").read_text() == ".\n./etc\n./etc/passwd\n"

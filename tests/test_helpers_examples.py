@@ -69,12 +69,6 @@ def test_helper_outputs_identical_in_both_engines(
     assert ours and ours == (strata_bin / "examples" / name).read_bytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CustomizationLayer copies tree file modes, which differ between engines "
-    "(Bazel 0755 tree files vs strata 0444/0644, and strata dereferences symlinks in "
-    "tree outputs): parent/top layers differ, so the whole images do",
-)
 @pytest.mark.parametrize(
     "name", ["nginx/nginx.tar", "nix-db/nix-db.tar", "run-as-root/run-as-root.tar"]
 )

@@ -194,9 +194,13 @@ class Executor:
         dest = root / path
         dest.parent.mkdir(parents=True, exist_ok=True)
         if real.is_dir():
+            # As Bazel's sandbox stages a tree artifact: its files, each a link, in
+            # directories made for them; an empty directory of the tree is not staged.
+            dest.mkdir(parents=True, exist_ok=True)
             for dirpath, _dirs, files in os.walk(real, followlinks=True):
                 rel = Path(dirpath).relative_to(real)
-                (dest / rel).mkdir(parents=True, exist_ok=True)
+                if files:
+                    (dest / rel).mkdir(parents=True, exist_ok=True)
                 for name in files:
                     os.symlink(Path(dirpath) / name, dest / rel / name)
         elif not dest.exists():
