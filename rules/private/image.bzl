@@ -263,7 +263,8 @@ def _stream_layered_image_impl(ctx):
     data = [layers.custom, layers.custom_desc, layers.groups, request, ctx.executable._strata] + layers.base_inputs
     runfiles = ctx.runfiles(files = data).merge(ctx.attr._strata[DefaultInfo].default_runfiles)
     return [
-        DefaultInfo(executable = exe, files = depset([exe]), runfiles = runfiles),
+        # The layers are default outputs too: `build` makes them (the cached unit) in both engines.
+        DefaultInfo(executable = exe, files = depset([exe, layers.groups, layers.custom, layers.custom_desc]), runfiles = runfiles),
         OutputGroupInfo(layers = depset([layers.groups, layers.custom, layers.custom_desc])),
     ]
 
