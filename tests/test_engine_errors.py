@@ -84,7 +84,24 @@ CASES = {
     "pattern without targets": (
         LOAD,
         "//nope/...",
-        "error: no targets found beneath 'nope' (got //nope/...); check the directory",
+        "error: //nope/...: no targets found beneath 'nope' (got //nope/...); check the directory",
+    ),
+    "pattern naming a missing package": (
+        LOAD,
+        "//nope:x",
+        "error: //nope:x: no such package '//nope' (got //nope:x); "
+        "add a BUILD file there or fix the label",
+    ),
+    "pattern with two colons": (
+        LOAD + 'echo(name = "a")\n',
+        "//p:a:b",
+        "error: //p:a:b: invalid target name 'a:b' in label (got '//p:a:b'); "
+        "target names may not contain ':'",
+    ),
+    "label with two colons": (
+        LOAD + 'echo(name = "a", deps = [":x:y"])\n',
+        "//p:a",
+        "error: p/BUILD:2:1: //p:a: attribute 'deps': invalid target name 'x:y' in label",
     ),
     "dependency cycle": (
         LOAD + 'echo(name = "a", deps = [":b"])\necho(name = "b", deps = [":a"])\n',

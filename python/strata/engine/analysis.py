@@ -319,25 +319,32 @@ class Analysis:
     def expand(self, patterns: list[str], cwd_package: str) -> list[Label]:
         out: list[Label] = []
         for text in patterns:
-            pat = TargetPattern.parse(text, cwd_package=cwd_package)
-            if pat.recursive:
-                labels = self.packages.targets_under(pat.repo, pat.package)
-                if pat.name:
-                    labels = [lab for lab in labels if lab.name == pat.name]
-                if not labels:
-                    raise UserError(
-                        f"no targets found beneath '{pat.package or '//'}' (got {text}); "
-                        "check the directory and that it has BUILD files declaring rules"
-                    )
-            elif pat.name is None:
-                pkg = self.packages.package(pat.repo, pat.package, where=text)
-                labels = [pkg.label(n) for n in pkg.rules]
-            else:
-                lab = Label(self.loader.canonical_repo(pat.repo), pat.package, pat.name)
-                self.packages.target(lab, where=text)
-                labels = [lab]
+            try:
+                labels = self._expand_one(text, cwd_package)
+            except NoSuchTarget as err:
+                raise UserError(err.detail, where=text) from None
             out.extend(lab for lab in labels if lab not in out)
         return out
+
+    def _expand_one(self, text: str, cwd_package: str) -> list[Label]:
+        pat = TargetPattern.parse(text, cwd_package=cwd_package)
+        if pat.recursive:
+            labels = self.packages.targets_under(pat.repo, pat.package)
+            if pat.name:
+                labels = [lab for lab in labels if lab.name == pat.name]
+            if not labels:
+                raise UserError(
+                    f"no targets found beneath '{pat.package or '//'}' (got {text}); "
+                    "check the directory and that it has BUILD files declaring rules",
+                    where=text,
+                )
+            return labels
+        if pat.name is None:
+            pkg = self.packages.package(pat.repo, pat.package, where=text)
+            return [pkg.label(n) for n in pkg.rules]
+        lab = Label(self.loader.canonical_repo(pat.repo), pat.package, pat.name)
+        self.packages.target(lab, where=text)
+        return [lab]
 
     def order(self, roots: list[Label]) -> list[TargetDecl]:
         """Targets reachable from `roots`, dependencies first; a cycle is an error."""

@@ -121,6 +121,13 @@ def _check_package(pkg: str, text: str, where: str) -> None:
 
 
 def _check_name(name: str, text: str, where: str) -> None:
+    if ":" in name:
+        # Bazel: "invalid target name 'a:b': target names may not contain ':'".
+        raise UserError(
+            f"invalid target name '{name}' in label (got {text!r}); "
+            "target names may not contain ':'",
+            where=where or None,
+        )
     if not name or _NAME_FORBIDDEN.search(name) or "\n" in name:
         raise UserError(
             f"invalid target name in label (got {text!r}); "
@@ -154,7 +161,10 @@ class TargetPattern:
         if body.startswith("@"):
             head, sep, tail = body[1:].partition("//")
             if not sep:
-                raise UserError(f"invalid target pattern (got {text!r}); write @repo//package:name")
+                raise UserError(
+                    f"invalid target pattern (got {text!r}); write @repo//package:name",
+                    where=text,
+                )
             repo, body = head, "//" + tail
         if not body.startswith("//"):
             rel = body.lstrip(":") if body.startswith(":") else body
@@ -171,5 +181,5 @@ class TargetPattern:
             return TargetPattern(repo, base, sel, recursive=True)
         if colon and name in ("all", "*", "all-targets"):
             return TargetPattern(repo, pkg, None)
-        label = Label.parse(f"@{repo}//{inner}" if repo else f"//{inner}")
+        label = Label.parse(f"@{repo}//{inner}" if repo else f"//{inner}", where=text)
         return TargetPattern(label.repo, label.package, label.name)
