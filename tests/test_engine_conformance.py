@@ -90,6 +90,27 @@ def test_conformance_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
     assert (ws / "bazel-bin/app/configured_os.txt").read_text() == "linux\n"
     assert (ws / "bazel-bin/app/new_local.txt").read_text() == "first\nsecond\n"
 
+    # `build` of an executable builds its runfiles (a file in no DefaultInfo.files) and
+    # lays out its runfiles tree; an executable not named after its target is accepted
+    # and the implicit `ctx.outputs.executable` is never made.
+    for out in ("bazel-bin", "strata-bin"):
+        assert (ws / out / "app/launch.message").read_text() == (
+            "message for launch: runfiles only\n"
+        )
+        assert not (ws / out / "app/launch").exists()
+    launch_trees = [ws / b / "app/launch.sh.runfiles" for b in ("bazel-bin", "strata-bin")]
+    assert _tree_listing(launch_trees[0]) == _tree_listing(launch_trees[1])
+    assert "conformance/app/launch.message" in _tree_listing(launch_trees[1])
+    launched = [
+        run(*cmd, "run", *flag, "//app:launch", cwd=ws, env=env).stdout
+        for cmd, flag in (
+            ((bazel, f"--output_user_root={tmp_path / 'bazel-root'}", "--batch"), ()),
+            ((sys.executable, "-m", "strata"), (f"--output_base={tmp_path / 'strata-ob'}",)),
+        )
+    ]
+    assert launched[0] == launched[1]
+    assert launched[1].startswith("launched as launch.sh\nmessage for launch: runfiles only\n")
+
     # `run` of a tool from a local_repository, through its runfiles: same output, same tree.
     bazel_run = run(
         bazel,

@@ -38,8 +38,15 @@ def _unwritten(ctx):
     return [DefaultInfo(files = depset([out]))]
 
 unwritten = rule(implementation = _unwritten)
+
+def _no_executable(ctx):
+    return []
+
+no_executable = rule(implementation = _no_executable, executable = True)
 """
-LOAD = 'load("//defs:r.bzl", "echo", "not_a_provider", "not_a_list", "unwritten")\n'
+LOAD = (
+    'load("//defs:r.bzl", "echo", "not_a_provider", "not_a_list", "unwritten", "no_executable")\n'
+)
 
 CASES = {
     "syntax error": (
@@ -132,6 +139,11 @@ CASES = {
         LOAD + 'unwritten(name = "a")\n',
         "//p:a",
         "error: //p:a: declared output p/a.out has no generating action",
+    ),
+    "executable rule that never writes its executable": (
+        LOAD + 'no_executable(name = "a")\n',
+        "//p:a",
+        "error: //p:a: declared output p/a has no generating action",
     ),
 }
 

@@ -154,6 +154,25 @@ def _files_of(info: Any) -> list[str]:
     return list(getattr(info, "default_outputs", ()) or ())
 
 
+def _files_and_runfiles(info: Any) -> list[str]:
+    exe = getattr(info, "executable", None)
+    return [*_files_of(info), *(getattr(info, "runfiles", ()) or ()), *([exe] if exe else [])]
+
+
+def _lay_out_runfiles(base: Any, result: Any, info: Any) -> Path:
+    from strata.engine.outputbase import bin_dir
+    from strata.engine.runfiles import lay_out_runfiles
+
+    return lay_out_runfiles(
+        base.execroot,
+        info.executable,
+        getattr(info, "runfiles", ()) or (),
+        base.workspace_name,
+        bin_dir(),
+        getattr(result, "source_path", None) or base.source_path,
+    )
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     if not args.targets:
         raise UserError(
@@ -162,8 +181,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
         )
     with _locked_output_base(args) as (base, stat_cache):
         base, result = _analyze(args, args.targets, base, stat_cache)
-        wanted = sorted({f for info in result.targets.values() for f in _files_of(info)})
+        # Bazel builds a requested target's runfiles too, and an executable's runfiles tree.
+        wanted = sorted({f for info in result.targets.values() for f in _files_and_runfiles(info)})
         _execute(args, base, result, wanted, stat_cache)
+        for info in result.targets.values():
+            if getattr(info, "executable", None):
+                _lay_out_runfiles(base, result, info)
     from strata.engine.outputbase import bin_dir
 
     prefix = bin_dir() + "/"
@@ -192,21 +215,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "run a *_binary or a rule that sets executable = True",
                 where=str(label),
             )
-        runfiles = sorted(set(getattr(info, "runfiles", ()) or ()) | {executable})
-        wanted = sorted(set(_files_of(info)) | set(runfiles))
-        _execute(args, base, result, wanted, stat_cache)
-        from strata.engine.outputbase import bin_dir
-        from strata.engine.runfiles import lay_out, runfiles_entries
-
+        _execute(args, base, result, sorted(set(_files_and_runfiles(info))), stat_cache)
+        tree = _lay_out_runfiles(base, result, info)
         exe = base.execroot / executable
-        tree = exe.parent / (exe.name + ".runfiles")
-        source_path = getattr(result, "source_path", None) or base.source_path
-        entries = runfiles_entries(
-            runfiles, base.workspace_name, bin_dir(), base.execroot, source_path
-        )
-        lay_out(tree, entries)
         cwd = tree / base.workspace_name
-        cwd.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "RUNFILES_DIR": str(tree),

@@ -405,7 +405,9 @@ class Analysis:
     def check_generated(self) -> None:
         """Every declared output has an action writing it (Bazel: "no generating action")."""
         for path, owner in self.declared.items():
-            if path not in self.producers and path not in self._implicit_executables:
+            # The implicit executable is exempt only when the rule returned another one.
+            implicit_unused = path in self._implicit_executables and path not in self.exe_infos
+            if path not in self.producers and not implicit_unused:
                 raise UserError(
                     f"declared output {short_path(path, self.bin_dir)} has no generating action "
                     "(got no ctx.actions call that writes it); write it with an action or do "

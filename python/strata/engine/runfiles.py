@@ -53,6 +53,28 @@ def runfiles_entries(
     return entries
 
 
+def lay_out_runfiles(
+    execroot: Path,
+    executable: str,
+    runfiles: Iterable[str],
+    workspace_name: str,
+    bin_dir: str,
+    source_path: Callable[[str], Path],
+) -> Path:
+    """Lay out the runfiles tree of `executable` (execroot path) and return the tree.
+
+    The executable is part of its own runfiles, as in Bazel. `build` and `run`
+    both call this: Bazel's `--build_runfile_links` (on by default) makes the
+    tree of every requested executable.
+    """
+    files = sorted(set(runfiles) | {executable})
+    exe = execroot / executable
+    tree = exe.parent / (exe.name + ".runfiles")
+    lay_out(tree, runfiles_entries(files, workspace_name, bin_dir, execroot, source_path))
+    (tree / workspace_name).mkdir(parents=True, exist_ok=True)
+    return tree
+
+
 def lay_out(tree: Path, entries: dict[str, Path]) -> None:
     """Make `tree` hold exactly `entries` (as symlinks) and the MANIFEST files.
 
