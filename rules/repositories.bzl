@@ -59,7 +59,8 @@ package(default_visibility = ["//visibility:public"])
 
 filegroup(
     name = "site",
-    srcs = glob(["site/**"], exclude = ["site/**/* *"]),
+    # Bytecode changes without a source change and would bust every action's cache key.
+    srcs = glob(["site/**"], exclude = ["site/**/* *", "**/__pycache__/**", "**/*.pyc"]),
 )
 
 strata_tool(
@@ -82,7 +83,7 @@ def _python(rctx):
         res = rctx.execute([path, "-c", "import sys; print(sys.version_info >= (3, 11))"])
         if res.return_code == 0 and res.stdout.strip() == "True":
             return path
-    fail("error: @%s: no Python 3.11 or newer found (got candidates %s); install python3 (>= 3.11) or set python = \"/path/to/python3\" in strata_dependencies()" % (rctx.name, candidates))
+    fail("@%s: no Python 3.11 or newer found (got candidates %s); install python3 (>= 3.11) or set python = \"/path/to/python3\" in strata_dependencies()" % (rctx.name, candidates))
 
 def _path_string(p):
     # "%s" % path works in Bazel; written this way it also works in strata's engine.
@@ -94,7 +95,7 @@ def _strata_tools_impl(rctx):
     rctx.report_progress("creating a pip to install %s" % rctx.attr.lock_file)
     res = rctx.execute([python, "-m", "venv", "_pip"], quiet = True)
     if res.return_code != 0:
-        fail("error: @%s: '%s -m venv' failed (got exit %d: %s); install python3-venv" % (rctx.name, python, res.return_code, res.stderr.strip()))
+        fail("@%s: '%s -m venv' failed (got exit %d: %s); install python3-venv" % (rctx.name, python, res.return_code, res.stderr.strip()))
     rctx.report_progress("installing the pinned packages of %s" % rctx.attr.lock_file)
     res = rctx.execute(
         [
@@ -117,7 +118,7 @@ def _strata_tools_impl(rctx):
         quiet = True,
     )
     if res.return_code != 0:
-        fail("error: @%s: pip install --require-hashes -r %s failed (got exit %d):\n%s\nfix the package index configuration (pip config list) or the lock file" % (rctx.name, rctx.attr.lock_file, res.return_code, res.stderr))
+        fail("@%s: pip install --require-hashes -r %s failed (got exit %d):\n%s\nfix the package index configuration (pip config list) or the lock file" % (rctx.name, rctx.attr.lock_file, res.return_code, res.stderr))
     rctx.execute(["rm", "-rf", "_pip", "site/bin"])
     sources = rctx.attr.sources
     repo = sources.workspace_name or "strata"

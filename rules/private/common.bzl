@@ -54,7 +54,7 @@ def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execut
 
 def label_fail(ctx, attr_name, what, got, fix):
     """fail() in strata's error shape, naming the target and attribute."""
-    fail("error: %s: attribute '%s': %s (got %s); %s" % (label_str(ctx.label), attr_name, what, got, fix))
+    fail("%s: attribute '%s': %s (got %s); %s" % (label_str(ctx.label), attr_name, what, got, fix))
 
 def label_str(label):
     """`//pkg:name` (or `@repo//pkg:name`); composed, as str(label) differs between engines."""

@@ -220,7 +220,7 @@ exports_files(["ca-certificates.crt"], visibility = ["//visibility:public"])
 def _host_ca_certificates_impl(rctx):
     path = rctx.path(rctx.attr.path)
     if not path.exists:
-        fail("error: @%s: attribute 'path': no CA bundle on this host (got %s); install Debian's ca-certificates or pass a bundle by label to ca_certificates(bundle = ...)" % (rctx.name, rctx.attr.path))
+        fail("@%s: attribute 'path': no CA bundle on this host (got %s); install Debian's ca-certificates or pass a bundle by label to ca_certificates(bundle = ...)" % (rctx.name, rctx.attr.path))
     rctx.file("ca-certificates.crt", rctx.read(path), executable = False)
     rctx.file("BUILD", _CA_BUILD, executable = False)
     rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name, executable = False)

@@ -13,6 +13,19 @@ case "$tool" in
   docker|podman) ;;
   *) echo "error: {label}: attribute 'loader': must be docker or podman (got $tool); set STRATA_LOADER or loader" >&2; exit 1 ;;
 esac
+# Say which loader is missing or not answering, rather than failing halfway through a load.
+if ! command -v "$tool" >/dev/null 2>&1; then
+  echo "error: {label}: no $tool program on PATH (got PATH=${{PATH:-}}); install $tool, or set STRATA_LOADER to the other of docker and podman" >&2
+  exit 1
+fi
+if ! "$tool" info >/dev/null 2>&1; then
+  if [ "$tool" = docker ]; then
+    echo "error: {label}: no docker daemon answers (got DOCKER_HOST=${{DOCKER_HOST:-unix:///var/run/docker.sock}}); start it, set DOCKER_HOST, or STRATA_LOADER=podman" >&2
+  else
+    echo "error: {label}: podman does not answer (got podman info failing, CONTAINERS_CONF=${{CONTAINERS_CONF:-}}); check its configuration with podman info, or STRATA_LOADER=docker" >&2
+  fi
+  exit 1
+fi
 if [ -d "{image}" ]; then
   # An OCI layout (e.g. an image_index): podman reads it directly; docker cannot.
   [ "$tool" = podman ] || {{ echo "error: {label}: docker cannot load an OCI layout (got {image}); use loader = \\"podman\\" or a docker-archive" >&2; exit 1; }}
@@ -60,7 +73,8 @@ image_load(name = "load", image = ":app")
 image_load(name = "load_index", image = ":multiarch", loader = "podman", ref = "latest")
 ```
 The loader is `loader`, overridden by the STRATA_LOADER environment variable at
-run time. A docker-archive goes to `docker load` / `podman load`; an OCI layout
+run time; the script first checks that the loader is on PATH and answers
+(`docker info` / `podman info`) and otherwise fails naming this target. A docker-archive goes to `docker load` / `podman load`; an OCI layout
 (an `image_index`'s output) to `podman pull oci:DIR:REF`, which picks the
 host's platform from an index, and is tagged with the image's name and `ref`.""",
     attrs = {

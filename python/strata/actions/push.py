@@ -4,6 +4,8 @@ Request (keys sorted, `schema_version` 1):
 
     image               an OCI layout directory or a docker-archive file
     image_name          which image of a docker-archive holding several (optional)
+    label               the image_push target (`//app:push`), named by errors (optional;
+                        default: the request file)
     registry            host[:port], optionally with http:// or https://
     repository          e.g. "team/app"
     tags                ["v1", ...]; none pushes by digest only
@@ -32,6 +34,7 @@ _KEYS = {
     "ca_file",
     "image",
     "image_name",
+    "label",
     "mount_from",
     "outputs",
     "registry",
@@ -44,6 +47,8 @@ _KEYS = {
 
 def run(req: dict[str, Any], where: str) -> None:
     check_keys(req, _KEYS, where)
+    # The user ran a target, not a request file: name the target.
+    where = field(req, "label", str, where, where) or where
     tags = field(req, "tags", list, where, [])
     if not all(isinstance(t, str) and t for t in tags):
         raise UserError(f"tags must be a list of non-empty strings (got {tags!r})", where=where)
