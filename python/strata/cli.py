@@ -108,10 +108,13 @@ def _analyze(
         cwd_package=_cwd_package(workspace),
         output_base=base.root,
         stat_cache=stat_cache,
+        keep_going=bool(getattr(args, "keep_going", False)),
     )
     if getattr(args, "explain", False) and not outcome.reused:
         print(f"strata: analysing: {outcome.reason}", file=sys.stderr)
     result = outcome.result
+    for error in getattr(result, "errors", ()):
+        print(f"error: {error}", file=sys.stderr)
     name = getattr(result, "workspace_name", "") or base.workspace_name
     if name != base.workspace_name:
         base = type(base)(base.root, base.workspace, name)
@@ -147,7 +150,16 @@ def _execute(
         source_path=getattr(result, "source_path", None),
         remote=_remote_options(args),
     )
-    return execute(base, result.actions, wanted, config, _reporter(args), stat_cache=stat_cache)
+    actions = result.actions
+    if getattr(args, "modify_execution_info", None):
+        from strata.engine.cache_tiered import (
+            modify_execution_info,
+            parse_execution_info_modifier,
+        )
+
+        modifier = parse_execution_info_modifier(args.modify_execution_info)
+        actions = modify_execution_info(list(actions), modifier)
+    return execute(base, actions, wanted, config, _reporter(args), stat_cache=stat_cache)
 
 
 def _files_of(info: Any) -> list[str]:
@@ -195,12 +207,28 @@ def _cmd_build(args: argparse.Namespace) -> int:
         shown = ["strata-bin/" + f[len(prefix) :] if f.startswith(prefix) else f for f in files]
         # stderr, as Bazel does: stdout stays free for what targets print (`run`)
         print(f"Target {label} up-to-date:" + "".join(f"\n  {f}" for f in shown), file=sys.stderr)
-    return 0
+    return _not_all_analysed(result)
+
+
+def _not_all_analysed(result: Any) -> int:
+    """1 after `--keep_going` left targets out (their errors were printed), as Bazel exits."""
+    errors = getattr(result, "errors", ())
+    if not errors:
+        return 0
+    err = UserError(
+        f"command succeeded, but not all targets were analyzed (got {len(errors)} "
+        "analysis errors); fix the errors reported above",
+        where="strata build",
+    )
+    print(format_error(err), file=sys.stderr)
+    return 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     with _locked_output_base(args) as (base, stat_cache):
         base, result = _analyze(args, [args.target], base, stat_cache)
+        if getattr(result, "errors", ()):
+            return _not_all_analysed(result)
         if len(result.targets) != 1:
             raise UserError(
                 f"strata run needs exactly one target (got {len(result.targets)}); "
@@ -292,6 +320,11 @@ def _add_remote_flags(p: argparse.ArgumentParser) -> None:
         "--remote_header", action="append", default=[], help="Name=Value sent with every request"
     )
     p.add_argument("--remote_max_connections", type=int, default=8, help="concurrent requests")
+    p.add_argument(
+        "--modify_execution_info",
+        help="REGEX=[+-]KEY,...: change execution info (tags) by mnemonic, as Bazel does; "
+        "e.g. ImageAssemble=-no-remote-cache uploads image actions",
+    )
     p.add_argument(
         "--action_keys",
         choices=("strata", "reapi"),

@@ -13,7 +13,9 @@ Policy (as in Bazel): an action whose tags include `no-remote-cache`,
 unit worth sharing; rules mark whole-image outputs (docker-archive, OCI
 layout) `no-remote-cache` because they are cheap to re-assemble from layers.
 `--noremote_accept_cached` skips remote reads, `--noremote_upload_local_results`
-remote writes.
+remote writes. Bazel's `--modify_execution_info=REGEX=[+-]KEY,...` turns the
+policy off or on per mnemonic in both engines (`ImageAssemble=-no-remote-cache`
+uploads image actions too); see `modify_execution_info`.
 
 `reapi_action_key` names actions the way Bazel names them in the remote action
 cache (sha256 of the REAPI `Action`), so the two engines can share entries
@@ -23,7 +25,9 @@ for actions with the same command line, environment and inputs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +37,7 @@ from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
 from strata.engine.cache_local import LocalDiskCache
 from strata.engine.digests import StatCache
+from strata.errors import UserError
 
 if TYPE_CHECKING:
     from strata.engine.cache_http import HttpCache, RemoteOptions
@@ -41,6 +46,49 @@ if TYPE_CHECKING:
 # cache or REAPI keys pay for them, so `reapi` is imported where it is used.
 
 LOCAL_ONLY_TAGS = frozenset({"no-remote-cache", "no-remote", "no-cache"})
+
+
+# -- Bazel's --modify_execution_info ----------------------------------------------
+
+ExecutionInfoModifier = tuple[tuple["re.Pattern[str]", bool, str], ...]
+"""(mnemonic pattern, add?, key) in the order given."""
+
+
+def parse_execution_info_modifier(value: str) -> ExecutionInfoModifier:
+    """Bazel's syntax: `regex=[+-]key,regex=[+-]key,...`; each regex must match the whole
+    mnemonic, and later entries win over earlier ones for the same key."""
+    out = []
+    for item in value.split(","):
+        pattern, eq, change = item.rpartition("=")
+        if not eq or not pattern or change[:1] not in ("+", "-") or len(change) < 2:
+            raise UserError(
+                f"--modify_execution_info entries must be REGEX=+KEY or REGEX=-KEY (got {item!r}); "
+                "write e.g. --modify_execution_info=ImageAssemble=-no-remote-cache",
+                where="strata",
+            )
+        try:
+            compiled = re.compile(pattern)
+        except re.error as err:
+            raise UserError(
+                f"--modify_execution_info has a bad regular expression (got {pattern!r}: {err}); "
+                "fix the pattern before '='",
+                where="strata",
+            ) from None
+        out.append((compiled, change[0] == "+", change[1:]))
+    return tuple(out)
+
+
+def modify_execution_info(actions: list[Action], modifier: ExecutionInfoModifier) -> list[Action]:
+    """The actions with their tags changed as Bazel changes execution info for the flag."""
+    out = []
+    for action in actions:
+        tags = set(action.tags)
+        for pattern, add, key in modifier:
+            if pattern.fullmatch(action.mnemonic):
+                (tags.add if add else tags.discard)(key)
+        new = tuple(sorted(tags))
+        out.append(action if new == action.tags else dataclasses.replace(action, tags=new))
+    return out
 
 
 # -- strata's ActionResult <-> REAPI ActionResult --------------------------------
