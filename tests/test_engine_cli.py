@@ -26,6 +26,7 @@ class FakeResult:
     targets: dict[str, FakeTarget]
     workspace_name: str = "__main__"
     calls: list[tuple[list[str], str]] = field(default_factory=list)
+    errors: tuple[str, ...] = ()
 
 
 TOOL = f"{BIN}/app/tool"
@@ -69,6 +70,7 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         cwd_package: str,
         output_base: Path,
         reads: object = None,
+        keep_going: bool = False,
     ) -> FakeResult:
         assert workspace == root.resolve()
         calls.append((patterns, cwd_package))

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -164,3 +165,54 @@ def _tree_listing(tree: Path) -> list[str]:
 
 def _manifest_paths(manifest: Path) -> list[str]:
     return [line.split(" ")[0] for line in manifest.read_text().splitlines()]
+
+
+@pytest.mark.realtool
+@pytest.mark.slow
+def test_keep_going_past_analysis_errors_like_bazel(tmp_path: Path) -> None:
+    """`build --keep_going`: each failing target's analysis error, the others built, exit 1."""
+    bazel = need("bazel")
+    ws = tmp_path / "ws"
+    (ws / "p").mkdir(parents=True)
+    (ws / "WORKSPACE").write_text("")
+    (ws / "p" / "defs.bzl").write_text(
+        "def _ok(ctx):\n"
+        '    out = ctx.actions.declare_file(ctx.label.name + ".out")\n'
+        '    ctx.actions.write(out, "ok " + ctx.label.name + "\\n")\n'
+        "    return [DefaultInfo(files = depset([out]))]\n"
+        'ok = rule(implementation = _ok, attrs = {"deps": attr.label_list()})\n'
+        "def _broken(ctx):\n"
+        '    fail("broken on purpose")\n'
+        "broken = rule(implementation = _broken)\n"
+    )
+    (ws / "p" / "BUILD").write_text(
+        'load(":defs.bzl", "broken", "ok")\n'
+        'ok(name = "good")\n'
+        'broken(name = "bad")\n'
+        'broken(name = "worse")\n'
+        'ok(name = "needs_bad", deps = [":bad"])\n'
+    )
+    targets = ("//p:good", "//p:bad", "//p:worse", "//p:needs_bad")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    procs = [
+        subprocess.run(
+            [*cmd, "build", *flags, "--keep_going", *targets],
+            cwd=ws,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        for cmd, flags in (
+            ((bazel, f"--output_user_root={tmp_path / 'bazel-root'}", "--batch"), ()),
+            ((sys.executable, "-m", "strata"), (f"--output_base={tmp_path / 'strata-ob'}",)),
+        )
+    ]
+    assert [p.returncode for p in procs] == [1, 1], [p.stderr for p in procs]
+    for proc in procs:
+        lines = proc.stderr.splitlines()
+        for label in ("//p:bad", "//p:worse"):  # each error once; //p:needs_bad's is not its own
+            assert sum(f"rule {label}:" in line for line in lines) == 1, proc.stderr
+        assert "rule //p:needs_bad" not in proc.stderr
+    for out in ("bazel-bin", "strata-bin"):
+        assert (ws / out / "p/good.out").read_text() == "ok good\n"
+        assert not (ws / out / "p/needs_bad.out").exists()

@@ -169,3 +169,62 @@ def test_user_mistake_is_one_line_with_a_place(
     assert "Traceback" not in err
     assert err.splitlines()[0].startswith(expected), err
     assert "<builtins>" not in err
+
+
+KEEP_GOING_RULES = """
+def _ok(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".out")
+    ctx.actions.write(out, "ok\\n")
+    return [DefaultInfo(files = depset([out]))]
+
+ok = rule(implementation = _ok, attrs = {"deps": attr.label_list()})
+
+def _broken(ctx):
+    fail("broken on purpose")
+
+broken = rule(implementation = _broken)
+"""
+
+KEEP_GOING_BUILD = """load("//defs:r.bzl", "broken", "ok")
+ok(name = "good")
+broken(name = "bad")
+ok(name = "needs_bad", deps = [":bad"])
+"""
+
+
+@pytest.mark.parametrize("keep_going", [True, False])
+def test_keep_going_builds_the_targets_that_analysed(
+    keep_going: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ws = tmp_path / "ws"
+    (ws / "p").mkdir(parents=True)
+    (ws / "defs").mkdir()
+    (ws / "WORKSPACE").write_text("")
+    (ws / "defs" / "BUILD").write_text("")
+    (ws / "defs" / "r.bzl").write_text(KEEP_GOING_RULES)
+    (ws / "p" / "BUILD").write_text(KEEP_GOING_BUILD)
+    monkeypatch.chdir(ws / "p")
+    flags = ["--keep_going"] if keep_going else []
+    argv = ["build", f"--output_base={tmp_path / 'ob'}", *flags, "//p:good", ":bad", ":needs_bad"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    failing = [line for line in err.splitlines() if line.startswith("error: ")]
+    bad = "error: defs/r.bzl:10:5: in broken rule //p:bad: broken on purpose"
+    if keep_going:
+        # One analysis error (//p:needs_bad is left out with it), the good target built.
+        assert failing[0] == bad
+        assert failing[1:] == [
+            "error: strata build: command succeeded, but not all targets were analyzed "
+            "(got 1 analysis errors); fix the errors reported above"
+        ]
+        assert (ws / "strata-bin" / "p" / "good.out").read_text() == "ok\n"
+        assert "Target //p:good up-to-date:" in err
+        assert "needs_bad" not in err
+    else:
+        assert failing == [bad]
+        assert not (ws / "strata-bin" / "p" / "good.out").exists()
+    assert not (ws / "strata-bin" / "p" / "needs_bad.out").exists()

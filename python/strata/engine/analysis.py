@@ -51,6 +51,14 @@ _EXEC_TAGS = (
 )
 
 
+class TargetError(UserError):
+    """An analysis error of one target; `--keep_going` skips the requested targets needing it."""
+
+    def __init__(self, message: str, *, where: str | None, label: str) -> None:
+        super().__init__(message, where=where)
+        self.label = label
+
+
 def host_cpu() -> str:
     return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}.get(
         platform.machine().lower(), platform.machine()
@@ -386,6 +394,33 @@ class Analysis:
                 on_path.append(key)
         return order
 
+    def orderable(self, roots: list[Label], errors: list[str]) -> list[Label]:
+        """The roots whose dependency graph loads (no cycle, no missing target); the
+        others' errors go to `errors`."""
+        out: list[Label] = []
+        for root in roots:
+            try:
+                self.order([root])
+            except UserError as err:
+                errors.append(str(err))
+                continue
+            out.append(root)
+        return out
+
+    def reaches(self, root: Label, label: str) -> bool:
+        """Whether `root` is `label` or depends on it (after `run` ordered the targets)."""
+        seen: set[str] = set()
+        todo = [str(root)]
+        while todo:
+            key = todo.pop()
+            if key == label:
+                return True
+            if key in seen or key not in self.decls:
+                continue
+            seen.add(key)
+            todo.extend(str(d) for d in self.decls[key].deps())
+        return False
+
     def run(self, roots: list[Label]) -> None:
         order = self.order(roots)
         modules: list[str] = []
@@ -400,7 +435,16 @@ class Analysis:
             f"json.decode({json.dumps(json.dumps(targets))}))\n"
         )
         module, file_loader = self.loader.new_module("//:<analysis>", "", "")
-        evaluate(module, parse("<analysis>", driver), file_loader, self.loader.errors)
+        try:
+            evaluate(module, parse("<analysis>", driver), file_loader, self.loader.errors)
+        except UserError as err:
+            # analyze__ reports each target once it is analysed, in this order.
+            if isinstance(err, TargetError) or len(self.infos) >= len(order):
+                raise
+            decl = order[len(self.infos)]
+            label = str(decl.label)
+            text = err.detail if label in str(err) else f"in {decl.kind} rule {label}: {err.detail}"
+            raise TargetError(text, where=err.where, label=label) from None
 
     def check_generated(self) -> None:
         """Every declared output has an action writing it (Bazel: "no generating action")."""
@@ -408,11 +452,12 @@ class Analysis:
             # The implicit executable is exempt only when the rule returned another one.
             implicit_unused = path in self._implicit_executables and path not in self.exe_infos
             if path not in self.producers and not implicit_unused:
-                raise UserError(
+                raise TargetError(
                     f"declared output {short_path(path, self.bin_dir)} has no generating action "
                     "(got no ctx.actions call that writes it); write it with an action or do "
                     "not declare it",
                     where=owner,
+                    label=owner,
                 )
 
     def _driver_entry(self, decl: TargetDecl, modules: list[str]) -> dict[str, Any]:
@@ -520,12 +565,34 @@ def analyze(
     cwd_package: str = "",
     output_base: Path,
     reads: Reads | None = None,
+    keep_going: bool = False,
 ) -> AnalysisResult:
-    """Load and analyse `patterns`; every file-system read goes through `reads`."""
+    """Load and analyse `patterns`; every file-system read goes through `reads`.
+
+    With `keep_going`, a target whose analysis fails is left out, with every
+    requested target that depends on it, and its error is returned in
+    `AnalysisResult.errors` (Bazel: "not all targets were analyzed"); only
+    errors in the patterns themselves still raise.
+    """
     an = Analysis(workspace_root, output_base, reads)
     roots = an.expand(patterns, cwd_package)
-    an.run(roots)
-    an.check_generated()
+    errors: list[str] = []
+    if keep_going:
+        roots = an.orderable(roots, errors)
+    while True:
+        try:
+            an.run(roots)
+            an.check_generated()
+            break
+        except TargetError as err:
+            if not keep_going:
+                raise
+            left = [r for r in roots if not an.reaches(r, err.label)]
+            if len(left) == len(roots):
+                raise  # no requested target needs it: nothing to leave out
+            errors.append(str(err))
+            roots = left
+            an = Analysis(workspace_root, output_base, reads)
     targets = {str(lab): an.infos[str(lab)] for lab in roots}
     return AnalysisResult(
         actions=an.needed_actions(roots),
@@ -538,4 +605,5 @@ def analyze(
             label: tuple(dict.fromkeys(str(d) for d in decl.deps()))
             for label, decl in an.decls.items()
         },
+        errors=tuple(errors),
     )

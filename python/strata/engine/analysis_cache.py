@@ -12,7 +12,8 @@ asked about, and the directory listings `glob()` and `//...` walked.
 in it next to the result. A later command with the same key re-asks every
 recorded question (one `stat` per unchanged file, through the stat cache) and
 reuses the result only if every answer is the same; otherwise it analyses
-again and replaces the entry. A failed analysis is never stored.
+again and replaces the entry. A failed analysis is never stored, nor a
+`--keep_going` one that left failing targets out.
 
 Like Bazel, a fetched repository is not re-fetched because the files its rule
 read changed, only when its marker (rule, attributes, .bzl, and the client
@@ -111,6 +112,7 @@ def analyze_cached(
     cwd_package: str = "",
     output_base: Path,
     stat_cache: StatCache,
+    keep_going: bool = False,
 ) -> CachedAnalysis:
     """`analysis.analyze`, reusing the stored result when nothing it read has changed.
 
@@ -130,8 +132,15 @@ def analyze_cached(
 
     reads = Reads(stat_cache)
     result = analyze(
-        workspace_root, patterns, cwd_package=cwd_package, output_base=output_base, reads=reads
+        workspace_root,
+        patterns,
+        cwd_package=cwd_package,
+        output_base=output_base,
+        reads=reads,
+        keep_going=keep_going,
     )
+    if result.errors:
+        return CachedAnalysis(result, False, reason)  # like a failed analysis: not stored
     data = pickle.dumps(_Entry(_FORMAT, reads.observations, result), protocol=5)
     write_bytes_atomic(path, data)
     return CachedAnalysis(result, False, reason)

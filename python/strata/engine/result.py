@@ -39,6 +39,8 @@ class AnalysisResult:
     dep_graph: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Direct dependencies (label attributes, implicit ones included) of every target
     analysis visited, for `query 'deps(...)'`."""
+    errors: tuple[str, ...] = ()
+    """With `--keep_going`: the analysis errors of targets left out of `targets`."""
 
     def transitive_deps(self, label: str) -> set[str]:
         """`label` and everything it depends on, directly or not."""
