@@ -33,18 +33,18 @@ run_as_root(name = "blank_script", from_image = ":parent", script = "  ")
 
 RULE_ERRORS = {
     "//bad:abs_dest": (
-        "error: //bad:abs_dest: attribute 'files': destinations are relative paths inside "
+        "//bad:abs_dest: attribute 'files': destinations are relative paths inside "
         'the store path (got "/etc/motd")',
     ),
     "//bad:links_without_target": (
-        "error: //bad:links_without_target: attribute 'link_to': links need a store path "
+        "//bad:links_without_target: attribute 'link_to': links need a store path "
         "to point into (got None)",
     ),
-    "//bad:empty": ("error: //bad:empty: attribute 'files': a store path needs content",),
+    "//bad:empty": ("//bad:empty: attribute 'files': a store path needs content",),
     "//bad:empty_db": (
-        "error: //bad:empty_db: attribute 'contents': a Nix database needs store paths (got [])",
+        "//bad:empty_db: attribute 'contents': a Nix database needs store paths (got [])",
     ),
-    "//bad:blank_script": ("error: //bad:blank_script: attribute 'script': must not be empty",),
+    "//bad:blank_script": ("//bad:blank_script: attribute 'script': must not be empty",),
 }
 
 
@@ -68,7 +68,8 @@ def test_helper_rule_errors_under_bazel(tmp_path: Path) -> None:
     assert proc.returncode != 0
     for texts in RULE_ERRORS.values():
         for text in texts:
-            assert text in proc.stderr
+            assert f"Error in fail: {text}" in proc.stderr
+    assert "Error in fail: error:" not in proc.stderr
 
 
 @pytest.mark.parametrize("target", sorted(RULE_ERRORS))
@@ -85,6 +86,8 @@ def test_helper_rule_errors_under_strata(
     assert proc.returncode == 1, proc.stderr
     for text in RULE_ERRORS[target]:
         # the engine puts the fail() site first: "error: <file:line>: //bad:x: attribute ..."
-        assert text.removeprefix("error: ") in proc.stderr
+        assert text in proc.stderr
     assert proc.stderr.startswith("error: ")
+    first = proc.stderr.splitlines()[0]
+    assert RULE_ERRORS[target][0] in first and first.count("error: ") == 1, first
     assert "Traceback" not in proc.stderr

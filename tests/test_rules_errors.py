@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.realtool
 
-LOAD = 'load("@strata//rules:defs.bzl", "image_load", "layered_image", "store_path")\n'
+LOAD = (
+    'load("@strata//rules:defs.bzl", "docker_image", "image_load", "layered_image", "store_path")\n'
+)
 OK = """
 genrule(name = "f", outs = ["f.txt"], cmd = "echo hi > $@")
 
@@ -43,37 +45,53 @@ layered_image(name = "bad_layering", contents = [":ok"], layering = "fancy")
 store_path(name = "no_srcs")
 """
 )
+# An execution-time mistake: a single-file store path cannot be copied to / (as Nix's
+# buildEnv refuses to merge one); the CustomizationLayer action says so.
+SINGLE_FILE = (
+    LOAD
+    + OK
+    + """
+store_path(name = "single", srcs = {":f": ""})
+
+docker_image(name = "single_file", copy_to_root = [":single"])
+"""
+)
+SINGLE_FILE_ERROR = (
+    "a single-file store path has no tree to copy or link to / (got /nix/store/",
+    "-single); put the file at a path inside a store path",
+)
 # Loading-phase mistakes spoil their whole package: one package each.
 MISSING = LOAD + 'image_load(name = "no_image")\n'
 WRONG_TYPE = (
     LOAD + OK + 'layered_image(name = "wrong_type", contents = [":ok"], max_layers = "8")\n'
 )
 
-# fail() texts, the same under both engines.
+# fail() texts, the same under both engines (each engine adds its own "error"/"Error in
+# fail" prefix and place; the message itself starts with the label).
 RULE_ERRORS = {
     "//bad:bad name!": (
-        "error: //bad:bad name!: attribute 'name': invalid store path name (got \"bad name!\")",
+        "//bad:bad name!: attribute 'name': invalid store path name (got \"bad name!\")",
     ),
     "//bad:too_few_layers": (
-        "error: //bad:too_few_layers: attribute 'max_layers': must leave room",
+        "//bad:too_few_layers: attribute 'max_layers': must leave room",
         "(got 1); use at least 2",
     ),
     "//bad:bad_env": (
-        "error: //bad:bad_env: attribute 'config': "
+        "//bad:bad_env: attribute 'config': "
         'Env entries must be "NAME=value" strings (got "NOEQUALS")',
     ),
-    "//bad:bad_cmd": ("error: //bad:bad_cmd: attribute 'config': Cmd must be a list of strings",),
+    "//bad:bad_cmd": ("//bad:bad_cmd: attribute 'config': Cmd must be a list of strings",),
     "//bad:bad_layering": (
-        "error: //bad:bad_layering: attribute 'layering': unknown layering strategy "
-        '(got "fancy")',
+        "//bad:bad_layering: attribute 'layering': unknown layering strategy (got \"fancy\")",
     ),
-    "//bad:no_srcs": ("error: //bad:no_srcs: attribute 'srcs': a store path needs content",),
+    "//bad:no_srcs": ("//bad:no_srcs: attribute 'srcs': a store path needs content",),
 }
 
 
 def workspace(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"
-    for pkg, text in (("bad", BAD), ("missing", MISSING), ("wrongtype", WRONG_TYPE)):
+    packages = (("bad", BAD), ("missing", MISSING), ("wrongtype", WRONG_TYPE))
+    for pkg, text in (*packages, ("single", SINGLE_FILE)):
         (ws / pkg).mkdir(parents=True)
         (ws / pkg / "BUILD").write_text(text)
     (ws / "WORKSPACE").write_text(
@@ -104,6 +122,7 @@ def test_rule_errors_under_bazel(tmp_path: Path) -> None:
             "//bad:all",
             "//missing:all",
             "//wrongtype:all",
+            "//single:all",
         ],
         cwd=workspace(tmp_path),
         capture_output=True,
@@ -114,6 +133,10 @@ def test_rule_errors_under_bazel(tmp_path: Path) -> None:
     for texts in RULE_ERRORS.values():
         for text in texts:
             assert text in out
+        line_with(out, "Error in fail: " + texts[0])
+    assert "Error in fail: error:" not in out  # one prefix, Bazel's
+    line_with(out, "single_file", "CustomizationLayer")
+    assert all(text in out for text in SINGLE_FILE_ERROR)
     line_with(out, "//missing:no_image", "mandatory attribute 'image'")
     line_with(out, "//wrongtype:wrong_type", "'max_layers'", "int")
     # the well-formed store path has no error: the rules load from another workspace
@@ -141,6 +164,17 @@ def test_rule_errors_under_strata(target: str, strata_ws: tuple[Path, Path]) -> 
     assert proc.returncode == 1, proc.stderr
     for text in RULE_ERRORS[target]:
         assert text in proc.stderr
+    # "error: <file:line>: //bad:x: attribute ...": the engine's prefix, not a second one
+    line = line_with(proc.stderr, RULE_ERRORS[target][0])
+    assert line.startswith("error: ") and line.count("error: ") == 1, line
+    assert "Traceback" not in proc.stderr
+
+
+def test_single_file_copy_to_root_under_strata(strata_ws: tuple[Path, Path]) -> None:
+    proc = strata_build(strata_ws, "//single:single_file")
+    assert proc.returncode == 1, proc.stderr
+    line_with(proc.stderr, "//single:single_file", "CustomizationLayer")
+    line_with(proc.stderr, *SINGLE_FILE_ERROR)
     assert "Traceback" not in proc.stderr
 
 

@@ -14,6 +14,8 @@ Every image runs the same three steps, each its own action and cache entry:
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
 load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "label_fail", "run_strata", "sorted_dict", "validate_config")
+load(":nix.bzl", "nix_db_layer")
+load(":run_as_root.bzl", "run_as_root_layer")
 
 def image_source(ctx, attr_name, dep, name = ""):
     """(base request {"path", "name"}, file) for an image dependency: an image target or one file."""
@@ -65,35 +67,22 @@ def _layering(ctx):
         label_fail(ctx, "layering", "must be a strategy name or a list of pipeline steps", text, "e.g. [[\"popularity_contest\"], [\"limit_layers\", 99]]")
     return steps
 
-def _nix_db(ctx, spis):
-    """include_nix_db: a directory holding nix/var/nix/db (+ gcroots), merged into the top layer.
-
-    The `NixDb` action (see rules/private/nix.bzl and strata.actions) takes the
-    image's root store path info files (each lists its whole closure).
-    """
-    out = ctx.actions.declare_directory(ctx.label.name + ".nixdb")
-    run_strata(
-        ctx,
-        "NixDb",
-        {
-            "closures": [s.info.path for s in spis],
-            "name": _image_name(ctx),
-            "output": out.path,
-        },
-        depset([s.info for s in spis]),
-        [out],
-        "Nix database of",
-    )
-    return out
-
 def _image_name(ctx):
     return ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
+
+def _run_as_root_script(ctx):
+    return getattr(ctx.attr, "run_as_root", "")
+
+def _extra_layers(ctx):
+    """Layers besides the base, store path and customisation layers: Nix DB, run_as_root."""
+    return (1 if ctx.attr.include_nix_db else 0) + (1 if _run_as_root_script(ctx).strip() else 0)
 
 def _common_checks(ctx):
     check_ownership(ctx)
     config = validate_config(ctx, ctx.attr.config)
-    if ctx.attr.max_layers < 2:
-        label_fail(ctx, "max_layers", "must leave room for a customisation layer and one store path layer", ctx.attr.max_layers, "use at least 2 (default 100)")
+    least = 2 + _extra_layers(ctx)
+    if ctx.attr.max_layers < least:
+        label_fail(ctx, "max_layers", "must leave room for a customisation layer and one store path layer" + (" besides the Nix DB / run_as_root layers" if least > 2 else ""), ctx.attr.max_layers, "use at least %d (default 100)" % least)
     if ctx.attr.mtime < 0:
         label_fail(ctx, "mtime", "must not be negative", ctx.attr.mtime, "use seconds since the epoch (default 1)")
     return config
@@ -110,13 +99,13 @@ def build_layers(ctx, roots, copy_roots, layering):
     contents = []
     inputs = []
     for s in spis:
-        src = "%s/%s" % (s.tree.path, s.name)
-        contents.append({"src": src} if copy_roots else {"info": s.info.path, "src": src})
-        inputs.extend([s.info, s.tree])
-    if ctx.attr.include_nix_db:
-        db = _nix_db(ctx, spis)
-        contents.append({"src": db.path})
-        inputs.append(db)
+        if copy_roots:
+            # Copied from the path's own layer: a tree input loses its symlinks to directories.
+            contents.append({"info": s.info.path, "layer": s.layer.path})
+            inputs.extend([s.info, s.layer])
+        else:
+            contents.append({"info": s.info.path, "src": "%s/%s" % (s.tree.path, s.name)})
+            inputs.extend([s.info, s.tree])
     files, file_inputs = _files(ctx)
     custom = ctx.actions.declare_file(ctx.label.name + ".custom.tar")
     custom_desc = ctx.actions.declare_file(ctx.label.name + ".custom.json")
@@ -154,6 +143,9 @@ def build_layers(ctx, roots, copy_roots, layering):
         req["layering"] = layering
     if base:
         req["base"] = base
+    if _extra_layers(ctx):
+        # The Nix DB and run_as_root layers count against max_layers too.
+        req["base_layers"] = _extra_layers(ctx)
     run_strata(
         ctx,
         "LayerGroups",
@@ -162,6 +154,29 @@ def build_layers(ctx, roots, copy_roots, layering):
         [groups],
         "store path layers of",
     )
+
+    # 3. Layers on top of the store paths: the Nix DB (below the customisation
+    # layer, so extra_commands could still change it), then run_as_root's.
+    stack = [struct(blob = custom, descriptor = custom_desc)]
+    if ctx.attr.include_nix_db:
+        # The layer form: db.sqlite, schema and a gcroots/docker link per root.
+        db = nix_db_layer(ctx, spis, spis, ctx.attr.compressor, owner = {"mtime": ctx.attr.mtime})
+        stack = [db] + stack
+    script = _run_as_root_script(ctx)
+    if script.strip():
+        # runAsRoot: the script sees base + store paths + the layers above, as dockerTools' VM does.
+        stack.append(run_as_root_layer(
+            ctx,
+            script,
+            base_archive = base_inputs[0] if base else None,
+            base_name = base["name"] if base else "",
+            layers = stack,
+            layers_dir = groups,
+            compressor = ctx.attr.compressor,
+            mtime = ctx.attr.mtime,
+        ))
+    elif script:
+        label_fail(ctx, "run_as_root", "must not be blank", repr(script), "write shell commands, or leave run_as_root unset")
     return struct(
         config = config,
         base = base,
@@ -169,16 +184,21 @@ def build_layers(ctx, roots, copy_roots, layering):
         custom = custom,
         custom_desc = custom_desc,
         groups = groups,
+        stack = stack,
         closure = closure,
         name = _image_name(ctx),
     )
+
+def _layer_files(layers):
+    """Every file of the image's own layers (the groups directory and the stack)."""
+    return [layers.groups] + [f for l in layers.stack for f in (l.blob, l.descriptor)]
 
 def image_request(ctx, layers, path):
     """The ImageAssemble / StreamImage request (without outputs); `path(file)` spells a path."""
     req = {
         "architecture": ctx.attr.architecture,
         "config": layers.config,
-        "layers": [{"dir": path(layers.groups)}, {"blob": path(layers.custom), "descriptor": path(layers.custom_desc)}],
+        "layers": [{"dir": path(layers.groups)}] + [{"blob": path(l.blob), "descriptor": path(l.descriptor)} for l in layers.stack],
         "name": layers.name,
     }
     if layers.base:
@@ -203,7 +223,7 @@ def _image_impl(ctx, roots, copy_roots, layering):
         ctx,
         "ImageAssemble",
         req,
-        depset([layers.custom, layers.custom_desc, layers.groups] + layers.base_inputs),
+        depset(_layer_files(layers) + layers.base_inputs),
         [archive, oci, info],
         "image",
         execution_requirements = NO_REMOTE_CACHE,
@@ -213,7 +233,7 @@ def _image_impl(ctx, roots, copy_roots, layering):
         OutputGroupInfo(
             oci = depset([oci]),
             image_info = depset([info]),
-            layers = depset([layers.groups, layers.custom, layers.custom_desc]),
+            layers = depset(_layer_files(layers)),
         ),
         ImageInfo(
             docker_archive = archive,
@@ -260,12 +280,12 @@ def _stream_layered_image_impl(ctx):
         tool = ctx.executable._strata.short_path,
         request = request.short_path,
     ), is_executable = True)
-    data = [layers.custom, layers.custom_desc, layers.groups, request, ctx.executable._strata] + layers.base_inputs
+    data = _layer_files(layers) + [request, ctx.executable._strata] + layers.base_inputs
     runfiles = ctx.runfiles(files = data).merge(ctx.attr._strata[DefaultInfo].default_runfiles)
     return [
         # The layers are default outputs too: `build` makes them (the cached unit) in both engines.
-        DefaultInfo(executable = exe, files = depset([exe, layers.groups, layers.custom, layers.custom_desc]), runfiles = runfiles),
-        OutputGroupInfo(layers = depset([layers.groups, layers.custom, layers.custom_desc])),
+        DefaultInfo(executable = exe, files = depset([exe] + _layer_files(layers)), runfiles = runfiles),
+        OutputGroupInfo(layers = depset(_layer_files(layers))),
     ]
 
 _COMMON_ATTRS = {
@@ -277,7 +297,7 @@ _COMMON_ATTRS = {
     "extra_commands": attr.string(doc = "Shell run by /bin/sh -e in the top layer's root (not chrooted) after contents are placed, e.g. \"mkdir -m 1777 tmp\"; `$out` is that root."),
     "fake_root_commands": attr.string(doc = "Shell run under fakeroot after extra_commands: its chown/chmod are what the layer records, e.g. \"chown 1000:1000 home/user\"."),
     "enable_fakechroot": attr.bool(doc = "Run fake_root_commands chrooted in the layer root (proot), contents bound at their store paths; /bin/sh must be in the layer."),
-    "keep_contents_dirlinks": attr.bool(doc = "Copying contents (docker_image), keep symlinks to directories in the top layer and copy into their targets (keepContentsDirlinks)."),
+    "keep_contents_dirlinks": attr.bool(doc = "docker_image: when a copy_to_root path has a directory where an earlier one has a symlink to a directory (lib -> usr/lib), keep the link and copy into its target (keepContentsDirlinks); otherwise the directory replaces the link."),
     "uid": attr.int(default = 0, doc = "Owner uid of the top layer's entries (those fake_root_commands left to root)."),
     "gid": attr.int(default = 0, doc = "Owner gid of the top layer's entries (those fake_root_commands left to root)."),
     "uname": attr.string(doc = "Owner user name recorded in the top layer's tar headers."),
@@ -289,7 +309,7 @@ _COMMON_ATTRS = {
     "architecture": attr.string(default = "x86_64", doc = "Target architecture (x86_64, aarch64, ... or GOARCH names: amd64, arm64)."),
     "compressor": attr.string(default = "gzip", values = ["none", "gzip", "zstd"], doc = "Layer compression."),
     "include_store_paths": attr.bool(default = True, doc = "Include the store paths' layers; False for images run with a bind-mounted store."),
-    "include_nix_db": attr.bool(doc = "Write /nix/var/nix/db (ValidPaths and Refs of the image's store paths) and gcroots into the top layer, so nix-store works in the image (the NixDb action)."),
+    "include_nix_db": attr.bool(doc = "Add a layer with /nix/var/nix/db (ValidPaths and Refs of the image's store paths) and /nix/var/nix/gcroots/docker links to the contents, so nix-store works in the image (buildImageWithNixDb; the NixDb action). It counts against max_layers."),
     "max_layers": attr.int(default = 100, doc = "Most layers the image may have, counting base layers and the top layer."),
 }
 
@@ -344,8 +364,15 @@ docker_image(
     copy_to_root = [":hello"],
     config = {"Cmd": ["/bin/hello"]},
 )
+docker_image(
+    name = "app",
+    copy_to_root = [":busybox", ":app_files"],
+    run_as_root = "mkdir -p /data && chown 1000:1000 /data",
+    include_nix_db = True,
+)
 ```""",
     attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **{
-        "copy_to_root": attr.label_list(providers = [StorePathInfo], doc = "Store paths whose files are copied to / (their closure is in the image too)."),
+        "copy_to_root": attr.label_list(providers = [StorePathInfo], doc = "Store paths whose files are copied to /, in order (their closure is in the image too). A single-file store path has no tree to copy and is an error, as in Nix's buildEnv."),
+        "run_as_root": attr.string(doc = "Shell commands run as root (`/bin/sh -ec`) in the image's root filesystem (base, store paths, copy_to_root, Nix DB) without a VM; their changes are one more layer (runAsRoot; see run_as_root). Needs /bin/sh in the image, proot, and a build running as root."),
     })),
 )

@@ -8,7 +8,7 @@ image made of its parent, the closure of `contents`, and the script's layer.
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
 load(":common.bzl", "TOOL_ATTRS", "label_fail", "run_strata", "validate_config")
 
-def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1):
+def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1, base_name = "", layers_dir = None):
     """Register the RunAsRoot action; return struct(blob, descriptor) of the script's layer.
 
     Args:
@@ -19,6 +19,11 @@ def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor 
       compressor: "none", "gzip" or "zstd".
       prefix: output file prefix (default: the target name).
       mtime: time of every entry of the layer.
+      base_name: which image of a multi-image base archive ("repo:tag"); "" for the only one.
+      layers_dir: File (directory), a LayerGroups output unpacked after the base, before `layers`.
+
+    Returns:
+      struct(blob = File, descriptor = File)
     """
     prefix = prefix or ctx.label.name
     blob = ctx.actions.declare_file(prefix + ".runasroot.tar")
@@ -26,14 +31,14 @@ def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor 
     req = {
         "compressor": compressor,
         "descriptor": descriptor.path,
-        "layers": [{"blob": l.blob.path, "descriptor": l.descriptor.path} for l in layers],
+        "layers": ([{"dir": layers_dir.path}] if layers_dir else []) + [{"blob": l.blob.path, "descriptor": l.descriptor.path} for l in layers],
         "mtime": mtime,
         "output": blob.path,
         "script": script,
     }
-    inputs = [l.blob for l in layers] + [l.descriptor for l in layers]
+    inputs = [l.blob for l in layers] + [l.descriptor for l in layers] + ([layers_dir] if layers_dir else [])
     if base_archive:
-        req["base"] = {"name": "", "path": base_archive.path}
+        req["base"] = {"name": base_name, "path": base_archive.path}
         inputs.append(base_archive)
     run_strata(ctx, "RunAsRoot", req, depset(inputs), [blob, descriptor], "run_as_root layer of")
     return struct(blob = blob, descriptor = descriptor)

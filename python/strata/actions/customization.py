@@ -17,6 +17,10 @@ Request (keys sorted; `schema_version` 1):
                               as the first form, the store path read from a StorePath info
                               file (rules cannot know it: it is a content hash)
                           {"src": dir}   copied into the root (copyToRoot-style), merged
+                          {"info": F, "layer": L}
+                              copied as {"src"}, read from the store path's own layer L:
+                              symlinks and modes as the path has them (a tree input is staged
+                              by Bazel as files only, so a `lib -> usr/lib` link would be lost)
     files               Layer-action `contents` items (plain files by destination), placed
                         after the contents, before the commands ([])
     keep_dirlinks       bool (keepContentsDirlinks, default false): a copied directory
@@ -54,6 +58,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,7 +69,7 @@ from strata.actions.store_path import read_info
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
-from strata.oci.compress import check_compressor
+from strata.oci.compress import check_compressor, open_decompressed
 from strata.oci.layer import Ownership, write_layer_from_entries
 from strata.oci.tree import DIR, FILE, SYMLINK, Entry, normalize_dest, sort_key
 
@@ -176,19 +181,84 @@ def _place_files(req: dict[str, Any], where: str, root: Path) -> None:
             os.chmod(dest, e.mode)
 
 
-def _contents(req: dict[str, Any], where: str) -> list[tuple[str | None, Path]]:
+def _single_file(name: str, where: str) -> UserError:
+    # As Nix's buildEnv: "is a file and can't be merged into an environment".
+    return UserError(
+        f"a single-file store path has no tree to copy or link to / (got {name}); put the "
+        'file at a path inside a store path (store_path(srcs = {...: "bin/NAME"})), or let '
+        "another path reference it",
+        where=where,
+    )
+
+
+def _unpack_store_layer(layer: str, store_path: str, dest: Path, where: str) -> None:
+    """The content of `store_path` from its own layer, symlinks and modes kept."""
+    prefix = store_path.strip("/")
+    dirs: list[tuple[Path, int]] = []
+    found = False
+    with open_decompressed(layer) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+        for member in tar:
+            name = member.name.strip("/")
+            if name != prefix and not name.startswith(prefix + "/"):
+                continue
+            rel = name[len(prefix) + 1 :]
+            found = True
+            if not rel:
+                if not member.isdir():
+                    raise _single_file(store_path, where)
+                continue
+            if ".." in rel.split("/"):
+                raise UserError(f"layer member escapes its store path (got {name!r})", where=where)
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if member.isdir():
+                target.mkdir(mode=0o755, exist_ok=True)
+                dirs.append((target, member.mode & 0o7777))
+            elif member.issym():
+                os.symlink(member.linkname, target)
+            elif member.isfile():
+                src = tar.extractfile(member)
+                if src is None:  # pragma: no cover - isfile() members have data
+                    raise UserError(f"unreadable layer member (got {name!r})", where=where)
+                with open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                os.chmod(target, member.mode & 0o7777)
+            else:
+                raise UserError(
+                    f"unsupported member in a store path layer (got {name!r}); store paths "
+                    "hold files, directories and symlinks",
+                    where=where,
+                )
+    if not found:
+        raise UserError(
+            f"the layer does not hold the store path (got {store_path} not in {layer}); pass "
+            "the path's own layer (StorePathInfo.layer)",
+            where=where,
+        )
+    for d, mode in reversed(dirs):
+        os.chmod(d, mode | 0o700)
+
+
+def _contents(req: dict[str, Any], where: str, work: Path) -> list[tuple[str | None, Path]]:
     items: list[tuple[str | None, Path]] = []
     for i, item in enumerate(field(req, "contents", list, where, [])):
         at = f"{where}: contents[{i}]"
         keys = set(item) if isinstance(item, dict) else set()
         if not isinstance(item, dict) or not (
-            keys <= {"src", "store_path"} or keys == {"src", "info"}
+            keys <= {"src", "store_path"} or keys in ({"src", "info"}, {"info", "layer"})
         ):
             raise UserError(
-                f'must be {{"store_path": P, "src": DIR}}, {{"info": F, "src": DIR}} or '
-                f'{{"src": DIR}} (got {item!r:.80})',
+                f'must be {{"store_path": P, "src": DIR}}, {{"info": F, "src": DIR}}, '
+                f'{{"info": F, "layer": L}} or {{"src": DIR}} (got {item!r:.80})',
                 where=at,
             )
+        if "layer" in item:
+            path = read_info(field(item, "info", str, at), at)["path"]
+            copy = work / "layers" / str(i)
+            copy.mkdir(parents=True)
+            _unpack_store_layer(field(item, "layer", str, at), path, copy, at)
+            items.append((None, copy))
+            continue
         src = Path(field(item, "src", str, at))
         store_path = field(item, "store_path", (str, type(None)), at, None)
         if "info" in item:
@@ -199,6 +269,8 @@ def _contents(req: dict[str, Any], where: str) -> list[tuple[str | None, Path]]:
                 "write <store_dir>/<hash>-<name>",
                 where=at,
             )
+        if src.is_file():
+            raise _single_file(store_path or src.name, at)
         if not src.is_dir():
             raise UserError(
                 f"src is not a directory (got {str(src)!r}); pass the store path's content",
@@ -311,7 +383,7 @@ def build_root(
     """Lay out the layer root at `work/root`; return fakeroot's ownership view, if any."""
     root = work / "root"
     root.mkdir(mode=0o755)
-    contents = _contents(req, where)
+    contents = _contents(req, where, work)
     keep_dirlinks = field(req, "keep_dirlinks", bool, where, False)
     for store_path, src in contents:
         if store_path is None:

@@ -23,7 +23,9 @@ rather than silently dropping owners.
 Request (keys sorted; `schema_version` 1):
 
     base        optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
-    layers      [{"blob": path, "descriptor": path}] unpacked after the base, in order
+    layers      [{"blob": path, "descriptor": path} or {"dir": LayerGroups output}]
+                unpacked after the base, in order (docker_image's `run_as_root` passes
+                its store path layers, customisation and Nix DB layers this way)
     script      shell text, run as `/bin/sh -ec SCRIPT` inside the root filesystem
     compressor  "none" | "gzip" | "zstd" (default "gzip")
     output, descriptor   the layer blob and its descriptor JSON
@@ -54,6 +56,7 @@ from strata.actions.request import field
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
+from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
 from strata.oci.compress import check_compressor, open_decompressed
 from strata.oci.layer import write_layer_from_entries
@@ -279,6 +282,10 @@ def run(req: dict[str, Any], where: str) -> None:
             for i, layer in enumerate(layers):
                 if not isinstance(layer, dict):
                     raise UserError(f"layers[{i}] must be an object (got {layer!r:.60})", where)
+                if "dir" in layer:
+                    layers_dir = field(layer, "dir", str, f"{where}: layers[{i}]")
+                    blobs += [str(blob) for blob, _ in read_layers_dir(layers_dir, where)]
+                    continue
                 blobs.append(field(layer, "blob", str, f"{where}: layers[{i}]"))
             for blob in blobs:
                 apply_layer(root, blob, where)
