@@ -25,10 +25,14 @@ interpreter found when the repository was made (Python 3.11 or newer) with
 `-B` (no bytecode written into the runfiles tree) and `-s` (no user site).
 """
 
+load("//rules/private:nix.bzl", _nix_store_import = "nix_store_import")
 load("//rules/private:registry.bzl", _pull_image = "pull_image")
 
 # dockerTools.pullImage, by digest: see rules/private/registry.bzl.
 pull_image = _pull_image
+
+# Store paths from a real Nix store (with their closure): see rules/private/nix.bzl.
+nix_store_import = _nix_store_import
 
 _LAUNCHER = """#!/bin/sh
 # strata tool launcher, written by strata_dependencies() in @strata//rules:repositories.bzl.

@@ -100,3 +100,15 @@ _CONFIG_KEYS = [
     "Volumes",
     "WorkingDir",
 ]
+
+def find_python(rctx, where):
+    """A repository rule's interpreter for the strata tool: attr `python`, then python3.11, python3."""
+    candidates = [rctx.attr.python] if rctx.attr.python else ["python3.11", "python3"]
+    for name in candidates:
+        path = rctx.which(name) if "/" not in name else rctx.path(name)
+        if path == None or not path.exists:
+            continue
+        res = rctx.execute([path, "-c", "import sys; print(sys.version_info >= (3, 11))"])
+        if res.return_code == 0 and res.stdout.strip() == "True":
+            return path
+    fail("%s: attribute 'python': no Python 3.11 or newer found (got candidates %s); install python3 (>= 3.11) or set python = \"/path/to/python3\"" % (where, candidates))

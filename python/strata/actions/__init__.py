@@ -35,6 +35,8 @@ ACTIONS: dict[str, str] = {
     "NixDb": "strata.actions.nix_db:run",
     "LinkedStorePath": "strata.actions.helpers:run",
     "RunAsRoot": "strata.actions.run_as_root:run",
+    "NixStoreImport": "strata.actions.nix_import:import_paths",
+    "StoreTree": "strata.actions.nix_import:tree",
 }
 
 

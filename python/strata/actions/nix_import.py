@@ -1,0 +1,205 @@
+"""`NixStoreImport` and `StoreTree`: store paths from a real Nix store as strata store paths.
+
+`NixStoreImport` is what the `nix_store_import` repository rule runs (in the
+repository directory, not as a build action: it reads a store outside the
+workspace). It asks `nix-store -q` for the closure of the given roots (see
+strata.store.nix_import), checks each path's NAR hash against what the
+store recorded, and writes per path the files a `StorePathInfo` is made of:
+the `info` JSON (the StorePath action's format), the path's own uncompressed
+layer and its descriptor. `index.json` lists them for the generated BUILD.
+
+Request (keys sorted; `schema_version` 1):
+
+    paths        root store paths, e.g. ["/nix/store/<hash>-hello-2.12"]
+    store_dir    the logical store directory of the names (default "/nix/store")
+    nix_store    the nix-store program (default "nix-store")
+    env          variables for nix-store (NIX_STORE_DIR, NIX_STATE_DIR, ...), default {}
+    output       directory to write (relative to the working directory)
+
+`StoreTree` is a build action: the `tree` of an imported path, unpacked from
+its layer. Bazel refuses tree artifacts with dangling symlinks or links
+leaving the tree, and a Nix path is full of absolute links into other paths,
+so such a link becomes `../`… + `nix/store/<hash>-<name>/…` (the same target
+at the same depth below an image's `/`) with an empty placeholder file at that
+place in the tree, as the LinkedStorePath action does. Image rules read the
+tree only for names (symlink-join); bytes come from the layer.
+
+    layer, info  the imported path's layer and info file
+    output       the tree directory: `<output>/<name>` holds the content
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from strata.actions.image import check_keys
+from strata.actions.request import field
+from strata.actions.store_path import read_info
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.fsutil import write_bytes_atomic
+from strata.oci.compress import open_decompressed
+from strata.store import nar
+from strata.store.closure import PathInfo
+from strata.store.layer import write_store_layer
+from strata.store.nix_import import Runner, query_nix_store
+from strata.store.path import DEFAULT_STORE_DIR, check_store_dir, parse
+
+_IMPORT_KEYS = {"env", "nix_store", "output", "paths", "schema_version", "store_dir"}
+_TREE_KEYS = {"info", "layer", "output", "schema_version"}
+
+
+def _runner(nix_store: str, env: Mapping[str, str], where: str) -> Runner:
+    def run(args: Sequence[str]) -> str:
+        try:
+            proc = subprocess.run(
+                [nix_store, *args],
+                capture_output=True,
+                text=True,
+                env={**os.environ, **env},
+                check=False,
+            )
+        except FileNotFoundError:
+            raise UserError(
+                f"cannot run nix-store (got {nix_store!r}); install Nix (Debian: nix-bin) or "
+                "set nix_store to its path",
+                where=where,
+            ) from None
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise UserError(
+                f"nix-store {' '.join(args[:2])} failed (got {last!r}); check that the paths "
+                "are valid in that store (NIX_STORE_DIR, NIX_STATE_DIR)",
+                where=where,
+            )
+        return proc.stdout
+
+    return run
+
+
+def _closure(root: str, by_path: dict[str, PathInfo]) -> list[PathInfo]:
+    seen: dict[str, PathInfo] = {}
+    todo = [root]
+    while todo:
+        p = todo.pop()
+        if p not in seen:
+            seen[p] = by_path[p]
+            todo.extend(r for r in by_path[p].references if r not in seen)
+    return sorted(seen.values(), key=lambda i: i.path)
+
+
+def import_paths(req: dict[str, Any], where: str) -> None:
+    check_keys(req, _IMPORT_KEYS, where)
+    store_dir = check_store_dir(
+        field(req, "store_dir", str, where, DEFAULT_STORE_DIR), f"{where}: store_dir"
+    )
+    roots = field(req, "paths", list, where)
+    if not roots or not all(isinstance(p, str) for p in roots):
+        raise UserError(
+            f"paths must be a non-empty list of store paths (got {roots!r:.80}); "
+            'e.g. ["/nix/store/<hash>-hello-2.12"]',
+            where=where,
+        )
+    env = field(req, "env", dict, where, {})
+    run = _runner(field(req, "nix_store", str, where, "nix-store"), env, where)
+    closure = query_nix_store(roots, store_dir, runner=run)
+    by_path = closure.by_path()
+    out = Path(field(req, "output", str, where))
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    index = []
+    for info in closure.paths:
+        sp = parse(info.path, store_dir, where)
+        physical = Path(info.path)
+        found = nar.digest(physical)
+        if found.nix_hash != info.nar_hash or found.size != info.nar_size:
+            raise UserError(
+                f"{info.path} does not match what the store recorded (got {found.nix_hash}, "
+                f"{found.size} bytes; recorded {info.nar_hash}, {info.nar_size}); run "
+                "nix-store --verify --check-contents --repair",
+                where=where,
+            )
+        base = sp.base_name
+        doc = {
+            **info.to_json(),
+            "closure": [p.to_json() for p in _closure(info.path, by_path)],
+            "store_dir": store_dir,
+        }
+        write_bytes_atomic(out / f"{base}.storepath.json", json_bytes(doc))
+        layer = out / f"{base}.layer.tar"
+        descriptor = write_store_layer(layer, physical, info.path, store_dir, "none")
+        write_bytes_atomic(out / f"{base}.layer.json", json_bytes(descriptor.to_json()))
+        refs = [parse(r, store_dir, where).base_name for r in info.references if r != info.path]
+        index.append({"base": base, "name": sp.name, "references": refs})
+    roots_base = sorted(parse(r, store_dir, where).base_name for r in roots)
+    doc_index = {"paths": index, "roots": roots_base, "store_dir": store_dir}
+    write_bytes_atomic(out / "index.json", json_bytes(doc_index))
+
+
+def _placeholder(tree: Path, link: Path, target: str) -> None:
+    """Point `link` at `target` (absolute) through the tree root, and make it resolvable."""
+    depth = len(link.relative_to(tree).parts) - 1
+    os.symlink("../" * depth + target.lstrip("/"), link)
+    spot = tree / target.lstrip("/")
+    if not spot.exists() and not spot.is_symlink():
+        spot.parent.mkdir(parents=True, exist_ok=True)
+        spot.write_bytes(b"")
+
+
+def tree(req: dict[str, Any], where: str) -> None:
+    check_keys(req, _TREE_KEYS, where)
+    info = read_info(field(req, "info", str, where), where)
+    path = info["path"]
+    out = Path(field(req, "output", str, where))
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    name = posixpath.basename(path).partition("-")[2]
+    content = out / name
+    prefix = path.strip("/")
+    links: list[tuple[Path, str]] = []
+    with (
+        open_decompressed(field(req, "layer", str, where)) as f,
+        tarfile.open(fileobj=f, mode="r|") as tar,
+    ):
+        for member in tar:
+            member_name = member.name.strip("/")
+            if member_name != prefix and not member_name.startswith(prefix + "/"):
+                continue
+            rel = member_name[len(prefix) + 1 :]
+            if ".." in rel.split("/"):
+                raise UserError(
+                    f"layer member escapes its store path (got {member.name!r})", where=where
+                )
+            dest = content / rel if rel else content
+            if member.isdir():
+                dest.mkdir(parents=True, exist_ok=True)
+            elif member.issym():
+                # The absolute target the link means in the image.
+                absolute = posixpath.normpath(
+                    posixpath.join("/" + posixpath.dirname(member_name), member.linkname)
+                )
+                links.append((dest, absolute))
+            elif member.isfile():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(member)
+                if src is None:  # pragma: no cover - isfile() members have data
+                    raise UserError(f"unreadable layer member (got {member.name!r})", where=where)
+                with open(dest, "wb") as w:
+                    shutil.copyfileobj(src, w)
+                os.chmod(dest, 0o755 if member.mode & 0o111 else 0o644)
+    for link, absolute in sorted(links, key=lambda x: str(x[0])):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        inside = absolute == "/" + prefix or absolute.startswith("/" + prefix + "/")
+        if inside and (out / absolute.lstrip("/")).exists():
+            os.symlink(os.path.relpath(out / absolute.lstrip("/"), link.parent), link)
+        else:
+            _placeholder(out, link, absolute)
