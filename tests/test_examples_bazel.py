@@ -368,3 +368,58 @@ def test_podman_loads_the_index_and_runs_the_host_platform(
     assert arch.stdout.strip() == "amd64"
     out = run("podman", "run", "--rm", ref, env=podman_env).stdout
     assert out == "Hello from a strata image!\narg: multiarch\n"
+
+
+def test_keep_contents_dirlinks(bazel_bin: Path) -> None:
+    # usr-lib-layout has lib -> usr/lib, lib-x has lib/x (keepContentsDirlinks)
+    pkg = bazel_bin / "examples" / "hello"
+    with tarfile.open(pkg / "dirlinks.custom.tar") as tar:
+        kept = {m.name.rstrip("/"): m for m in tar.getmembers()}
+    assert kept["lib"].issym() and kept["lib"].linkname == "usr/lib"
+    assert kept["usr/lib/x"].isfile() and kept["usr/lib/base.txt"].isfile()
+    assert not any(n.startswith("lib/") for n in kept)
+    # copied from the path's own layer: data files are not executable
+    assert kept["usr/lib/x"].mode == 0o644
+    with tarfile.open(pkg / "no-dirlinks.custom.tar") as tar:
+        replaced = {m.name.rstrip("/"): m for m in tar.getmembers()}
+    assert replaced["lib"].isdir() and replaced["lib/x"].isfile()
+    assert replaced["usr/lib/base.txt"].isfile() and "usr/lib/x" not in replaced
+
+
+def test_image_load_through_strata_run(
+    strata_bases: list[Path], docker_engine: DockerEngine, tmp_path: Path
+) -> None:
+    argv = [ROOT / "tools" / "strata", "run", f"--output_base={strata_bases[0]}"]
+    docker_engine.docker("rmi", "-f", "examples/hello/hello:latest")
+    loaded = run(*argv, "//examples/hello:load", cwd=ROOT, env=docker_engine.env)
+    assert "examples/hello/hello:latest" in loaded.stdout
+    out = docker_engine.docker("run", "--rm", "--network=none", "examples/hello/hello:latest")
+    assert out.stdout == RUNNABLE["hello"][1]
+    # no daemon: one line naming the target, before any loading
+    gone = f"unix://{tmp_path}/no-docker.sock"
+    proc = subprocess.run(
+        [*argv, "//examples/hello:load"],
+        cwd=ROOT,
+        env={**os.environ, "DOCKER_HOST": gone},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert (
+        f"error: //examples/hello:load: no docker daemon answers (got DOCKER_HOST={gone}); "
+        "start it, set DOCKER_HOST, or STRATA_LOADER=podman"
+    ) in proc.stderr
+    # no loader program on PATH: the script itself says so (run directly, PATH empty)
+    script = _bin(strata_bases[0]) / "examples" / "hello" / "load"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run(
+        [script],
+        env={"PATH": str(empty), "STRATA_LOADER": "podman"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(
+        f"error: //examples/hello:load: no podman program on PATH (got PATH={empty}); "
+    )

@@ -70,7 +70,13 @@ def test_helper_outputs_identical_in_both_engines(
 
 
 @pytest.mark.parametrize(
-    "name", ["nginx/nginx.tar", "nix-db/nix-db.tar", "run-as-root/run-as-root.tar"]
+    "name",
+    [
+        "nginx/nginx.tar",
+        "nix-db/nix-db.tar",
+        "run-as-root/run-as-root.tar",
+        "run-as-root/built-as-root.tar",
+    ],
 )
 def test_images_identical_in_both_engines(name: str, bazel_bin: Path, strata_bin: Path) -> None:
     assert (bazel_bin / "examples" / name).read_bytes() == (
@@ -142,6 +148,24 @@ def test_run_as_root_user_owner_and_deletion(bazel_bin: Path, docker_engine: Doc
     assert len(child) == len(mother) + 1
 
 
+def test_docker_image_run_as_root(bazel_bin: Path, docker_engine: DockerEngine) -> None:
+    # buildImage's runAsRoot: the script ran in the image's own root (copy_to_root at /)
+    ref = "examples/run-as-root/built-as-root:latest"
+    archive = bazel_bin / "examples/run-as-root/built-as-root.tar"
+    load(docker_engine, archive, ref)
+    proc = docker_engine.docker("run", "--rm", "--network=none", ref)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "1000:1000 750 /data\nwritten as root\nremove-me: deleted\n"
+    with tarfile.open(archive) as t:
+        layers = json.load(t.extractfile("manifest.json"))[0]["Layers"]  # type: ignore[arg-type]
+        with tarfile.open(fileobj=t.extractfile(layers[-1])) as top:
+            names = {m.name.rstrip("/"): m for m in top.getmembers()}
+    # the script's layer: its changes only, the deletion as a whiteout, owners recorded
+    assert names["data"].uid == 1000 and names["data"].mode == 0o750
+    assert "srv/.wh.remove-me" in names and "etc/motd" in names
+    assert not any(n.startswith("bin/") for n in names)
+
+
 def unpack(archive: Path, dest: Path) -> None:
     with tarfile.open(archive) as outer:
         layers = json.load(outer.extractfile("manifest.json"))[0]["Layers"]  # type: ignore[arg-type]
@@ -162,6 +186,9 @@ def test_nix_db_image_agrees_with_nix_store(
     root = tmp_path / "root"
     unpack(pkg / "nix-db.tar", root)
     assert (root / "nix/var/nix/db/db.sqlite").is_file()
+    # include_nix_db is the NixDb layer: gcroots link each of the image's contents
+    gcroot = root / "nix/var/nix/gcroots/docker" / Path(greet).name
+    assert gcroot.is_symlink() and str(gcroot.readlink()) == greet
     env = {"NIX_CONFIG": NIX_CONFIG, "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     store = ["--store", f"local?root={root}"]
     refs = run(nix_store, *store, "-q", "--references", greet, env=env).stdout.split()
