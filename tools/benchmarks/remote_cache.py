@@ -1,6 +1,12 @@
 """tools/bench remote_cache: a fresh clone built from a real nginx cache vs a local cold build.
 
-A generated layered workspace (N store-path directories of a few files each;
+Two workloads, each measured in this one run:
+
+* the layered example (`//examples/layered:layered`, the issue's benchmark),
+  in copies of this checkout, built by `tools/strata build`: a local cold build
+  (empty output base, no remote cache), team A filling the cache, and team B,
+  a fresh copy with an empty output base, building through the cache;
+* a generated layered workspace (N store-path directories of a few files each;
 one deterministic tar+gzip layer action per path; one image action over all
 layers, tagged no-remote-cache as the image rules tag it) is built:
 
@@ -8,17 +14,21 @@ layers, tagged no-remote-cache as the image rules tag it) is built:
   2. by team A with --remote_cache                  (fills the server)
   3. by team B, a fresh copy with an empty cache    (the measured case)
 
-and the bytes moved and wall times are printed, all in this one run.
-Usage: tools/bench remote_cache [--paths N] [--kib K]
+and the bytes moved and wall times are printed. Each cold build of the example
+includes making @strata_tools (pip from the lock file) and the analysis, as a
+fresh clone's first build does.
+Usage: tools/bench remote_cache [--only example|synthetic] [--paths N] [--kib K]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +45,9 @@ from strata.engine.report import BuildStats, Reporter  # noqa: E402
 from strata.engine.scheduler import BuildOptions  # noqa: E402
 
 BIN = "bazel-out/k8-fastbuild/bin"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = "//examples/layered:layered"
+_SUMMARY = re.compile(r"(\d+) actions: (\d+) executed, (\d+) cache hits")
 TAR = "tar --sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner --format=gnu -h -cf -"
 
 
@@ -92,8 +105,71 @@ def moved(log: str) -> tuple[int, int]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
+def copy_checkout(dest: Path) -> Path:
+    """A fresh clone of this checkout's working tree (tracked and new files, not ignored)."""
+    names = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for rel in filter(None, names):
+        src = ROOT / os.fsdecode(rel)
+        if src.is_file() and not src.is_symlink():
+            out = dest / os.fsdecode(rel)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, out)
+    return dest
+
+
+def strata_build(ws: Path, base: Path, *flags: str) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(ROOT / "tools" / "strata"), "build", f"--output_base={base}", *flags, EXAMPLE],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"strata build {EXAMPLE} failed:\n{proc.stderr[-3000:]}")
+    return elapsed, proc.stderr
+
+
+def executed(log: str) -> str:
+    m = _SUMMARY.search(log)
+    return f"{m.group(2)} of {m.group(1)} actions executed" if m else "?"
+
+
+def bench_example(tmp: Path, server: NginxCache) -> None:
+    url = f"--remote_cache={server.url}/example"
+    snapshot = copy_checkout(tmp / "ex-snapshot")  # one snapshot: all three see the same files
+
+    def clone(name: str) -> Path:
+        return Path(shutil.copytree(snapshot, tmp / name, symlinks=True))
+
+    t_local, log_local = strata_build(clone("ex-local"), tmp / "ex-out-local")
+    t_a, log_a = strata_build(clone("ex-a"), tmp / "ex-out-a", url)
+    t_b, log_b = strata_build(clone("ex-b"), tmp / "ex-out-b", url)
+    down_a, up_a = moved(log_a)
+    down_b, up_b = moved(log_b)
+    image = next((tmp / "ex-out-b").glob(f"execroot/*/{BIN}/examples/layered/layered.tar"))
+    print(f"{EXAMPLE} (image {image.stat().st_size} B, in copies of this checkout)")
+    print(f"  local cold build       : {t_local:7.2f} s  {executed(log_local)}")
+    print(
+        f"  team A (fills cache)   : {t_a:7.2f} s  {executed(log_a)}  "
+        f"uploaded {up_a} B, downloaded {down_a} B"
+    )
+    print(
+        f"  team B (fresh clone)   : {t_b:7.2f} s  {executed(log_b)}  "
+        f"downloaded {down_b} B, uploaded {up_b} B"
+    )
+    print(f"  fresh clone vs local cold build: {t_b / t_local:.2f}x the time")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", choices=("example", "synthetic"), help="run one workload")
     p.add_argument("--paths", type=int, default=60)
     p.add_argument("--kib", type=int, default=64, help="approximate KiB per file")
     args = p.parse_args()
@@ -107,6 +183,10 @@ def main() -> int:
     server = NginxCache(tmp / "nginx")
     server.start(nginx_bin)
     try:
+        if args.only != "synthetic":
+            bench_example(tmp, server)
+        if args.only == "example":
+            return 0
         actions = make_workspace(tmp / "ws-local", args.paths, args.kib)
         make_workspace(tmp / "ws-a", args.paths, args.kib)
         make_workspace(tmp / "ws-b", args.paths, args.kib)
@@ -119,7 +199,7 @@ def main() -> int:
         layer_bytes = sum(p.stat().st_size for p in (tmp / "out-b/base").rglob("*.tar.gz"))
         image = next((tmp / "out-b/base").rglob("app.tar"))
         print(
-            f"workspace: {args.paths} store paths, {len(actions)} actions, "
+            f"generated workspace: {args.paths} store paths, {len(actions)} actions, "
             f"{layer_bytes} bytes of layers, image {image.stat().st_size} bytes"
         )
         print(f"local cold build       : {t_local:7.2f} s  executed {s_local.executed}")
