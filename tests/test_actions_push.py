@@ -1,0 +1,34 @@
+"""ImagePush names the image_push target in its errors, not its request file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strata.actions.push import run
+from strata.errors import UserError
+
+
+def request(tmp_path: Path, **extra: object) -> dict[str, object]:
+    return {
+        "image": str(tmp_path / "missing.tar"),
+        "registry": "127.0.0.1:1",
+        "repository": "team/app",
+        "schema_version": 1,
+        "tags": ["bad tag with spaces", ""],
+        **extra,
+    }
+
+
+def test_errors_name_the_label(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as err:
+        run(request(tmp_path, label="//app:push"), "bazel-out/k8-fastbuild/bin/app/push.push.json")
+    assert err.value.where == "//app:push"
+    assert str(err.value).startswith("//app:push: tags must be a list of non-empty strings")
+
+
+def test_without_a_label_the_request_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as err:
+        run(request(tmp_path), "push.push.json")
+    assert err.value.where == "push.push.json"
