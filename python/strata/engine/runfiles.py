@@ -82,7 +82,13 @@ def lay_out(tree: Path, entries: dict[str, Path]) -> None:
     so a file dropped from the runfiles does not linger from an earlier run.
     """
     wanted = {tree / rel: str(real) for rel, real in entries.items()}
-    wanted_dirs = {p for link in wanted for p in link.parents if tree in p.parents}
+    dirs: set[str] = set()
+    for rel in entries:
+        parent = rel.rpartition("/")[0]
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    wanted_dirs = {tree / d for d in dirs}
     if tree.is_dir() and not tree.is_symlink():
         for dirpath, dirnames, filenames in os.walk(tree, topdown=True):
             here = Path(dirpath)
