@@ -187,15 +187,18 @@ class Scheduler:
     def _input_digests(self, action: Action) -> dict[str, str]:
         out: dict[str, str] = {}
         for path in action.inputs:
-            if is_generated(path):
-                out[path] = self.digests[path]
+            known = self.digests.get(path)
+            if known is not None or is_generated(path):
+                # a source is digested once a build (as Bazel does); outputs as produced
+                out[path] = known if known is not None else self.digests[path]
                 continue
             real = self.executor.source_path(path)
             try:
                 if real.is_dir():
-                    out[path] = tree_digest(tree_listing(real, self.executor.stat_cache))
+                    digest = tree_digest(tree_listing(real, self.executor.stat_cache))
                 else:
-                    out[path] = self.executor.stat_cache.digest(real).sha256
+                    digest = self.executor.stat_cache.digest(real).sha256
+                out[path] = self.digests[path] = digest
             except OSError:
                 raise UserError(
                     f"{action.mnemonic} needs a source file that does not exist (got {path}); "
