@@ -8,6 +8,7 @@ result back into a docker-archive that the Docker engine runs.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,4 +121,49 @@ def test_pull_image_build_and_image_push_under_bazel(
     )  # fmt: skip
     docker_engine.docker("load", "-i", archive)
     out = docker_engine.docker("run", "--rm", "--network=none", "pushed/app:v1").stdout
+    assert out == "built by bazel on a pulled base\n"
+
+
+def test_pull_image_build_and_image_push_under_strata(
+    tmp_path: Path, registry: RegistryServer, docker_engine: DockerEngine
+) -> None:
+    """The same workspace through the embedded engine: `strata run //:push` pushes what it built."""
+    need("skopeo")
+    if not Path("/bin/busybox").is_file():
+        need("busybox")
+    blob = make_layer(tmp_path / "bb", busybox_layer("/bin/busybox"), "gzip")[0]
+    base = assemble(
+        layers=[blob], fields={"Cmd": ["/bin/sh"]}, platform=parse_platform("x86_64"), name="b/b"
+    ).image
+    write_oci_layout(tmp_path / "base", [base])
+    client = RegistryClient(Registry.parse(registry.address), Options(env={}))
+    digest = push(client, "base/bb", tmp_path / "base", ["1"], where="t").digest
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "WORKSPACE").write_text(
+        WORKSPACE.format(root=ROOT, registry=registry.address, digest=digest)
+    )
+    build = BUILD.format(registry=registry.address).replace('"team/app"', '"team/app-strata"')
+    (ws / "BUILD").write_text(build)
+    strata = [str(ROOT / "tools" / "strata")]
+    base_flag = f"--output_base={tmp_path / 'ob'}"
+    run(*strata, "build", base_flag, "//:app", "//:push", cwd=ws)
+    first = run(*strata, "run", base_flag, "//:push", cwd=ws)
+    pushed = first.stdout.strip().rsplit("@", 1)
+    assert pushed[0] == f"{registry.address}/team/app-strata", first.stdout
+    info = json.loads((ws / "strata-bin" / "app.image.json").read_text())
+    assert pushed[1] in (info["manifest_digest"], info["docker_manifest_digest"])
+    assert "uploaded 3 blobs" in first.stderr or "uploaded 2 blobs" in first.stderr
+    second = run(*strata, "run", base_flag, "//:push", cwd=ws)
+    assert "uploaded 0 blobs (0 bytes)" in second.stderr
+    assert second.stdout == first.stdout
+
+    archive = tmp_path / "app.tar"
+    run(
+        "skopeo", "copy", "--src-tls-verify=false",
+        f"docker://{registry.host}/team/app-strata:v1", f"docker-archive:{archive}:pushed/s:v1",
+    )  # fmt: skip
+    docker_engine.docker("load", "-i", archive)
+    out = docker_engine.docker("run", "--rm", "--network=none", "pushed/s:v1").stdout
     assert out == "built by bazel on a pulled base\n"
