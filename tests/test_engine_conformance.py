@@ -91,6 +91,15 @@ def test_conformance_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
     assert (ws / "bazel-bin/app/configured_os.txt").read_text() == "linux\n"
     assert (ws / "bazel-bin/app/new_local.txt").read_text() == "first\nsecond\n"
 
+    # Tools are built where Bazel 4.2.3 builds them: genrule `tools` in the host
+    # configuration, `cfg = "exec"` dependencies in the exec one.
+    strata_out = tmp_path / "strata-ob" / "execroot" / "conformance" / "bazel-out"
+    for config in ("host", "k8-opt-exec-2B5CBBC6"):
+        if result.bin_dir != "bazel-out/k8-fastbuild/bin" and config != "host":
+            continue  # the exec directory's name is Bazel's on x86_64
+        tool = f"{config}/bin/app/stamper"
+        assert (ws / "bazel-out" / tool).read_bytes() == (strata_out / tool).read_bytes()
+
     # `build` of an executable builds its runfiles (a file in no DefaultInfo.files) and
     # lays out its runfiles tree; an executable not named after its target is accepted
     # and the implicit `ctx.outputs.executable` is never made.

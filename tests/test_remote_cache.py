@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -289,3 +290,111 @@ def test_bazel_and_strata_share_the_cache(nginx: NginxCache, tmp_path: Path) -> 
         base.execroot / BIN / "pkg" / "cat.out"
     ).read_bytes()
     shutil.rmtree(root, ignore_errors=True)
+
+
+# A rule running a `cfg = "host"` tool with runfiles, from another repository: Bazel
+# runs it from bazel-out/host/bin and stages only the tool and its runfiles tree
+# (the tool itself included, under both names of an external file).
+TOOL_WS_DEFS = """\
+def _tool_impl(ctx):
+    exe = ctx.actions.declare_file(ctx.label.name)
+    ctx.actions.expand_template(
+        template = ctx.file.launcher, output = exe, substitutions = {}, is_executable = True,
+    )
+    runfiles = ctx.runfiles(files = ctx.files.data)
+    return [DefaultInfo(executable = exe, files = depset([exe]), runfiles = runfiles)]
+
+tool = rule(_tool_impl, executable = True, attrs = {
+    "launcher": attr.label(allow_single_file = True, mandatory = True),
+    "data": attr.label_list(allow_files = True),
+})
+
+def _use_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name + ".out")
+    ctx.actions.run(
+        executable = ctx.executable._tool,
+        arguments = [out.path],
+        outputs = [out],
+        mnemonic = "UseTool",
+        env = {"PATH": "/usr/bin:/bin"},
+    )
+    return [DefaultInfo(files = depset([out]))]
+
+use = rule(_use_impl, attrs = {
+    "_tool": attr.label(default = "@ext//:tool", executable = True, cfg = "host"),
+})
+"""
+TOOL_LAUNCHER = '#!/bin/sh\ncat "$0.runfiles/ext/data.txt" "$0.runfiles/main/pkg/own.txt" > "$1"\n'
+
+
+def _tool_ws(root: Path) -> Path:
+    (root / "ext").mkdir(parents=True)
+    (root / "ext" / "WORKSPACE").write_text('workspace(name = "ext")\n')
+    (root / "ext" / "BUILD").write_text(
+        'load("@main//pkg:defs.bzl", "tool")\n'
+        'tool(name = "tool", launcher = "tool.sh", data = ["data.txt", "@main//pkg:own.txt"],'
+        ' visibility = ["//visibility:public"])\n'
+    )
+    (root / "ext" / "tool.sh").write_text(TOOL_LAUNCHER)
+    (root / "ext" / "data.txt").write_text("from ext\n")
+    ws = root / "main"
+    (ws / "pkg").mkdir(parents=True)
+    (ws / "WORKSPACE").write_text(
+        f'workspace(name = "main")\nlocal_repository(name = "ext", path = "{root / "ext"}")\n'
+    )
+    (ws / "pkg" / "BUILD").write_text(
+        'load(":defs.bzl", "use")\nexports_files(["own.txt"])\nuse(name = "u")\n'
+    )
+    (ws / "pkg" / "defs.bzl").write_text(TOOL_WS_DEFS)
+    (ws / "pkg" / "own.txt").write_text("from main\n")
+    return ws
+
+
+def test_host_tool_with_runfiles_has_bazels_action_key(nginx: NginxCache, tmp_path: Path) -> None:
+    root = tmp_path / "bazel-root"
+    url = f"--remote_cache={nginx.url}"
+    ws = _tool_ws(tmp_path / "bazel")
+    _bazel(ws, root, "build", "--spawn_strategy=processwrapper-sandbox", url, "//pkg:u")
+    (key,) = nginx.entries("ac")
+    want = (ws / "bazel-bin" / "pkg" / "u.out").read_bytes()
+    assert want == b"from ext\nfrom main\n"
+    assert (ws / "bazel-out/host/bin/external/ext/tool").is_file()
+
+    # strata in a copy: the same key, so Bazel's entry is a hit and nothing runs but
+    # the in-process template and runfiles links.
+    ours = _tool_ws(tmp_path / "strata")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strata",
+            "build",
+            f"--output_base={tmp_path / 'ob'}",
+            url,
+            "--action_keys=reapi",
+            "//pkg:u",
+        ],
+        cwd=ours,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "1 executed" not in proc.stderr + proc.stdout
+    assert (ours / "strata-bin" / "pkg" / "u.out").read_bytes() == want
+    assert (tmp_path / "ob" / "execroot" / "main" / "bazel-out/host/bin/external/ext/tool").exists()
+    assert set(nginx.entries("ac")) == {key}
+
+    # Without the cache, strata runs the tool itself: the sandbox holds its runfiles tree.
+    proc = subprocess.run(
+        [sys.executable, "-m", "strata", "build", f"--output_base={tmp_path / 'ob2'}", "//pkg:u"],
+        cwd=ours,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (ours / "strata-bin" / "pkg" / "u.out").read_bytes() == want

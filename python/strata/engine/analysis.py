@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.engine.action import Action
+from strata.engine.graph import is_generated
 from strata.engine.labels import Label, TargetPattern, label_structs_as_text
 from strata.engine.loader import Loader
 from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
@@ -59,6 +60,28 @@ class TargetError(UserError):
         self.label = label
 
 
+TARGET, HOST, EXEC = "target", "host", "exec"
+"""Configurations, as Bazel 4.2.3 builds them with default flags: the requested
+targets in the target configuration; `cfg = "host"` dependencies and genrule
+`tools` in the host configuration (`bazel-out/host/bin`); `cfg = "exec"`
+dependencies and genrule `exec_tools` in the exec configuration (the output
+directory name Bazel 4.2.3 derives for it). A dependency of a host or exec target
+stays in that configuration."""
+
+
+def config_key(label: str, config: str) -> str:
+    """The key of a configured target: its label, with ` (host)` / ` (exec)` unless target."""
+    return label if config == TARGET else f"{label} ({config})"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(label, configuration) of a configured-target key."""
+    for config in (HOST, EXEC):
+        if key.endswith(f" ({config})"):
+            return key[: -len(config) - 3], config
+    return key, TARGET
+
+
 def host_cpu() -> str:
     return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}.get(
         platform.machine().lower(), platform.machine()
@@ -68,7 +91,16 @@ def host_cpu() -> str:
 class Analysis:
     def __init__(self, workspace_root: Path, output_base: Path, reads: Reads | None = None) -> None:
         self.cpu = host_cpu()
-        self.bin_dir = f"bazel-out/{self.cpu}-fastbuild/bin"
+        self.bin_dirs = {
+            TARGET: f"bazel-out/{self.cpu}-fastbuild/bin",
+            HOST: "bazel-out/host/bin",
+            EXEC: f"bazel-out/{self.cpu}-opt-exec-2B5CBBC6/bin",
+        }
+        self.target_bin_dir = self.bin_dirs[TARGET]
+        self.config = TARGET
+        """The configuration of the target being analysed (set by `enter`)."""
+        self.bin_dir = self.target_bin_dir
+        """`ctx.bin_dir.path` of that configuration."""
         self.loader = Loader(workspace_root, output_base, reads)
         self.packages = Packages(self.loader)
         self.repositories = Repositories(self.loader)
@@ -85,13 +117,27 @@ class Analysis:
         """`ctx.outputs.executable` of executable rules: needed only if the rule uses it."""
         self.loader.hooks.update(
             _strata_declare=self._declare,
-            _strata_action=lambda owner, spec: self.add_action(Label.parse(owner), spec),
+            _strata_action=lambda owner, spec: self.add_action(self.enter(owner), spec, key=owner),
             _strata_param_file=self._param_file,
             _strata_expand_location=self._expand_location,
             _strata_report=self._report,
-            _strata_native=lambda label: analyze_native(self, self.decls[label]),
+            _strata_native=lambda key: analyze_native(self, self.decls[str(self.enter(key))]),
         )
         self.loader.load_workspace()
+
+    def enter(self, key: str) -> Label:
+        """Switch to the configuration of configured target `key`; return its label.
+
+        Analysis runs one target at a time (dependencies first), and every hook
+        names its target, so the current configuration is always the caller's.
+        """
+        label, self.config = split_key(key)
+        self.bin_dir = self.bin_dirs[self.config]
+        return Label.parse(label)
+
+    def key(self, label: Label | str, config: str | None = None) -> str:
+        """Key of `label` configured as `config` (default: the current configuration)."""
+        return config_key(str(label), self.config if config is None else config)
 
     @property
     def workspace_name(self) -> str:
@@ -124,7 +170,7 @@ class Analysis:
             return self.records[path]
         if owner is None:
             raise ValueError(f"no file record for {path}")
-        gen = path.startswith(self.bin_dir + "/") if generated is None else generated
+        gen = is_generated(path) if generated is None else generated
         base = path.rsplit("/", 1)[-1]
         rec = {
             "path": path,
@@ -134,7 +180,7 @@ class Analysis:
             "extension": base.rsplit(".", 1)[1] if "." in base else "",
             "is_source": not gen,
             "is_directory": is_dir,
-            "root": self.bin_dir if gen else "",
+            "root": "/".join(path.split("/")[:3]) if gen else "",
             "owner": self.loader.label_info(owner),
         }
         self.records[path] = rec
@@ -145,18 +191,24 @@ class Analysis:
         return TargetInfo(str(label), (f["path"],), None, (f["path"],))
 
     def tool_inputs(self, info: TargetInfo) -> list[str]:
-        """Inputs an action needs to run `info` as a tool: its files and runfiles tree."""
-        paths = list(info.files) + list(info.runfiles)
+        """Inputs an action needs to run `info` as a tool, as Bazel 4.2.3 stages them.
+
+        An executable made by a rule: the executable and its runfiles tree
+        (`<exe>.runfiles/`, the executable itself included), not the runfiles at
+        their own paths and not the runfiles manifest. Anything else: its files
+        and runfiles.
+        """
         exe = info.executable
-        if exe is None or len(info.runfiles) <= 1:
-            return list(dict.fromkeys(paths))
+        if exe is None or not is_generated(exe):
+            return list(dict.fromkeys(list(info.files) + list(info.runfiles)))
+        paths = [exe]
         tree = exe + ".runfiles"
-        for p in info.runfiles:
-            for rel in runfiles_paths(p, self.workspace_name, self.bin_dir):
+        for p in dict.fromkeys([*info.runfiles, exe]):
+            for rel in runfiles_paths(p, self.workspace_name):
                 link = f"{tree}/{rel}"
                 if link not in self.producers:
                     self.add_action(
-                        Label.parse(info.label),
+                        Label.parse(split_key(info.label)[0]),
                         {
                             "kind": "symlink",
                             "outputs": [link],
@@ -166,6 +218,7 @@ class Analysis:
                             "progress_message": f"Runfiles for {info.label}",
                         },
                         check_owner=False,
+                        key=info.label,
                     )
                 paths.append(link)
         return list(dict.fromkeys(paths))
@@ -173,7 +226,7 @@ class Analysis:
     # ---- hooks ------------------------------------------------------------
 
     def _declare(self, owner: str, filename: str, sibling: str | None, is_dir: bool) -> Any:
-        label = Label.parse(owner)
+        label = self.enter(owner)
         if not isinstance(filename, str) or not filename or filename.startswith("/"):
             raise UserError(
                 f"{owner}: declare_file needs a relative file name (got "
@@ -196,7 +249,7 @@ class Analysis:
         return self.record(path, label, is_dir=is_dir, generated=True)
 
     def _param_file(self, owner: str, args: list[str], fmt: str) -> str:
-        label = Label.parse(owner)
+        label = self.enter(owner)
         self._params += 1
         path = f"{self.package_dir(label)}/{label.name}-{self._params}.params"
         self.declared[path] = owner
@@ -205,13 +258,15 @@ class Analysis:
         else:
             content = "".join(a + "\n" for a in args)
         self.add_action(
-            label, {"kind": "write", "outputs": [path], "content": content, "mnemonic": "ParamFile"}
+            label,
+            {"kind": "write", "outputs": [path], "content": content, "mnemonic": "ParamFile"},
+            key=owner,
         )
         return path
 
     def _expand_location(self, owner: str, text: str, labels: list[str]) -> str:
-        label = Label.parse(owner)
-        known = {lab: self.infos[lab] for lab in labels}
+        label = self.enter(owner)
+        known = {split_key(key)[0]: self.infos[key] for key in labels}
         return expand_make_vars(text, label, lambda lab: known.get(str(lab)), {}, self.bin_dir)
 
     def _report(self, label: str, info: dict[str, Any]) -> None:
@@ -225,7 +280,17 @@ class Analysis:
         if info["executable"]:
             self.exe_infos[info["executable"]] = self.infos[label]
 
-    def add_action(self, owner: Label, spec: dict[str, Any], *, check_owner: bool = True) -> None:
+    def add_action(
+        self,
+        owner: Label,
+        spec: dict[str, Any],
+        *,
+        check_owner: bool = True,
+        key: str | None = None,
+    ) -> None:
+        """Register an action of `owner` (configured target `key`, default: `owner` in the
+        current configuration)."""
+        key = self.key(owner) if key is None else key
         outputs = [str(o) for o in spec["outputs"]]
         if not outputs:
             raise UserError(
@@ -234,7 +299,7 @@ class Analysis:
             )
         for out in outputs:
             declared_by = self.declared.get(out)
-            if check_owner and declared_by is not None and declared_by != str(owner):
+            if check_owner and declared_by is not None and declared_by != key:
                 raise UserError(
                     f"{owner}: action output {out} belongs to {declared_by} (got it "
                     "as an output here); declare outputs with ctx.actions.declare_file"
@@ -306,7 +371,7 @@ class Analysis:
 
     def _expand_template(self, owner: Label, spec: dict[str, Any]) -> bytes:
         tpl = spec["template"]
-        if tpl.startswith(self.bin_dir + "/"):
+        if is_generated(tpl):
             raise UserError(
                 f"{owner}: expand_template with a generated template is not "
                 f"supported by strata (got {tpl}); use a source file as template"
@@ -354,32 +419,58 @@ class Analysis:
         self.packages.target(lab, where=text)
         return [lab]
 
-    def order(self, roots: list[Label]) -> list[TargetDecl]:
-        """Targets reachable from `roots`, dependencies first; a cycle is an error."""
-        done: dict[str, TargetDecl] = {}
-        order: list[TargetDecl] = []
+    def configured_deps(self, decl: TargetDecl, config: str) -> list[tuple[Label, str]]:
+        """`decl`'s dependencies with the configuration each is built in."""
+        out: list[tuple[Label, str]] = []
+        for name, kind in decl.types.items():
+            value = decl.attrs.get(name)
+            if value is None:
+                continue
+            dep_config = config
+            if config == TARGET:
+                if decl.schema is not None:
+                    cfg = decl.schema.attrs.get(name, {}).get("cfg")
+                    dep_config = cfg if cfg in (HOST, EXEC) else TARGET
+                elif decl.kind == "genrule" and name in ("tools", "exec_tools"):
+                    dep_config = HOST if name == "tools" else EXEC
+            if kind == "label":
+                out.append((value, dep_config))
+            elif kind == "label_list":
+                out.extend((v, dep_config) for v in value)
+            elif kind == "label_keyed_string_dict":
+                out.extend((k, dep_config) for k, _ in value)
+        if decl.generator is not None:
+            out.append((decl.generator, config))
+        return out
+
+    def order(self, roots: list[Label]) -> list[tuple[TargetDecl, str]]:
+        """Configured targets reachable from `roots`, dependencies first; a cycle is an error."""
+        done: set[str] = set()
+        order: list[tuple[TargetDecl, str]] = []
         for root in roots:
             if str(root) in done:
                 continue
-            stack: list[tuple[TargetDecl, list[Label]]] = []
+            stack: list[tuple[TargetDecl, str, list[tuple[Label, str]]]] = []
             on_path: list[str] = []
             decl = self.packages.target(root)
-            stack.append((decl, list(reversed(decl.deps()))))
+            stack.append((decl, TARGET, list(reversed(self.configured_deps(decl, TARGET)))))
             on_path.append(str(root))
             while stack:
-                decl, todo = stack[-1]
+                decl, config, todo = stack[-1]
                 if not todo:
                     stack.pop()
                     on_path.pop()
-                    done[str(decl.label)] = decl
-                    order.append(decl)
+                    done.add(config_key(str(decl.label), config))
+                    order.append((decl, config))
                     continue
-                dep = todo.pop()
-                key = str(dep)
+                dep, dep_config = todo.pop()
+                key = config_key(str(dep), dep_config)
                 if key in done:
                     continue
                 if key in on_path:
-                    cycle = " -> ".join([*on_path[on_path.index(key) :], key])
+                    cycle = " -> ".join(
+                        split_key(k)[0] for k in [*on_path[on_path.index(key) :], key]
+                    )
                     raise UserError(
                         f"{decl.label}: dependency cycle (got {cycle}); "
                         "remove one of these dependencies"
@@ -390,7 +481,8 @@ class Analysis:
                     raise UserError(err.detail, where=str(decl.label)) from None
                 if child.kind == "generated file" and child.generator is not None:
                     self.packages.target(child.generator)
-                stack.append((child, list(reversed(child.deps()))))
+                deps = self.configured_deps(child, dep_config)
+                stack.append((child, dep_config, list(reversed(deps))))
                 on_path.append(key)
         return order
 
@@ -425,9 +517,9 @@ class Analysis:
         order = self.order(roots)
         modules: list[str] = []
         targets: list[dict[str, Any]] = []
-        for decl in order:
+        for decl, config in order:
             self.decls[str(decl.label)] = decl
-            targets.append(self._driver_entry(decl, modules))
+            targets.append(self._driver_entry(decl, config, modules))
         loads = "".join(f'load("{m}", r{i} = "strata_registry__")\n' for i, m in enumerate(modules))
         driver = (
             loads + 'load("@strata_builtins__//:builtins.bzl", "analyze__")\n'
@@ -441,7 +533,7 @@ class Analysis:
             # analyze__ reports each target once it is analysed, in this order.
             if isinstance(err, TargetError) or len(self.infos) >= len(order):
                 raise
-            decl = order[len(self.infos)]
+            decl = order[len(self.infos)][0]
             label = str(decl.label)
             text = err.detail if label in str(err) else f"in {decl.kind} rule {label}: {err.detail}"
             raise TargetError(text, where=err.where, label=label) from None
@@ -453,20 +545,24 @@ class Analysis:
             implicit_unused = path in self._implicit_executables and path not in self.exe_infos
             if path not in self.producers and not implicit_unused:
                 raise TargetError(
-                    f"declared output {short_path(path, self.bin_dir)} has no generating action "
+                    f"declared output {short_path(path, self.target_bin_dir)} has no "
+                    "generating action "
                     "(got no ctx.actions call that writes it); write it with an action or do "
                     "not declare it",
-                    where=owner,
-                    label=owner,
+                    where=split_key(owner)[0],
+                    label=split_key(owner)[0],
                 )
 
-    def _driver_entry(self, decl: TargetDecl, modules: list[str]) -> dict[str, Any]:
+    def _driver_entry(self, decl: TargetDecl, config: str, modules: list[str]) -> dict[str, Any]:
         label = str(decl.label)
+        key = config_key(label, config)
+        self.enter(key)
         if decl.kind == "alias":
-            return {"label": label, "kind": "alias", "actual": str(decl.attrs["actual"])}
+            actual = config_key(str(decl.attrs["actual"]), config)
+            return {"label": label, "key": key, "kind": "alias", "actual": actual}
         schema = decl.schema
         if schema is None:
-            return {"label": label, "kind": "native"}
+            return {"label": label, "key": key, "kind": "native"}
         if schema.module not in modules:
             modules.append(schema.module)
         attrs: dict[str, Any] = {}
@@ -475,12 +571,16 @@ class Analysis:
                 continue
             spec = schema.attrs.get(name, {})
             kind = decl.types.get(name, spec.get("type", "any"))
+            dep_config = config
+            if config == TARGET:
+                cfg = spec.get("cfg")
+                dep_config = cfg if cfg in (HOST, EXEC) else TARGET
             if kind == "label":
-                value = str(value) if value is not None else None
+                value = config_key(str(value), dep_config) if value is not None else None
             elif kind == "label_list":
-                value = [str(v) for v in value]
+                value = [config_key(str(v), dep_config) for v in value]
             elif kind == "label_keyed_string_dict":
-                value = [[str(k), v] for k, v in value]
+                value = [[config_key(str(k), dep_config), v] for k, v in value]
             elif kind == "output":
                 value = None if value is None else self._output_entry(value, decl.label)
             elif kind == "output_list":
@@ -507,9 +607,10 @@ class Analysis:
             outputs["executable"] = exe
             self._implicit_executables.add(exe["path"])
         for f in [*predeclared, *([exe] if exe else [])]:
-            self.declared[f["path"]] = label
+            self.declared[f["path"]] = key
         return {
             "label": label,
+            "key": key,
             "kind": "rule",
             "registry": modules.index(schema.module),
             "rule": schema.index,
@@ -600,7 +701,7 @@ def analyze(
         workspace_name=an.workspace_name,
         workspace_root=an.loader.workspace_root,
         repo_roots=dict(an.loader.repo_roots),
-        bin_dir=an.bin_dir,
+        bin_dir=an.target_bin_dir,
         dep_graph={
             label: tuple(dict.fromkeys(str(d) for d in decl.deps()))
             for label, decl in an.decls.items()

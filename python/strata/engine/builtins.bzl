@@ -807,7 +807,7 @@ def _convert_attr(t, name, kind, value, results):
 
 
 def _make_ctx(rule, t, results):
-    owner = t["label"]
+    owner = t["key"]
     attr_values = {}
     files = {}
     file = {}
@@ -856,7 +856,7 @@ def _make_ctx(rule, t, results):
     label = _label(t["label_info"])
 
     def expand_location(input, targets=[]):
-        return _strata_expand_location(owner, input, [x["__label__"] for x in targets])
+        return _strata_expand_location(owner, input, [x["__key__"] for x in targets])
 
     return struct(
         label=label,
@@ -881,8 +881,8 @@ def _make_ctx(rule, t, results):
 # ---- the analysis driver -----------------------------------------------------
 
 
-def _target(label, providers):
-    t = {"__label__": label}
+def _target(label, providers, key=None):
+    t = {"__label__": label, "__key__": key or label}
     for p in providers:
         t[p._strata_provider__] = p
     return t
@@ -933,7 +933,7 @@ def _run_rule(rule, t, results):
                 "%s: rule implementation returned a non-provider (got %s); return provider instances"
                 % (t["label"], type(p))
             )
-    target = _target(t["label"], ret)
+    target = _target(t["label"], ret, t["key"])
     for p in rule.provides:
         if p not in target:
             fail(
@@ -969,16 +969,17 @@ def analyze__(registries, targets):
     results = {}
     for t in targets:
         label = t["label"]
+        key = t["key"]  # the label, configured: "//pkg:name (host)" in the host configuration
         kind = t["kind"]
         if kind == "alias":
-            results[label] = results[t["actual"]]
+            results[key] = results[t["actual"]]
         elif kind == "rule":
             rule = registries[t["registry"]]["rules"][t["rule"]]
-            results[label] = _run_rule(rule, t, results)
+            results[key] = _run_rule(rule, t, results)
         else:
-            info = _strata_native(label)
-            results[label] = _target(label, [_default_info_from(info)])
-        _report(label, results[label])
+            info = _strata_native(key)
+            results[key] = _target(label, [_default_info_from(info)], key)
+        _report(key, results[key])
 
 
 # ---- repository rules --------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from strata.engine.labels import Label
+from strata.engine.runfiles import root_relative
 from strata.errors import UserError
 
 if TYPE_CHECKING:
@@ -77,9 +78,8 @@ def expand_make_vars(
 
 
 def short_path(path: str, bin_dir: str) -> str:
-    """Bazel's File.short_path for an execroot path."""
-    if path.startswith(bin_dir + "/"):
-        path = path[len(bin_dir) + 1 :]
+    """Bazel's File.short_path for an execroot path (an output of any configuration)."""
+    path = path[len(bin_dir) + 1 :] if path.startswith(bin_dir + "/") else root_relative(path)
     if path.startswith("external/"):
         return "../" + path[len("external/") :]
     return path
@@ -106,8 +106,9 @@ def analyze_native(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     return {"files": [], "executable": None, "runfiles": []}
 
 
-def _infos(an: Analysis, labels: list[Label]) -> list[TargetInfo]:
-    return [an.infos[str(lab)] for lab in labels]
+def _infos(an: Analysis, labels: list[Label], config: str | None = None) -> list[TargetInfo]:
+    """The infos of `labels` in `config` (default: the current target's configuration)."""
+    return [an.infos[an.key(lab, config)] for lab in labels]
 
 
 def _uniq(paths: list[str]) -> list[str]:
@@ -117,7 +118,11 @@ def _uniq(paths: list[str]) -> list[str]:
 def _genrule(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     label = decl.label
     srcs = _infos(an, decl.attrs["srcs"])
-    tools = _infos(an, decl.attrs["tools"] + decl.attrs["exec_tools"])
+    # Bazel 4.2.3: `tools` in the host configuration, `exec_tools` in the exec one.
+    in_target = an.config == "target"
+    tools = _infos(an, decl.attrs["tools"], "host" if in_target else None) + _infos(
+        an, decl.attrs["exec_tools"], "exec" if in_target else None
+    )
     outs = [an.file_info(o, generated=True) for o in decl.attrs["outs"]]
     out_paths = [o["path"] for o in outs]
     src_paths = _uniq([p for i in srcs for p in i.files])
@@ -235,7 +240,7 @@ def _py_binary(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     src_files = [p for i in srcs for p in i.files]
     main_label = decl.attrs["main"]
     if main_label is not None:
-        mains = list(an.infos[str(main_label)].files)
+        mains = list(an.infos[an.key(main_label)].files)
     else:
         want = label.name + ".py"
         mains = [p for p in src_files if p.rsplit("/", 1)[-1] == want] or (

@@ -27,11 +27,24 @@ from strata.engine.graph import is_generated
 MANIFEST = "MANIFEST"
 
 
-def runfiles_paths(execroot_path: str, workspace_name: str, bin_dir: str) -> list[str]:
-    """Where an execroot file appears under `<exe>.runfiles/` (two places for external files)."""
-    p = execroot_path
-    if p.startswith(bin_dir + "/"):
-        p = p[len(bin_dir) + 1 :]
+def root_relative(execroot_path: str) -> str:
+    """An execroot path without its output root (`bazel-out/<config>/bin/`), if any.
+
+    Any configuration's: a tool built in the host configuration lives under
+    `bazel-out/host/bin`, and its runfiles paths drop that root as well.
+    """
+    parts = execroot_path.split("/", 3)
+    if len(parts) == 4 and parts[0] == "bazel-out" and parts[2] == "bin":
+        return parts[3]
+    return execroot_path
+
+
+def runfiles_paths(execroot_path: str, workspace_name: str, bin_dir: str = "") -> list[str]:
+    """Where an execroot file appears under `<exe>.runfiles/` (two places for external files).
+
+    `bin_dir` is accepted for old callers; the output root of any configuration is dropped.
+    """
+    p = root_relative(execroot_path)
     if p.startswith("external/"):
         return [p[len("external/") :], f"{workspace_name}/{p}"]
     return [f"{workspace_name}/{p}"]
