@@ -25,6 +25,7 @@ interpreter found when the repository was made (Python 3.11 or newer) with
 `-B` (no bytecode written into the runfiles tree) and `-s` (no user site).
 """
 
+load("//rules/private:common.bzl", "find_python")
 load("//rules/private:nix.bzl", _nix_store_import = "nix_store_import")
 load("//rules/private:registry.bzl", _pull_image = "pull_image")
 
@@ -77,24 +78,12 @@ strata_tool(
 )
 """
 
-def _python(rctx):
-    """The interpreter to build and run the tool with: attr, then python3.11, python3."""
-    candidates = [rctx.attr.python] if rctx.attr.python else ["python3.11", "python3"]
-    for name in candidates:
-        path = rctx.which(name) if "/" not in name else rctx.path(name)
-        if path == None or not path.exists:
-            continue
-        res = rctx.execute([path, "-c", "import sys; print(sys.version_info >= (3, 11))"])
-        if res.return_code == 0 and res.stdout.strip() == "True":
-            return path
-    fail("@%s: no Python 3.11 or newer found (got candidates %s); install python3 (>= 3.11) or set python = \"/path/to/python3\" in strata_dependencies()" % (rctx.name, candidates))
-
 def _path_string(p):
     # "%s" % path works in Bazel; written this way it also works in strata's engine.
     return "%s/%s" % (p.dirname, p.basename)
 
 def _strata_tools_impl(rctx):
-    python = _path_string(_python(rctx))
+    python = _path_string(find_python(rctx, "@%s (strata_dependencies)" % rctx.name))
     lock = rctx.path(rctx.attr.lock_file)
     rctx.report_progress("creating a pip to install %s" % rctx.attr.lock_file)
     res = rctx.execute([python, "-m", "venv", "_pip"], quiet = True)

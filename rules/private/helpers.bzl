@@ -14,6 +14,7 @@ a declared input.
 
 load("//rules:providers.bzl", "StorePathInfo")
 load(":common.bzl", "TOOL_ATTRS", "label_fail", "run_strata")
+load(":store_path.bzl", "store_path_providers")
 
 # nixpkgs pkgs/build-support/docker/default.nix, fakeNss.
 FAKE_PASSWD = "root:x:0:0:root user:/var/empty:/bin/sh\nnobody:x:65534:65534:nobody:/var/empty:/bin/sh\n"
@@ -93,20 +94,7 @@ def _helper_store_path_impl(ctx):
         req["links"] = links
         mnemonic = "LinkedStorePath"
     run_strata(ctx, mnemonic, req, depset(inputs + [r.info for r in refs]), [tree, info, layer, descriptor], name)
-    me = struct(info = info, tree = tree, layer = layer, descriptor = descriptor)
-    return [
-        DefaultInfo(files = depset([info, tree])),
-        OutputGroupInfo(info = depset([info]), layer = depset([layer, descriptor])),
-        StorePathInfo(
-            name = name,
-            store_dir = ctx.attr.store_dir,
-            info = info,
-            tree = tree,
-            layer = layer,
-            descriptor = descriptor,
-            closure = depset([me], transitive = [r.closure for r in refs]),
-        ),
-    ]
+    return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs)
 
 helper_store_path = rule(
     implementation = _helper_store_path_impl,

@@ -16,7 +16,7 @@ cannot use a tool's runfiles), the push script through its runfiles.
 """
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "label_fail", "label_str", "sorted_dict")
+load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "find_python", "label_fail", "label_str", "sorted_dict")
 
 # Passed on to the pull so it finds `docker login` / `podman login` credentials.
 _CREDENTIAL_ENV = ["HOME", "DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "PATH"]
@@ -40,17 +40,6 @@ alias(
 
 exports_files(["pull_info.json"])
 """
-
-def _python(rctx):
-    candidates = [rctx.attr.python] if rctx.attr.python else ["python3.11", "python3"]
-    for name in candidates:
-        path = rctx.which(name) if "/" not in name else rctx.path(name)
-        if path == None or not path.exists:
-            continue
-        res = rctx.execute([path, "-c", "import sys; print(sys.version_info >= (3, 11))"])
-        if res.return_code == 0 and res.stdout.strip() == "True":
-            return path
-    fail("@%s: attribute 'python': no Python 3.11 or newer found (got candidates %s); install python3 (>= 3.11) or set python = \"/path/to/python3\"" % (rctx.name, candidates))
 
 def _pull_image_impl(rctx):
     attr = rctx.attr
@@ -85,7 +74,7 @@ def _pull_image_impl(rctx):
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
     rctx.report_progress("pulling %s/%s@%s" % (attr.registry, attr.repository, attr.digest or attr.tag))
     res = rctx.execute(
-        [_python(rctx), "-B", "-s", "-m", "strata", "action", "ImagePull", "@request.json"],
+        [find_python(rctx, "@" + rctx.name), "-B", "-s", "-m", "strata", "action", "ImagePull", "@request.json"],
         environment = environment,
         timeout = attr.timeout,
         quiet = True,

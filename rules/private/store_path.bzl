@@ -5,6 +5,23 @@ load(":common.bzl", "TOOL_ATTRS", "label_fail", "run_strata")
 
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
 
+def store_path_providers(name, store_dir, info, tree, layer, descriptor, refs):
+    """The providers every store-path rule returns: files, output groups, StorePathInfo."""
+    me = struct(info = info, tree = tree, layer = layer, descriptor = descriptor)
+    return [
+        DefaultInfo(files = depset([info, tree])),
+        OutputGroupInfo(info = depset([info]), layer = depset([layer, descriptor])),
+        StorePathInfo(
+            name = name,
+            store_dir = store_dir,
+            info = info,
+            tree = tree,
+            layer = layer,
+            descriptor = descriptor,
+            closure = depset([me], transitive = [r.closure for r in refs]),
+        ),
+    ]
+
 def _store_path_impl(ctx):
     name = ctx.attr.path_name or ctx.label.name
     bad = [c for c in name.elems() if c not in _NAME_CHARS]
@@ -54,20 +71,7 @@ def _store_path_impl(ctx):
         [tree, info, layer, descriptor],
         name,
     )
-    me = struct(info = info, tree = tree, layer = layer, descriptor = descriptor)
-    return [
-        DefaultInfo(files = depset([info, tree])),
-        OutputGroupInfo(info = depset([info]), layer = depset([layer, descriptor])),
-        StorePathInfo(
-            name = name,
-            store_dir = ctx.attr.store_dir,
-            info = info,
-            tree = tree,
-            layer = layer,
-            descriptor = descriptor,
-            closure = depset([me], transitive = [r.closure for r in refs]),
-        ),
-    ]
+    return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs)
 
 store_path = rule(
     implementation = _store_path_impl,
