@@ -173,3 +173,14 @@ def test_bad_layer_requests_fail_cleanly(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_a_descriptor_that_cannot_be_written_takes_its_blob_with_it(tmp_path: Path) -> None:
+    from strata.oci.layer import write_descriptor
+
+    blob = tmp_path / "layer.tar"
+    desc = write_layer_from_entries(blob, "none", [])
+    (tmp_path / "not-a-dir").write_text("x")
+    with pytest.raises(OSError):
+        write_descriptor(tmp_path / "not-a-dir" / "layer.json", desc, blob)
+    assert not blob.exists()

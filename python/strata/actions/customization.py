@@ -66,11 +66,9 @@ from typing import Any
 from strata.actions.layer import ownership, plan_tree
 from strata.actions.request import field
 from strata.actions.store_path import read_info
-from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import write_bytes_atomic
 from strata.oci.compress import check_compressor, open_decompressed
-from strata.oci.layer import Ownership, write_layer_from_entries
+from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
 from strata.oci.tree import DIR, FILE, SYMLINK, Entry, normalize_dest, sort_key
 
 COMMAND_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/homeless-shelter", "LC_ALL": "C"}
@@ -437,8 +435,4 @@ def run(req: dict[str, Any], where: str) -> None:
             descriptor = write_layer_from_entries(output, compressor, entries, owner)
     finally:
         os.umask(old_umask)
-    try:
-        write_bytes_atomic(descriptor_path, json_bytes(descriptor.to_json()))
-    except BaseException:
-        os.unlink(output)
-        raise
+    write_descriptor(descriptor_path, descriptor, output)

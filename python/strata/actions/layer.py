@@ -20,11 +20,9 @@ import os
 from typing import Any
 
 from strata.actions.request import field
-from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import write_bytes_atomic
 from strata.oci.compress import check_compressor
-from strata.oci.layer import Ownership, write_layer_from_entries
+from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
 from strata.oci.tree import LayerTree
 
 
@@ -86,8 +84,4 @@ def run(req: dict[str, Any], where: str) -> None:
     owner = ownership(req, where)
     tree = plan_tree(req, where)
     descriptor = write_layer_from_entries(output, compressor, tree.entries(), owner)
-    try:
-        write_bytes_atomic(descriptor_path, json_bytes(descriptor.to_json()))
-    except BaseException:
-        os.unlink(output)  # a blob without its descriptor is a half-written output
-        raise
+    write_descriptor(descriptor_path, descriptor, output)

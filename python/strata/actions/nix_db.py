@@ -37,11 +37,9 @@ from strata.actions.image import check_keys
 from strata.actions.layer import ownership
 from strata.actions.request import field
 from strata.actions.store_path import closure_infos, read_info
-from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import write_bytes_atomic
 from strata.oci.compress import check_compressor
-from strata.oci.layer import write_layer_from_entries
+from strata.oci.layer import write_descriptor, write_layer_from_entries
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry, sort_key
 from strata.store.nix_db import DB_DIR, GCROOTS_DIR, SCHEMA_VERSION, write_db
 
@@ -124,8 +122,4 @@ def run(req: dict[str, Any], where: str) -> None:
         descriptor = write_layer_from_entries(
             output, compressor, db_entries(str(db_file), roots), ownership(req, where)
         )
-    try:
-        write_bytes_atomic(descriptor_path, json_bytes(descriptor.to_json()))
-    except BaseException:
-        os.unlink(output)
-        raise
+    write_descriptor(descriptor_path, descriptor, output)

@@ -53,13 +53,11 @@ from typing import Any
 from strata.actions.image import check_keys
 from strata.actions.layer import ownership
 from strata.actions.request import field
-from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import write_bytes_atomic
 from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
 from strata.oci.compress import check_compressor, open_decompressed
-from strata.oci.layer import write_layer_from_entries
+from strata.oci.layer import write_descriptor, write_layer_from_entries
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry, sort_key
 
 SCRIPT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
@@ -295,8 +293,4 @@ def run(req: dict[str, Any], where: str) -> None:
             descriptor = write_layer_from_entries(output, compressor, entries, owner)
     finally:
         os.umask(old_umask)
-    try:
-        write_bytes_atomic(descriptor_path, json_bytes(descriptor.to_json()))
-    except BaseException:
-        os.unlink(output)
-        raise
+    write_descriptor(descriptor_path, descriptor, output)

@@ -21,21 +21,11 @@ from typing import Any
 
 from strata.actions.layer import ownership
 from strata.actions.request import field
-from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import write_bytes_atomic
 from strata.oci.compress import check_compressor
-from strata.oci.layer import LayerDescriptor
+from strata.oci.layer import write_descriptor
 from strata.store.layer import concat_layers, write_store_layer
 from strata.store.path import DEFAULT_STORE_DIR, check_store_dir
-
-
-def _write_descriptor(path: str, output: str, descriptor: LayerDescriptor) -> None:
-    try:
-        write_bytes_atomic(path, json_bytes(descriptor.to_json()))
-    except BaseException:
-        os.unlink(output)  # a blob without its descriptor is a half-written output
-        raise
 
 
 def run(req: dict[str, Any], where: str) -> None:
@@ -58,7 +48,7 @@ def run(req: dict[str, Any], where: str) -> None:
         compressor,
         ownership(req, where),
     )
-    _write_descriptor(field(req, "descriptor", str, where), output, descriptor)
+    write_descriptor(field(req, "descriptor", str, where), descriptor, output)
 
 
 def group(req: dict[str, Any], where: str) -> None:
@@ -72,4 +62,4 @@ def group(req: dict[str, Any], where: str) -> None:
         )
     output = field(req, "output", str, where)
     descriptor = concat_layers(output, layers, compressor)
-    _write_descriptor(field(req, "descriptor", str, where), output, descriptor)
+    write_descriptor(field(req, "descriptor", str, where), descriptor, output)

@@ -37,6 +37,7 @@ from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.oci.compress import check_compressor
+from strata.oci.layer import write_descriptor
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry
 from strata.store.closure import PathInfo
 from strata.store.layer import write_store_layer
@@ -151,7 +152,7 @@ def run(req: dict[str, Any], where: str) -> None:
     descriptor = write_store_layer(
         layer, content, info.path, store_dir, compressor, ownership(req, where)
     )
-    write_bytes_atomic(field(outputs, "descriptor", str, where), json_bytes(descriptor.to_json()))
+    write_descriptor(field(outputs, "descriptor", str, where), descriptor, layer)
     write_bytes_atomic(field(outputs, "info", str, where), json_bytes(doc))
 
 

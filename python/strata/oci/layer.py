@@ -10,13 +10,15 @@ layer actions and image assembly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import atomic_file
+from strata.fsutil import atomic_file, write_bytes_atomic
 from strata.oci.compress import compressing, layer_media_type
 from strata.oci.digest import DigestingWriter
 from strata.oci.pipeline import BackgroundSink
@@ -109,6 +111,20 @@ def write_layer(
         compressor=compressor,
         media_type=layer_media_type(compressor),
     )
+
+
+def write_descriptor(
+    descriptor_path: str | os.PathLike[str],
+    descriptor: LayerDescriptor,
+    blob_path: str | os.PathLike[str],
+) -> None:
+    """Write a blob's descriptor; if that fails, remove the blob (no half-written outputs)."""
+    try:
+        write_bytes_atomic(descriptor_path, json_bytes(descriptor.to_json()))
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(blob_path)
+        raise
 
 
 def add_entries(tar: TarWriter, entries: Iterable[Entry]) -> None:
