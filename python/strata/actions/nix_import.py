@@ -33,9 +33,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-import subprocess
 import tarfile
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,39 +47,11 @@ from strata.oci.compress import open_decompressed
 from strata.store import nar
 from strata.store.closure import PathInfo
 from strata.store.layer import write_store_layer
-from strata.store.nix_import import Runner, query_nix_store
+from strata.store.nix_import import query_nix_store, subprocess_runner
 from strata.store.path import DEFAULT_STORE_DIR, check_store_dir, parse
 
 _IMPORT_KEYS = {"env", "nix_store", "output", "paths", "schema_version", "store_dir"}
 _TREE_KEYS = {"info", "layer", "output", "schema_version"}
-
-
-def _runner(nix_store: str, env: Mapping[str, str], where: str) -> Runner:
-    def run(args: Sequence[str]) -> str:
-        try:
-            proc = subprocess.run(
-                [nix_store, *args],
-                capture_output=True,
-                text=True,
-                env={**os.environ, **env},
-                check=False,
-            )
-        except FileNotFoundError:
-            raise UserError(
-                f"cannot run nix-store (got {nix_store!r}); install Nix (Debian: nix-bin) or "
-                "set nix_store to its path",
-                where=where,
-            ) from None
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(
-                f"nix-store {' '.join(args[:2])} failed (got {last!r}); check that the paths "
-                "are valid in that store (NIX_STORE_DIR, NIX_STATE_DIR)",
-                where=where,
-            )
-        return proc.stdout
-
-    return run
 
 
 def _closure(root: str, by_path: dict[str, PathInfo]) -> list[PathInfo]:
@@ -108,7 +78,7 @@ def import_paths(req: dict[str, Any], where: str) -> None:
             where=where,
         )
     env = field(req, "env", dict, where, {})
-    run = _runner(field(req, "nix_store", str, where, "nix-store"), env, where)
+    run = subprocess_runner(field(req, "nix_store", str, where, "nix-store"), env, where)
     closure = query_nix_store(roots, store_dir, runner=run)
     by_path = closure.by_path()
     out = Path(field(req, "output", str, where))

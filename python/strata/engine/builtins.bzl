@@ -620,6 +620,19 @@ def _tool_parts(x):
     fail("executable must be a File, FilesToRunProvider or string (got %s)" % type(x))
 
 
+def _split_tools(tools):
+    """(plain file inputs, executables) of an action's `tools`: executables bring runfiles."""
+    files = []
+    exes = []
+    for t in _to_list(tools):
+        if _is_file(t):
+            files.append(t.path)
+        else:
+            _, extra = _tool_parts(t)
+            exes.extend(extra)
+    return files, exes
+
+
 def _make_actions(owner):
     def declare_file(filename, sibling=None):
         return _file(
@@ -664,14 +677,7 @@ def _make_actions(owner):
         toolchain=None,
     ):
         exe, exe_inputs = _tool_parts(executable)
-        tool_inputs = []
-        tool_exes = []
-        for t in _to_list(tools):
-            if _is_file(t):
-                tool_inputs.append(t.path)
-            else:
-                _, extra = _tool_parts(t)
-                tool_exes.extend(extra)
+        tool_inputs, tool_exes = _split_tools(tools)
         _strata_action(
             owner,
             {
@@ -711,14 +717,7 @@ def _make_actions(owner):
             argv = ["/bin/bash", "-c", command]
             if arguments:
                 argv.append("")
-        tool_inputs = []
-        tool_exes = []
-        for t in _to_list(tools):
-            if _is_file(t):
-                tool_inputs.append(t.path)
-            else:
-                _, extra = _tool_parts(t)
-                tool_exes.extend(extra)
+        tool_inputs, tool_exes = _split_tools(tools)
         _strata_action(
             owner,
             {

@@ -103,7 +103,11 @@ def parse_registration(
     return infos
 
 
-def _subprocess_runner(nix_store: str, env: Mapping[str, str] | None) -> Runner:
+def subprocess_runner(
+    nix_store: str, env: Mapping[str, str] | None, where: str = "nix import"
+) -> Runner:
+    """Run `nix-store ARGS` and return its stdout; a missing tool or a failure is a UserError."""
+
     def run(args: Sequence[str]) -> str:
         try:
             proc = subprocess.run(
@@ -115,16 +119,17 @@ def _subprocess_runner(nix_store: str, env: Mapping[str, str] | None) -> Runner:
             )
         except FileNotFoundError:
             raise UserError(
-                f"cannot run nix-store (got {nix_store!r}); install Nix or import the "
-                "closure from a closureInfo registration file instead",
-                where="nix import",
+                f"cannot run nix-store (got {nix_store!r}); install Nix (Debian: nix-bin) "
+                "and point nix_store at it, or import the closure from a closureInfo "
+                "registration file instead",
+                where=where,
             ) from None
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(
-                f"nix-store {' '.join(args[:2])} failed ({last}); check the paths are valid "
-                "in that store",
-                where="nix import",
+                f"nix-store {' '.join(args[:2])} failed (got {last!r}); check that the paths "
+                "are valid in that store (NIX_STORE_DIR, NIX_STATE_DIR)",
+                where=where,
             )
         return proc.stdout
 
@@ -139,7 +144,7 @@ def query_nix_store(
     runner: Runner | None = None,
 ) -> Closure:
     """The closure of `roots` as a real Nix store records it."""
-    run = runner or _subprocess_runner(nix_store, env)
+    run = runner or subprocess_runner(nix_store, env)
     root_list = sorted(set(roots))
     for r in root_list:
         parse(r, store_dir, "nix import root")
