@@ -15,6 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from realtools import stop_process
+
 _CONF = """\
 {user}worker_processes 1; daemon off; pid {root}/nginx.pid;
 error_log {root}/error.log warn;
@@ -77,13 +79,7 @@ class NginxCache:
         )
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=10)
         self.proc = None
 
     def entries(self, kind: str) -> dict[str, bytes]:

@@ -47,6 +47,17 @@ def run(*argv: str | os.PathLike[str], **kw: object) -> subprocess.CompletedProc
     return proc
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+    """Terminate a server the tests started, killing it if it does not go in time."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class DockerEngine:
     """A private dockerd (vfs storage, no network) under a temporary directory."""
 
@@ -97,10 +108,4 @@ class DockerEngine:
         return run("docker", *args, env=self.env)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import urllib3
 
-from realtools import need, run, unavailable
+from realtools import need, run, stop_process, unavailable
 
 USER = "strata"
 PASSWORD = "s3cret-pass"
@@ -122,10 +122,4 @@ class RegistryServer:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=10)
