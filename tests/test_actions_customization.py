@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from realtools import need
+from realtools import need, unavailable
 from strata.cli import main
 
 STORE = "/nix/store"
@@ -208,7 +208,7 @@ def test_unprivileged_caller_uses_fakeroot_directly(tmp_path: Path) -> None:
     python = Path("/usr/bin/python3")
     site = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
     if not python.exists() or not (site / "site-packages").is_dir():
-        pytest.skip("no system python3 of this version to run strata as nobody")
+        unavailable("no system python3 of this version to run strata as nobody")
     work = Path(tempfile.mkdtemp(prefix="strata-nobody-", dir="/tmp"))
     try:
         os.chmod(work, 0o777)

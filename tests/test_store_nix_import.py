@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from realtools import need, run
+from realtools import need, run, unavailable
 from strata.errors import UserError
 from strata.store import base32
 from strata.store.closure import closure_of
@@ -80,7 +80,7 @@ def test_import_matches_nix_graph_both_ways(tmp_path: Path) -> None:
     nix_build = need("nix-build")
     nix_store = need("nix-store")
     if not Path("/bin/busybox").exists():
-        pytest.skip("needs busybox-static for the builder")
+        unavailable("needs busybox-static (/bin/busybox) for the builder")
     env = nix_env(tmp_path / "nix")
     store_dir = env["NIX_STORE_DIR"]
     (tmp_path / "drv.nix").write_text(DRV)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from realtools import need, run
+from realtools import need, run, unavailable
 from strata.errors import UserError
 from strata.store import base32, nar
 from strata.store.path import check_name, parse, source_path
@@ -187,7 +187,7 @@ def test_name_with_references_equals_nix_content_addressed_output(tmp_path: Path
     nix_build = need("nix-build")
     nix_store = need("nix-store")
     if not Path("/bin/busybox").exists():
-        pytest.skip("needs busybox-static for the builder")
+        unavailable("needs busybox-static (/bin/busybox) for the builder")
     env = nix_env(tmp_path / "nix")
     (tmp_path / "ca.nix").write_text(CA_DRV)
     out = run(nix_build, "--no-out-link", tmp_path / "ca.nix", env=env).stdout.strip()
