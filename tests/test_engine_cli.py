@@ -194,3 +194,48 @@ def test_build_pex_makes_a_single_file_that_runs(tmp_path: Path) -> None:
         cwd=tmp_path,
         check=True,
     )
+
+
+PEX_WORKSPACE = """workspace(name = "pexuser")
+
+load("@strata//rules:repositories.bzl", "strata_dependencies")
+
+strata_dependencies()
+"""
+
+PEX_BUILD = """load("@strata//rules:defs.bzl", "layered_image", "store_path")
+
+store_path(name = "greeting-1.0", srcs = {"greeting.txt": "share/greeting.txt"})
+
+layered_image(name = "img", contents = [":greeting-1.0"], tag = "v1")
+"""
+
+
+@pytest.mark.slow
+def test_pex_alone_builds_a_workspace_that_loads_strata_rules(tmp_path: Path) -> None:
+    """strata.pex carries @strata (rules, tool sources, lock): same image as the checkout."""
+    import hashlib
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    pex = tmp_path / "strata.pex"
+    subprocess.run([str(root / "tools" / "build-pex"), str(pex)], check=True, capture_output=True)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "WORKSPACE").write_text(PEX_WORKSPACE)
+    (ws / "BUILD").write_text(PEX_BUILD)
+    (ws / "greeting.txt").write_text("hello from a pex-built image\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PEX_ROOT": str(tmp_path / "pr")}
+    digests = []
+    for argv in (["python3", str(pex)], [sys.executable, "-m", "strata"]):
+        base = tmp_path / f"ob{len(digests)}"
+        proc = subprocess.run(
+            [*argv, "build", f"--output_base={base}", "//:img"],
+            cwd=ws,
+            env={**env, "PYTHONPATH": str(root / "python")} if "-m" in argv else env,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        digests.append(hashlib.sha256((ws / "strata-bin" / "img.tar").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]

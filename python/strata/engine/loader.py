@@ -31,7 +31,17 @@ from strata.engine.reads import Reads
 from strata.engine.starlark_env import CallableErrors, evaluate, parse
 from strata.errors import UserError
 
-STRATA_ROOT = Path(__file__).resolve().parents[3]
+
+def _strata_root() -> Path:
+    """The strata repository `@strata` names: the checkout around this file, or, in a
+    single-file strata.pex, the copy of the rules tools/build-pex puts in the package."""
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / "rules" / "defs.bzl").is_file():
+        return checkout
+    return Path(__file__).resolve().parents[1] / "_repo"
+
+
+STRATA_ROOT = _strata_root()
 BUILTINS_KEY = "@strata_builtins__//:builtins.bzl"
 _BUILTINS_SRC = Path(__file__).with_name("builtins.bzl")
 
