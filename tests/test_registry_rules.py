@@ -67,7 +67,7 @@ image_push(
     name = "push",
     image = ":app",
     registry = "{registry}",
-    repository = "team/app",
+    repository = "{repository}",
     tags = ["v1"],
 )
 """
@@ -83,10 +83,9 @@ def registry() -> Iterator[RegistryServer]:
         server.stop()
 
 
-def test_pull_image_build_and_image_push_under_bazel(
-    tmp_path: Path, registry: RegistryServer, docker_engine: DockerEngine
-) -> None:
-    bazel = need("bazel")
+def _workspace(tmp_path: Path, registry: RegistryServer, repository: str) -> Path:
+    """A busybox base pushed to the registry, and a workspace that pulls it and pushes to
+    `repository`."""
     need("skopeo")
     if not Path("/bin/busybox").is_file():
         need("busybox")
@@ -97,13 +96,21 @@ def test_pull_image_build_and_image_push_under_bazel(
     write_oci_layout(tmp_path / "base", [base])
     client = RegistryClient(Registry.parse(registry.address), Options(env={}))
     digest = push(client, "base/bb", tmp_path / "base", ["1"], where="t").digest
-
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "WORKSPACE").write_text(
         WORKSPACE.format(root=ROOT, registry=registry.address, digest=digest)
     )
-    (ws / "BUILD").write_text(BUILD.format(registry=registry.address))
+    build = BUILD.format(registry=registry.address, repository=repository)
+    (ws / "BUILD").write_text(build)
+    return ws
+
+
+def test_pull_image_build_and_image_push_under_bazel(
+    tmp_path: Path, registry: RegistryServer, docker_engine: DockerEngine
+) -> None:
+    bazel = need("bazel")
+    ws = _workspace(tmp_path, registry, "team/app")
     common = [bazel, "--batch", f"--output_user_root={tmp_path / 'bazel-root'}"]
     flags = ["--spawn_strategy=processwrapper-sandbox", "--symlink_prefix=/"]
     run(*common, "build", *flags, "//:app", "//:push", cwd=ws)
@@ -128,24 +135,7 @@ def test_pull_image_build_and_image_push_under_strata(
     tmp_path: Path, registry: RegistryServer, docker_engine: DockerEngine
 ) -> None:
     """The same workspace through the embedded engine: `strata run //:push` pushes what it built."""
-    need("skopeo")
-    if not Path("/bin/busybox").is_file():
-        need("busybox")
-    blob = make_layer(tmp_path / "bb", busybox_layer("/bin/busybox"), "gzip")[0]
-    base = assemble(
-        layers=[blob], fields={"Cmd": ["/bin/sh"]}, platform=parse_platform("x86_64"), name="b/b"
-    ).image
-    write_oci_layout(tmp_path / "base", [base])
-    client = RegistryClient(Registry.parse(registry.address), Options(env={}))
-    digest = push(client, "base/bb", tmp_path / "base", ["1"], where="t").digest
-
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "WORKSPACE").write_text(
-        WORKSPACE.format(root=ROOT, registry=registry.address, digest=digest)
-    )
-    build = BUILD.format(registry=registry.address).replace('"team/app"', '"team/app-strata"')
-    (ws / "BUILD").write_text(build)
+    ws = _workspace(tmp_path, registry, "team/app-strata")
     strata = [str(ROOT / "tools" / "strata")]
     base_flag = f"--output_base={tmp_path / 'ob'}"
     run(*strata, "build", base_flag, "//:app", "//:push", cwd=ws)
