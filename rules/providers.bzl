@@ -10,7 +10,7 @@ StorePathInfo = provider(
         "name": "The name after `<hash>-` (string); the hash is known only after the build.",
         "store_dir": "Store directory the path lives in (string, e.g. \"/nix/store\").",
         "info": "File: JSON {path, references, narHash, narSize, closure, store_dir} written by the StorePath action.",
-        "tree": "File (directory): holds the content as `<tree>/<name>`.",
+        "tree": "File (directory): holds the content as `<tree>/<name>`, unpacked from `layer` by a StoreTree action only when something asks for it (images read `layer`).",
         "layer": "File: the path's own uncompressed layer (the cached unit images share).",
         "descriptor": "File: JSON digests and size of `layer`.",
         "closure": "depset of struct(info, tree, layer, descriptor): this path and every path it references.",

@@ -14,7 +14,7 @@ a declared input.
 
 load("//rules:providers.bzl", "StorePathInfo")
 load(":common.bzl", "TOOL_ATTRS", "label_fail", "run_strata")
-load(":store_path.bzl", "store_path_providers")
+load(":store_path.bzl", "store_path_providers", "store_tree")
 
 # nixpkgs pkgs/build-support/docker/default.nix, fakeNss.
 FAKE_PASSWD = "root:x:0:0:root user:/var/empty:/bin/sh\nnobody:x:65534:65534:nobody:/var/empty:/bin/sh\n"
@@ -77,7 +77,6 @@ def _helper_store_path_impl(ctx):
         label_fail(ctx, "links", "link_to is set but nothing links into it", "{}", "map a destination to a path inside link_to, e.g. {\"bin/sh\": \"bin/bash\"}")
     if not contents and not links:
         label_fail(ctx, "files", "a store path needs content", "nothing", "give files, srcs, dirs, symlinks or links")
-    tree = ctx.actions.declare_directory(ctx.label.name + ".store")
     info = ctx.actions.declare_file(ctx.label.name + ".storepath.json")
     layer = ctx.actions.declare_file(ctx.label.name + ".layer.tar")
     descriptor = ctx.actions.declare_file(ctx.label.name + ".layer.json")
@@ -85,7 +84,7 @@ def _helper_store_path_impl(ctx):
         "compressor": "none",
         "contents": contents,
         "name": name,
-        "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path, "tree": tree.path},
+        "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path},
         "references": [r.info.path for r in refs],
         "store_dir": ctx.attr.store_dir,
     }
@@ -93,7 +92,8 @@ def _helper_store_path_impl(ctx):
     if links:
         req["links"] = links
         mnemonic = "LinkedStorePath"
-    run_strata(ctx, mnemonic, req, depset(inputs + [r.info for r in refs]), [tree, info, layer, descriptor], name)
+    run_strata(ctx, mnemonic, req, depset(inputs + [r.info for r in refs]), [info, layer, descriptor], name)
+    tree = store_tree(ctx, info, layer, name)
     return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs)
 
 helper_store_path = rule(

@@ -12,6 +12,7 @@ their closure, as `nix_store_path` targets (`StorePathInfo`), usable in
 
 load("//rules:providers.bzl", "LayerInfo", "StorePathInfo")
 load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "find_python", "label_fail", "run_strata", "sorted_dict")
+load(":store_path.bzl", "store_tree")
 
 def nix_db_layer(ctx, store_paths, roots, compressor = "gzip", prefix = None, owner = None):
     """Register the NixDb action; return struct(blob, descriptor) of the layer.
@@ -84,15 +85,7 @@ nix_db(name = "app_db", contents = [":app"])   # registers app and lib; gcroot f
 
 def _nix_store_path_impl(ctx):
     name = ctx.attr.path_name
-    tree = ctx.actions.declare_directory(ctx.label.name + ".store")
-    run_strata(
-        ctx,
-        "StoreTree",
-        {"info": ctx.file.info.path, "layer": ctx.file.layer.path, "output": tree.path},
-        depset([ctx.file.info, ctx.file.layer]),
-        [tree],
-        name,
-    )
+    tree = store_tree(ctx, ctx.file.info, ctx.file.layer, name)
     me = struct(info = ctx.file.info, tree = tree, layer = ctx.file.layer, descriptor = ctx.file.descriptor)
     return [
         DefaultInfo(files = depset([ctx.file.info, tree])),

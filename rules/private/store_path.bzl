@@ -5,6 +5,16 @@ load(":common.bzl", "TOOL_ATTRS", "label_fail", "run_strata")
 
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
 
+def store_tree(ctx, info, layer, what):
+    """The path's content as a directory, unpacked from its layer by a StoreTree action.
+
+    Only something that asks for the tree (a user building the target, a rule
+    reading `StorePathInfo.tree`) runs it: images read the layer.
+    """
+    tree = ctx.actions.declare_directory(ctx.label.name + ".store")
+    run_strata(ctx, "StoreTree", {"info": info.path, "layer": layer.path, "output": tree.path}, depset([info, layer]), [tree], what)
+    return tree
+
 def store_path_providers(name, store_dir, info, tree, layer, descriptor, refs):
     """The providers every store-path rule returns: files, output groups, StorePathInfo."""
     me = struct(info = info, tree = tree, layer = layer, descriptor = descriptor)
@@ -52,7 +62,6 @@ def _store_path_impl(ctx):
     for r in refs:
         if r.store_dir != ctx.attr.store_dir:
             label_fail(ctx, "deps", "reference lives in another store directory", r.store_dir, "build every path for " + ctx.attr.store_dir)
-    tree = ctx.actions.declare_directory(ctx.label.name + ".store")
     info = ctx.actions.declare_file(ctx.label.name + ".storepath.json")
     layer = ctx.actions.declare_file(ctx.label.name + ".layer.tar")
     descriptor = ctx.actions.declare_file(ctx.label.name + ".layer.json")
@@ -63,14 +72,15 @@ def _store_path_impl(ctx):
             "compressor": "none",
             "contents": contents,
             "name": name,
-            "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path, "tree": tree.path},
+            "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path},
             "references": [r.info.path for r in refs],
             "store_dir": ctx.attr.store_dir,
         },
         depset(inputs + [r.info for r in refs]),
-        [tree, info, layer, descriptor],
+        [info, layer, descriptor],
         name,
     )
+    tree = store_tree(ctx, info, layer, name)
     return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs)
 
 store_path = rule(

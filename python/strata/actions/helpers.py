@@ -6,6 +6,8 @@ target's hash is known only once that path is built, so the rule cannot
 write the link: this action reads the target's `info` file, turns each link
 into a `symlink` content item, adds the target to the references, and then
 builds the store path exactly as the StorePath action does (same outputs).
+Its `tree`, like every store path's, is the StoreTree unpack of the layer,
+which makes such absolute links resolvable inside the tree.
 
 Request: a StorePath request (see strata.actions.store_path) plus
 
@@ -15,9 +17,7 @@ Request: a StorePath request (see strata.actions.store_path) plus
 
 from __future__ import annotations
 
-import os
 import posixpath
-from pathlib import Path
 from typing import Any
 
 from strata.actions import store_path
@@ -54,30 +54,3 @@ def run(req: dict[str, Any], where: str) -> None:
         contents.append({"dest": field(link, "dest", str, at), "target": target, "type": "symlink"})
     rest = {k: v for k, v in req.items() if k != "links"}
     store_path.run({**rest, "contents": contents}, where)
-    _resolvable_tree(req, contents[len(contents) - len(links) :], where)
-
-
-def _resolvable_tree(req: dict[str, Any], links: list[dict[str, str]], where: str) -> None:
-    """Make the `tree` output's links resolve inside the tree (Bazel rejects dangling ones).
-
-    The layer (written above from the real content) keeps the absolute links
-    Nix would have. Only the tree, which image rules read for names
-    (symlink-join) or copy to / (copy_to_root), changes: each link becomes
-    `../` up to the tree root + `nix/store/<hash>-<name>/...`, which at the
-    same depth below an image's `/` means the absolute target again, and an
-    empty placeholder file at that place in the tree makes it resolvable.
-    """
-    outputs = field(req, "outputs", dict, where)
-    tree = Path(field(outputs, "tree", str, where))
-    name = field(req, "name", str, where)
-    for link in links:
-        dest = link["dest"].strip("/")
-        depth = dest.count("/") + 1
-        target = link["target"].lstrip("/")
-        path = tree / name / dest
-        path.unlink()
-        os.symlink("../" * depth + target, path)
-        placeholder = tree / target
-        placeholder.parent.mkdir(parents=True, exist_ok=True)
-        if not placeholder.exists():
-            placeholder.write_bytes(b"")

@@ -2,9 +2,12 @@
 
 What the `store_path` rule runs, once per store path. The name is not known
 when the request is written (it is a hash of the content and references), so
-this one action lays the content out, names it as Nix would, checks its
-references, and writes the path's layer: that layer is the cached unit that
-images sharing the path share.
+this one action hashes the planned content as a NAR, names it as Nix would,
+checks its references, and writes the path's layer: that layer is the cached
+unit that images sharing the path share. The sources are read twice (NAR,
+then layer) and written once, as the layer; at the size of a real closure a
+copy of the tree would double the bytes on disk and cost the engine a file
+per file to stage, hash and cache.
 
 Request (keys sorted; `schema_version` 1):
 
@@ -15,7 +18,10 @@ Request (keys sorted; `schema_version` 1):
                   {"src": F, "dest": ""} makes the store path a single file
     references    info files (this action's `info` output) of the direct references
     compressor    of the layer, default "none" (cached layers are concatenated later)
-    outputs       {"tree": dir, "info": json, "layer": blob, "descriptor": json}
+    outputs       {"info": json, "layer": blob, "descriptor": json}; the content is hashed
+                  and layered straight from the sources, never copied (the `tree` a
+                  store_path target offers is a StoreTree action, unpacked from the layer
+                  only when something asks for it)
     uid, gid, uname, gname, mtime   ownership and time of the layer entries
 
 The `info` output: {"path", "references", "narHash", "narSize", "closure":
@@ -26,8 +32,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +43,13 @@ from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.oci.compress import check_compressor
-from strata.oci.layer import write_descriptor
-from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry
+from strata.oci.layer import write_descriptor, write_layer_from_entries
+from strata.oci.tree import FILE, Entry
 from strata.store.closure import PathInfo
-from strata.store.layer import write_store_layer
+from strata.store.layer import planned_store_entries
+from strata.store.nar import MAGIC, dump_entries, dump_planned, nar_string
 from strata.store.path import DEFAULT_STORE_DIR, check_name, check_store_dir
-from strata.store.references import describe
+from strata.store.references import describe_nar
 
 
 def read_info(path: str, where: str) -> dict[str, Any]:
@@ -80,58 +87,40 @@ def deref_inputs(items: list[Any]) -> list[Any]:
     return out
 
 
-def _materialize(entries: list[Entry], root: Path) -> None:
-    for e in entries:
-        dest = root / e.name
-        if e.kind == DIR:
-            dest.mkdir(parents=True, exist_ok=True)
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if e.kind == SYMLINK:
-            os.symlink(e.target, dest)
-            continue
-        if e.kind == FILE:
-            shutil.copyfile(e.source, dest, follow_symlinks=True)
-        elif e.kind == BYTES:
-            dest.write_bytes(e.data)
-        else:  # pragma: no cover - LayerTree makes only these kinds
-            raise UserError(f"unsupported entry kind (got {e.kind})", where=e.name)
-        os.chmod(dest, 0o755 if e.mode & 0o111 else 0o644)
+def _plan(req: dict[str, Any], items: list[Any], where: str) -> list[Entry]:
+    """The path's content as planned entries; a single FILE named "" for a one-file path."""
+    single_file = (
+        len(items) == 1 and isinstance(items[0], dict) and items[0].get("dest", None) in ("", "/")
+    )
+    if not single_file:
+        return plan_tree({**req, "contents": items}, where).entries()
+    src = field(items[0], "src", str, where)
+    if not os.path.isfile(src):
+        raise UserError(f"a single-file store path needs a regular file (got {src})", where=where)
+    st = os.stat(src)
+    return [Entry("", FILE, 0o755 if st.st_mode & 0o111 else 0o644, size=st.st_size, source=src)]
 
 
 def run(req: dict[str, Any], where: str) -> None:
+    """Hash, name and layer the path straight from its sources: no copy of the tree is made."""
     name = check_name(field(req, "name", str, where), f"{where}: name")
     store_dir = check_store_dir(
         field(req, "store_dir", str, where, DEFAULT_STORE_DIR), f"{where}: store_dir"
     )
     compressor = check_compressor(field(req, "compressor", str, where, "none"), where)
     outputs = field(req, "outputs", dict, where)
-    tree_dir = Path(field(outputs, "tree", str, where))
     refs = [read_info(p, where) for p in field(req, "references", list, where, [])]
     known = closure_infos(refs, where)
 
     items = deref_inputs(field(req, "contents", list, where))
-    single_file = (
-        len(items) == 1 and isinstance(items[0], dict) and items[0].get("dest", None) in ("", "/")
+    planned = _plan(req, items, where)
+    chunks = (
+        dump_planned(planned[0])
+        if len(planned) == 1 and not planned[0].name
+        else dump_entries(planned)
     )
-    if tree_dir.exists():
-        shutil.rmtree(tree_dir)
-    tree_dir.mkdir(parents=True)
-    content = tree_dir / name
-    if single_file:
-        src = field(items[0], "src", str, where)
-        if not os.path.isfile(src):
-            raise UserError(
-                f"a single-file store path needs a regular file (got {src})", where=where
-            )
-        shutil.copyfile(src, content)
-        os.chmod(content, 0o755 if os.stat(src).st_mode & 0o111 else 0o644)
-    else:
-        content.mkdir()
-        _materialize(plan_tree({**req, "contents": items}, where).entries(), content)
-
-    described = describe(
-        content,
+    described = describe_nar(
+        _with_magic(chunks, single=len(planned) == 1 and not planned[0].name),
         name,
         references=[r["path"] for r in refs],
         candidates=list(known),
@@ -149,11 +138,17 @@ def run(req: dict[str, Any], where: str) -> None:
         "store_dir": store_dir,
     }
     layer = field(outputs, "layer", str, where)
-    descriptor = write_store_layer(
-        layer, content, info.path, store_dir, compressor, ownership(req, where)
-    )
+    entries = planned_store_entries(planned, info.path, store_dir)
+    descriptor = write_layer_from_entries(layer, compressor, entries, ownership(req, where))
     write_descriptor(field(outputs, "descriptor", str, where), descriptor, layer)
     write_bytes_atomic(field(outputs, "info", str, where), json_bytes(doc))
+
+
+def _with_magic(chunks: Iterator[bytes], *, single: bool) -> Iterator[bytes]:
+    """`dump_entries` starts with the NAR magic; a lone node needs it in front."""
+    if single:
+        yield nar_string(MAGIC)
+    yield from chunks
 
 
 def _closure_of(root: str, known: dict[str, PathInfo]) -> list[PathInfo]:

@@ -47,6 +47,37 @@ def store_entries(
     return entries + sorted(found, key=lambda e: sort_key(e.name))
 
 
+def planned_store_entries(
+    planned: Iterable[Entry], store_path: str, store_dir: str = DEFAULT_STORE_DIR
+) -> list[Entry]:
+    """`store_entries` for content planned from sources (names relative to the path).
+
+    The same entries, in the same order and with the same canonical modes,
+    that `store_entries` gives for that content laid out on disk, so a path
+    hashed and layered straight from its sources has the same layer bytes.
+    A single FILE or BYTES entry named "" is a single-file store path.
+    """
+    parse(store_path, store_dir, "store_path")
+    parts = store_dir.strip("/").split("/")
+    entries = [Entry("/".join(parts[: i + 1]), DIR, PARENT_MODE) for i in range(len(parts))]
+    top = store_path.lstrip("/")
+    found: list[Entry] = []
+    single = False
+    for e in planned:
+        name = f"{top}/{e.name}" if e.name else top
+        single = single or not e.name
+        if e.kind == DIR:
+            found.append(Entry(name, DIR, 0o555))
+        elif e.kind == SYMLINK:
+            found.append(Entry(name, SYMLINK, 0o777, target=e.target))
+        else:
+            mode = 0o555 if e.mode & 0o111 else 0o444
+            found.append(Entry(name, e.kind, mode, size=e.size, source=e.source, data=e.data))
+    if not single:
+        found.append(Entry(top, DIR, 0o555))
+    return entries + sorted(found, key=lambda e: sort_key(e.name))
+
+
 def _walk(path: str, name: str, out: list[Entry]) -> None:
     st = os.lstat(path)
     if stat.S_ISDIR(st.st_mode):

@@ -23,10 +23,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from strata.errors import UserError
+from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry
 
 MAGIC = "nix-archive-1"
 READ_CHUNK = 1 << 20
@@ -111,6 +112,60 @@ def _dump_contents(path: bytes, size: int, where: str) -> Iterator[bytes]:
     yield _pad(size)
 
 
+def dump_entries(entries: Iterable[Entry]) -> Iterator[bytes]:
+    """The NAR of a directory planned as layer entries (`strata.oci.tree`), not laid out.
+
+    Names are relative to the directory; every parent has its own DIR entry
+    (as `LayerTree` plans them). A FILE is read from its `source`, BYTES are
+    inline; only the executable bit of a mode counts, as in `dump`. This is
+    how a store path is hashed straight from its sources, without a copy.
+    """
+    children: dict[str, list[tuple[bytes, Entry]]] = {"": []}
+    for e in entries:
+        parent, _, base = e.name.rpartition("/")
+        children.setdefault(parent, []).append((os.fsencode(base), e))
+        if e.kind == DIR:
+            children.setdefault(e.name, [])
+    yield nar_string(MAGIC)
+    yield from _dump_planned_dir("", children)
+
+
+def _dump_planned_dir(name: str, children: dict[str, list[tuple[bytes, Entry]]]) -> Iterator[bytes]:
+    yield _tokens("(", "type", "directory")
+    for base, e in sorted(children.get(name, []), key=lambda c: c[0]):
+        _check_entry_name(base, e.name)
+        yield _tokens("entry", "(", "name")
+        yield nar_string(base)
+        yield _tokens("node")
+        yield from dump_planned(e, children)
+        yield _tokens(")")
+    yield _tokens(")")
+
+
+def dump_planned(
+    e: Entry, children: dict[str, list[tuple[bytes, Entry]]] | None = None
+) -> Iterator[bytes]:
+    """The NAR node of one planned entry (a directory's members come from `children`)."""
+    if e.kind == DIR:
+        yield from _dump_planned_dir(e.name, children or {})
+    elif e.kind == SYMLINK:
+        yield _tokens("(", "type", "symlink", "target")
+        yield nar_string(os.fsencode(e.target))
+        yield _tokens(")")
+    elif e.kind in (FILE, BYTES):
+        yield _tokens("(", "type", "regular")
+        if e.mode & 0o111:
+            yield _tokens("executable", "")
+        yield _tokens("contents")
+        if e.kind == BYTES:
+            yield len(e.data).to_bytes(8, "little") + e.data + _pad(len(e.data))
+        else:
+            yield from _dump_contents(os.fsencode(e.source), e.size, e.source)
+        yield _tokens(")")
+    else:  # pragma: no cover - LayerTree plans only these kinds
+        raise UserError(f"unsupported entry kind (got {e.kind})", where=e.name)
+
+
 @dataclass(frozen=True)
 class NarDigest:
     """sha256 of a NAR and its length: what Nix records as narHash and narSize."""
@@ -128,9 +183,16 @@ class NarDigest:
 
 def digest(path: str | os.PathLike[str], sink: Callable[[bytes], None] | None = None) -> NarDigest:
     """Hash the NAR of `path`; `sink` (e.g. a reference scanner) sees every chunk too."""
+    return digest_chunks(dump(path), sink)
+
+
+def digest_chunks(
+    chunks: Iterable[bytes], sink: Callable[[bytes], None] | None = None
+) -> NarDigest:
+    """Hash a NAR given as chunks (`dump`, `dump_entries`); `sink` sees every chunk too."""
     h = hashlib.sha256()
     size = 0
-    for chunk in dump(path):
+    for chunk in chunks:
         h.update(chunk)
         size += len(chunk)
         if sink is not None:

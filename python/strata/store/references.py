@@ -105,10 +105,22 @@ def describe(
     example every path known to the build); all of them and the declared
     references are scanned for.
     """
+    return describe_nar(nar.dump(src), name, references, candidates, store_dir, where)
+
+
+def describe_nar(
+    chunks: Iterable[bytes],
+    name: str,
+    references: Iterable[str] = (),
+    candidates: Iterable[str] = (),
+    store_dir: str = DEFAULT_STORE_DIR,
+    where: str = "store path",
+) -> Described:
+    """`describe` for a NAR given as chunks (e.g. `nar.dump_entries` of planned sources)."""
     refs = sorted(set(references))
     pool = {parse(c, store_dir, "candidate").hash_part: c for c in (*candidates, *refs)}
     scanner = ReferenceScanner(pool)
-    digest = nar.digest(src, scanner)
+    digest = nar.digest_chunks(chunks, scanner)
     store_path = str(source_path(digest.sha256, name, refs, store_dir))
     found = {pool[h] for h in scanner.found}
     warnings = check_references(store_path, refs, found, where)
