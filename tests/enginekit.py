@@ -62,13 +62,19 @@ class Engine:
         jobs: int = 2,
         keep_going: bool = False,
         verbose_failures: bool = False,
+        workers: bool = True,
     ) -> BuildStats:
         stream = io.StringIO()
         reporter = Reporter(stream, tty=False, explain=explain)
         if wanted is None:
             wanted = [o for a in actions for o in a.outputs + a.output_dirs]
         config = ExecutionConfig(
-            BuildOptions(jobs=jobs, keep_going=keep_going, verbose_failures=verbose_failures),
+            BuildOptions(
+                jobs=jobs,
+                keep_going=keep_going,
+                verbose_failures=verbose_failures,
+                workers=workers,
+            ),
             disk_cache=self.disk_cache,
         )
         try:

@@ -143,6 +143,7 @@ def _execute(
         keep_going=args.keep_going,
         verbose_failures=args.verbose_failures,
         action_keys=args.action_keys,
+        workers=args.workers,
     )
     config = ExecutionConfig(
         options,
@@ -303,6 +304,13 @@ def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
         p.add_argument(f"--{name}", action="store_true", default=False, help=helptext)
         p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--disk_cache", help="directory of the local action cache")
+    p.add_argument(
+        "--workers",
+        action="store_true",
+        default=True,
+        help="run strata's own actions in a preloaded worker process (default on)",
+    )
+    p.add_argument("--noworkers", dest="workers", action="store_false", help=argparse.SUPPRESS)
     _add_remote_flags(p)
 
 
@@ -379,6 +387,13 @@ def _with_rc_args(argv: list[str]) -> list[str]:
     return [command, *rc_args(workspace, command), *argv[1:]]
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    """The engine's action worker (strata.worker); not for people."""
+    from strata import worker
+
+    return worker.main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strata", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -390,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mnemonic")
     p.add_argument("request", help="@request.json")
     p.set_defaults(func=_cmd_action)
+
+    p = sub.add_parser("worker", help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("build", help="build targets")
     p.add_argument("targets", nargs="*", metavar="TARGET")

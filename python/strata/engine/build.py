@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from strata.canonical import json_bytes
 from strata.engine.action import Action
 from strata.engine.cache_local import LocalDiskCache
 from strata.engine.digests import StatCache
-from strata.engine.executor import Executor
+from strata.engine.executor import DEFAULT_PATH, Executor
 from strata.engine.graph import build_graph
 from strata.engine.outputbase import OutputBase
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.scheduler import ActionLog, BuildOptions, Scheduler
+from strata.engine.workers import WorkerPool
+from strata.fsutil import write_bytes_atomic
 
 if TYPE_CHECKING:
     from strata.engine.cache import Cache
@@ -79,16 +82,20 @@ def _execute_locked(
         cache = LocalDiskCache(config.disk_cache or base.default_disk_cache)
         if config.remote is not None:
             cache = _with_remote(cache, config.remote, reporter)
+    workers = WorkerPool(base.execroot, {"PATH": DEFAULT_PATH}, enabled=config.options.workers)
     executor = Executor(
         base.execroot,
         base.sandbox_root,
         config.source_path or base.source_path,
         stat_cache,
         cache,
+        workers=workers,
     )
     try:
         return Scheduler(graph, executor, reporter, config.options, log).build(wanted)
     finally:
+        workers.close()
+        write_bytes_atomic(base.last_build_file, json_bytes(reporter.stats.to_json()))
         _report_remote(cache, reporter)
         log.save()
         base.link_convenience_symlink()

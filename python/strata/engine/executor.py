@@ -21,6 +21,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
 from strata.engine.digests import StatCache, sha256_bytes
 from strata.engine.graph import is_generated
+from strata.engine.workers import WorkerGone, WorkerPool, WorkerProcess, is_strata_action
 from strata.errors import UserError
 
 DEFAULT_PATH = "/bin:/usr/bin"
@@ -53,12 +55,22 @@ class ActionFailed(UserError):
 @dataclass(frozen=True)
 class Running:
     action: Action
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | WorkerProcess
     sandbox: Path
 
     @property
     def execroot(self) -> Path:
         return self.sandbox / "execroot"
+
+    def pidfd(self) -> int:
+        """A pidfd that becomes readable when the action's process exits (the caller closes it)."""
+        if isinstance(self.process, WorkerProcess):
+            return self.process.pidfd
+        return os.pidfd_open(self.process.pid)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,9 @@ class Finished:
     result: ActionResult
     output: str
     """What the process printed (stdout then stderr), for the reporter."""
+    in_worker: bool = False
+    maxrss_kib: int = 0
+    """Peak RSS of the action's process, where known (worker-run actions)."""
 
 
 def action_env(action: Action) -> dict[str, str]:
@@ -141,7 +156,9 @@ class Executor:
         cache: Cache | None,
         *,
         keep_sandbox: bool = False,
+        workers: WorkerPool | None = None,
     ) -> None:
+        self.workers = workers
         self.execroot = execroot
         self.sandbox_root = sandbox_root
         self.source_path = source_path
@@ -160,12 +177,29 @@ class Executor:
         sandbox = Path(tempfile.mkdtemp(prefix="a", dir=self.sandbox_root))
         root = sandbox / "execroot"
         root.mkdir()
+        worker = None
+        if self.workers is not None and is_strata_action(action.argv):
+            worker = self.workers.get(action.argv[0])
+        tool = action.argv[0] if worker is not None else None
         for path in action.inputs:
+            if tool is not None and (path == tool or path.startswith(tool + ".runfiles/")):
+                continue  # the worker already runs this tool: its files need no staging
             self._link_input(root, path)
         for out in action.outputs:
             (root / out).parent.mkdir(parents=True, exist_ok=True)
         for out in action.output_dirs:
             (root / out).mkdir(parents=True, exist_ok=True)
+        if worker is not None:
+            try:
+                process = worker.spawn(
+                    action.argv, root, action_env(action), sandbox / "stdout", sandbox / "stderr"
+                )
+                return Running(action, process, sandbox)
+            except WorkerGone:
+                assert self.workers is not None
+                self.workers.forget(action.argv[0])
+                self._discard(sandbox)
+                return self.start(action)  # staged in full, as a process
         with open(sandbox / "stdout", "wb") as out_f, open(sandbox / "stderr", "wb") as err_f:
             try:
                 proc = subprocess.Popen(
@@ -230,6 +264,9 @@ class Executor:
                 self._discard(sandbox)
         if self.cache is not None and "no-cache" not in action.tags:
             self._store(result)
+        proc = running.process
+        if isinstance(proc, WorkerProcess):
+            return Finished(result, output, True, proc.maxrss_kib)
         return Finished(result, output)
 
     def _read_output(self, sandbox: Path) -> str:

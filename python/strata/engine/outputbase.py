@@ -85,6 +85,11 @@ class OutputBase:
         return self.root / "stat_cache.json"
 
     @property
+    def last_build_file(self) -> Path:
+        """Figures of the last build (BuildStats.to_json), for benchmarks and scripts."""
+        return self.root / "last_build.json"
+
+    @property
     def action_log_file(self) -> Path:
         return self.root / "action_log.json"
 

@@ -25,6 +25,30 @@ class BuildStats:
     in_process: int = 0
     failed: int = 0
     executed_labels: list[str] = field(default_factory=list)
+    in_worker: int = 0
+    """Executed actions that ran in a preloaded strata worker (strata.engine.workers)."""
+    max_action_rss_kib: int = 0
+    max_action_rss_owner: str = ""
+    """The action with the largest peak RSS among those whose RSS is known (worker-run)."""
+
+    def note_process(self, owner: str, in_worker: bool, maxrss_kib: int) -> None:
+        self.in_worker += in_worker
+        if maxrss_kib > self.max_action_rss_kib:
+            self.max_action_rss_kib = maxrss_kib
+            self.max_action_rss_owner = owner
+
+    def to_json(self) -> dict[str, int | str]:
+        """What `<output_base>/last_build.json` records (tools/bench reads it)."""
+        return {
+            "total": self.total,
+            "executed": self.executed,
+            "cache_hits": self.cache_hits,
+            "in_process": self.in_process,
+            "in_worker": self.in_worker,
+            "failed": self.failed,
+            "max_action_rss_kib": self.max_action_rss_kib,
+            "max_action_rss_owner": self.max_action_rss_owner,
+        }
 
     def summary(self) -> str:
         text = f"{self.total} actions: {self.executed} executed, {self.cache_hits} cache hits"

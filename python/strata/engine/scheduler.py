@@ -18,7 +18,6 @@ import json
 import os
 import selectors
 import shutil
-import signal
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ class BuildOptions:
     verbose_failures: bool = False
     action_keys: str = "strata"
     """`reapi`: key actions by their REAPI Action digest, as Bazel does (see cache_tiered)."""
+    workers: bool = True
+    """Run `strata action` command lines in a preloaded worker (strata.engine.workers)."""
 
 
 class ActionLog:
@@ -234,7 +235,7 @@ class Scheduler:
         self.reporter.explain(action, self._reasons(action, material, cached, cacheable))
         running = self.executor.start(action)
         self.reporter.action_started(i, action)
-        return _Slot(i, running, os.pidfd_open(running.process.pid), material, key)
+        return _Slot(i, running, running.pidfd(), material, key)
 
     def _reasons(
         self, action: Action, material: dict[str, Any], cached: ActionResult | None, cacheable: bool
@@ -259,6 +260,7 @@ class Scheduler:
         if cache is not None and "no-cache" not in action.tags:
             cache.put_action_result(slot.key, finished.result)
         self.log.put(action, slot.material)
+        self.reporter.stats.note_process(action.owner, finished.in_worker, finished.maxrss_kib)
         self.reporter.action_finished(slot.index, action, "executed", finished.output)
         return finished.result
 
@@ -274,10 +276,8 @@ class Scheduler:
     @staticmethod
     def _kill(slots: dict[int, _Slot]) -> None:
         for slot in slots.values():
-            proc = slot.running.process
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            slot.running.kill()
+            slot.running.process.wait()
             os.close(slot.pidfd)
             shutil.rmtree(slot.running.sandbox, ignore_errors=True)
         slots.clear()

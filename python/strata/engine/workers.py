@@ -1,0 +1,178 @@
+"""Running strata's own actions in a preloaded worker process (see strata.worker).
+
+An action whose command line is `<the strata tool> action <Mnemonic> @req`
+runs the same code whether it is started as a process or forked from a
+worker that already imported it; only the start-up cost differs (a few
+hundred milliseconds of imports against a fork). The worker is started from
+the very launcher the command line names, in the execroot, where the engine
+lays out the tool's runfiles tree as Bazel does, so the code and pinned
+packages are exactly the action's.
+
+A worker-run action is a `WorkerProcess`: it has the pid of the forked child
+and a pidfd that becomes readable when the child exits (what the scheduler
+waits on), and `wait()` returns its exit status as `Popen.wait()` would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from strata.errors import UserError
+
+_MAX_MESSAGE = 1 << 20
+TOOL_SUFFIX = "/strata_tools/strata"
+
+
+def is_strata_action(argv: Sequence[str]) -> bool:
+    """`<...>/strata_tools/strata action <Mnemonic> @<request>`: what the rules run."""
+    return (
+        len(argv) == 4
+        and argv[0].endswith(TOOL_SUFFIX)
+        and argv[1] == "action"
+        and argv[3].startswith("@")
+    )
+
+
+class WorkerProcess:
+    """One action running in a worker's child, with the bits of Popen the engine uses."""
+
+    def __init__(self, worker: Worker, ident: int, pid: int, pidfd: int) -> None:
+        self._worker = worker
+        self.ident = ident
+        self.pid = pid
+        self.pidfd = pidfd
+        self.returncode: int | None = None
+        self.maxrss_kib = 0
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode, self.maxrss_kib = self._worker.status(self.ident)
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+
+class Worker:
+    """One `strata worker` process and its control socket."""
+
+    def __init__(self, launcher: Path, execroot: Path, env: Mapping[str, str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [str(launcher), "worker"],
+                cwd=execroot,
+                env=dict(env),
+                stdin=theirs.fileno(),
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as e:
+            ours.close()
+            raise UserError(
+                f"cannot start the strata action worker (got {e.strerror}: {launcher}); "
+                "check the tool's launcher",
+                where="strata build",
+            ) from None
+        finally:
+            theirs.close()
+        self.sock = ours
+        self._next = 0
+        self._statuses: dict[int, tuple[int, int]] = {}
+        self._started: dict[int, tuple[int, int]] = {}
+
+    def spawn(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], stdout: Path, stderr: Path
+    ) -> WorkerProcess:
+        self._next += 1
+        ident = self._next
+        req = {
+            "argv": list(argv),
+            "cwd": str(cwd),
+            "env": dict(env),
+            "id": ident,
+            "stderr": str(stderr),
+            "stdout": str(stdout),
+        }
+        try:
+            self.sock.send(json.dumps(req).encode())
+            while ident not in self._started:
+                self._receive()
+        except OSError as e:
+            raise WorkerGone(str(e)) from None
+        pid, pidfd = self._started.pop(ident)
+        return WorkerProcess(self, ident, pid, pidfd)
+
+    def status(self, ident: int) -> tuple[int, int]:
+        while ident not in self._statuses:
+            self._receive()
+        return self._statuses.pop(ident)
+
+    def _receive(self) -> None:
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_MESSAGE, 1)
+        if not data:
+            raise WorkerGone("the worker exited")
+        msg: dict[str, Any] = json.loads(data)
+        if "pid" in msg:
+            self._started[msg["id"]] = (msg["pid"], fds[0])
+        else:
+            self._statuses[msg["id"]] = (msg["status"], msg.get("maxrss", 0))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+class WorkerGone(OSError):
+    """The worker died or its socket broke; the engine falls back to a process."""
+
+
+class WorkerPool:
+    """One worker per tool launcher, started on first use, closed at the end of a build."""
+
+    def __init__(self, execroot: Path, env: Mapping[str, str], *, enabled: bool = True) -> None:
+        self.execroot = execroot
+        self.env = dict(env)
+        self.enabled = enabled
+        self._workers: dict[str, Worker | None] = {}
+
+    def get(self, tool: str) -> Worker | None:
+        """The worker for the launcher at execroot path `tool`; None if it can't run one."""
+        if not self.enabled:
+            return None
+        if tool not in self._workers:
+            launcher = self.execroot / tool
+            runfiles = Path(str(launcher) + ".runfiles")
+            worker = None
+            if launcher.is_file() and runfiles.is_dir():
+                with contextlib.suppress(UserError):
+                    worker = Worker(launcher, self.execroot, self.env)
+            self._workers[tool] = worker
+        return self._workers[tool]
+
+    def forget(self, tool: str) -> None:
+        worker = self._workers.get(tool)
+        if worker is not None:
+            worker.close()
+        self._workers[tool] = None
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            if worker is not None:
+                worker.close()
+        self._workers.clear()

@@ -1,0 +1,126 @@
+"""strata's own actions run in a preloaded worker, with the same outcome as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from enginekit import BIN, Engine
+from strata.engine.action import Action
+from strata.engine.executor import ActionFailed
+
+PYTHON_DIR = Path(__file__).resolve().parent.parent / "python"
+TOOL = f"{BIN}/external/strata_tools/strata"
+
+
+def _tool_actions() -> list[Action]:
+    """The tool as the engine stages it: a launcher and its runfiles tree, both outputs."""
+    launcher = (
+        f'#!/bin/sh\nPYTHONPATH="{PYTHON_DIR}" exec "{sys.executable}" -B -s -m strata "$@"\n'
+    ).encode()
+    return [
+        Action(
+            "//tool",
+            "Launcher",
+            "",
+            kind="write",
+            content=launcher,
+            is_executable=True,
+            outputs=(TOOL,),
+        ),
+        Action(
+            "//tool",
+            "Runfiles",
+            "",
+            kind="write",
+            content=b"",
+            outputs=(f"{TOOL}.runfiles/MANIFEST",),
+        ),
+    ]
+
+
+def _layer_action(name: str, request: str) -> Action:
+    return Action(
+        owner=f"//img:{name}",
+        mnemonic="Layer",
+        progress_message=f"Layer //img:{name}",
+        argv=(TOOL, "action", "Layer", f"@{request}"),
+        env=(("PATH", "/bin:/usr/bin"),),
+        inputs=(TOOL, f"{TOOL}.runfiles/MANIFEST", request),
+        outputs=(f"{BIN}/{name}.json", f"{BIN}/{name}.tar"),
+    )
+
+
+def _workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "WORKSPACE").write_text("")
+    req = {
+        "compressor": "gzip",
+        "contents": [
+            {"content": "hello\n", "dest": "etc/motd", "type": "file"},
+            {"dest": "lib64", "target": "lib", "type": "symlink"},
+        ],
+        "descriptor": f"{BIN}/ok.json",
+        "output": f"{BIN}/ok.tar",
+        "schema_version": 1,
+    }
+    (ws / "ok.json").write_text(json.dumps(req, sort_keys=True))
+    (ws / "bad.json").write_text(json.dumps({**req, "compressor": "lzma"}, sort_keys=True))
+    return ws
+
+
+@pytest.mark.parametrize("workers", [True, False])
+def test_worker_and_process_give_the_same_outputs(tmp_path: Path, workers: bool) -> None:
+    ws = _workspace(tmp_path)
+    eng = Engine(ws, tmp_path / f"ob-{workers}", disk_cache=None)
+    stats = eng.build([*_tool_actions(), _layer_action("ok", "ok.json")], workers=workers)
+    assert stats.executed == 1 and stats.in_worker == (1 if workers else 0)
+    if workers:
+        assert stats.max_action_rss_kib > 0 and stats.max_action_rss_owner == "//img:ok"
+    digest = json.loads(eng.out(f"{BIN}/ok.json").read_text())["digest"]
+    other = Engine(ws, tmp_path / f"ob-other-{workers}")
+    other.build([*_tool_actions(), _layer_action("ok", "ok.json")], workers=not workers)
+    assert json.loads(other.out(f"{BIN}/ok.json").read_text())["digest"] == digest
+    assert eng.out(f"{BIN}/ok.tar").read_bytes() == other.out(f"{BIN}/ok.tar").read_bytes()
+
+
+def test_worker_action_failure_is_the_actions_one_line_error(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    eng = Engine(ws, tmp_path / "ob")
+    with pytest.raises(ActionFailed) as e:
+        eng.build([*_tool_actions(), _layer_action("ok", "bad.json")], workers=True)
+    text = str(e.value)
+    assert "Layer failed with exit status 1" in text
+    assert text.endswith(
+        "\nerror: bad.json: unknown compressor (got 'lzma'); use one of: none, gzip, zstd"
+    )
+    assert not eng.out(f"{BIN}/ok.tar").exists()
+
+
+def test_no_worker_outlives_the_build(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    eng = Engine(ws, tmp_path / "ob")
+    probe = Action(
+        owner="//img:probe",
+        mnemonic="Layer",
+        progress_message="",
+        argv=(TOOL, "action", "Layer", "@ok.json"),
+        env=(("PATH", "/bin:/usr/bin"),),
+        inputs=(TOOL, f"{TOOL}.runfiles/MANIFEST", "ok.json"),
+        outputs=(f"{BIN}/ok.json", f"{BIN}/ok.tar"),
+    )
+    eng.build([*_tool_actions(), probe], workers=True)
+    assert eng.log[-1].strip().endswith("3 actions: 1 executed, 0 cache hits, 2 in-process")
+    # no worker outlives the build: nothing of ours still has the output base as cwd
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            assert not cwd.startswith(str(tmp_path / "ob")), f"process {pid} left in {cwd}"
