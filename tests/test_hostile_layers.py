@@ -1,0 +1,211 @@
+"""Hostile layers and images never touch the host: every unpacker and reader, attacked.
+
+Each test builds hostile input in tmp_path (links to `/`, `..` chains, link
+chains, hard links and whiteouts through links, bad names and digests), runs
+the real action entry point, and checks that a canary directory outside the
+build is byte-for-byte and inode-for-inode untouched and that its victim file
+is still there. Where the input is acceptable, it also checks the result is
+what a container runtime would make of it (paths resolved inside the root).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import stat
+import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realtools import need
+from strata.cli import main
+from strata.oci.image import Blob, assemble
+from strata.oci.oci_layout import write_oci_layout
+from strata.oci.platform import parse_platform
+
+BUSYBOX = "/usr/bin/busybox"
+UP = "../" * 16  # more `..` than any unpack directory is deep
+
+Snapshot = dict[str, tuple[Any, ...]]
+
+
+def action(tmp: Path, mnemonic: str, req: dict[str, Any]) -> int:
+    path = tmp / f"{mnemonic}-{len(list(tmp.glob('*.req.json')))}.req.json"
+    path.write_text(json.dumps({"schema_version": 1, **req}, sort_keys=True))
+    return main(["action", mnemonic, f"@{path}"])
+
+
+def entry(name: str, data: bytes | None = None, **kw: Any) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mtime = 1
+    info.mode = 0o644
+    for k, v in kw.items():
+        setattr(info, k, v)
+    if data is None and info.type == tarfile.REGTYPE:
+        info.type = tarfile.DIRTYPE
+        info.mode = kw.get("mode", 0o755)
+    return info
+
+
+def sym(name: str, target: str, **kw: Any) -> tuple[tarfile.TarInfo, None]:
+    return entry(name, type=tarfile.SYMTYPE, linkname=target, **kw), None
+
+
+def hardlink(name: str, target: str) -> tuple[tarfile.TarInfo, None]:
+    return entry(name, type=tarfile.LNKTYPE, linkname=target), None
+
+
+def file(name: str, data: bytes = b"pwned\n", **kw: Any) -> tuple[tarfile.TarInfo, bytes]:
+    return entry(name, data, **kw), data
+
+
+def directory(name: str, **kw: Any) -> tuple[tarfile.TarInfo, None]:
+    return entry(name, **kw), None
+
+
+Member = tuple[tarfile.TarInfo, bytes | None]
+
+
+def layer(path: Path, members: list[Member]) -> Blob:
+    """An uncompressed layer blob (digest = diff_id) holding `members` in order."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    raw = path.read_bytes()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    return Blob(path, digest, len(raw), digest, "none")
+
+
+def snapshot(top: Path) -> Snapshot:
+    """Everything about a tree a write, delete, chmod, chown or link would change."""
+    out: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in ["", *dirnames, *filenames]:
+            if name == "" and dirpath != str(top):
+                continue
+            path = os.path.join(dirpath, name) if name else dirpath
+            st = os.lstat(path)
+            data: Any = b""
+            if stat.S_ISREG(st.st_mode):
+                data = Path(path).read_bytes()
+            elif stat.S_ISLNK(st.st_mode):
+                data = os.readlink(path)
+            key = os.path.relpath(path, top)
+            out[key] = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_ctime_ns, data)
+    return out
+
+
+@pytest.fixture
+def canary(tmp_path: Path) -> Iterator[str]:
+    """A directory outside every build, as a path relative to `/`; checked untouched after."""
+    top = tmp_path / "canary"
+    (top / "victim").mkdir(parents=True)
+    (top / "victim" / "delete-me").write_bytes(b"must survive\n")
+    (top / "victim" / "secret").write_bytes(b"host secret\n")
+    os.chmod(top / "victim", 0o750)
+    before = snapshot(top)
+    yield str(top).lstrip("/")
+    assert (top / "victim" / "delete-me").read_bytes() == b"must survive\n"
+    assert snapshot(top) == before
+
+
+# -- RunAsRoot ---------------------------------------------------------------------------------
+
+
+def shell() -> list[Member]:
+    return [
+        directory("bin"),
+        file("bin/busybox", Path(BUSYBOX).read_bytes(), mode=0o755),
+        sym("bin/sh", "busybox"),
+    ]
+
+
+def attack(via: str, c: str) -> list[Member]:
+    """Every kind of write through `via` (a path that resolves to the image's `/`)."""
+    return [
+        file(f"{via}/{c}/pwned"),
+        file(f"{via}/{c}/newdir/deeper/pwned"),  # parents made through the link
+        directory(f"{via}/{c}/victim", mode=0o777, uid=4242, gid=4242),  # chmod/chown
+        sym(f"{via}/{c}/victim/planted", "/etc/shadow", uid=4242),  # lchown of a link
+        hardlink(f"{via}/{c}/victim/linked", "bin/busybox"),
+        file(f"{via}/{c}/victim/.wh.delete-me", b""),
+        file(f"{via}/{c}/victim/.wh..wh..opq", b""),
+    ]
+
+
+ESCAPES: dict[str, Callable[[str], list[list[Member]]]] = {
+    "link to /": lambda c: [[sym("x", "/"), *attack("x", c)]],
+    "link to ../../..": lambda c: [[sym("y", UP), *attack("y", c)]],
+    "absolute link chain": lambda c: [
+        [sym("a", "/b/c"), sym("b", "/"), sym("c", "/"), *attack("a", c)]
+    ],
+    "link to link": lambda c: [
+        [sym("l1", "l2"), sym("l2", "/l3"), sym("l3", UP), *attack("l1", c)]
+    ],
+    "dir replaced by a link": lambda c: [
+        [directory("d"), file("d/old")],
+        [sym("d", "/")],
+        attack("d", c),
+    ],
+}
+INSIDE = 'test -f "/{c}/pwned"; test -f "/{c}/newdir/deeper/pwned"; test ! -e /{c}/victim/delete-me'
+
+
+def run_as_root(tmp: Path, blobs: list[Blob], script: str, **extra: Any) -> int:
+    req = {
+        "layers": [{"blob": str(b.path), "descriptor": ""} for b in blobs],
+        "script": script,
+        "compressor": "none",
+        "output": str(tmp / "out.tar"),
+        "descriptor": str(tmp / "out.json"),
+        **extra,
+    }
+    return action(tmp, "RunAsRoot", req)
+
+
+@pytest.mark.parametrize("escape", sorted(ESCAPES))
+def test_run_as_root_writes_through_links_stay_in_the_root(
+    tmp_path: Path, canary: str, escape: str
+) -> None:
+    need("proot")
+    blobs = [layer(tmp_path / "sh.tar", shell())]
+    for i, members in enumerate(ESCAPES[escape](canary)):
+        blobs.append(layer(tmp_path / f"evil{i}.tar", members))
+    # the script sees every entry where the runtime would put it: under the image's /
+    assert run_as_root(tmp_path, blobs, INSIDE.format(c=canary)) == 0
+
+
+def test_run_as_root_hard_link_target_through_a_link(tmp_path: Path, canary: str) -> None:
+    need("proot")
+    members = [
+        file(f"{canary}/victim/secret", b"inside\n"),
+        sym("x", "/"),
+        hardlink("stolen", f"x/{canary}/victim/secret"),
+        sym("y", UP),
+        hardlink("stolen2", f"/y/{canary}/victim/secret"),
+    ]
+    blobs = [layer(tmp_path / "sh.tar", shell()), layer(tmp_path / "evil.tar", members)]
+    script = 'read a < /stolen; read b < /stolen2; test "$a$b" = insideinside'
+    assert run_as_root(tmp_path, blobs, script) == 0
+
+
+def test_run_as_root_base_from_a_pulled_layout(tmp_path: Path, canary: str) -> None:
+    """A base as pull_image leaves it (an OCI layout pinned by digest) is unpacked confined."""
+    need("proot")
+    blobs = [
+        layer(tmp_path / "sh.tar", shell()),
+        layer(tmp_path / "evil.tar", [sym("x", "/"), *attack("x", canary)]),
+    ]
+    image = assemble(layers=blobs, fields={}, platform=parse_platform("x86_64"), name="ev/il")
+    write_oci_layout(tmp_path / "layout", [image.image])
+    base = {"path": str(tmp_path / "layout"), "name": ""}
+    assert run_as_root(tmp_path, [], INSIDE.format(c=canary), base=base) == 0
