@@ -24,6 +24,7 @@ import pytest
 
 from realtools import need
 from strata.cli import main
+from strata.oci.docker_archive import write_docker_archive
 from strata.oci.image import Blob, assemble
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
@@ -209,3 +210,92 @@ def test_run_as_root_base_from_a_pulled_layout(tmp_path: Path, canary: str) -> N
     write_oci_layout(tmp_path / "layout", [image.image])
     base = {"path": str(tmp_path / "layout"), "name": ""}
     assert run_as_root(tmp_path, [], INSIDE.format(c=canary), base=base) == 0
+
+
+# -- ImageExport -------------------------------------------------------------------------------
+
+
+def export(tmp: Path, layers: list[list[Member]]) -> tuple[int, dict[str, tarfile.TarInfo]]:
+    blobs = [layer(tmp / f"l{i}.tar", m) for i, m in enumerate(layers)]
+    image = assemble(layers=blobs, fields={}, platform=parse_platform("x86_64"), name="ev/il")
+    write_docker_archive(tmp / "image.tar", [image.image])
+    out = tmp / "rootfs.tar"
+    code = action(tmp, "ImageExport", {"image": str(tmp / "image.tar"), "output": str(out)})
+    if code != 0:
+        return code, {}
+    with tarfile.open(out) as tar:
+        return code, {m.name: m for m in tar.getmembers()}
+
+
+def test_export_resolves_parents_through_links_as_a_runtime(tmp_path: Path) -> None:
+    code, got = export(
+        tmp_path,
+        [
+            [
+                sym("x", "/"),
+                sym("y", UP),
+                sym("a", "/b/c"),
+                sym("b", "/"),
+                sym("c", "/"),
+                sym("l1", "l2"),
+                sym("l2", "/l3"),
+                sym("l3", UP),
+                file("x/etc/one"),
+                file("y/etc/two"),
+                file("a/etc/three"),
+                file("l1/etc/four"),
+            ]
+        ],
+    )
+    assert code == 0
+    assert sorted(got) == [
+        "a",
+        "b",
+        "c",
+        "etc",
+        "etc/four",
+        "etc/one",
+        "etc/three",
+        "etc/two",
+        "l1",
+        "l2",
+        "l3",
+        "x",
+        "y",
+    ]
+    assert got["x"].issym() and got["x"].linkname == "/" and got["etc"].isdir()
+
+
+def test_export_whiteouts_and_hard_links_through_links(tmp_path: Path) -> None:
+    lower = [
+        directory("etc"),
+        file("etc/gone"),
+        file("etc/keep"),
+        file("etc/secret", b"inside\n"),
+        directory("opq"),
+        file("opq/old"),
+        directory("d"),
+        file("d/old"),
+    ]
+    upper = [
+        sym("x", "/"),
+        file("x/etc/.wh.gone", b""),
+        file("x/opq/.wh..wh..opq", b""),
+        hardlink("stolen", "x/etc/secret"),
+        sym("d", UP),
+    ]
+    code, got = export(tmp_path, [lower, upper, [file("d/etc/new")]])
+    assert code == 0
+    assert sorted(got) == ["d", "etc", "etc/keep", "etc/new", "etc/secret", "opq", "stolen", "x"]
+    assert got["stolen"].isfile() and got["stolen"].size == len(b"inside\n")
+    assert got["d"].issym()
+
+
+def test_export_refuses_an_entry_below_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = export(tmp_path, [[file("f"), sym("x", "f"), file("x/under")]])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "f is not a directory, so the layer entry cannot go below it (got 'f/under')" in err
+    assert not (tmp_path / "rootfs.tar").exists()
