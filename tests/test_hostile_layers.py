@@ -299,3 +299,113 @@ def test_export_refuses_an_entry_below_a_file(
     err = capsys.readouterr().err
     assert "f is not a directory, so the layer entry cannot go below it (got 'f/under')" in err
     assert not (tmp_path / "rootfs.tar").exists()
+
+
+# -- CustomizationLayer ------------------------------------------------------------------------
+
+
+def customization(tmp: Path, **req: Any) -> tuple[int, dict[str, tarfile.TarInfo]]:
+    out = tmp / "out" / "layer.tar"
+    full = {"compressor": "none", "output": str(out), "descriptor": str(out) + ".json", **req}
+    code = action(tmp, "CustomizationLayer", full)
+    if code != 0:
+        return code, {}
+    with tarfile.open(out) as tar:
+        return code, {m.name: m for m in tar.getmembers()}
+
+
+def test_copy_to_root_store_layer_stays_in_the_root(tmp_path: Path, canary: str) -> None:
+    """docker_image's copy_to_root: a store path's own layer, unpacked and copied to /."""
+    store_path = "/nix/store/0c8w9s1iy6mbmn8xl9wn3m2d8cg1zc6q-evil"
+    p = store_path.lstrip("/")
+    members = [
+        directory(p),
+        sym(f"{p}/x", "/"),
+        sym(f"{p}/y", UP),
+        *[m for m in attack(f"{p}/x", canary) if m[0].type != tarfile.LNKTYPE],
+        file(f"{p}/y/{canary}/by-y"),
+    ]
+    blob = layer(tmp_path / "store.tar", members)
+    info = tmp_path / "info.json"
+    info.write_text(json.dumps({"path": store_path, "closure": []}))
+    code, got = customization(tmp_path, contents=[{"info": str(info), "layer": str(blob.path)}])
+    assert code == 0
+    assert f"{canary}/pwned" in got and f"{canary}/by-y" in got
+    assert got["x"].issym() and got["x"].linkname == "/"
+
+
+def test_files_through_a_content_link_stay_in_the_root(tmp_path: Path, canary: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    os.symlink(f"/{canary}/victim", src / "etc")  # nothing there in the image
+    os.symlink("/", src / "top")  # the image's root
+    files = [
+        {"type": "file", "dest": "etc/pwned", "content": "x"},
+        {"type": "dir", "dest": f"top/{canary}/victim", "mode": "0777"},
+        {"type": "file", "dest": f"top/{canary}/victim/pwned", "content": "x"},
+        {"type": "symlink", "dest": f"top/{canary}/victim/delete-me", "target": "/x"},
+    ]
+    code, got = customization(tmp_path, contents=[{"src": str(src)}], files=files)
+    assert code == 0
+    assert got["etc"].isdir() and "etc/pwned" in got
+    assert got["top"].issym() and got["top"].linkname == "/"
+    assert got[f"{canary}/victim"].mode == 0o777 and got[f"{canary}/victim/pwned"].isfile()
+    assert got[f"{canary}/victim/delete-me"].issym()
+
+
+def test_keep_dirlinks_through_a_link_chain_stays_in_the_root(tmp_path: Path, canary: str) -> None:
+    first = tmp_path / "first"
+    first.mkdir()
+    os.symlink(f"a/{canary}/victim", first / "lib")
+    os.symlink("/", first / "a")
+    second = tmp_path / "second"
+    (second / "lib").mkdir(parents=True)
+    (second / "lib" / "pwned").write_text("x")
+    (second / "lib" / "delete-me").write_text("x")
+    contents = [{"src": str(first)}, {"src": str(second)}]
+    code, got = customization(tmp_path, contents=contents, keep_dirlinks=True)
+    assert code == 0
+    # the link resolves to nothing inside the root: the directory replaces it
+    assert got["lib"].isdir() and "lib/pwned" in got
+
+
+# -- StoreTree ---------------------------------------------------------------------------------
+
+
+def test_store_tree_refuses_members_below_a_link(
+    tmp_path: Path, canary: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_path = "/nix/store/0c8w9s1iy6mbmn8xl9wn3m2d8cg1zc6q-evil"
+    p = store_path.lstrip("/")
+    info = tmp_path / "info.json"
+    info.write_text(json.dumps({"path": store_path, "closure": []}))
+    out = tmp_path / "build" / "out"
+    # `a` is the tree root, so `a/b` would lie at its top and climb one level too many,
+    # to tmp_path, and `c`'s placeholder would be written through it into the canary.
+    evil = [sym(f"{p}/a", "/"), sym(f"{p}/a/b", "/canary"), sym(f"{p}/c", "/evil/a/b/victim/pwn")]
+    blob = layer(tmp_path / "evil.tar", [directory(p), *evil])
+    req = {"info": str(info), "layer": str(blob.path), "output": str(out)}
+    assert action(tmp_path, "StoreTree", req) == 1
+    assert f"layer member lies below a symlink (got '{p}/a/b')" in capsys.readouterr().err
+
+
+def test_store_tree_links_and_placeholders_stay_in_the_tree(tmp_path: Path, canary: str) -> None:
+    store_path = "/nix/store/0c8w9s1iy6mbmn8xl9wn3m2d8cg1zc6q-evil"
+    p = store_path.lstrip("/")
+    info = tmp_path / "info.json"
+    info.write_text(json.dumps({"path": store_path, "closure": []}))
+    out = tmp_path / "build" / "out"
+    members = [
+        directory(p),
+        sym(f"{p}/up", UP + canary + "/victim/pwned"),
+        sym(f"{p}/abs", f"/{canary}/victim/delete-me"),
+        directory(f"{p}/bin"),
+        sym(f"{p}/bin/sh", "/nix/store/1bfwg64jzs1pzh4x0jj7lyw5cy5hs0pv-busybox/bin/busybox"),
+    ]
+    blob = layer(tmp_path / "tree.tar", members)
+    req = {"info": str(info), "layer": str(blob.path), "output": str(out)}
+    assert action(tmp_path, "StoreTree", req) == 0
+    for link in ("evil/up", "evil/abs", "evil/bin/sh"):
+        resolved = (out / link).resolve()
+        assert resolved.is_relative_to(out.resolve()) and resolved.is_file(), link
+    assert (out / canary / "victim" / "pwned").read_bytes() == b""
