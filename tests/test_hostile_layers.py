@@ -24,10 +24,12 @@ import pytest
 
 from realtools import need
 from strata.cli import main
+from strata.errors import UserError
 from strata.oci.docker_archive import write_docker_archive
 from strata.oci.image import Blob, assemble
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
+from strata.registry.push import read_layout
 
 BUSYBOX = "/usr/bin/busybox"
 UP = "../" * 16  # more `..` than any unpack directory is deep
@@ -409,3 +411,139 @@ def test_store_tree_links_and_placeholders_stay_in_the_tree(tmp_path: Path, cana
         resolved = (out / link).resolve()
         assert resolved.is_relative_to(out.resolve()) and resolved.is_file(), link
     assert (out / canary / "victim" / "pwned").read_bytes() == b""
+
+
+# -- readers: base images, layouts to push or index ---------------------------------------------
+
+
+def test_docker_archive_names_outside_are_refused(
+    tmp_path: Path, canary: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = f"/{canary}/victim/secret"
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": ["sha256:00"]}}
+    for layers, links in [
+        (["../canary/victim/secret"], {}),
+        ([secret], {}),
+        (["l.tar"], {"l.tar": secret}),
+        (["l.tar"], {"l.tar": "../canary/victim/secret"}),
+        (["l.tar"], {"dir": "/", "l.tar": f"dir/{canary}/victim/secret"}),
+    ]:
+        archive = tmp_path / "evil.tar"
+        doc = json.dumps([{"Config": "c.json", "Layers": layers}]).encode()
+        members = [file("manifest.json", doc), file("c.json", json.dumps(config).encode())]
+        members += [sym(name, target) for name, target in links.items()]
+        layer(archive, members)
+        out = tmp_path / "rootfs.tar"
+        req = {"image": str(archive), "output": str(out)}
+        assert action(tmp_path, "ImageExport", req) == 1, (layers, links)
+        assert "archive member escapes the archive" in capsys.readouterr().err
+        assert not out.exists()
+
+
+def layout_naming(tmp: Path, layer_digest: str, size: int) -> Path:
+    """An OCI layout whose one manifest names `layer_digest` (a hostile one)."""
+    layout = tmp / "layout"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": [layer_digest]}}
+    ).encode()
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return "sha256:" + digest
+
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": put(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest,
+                    "size": size,
+                }
+            ],
+        }
+    ).encode()
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": put(manifest),
+                "size": len(manifest),
+                "platform": {"architecture": "amd64", "os": "linux"},
+            }
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return layout
+
+
+def sneaky_digest(layout: Path, target: Path) -> str:
+    """`sha256:` + a 64-character path from the layout's blob directory to `target`."""
+    rel = os.path.relpath(target, layout / "blobs" / "sha256")
+    padding = 64 - len(rel)
+    assert padding >= 2, rel
+    return "sha256:" + "." + "/" * (padding - 1) + rel
+
+
+def test_layout_blob_digest_naming_a_host_file_is_refused(
+    tmp_path: Path, canary: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = Path("/" + canary) / "victim" / "secret"
+    layout = tmp_path / "layout"
+    digest = sneaky_digest(layout, secret)
+    layout_naming(tmp_path, digest, secret.stat().st_size)
+    # the base reader (run_as_root, export, image assembly) ...
+    out = tmp_path / "rootfs.tar"
+    assert action(tmp_path, "ImageExport", {"image": str(layout), "output": str(out)}) == 1
+    assert "unsupported or malformed digest (got 'sha256:./" in capsys.readouterr().err
+    assert not out.exists()
+    # ... and the push reader, which would otherwise send the host file to a registry
+    with pytest.raises(UserError, match=r"malformed blob digest in the layout \(got 'sha256:\./"):
+        read_layout(layout)
+
+
+def test_image_index_refuses_a_manifest_digest_naming_outside(
+    tmp_path: Path, canary: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = layout_naming(tmp_path, "sha256:" + "0" * 64, 0)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["digest"] = sneaky_digest(
+        layout, Path("/" + canary) / "victim" / "secret"
+    )
+    (layout / "index.json").write_text(json.dumps(index))
+    out = tmp_path / "index"
+    req = {"images": [str(layout)], "name": "ev/il", "output": str(out)}
+    assert action(tmp_path, "ImageIndex", req) == 1
+    assert "the image's manifest digest is malformed (got 'sha256:./" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_run_as_root_layers_dir_naming_outside(
+    tmp_path: Path, canary: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    for bad in ("..", ".", "../canary/victim/secret"):
+        doc = {"layers": [{"blob": bad, "descriptor": "d.json"}], "schema_version": 1}
+        (layers / "layers.json").write_text(json.dumps(doc))
+        req = {
+            "layers": [{"dir": str(layers)}],
+            "script": "true",
+            "compressor": "none",
+            "output": str(tmp_path / "out.tar"),
+            "descriptor": str(tmp_path / "out.json"),
+        }
+        assert action(tmp_path, "RunAsRoot", req) == 1
+        assert "a layer entry lacks plain blob/descriptor names" in capsys.readouterr().err
+        assert not (tmp_path / "out.tar").exists()
