@@ -25,6 +25,7 @@ Request (keys sorted; `schema_version` 1):
                         after the contents, before the commands ([])
     keep_dirlinks       bool (keepContentsDirlinks, default false): a copied directory
                         arriving at a symlink to a directory goes into the link's target
+                        (resolved inside the layer root, as in the image: `lib -> /` is /)
     extra_commands      shell text, run by /bin/sh -e with the layer root as cwd ("")
     fake_root_commands  shell text, run under fakeroot with the layer root as cwd ("")
     enable_fakechroot   bool (default false): run fake_root_commands chrooted in the
@@ -69,6 +70,7 @@ from strata.actions.store_path import read_info
 from strata.errors import UserError
 from strata.oci.compress import check_compressor, open_decompressed
 from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
+from strata.oci.rootfs import Rootfs
 from strata.oci.tree import DIR, FILE, SYMLINK, Entry, normalize_dest, sort_key
 
 COMMAND_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/homeless-shelter", "LC_ALL": "C"}
@@ -116,12 +118,17 @@ def _is_input_link(path: Path) -> bool:
 
 
 def _dirlink_target(root: Path, link: Path) -> Path | None:
-    """The directory inside `root` a symlink points at, if it is one."""
-    target = os.readlink(link)
-    resolved = root / target.lstrip("/") if target.startswith("/") else link.parent / target
-    resolved = Path(os.path.normpath(resolved))
-    inside = resolved == root or root in resolved.parents
-    return resolved if inside and resolved.is_dir() and not resolved.is_symlink() else None
+    """The directory inside `root` a symlink points at, if it is one.
+
+    Resolved as inside a chroot (strata.oci.rootfs): `lib -> /` is the root
+    itself and `..` stops there, so the copy never leaves the layer root.
+    """
+    fs = Rootfs(root, "keep_dirlinks")
+    rel = link.relative_to(root).as_posix()
+    st = fs.lstat(rel, follow_last=True)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        return None
+    return fs.path(fs.resolve(rel, follow_last=True))
 
 
 def _copy_into(src: Path, dest: Path, root: Path, keep_dirlinks: bool) -> None:
@@ -154,29 +161,30 @@ def _copy_into(src: Path, dest: Path, root: Path, keep_dirlinks: bool) -> None:
 
 
 def _place_files(req: dict[str, Any], where: str, root: Path) -> None:
-    """`files`: plain files (Layer-action contents items) at their destinations."""
+    """`files`: plain files (Layer-action contents items) at their destinations.
+
+    Their parents are resolved inside the root (strata.oci.rootfs): a content
+    link `etc -> /etc` makes `etc/motd` land in the layer's /etc.
+    """
     items = field(req, "files", list, where, [])
     if not items:
         return
+    fs = Rootfs(root, f"{where}: files")
     for e in plan_tree({"contents": items}, f"{where}: files").entries():
-        dest = root / e.name
         if e.kind == DIR:
-            dest.mkdir(parents=True, exist_ok=True)
-            os.chmod(dest, e.mode)
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif dest.exists() or dest.is_symlink():
-            dest.unlink()
-        if e.kind == SYMLINK:
-            os.symlink(e.target, dest)
+            # a directory already there through a link is the one meant
+            st = fs.lstat(e.name, follow_last=True)
+            is_dir = st is not None and stat.S_ISDIR(st.st_mode)
+            name = "/".join(fs.resolve(e.name, follow_last=is_dir))
+            if name:  # not a link to the root itself, whose mode is not the layer's
+                fs.mkdir(name, e.mode)
+        elif e.kind == SYMLINK:
+            fs.symlink(e.name, e.target)
         elif e.kind == FILE:
-            shutil.copyfile(e.source, dest)
-            os.chmod(dest, e.mode)
+            with open(e.source, "rb") as src:
+                fs.write(e.name, src, e.mode)
         else:
-            dest.write_bytes(e.data)
-            os.chmod(dest, e.mode)
+            fs.write(e.name, e.data, e.mode)
 
 
 def _single_file(name: str, where: str) -> UserError:
@@ -192,7 +200,8 @@ def _single_file(name: str, where: str) -> UserError:
 def _unpack_store_layer(layer: str, store_path: str, dest: Path, where: str) -> None:
     """The content of `store_path` from its own layer, symlinks and modes kept."""
     prefix = store_path.strip("/")
-    dirs: list[tuple[Path, int]] = []
+    fs = Rootfs(dest, where)
+    dirs: list[tuple[str, int]] = []
     found = False
     with open_decompressed(layer) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for member in tar:
@@ -207,20 +216,16 @@ def _unpack_store_layer(layer: str, store_path: str, dest: Path, where: str) -> 
                 continue
             if ".." in rel.split("/"):
                 raise UserError(f"layer member escapes its store path (got {name!r})", where=where)
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
             if member.isdir():
-                target.mkdir(mode=0o755, exist_ok=True)
-                dirs.append((target, member.mode & 0o7777))
+                fs.mkdir(rel)
+                dirs.append((rel, member.mode & 0o7777))
             elif member.issym():
-                os.symlink(member.linkname, target)
+                fs.symlink(rel, member.linkname)
             elif member.isfile():
                 src = tar.extractfile(member)
                 if src is None:  # pragma: no cover - isfile() members have data
                     raise UserError(f"unreadable layer member (got {name!r})", where=where)
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                os.chmod(target, member.mode & 0o7777)
+                fs.write(rel, src, member.mode & 0o7777)
             else:
                 raise UserError(
                     f"unsupported member in a store path layer (got {name!r}); store paths "
@@ -234,7 +239,7 @@ def _unpack_store_layer(layer: str, store_path: str, dest: Path, where: str) -> 
             where=where,
         )
     for d, mode in reversed(dirs):
-        os.chmod(d, mode | 0o700)
+        fs.chmod(d, mode | 0o700)
 
 
 def _contents(req: dict[str, Any], where: str, work: Path) -> list[tuple[str | None, Path]]:

@@ -34,7 +34,7 @@ from strata.actions.request import field
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import atomic_dir
-from strata.oci.digest import sha256_bytes
+from strata.oci.digest import sha256_bytes, split_digest
 from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST, Descriptor, index_bytes
 from strata.oci.oci_layout import CONTAINERD_NAME, LAYOUT_VERSION, REF_NAME
 from strata.oci.platform import Platform
@@ -65,12 +65,36 @@ def _manifest_of(layout: Path, where: str) -> Descriptor:
             f"{desc.get('mediaType')!r} in {layout}); pass an image's oci output",
             where=where,
         )
+    digest = field(desc, "digest", str, where)
+    try:
+        hexpart = split_digest(digest)[1]
+    except ValueError:
+        raise UserError(
+            f"the image's manifest digest is malformed (got {digest[:80]!r} in {layout}); "
+            "only sha256:<64 hex digits> names a blob: rebuild the image",
+            where=where,
+        ) from None
+    blob = layout / "blobs" / "sha256" / hexpart
+    if not blob.is_file() or sha256_bytes(blob.read_bytes()) != digest:
+        raise UserError(
+            f"the image's manifest blob is missing or corrupt (got {digest} in {layout}); "
+            "rebuild the image",
+            where=where,
+        )
     return Descriptor(
         OCI_MANIFEST,
-        field(desc, "digest", str, where),
+        digest,
         field(desc, "size", int, where),
         platform=Platform.from_json(desc["platform"]),
     )
+
+
+def _is_hex_name(name: str) -> bool:
+    try:
+        split_digest("sha256:" + name)
+    except ValueError:
+        return False
+    return True
 
 
 def _arch_suffix(platform: Platform) -> str:
@@ -105,6 +129,12 @@ def build_index(req: dict[str, Any], where: str) -> None:
         for layout in images:
             src = Path(layout) / "blobs" / "sha256"
             for blob in sorted(os.listdir(src)):
+                if not _is_hex_name(blob):
+                    raise UserError(
+                        f"a blob of {layout} is not named by its sha256 (got {blob!r}); "
+                        "pass an image's oci output",
+                        where=where,
+                    )
                 if not (blobs / blob).exists():
                     shutil.copyfile(src / blob, blobs / blob)
         nested = index_bytes(descriptors)

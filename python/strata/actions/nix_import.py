@@ -30,7 +30,6 @@ tree only for names (symlink-join); bytes come from the layer.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import shutil
 import tarfile
@@ -44,6 +43,7 @@ from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.oci.compress import open_decompressed
+from strata.oci.rootfs import Rootfs
 from strata.store import nar
 from strata.store.closure import PathInfo
 from strata.store.layer import write_store_layer
@@ -114,28 +114,35 @@ def import_paths(req: dict[str, Any], where: str) -> None:
     write_bytes_atomic(out / "index.json", json_bytes(doc_index))
 
 
-def _placeholder(tree: Path, link: Path, target: str) -> None:
-    """Point `link` at `target` (absolute) through the tree root, and make it resolvable."""
-    depth = len(link.relative_to(tree).parts) - 1
-    os.symlink("../" * depth + target.lstrip("/"), link)
-    spot = tree / target.lstrip("/")
-    if not spot.exists() and not spot.is_symlink():
-        spot.parent.mkdir(parents=True, exist_ok=True)
-        spot.write_bytes(b"")
+def _placeholder(fs: Rootfs, link: str, target: str) -> None:
+    """Point `link` at `target` (absolute) through the tree root, and make it resolvable.
+
+    The `../` count is taken where the link really lies (its parents
+    resolved inside the tree), so it climbs exactly to the tree root.
+    """
+    depth = len(fs.resolve(link)) - 1
+    fs.symlink(link, "../" * depth + target.lstrip("/"))
+    if fs.lstat(target) is None:
+        fs.write(target, b"", 0o644)
 
 
 def tree(req: dict[str, Any], where: str) -> None:
     check_keys(req, _TREE_KEYS, where)
     info = read_info(field(req, "info", str, where), where)
-    path = info["path"]
+    path = str(info["path"])
+    name = posixpath.basename(path).partition("-")[2]
+    if name in ("", ".", "..") or not path.startswith("/"):
+        raise UserError(
+            f"the info file names no store path (got {path!r}); pass a nix_store_import info",
+            where=where,
+        )
     out = Path(field(req, "output", str, where))
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    name = posixpath.basename(path).partition("-")[2]
-    content = out / name
+    fs = Rootfs(out, where)
     prefix = path.strip("/")
-    links: list[tuple[Path, str]] = []
+    links: dict[str, str] = {}
     with (
         open_decompressed(field(req, "layer", str, where)) as f,
         tarfile.open(fileobj=f, mode="r|") as tar,
@@ -145,31 +152,30 @@ def tree(req: dict[str, Any], where: str) -> None:
             if member_name != prefix and not member_name.startswith(prefix + "/"):
                 continue
             rel = member_name[len(prefix) + 1 :]
-            if ".." in rel.split("/"):
-                raise UserError(
-                    f"layer member escapes its store path (got {member.name!r})", where=where
-                )
-            dest = content / rel if rel else content
+            parts = rel.split("/") if rel else []
+            below_link = any("/".join(parts[:i]) in links for i in range(1, len(parts)))
+            if ".." in parts or below_link:
+                # A store path is a tree (a NAR): nothing lies below a symlink.
+                what = "escapes its store path" if ".." in parts else "lies below a symlink"
+                raise UserError(f"layer member {what} (got {member.name!r})", where=where)
+            dest = posixpath.join(name, rel) if rel else name
             if member.isdir():
-                dest.mkdir(parents=True, exist_ok=True)
+                fs.mkdir(dest)
             elif member.issym():
                 # The absolute target the link means in the image.
-                absolute = posixpath.normpath(
+                links[rel] = posixpath.normpath(
                     posixpath.join("/" + posixpath.dirname(member_name), member.linkname)
                 )
-                links.append((dest, absolute))
             elif member.isfile():
-                dest.parent.mkdir(parents=True, exist_ok=True)
                 src = tar.extractfile(member)
                 if src is None:  # pragma: no cover - isfile() members have data
                     raise UserError(f"unreadable layer member (got {member.name!r})", where=where)
-                with open(dest, "wb") as w:
-                    shutil.copyfileobj(src, w)
-                os.chmod(dest, 0o755 if member.mode & 0o111 else 0o644)
-    for link, absolute in sorted(links, key=lambda x: str(x[0])):
-        link.parent.mkdir(parents=True, exist_ok=True)
+                fs.write(dest, src, 0o755 if member.mode & 0o111 else 0o644)
+    for rel, absolute in sorted(links.items()):
+        link = posixpath.join(name, rel) if rel else name
         inside = absolute == "/" + prefix or absolute.startswith("/" + prefix + "/")
-        if inside and (out / absolute.lstrip("/")).exists():
-            os.symlink(os.path.relpath(out / absolute.lstrip("/"), link.parent), link)
+        if inside and fs.lstat(absolute, follow_last=True) is not None:
+            parent = "/".join(fs.resolve(link)[:-1]) or "."
+            fs.symlink(link, posixpath.relpath(absolute.lstrip("/"), parent))
         else:
-            _placeholder(out, link, absolute)
+            _placeholder(fs, link, absolute)

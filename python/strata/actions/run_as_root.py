@@ -10,6 +10,11 @@ new and changed entries (content, mode, owner, link target) with their
 parent directories, deletions as `.wh.<name>` whiteouts. Applied on top of
 the base, it gives what the script left.
 
+The layers are untrusted: every member path is resolved inside ROOT as a
+chroot would and written through directory descriptors that follow no link
+(strata.oci.rootfs), so `x -> /` then `x/etc/passwd` writes the image's file
+and a whiteout through a link deletes inside the image, never on the host.
+
 Ownership: the unpacked tree carries the layers' real owners, and the
 script's `chown` must stick so it can be recorded. proot's `-0` only
 pretends for an unprivileged caller (chown becomes a no-op), and fakeroot's
@@ -58,6 +63,7 @@ from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
 from strata.oci.compress import check_compressor, open_decompressed
 from strata.oci.layer import write_descriptor, write_layer_from_entries
+from strata.oci.rootfs import Rootfs
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry, sort_key
 
 SCRIPT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
@@ -87,82 +93,45 @@ class State:
     size: int = 0
 
 
-def _inside(root: Path, rel: str, where: str) -> Path:
-    """`rel` under `root`, resolving symlinks in its parents as a chroot would."""
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise UserError(f"layer member escapes the root (got {rel!r})", where=where)
-    resolved: list[str] = []
-    for depth, part in enumerate(parts):
-        candidate = root.joinpath(*resolved, part)
-        last = depth == len(parts) - 1
-        hops = 0
-        while not last and candidate.is_symlink():
-            hops += 1
-            if hops > 40:
-                raise UserError(f"symlink loop in the image (got {rel!r})", where=where)
-            target = os.readlink(candidate)
-            base = [] if target.startswith("/") else resolved
-            norm = posixpath.normpath(posixpath.join("/", *base, target)).lstrip("/")
-            resolved = [p for p in norm.split("/") if p]
-            if not resolved:
-                break
-            part = resolved.pop()
-            candidate = root.joinpath(*resolved, part)
-        resolved.append(part)
-    return root.joinpath(*resolved)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 def apply_layer(root: Path, blob: str, where: str) -> None:
-    """Unpack one layer blob over `root` as a container runtime does (whiteouts, owners)."""
+    """Unpack one layer blob over `root` as a container runtime does (whiteouts, owners).
+
+    Every path is resolved inside `root` as a chroot would (strata.oci.rootfs):
+    a layer's `x -> /` followed by `x/etc/passwd` writes the image's file.
+    """
+    fs = Rootfs(root, where)
     with open_decompressed(blob) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for member in tar:
-            name = member.name.lstrip("/")
-            if name in ("", "."):
+            parts = [p for p in member.name.split("/") if p not in ("", ".")]
+            if ".." in parts:
+                raise UserError(f"layer member escapes the root (got {member.name!r})", where=where)
+            if not parts or parts[-1] == WHITEOUT:  # the root, or a whiteout of nothing
                 continue
-            dest = _inside(root, name, where)
-            base = dest.name
+            name = "/".join(parts)
+            parent, base = posixpath.split(name)
+            owner = (member.uid, member.gid)
+            mode = member.mode & 0o7777
             if base == OPAQUE:
-                for child in list(dest.parent.iterdir()) if dest.parent.is_dir() else []:
-                    _remove(child)
-                continue
-            if base.startswith(WHITEOUT):
-                _remove(dest.parent / base[len(WHITEOUT) :])
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if member.isdir():
-                if not dest.is_dir() or dest.is_symlink():
-                    _remove(dest)
-                    dest.mkdir()
+                fs.clear(parent)
+            elif base.startswith(WHITEOUT):
+                fs.remove(posixpath.join(parent, base[len(WHITEOUT) :]))
+            elif member.isdir():
+                fs.mkdir(name, mode, owner)
+            elif member.issym():
+                fs.symlink(name, member.linkname, owner)
+            elif member.islnk():
+                fs.hardlink(name, member.linkname.lstrip("/"))
+            elif member.isfile():
+                src = tar.extractfile(member)
+                if src is None:  # pragma: no cover - isfile() members have data
+                    raise UserError(f"unreadable member (got {name!r})", where=where)
+                fs.write(name, src, mode, owner)
             else:
-                _remove(dest)
-                if member.issym():
-                    os.symlink(member.linkname, dest)
-                elif member.islnk():
-                    os.link(_inside(root, member.linkname, where), dest)
-                    continue
-                elif member.isfile():
-                    src = tar.extractfile(member)
-                    if src is None:  # pragma: no cover - isfile() members have data
-                        raise UserError(f"unreadable member (got {name!r})", where=where)
-                    with open(dest, "wb") as out:
-                        shutil.copyfileobj(src, out)
-                else:
-                    raise UserError(
-                        f"special file in a layer (got {name!r}); "
-                        "run_as_root unpacks only files, directories and links",
-                        where=where,
-                    )
-            os.lchown(dest, member.uid, member.gid)
-            if not member.issym():
-                os.chmod(dest, member.mode & 0o7777)
+                raise UserError(
+                    f"special file in a layer (got {name!r}); "
+                    "run_as_root unpacks only files, directories and links",
+                    where=where,
+                )
 
 
 def snapshot(root: Path) -> dict[str, State]:
@@ -231,7 +200,7 @@ def run_script(root: Path, script: str, where: str) -> None:
             f"(got PATH={os.environ.get('PATH', '')!r}); install the Debian package proot",
             where=where,
         )
-    if not (root / "bin" / "sh").exists() and not (root / "bin" / "sh").is_symlink():
+    if Rootfs(root, where).lstat("bin/sh") is None:
         raise UserError(
             "the image has no /bin/sh to run the script with (got no bin/sh in the root "
             "filesystem); put a shell in the base or contents, e.g. bin_sh or busybox",

@@ -177,7 +177,8 @@ def read_layers_dir(directory: str | Path, where: str) -> list[tuple[Path, Path]
     out: list[tuple[Path, Path]] = []
     for item in items:
         names = [item.get(k) if isinstance(item, dict) else None for k in ("blob", "descriptor")]
-        if not all(isinstance(n, str) and n and "/" not in n for n in names):
+        # Plain names only: `..` or a path would read a blob from outside the directory.
+        if not all(isinstance(n, str) and n not in ("", ".", "..") and "/" not in n for n in names):
             raise UserError(
                 f"{index}: a layer entry lacks plain blob/descriptor names (got {item!r:.80}); "
                 "rebuild it with LayerGroups",

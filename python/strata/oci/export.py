@@ -6,6 +6,14 @@ directory removes the directory's content), `.wh.<name>` deletes `<name>`
 from the layers below, and `.wh..wh..opq` hides everything the layers below
 put in its directory. Whiteouts never appear in the output.
 
+Paths are resolved as a container runtime resolves them while unpacking:
+inside the image's root, as a chroot would (strata.oci.rootfs). A symlink in
+a member's parents is followed, its absolute target or `..` clamped at the
+root, so a layer holding `x -> /` and then `x/etc/motd` exports the entry as
+`etc/motd`, beside the link `x`, exactly what the container would see. The
+same holds for whiteouts, opaque whiteouts and hard link targets. An entry
+below a file is refused, as runtimes refuse to unpack it.
+
 Spec: https://github.com/opencontainers/image-spec/blob/main/layer.md#whiteouts
 
 The result is written in `tar --sort=name` order with the lead tar writer:
@@ -30,6 +38,7 @@ from strata.fsutil import atomic_file
 from strata.oci.compress import open_decompressed
 from strata.oci.digest import DigestingWriter
 from strata.oci.image import Blob
+from strata.oci.rootfs import resolve
 from strata.oci.tarwriter import TarWriter
 from strata.oci.tree import sort_key
 
@@ -72,6 +81,15 @@ class _Root:
         self.stage = stage
         self.count = 0
 
+    def _readlink(self, parts: tuple[str, ...]) -> str | None:
+        node = self.nodes.get("/".join(parts))
+        return node.target if node is not None and node.kind == "symlink" else None
+
+    def resolve(self, name: str, where: str, *, follow_last: bool = False) -> str:
+        """`name` with the symlinks in its parents followed, inside the root."""
+        parts = resolve(name, self._readlink, follow_last=follow_last, where=where)
+        return "/".join(parts)
+
     def remove_below(self, path: str, layer: int, *, keep_self: bool) -> None:
         """Drop `path` (unless `keep_self`) and everything under it from layers below `layer`."""
         prefix = path + "/" if path else ""
@@ -81,15 +99,23 @@ class _Root:
             if self.nodes[name].layer < layer:
                 del self.nodes[name]
 
-    def put(self, name: str, node: _Node) -> None:
+    def put(self, name: str, node: _Node, where: str) -> None:
         old = self.nodes.get(name)
         if old is not None and old.kind == "dir" and node.kind != "dir":
             prefix = name + "/"
             for n in [n for n in self.nodes if n.startswith(prefix)]:
                 del self.nodes[n]
         parent = posixpath.dirname(name)
-        while parent and parent not in self.nodes:
-            self.nodes[parent] = _Node("dir", 0o755, 0, 0, node.layer)
+        while parent:
+            found = self.nodes.get(parent)
+            if found is not None and found.kind != "dir":
+                raise UserError(
+                    f"{parent} is not a directory, so the layer entry cannot go below it "
+                    f"(got {name!r}); the image is malformed: rebuild it",
+                    where=where,
+                )
+            if found is None:
+                self.nodes[parent] = _Node("dir", 0o755, 0, 0, node.layer)
             parent = posixpath.dirname(parent)
         self.nodes[name] = node
 
@@ -106,38 +132,41 @@ def _apply_layer(root: _Root, blob: Blob, index: int, warnings: list[str]) -> No
     where = f"layer {index} ({blob.digest})"
     with open_decompressed(blob.path) as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
         for m in tf:
-            name = _norm(m.name, where)
-            base = posixpath.basename(name)
-            parent = posixpath.dirname(name)
+            lexical = _norm(m.name, where)
+            if not lexical:
+                continue
+            base = posixpath.basename(lexical)
+            if base == WHITEOUT:  # a whiteout of nothing
+                continue
             if base == OPAQUE:
+                parent = root.resolve(posixpath.dirname(lexical), where, follow_last=True)
                 root.remove_below(parent, index, keep_self=True)
                 continue
+            name = root.resolve(lexical, where)
             if base.startswith(WHITEOUT):
-                root.remove_below(
-                    posixpath.join(parent, base[len(WHITEOUT) :]), index, keep_self=False
-                )
-                continue
-            if not name:
+                gone = posixpath.join(posixpath.dirname(name), base[len(WHITEOUT) :])
+                root.remove_below(gone, index, keep_self=False)
                 continue
             mode = m.mode & 0o7777
             if m.isdir():
-                root.put(name, _Node("dir", mode, m.uid, m.gid, index))
+                root.put(name, _Node("dir", mode, m.uid, m.gid, index), where)
             elif m.issym():
-                root.put(name, _Node("symlink", 0o777, m.uid, m.gid, index, target=m.linkname))
+                root.put(
+                    name, _Node("symlink", 0o777, m.uid, m.gid, index, target=m.linkname), where
+                )
             elif m.islnk():
-                target = root.nodes.get(_norm(m.linkname, where))
+                target = root.nodes.get(root.resolve(_norm(m.linkname, where), where))
                 if target is None or target.kind != "file":
                     raise UserError(
                         f"hard link {m.name!r} points at a missing file (got {m.linkname!r}); "
                         "the image is malformed",
                         where=where,
                     )
-                root.put(
-                    name, _Node("file", mode, m.uid, m.gid, index, target.size, target.content)
-                )
+                node = _Node("file", mode, m.uid, m.gid, index, target.size, target.content)
+                root.put(name, node, where)
             elif m.isfile():
                 content = root.stage_file(tf.extractfile(m))
-                root.put(name, _Node("file", mode, m.uid, m.gid, index, m.size, content))
+                root.put(name, _Node("file", mode, m.uid, m.gid, index, m.size, content), where)
             else:
                 warnings.append(
                     f"{where}: skipped {m.name!r}: device nodes, FIFOs and sockets are not "

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from strata.errors import UserError
 from strata.oci.base import Selector, read_docker_archive
-from strata.oci.digest import sha256_bytes
+from strata.oci.digest import sha256_bytes, split_digest
 from strata.oci.image import Image
 from strata.oci.manifest import (
     DOCKER_MANIFEST,
@@ -105,9 +105,17 @@ class PushResult:
 def _read_layout_blob(layout: Path, desc: dict[str, Any], where: str) -> BlobSource:
     digest = str(desc.get("digest", ""))
     size = desc.get("size")
-    algo, _, hexpart = digest.partition(":")
-    path = layout / "blobs" / algo / hexpart
-    if algo != "sha256" or len(hexpart) != 64 or not path.is_file():
+    # Checked before it names a file: `sha256:../../..` must not read (and send) a host file.
+    try:
+        hexpart = split_digest(digest)[1]
+    except ValueError:
+        raise UserError(
+            f"malformed blob digest in the layout (got {digest[:80]!r}); only sha256:<64 hex "
+            "digits> names a blob: rebuild the layout",
+            where=where,
+        ) from None
+    path = layout / "blobs" / "sha256" / hexpart
+    if not path.is_file():
         raise UserError(
             f"blob is missing from the layout (got {digest or 'no digest'}); "
             "rebuild or copy the layout again",
