@@ -55,3 +55,27 @@ def test_malformed_action_result_is_a_miss(tmp_path: Path) -> None:
     for junk in (b"{not json", b'{"files": [{"path": 1}]}', b"[]"):
         (tmp_path / "ac" / "cd" / key).write_bytes(junk)
         assert cache.get_action_result(key) is None
+
+
+def test_blobs_share_the_outputs_bytes_and_an_edited_output_is_caught(tmp_path: Path) -> None:
+    """A blob is a hard link to its output and a hit links the blob: the bytes exist once.
+
+    Editing an output in place (root ignores its read-only mode) therefore changes
+    the blob too; verification on read turns that into a miss, never a wrong hit.
+    """
+    import os
+
+    cache = LocalDiskCache(tmp_path / "c")
+    out = tmp_path / "out"
+    out.write_bytes(b"layer bytes")
+    sha = hashlib.sha256(b"layer bytes").hexdigest()
+    cache.put_blob(sha, out)
+    blob = tmp_path / "c" / "cas" / sha[:2] / sha
+    assert os.stat(blob).st_ino == os.stat(out).st_ino
+    hit = tmp_path / "again" / "out"
+    assert cache.get_blob(sha, hit)
+    assert os.stat(hit).st_ino == os.stat(blob).st_ino and os.stat(blob).st_nlink == 3
+    assert not list((tmp_path / "c" / "cas" / sha[:2]).glob(".*")), "no temp files left"
+    out.write_bytes(b"edited bytes")
+    assert not cache.get_blob(sha, tmp_path / "third")
+    assert not cache.has_blob(sha) and not (tmp_path / "third").exists()

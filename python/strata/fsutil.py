@@ -8,6 +8,7 @@ an error leaves no half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -60,6 +61,40 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
-    with atomic_file(path, mode) as f:
+def write_bytes_atomic(
+    path: str | os.PathLike[str], data: bytes, mode: int = 0o644, *, durable: bool = True
+) -> None:
+    with atomic_file(path, mode, durable=durable) as f:
         f.write(data)
+
+
+def link_or_copy(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Make `dest` (absent) hold `src`'s bytes: a hard link, or a copy where none can be made.
+
+    For read-only build outputs and cache blobs, which are replaced and never
+    changed in place, a link is a copy that costs no bytes. Links to a symlink
+    are made to what it points at. Across filesystems or mounts (EXDEV), or
+    where links are refused, the bytes are copied.
+    """
+    try:
+        os.link(src, dest, follow_symlinks=True)
+        return
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
+            raise
+    shutil.copyfile(src, dest)
+
+
+def share_output(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """`link_or_copy` for an action putting an input's bytes in its output.
+
+    Only another action's output (under `bazel-out/`, where both engines keep
+    them, read-only) is linked: both engines chmod outputs, which would change a
+    linked source file of the user's or a shared download store, so those are
+    copied.
+    """
+    real = os.path.realpath(src)
+    if "/bazel-out/" in real:
+        link_or_copy(real, dest)
+    else:
+        shutil.copyfile(real, dest)

@@ -132,7 +132,7 @@ def write_outputs(images: list[Image], paths: dict[str, Path], info: dict[str, A
             write_oci_layout(paths["oci_layout"], images)
             done.append(paths["oci_layout"])
         if "image_info" in paths:
-            write_bytes_atomic(paths["image_info"], json_bytes(info) + b"\n")
+            write_bytes_atomic(paths["image_info"], json_bytes(info) + b"\n", durable=False)
     except BaseException:
         for p in done:
             if p.is_dir():

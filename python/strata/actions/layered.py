@@ -42,7 +42,6 @@ Errors leave no output directory.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ from strata.actions.request import field
 from strata.actions.store_path import read_info
 from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import atomic_dir
+from strata.fsutil import atomic_dir, share_output
 from strata.layering.pipeline import plan_layers
 from strata.layering.plan_io import (
     LAYERS_JSON,
@@ -157,7 +156,7 @@ def _write_group(
     sources = [layers[p][0] for p in group]
     if len(sources) == 1 and sources[0].compressor == compressor:
         src = sources[0]
-        shutil.copyfile(src.path, out / blob_name)
+        share_output(src.path, out / blob_name)
         data = json_bytes(layers[group[0]][1].to_json())
     else:
         desc = concat_layers(out / blob_name, [b.path for b in sources], compressor)

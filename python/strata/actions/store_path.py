@@ -141,7 +141,7 @@ def run(req: dict[str, Any], where: str) -> None:
     entries = planned_store_entries(planned, info.path, store_dir)
     descriptor = write_layer_from_entries(layer, compressor, entries, ownership(req, where))
     write_descriptor(field(outputs, "descriptor", str, where), descriptor, layer)
-    write_bytes_atomic(field(outputs, "info", str, where), json_bytes(doc))
+    write_bytes_atomic(field(outputs, "info", str, where), json_bytes(doc), durable=False)
 
 
 def _with_magic(chunks: Iterator[bytes], *, single: bool) -> Iterator[bytes]:

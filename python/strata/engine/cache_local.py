@@ -3,27 +3,32 @@
     ac/<hh>/<key>      action results (canonical JSON), by action key
     cas/<hh>/<sha256>  blobs, by the sha256 of their content
 
-Every write is a temp file in the destination directory, fsync, rename: a
+Every write is a temp name in the destination directory, then a rename: a
 reader sees the whole old entry or the whole new one, and two builds that
 store the same entry at once both succeed (the loser's rename just replaces an
-identical file). There is no read-modify-write, so no lock is needed. Blobs
-are verified against their name on every read; a corrupt one is removed and
-reported as missing, so the action that needs it re-runs.
+identical file). There is no read-modify-write, so no lock is needed.
+
+Outputs are read-only and replaced, never changed in place, so a blob is a
+hard link to the output it was stored from, and a hit is a hard link to the
+blob: the bytes of a layer exist once on disk however many outputs and
+entries name them (a copy where the cache is on another filesystem). Blobs
+are not fsynced one by one: they are verified against their name on every
+read, so one torn by a crash is removed and reported as missing, and the
+action that needs it re-runs. Action results are small and fsynced.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from strata.canonical import json_bytes
 from strata.engine.cache import ActionResult
-from strata.fsutil import write_bytes_atomic
+from strata.engine.digests import sha256_file
+from strata.fsutil import link_or_copy, write_bytes_atomic
 
 _CHUNK = 1 << 20
 
@@ -53,18 +58,13 @@ class LocalDiskCache:
     def get_blob(self, sha256: str, dest: Path) -> bool:
         src = self._cas(sha256)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
         try:
-            h = hashlib.sha256()
-            with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-                while chunk := fin.read(_CHUNK):
-                    h.update(chunk)
-                    fout.write(chunk)
-            if h.hexdigest() != sha256:
+            if sha256_file(src) != sha256:
                 with contextlib.suppress(OSError):
                     src.unlink()
-                os.unlink(tmp)
                 return False
+            _link_or_copy(src, tmp)
             if dest.is_dir() and not dest.is_symlink():
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
@@ -79,15 +79,20 @@ class LocalDiskCache:
         if dest.is_file():
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{sha256}.", suffix=".tmp", dir=dest.parent)
+        tmp = dest.parent / f".{sha256}.{os.getpid()}.tmp"
         try:
-            with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-                shutil.copyfileobj(fin, fout, _CHUNK)
-                fout.flush()
-                os.fsync(fout.fileno())
-            os.chmod(tmp, 0o444)
+            _link_or_copy(src, tmp)
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """Replace `dest` by a link to `src` (a read-only copy across filesystems)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(dest)
+    link_or_copy(src, dest)
+    if os.stat(dest).st_nlink == 1:
+        os.chmod(dest, 0o444)

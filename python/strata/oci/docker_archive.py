@@ -74,7 +74,7 @@ def write_docker_archive(path: str | os.PathLike[str], images: Sequence[Image]) 
 
     Configs and layer blobs shared between images are stored once.
     """
-    with atomic_file(path) as f:
+    with atomic_file(path, durable=False) as f:
         stream_docker_archive(f, images)
 
 

@@ -184,7 +184,7 @@ def export_rootfs(
     warnings: list[str] = []
     for i, blob in enumerate(layers):
         _apply_layer(root, blob, i, warnings)
-    with atomic_file(out) as f:
+    with atomic_file(out, durable=False) as f:
         sink = DigestingWriter(f)
         tar = TarWriter(sink, mtime=mtime)
         for name in sorted(root.nodes, key=sort_key):

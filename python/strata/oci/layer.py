@@ -120,7 +120,7 @@ def write_descriptor(
 ) -> None:
     """Write a blob's descriptor; if that fails, remove the blob (no half-written outputs)."""
     try:
-        write_bytes_atomic(descriptor_path, json_bytes(descriptor.to_json()))
+        write_bytes_atomic(descriptor_path, json_bytes(descriptor.to_json()), durable=False)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(blob_path)

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from strata.canonical import json_bytes
-from strata.fsutil import atomic_dir
+from strata.fsutil import atomic_dir, share_output
 from strata.oci.digest import sha256_bytes
 from strata.oci.image import Image
 from strata.oci.manifest import OCI_MANIFEST, Descriptor, index_bytes
@@ -54,7 +53,7 @@ def write_oci_layout(path: str | os.PathLike[str], images: Sequence[Image]) -> N
             for blob in img.layers:
                 target = blobs / blob.digest.partition(":")[2]
                 if not target.exists():
-                    shutil.copyfile(blob.path, target)
+                    share_output(blob.path, target)
             put_bytes(img.config)
             manifest = img.manifest(docker=False)
             annotations = {}
