@@ -344,3 +344,33 @@ def test_tree_order_and_stats_are_deterministic() -> None:
     assert one == two
     assert reapi.tree_files(reapi.Tree.FromString(one)) == (sorted(files), [])
     assert io.BytesIO(one).read(1) == b"\x0a"  # root first
+
+
+def test_tree_that_expands_exponentially_is_rejected_without_expanding() -> None:
+    leaf = reapi.Directory()
+    leaf.files.add(name="f", digest=reapi.Digest(hash="1" * 64, size_bytes=1))
+    children, below = [leaf], leaf
+    for i in range(40):  # each level names the one below twice: 2**40 files
+        d = reapi.Directory()
+        for name in ("a", "b"):
+            d.directories.add(name=f"{name}{i}", digest=reapi.message_digest(below))
+        children.append(d)
+        below = d
+    tree = reapi.Tree(root=below, children=children[:-1])
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="more than"):
+        reapi.tree_files(tree)
+    assert time.monotonic() - start < 2
+
+
+def test_tree_deep_through_shared_directories_is_rejected() -> None:
+    chain = [reapi.Directory()]
+    for i in range(300):
+        d = reapi.Directory()
+        d.directories.add(name=f"n{i}", digest=reapi.message_digest(chain[-1]))
+        chain.append(d)
+    root = reapi.Directory()
+    for i, d in enumerate(chain):  # every level reachable at depth 1 too, shallowest first
+        root.directories.add(name=f"s{i}", digest=reapi.message_digest(d))
+    with pytest.raises(ValueError, match="levels|too deep"):
+        reapi.tree_files(reapi.Tree(root=root, children=chain))
