@@ -391,6 +391,7 @@ class Executor:
                     return False
             for sl in t.symlinks:
                 (root / sl.path).parent.mkdir(parents=True, exist_ok=True)
+                _remove(root / sl.path)  # an empty directory left from an earlier tree
                 os.symlink(sl.target, root / sl.path)
             _seal(root)
         return True
