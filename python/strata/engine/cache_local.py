@@ -6,9 +6,13 @@
 Every write is a temp file in the destination directory, fsync, rename: a
 reader sees the whole old entry or the whole new one, and two builds that
 store the same entry at once both succeed (the loser's rename just replaces an
-identical file). There is no read-modify-write, so no lock is needed. Blobs
-are verified against their name on every read; a corrupt one is removed and
-reported as missing, so the action that needs it re-runs.
+identical file). There is no read-modify-write, so no lock is needed.
+
+A shared `--disk_cache` is written by others, so nothing read is trusted: an
+action result must parse and pass the caller's check (`result_check`), and
+blobs are verified against their name on every read; a corrupt blob is
+removed. Either is an `InvalidEntry`, so the action re-runs and its fresh
+result replaces the bad one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from strata.canonical import json_bytes
-from strata.engine.cache import ActionResult
+from strata.engine.cache import ActionResult, InvalidEntry, ResultCheck
 from strata.fsutil import write_bytes_atomic
 
 _CHUNK = 1 << 20
@@ -31,6 +35,7 @@ _CHUNK = 1 << 20
 class LocalDiskCache:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.name = f"disk cache {root}"
 
     def _ac(self, key: str) -> Path:
         return self.root / "ac" / key[:2] / key
@@ -38,11 +43,24 @@ class LocalDiskCache:
     def _cas(self, sha256: str) -> Path:
         return self.root / "cas" / sha256[:2] / sha256
 
-    def get_action_result(self, key: str) -> ActionResult | None:
+    def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
+        path = self._ac(key)
         try:
-            return ActionResult.from_json(json.loads(self._ac(key).read_bytes()))
-        except (OSError, ValueError, KeyError, TypeError):
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as err:
+            raise InvalidEntry(self.name, f"cannot read {path} (got {err.strerror})") from None
+        try:
+            result = ActionResult.from_json(json.loads(data))
+        except (ValueError, RecursionError) as err:
+            raise InvalidEntry(
+                self.name, f"entry is not an action result (got {len(data)} bytes: {err!s:.80})"
+            ) from None
+        why = check(result)
+        if why is not None:
+            raise InvalidEntry(self.name, why)
+        return result
 
     def put_action_result(self, key: str, result: ActionResult) -> None:
         write_bytes_atomic(self._ac(key), json_bytes(result.to_json()))
@@ -64,7 +82,7 @@ class LocalDiskCache:
                 with contextlib.suppress(OSError):
                     src.unlink()
                 os.unlink(tmp)
-                return False
+                raise InvalidEntry(self.name, f"blob {sha256} does not match its sha256")
             if dest.is_dir() and not dest.is_symlink():
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
