@@ -20,11 +20,25 @@ import pytest
 
 from strata.engine import reapi
 from strata.engine.action import Action
-from strata.engine.cache import ActionResult, OutputFile, OutputTree
+from strata.engine.cache import ActionResult, InvalidEntry, OutputFile, OutputTree
 from strata.engine.cache_http import HttpCache, RemoteOptions, parse_remote_cache
 from strata.engine.cache_local import LocalDiskCache
 from strata.engine.cache_tiered import TieredCache, from_reapi, scoped, to_reapi
+from strata.engine.result_check import validate_result
 from strata.errors import UserError
+
+# The action `_result_with_blobs` is a result of, and the check the scheduler would pass.
+_ACTION = Action(
+    owner="//p:p",
+    mnemonic="Genrule",
+    progress_message="",
+    outputs=("bazel-out/k8-fastbuild/bin/p/out",),
+    output_dirs=("bazel-out/k8-fastbuild/bin/p/dir",),
+)
+
+
+def _check(result: ActionResult) -> str | None:
+    return validate_result(_ACTION, result)
 
 
 class _Store(http.server.ThreadingHTTPServer):
@@ -160,9 +174,14 @@ def test_result_round_trips_through_reapi_with_trees() -> None:
     msg, trees = to_reapi(result)
     back = from_reapi(reapi.ActionResult.FromString(reapi.encode(msg)), trees.get)
     assert back == result
-    assert from_reapi(msg, lambda _sha: None) is None  # a missing Tree blob is a miss
-    failed = reapi.ActionResult(exit_code=1)
-    assert from_reapi(failed, trees.get) is None
+    with pytest.raises(ValueError, match="tree blob .* is missing"):
+        from_reapi(msg, lambda _sha: None)
+    with pytest.raises(ValueError, match="failed run"):
+        from_reapi(reapi.ActionResult(exit_code=1), trees.get)
+    bad = reapi.ActionResult()
+    bad.output_directories.add(path="d", tree_digest=reapi.Digest(hash="../../x", size_bytes=1))
+    with pytest.raises(ValueError, match="invalid tree digest"):
+        from_reapi(bad, trees.get)
 
 
 def test_command_and_action_digest_match_bazel_4_2_3() -> None:
@@ -228,9 +247,9 @@ def test_fresh_cache_gets_result_and_blobs_then_writes_local_entry(
     _put_local(a, tmp_path, blobs)
     a.put_action_result("k" * 64, result)
     b = _tiered(tmp_path / "b", _url(server), warnings)
-    assert b.local.get_action_result("k" * 64) is None
-    assert b.get_action_result("k" * 64) == result
-    assert b.local.get_action_result("k" * 64) == result
+    assert b.local.get_action_result("k" * 64, _check) is None
+    assert b.get_action_result("k" * 64, _check) == result
+    assert b.local.get_action_result("k" * 64, _check) == result
     for data in blobs.values():
         assert b.local.has_blob(_sha(data))
     out = tmp_path / "materialised"
@@ -244,13 +263,13 @@ def test_404_and_204_are_misses(
 ) -> None:
     server.miss_status = status
     cache = _tiered(tmp_path, _url(server), warnings)
-    assert cache.get_action_result("0" * 64) is None
+    assert cache.get_action_result("0" * 64, _check) is None
     assert not cache.get_blob("0" * 64, tmp_path / "x")
     assert not (tmp_path / "x").exists()
     assert warnings == [] and not cache.remote.disabled
 
 
-def test_result_with_a_missing_blob_is_a_miss_and_leaves_no_local_entry(
+def test_result_with_a_missing_blob_is_invalid_and_leaves_no_local_entry(
     server: _Store, tmp_path: Path, warnings: list[str]
 ) -> None:
     result, blobs = _result_with_blobs(tmp_path)
@@ -259,8 +278,9 @@ def test_result_with_a_missing_blob_is_a_miss_and_leaves_no_local_entry(
     a.put_action_result("k" * 64, result)
     del server.data[f"/team/cas/{_sha(blobs['t2'])}"]
     b = _tiered(tmp_path / "b", _url(server), warnings)
-    assert b.get_action_result("k" * 64) is None
-    assert b.local.get_action_result("k" * 64) is None
+    with pytest.raises(InvalidEntry, match=f"blob {_sha(blobs['t2'])} could not be down"):
+        b.get_action_result("k" * 64, _check)
+    assert b.local.get_action_result("k" * 64, _check) is None
 
 
 def test_wrong_blob_is_rejected(server: _Store, tmp_path: Path, warnings: list[str]) -> None:
@@ -270,11 +290,43 @@ def test_wrong_blob_is_rejected(server: _Store, tmp_path: Path, warnings: list[s
     a.put_action_result("k" * 64, result)
     server.data[f"/team/cas/{_sha(blobs['out'])}"] = b"evil bytes!\n"
     b = _tiered(tmp_path / "b", _url(server), warnings)
-    assert b.get_action_result("k" * 64) is None
+    with pytest.raises(InvalidEntry, match="does not match its sha256") as err:
+        b.get_action_result("k" * 64, _check)
+    assert err.value.cache == f"remote cache {_url(server)}"
     assert not b.local.has_blob(_sha(blobs["out"]))
-    assert b.local.get_action_result("k" * 64) is None
+    assert b.local.get_action_result("k" * 64, _check) is None
     leftovers = [p for p in (tmp_path / "b").rglob("*") if p.is_file()]
     assert all(p.name != _sha(blobs["out"]) and not p.name.endswith(".tmp") for p in leftovers)
+
+
+def test_remote_result_failing_the_check_is_never_fetched_or_stored(
+    server: _Store, tmp_path: Path, warnings: list[str]
+) -> None:
+    result, blobs = _result_with_blobs(tmp_path)
+    a = _tiered(tmp_path / "a", _url(server), warnings)
+    _put_local(a, tmp_path, blobs)
+    a.put_action_result("k" * 64, result)
+    b = _tiered(tmp_path / "b", _url(server), warnings)
+    before = len(server.log)
+    with pytest.raises(InvalidEntry, match="^remote cache .*: nope$"):
+        b.get_action_result("k" * 64, lambda _r: "nope")
+    assert [p for _m, p, _h, _b in server.log[before:] if "/cas/" in p] == [
+        f"/team/cas/{to_reapi(result)[0].output_directories[0].tree_digest.hash}"
+    ]  # only the tree listing, no blob
+    assert not [p for p in (tmp_path / "b").rglob("*") if p.is_file()]
+    assert warnings == []
+
+
+@pytest.mark.parametrize("body", [b"\x20\x00", b"{}", b"\xff" * 40, b"\x12\x03abc"])
+def test_garbage_remote_entry_is_invalid_or_fails_the_check(
+    server: _Store, tmp_path: Path, warnings: list[str], body: bytes
+) -> None:
+    server.data["/team/ac/" + "k" * 64] = body
+    b = _tiered(tmp_path, _url(server), warnings)
+    with pytest.raises(InvalidEntry, match="not an ActionResult message|lacks declared output"):
+        b.get_action_result("k" * 64, _check)
+    assert b.local.get_action_result("k" * 64, _check) is None
+    assert warnings == [] and not b.remote.disabled
 
 
 def test_server_down_warns_once_and_turns_remote_off(tmp_path: Path, warnings: list[str]) -> None:
@@ -283,12 +335,12 @@ def test_server_down_warns_once_and_turns_remote_off(tmp_path: Path, warnings: l
     cache = _tiered(tmp_path, f"http://127.0.0.1:{free_port()}", warnings, timeout=2)
     result, blobs = _result_with_blobs(tmp_path)
     _put_local(cache, tmp_path, blobs)
-    assert cache.get_action_result("1" * 64) is None
+    assert cache.get_action_result("1" * 64, _check) is None
     cache.put_action_result("2" * 64, result)
-    assert cache.get_action_result("3" * 64) is None
+    assert cache.get_action_result("3" * 64, _check) is None
     assert len(warnings) == 1 and "continuing without the remote cache" in warnings[0]
     assert cache.remote.disabled
-    assert cache.get_action_result("2" * 64) == result  # the local half still works
+    assert cache.get_action_result("2" * 64, _check) == result  # the local half still works
 
 
 def test_timeout_warns_once_and_turns_remote_off(
@@ -296,8 +348,8 @@ def test_timeout_warns_once_and_turns_remote_off(
 ) -> None:
     server.delay = 2.0
     cache = _tiered(tmp_path, _url(server), warnings, timeout=0.3)
-    assert cache.get_action_result("1" * 64) is None
-    assert cache.get_action_result("2" * 64) is None
+    assert cache.get_action_result("1" * 64, _check) is None
+    assert cache.get_action_result("2" * 64, _check) is None
     assert len(warnings) == 1 and "Timeout" in warnings[0]
     assert len(server.log) == 1
 
@@ -326,7 +378,7 @@ def test_policy_flags_and_tags(server: _Store, tmp_path: Path, warnings: list[st
     full.put_action_result("k" * 64, result)
     no_accept = _tiered(tmp_path / "c", _url(server), warnings, accept_cached=False)
     before = len(server.log)
-    assert no_accept.get_action_result("k" * 64) is None
+    assert no_accept.get_action_result("k" * 64, _check) is None
     assert len(server.log) == before
     image = Action(
         owner="//img:app", mnemonic="ImageAssemble", progress_message="", tags=("no-remote-cache",)
@@ -344,3 +396,33 @@ def test_tree_order_and_stats_are_deterministic() -> None:
     assert one == two
     assert reapi.tree_files(reapi.Tree.FromString(one)) == (sorted(files), [])
     assert io.BytesIO(one).read(1) == b"\x0a"  # root first
+
+
+def test_tree_that_expands_exponentially_is_rejected_without_expanding() -> None:
+    leaf = reapi.Directory()
+    leaf.files.add(name="f", digest=reapi.Digest(hash="1" * 64, size_bytes=1))
+    children, below = [leaf], leaf
+    for i in range(40):  # each level names the one below twice: 2**40 files
+        d = reapi.Directory()
+        for name in ("a", "b"):
+            d.directories.add(name=f"{name}{i}", digest=reapi.message_digest(below))
+        children.append(d)
+        below = d
+    tree = reapi.Tree(root=below, children=children[:-1])
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="more than"):
+        reapi.tree_files(tree)
+    assert time.monotonic() - start < 2
+
+
+def test_tree_deep_through_shared_directories_is_rejected() -> None:
+    chain = [reapi.Directory()]
+    for i in range(300):
+        d = reapi.Directory()
+        d.directories.add(name=f"n{i}", digest=reapi.message_digest(chain[-1]))
+        chain.append(d)
+    root = reapi.Directory()
+    for i, d in enumerate(chain):  # every level reachable at depth 1 too, shallowest first
+        root.directories.add(name=f"s{i}", digest=reapi.message_digest(d))
+    with pytest.raises(ValueError, match="levels|too deep"):
+        reapi.tree_files(reapi.Tree(root=root, children=chain))

@@ -112,7 +112,11 @@ def test_corrupted_cas_entry_is_detected_and_the_action_reruns(eng: Engine) -> N
     stats = eng.build(chain(), explain=True)
     assert stats.executed_labels == ["//pkg:c Genrule"]
     assert c.read_text() == "ALPHA\nBETA\n"
-    assert "cache entry found but an output blob is missing or corrupt" in eng.log[-1]
+    log = eng.log[-1]
+    assert log.count("warning:") == 1
+    assert f"ignored an invalid action result for //pkg:c (blob {sha} does not match" in log
+    assert f"explain: //pkg:c Genrule {BIN}/pkg/C: the disk cache" in log
+    assert "1 invalid cache entries ignored" in log
     assert blob.read_text() == "ALPHA\nBETA\n"
 
 

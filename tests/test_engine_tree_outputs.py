@@ -132,3 +132,14 @@ def test_empty_directories_of_a_tree_are_not_staged_for_consumers(eng: Engine) -
     eng.build(actions)
     assert (eng.out(TREE) / "var" / "empty").is_dir()  # the output itself keeps it
     assert eng.out(f"{BIN}/pkg/u").read_text() == ".\n./etc\n./etc/passwd\n"
+
+
+def test_cached_tree_puts_a_link_where_an_earlier_tree_had_a_directory(eng: Engine) -> None:
+    with_dir = [_tree_action("mkdir d && echo x > d/x && echo x > x")]
+    with_link = [_tree_action("echo x > x && ln -s x d")]
+    eng.build(with_dir)
+    eng.build(with_link)
+    stats = eng.build(with_dir)  # both from the cache now, over each other's tree
+    assert stats.cache_hits == 1 and (eng.out(TREE) / "d" / "x").is_file()
+    stats = eng.build(with_link)
+    assert stats.cache_hits == 1 and os.readlink(eng.out(TREE) / "d") == "x"

@@ -174,6 +174,8 @@ def test_corrupt_blob_on_the_server_is_rejected_and_the_action_runs(
     blob.write_bytes(b"not the layer")
     stats, log, base = _build(_workspace(tmp_path / "b"), tmp_path / "out-b", ACTIONS[:1], remote)
     assert stats.executed == 1 and stats.cache_hits == 0
+    assert log.count("warning:") == 1 and f"blob {blob.name} does not match its sha256" in log
+    assert blob.read_bytes() == good  # uploaded again by the run
     assert (base.execroot / OUTPUTS[0]).read_bytes() == good
     disk = tmp_path / "out-b" / "disk"
     assert not [p for p in disk.rglob("*") if p.name.endswith(".tmp")]

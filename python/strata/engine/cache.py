@@ -6,15 +6,29 @@ can stand behind it. Blobs are named by sha256, the digest Bazel's cache
 protocol uses; action results list each output with its digest, size and
 executable bit, and tree artifacts as a listing of their files.
 
-Every getter may return "nothing" for any reason (missing, unreadable,
-corrupt): a cache miss only costs a re-run, never a wrong output.
+Entries are untrusted: other machines write a shared cache, and bytes rot.
+A getter returns None for a plain miss and raises `InvalidEntry` for an entry
+that is there but unusable (unparseable, not the shape the action's check
+asks for, a blob whose bytes do not match its sha256); the build treats both
+as a miss, warns once about the second, and never stores such an entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+
+class InvalidEntry(Exception):
+    """A cache entry that exists but cannot be used; the caller runs the action instead."""
+
+    def __init__(self, cache: str, why: str) -> None:
+        super().__init__(f"{cache}: {why}")
+        self.cache = cache
+        """Which cache, e.g. `disk cache /path` or `remote cache http://host/prefix`."""
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -65,39 +79,66 @@ class ActionResult:
 
     @staticmethod
     def from_json(raw: Any) -> ActionResult:
-        """Parse a stored result; raises ValueError/KeyError/TypeError if it is malformed."""
-
-        def f(o: Any) -> OutputFile:
-            ok = isinstance(o["sha256"], str) and len(o["sha256"]) == 64
-            if not (ok and isinstance(o["path"], str) and isinstance(o["size"], int)):
-                raise ValueError(f"bad output record {o!r}")
-            return OutputFile(o["path"], o["sha256"], o["size"], bool(o["executable"]))
-
+        """Parse a stored result; raises ValueError if it is malformed in any way."""
+        files = _items(raw, "files")
+        trees = _items(raw, "trees")
         return ActionResult(
-            files=tuple(f(o) for o in raw["files"]),
+            files=tuple(_output_file(o) for o in files),
             trees=tuple(
                 OutputTree(
-                    t["path"],
-                    tuple(f(o) for o in t["files"]),
+                    _text(t, "path"),
+                    tuple(_output_file(o) for o in _items(t, "files")),
                     tuple(
-                        OutputSymlink(str(sl["path"]), str(sl["target"]))
-                        for sl in t.get("symlinks", ())
+                        OutputSymlink(_text(sl, "path"), _text(sl, "target"))
+                        for sl in _items(t, "symlinks", optional=True)
                     ),
                 )
-                for t in raw["trees"]
+                for t in trees
             ),
         )
 
 
+def _items(raw: Any, key: str, *, optional: bool = False) -> list[Any]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected an object (got {type(raw).__name__})")
+    value = raw.get(key, [] if optional else None)
+    if not isinstance(value, list):
+        raise ValueError(f"{key!r} must be a list (got {type(value).__name__})")
+    return value
+
+
+def _text(raw: Any, key: str) -> str:
+    value = raw.get(key) if isinstance(raw, dict) else None
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} must be a string (got {type(value).__name__})")
+    return value
+
+
+def _output_file(raw: Any) -> OutputFile:
+    size = raw.get("size") if isinstance(raw, dict) else None
+    executable = raw.get("executable") if isinstance(raw, dict) else None
+    if isinstance(size, bool) or not isinstance(size, int) or not isinstance(executable, bool):
+        raise ValueError(f"bad output record {raw!r:.120}")
+    return OutputFile(_text(raw, "path"), _text(raw, "sha256"), size, executable)
+
+
+ResultCheck = Callable[[ActionResult], "str | None"]
+"""Why a result cannot stand in for the action being looked up, or None if it can."""
+
+
 class Cache(Protocol):
-    def get_action_result(self, key: str) -> ActionResult | None: ...
+    def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
+        """The stored result, None if there is none; raises `InvalidEntry` if the entry
+        cannot be read or `check` rejects it. A rejected result is never stored."""
+        ...
 
     def put_action_result(self, key: str, result: ActionResult) -> None: ...
 
     def has_blob(self, sha256: str) -> bool: ...
 
     def get_blob(self, sha256: str, dest: Path) -> bool:
-        """Write the blob to `dest` (replacing it); False if missing or its content is corrupt."""
+        """Write the blob to `dest` (replacing it); False if it is missing, `InvalidEntry`
+        if its bytes do not match `sha256` (the bad copy is dropped)."""
         ...
 
     def put_blob(self, sha256: str, src: Path) -> None:

@@ -8,7 +8,9 @@ Spec: https://bazel.build/remote/caching#http-caching (the protocol), and
 404 for a missing entry; WebDAV servers may answer 204 with no body, which is
 a miss too. Every PUT has a Content-Length (nginx and some proxies reject
 chunked uploads), and every download is checked against its sha256 before it
-is renamed into place, so a wrong blob is never an output.
+is renamed into place, so a wrong blob is never an output. A body that is not
+an `ActionResult` or a blob with the wrong bytes raises `InvalidEntry`: the
+action runs, and the build warns once.
 
 The cache is an optimisation: a server that is down or times out costs one
 warning, then this client turns itself off for the rest of the build and
@@ -33,6 +35,7 @@ from typing import Any
 import urllib3
 
 from strata.engine import reapi
+from strata.engine.cache import InvalidEntry
 from strata.errors import UserError
 
 _CHUNK = 1 << 20
@@ -112,10 +115,13 @@ class HttpCache:
     def __init__(self, options: RemoteOptions, warn: Callable[[str], None]) -> None:
         self.options = options
         self.endpoint = parse_remote_cache(options.url, options.headers)
+        self.name = f"remote cache {self.endpoint.base}"
         self._warn = warn
         self._lock = threading.Lock()
         self._warned_put = False
         self.disabled = False
+        self.corrupt_blobs: set[str] = set()
+        """Blobs the server sent wrong bytes for: uploaded again even though it has them."""
         self.stats = TransferStats()
         timeout = urllib3.Timeout(connect=options.timeout, read=options.timeout)
         self._pool = urllib3.PoolManager(
@@ -170,7 +176,8 @@ class HttpCache:
     # -- action results --------------------------------------------------------
 
     def get_action_result(self, key: str) -> Any | None:
-        """The stored `reapi.ActionResult`, or None (miss, bad message, server off)."""
+        """The stored `reapi.ActionResult`, or None (miss, server off); `InvalidEntry` if the
+        body is not such a message."""
         try:
             resp = self._request("GET", self._url("ac", key))
         except RemoteUnavailable:
@@ -182,7 +189,9 @@ class HttpCache:
         try:
             return reapi.ActionResult.FromString(data)
         except Exception:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError
-            return None
+            raise InvalidEntry(
+                self.name, f"entry is not an ActionResult message (got {len(data)} bytes)"
+            ) from None
 
     def put_action_result(self, key: str, result: Any) -> bool:
         return self.put_bytes("ac", key, reapi.encode(result))
@@ -198,19 +207,28 @@ class HttpCache:
         return resp.status == 200
 
     def get_bytes(self, sha256: str) -> bytes | None:
-        """A small blob (a Tree message) in memory, verified."""
+        """A small blob (a Tree message) in memory, verified; None if missing."""
         try:
             resp = self._request("GET", self._url("cas", sha256))
         except RemoteUnavailable:
             return None
         data = resp.data
         self.stats.add(down=len(data) if resp.status == 200 else 0)
-        if resp.status != 200 or hashlib.sha256(data).hexdigest() != sha256:
+        if resp.status != 200:
             return None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise self._corrupt(sha256)
         return data
+
+    def _corrupt(self, sha256: str) -> InvalidEntry:
+        with self._lock:
+            self.corrupt_blobs.add(sha256)
+        return InvalidEntry(self.name, f"blob {sha256} does not match its sha256")
 
     def get_blob(self, sha256: str, dest: Path, *, durable: bool = False) -> bool:
         """Stream a blob to `dest` through a temp file; only a verified blob is renamed in.
+
+        False if it is missing; `InvalidEntry` if the server sent other bytes.
 
         `durable` fsyncs before the rename and makes the file read-only, as the
         local disk cache stores its entries.
@@ -235,6 +253,8 @@ class HttpCache:
                     os.fsync(out.fileno())
             if resp.status != 200 or h.hexdigest() != sha256:
                 os.unlink(tmp)
+                if resp.status == 200:
+                    raise self._corrupt(sha256)
                 return False
             if durable:
                 os.chmod(tmp, 0o444)

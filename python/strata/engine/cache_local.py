@@ -15,6 +15,12 @@ entries name them (a copy where the cache is on another filesystem). Blobs
 are not fsynced one by one: they are verified against their name on every
 read, so one torn by a crash is removed and reported as missing, and the
 action that needs it re-runs. Action results are small and fsynced.
+
+A shared `--disk_cache` is written by others, so nothing read is trusted: an
+action result must parse and pass the caller's check (`result_check`), and
+blobs are verified against their name on every read; a corrupt blob is
+removed. Either is an `InvalidEntry`, so the action re-runs and its fresh
+result replaces the bad one.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import shutil
 from pathlib import Path
 
 from strata.canonical import json_bytes
-from strata.engine.cache import ActionResult
+from strata.engine.cache import ActionResult, InvalidEntry, ResultCheck
 from strata.engine.digests import sha256_file
 from strata.fsutil import link_or_copy, write_bytes_atomic
 
@@ -36,6 +42,7 @@ _CHUNK = 1 << 20
 class LocalDiskCache:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.name = f"disk cache {root}"
 
     def _ac(self, key: str) -> Path:
         return self.root / "ac" / key[:2] / key
@@ -43,11 +50,24 @@ class LocalDiskCache:
     def _cas(self, sha256: str) -> Path:
         return self.root / "cas" / sha256[:2] / sha256
 
-    def get_action_result(self, key: str) -> ActionResult | None:
+    def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
+        path = self._ac(key)
         try:
-            return ActionResult.from_json(json.loads(self._ac(key).read_bytes()))
-        except (OSError, ValueError, KeyError, TypeError):
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as err:
+            raise InvalidEntry(self.name, f"cannot read {path} (got {err.strerror})") from None
+        try:
+            result = ActionResult.from_json(json.loads(data))
+        except (ValueError, RecursionError) as err:
+            raise InvalidEntry(
+                self.name, f"entry is not an action result (got {len(data)} bytes: {err!s:.80})"
+            ) from None
+        why = check(result)
+        if why is not None:
+            raise InvalidEntry(self.name, why)
+        return result
 
     def put_action_result(self, key: str, result: ActionResult) -> None:
         write_bytes_atomic(self._ac(key), json_bytes(result.to_json()))
@@ -63,7 +83,7 @@ class LocalDiskCache:
             if sha256_file(src) != sha256:
                 with contextlib.suppress(OSError):
                     src.unlink()
-                return False
+                raise InvalidEntry(self.name, f"blob {sha256} does not match its sha256")
             _link_or_copy(src, tmp)
             if dest.is_dir() and not dest.is_symlink():
                 shutil.rmtree(dest)

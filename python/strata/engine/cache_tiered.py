@@ -1,12 +1,17 @@
 """The local disk cache in front of a remote HTTP cache, and the policy between them.
 
-Reads go local first, then remote. A remote action result is only trusted
-once every blob it names has been downloaded and verified into the local
-cache; only then is the local action-cache entry written, so the local cache
-never holds an entry whose blobs are missing (and a remote entry with missing
-blobs is simply a miss). Writes go local, then, when uploading is on, to the
+Reads go local first, then remote (an invalid local entry is not looked past:
+the action runs and its result replaces it). A remote action result is only trusted
+once it passes the caller's check (`result_check`: exactly the action's
+declared outputs, every tree entry inside its tree) and every blob it names
+has been downloaded and verified into the local cache; only then is the local
+action-cache entry written, so the local cache never holds an entry that is
+invalid or whose blobs are missing. A remote entry that fails any of this
+(including a blob the server lost) raises `InvalidEntry`: a miss, with one
+warning a build. Writes go local, then, when uploading is on, to the
 server: blobs first, the action result last, so a reader never sees a result
-whose blobs are still on their way.
+whose blobs are still on their way; a blob the server sent wrong bytes for
+is uploaded again, so the next build finds it whole.
 
 Policy (as in Bazel): an action whose tags include `no-remote-cache`,
 `no-remote` or `no-cache` never touches the remote cache. Layer blobs are the
@@ -34,7 +39,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strata.engine.action import Action
-from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
+from strata.engine.cache import (
+    ActionResult,
+    Cache,
+    InvalidEntry,
+    OutputFile,
+    OutputSymlink,
+    OutputTree,
+    ResultCheck,
+)
 from strata.engine.cache_local import LocalDiskCache
 from strata.engine.digests import StatCache
 from strata.errors import UserError
@@ -119,33 +132,42 @@ def to_reapi(result: ActionResult) -> tuple[Any, dict[str, bytes]]:
     return msg, trees
 
 
-def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionResult | None:
-    """Our record of a REAPI result, or None if we can't use it (failed, top-level symlinks,
-    bad tree); symlinks inside output directories are kept."""
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionResult:
+    """Our record of a REAPI result; ValueError saying why if we can't use it (failed,
+    top-level symlinks, missing or bad tree). Symlinks inside output directories are kept."""
     from strata.engine import reapi
 
-    if msg.exit_code != 0 or len(msg.output_symlinks) or len(msg.output_file_symlinks):
-        return None
-    if len(msg.output_directory_symlinks):
-        return None
+    if msg.exit_code != 0:
+        raise ValueError(f"it is the result of a failed run (got exit code {msg.exit_code})")
+    links = len(msg.output_symlinks) + len(msg.output_file_symlinks)
+    if links + len(msg.output_directory_symlinks):
+        raise ValueError("it has output symlinks, which strata does not restore")
     files = tuple(
         OutputFile(f.path, f.digest.hash, f.digest.size_bytes, f.is_executable)
         for f in sorted(msg.output_files, key=lambda f: f.path)
     )
     trees = []
     for d in sorted(msg.output_directories, key=lambda d: d.path):
-        data = fetch_tree(d.tree_digest.hash)
+        sha = d.tree_digest.hash
+        if not _SHA256.match(sha):
+            raise ValueError(f"output directory {d.path!r:.120} has an invalid tree digest")
+        data = fetch_tree(sha)
         if data is None:
-            return None
+            raise ValueError(f"tree blob {sha} is missing")
         try:
-            listing, links = reapi.tree_files(reapi.Tree.FromString(data))
+            listing, links_in_tree = reapi.tree_files(reapi.Tree.FromString(data))
+        except ValueError as err:
+            raise ValueError(f"tree blob {sha} is unusable ({err})") from None
         except Exception:  # noqa: BLE001 - a malformed tree is a miss, whatever protobuf raises
-            return None
+            raise ValueError(f"tree blob {sha} is not a valid Tree message") from None
         trees.append(
             OutputTree(
                 d.path,
                 tuple(OutputFile(*e) for e in listing),
-                tuple(OutputSymlink(p, target) for p, target in links),
+                tuple(OutputSymlink(p, target) for p, target in links_in_tree),
             )
         )
     return ActionResult(files, tuple(trees))
@@ -176,27 +198,41 @@ class TieredCache:
         """Where the local cache keeps a blob (Bazel's disk-cache layout, see cache_local)."""
         return self.local.root / "cas" / sha256[:2] / sha256
 
-    def _map(self, fn: Callable[[str], bool], names: list[str]) -> bool:
+    def _map(self, fn: Callable[[str], bool], names: list[str]) -> list[bool]:
+        """`fn` of every name, in parallel; an exception in any call is raised here."""
         if len(names) <= 1:
-            return all(fn(n) for n in names)
+            return [fn(n) for n in names]
         workers = min(len(names), max(1, self.options.max_connections))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return all(pool.map(fn, names))
+            return list(pool.map(fn, names))
 
     # -- action results --------------------------------------------------------
 
-    def get_action_result(self, key: str) -> ActionResult | None:
-        hit = self.local.get_action_result(key)
+    def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
+        hit = self.local.get_action_result(key, check)
         if hit is not None or not self.options.accept_cached or self.remote.disabled:
             return hit
         msg = self.remote.get_action_result(key)
         if msg is None:
             return None
-        result = from_reapi(msg, self.remote.get_bytes)
-        if result is None:
-            return None
-        if not self._map(self._fetch, sorted(blobs_of(result))):
-            return None
+        try:
+            result = from_reapi(msg, self.remote.get_bytes)
+        except ValueError as err:
+            if self.remote.disabled:  # the server went away; that was warned about
+                return None
+            raise InvalidEntry(self.remote.name, str(err)) from None
+        why = check(result)
+        if why is not None:
+            raise InvalidEntry(self.remote.name, why)
+        names = sorted(blobs_of(result))
+        fetched = self._map(self._fetch, names)
+        if not all(fetched):
+            if self.remote.disabled:
+                return None
+            lost = names[fetched.index(False)]
+            raise InvalidEntry(
+                self.remote.name, f"blob {lost} could not be downloaded (a lost upload?)"
+            )
         self.local.put_action_result(key, result)
         self.remote.stats.ac_hits += 1
         self.remote_hits += 1
@@ -214,7 +250,7 @@ class TieredCache:
         if not self.options.upload_local_results or self.remote.disabled:
             return
         msg, trees = to_reapi(result)
-        if not self._map(self._upload, sorted(blobs_of(result))):
+        if not all(self._map(self._upload, sorted(blobs_of(result)))):
             return
         for sha, data in sorted(trees.items()):
             if not self.remote.put_bytes("cas", sha, data):
@@ -222,7 +258,7 @@ class TieredCache:
         self.remote.put_action_result(key, msg)
 
     def _upload(self, sha256: str) -> bool:
-        if self.remote.has_blob(sha256):
+        if sha256 not in self.remote.corrupt_blobs and self.remote.has_blob(sha256):
             return True
         src = self._local_blob(sha256)
         if not src.is_file():

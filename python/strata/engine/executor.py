@@ -34,6 +34,7 @@ from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
 from strata.engine.digests import StatCache, sha256_bytes
 from strata.engine.graph import is_generated
+from strata.engine.result_check import link_leaves_tree
 from strata.engine.workers import WorkerGone, WorkerPool, WorkerProcess, is_strata_action
 from strata.errors import UserError
 
@@ -128,14 +129,12 @@ def _seal(root: Path) -> None:
 def _check_tree_link(link: Path, rel: str, tree: str, action: Action) -> str:
     """Bazel's rule for symlinks in a tree artifact: they must resolve, relative ones inside it."""
     target = os.readlink(link)
-    if not target.startswith("/"):
-        inside = os.path.normpath(os.path.join(os.path.dirname(rel), target))
-        if inside == ".." or inside.startswith("../"):
-            raise UserError(
-                f"{action.mnemonic} wrote a symlink in tree artifact {tree} that points outside "
-                f"it (got {rel} -> {target}); point it inside the directory or copy the file",
-                where=action.owner,
-            )
+    if link_leaves_tree(rel, target):
+        raise UserError(
+            f"{action.mnemonic} wrote a symlink in tree artifact {tree} that points outside "
+            f"it (got {rel} -> {target}); point it inside the directory or copy the file",
+            where=action.owner,
+        )
     if not link.exists():
         raise UserError(
             f"{action.mnemonic} wrote a dangling symlink in tree artifact {tree} "
@@ -403,7 +402,12 @@ class Executor:
     # -- cache hits ------------------------------------------------------------
 
     def materialize(self, result: ActionResult) -> bool:
-        """Put a cached result's outputs in the execroot; False if a blob is gone or corrupt."""
+        """Put a cached result's outputs in the execroot; False if a blob is gone.
+
+        `result` must have passed `result_check.validate_result` for its action
+        (every cache getter applies it): its paths are used as they are. A
+        corrupt blob raises `InvalidEntry` from the cache.
+        """
         if self.cache is None:
             return False
         for f in result.files:
@@ -428,6 +432,7 @@ class Executor:
                     return False
             for sl in t.symlinks:
                 (root / sl.path).parent.mkdir(parents=True, exist_ok=True)
+                _remove(root / sl.path)  # an empty directory left from an earlier tree
                 os.symlink(sl.target, root / sl.path)
             _seal(root)
         return True

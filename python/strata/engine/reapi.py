@@ -246,26 +246,58 @@ def tree_of(files: Iterable[FileEntry], symlinks: Iterable[tuple[str, str]] = ()
     return Tree(root=root, children=list(unique.values()))
 
 
+MAX_TREE_ENTRIES = 1 << 22
+"""A `Tree` lists each distinct child directory once and may use it many times, so a
+message of a few kilobytes can stand for an exponential number of entries: one with
+more than this many is rejected before it is expanded."""
+
+
+_MAX_TREE_DEPTH = 256
+
+
+def _check_tree_size(root: Any, by_digest: dict[str, Any]) -> None:
+    """Reject a tree too large or too deep once expanded, counting per distinct directory."""
+    known: dict[str, tuple[int, int]] = {}
+
+    def measure(d: Any, depth: int) -> tuple[int, int]:
+        """(entries below `d`, height of `d`)."""
+        if depth > _MAX_TREE_DEPTH:
+            raise ValueError("tree is too deep or cyclic")
+        entries, height = len(d.symlinks) + len(d.files) + len(d.directories), 0
+        for sub in d.directories:
+            h = sub.digest.hash
+            if h not in known:
+                child = by_digest.get(h)
+                if child is None:
+                    raise ValueError(f"tree misses directory {sub.name!r:.80}")
+                known[h] = measure(child, depth + 1)
+            entries += known[h][0]
+            height = max(height, known[h][1] + 1)
+            if entries > MAX_TREE_ENTRIES or height > _MAX_TREE_DEPTH:
+                raise ValueError(
+                    f"tree has more than {MAX_TREE_ENTRIES} entries or {_MAX_TREE_DEPTH} levels"
+                )
+        return entries, height
+
+    measure(root, 0)
+
+
 def tree_files(tree: Any) -> tuple[list[FileEntry], list[tuple[str, str]]]:
     """The files and symlinks of a `Tree`, relative to its root; ValueError if it is broken."""
     by_digest = {message_digest(c).hash: c for c in tree.children}
+    _check_tree_size(tree.root, by_digest)
     out: list[FileEntry] = []
     links: list[tuple[str, str]] = []
 
-    def walk(d: Any, prefix: str, depth: int) -> None:
-        if depth > 256:
-            raise ValueError("tree is too deep or cyclic")
+    def walk(d: Any, prefix: str) -> None:
         for sl in d.symlinks:
             links.append((prefix + sl.name, sl.target))
         for f in d.files:
             out.append((prefix + f.name, f.digest.hash, f.digest.size_bytes, f.is_executable))
         for sub in d.directories:
-            child = by_digest.get(sub.digest.hash)
-            if child is None:
-                raise ValueError(f"tree misses directory {sub.name}")
-            walk(child, f"{prefix}{sub.name}/", depth + 1)
+            walk(by_digest[sub.digest.hash], f"{prefix}{sub.name}/")
 
-    walk(tree.root, "", 0)
+    walk(tree.root, "")
     return sorted(out), sorted(links)
 
 

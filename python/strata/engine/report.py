@@ -24,6 +24,8 @@ class BuildStats:
     cache_hits: int = 0
     in_process: int = 0
     failed: int = 0
+    invalid_cache_entries: int = 0
+    """Cache entries ignored because they were unusable (see `Reporter.cache_entry_ignored`)."""
     executed_labels: list[str] = field(default_factory=list)
     in_worker: int = 0
     """Executed actions that ran in a preloaded strata worker (strata.engine.workers)."""
@@ -56,6 +58,8 @@ class BuildStats:
             text += f", {self.in_process} in-process"
         if self.failed:
             text += f", {self.failed} failed"
+        if self.invalid_cache_entries:
+            text += f", {self.invalid_cache_entries} invalid cache entries ignored"
         return text
 
 
@@ -68,6 +72,7 @@ class Reporter:
         self._done = 0
         self._running: dict[int, Action] = {}
         self._status_shown = False
+        self._warned_caches: set[str] = set()
 
     # -- status line -----------------------------------------------------------
 
@@ -132,6 +137,18 @@ class Reporter:
             more = len(reasons) - len(shown)
             why = "; ".join(shown) + (f"; and {more} more" if more else "")
             self._line(f"explain: {action.owner} {action.mnemonic} {first}: {why}")
+
+    def cache_entry_ignored(self, action: Action, cache: str, why: str) -> None:
+        """One warning per cache a build; later ones are only counted in the summary."""
+        self.stats.invalid_cache_entries += 1
+        if cache in self._warned_caches:
+            return
+        self._warned_caches.add(cache)
+        self.warning(
+            f"{cache}: ignored an invalid action result for {action.owner} ({why}); "
+            "it will be rebuilt (further invalid entries are counted in the summary); "
+            "if this repeats, clear the cache and check who else writes to it"
+        )
 
     def error(self, text: str) -> None:
         self._line(f"error: {text}")

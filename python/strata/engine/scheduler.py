@@ -14,6 +14,7 @@ The action log keeps the key material of the last run of every action
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import selectors
@@ -27,12 +28,13 @@ from typing import Any
 from strata.canonical import json_bytes
 from strata.engine.action import Action
 from strata.engine.actionkey import action_key, explain_difference, key_material
-from strata.engine.cache import ActionResult
+from strata.engine.cache import ActionResult, InvalidEntry
 from strata.engine.cache_tiered import reapi_action_key, scoped
 from strata.engine.digests import tree_digest, tree_listing
 from strata.engine.executor import Executor, Running
 from strata.engine.graph import ActionGraph, is_generated
 from strata.engine.report import BuildStats, Reporter
+from strata.engine.result_check import validate_result
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 
@@ -227,12 +229,21 @@ class Scheduler:
             key = action_key(material)
         cache = scoped(self.executor.cache, action)
         cacheable = cache is not None and "no-cache" not in action.tags
-        cached = cache.get_action_result(key) if cache is not None and cacheable else None
-        if cached is not None and self.executor.materialize(cached):
-            self.reporter.action_finished(i, action, "cache_hit")
-            self.log.put(action, material)
-            return cached
-        self.reporter.explain(action, self._reasons(action, material, cached, cacheable))
+        cached: ActionResult | None = None
+        try:
+            if cache is not None and cacheable:
+                # The one place a cached result is accepted: every backend applies this check
+                # before it returns a result or copies it into the local cache.
+                cached = cache.get_action_result(key, functools.partial(validate_result, action))
+            if cached is not None and self.executor.materialize(cached):
+                self.reporter.action_finished(i, action, "cache_hit")
+                self.log.put(action, material)
+                return cached
+            reasons = self._reasons(action, material, cached, cacheable)
+        except InvalidEntry as bad:
+            self.reporter.cache_entry_ignored(action, bad.cache, bad.why)
+            reasons = [f"the {bad.cache} entry is invalid ({bad.why})"]
+        self.reporter.explain(action, reasons)
         running = self.executor.start(action)
         self.reporter.action_started(i, action)
         return _Slot(i, running, running.pidfd(), material, key)
@@ -243,7 +254,7 @@ class Scheduler:
         if not cacheable:
             return ["caching is off for this action (no-cache tag or no cache)"]
         if cached is not None:
-            return ["cache entry found but an output blob is missing or corrupt"]
+            return ["cache entry found but an output blob is missing"]
         previous = self.log.get(action)
         if previous is None:
             return ["no cache entry and no earlier run recorded"]
