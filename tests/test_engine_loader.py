@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -342,3 +343,70 @@ def test_new_local_repository_with_build_file_content_and_build_file(tmp_path: P
     (ws / "WORKSPACE").write_text('new_local_repository(name = "c", path = "../dir")\n')
     with pytest.raises(UserError, match=r"new_local_repository 'c': needs exactly one of"):
         build(ws, "@c//:x")
+
+
+GLOB_FILES = [
+    "a.txt",
+    "b.md",
+    "x/c.txt",
+    "x/y/d.txt",
+    "x/y/z/e.txt",
+    "x/y/z/f.md",
+    "w/x/y/g.txt",
+    "deep/1/2/3/4/h.txt",
+    "sub/i.txt",
+    "sub/inner/j.txt",
+    "k",
+    "x/k",
+]
+
+
+def _reference_glob(root: Path, pattern: str) -> list[str]:
+    """The whole-tree walk every glob used to make: match every file outside subpackages."""
+    from strata.engine.packages import Package, _glob_regex
+
+    rx = _glob_regex(pattern, Package.__new__(Package))
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not (Path(dirpath) / d / "BUILD").exists() and not (Path(dirpath) / d).is_symlink()
+        ]
+        for name in filenames:
+            rel = (Path(dirpath) / name).relative_to(root).as_posix()
+            if rx.match(rel):
+                out.append(rel)
+    return sorted(out)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "**",
+        "*.txt",
+        "**/*.txt",
+        "x/**",
+        "x/*.txt",
+        "x/*/d.txt",
+        "x/y/**/*.txt",
+        "*/y/*",
+        "deep/1/**/h.txt",
+        "sub/*.txt",
+        "link/*",
+        "x/y/z/e.txt",
+        "nope/**",
+        "k",
+        "**/k",
+        "a.txt/*",
+    ],
+)
+def test_each_glob_walks_only_what_it_can_match_with_the_same_result(
+    tmp_path: Path, pattern: str
+) -> None:
+    files = {f"p/{f}": "" for f in GLOB_FILES}
+    body = f'filegroup(name = "g", srcs = glob([{pattern!r}], allow_empty = True))\n'
+    ws = workspace(tmp_path, {**files, "p/BUILD": body, "p/sub/BUILD": ""})
+    (ws / "p" / "link").symlink_to("x")  # a symlinked directory is not entered
+    want = [f"p/{f}" for f in _reference_glob(ws / "p", pattern)]
+    assert list(build(ws, "//p:g").targets["//p:g"].files) == want

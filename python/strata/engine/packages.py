@@ -293,26 +293,55 @@ class Packages:
         self, include: Any, exclude: Any, exclude_directories: Any, allow_empty: Any
     ) -> list[str]:
         pkg = self._pkg("glob")
-        inc = [_glob_regex(p, pkg) for p in _strings(include, "glob include")]
+        inc = [(p, _glob_regex(p, pkg)) for p in _strings(include, "glob include")]
         exc = [_glob_regex(p, pkg) for p in _strings(exclude, "glob exclude")]
-        found: list[str] = []
+        found: set[str] = set()
+        for pattern, rx in inc:
+            found.update(self._glob_one(pkg, pattern, rx, bool(exclude_directories)))
+        return sorted(f for f in found if not any(r.match(f) for r in exc))
+
+    def _glob_one(
+        self, pkg: Package, pattern: str, rx: re.Pattern[str], exclude_directories: bool
+    ) -> list[str]:
+        """One include pattern, walking only the directories it can match below.
+
+        The walk starts at the pattern's literal leading directories and, without
+        `**`, stops at the pattern's depth: a BUILD file with hundreds of globs
+        over a large tree costs each glob its own subtree, not the whole package.
+        Like a whole walk, it never enters a subpackage or a symlinked directory.
+        """
         reads = self.loader.reads
-        for dirpath, dirnames, filenames in reads.walk(pkg.directory):
+        segments = pattern.split("/")
+        prefix: list[str] = []
+        for seg in segments[:-1]:
+            if "*" in seg or "?" in seg:
+                break
+            prefix.append(seg)
+        start = pkg.directory
+        for seg in prefix:
+            if dict(reads.listdir(start)).get(seg) != "d":
+                return []  # missing, a file, or a symlink to a directory: not walked
+            start = start / seg
+            if any(reads.is_file(start / b) for b in BUILD_NAMES):
+                return []  # a subpackage's files belong to it
+        max_depth = None if "**" in segments else len(segments) - 1 - len(prefix)
+        found: list[str] = []
+        for dirpath, dirnames, filenames in reads.walk(start):
             rel_dir = dirpath.relative_to(pkg.directory).as_posix()
             rel_dir = "" if rel_dir == "." else rel_dir
-            keep = []
-            for d in sorted(dirnames):
-                sub = dirpath / d
-                if any(reads.is_file(sub / b) for b in BUILD_NAMES):
-                    continue
-                keep.append(d)
-            dirnames[:] = keep
+            depth = len(dirpath.relative_to(start).parts)
+            keep = [
+                d
+                for d in sorted(dirnames)
+                if not any(reads.is_file(dirpath / d / b) for b in BUILD_NAMES)
+            ]
+            dirnames[:] = keep if max_depth is None or depth < max_depth else []
             names = list(filenames) + ([] if exclude_directories else keep)
             for n in names:
                 rel = f"{rel_dir}/{n}" if rel_dir else n
-                if any(r.match(rel) for r in inc) and not any(r.match(rel) for r in exc):
+                if rx.match(rel):
                     found.append(rel)
-        return sorted(found)
+        return found
 
     def _select(self, conditions: Any, no_match_error: Any) -> Any:
         pkg = self._pkg("select")

@@ -80,6 +80,9 @@ class Reads:
     def __init__(self, stat_cache: StatCache | None = None) -> None:
         self.stat_cache = stat_cache if stat_cache is not None else StatCache()
         self._seen: dict[tuple[str, str], str] = {}
+        self._kinds: dict[str, str] = {}
+        self._listings: dict[str, list[tuple[str, str]]] = {}
+        """One analysis sees one state of the file system: each path is asked once."""
 
     @property
     def observations(self) -> list[Observation]:
@@ -105,8 +108,10 @@ class Reads:
 
     def kind(self, path: Path) -> str:
         key = os.fspath(path)
-        k = path_kind(key)
-        self._note("kind", key, k)
+        k = self._kinds.get(key)
+        if k is None:
+            k = self._kinds[key] = path_kind(key)
+            self._note("kind", key, k)
         return k
 
     def is_file(self, path: Path) -> bool:
@@ -120,8 +125,10 @@ class Reads:
 
     def listdir(self, path: Path) -> list[tuple[str, str]]:
         key = os.fspath(path)
-        entries = list_dir(key)
-        self._note("dir", key, _listing_digest(entries))
+        entries = self._listings.get(key)
+        if entries is None:
+            entries = self._listings[key] = list_dir(key)
+            self._note("dir", key, _listing_digest(entries))
         return entries
 
     def env(self, name: str, environ: Mapping[str, str]) -> str | None:
