@@ -62,6 +62,7 @@ class Engine:
         jobs: int = 2,
         keep_going: bool = False,
         verbose_failures: bool = False,
+        sandbox: str = "auto",
     ) -> BuildStats:
         stream = io.StringIO()
         reporter = Reporter(stream, tty=False, explain=explain)
@@ -70,6 +71,7 @@ class Engine:
         config = ExecutionConfig(
             BuildOptions(jobs=jobs, keep_going=keep_going, verbose_failures=verbose_failures),
             disk_cache=self.disk_cache,
+            sandbox=sandbox,
         )
         try:
             return execute(self.base, actions, wanted, config, reporter)

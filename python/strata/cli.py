@@ -149,6 +149,7 @@ def _execute(
         disk_cache=Path(args.disk_cache).resolve() if args.disk_cache else None,
         source_path=getattr(result, "source_path", None),
         remote=_remote_options(args),
+        sandbox=args.sandbox,
     )
     actions = result.actions
     if getattr(args, "modify_execution_info", None):
@@ -303,6 +304,14 @@ def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
         p.add_argument(f"--{name}", action="store_true", default=False, help=helptext)
         p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--disk_cache", help="directory of the local action cache")
+    p.add_argument(
+        "--sandbox",
+        choices=("auto", "namespace", "directory"),
+        default="auto",
+        help="namespace: actions run in bubblewrap (read-only host, private /tmp, no network), "
+        "an error if it cannot run; directory: a directory of input links only; "
+        "auto (default): namespace when bubblewrap works, else directory with a warning",
+    )
     _add_remote_flags(p)
 
 

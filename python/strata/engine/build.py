@@ -18,6 +18,8 @@ from strata.engine.executor import Executor
 from strata.engine.graph import build_graph
 from strata.engine.outputbase import OutputBase
 from strata.engine.report import BuildStats, Reporter
+from strata.engine.sandbox import choose as choose_sandbox
+from strata.engine.sandbox import fallback_warning
 from strata.engine.scheduler import ActionLog, BuildOptions, Scheduler
 
 if TYPE_CHECKING:
@@ -35,6 +37,8 @@ class ExecutionConfig:
     """Maps a source execroot path to its file; defaults to `OutputBase.source_path`."""
     remote: RemoteOptions | None = None
     """`--remote_cache` and its flags: the local cache then sits in front of that server."""
+    sandbox: str = "auto"
+    """`--sandbox`: `auto`, `namespace` (an error where bubblewrap cannot run) or `directory`."""
 
 
 def execute(
@@ -72,6 +76,9 @@ def _execute_locked(
     reporter: Reporter,
     stat_cache: StatCache,
 ) -> BuildStats:
+    namespace, why = choose_sandbox(config.sandbox)
+    if namespace is None:
+        reporter.warning(fallback_warning(why))
     graph = build_graph(actions)
     log = ActionLog(base.action_log_file)
     cache: Cache | None = None
@@ -85,6 +92,7 @@ def _execute_locked(
         config.source_path or base.source_path,
         stat_cache,
         cache,
+        namespace=namespace,
     )
     try:
         return Scheduler(graph, executor, reporter, config.options, log).build(wanted)
