@@ -63,6 +63,7 @@ class Engine:
         keep_going: bool = False,
         verbose_failures: bool = False,
         workers: bool = True,
+        sandbox: str = "auto",
     ) -> BuildStats:
         stream = io.StringIO()
         reporter = Reporter(stream, tty=False, explain=explain)
@@ -76,6 +77,7 @@ class Engine:
                 workers=workers,
             ),
             disk_cache=self.disk_cache,
+            sandbox=sandbox,
         )
         try:
             return execute(self.base, actions, wanted, config, reporter)

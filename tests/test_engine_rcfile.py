@@ -43,7 +43,7 @@ def test_unknown_flag_in_strata_rc_names_file_and_line(tmp_path: Path) -> None:
         f"{rc}:2: unknown flag (got '--remote_executor=x'); strata knows "
         "--action_keys, --disk_cache, --explain, --jobs, --keep_going, --remote_accept_cached, "
         "--remote_cache, --remote_header, --remote_max_connections, --remote_timeout, "
-        "--remote_upload_local_results, --verbose_failures"
+        "--remote_upload_local_results, --sandbox, --verbose_failures"
     )
 
 

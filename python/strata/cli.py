@@ -150,6 +150,7 @@ def _execute(
         disk_cache=Path(args.disk_cache).resolve() if args.disk_cache else None,
         source_path=getattr(result, "source_path", None),
         remote=_remote_options(args),
+        sandbox=args.sandbox,
     )
     actions = result.actions
     if getattr(args, "modify_execution_info", None):
@@ -311,6 +312,14 @@ def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
         help="run strata's own actions in a preloaded worker process (default on)",
     )
     p.add_argument("--noworkers", dest="workers", action="store_false", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--sandbox",
+        choices=("auto", "namespace", "directory"),
+        default="auto",
+        help="namespace: actions run in bubblewrap (read-only host, private /tmp, no network), "
+        "an error if it cannot run; directory: a directory of input links only; "
+        "auto (default): namespace when bubblewrap works, else directory with a warning",
+    )
     _add_remote_flags(p)
 
 

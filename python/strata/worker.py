@@ -17,6 +17,8 @@ Protocol, over a SOCK_SEQPACKET socket on fd 0 (one JSON message a packet):
 
     engine → worker   {"id": N, "argv": [...], "cwd": D, "env": {...},
                        "stdout": F, "stderr": F}
+    engine → worker   {"kill": N}: SIGKILL the child's process group (its pid
+                      is the worker's to use: the worker may run in a pid namespace)
     worker → engine   {"id": N, "pid": P} with a pidfd of the child attached
                       (readable once the child exits)
                       {"id": N, "status": S, "maxrss": KiB} once it is reaped
@@ -109,6 +111,12 @@ def serve(sock: socket.socket) -> int:
                     if not data:
                         return 0
                     req = json.loads(data)
+                    if "kill" in req:
+                        for ident, pid in children.values():
+                            if ident == req["kill"]:
+                                with contextlib.suppress(ProcessLookupError, PermissionError):
+                                    os.killpg(pid, signal.SIGKILL)
+                        continue
                     sys.stdout.flush()
                     sys.stderr.flush()
                     pid = os.fork()

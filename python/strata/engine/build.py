@@ -19,6 +19,8 @@ from strata.engine.executor import DEFAULT_PATH, Executor
 from strata.engine.graph import build_graph
 from strata.engine.outputbase import OutputBase
 from strata.engine.report import BuildStats, Reporter
+from strata.engine.sandbox import choose as choose_sandbox
+from strata.engine.sandbox import fallback_warning
 from strata.engine.scheduler import ActionLog, BuildOptions, Scheduler
 from strata.engine.workers import WorkerPool
 from strata.fsutil import write_bytes_atomic
@@ -38,6 +40,8 @@ class ExecutionConfig:
     """Maps a source execroot path to its file; defaults to `OutputBase.source_path`."""
     remote: RemoteOptions | None = None
     """`--remote_cache` and its flags: the local cache then sits in front of that server."""
+    sandbox: str = "auto"
+    """`--sandbox`: `auto`, `namespace` (an error where bubblewrap cannot run) or `directory`."""
 
 
 def execute(
@@ -75,6 +79,9 @@ def _execute_locked(
     reporter: Reporter,
     stat_cache: StatCache,
 ) -> BuildStats:
+    namespace, why = choose_sandbox(config.sandbox)
+    if namespace is None:
+        reporter.warning(fallback_warning(why))
     graph = build_graph(actions)
     log = ActionLog(base.action_log_file)
     cache: Cache | None = None
@@ -82,7 +89,13 @@ def _execute_locked(
         cache = LocalDiskCache(config.disk_cache or base.default_disk_cache)
         if config.remote is not None:
             cache = _with_remote(cache, config.remote, reporter)
-    workers = WorkerPool(base.execroot, {"PATH": DEFAULT_PATH}, enabled=config.options.workers)
+    wrap = None
+    if namespace is not None:
+        ns = namespace
+        wrap = lambda argv: ns.worker_command(base.root, base.workspace, argv)  # noqa: E731
+    workers = WorkerPool(
+        base.execroot, {"PATH": DEFAULT_PATH}, enabled=config.options.workers, wrap=wrap
+    )
     executor = Executor(
         base.execroot,
         base.sandbox_root,
@@ -90,6 +103,7 @@ def _execute_locked(
         stat_cache,
         cache,
         workers=workers,
+        namespace=namespace,
     )
     try:
         return Scheduler(graph, executor, reporter, config.options, log).build(wanted)

@@ -5,9 +5,12 @@ holding only its declared inputs, as symlinks to the source files and to
 earlier outputs (tree artifacts as directories of links), with exactly the
 environment the action declares (PATH defaults to `/bin:/usr/bin`; there is
 no HOME). Undeclared inputs are simply absent, so a rule that forgot one
-fails here as it would under Bazel's sandbox. Declared outputs are moved to
-stable paths under `<output_base>/execroot/<ws>/bazel-out/`; everything else
-the process wrote dies with the sandbox.
+fails here as it would under Bazel's sandbox. With a namespace sandbox
+(sandbox.py) the process also runs in a read-only view of the host with a
+private /tmp and no network, so absolute paths cannot reach around that.
+Declared outputs are moved to stable paths under
+`<output_base>/execroot/<ws>/bazel-out/`; everything else the process wrote
+dies with the sandbox.
 
 `write`, `template` and `symlink` actions need no process and run in-process.
 Cache lookups and stores also live here, because materialising a cached
@@ -17,6 +20,7 @@ result and collecting a fresh one are two halves of the same job.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shlex
@@ -35,6 +39,7 @@ from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, 
 from strata.engine.digests import StatCache, sha256_bytes
 from strata.engine.graph import is_generated
 from strata.engine.result_check import link_leaves_tree
+from strata.engine.sandbox import Namespace, StagedInput, StagingPlan
 from strata.engine.workers import WorkerGone, WorkerPool, WorkerProcess, is_strata_action
 from strata.errors import UserError
 
@@ -70,6 +75,9 @@ class Running:
         return os.pidfd_open(self.process.pid)
 
     def kill(self) -> None:
+        if isinstance(self.process, WorkerProcess):
+            self.process.kill()
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
 
@@ -145,6 +153,21 @@ def _check_tree_link(link: Path, rel: str, tree: str, action: Action) -> str:
     return target
 
 
+def _can_exec(tool: str, execroot: Path, path: str) -> bool:
+    if "/" in tool:
+        return os.access(execroot / tool, os.X_OK) and (execroot / tool).is_file()
+    return bool(tool) and shutil.which(tool, path=path) is not None
+
+
+def _could_not_start(action: Action, why: str) -> ActionFailed:
+    return ActionFailed(
+        action,
+        f"{action.mnemonic} could not start (got {why}: {shlex.join(action.argv)}); "
+        "declare the tool as an input and check its path and executable bit",
+        "",
+    )
+
+
 class Executor:
     def __init__(
         self,
@@ -156,6 +179,7 @@ class Executor:
         *,
         keep_sandbox: bool = False,
         workers: WorkerPool | None = None,
+        namespace: Namespace | None = None,
     ) -> None:
         self.workers = workers
         self.execroot = execroot
@@ -164,6 +188,8 @@ class Executor:
         self.stat_cache = stat_cache
         self.cache = cache
         self.keep_sandbox = keep_sandbox
+        self.namespace = namespace
+        """The build's namespace sandbox; None runs actions in the directory sandbox alone."""
 
     def input_path(self, path: str) -> Path:
         """The real file behind an execroot path: an earlier output or a source file."""
@@ -177,21 +203,28 @@ class Executor:
         root = sandbox / "execroot"
         root.mkdir()
         worker = None
-        if self.workers is not None and is_strata_action(action.argv):
+        if (
+            self.workers is not None
+            and is_strata_action(action.argv)
+            and "requires-network" not in action.tags
+        ):
             worker = self.workers.get(action.argv[0])
         tool = action.argv[0] if worker is not None else None
-        for path in action.inputs:
-            if tool is not None and (path == tool or path.startswith(tool + ".runfiles/")):
-                continue  # the worker already runs this tool: its files need no staging
+        staged = tuple(
             self._link_input(root, path)
+            for path in action.inputs
+            # a worker already runs this tool: its launcher and runfiles need no staging
+            if tool is None or not (path == tool or path.startswith(tool + ".runfiles/"))
+        )
         for out in action.outputs:
             (root / out).parent.mkdir(parents=True, exist_ok=True)
         for out in action.output_dirs:
             (root / out).mkdir(parents=True, exist_ok=True)
+        env = action_env(action)
         if worker is not None:
             try:
                 process = worker.spawn(
-                    action.argv, root, action_env(action), sandbox / "stdout", sandbox / "stderr"
+                    action.argv, root, env, sandbox / "stdout", sandbox / "stderr"
                 )
                 return Running(action, process, sandbox)
             except WorkerGone:
@@ -199,12 +232,21 @@ class Executor:
                 self.workers.forget(action.argv[0])
                 self._discard(sandbox)
                 return self.start(action)  # staged in full, as a process
+        argv = list(action.argv)
+        if self.namespace is not None:
+            # bwrap would only say "execvp" in the action's output: say it as without it.
+            if not _can_exec(argv[0] if argv else "", root, env["PATH"]):
+                self._discard(sandbox)
+                raise _could_not_start(action, os.strerror(errno.ENOENT))
+            network = "requires-network" in action.tags
+            plan = StagingPlan(sandbox, root, staged, network)
+            argv = self.namespace.command(plan, argv)
         with open(sandbox / "stdout", "wb") as out_f, open(sandbox / "stderr", "wb") as err_f:
             try:
                 proc = subprocess.Popen(
-                    list(action.argv),
+                    argv,
                     cwd=root,
-                    env=action_env(action),
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=out_f,
                     stderr=err_f,
@@ -213,20 +255,15 @@ class Executor:
                 )
             except OSError as e:
                 self._discard(sandbox)
-                raise ActionFailed(
-                    action,
-                    f"{action.mnemonic} could not start "
-                    f"(got {e.strerror}: {shlex.join(action.argv)}); "
-                    "declare the tool as an input and check its path and executable bit",
-                    "",
-                ) from None
+                raise _could_not_start(action, e.strerror or str(e)) from None
         return Running(action, proc, sandbox)
 
-    def _link_input(self, root: Path, path: str) -> None:
+    def _link_input(self, root: Path, path: str) -> StagedInput:
         real = self.input_path(path)
         dest = root / path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if real.is_dir():
+        is_dir = real.is_dir()
+        if is_dir:
             # As Bazel's sandbox stages a tree artifact: its files, each a link, in
             # directories made for them; an empty directory of the tree is not staged.
             dest.mkdir(parents=True, exist_ok=True)
@@ -238,6 +275,20 @@ class Executor:
                     os.symlink(Path(dirpath) / name, dest / rel / name)
         elif not dest.exists():
             os.symlink(real, dest)
+        return StagedInput(path, real, self._input_root(path, real), is_dir)
+
+    def _input_root(self, path: str, real: Path) -> Path:
+        """The execroot for outputs; for a source, its repository's directory."""
+        if is_generated(path):
+            return self.execroot
+        rel = path
+        if path.startswith("external/"):
+            parts = path.split("/", 2)
+            rel = parts[2] if len(parts) == 3 else ""
+        text = str(real)
+        if rel and text.endswith("/" + rel):
+            return Path(text[: -len(rel) - 1])
+        return real
 
     def finish(self, running: Running, *, verbose: bool = False) -> Finished:
         """Check exit status and outputs; move outputs into place and store them in the cache."""
@@ -278,7 +329,13 @@ class Executor:
         return "".join(parts)
 
     def _discard(self, sandbox: Path) -> None:
-        if not self.keep_sandbox:
+        if self.keep_sandbox:
+            return
+        try:
+            shutil.rmtree(sandbox)
+        except OSError:
+            # The action may have left read-only directories (in its /tmp, say).
+            _make_writable(sandbox)
             shutil.rmtree(sandbox, ignore_errors=True)
 
     def _collect(self, running: Running) -> ActionResult:

@@ -11,6 +11,7 @@ rule's schema right away, so an error points at the BUILD line that made it.
 from __future__ import annotations
 
 import difflib
+import os
 import platform
 import re
 from dataclasses import dataclass, field
@@ -171,6 +172,8 @@ class Packages:
     def __init__(self, loader: Loader) -> None:
         self.loader = loader
         self._packages: dict[tuple[str, str], Package] = {}
+        self._crossing: dict[tuple[str, str], bool] = {}
+        """(package directory, subdirectory) -> a BUILD file on the way (see _crosses_package)."""
         self._current: list[Package] = []
         loader.hooks.update(
             _strata_glob=self._glob,
@@ -257,12 +260,19 @@ class Packages:
         )
 
     def _crosses_package(self, pkg: Package, name: str) -> bool:
-        parts = name.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            sub = pkg.directory.joinpath(*parts[:i])
-            if any(self.loader.reads.is_file(sub / b) for b in BUILD_NAMES):
-                return True
-        return False
+        """Whether a directory between the package and file `name` holds a BUILD file."""
+        parent = name.rpartition("/")[0]
+        if not parent:
+            return False
+        key = (os.fspath(pkg.directory), parent)
+        known = self._crossing.get(key)
+        if known is None:
+            here = os.path.join(key[0], parent)
+            known = self._crosses_package(pkg, parent) or any(
+                self.loader.reads.is_file(Path(here, b)) for b in BUILD_NAMES
+            )
+            self._crossing[key] = known
+        return known
 
     def targets_under(self, repo: str, base: str) -> list[Label]:
         """Rule targets in every package at or below `base` (for `//base/...`)."""

@@ -44,6 +44,7 @@ FLAGS: Mapping[str, FlagSpec] = {
     "remote_header": FlagSpec(True, _BUILDISH),
     "remote_max_connections": FlagSpec(True, _BUILDISH),
     "action_keys": FlagSpec(True, _BUILDISH),
+    "sandbox": FlagSpec(True, _BUILDISH),
 }
 """Flags an rc file may set; `output_base` is a startup option and stays on the command line."""
 

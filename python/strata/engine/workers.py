@@ -21,7 +21,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +58,25 @@ class WorkerProcess:
         return self.returncode
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        """SIGKILL the action's process group (asked of the worker: `pid` is in its namespace)."""
+        self._worker.kill(self.ident)
 
 
 class Worker:
     """One `strata worker` process and its control socket."""
 
-    def __init__(self, launcher: Path, execroot: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        launcher: Path,
+        execroot: Path,
+        env: Mapping[str, str],
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [str(launcher), "worker"]
         try:
             self.process = subprocess.Popen(
-                [str(launcher), "worker"],
+                wrap(argv) if wrap is not None else argv,
                 cwd=execroot,
                 env=dict(env),
                 stdin=theirs.fileno(),
@@ -112,6 +119,10 @@ class Worker:
         pid, pidfd = self._started.pop(ident)
         return WorkerProcess(self, ident, pid, pidfd)
 
+    def kill(self, ident: int) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.send(json.dumps({"kill": ident}).encode())
+
     def status(self, ident: int) -> tuple[int, int]:
         while ident not in self._statuses:
             self._receive()
@@ -145,10 +156,19 @@ class WorkerGone(OSError):
 class WorkerPool:
     """One worker per tool launcher, started on first use, closed at the end of a build."""
 
-    def __init__(self, execroot: Path, env: Mapping[str, str], *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        execroot: Path,
+        env: Mapping[str, str],
+        *,
+        enabled: bool = True,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
         self.execroot = execroot
         self.env = dict(env)
         self.enabled = enabled
+        self.wrap = wrap
+        """Puts the worker's command in a sandbox (the namespace one), if any."""
         self._workers: dict[str, Worker | None] = {}
 
     def get(self, tool: str) -> Worker | None:
@@ -161,7 +181,7 @@ class WorkerPool:
             worker = None
             if launcher.is_file() and runfiles.is_dir():
                 with contextlib.suppress(UserError):
-                    worker = Worker(launcher, self.execroot, self.env)
+                    worker = Worker(launcher, self.execroot, self.env, self.wrap)
             self._workers[tool] = worker
         return self._workers[tool]
 
