@@ -12,6 +12,7 @@ import pytest
 from enginekit import BIN, Engine
 from strata.engine.action import Action
 from strata.engine.executor import ActionFailed
+from strata.errors import UserError
 
 PYTHON_DIR = Path(__file__).resolve().parent.parent / "python"
 TOOL = f"{BIN}/external/strata_tools/strata"
@@ -124,3 +125,25 @@ def test_no_worker_outlives_the_build(tmp_path: Path) -> None:
             except OSError:
                 continue
             assert not cwd.startswith(str(tmp_path / "ob")), f"process {pid} left in {cwd}"
+
+
+def test_worker_actions_cannot_write_outside_the_output_base(tmp_path: Path) -> None:
+    """Under the namespace sandbox the worker's children see the host read-only."""
+    from strata.engine.sandbox import find_bwrap, probe
+
+    if probe(find_bwrap()):
+        pytest.fail("bubblewrap must work here (tools/test installs it)")
+    ws = _workspace(tmp_path)
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    outside = {"descriptor": str(canary / "d.json"), "output": str(canary / "x.tar")}
+    req = json.loads((ws / "ok.json").read_text())
+    (ws / "escape.json").write_text(json.dumps({**req, **outside}, sort_keys=True))
+    eng = Engine(ws, tmp_path / "ob")
+    with pytest.raises(ActionFailed):
+        eng.build(
+            [*_tool_actions(), _layer_action("ok", "escape.json")],
+            workers=True,
+            sandbox="namespace",
+        )
+    assert list(canary.iterdir()) == []
