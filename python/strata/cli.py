@@ -149,6 +149,7 @@ def _execute(
         options,
         disk_cache=Path(args.disk_cache).resolve() if args.disk_cache else None,
         source_path=getattr(result, "source_path", None),
+        repo_roots=tuple(getattr(result, "repo_roots", {}).values()),
         remote=_remote_options(args),
         sandbox=args.sandbox,
     )

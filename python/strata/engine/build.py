@@ -38,6 +38,8 @@ class ExecutionConfig:
     use_cache: bool = True
     source_path: Callable[[str], Path] | None = None
     """Maps a source execroot path to its file; defaults to `OutputBase.source_path`."""
+    repo_roots: tuple[Path, ...] = ()
+    """Directories of the repositories (workspace included) sources come from."""
     remote: RemoteOptions | None = None
     """`--remote_cache` and its flags: the local cache then sits in front of that server."""
     sandbox: str = "auto"
@@ -92,7 +94,8 @@ def _execute_locked(
     wrap = None
     if namespace is not None:
         ns = namespace
-        wrap = lambda argv: ns.worker_command(base.root, base.workspace, argv)  # noqa: E731
+        roots = (base.workspace, *config.repo_roots)
+        wrap = lambda argv: ns.worker_command(base.root, roots, argv)  # noqa: E731
     workers = WorkerPool(
         base.execroot, {"PATH": DEFAULT_PATH}, enabled=config.options.workers, wrap=wrap
     )
@@ -109,6 +112,11 @@ def _execute_locked(
         return Scheduler(graph, executor, reporter, config.options, log).build(wanted)
     finally:
         workers.close()
+        if workers.failure:
+            reporter.warning(
+                f"strata's action worker stopped ({workers.failure}); its actions ran as "
+                "processes (slower, same bytes); --noworkers skips the worker"
+            )
         write_bytes_atomic(base.last_build_file, json_bytes(reporter.stats.to_json()))
         _report_remote(cache, reporter)
         log.save()

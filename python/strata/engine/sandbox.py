@@ -106,23 +106,30 @@ class Namespace:
         args += namespace_flags(network=plan.network)
         return [*args, "--", *argv]
 
-    def worker_command(self, output_base: Path, workspace: Path, argv: Sequence[str]) -> list[str]:
+    def worker_command(
+        self, output_base: Path, repo_roots: Sequence[Path], argv: Sequence[str]
+    ) -> list[str]:
         """The namespace strata's action worker (strata.engine.workers) runs in.
 
         The same read-only view, private `/tmp` (a directory of the output base)
         and no network as an action's, but one for the whole build: it can
         write in the output base, where every action's sandbox lies (and where
         an output linking an input's bytes needs both on one mount). The
-        workspace and the repositories the output base links to are bound back
-        read-only when they live under the hidden `/tmp`.
+        repositories sources come from (the workspace, local repositories, those
+        in the output base), and the directories the files of the worker's own
+        tool live in, are bound back read-only when they are under the hidden
+        `/tmp`.
         """
         base = Path(os.path.realpath(output_base))
         tmp = base / "sandbox" / "worker-tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o1777)
-        roots = {Path(os.path.realpath(workspace))}
+        roots = {Path(os.path.realpath(r)) for r in repo_roots}
         with contextlib.suppress(OSError), os.scandir(base / "external") as it:
             roots.update(Path(os.path.realpath(e.path)) for e in it)
+        runfiles = Path(str(argv[0]) + ".runfiles")
+        for dirpath, _dirs, files in os.walk(runfiles):
+            roots.update(Path(os.path.realpath(os.path.join(dirpath, f))).parent for f in files)
         hidden = sorted(r for r in roots if _hidden(r) and not r.is_relative_to(base))
         args = [self.bwrap, *system_view(), "--bind", str(tmp), "/tmp"]
         kept: list[Path] = []

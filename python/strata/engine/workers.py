@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,12 +75,16 @@ class Worker:
     ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = [str(launcher), "worker"]
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        """The worker's own stderr: what it said if it dies."""
         try:
             self.process = subprocess.Popen(
                 wrap(argv) if wrap is not None else argv,
                 cwd=execroot,
                 env=dict(env),
                 stdin=theirs.fileno(),
+                stdout=subprocess.DEVNULL,
+                stderr=self.log,
                 close_fds=True,
                 start_new_session=True,
             )
@@ -138,6 +143,15 @@ class Worker:
         else:
             self._statuses[msg["id"]] = (msg["status"], msg.get("maxrss", 0))
 
+    def last_words(self) -> str:
+        """The last line the worker wrote to stderr, or its exit status."""
+        self.log.seek(0)
+        lines = self.log.read().decode(errors="replace").strip().splitlines()
+        if lines:
+            return lines[-1][-300:]
+        code = self.process.poll()
+        return f"exit status {code}" if code is not None else "no answer"
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
@@ -147,6 +161,7 @@ class Worker:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        self.log.close()
 
 
 class WorkerGone(OSError):
@@ -170,6 +185,8 @@ class WorkerPool:
         self.wrap = wrap
         """Puts the worker's command in a sandbox (the namespace one), if any."""
         self._workers: dict[str, Worker | None] = {}
+        self.failure = ""
+        """Why a worker stopped working this build (the build warns once), or ""."""
 
     def get(self, tool: str) -> Worker | None:
         """The worker for the launcher at execroot path `tool`; None if it can't run one."""
@@ -180,15 +197,19 @@ class WorkerPool:
             runfiles = Path(str(launcher) + ".runfiles")
             worker = None
             if launcher.is_file() and runfiles.is_dir():
-                with contextlib.suppress(UserError):
+                try:
                     worker = Worker(launcher, self.execroot, self.env, self.wrap)
+                except UserError as e:
+                    self.failure = self.failure or str(e)
             self._workers[tool] = worker
         return self._workers[tool]
 
     def forget(self, tool: str) -> None:
+        """Stop using the worker for `tool` (it died): its actions run as processes."""
         worker = self._workers.get(tool)
         if worker is not None:
             worker.close()
+            self.failure = self.failure or worker.last_words()
         self._workers[tool] = None
 
     def close(self) -> None:
