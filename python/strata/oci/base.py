@@ -107,8 +107,9 @@ class _Archive:
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by read_docker_archive
         except tarfile.TarError as e:
+            reason = " ".join(str(e).split())  # tarfile's reasons span several lines
             raise UserError(
-                f"base image is not a tar archive ({e}); give a docker-archive "
+                f"base image is not a tar archive ({reason}); give a docker-archive "
                 "(docker save) or an OCI layout directory",
                 where=self.where,
             ) from None
