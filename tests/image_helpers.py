@@ -78,3 +78,19 @@ def small_image(
         tag=tag,
         base=base,
     )
+
+
+def wrong_diff_id_image(tmp: Path, compressor: str) -> tuple[Assembled, str]:
+    """An image whose first (compressed) layer decompresses to other bytes than its config's
+    diff_id, every digest otherwise right; returns it and the diff_id the layer really has."""
+    real = make_layer(tmp / f"real-{compressor}", app_layer, compressor)[0]
+    claimed = make_layer(tmp / f"claimed-{compressor}", data_layer, compressor)[0]
+    lying = Blob(real.path, real.digest, real.size, claimed.diff_id, real.compressor)
+    image = assemble(
+        layers=[lying],
+        fields={"Cmd": ["/opt/app/run"]},
+        platform=parse_platform("x86_64"),
+        name="example.com/strata/lying",
+        tag="v1",
+    )
+    return image, real.diff_id

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from image_helpers import app_layer, make_layer
+from image_helpers import app_layer, make_layer, wrong_diff_id_image
 from strata.cli import main
+from strata.oci.oci_layout import write_oci_layout
 
 
 def write_request(path: Path, req: dict[str, Any]) -> str:
@@ -81,6 +82,27 @@ def test_bad_requests_fail_with_one_line_and_no_outputs(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert message in err
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("compressor", ["gzip", "zstd"])
+def test_base_layer_decompressing_to_other_bytes_than_its_diff_id_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], compressor: str
+) -> None:
+    """A pulled base (an OCI layout) with a compressed layer that is not what its config says."""
+    lying, real_diff_id = wrong_diff_id_image(tmp_path / "base", compressor)
+    layout = tmp_path / "base" / "layout"
+    write_oci_layout(layout, [lying.image])
+    req = base_request(tmp_path, base={"path": str(layout)})
+    assert main(["action", "ImageAssemble", write_request(tmp_path / "req.json", req)]) == 1
+    err = capsys.readouterr().err
+    blob = lying.image.layers[0]
+    assert err == (
+        f"error: {layout}: layer 0 (blobs/sha256/{blob.digest.split(':')[1]}) does not match "
+        f"rootfs.diff_ids[0] of the config (got {real_diff_id}, expected {blob.diff_id}); "
+        "the base image is corrupt or was modified: pull it again, or pin the digest of an "
+        "intact image\n"
+    )
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 

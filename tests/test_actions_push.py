@@ -32,3 +32,26 @@ def test_without_a_label_the_request_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(UserError) as err:
         run(request(tmp_path), "push.push.json")
     assert err.value.where == "push.push.json"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"repository": "team/app\ntouch /tmp/x"},
+            "invalid repository (got 'team/app\\ntouch /tmp/x')",
+        ),
+        ({"repository": "team/$(touch x)"}, "invalid repository (got 'team/$(touch x)')"),
+        ({"tags": ["1.0", "v1;rm"]}, "invalid tag (got 'v1;rm')"),
+        ({"mount_from": "a`b`"}, "invalid mount_from (got 'a`b`')"),
+        ({"registry": "host:99999"}, "invalid registry address (got 'host:99999')"),
+        ({"registry": "h\nx"}, "invalid registry address (got 'h\\nx')"),
+    ],
+)
+def test_names_are_checked_before_anything_is_read(
+    tmp_path: Path, extra: dict[str, object], message: str
+) -> None:
+    req = request(tmp_path, label="//app:push", tags=["1.0"]) | extra
+    with pytest.raises(UserError) as err:
+        run(req, "push.push.json")
+    assert str(err.value).startswith(f"//app:push: {message}; use ")

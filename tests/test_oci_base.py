@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from image_helpers import small_image
+from image_helpers import small_image, wrong_diff_id_image
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.oci.base import Selector, load_base
@@ -207,10 +207,7 @@ def test_layer_digest_mismatch_in_docker_archive(tmp_path: Path, img: Image) -> 
     with pytest.raises(UserError) as e:
         load_base(archive, Selector(), tmp_path / "work")
     msg = str(e.value)
-    assert (
-        msg.startswith(f"{archive}: ")
-        and "/layer.tar: layer diff_id digest mismatch (got sha256:" in msg
-    )
+    assert msg.startswith(f"{archive}: layer 0 (") and "/layer.tar) does not match rootfs." in msg
     assert f"expected {img.layers[0].diff_id}); the base image is corrupt" in msg
 
 
@@ -256,3 +253,83 @@ def test_copy_keeps_working(tmp_path: Path, img: Image) -> None:
     a = load_base(layout, Selector(), tmp_path / "w1")
     b = load_base(tmp_path / "moved", Selector(), tmp_path / "w2")
     assert a.config == b.config
+
+
+# -- diff_ids of compressed layers -------------------------------------------------------------
+
+
+def _diff_id_error(where: Path, index: int, name: str, got: str, expected: str) -> str:
+    return (
+        f"{where}: layer {index} ({name}) does not match rootfs.diff_ids[{index}] of the config "
+        f"(got {got}, expected {expected}); the base image is corrupt or was modified: "
+        "pull it again, or pin the digest of an intact image"
+    )
+
+
+@pytest.mark.parametrize("compressor", ["gzip", "zstd"])
+def test_oci_layout_compressed_layer_must_match_its_diff_id(
+    tmp_path: Path, compressor: str
+) -> None:
+    image, real_diff_id = wrong_diff_id_image(tmp_path, compressor)
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, [image.image])
+    blob = image.image.layers[0]
+    with pytest.raises(UserError) as e:
+        load_base(layout, Selector(), tmp_path / "work")
+    name = "blobs/sha256/" + blob.digest.split(":")[1]
+    assert str(e.value) == _diff_id_error(layout, 0, name, real_diff_id, blob.diff_id)
+
+
+@pytest.mark.parametrize("style", ["new", "legacy"])
+def test_docker_archive_compressed_layer_must_match_its_diff_id(tmp_path: Path, style: str) -> None:
+    image, real_diff_id = wrong_diff_id_image(tmp_path, "gzip")
+    blob = image.image.layers[0]
+    archive = tmp_path / "bad.tar"
+    # Docker 25+ names layers blobs/sha256/<digest>; older saves <id>/layer.tar (here gzip too).
+    name = "blobs/sha256/" + blob.digest.split(":")[1] if style == "new" else "aaa/layer.tar"
+    cfg = "blobs/sha256/" + image.image.config_digest.split(":")[1]
+    with tarfile.open(archive, "w") as tf:
+        add(tf, name, blob.path.read_bytes())
+        add(tf, cfg, image.image.config)
+        add(tf, "manifest.json", json.dumps([{"Config": cfg, "Layers": [name]}]).encode())
+    with pytest.raises(UserError) as e:
+        load_base(archive, Selector(), tmp_path / "work")
+    assert str(e.value) == _diff_id_error(archive, 0, name, real_diff_id, blob.diff_id)
+
+
+def test_oci_layout_layer_count_must_match_diff_ids(tmp_path: Path, img: Image) -> None:
+    cfg = json.loads(img.config)
+    cfg["rootfs"]["diff_ids"] = cfg["rootfs"]["diff_ids"][:1]
+    short = Image(json_bytes(cfg), img.layers, None, platform=img.platform)
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, [short])
+    with pytest.raises(UserError, match="manifest lists 2 layers but the config has 1 diff_ids"):
+        load_base(layout, Selector(), tmp_path / "work")
+
+
+@pytest.mark.parametrize("cut", [10, 200])
+def test_oci_layout_truncated_gzip_layer_is_refused(tmp_path: Path, img: Image, cut: int) -> None:
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, [img])
+    blob = layout / "blobs" / "sha256" / img.layers[0].digest.split(":")[1]
+    data = blob.read_bytes()[:-cut]
+    # Keep the blob's own digest right, so only the gzip stream is wrong.
+    hexd = hashlib.sha256(data).hexdigest()
+    blob.rename(blob.with_name(hexd))
+    blob.with_name(hexd).write_bytes(data)
+    manifest_desc = json.loads((layout / "index.json").read_text())["manifests"][0]
+    mpath = layout / "blobs" / "sha256" / manifest_desc["digest"].split(":")[1]
+    manifest = json.loads(mpath.read_bytes())
+    manifest["layers"][0].update(digest="sha256:" + hexd, size=len(data))
+    mbytes = json_bytes(manifest)
+    mhex = hashlib.sha256(mbytes).hexdigest()
+    (layout / "blobs" / "sha256" / mhex).write_bytes(mbytes)
+    manifest_desc.update(digest="sha256:" + mhex, size=len(mbytes))
+    (layout / "index.json").write_text(
+        json.dumps({"schemaVersion": 2, "manifests": [manifest_desc]})
+    )
+    with pytest.raises(UserError) as e:
+        load_base(layout, Selector(), tmp_path / "work")
+    assert str(e.value).startswith(
+        f"{layout}: layer 0 (blobs/sha256/{hexd}): layer is not valid gzip"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from image_helpers import app_layer, make_layer
 from realtools import need
 from registry_server import RegistryServer
+from strata.actions.pull import run as pull_run
 from strata.cli import main
 from strata.errors import UserError
 from strata.oci.base import Selector, read_oci_layout
@@ -160,3 +162,15 @@ def test_pull_digest_platform_errors(
         "error: strata pull-digest: platform linux/riscv64 is not in the image index "
         "(got: linux/amd64, linux/arm64); set os/architecture/variant to one of those\n"
     )
+
+
+def test_pull_action_checks_names(tmp_path: Path) -> None:
+    base = {"digest": "sha256:" + "0" * 64, "outputs": {"oci_layout": str(tmp_path / "l")}}
+    for extra, message in (
+        ({"registry": "r", "repository": "a\nb"}, "invalid repository (got 'a\\nb')"),
+        ({"registry": "r", "repository": "a", "tag": "$(x)"}, "invalid tag (got '$(x)')"),
+        ({"registry": "r;x", "repository": "a"}, "invalid registry address (got 'r;x')"),
+    ):
+        with pytest.raises(UserError, match=re.escape(message)):
+            pull_run({"schema_version": 1, **base, **extra}, "req")
+    assert not (tmp_path / "l").exists()

@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from strata import __version__
 from strata.errors import UserError, format_error
@@ -150,7 +150,7 @@ def _execute(
         disk_cache=Path(args.disk_cache).resolve() if args.disk_cache else None,
         source_path=getattr(result, "source_path", None),
         repo_roots=tuple(getattr(result, "repo_roots", {}).values()),
-        remote=_remote_options(args),
+        remote=args.remote,
         sandbox=args.sandbox,
     )
     actions = result.actions
@@ -194,6 +194,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
             "no targets to build (got none); name one, e.g. strata build //pkg:target",
             where="strata build",
         )
+    _no_flags_among(args.targets, "strata build")
+    args.remote = _remote_options(args)  # a bad flag fails now, not after analysis
     with _locked_output_base(args) as (base, stat_cache):
         base, result = _analyze(args, args.targets, base, stat_cache)
         # Bazel builds a requested target's runfiles too, and an executable's runfiles tree.
@@ -213,6 +215,20 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return _not_all_analysed(result)
 
 
+def _no_flags_among(targets: list[str], where: str) -> None:
+    """argparse takes an unknown `--flag=a b` (with a space) for a target; say it is a flag.
+
+    Its text is redacted: a mistyped `--remote_header=Authorization: Bearer ...` is
+    exactly such an argument."""
+    from strata.engine.redact import redact_text
+
+    for target in targets:
+        if target.startswith("-"):
+            raise UserError(
+                f"unknown flag (got {redact_text(target)!r}); see {where} --help", where=where
+            )
+
+
 def _not_all_analysed(result: Any) -> int:
     """1 after `--keep_going` left targets out (their errors were printed), as Bazel exits."""
     errors = getattr(result, "errors", ())
@@ -228,6 +244,8 @@ def _not_all_analysed(result: Any) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    _no_flags_among([args.target], "strata run")
+    args.remote = _remote_options(args)  # a bad flag fails now, not after analysis
     with _locked_output_base(args) as (base, stat_cache):
         base, result = _analyze(args, [args.target], base, stat_cache)
         if getattr(result, "errors", ()):
@@ -352,20 +370,23 @@ def _add_remote_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _remote_options(args: argparse.Namespace) -> Any:
+    """The checked remote-cache options (None without --remote_cache); errors hide secrets."""
     if not getattr(args, "remote_cache", None):
         return None
-    from strata.engine.cache_http import RemoteOptions  # urllib3 and protobuf: only when used
+    from strata.engine.cache_http import RemoteOptions, parse_remote_cache  # urllib3: when used
+    from strata.engine.redact import redact_header
 
     headers = []
     for h in args.remote_header:
         name, eq, value = h.partition("=")
         if not eq or not name:
             raise UserError(
-                f"--remote_header must be Name=Value (got {h!r}); "
+                f"--remote_header must be Name=Value (got {redact_header(h)!r}); "
                 "write e.g. --remote_header=X-Token=SECRET",
                 where="strata",
             )
         headers.append((name, value))
+    parse_remote_cache(args.remote_cache, tuple(headers))
     if args.remote_timeout <= 0 or args.remote_max_connections < 1:
         raise UserError(
             "--remote_timeout and --remote_max_connections must be positive "
@@ -404,8 +425,17 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return worker.main()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse quotes unknown arguments back: a mistyped --remote_cache keeps its password."""
+
+    def error(self, message: str) -> NoReturn:
+        from strata.engine.redact import redact_text
+
+        super().error(redact_text(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strata", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="strata", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("version", help="print the version")

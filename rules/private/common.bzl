@@ -1,5 +1,7 @@
 """Shared helpers: the tool attribute, sorted JSON requests, running an action."""
 
+load(":names.bzl", "name_problem")
+
 SCHEMA_VERSION = 1
 
 # Remote cache policy (issue 7): whole-image actions (archives, layouts, merges,
@@ -55,6 +57,12 @@ def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execut
 def label_fail(ctx, attr_name, what, got, fix):
     """fail() in strata's error shape, naming the target and attribute."""
     fail("%s: attribute '%s': %s (got %s); %s" % (label_str(ctx.label), attr_name, what, got, fix))
+
+def check_name(ctx, attr_name, kind, value):
+    """label_fail() unless `value` is a valid `kind` name ("registry", "repository", "tag", "reference")."""
+    problem = name_problem(kind, value)
+    if problem:
+        fail("%s: attribute '%s': %s" % (label_str(ctx.label), attr_name, problem))
 
 def label_str(label):
     """`//pkg:name` (or `@repo//pkg:name`); composed, as str(label) differs between engines."""

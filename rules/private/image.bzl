@@ -14,6 +14,7 @@ Every image runs the same three steps, each its own action and cache entry:
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
 load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "label_fail", "run_strata", "sorted_dict", "validate_config")
+load(":names.bzl", "shell_quote")
 load(":nix.bzl", "nix_db_layer")
 load(":run_as_root.bzl", "run_as_root_layer")
 
@@ -253,12 +254,13 @@ def _docker_image_impl(ctx):
     # buildImage copies copyToRoot's files to / and puts their closure in one layer.
     return _image_impl(ctx, ctx.attr.copy_to_root, True, [["popularity_contest"], ["limit_layers", 1]])
 
+# Every value is shell_quote()d: no label or file name is read as shell syntax.
 _STREAM_SCRIPT = """#!/bin/sh
-# stream_layered_image {label}: writes the image's docker-archive to stdout
-# (written by @strata//rules/private:image.bzl). Usage: {name} > image.tar, or | docker load
+# stream_layered_image (written by @strata//rules/private:image.bzl): writes the image's
+# docker-archive to stdout. Usage: <this script> > image.tar, or | docker load
 set -eu
-cd "${{RUNFILES_DIR:-$0.runfiles}}/{workspace}" 2>/dev/null || cd "$0.runfiles/{workspace}"
-exec {tool} action StreamImage "@{request}" "$@"
+cd "${{RUNFILES_DIR:-$0.runfiles}}/"{workspace} 2>/dev/null || cd "$0.runfiles/"{workspace}
+exec {tool} action StreamImage @{request} "$@"
 """
 
 def _short_path(f):
@@ -274,11 +276,9 @@ def _stream_layered_image_impl(ctx):
     # Named after the target: the executable output both engines expect.
     exe = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.write(exe, _STREAM_SCRIPT.format(
-        label = "//%s:%s" % (ctx.label.package, ctx.label.name),
-        name = ctx.label.name,
-        workspace = ctx.workspace_name,
-        tool = ctx.executable._strata.short_path,
-        request = request.short_path,
+        workspace = shell_quote(ctx.workspace_name),
+        tool = shell_quote(ctx.executable._strata.short_path),
+        request = shell_quote(request.short_path),
     ), is_executable = True)
     data = _layer_files(layers) + [request, ctx.executable._strata] + layers.base_inputs
     runfiles = ctx.runfiles(files = data).merge(ctx.attr._strata[DefaultInfo].default_runfiles)

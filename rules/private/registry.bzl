@@ -16,7 +16,8 @@ cannot use a tool's runfiles), the push script through its runfiles.
 """
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "find_python", "label_fail", "label_str", "sorted_dict")
+load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "check_name", "find_python", "label_fail", "label_str", "sorted_dict")
+load(":names.bzl", "name_problem", "shell_quote")
 
 # Passed on to the pull so it finds `docker login` / `podman login` credentials.
 _CREDENTIAL_ENV = ["HOME", "DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "PATH"]
@@ -48,6 +49,11 @@ def _pull_image_impl(rctx):
         fail("%s: attribute 'digest': missing (got neither digest nor tag); run `strata pull-digest %s/%s:TAG` and paste its digest" % (where, attr.registry, attr.repository))
     if attr.digest and not attr.digest.startswith("sha256:"):
         fail("%s: attribute 'digest': must be sha256:<64 hex> (got %r); copy it from `strata pull-digest`" % (where, attr.digest))
+    for name, kind in (("registry", "registry"), ("repository", "repository"), ("tag", "tag"), ("final_image_tag", "tag")):
+        value = getattr(attr, name)
+        problem = name_problem(kind, value) if value or name in ("registry", "repository") else ""
+        if problem:
+            fail("%s: attribute '%s': %s" % (where, name, problem))
     req = {
         "architecture": attr.architecture,
         "os": attr.os,
@@ -129,11 +135,12 @@ shared by two base images is fetched once. Credentials come from `docker login` 
 
 # -- image_push --------------------------------------------------------------------------
 
+# Every value is shell_quote()d: the script holds no text a value could turn into shell syntax.
 _PUSH_SCRIPT = """#!/bin/sh
-# image_push: pushes {image} to {registry}/{repository} (written by @strata//rules/private:registry.bzl).
+# image_push (written by @strata//rules/private:registry.bzl): pushes the image its request names.
 set -eu
-cd "${{RUNFILES_DIR:-$0.runfiles}}/{workspace}" 2>/dev/null || true
-exec {tool} action ImagePush "@{request}" "$@"
+cd "${{RUNFILES_DIR:-$0.runfiles}}/"{workspace} 2>/dev/null || true
+exec {tool} action ImagePush @{request} "$@"
 """
 
 def _image_to_push(ctx):
@@ -147,9 +154,20 @@ def _image_to_push(ctx):
         label_fail(ctx, "image", "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
     return files[0]
 
+def _check_push_names(ctx):
+    """Registry names are checked here, before a request or script holds them."""
+    check_name(ctx, "registry", "registry", ctx.attr.registry)
+    check_name(ctx, "repository", "repository", ctx.attr.repository)
+    for tag in ctx.attr.tags_to_push:
+        # The image_push macro's `tags` are this attribute.
+        check_name(ctx, "tags_to_push", "tag", tag)
+    if ctx.attr.mount_from:
+        check_name(ctx, "mount_from", "repository", ctx.attr.mount_from)
+    if ctx.attr.image_name:
+        check_name(ctx, "image_name", "reference", ctx.attr.image_name)
+
 def _image_push_impl(ctx):
-    if not ctx.attr.repository:
-        label_fail(ctx, "repository", "must not be empty", "\"\"", "set repository = \"team/app\"")
+    _check_push_names(ctx)
     image = _image_to_push(ctx)
     req = {
         "image": image.short_path,
@@ -169,12 +187,9 @@ def _image_push_impl(ctx):
     # Named after the target: the executable output both engines expect.
     exe = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.write(exe, _PUSH_SCRIPT.format(
-        image = image.short_path,
-        registry = ctx.attr.registry,
-        repository = ctx.attr.repository,
-        workspace = ctx.workspace_name,
-        tool = ctx.executable._strata.short_path,
-        request = request.short_path,
+        workspace = shell_quote(ctx.workspace_name),
+        tool = shell_quote(ctx.executable._strata.short_path),
+        request = shell_quote(request.short_path),
     ), is_executable = True)
     runfiles = ctx.runfiles(files = [image, request, ctx.executable._strata])
     runfiles = runfiles.merge(ctx.attr._strata[DefaultInfo].default_runfiles)

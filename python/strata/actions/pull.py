@@ -31,7 +31,7 @@ from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.oci.platform import Platform, parse_platform
-from strata.oci.reference import parse_image_name
+from strata.oci.reference import check_repository, check_tag, parse_image_name
 from strata.registry.blobstore import BlobStore
 from strata.registry.client import Options, Registry, RegistryClient
 from strata.registry.pull import is_digest, pull
@@ -85,9 +85,11 @@ def run(req: dict[str, Any], where: str) -> None:
     outputs = field(req, "outputs", dict, where)
     check_keys(outputs, ("oci_layout", "pull_info"), where)
     layout = Path(field(outputs, "oci_layout", str, where))
-    repository = field(req, "repository", str, where)
+    repository = check_repository(field(req, "repository", str, where), where)
     digest = field(req, "digest", str, where, "")
     tag = field(req, "tag", str, where, "")
+    if tag:
+        check_tag(tag, where)
     if digest and not is_digest(digest):
         raise UserError(f"digest must be sha256:<64 hex> (got {digest!r})", where=where)
     if not digest and not tag:

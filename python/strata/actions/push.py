@@ -28,6 +28,7 @@ from strata.actions.request import field
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
+from strata.oci.reference import check_repository, check_tag
 from strata.registry.push import push
 
 _KEYS = {
@@ -52,17 +53,23 @@ def run(req: dict[str, Any], where: str) -> None:
     tags = field(req, "tags", list, where, [])
     if not all(isinstance(t, str) and t for t in tags):
         raise UserError(f"tags must be a list of non-empty strings (got {tags!r})", where=where)
+    for tag in tags:
+        check_tag(tag, where)
     outputs = field(req, "outputs", dict, where, {})
     check_keys(outputs, ("push_info",), where)
     client = client_from(req, where)
-    repository = field(req, "repository", str, where)
+    # Names go into registry URLs: the same grammar the image_push rule checks.
+    repository = check_repository(field(req, "repository", str, where), where)
+    mount_from = field(req, "mount_from", str, where, "")
+    if mount_from:
+        check_repository(mount_from, where, "mount_from")
     result = push(
         client,
         repository,
         field(req, "image", str, where),
         tags,
         name=field(req, "image_name", str, where, ""),
-        mount_from=field(req, "mount_from", str, where, ""),
+        mount_from=mount_from,
         where=where,
     )
     c = result.counters

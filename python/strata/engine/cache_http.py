@@ -24,6 +24,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import threading
 import urllib.parse
@@ -36,6 +37,7 @@ import urllib3
 
 from strata.engine import reapi
 from strata.engine.cache import InvalidEntry
+from strata.engine.redact import redact_header, redact_url
 from strata.errors import UserError
 
 _CHUNK = 1 << 20
@@ -78,21 +80,42 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...]
 
 
+_EXAMPLE = "write e.g. --remote_cache=http://user:password@cache.example:8080/prefix"
+# RFC 9110 token characters for a header name.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _bad_url(what: str, url: str) -> UserError:
+    """Errors show the URL without its credentials (and query): they end up in CI logs."""
+    return UserError(f"--remote_cache {what} (got {redact_url(url)!r}); {_EXAMPLE}", where="strata")
+
+
 def parse_remote_cache(url: str, headers: tuple[tuple[str, str], ...] = ()) -> Endpoint:
     """Split credentials out of the URL into an Authorization header; reject what we can't use."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        # urllib's reason may quote a piece of the password (`u:p/w@h` reads `p` as a port).
+        raise _bad_url(
+            "is not a valid URL: its host must be a name, an IPv4 address or an IPv6 "
+            "address in [ ], its port a number from 1 to 65535",
+            url,
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(
-            f"--remote_cache must be an http(s) URL (got {url!r}); "
-            "write e.g. --remote_cache=http://cache.example:8080/prefix",
-            where="strata",
-        )
+        raise _bad_url("must be an http(s) URL", url)
+    if port == 0:
+        raise _bad_url("port must be a number from 1 to 65535", url)
     if parts.query or parts.fragment:
-        raise UserError(
-            f"--remote_cache cannot have a query or fragment (got {url!r}); "
-            "put only scheme, host, port and path prefix in it",
-            where="strata",
-        )
+        raise _bad_url("cannot have a query or fragment: give scheme, host, port and path", url)
+    for name, value in headers:
+        if not _HEADER_NAME.fullmatch(name) or not _header_value_ok(value):
+            raise UserError(
+                f"--remote_header must be Name=Value with a token name and a value without "
+                f"control characters (got {redact_header(name + '=' + value)!r}); "
+                "write e.g. --remote_header=X-Token=SECRET",
+                where="strata",
+            )
     out = list(headers)
     if parts.username is not None:
         user = urllib.parse.unquote(parts.username)
@@ -100,9 +123,18 @@ def parse_remote_cache(url: str, headers: tuple[tuple[str, str], ...] = ()) -> E
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         out.append(("Authorization", f"Basic {token}"))
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    netloc = f"{host}:{port}" if port else host
     base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
     return Endpoint(base, tuple(out))
+
+
+def _header_value_ok(value: str) -> bool:
+    """Latin-1 without control characters: what http.client sends without raising."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value)
 
 
 class RemoteUnavailable(Exception):
@@ -115,7 +147,9 @@ class HttpCache:
     def __init__(self, options: RemoteOptions, warn: Callable[[str], None]) -> None:
         self.options = options
         self.endpoint = parse_remote_cache(options.url, options.headers)
-        self.name = f"remote cache {self.endpoint.base}"
+        self.shown_url = redact_url(options.url)
+        """The URL as warnings print it: the user's, without credentials."""
+        self.name = f"remote cache {self.shown_url}"
         self._warn = warn
         self._lock = threading.Lock()
         self._warned_put = False
@@ -149,7 +183,7 @@ class HttpCache:
             reason = type(err).__name__
             detail = str(getattr(err, "reason", "") or err).split(": ", 1)[-1][:160]
             self._warn(
-                f"remote cache {self.endpoint.base}: {method} {url} failed "
+                f"remote cache {self.shown_url}: {method} {url} failed "
                 f"(got {reason}: {detail}); continuing without the remote cache for this "
                 "build; check that the server is up or raise --remote_timeout"
             )
@@ -168,7 +202,7 @@ class HttpCache:
             first, self._warned_put = not self._warned_put, True
         if first:
             self._warn(
-                f"remote cache {self.endpoint.base}: {method} {url} was refused "
+                f"remote cache {self.shown_url}: {method} {url} was refused "
                 f"(got HTTP {status}); results stay local; check credentials "
                 "(--remote_header, user:password@ in the URL) and that the server accepts PUT"
             )

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strata.engine.redact import redact_text
 from strata.errors import UserError
 
 
@@ -76,7 +77,7 @@ def _parse_flags(tokens: list[str], where: str, *, strict: bool) -> list[str]:
         if spec is None or not known:
             if strict:
                 raise UserError(
-                    f"unknown flag (got {tok!r}); strata knows "
+                    f"unknown flag (got {redact_text(tok)!r}); strata knows "
                     + ", ".join(f"--{f}" for f in sorted(FLAGS)),
                     where=where,
                 )
@@ -112,7 +113,8 @@ def read_rc(path: Path, command: str, *, strict: bool) -> list[str]:
             tokens = shlex.split(line, comments=True)
         except ValueError as e:
             raise UserError(
-                f"cannot split line ({e}) (got {line!r}); fix the quoting", where=where
+                f"cannot split line ({e}) (got {redact_text(line)!r}); fix the quoting",
+                where=where,
             ) from None
         if not tokens or ":" in tokens[0] or tokens[0] in ("import", "try-import", "startup"):
             continue

@@ -2,8 +2,8 @@
 
 A base image comes from outside (a `docker save`, a pulled layout), so every
 member name is checked before use (no `..`, no absolute paths), every blob is
-hashed and compared with the digest that names it, and every plain-tar layer
-with its config `diff_id`. Layer bytes are never re-tarred: they are copied
+hashed and compared with the digest that names it, and every layer, once
+decompressed, with its config `diff_id`. Layer bytes are never re-tarred: they are copied
 verbatim into outputs, so an uncompressed base layer stays uncompressed.
 
 docker-archive: both the legacy `docker save` layout (`<id>/layer.tar`,
@@ -13,7 +13,10 @@ a layer is extracted once, hashing it on the way, into a work directory.
 OCI layout: `index.json`, nested indexes followed, a manifest chosen by
 `org.opencontainers.image.ref.name` and/or platform
 (https://github.com/opencontainers/image-spec/blob/main/image-layout.md);
-layer blobs are used in place.
+layer blobs are used in place. In both formats a compressed layer is
+decompressed as it is read, in the same pass that hashes (and copies) it, and
+its diff_id compared with the config's: a pulled gzip or zstd base is
+checked as strictly as a plain one.
 """
 
 from __future__ import annotations
@@ -28,13 +31,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from strata.errors import UserError
-from strata.oci.compress import detect_compressor, open_decompressed
+from strata.oci.compress import digest_stream
 from strata.oci.image import BaseImage, Blob
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
 from strata.oci.platform import Platform
 from strata.oci.reference import split_tag
-
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ class _Archive:
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by read_docker_archive
         except tarfile.TarError as e:
+            reason = " ".join(str(e).split())  # tarfile's reasons span several lines
             raise UserError(
-                f"base image is not a tar archive ({e}); give a docker-archive "
+                f"base image is not a tar archive ({reason}); give a docker-archive "
                 "(docker save) or an OCI layout directory",
                 where=self.where,
             ) from None
@@ -254,40 +256,31 @@ def _read_entry(
     blobs = []
     for i, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
         out = workdir / f"{prefix}-{i}"
-        blobs.append(_extract_layer(archive, str(name), diff_id, out))
+        blobs.append(_extract_layer(archive, i, str(name), diff_id, out))
     tags = tuple(str(t) for t in entry.get("RepoTags") or [])
     return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)
 
 
-def _extract_layer(archive: _Archive, name: str, diff_id: str, out: Path) -> Blob:
-    h = hashlib.sha256()
-    size = 0
-    head = b""
+def _extract_layer(archive: _Archive, index: int, name: str, diff_id: str, out: Path) -> Blob:
+    """Copy layer `index` out of the archive, its digest and diff_id taken on the way."""
     with archive.open(name) as src, open(out, "wb") as dst:
-        while chunk := src.read(_CHUNK):
-            if not head:
-                head = chunk[:4]
-            h.update(chunk)
-            size += len(chunk)
-            dst.write(chunk)
-    digest = "sha256:" + h.hexdigest()
-    where = f"{archive.where}: {name}"
+        got = digest_stream(src, f"{archive.where}: layer {index} ({name})", dst)
     claimed = _hex_named(name)
-    if claimed is not None and "sha256:" + claimed != digest:
-        raise _mismatch("layer", "sha256:" + claimed, digest, where)
-    compressor = detect_compressor(head)
-    actual_diff_id = digest if compressor == "none" else _sha256_stream(out)
-    if actual_diff_id != diff_id:
-        raise _mismatch("layer diff_id", diff_id, actual_diff_id, where)
-    return Blob(out, digest, size, diff_id, compressor)
+    if claimed is not None and "sha256:" + claimed != got.digest:
+        raise _mismatch("layer", "sha256:" + claimed, got.digest, f"{archive.where}: {name}")
+    _check_diff_id(archive.where, index, name, diff_id, got.diff_id)
+    return Blob(out, got.digest, got.size, diff_id, got.compressor)
 
 
-def _sha256_stream(path: Path) -> str:
-    h = hashlib.sha256()
-    with open_decompressed(path) as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+def _check_diff_id(where: str, index: int, name: str, expected: str, got: str) -> None:
+    """The uncompressed layer must be what rootfs.diff_ids says, whatever the format."""
+    if got != expected:
+        raise UserError(
+            f"layer {index} ({name}) does not match rootfs.diff_ids[{index}] of the config "
+            f"(got {got}, expected {expected}); the base image is corrupt or was modified: "
+            "pull it again, or pin the digest of an intact image",
+            where=where,
+        )
 
 
 # -- OCI image layout --------------------------------------------------------------------------
@@ -381,21 +374,13 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
         )
     platform = _check_platform(config, selector, where)
     blobs = []
-    for desc, diff_id in zip(layers, diff_ids, strict=True):
+    for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
         path = _blob_path(layout, desc.get("digest"), where)
-        h = hashlib.sha256()
-        size = 0
-        head = b""
+        name = f"blobs/sha256/{path.name}"
         with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                head = head or chunk[:4]
-                h.update(chunk)
-                size += len(chunk)
-        digest = "sha256:" + h.hexdigest()
-        if digest != desc["digest"]:
-            raise _mismatch(f"blob {path.name}", str(desc["digest"]), digest, where)
-        compressor = detect_compressor(head)
-        if compressor == "none" and digest != diff_id:
-            raise _mismatch(f"layer {path.name} diff_id", diff_id, digest, where)
-        blobs.append(Blob(path, digest, size, diff_id, compressor))
+            got = digest_stream(f, f"{where}: layer {i} ({name})")
+        if got.digest != desc["digest"]:
+            raise _mismatch(f"blob {path.name}", str(desc["digest"]), got.digest, where)
+        _check_diff_id(where, i, name, diff_id, got.diff_id)
+        blobs.append(Blob(path, got.digest, got.size, diff_id, got.compressor))
     return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes)

@@ -15,13 +15,16 @@ change, not a tuning knob.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 from collections.abc import Iterator
-from typing import Any, BinaryIO, cast
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO, cast
 
 import zstandard
 from isal import igzip_threaded
+from isal.igzip_lib import IsalError
 
 from strata.errors import UserError
 from strata.oci.tarwriter import Sink
@@ -30,6 +33,7 @@ COMPRESSORS = ("none", "gzip", "zstd")
 GZIP_LEVEL = 2  # ISA-L levels are 0-3; 2 is its default trade-off
 GZIP_BLOCK = 1 << 20
 ZSTD_LEVEL = 3
+_CHUNK = 1 << 20
 
 _OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 _DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
@@ -145,6 +149,93 @@ def compressing(compressor: str, sink: Sink) -> Iterator[Sink]:
             yield zw
         return
     raise ValueError(f"unknown compressor {compressor!r}")
+
+
+@dataclass(frozen=True)
+class StreamDigests:
+    """What one pass over a (possibly compressed) layer stream learnt."""
+
+    digest: str
+    """sha256 of the bytes as stored (the blob digest)."""
+    size: int
+    diff_id: str
+    """sha256 of the uncompressed tar (the config's rootfs.diff_ids entry)."""
+    compressor: str
+
+
+# What a damaged gzip (isal) or zstd stream raises while it is read.
+_CORRUPT: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    zstandard.ZstdError,
+    cast("type[BaseException]", IsalError),
+)
+
+
+class _Hashing(io.RawIOBase):
+    """Reads `src`, hashing (and copying to `copy_to`) every byte once as it passes."""
+
+    def __init__(self, src: IO[bytes], copy_to: IO[bytes] | None) -> None:
+        self._src = src
+        self._copy_to = copy_to
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any, /) -> int:
+        data = self._src.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if n:
+            self.sha.update(data)
+            self.size += n
+            if self._copy_to is not None:
+                self._copy_to.write(data)
+        return n
+
+
+def digest_stream(src: IO[bytes], where: str, copy_to: IO[bytes] | None = None) -> StreamDigests:
+    """Blob digest, size and diff_id of a layer in one read, decompressing as it streams.
+
+    A base image's layer must be checked against its config's diff_id whatever
+    its compression (a layout whose gzip blob decompresses to other bytes is
+    rejected by `docker load` and umoci only after the build); reading the
+    blob once, for its digest, its copy and its diff_id, keeps that cheap.
+    Memory stays bounded: output is read in `_CHUNK` pieces, never whole.
+    """
+    raw = _Hashing(src, copy_to)
+    stored = io.BufferedReader(raw, _CHUNK)
+    compressor = detect_compressor(stored.peek(4)[:4])
+    diff = hashlib.sha256()
+    if compressor != "none":
+        try:
+            with _decompressing(compressor, stored) as plain:
+                while chunk := plain.read(_CHUNK):
+                    diff.update(chunk)
+        except _CORRUPT as e:
+            raise UserError(
+                f"layer is not valid {compressor} ({e}); the base image is corrupt: "
+                "pull or save it again",
+                where=where,
+            ) from None
+    while stored.read(_CHUNK):  # bytes after the compressed stream belong to the blob too
+        pass
+    digest = "sha256:" + raw.sha.hexdigest()
+    diff_id = digest if compressor == "none" else "sha256:" + diff.hexdigest()
+    return StreamDigests(digest, raw.size, diff_id, compressor)
+
+
+def _decompressing(compressor: str, stored: io.BufferedReader[_Hashing]) -> IO[bytes]:
+    if compressor == "gzip":
+        from isal import igzip
+
+        return cast(IO[bytes], igzip.IGzipFile(fileobj=stored, mode="rb"))  # type: ignore[no-untyped-call]
+    reader = zstandard.ZstdDecompressor().stream_reader(
+        stored, read_across_frames=True, closefd=False
+    )
+    return cast(IO[bytes], reader)
 
 
 def open_decompressed(path: str | os.PathLike[str]) -> BinaryIO:

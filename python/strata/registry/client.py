@@ -31,6 +31,7 @@ from urllib3.exceptions import HTTPError, InsecureRequestWarning, SSLError
 
 from strata.errors import UserError
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from strata.oci.reference import REGISTRY_HINT, check_host
 from strata.registry.auth import Challenge, Credentials, find_credentials, parse_challenge
 
 MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
@@ -72,10 +73,9 @@ class Registry:
             scheme = scheme.lower()
         if scheme not in ("http", "https") or not raw or "/" in raw:
             raise UserError(
-                f"invalid registry address (got {text!r}); use host[:port], optionally "
-                "with http:// or https:// in front, e.g. registry.example.com:5000",
-                where=where,
+                f"invalid registry address (got {text!r}); {REGISTRY_HINT}", where=where
             )
+        check_host(raw, where, "registry address")
         if raw in ("docker.io", "index.docker.io"):
             raw = _DOCKER_HUB_API
         return Registry(raw.lower(), scheme)

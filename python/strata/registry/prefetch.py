@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from strata.errors import UserError
 from strata.oci.platform import Platform
+from strata.oci.reference import is_repository, is_tag
 from strata.registry.client import Registry, RegistryClient
 from strata.registry.pull import INDEX_TYPES, choose_manifest, get_manifest, is_digest
 
@@ -52,14 +53,16 @@ def parse_remote_ref(text: str, where: str = "image") -> RemoteRef:
             repository = "library/" + repository
     if digest and not is_digest(digest):
         raise UserError(f"invalid digest (got {digest!r}); use sha256:<64 hex>", where=where)
-    if not re.fullmatch(
-        r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*", repository
+    for what, value, valid in (
+        ("repository", repository, is_repository(repository)),
+        ("tag", tag, not tag or is_tag(tag)),
     ):
-        raise UserError(
-            f"invalid repository (got {repository!r} in {text!r}); use "
-            "REGISTRY/REPOSITORY:TAG, e.g. registry.example.com:5000/team/app:1.0",
-            where=where,
-        )
+        if not valid:
+            raise UserError(
+                f"invalid {what} (got {value!r} in {text!r}); use "
+                "REGISTRY/REPOSITORY:TAG, e.g. registry.example.com:5000/team/app:1.0",
+                where=where,
+            )
     if not tag and not digest:
         tag = "latest"
     return RemoteRef(registry, repository, tag, digest)
