@@ -61,6 +61,15 @@ def xxh3_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def xxh3_and_sha256_file(path: str | os.PathLike[str]) -> tuple[str, str]:
+    x, h = xxhash.xxh3_128(), hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            x.update(chunk)
+            h.update(chunk)
+    return x.hexdigest(), h.hexdigest()
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -104,11 +113,10 @@ class StatCache:
         old = self._entries.get(key)
         if old and (old.size, old.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
             return FileDigest(old.sha256, st.st_size, executable)
-        xxh3 = xxh3_file(key)
-        if old and old.xxh3 == xxh3 and old.size == st.st_size:
+        if old and old.size == st.st_size and old.xxh3 == (xxh3 := xxh3_file(key)):
             sha = old.sha256
         else:
-            sha = sha256_file(key)
+            xxh3, sha = xxh3_and_sha256_file(key)  # one read for both
             self.hashed += 1
         self.remember(key, st, xxh3, sha)
         return FileDigest(sha, st.st_size, executable)

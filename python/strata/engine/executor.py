@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import shlex
 import shutil
@@ -32,11 +31,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import xxhash
-
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
-from strata.engine.digests import StatCache, sha256_bytes
+from strata.engine.digests import StatCache, sha256_bytes, xxh3_and_sha256_file
 from strata.engine.graph import is_generated
 from strata.engine.result_check import link_leaves_tree
 from strata.engine.sandbox import Namespace, StagedInput, StagingPlan
@@ -98,14 +95,8 @@ def action_env(action: Action) -> dict[str, str]:
     return env
 
 
-def _hash_file(path: Path) -> tuple[str, str]:
-    """(xxh3_128, sha256) in one read, so a fresh output is read once for both caches."""
-    x, s = xxhash.xxh3_128(), hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            x.update(chunk)
-            s.update(chunk)
-    return x.hexdigest(), s.hexdigest()
+_hash_file = xxh3_and_sha256_file
+"""(xxh3_128, sha256) in one read, so a fresh output is read once for both caches."""
 
 
 # Bazel makes every output read-only and executable (files and tree directories
