@@ -112,6 +112,8 @@ class Analysis:
         self.actions: list[Action] = []
         self.decls: dict[str, TargetDecl] = {}
         self._params = 0
+        self._reports = 0
+        """Targets analyze__ has reported so far (files are not: see _driver_entry)."""
         self.exe_infos: dict[str, TargetInfo] = {}
         self._implicit_executables: set[str] = set()
         """`ctx.outputs.executable` of executable rules: needed only if the rule uses it."""
@@ -270,6 +272,11 @@ class Analysis:
         return expand_make_vars(text, label, lambda lab: known.get(str(lab)), {}, self.bin_dir)
 
     def _report(self, label: str, info: dict[str, Any]) -> None:
+        """analyze__ finished a target (every kind but files, see _driver_entry)."""
+        self._reports += 1
+        self._set_info(label, info)
+
+    def _set_info(self, label: str, info: dict[str, Any]) -> None:
         self.infos[label] = TargetInfo(
             label=label,
             files=tuple(info["files"]),
@@ -527,13 +534,15 @@ class Analysis:
             f"json.decode({json.dumps(json.dumps(targets))}))\n"
         )
         module, file_loader = self.loader.new_module("//:<analysis>", "", "")
+        reporting = [i for i, t in enumerate(targets) if t["kind"] != "file"]
+        self._reports = 0
         try:
             evaluate(module, parse("<analysis>", driver), file_loader, self.loader.errors)
         except UserError as err:
-            # analyze__ reports each target once it is analysed, in this order.
-            if isinstance(err, TargetError) or len(self.infos) >= len(order):
+            # analyze__ reports each target but files once it is analysed, in this order.
+            if isinstance(err, TargetError) or self._reports >= len(reporting):
                 raise
-            decl = order[len(self.infos)][0]
+            decl = order[reporting[self._reports]][0]
             label = str(decl.label)
             text = err.detail if label in str(err) else f"in {decl.kind} rule {label}: {err.detail}"
             raise TargetError(text, where=err.where, label=label) from None
@@ -561,6 +570,15 @@ class Analysis:
             actual = config_key(str(decl.attrs["actual"]), config)
             return {"label": label, "key": key, "kind": "alias", "actual": actual}
         schema = decl.schema
+        if decl.kind in ("source file", "generated file"):
+            # A file's DefaultInfo is known here: no round trip into Python per file
+            # (a closure's BUILD file can name tens of thousands of them).
+            info = analyze_native(self, decl)
+            paths = [f["path"] for f in info["files"]]
+            self._set_info(
+                key, {"files": paths, "executable": None, "runfiles": paths, "output_groups": {}}
+            )
+            return {"label": label, "key": key, "kind": "file", "info": info}
         if schema is None:
             return {"label": label, "key": key, "kind": "native"}
         if schema.module not in modules:

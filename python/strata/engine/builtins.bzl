@@ -972,6 +972,10 @@ def analyze__(registries, targets):
         kind = t["kind"]
         if kind == "alias":
             results[key] = results[t["actual"]]
+        elif kind == "file":
+            # a source or generated file: its info was computed and reported by the engine
+            results[key] = _target(label, [_default_info_from(t["info"])], key)
+            continue
         elif kind == "rule":
             rule = registries[t["registry"]]["rules"][t["rule"]]
             results[key] = _run_rule(rule, t, results)
