@@ -1,0 +1,455 @@
+"""End to end at scale: a 300-path, 1.7 GiB closure into one layered image, with baselines.
+
+Everything runs once, in this order, on the workspace of e2e_gen.py, so each
+figure has its baseline from the same run on the same (page-cached) files:
+
+  floor     tar --sort=name -cf - store | tee out.tar | openssl dgst -sha256
+  pigz      tar --sort=name -cf - store | pigz -nT | tee out.tgz | openssl dgst -sha256
+  strata    in output base A: cold `big_raw`, two no-ops (new processes), `big`
+            (gzip) with the store paths built, then one file of the leaf path
+            changed and `big_raw` rebuilt (the file is restored afterwards);
+            in output base B: cold `big`.
+  bazel     Bazel (4.2.3 in CI) in output base C: server start, tool set-up,
+            `build //:big_raw`, a no-op with the server up; its big_raw.tar is
+            compared with strata's byte for byte.
+
+"Cold" is a fresh output base with an empty disk cache, the strata tool
+already installed: a throwaway build of //warmup installs it (pip), then
+everything in the output base but external/ is deleted. Bazel's "build" is
+likewise the build command alone, after `info` started its server and
+`sync --only=strata_tools` installed the tool; its total counts all three.
+
+Peak RSS: the engine's own (ru_maxrss of the strata process, written by a
+wrapper at exit) and its largest child (RUSAGE_CHILDREN of the engine: the
+biggest single action process), and Bazel's server (VmHWM before shutdown).
+Sizes are apparent bytes (`du -sb`, hard links counted once); output bases
+are counted without external/ (the installed tool, the same for any closure).
+
+No thresholds: the figures are printed, with ratios, and written as JSON
+(--json). The machine may be shared: the load average at start and end is
+printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import e2e_gen  # noqa: E402
+
+STRATA = HERE.parents[1]
+
+# Runs the CLI as `python -m strata` does, then records its own peak RSS and
+# that of its largest child (an action) in KiB.
+WRAPPER = """
+import resource, sys
+from strata.cli import main
+try:
+    code = main(sys.argv[2:])
+finally:
+    with open(sys.argv[1], "w") as f:
+        f.write("%d %d\\n" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+raise SystemExit(code)
+"""
+
+BAZEL_FLAGS = ["--symlink_prefix=/", "--spawn_strategy=processwrapper-sandbox"]
+
+
+@dataclass
+class Run:
+    """One timed command: wall and CPU seconds (its whole process tree), what it printed."""
+
+    seconds: float
+    cpu: float
+    output: str
+    rss_kib: tuple[int, int] = (0, 0)  # (engine, largest child), strata runs only
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for line in self.output.splitlines() if line.startswith("warning:"))
+
+    @property
+    def executed(self) -> int | None:
+        m = re.search(r"(\d+) actions: (\d+) executed", self.output)
+        return int(m.group(2)) if m else None
+
+
+@dataclass
+class Bench:
+    ws: Path
+    work: Path
+    keep: bool
+    figures: dict[str, Any] = field(default_factory=dict)
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+
+    def run(self, name: str, argv: list[str], server: int | None = None, **kw: Any) -> Run:
+        """Run argv in the workspace; its output goes to logs/NAME.log, not the terminal.
+
+        CPU time is that of the command and the processes it waited for, plus
+        what `server` (a Bazel server's pid) and its actions spent meanwhile.
+        """
+        log = self.work / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cpu0 = children_cpu() + process_cpu(server)
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            argv, cwd=self.ws, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw
+        )
+        took = time.perf_counter() - t0
+        cpu = children_cpu() + process_cpu(server) - cpu0
+        text = proc.stdout.decode(errors="replace")
+        log.write_text(text)
+        if proc.returncode != 0:
+            tail = "\n".join(text.splitlines()[-20:])
+            raise SystemExit(
+                f"error: tools/bench e2e: {name} failed (exit {proc.returncode}; "
+                f"command: {' '.join(argv)}); full output in {log}\n{tail}"
+            )
+        return Run(took, cpu, text)
+
+    def shell(self, name: str, script: str) -> Run:
+        return self.run(name, ["bash", "-o", "pipefail", "-c", script])
+
+    def strata(self, name: str, ob: Path, target: str) -> Run:
+        rss = self.work / "logs" / f"{name}.rss"
+        argv = [sys.executable, "-c", WRAPPER, str(rss), "build", f"--output_base={ob}", target]
+        path = os.pathsep.join(filter(None, [str(STRATA / "python"), os.environ.get("PYTHONPATH")]))
+        r = self.run(name, argv, env={**os.environ, "PYTHONPATH": path})
+        engine, child = (int(x) for x in rss.read_text().split())
+        r.rss_kib = (engine, child)
+        return r
+
+    def cold_output_base(self, name: str) -> Path:
+        """A fresh output base with the strata tool installed and nothing else."""
+        ob = self.work / name
+        self.strata(f"{name}-warmup", ob, "//warmup:warmup")
+        for entry in ob.iterdir():
+            if entry.name != "external":
+                remove(entry)
+        return ob
+
+    def row(self, what: str, value: str, vs: tuple[str, str, str] = ("", "", "")) -> None:
+        """One figure, and its baseline (name, value, ratio) when it has one."""
+        self.rows.append((what, value, *vs))
+        line = f"{what:<38} {value:>24}"
+        if vs[0]:
+            line += f"   vs {vs[0]:<24} {vs[1]:>24}   {vs[2]}"
+        print(line, flush=True)
+
+    def timed(self, what: str, run: Run, base: tuple[str, Run] | None = None) -> None:
+        """A time, wall (and CPU), against a baseline's: ratios of both."""
+        vs = ("", "", "")
+        if base:
+            label, b = base
+            vs = (label, timing(b), f"{ratio(run.seconds, b.seconds)} ({ratio(run.cpu, b.cpu)})")
+        self.row(what, timing(run), vs)
+
+    def record(self, key: str, run: Run) -> None:
+        self.figures[f"{key}_s"] = run.seconds
+        self.figures[f"{key}_cpu_s"] = run.cpu
+        if run.executed is not None:
+            self.figures[f"{key}_executed"] = run.executed
+
+    def drop(self, path: Path) -> None:
+        if not self.keep:
+            remove(path)
+
+
+def remove(path: Path) -> None:
+    """rm -rf that also takes read-only trees (outputs are 0555)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        subprocess.run(["chmod", "-R", "u+w", str(path)], check=False)
+        shutil.rmtree(path)
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def process_cpu(pid: int | None) -> float:
+    """User + system seconds of a running process and its waited-for children (/proc stat)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def existing_ancestor(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def du(path: Path) -> int:
+    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def secs(x: float) -> str:
+    return f"{x:.2f} s"
+
+
+def timing(run: Run) -> str:
+    return f"{run.seconds:.2f} s ({run.cpu:.1f} s cpu)"
+
+
+def ratio(x: float, base: float) -> str:
+    return f"{x / base:.2f}x" if base else "-"
+
+
+def size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def mib(kib: int) -> str:
+    return f"{kib / 1024:.0f} MiB"
+
+
+def bin_dir(ob: Path) -> Path:
+    return ob / "execroot" / "strata_e2e" / "bazel-out" / "k8-fastbuild" / "bin"
+
+
+def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
+    f = b.figures
+    f["closure_bytes"] = sum(p.size for p in closure.paths)  # file bytes, as images hold them
+    tar = "tar --sort=name -cf - store"
+    floor = b.shell("floor", f"{tar} | tee {b.work}/out.tar | openssl dgst -sha256")
+    b.record("floor", floor)
+    f["tar_bytes"] = (b.work / "out.tar").stat().st_size
+    b.drop(b.work / "out.tar")
+    b.timed("floor: tar | tee | openssl", floor)
+    base = ("floor", floor)
+    gz = base
+    if shutil.which("pigz"):
+        pigz = b.shell("pigz", f"{tar} | pigz -nT | tee {b.work}/out.tgz | openssl dgst -sha256")
+        b.record("pigz", pigz)
+        f["pigz_bytes"] = (b.work / "out.tgz").stat().st_size
+        b.drop(b.work / "out.tgz")
+        b.timed("tar | pigz | tee | openssl", pigz, base)
+        b.row("  gzip ratio (tar bytes / tgz bytes)", f"{f['tar_bytes'] / f['pigz_bytes']:.2f}x")
+        gz = ("tar | pigz", pigz)
+    else:
+        print("pigz not installed: no gzip baseline (apt-get install pigz)")
+
+    # output base A: cold big_raw, two no-ops, big with the paths built, a one-file change
+    ob = b.cold_output_base("strata-a")
+    cold = b.strata("strata-cold-big_raw", ob, "//:big_raw")
+    b.record("strata_cold_big_raw", cold)
+    f.update(
+        strata_engine_rss_kib=cold.rss_kib[0],
+        strata_largest_action_rss_kib=cold.rss_kib[1],
+        strata_warning_lines=cold.warnings,
+        strata_big_raw_sha256=sha256(bin_dir(ob) / "big_raw.tar"),
+        strata_output_base_bytes=du(ob) - du(ob / "external"),
+        strata_disk_cache_bytes=du(ob / "cache"),
+    )
+    b.timed("strata cold big_raw", cold, base)
+    b.row("  actions run / warning lines", f"{cold.executed} / {cold.warnings}")
+    noops = [b.strata(f"strata-noop-{i}", ob, "//:big_raw") for i in (1, 2)]
+    f["strata_noop_engine_rss_kib"] = max(r.rss_kib[0] for r in noops)
+    for i, r in enumerate(noops, 1):
+        b.record(f"strata_noop_{i}", r)
+        b.timed(f"strata no-op {i} (new process)", r, ("strata cold", cold))
+    after = b.strata("strata-big-after-big_raw", ob, "//:big")
+    b.record("strata_big_after_big_raw", after)
+    b.timed("strata big (gzip), paths built", after, gz)
+    edit = b.ws / closure.edit
+    original = edit.read_bytes()
+    edit.write_bytes(original + b"one more line from tools/bench e2e\n")
+    try:
+        changed = b.strata("strata-one-file-change", ob, "//:big_raw")
+    finally:
+        edit.write_bytes(original)
+    b.record("strata_one_file_change", changed)
+    b.timed("strata one-file change in the leaf", changed, ("strata cold", cold))
+    b.row("  actions run", str(changed.executed))
+    b.drop(ob)
+
+    # output base B: cold big (gzip)
+    ob = b.cold_output_base("strata-b")
+    cold_big = b.strata("strata-cold-big", ob, "//:big")
+    b.record("strata_cold_big", cold_big)
+    f.update(
+        strata_cold_big_engine_rss_kib=cold_big.rss_kib[0],
+        strata_cold_big_largest_action_rss_kib=cold_big.rss_kib[1],
+        strata_big_bytes=(bin_dir(ob) / "big.tar").stat().st_size,
+    )
+    b.drop(ob)
+    b.timed("strata cold big (gzip)", cold_big, gz)
+
+    if bazel is None:
+        print("bazel not installed: no Bazel baseline (apt-get install bazel-bootstrap)")
+    else:
+        run_bazel(b, bazel, cold, min(noops, key=lambda r: r.seconds))
+
+    engine = f["strata_engine_rss_kib"]
+    server = f.get("bazel_server_rss_kib")
+    vs = ("bazel server", mib(server), ratio(engine, server)) if server else ("", "", "")
+    b.row("strata engine peak RSS (cold big_raw)", mib(engine), vs)
+    b.row("strata largest action peak RSS", mib(f["strata_largest_action_rss_kib"]))
+    closure_bytes = ("closure", size(f["closure_bytes"]))
+    for what, key in (
+        ("strata output base (no external/)", "strata_output_base_bytes"),
+        ("strata disk cache", "strata_disk_cache_bytes"),
+        ("bazel output base (no external/)", "bazel_output_base_bytes"),
+    ):
+        if key in f:
+            b.row(what, size(f[key]), (*closure_bytes, ratio(f[key], f["closure_bytes"])))
+
+
+def run_bazel(b: Bench, bazel: str, strata_cold: Run, strata_noop: Run) -> None:
+    f = b.figures
+    ob = b.work / "bazel-ob"
+    cmd = [bazel, f"--output_base={ob}"]
+    try:
+        start = b.run("bazel-server-start", [*cmd, "info", "output_base"])
+        pid = int(b.run("bazel-server-pid", [*cmd, "info", "server_pid"]).output.split()[-1])
+        start.cpu += process_cpu(pid)  # the server's own start (it is not our child)
+        tools = b.run("bazel-tool-setup", [*cmd, "sync", "--only=strata_tools"], server=pid)
+        build = b.run("bazel-build", [*cmd, "build", *BAZEL_FLAGS, "//:big_raw"], server=pid)
+        noop = b.run("bazel-noop", [*cmd, "build", *BAZEL_FLAGS, "//:big_raw"], server=pid)
+        hwm = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+        f["bazel_server_rss_kib"] = int(hwm.group(1)) if hwm else None
+    finally:
+        subprocess.run([*cmd, "shutdown"], cwd=b.ws, capture_output=True, check=False)
+    total = Run(
+        sum(r.seconds for r in (start, tools, build)), start.cpu + tools.cpu + build.cpu, ""
+    )
+    for key, r in (
+        ("bazel_server_start", start),
+        ("bazel_tool_setup", tools),
+        ("bazel_build_big_raw", build),
+        ("bazel_total", total),
+        ("bazel_noop", noop),
+    ):
+        b.record(key, r)
+    f.update(
+        bazel_warning_lines=build.warnings,
+        bazel_big_raw_sha256=sha256(bin_dir(ob) / "big_raw.tar"),
+        bazel_output_base_bytes=du(ob) - du(ob / "external"),
+    )
+    f["big_raw_identical"] = same = f["bazel_big_raw_sha256"] == f["strata_big_raw_sha256"]
+    b.drop(ob)
+    b.timed("bazel server start (info)", start)
+    b.timed("bazel tool set-up (sync)", tools)
+    b.timed("bazel build big_raw (alone)", build)
+    b.timed("bazel total (start + set-up + build)", total)
+    b.timed("strata cold big_raw", strata_cold, ("bazel build alone", build))
+    b.timed("strata best no-op", strata_noop, ("bazel no-op, server up", noop))
+    b.row("big_raw.tar, strata vs bazel", "MATCH" if same else "DIFFER")
+
+
+def print_table(b: Bench) -> None:
+    print()
+    rows = [("figure", "value", "baseline", "value", "ratio"), *b.rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        cells = [r[0].ljust(widths[0]), r[1].rjust(widths[1])]
+        if r[2]:
+            cells += [r[2].ljust(widths[2]), r[3].rjust(widths[3]), r[4]]
+        print(" | ".join(cells).rstrip())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--scale", type=float, default=1.0, help="closure size x F (default 1: 1.7 GiB)"
+    )
+    ap.add_argument("--keep", type=Path, help="work in this new directory and keep everything")
+    ap.add_argument("--json", type=Path, help="also write the figures here as JSON")
+    args = ap.parse_args()
+    try:
+        e2e_gen.scaled(args.scale)
+    except ValueError as e:
+        print(f"error: tools/bench e2e: {e}", file=sys.stderr)
+        return 1
+    if args.keep and args.keep.exists() and any(args.keep.iterdir()):
+        got = sorted(os.listdir(args.keep))[:3]
+        print(
+            f"error: tools/bench e2e: --keep: {args.keep} is not empty (got {got}); "
+            "name a new directory",
+            file=sys.stderr,
+        )
+        return 1
+    # Output bases hold the closure about 12 times over (trees, layers, layer groups,
+    # image tar, OCI layout, disk cache); with --keep all three stay.
+    need = e2e_gen.scaled(args.scale)[0] * (30 if args.keep else 14)
+    where = existing_ancestor(args.keep.resolve() if args.keep else Path(tempfile.gettempdir()))
+    free = shutil.disk_usage(where).free
+    if free < need:
+        print(
+            f"error: tools/bench e2e: {where}: needs about {size(need)} free at --scale "
+            f"{args.scale} (got {size(free)}); free some space or use a smaller --scale",
+            file=sys.stderr,
+        )
+        return 1
+    work = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="strata-bench-e2e-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bench = Bench(work / "ws", work, keep=args.keep is not None)
+    bazel = shutil.which("bazel")
+    f = bench.figures
+    f.update(scale=args.scale, cpus=os.cpu_count(), load_start=os.getloadavg()[0], work=str(work))
+    try:
+        t0 = time.perf_counter()
+        closure = e2e_gen.generate(bench.ws, args.scale)
+        f["generate_s"] = time.perf_counter() - t0
+        f["paths"] = len(closure.paths)
+        f["files"] = sum(len(p.files) for p in closure.paths)
+        print(
+            f"closure: {f['paths']} store paths, {f['files']} files, "
+            f"{size(sum(p.size for p in closure.paths))}, max_layers {closure.max_layers} "
+            f"(generated in {f['generate_s']:.1f} s); {f['cpus']} CPUs, "
+            f"load average {f['load_start']:.1f}; work dir {work}",
+            flush=True,
+        )
+        leaf = closure.leaf
+        f.update(leaf=leaf.name, leaf_bytes=leaf.size, edit=closure.edit)
+        print(f"one-file change: {closure.edit} ({leaf.size / 2**20:.1f} MiB leaf path)")
+        measure(bench, closure, bazel)
+    except BaseException:
+        if not args.keep:  # keep the logs, drop the gigabytes
+            for entry in work.iterdir():
+                if entry.name != "logs":
+                    remove(entry)
+            print(f"tools/bench e2e: logs kept in {work / 'logs'}", file=sys.stderr)
+        raise
+    if not args.keep:
+        remove(work)
+    f["load_end"] = os.getloadavg()[0]
+    print_table(bench)
+    load = f"load average: {f['load_start']:.1f} at start, {f['load_end']:.1f} at end"
+    print(f"{load} ({f['cpus']} CPUs, shared machines make timings noisy)")
+    if args.json:
+        args.json.write_text(json.dumps(f, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""Generate the end-to-end benchmark workspace: a closure of store paths and one image over it.
+
+At the default scale: 300 store paths, 1.7 GiB in about 58,000 files,
+path sizes Zipf-distributed (rank r gets 1/r of the bytes: a few big paths,
+many small ones), file sizes from a few dozen bytes to 8 MiB (most small,
+some MBs). Path i references up to 6 paths of lower index (low indices are
+picked more often, as glibc is); the last path is a leaf, the application.
+A third of the paths have a relative link `lib64 -> lib`; programs in `bin/`
+and shared objects in `lib/` are executable. Content mixes random runs,
+word text and zero runs, so gzip shrinks it about 2.4x.
+
+Every byte comes from SHAKE-128 keyed by the seed and the file's position,
+and every choice from integer arithmetic on that stream (no `random`, no
+floating-point library calls), so the workspace is identical on every
+machine and Python version.
+
+References are declared as `deps` only: store path names are content hashes
+known at execution time, so the files do not mention them and StorePath
+warns once per declared reference ("declares reference ... but never
+mentions it").
+
+`--scale F` multiplies bytes and files by F; the number of paths by sqrt(F)
+(at least 8) so a small scale stays a cheap build, and `max_layers` with it
+(a third of the paths), so small scales still group paths into layers.
+
+    python3 tools/benchmarks/e2e_gen.py OUT_DIR [--scale 1.0] [--strata CHECKOUT]
+
+OUT_DIR gets `WORKSPACE` (`local_repository` of the strata checkout and
+`strata_dependencies()`), `BUILD` (one `store_path` a path; `big_raw`, a
+`layered_image` of all of them uncompressed, and `big`, the same with gzip),
+`warmup/BUILD` (a one-file store path, to install the tool before a timed
+build), `store/<path>/...` (the closure's files) and `e2e.json` (what was
+generated: paths, references, sizes, file counts, the leaf and one of its
+files to edit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import math
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+STRATA = Path(__file__).resolve().parents[2]
+
+TOTAL_BYTES = 1_825_361_100  # 1.7 GiB at scale 1
+PATHS = 300
+MAX_DEPS = 6
+MAX_LAYERS = 100
+SEED = b"strata-e2e-1"
+
+T = TypeVar("T")
+
+# File size bands: (weight, (smallest, largest)) in bytes; the mean is about 35 KiB.
+SIZE_BANDS: tuple[tuple[int, tuple[int, int]], ...] = (
+    (2600, (40, 512)),
+    (2500, (512, 2048)),
+    (2000, (2048, 8192)),
+    (1700, (8192, 32768)),
+    (800, (32768, 131072)),
+    (300, (131072, 524288)),
+    (60, (524288, 2097152)),
+    (12, (2097152, 8388608)),
+)
+
+_WORDS = (
+    "the of and to in is for on with as by at from this that be are or it not an which "
+    "store path layer image digest closure reference build action cache output input "
+    "file directory symlink link library shared object symbol version module package "
+    "config option value default error warning info debug trace return function const "
+    "static inline struct union enum typedef unsigned signed char int long short float "
+    "double void size_t uint8_t uint32_t uint64_t pointer buffer length offset count index "
+    "begin end start stop open close read write seek flush sync lock unlock wait notify "
+    "thread process signal handler callback event queue stack heap memory alloc free "
+    "init exit main args argv argc env path name type mode owner group time date locale "
+    "string number boolean true false null none self class def import export require "
+    "test check assert expect result status code message text data bytes chunk block "
+    "hash sha256 gzip zstd tar header entry record table column row key map list set "
+    "node edge graph tree root leaf parent child sibling depth width height weight "
+    "http https server client request response socket port host address network proxy"
+)
+WORDS = tuple(_WORDS.split())
+NAME_WORDS = tuple(w for w in WORDS if "_" not in w)
+
+LOCALES = ("de", "fr", "es", "it", "ja", "pt_BR", "ru", "zh_CN", "nl", "pl", "sv", "cs")
+
+# The same block opens every larger text file, as licence headers do.
+HEADER = b"".join(
+    b"# %s\n" % line
+    for line in (
+        b"Copyright (c) The strata e2e benchmark authors. All rights reserved.",
+        b"Permission is hereby granted, free of charge, to any person obtaining a copy",
+        b"of this software and associated documentation files, to deal in the software",
+        b"without restriction, including without limitation the rights to use, copy,",
+        b"modify, merge, publish, distribute, sublicense, and/or sell copies of it.",
+        b"THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND.",
+    )
+)
+
+CORPUS_BYTES = 2 << 20
+SEGMENT = (256, 65536)  # a file is runs of random bytes, text and zeros of these lengths
+ZEROS = memoryview(bytes(SEGMENT[1]))
+
+
+class Stream:
+    """Deterministic integers from SHAKE-128 of a key (never `random`: it may change)."""
+
+    def __init__(self, *key: object) -> None:
+        self._key = SEED + b"/" + "/".join(map(str, key)).encode()
+        self._buf = b""
+        self._pos = 0
+        self._blocks = 0
+
+    def below(self, n: int) -> int:
+        """An integer in [0, n) (the bias of a 64-bit modulo is negligible here)."""
+        if self._pos + 8 > len(self._buf):
+            self._buf = hashlib.shake_128(self._key + b"#%d" % self._blocks).digest(4096)
+            self._blocks += 1
+            self._pos = 0
+        v = int.from_bytes(self._buf[self._pos : self._pos + 8], "little")
+        self._pos += 8
+        return v % n
+
+    def between(self, lo: int, hi: int) -> int:
+        return lo + self.below(hi - lo + 1)
+
+    def choose(self, table: Sequence[tuple[int, T]]) -> T:
+        """A value of a table of (integer weight, value)."""
+        x = self.below(sum(w for w, _ in table))
+        for w, value in table:
+            if x < w:
+                return value
+            x -= w
+        raise AssertionError("unreachable: x < the sum of the weights")
+
+    def word(self, words: Sequence[str] = WORDS) -> str:
+        return words[self.below(len(words))]
+
+
+def random_bytes(n: int, *key: object) -> bytes:
+    return hashlib.shake_128(SEED + b"/r/" + "/".join(map(str, key)).encode()).digest(n)
+
+
+@functools.cache  # one per process of the pool
+def corpus() -> bytes:
+    """Word text, lines of 4 to 19 words: where every text run is cut from.
+
+    One SHAKE byte picks each word, one more each line's length (a loop of
+    Stream.below calls would take seconds).
+    """
+    picks = hashlib.shake_128(SEED + b"/corpus").digest(CORPUS_BYTES // 3)
+    lines: list[str] = []
+    n = i = 0
+    while n < CORPUS_BYTES:
+        count = 4 + picks[i] % 16
+        line = " ".join([WORDS[b % len(WORDS)] for b in picks[i + 1 : i + 1 + count]])
+        lines.append(line)
+        n += len(line) + 1
+        i += count + 1
+    return ("\n".join(lines) + "\n").encode()[:CORPUS_BYTES]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of file: where it lives, its name, its mode, what its bytes are made of."""
+
+    directory: str  # {pname} and {locale} are filled in
+    prefix: str
+    suffix: str
+    executable: bool
+    mix: tuple[tuple[int, str], ...]  # (weight, "random" | "text" | "zeros")
+
+
+BINARY = ((30, "random"), (45, "text"), (25, "zeros"))
+TEXT = ((1, "text"),)
+PACKED = ((1, "random"),)
+
+# Executables are exactly bin/* and lib/*.so: the BUILD file globs them so.
+KINDS = {
+    "so": Kind("lib", "lib", ".so", True, BINARY),
+    "bin": Kind("bin", "", "", True, BINARY),
+    "script": Kind("bin", "", "", True, TEXT),
+    "dat": Kind("share/{pname}", "", ".dat", False, BINARY),
+    "py": Kind("lib/python3/site-packages/{pname}", "", ".py", False, TEXT),
+    "h": Kind("include/{pname}", "", ".h", False, TEXT),
+    "doc": Kind("share/doc/{pname}", "", ".txt", False, TEXT),
+    "html": Kind("share/doc/{pname}/html", "", ".html", False, TEXT),
+    "man": Kind("share/man/man1", "", ".1.gz", False, PACKED),
+    "png": Kind("share/icons/hicolor/48x48/apps", "", ".png", False, PACKED),
+    "mo": Kind("share/locale/{locale}/LC_MESSAGES", "", ".mo", False, BINARY),
+}
+
+# The kind of a file by its size: (least size, (weight, kind)...), largest first.
+KIND_BY_SIZE: tuple[tuple[int, tuple[tuple[int, str], ...]], ...] = (
+    (524288, ((60, "so"), (20, "dat"), (20, "bin"))),
+    (8192, ((25, "so"), (10, "bin"), (20, "html"), (25, "py"), (10, "png"), (10, "mo"))),
+    (0, ((30, "h"), (30, "py"), (10, "man"), (20, "doc"), (10, "script"))),
+)
+
+
+@dataclass(frozen=True)
+class File:
+    rel: str  # path inside the store path
+    size: int
+    kind: str
+
+
+@dataclass
+class StorePath:
+    index: int
+    name: str
+    budget: int
+    deps: list[int]
+    lib64: bool
+    files: list[File] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class Closure:
+    paths: list[StorePath]
+    max_layers: int
+
+    @property
+    def leaf(self) -> StorePath:
+        """The application: the last path, which nothing references (only lower indices are)."""
+        return self.paths[-1]
+
+    @property
+    def edit(self) -> str:
+        """The leaf's file a one-file change edits (its first text file, else its first)."""
+        text = [f for f in self.leaf.files if KINDS[f.kind].mix == TEXT]
+        return f"store/{self.leaf.name}/{(text or self.leaf.files)[0].rel}"
+
+
+def scaled(scale: float) -> tuple[int, int, int]:
+    """(total bytes, number of paths, max_layers) at `scale`."""
+    if not 0 < scale <= 16:
+        raise ValueError(f"--scale: must be in (0, 16] (got {scale}); use e.g. 0.01 or 1")
+    paths = max(8, round(PATHS * math.sqrt(scale)))  # sqrt is exactly rounded: no libm drift
+    return round(TOTAL_BYTES * scale), paths, max(3, paths * MAX_LAYERS // PATHS)
+
+
+def plan(scale: float = 1.0) -> Closure:
+    """The closure's paths, references and files at `scale`, without writing anything."""
+    total, n, max_layers = scaled(scale)
+    s = Stream("plan")
+    ranks = list(range(1, n + 1))  # Zipf: rank r weighs 1/r; ranks shuffled over the paths
+    for i in range(n - 1, 0, -1):
+        j = s.below(i + 1)
+        ranks[i], ranks[j] = ranks[j], ranks[i]
+    weights = [10**12 // r for r in ranks]
+    weight = sum(weights)
+    paths: list[StorePath] = []
+    for i in range(n):
+        deps: set[int] = set()
+        for _ in range(s.below(min(MAX_DEPS, i) + 1)):
+            u, v = s.below(1 << 16), s.below(1 << 16)
+            deps.add(i * u * v >> 32)  # i * u^2 for uniform u in [0, 1): low indices likelier
+        name = f"p{i:03d}-{s.word(NAME_WORDS)}-{s.word(NAME_WORDS)}-{s.between(0, 9)}.{s.below(30)}"
+        budget = max(64, total * weights[i] // weight)
+        path = StorePath(i, name, budget, sorted(deps), lib64=i % 3 == 1)
+        _plan_files(path)
+        paths.append(path)
+    return Closure(paths, max_layers)
+
+
+def _plan_files(p: StorePath) -> None:
+    s = Stream("files", p.index)
+    pname = p.name.split("-")[1]
+    left = p.budget
+    while left > 0:
+        lo, hi = s.choose(SIZE_BANDS)
+        size = min(left, s.between(lo, hi))
+        if not p.files and p.lib64:
+            kind = "so"  # so that lib64 -> lib points at a directory
+        else:
+            kind = s.choose(next(t for least, t in KIND_BY_SIZE if size >= least))
+        k = KINDS[kind]
+        directory = k.directory.format(pname=pname, locale=s.word(LOCALES))
+        stem = s.word(NAME_WORDS)
+        p.files.append(File(f"{directory}/{k.prefix}{stem}-{len(p.files)}{k.suffix}", size, kind))
+        left -= size
+
+
+def content(path: StorePath, n: int, text: memoryview) -> Iterator[bytes | memoryview]:
+    """The bytes of file n of `path`, in runs (views into shared buffers: no copies)."""
+    f = path.files[n]
+    mix = KINDS[f.kind].mix
+    s = Stream("content", path.index, n)
+    left = f.size
+    if mix == TEXT and left >= 2 * len(HEADER):
+        yield HEADER
+        left -= len(HEADER)
+    run = 0
+    while left > 0:
+        size = min(left, s.between(*SEGMENT))
+        what = s.choose(mix)
+        if what == "random":
+            yield random_bytes(size, path.index, n, run)
+        elif what == "zeros":
+            yield ZEROS[:size]
+        else:
+            at = s.below(len(text) - size)
+            yield text[at : at + size]
+        left -= size
+        run += 1
+
+
+def build_file(closure: Closure) -> str:
+    out = [
+        '"""Generated by tools/benchmarks/e2e_gen.py: the e2e benchmark closure and its images."""',
+        "",
+        'load("@strata//rules:defs.bzl", "layered_image", "store_path")',
+        "",
+    ]
+    for p in closure.paths:
+        d = f"store/{p.name}"
+        cut = len(d) + 1
+        out += ["store_path(", f'    name = "{p.name}",']
+        out.append(f'    srcs = {{f: f[{cut}:] for f in glob(["{d}/**"])}},')
+        exe = sorted(
+            {f.rel.split("/")[0] for f in p.files if KINDS[f.kind].executable}
+        )  # "bin", "lib"
+        if exe:
+            pats = ", ".join(f'"{d}/{x}/*"' if x == "bin" else f'"{d}/lib/*.so"' for x in exe)
+            out.append(f"    executables = [f[{cut}:] for f in glob([{pats}])],")
+        if p.deps:
+            deps = ", ".join(f'":{closure.paths[i].name}"' for i in p.deps)
+            out.append(f"    deps = [{deps}],")
+        if p.lib64:
+            out.append('    symlinks = {"lib64": "lib"},')
+        out.append(")")
+        out.append("")
+    out.append("ALL = [")
+    out += [f'    ":{p.name}",' for p in closure.paths]
+    out += ["]", ""]
+    for name, extra in (("big_raw", '\n    compressor = "none",'), ("big", "")):
+        out.append(
+            f'layered_image(\n    name = "{name}",\n    contents = ALL,{extra}\n'
+            f"    max_layers = {closure.max_layers},\n)\n"
+        )
+    return "\n".join(out)
+
+
+WORKSPACE = """workspace(name = "strata_e2e")
+
+local_repository(name = "strata", path = "{strata}")
+
+load("@strata//rules:repositories.bzl", "strata_dependencies")
+
+strata_dependencies()
+"""
+
+WARMUP = """load("@strata//rules:defs.bzl", "store_path")
+
+# Built once before timing, so a cold build does not count installing the tool.
+store_path(
+    name = "warmup",
+    srcs = {"warmup.txt": "warmup.txt"},
+)
+"""
+
+
+def generate(out: Path, scale: float = 1.0, strata: Path = STRATA) -> Closure:
+    """Write the workspace into `out` (which must not exist or be empty)."""
+    closure = plan(scale)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(
+            f"{out}: not empty (got {sorted(os.listdir(out))[:3]}); pick a new directory"
+        )
+    jobs = sorted(closure.paths, key=lambda p: -p.size)  # the big ones first: even finish
+    with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+        for _ in pool.map(_write_path, [out / "store"] * len(jobs), jobs):
+            pass
+    (out / "WORKSPACE").write_text(WORKSPACE.format(strata=strata))
+    (out / "BUILD").write_text(build_file(closure))
+    (out / "warmup").mkdir()
+    (out / "warmup" / "BUILD").write_text(WARMUP)
+    (out / "warmup" / "warmup.txt").write_text("warm-up\n")
+    (out / "e2e.json").write_text(
+        json.dumps(summary(closure, scale), indent=1, sort_keys=True) + "\n"
+    )
+    return closure
+
+
+def _write_path(store: Path, p: StorePath) -> None:
+    text = memoryview(corpus())
+    made: set[Path] = set()
+    for n, f in enumerate(p.files):
+        dest = store / p.name / f.rel
+        if dest.parent not in made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            made.add(dest.parent)
+        _write(dest, content(p, n, text), 0o755 if KINDS[f.kind].executable else 0o644)
+
+
+def _write(dest: Path, chunks: Iterator[bytes | memoryview], mode: int) -> None:
+    # os.open, not open(): the buffered file object costs an isatty ioctl and a copy.
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)  # whatever the umask
+    finally:
+        os.close(fd)
+
+
+def summary(closure: Closure, scale: float) -> dict[str, object]:
+    return {
+        "bytes": sum(p.size for p in closure.paths),
+        "edit": closure.edit,
+        "files": sum(len(p.files) for p in closure.paths),
+        "leaf": closure.leaf.name,
+        "max_layers": closure.max_layers,
+        "paths": [
+            {
+                "bytes": p.size,
+                "deps": [closure.paths[i].name for i in p.deps],
+                "files": len(p.files),
+                "lib64": p.lib64,
+                "name": p.name,
+            }
+            for p in closure.paths
+        ],
+        "scale": scale,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="directory to create (must be new or empty)")
+    parser.add_argument("--scale", type=float, default=1.0, help="bytes and files x F (default 1)")
+    parser.add_argument("--strata", type=Path, default=STRATA, help="strata checkout for WORKSPACE")
+    args = parser.parse_args()
+    try:
+        closure = generate(args.out, args.scale, args.strata.resolve())
+    except (ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    files = sum(len(p.files) for p in closure.paths)
+    size = sum(p.size for p in closure.paths)
+    print(f"{args.out}: {len(closure.paths)} store paths, {files} files, {size / 2**30:.2f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
