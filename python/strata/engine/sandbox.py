@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -93,6 +94,7 @@ class Namespace:
     def __init__(self, bwrap: str) -> None:
         self.bwrap = bwrap
         self._reached: dict[Path, tuple[Path, ...]] = {}
+        self._launchers: dict[Path, set[Path]] = {}
         """What each input source needs bound, once a build: the same tools feed every action."""
 
     def command(self, plan: StagingPlan, argv: Sequence[str]) -> list[str]:
@@ -100,7 +102,7 @@ class Namespace:
         tmp.mkdir(exist_ok=True)
         os.chmod(tmp, 0o1777)
         args = [self.bwrap, *system_view(), "--bind", str(tmp), "/tmp"]
-        for path in self._read_only(plan):
+        for path in self._read_only(plan, argv[0] if argv else ""):
             args += ["--ro-bind", str(path), str(path)]
         args += ["--bind", str(plan.sandbox), str(plan.sandbox), "--chdir", str(plan.execroot)]
         args += namespace_flags(network=plan.network)
@@ -130,6 +132,7 @@ class Namespace:
         runfiles = Path(str(argv[0]) + ".runfiles")
         for dirpath, _dirs, files in os.walk(runfiles):
             roots.update(Path(os.path.realpath(os.path.join(dirpath, f))).parent for f in files)
+        roots.update(_named_by_launcher(Path(argv[0])))
         hidden = sorted(r for r in roots if _hidden(r) and not r.is_relative_to(base))
         args = [self.bwrap, *system_view(), "--bind", str(tmp), "/tmp"]
         kept: list[Path] = []
@@ -141,9 +144,19 @@ class Namespace:
         args += namespace_flags(network=False)
         return [*args, "--", *argv]
 
-    def _read_only(self, plan: StagingPlan) -> list[Path]:
-        """Hidden host paths the staged links reach: their roots, or the files themselves."""
+    def _read_only(self, plan: StagingPlan, tool: str = "") -> list[Path]:
+        """Hidden host paths the staged links reach: their roots, or the files themselves.
+
+        Also those the tool's launcher script names (its interpreter, say), when
+        the tool is a staged input.
+        """
         want: set[Path] = set()
+        if tool and "/" in tool and not tool.startswith("/"):
+            real = Path(os.path.realpath(plan.execroot / tool))
+            named = self._launchers.get(real)
+            if named is None:
+                named = self._launchers[real] = _named_by_launcher(real)
+            want.update(named)
         for staged in plan.inputs:
             reached = self._reached.get(staged.source)
             if reached is None:
@@ -164,6 +177,30 @@ def _reached(staged: StagedInput) -> tuple[Path, ...]:
     if real != staged.source and _hidden(real):
         out.append(real)
     return tuple(out)
+
+
+def _named_by_launcher(launcher: Path) -> set[Path]:
+    """The hidden top directories the absolute paths in a launcher script live in.
+
+    The tool's launcher (written by strata_dependencies, or a test's) names its
+    interpreter and source directories by absolute path; when those are below
+    the hidden `/tmp` (a checkout or virtual environment there), the worker
+    needs their top directory bound back to start at all.
+    """
+    try:
+        with open(launcher, "rb") as f:
+            text = f.read(1 << 16).decode(errors="replace")
+    except OSError:
+        return set()
+    out = set()
+    for token in re.findall(r"/[^\s\"'$:;]+", text):
+        path = Path(token)
+        for hidden in HIDDEN:
+            if path.is_relative_to(hidden) and path != hidden:
+                top = hidden / path.relative_to(hidden).parts[0]
+                if top.is_dir():
+                    out.add(top)
+    return out
 
 
 def _hidden(path: Path) -> bool:
