@@ -219,9 +219,17 @@ def test_unprivileged_caller_uses_fakeroot_directly(tmp_path: Path) -> None:
             os.lchown(p, 65534, 65534)
         (work / "req.json").write_text(json.dumps({"schema_version": 1, **req}))
         repo = Path(__file__).parents[1]
-        env = {"PYTHONPATH": f"{repo / 'python'}:{site / 'site-packages'}", "PATH": "/usr/bin:/bin"}
+        # The checkout may sit where nobody cannot reach (a mktemp -d is 0700): bind its
+        # sources and packages into the world-readable work directory for this run.
+        need("bwrap")
+        (work / "py").mkdir()
+        (work / "site").mkdir()
+        binds = ["--ro-bind", str(repo / "python"), str(work / "py")]
+        binds += ["--ro-bind", str(site / "site-packages"), str(work / "site")]
+        env = {"PYTHONPATH": f"{work / 'py'}:{work / 'site'}", "PATH": "/usr/bin:/bin"}
         proc = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(python)]
+            ["bwrap", "--bind", "/", "/", "--dev", "/dev", *binds, "--"]
+            + ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(python)]
             + ["-m", "strata", "action", "CustomizationLayer", f"@{work / 'req.json'}"],
             env=env,
             capture_output=True,
