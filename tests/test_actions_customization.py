@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+import storegen
 from realtools import need, unavailable
 from strata.cli import main
+from strata.store.layer import write_store_layer
 
 STORE = "/nix/store"
 BUSYBOX_PATH = f"{STORE}/0c8w9s1iy6mbmn8xl9wn3m2d8cg1zc6q-busybox"
@@ -66,7 +68,9 @@ def test_contents_are_symlink_joined_first_wins(tmp_path: Path) -> None:
     m = members(tmp_path / "out" / "layer.tar")
     assert sorted(m) == ["bin", "bin/busybox", "bin/sh", "bin/tool", "etc", "etc/tool.conf"]
     assert m["bin"].isdir() and m["bin"].mode == 0o755
-    assert m["bin/sh"].issym() and m["bin/sh"].linkname == f"{BUSYBOX_PATH}/bin/sh"
+    # lndir makes a link again with its own target; only files are linked into the path
+    assert m["bin/sh"].issym() and m["bin/sh"].linkname == "busybox"
+    assert m["bin/busybox"].linkname == f"{BUSYBOX_PATH}/bin/busybox"
     assert m["bin/tool"].linkname == f"{TOOLS_PATH}/bin/tool"
     assert m["etc/tool.conf"].linkname == f"{TOOLS_PATH}/etc/tool.conf"
     assert all(x.mtime == 1 and x.uid == 0 and x.gid == 0 for x in m.values())
@@ -130,7 +134,8 @@ def test_same_request_same_bytes(tmp_path: Path) -> None:
     assert outs[0] == outs[1]
 
 
-def test_fakechroot_runs_commands_in_the_layer_root(tmp_path: Path) -> None:
+@pytest.mark.parametrize("form", ["src", "layer"])
+def test_fakechroot_runs_commands_in_the_layer_root(tmp_path: Path, form: str) -> None:
     need("fakeroot")
     need("proot")
     busybox = need("busybox")
@@ -141,8 +146,17 @@ def test_fakechroot_runs_commands_in_the_layer_root(tmp_path: Path) -> None:
     os.symlink("busybox", content / "bin" / "sh")
     os.symlink("busybox", content / "bin" / "mkdir")
     os.symlink("busybox", content / "bin" / "chmod")
+    item: dict[str, str] = {"store_path": BUSYBOX_PATH, "src": str(content)}
+    if form == "layer":  # the store path bound for proot is unpacked from its layer
+        write_store_layer(tmp_path / "bb.tar", content, BUSYBOX_PATH)
+        (tmp_path / "bb.json").write_text(json.dumps({"path": BUSYBOX_PATH, "closure": []}))
+        item = {
+            "info": str(tmp_path / "bb.json"),
+            "layer": str(tmp_path / "bb.tar"),
+            "join": "link",
+        }
     req = {
-        "contents": [{"store_path": BUSYBOX_PATH, "src": str(content)}],
+        "contents": [item],
         "compressor": "none",
         "enable_fakechroot": True,
         "fake_root_commands": "mkdir /srv && chmod 0750 /srv && echo $(pwd) > /srv/where",
@@ -169,7 +183,7 @@ def test_fakechroot_runs_commands_in_the_layer_root(tmp_path: Path) -> None:
             "fake_root_commands failed (got exit status 1: ''); fix fake_root_commands",
         ),
         (
-            {"contents": [{"src": "/nonexistent-strata-dir"}]},
+            {"contents": [{"store_path": BUSYBOX_PATH, "src": "/nonexistent-strata-dir"}]},
             "contents[0]: src is not a directory (got '/nonexistent-strata-dir'); "
             "pass the store path's content",
         ),
@@ -178,7 +192,10 @@ def test_fakechroot_runs_commands_in_the_layer_root(tmp_path: Path) -> None:
             "contents[0]: store_path must be absolute (got 'nix/store/x'); "
             "write <store_dir>/<hash>-<name>",
         ),
-        ({"bogus": 1}, "unknown request key (got 'bogus'); allowed keys: compressor, contents"),
+        (
+            {"bogus": 1},
+            "unknown request key (got 'bogus'); allowed keys: closure, compressor, contents",
+        ),
         (
             {"compressor": "lzma"},
             "compressor",
@@ -254,4 +271,73 @@ def test_missing_fakeroot_is_a_user_error(
     err = capsys.readouterr().err
     assert "fake_root_commands needs fakeroot, which is not on PATH (got PATH=" in err
     assert err.strip().endswith("install the Debian package fakeroot")
+    assert not (tmp_path / "out").exists()
+
+
+def _layers(tmp: Path) -> list[dict[str, str]]:
+    """The issue's five paths as StorePath layers and info files (lib64 -> lib, share/doc)."""
+    store = tmp / "store"
+    items = []
+    for p in storegen.write_store(storegen.issue_set(), store):
+        name = Path(p).name
+        layer, info = tmp / f"{name}.tar", tmp / f"{name}.json"
+        write_store_layer(layer, p, p, str(store))
+        info.write_text(json.dumps({"path": p, "closure": []}))
+        items.append({"info": str(info), "layer": str(layer)})
+    return items
+
+
+def test_join_from_layers_copies_links_and_reads_no_tree(tmp_path: Path) -> None:
+    items = _layers(tmp_path)
+    req = {
+        "contents": [{**i, "join": "link"} for i in items],
+        "compressor": "none",
+        "output": str(tmp_path / "out" / "layer.tar"),
+        "descriptor": str(tmp_path / "out" / "layer.json"),
+    }
+    assert action(tmp_path, "CustomizationLayer", req) == 0
+    m = members(tmp_path / "out" / "layer.tar")
+    first = json.loads(Path(items[0]["info"]).read_text())["path"]
+    assert m["lib64"].issym() and m["lib64"].linkname == "lib"  # one link, not a merged dir
+    assert not [n for n in m if n.startswith("lib64/")]
+    assert m["share/doc"].linkname == "../lib/sub" and m["bin/current"].linkname == "tool0"
+    assert m["lib/libx.so"].linkname == f"{first}/lib/libx.so"
+    assert sorted(n for n in m if n.startswith("bin/tool")) == [f"bin/tool{i}" for i in range(5)]
+
+
+def test_copy_from_layers_follows_dirlinks_like_rsync_k(tmp_path: Path) -> None:
+    items = _layers(tmp_path)
+    req = {
+        "contents": items[:2],
+        "closure": items,
+        "compressor": "none",
+        "output": str(tmp_path / "out" / "layer.tar"),
+        "descriptor": str(tmp_path / "out" / "layer.json"),
+    }
+    assert action(tmp_path, "CustomizationLayer", req) == 0
+    m = members(tmp_path / "out" / "layer.tar")
+    assert m["lib64"].isdir() and m["lib64/sub/data"].isfile()  # the link copied as lib
+    assert m["bin/current"].issym() and m["bin/current"].linkname == "tool1"
+    assert m["bin/tool0"].mode == m["bin/tool1"].mode == 0o755
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"join": "copy"}, "contents[0]: join must be \"link\" (got 'copy')"),
+        ({"src": "/tmp"}, 'contents[0]: must be {"store_path": P, "src": DIR}, '),
+    ],
+)
+def test_bad_contents_forms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], item: dict[str, str], message: str
+) -> None:
+    (first,) = _layers(tmp_path)[:1]
+    req = {
+        "contents": [{**first, **item}],
+        "output": str(tmp_path / "out" / "layer.tar"),
+        "descriptor": str(tmp_path / "out" / "layer.json"),
+    }
+    assert action(tmp_path, "CustomizationLayer", req) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

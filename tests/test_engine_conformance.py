@@ -90,6 +90,19 @@ def test_conformance_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
     assert (ws / "bazel-bin/app/configured.txt").read_text() == "k8_fastbuild\n"
     assert (ws / "bazel-bin/app/configured_os.txt").read_text() == "linux\n"
     assert (ws / "bazel-bin/app/new_local.txt").read_text() == "first\nsecond\n"
+    # Tree inputs with links: a link (to a directory too) is staged as one link, never
+    # expanded; a tree of only directories, and a source directory, as one link.
+    staged = (ws / "bazel-bin/lib/staged.txt").read_text().splitlines()
+    tree = "<root>/bazel-out/k8-fastbuild/bin/lib/linked.d"
+    for link in ("lib64", "share/doc", "chain", "emptylink", "absdir", "bin/current"):
+        assert f"./{link} L {tree}/{link}" in staged
+    assert not [line for line in staged if line.startswith(("./lib64/", "./empty "))]
+    assert (ws / "bazel-bin/lib/staged_dirs.txt").read_text().splitlines()[:1] == [
+        "TOP L <root>/bazel-out/k8-fastbuild/bin/lib/only_dirs.d"
+    ]
+    assert (
+        (ws / "bazel-bin/lib/staged_srcdir.txt").read_text().startswith("TOP L <root>/lib/srcdir\n")
+    )
 
     # Tools are built where Bazel 4.2.3 builds them: genrule `tools` in the host
     # configuration, `cfg = "exec"` dependencies in the exec one.

@@ -143,3 +143,97 @@ def test_cached_tree_puts_a_link_where_an_earlier_tree_had_a_directory(eng: Engi
     assert stats.cache_hits == 1 and (eng.out(TREE) / "d" / "x").is_file()
     stats = eng.build(with_link)
     assert stats.cache_hits == 1 and os.readlink(eng.out(TREE) / "d") == "x"
+
+
+# What a consumer sees of a tree input, as real Bazel 4.2.3 stages it (processwrapper-sandbox;
+# checked against Bazel in tests/fixtures/engine/conformance, //lib:staged*): every file and
+# every symlink of the tree is one link to that entry's own path in the execroot, so a link
+# to a directory reaches the action as a link, never as a directory of the target's files.
+_LOOK = (
+    'find . | LC_ALL=C sort | while read -r p; do if [ -L "$p" ]; then'
+    ' echo "$p L $(readlink "$p")"; elif [ -d "$p" ]; then echo "$p D"; else echo "$p F"; fi; done'
+)
+
+
+def _staged(eng: Engine, tree_script: str, tree: str = TREE) -> list[str]:
+    actions = [
+        sh("//pkg:t", f"cd {tree} && {tree_script}", [], [], output_dirs=(tree,)),
+        sh(
+            "//pkg:u",
+            f"top=$PWD; out=$top/{BIN}/pkg/u; if [ -L {tree} ]; then echo TOP L $(readlink {tree})"
+            f" > $out; else echo TOP D > $out; fi; cd {tree} && ({_LOOK}) >> $out",
+            [tree],
+            [f"{BIN}/pkg/u"],
+        ),
+    ]
+    eng.build(actions)
+    execroot = str(eng.base.execroot)
+    return eng.out(f"{BIN}/pkg/u").read_text().replace(execroot, "EXECROOT").splitlines()
+
+
+def test_links_in_a_tree_input_are_staged_as_links_like_bazel(eng: Engine) -> None:
+    script = (
+        "mkdir -p lib/sub bin share empty deep/er && echo a > lib/a.txt && echo b > lib/sub/b.txt"
+        " && ln -s lib lib64 && echo t > bin/tool0 && ln -s tool0 bin/current"
+        " && ln -s ../lib/sub share/doc && ln -s lib64 chain && ln -s current bin/chainf"
+        " && ln -s empty emptylink && ln -s share sharelink && ln -s /bin absdir"
+        " && ln -s /bin/sh absfile && ln -s ../../lib/a.txt deep/er/up"
+    )
+    t = f"EXECROOT/{TREE}"
+    assert _staged(eng, script) == [
+        "TOP D",
+        ". D",
+        f"./absdir L {t}/absdir",
+        f"./absfile L {t}/absfile",
+        "./bin D",
+        f"./bin/chainf L {t}/bin/chainf",
+        f"./bin/current L {t}/bin/current",
+        f"./bin/tool0 L {t}/bin/tool0",
+        f"./chain L {t}/chain",
+        "./deep D",
+        "./deep/er D",
+        f"./deep/er/up L {t}/deep/er/up",
+        f"./emptylink L {t}/emptylink",
+        "./lib D",
+        f"./lib/a.txt L {t}/lib/a.txt",
+        "./lib/sub D",
+        f"./lib/sub/b.txt L {t}/lib/sub/b.txt",
+        f"./lib64 L {t}/lib64",
+        "./share D",
+        f"./share/doc L {t}/share/doc",
+        f"./sharelink L {t}/sharelink",
+    ]
+
+
+def test_a_tree_of_only_directories_is_staged_as_one_link_like_bazel(eng: Engine) -> None:
+    # Bazel 4.2.3: a tree artifact with no files or links is "empty"; its directory is
+    # linked whole, so its empty directories are visible (and an empty tree is a link too).
+    top = f"TOP L EXECROOT/{TREE}"
+    assert _staged(eng, "mkdir -p a/b c") == [top, ". D", "./a D", "./a/b D", "./c D"]
+
+
+def test_an_empty_tree_is_staged_as_one_link_like_bazel(eng: Engine) -> None:
+    assert _staged(eng, "true") == [f"TOP L EXECROOT/{TREE}", ". D"]
+    assert (eng.out(TREE)).is_dir()
+
+
+def test_a_source_directory_input_is_staged_as_one_link_like_bazel(eng: Engine) -> None:
+    src = eng.workspace / "pkg" / "srcdir"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "s.txt").write_text("s\n")
+    (src / "sublink").symlink_to("sub")
+    action = sh(
+        "//pkg:u",
+        f"top=$PWD; readlink pkg/srcdir > {BIN}/pkg/u;"
+        f" cd pkg/srcdir && ({_LOOK}) >> $top/{BIN}/pkg/u",
+        ["pkg/srcdir"],
+        [f"{BIN}/pkg/u"],
+    )
+    eng.build([action])
+    assert eng.out(f"{BIN}/pkg/u").read_text().splitlines() == [
+        str(src),
+        ". D",
+        "./sub D",
+        "./sub/s.txt F",
+        "./sublink L sub",
+    ]

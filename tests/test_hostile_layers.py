@@ -316,24 +316,90 @@ def customization(tmp: Path, **req: Any) -> tuple[int, dict[str, tarfile.TarInfo
         return code, {m.name: m for m in tar.getmembers()}
 
 
-def test_copy_to_root_store_layer_stays_in_the_root(tmp_path: Path, canary: str) -> None:
-    """docker_image's copy_to_root: a store path's own layer, unpacked and copied to /."""
-    store_path = "/nix/store/0c8w9s1iy6mbmn8xl9wn3m2d8cg1zc6q-evil"
-    p = store_path.lstrip("/")
+EVIL = "/nix/store/0c8w9s1iy6mbmn8xl9wn3m2d8cg1zc6q-evil"
+SECOND = "/nix/store/1d9x0t2jz7ncnn9ym0xo4n3e9dh2ad7r-second"
+
+
+def store_path(tmp: Path, path: str, members: list[Member]) -> dict[str, str]:
+    """A store path's own layer and info file, as a `contents`/`closure` item."""
+    name = path.rsplit("/", 1)[1]
+    p = path.lstrip("/")
+    blob = layer(tmp / f"{name}.tar", [directory(p), *[_under(p, m) for m in members]])
+    info = tmp / f"{name}.info.json"
+    info.write_text(json.dumps({"path": path, "closure": []}))
+    return {"info": str(info), "layer": str(blob.path)}
+
+
+def _under(prefix: str, m: Member) -> Member:
+    m[0].name = f"{prefix}/{m[0].name}"
+    return m
+
+
+def test_a_store_path_with_members_below_its_own_link_is_refused(
+    tmp_path: Path, canary: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No store path can hold `x -> /` and then `x/...`: refused before anything is written."""
     members = [
-        directory(p),
-        sym(f"{p}/x", "/"),
-        sym(f"{p}/y", UP),
-        *[m for m in attack(f"{p}/x", canary) if m[0].type != tarfile.LNKTYPE],
-        file(f"{p}/y/{canary}/by-y"),
+        sym("x", "/"),
+        sym("y", UP),
+        *[m for m in attack("x", canary) if m[0].type != tarfile.LNKTYPE],
+        file(f"y/{canary}/by-y"),
     ]
-    blob = layer(tmp_path / "store.tar", members)
-    info = tmp_path / "info.json"
-    info.write_text(json.dumps({"path": store_path, "closure": []}))
-    code, got = customization(tmp_path, contents=[{"info": str(info), "layer": str(blob.path)}])
-    assert code == 0
-    assert f"{canary}/pwned" in got and f"{canary}/by-y" in got
-    assert got["x"].issym() and got["x"].linkname == "/"
+    item = store_path(tmp_path, EVIL, members)
+    for contents in ([item], [{**item, "join": "link"}]):
+        code, _ = customization(tmp_path, contents=contents)
+        assert code == 1
+        assert "a layer member's parent is not a directory in the layer" in (
+            capsys.readouterr().err
+        )
+        assert not (tmp_path / "out" / "layer.tar").exists()
+
+
+# What the second path's `x/` becomes after the first path's `x -> TARGET`, for each way a
+# store path reaches / (None: refused with one error line). Nothing is ever written through.
+_THROUGH: dict[tuple[str, str], str | None] = {
+    ("join", "/"): "link",
+    ("join", UP): "link",
+    ("join", "/canary"): "link",
+    ("copy", "/"): None,  # rsync -k would copy the whole host root
+    ("copy", UP): None,
+    ("copy", "/canary"): "dir",
+    ("copy -K", "/"): None,  # rsync -K would write into /
+    ("copy -K", UP): "dir",
+    ("copy -K", "/canary"): "dir",
+}
+
+
+@pytest.mark.parametrize(("how", "target"), sorted(_THROUGH))
+def test_a_later_store_path_never_writes_through_an_earlier_ones_link(
+    tmp_path: Path, canary: str, how: str, target: str
+) -> None:
+    link = f"/{canary}/victim" if target == "/canary" else target
+    first = store_path(tmp_path, EVIL, [sym("x", link)])
+    inside = "" if link == f"/{canary}/victim" else f"{canary}/victim/"
+    parts = inside.strip("/").split("/") if inside else []
+    second = store_path(
+        tmp_path,
+        SECOND,
+        [
+            directory("x"),
+            file("x/pwned"),
+            *[directory("x/" + "/".join(parts[:i])) for i in range(1, len(parts) + 1)],
+            file(f"x/{inside}delete-me", b"replaced\n"),
+            file(f"x/{inside}secret", b"overwritten\n"),
+        ],
+    )
+    extra = {"join": "link"} if how == "join" else {}
+    contents = [{**first, **extra}, {**second, **extra}]
+    code, got = customization(tmp_path, contents=contents, keep_dirlinks=how == "copy -K")
+    expect = _THROUGH[(how, target)]
+    if expect is None:
+        assert code == 1 and not (tmp_path / "out" / "layer.tar").exists()
+    elif expect == "link":  # lndir: a directory arriving at a link is not joined
+        assert code == 0 and got["x"].issym() and got["x"].linkname == link
+        assert not [n for n in got if n.startswith("x/")]
+    else:
+        assert code == 0 and got["x"].isdir() and got["x/pwned"].isfile()
 
 
 def test_files_through_a_content_link_stay_in_the_root(tmp_path: Path, canary: str) -> None:
@@ -347,7 +413,8 @@ def test_files_through_a_content_link_stay_in_the_root(tmp_path: Path, canary: s
         {"type": "file", "dest": f"top/{canary}/victim/pwned", "content": "x"},
         {"type": "symlink", "dest": f"top/{canary}/victim/delete-me", "target": "/x"},
     ]
-    code, got = customization(tmp_path, contents=[{"src": str(src)}], files=files)
+    contents = [{"store_path": EVIL, "src": str(src)}]
+    code, got = customization(tmp_path, contents=contents, files=files)
     assert code == 0
     assert got["etc"].isdir() and "etc/pwned" in got
     assert got["top"].issym() and got["top"].linkname == "/"
@@ -356,16 +423,13 @@ def test_files_through_a_content_link_stay_in_the_root(tmp_path: Path, canary: s
 
 
 def test_keep_dirlinks_through_a_link_chain_stays_in_the_root(tmp_path: Path, canary: str) -> None:
-    first = tmp_path / "first"
-    first.mkdir()
-    os.symlink(f"a/{canary}/victim", first / "lib")
-    os.symlink("/", first / "a")
-    second = tmp_path / "second"
-    (second / "lib").mkdir(parents=True)
-    (second / "lib" / "pwned").write_text("x")
-    (second / "lib" / "delete-me").write_text("x")
-    contents = [{"src": str(first)}, {"src": str(second)}]
-    code, got = customization(tmp_path, contents=contents, keep_dirlinks=True)
+    first = store_path(tmp_path, EVIL, [sym("lib", f"a/{canary}/victim"), sym("a", "/")])
+    second = store_path(
+        tmp_path,
+        SECOND,
+        [directory("lib"), file("lib/pwned", b"x"), file("lib/delete-me", b"x")],
+    )
+    code, got = customization(tmp_path, contents=[first, second], keep_dirlinks=True)
     assert code == 0
     # the link resolves to nothing inside the root: the directory replaces it
     assert got["lib"].isdir() and "lib/pwned" in got

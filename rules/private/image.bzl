@@ -97,16 +97,17 @@ def build_layers(ctx, roots, copy_roots, layering):
     base, base_inputs = _base(ctx)
 
     # 1. The customisation layer.
+    # Each path is read from its own layer, never from a tree: the layer file reaches the
+    # action byte for byte under every engine and sandbox. buildImage copies (rsync -ak, or
+    # -aK with keep_contents_dirlinks); buildLayeredImage joins (symlinkJoin, lndir).
     contents = []
     inputs = []
     for s in spis:
-        if copy_roots:
-            # Copied from the path's own layer: a tree input loses its symlinks to directories.
-            contents.append({"info": s.info.path, "layer": s.layer.path})
-            inputs.extend([s.info, s.layer])
-        else:
-            contents.append({"info": s.info.path, "src": "%s/%s" % (s.tree.path, s.name)})
-            inputs.extend([s.info, s.tree])
+        item = {"info": s.info.path, "layer": s.layer.path}
+        if not copy_roots:
+            item["join"] = "link"
+        contents.append(item)
+        inputs.extend([s.info, s.layer])
     files, file_inputs = _files(ctx)
     custom = ctx.actions.declare_file(ctx.label.name + ".custom.tar")
     custom_desc = ctx.actions.declare_file(ctx.label.name + ".custom.json")
@@ -126,6 +127,10 @@ def build_layers(ctx, roots, copy_roots, layering):
         "uid": ctx.attr.uid,
         "uname": ctx.attr.uname,
     }
+    if copy_roots:
+        # rsync -k copies a link to a directory as the directory, also through other store paths.
+        req["closure"] = [{"info": e.info.path, "layer": e.layer.path} for e in entries]
+        inputs.extend([x for e in entries for x in (e.info, e.layer)])
     run_strata(ctx, "CustomizationLayer", req, depset(inputs + file_inputs), [custom, custom_desc], "customisation layer of")
 
     # 2. The store path layers, grouped.
@@ -297,7 +302,7 @@ _COMMON_ATTRS = {
     "extra_commands": attr.string(doc = "Shell run by /bin/sh -e in the top layer's root (not chrooted) after contents are placed, e.g. \"mkdir -m 1777 tmp\"; `$out` is that root."),
     "fake_root_commands": attr.string(doc = "Shell run under fakeroot after extra_commands: its chown/chmod are what the layer records, e.g. \"chown 1000:1000 home/user\"."),
     "enable_fakechroot": attr.bool(doc = "Run fake_root_commands chrooted in the layer root (proot), contents bound at their store paths; /bin/sh must be in the layer."),
-    "keep_contents_dirlinks": attr.bool(doc = "docker_image: when a copy_to_root path has a directory where an earlier one has a symlink to a directory (lib -> usr/lib), keep the link and copy into its target (keepContentsDirlinks); otherwise the directory replaces the link."),
+    "keep_contents_dirlinks": attr.bool(doc = "docker_image: copy copy_to_root as buildImage's `rsync -aK` (keepContentsDirlinks): links are copied as links, and a directory arriving where an earlier path has a link to a directory (lib -> usr/lib) goes into the link's target. Default: `rsync -ak`, a link to a directory is copied as the directory, and a later path's directory replaces an earlier path's link."),
     "uid": attr.int(default = 0, doc = "Owner uid of the top layer's entries (those fake_root_commands left to root)."),
     "gid": attr.int(default = 0, doc = "Owner gid of the top layer's entries (those fake_root_commands left to root)."),
     "uname": attr.string(doc = "Owner user name recorded in the top layer's tar headers."),

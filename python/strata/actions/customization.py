@@ -1,35 +1,36 @@
 """`strata action CustomizationLayer @request.json`: an image's customisation layer.
 
-dockerTools.buildLayeredImage's top layer: the `contents` store paths joined
-at `/` the way nixpkgs' `symlinkJoin` (lndir) does it — real directories,
-every file a symlink into its store path, the first path to provide a name
-wins — then `extra_commands` run in the layer root, then
-`fake_root_commands` under fakeroot, so their chown/chmod are what the tar
-records. The store paths themselves are not in this layer (they have their
-own, see StoreLayer / LayerGroups).
+The top layer of dockerTools' images: the `contents` store paths placed at
+`/`, then `extra_commands` run in the layer root, then `fake_root_commands`
+under fakeroot, so their chown/chmod are what the tar records. The store
+paths themselves are not in this layer (they have their own, see StoreLayer
+/ LayerGroups). buildLayeredImage joins its contents with nixpkgs'
+symlinkJoin, one `lndir -silent` a path (strata.store.join); buildImage
+copies its copyToRoot with one `rsync -ak` (`-aK` with keepContentsDirlinks)
+a path (strata.store.root_copy). Both read a store path from its own layer
+(strata.store.listing), so both engines feed this action the same bytes.
 
 Request (keys sorted; `schema_version` 1):
 
-    contents            list, joined in order:
+    contents            list, placed in order:
+                          {"info": F, "layer": L, "join": "link"}
+                              joined as lndir does, from the listing of the path's own layer
+                              L (StorePathInfo.layer; uncompressed); F is its StorePath info
+                              file (rules cannot know the path: it is a content hash)
                           {"store_path": "/nix/store/<hash>-<name>", "src": dir}
-                              symlink-joined: links point into store_path, src is its content
-                          {"info": F, "src": dir}
-                              as the first form, the store path read from a StorePath info
-                              file (rules cannot know it: it is a content hash)
-                          {"src": dir}   copied into the root (copyToRoot-style), merged
+                              joined the same way, the path's content given as a directory
                           {"info": F, "layer": L}
-                              copied as {"src"}, read from the store path's own layer L:
-                              symlinks and modes as the path has them (a tree input is staged
-                              by Bazel as files only, so a `lib -> usr/lib` link would be lost)
+                              copied as buildImage's rsync copies, from the layer L
+    closure             [{"info": F, "layer": L}]: further store paths a copied path's links
+                        may lead into (rsync -k copies a link to a directory as the
+                        directory, through the store) ([])
     files               Layer-action `contents` items (plain files by destination), placed
                         after the contents, before the commands ([])
-    keep_dirlinks       bool (keepContentsDirlinks, default false): a copied directory
-                        arriving at a symlink to a directory goes into the link's target
-                        (resolved inside the layer root, as in the image: `lib -> /` is /)
+    keep_dirlinks       bool (keepContentsDirlinks, default false): rsync -K instead of -k
     extra_commands      shell text, run by /bin/sh -e with the layer root as cwd ("")
     fake_root_commands  shell text, run under fakeroot with the layer root as cwd ("")
     enable_fakechroot   bool (default false): run fake_root_commands chrooted in the
-                        layer root with `proot -r ROOT -0`, each contents store path
+                        layer root with `proot -r ROOT -0`, each joined store path
                         bound at its store path; /bin/sh must then be in the layer
     compressor          "none" | "gzip" | "zstd" (default "gzip")
     output, descriptor  the layer blob and its descriptor JSON (the Layer action's contract)
@@ -59,8 +60,8 @@ import os
 import shutil
 import stat
 import subprocess
-import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,18 @@ from strata.actions.layer import ownership, plan_tree
 from strata.actions.request import field
 from strata.actions.store_path import read_info
 from strata.errors import UserError
-from strata.oci.compress import check_compressor, open_decompressed
+from strata.oci.compress import check_compressor
 from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
 from strata.oci.rootfs import Rootfs
 from strata.oci.tree import DIR, FILE, SYMLINK, Entry, normalize_dest, sort_key
+from strata.store.join import link_join
+from strata.store.listing import Member, StoreView
+from strata.store.root_copy import RootCopy
 
 COMMAND_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/homeless-shelter", "LC_ALL": "C"}
 NOBODY = 65534
 _KEYS = {
+    "closure",
     "compressor",
     "contents",
     "descriptor",
@@ -96,20 +101,6 @@ _KEYS = {
 _LISTING_FORMAT = r"%P\0%U\0%G\0%m\0%y\0"
 
 
-def _link_join(src: Path, dest: Path, target: str) -> None:
-    """lndir: mirror directories, symlink everything else; an existing name is kept."""
-    for child in sorted(os.listdir(src)):
-        s = src / child
-        d = dest / child
-        if s.is_dir() and not s.is_symlink():
-            if not d.exists() and not d.is_symlink():
-                d.mkdir(mode=0o755)
-            if d.is_dir() and not d.is_symlink():
-                _link_join(s, d, f"{target}/{child}")
-        elif not d.exists() and not d.is_symlink():
-            os.symlink(f"{target}/{child}", d)
-
-
 def _is_input_link(path: Path) -> bool:
     """A link Bazel's or strata's sandbox made for an input file (see strata.oci.tree)."""
     target = os.readlink(path)
@@ -117,47 +108,29 @@ def _is_input_link(path: Path) -> bool:
     return target.startswith("/") and not rel.startswith("..") and target.endswith("/" + rel)
 
 
-def _dirlink_target(root: Path, link: Path) -> Path | None:
-    """The directory inside `root` a symlink points at, if it is one.
-
-    Resolved as inside a chroot (strata.oci.rootfs): `lib -> /` is the root
-    itself and `..` stops there, so the copy never leaves the layer root.
-    """
-    fs = Rootfs(root, "keep_dirlinks")
-    rel = link.relative_to(root).as_posix()
-    st = fs.lstat(rel, follow_last=True)
-    if st is None or not stat.S_ISDIR(st.st_mode):
-        return None
-    return fs.path(fs.resolve(rel, follow_last=True))
-
-
-def _copy_into(src: Path, dest: Path, root: Path, keep_dirlinks: bool) -> None:
-    """Copy a tree, merging into existing directories and replacing files."""
-    for child in sorted(os.listdir(src)):
-        s = src / child
-        d = dest / child
-        s_link = s.is_symlink() and not _is_input_link(s)
-        if s.is_dir() and not s_link:
-            if keep_dirlinks and d.is_symlink():
-                linked = _dirlink_target(root, d)
-                if linked is not None:
-                    _copy_into(s, linked, root, keep_dirlinks)
+def _tree_members(src: Path) -> dict[str, Member]:
+    """A directory's listing for the join; a link a sandbox made for an input is read through."""
+    out = {"": Member("", DIR, 0o555)}
+    todo = [(src, "")]
+    while todo:
+        here, rel = todo.pop()
+        for entry in os.scandir(here):
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            path = Path(entry.path)
+            if entry.is_symlink() and _is_input_link(path):
+                staged = os.readlink(path)
+                if os.path.islink(staged):
+                    out[name] = Member(name, SYMLINK, 0o777, target=os.readlink(staged))
                     continue
-            if d.is_symlink() or (d.exists() and not d.is_dir()):
-                d.unlink()
-            d.mkdir(mode=0o755, exist_ok=True)
-            _copy_into(s, d, root, keep_dirlinks)
-            os.chmod(d, stat.S_IMODE(os.stat(s).st_mode) | 0o200)
-            continue
-        if d.is_dir() and not d.is_symlink():
-            shutil.rmtree(d)
-        elif d.exists() or d.is_symlink():
-            d.unlink()
-        if s_link:
-            os.symlink(os.readlink(s), d)
-        else:
-            shutil.copyfile(s, d)
-            os.chmod(d, stat.S_IMODE(os.stat(s).st_mode) | 0o200)
+                path = Path(staged)
+            if path.is_symlink():
+                out[name] = Member(name, SYMLINK, 0o777, target=os.readlink(path))
+            elif path.is_dir():
+                out[name] = Member(name, DIR, 0o555)
+                todo.append((path, name))
+            else:
+                out[name] = Member(name, FILE, 0o444)
+    return out
 
 
 def _place_files(req: dict[str, Any], where: str, root: Path) -> None:
@@ -197,90 +170,67 @@ def _single_file(name: str, where: str) -> UserError:
     )
 
 
-def _unpack_store_layer(layer: str, store_path: str, dest: Path, where: str) -> None:
-    """The content of `store_path` from its own layer, symlinks and modes kept."""
-    prefix = store_path.strip("/")
-    fs = Rootfs(dest, where)
-    dirs: list[tuple[str, int]] = []
-    found = False
-    with open_decompressed(layer) as f, tarfile.open(fileobj=f, mode="r|") as tar:
-        for member in tar:
-            name = member.name.strip("/")
-            if name != prefix and not name.startswith(prefix + "/"):
-                continue
-            rel = name[len(prefix) + 1 :]
-            found = True
-            if not rel:
-                if not member.isdir():
-                    raise _single_file(store_path, where)
-                continue
-            if ".." in rel.split("/"):
-                raise UserError(f"layer member escapes its store path (got {name!r})", where=where)
-            if member.isdir():
-                fs.mkdir(rel)
-                dirs.append((rel, member.mode & 0o7777))
-            elif member.issym():
-                fs.symlink(rel, member.linkname)
-            elif member.isfile():
-                src = tar.extractfile(member)
-                if src is None:  # pragma: no cover - isfile() members have data
-                    raise UserError(f"unreadable layer member (got {name!r})", where=where)
-                fs.write(rel, src, member.mode & 0o7777)
-            else:
-                raise UserError(
-                    f"unsupported member in a store path layer (got {name!r}); store paths "
-                    "hold files, directories and symlinks",
-                    where=where,
-                )
-    if not found:
-        raise UserError(
-            f"the layer does not hold the store path (got {store_path} not in {layer}); pass "
-            "the path's own layer (StorePathInfo.layer)",
-            where=where,
+@dataclass(frozen=True)
+class _Content:
+    """One `contents` item: a store path joined (lndir) or copied (rsync) at /."""
+
+    store_path: str
+    join: bool
+    where: str
+    src: Path | None = None
+    """The `src` form: the path's content as a directory (else it is read from its layer)."""
+
+
+_FORMS = (
+    '{"store_path": P, "src": DIR}, {"info": F, "layer": L, "join": "link"} or '
+    '{"info": F, "layer": L}'
+)
+
+
+def _contents(req: dict[str, Any], where: str) -> tuple[list[_Content], StoreView]:
+    """The contents items, and the store paths they (and `closure`) read from their layers."""
+    items: list[_Content] = []
+    layers: dict[str, str] = {}
+    for i, entry in enumerate(field(req, "closure", list, where, [])):
+        at = f"{where}: closure[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"info", "layer"}:
+            raise UserError(f'must be {{"info": F, "layer": L}} (got {entry!r:.80})', where=at)
+        layers[read_info(field(entry, "info", str, at), at)["path"]] = field(
+            entry, "layer", str, at
         )
-    for d, mode in reversed(dirs):
-        fs.chmod(d, mode | 0o700)
-
-
-def _contents(req: dict[str, Any], where: str, work: Path) -> list[tuple[str | None, Path]]:
-    items: list[tuple[str | None, Path]] = []
     for i, item in enumerate(field(req, "contents", list, where, [])):
         at = f"{where}: contents[{i}]"
         keys = set(item) if isinstance(item, dict) else set()
-        if not isinstance(item, dict) or not (
-            keys <= {"src", "store_path"} or keys in ({"src", "info"}, {"info", "layer"})
-        ):
-            raise UserError(
-                f'must be {{"store_path": P, "src": DIR}}, {{"info": F, "src": DIR}}, '
-                f'{{"info": F, "layer": L}} or {{"src": DIR}} (got {item!r:.80})',
-                where=at,
-            )
+        if keys == {"info", "layer", "join"} and item["join"] != "link":
+            raise UserError(f'join must be "link" (got {item["join"]!r})', where=at)
+        if keys not in ({"store_path", "src"}, {"info", "layer"}, {"info", "layer", "join"}):
+            raise UserError(f"must be {_FORMS} (got {item!r:.80})", where=at)
         if "layer" in item:
             path = read_info(field(item, "info", str, at), at)["path"]
-            copy = work / "layers" / str(i)
-            copy.mkdir(parents=True)
-            _unpack_store_layer(field(item, "layer", str, at), path, copy, at)
-            items.append((None, copy))
+            layers[path] = field(item, "layer", str, at)
+            items.append(_Content(path.rstrip("/"), "join" in item, at))
             continue
         src = Path(field(item, "src", str, at))
-        store_path = field(item, "store_path", (str, type(None)), at, None)
-        if "info" in item:
-            store_path = read_info(field(item, "info", str, at), at)["path"]
-        if store_path is not None and not store_path.startswith("/"):
+        store_path = field(item, "store_path", str, at)
+        if not store_path.startswith("/"):
             raise UserError(
                 f"store_path must be absolute (got {store_path!r}); "
                 "write <store_dir>/<hash>-<name>",
                 where=at,
             )
         if src.is_file():
-            raise _single_file(store_path or src.name, at)
+            raise _single_file(store_path, at)
         if not src.is_dir():
             raise UserError(
                 f"src is not a directory (got {str(src)!r}); pass the store path's content",
                 where=at,
             )
-        items.append((store_path.rstrip("/") if store_path else None, src))
-    return items
+        items.append(_Content(store_path.rstrip("/"), True, at, src))
+    view = StoreView(layers, where)
+    for c in items:
+        if c.src is None and view.members(c.store_path)[""].kind != DIR:
+            raise _single_file(c.store_path, c.where)
+    return items, view
 
 
 def _need(tool: str, package: str, why: str, where: str) -> None:
@@ -386,13 +336,14 @@ def build_root(
     """Lay out the layer root at `work/root`; return fakeroot's ownership view, if any."""
     root = work / "root"
     root.mkdir(mode=0o755)
-    contents = _contents(req, where, work)
-    keep_dirlinks = field(req, "keep_dirlinks", bool, where, False)
-    for store_path, src in contents:
-        if store_path is None:
-            _copy_into(src, root, root, keep_dirlinks)
+    contents, view = _contents(req, where)
+    copier = RootCopy(root, view, field(req, "keep_dirlinks", bool, where, False))
+    for c in contents:
+        if not c.join:
+            copier.copy(c.store_path, c.where)
         else:
-            _link_join(src, root, store_path)
+            members = _tree_members(c.src) if c.src else view.members(c.store_path)
+            link_join(root, c.store_path, members, c.where)
     _place_files(req, where, root)
     extra = field(req, "extra_commands", str, where, "")
     if extra:
@@ -410,12 +361,16 @@ def build_root(
     if chroot:
         # Copies under `work`: the unprivileged uid may not be able to reach the inputs.
         binds = []
-        for i, (store_path, src) in enumerate(contents):
-            if store_path is not None:
-                normalize_dest(store_path, where)
+        for i, c in enumerate(contents):
+            if c.join:
+                normalize_dest(c.store_path, where)
                 copy = work / "store" / str(i)
-                shutil.copytree(src, copy, symlinks=True)
-                binds += ["-b", f"{copy}:{store_path}"]
+                if c.src is not None:
+                    shutil.copytree(c.src, copy, symlinks=True)
+                else:
+                    copy.mkdir(parents=True)
+                    RootCopy(copy, view, keep_dirlinks=True).copy(c.store_path, c.where)
+                binds += ["-b", f"{copy}:{c.store_path}"]
     return _fake_root(work, root, fake, binds, where)
 
 

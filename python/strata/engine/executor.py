@@ -159,6 +159,33 @@ def _could_not_start(action: Action, why: str) -> ActionFailed:
     )
 
 
+def _is_real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _tree_children(tree: Path) -> list[str]:
+    """A tree artifact's children as Bazel 4.2.3 stages them for a consumer.
+
+    Checked against real Bazel (processwrapper-sandbox; tests/fixtures/engine/
+    conformance //lib:staged*): each file and each symlink (to a file, to a
+    directory, relative, absolute, a chain of links) is one child, staged as a
+    link to that entry's own path in the execroot, in directories made for it;
+    a link is never followed, so a link to a directory reaches the action as a
+    link. Directories are not children: an empty one is not staged, and a tree
+    with no children at all is staged as one link to the whole directory (so
+    its empty directories are then visible). A source directory is not a tree
+    artifact: it is one link too.
+    """
+    children: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(tree):
+        here = Path(dirpath)
+        rel = here.relative_to(tree)
+        links = [d for d in dirnames if (here / d).is_symlink()]
+        children.extend((rel / name).as_posix() for name in filenames + links)
+        dirnames[:] = [d for d in dirnames if d not in links]
+    return children
+
+
 class Executor:
     def __init__(
         self,
@@ -250,21 +277,18 @@ class Executor:
         return Running(action, proc, sandbox)
 
     def _link_input(self, root: Path, path: str) -> StagedInput:
+        """Stage one input as Bazel 4.2.3's sandbox does (see `_tree_children`)."""
         real = self.input_path(path)
         dest = root / path
         dest.parent.mkdir(parents=True, exist_ok=True)
         is_dir = real.is_dir()
-        if is_dir:
-            # As Bazel's sandbox stages a tree artifact: its files, each a link, in
-            # directories made for them; an empty directory of the tree is not staged.
+        children = _tree_children(real) if is_generated(path) and _is_real_dir(real) else []
+        if children:
             dest.mkdir(parents=True, exist_ok=True)
-            for dirpath, _dirs, files in os.walk(real, followlinks=True):
-                rel = Path(dirpath).relative_to(real)
-                if files:
-                    (dest / rel).mkdir(parents=True, exist_ok=True)
-                for name in files:
-                    os.symlink(Path(dirpath) / name, dest / rel / name)
-        elif not dest.exists():
+            for rel in children:
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(real / rel, dest / rel)
+        elif not os.path.lexists(dest):
             os.symlink(real, dest)
         return StagedInput(path, real, self._input_root(path, real), is_dir)
 
