@@ -147,3 +147,27 @@ def test_worker_actions_cannot_write_outside_the_output_base(tmp_path: Path) -> 
             sandbox="namespace",
         )
     assert list(canary.iterdir()) == []  # it wrote into the worker's private /tmp
+
+
+def test_a_worker_that_dies_is_one_warning_and_the_actions_run_as_processes(
+    tmp_path: Path,
+) -> None:
+    ws = _workspace(tmp_path)
+    broken = (
+        "#!/bin/sh\n"
+        'if [ "$1" = worker ]; then echo "worker: cannot start here" >&2; exit 3; fi\n'
+        f'PYTHONPATH="{PYTHON_DIR}" exec "{sys.executable}" -B -s -m strata "$@"\n'
+    ).encode()
+    tools = _tool_actions()
+    tools[0] = Action(
+        "//tool", "Launcher", "", kind="write", content=broken, is_executable=True, outputs=(TOOL,)
+    )
+    eng = Engine(ws, tmp_path / "ob")
+    stats = eng.build([*tools, _layer_action("ok", "ok.json")], workers=True)
+    assert stats.executed == 1 and stats.in_worker == 0
+    assert eng.out(f"{BIN}/ok.tar").is_file()
+    warnings = [line for line in eng.log[-1].splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: strata's action worker stopped (worker: cannot start here); its actions ran "
+        "as processes (slower, same bytes); --noworkers skips the worker"
+    ]

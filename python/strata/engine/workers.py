@@ -208,8 +208,8 @@ class WorkerPool:
         """Stop using the worker for `tool` (it died): its actions run as processes."""
         worker = self._workers.get(tool)
         if worker is not None:
-            worker.close()
             self.failure = self.failure or worker.last_words()
+            worker.close()
         self._workers[tool] = None
 
     def close(self) -> None:
