@@ -18,6 +18,7 @@ import json
 import os
 import posixpath
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,14 +46,18 @@ class Entry:
 class PathSpec:
     name: str
     entries: dict[str, Entry]
-    link_to: str = ""
-    """The path of the set STORE_LINK entries point into."""
+    link_to: PathSpec | None = None
+    """The path STORE_LINK entries point into (a reference of this one)."""
 
     @property
     def rule(self) -> str:
         """store_path has executables; helper_store_path has empty dirs and store links."""
         kinds = {e.kind for e in self.entries.values()}
         return "helper" if kinds & {DIR, STORE_LINK} else "store_path"
+
+    def closure(self) -> list[PathSpec]:
+        """This path after the paths it links into."""
+        return [*(self.link_to.closure() if self.link_to else []), self]
 
 
 @dataclass(frozen=True)
@@ -65,11 +70,17 @@ class SetSpec:
     def size(self) -> int:
         return sum(len(p.entries) + 1 for p in self.paths)
 
+    def closure(self) -> list[PathSpec]:
+        """The set's paths and those they link into, each once, dependencies first."""
+        seen: dict[str, PathSpec] = {}
+        for p in self.paths:
+            for q in p.closure():
+                seen.setdefault(q.name, q)
+        return list(seen.values())
+
 
 @dataclass
 class _Builder:
-    rng: random.Random
-    dangling: bool
     entries: dict[str, Entry] = field(default_factory=dict)
 
     def free(self, rel: str) -> bool:
@@ -92,8 +103,9 @@ def _name(rng: random.Random) -> str:
 
 
 def _path(rng: random.Random, name: str, others: list[PathSpec], dangling: bool) -> PathSpec:
-    b = _Builder(rng, dangling)
+    b = _Builder()
     helper = rng.random() < 0.5
+    link_to: PathSpec | None = None
     for _ in range(rng.randint(1, 4)):
         rel = _name(rng)
         if not b.free(rel):
@@ -102,7 +114,7 @@ def _path(rng: random.Random, name: str, others: list[PathSpec], dangling: bool)
         if helper and roll < 0.2:
             b.entries[rel] = Entry(DIR)
         elif helper and others and roll < 0.35:
-            other = others[-1]
+            other = link_to = link_to or rng.choice(others)
             sub = rng.choice(["", *sorted(other.entries)])
             b.entries[rel] = Entry(STORE_LINK, target=sub)
         else:
@@ -131,7 +143,6 @@ def _path(rng: random.Random, name: str, others: list[PathSpec], dangling: bool)
             b.entries[rel] = Entry(LINK, target=rng.choice(["missing", "../../nowhere/x"]))
     if not b.entries:
         b.entries["x"] = Entry(FILE, b"x\n")
-    link_to = others[-1].name if any(e.kind == STORE_LINK for e in b.entries.values()) else ""
     return PathSpec(name, dict(sorted(b.entries.items())), link_to)
 
 
@@ -151,23 +162,31 @@ def issue_set() -> SetSpec:
     return SetSpec("issue", tuple(paths))
 
 
-def generate(seed: int, count: int, *, dangling: bool, big: int = 4) -> list[SetSpec]:
-    """`count` sets from `seed` (the issue's shape first); `big` of them get a 3 MiB file."""
+def generate(seed: int, count: int, *, dangling: bool, big: int = 2) -> list[SetSpec]:
+    """`count` sets from `seed`, the issue's shape first.
+
+    The sets draw their 1-4 paths, in random order, from a pool of about 3/4
+    as many paths, so that a path meets different neighbours (and a cached
+    layer is built once); `big` paths of the pool get a 3 MiB file.
+    """
     rng = random.Random(seed)
+    pool: list[PathSpec] = []
+    for i in range(max(4, count * 3 // 4)):
+        p = _path(rng, f"p{i:03d}", pool, dangling)
+        if i < big:
+            blob = Entry(FILE, rng.randbytes(3 * MIB + i), executable=p.rule == "store_path")
+            p = replace(p, entries={**p.entries, f"big{i}/blob": blob})
+        pool.append(p)
     sets = [issue_set()]
     while len(sets) < count:
-        n = len(sets)
-        paths: list[PathSpec] = []
-        for i in range(rng.choice([1, 2, 2, 3, 4])):
-            paths.append(_path(rng, f"s{n:03d}p{i}", paths, dangling))
-        if n <= big:
-            first = paths[0]
-            blob = Entry(FILE, rng.randbytes(3 * MIB + n), executable=first.rule == "store_path")
-            paths[0] = replace(first, entries={**first.entries, f"big{n}/blob": blob})
+        paths = rng.sample(pool, rng.choice([1, 2, 2, 3, 4]))
+        if big and len(sets) <= 2 * big:  # a handful of sets with a big file, no more
+            first = pool[len(sets) % big]
+            paths = [first, *(p for p in paths if p is not first)]
         sets.append(
             SetSpec(
-                f"s{n:03d}",
-                tuple(paths),
+                f"s{len(sets):03d}",
+                tuple(paths[:4]),
                 max_layers=rng.choice([100, 100, 3, 2]),
                 keep_dirlinks=rng.random() < 0.5,
             )
@@ -175,13 +194,61 @@ def generate(seed: int, count: int, *, dangling: bool, big: int = 4) -> list[Set
     return sets
 
 
+# -- shrinking a set that fails -----------------------------------------------------------------
+
+
+def smaller(spec: SetSpec) -> Iterator[SetSpec]:
+    """Every set one step smaller: a path, an entry, a file's bytes or an attribute less."""
+    if spec.max_layers != 100 or spec.keep_dirlinks:
+        yield replace(spec, max_layers=100, keep_dirlinks=False)
+    for i, p in enumerate(spec.paths):
+        if len(spec.paths) > 1:
+            yield replace(spec, paths=tuple(q for q in spec.paths if q is not p))
+        for rel, e in p.entries.items():
+            fewer = {k: v for k, v in p.entries.items() if k != rel and v.same_file_as != rel}
+            if fewer:
+                yield _with_path(spec, i, replace(p, entries=fewer))
+            if e.kind == FILE and e.data and not e.same_file_as:
+                emptied = {**p.entries, rel: replace(e, data=b"")}
+                emptied = {
+                    k: (replace(v, data=b"") if v.same_file_as == rel else v)
+                    for k, v in emptied.items()
+                }
+                yield _with_path(spec, i, replace(p, entries=emptied))
+
+
+def _with_path(spec: SetSpec, i: int, path: PathSpec) -> SetSpec:
+    """The set with its i-th path replaced, also where another path links into it."""
+    paths = [*spec.paths[:i], path, *spec.paths[i + 1 :]]
+    paths = [
+        replace(q, link_to=path) if q.link_to and q.link_to.name == path.name else q for q in paths
+    ]
+    return replace(spec, paths=tuple(paths))
+
+
+def shrink(
+    spec: SetSpec, differing: Callable[[list[SetSpec]], list[SetSpec]], rounds: int
+) -> SetSpec:
+    """Greedily the smallest one-step-smaller set that still differs, until none does.
+
+    `differing` gets all candidates of a round at once (one build of them all).
+    """
+    for n in range(rounds):
+        candidates = [replace(c, name=f"c{n:02d}_{i:03d}") for i, c in enumerate(smaller(spec))]
+        still = differing(candidates)
+        if not still:
+            break
+        spec = min(still, key=lambda s: s.size())
+    return spec
+
+
 # -- on disk: directories at their store paths, for the real lndir and rsync ---------------
 
 
 def write_store(spec: SetSpec, store: Path) -> list[str]:
-    """The set's paths under `store` (a made-up hash each); their absolute paths, in order."""
+    """The set's closure under `store` (a made-up hash each); the set's paths, in order."""
     paths: dict[str, str] = {}
-    for p in spec.paths:
+    for p in spec.closure():
         root = store / f"{_hash(p.name)}-{p.name}"
         paths[p.name] = str(root)
         root.mkdir(parents=True)
@@ -196,11 +263,12 @@ def write_store(spec: SetSpec, store: Path) -> list[str]:
             elif e.kind == LINK:
                 os.symlink(e.target, dest)
             else:
-                os.symlink(posixpath.join(paths[p.link_to], e.target).rstrip("/"), dest)
+                assert p.link_to is not None
+                os.symlink(posixpath.join(paths[p.link_to.name], e.target).rstrip("/"), dest)
         for dirpath, dirnames, filenames in os.walk(root):  # as in the Nix store: mtime 1
             for name in [".", *dirnames, *filenames]:
                 os.utime(os.path.join(dirpath, name), (1, 1), follow_symlinks=False)
-    return list(paths.values())
+    return [paths[p.name] for p in spec.paths]
 
 
 def _hash(name: str) -> str:
@@ -209,63 +277,59 @@ def _hash(name: str) -> str:
     return "".join(rng.choice(alphabet) for _ in range(32))
 
 
-# -- as a Bazel package ------------------------------------------------------------------------
+# -- as Bazel packages ---------------------------------------------------------------------------
+
+_LOAD = (
+    'load("@strata//rules:defs.bzl", "docker_image", "helper_store_path", "layered_image", '
+    '"store_path", "stream_layered_image")'
+)
 
 
-def build_file(spec: SetSpec, package: Path) -> None:
-    """BUILD and source files of one set: its paths, and the three images of them."""
+def pool_file(paths: list[PathSpec], package: Path) -> None:
+    """A package defining store paths (and their source files) for other packages to use."""
     package.mkdir(parents=True)
-    lines = [
-        'load("@strata//rules:defs.bzl", "docker_image", "helper_store_path", "layered_image", '
-        '"store_path", "stream_layered_image")',
-    ]
-    for p in spec.paths:
-        srcs: dict[str, str] = {}
-        for i, (rel, e) in enumerate(p.entries.items()):
-            if e.kind != FILE:
-                continue
-            src = f"{p.name}_{i}.bin"
-            if e.same_file_as:
-                first = list(p.entries).index(e.same_file_as)
-                os.link(package / f"{p.name}_{first}.bin", package / src)
-            else:
-                (package / src).write_bytes(e.data)
-            srcs[src] = rel
-        symlinks = {r: e.target for r, e in p.entries.items() if e.kind == LINK}
-        args = {"name": p.name, "srcs": srcs, "symlinks": symlinks}
-        if p.rule == "store_path":
-            args["executables"] = [r for r, e in p.entries.items() if e.executable]
+    rules = [_path_rule(p, package, "//visibility:public") for p in paths]
+    (package / "BUILD").write_text("\n\n".join([_LOAD, *rules]) + "\n", encoding="utf-8")
+
+
+def build_file(spec: SetSpec, package: Path, pool: str = "") -> None:
+    """A set's three images; its paths from package `pool`, or defined here when none."""
+    package.mkdir(parents=True)
+    rules = [] if pool else [_path_rule(p, package, "") for p in spec.closure()]
+    contents = [f"//{pool}:{p.name}" if pool else f":{p.name}" for p in spec.paths]
+    layered = {"contents": contents, "max_layers": spec.max_layers}
+    rules.append(_call("layered_image", {"name": "layered", **layered}))
+    rules.append(_call("stream_layered_image", {"name": "stream", **layered}))
+    docker = {"copy_to_root": contents, "keep_contents_dirlinks": spec.keep_dirlinks}
+    rules.append(_call("docker_image", {"name": "docker", **docker}))
+    (package / "BUILD").write_text("\n\n".join([_LOAD, *rules]) + "\n", encoding="utf-8")
+
+
+def _path_rule(p: PathSpec, package: Path, visibility: str) -> str:
+    srcs: dict[str, str] = {}
+    files = [(i, rel, e) for i, (rel, e) in enumerate(p.entries.items()) if e.kind == FILE]
+    for i, rel, e in sorted(files, key=lambda f: bool(f[2].same_file_as)):
+        src = f"{p.name}_{i}.bin"
+        if e.same_file_as:  # a hard link of another source file
+            os.link(
+                package / f"{p.name}_{list(p.entries).index(e.same_file_as)}.bin", package / src
+            )
         else:
-            args["dirs"] = [r for r, e in p.entries.items() if e.kind == DIR]
-            links = {r: e.target for r, e in p.entries.items() if e.kind == STORE_LINK}
-            if links:
-                args["links"] = links
-                args["link_to"] = f":{p.link_to}"
-        lines.append(_call(p.rule if p.rule == "store_path" else "helper_store_path", args))
-    contents = [f":{p.name}" for p in spec.paths]
-    lines.append(
-        _call(
-            "layered_image",
-            {"name": "layered", "contents": contents, "max_layers": spec.max_layers},
-        )
-    )
-    lines.append(
-        _call(
-            "stream_layered_image",
-            {"name": "stream", "contents": contents, "max_layers": spec.max_layers},
-        )
-    )
-    lines.append(
-        _call(
-            "docker_image",
-            {
-                "name": "docker",
-                "copy_to_root": contents,
-                "keep_contents_dirlinks": spec.keep_dirlinks,
-            },
-        )
-    )
-    (package / "BUILD").write_text("\n\n".join(lines) + "\n", encoding="utf-8")
+            (package / src).write_bytes(e.data)
+        srcs[src] = rel
+    args: dict[str, object] = {"name": p.name, "srcs": srcs}
+    args["symlinks"] = {r: e.target for r, e in p.entries.items() if e.kind == LINK}
+    if p.rule == "store_path":
+        args["executables"] = [r for r, e in p.entries.items() if e.executable]
+    else:
+        args["dirs"] = [r for r, e in p.entries.items() if e.kind == DIR]
+        links = {r: e.target for r, e in p.entries.items() if e.kind == STORE_LINK}
+        if links and p.link_to is not None:
+            args["links"] = links
+            args["link_to"] = f":{p.link_to.name}"
+    if visibility:
+        args["visibility"] = [visibility]
+    return _call("store_path" if p.rule == "store_path" else "helper_store_path", args)
 
 
 def _call(rule: str, args: dict[str, object]) -> str:

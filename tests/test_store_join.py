@@ -105,7 +105,7 @@ CASES = {
 def test_join_matches_real_lndir(case: str, tmp_path: Path) -> None:
     spec = CASES[case]
     if case.startswith("absolute"):
-        spec = SetSpec("t", (spec.paths[0], PathSpec("p1", spec.paths[1].entries, "p0")))
+        spec = SetSpec("t", (spec.paths[0], PathSpec("p1", spec.paths[1].entries, spec.paths[0])))
     real, ours = joined(spec, tmp_path)
     assert ours == real
     assert real, "lndir joined nothing"

@@ -63,7 +63,7 @@ def copied(spec: SetSpec, keep_dirlinks: bool, tmp: Path) -> tuple[object, objec
             real_result = "fails"
             break
     layers = {}
-    for p in paths:
+    for p in (str(q) for q in store.iterdir()):  # the closure: also paths only linked into
         layers[p] = str(tmp / f"{Path(p).name}.tar")
         write_store_layer(layers[p], p, p, str(store))
     copier = RootCopy(ours, StoreView(layers, "test"), keep_dirlinks)
@@ -76,6 +76,7 @@ def copied(spec: SetSpec, keep_dirlinks: bool, tmp: Path) -> tuple[object, objec
 
 
 F = Entry(FILE, b"f\n")
+BASH = PathSpec("p0", {"share/man/x": F, "bin/bash": F})
 CASES = {
     "a link to a directory is copied as the directory (-k)": SetSpec(
         "t",
@@ -98,16 +99,20 @@ CASES = {
     "absolute links into another store path are followed (-k)": SetSpec(
         "t",
         (
-            PathSpec("p0", {"share/man/x": F, "bin/bash": F}),
+            BASH,
             PathSpec(
                 "p1",
                 {
                     "share": Entry(STORE_LINK, target="share"),
                     "sh": Entry(STORE_LINK, target="bin/bash"),
                 },
-                "p0",
+                BASH,
             ),
         ),
+    ),
+    "a link into a path that is not copied, only in the closure (-k)": SetSpec(
+        "t",
+        (PathSpec("p1", {"share": Entry(STORE_LINK, target="share/man")}, BASH),),
     ),
     "a later directory replaces a link, merges into a directory": SetSpec(
         "t",
@@ -159,11 +164,12 @@ def test_keep_dirlinks_merges_through_the_link_and_refuses_the_store(tmp_path: P
     real, ours = copied(spec, True, tmp_path / "merge")
     assert ours == real
     assert isinstance(ours, dict) and ours["lib"] == "link usr/lib" and "usr/lib/b" in ours
+    share = PathSpec("p0", {"share/a": F})
     into_store = SetSpec(
         "t",
         (
-            PathSpec("p0", {"share/a": F}),
-            PathSpec("p1", {"share": Entry(STORE_LINK, target="share")}, "p0"),
+            share,
+            PathSpec("p1", {"share": Entry(STORE_LINK, target="share")}, share),
             PathSpec("p2", {"share/b": F}),
         ),
     )
