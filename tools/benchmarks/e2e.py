@@ -20,8 +20,8 @@ likewise the build command alone, after `info` started its server and
 `sync --only=strata_tools` installed the tool; its total counts all three.
 
 Peak RSS: the engine's own (ru_maxrss of the strata process, written by a
-wrapper at exit) and its largest child (RUSAGE_CHILDREN of the engine: the
-biggest single action process), and Bazel's server (VmHWM before shutdown).
+wrapper at exit), the largest action's of each engine (VmHWM of the build's
+processes, sampled: see e2e_measure.py) and Bazel's server (VmHWM).
 Sizes are apparent bytes (`du -sb`, hard links counted once); output bases
 are counted without external/ (the installed tool, the same for any closure).
 
@@ -33,11 +33,8 @@ printed with them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -51,11 +48,24 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import e2e_gen  # noqa: E402
+from e2e_measure import (  # noqa: E402
+    Failed,
+    Run,
+    children_cpu,
+    du,
+    existing_ancestor,
+    process_cpu,
+    remove,
+    self_cpu,
+    sha256,
+    vm_hwm,
+)
+from e2e_measure import run as measure_run  # noqa: E402
 
 STRATA = HERE.parents[1]
 
-# Runs the CLI as `python -m strata` does, then records its own peak RSS and
-# that of its largest child (an action) in KiB.
+# Runs the CLI as `python -m strata` does, then records its own peak RSS (KiB):
+# that of the engine process, exact (the actions' are sampled, see e2e_measure).
 WRAPPER = """
 import resource, sys
 from strata.cli import main
@@ -63,31 +73,12 @@ try:
     code = main(sys.argv[2:])
 finally:
     with open(sys.argv[1], "w") as f:
-        f.write("%d %d\\n" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+        f.write("%d\\n" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 raise SystemExit(code)
 """
 
+NO = ("", "", "")  # a figure without a baseline
 BAZEL_FLAGS = ["--symlink_prefix=/", "--spawn_strategy=processwrapper-sandbox"]
-
-
-@dataclass
-class Run:
-    """One timed command: wall and CPU seconds (its whole process tree), what it printed."""
-
-    seconds: float
-    cpu: float
-    output: str
-    rss_kib: tuple[int, int] = (0, 0)  # (engine, largest child), strata runs only
-
-    @property
-    def warnings(self) -> int:
-        return sum(1 for line in self.output.splitlines() if line.startswith("warning:"))
-
-    @property
-    def executed(self) -> int | None:
-        m = re.search(r"(\d+) actions: (\d+) executed", self.output)
-        return int(m.group(2)) if m else None
 
 
 @dataclass
@@ -98,42 +89,28 @@ class Bench:
     figures: dict[str, Any] = field(default_factory=dict)
     rows: list[tuple[str, ...]] = field(default_factory=list)
 
-    def run(self, name: str, argv: list[str], server: int | None = None, **kw: Any) -> Run:
-        """Run argv in the workspace; its output goes to logs/NAME.log, not the terminal.
-
-        CPU time is that of the command and the processes it waited for, plus
-        what `server` (a Bazel server's pid) and its actions spent meanwhile.
-        """
+    def run(self, name: str, argv: list[str], **kw: Any) -> Run:
+        """Run argv in the workspace, its output in logs/NAME.log (see e2e_measure.run)."""
         log = self.work / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        cpu0 = children_cpu() + process_cpu(server)
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            argv, cwd=self.ws, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw
-        )
-        took = time.perf_counter() - t0
-        cpu = children_cpu() + process_cpu(server) - cpu0
-        text = proc.stdout.decode(errors="replace")
-        log.write_text(text)
-        if proc.returncode != 0:
-            tail = "\n".join(text.splitlines()[-20:])
+        try:
+            return measure_run(argv, self.ws, log, **kw)
+        except Failed as e:
+            what, tail = e.args
             raise SystemExit(
-                f"error: tools/bench e2e: {name} failed (exit {proc.returncode}; "
-                f"command: {' '.join(argv)}); full output in {log}\n{tail}"
-            )
-        return Run(took, cpu, text)
+                f"error: tools/bench e2e: {name} failed ({what}); its output is in {log}\n{tail}"
+            ) from None
 
     def shell(self, name: str, script: str) -> Run:
         return self.run(name, ["bash", "-o", "pipefail", "-c", script])
 
-    def strata(self, name: str, ob: Path, target: str) -> Run:
+    def strata(self, name: str, ob: Path, target: str) -> tuple[Run, int]:
+        """A strata build in a new process: the run, and the engine's peak RSS in KiB."""
         rss = self.work / "logs" / f"{name}.rss"
         argv = [sys.executable, "-c", WRAPPER, str(rss), "build", f"--output_base={ob}", target]
         path = os.pathsep.join(filter(None, [str(STRATA / "python"), os.environ.get("PYTHONPATH")]))
         r = self.run(name, argv, env={**os.environ, "PYTHONPATH": path})
-        engine, child = (int(x) for x in rss.read_text().split())
-        r.rss_kib = (engine, child)
-        return r
+        return r, int(rss.read_text())
 
     def cold_output_base(self, name: str) -> Path:
         """A fresh output base with the strata tool installed and nothing else."""
@@ -144,7 +121,7 @@ class Bench:
                 remove(entry)
         return ob
 
-    def row(self, what: str, value: str, vs: tuple[str, str, str] = ("", "", "")) -> None:
+    def row(self, what: str, value: str, vs: tuple[str, str, str] = NO) -> None:
         """One figure, and its baseline (name, value, ratio) when it has one."""
         self.rows.append((what, value, *vs))
         line = f"{what:<38} {value:>24}"
@@ -169,47 +146,6 @@ class Bench:
     def drop(self, path: Path) -> None:
         if not self.keep:
             remove(path)
-
-
-def remove(path: Path) -> None:
-    """rm -rf that also takes read-only trees (outputs are 0555)."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        subprocess.run(["chmod", "-R", "u+w", str(path)], check=False)
-        shutil.rmtree(path)
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def process_cpu(pid: int | None) -> float:
-    """User + system seconds of a running process and its waited-for children (/proc stat)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def existing_ancestor(path: Path) -> Path:
-    while not path.exists():
-        path = path.parent
-    return path
-
-
-def du(path: Path) -> int:
-    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[0])
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def secs(x: float) -> str:
@@ -260,11 +196,12 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
 
     # output base A: cold big_raw, two no-ops, big with the paths built, a one-file change
     ob = b.cold_output_base("strata-a")
-    cold = b.strata("strata-cold-big_raw", ob, "//:big_raw")
+    cold, engine = b.strata("strata-cold-big_raw", ob, "//:big_raw")
     b.record("strata_cold_big_raw", cold)
     f.update(
-        strata_engine_rss_kib=cold.rss_kib[0],
-        strata_largest_action_rss_kib=cold.rss_kib[1],
+        strata_engine_rss_kib=engine,
+        strata_largest_action_rss_kib=cold.peak_kib,
+        strata_largest_action=cold.peak_what,
         strata_warning_lines=cold.warnings,
         strata_big_raw_sha256=sha256(bin_dir(ob) / "big_raw.tar"),
         strata_output_base_bytes=du(ob) - du(ob / "external"),
@@ -272,19 +209,21 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
     )
     b.timed("strata cold big_raw", cold, base)
     b.row("  actions run / warning lines", f"{cold.executed} / {cold.warnings}")
-    noops = [b.strata(f"strata-noop-{i}", ob, "//:big_raw") for i in (1, 2)]
-    f["strata_noop_engine_rss_kib"] = max(r.rss_kib[0] for r in noops)
-    for i, r in enumerate(noops, 1):
-        b.record(f"strata_noop_{i}", r)
-        b.timed(f"strata no-op {i} (new process)", r, ("strata cold", cold))
-    after = b.strata("strata-big-after-big_raw", ob, "//:big")
+    noops = []
+    for i in (1, 2):
+        noop, engine = b.strata(f"strata-noop-{i}", ob, "//:big_raw")
+        b.record(f"strata_noop_{i}", noop)
+        f[f"strata_noop_{i}_engine_rss_kib"] = engine
+        b.timed(f"strata no-op {i} (new process)", noop, ("strata cold", cold))
+        noops.append(noop)
+    after, _ = b.strata("strata-big-after-big_raw", ob, "//:big")
     b.record("strata_big_after_big_raw", after)
     b.timed("strata big (gzip), paths built", after, gz)
     edit = b.ws / closure.edit
     original = edit.read_bytes()
     edit.write_bytes(original + b"one more line from tools/bench e2e\n")
     try:
-        changed = b.strata("strata-one-file-change", ob, "//:big_raw")
+        changed, _ = b.strata("strata-one-file-change", ob, "//:big_raw")
     finally:
         edit.write_bytes(original)
     b.record("strata_one_file_change", changed)
@@ -294,11 +233,12 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
 
     # output base B: cold big (gzip)
     ob = b.cold_output_base("strata-b")
-    cold_big = b.strata("strata-cold-big", ob, "//:big")
+    cold_big, engine = b.strata("strata-cold-big", ob, "//:big")
     b.record("strata_cold_big", cold_big)
     f.update(
-        strata_cold_big_engine_rss_kib=cold_big.rss_kib[0],
-        strata_cold_big_largest_action_rss_kib=cold_big.rss_kib[1],
+        strata_cold_big_engine_rss_kib=engine,
+        strata_cold_big_largest_action_rss_kib=cold_big.peak_kib,
+        strata_cold_big_largest_action=cold_big.peak_what,
         strata_big_bytes=(bin_dir(ob) / "big.tar").stat().st_size,
     )
     b.drop(ob)
@@ -309,11 +249,20 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
     else:
         run_bazel(b, bazel, cold, min(noops, key=lambda r: r.seconds))
 
-    engine = f["strata_engine_rss_kib"]
     server = f.get("bazel_server_rss_kib")
-    vs = ("bazel server", mib(server), ratio(engine, server)) if server else ("", "", "")
-    b.row("strata engine peak RSS (cold big_raw)", mib(engine), vs)
-    b.row("strata largest action peak RSS", mib(f["strata_largest_action_rss_kib"]))
+    vs = ("bazel server", mib(server), ratio(f["strata_engine_rss_kib"], server)) if server else NO
+    b.row("strata engine peak RSS (cold big_raw)", mib(f["strata_engine_rss_kib"]), vs)
+    action = f"{mib(cold.peak_kib)} {cold.peak_what}"
+    if "bazel_largest_action_rss_kib" in f:
+        bazel_action = f"{mib(f['bazel_largest_action_rss_kib'])} {f['bazel_largest_action']}"
+        vs = (
+            "bazel largest action",
+            bazel_action,
+            ratio(cold.peak_kib, f["bazel_largest_action_rss_kib"]),
+        )
+    else:
+        vs = NO
+    b.row("strata largest action peak RSS", action, vs)
     closure_bytes = ("closure", size(f["closure_bytes"]))
     for what, key in (
         ("strata output base (no external/)", "strata_output_base_bytes"),
@@ -335,12 +284,11 @@ def run_bazel(b: Bench, bazel: str, strata_cold: Run, strata_noop: Run) -> None:
         tools = b.run("bazel-tool-setup", [*cmd, "sync", "--only=strata_tools"], server=pid)
         build = b.run("bazel-build", [*cmd, "build", *BAZEL_FLAGS, "//:big_raw"], server=pid)
         noop = b.run("bazel-noop", [*cmd, "build", *BAZEL_FLAGS, "//:big_raw"], server=pid)
-        hwm = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-        f["bazel_server_rss_kib"] = int(hwm.group(1)) if hwm else None
+        f["bazel_server_rss_kib"] = vm_hwm(pid)
     finally:
         subprocess.run([*cmd, "shutdown"], cwd=b.ws, capture_output=True, check=False)
     total = Run(
-        sum(r.seconds for r in (start, tools, build)), start.cpu + tools.cpu + build.cpu, ""
+        start.seconds + tools.seconds + build.seconds, start.cpu + tools.cpu + build.cpu, ""
     )
     for key, r in (
         ("bazel_server_start", start),
@@ -351,6 +299,8 @@ def run_bazel(b: Bench, bazel: str, strata_cold: Run, strata_noop: Run) -> None:
     ):
         b.record(key, r)
     f.update(
+        bazel_largest_action_rss_kib=build.peak_kib,
+        bazel_largest_action=build.peak_what,
         bazel_warning_lines=build.warnings,
         bazel_big_raw_sha256=sha256(bin_dir(ob) / "big_raw.tar"),
         bazel_output_base_bytes=du(ob) - du(ob / "external"),
@@ -417,15 +367,17 @@ def main() -> int:
     f = bench.figures
     f.update(scale=args.scale, cpus=os.cpu_count(), load_start=os.getloadavg()[0], work=str(work))
     try:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), children_cpu() + self_cpu()
         closure = e2e_gen.generate(bench.ws, args.scale)
         f["generate_s"] = time.perf_counter() - t0
+        f["generate_cpu_s"] = children_cpu() + self_cpu() - cpu0  # the pool's workers too
         f["paths"] = len(closure.paths)
         f["files"] = sum(len(p.files) for p in closure.paths)
         print(
             f"closure: {f['paths']} store paths, {f['files']} files, "
             f"{size(sum(p.size for p in closure.paths))}, max_layers {closure.max_layers} "
-            f"(generated in {f['generate_s']:.1f} s); {f['cpus']} CPUs, "
+            f"(generated in {f['generate_s']:.1f} s, {f['generate_cpu_s']:.1f} s cpu); "
+            f"{f['cpus']} CPUs, "
             f"load average {f['load_start']:.1f}; work dir {work}",
             flush=True,
         )
