@@ -93,7 +93,7 @@ class Bench:
     rows: list[tuple[str, ...]] = field(default_factory=list)
 
     def run(self, name: str, argv: list[str], ws: Path | None = None, **kw: Any) -> Run:
-        """Run argv in the workspace (or `ws`), its output in logs/NAME.log (see e2e_measure.run)."""
+        """Run argv in the workspace (or `ws`), its output in logs/NAME.log (e2e_measure.run)."""
         log = self.work / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -112,7 +112,16 @@ class Bench:
     ) -> tuple[Run, int]:
         """A strata build in a new process: the run, and the engine's peak RSS in KiB."""
         rss = self.work / "logs" / f"{name}.rss"
-        argv = [sys.executable, "-c", WRAPPER, str(rss), "build", f"--output_base={ob}", *flags, target]
+        argv = [
+            sys.executable,
+            "-c",
+            WRAPPER,
+            str(rss),
+            "build",
+            f"--output_base={ob}",
+            *flags,
+            target,
+        ]
         path = os.pathsep.join(filter(None, [str(STRATA / "python"), os.environ.get("PYTHONPATH")]))
         r = self.run(name, argv, ws, env={**os.environ, "PYTHONPATH": path})
         return r, int(rss.read_text())

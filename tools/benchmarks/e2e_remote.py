@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
 from e2e_measure import du  # noqa: E402
+
 from nginx_server import NginxCache  # noqa: E402
 
 if TYPE_CHECKING:
@@ -76,7 +77,11 @@ def measure(b: Bench, cold_local: Run, closure_bytes: int, target: str) -> None:
         b.timed("team A cold, filling the cache", team_a, ("strata cold, no cache", cold_local))
         b.row("  requests", f"{sent} ({by_method(server.requests())})")
         stored = f["remote_stored_bytes"]
-        b.row("  bytes the cache stores", size(stored), ("closure", size(closure_bytes), ratio(stored, closure_bytes)))
+        b.row(
+            "  bytes the cache stores",
+            size(stored),
+            ("closure", size(closure_bytes), ratio(stored, closure_bytes)),
+        )
 
         # Team B: another checkout path, same files (hard links: the content is what counts).
         copy = b.work / "ws-team-b"
@@ -96,6 +101,10 @@ def measure(b: Bench, cold_local: Run, closure_bytes: int, target: str) -> None:
         b.drop(copy)
         b.timed("team B, fresh copy, warm cache", team_b, ("strata cold, no cache", cold_local))
         b.row("  actions run / requests", f"{team_b.executed} / {len(got)} ({by_method(got)})")
-        b.row("  bytes downloaded", size(down), ("closure", size(closure_bytes), ratio(down, closure_bytes)))
+        b.row(
+            "  bytes downloaded",
+            size(down),
+            ("closure", size(closure_bytes), ratio(down, closure_bytes)),
+        )
     finally:
         server.stop()
