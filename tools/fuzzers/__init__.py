@@ -12,7 +12,5 @@ from fuzzers import cache, images, layers, registry, requests
 from fuzzers.harness import Target
 
 TARGETS: dict[str, Target] = {
-    t.name: t
-    for module in (images, layers, cache, registry, requests)
-    for t in module.TARGETS
+    t.name: t for module in (images, layers, cache, registry, requests) for t in module.TARGETS
 }

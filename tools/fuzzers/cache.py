@@ -29,8 +29,9 @@ from strata.engine.result_check import validate_result
 
 OUT = "bazel-out/k8-fastbuild/bin/p/a.out"
 TREE = "bazel-out/k8-fastbuild/bin/p/tree"
-ACTION = Action(owner="//p:a", mnemonic="Fuzz", progress_message="", outputs=(OUT,),
-                output_dirs=(TREE,))  # fmt: skip
+ACTION = Action(
+    owner="//p:a", mnemonic="Fuzz", progress_message="", outputs=(OUT,), output_dirs=(TREE,)
+)
 KEY = "ab" * 32
 NAMES = ["a", "b", "", ".", "..", "a/b", "/etc", "x\x00", OUT, TREE, "../../x"]
 
@@ -53,14 +54,19 @@ def _size(rng: random.Random, good: int) -> int:
     return good if rng.random() < 0.8 else rng.choice([-1, 0, 2**63 - 1, -(2**63), good + 1])
 
 
-def directory(rng: random.Random, blobs: dict[str, bytes], children: list[Any], depth: int = 0) -> Any:
+def directory(
+    rng: random.Random, blobs: dict[str, bytes], children: list[Any], depth: int = 0
+) -> Any:
     d = reapi.Directory()
     for _ in range(rng.randint(0, 3)):
         content = rng.randbytes(rng.randint(0, 8))
         h = _hash(rng, _hex(content))
         blobs[h] = content
-        d.files.add(name=_name(rng), digest=reapi.Digest(hash=h, size_bytes=_size(rng, len(content))),
-                    is_executable=rng.random() < 0.5)  # fmt: skip
+        d.files.add(
+            name=_name(rng),
+            digest=reapi.Digest(hash=h, size_bytes=_size(rng, len(content))),
+            is_executable=rng.random() < 0.5,
+        )
     for _ in range(rng.randint(0, 2)):
         d.symlinks.add(name=_name(rng), target=_name(rng))
     if depth < 3:
@@ -85,9 +91,11 @@ def remote_entries(draw: Any) -> Files:
         content = rng.randbytes(rng.randint(0, 8))
         h = _hash(rng, _hex(content))
         blobs[h] = content
-        msg.output_files.add(path=OUT if rng.random() < 0.7 else _name(rng),
-                             digest=reapi.Digest(hash=h, size_bytes=_size(rng, len(content))),
-                             is_executable=rng.random() < 0.5)  # fmt: skip
+        msg.output_files.add(
+            path=OUT if rng.random() < 0.7 else _name(rng),
+            digest=reapi.Digest(hash=h, size_bytes=_size(rng, len(content))),
+            is_executable=rng.random() < 0.5,
+        )
     for _ in range(draw(st.integers(0, 2))):
         children: list[Any] = []
         root = directory(rng, blobs, children)
@@ -96,8 +104,9 @@ def remote_entries(draw: Any) -> Files:
         data = damage(rng, reapi.encode(tree), 0.15)
         blobs[_hex(data)] = data
         digest = reapi.Digest(hash=_hash(rng, _hex(data)), size_bytes=len(data))
-        msg.output_directories.add(path=TREE if rng.random() < 0.7 else _name(rng),
-                                   tree_digest=digest)  # fmt: skip
+        msg.output_directories.add(
+            path=TREE if rng.random() < 0.7 else _name(rng), tree_digest=digest
+        )
     if draw(st.integers(0, 9)) == 0:
         msg.output_symlinks.add(path=OUT, target="/etc/passwd")
     files = {"ac": damage(rng, reapi.encode(msg), 0.15)}

@@ -27,13 +27,40 @@ import zstandard
 from hypothesis import strategies as st
 
 COMPONENTS = [
-    "a", "b", "x", "etc", "lib", "bin", "..", ".", "", ".wh.a", ".wh..wh..opq", ".wh.",
-    "manifest.json", "index.json", "blobs", "sha256", "layer.tar", "ü", "n" * 120, "a b",
-]  # fmt: skip
+    "a",
+    "b",
+    "x",
+    "etc",
+    "lib",
+    "bin",
+    "..",
+    ".",
+    "",
+    ".wh.a",
+    ".wh..wh..opq",
+    ".wh.",
+    "manifest.json",
+    "index.json",
+    "blobs",
+    "sha256",
+    "layer.tar",
+    "ü",
+    "n" * 120,
+    "a b",
+]
 TYPES = [
-    tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE,
-    tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.CONTTYPE, b"7", b"Z", b"\x00",
-]  # fmt: skip
+    tarfile.REGTYPE,
+    tarfile.DIRTYPE,
+    tarfile.SYMTYPE,
+    tarfile.LNKTYPE,
+    tarfile.FIFOTYPE,
+    tarfile.CHRTYPE,
+    tarfile.BLKTYPE,
+    tarfile.CONTTYPE,
+    b"7",
+    b"Z",
+    b"\x00",
+]
 FORMATS = [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]
 
 
@@ -60,21 +87,29 @@ _IDS = [0, 1, 65534, 2**21 - 1, 2**31, 2**32 - 1, 2**32, 2**63]
 _MODES = [0o644, 0o755, 0o4755, 0o7777, 0o40000, 2**21, 2**32]
 
 
-def members(rng: random.Random, extra: list[str] | None = None, n: int = 6) -> list[tuple[Any, ...]]:
+def members(
+    rng: random.Random, extra: list[str] | None = None, n: int = 6
+) -> list[tuple[Any, ...]]:
     """(name, type, linkname, data, mode, uid, gid) tuples."""
     out = []
     for _ in range(rng.randint(0, n)):
-        link = rng.choice(["/", "..", "../../../..", "/etc/passwd", ""]) if rng.random() < 0.3 else path(rng, extra)
+        link = (
+            rng.choice(["/", "..", "../../../..", "/etc/passwd", ""])
+            if rng.random() < 0.3
+            else path(rng, extra)
+        )
         data = rng.randbytes(rng.randint(0, 40)) if rng.random() < 0.9 else b"x" * 1500
-        out.append((
-            path(rng, extra),
-            rng.choice(TYPES) if rng.random() < 0.5 else rng.choice(TYPES[:4]),
-            link,
-            data,
-            rng.choice(_MODES) if rng.random() < 0.2 else 0o644,
-            rng.choice(_IDS) if rng.random() < 0.2 else 0,
-            rng.choice(_IDS) if rng.random() < 0.2 else 0,
-        ))  # fmt: skip
+        out.append(
+            (
+                path(rng, extra),
+                rng.choice(TYPES) if rng.random() < 0.5 else rng.choice(TYPES[:4]),
+                link,
+                data,
+                rng.choice(_MODES) if rng.random() < 0.2 else 0o644,
+                rng.choice(_IDS) if rng.random() < 0.2 else 0,
+                rng.choice(_IDS) if rng.random() < 0.2 else 0,
+            )
+        )
     return out
 
 
@@ -146,9 +181,28 @@ def damage(rng: random.Random, data: bytes, chance: float) -> bytes:
 
 
 _SCALARS: list[Any] = [
-    None, True, False, 0, -1, 1, 2**63, -(2**64), 1.5, float("nan"), float("inf"), "", "x",
-    "sha256:", "sha256:" + "0" * 64, "../x", "/etc/passwd", "a:b", "\x00", "é", "A" * 300,
-]  # fmt: skip
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2**63,
+    -(2**64),
+    1.5,
+    float("nan"),
+    float("inf"),
+    "",
+    "x",
+    "sha256:",
+    "sha256:" + "0" * 64,
+    "../x",
+    "/etc/passwd",
+    "a:b",
+    "\x00",
+    "é",
+    "A" * 300,
+]
 
 
 def json_value(rng: random.Random, depth: int = 0) -> Any:
@@ -157,7 +211,10 @@ def json_value(rng: random.Random, depth: int = 0) -> Any:
         return rng.choice(_SCALARS)
     if pick < 0.85:
         return [json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    return {rng.choice(["", "a", "size", "digest"]): json_value(rng, depth + 1) for _ in range(rng.randint(0, 2))}
+    return {
+        rng.choice(["", "a", "size", "digest"]): json_value(rng, depth + 1)
+        for _ in range(rng.randint(0, 2))
+    }
 
 
 def mutate_json(rng: random.Random, doc: Any, max_edits: int = 3) -> Any:
@@ -169,7 +226,13 @@ def mutate_json(rng: random.Random, doc: Any, max_edits: int = 3) -> Any:
 
 
 def _edit(rng: random.Random, node: Any, depth: int) -> Any:
-    keys: list[Any] = sorted(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+    keys: list[Any] = (
+        sorted(node)
+        if isinstance(node, dict)
+        else list(range(len(node)))
+        if isinstance(node, list)
+        else []
+    )
     action = rng.choice(["replace", "descend", "descend", "descend", "drop", "add"])
     if not keys or action == "replace" or depth > 8:
         return json_value(rng)

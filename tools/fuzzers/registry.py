@@ -33,7 +33,7 @@ CHALLENGES = [
     'Bearer realm="http://auth.invalid/token?x=1",scope="a\\"b"',
     'Basic realm="reg"',
     "Bearer",
-    'Bearer realm=',
+    "Bearer realm=",
     "Negotiate abc",
     "",
 ]
@@ -54,22 +54,35 @@ def registries(draw: Any) -> Files:
         answers[key] = {"status": status, "headers": headers, "body": data}
 
     layers = [layer(rng, how) for how in draw(st.lists(st.sampled_from(COMPRESSIONS), max_size=2))]
-    config = (json_doc(rng, {"architecture": "amd64", "os": "linux",
-                              "rootfs": {"type": "layers", "diff_ids": [sha256(b) for b in layers]}}))  # fmt: skip
-    manifest = (json_doc(rng, {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "x", "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": "x", "digest": sha256(b), "size": len(b)} for b in layers],
-    }))  # fmt: skip
+    config = json_doc(
+        rng,
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [sha256(b) for b in layers]},
+        },
+    )
+    manifest = json_doc(
+        rng,
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "x", "digest": sha256(config), "size": len(config)},
+            "layers": [{"mediaType": "x", "digest": sha256(b), "size": len(b)} for b in layers],
+        },
+    )
     for blob in (config, *layers):
         serve(f"GET /v2/{REPO}/blobs/{sha256(blob)}", damage(rng, blob, 0.1))
     serve(f"GET /v2/{REPO}/manifests/{sha256(manifest)}", manifest, OCI_MANIFEST)
     top, top_type = manifest, OCI_MANIFEST
     if draw(st.booleans()):
         platform = {"architecture": "amd64", "os": "linux"}
-        entry = {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
-                 "platform": platform}  # fmt: skip
+        entry = {
+            "mediaType": OCI_MANIFEST,
+            "digest": sha256(manifest),
+            "size": len(manifest),
+            "platform": platform,
+        }
         top = json_doc(rng, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]})
         top_type = OCI_INDEX
     top_type = rng.choice([top_type, top_type, top_type, "", "text/plain", OCI_INDEX])
@@ -87,8 +100,11 @@ class _Client(RegistryClient):
         )
         self.answers = answers
 
-    def _send(self, method: str, url: str, headers: Any, body: Any, *, where: str,
-              stream: bool = False) -> Response:  # fmt: skip
+    def _send(
+        self, method: str, url: str, headers: Any, body: Any, *, where: str, stream: bool = False
+    ) -> Response:
+        if ".invalid" not in url:
+            return Response(404, {}, b"")
         key = "GET token" if "auth.invalid" in url else f"{method} {url.split('.invalid', 1)[1]}"
         got = self.answers.get(key)
         if got is None:
@@ -101,9 +117,15 @@ def run_registry(files: Files, scratch: Path) -> str:
     amd64 = Platform("amd64")
     pinned = pin(_Client(answers), RemoteRef("reg.invalid", REPO, "t", ""), amd64, "fuzz")
     result = pull(
-        _Client(answers), BlobStore(scratch / "store"), REPO, "t", amd64, scratch / "layout",
-        None, "fuzz",
-    )  # fmt: skip
+        _Client(answers),
+        BlobStore(scratch / "store"),
+        REPO,
+        "t",
+        amd64,
+        scratch / "layout",
+        None,
+        "fuzz",
+    )
     return "index" if pinned.index else f"{result.blobs_fetched} blobs"
 
 

@@ -27,9 +27,19 @@ from strata.actions.request import load_request
 # NixStoreImport runs the program it names, StreamImage writes to `fd:N`,
 # ImagePull and ImagePush talk to registries (see the registry-pull target).
 MNEMONICS = [
-    "Layer", "ImageAssemble", "ImageMerge", "ImageExport", "StoreLayer", "StoreLayerGroup",
-    "LayerGroups", "StorePath", "ImageIndex", "NixDb", "LinkedStorePath", "StoreTree",
-]  # fmt: skip
+    "Layer",
+    "ImageAssemble",
+    "ImageMerge",
+    "ImageExport",
+    "StoreLayer",
+    "StoreLayerGroup",
+    "LayerGroups",
+    "StorePath",
+    "ImageIndex",
+    "NixDb",
+    "LinkedStorePath",
+    "StoreTree",
+]
 _FIXTURES: list[Path] = []
 
 
@@ -91,19 +101,63 @@ def templates(fx: Path) -> dict[str, dict[str, Any]]:
         "ImageExport": {"image": str(fx / "image.oci"), "name": "1", "output": "out.tar"},
         "ImageMerge": {"images": [str(fx / "image.tar")] * 2, "output": "out.tar"},
         "ImageIndex": {"images": [str(fx / "image.oci")], "output": "out.oci"},
-        "StoreLayer": {"src": str(fx / "src"), "store_path": "/nix/store/" + "0" * 32 + "-x",
-                       "output": "o.tar", "descriptor": "o.json"},  # fmt: skip
+        "StoreLayer": {
+            "src": str(fx / "src"),
+            "store_path": "/nix/store/" + "0" * 32 + "-x",
+            "output": "o.tar",
+            "descriptor": "o.json",
+        },
     }
 
 
-PATHS = ["out", "o/x", "", ".", "missing", "layer.tar", "image.tar", "image.oci", "layer.json",
-         "src", "src/a.txt", "dir"]  # fmt: skip
+PATHS = [
+    "out",
+    "o/x",
+    "",
+    ".",
+    "missing",
+    "layer.tar",
+    "image.tar",
+    "image.oci",
+    "layer.json",
+    "src",
+    "src/a.txt",
+    "dir",
+]
 KEYS = [
-    "architecture", "base", "closure", "compressor", "config", "contents", "created",
-    "descriptor", "files", "image", "images", "info", "layer", "layering", "layers", "links",
-    "max_layers", "mtime", "name", "os", "output", "outputs", "paths", "references", "roots",
-    "src", "store_dir", "store_layers", "store_path", "store_paths", "tag", "uid",
-]  # fmt: skip
+    "architecture",
+    "base",
+    "closure",
+    "compressor",
+    "config",
+    "contents",
+    "created",
+    "descriptor",
+    "files",
+    "image",
+    "images",
+    "info",
+    "layer",
+    "layering",
+    "layers",
+    "links",
+    "max_layers",
+    "mtime",
+    "name",
+    "os",
+    "output",
+    "outputs",
+    "paths",
+    "references",
+    "roots",
+    "src",
+    "store_dir",
+    "store_layers",
+    "store_path",
+    "store_paths",
+    "tag",
+    "uid",
+]
 
 
 @st.composite
