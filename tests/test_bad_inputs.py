@@ -17,10 +17,13 @@ fixtures), and every call runs under a deadline, so a hang fails the case.
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import re
 import signal
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -31,7 +34,7 @@ import pytest
 from strata.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "bad_inputs"))
-from cases import BUILD_CASES, CLI_CASES, LOAD, RULES  # noqa: E402
+from cases import ACTION_CASES, BUILD_CASES, CLI_CASES, LOAD, RULES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 120
@@ -121,3 +124,49 @@ def test_command_line_mistake(i: int, build_ws: Path, capsys: pytest.CaptureFixt
         for rel in files:
             (build_ws / rel).unlink()
     one_error(rc, err, regex)
+
+
+# -- action requests (`strata action M @request.json`), one directory of real inputs ------
+
+
+@pytest.fixture(scope="module")
+def action_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    top = tmp_path_factory.mktemp("bad-actions")
+    (top / "text").write_text("not an archive\n")
+    (top / "dir").mkdir()
+    with tarfile.open(top / "evil.tar", "w") as tar:
+        info = tarfile.TarInfo("../../canary/victim/secret")
+        tar.addfile(info)
+        manifest = json.dumps([{"Config": "c.json", "Layers": []}]).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+
+        tar.addfile(info, io.BytesIO(manifest))
+    return top
+
+
+@pytest.mark.parametrize("i", range(len(ACTION_CASES)), ids=[c[0] for c in ACTION_CASES])
+def test_action_request_mistake(
+    i: int, action_dir: Path, tmp_path: Path, canary: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _name, mnemonic, req, regex = ACTION_CASES[i]
+    path = tmp_path / "req.json"
+    if isinstance(req, bytes):
+        path.write_bytes(req)
+    elif isinstance(req, str):
+        path.write_text(req)
+    else:
+        text = json.dumps({"schema_version": 1, **req}) if req != {} else "{}"
+        if "schema_version" in req or req == {}:
+            text = json.dumps(req)
+        path.write_text(text.replace("{tmp}", str(tmp_path)))
+    (tmp_path / "text").write_text("not an archive\n")
+    (tmp_path / "dir").mkdir()
+    os.link(action_dir / "evil.tar", tmp_path / "evil.tar")
+    rc, err = strata(["action", mnemonic, f"@{path}"], tmp_path, capsys)
+    pattern = regex.replace("{req}", re.escape(str(path))).replace(
+        "{tmp}", re.escape(str(tmp_path))
+    )
+    one_error(rc, err, pattern)
+    for out in ("o.tar", "o.json", "i.json"):
+        assert not (tmp_path / out).exists()
