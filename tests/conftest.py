@@ -9,6 +9,9 @@ import pytest
 
 from realtools import DockerEngine, unavailable
 
+# The `canary` fixture (tests/canary.py): a directory hostile input must leave untouched.
+pytest_plugins = ["canary"]
+
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[DockerEngine]:

@@ -426,12 +426,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse quotes unknown arguments back: a mistyped --remote_cache keeps its password."""
+    """A command-line mistake is one error line and exit 1, like every other bad input
+    (argparse's own prints the usage and exits 2); unknown arguments are quoted back
+    redacted, so a mistyped --remote_cache keeps its password."""
 
     def error(self, message: str) -> NoReturn:
         from strata.engine.redact import redact_text
 
-        super().error(redact_text(message))
+        raise UserError(f"{redact_text(message)}; see '{self.prog} --help'", where=self.prog)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -234,6 +234,11 @@ class Analysis:
                 f"{owner}: declare_file needs a relative file name (got "
                 f'{filename!r}); e.g. ctx.label.name + ".out"'
             )
+        if any(part in ("", ".", "..") for part in filename.split("/")):
+            raise UserError(
+                f"{owner}: output {filename!r} must stay inside the package (got '.', '..' or "
+                "an empty component); name a file below the package"
+            )
         if sibling is not None:
             path = f"{sibling.rsplit('/', 1)[0]}/{filename}"
         else:

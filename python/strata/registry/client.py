@@ -116,9 +116,10 @@ def _error_codes(data: bytes) -> str:
     """`MANIFEST_UNKNOWN: manifest unknown` from a distribution error body, or ''."""
     try:
         errors = json.loads(data).get("errors") or []
-        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
-    except (ValueError, AttributeError):
+        text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return ""
+    return " ".join(text.split())[:300]  # the registry's words, on one line
 
 
 class RegistryClient:
