@@ -332,9 +332,24 @@ def test_basic_auth_needs_credentials(tmp_path: Path, basic_auth: RegistryServer
     msg = str(e.value)
     assert msg.startswith("push: registry requires authentication for HEAD /v2/team/secret/")
     assert "(got HTTP 401" in msg and "docker login" in msg
-    # Credentials from a Docker config.json (what `docker login` writes).
+    # The hint names the file this environment makes strata read, not ~/.docker.
     config = tmp_path / "docker"
     config.mkdir()
+    for env, named in (
+        ({"DOCKER_CONFIG": str(config), "HOME": "/root"}, f"{config}/config.json"),
+        ({"HOME": str(tmp_path)}, f"{tmp_path}/.docker/config.json"),
+        (
+            {"REGISTRY_AUTH_FILE": str(tmp_path / "auth.json"), "DOCKER_CONFIG": str(config)},
+            f"{tmp_path}/auth.json or {config}/config.json",
+        ),
+    ):
+        with pytest.raises(UserError) as e:
+            push(client(basic_auth, env=env), "team/secret", tmp_path / "img", [], where="p")
+        assert str(e.value).endswith(
+            f"log in (docker login / podman login) or put credentials for {basic_auth.host} "
+            f"in {named}"
+        ), str(e.value)
+    # Credentials from a Docker config.json (what `docker login` writes).
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     (config / "config.json").write_text(json.dumps({"auths": {basic_auth.host: {"auth": auth}}}))
     env = {"DOCKER_CONFIG": str(config)}

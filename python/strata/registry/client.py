@@ -32,7 +32,13 @@ from urllib3.exceptions import HTTPError, InsecureRequestWarning, SSLError
 from strata.errors import UserError
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from strata.oci.reference import REGISTRY_HINT, check_host
-from strata.registry.auth import Challenge, Credentials, find_credentials, parse_challenge
+from strata.registry.auth import (
+    Challenge,
+    Credentials,
+    auth_files,
+    find_credentials,
+    parse_challenge,
+)
 
 MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(MANIFEST_TYPES)
@@ -333,9 +339,12 @@ class RegistryClient:
         what = f"{method} {_path_of(url)}"
         got = f"HTTP {status}" + (f" {detail}" if detail else "")
         if status == 401:
+            # The files this client reads, as its environment names them ($DOCKER_CONFIG...).
+            files = " or ".join(str(f) for f in auth_files(self.options.env))
             fix = (
                 "log in (docker login / podman login) or put credentials for "
-                f"{self.registry.host} in ~/.docker/config.json"
+                f"{self.registry.host} in "
+                + (files or "$DOCKER_CONFIG/config.json (neither DOCKER_CONFIG nor HOME is set)")
             )
             msg = f"registry requires authentication for {what} (got {got}); {fix}"
         elif status == 403:
