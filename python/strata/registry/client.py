@@ -130,13 +130,15 @@ def _error_codes(data: bytes) -> str:
 class RegistryClient:
     """One registry, one connection pool, tokens kept per scope for this client's life."""
 
-    def __init__(self, registry: Registry, options: Options | None = None) -> None:
+    def __init__(
+        self, registry: Registry, options: Options | None = None, *, where: str = "registry"
+    ) -> None:
         self.registry = registry
         self.options = options or Options()
         kw: dict[str, Any] = {"timeout": urllib3.Timeout(connect=10.0, read=self.options.timeout)}
         if registry.scheme == "https":
             if self.options.tls_verify:
-                kw["ssl_context"] = ssl.create_default_context(cafile=self.options.ca_file or None)
+                kw["ssl_context"] = _tls_context(self.options.ca_file, where)
             else:
                 kw["cert_reqs"] = "CERT_NONE"
         self._pool = urllib3.PoolManager(retries=False, **kw)
@@ -357,6 +359,19 @@ class RegistryClient:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _tls_context(ca_file: str, where: str) -> ssl.SSLContext:
+    """The system's CAs, plus those of `ca_file` when given."""
+    try:
+        return ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise UserError(
+            f"cannot read ca_file as PEM certificates (got {ca_file!r}: {reason}); give the "
+            "absolute path of the registry's CA certificate file",
+            where=where,
+        ) from None
 
 
 def close(resp: Response) -> None:
