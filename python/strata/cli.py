@@ -49,12 +49,14 @@ def _cmd_pull_digest(args: argparse.Namespace) -> int:
     plain = args.plain_http and "://" not in ref.registry
     host = "http://" + ref.registry if plain else ref.registry
     registry = Registry.parse(host, where=where)
-    options = Options(tls_verify=args.tls_verify, ca_file=args.ca_file or "")
+    # Absolute: the printed pull_image(...) runs from the repository rule's directory.
+    ca_file = os.path.abspath(args.ca_file) if args.ca_file else ""
+    options = Options(tls_verify=args.tls_verify, ca_file=ca_file)
     platform = platform_from(
         {"architecture": args.arch, "os": args.os, "variant": args.variant}, where
     )
-    pinned = pin(RegistryClient(registry, options), ref, platform, where)
-    print(pull_image_snippet(pinned, registry, tls_verify=args.tls_verify), end="")
+    pinned = pin(RegistryClient(registry, options, where=where), ref, platform, where)
+    print(pull_image_snippet(pinned, registry, args.tls_verify, ca_file), end="")
     return 0
 
 
