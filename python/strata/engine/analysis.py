@@ -32,7 +32,13 @@ from strata.engine.graph import is_generated
 from strata.engine.labels import Label, TargetPattern, label_structs_as_text
 from strata.engine.loader import Loader
 from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
-from strata.engine.packages import NATIVE_ATTRS, NoSuchTarget, Packages, TargetDecl
+from strata.engine.packages import (
+    NATIVE_ATTRS,
+    NoSuchTarget,
+    Packages,
+    TargetDecl,
+    output_labels,
+)
 from strata.engine.reads import Reads
 from strata.engine.result import AnalysisResult, TargetInfo
 from strata.engine.runfiles import runfiles_paths
@@ -295,7 +301,7 @@ class Analysis:
             info = self.infos.get(config_key(str(dep), dep_config))
             if info is not None:
                 known[str(dep)] = info
-        for out in _declared_outputs(decl):
+        for out in output_labels(decl):
             known[str(out)] = self.output_info(out)
         known.update({split_key(key)[0]: self.infos[key] for key in labels})
         return expand_make_vars(text, label, lambda lab: known.get(str(lab)), {}, self.bin_dir)
@@ -721,18 +727,6 @@ class Analysis:
             want.extend(action.inputs)
         order = {id(a): i for i, a in enumerate(self.actions)}
         return sorted(out, key=lambda a: order[id(a)])
-
-
-def _declared_outputs(decl: TargetDecl) -> list[Label]:
-    """The labels of a rule's `attr.output` / `attr.output_list` values."""
-    out: list[Label] = []
-    for name, kind in decl.types.items():
-        value = decl.attrs.get(name)
-        if kind == "output" and value is not None:
-            out.append(value)
-        elif kind == "output_list":
-            out.extend(value or [])
-    return out
 
 
 def analyze(

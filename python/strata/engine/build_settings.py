@@ -44,6 +44,11 @@ class SettingFlag:
         return f"--{'no' if self.negated else ''}{self.label}"
 
 
+def is_setting_flag(arg: str) -> bool:
+    """Whether `arg` is `--//pkg:flag[=value]`, `--@repo//...` or `--no//pkg:flag`."""
+    return _FLAG.match(arg.partition("=")[0]) is not None
+
+
 def split_setting_flags(argv: Sequence[str]) -> tuple[list[str], tuple[SettingFlag, ...]]:
     """(the other arguments, the build-setting flags) of a command line; `--` ends flags."""
     rest: list[str] = []

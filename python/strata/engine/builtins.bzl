@@ -38,7 +38,12 @@ def provider(doc="", fields=None, init=None):
 
 
 def _default_info(
-    files=None, runfiles=None, data_runfiles=None, default_runfiles=None, executable=None
+    files=None,
+    runfiles=None,
+    data_runfiles=None,
+    default_runfiles=None,
+    executable=None,
+    _strata_runs__=None,
 ):
     if files != None and not _is_depset(files):
         fail("DefaultInfo: 'files' must be a depset (got %s); wrap it: depset([...])" % type(files))
@@ -47,7 +52,10 @@ def _default_info(
         files=files,
         default_runfiles=default_runfiles if default_runfiles != None else runfiles,
         data_runfiles=data_runfiles,
-        files_to_run=struct(executable=executable, runfiles_manifest=None),
+        files_to_run=struct(
+            executable=_strata_runs__ if _strata_runs__ != None else executable,
+            runfiles_manifest=None,
+        ),
         executable=executable,
     )
 
@@ -999,13 +1007,15 @@ def _target(label, providers, key=None):
     return t
 
 
-def _default_info_from(d, executable=None):
-    exe = executable if executable != None else d["executable"]
-    exe = _file(exe) if exe != None else None
+def _default_info_from(d, runs=None):
+    """DefaultInfo from the engine's file records; `runs`: a file target's own file, which
+    is its files_to_run.executable in Bazel (without making the target executable)."""
+    exe = _file(d["executable"]) if d["executable"] != None else None
     return DefaultInfo(
         files=depset([_file(f) for f in d["files"]]),
         runfiles=_runfiles(files=[_file(f) for f in d["runfiles"]]),
         executable=exe,
+        _strata_runs__=_file(runs) if runs != None else None,
     )
 
 
@@ -1020,9 +1030,7 @@ def _report(label, t):
         label,
         {
             "files": [f.path for f in info.files.to_list()],
-            "executable": info.files_to_run.executable.path
-            if info.files_to_run.executable != None
-            else None,
+            "executable": info.executable.path if info.executable != None else None,
             "runfiles": [f.path for f in runfiles],
             "output_groups": groups,
         },
@@ -1091,9 +1099,7 @@ def analyze__(registries, targets):
             # a source or generated file: its info was computed and reported by the engine;
             # as in Bazel, the file is its own files_to_run.executable
             info = t["info"]
-            results[key] = _target(
-                label, [_default_info_from(info, executable=info["files"][0])], key
-            )
+            results[key] = _target(label, [_default_info_from(info, runs=info["files"][0])], key)
             continue
         elif kind == "rule":
             rule = registries[t["registry"]]["rules"][t["rule"]]

@@ -468,7 +468,7 @@ class Packages:
         ok = ok and constraints <= true_labels
         for flag, wanted in self._flag_values(decl, where):
             needs.add(f"flag:{flag}={wanted!r}")
-            ok = ok and self.setting_value(self._declared(flag, where, "")) == wanted
+            ok = ok and self.setting_value(self._declared(flag, where, "build setting")) == wanted
         return frozenset(needs) if ok else None
 
     def _declared(self, label: Label, where: str, what: str) -> TargetDecl:
@@ -621,7 +621,7 @@ class Packages:
         frame = _OUTER_FRAME.search(stack)
         called_at = f"{frame.group(1)}:{frame.group(2)}" if frame else ""
         decl = TargetDecl(label, kind, schema, attrs, types, called_at=called_at)
-        for out in _output_labels(decl):
+        for out in output_labels(decl):
             if out.name in pkg.outputs or (out.name in pkg.rules and out.name != name):
                 raise UserError(
                     f"{label}: output '{out.name}' is already declared in package "
@@ -697,7 +697,8 @@ def _module_base(schema: RuleSchema | None, loader: Loader) -> tuple[str, str]:
     return (loader.canonical_repo(mod.repo), mod.package)
 
 
-def _output_labels(decl: TargetDecl) -> list[Label]:
+def output_labels(decl: TargetDecl) -> list[Label]:
+    """The labels of a rule's declared outputs: `attr.output(_list)` values and `outputs`."""
     out: list[Label] = []
     for name, kind in decl.types.items():
         v = decl.attrs.get(name)
