@@ -63,6 +63,8 @@ def _cmd_pull_digest(args: argparse.Namespace) -> int:
 # -- build, run, query, clean ----------------------------------------------------
 
 _BUILD_COMMANDS = ("build", "run", "query", "clean")
+_SETTING_COMMANDS = ("build", "run", "test")
+"""Commands that take build-setting flags (`--//pkg:flag=value`, `--no//pkg:flag`)."""
 
 
 def _output_base(args: argparse.Namespace, workspace: Path) -> Any:
@@ -111,6 +113,7 @@ def _analyze(
         output_base=base.root,
         stat_cache=stat_cache,
         keep_going=bool(getattr(args, "keep_going", False)),
+        setting_flags=getattr(args, "setting_flags", ()),
     )
     if getattr(args, "explain", False) and not outcome.reused:
         print(f"strata: analysing: {outcome.reason}", file=sys.stderr)
@@ -489,7 +492,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(_with_rc_args(list(sys.argv[1:] if argv is None else argv)))
+        words = _with_rc_args(list(sys.argv[1:] if argv is None else argv))
+        setting_flags: tuple[Any, ...] = ()
+        if words and words[0] in _SETTING_COMMANDS:
+            from strata.engine.build_settings import split_setting_flags
+
+            words, setting_flags = split_setting_flags(words)
+        args = parser.parse_args(words)
+        args.setting_flags = setting_flags
     except UserError as e:
         print(format_error(e), file=sys.stderr)
         return 1
