@@ -146,8 +146,9 @@ def strata_dependencies(name = "strata_tools", python = None):
     The repository must be named `strata_tools` (the rules' default tool label).
 
     Args:
-      name: repository name; keep the default.
-      python: interpreter name or absolute path; default python3.11, then python3.
+      name (name): The repository's name; keep the default, which the rules' tool label names.
+      python (string): The interpreter to install and run the tool with: a name on PATH or
+        an absolute path (Python 3.11 or newer); default python3.11, then python3.
     """
     if not native.existing_rule(name):
         strata_tools_repository(name = name, python = python or "")

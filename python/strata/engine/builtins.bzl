@@ -492,6 +492,7 @@ def make_repository_rule__(registry, implementation, attrs, kwargs):
     module = registry["module"]
 
     environ = kwargs.get("environ", [])
+    _strata_repository_rule_schema(module, index, schema, {"doc": kwargs.get("doc", "")})
 
     def instantiate(name = None, **attrs):
         _strata_add_repository(module, index, name, schema, attrs, environ)
