@@ -4,8 +4,8 @@ load(":names.bzl", "name_problem")
 
 SCHEMA_VERSION = 1
 
-# Remote cache policy (issue 7): whole-image actions (archives, layouts, merges,
-# exports, indexes) are not uploaded; layer blobs are the shared unit.
+# Remote cache policy: whole-image actions (archives, layouts, merges, exports,
+# indexes) are not uploaded; layer blobs are the shared unit.
 NO_REMOTE_CACHE = {"no-remote-cache": "1"}
 
 TOOL_ATTRS = {
