@@ -17,16 +17,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Written in pieces so this file does not match itself.
 _OUTSIDE = re.compile(
     "|".join(
         [
-            r"/wor" r"k/",  # this machine's checkouts and notes
-            r"\.\./shar" r"ed\b",
-            r"\bSTYLE" r"\.md\b",
-            r"\bREAL_TOOLS" r"\.md\b",
-            r"\bSTARLARK_NOTES" r"\.md\b",
-            r"\bnotes/com" r"mon\b",
+            r"/work/",  # this machine's checkouts and notes
+            r"\.\./shared\b",
+            r"\bSTYLE\.md\b",
+            r"\bREAL_TOOLS\.md\b",
+            r"\bSTARLARK_NOTES\.md\b",
+            r"\bnotes/common\b",
             r"\bissues? #?\d+\b",  # a tracker the repository does not hold
         ]
     ),
@@ -60,7 +59,8 @@ def _is_text(path: Path) -> bool:
 def test_nothing_points_outside_the_repository() -> None:
     found = []
     for path in _tracked():
-        if not path.is_file() or not _is_text(path):
+        # This file names the patterns it looks for.
+        if not path.is_file() or not _is_text(path) or path == Path(__file__).resolve():
             continue
         for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             m = _OUTSIDE.search(line)
