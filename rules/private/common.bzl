@@ -8,6 +8,18 @@ SCHEMA_VERSION = 1
 # indexes) are not uploaded; layer blobs are the shared unit.
 NO_REMOTE_CACHE = {"no-remote-cache": "1"}
 
+def image_requirements(created):
+    """Execution requirements of an action writing a whole image created at `created`.
+
+    Never uploaded (NO_REMOTE_CACHE). With `created = "now"` the output depends on
+    the clock, so no cache may hold it either (`no-cache`, in both engines): a
+    rebuild after `bazel clean` / `strata clean` takes a new time instead of
+    returning an old image; a no-op build keeps the image it has.
+    """
+    if created == "now":
+        return dict(NO_REMOTE_CACHE, **{"no-cache": "1"})
+    return NO_REMOTE_CACHE
+
 TOOL_ATTRS = {
     "_strata": attr.label(
         default = Label("@strata_tools//:strata"),

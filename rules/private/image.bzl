@@ -15,7 +15,7 @@ Every image runs the same three steps, each its own action and cache entry:
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "label_fail", "run_strata", "sorted_dict", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "image_requirements", "label_fail", "run_strata", "sorted_dict", "validate_config")
 load(":names.bzl", "shell_quote")
 load(":nix.bzl", "nix_db_layer")
 load(":run_as_root.bzl", "run_as_root_layer")
@@ -237,7 +237,7 @@ def _image_impl(ctx, roots, copy_roots, layering):
         depset(_layer_files(layers) + layers.base_inputs),
         [archive, oci, info],
         "image",
-        execution_requirements = NO_REMOTE_CACHE,
+        execution_requirements = image_requirements(ctx.attr.created),
     )
     return [
         DefaultInfo(files = depset([archive])),
@@ -313,7 +313,7 @@ _COMMON_ATTRS = {
     "uname": attr.string(doc = "Owner user name recorded in the top layer's tar headers."),
     "gname": attr.string(doc = "Owner group name recorded in the top layer's tar headers."),
     "mtime": attr.int(default = 1, doc = "mtime (seconds since the epoch) of every entry of the top layer."),
-    "created": attr.string(doc = "Image creation time, RFC 3339; default 1970-01-01T00:00:01Z; \"now\" is not reproducible."),
+    "created": attr.string(doc = "Image creation time, RFC 3339 (e.g. \"2024-01-01T00:00:00Z\"); default 1970-01-01T00:00:01Z. \"now\" is the time the image action runs: not reproducible, so that action is tagged `no-cache` (no disk or remote cache holds it; a no-op build keeps the image, a build after `clean` or a change makes a new one)."),
     "image_name": attr.string(doc = "Repository name of the image, as `docker load` names it (`<image_name>:<tag>`) and in the OCI layout's ref; default <package>/<name>."),
     "tag": attr.string(doc = "Image tag; default: a hash of the image's content (as dockerTools)."),
     "architecture": attr.string(default = "x86_64", doc = "Target architecture (x86_64, aarch64, ... or GOARCH names: amd64, arm64)."),

@@ -9,6 +9,11 @@ unless `keep_going`, which builds everything not downstream of a failure.
 
 The action log keeps the key material of the last run of every action
 (by owner, mnemonic and first output) so `--explain` can say what changed.
+For an action no cache may hold (tagged `no-cache`, e.g. an image whose
+`created` is "now"), it also keeps the key and result of the last run: while
+the key is the same and those outputs are still in place, the action is up
+to date and does not run again, as with Bazel's action cache. `strata clean`
+deletes the log, so the next build runs it afresh, as after `bazel clean`.
 """
 
 from __future__ import annotations
@@ -51,17 +56,24 @@ class BuildOptions:
 
 
 class ActionLog:
-    """Last key material per action identity, persisted in the output base for `--explain`."""
+    """Last key material per action identity, persisted in the output base for `--explain`;
+    and the last result of each action that no cache may hold."""
+
+    _FORMAT = 2
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._entries: dict[str, dict[str, Any]] = {}
+        self._uncached: dict[str, dict[str, Any]] = {}
         self._dirty = False
         if path is not None:
             with contextlib.suppress(FileNotFoundError, ValueError):
                 raw = json.loads(path.read_bytes())
-                if isinstance(raw, dict):
-                    self._entries = raw
+                if isinstance(raw, dict) and raw.get("format") == self._FORMAT:
+                    if isinstance(raw.get("material"), dict):
+                        self._entries = raw["material"]
+                    if isinstance(raw.get("uncached"), dict):
+                        self._uncached = raw["uncached"]
 
     @staticmethod
     def identity(action: Action) -> str:
@@ -77,9 +89,24 @@ class ActionLog:
             self._entries[ident] = material
             self._dirty = True
 
+    def uncached_result(self, action: Action, key: str) -> ActionResult | None:
+        """The result of the last run of a `no-cache` action, if it had the key `key`."""
+        entry = self._uncached.get(self.identity(action))
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            return None
+        try:
+            return ActionResult.from_json(entry.get("result"))
+        except ValueError:
+            return None
+
+    def put_uncached_result(self, action: Action, key: str, result: ActionResult) -> None:
+        self._uncached[self.identity(action)] = {"key": key, "result": result.to_json()}
+        self._dirty = True
+
     def save(self) -> None:
         if self._path is not None and self._dirty:
-            write_bytes_atomic(self._path, json_bytes(self._entries))
+            data = {"format": self._FORMAT, "material": self._entries, "uncached": self._uncached}
+            write_bytes_atomic(self._path, json_bytes(data))
             self._dirty = False
 
 
@@ -239,6 +266,11 @@ class Scheduler:
                 self.reporter.action_finished(i, action, "cache_hit")
                 self.log.put(action, material)
                 return cached
+            if not cacheable:
+                kept = self.log.uncached_result(action, key)
+                if kept is not None and self.executor.in_place(kept):
+                    self.reporter.action_finished(i, action, "up_to_date")
+                    return kept
             reasons = self._reasons(action, material, cached, cacheable)
         except InvalidEntry as bad:
             self.reporter.cache_entry_ignored(action, bad.cache, bad.why)
@@ -252,7 +284,12 @@ class Scheduler:
         self, action: Action, material: dict[str, Any], cached: ActionResult | None, cacheable: bool
     ) -> list[str]:
         if not cacheable:
-            return ["caching is off for this action (no-cache tag or no cache)"]
+            previous = self.log.get(action)
+            changed = explain_difference(previous, material) if previous else []
+            return [
+                "caching is off for this action (no-cache tag or no cache)",
+                *(changed or ["no earlier run with its outputs in place"]),
+            ]
         if cached is not None:
             return ["cache entry found but an output blob is missing"]
         previous = self.log.get(action)
@@ -270,6 +307,8 @@ class Scheduler:
         cache = scoped(self.executor.cache, action)
         if cache is not None and "no-cache" not in action.tags:
             cache.put_action_result(slot.key, finished.result)
+        else:
+            self.log.put_uncached_result(action, slot.key, finished.result)
         self.log.put(action, slot.material)
         self.reporter.stats.note_process(action.owner, finished.in_worker, finished.maxrss_kib)
         self.reporter.action_finished(slot.index, action, "executed", finished.output)
