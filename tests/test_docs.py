@@ -87,6 +87,7 @@ def _copy(tmp_path: Path) -> Path:
     (root / "tools").mkdir()
     for name in ("gen-docs", "lib.sh"):
         shutil.copy(ROOT / "tools" / name, root / "tools" / name)
+    shutil.copytree(ROOT / "tools" / "bazel", root / "tools" / "bazel")  # WORKSPACE names it
     (root / "python").symlink_to(ROOT / "python")
     return root
 
