@@ -168,6 +168,7 @@ def test_strata_builds_big_raw(tmp_path: Path) -> None:
     gen.generate(ws, SCALE)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
     argv = [sys.executable, "-m", "strata", "build", f"--output_base={tmp_path / 'ob'}"]
+    argv.append("--output_groups=+tarball")
     proc = subprocess.run([*argv, "//:big_raw"], cwd=ws, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with tarfile.open(ws / "strata-bin" / "big_raw.tar") as tar:

@@ -14,10 +14,11 @@ from strata.engine.action import Action
 
 @dataclass(frozen=True)
 class FakeTarget:
-    default_outputs: tuple[str, ...]
+    files: tuple[str, ...]
     executable: str | None = None
     runfiles: tuple[str, ...] = ()
     deps: tuple[str, ...] = ()
+    output_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -231,7 +232,7 @@ def test_pex_alone_builds_a_workspace_that_loads_strata_rules(tmp_path: Path) ->
     for argv in (["python3", str(pex)], [sys.executable, "-m", "strata"]):
         base = tmp_path / f"ob{len(digests)}"
         proc = subprocess.run(
-            [*argv, "build", f"--output_base={base}", "//:img"],
+            [*argv, "build", f"--output_base={base}", "--output_groups=+tarball", "//:img"],
             cwd=ws,
             env={**env, "PYTHONPATH": str(root / "python")} if "-m" in argv else env,
             capture_output=True,

@@ -22,6 +22,17 @@ def test_bazelrc_contributes_only_shared_build_flags(tmp_path: Path) -> None:
     assert rc_args(tmp_path, "query") == ["--disk_cache=/tmp/dc"]
 
 
+def test_output_groups_from_bazelrc_add_up_with_the_command_line(tmp_path: Path) -> None:
+    # Bazel's flag may be repeated; rc values come first, and all form one list.
+    (tmp_path / ".bazelrc").write_text("build --output_groups=+tarball\n")
+    (tmp_path / ".strata.rc").write_text("build --output_groups -layers\n")
+    assert rc_args(tmp_path, "build") == ["--output_groups=+tarball", "--output_groups=-layers"]
+    from strata.cli import build_parser
+
+    args = build_parser().parse_args(["build", *rc_args(tmp_path, "build"), "--output_groups=+oci"])
+    assert args.output_groups == ["+tarball", "-layers", "+oci"]
+
+
 def test_strata_rc_wins_over_bazelrc_and_accepts_negation(tmp_path: Path) -> None:
     (tmp_path / ".bazelrc").write_text("build --keep_going --jobs=2\n")
     (tmp_path / ".strata.rc").write_text("build --nokeep_going --explain --jobs=5\n")
@@ -41,9 +52,9 @@ def test_unknown_flag_in_strata_rc_names_file_and_line(tmp_path: Path) -> None:
         read_rc(rc, "build", strict=True)
     assert str(info.value) == (
         f"{rc}:2: unknown flag (got '--remote_executor=x'); strata knows "
-        "--action_keys, --disk_cache, --explain, --jobs, --keep_going, --remote_accept_cached, "
-        "--remote_cache, --remote_header, --remote_max_connections, --remote_timeout, "
-        "--remote_upload_local_results, --sandbox, --verbose_failures"
+        "--action_keys, --disk_cache, --explain, --jobs, --keep_going, --output_groups, "
+        "--remote_accept_cached, --remote_cache, --remote_header, --remote_max_connections, "
+        "--remote_timeout, --remote_upload_local_results, --sandbox, --verbose_failures"
     )
 
 

@@ -170,13 +170,11 @@ def _execute(
     return execute(base, actions, wanted, config, _reporter(args), stat_cache=stat_cache)
 
 
-def _files_of(info: Any) -> list[str]:
-    return list(getattr(info, "default_outputs", ()) or ())
+def _top_level(args: argparse.Namespace, info: Any) -> Any:
+    """The files `--output_groups` asks of a requested target (built, and listed)."""
+    from strata.engine.output_groups import requested_groups, top_level_files
 
-
-def _files_and_runfiles(info: Any) -> list[str]:
-    exe = getattr(info, "executable", None)
-    return [*_files_of(info), *(getattr(info, "runfiles", ()) or ()), *([exe] if exe else [])]
+    return top_level_files(info, requested_groups(getattr(args, "output_groups", None) or []))
 
 
 def _lay_out_runfiles(base: Any, result: Any, info: Any) -> Path:
@@ -203,20 +201,30 @@ def _cmd_build(args: argparse.Namespace) -> int:
     args.remote = _remote_options(args)  # a bad flag fails now, not after analysis
     with _locked_output_base(args) as (base, stat_cache):
         base, result = _analyze(args, args.targets, base, stat_cache)
-        # Bazel builds a requested target's runfiles too, and an executable's runfiles tree.
-        wanted = sorted({f for info in result.targets.values() for f in _files_and_runfiles(info)})
+        # The requested output groups: by default a target's files, and (Bazel's hidden
+        # top-level group) its runfiles, and an executable's runfiles tree.
+        top = {label: _top_level(args, info) for label, info in result.targets.items()}
+        wanted = sorted({f for t in top.values() for f in t.built})
         _execute(args, base, result, wanted, stat_cache)
-        for info in result.targets.values():
-            if getattr(info, "executable", None):
+        for label, info in result.targets.items():
+            exe = getattr(info, "executable", None)
+            if exe and exe in top[label].built:
                 _lay_out_runfiles(base, result, info)
     from strata.engine.outputbase import bin_dir
 
     prefix = bin_dir() + "/"
     for label in sorted(result.targets, key=str):
-        files = _files_of(result.targets[label])
-        shown = ["strata-bin/" + f[len(prefix) :] if f.startswith(prefix) else f for f in files]
+        shown = [
+            "strata-bin/" + f[len(prefix) :] if f.startswith(prefix) else f
+            for f in top[label].shown
+        ]
         # stderr, as Bazel does: stdout stays free for what targets print (`run`)
-        print(f"Target {label} up-to-date:" + "".join(f"\n  {f}" for f in shown), file=sys.stderr)
+        if shown:
+            print(
+                f"Target {label} up-to-date:" + "".join(f"\n  {f}" for f in shown), file=sys.stderr
+            )
+        else:
+            print(f"Target {label} up-to-date (nothing to build)", file=sys.stderr)
     return _not_all_analysed(result)
 
 
@@ -269,7 +277,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "run a *_binary or a rule that sets executable = True",
                 where=str(label),
             )
-        _execute(args, base, result, sorted(set(_files_and_runfiles(info))), stat_cache)
+        # What the output groups ask for, and what running needs: the executable, its runfiles.
+        wanted = {*_top_level(args, info).built, *info.runfiles, executable}
+        _execute(args, base, result, sorted(wanted), stat_cache)
         tree = _lay_out_runfiles(base, result, info)
         exe = base.execroot / executable
         cwd = tree / base.workspace_name
@@ -329,6 +339,14 @@ def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
         p.add_argument(f"--{name}", action="store_true", default=False, help=helptext)
         p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--disk_cache", help="directory of the local action cache")
+    p.add_argument(
+        "--output_groups",
+        action="append",
+        default=[],
+        metavar="[+-]GROUP,...",
+        help="output groups of the requested targets to build, as Bazel's flag: "
+        "'+tarball' adds to the default set, '-default' removes, 'a,b' replaces it",
+    )
     p.add_argument(
         "--workers",
         action="store_true",

@@ -4,7 +4,7 @@ load(":names.bzl", "name_problem")
 
 SCHEMA_VERSION = 1
 
-# Remote cache policy (issue 7): whole-image actions (archives, layouts, merges,
+# Remote cache policy (issue 7): whole-image actions (layouts, archives, merges,
 # exports, indexes) are not uploaded; layer blobs are the shared unit.
 NO_REMOTE_CACHE = {"no-remote-cache": "1"}
 
@@ -53,6 +53,24 @@ def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execut
         execution_requirements = execution_requirements,
     )
     return req_file
+
+def docker_archive_action(ctx, layout):
+    """Register `ImageArchive`: the docker-archive (`<name>.tar`) of the OCI layout `layout`.
+
+    Like every action, it runs only when something needs its output: the
+    `tarball` output group, `image_load`, `merge_images` of a docker-archive.
+    """
+    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
+    run_strata(
+        ctx,
+        "ImageArchive",
+        {"image": layout.path, "output": archive.path},
+        depset([layout]),
+        [archive],
+        "docker-archive of",
+        execution_requirements = NO_REMOTE_CACHE,
+    )
+    return archive
 
 def label_fail(ctx, attr_name, what, got, fix):
     """fail() in strata's error shape, naming the target and attribute."""

@@ -32,6 +32,7 @@ from strata.engine.graph import is_generated
 from strata.engine.labels import Label, TargetPattern, label_structs_as_text
 from strata.engine.loader import Loader
 from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
+from strata.engine.output_groups import every_group_file
 from strata.engine.packages import (
     NATIVE_ATTRS,
     NoSuchTarget,
@@ -712,12 +713,15 @@ class Analysis:
         }
 
     def needed_actions(self, labels: list[Label]) -> list[Action]:
-        """Actions producing the requested targets' files, runfiles and their inputs."""
+        """Actions producing the requested targets' files, runfiles, output groups and inputs.
+
+        Every output group is kept, so one analysis serves any `--output_groups`;
+        the build runs only the actions the requested groups need.
+        """
         want: list[str] = []
         for lab in labels:
             info = self.infos[str(lab)]
-            want.extend(info.files)
-            want.extend(info.runfiles)
+            want.extend(every_group_file(info))
             if info.executable:
                 want.extend(self.tool_inputs(info))
         seen: set[int] = set()

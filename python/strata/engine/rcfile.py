@@ -5,7 +5,8 @@ command line wins over both):
 
 * `.bazelrc`: only `build` and `common` lines, and of those only the flags
   strata also has (`--jobs`, `--keep_going`, `--disk_cache`,
-  `--verbose_failures`); everything else belongs to Bazel and is skipped.
+  `--verbose_failures`, `--output_groups`); everything else belongs to Bazel
+  and is skipped.
 * `.strata.rc`: same syntax (`<command> --flag ...`, `#` comments), every
   line applies, and an unknown flag is an error naming file and line.
 
@@ -47,12 +48,13 @@ FLAGS: Mapping[str, FlagSpec] = {
     "remote_max_connections": FlagSpec(True, _BUILDISH),
     "action_keys": FlagSpec(True, _BUILDISH),
     "sandbox": FlagSpec(True, _BUILDISH),
+    "output_groups": FlagSpec(True, _BUILDISH),
 }
 """Flags an rc file may set; `output_base` is a startup option and stays on the command line."""
 
 # Remote-cache flags are not taken from .bazelrc: it often names a grpc:// cache,
 # which strata cannot speak; teams put the HTTP cache in .strata.rc.
-_BAZEL_SHARED = frozenset({"jobs", "keep_going", "disk_cache", "verbose_failures"})
+_BAZEL_SHARED = frozenset({"jobs", "keep_going", "disk_cache", "verbose_failures", "output_groups"})
 
 
 def _applies(rc_command: str, command: str) -> bool:

@@ -21,11 +21,7 @@ class TargetInfo:
     executable: str | None = None
     runfiles: tuple[str, ...] = ()
     output_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def default_outputs(self) -> tuple[str, ...]:
-        """Same as `files`; the name the build command uses."""
-        return self.files
+    """OutputGroupInfo's groups (see output_groups.py for which a build makes)."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from strata.errors import UserError
 from strata.oci.compress import digest_stream
 from strata.oci.image import BaseImage, Blob
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
+from strata.oci.oci_layout import CONTAINERD_NAME
 from strata.oci.platform import Platform
 from strata.oci.reference import split_tag
 
@@ -217,6 +218,15 @@ def read_docker_archive(path: Path, selector: Selector, workdir: Path) -> BaseIm
         entries = _archive_entries(archive)
         entry = _pick_archive_entry(entries, selector, archive.where)
         return _read_entry(archive, entry, selector, workdir, "base-layer")
+
+
+def read_all_images(path: Path, workdir: Path) -> list[BaseImage]:
+    """Every image of a docker-archive, or the one image of an OCI layout, verified."""
+    if path.is_dir():
+        return [load_base(path, Selector(), workdir)]
+    if not path.is_file():
+        raise UserError("image not found; check the path", where=str(path))
+    return read_all_docker_archive(path, workdir)
 
 
 def read_all_docker_archive(path: Path, workdir: Path) -> list[BaseImage]:
@@ -406,4 +416,7 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             raise _mismatch(f"blob {path.name}", str(desc["digest"]), got.digest, where)
         _check_diff_id(where, i, name, diff_id, got.diff_id)
         blobs.append(Blob(path, got.digest, got.size, diff_id, got.compressor))
-    return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes)
+    # The name the layout gives the image (as a docker-archive's RepoTags), if any.
+    ref = (found[0][1].get("annotations") or {}).get(CONTAINERD_NAME)
+    tags = (ref,) if isinstance(ref, str) and ref else ()
+    return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)
