@@ -121,6 +121,13 @@ class StatCache:
         self.remember(key, st, xxh3, sha)
         return FileDigest(sha, st.st_size, executable)
 
+    def recorded(self, path: str | os.PathLike[str], st: os.stat_result) -> tuple[str, str] | None:
+        """(xxh3, sha256) remembered for `path`, if `st` is the stat they were taken at."""
+        e = self._entries.get(os.fspath(path))
+        if e and (e.size, e.mtime_ns, e.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return e.xxh3, e.sha256
+        return None
+
     def remember(self, key: str, st: os.stat_result, xxh3: str, sha256: str) -> None:
         self._entries[key] = _Entry(st.st_size, st.st_mtime_ns, st.st_ino, xxh3, sha256)
         self._dirty = True

@@ -18,7 +18,6 @@ import functools
 import json
 import os
 import selectors
-import shutil
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -173,7 +172,7 @@ class Scheduler:
                         continue
                     done(slot.index, result)
         finally:
-            self._kill(slots)
+            self._kill(self.executor, slots)
             self.reporter.build_finished()
         if failures and not self.options.keep_going:
             raise failures[0]
@@ -285,10 +284,8 @@ class Scheduler:
         return events[0][0].fd
 
     @staticmethod
-    def _kill(slots: dict[int, _Slot]) -> None:
+    def _kill(executor: Executor, slots: dict[int, _Slot]) -> None:
         for slot in slots.values():
-            slot.running.kill()
-            slot.running.process.wait()
+            executor.abandon(slot.running)
             os.close(slot.pidfd)
-            shutil.rmtree(slot.running.sandbox, ignore_errors=True)
         slots.clear()
