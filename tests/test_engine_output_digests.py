@@ -1,4 +1,5 @@
-"""Output digests the engine is told (by the worker child, by inode) or reads itself."""
+"""Output digests the engine is told (by the worker child, by inode) or reads, and source
+digests taken ahead on threads."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 import xxhash
 
+from strata.engine.digests import StatCache
 from strata.engine.output_digests import OutputDigests, Pending
+from strata.engine.source_digests import SourceDigests
 from strata.engine.workers import Channel, ReportedDigest
 from strata.worker import report_digests
 
@@ -121,3 +124,26 @@ def test_a_worker_of_another_protocol_refuses_in_one_line(tmp_path: Path) -> Non
         "error: strata worker: the engine speaks worker protocol 1, this strata speaks 2; "
         "use the same strata version for the engine and the @strata repository\n"
     )
+
+
+def test_sources_are_digested_once_ahead_and_missing_ones_say_so(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    for i in range(30):
+        (tmp_path / "pkg" / f"f{i}").write_bytes(b"%d" % i * 5000)
+    stat_cache = StatCache()
+    ahead = SourceDigests(stat_cache, lambda p: tmp_path / p, threads=3)
+    try:
+        ahead.submit(0, [f"pkg/f{i}" for i in range(10)])
+        ahead.submit(1, [f"pkg/f{i}" for i in range(10, 20)])
+        first = {**ahead.take(1), **ahead.take(0)}
+        # a directory source lists files already digested: the stat cache has them
+        ahead.submit(2, [f"pkg/f{i}" for i in range(20, 30)] + ["pkg/gone", "pkg"])
+        second = ahead.take(2)
+    finally:
+        ahead.close()
+    assert ahead.take(3) == {}
+    want = {f"pkg/f{i}": hashlib.sha256(b"%d" % i * 5000).hexdigest() for i in range(30)}
+    assert {**first, **{k: v for k, v in second.items() if k.startswith("pkg/f")}} == want
+    assert second["pkg/gone"] is None
+    assert second["pkg"] is not None and len(second["pkg"]) == 64  # a source directory
+    assert stat_cache.hashed == 30  # each file read once, the directory's from the cache
