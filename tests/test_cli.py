@@ -62,3 +62,17 @@ def test_internal_error_exits_2_with_traceback(
     assert main(["action", "Anything", f"@{req}"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: boom" in err and "please report" in err
+
+
+def test_a_request_that_is_not_utf8_is_one_error(tmp_path: Path) -> None:
+    # Found by tools/fuzz (action-request): a UnicodeDecodeError traceback before.
+    from strata.actions.request import load_request
+    from strata.errors import UserError
+
+    req = tmp_path / "req.json"
+    req.write_bytes(b'{"schema_version": 1, "name": "\xff"}')
+    with pytest.raises(UserError) as e:
+        load_request(f"@{req}")
+    assert str(e.value) == (
+        f"{req}: request is not UTF-8 (got byte 0xff at offset 31); write the request as UTF-8 JSON"
+    )

@@ -71,6 +71,7 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         output_base: Path,
         reads: object = None,
         keep_going: bool = False,
+        setting_flags: object = (),
     ) -> FakeResult:
         assert workspace == root.resolve()
         calls.append((patterns, cwd_package))

@@ -52,3 +52,17 @@ def test_missing_value_is_an_error(tmp_path: Path) -> None:
     rc.write_text("build --jobs\n")
     with pytest.raises(UserError, match=r":1: flag needs a value \(got '--jobs'"):
         read_rc(rc, "build", strict=True)
+
+
+def test_build_setting_flags_pass_through_for_build_commands(tmp_path: Path) -> None:
+    (tmp_path / ".bazelrc").write_text("build --//settings:color=blue --jobs=2\n")
+    (tmp_path / ".strata.rc").write_text("build --no//settings:loud --@r//p:x=1\n")
+    assert rc_args(tmp_path, "build") == [
+        "--//settings:color=blue",
+        "--jobs=2",
+        "--no//settings:loud",
+        "--@r//p:x=1",
+    ]
+    (tmp_path / ".strata.rc").write_text("common --//settings:color=red\n")
+    with pytest.raises(UserError, match="unknown flag"):
+        rc_args(tmp_path, "query")  # query takes no build settings

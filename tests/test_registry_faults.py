@@ -319,3 +319,64 @@ def test_manifest_unknown_message(fake: tuple[Fake, str]) -> None:
         "p: not found: GET /v2/team/app/manifests/nope (got HTTP 404 MANIFEST_UNKNOWN: "
         "manifest unknown); check the repository, tag and digest"
     )
+
+
+def test_error_bodies_of_any_shape_give_one_line() -> None:
+    # Found by tools/fuzz (registry-pull): `"errors": 5` was a TypeError traceback.
+    from strata.registry.client import _error_codes
+
+    assert _error_codes(b'{"errors": 5}') == ""
+    assert _error_codes(b'{"errors": ["x"]}') == ""
+    assert _error_codes(b'{"errors": [{"code": "DENIED", "message": "no\\nway"}]}') == (
+        "DENIED: no way"
+    )
+
+
+class _Canned:
+    """A RegistryClient transport that answers GETs from a dict of path -> body."""
+
+    @staticmethod
+    def client(bodies: dict[str, bytes]) -> Any:
+        from strata.registry.client import Options, Registry, RegistryClient, Response
+
+        class Client(RegistryClient):
+            def _send(self, method: str, url: str, headers: Any, body: Any, **kw: Any) -> Any:
+                path = urllib.parse.urlsplit(url).path
+                data = bodies.get(path)
+                return Response(404, {}, b"") if data is None else Response(200, {}, data)
+
+        return Client(Registry.parse("http://reg.test"), Options(retries=0, env={}))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (b"\xff\xfe", "config sha256:"),
+        (b"[1]", "config sha256:"),
+        (b'{"architecture": "amd64", "os": "linux", "rootfs": 3}', "manifest lists 0 layers but"),
+    ],
+)
+def test_a_config_of_the_wrong_shape_is_one_error(
+    tmp_path: Path, config: bytes, message: str
+) -> None:
+    # Found by tools/fuzz (registry-pull): UnicodeDecodeError, AttributeError, TypeError.
+    from strata.oci.digest import sha256_bytes
+    from strata.oci.platform import Platform
+    from strata.registry.blobstore import BlobStore
+    from strata.registry.pull import pull
+
+    digest = sha256_bytes(config)
+    manifest = json.dumps(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"digest": digest, "size": len(config)},
+            "layers": [],
+        }
+    ).encode()
+    client = _Canned.client({"/v2/r/manifests/t": manifest, f"/v2/r/blobs/{digest}": config})
+    with pytest.raises(UserError) as e:
+        pull(client, BlobStore(tmp_path / "s"), "r", "t", Platform("amd64"), tmp_path / "l",
+             None, "pull")  # fmt: skip
+    assert str(e.value).startswith(f"pull: {message}"), str(e.value)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "l").exists()

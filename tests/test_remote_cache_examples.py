@@ -38,19 +38,18 @@ from strata.errors import UserError
 ROOT = Path(__file__).resolve().parent.parent
 STRATA = ROOT / "tools" / "strata"
 BIN = "bazel-out/k8-fastbuild/bin"
-IMAGE_MNEMONICS = {"ImageAssemble", "ImageIndex", "ImageMerge", "ImageExport"}
+IMAGE_MNEMONICS = {"ImageAssemble", "ImageIndex", "ImageMerge", "ImageExport", "LayerGroups"}
 SHARED_MNEMONICS = {
     "StorePath",
     "LinkedStorePath",
     "StoreLayer",
     "Layer",
     "CustomizationLayer",
-    "LayerGroups",
     "NixDb",
     "RunAsRoot",
     "Genrule",
 }
-POLICY_OFF = "--modify_execution_info=Image.*=-no-remote-cache"
+POLICY_OFF = "--modify_execution_info=(Image|Layer).*=-no-remote-cache"
 _EXPLAIN = re.compile(r"^explain: (\S+) (\S+) (\S+): ", re.M)
 _SUMMARY = re.compile(r"(\d+) actions: (\d+) executed, (\d+) cache hits")
 

@@ -49,18 +49,22 @@ def _cmd_pull_digest(args: argparse.Namespace) -> int:
     plain = args.plain_http and "://" not in ref.registry
     host = "http://" + ref.registry if plain else ref.registry
     registry = Registry.parse(host, where=where)
-    options = Options(tls_verify=args.tls_verify, ca_file=args.ca_file or "")
+    # Absolute: the printed pull_image(...) runs from the repository rule's directory.
+    ca_file = os.path.abspath(args.ca_file) if args.ca_file else ""
+    options = Options(tls_verify=args.tls_verify, ca_file=ca_file)
     platform = platform_from(
         {"architecture": args.arch, "os": args.os, "variant": args.variant}, where
     )
-    pinned = pin(RegistryClient(registry, options), ref, platform, where)
-    print(pull_image_snippet(pinned, registry, tls_verify=args.tls_verify), end="")
+    pinned = pin(RegistryClient(registry, options, where=where), ref, platform, where)
+    print(pull_image_snippet(pinned, registry, args.tls_verify, ca_file), end="")
     return 0
 
 
 # -- build, run, query, clean ----------------------------------------------------
 
 _BUILD_COMMANDS = ("build", "run", "query", "clean")
+_SETTING_COMMANDS = ("build", "run", "test")
+"""Commands that take build-setting flags (`--//pkg:flag=value`, `--no//pkg:flag`)."""
 
 
 def _output_base(args: argparse.Namespace, workspace: Path) -> Any:
@@ -109,6 +113,7 @@ def _analyze(
         output_base=base.root,
         stat_cache=stat_cache,
         keep_going=bool(getattr(args, "keep_going", False)),
+        setting_flags=getattr(args, "setting_flags", ()),
     )
     if getattr(args, "explain", False) and not outcome.reused:
         print(f"strata: analysing: {outcome.reason}", file=sys.stderr)
@@ -426,12 +431,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse quotes unknown arguments back: a mistyped --remote_cache keeps its password."""
+    """A command-line mistake is one error line and exit 1, like every other bad input
+    (argparse's own prints the usage and exits 2); unknown arguments are quoted back
+    redacted, so a mistyped --remote_cache keeps its password."""
 
     def error(self, message: str) -> NoReturn:
         from strata.engine.redact import redact_text
 
-        super().error(redact_text(message))
+        raise UserError(f"{redact_text(message)}; see '{self.prog} --help'", where=self.prog)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -486,7 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(_with_rc_args(list(sys.argv[1:] if argv is None else argv)))
+        words = _with_rc_args(list(sys.argv[1:] if argv is None else argv))
+        setting_flags: tuple[Any, ...] = ()
+        if words and words[0] in _SETTING_COMMANDS:
+            from strata.engine.build_settings import split_setting_flags
+
+            words, setting_flags = split_setting_flags(words)
+        args = parser.parse_args(words)
+        args.setting_flags = setting_flags
     except UserError as e:
         print(format_error(e), file=sys.stderr)
         return 1

@@ -6,7 +6,9 @@ Every image runs the same three steps, each its own action and cache entry:
    `extra_commands`, `fake_root_commands` under fakeroot).
 2. `LayerGroups`: the store path layers, grouped at execution time (grouping
    breaks ties by store path name, a hash the rules cannot know). A path with a
-   layer of its own gets its cached `store_path` layer verbatim.
+   layer of its own gets its cached `store_path` layer verbatim. Also
+   `no-remote-cache`: a merged group is re-made from the shared store path
+   layers in one read, and storing it would store those bytes twice.
 3. `ImageAssemble` (docker-archive + OCI layout + image info) or, for the
    stream variant, `StreamImage` at run time. These whole-image actions are
    `no-remote-cache`: layer blobs are the shared unit, image tarballs are not.
@@ -159,6 +161,9 @@ def build_layers(ctx, roots, copy_roots, layering):
         depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)]),
         [groups],
         "store path layers of",
+        # Merged groups are this image's own concatenation of shared store path
+        # layers: uploading them would store most of the closure's bytes twice.
+        execution_requirements = NO_REMOTE_CACHE,
     )
 
     # 3. Layers on top of the store paths: the Nix DB (below the customisation

@@ -56,6 +56,8 @@ def _pull_image_impl(rctx):
             fail("%s: attribute '%s': %s" % (where, name, problem))
     req = {
         "architecture": attr.architecture,
+        # Errors name the repository the user declared, not this generated file.
+        "label": where,
         "os": attr.os,
         # Relative to the repository directory, where the tool runs.
         "outputs": {"oci_layout": "oci_layout", "pull_info": "pull_info.json"},
@@ -165,6 +167,9 @@ def _check_push_names(ctx):
         check_name(ctx, "mount_from", "repository", ctx.attr.mount_from)
     if ctx.attr.image_name:
         check_name(ctx, "image_name", "reference", ctx.attr.image_name)
+    if ctx.attr.ca_file and not ctx.attr.ca_file.startswith("/"):
+        # The push runs in its runfiles directory: a relative path would name nothing there.
+        label_fail(ctx, "ca_file", "must be an absolute path", repr(ctx.attr.ca_file), "give the full path of the registry's CA file (PEM)")
 
 def _image_push_impl(ctx):
     _check_push_names(ctx)
@@ -182,6 +187,8 @@ def _image_push_impl(ctx):
         req["mount_from"] = ctx.attr.mount_from
     if ctx.attr.image_name:
         req["image_name"] = ctx.attr.image_name
+    if ctx.attr.ca_file:
+        req["ca_file"] = ctx.attr.ca_file
     request = ctx.actions.declare_file(ctx.label.name + ".push.json")
     ctx.actions.write(request, json.encode(sorted_dict(req)) + "\n")
     # Named after the target: the executable output both engines expect.
@@ -202,7 +209,8 @@ _PUSH_ATTRS = {
     "repository": attr.string(mandatory = True, doc = "Repository to push to, e.g. \"team/app\"."),
     "tags_to_push": attr.string_list(doc = "Tags to point at the pushed image (the `tags` of the image_push macro); none: by digest only."),
     "mount_from": attr.string(doc = "Another repository of the same registry that may hold the base layers (cross-repository mount)."),
-    "tls_verify": attr.bool(default = True, doc = "Verify the registry's TLS certificate."),
+    "tls_verify": attr.bool(default = True, doc = "Verify the registry's TLS certificate; False only for test registries."),
+    "ca_file": attr.string(doc = "Absolute path of a PEM file of CAs to trust for the registry (like /etc/docker/certs.d/<host>/ca.crt), read when the push runs."),
 }
 _PUSH_ATTRS.update(TOOL_ATTRS)
 
@@ -218,10 +226,13 @@ image_push(
     registry = "registry.example.com:5000",
     repository = "team/app",
     tags = ["1.0", "latest"],
+    ca_file = "/etc/docker/certs.d/registry.example.com:5000/ca.crt",  # a private CA
 )
 ```
 Blobs already in the repository are skipped (HEAD), so pushing again uploads no
-layer bytes; prints `<registry>/<repository>@sha256:…`.""",
+layer bytes; prints `<registry>/<repository>@sha256:…`. An `image_index` is pushed
+as the index it is (each platform's manifest first, then the index under the tags),
+so its digest is the one the layout holds.""",
     attrs = _PUSH_ATTRS,
 )
 

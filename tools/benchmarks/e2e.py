@@ -9,6 +9,8 @@ figure has its baseline from the same run on the same (page-cached) files:
             (gzip) with the store paths built, then one file of the leaf path
             changed and `big_raw` rebuilt (the file is restored afterwards);
             in output base B: cold `big`.
+  cache     team A builds `big_raw` cold through an nginx WebDAV cache, team B
+            a copy of the workspace through the warm cache (e2e_remote.py).
   bazel     Bazel (4.2.3 in CI) in output base C: server start, tool set-up,
             `build //:big_raw`, a no-op with the server up; its big_raw.tar is
             compared with strata's byte for byte.
@@ -48,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import e2e_gen  # noqa: E402
+import e2e_remote  # noqa: E402
 from e2e_measure import (  # noqa: E402
     Failed,
     Run,
@@ -89,12 +92,12 @@ class Bench:
     figures: dict[str, Any] = field(default_factory=dict)
     rows: list[tuple[str, ...]] = field(default_factory=list)
 
-    def run(self, name: str, argv: list[str], **kw: Any) -> Run:
-        """Run argv in the workspace, its output in logs/NAME.log (see e2e_measure.run)."""
+    def run(self, name: str, argv: list[str], ws: Path | None = None, **kw: Any) -> Run:
+        """Run argv in the workspace (or `ws`), its output in logs/NAME.log (e2e_measure.run)."""
         log = self.work / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return measure_run(argv, self.ws, log, **kw)
+            return measure_run(argv, ws or self.ws, log, **kw)
         except Failed as e:
             what, tail = e.args
             raise SystemExit(
@@ -104,12 +107,23 @@ class Bench:
     def shell(self, name: str, script: str) -> Run:
         return self.run(name, ["bash", "-o", "pipefail", "-c", script])
 
-    def strata(self, name: str, ob: Path, target: str) -> tuple[Run, int]:
+    def strata(
+        self, name: str, ob: Path, target: str, *flags: str, ws: Path | None = None
+    ) -> tuple[Run, int]:
         """A strata build in a new process: the run, and the engine's peak RSS in KiB."""
         rss = self.work / "logs" / f"{name}.rss"
-        argv = [sys.executable, "-c", WRAPPER, str(rss), "build", f"--output_base={ob}", target]
+        argv = [
+            sys.executable,
+            "-c",
+            WRAPPER,
+            str(rss),
+            "build",
+            f"--output_base={ob}",
+            *flags,
+            target,
+        ]
         path = os.pathsep.join(filter(None, [str(STRATA / "python"), os.environ.get("PYTHONPATH")]))
-        r = self.run(name, argv, env={**os.environ, "PYTHONPATH": path})
+        r = self.run(name, argv, ws, env={**os.environ, "PYTHONPATH": path})
         return r, int(rss.read_text())
 
     def cold_output_base(self, name: str) -> Path:
@@ -243,6 +257,8 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
     )
     b.drop(ob)
     b.timed("strata cold big (gzip)", cold_big, gz)
+
+    e2e_remote.measure(b, cold, f["closure_bytes"], "//:big_raw")
 
     if bazel is None:
         print("bazel not installed: no Bazel baseline (apt-get install bazel-bootstrap)")

@@ -8,6 +8,8 @@ Request (keys sorted, `schema_version` 1):
     tag                 allowed without a digest, with a warning naming the digest to pin
     os, architecture, variant   which image of an index (default linux/x86_64)
     tls_verify          default true; ca_file: a PEM file of CAs to trust
+    label               what errors name (`@busybox`, the pull_image repository;
+                        default: the request file)
     final_image_name, final_image_tag   the name the layout's image carries
     blob_store          shared directory of blobs by digest (default ~/.cache/strata/blobs)
     outputs             {"oci_layout": dir, "pull_info": path (optional)}
@@ -43,6 +45,7 @@ _KEYS = {
     "digest",
     "final_image_name",
     "final_image_tag",
+    "label",
     "os",
     "outputs",
     "registry",
@@ -60,7 +63,7 @@ def client_from(req: dict[str, Any], where: str) -> RegistryClient:
         tls_verify=field(req, "tls_verify", bool, where, True),
         ca_file=field(req, "ca_file", str, where, ""),
     )
-    return RegistryClient(registry, options)
+    return RegistryClient(registry, options, where=where)
 
 
 def platform_from(req: dict[str, Any], where: str) -> Platform:
@@ -82,6 +85,8 @@ def default_blob_store() -> Path:
 
 def run(req: dict[str, Any], where: str) -> None:
     check_keys(req, _KEYS, where)
+    # The user wrote a pull_image, not a request file: name the repository.
+    where = field(req, "label", str, where, where) or where
     outputs = field(req, "outputs", dict, where)
     check_keys(outputs, ("oci_layout", "pull_info"), where)
     layout = Path(field(outputs, "oci_layout", str, where))

@@ -22,15 +22,23 @@ from __future__ import annotations
 import json
 import platform
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from strata.engine.action import Action
+from strata.engine.build_settings import BuildSettings, SettingFlag
 from strata.engine.graph import is_generated
 from strata.engine.labels import Label, TargetPattern, label_structs_as_text
 from strata.engine.loader import Loader
 from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
-from strata.engine.packages import NoSuchTarget, Packages, TargetDecl
+from strata.engine.packages import (
+    NATIVE_ATTRS,
+    NoSuchTarget,
+    Packages,
+    TargetDecl,
+    output_labels,
+)
 from strata.engine.reads import Reads
 from strata.engine.result import AnalysisResult, TargetInfo
 from strata.engine.runfiles import runfiles_paths
@@ -89,7 +97,13 @@ def host_cpu() -> str:
 
 
 class Analysis:
-    def __init__(self, workspace_root: Path, output_base: Path, reads: Reads | None = None) -> None:
+    def __init__(
+        self,
+        workspace_root: Path,
+        output_base: Path,
+        reads: Reads | None = None,
+        setting_flags: Sequence[SettingFlag] = (),
+    ) -> None:
         self.cpu = host_cpu()
         self.bin_dirs = {
             TARGET: f"bazel-out/{self.cpu}-fastbuild/bin",
@@ -126,6 +140,16 @@ class Analysis:
             _strata_native=lambda key: analyze_native(self, self.decls[str(self.enter(key))]),
         )
         self.loader.load_workspace()
+        self.packages.settings = BuildSettings(setting_flags, self.loader.canonical_repo)
+        for label in self.packages.settings.labels():
+            try:
+                decl = self.packages.target(label, where=str(label))
+            except NoSuchTarget as err:
+                raise UserError(
+                    f"Error loading option {label}: {err.detail}", where=f"--{label}"
+                ) from None
+            setting = decl.schema.build_setting if decl.schema is not None else None
+            self.packages.settings.check(label, decl.kind, setting)
 
     def enter(self, key: str) -> Label:
         """Switch to the configuration of configured target `key`; return its label.
@@ -234,6 +258,11 @@ class Analysis:
                 f"{owner}: declare_file needs a relative file name (got "
                 f'{filename!r}); e.g. ctx.label.name + ".out"'
             )
+        if any(part in ("", ".", "..") for part in filename.split("/")):
+            raise UserError(
+                f"{owner}: output {filename!r} must stay inside the package (got '.', '..' or "
+                "an empty component); name a file below the package"
+            )
         if sibling is not None:
             path = f"{sibling.rsplit('/', 1)[0]}/{filename}"
         else:
@@ -267,8 +296,19 @@ class Analysis:
         return path
 
     def _expand_location(self, owner: str, text: str, labels: list[str]) -> str:
+        """`ctx.expand_location`: as in Bazel, `$(location)` may name the rule's direct
+        dependencies and its declared outputs, besides the `targets` passed."""
         label = self.enter(owner)
-        known = {split_key(key)[0]: self.infos[key] for key in labels}
+        config = self.config
+        decl = self.decls[str(label)]
+        known: dict[str, TargetInfo] = {}
+        for dep, dep_config in self.configured_deps(decl, config):
+            info = self.infos.get(config_key(str(dep), dep_config))
+            if info is not None:
+                known[str(dep)] = info
+        for out in output_labels(decl):
+            known[str(out)] = self.output_info(out)
+        known.update({split_key(key)[0]: self.infos[key] for key in labels})
         return expand_make_vars(text, label, lambda lab: known.get(str(lab)), {}, self.bin_dir)
 
     def _report(self, label: str, info: dict[str, Any]) -> None:
@@ -478,14 +518,13 @@ class Analysis:
                     cycle = " -> ".join(
                         split_key(k)[0] for k in [*on_path[on_path.index(key) :], key]
                     )
-                    raise UserError(
-                        f"{decl.label}: dependency cycle (got {cycle}); "
-                        "remove one of these dependencies"
+                    raise self.located(
+                        decl, f"dependency cycle (got {cycle}); remove one of these dependencies"
                     )
                 try:
                     child = self.packages.target(dep, where=key)
                 except NoSuchTarget as err:
-                    raise UserError(err.detail, where=str(decl.label)) from None
+                    raise self.located(decl, err.detail) from None
                 if child.kind == "generated file" and child.generator is not None:
                     self.packages.target(child.generator)
                 deps = self.configured_deps(child, dep_config)
@@ -543,9 +582,24 @@ class Analysis:
             if isinstance(err, TargetError) or self._reports >= len(reporting):
                 raise
             decl = order[reporting[self._reports]][0]
-            label = str(decl.label)
-            text = err.detail if label in str(err) else f"in {decl.kind} rule {label}: {err.detail}"
-            raise TargetError(text, where=err.where, label=label) from None
+            raise self.located(decl, err.detail, at=err.where) from None
+
+    def located(self, decl: TargetDecl, message: str, *, at: str | None = None) -> TargetError:
+        """An error of target `decl` placed as Bazel places it: at the BUILD call that
+        declared the target, `in <rule> rule <label>: <message>`; `at` is where in the
+        rule's code it was raised (a .bzl line), shown on the next line."""
+        label = str(decl.label)
+        first, _, rest = message.partition("\n")
+        if first.startswith(label + ": "):
+            first = first[len(label) + 2 :]  # the rule's own text names the target already
+        head = f"in {decl.kind} rule {label}: " if decl.schema or decl.kind in NATIVE_ATTRS else ""
+        lines = [head + first if head else f"{label}: {first}"]
+        if at is not None:
+            lines.append(f"  at {at}")
+        if rest:
+            lines.append(rest)
+        where = self.packages.location(decl) or label
+        return TargetError("\n".join(lines), where=where, label=label)
 
     def check_generated(self) -> None:
         """Every declared output has an action writing it (Bazel: "no generating action")."""
@@ -553,13 +607,12 @@ class Analysis:
             # The implicit executable is exempt only when the rule returned another one.
             implicit_unused = path in self._implicit_executables and path not in self.exe_infos
             if path not in self.producers and not implicit_unused:
-                raise TargetError(
+                raise self.located(
+                    self.decls[split_key(owner)[0]],
                     f"declared output {short_path(path, self.target_bin_dir)} has no "
                     "generating action "
                     "(got no ctx.actions call that writes it); write it with an action or do "
                     "not declare it",
-                    where=split_key(owner)[0],
-                    label=split_key(owner)[0],
                 )
 
     def _driver_entry(self, decl: TargetDecl, config: str, modules: list[str]) -> dict[str, Any]:
@@ -626,7 +679,11 @@ class Analysis:
             self._implicit_executables.add(exe["path"])
         for f in [*predeclared, *([exe] if exe else [])]:
             self.declared[f["path"]] = key
+        entry: dict[str, Any] = {}
+        if schema.build_setting is not None:
+            entry["build_setting_value"] = self.packages.setting_value(decl)
         return {
+            **entry,
             "label": label,
             "key": key,
             "kind": "rule",
@@ -685,6 +742,7 @@ def analyze(
     output_base: Path,
     reads: Reads | None = None,
     keep_going: bool = False,
+    setting_flags: Sequence[SettingFlag] = (),
 ) -> AnalysisResult:
     """Load and analyse `patterns`; every file-system read goes through `reads`.
 
@@ -693,7 +751,7 @@ def analyze(
     `AnalysisResult.errors` (Bazel: "not all targets were analyzed"); only
     errors in the patterns themselves still raise.
     """
-    an = Analysis(workspace_root, output_base, reads)
+    an = Analysis(workspace_root, output_base, reads, setting_flags)
     roots = an.expand(patterns, cwd_package)
     errors: list[str] = []
     if keep_going:
@@ -711,7 +769,7 @@ def analyze(
                 raise  # no requested target needs it: nothing to leave out
             errors.append(str(err))
             roots = left
-            an = Analysis(workspace_root, output_base, reads)
+            an = Analysis(workspace_root, output_base, reads, setting_flags)
     targets = {str(lab): an.infos[str(lab)] for lab in roots}
     return AnalysisResult(
         actions=an.needed_actions(roots),

@@ -141,8 +141,14 @@ def _report_remote(cache: Cache | None, reporter: Reporter) -> None:
 
     if isinstance(cache, TieredCache):
         s = cache.remote.stats
+        refused = [
+            f"{n} {what} refused"
+            for n, what in ((s.refused_reads, "reads"), (s.refused_uploads, "uploads"))
+            if n
+        ]
         reporter.info(
             f"remote cache: {cache.remote_hits} hits, {s.downloaded} bytes downloaded, "
             f"{s.uploaded} bytes uploaded, {s.requests} requests"
+            + "".join(f", {r}" for r in refused)
         )
         cache.remote.close()

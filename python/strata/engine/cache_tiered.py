@@ -16,7 +16,9 @@ is uploaded again, so the next build finds it whole.
 Policy (as in Bazel): an action whose tags include `no-remote-cache`,
 `no-remote` or `no-cache` never touches the remote cache. Layer blobs are the
 unit worth sharing; rules mark whole-image outputs (docker-archive, OCI
-layout) `no-remote-cache` because they are cheap to re-assemble from layers.
+layout) and an image's grouped layers (LayerGroups: concatenations of store
+path layers) `no-remote-cache` because they are cheap to re-assemble from the
+shared layers, and storing them would store the closure's bytes again.
 `--noremote_accept_cached` skips remote reads, `--noremote_upload_local_results`
 remote writes. Bazel's `--modify_execution_info=REGEX=[+-]KEY,...` turns the
 policy off or on per mnemonic in both engines (`ImageAssemble=-no-remote-cache`

@@ -3,14 +3,14 @@
 A `run` action gets a fresh execroot (`<output_base>/sandbox/<n>/execroot`)
 holding only its declared inputs, as symlinks to the source files and to
 earlier outputs (tree artifacts as directories of links), with exactly the
-environment the action declares (PATH defaults to `/bin:/usr/bin`; there is
-no HOME). Undeclared inputs are simply absent, so a rule that forgot one
-fails here as it would under Bazel's sandbox. With a namespace sandbox
-(sandbox.py) the process also runs in a read-only view of the host with a
-private /tmp and no network, so absolute paths cannot reach around that.
-Declared outputs are moved to stable paths under
-`<output_base>/execroot/<ws>/bazel-out/`; everything else the process wrote
-dies with the sandbox.
+environment the action declares (no PATH and no HOME unless it sets them, as
+in Bazel; a command named without a `/` is looked up in `/bin:/usr/bin`).
+Undeclared inputs are simply absent, so a rule that forgot one fails here as
+it would under Bazel's sandbox. With a namespace sandbox (sandbox.py) the
+process also runs in a read-only view of the host with a private /tmp and no
+network, so absolute paths cannot reach around that. Declared outputs are
+moved to stable paths under `<output_base>/execroot/<ws>/bazel-out/`;
+everything else the process wrote dies with the sandbox.
 
 strata's own actions that run in the preloaded worker (strata.engine.workers)
 run in place instead, as Bazel runs a non-sandboxed persistent worker: in the
@@ -107,9 +107,9 @@ class Finished:
 
 
 def action_env(action: Action) -> dict[str, str]:
-    env = dict(action.env)
-    env.setdefault("PATH", DEFAULT_PATH)
-    return env
+    """Exactly what the action declares: as under Bazel, no PATH unless it sets one
+    (a shell then uses its own default, and a bare command is looked up in DEFAULT_PATH)."""
+    return dict(action.env)
 
 
 # Bazel makes every output read-only and executable (files and tree directories
@@ -280,7 +280,7 @@ class Executor:
         argv = list(action.argv)
         if self.namespace is not None:
             # bwrap would only say "execvp" in the action's output: say it as without it.
-            if not _can_exec(argv[0] if argv else "", root, env["PATH"]):
+            if not _can_exec(argv[0] if argv else "", root, env.get("PATH", DEFAULT_PATH)):
                 self._discard(sandbox)
                 raise _could_not_start(action, os.strerror(errno.ENOENT))
             network = "requires-network" in action.tags

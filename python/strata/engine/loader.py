@@ -79,6 +79,8 @@ _PUBLIC = [
     "make_repository_rule__",
     "make_label__",
     "label_string__",
+    "dir__",
+    "config",
 ]
 
 _LOAD_NAMES = ", ".join(repr(n) for n in _PUBLIC)
@@ -93,6 +95,8 @@ _PRELUDE = (
     "    return make_label__(strata_module__, label_string)\n"
     "def str(x):\n"
     "    return label_string__(x)\n"
+    "def dir(x):\n"
+    "    return dir__(x)\n"
 )
 
 _RULE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=\s*rule\s*\(", re.M)
@@ -109,6 +113,9 @@ class RuleSchema:
     executable: bool
     test: bool
     outputs: dict[str, str]
+    build_setting: dict[str, Any] | None = None
+    """`{"type": "bool" | "int" | "string" | "string_list", "flag": bool}` of a
+    `rule(build_setting = config.*(...))`; None for other rules."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +255,7 @@ class Loader:
             executable=bool(opts.get("executable")),
             test=bool(opts.get("test")),
             outputs=dict(opts.get("outputs") or {}),
+            build_setting=opts.get("build_setting"),
         )
 
     def label_info(self, label: Label) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strata.engine.build_settings import is_setting_flag
 from strata.engine.redact import redact_text
 from strata.errors import UserError
 
@@ -62,13 +63,19 @@ def _applies(rc_command: str, command: str) -> bool:
     return rc_command == command
 
 
-def _parse_flags(tokens: list[str], where: str, *, strict: bool) -> list[str]:
-    """Normalise `--flag value`, `--flag=value`, `--noflag` to tokens argparse accepts."""
+def _parse_flags(
+    tokens: list[str], where: str, *, strict: bool, settings: bool = False
+) -> list[str]:
+    """Normalise `--flag value`, `--flag=value`, `--noflag` to tokens argparse accepts;
+    build-setting flags (`--//pkg:flag=v`) pass as written when `settings`."""
     out: list[str] = []
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         i += 1
+        if settings and is_setting_flag(tok):
+            out.append(tok)
+            continue
         name, eq, value = tok[2:].partition("=") if tok.startswith("--") else ("", "", "")
         negated = name.startswith("no") and name[2:] in FLAGS and name not in FLAGS
         base = name[2:] if negated else name
@@ -120,7 +127,8 @@ def read_rc(path: Path, command: str, *, strict: bool) -> list[str]:
             continue
         if not _applies(tokens[0], command):
             continue
-        out.extend(_parse_flags(tokens[1:], where, strict=strict))
+        settings = command in _BUILDISH
+        out.extend(_parse_flags(tokens[1:], where, strict=strict, settings=settings))
     return out
 
 

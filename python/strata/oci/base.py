@@ -161,12 +161,18 @@ def _json(data: bytes, what: str, where: str) -> Any:
         raise UserError(f"{what} is not valid JSON ({e})", where=where) from None
 
 
+def _repo_tags(entry: dict[str, Any]) -> list[str]:
+    """An entry's RepoTags; anything but a list of strings names no tag."""
+    tags = entry.get("RepoTags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
 def _pick_archive_entry(entries: list[dict[str, Any]], selector: Selector, where: str) -> Any:
-    tags = [t for e in entries for t in (e.get("RepoTags") or [])]
+    tags = [t for e in entries for t in _repo_tags(e)]
     if selector.name:
         want = selector.name if split_tag(selector.name)[1] else selector.name + ":latest"
         for entry in entries:
-            if want in (entry.get("RepoTags") or []):
+            if want in _repo_tags(entry):
                 return entry
         raise UserError(
             f"no image named {want!r} in the archive (got tags: {', '.join(tags) or 'none'}); "
@@ -257,7 +263,7 @@ def _read_entry(
     for i, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
         out = workdir / f"{prefix}-{i}"
         blobs.append(_extract_layer(archive, i, str(name), diff_id, out))
-    tags = tuple(str(t) for t in entry.get("RepoTags") or [])
+    tags = tuple(_repo_tags(entry))
     return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)
 
 
@@ -303,7 +309,19 @@ def _blob_path(layout: Path, digest: Any, where: str) -> Path:
     return path
 
 
-def _read_blob(layout: Path, desc: dict[str, Any], where: str) -> bytes:
+def _object(value: Any, what: str, where: str) -> dict[str, Any]:
+    """`value` if it is a JSON object; else the layout is not what the spec describes."""
+    if not isinstance(value, dict):
+        raise UserError(
+            f"{what} is not a JSON object (got {type(value).__name__}); the layout is "
+            "malformed: write or pull it again",
+            where=where,
+        )
+    return value
+
+
+def _read_blob(layout: Path, desc: Any, where: str) -> bytes:
+    desc = _object(desc, "descriptor", where)
     path = _blob_path(layout, desc.get("digest"), where)
     data = path.read_bytes()
     actual = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -317,14 +335,16 @@ def _candidates(
 ) -> list[tuple[str, dict[str, Any]]]:
     """Every manifest descriptor reachable from `index`, with the ref.name it came under."""
     found: list[tuple[str, dict[str, Any]]] = []
-    manifests = index.get("manifests")
+    manifests = _object(index, "index", where).get("manifests")
     if not isinstance(manifests, list) or depth > 8:
         raise UserError("index has no manifests list", where=where)
     for desc in manifests:
         if not isinstance(desc, dict):
             raise UserError("index entry is not an object", where=where)
         annotations = desc.get("annotations") or {}
-        name = annotations.get("org.opencontainers.image.ref.name", "") or ref
+        name = ref
+        if isinstance(annotations, dict):
+            name = str(annotations.get("org.opencontainers.image.ref.name", "") or ref)
         if desc.get("mediaType") in (OCI_INDEX, DOCKER_MANIFEST_LIST):
             nested = _json(_read_blob(layout, desc, where), "nested index", where)
             found += _candidates(layout, nested, name, where, depth + 1)
@@ -356,25 +376,28 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             "give the base image's name and architecture",
             where=where,
         )
-    manifest = _json(_read_blob(layout, found[0][1], where), "manifest", where)
+    manifest = _object(_json(_read_blob(layout, found[0][1], where), "manifest", where),
+                       "manifest", where)  # fmt: skip
     if manifest.get("mediaType", DOCKER_MANIFEST) not in (
         DOCKER_MANIFEST,
         "application/vnd.oci.image.manifest.v1+json",
     ):
         raise UserError(f"not an image manifest (got {manifest.get('mediaType')!r})", where=where)
-    config_bytes = _read_blob(layout, manifest["config"], where)
+    config_bytes = _read_blob(layout, manifest.get("config"), where)
     config = _json(config_bytes, "config", where)
     diff_ids = _diff_ids(config, where)
     layers = manifest.get("layers") or []
-    if len(layers) != len(diff_ids):
+    if not isinstance(layers, list) or len(layers) != len(diff_ids):
+        count = len(layers) if isinstance(layers, list) else f"no list of ({type(layers).__name__})"
         raise UserError(
-            f"manifest lists {len(layers)} layers but the config has {len(diff_ids)} diff_ids; "
+            f"manifest lists {count} layers but the config has {len(diff_ids)} diff_ids; "
             "the layout is inconsistent",
             where=where,
         )
     platform = _check_platform(config, selector, where)
     blobs = []
     for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+        desc = _object(desc, f"layer {i}'s descriptor", where)
         path = _blob_path(layout, desc.get("digest"), where)
         name = f"blobs/sha256/{path.name}"
         with open(path, "rb") as f:

@@ -35,7 +35,7 @@ from typing import IO
 
 from strata.errors import UserError
 from strata.fsutil import atomic_file
-from strata.oci.compress import open_decompressed
+from strata.oci.compress import open_decompressed, reading_layer
 from strata.oci.digest import DigestingWriter
 from strata.oci.image import Blob
 from strata.oci.rootfs import resolve
@@ -130,7 +130,14 @@ class _Root:
 
 def _apply_layer(root: _Root, blob: Blob, index: int, warnings: list[str]) -> None:
     where = f"layer {index} ({blob.digest})"
-    with open_decompressed(blob.path) as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
+    with reading_layer(where), open_decompressed(blob.path) as raw:
+        _apply_members(root, raw, index, where, warnings)
+
+
+def _apply_members(
+    root: _Root, raw: IO[bytes], index: int, where: str, warnings: list[str]
+) -> None:
+    with tarfile.open(fileobj=raw, mode="r|") as tf:
         for m in tf:
             lexical = _norm(m.name, where)
             if not lexical:

@@ -32,7 +32,13 @@ from urllib3.exceptions import HTTPError, InsecureRequestWarning, SSLError
 from strata.errors import UserError
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from strata.oci.reference import REGISTRY_HINT, check_host
-from strata.registry.auth import Challenge, Credentials, find_credentials, parse_challenge
+from strata.registry.auth import (
+    Challenge,
+    Credentials,
+    auth_files,
+    find_credentials,
+    parse_challenge,
+)
 
 MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(MANIFEST_TYPES)
@@ -116,21 +122,24 @@ def _error_codes(data: bytes) -> str:
     """`MANIFEST_UNKNOWN: manifest unknown` from a distribution error body, or ''."""
     try:
         errors = json.loads(data).get("errors") or []
-        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
-    except (ValueError, AttributeError):
+        text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return ""
+    return " ".join(text.split())[:300]  # the registry's words, on one line
 
 
 class RegistryClient:
     """One registry, one connection pool, tokens kept per scope for this client's life."""
 
-    def __init__(self, registry: Registry, options: Options | None = None) -> None:
+    def __init__(
+        self, registry: Registry, options: Options | None = None, *, where: str = "registry"
+    ) -> None:
         self.registry = registry
         self.options = options or Options()
         kw: dict[str, Any] = {"timeout": urllib3.Timeout(connect=10.0, read=self.options.timeout)}
         if registry.scheme == "https":
             if self.options.tls_verify:
-                kw["ssl_context"] = ssl.create_default_context(cafile=self.options.ca_file or None)
+                kw["ssl_context"] = _tls_context(self.options.ca_file, where)
             else:
                 kw["cert_reqs"] = "CERT_NONE"
         self._pool = urllib3.PoolManager(retries=False, **kw)
@@ -333,9 +342,12 @@ class RegistryClient:
         what = f"{method} {_path_of(url)}"
         got = f"HTTP {status}" + (f" {detail}" if detail else "")
         if status == 401:
+            # The files this client reads, as its environment names them ($DOCKER_CONFIG...).
+            files = " or ".join(str(f) for f in auth_files(self.options.env))
             fix = (
                 "log in (docker login / podman login) or put credentials for "
-                f"{self.registry.host} in ~/.docker/config.json"
+                f"{self.registry.host} in "
+                + (files or "$DOCKER_CONFIG/config.json (neither DOCKER_CONFIG nor HOME is set)")
             )
             msg = f"registry requires authentication for {what} (got {got}); {fix}"
         elif status == 403:
@@ -348,6 +360,19 @@ class RegistryClient:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _tls_context(ca_file: str, where: str) -> ssl.SSLContext:
+    """The system's CAs, plus those of `ca_file` when given."""
+    try:
+        return ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise UserError(
+            f"cannot read ca_file as PEM certificates (got {ca_file!r}: {reason}); give the "
+            "absolute path of the registry's CA certificate file",
+            where=where,
+        ) from None
 
 
 def close(resp: Response) -> None:

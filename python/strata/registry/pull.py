@@ -48,14 +48,16 @@ class Manifest:
     data: bytes
     media_type: str
     digest: str
+    kind: str = "manifest"
+    """What the bytes are, for messages ("manifest", or "config" for an image config)."""
 
     def json(self, where: str) -> dict[str, Any]:
         try:
             obj = json.loads(self.data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise UserError(f"manifest {self.digest} is not JSON ({e})", where=where) from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise UserError(f"{self.kind} {self.digest} is not JSON ({e})", where=where) from None
         if not isinstance(obj, dict):
-            raise UserError(f"manifest {self.digest} is not a JSON object", where=where)
+            raise UserError(f"{self.kind} {self.digest} is not a JSON object", where=where)
         return obj
 
 
@@ -228,7 +230,7 @@ def pull(
         else:
             reused += 1
     config_bytes = store.path(config_digest).read_bytes()
-    config = json.loads(config_bytes)
+    config = Manifest(config_bytes, "", config_digest, kind="config").json(where)
     found = Platform.from_json(config)
     if not platform.matches(found):
         raise UserError(
@@ -236,10 +238,12 @@ def pull(
             f"{repository}@{chosen.digest}; set os/architecture/variant to {found}",
             where=where,
         )
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    if len(diff_ids) != len(layers):
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
+        count = len(diff_ids) if isinstance(diff_ids, list) else "no list of"
         raise UserError(
-            f"manifest lists {len(layers)} layers but the config has {len(diff_ids)} diff_ids "
+            f"manifest lists {len(layers)} layers but the config has {count} diff_ids "
             f"(got {chosen.digest}); the image is inconsistent",
             where=where,
         )
