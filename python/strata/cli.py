@@ -445,7 +445,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     """The engine's action worker (strata.worker); not for people."""
     from strata import worker
 
-    return worker.main()
+    return worker.main(args.protocol)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -472,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_action)
 
     p = sub.add_parser("worker", help=argparse.SUPPRESS)
+    p.add_argument("--protocol", type=int, default=1)
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("build", help="build targets")

@@ -97,7 +97,11 @@ def _execute_locked(
         roots = (base.workspace, *config.repo_roots)
         wrap = lambda argv: ns.worker_command(base.root, roots, argv)  # noqa: E731
     workers = WorkerPool(
-        base.execroot, {"PATH": DEFAULT_PATH}, enabled=config.options.workers, wrap=wrap
+        base.execroot,
+        {"PATH": DEFAULT_PATH},
+        enabled=config.options.workers,
+        wrap=wrap,
+        scratch=base.sandbox_root,
     )
     executor = Executor(
         base.execroot,
@@ -107,10 +111,12 @@ def _execute_locked(
         cache,
         workers=workers,
         namespace=namespace,
+        hash_threads=max(1, config.options.jobs),
     )
     try:
         return Scheduler(graph, executor, reporter, config.options, log).build(wanted)
     finally:
+        executor.close()
         workers.close()
         if workers.failure:
             reporter.warning(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,10 @@ def sha256_bytes(data: bytes) -> str:
 
 
 class StatCache:
-    """Maps absolute file paths to digests, re-reading files only when they changed."""
+    """Maps absolute file paths to digests, re-reading files only when they changed.
+
+    `digest` may be called from several threads at once (strata.engine.source_digests).
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
@@ -83,6 +87,7 @@ class StatCache:
         self._dirty = False
         self.hashed = 0
         """How many files needed a sha256 pass in this command (for tests and --explain)."""
+        self._lock = threading.Lock()
         if path is not None:
             self._load(path)
 
@@ -117,13 +122,22 @@ class StatCache:
             sha = old.sha256
         else:
             xxh3, sha = xxh3_and_sha256_file(key)  # one read for both
-            self.hashed += 1
+            with self._lock:
+                self.hashed += 1
         self.remember(key, st, xxh3, sha)
         return FileDigest(sha, st.st_size, executable)
 
+    def recorded(self, path: str | os.PathLike[str], st: os.stat_result) -> tuple[str, str] | None:
+        """(xxh3, sha256) remembered for `path`, if `st` is the stat they were taken at."""
+        e = self._entries.get(os.fspath(path))
+        if e and (e.size, e.mtime_ns, e.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return e.xxh3, e.sha256
+        return None
+
     def remember(self, key: str, st: os.stat_result, xxh3: str, sha256: str) -> None:
-        self._entries[key] = _Entry(st.st_size, st.st_mtime_ns, st.st_ino, xxh3, sha256)
-        self._dirty = True
+        with self._lock:
+            self._entries[key] = _Entry(st.st_size, st.st_mtime_ns, st.st_ino, xxh3, sha256)
+            self._dirty = True
 
     def record_output(self, path: str | os.PathLike[str], sha256: str) -> None:
         """Note a file we just wrote with a known sha256, so the next command trusts it."""

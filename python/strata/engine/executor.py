@@ -12,6 +12,15 @@ network, so absolute paths cannot reach around that. Declared outputs are
 moved to stable paths under `<output_base>/execroot/<ws>/bazel-out/`;
 everything else the process wrote dies with the sandbox.
 
+strata's own actions that run in the preloaded worker (strata.engine.workers)
+run in place instead, as Bazel runs a non-sandboxed persistent worker: in the
+real execroot (whose symlink forest, strata.engine.forest, resolves source
+paths), with no per-action staging or teardown. Their stale outputs are
+removed first, their fresh ones get the same modes, and a failed one leaves
+no output. An action with a tree artifact input is still staged: Bazel's
+sandbox shows a tree as its files only (no empty directories, directories of
+the sandbox's making), and the bytes must not depend on where it ran.
+
 `write`, `template` and `symlink` actions need no process and run in-process.
 Cache lookups and stores also live here, because materialising a cached
 result and collecting a fresh one are two halves of the same job.
@@ -33,11 +42,20 @@ from pathlib import Path
 
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
-from strata.engine.digests import StatCache, sha256_bytes, xxh3_and_sha256_file
+from strata.engine.digests import StatCache, sha256_bytes
+from strata.engine.forest import Forest
 from strata.engine.graph import is_generated
+from strata.engine.output_digests import OutputDigests, Pending
 from strata.engine.result_check import link_leaves_tree
 from strata.engine.sandbox import Namespace, StagedInput, StagingPlan
-from strata.engine.workers import WorkerGone, WorkerPool, WorkerProcess, is_strata_action
+from strata.engine.workers import (
+    ReportedDigest,
+    Worker,
+    WorkerGone,
+    WorkerPool,
+    WorkerProcess,
+    is_strata_action,
+)
 from strata.errors import UserError
 
 DEFAULT_PATH = "/bin:/usr/bin"
@@ -59,11 +77,10 @@ class ActionFailed(UserError):
 class Running:
     action: Action
     process: subprocess.Popen[bytes] | WorkerProcess
-    sandbox: Path
-
-    @property
-    def execroot(self) -> Path:
-        return self.sandbox / "execroot"
+    sandbox: Path | None
+    """The action's own directory; None when it runs in place, in the real execroot."""
+    execroot: Path
+    """Its working directory, where it writes its outputs."""
 
     def pidfd(self) -> int:
         """A pidfd that becomes readable when the action's process exits (the caller closes it)."""
@@ -95,10 +112,6 @@ def action_env(action: Action) -> dict[str, str]:
     return dict(action.env)
 
 
-_hash_file = xxh3_and_sha256_file
-"""(xxh3_128, sha256) in one read, so a fresh output is read once for both caches."""
-
-
 # Bazel makes every output read-only and executable (files and tree directories
 # alike, whatever the action wrote); actions that read modes see the same thing
 # under both engines only if we do the same.
@@ -123,6 +136,18 @@ def _make_writable(root: Path) -> None:
 def _seal(root: Path) -> None:
     for dirpath, _dirs, _files in os.walk(root, topdown=False):
         os.chmod(dirpath, OUTPUT_MODE)
+
+
+def _seal_file(path: Path) -> os.stat_result:
+    """Make a fresh output file a read-only regular file (a copy of what a symlink output
+    points to); its stat."""
+    if path.is_symlink():
+        real = path.resolve()
+        path.unlink()
+        shutil.copyfile(real, path)
+        shutil.copymode(real, path)
+    os.chmod(path, OUTPUT_MODE)
+    return os.stat(path)
 
 
 def _check_tree_link(link: Path, rel: str, tree: str, action: Action) -> str:
@@ -157,6 +182,11 @@ def _could_not_start(action: Action, why: str) -> ActionFailed:
         "declare the tool as an input and check its path and executable bit",
         "",
     )
+
+
+def _is_tool(path: str, tool: str) -> bool:
+    """The worker's launcher or one of its runfiles: the worker already runs them."""
+    return path == tool or path.startswith(tool + ".runfiles/")
 
 
 def _is_real_dir(path: Path) -> bool:
@@ -198,6 +228,7 @@ class Executor:
         keep_sandbox: bool = False,
         workers: WorkerPool | None = None,
         namespace: Namespace | None = None,
+        hash_threads: int = 1,
     ) -> None:
         self.workers = workers
         self.execroot = execroot
@@ -208,6 +239,11 @@ class Executor:
         self.keep_sandbox = keep_sandbox
         self.namespace = namespace
         """The build's namespace sandbox; None runs actions in the directory sandbox alone."""
+        self.forest = Forest(execroot, source_path)
+        self.output_digests = OutputDigests(hash_threads)
+
+    def close(self) -> None:
+        self.output_digests.close()
 
     def input_path(self, path: str) -> Path:
         """The real file behind an execroot path: an earlier output or a source file."""
@@ -216,23 +252,19 @@ class Executor:
     # -- running ---------------------------------------------------------------
 
     def start(self, action: Action) -> Running:
+        worker = self._worker_for(action)
+        if worker is not None and self._runs_in_place(action):
+            return self._start_in_place(action, worker)
         self.sandbox_root.mkdir(parents=True, exist_ok=True)
         sandbox = Path(tempfile.mkdtemp(prefix="a", dir=self.sandbox_root))
         root = sandbox / "execroot"
         root.mkdir()
-        worker = None
-        if (
-            self.workers is not None
-            and is_strata_action(action.argv)
-            and "requires-network" not in action.tags
-        ):
-            worker = self.workers.get(action.argv[0])
         tool = action.argv[0] if worker is not None else None
         staged = tuple(
             self._link_input(root, path)
             for path in action.inputs
             # a worker already runs this tool: its launcher and runfiles need no staging
-            if tool is None or not (path == tool or path.startswith(tool + ".runfiles/"))
+            if tool is None or not _is_tool(path, tool)
         )
         for out in action.outputs:
             (root / out).parent.mkdir(parents=True, exist_ok=True)
@@ -241,13 +273,8 @@ class Executor:
         env = action_env(action)
         if worker is not None:
             try:
-                process = worker.spawn(
-                    action.argv, root, env, sandbox / "stdout", sandbox / "stderr"
-                )
-                return Running(action, process, sandbox)
+                return self._spawn(action, worker, sandbox, root)
             except WorkerGone:
-                assert self.workers is not None
-                self.workers.forget(action.argv[0])
                 self._discard(sandbox)
                 return self.start(action)  # staged in full, as a process
         argv = list(action.argv)
@@ -274,7 +301,71 @@ class Executor:
             except OSError as e:
                 self._discard(sandbox)
                 raise _could_not_start(action, e.strerror or str(e)) from None
-        return Running(action, proc, sandbox)
+        return Running(action, proc, sandbox, root)
+
+    def _worker_for(self, action: Action) -> Worker | None:
+        if (
+            self.workers is None
+            or not is_strata_action(action.argv)
+            or "requires-network" in action.tags
+        ):
+            return None
+        return self.workers.get(action.argv[0])
+
+    def _runs_in_place(self, action: Action) -> bool:
+        """A worker action runs in the real execroot unless a tree artifact is among its inputs."""
+        tool = action.argv[0]
+        for path in action.inputs:
+            generated = is_generated(path) and not _is_tool(path, tool)
+            if generated and _is_real_dir(self.execroot / path):
+                return False
+        return self.forest.plant(action.inputs)
+
+    def _start_in_place(self, action: Action, worker: Worker) -> Running:
+        """Clear the outputs' places in the real execroot and hand the action to the worker."""
+        self._remove_outputs(action)
+        for out in action.outputs:
+            (self.execroot / out).parent.mkdir(parents=True, exist_ok=True)
+        for out in action.output_dirs:
+            (self.execroot / out).mkdir(parents=True)
+        try:
+            return self._spawn(action, worker, None, self.execroot)
+        except WorkerGone:
+            self._remove_outputs(action)
+            return self.start(action)  # the worker is forgotten: staged, as a process
+
+    def _spawn(self, action: Action, worker: Worker, sandbox: Path | None, root: Path) -> Running:
+        """Start `action` in `worker`; on WorkerGone the worker is forgotten."""
+        assert self.workers is not None
+        channel = self.workers.channel()
+        try:
+            process = worker.spawn(
+                action.argv, root, action_env(action), channel, action.outputs, action.output_dirs
+            )
+        except WorkerGone:
+            self.workers.release(channel)
+            self.workers.forget(action.argv[0])
+            raise
+        return Running(action, process, sandbox, root)
+
+    def _remove_outputs(self, action: Action) -> None:
+        """Delete an in-place action's outputs and what an interrupted atomic write left."""
+        parents: dict[Path, set[str]] = {}
+        for out in action.outputs + action.output_dirs:
+            final = self.execroot / out
+            _remove(final)
+            self.stat_cache.forget(final)
+            parents.setdefault(final.parent, set()).add(f".{final.name}.")
+        for parent, prefixes in parents.items():
+            stale: list[Path] = []
+            with contextlib.suppress(OSError), os.scandir(parent) as it:
+                stale = [
+                    Path(e.path)
+                    for e in it
+                    if e.name.endswith(".tmp") and e.name.startswith(tuple(prefixes))
+                ]
+            for p in stale:
+                _remove(p)
 
     def _link_input(self, root: Path, path: str) -> StagedInput:
         """Stage one input as Bazel 4.2.3's sandbox does (see `_tree_children`)."""
@@ -307,9 +398,21 @@ class Executor:
 
     def finish(self, running: Running, *, verbose: bool = False) -> Finished:
         """Check exit status and outputs; move outputs into place and store them in the cache."""
-        action, sandbox = running.action, running.sandbox
-        code = running.process.wait()
-        output = self._read_output(sandbox)
+        action, sandbox, proc = running.action, running.sandbox, running.process
+        try:
+            code = proc.wait()
+        except WorkerGone:
+            code = self._lost(running)
+        reported: dict[str, ReportedDigest] = {}
+        if isinstance(proc, WorkerProcess):
+            output = proc.channel.output()
+            if code == 0:
+                reported = proc.channel.digests()
+            assert self.workers is not None
+            self.workers.release(proc.channel)
+        else:
+            assert sandbox is not None
+            output = self._read_output(sandbox)
         try:
             if code != 0:
                 detail = (
@@ -323,16 +426,40 @@ class Executor:
                     "see the action's output below",
                     output,
                 )
-            result = self._collect(running)
+            result = self._collect(running, reported)
+        except BaseException:
+            if sandbox is None:
+                self._remove_outputs(action)
+            raise
         finally:
-            if not (verbose and code != 0):
+            if sandbox is not None and not (verbose and code != 0):
                 self._discard(sandbox)
         if self.cache is not None and "no-cache" not in action.tags:
             self._store(result)
-        proc = running.process
         if isinstance(proc, WorkerProcess):
             return Finished(result, output, True, proc.maxrss_kib)
         return Finished(result, output)
+
+    def _lost(self, running: Running) -> int:
+        """The worker died under a running action: it failed as if killed (the build warns
+        why, once); later actions run as processes."""
+        assert self.workers is not None
+        self.workers.forget(running.action.argv[0])
+        return -signal.SIGKILL
+
+    def abandon(self, running: Running) -> None:
+        """Kill a running action (the build stops) and leave nothing of it behind."""
+        running.kill()
+        proc = running.process
+        with contextlib.suppress(WorkerGone):
+            proc.wait()
+        if isinstance(proc, WorkerProcess):
+            assert self.workers is not None
+            self.workers.release(proc.channel)
+        if running.sandbox is None:
+            self._remove_outputs(running.action)
+        else:
+            shutil.rmtree(running.sandbox, ignore_errors=True)
 
     def _read_output(self, sandbox: Path) -> str:
         parts = []
@@ -353,8 +480,10 @@ class Executor:
             _make_writable(sandbox)
             shutil.rmtree(sandbox, ignore_errors=True)
 
-    def _collect(self, running: Running) -> ActionResult:
+    def _collect(self, running: Running, reported: Mapping[str, ReportedDigest]) -> ActionResult:
+        """Digest the outputs (moving them into the execroot, unless they were written there)."""
         action, root = running.action, running.execroot
+        in_place = running.sandbox is None
         for out in action.outputs:
             p = root / out
             if not p.is_file():
@@ -364,33 +493,37 @@ class Executor:
                     "make the command write every file the rule declares",
                     where=action.owner,
                 )
+        pending = [
+            Pending(os.fspath(root / out), _seal_file(root / out), reported.get(out))
+            for out in action.outputs
+        ]
         files = []
-        for out in action.outputs:
-            files.append(self._move_file(root / out, out))
+        for out, item, (xxh3, sha) in zip(
+            action.outputs, pending, self.output_digests.digest(pending), strict=True
+        ):
+            final = self.execroot / out
+            if not in_place:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final.is_dir() and not final.is_symlink():
+                    shutil.rmtree(final)
+                os.replace(item.path, final)  # the same inode: `item.stat` still describes it
+            self.stat_cache.remember(os.fspath(final), item.stat, xxh3, sha)
+            files.append(OutputFile(out, sha, item.stat.st_size, True))
         trees = []
         for out in action.output_dirs:
-            trees.append(self._move_tree(root / out, out, action))
+            trees.append(self._collect_tree(root / out, out, action, reported, in_place))
         return ActionResult(tuple(files), tuple(trees))
 
-    def _move_file(self, src: Path, out: str) -> OutputFile:
-        if src.is_symlink():
-            real = src.resolve()
-            src.unlink()
-            shutil.copyfile(real, src)
-            shutil.copymode(real, src)
-        os.chmod(src, OUTPUT_MODE)
-        xxh3, sha = _hash_file(src)
-        final = self.execroot / out
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.is_dir() and not final.is_symlink():
-            shutil.rmtree(final)
-        os.replace(src, final)
-        key = os.fspath(final)
-        self.stat_cache.remember(key, os.stat(key), xxh3, sha)
-        return OutputFile(out, sha, final.stat().st_size, True)
-
-    def _move_tree(self, src: Path, out: str, action: Action) -> OutputTree:
-        listing = []
+    def _collect_tree(
+        self,
+        src: Path,
+        out: str,
+        action: Action,
+        reported: Mapping[str, ReportedDigest],
+        in_place: bool,
+    ) -> OutputTree:
+        names: list[str] = []
+        pending: list[Pending] = []
         links = []
         for dirpath, dirnames, filenames in os.walk(src):
             here = Path(dirpath)
@@ -401,14 +534,21 @@ class Executor:
                     links.append(OutputSymlink(rel, _check_tree_link(p, rel, out, action)))
                 elif name in filenames:
                     os.chmod(p, OUTPUT_MODE)
-                    _x, sha = _hash_file(p)
-                    listing.append(OutputFile(rel, sha, p.stat().st_size, True))
+                    names.append(rel)
+                    pending.append(Pending(os.fspath(p), p.stat(), reported.get(f"{out}/{rel}")))
             dirnames[:] = sorted(d for d in dirnames if not (here / d).is_symlink())
+        listing = [
+            OutputFile(rel, sha, item.stat.st_size, True)
+            for rel, item, (_x, sha) in zip(
+                names, pending, self.output_digests.digest(pending), strict=True
+            )
+        ]
         _seal(src)
-        final = self.execroot / out
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _remove(final)
-        os.replace(src, final)
+        if not in_place:
+            final = self.execroot / out
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _remove(final)
+            os.replace(src, final)
         return OutputTree(
             out,
             tuple(sorted(listing, key=lambda f: f.path)),
@@ -515,6 +655,7 @@ class Executor:
             if not final.is_symlink():
                 have = self.stat_cache.digest(final)
                 if have.sha256 == f.sha256 and have.executable:
+                    self._learn(final)
                     return True
         if final.is_symlink():
             final.unlink()
@@ -522,4 +663,12 @@ class Executor:
             return False
         os.chmod(final, OUTPUT_MODE)
         self.stat_cache.record_output(final, f.sha256)
+        self._learn(final)
         return True
+
+    def _learn(self, final: Path) -> None:
+        """Tell the output digester an up-to-date output's digests (an action may link it)."""
+        st = os.stat(final)
+        known = self.stat_cache.recorded(final, st)
+        if known is not None:
+            self.output_digests.learn(st, *known)
