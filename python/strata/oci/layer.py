@@ -138,7 +138,7 @@ def add_entries(tar: TarWriter, entries: Iterable[Entry]) -> None:
         if e.kind == DIR:
             tar.add_dir(e.name, e.mode, **owner)
         elif e.kind == FILE:
-            tar.add_file(e.name, e.source, e.size, e.mode, **owner)
+            tar.add_file(e.name, e.source, e.size, e.mode, offset=e.offset, **owner)
         elif e.kind == SYMLINK:
             tar.add_symlink(e.name, e.target, **owner)
         elif e.kind == BYTES:

@@ -99,13 +99,22 @@ class TarWriter:
         src: str | os.PathLike[str],
         size: int,
         mode: int = 0o644,
+        *,
+        offset: int = 0,
         **owner: int | str,
     ) -> None:
-        """Add a regular file whose content is read from `src`; it must still be `size` bytes."""
+        """Add a regular file whose content is read from `src`; it must still be `size` bytes.
+
+        With an `offset`, the content is the `size` bytes of `src` from there (a
+        member of a layer file), and only a short read is an error.
+        """
         self._header(name, REGULAR, mode, size, b"", owner)
         with open(src, "rb", buffering=0) as f:
+            if offset:
+                f.seek(offset)
+            whole = not offset
             if size <= _CHUNK:
-                data = f.read(size + 1)
+                data = f.read(size + 1 if whole else size)
                 if len(data) != size:
                     raise _changed(src, size)
                 self._buf += data
@@ -118,7 +127,7 @@ class TarWriter:
                         raise _changed(src, size)
                     self._sink.write(chunk)
                     remaining -= len(chunk)
-                if f.read(1):
+                if whole and f.read(1):
                     raise _changed(src, size)
         self._pad(size)
         self._maybe_flush()
