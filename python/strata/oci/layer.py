@@ -14,7 +14,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from strata.canonical import json_bytes
 from strata.errors import UserError
@@ -103,6 +103,26 @@ def write_layer(
                 tar.close()
             finally:
                 background.close()
+    return LayerDescriptor(
+        digest=blob.digest,
+        size=blob.size,
+        diff_id=raw.digest,
+        uncompressed_size=raw.size,
+        compressor=compressor,
+        media_type=layer_media_type(compressor),
+    )
+
+
+def write_layer_from_tar(
+    out_path: str | os.PathLike[str], compressor: str, src: BinaryIO
+) -> LayerDescriptor:
+    """A layer blob from an uncompressed tar read from `src`, digested as it is compressed."""
+    with atomic_file(out_path, durable=False) as f:
+        blob = DigestingWriter(f)
+        with compressing(compressor, blob) as sink:
+            raw = DigestingWriter(sink) if compressor != "none" else blob
+            while chunk := src.read(1 << 20):
+                raw.write(chunk)
     return LayerDescriptor(
         digest=blob.digest,
         size=blob.size,
