@@ -136,7 +136,7 @@ def test_describe_warns_about_unused_and_fails_on_undeclared(tmp_path: Path) -> 
     assert ok.info.references == tuple(sorted([BASH, UNUSED]))
     assert ok.info.nar_hash == nar.digest(d).nix_hash
     assert ok.warnings == (
-        f"{ok.info.path} declares reference {UNUSED} but never mentions it; "
+        f"{ok.info.path} declares a reference it never mentions (got {UNUSED}); "
         "drop it from the references unless it must be kept alive",
     )
     with pytest.raises(UserError) as e:
@@ -146,6 +146,26 @@ def test_describe_warns_about_unused_and_fails_on_undeclared(tmp_path: Path) -> 
         f"//pkg:app: {expected_path} mentions store path {BASH} but does not declare it "
         "as a reference (got references []); add it to the references"
     )
+
+
+def test_unused_references_are_one_warning_however_many(tmp_path: Path) -> None:
+    """A leaf of a large closure may declare hundreds: one line names the first few."""
+    d = tmp_path / "app"
+    d.mkdir()
+    (d / "run").write_text(f"exec {BASH}/bin/bash\n")
+    unused = sorted(fake(f"lib{i}") for i in range(5))
+    two = describe(d, "app", [BASH, *unused[:2]])
+    assert two.warnings == (
+        f"{two.info.path} declares 2 references it never mentions (got {unused[0]}, "
+        f"{unused[1]}); drop them from the references unless they must be kept alive",
+    )
+    five = describe(d, "app", [BASH, *unused])
+    assert five.warnings == (
+        f"{five.info.path} declares 5 references it never mentions (got {unused[0]}, "
+        f"{unused[1]}, {unused[2]} and 2 more); drop them from the references unless they "
+        "must be kept alive",
+    )
+    assert describe(d, "app", [BASH]).warnings == ()
 
 
 def test_custom_store_dir(tmp_path: Path) -> None:

@@ -167,10 +167,28 @@ def check_references(
             f"(got references {sorted(declared_set)}); add it to the references",
             where=where,
         )
-    return tuple(
-        f"{path} declares reference {ref} but never mentions it; "
-        "drop it from the references unless it must be kept alive"
-        for ref in sorted(declared_set - found_set)
+    unused = sorted(declared_set - found_set)
+    if not unused:
+        return ()
+    return (_unused_warning(path, unused),)
+
+
+_NAMED = 3
+"""Unused references a warning names; the others are counted."""
+
+
+def _unused_warning(path: str, unused: list[str]) -> str:
+    """One line for all of a path's unused references (a closure can have hundreds)."""
+    if len(unused) == 1:
+        return (
+            f"{path} declares a reference it never mentions (got {unused[0]}); "
+            "drop it from the references unless it must be kept alive"
+        )
+    named = ", ".join(unused[:_NAMED])
+    more = f" and {len(unused) - _NAMED} more" if len(unused) > _NAMED else ""
+    return (
+        f"{path} declares {len(unused)} references it never mentions (got {named}{more}); "
+        "drop them from the references unless they must be kept alive"
     )
 
 
