@@ -93,3 +93,21 @@ def test_file_that_changes_size_is_an_error(tmp_path: Path) -> None:
     tw = TarWriter(io.BytesIO())
     with pytest.raises(UserError, match="file changed size while it was being read"):
         tw.add_file("f", src, 10)
+
+
+def test_a_file_from_a_slice_of_another(tmp_path: Path) -> None:
+    """A member of a layer file: `size` bytes from `offset`, as if it were a file of its own."""
+    from strata.errors import UserError
+
+    big = tmp_path / "layer"
+    big.write_bytes(b"x" * 700 + b"the member" + b"y" * 3000)
+    sliced, whole = io.BytesIO(), io.BytesIO()
+    (tmp_path / "member").write_bytes(b"the member")
+    for sink, src, offset in ((sliced, big, 700), (whole, tmp_path / "member", 0)):
+        tw = TarWriter(sink)
+        tw.add_file("m", src, 10, offset=offset)
+        tw.close()
+    assert sliced.getvalue() == whole.getvalue()
+    assert b"the member" in sliced.getvalue() and b"x" not in sliced.getvalue()
+    with pytest.raises(UserError, match="file changed size while it was being read"):
+        TarWriter(io.BytesIO()).add_file("m", big, 10, offset=3705)  # past the end

@@ -394,7 +394,7 @@ def main() -> int:
         f["generate_s"] = time.perf_counter() - t0
         f["generate_cpu_s"] = children_cpu() + self_cpu() - cpu0  # the pool's workers too
         f["paths"] = len(closure.paths)
-        f["files"] = sum(len(p.files) for p in closure.paths)
+        f["files"] = sum(p.file_count for p in closure.paths)
         print(
             f"closure: {f['paths']} store paths, {f['files']} files, "
             f"{size(sum(p.size for p in closure.paths))}, max_layers {closure.max_layers} "

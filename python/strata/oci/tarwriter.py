@@ -72,6 +72,8 @@ class TarWriter:
     ) -> None:
         self._sink = sink
         self._buf = bytearray()
+        self._sent = 0
+        self._file_left: int | None = None
         self.mtime = mtime
         self.uid = uid
         self.gid = gid
@@ -99,13 +101,22 @@ class TarWriter:
         src: str | os.PathLike[str],
         size: int,
         mode: int = 0o644,
+        *,
+        offset: int = 0,
         **owner: int | str,
     ) -> None:
-        """Add a regular file whose content is read from `src`; it must still be `size` bytes."""
+        """Add a regular file whose content is read from `src`; it must still be `size` bytes.
+
+        With an `offset`, the content is the `size` bytes of `src` from there (a
+        member of a layer file), and only a short read is an error.
+        """
         self._header(name, REGULAR, mode, size, b"", owner)
         with open(src, "rb", buffering=0) as f:
+            if offset:
+                f.seek(offset)
+            whole = not offset
             if size <= _CHUNK:
-                data = f.read(size + 1)
+                data = f.read(size + 1 if whole else size)
                 if len(data) != size:
                     raise _changed(src, size)
                 self._buf += data
@@ -117,11 +128,42 @@ class TarWriter:
                     if not chunk:
                         raise _changed(src, size)
                     self._sink.write(chunk)
+                    self._sent += len(chunk)
                     remaining -= len(chunk)
-                if f.read(1):
+                if whole and f.read(1):
                     raise _changed(src, size)
         self._pad(size)
         self._maybe_flush()
+
+    def begin_file(self, name: str, size: int, mode: int = 0o644, **owner: int | str) -> None:
+        """Start a regular file of `size` bytes whose content follows in `write_data` calls."""
+        self._header(name, REGULAR, mode, size, b"", owner)
+        self._file_left = size
+
+    def write_data(self, data: bytes) -> None:
+        if self._file_left is None or len(data) > self._file_left:
+            raise ValueError("write_data: more data than begin_file announced")
+        self._file_left -= len(data)
+        if len(data) >= _BUFFER_LIMIT:
+            self._flush()
+            self._sink.write(data)
+            self._sent += len(data)
+        else:
+            self._buf += data
+            self._maybe_flush()
+
+    def end_file(self, size: int) -> None:
+        """End the file `begin_file` started (`size`: what it announced)."""
+        if self._file_left != 0:
+            raise ValueError(f"end_file: {self._file_left} bytes of the file were not written")
+        self._file_left = None
+        self._pad(size)
+        self._maybe_flush()
+
+    @property
+    def position(self) -> int:
+        """Bytes of the stream so far (written to the sink or still buffered)."""
+        return self._sent + len(self._buf)
 
     def add_raw(self, data: bytes | memoryview) -> None:
         """Append already-formatted tar blocks (used when concatenating cached layers)."""
@@ -130,6 +172,7 @@ class TarWriter:
         if len(data) >= _BUFFER_LIMIT:
             self._flush()
             self._sink.write(data)
+            self._sent += len(data)
         else:
             self._buf += data
             self._maybe_flush()
@@ -154,6 +197,18 @@ class TarWriter:
     ) -> None:
         if self._closed:
             raise ValueError("tar stream already closed")
+        self._buf += self.header_bytes(name, typeflag, mode, size, linkname, owner)
+
+    def header_bytes(
+        self,
+        name: str,
+        typeflag: bytes,
+        mode: int,
+        size: int,
+        linkname: bytes,
+        owner: dict[str, int | str],
+    ) -> bytes:
+        """The header blocks (a PAX header first when needed) this writer gives an entry."""
         uid = int(owner.get("uid", self.uid))
         gid = int(owner.get("gid", self.gid))
         uname = str(owner.get("uname", self.uname)).encode("utf-8")
@@ -183,13 +238,14 @@ class TarWriter:
         if not 0 <= mtime <= _MAX_OCTAL_11:
             raise ValueError(f"mtime out of range: {mtime}")
 
+        out = bytearray()
         if pax:
             records = b"".join(_pax_record(k, v) for k, v in sorted(pax))
-            self._buf += _ustar(_PAX_NAME, PAX, 0o644, len(records), b"", 0, 0, b"", b"", mtime)
-            self._buf += records
-            self._pad(len(records))
+            out += _ustar(_PAX_NAME, PAX, 0o644, len(records), b"", 0, 0, b"", b"", mtime)
+            out += records
+            out += bytes(-len(records) % BLOCK)
 
-        self._buf += _ustar(
+        out += _ustar(
             path,
             typeflag,
             mode,
@@ -201,6 +257,7 @@ class TarWriter:
             gname,
             mtime,
         )
+        return bytes(out)
 
     def _pad(self, size: int) -> None:
         rest = size % BLOCK
@@ -214,6 +271,7 @@ class TarWriter:
     def _flush(self) -> None:
         if self._buf:
             self._sink.write(self._buf)
+            self._sent += len(self._buf)
             self._buf = bytearray()
 
 
