@@ -21,3 +21,16 @@ class UserError(Exception):
 def format_error(err: UserError) -> str:
     """The single stderr line for a user error."""
     return f"error: {err}"
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """`text` for an error line: kept whole up to `limit` characters, else its two ends.
+
+    A 5,000-character path or a multi-megabyte command line would drown the
+    one line an error is; its start and end are what tell it apart.
+    """
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    tail = limit - head - 30
+    return f"{text[:head]}...[{len(text) - head - tail} characters]...{text[-tail:]}"

@@ -25,6 +25,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -33,12 +34,12 @@ from pathlib import Path
 
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
-from strata.engine.digests import StatCache, sha256_bytes, xxh3_and_sha256_file
+from strata.engine.digests import StatCache, kind_of, sha256_bytes, xxh3_and_sha256_file
 from strata.engine.graph import is_generated
 from strata.engine.result_check import link_leaves_tree
 from strata.engine.sandbox import Namespace, StagedInput, StagingPlan
 from strata.engine.workers import WorkerGone, WorkerPool, WorkerProcess, is_strata_action
-from strata.errors import UserError
+from strata.errors import UserError, shorten
 
 DEFAULT_PATH = "/bin:/usr/bin"
 _CHUNK = 1 << 20
@@ -123,6 +124,32 @@ def _make_writable(root: Path) -> None:
 def _seal(root: Path) -> None:
     for dirpath, _dirs, _files in os.walk(root, topdown=False):
         os.chmod(dirpath, OUTPUT_MODE)
+
+
+def _check_tree_entry(path: Path, rel: str, tree: str, action: Action) -> int:
+    """The lstat mode of a tree artifact entry, if it is one a tree may hold.
+
+    A FIFO would hang whoever reads it (the engine hashing the tree first), a
+    device or socket has no bytes to cache; and the cache protocol names
+    files in UTF-8. Each is the action's mistake, refused with its name.
+    """
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(
+            f"{action.mnemonic} wrote a file name that is not UTF-8 in tree artifact {tree} "
+            f"(got {shorten(repr(os.fsencode(rel)))}); name the files of outputs in UTF-8",
+            where=action.owner,
+        ) from None
+    mode = os.lstat(path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        raise UserError(
+            f"{action.mnemonic} wrote {kind_of(mode)} in tree artifact {tree} (got "
+            f"{shorten(rel)}); a tree artifact holds only regular files, directories and "
+            "symlinks: remove it, or write a file instead",
+            where=action.owner,
+        )
+    return mode
 
 
 def _check_tree_link(link: Path, rel: str, tree: str, action: Action) -> str:
@@ -358,7 +385,9 @@ class Executor:
         for out in action.outputs:
             p = root / out
             if not p.is_file():
-                what = "a directory" if p.is_dir() else "missing"
+                what = "missing"
+                with contextlib.suppress(OSError):
+                    what = kind_of(p.stat().st_mode)
                 raise UserError(
                     f"{action.mnemonic} did not create declared output {out} (got {what}); "
                     "make the command write every file the rule declares",
@@ -397,9 +426,10 @@ class Executor:
             for name in sorted(dirnames + filenames):
                 p = here / name
                 rel = p.relative_to(src).as_posix()
-                if p.is_symlink():
+                mode = _check_tree_entry(p, rel, out, action)
+                if stat.S_ISLNK(mode):
                     links.append(OutputSymlink(rel, _check_tree_link(p, rel, out, action)))
-                elif name in filenames:
+                elif stat.S_ISREG(mode):
                     os.chmod(p, OUTPUT_MODE)
                     _x, sha = _hash_file(p)
                     listing.append(OutputFile(rel, sha, p.stat().st_size, True))

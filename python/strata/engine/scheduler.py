@@ -30,12 +30,12 @@ from strata.engine.action import Action
 from strata.engine.actionkey import action_key, explain_difference, key_material
 from strata.engine.cache import ActionResult, InvalidEntry
 from strata.engine.cache_tiered import reapi_action_key, scoped
-from strata.engine.digests import tree_digest, tree_listing
+from strata.engine.digests import NotAFile, tree_digest, tree_listing
 from strata.engine.executor import Executor, Running
 from strata.engine.graph import ActionGraph, is_generated
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.result_check import validate_result
-from strata.errors import UserError
+from strata.errors import UserError, shorten
 from strata.fsutil import write_bytes_atomic
 
 
@@ -202,10 +202,25 @@ class Scheduler:
                 else:
                     digest = self.executor.stat_cache.digest(real).sha256
                 out[path] = self.digests[path] = digest
-            except OSError:
+            except NotAFile as e:
+                inside = os.path.relpath(e.path, real) if e.path != os.fspath(real) else ""
+                got = f"{path}/{inside}" if inside else path
                 raise UserError(
-                    f"{action.mnemonic} needs a source file that does not exist (got {path}); "
-                    "create it or remove it from the rule's inputs",
+                    f"{action.mnemonic} has a source that is {e.kind}, not a regular file "
+                    f"(got {shorten(got)}); only regular files, directories and symlinks "
+                    "to them are read: replace it with a file or remove it from the inputs",
+                    where=action.owner,
+                ) from None
+            except (FileNotFoundError, NotADirectoryError):
+                raise UserError(
+                    f"{action.mnemonic} needs a source file that does not exist "
+                    f"(got {shorten(path)}); create it or remove it from the rule's inputs",
+                    where=action.owner,
+                ) from None
+            except OSError as e:
+                raise UserError(
+                    f"{action.mnemonic} cannot read a source file (got {shorten(path)}: "
+                    f"{e.strerror or e}); make it a readable file with a shorter path",
                     where=action.owner,
                 ) from None
         return out
