@@ -133,3 +133,68 @@ def test_a_tree_output_holding_what_no_tree_may_is_one_error(tmp_path: Path, cas
         assert "a tree artifact holds only regular files" in line or "UTF-8" in line
         assert files_under(tmp_path / "ob" / "execroot" / "w" / "bazel-out") == []
         assert files_under(cache / "ac") == []
+
+
+# -- BUILD, .bzl and WORKSPACE files a parser must not crash on --------------------------
+
+DEEP = 200_000
+RULE_BZL = 'def noop(name):\n    native.genrule(name = name, outs = [name + ".o"], cmd = "echo > $@")\n'
+LOAD_NOOP = 'load("//defs:r.bzl", "noop")\n'
+
+LOADING_CASES: dict[str, tuple[dict[str, str | bytes], str]] = {
+    # name: (files, expected error line)
+    "BUILD file that is not UTF-8": (
+        {"p/BUILD": b'genrule(name = "g", outs = ["o"],\n    cmd = "echo \xff > $@")\n'},
+        r"^error: p/BUILD:2:17: file is not valid UTF-8 \(got byte 0xff\); save it as UTF-8$",
+    ),
+    ".bzl file that is not UTF-8": (
+        {"defs/r.bzl": b"# caf\xe9\n" + RULE_BZL.encode(), "p/BUILD": LOAD_NOOP},
+        # the load() that read it, then the byte's own place
+        r"^error: p/BUILD:1:1: defs/r.bzl:1:6: file is not valid UTF-8 \(got byte 0xe9\); "
+        r"save it as UTF-8$",
+    ),
+    "WORKSPACE that is not UTF-8": (
+        {"WORKSPACE": b'workspace(name = "w\xc3")\n', "p/BUILD": ""},
+        r"^error: WORKSPACE:1:20: file is not valid UTF-8 \(got byte 0xc3\); save it as UTF-8$",
+    ),
+    "200,000-deep nested list in a BUILD file": (
+        {"p/BUILD": "x = " + "[" * DEEP + "]" * DEEP + "\n"},
+        r"^error: p/BUILD:1:1005: expression nested too deeply \(got more than 1000 levels "
+        r"of brackets and chained operators\); split it using variables$",
+    ),
+    "200,000-deep nested dict in a BUILD file": (
+        {"p/BUILD": "x = " + "{1: " * DEEP + "1" + "}" * DEEP + "\n"},
+        r"^error: p/BUILD:1:\d+: expression nested too deeply",
+    ),
+    "200,000 chained additions in a .bzl file": (
+        {"defs/r.bzl": RULE_BZL + "x = 1" + " + 1" * DEEP + "\n", "p/BUILD": LOAD_NOOP},
+        r"^error: p/BUILD:1:1: defs/r.bzl:3:2005: expression nested too deeply",
+    ),
+    "200,000 unary minus in a BUILD file": (
+        {"p/BUILD": "x = " + "-" * DEEP + "1\n"},
+        r"^error: p/BUILD:1:1005: expression nested too deeply",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOADING_CASES))
+def test_a_source_file_the_parser_cannot_take_is_one_error(tmp_path: Path, case: str) -> None:
+    files, expected = LOADING_CASES[case]
+    ws = workspace(tmp_path / "ws", {"defs/BUILD": "", "defs/r.bzl": RULE_BZL, **files})
+    got = strata(ws, "build", f"--output_base={tmp_path / 'ob'}", "//p:all")
+    assert_one_error(got, expected)  # not a traceback, not a SIGSEGV (exit -11)
+
+
+def test_nesting_just_below_the_bound_still_builds(tmp_path: Path) -> None:
+    deep = 990
+    ws = workspace(
+        tmp_path / "ws",
+        {
+            "p/BUILD": "x = " + "[" * deep + "]" * deep + "\n"
+            "y = 1" + " + 1" * (deep // 2) + "\n"
+            'genrule(name = "g", outs = ["o"], cmd = "echo %d > $@" % y)\n',
+        },
+    )
+    got = strata(ws, "build", f"--output_base={tmp_path / 'ob'}", "//p:g")
+    assert got.code == 0, got.err
+    assert (ws / "strata-bin" / "p" / "o").read_text() == f"{deep // 2 + 1}\n"

@@ -205,7 +205,7 @@ class Loader:
             raise UserError(
                 f"cannot load {key}: file not found (got {path}); check the label and the path",
             )
-        source = self.reads.read_text(path)
+        source = self.reads.read_text(path, self.display_path(label))
         self._sources[key] = source
         self._loading.append(key)
         try:
@@ -230,7 +230,9 @@ class Loader:
             path = root / rest if root else None
         else:
             path = self.workspace_root / name
-        return path.read_text() if path is not None and path.is_file() else None
+        if path is None or not path.is_file():
+            return None
+        return path.read_bytes().decode(errors="replace")
 
     def rule_name(self, module: str, index: int) -> str:
         """The name a rule was exported as (`foo = rule(...)`), for messages."""
@@ -313,7 +315,7 @@ class Loader:
                 f"no WORKSPACE file in {self.workspace_root} (got none); "
                 "run strata in a Bazel workspace or create an empty WORKSPACE"
             )
-        source = self.reads.read_text(path)
+        source = self.reads.read_text(path, path.name)
         module, file_loader = self.new_module("//:WORKSPACE", "", "")
         for chunk in split_workspace(source):
             evaluate(module, parse(path.name, chunk), file_loader, self.errors)

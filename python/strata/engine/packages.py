@@ -228,7 +228,8 @@ class Packages:
         try:
             from strata.engine.starlark_env import evaluate, parse
 
-            ast = parse(self.loader.display_path(label), self.loader.reads.read_text(path))
+            shown = self.loader.display_path(label)
+            ast = parse(shown, self.loader.reads.read_text(path, shown))
             evaluate(module, ast, file_loader, self.loader.errors)
         finally:
             self._current.pop()
