@@ -58,7 +58,9 @@ def strata(
             check=False,
         )
     except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"strata {args} hung (no answer in {timeout} s): {e.stderr!r}")
+        raise AssertionError(
+            f"strata {args} hung (no answer in {timeout} s): {e.stderr!r}"
+        ) from None
     return Outcome(
         proc.returncode,
         proc.stdout.decode(errors="replace"),

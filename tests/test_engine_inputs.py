@@ -48,6 +48,11 @@ def _link_to(target: str) -> Callable[[Path], None]:
     return lambda path: path.symlink_to(target)
 
 
+def _link_to_fifo(path: Path) -> None:
+    _fifo(path.parent / "f")
+    path.symlink_to("f")
+
+
 def _in_dir(make: Callable[[Path], None]) -> Callable[[Path], None]:
     def setup(path: Path) -> None:
         path.mkdir()
@@ -62,11 +67,7 @@ SOURCE_CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "FIFO source": (_fifo, "a FIFO", "p/in"),
     "socket source": (_socket, "a socket", "p/in"),
     "/dev/zero as a source": (_link_to("/dev/zero"), "a character device", "p/in"),
-    "link to a FIFO as a source": (
-        lambda p: (_fifo(p.parent / "f"), p.symlink_to("f")) and None,
-        "a FIFO",
-        "p/in",
-    ),
+    "link to a FIFO as a source": (_link_to_fifo, "a FIFO", "p/in"),
     "FIFO in a source directory": (_in_dir(_fifo), "a FIFO", "p/in/bad"),
     "socket in a source directory": (_in_dir(_socket), "a socket", "p/in/bad"),
 }
@@ -127,7 +128,12 @@ def test_a_tree_output_holding_what_no_tree_may_is_one_error(tmp_path: Path, cas
     cache = tmp_path / "cache"
     for _ in range(2):  # a device node was cached as an empty file: the second build passed
         got = strata(
-            ws, "build", f"--output_base={tmp_path / 'ob'}", f"--disk_cache={cache}", *flags, "//p:t"
+            ws,
+            "build",
+            f"--output_base={tmp_path / 'ob'}",
+            f"--disk_cache={cache}",
+            *flags,
+            "//p:t",
         )
         line = assert_one_error(got, rf"^error: //p:t: Action {expected}")
         assert "a tree artifact holds only regular files" in line or "UTF-8" in line
@@ -138,7 +144,9 @@ def test_a_tree_output_holding_what_no_tree_may_is_one_error(tmp_path: Path, cas
 # -- BUILD, .bzl and WORKSPACE files a parser must not crash on --------------------------
 
 DEEP = 200_000
-RULE_BZL = 'def noop(name):\n    native.genrule(name = name, outs = [name + ".o"], cmd = "echo > $@")\n'
+RULE_BZL = (
+    'def noop(name):\n    native.genrule(name = name, outs = [name + ".o"], cmd = "echo > $@")\n'
+)
 LOAD_NOOP = 'load("//defs:r.bzl", "noop")\n'
 
 LOADING_CASES: dict[str, tuple[dict[str, str | bytes], str]] = {

@@ -69,11 +69,16 @@ def label_str(label):
     repo = getattr(label, "workspace_name", "")
     return "%s//%s:%s" % ("@" + repo if repo else "", label.package, label.name)
 
+# uid_t and gid_t are 32 bits: GNU tar rejects a larger id in a PAX header, and no kernel has one.
+MAX_ID = 4294967295
+
 def check_ownership(ctx):
     for a in ("uid", "gid"):
         v = getattr(ctx.attr, a)
         if v < 0:
             label_fail(ctx, a, "must not be negative", v, "use 0 or a positive id")
+        if v > MAX_ID:
+            label_fail(ctx, a, "must fit in 32 bits", v, "use an id from 0 to %d" % MAX_ID)
 
 def validate_config(ctx, config_json):
     """Decode `config` (a JSON string) and check Env, Cmd and Entrypoint types."""

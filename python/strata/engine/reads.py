@@ -114,8 +114,7 @@ class Reads:
             line = data.count(b"\n", 0, e.start) + 1
             column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
             raise UserError(
-                f"file is not valid UTF-8 (got byte 0x{data[e.start]:02x}); "
-                "save it as UTF-8",
+                f"file is not valid UTF-8 (got byte 0x{data[e.start]:02x}); save it as UTF-8",
                 where=f"{display or path}:{line}:{column}",
             ) from None
 
