@@ -206,3 +206,53 @@ def test_nesting_just_below_the_bound_still_builds(tmp_path: Path) -> None:
     got = strata(ws, "build", f"--output_base={tmp_path / 'ob'}", "//p:g")
     assert got.code == 0, got.err
     assert (ws / "strata-bin" / "p" / "o").read_text() == f"{deep // 2 + 1}\n"
+
+
+# -- names and command lines the system cannot take -------------------------------------
+
+LONG_NAME = "n" * 300
+LONG_PATH = "/".join(["d" * 200] * 25)  # 5,024 characters
+
+NAME_CASES: dict[str, tuple[str, str]] = {
+    # name: (BUILD of //p:g, expected error line)
+    "source named with 300 characters": (
+        f'genrule(name = "g", srcs = ["{LONG_NAME}"], outs = ["o"], cmd = "cat $< > $@")\n',
+        r"^error: //p:g: Genrule cannot read a source file \(got p/n{100,}\.\.\.\[\d+ characters"
+        r"\]\.\.\.n+: File name too long\); make it a readable file with a shorter path$",
+    ),
+    "source at a 5,000-character path": (
+        f'genrule(name = "g", srcs = ["{LONG_PATH}"], outs = ["o"], cmd = "cat $< > $@")\n',
+        r"^error: //p:g: Genrule cannot read a source file \(got p/d+\.\.\.\[\d+ characters\]"
+        r"\.\.\.d+: File name too long\)",
+    ),
+    "output named with 300 characters": (
+        f'genrule(name = "g", outs = ["{LONG_NAME}"], cmd = "echo > $@")\n',
+        r"^error: //p:g: Genrule failed with exit status 1 \(got command: .*\); see the action's "
+        r"output below$",
+    ),
+    "output at a 5,000-character path": (
+        f'genrule(name = "g", outs = ["{LONG_PATH}"], cmd = "echo > $@")\n',
+        r"^error: //p:g: File name too long \(got /\S+\.\.\.\[\d+ characters\]\.\.\.d+\); "
+        r"shorten it: a file name holds at most 255 bytes, a path 4,095$",
+    ),
+    "8 MB command line (E2BIG)": (
+        'genrule(name = "g", outs = ["o"], cmd = "echo " + "x" * 8000000 + " > $@")\n',
+        r"^error: //p:g: Genrule could not start \(got Argument list too long: /bin/bash -c "
+        r"'set -euo pipefail; echo x+\.\.\.\[\d+ characters\]\.\.\.x+ > bazel-out/\S+/p/o'\); "
+        r"the kernel takes at most 128 KiB an argument and about 2 MiB in all \(this one is "
+        r"\d+ bytes\): pass long lists in a file, e.g. args.use_param_file\(\)$",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAME_CASES))
+def test_a_name_or_command_line_too_long_for_the_system_is_one_error(
+    tmp_path: Path, case: str
+) -> None:
+    build, expected = NAME_CASES[case]
+    ws = workspace(tmp_path / "ws", {"p/BUILD": build})
+    got = strata(ws, "build", f"--output_base={tmp_path / 'ob'}", "//p:g")
+    assert_one_error(got, expected)
+    assert len(got.err) < 8000  # nothing echoes the 8 MB command line or 5,000-character path
+    assert files_under(tmp_path / "ob" / "execroot" / "w" / "bazel-out") == []
+    assert list((tmp_path / "ob" / "sandbox").glob("*")) == []  # no sandbox left half-made

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from strata import __version__
-from strata.errors import UserError, format_error
+from strata.errors import UserError, environment_error, format_error
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -92,7 +92,14 @@ def _locked_output_base(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
         try:
             yield base, stat_cache
         finally:
-            stat_cache.save()
+            try:
+                stat_cache.save()
+            except OSError as e:  # a full disk must not hide the error on its way out
+                print(
+                    f"warning: cannot save {base.stat_cache_file} (got {e.strerror or e}); "
+                    "the next build reads the sources again",
+                    file=sys.stderr,
+                )
 
 
 def _analyze(
@@ -207,9 +214,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from strata.engine.outputbase import bin_dir
 
     prefix = bin_dir() + "/"
+    link = base.workspace / "strata-bin"
+    # where the link could not be made (a read-only workspace), the real place
+    linked = link.is_symlink() and os.readlink(link) == str(base.bin)
+    bin_shown = "strata-bin" if linked else str(base.bin)
     for label in sorted(result.targets, key=str):
         files = _files_of(result.targets[label])
-        shown = ["strata-bin/" + f[len(prefix) :] if f.startswith(prefix) else f for f in files]
+        shown = [f"{bin_shown}/{f[len(prefix) :]}" if f.startswith(prefix) else f for f in files]
         # stderr, as Bazel does: stdout stays free for what targets print (`run`)
         print(f"Target {label} up-to-date:" + "".join(f"\n  {f}" for f in shown), file=sys.stderr)
     return _not_all_analysed(result)
@@ -503,11 +514,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as e:
+        env = environment_error(e)
+        if env is None:
+            return _internal_error()
+        print(format_error(env), file=sys.stderr)
+        return 1
     except Exception:
-        traceback.print_exc()
-        print(
-            f"strata {__version__}: internal error (a bug in strata, not in your input); "
-            "please report it with the traceback above",
-            file=sys.stderr,
-        )
-        return 2
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    """A bug: the traceback of the exception being handled, and a line asking for a report."""
+    traceback.print_exc()
+    print(
+        f"strata {__version__}: internal error (a bug in strata, not in your input); "
+        "please report it with the traceback above",
+        file=sys.stderr,
+    )
+    return 2

@@ -177,13 +177,34 @@ def _can_exec(tool: str, execroot: Path, path: str) -> bool:
     return bool(tool) and shutil.which(tool, path=path) is not None
 
 
-def _could_not_start(action: Action, why: str) -> ActionFailed:
+def _could_not_start(action: Action, code: int) -> ActionFailed:
+    command = shlex.join(action.argv)
+    fix = "declare the tool as an input and check its path and executable bit"
+    if code == errno.E2BIG:
+        size = len(command) + sum(len(k) + len(v) + 2 for k, v in action.env)
+        fix = (
+            f"the kernel takes at most 128 KiB an argument and about 2 MiB in all (this one "
+            f"is {size} bytes): pass long lists in a file, e.g. args.use_param_file()"
+        )
     return ActionFailed(
         action,
-        f"{action.mnemonic} could not start (got {why}: {shlex.join(action.argv)}); "
-        "declare the tool as an input and check its path and executable bit",
+        f"{action.mnemonic} could not start (got {os.strerror(code)}: {shorten(command)}); {fix}",
         "",
     )
+
+
+def _where_to_look(output: str, sandbox: Path) -> str:
+    """The end of a failed action's error: its output follows, or why there is none."""
+    if output.strip():
+        return "see the action's output below"
+    with contextlib.suppress(OSError):
+        st = os.statvfs(sandbox)
+        if st.f_bavail * st.f_frsize < (1 << 20):
+            return (
+                "it printed nothing, and the output base's file system is full: free some "
+                "space and build again"
+            )
+    return "it printed nothing: run it by hand, or with --verbose_failures to keep its sandbox"
 
 
 def _is_real_dir(path: Path) -> bool:
@@ -245,6 +266,13 @@ class Executor:
     def start(self, action: Action) -> Running:
         self.sandbox_root.mkdir(parents=True, exist_ok=True)
         sandbox = Path(tempfile.mkdtemp(prefix="a", dir=self.sandbox_root))
+        try:
+            return self._start_in(sandbox, action)
+        except BaseException:
+            self._discard(sandbox)  # staging failed (a path too long, a full disk)
+            raise
+
+    def _start_in(self, sandbox: Path, action: Action) -> Running:
         root = sandbox / "execroot"
         root.mkdir()
         worker = None
@@ -282,7 +310,7 @@ class Executor:
             # bwrap would only say "execvp" in the action's output: say it as without it.
             if not _can_exec(argv[0] if argv else "", root, env["PATH"]):
                 self._discard(sandbox)
-                raise _could_not_start(action, os.strerror(errno.ENOENT))
+                raise _could_not_start(action, errno.ENOENT)
             network = "requires-network" in action.tags
             plan = StagingPlan(sandbox, root, staged, network)
             argv = self.namespace.command(plan, argv)
@@ -300,7 +328,7 @@ class Executor:
                 )
             except OSError as e:
                 self._discard(sandbox)
-                raise _could_not_start(action, e.strerror or str(e)) from None
+                raise _could_not_start(action, e.errno or errno.ENOEXEC) from None
         return Running(action, proc, sandbox)
 
     def _link_input(self, root: Path, path: str) -> StagedInput:
@@ -346,8 +374,8 @@ class Executor:
                 raise ActionFailed(
                     action,
                     f"{action.mnemonic} failed with {status} "
-                    f"(got command: {shlex.join(action.argv)}{detail}); "
-                    "see the action's output below",
+                    f"(got command: {shorten(shlex.join(action.argv))}{detail}); "
+                    + _where_to_look(output, sandbox),
                     output,
                 )
             result = self._collect(running)

@@ -35,7 +35,7 @@ from strata.engine.executor import Executor, Running
 from strata.engine.graph import ActionGraph, is_generated
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.result_check import validate_result
-from strata.errors import UserError, shorten
+from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
 
 
@@ -94,6 +94,15 @@ class _Slot:
     pidfd: int
     material: dict[str, Any]
     key: str
+
+
+def _machine_failure(err: OSError, action: Action) -> UserError:
+    """A full disk or a too-long output path, as the failure of the action it stopped;
+    any other OSError is a bug and goes on up."""
+    found = environment_error(err, where=action.owner)
+    if found is None:
+        raise err
+    return found
 
 
 class Scheduler:
@@ -158,6 +167,9 @@ class Scheduler:
                     except UserError as err:
                         failed(i, err)
                         continue
+                    except OSError as err:
+                        failed(i, _machine_failure(err, self.graph.actions[i]))
+                        continue
                     if isinstance(outcome, _Slot):
                         slots[outcome.pidfd] = outcome
                     else:
@@ -170,6 +182,9 @@ class Scheduler:
                         result = self._end(slot)
                     except UserError as err:
                         failed(slot.index, err)
+                        continue
+                    except OSError as err:
+                        failed(slot.index, _machine_failure(err, slot.running.action))
                         continue
                     done(slot.index, result)
         finally:
