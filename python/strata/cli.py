@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -504,14 +505,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 1
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return func(args)
     except UserError as e:
         print(format_error(e), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(
+            f"error: strata {args.command}: interrupted (got {name}); running actions were "
+            "stopped and nothing half-written was kept: run it again to finish",
+            file=sys.stderr,
+        )
+        return 128 + signum
     except BrokenPipeError:
         return 1
     except OSError as e:
@@ -522,6 +530,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception:
         return _internal_error()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT, raised where the main thread is, so every `finally` on the way
+    out runs: the scheduler kills the running actions and removes their sandboxes, the
+    workers are closed, half-written files are deleted."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    # A second signal must not cut the clean-up short (kill -9 still can; the next
+    # build then removes what is left, see strata.engine.leftovers).
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
+    raise Stopped(signum)
 
 
 def _internal_error() -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strata.canonical import json_bytes
+from strata.engine import leftovers
 from strata.engine.action import Action
 from strata.engine.cache_local import LocalDiskCache
 from strata.engine.digests import StatCache
@@ -84,6 +85,12 @@ def _execute_locked(
     namespace, why = choose_sandbox(config.sandbox)
     if namespace is None:
         reporter.warning(fallback_warning(why))
+    cleaned = leftovers.clean_up(base.sandbox_root)
+    if cleaned.sandboxes:
+        reporter.info(
+            "strata: cleaned up after a build that did not finish (got "
+            f"{cleaned.sandboxes} sandboxes and {cleaned.processes} processes left behind)"
+        )
     graph = build_graph(actions)
     log = ActionLog(base.action_log_file)
     cache: Cache | None = None

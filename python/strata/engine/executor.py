@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strata.engine import leftovers
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
 from strata.engine.digests import StatCache, kind_of, sha256_bytes, xxh3_and_sha256_file
@@ -329,6 +330,7 @@ class Executor:
             except OSError as e:
                 self._discard(sandbox)
                 raise _could_not_start(action, e.errno or errno.ENOEXEC) from None
+        leftovers.record(sandbox, proc.pid)  # for the next build, should this engine be killed
         return Running(action, proc, sandbox)
 
     def _link_input(self, root: Path, path: str) -> StagedInput:
@@ -382,6 +384,8 @@ class Executor:
         finally:
             if not (verbose and code != 0):
                 self._discard(sandbox)
+            else:
+                leftovers.mark_kept(sandbox)
         if self.cache is not None and "no-cache" not in action.tags:
             self._store(result)
         proc = running.process

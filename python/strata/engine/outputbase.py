@@ -136,6 +136,9 @@ class OutputBase:
 
     def clean(self, *, expunge: bool) -> None:
         """Remove outputs (keeping the disk cache) or, with expunge, the whole output base."""
+        from strata.engine.leftovers import clean_up
+
+        clean_up(self.sandbox_root)  # processes a killed build left running there
         link = self.workspace / "strata-bin"
         if link.is_symlink():
             link.unlink()
