@@ -282,10 +282,7 @@ class Loader:
             if repo == "strata":
                 self.repo_roots[repo] = STRATA_ROOT
                 return STRATA_ROOT
-            known = sorted([*self.repos, "strata"])
-            close = difflib.get_close_matches(repo, known, n=1)
-            hint = f"did you mean @{close[0]}?" if close else "declare it in WORKSPACE"
-            raise UserError(f"no such repository '@{repo}' (got {where or '@' + repo}); {hint}")
+            raise self.no_such_repository(repo, where or "@" + repo)
         if spec.path is not None:
             root = spec.path
         elif self.fetch_repo is None:
@@ -294,6 +291,15 @@ class Loader:
             root = self.fetch_repo(spec)
         self.repo_roots[repo] = root
         return root
+
+    def knows_repo(self, repo: str) -> bool:
+        """Whether `repo` (canonical) is declared, without fetching it."""
+        return repo in ("", "strata") or repo in self.repos or repo in self.repo_roots
+
+    def no_such_repository(self, repo: str, got: str, where: str | None = None) -> UserError:
+        close = difflib.get_close_matches(repo, sorted([*self.repos, "strata"]), n=1)
+        hint = f"did you mean @{close[0]}?" if close else "declare it in WORKSPACE"
+        return UserError(f"no such repository '@{repo}' (got {got}); {hint}", where=where)
 
     def add_repo(self, spec: RepoSpec) -> None:
         if spec.name in self.repos or spec.name in ("", self.workspace_name):
