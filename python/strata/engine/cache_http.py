@@ -154,6 +154,8 @@ class HttpCache:
         self._lock = threading.Lock()
         self._warned_put = False
         self.disabled = False
+        self.uploads_off = False
+        """Set when the server lost an upload: later ones would be lost too."""
         self.corrupt_blobs: set[str] = set()
         """Blobs the server sent wrong bytes for: uploaded again even though it has them."""
         self.stats = TransferStats()
@@ -196,6 +198,18 @@ class HttpCache:
             return self._pool.request(method, url, **kw)
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise self._off(method, url, err) from None
+
+    def upload_lost(self, what: str, how: str) -> None:
+        """An upload the server took, then lost: warn once and stop uploading for this build."""
+        with self._lock:
+            first, self._warned_put = not self._warned_put, True
+            self.uploads_off = True
+        if first:
+            self._warn(
+                f"remote cache {self.shown_url}: the server accepted {what} but {how} when "
+                "read back; results stay local: check the server's storage (full? read-only?) "
+                "and its log"
+            )
 
     def _rejected(self, method: str, url: str, status: int) -> None:
         with self._lock:
