@@ -27,6 +27,7 @@ import pytest
 
 from casekit import PYTHON_DIR, Outcome, assert_one_error, strata, workspace
 from realtools import need
+from test_hostile_layers import snapshot
 
 BOUND = 120.0
 """Seconds to wait for something that should take well under one (a bound, not a check)."""
@@ -83,8 +84,11 @@ def finish(proc: subprocess.Popen[bytes]) -> Outcome:
 
 def genrule_build(tmp: Path, marker: str) -> tuple[Path, list[str]]:
     # a child in the background and a `wait`: killing the shell alone would orphan it
-    build = f'genrule(name = "slow", outs = ["o"], cmd = "sleep {marker} & wait; touch $@")\n'
-    ws = workspace(tmp / "ws", {"p/BUILD": build})
+    build = (
+        f'genrule(name = "slow", srcs = ["in.txt"], outs = ["o"], '
+        f'cmd = "sleep {marker} & wait; cp $< $@")\n'
+    )
+    ws = workspace(tmp / "ws", {"p/BUILD": build, "p/in.txt": "source\n"})
     return ws, [sys.executable, "-m", "strata", "build", f"--output_base={tmp / 'ob'}"]
 
 
@@ -180,6 +184,18 @@ def test_after_kill_9_the_next_build_stops_the_orphans_and_removes_the_sandbox(
     assert len(left) == 1  # nothing could remove it
     if sandbox == "directory":  # the action runs on, orphaned
         assert running(marker)
+    # what the clean-up must not touch: the sources the sandbox links to, a directory a
+    # link planted in it leads to, and a process of someone else's
+    canary = tmp_path / "canary"
+    (canary / "victim").mkdir(parents=True)
+    (canary / "victim" / "keep").write_text("keep\n")
+    (left[0] / "execroot" / "evil").symlink_to(canary)
+    (left[0] / "execroot" / "ro").mkdir()
+    (left[0] / "execroot" / "ro" / "f").write_text("x")
+    os.chmod(left[0] / "execroot" / "ro", 0o555)
+    before = snapshot(canary)
+    decoy_marker = sleeper()
+    decoy = subprocess.Popen(["sleep", decoy_marker], start_new_session=True)
     # (in the namespace sandbox bubblewrap's --die-with-parent ends it, unless the engine
     # died before bubblewrap could ask for that: the next build stops it then)
     (ws / "p" / "BUILD").write_text('genrule(name = "slow", outs = ["o"], cmd = "echo ok > $@")\n')
@@ -197,6 +213,11 @@ def test_after_kill_9_the_next_build_stops_the_orphans_and_removes_the_sandbox(
         re.M,
     ), got.err
     assert (ws / "strata-bin" / "p" / "o").read_text() == "ok\n"
+    assert snapshot(canary) == before
+    assert (ws / "p" / "in.txt").read_text() == "source\n"
+    assert decoy.poll() is None and running(decoy_marker)
+    decoy.kill()
+    decoy.wait()
 
 
 def test_a_sandbox_kept_by_verbose_failures_is_not_cleaned_up(tmp_path: Path) -> None:
