@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from strata import __version__
-from strata.errors import UserError, format_error
+from strata.errors import UserError, environment_error, format_error
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -96,7 +97,14 @@ def _locked_output_base(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
         try:
             yield base, stat_cache
         finally:
-            stat_cache.save()
+            try:
+                stat_cache.save()
+            except OSError as e:  # a full disk must not hide the error on its way out
+                print(
+                    f"warning: cannot save {base.stat_cache_file} (got {e.strerror or e}); "
+                    "the next build reads the sources again",
+                    file=sys.stderr,
+                )
 
 
 def _analyze(
@@ -213,9 +221,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from strata.engine.outputbase import bin_dir
 
     prefix = bin_dir() + "/"
+    link = base.workspace / "strata-bin"
+    # where the link could not be made (a read-only workspace), the real place
+    linked = link.is_symlink() and os.readlink(link) == str(base.bin)
+    bin_shown = "strata-bin" if linked else str(base.bin)
     for label in sorted(result.targets, key=str):
         shown = [
-            "strata-bin/" + f[len(prefix) :] if f.startswith(prefix) else f
+            f"{bin_shown}/{f[len(prefix) :]}" if f.startswith(prefix) else f
             for f in top[label].shown
         ]
         # stderr, as Bazel does: stdout stays free for what targets print (`run`)
@@ -526,21 +538,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 1
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return func(args)
     except UserError as e:
         print(format_error(e), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 1
-    except Exception:
-        traceback.print_exc()
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
         print(
-            f"strata {__version__}: internal error (a bug in strata, not in your input); "
-            "please report it with the traceback above",
+            f"error: strata {args.command}: interrupted (got {name}); running actions were "
+            "stopped and nothing half-written was kept: run it again to finish",
             file=sys.stderr,
         )
-        return 2
+        return 128 + signum
+    except BrokenPipeError:
+        return 1
+    except OSError as e:
+        env = environment_error(e)
+        if env is None:
+            return _internal_error()
+        print(format_error(env), file=sys.stderr)
+        return 1
+    except Exception:
+        return _internal_error()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT, raised where the main thread is, so every `finally` on the way
+    out runs: the scheduler kills the running actions and removes their sandboxes, the
+    workers are closed, half-written files are deleted."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    # A second signal must not cut the clean-up short (kill -9 still can; the next
+    # build then removes what is left, see strata.engine.leftovers).
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+def _internal_error() -> int:
+    """A bug: the traceback of the exception being handled, and a line asking for a report."""
+    traceback.print_exc()
+    print(
+        f"strata {__version__}: internal error (a bug in strata, not in your input); "
+        "please report it with the traceback above",
+        file=sys.stderr,
+    )
+    return 2

@@ -34,15 +34,17 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strata.engine import leftovers
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
-from strata.engine.digests import StatCache, sha256_bytes
+from strata.engine.digests import StatCache, kind_of, sha256_bytes
 from strata.engine.forest import Forest
 from strata.engine.graph import is_generated
 from strata.engine.output_digests import OutputDigests, Pending
@@ -56,7 +58,7 @@ from strata.engine.workers import (
     WorkerProcess,
     is_strata_action,
 )
-from strata.errors import UserError
+from strata.errors import UserError, shorten
 
 DEFAULT_PATH = "/bin:/usr/bin"
 _CHUNK = 1 << 20
@@ -150,6 +152,32 @@ def _seal_file(path: Path) -> os.stat_result:
     return os.stat(path)
 
 
+def _check_tree_entry(path: Path, rel: str, tree: str, action: Action) -> int:
+    """The lstat mode of a tree artifact entry, if it is one a tree may hold.
+
+    A FIFO would hang whoever reads it (the engine hashing the tree first), a
+    device or socket has no bytes to cache; and the cache protocol names
+    files in UTF-8. Each is the action's mistake, refused with its name.
+    """
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(
+            f"{action.mnemonic} wrote a file name that is not UTF-8 in tree artifact {tree} "
+            f"(got {shorten(repr(os.fsencode(rel)))}); name the files of outputs in UTF-8",
+            where=action.owner,
+        ) from None
+    mode = os.lstat(path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        raise UserError(
+            f"{action.mnemonic} wrote {kind_of(mode)} in tree artifact {tree} (got "
+            f"{shorten(rel)}); a tree artifact holds only regular files, directories and "
+            "symlinks: remove it, or write a file instead",
+            where=action.owner,
+        )
+    return mode
+
+
 def _check_tree_link(link: Path, rel: str, tree: str, action: Action) -> str:
     """Bazel's rule for symlinks in a tree artifact: they must resolve, relative ones inside it."""
     target = os.readlink(link)
@@ -175,11 +203,18 @@ def _can_exec(tool: str, execroot: Path, path: str) -> bool:
     return bool(tool) and shutil.which(tool, path=path) is not None
 
 
-def _could_not_start(action: Action, why: str) -> ActionFailed:
+def _could_not_start(action: Action, code: int) -> ActionFailed:
+    command = shlex.join(action.argv)
+    fix = "declare the tool as an input and check its path and executable bit"
+    if code == errno.E2BIG:
+        size = len(command) + sum(len(k) + len(v) + 2 for k, v in action.env)
+        fix = (
+            f"the kernel takes at most 128 KiB an argument and about 2 MiB in all (this one "
+            f"is {size} bytes): pass long lists in a file, e.g. args.use_param_file()"
+        )
     return ActionFailed(
         action,
-        f"{action.mnemonic} could not start (got {why}: {shlex.join(action.argv)}); "
-        "declare the tool as an input and check its path and executable bit",
+        f"{action.mnemonic} could not start (got {os.strerror(code)}: {shorten(command)}); {fix}",
         "",
     )
 
@@ -187,6 +222,20 @@ def _could_not_start(action: Action, why: str) -> ActionFailed:
 def _is_tool(path: str, tool: str) -> bool:
     """The worker's launcher or one of its runfiles: the worker already runs them."""
     return path == tool or path.startswith(tool + ".runfiles/")
+
+
+def _where_to_look(output: str, sandbox: Path) -> str:
+    """The end of a failed action's error: its output follows, or why there is none."""
+    if output.strip():
+        return "see the action's output below"
+    with contextlib.suppress(OSError):
+        st = os.statvfs(sandbox)
+        if st.f_bavail * st.f_frsize < (1 << 20):
+            return (
+                "it printed nothing, and the output base's file system is full: free some "
+                "space and build again"
+            )
+    return "it printed nothing: run it by hand, or with --verbose_failures to keep its sandbox"
 
 
 def _is_real_dir(path: Path) -> bool:
@@ -257,6 +306,13 @@ class Executor:
             return self._start_in_place(action, worker)
         self.sandbox_root.mkdir(parents=True, exist_ok=True)
         sandbox = Path(tempfile.mkdtemp(prefix="a", dir=self.sandbox_root))
+        try:
+            return self._start_in(sandbox, action, worker)
+        except BaseException:
+            self._discard(sandbox)  # staging failed (a path too long, a full disk)
+            raise
+
+    def _start_in(self, sandbox: Path, action: Action, worker: Worker | None) -> Running:
         root = sandbox / "execroot"
         root.mkdir()
         tool = action.argv[0] if worker is not None else None
@@ -282,7 +338,7 @@ class Executor:
             # bwrap would only say "execvp" in the action's output: say it as without it.
             if not _can_exec(argv[0] if argv else "", root, env.get("PATH", DEFAULT_PATH)):
                 self._discard(sandbox)
-                raise _could_not_start(action, os.strerror(errno.ENOENT))
+                raise _could_not_start(action, errno.ENOENT)
             network = "requires-network" in action.tags
             plan = StagingPlan(sandbox, root, staged, network)
             argv = self.namespace.command(plan, argv)
@@ -300,7 +356,8 @@ class Executor:
                 )
             except OSError as e:
                 self._discard(sandbox)
-                raise _could_not_start(action, e.strerror or str(e)) from None
+                raise _could_not_start(action, e.errno or errno.ENOEXEC) from None
+        leftovers.record(sandbox, proc.pid)  # for the next build, should this engine be killed
         return Running(action, proc, sandbox, root)
 
     def _worker_for(self, action: Action) -> Worker | None:
@@ -422,8 +479,8 @@ class Executor:
                 raise ActionFailed(
                     action,
                     f"{action.mnemonic} failed with {status} "
-                    f"(got command: {shlex.join(action.argv)}{detail}); "
-                    "see the action's output below",
+                    f"(got command: {shorten(shlex.join(action.argv))}{detail}); "
+                    + _where_to_look(output, sandbox),
                     output,
                 )
             result = self._collect(running, reported)
@@ -434,6 +491,8 @@ class Executor:
         finally:
             if sandbox is not None and not (verbose and code != 0):
                 self._discard(sandbox)
+            else:
+                leftovers.mark_kept(sandbox)
         if self.cache is not None and "no-cache" not in action.tags:
             self._store(result)
         if isinstance(proc, WorkerProcess):
@@ -487,7 +546,9 @@ class Executor:
         for out in action.outputs:
             p = root / out
             if not p.is_file():
-                what = "a directory" if p.is_dir() else "missing"
+                what = "missing"
+                with contextlib.suppress(OSError):
+                    what = kind_of(p.stat().st_mode)
                 raise UserError(
                     f"{action.mnemonic} did not create declared output {out} (got {what}); "
                     "make the command write every file the rule declares",
@@ -530,9 +591,10 @@ class Executor:
             for name in sorted(dirnames + filenames):
                 p = here / name
                 rel = p.relative_to(src).as_posix()
-                if p.is_symlink():
+                mode = _check_tree_entry(p, rel, out, action)
+                if stat.S_ISLNK(mode):
                     links.append(OutputSymlink(rel, _check_tree_link(p, rel, out, action)))
-                elif name in filenames:
+                elif stat.S_ISREG(mode):
                     os.chmod(p, OUTPUT_MODE)
                     names.append(rel)
                     pending.append(Pending(os.fspath(p), p.stat(), reported.get(f"{out}/{rel}")))

@@ -120,7 +120,10 @@ class OutputBase:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def link_convenience_symlink(self) -> None:
-        """Point `<workspace>/strata-bin` at the bin directory (replacing an old link only)."""
+        """Point `<workspace>/strata-bin` at the bin directory (replacing an old link only).
+
+        Raises OSError where the workspace is read-only: the caller warns, since
+        the outputs themselves are in place."""
         link = self.workspace / "strata-bin"
         self.bin.mkdir(parents=True, exist_ok=True)
         if link.is_symlink():
@@ -129,11 +132,13 @@ class OutputBase:
             link.unlink()
         elif link.exists():
             return
-        with contextlib.suppress(OSError):
-            os.symlink(self.bin, link)
+        os.symlink(self.bin, link)
 
     def clean(self, *, expunge: bool) -> None:
         """Remove outputs (keeping the disk cache) or, with expunge, the whole output base."""
+        from strata.engine.leftovers import clean_up
+
+        clean_up(self.sandbox_root)  # processes a killed build left running there
         link = self.workspace / "strata-bin"
         if link.is_symlink():
             link.unlink()

@@ -240,8 +240,9 @@ class Packages:
         try:
             from strata.engine.starlark_env import evaluate, parse
 
-            pkg.source = self.loader.reads.read_text(path)
-            ast = parse(self.loader.display_path(label), pkg.source)
+            shown = self.loader.display_path(label)
+            pkg.source = self.loader.reads.read_text(path, shown)
+            ast = parse(shown, pkg.source)
             evaluate(module, ast, file_loader, self.loader.errors)
         finally:
             self._current.pop()
@@ -776,7 +777,11 @@ def _as_label(value: Any, base: tuple[str, str], where: str, loader: Loader) -> 
     else:
         return None
     lab = Label.parse(text, repo=base[0], package=base[1], where=where)
-    return Label(loader.canonical_repo(lab.repo), lab.package, lab.name)
+    repo = loader.canonical_repo(lab.repo)
+    if not loader.knows_repo(repo):
+        # now, while the BUILD line that names it is known (analysis would only know the target)
+        raise loader.no_such_repository(repo, text, where)
+    return Label(repo, lab.package, lab.name)
 
 
 def _check(
@@ -803,6 +808,11 @@ def _check(
     elif t == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise err
+        if not -(1 << 31) <= value < 1 << 31:  # as Bazel's attr.int: Java int
+            raise UserError(
+                f"{where} of {kind} must be in the signed 32-bit range (got {value}); "
+                "use a number from -2147483648 to 2147483647"
+            )
     elif t in ("string_list", "int_list"):
         want = str if t == "string_list" else int
         if not isinstance(value, list) or not all(

@@ -29,13 +29,13 @@ from strata.engine.action import Action
 from strata.engine.actionkey import action_key, explain_difference, key_material
 from strata.engine.cache import ActionResult, InvalidEntry
 from strata.engine.cache_tiered import reapi_action_key, scoped
-from strata.engine.digests import tree_digest
+from strata.engine.digests import NotAFile, tree_digest
 from strata.engine.executor import Executor, Running
 from strata.engine.graph import ActionGraph, is_generated
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.result_check import validate_result
 from strata.engine.source_digests import SourceDigests, source_digest
-from strata.errors import UserError
+from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
 
 
@@ -94,6 +94,15 @@ class _Slot:
     pidfd: int
     material: dict[str, Any]
     key: str
+
+
+def _machine_failure(err: OSError, action: Action) -> UserError:
+    """A full disk or a too-long output path, as the failure of the action it stopped;
+    any other OSError is a bug and goes on up."""
+    found = environment_error(err, where=action.owner)
+    if found is None:
+        raise err
+    return found
 
 
 class Scheduler:
@@ -160,6 +169,9 @@ class Scheduler:
                     except UserError as err:
                         failed(i, err)
                         continue
+                    except OSError as err:
+                        failed(i, _machine_failure(err, self.graph.actions[i]))
+                        continue
                     if isinstance(outcome, _Slot):
                         slots[outcome.pidfd] = outcome
                     else:
@@ -172,6 +184,9 @@ class Scheduler:
                         result = self._end(slot)
                     except UserError as err:
                         failed(slot.index, err)
+                        continue
+                    except OSError as err:
+                        failed(slot.index, _machine_failure(err, slot.running.action))
                         continue
                     done(slot.index, result)
         finally:
@@ -225,10 +240,25 @@ class Scheduler:
                     real = self.executor.source_path(path)
                     digest = source_digest(real, self.executor.stat_cache)
                 out[path] = self.digests[path] = digest
-            except OSError:
+            except NotAFile as e:
+                inside = os.path.relpath(e.path, real) if e.path != os.fspath(real) else ""
+                got = f"{path}/{inside}" if inside else path
                 raise UserError(
-                    f"{action.mnemonic} needs a source file that does not exist (got {path}); "
-                    "create it or remove it from the rule's inputs",
+                    f"{action.mnemonic} has a source that is {e.kind}, not a regular file "
+                    f"(got {shorten(got)}); only regular files, directories and symlinks "
+                    "to them are read: replace it with a file or remove it from the inputs",
+                    where=action.owner,
+                ) from None
+            except (FileNotFoundError, NotADirectoryError):
+                raise UserError(
+                    f"{action.mnemonic} needs a source file that does not exist "
+                    f"(got {shorten(path)}); create it or remove it from the rule's inputs",
+                    where=action.owner,
+                ) from None
+            except OSError as e:
+                raise UserError(
+                    f"{action.mnemonic} cannot read a source file (got {shorten(path)}: "
+                    f"{e.strerror or e}); make it a readable file with a shorter path",
                     where=action.owner,
                 ) from None
         return out

@@ -21,11 +21,15 @@ checked as strictly as a plain one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import lzma
 import os
 import posixpath
 import tarfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -108,7 +112,7 @@ class _Archive:
         self.where = str(path)
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by read_docker_archive
-        except tarfile.TarError as e:
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
             reason = " ".join(str(e).split())  # tarfile's reasons span several lines
             raise UserError(
                 f"base image is not a tar archive ({reason}); give a docker-archive "
@@ -116,7 +120,9 @@ class _Archive:
                 where=self.where,
             ) from None
         self.members: dict[str, tarfile.TarInfo] = {}
-        for info in self.tar.getmembers():
+        with self.reading("its table of members"):
+            infos = self.tar.getmembers()
+        for info in infos:
             name = _safe_member(info.name, self.where)
             if info.issym():
                 target = info.linkname
@@ -126,6 +132,21 @@ class _Archive:
             elif info.islnk():
                 _safe_member(info.linkname, self.where)
             self.members[name] = info
+
+    @contextlib.contextmanager
+    def reading(self, what: str) -> Iterator[None]:
+        """Turn the archive ending early (or bad compressed data) into one user error."""
+        try:
+            yield
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
+            if isinstance(e, OSError) and not isinstance(e, tarfile.TarError) and e.errno:
+                raise  # the disk, not the archive
+            reason = " ".join(str(e).split()) or type(e).__name__
+            raise UserError(
+                f"base image archive is truncated or corrupt while reading {what} (got "
+                f"{reason}); save or download the base image again",
+                where=self.where,
+            ) from None
 
     def _info(self, name: str) -> tarfile.TarInfo:
         norm = _safe_member(name, self.where)
@@ -151,7 +172,7 @@ class _Archive:
         return f
 
     def read(self, name: str) -> bytes:
-        with self.open(name) as f:
+        with self.reading(repr(name)), self.open(name) as f:
             return f.read()
 
 
@@ -279,7 +300,11 @@ def _read_entry(
 
 def _extract_layer(archive: _Archive, index: int, name: str, diff_id: str, out: Path) -> Blob:
     """Copy layer `index` out of the archive, its digest and diff_id taken on the way."""
-    with archive.open(name) as src, open(out, "wb") as dst:
+    with (
+        archive.reading(f"layer {index} ({name})"),
+        archive.open(name) as src,
+        open(out, "wb") as dst,
+    ):
         got = digest_stream(src, f"{archive.where}: layer {index} ({name})", dst)
     claimed = _hex_named(name)
     if claimed is not None and "sha256:" + claimed != got.digest:
@@ -356,7 +381,9 @@ def _candidates(
         if isinstance(annotations, dict):
             name = str(annotations.get("org.opencontainers.image.ref.name", "") or ref)
         if desc.get("mediaType") in (OCI_INDEX, DOCKER_MANIFEST_LIST):
-            nested = _json(_read_blob(layout, desc, where), "nested index", where)
+            nested = _object(
+                _json(_read_blob(layout, desc, where), "nested index", where), "nested index", where
+            )
             found += _candidates(layout, nested, name, where, depth + 1)
         else:
             found.append((name, desc))
@@ -366,7 +393,15 @@ def _candidates(
 def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
     """Read and verify one image of an OCI layout; layer blobs are used where they lie."""
     where = str(layout)
-    index = _json((layout / "index.json").read_bytes(), "index.json", where)
+    if not (layout / "index.json").is_file():
+        raise UserError(
+            "OCI image layout has no index.json (got an oci-layout file without it); the "
+            "layout is incomplete: copy or pull it again",
+            where=where,
+        )
+    index = _object(
+        _json((layout / "index.json").read_bytes(), "index.json", where), "index.json", where
+    )
     found = _candidates(layout, index, "", where)
     if selector.name:
         tag = split_tag(selector.name)[1] or selector.name
@@ -386,14 +421,17 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             "give the base image's name and architecture",
             where=where,
         )
-    manifest = _object(_json(_read_blob(layout, found[0][1], where), "manifest", where),
-                       "manifest", where)  # fmt: skip
+    manifest = _object(
+        _json(_read_blob(layout, found[0][1], where), "manifest", where), "manifest", where
+    )
     if manifest.get("mediaType", DOCKER_MANIFEST) not in (
         DOCKER_MANIFEST,
         "application/vnd.oci.image.manifest.v1+json",
     ):
         raise UserError(f"not an image manifest (got {manifest.get('mediaType')!r})", where=where)
-    config_bytes = _read_blob(layout, manifest.get("config"), where)
+    config_bytes = _read_blob(
+        layout, _object(manifest.get("config"), "manifest config", where), where
+    )
     config = _json(config_bytes, "config", where)
     diff_ids = _diff_ids(config, where)
     layers = manifest.get("layers") or []

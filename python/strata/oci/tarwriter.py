@@ -27,6 +27,8 @@ _BUFFER_LIMIT = 1 << 20
 _CHUNK = 1 << 20
 _MAX_OCTAL_11 = 0o77777777777  # 8 GiB - 1: the largest size/mtime in 11 octal digits
 _MAX_OCTAL_7 = 0o7777777
+MAX_ID = (1 << 32) - 1
+"""uid_t and gid_t are 32 bits: GNU tar refuses a larger id in a PAX header."""
 _PAX_NAME = b"././@PaxHeader"  # a fixed name: GNU tar puts its pid here, which is not reproducible
 
 REGULAR = b"0"
@@ -42,6 +44,16 @@ class Sink(Protocol):
 def _octal(value: int, width: int) -> bytes:
     """`width` bytes: zero-padded octal digits and a NUL terminator."""
     return b"%0*o\0" % (width - 1, value)
+
+
+def check_id(value: int, where: str) -> int:
+    """`value` if it is a uid or gid a tar reader and a kernel accept; else a UserError."""
+    if not 0 <= value <= MAX_ID:
+        raise UserError(
+            f"owner id out of range (got {value}); uid and gid are 32-bit: use 0 to {MAX_ID}",
+            where=where,
+        )
+    return value
 
 
 def _pax_record(key: str, value: bytes) -> bytes:
@@ -209,8 +221,8 @@ class TarWriter:
         owner: dict[str, int | str],
     ) -> bytes:
         """The header blocks (a PAX header first when needed) this writer gives an entry."""
-        uid = int(owner.get("uid", self.uid))
-        gid = int(owner.get("gid", self.gid))
+        uid = check_id(int(owner.get("uid", self.uid)), name)
+        gid = check_id(int(owner.get("gid", self.gid)), name)
         uname = str(owner.get("uname", self.uname)).encode("utf-8")
         gname = str(owner.get("gname", self.gname)).encode("utf-8")
         mtime = int(owner.get("mtime", self.mtime))
