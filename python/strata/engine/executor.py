@@ -480,7 +480,7 @@ class Executor:
                     action,
                     f"{action.mnemonic} failed with {status} "
                     f"(got command: {shorten(shlex.join(action.argv))}{detail}); "
-                    + _where_to_look(output, sandbox),
+                    + _where_to_look(output, sandbox or running.execroot),
                     output,
                 )
             result = self._collect(running, reported)
@@ -489,10 +489,11 @@ class Executor:
                 self._remove_outputs(action)
             raise
         finally:
-            if sandbox is not None and not (verbose and code != 0):
-                self._discard(sandbox)
-            else:
-                leftovers.mark_kept(sandbox)
+            if sandbox is not None:
+                if verbose and code != 0:
+                    leftovers.mark_kept(sandbox)  # kept on purpose: not a dead engine's
+                else:
+                    self._discard(sandbox)
         if self.cache is not None and "no-cache" not in action.tags:
             self._store(result)
         if isinstance(proc, WorkerProcess):
