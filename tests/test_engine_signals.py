@@ -27,7 +27,7 @@ import pytest
 
 from casekit import PYTHON_DIR, Outcome, assert_one_error, strata, workspace
 from realtools import need
-from test_hostile_layers import snapshot
+from canary import snapshot
 
 BOUND = 120.0
 """Seconds to wait for something that should take well under one (a bound, not a check)."""
