@@ -22,7 +22,7 @@ from pathlib import Path
 
 from strata.engine.build_settings import is_setting_flag
 from strata.engine.redact import redact_text
-from strata.errors import UserError
+from strata.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,11 @@ def _applies(rc_command: str, command: str) -> bool:
 
 
 def _parse_flags(
-    tokens: list[str], where: str, *, strict: bool, settings: bool = False
+    tokens: list[str], where: str, command: str, *, strict: bool, settings: bool = False
 ) -> list[str]:
     """Normalise `--flag value`, `--flag=value`, `--noflag` to tokens argparse accepts;
-    build-setting flags (`--//pkg:flag=v`) pass as written when `settings`."""
+    build-setting flags (`--//pkg:flag=v`) pass as written when `settings`; flags
+    `command` does not have (a `common` line's `--jobs` for `query`) are left out."""
     out: list[str] = []
     i = 0
     while i < len(tokens):
@@ -83,22 +84,19 @@ def _parse_flags(
         known = spec is not None and (strict or base in _BAZEL_SHARED)
         if spec is None or not known:
             if strict:
-                raise UserError(
-                    f"unknown flag (got {redact_text(tok)!r}); strata knows "
-                    + ", ".join(f"--{f}" for f in sorted(FLAGS)),
-                    where=where,
-                )
+                shown = redact_text(tok)
+                raise UsageError(f"{shown} :: Unrecognized option: {shown}", where=where)
             if not eq and i < len(tokens) and not tokens[i].startswith("-"):
                 i += 1  # Bazel flag with a separate value; skip the value too.
+            continue
+        if command not in spec.commands:
+            if spec.takes_value and not eq and i < len(tokens):
+                i += 1
             continue
         if spec.takes_value:
             if not eq:
                 if i >= len(tokens):
-                    raise UserError(
-                        f"flag needs a value (got {tok!r} at the end of the line); "
-                        f"write --{base}=VALUE",
-                        where=where,
-                    )
+                    raise UsageError(f"Expected value after {tok}", where=where)
                 value = tokens[i]
                 i += 1
             out.append(f"--{base}={value}")
@@ -119,7 +117,7 @@ def read_rc(path: Path, command: str, *, strict: bool) -> list[str]:
         try:
             tokens = shlex.split(line, comments=True)
         except ValueError as e:
-            raise UserError(
+            raise UsageError(
                 f"cannot split line ({e}) (got {redact_text(line)!r}); fix the quoting",
                 where=where,
             ) from None
@@ -128,7 +126,7 @@ def read_rc(path: Path, command: str, *, strict: bool) -> list[str]:
         if not _applies(tokens[0], command):
             continue
         settings = command in _BUILDISH
-        out.extend(_parse_flags(tokens[1:], where, strict=strict, settings=settings))
+        out.extend(_parse_flags(tokens[1:], where, command, strict=strict, settings=settings))
     return out
 
 
