@@ -19,7 +19,29 @@ def test_bazelrc_contributes_only_shared_build_flags(tmp_path: Path) -> None:
     )
     assert rc_args(tmp_path, "build") == ["--jobs=3", "--keep_going", "--disk_cache=/tmp/dc"]
     assert rc_args(tmp_path, "run") == ["--jobs=3", "--keep_going", "--disk_cache=/tmp/dc"]
-    assert rc_args(tmp_path, "query") == []  # query has none of these flags
+    # `test` takes `build` lines too, as in Bazel; `query` has none of these flags.
+    assert rc_args(tmp_path, "test") == [
+        "--jobs=3",
+        "--keep_going",
+        "--verbose_failures",
+        "--disk_cache=/tmp/dc",
+    ]
+    assert rc_args(tmp_path, "query") == []
+
+
+def test_test_flags_apply_to_test_only(tmp_path: Path) -> None:
+    (tmp_path / ".bazelrc").write_text(
+        "build --test_output=errors\ntest --nocache_test_results --test_env=A=1\n"
+    )
+    (tmp_path / ".strata.rc").write_text("test --cache_test_results --test_timeout 5\n")
+    assert rc_args(tmp_path, "build") == []
+    assert rc_args(tmp_path, "test") == [
+        "--test_output=errors",
+        "--cache_test_results=no",
+        "--test_env=A=1",
+        "--cache_test_results=yes",
+        "--test_timeout=5",
+    ]
 
 
 def test_strata_rc_wins_over_bazelrc_and_accepts_negation(tmp_path: Path) -> None:

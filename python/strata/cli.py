@@ -3,8 +3,9 @@
 This is the only place (with `actions/*` and the other `cli_*` modules) that
 parses arguments, prints and chooses exit codes, Bazel's: a `UserError`
 becomes one line on stderr and exit 1, a `UsageError` (a command-line
-mistake, see cli_usage.py) one line and exit 2; any other exception is a bug,
-shown with its traceback and exit 37.
+mistake, see cli_usage.py) one line and exit 2, a failed test exit 3, no test
+to run exit 4; any other exception is a bug, shown with its traceback and
+exit 37.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def _cmd_pull_digest(args: argparse.Namespace) -> int:
 
 # -- build, run, query, clean ----------------------------------------------------
 
-_BUILD_COMMANDS = ("build", "run", "query", "clean", "info")
+_BUILD_COMMANDS = ("build", "run", "test", "query", "clean", "info")
 _SETTING_COMMANDS = ("build", "run", "test")
 """Commands that take build-setting flags (`--//pkg:flag=value`, `--no//pkg:flag`)."""
 
@@ -154,7 +155,12 @@ def _reporter(args: argparse.Namespace) -> Any:
 
 
 def _execute(
-    args: argparse.Namespace, base: Any, result: Any, wanted: list[str], stat_cache: Any
+    args: argparse.Namespace,
+    base: Any,
+    result: Any,
+    wanted: list[str],
+    stat_cache: Any,
+    reporter: Any = None,
 ) -> Any:
     from strata.engine.build import ExecutionConfig, execute
     from strata.engine.scheduler import BuildOptions
@@ -179,7 +185,8 @@ def _execute(
         from strata.engine.cache_tiered import modify_execution_info
 
         actions = modify_execution_info(list(actions), args.modifier)
-    return execute(base, actions, wanted, config, _reporter(args), stat_cache=stat_cache)
+    reporter = reporter or _reporter(args)
+    return execute(base, actions, wanted, config, reporter, stat_cache=stat_cache)
 
 
 def _files_of(info: Any) -> list[str]:
@@ -332,7 +339,7 @@ def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
         "--jobs",
         type=int_option("jobs", minimum=1),
         default=os.cpu_count() or 2,
-        help="parallel actions",
+        help="parallel actions (and tests)",
     )
     for name, helptext in (
         ("keep_going", "build as much as possible after a failure"),
@@ -467,6 +474,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from strata.cli_info import cmd_help, cmd_info
+    from strata.cli_test import add_test_command
 
     parser = Parser(
         prog="strata",
@@ -506,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     _add_common(p, build=True)
     p.set_defaults(func=_cmd_run)
+
+    add_test_command(sub, _add_common)
 
     p = sub.add_parser("query", help="list targets matching a pattern, or deps(PATTERN)")
     p.add_argument("expression")

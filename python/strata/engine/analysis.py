@@ -19,6 +19,7 @@ the `_strata_declare` / `_strata_action` / `_strata_report` hooks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import shlex
@@ -40,9 +41,10 @@ from strata.engine.packages import (
     output_labels,
 )
 from strata.engine.reads import Reads
-from strata.engine.result import AnalysisResult, TargetInfo
+from strata.engine.result import AnalysisResult, TargetInfo, TestSpec
 from strata.engine.runfiles import runfiles_paths
 from strata.engine.starlark_env import evaluate, parse
+from strata.engine.test_rules import test_spec
 from strata.engine.workspace import Repositories
 from strata.errors import UsageError, UserError
 
@@ -756,6 +758,22 @@ class Analysis:
         return sorted(out, key=lambda a: order[id(a)])
 
 
+def _test_specs(an: Analysis, roots: list[Label]) -> dict[str, TestSpec]:
+    """The requested targets that are tests, with what running them takes."""
+    out: dict[str, TestSpec] = {}
+    for lab in roots:
+        decl = an.decls.get(str(lab))
+        if decl is None:
+            continue
+        try:
+            spec = test_spec(decl, lambda dep: an.infos.get(str(dep)), an.target_bin_dir)
+        except UserError as err:
+            raise TargetError(err.detail, where=err.where, label=str(lab)) from None
+        if spec is not None:
+            out[str(lab)] = spec
+    return out
+
+
 def analyze(
     workspace_root: Path,
     patterns: list[str],
@@ -783,6 +801,7 @@ def analyze(
         try:
             an.run(roots)
             an.check_generated()
+            tests = _test_specs(an, roots)
             break
         except TargetError as err:
             if not keep_going:
@@ -794,6 +813,8 @@ def analyze(
             roots = left
             an = Analysis(workspace_root, output_base, reads, setting_flags)
     targets = {str(lab): an.infos[str(lab)] for lab in roots}
+    for label, spec in tests.items():
+        targets[label] = dataclasses.replace(targets[label], test=spec)
     return AnalysisResult(
         actions=an.needed_actions(roots),
         targets=targets,

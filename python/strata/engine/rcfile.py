@@ -9,7 +9,7 @@ command line wins over both):
 * `.strata.rc`: same syntax (`<command> --flag ...`, `#` comments), every
   line applies, and an unknown flag is an error naming file and line.
 
-`build` lines also apply to `run`, as in Bazel. `build:<config>` lines need
+`build` lines also apply to `run` and `test`, as in Bazel. `build:<config>` lines need
 `--config`, which strata does not have, so they are ignored.
 """
 
@@ -31,7 +31,8 @@ class FlagSpec:
     commands: frozenset[str]
 
 
-_BUILDISH = frozenset({"build", "run"})
+_BUILDISH = frozenset({"build", "run", "test"})
+_TEST = frozenset({"test"})
 
 FLAGS: Mapping[str, FlagSpec] = {
     "jobs": FlagSpec(True, _BUILDISH),
@@ -47,12 +48,23 @@ FLAGS: Mapping[str, FlagSpec] = {
     "remote_max_connections": FlagSpec(True, _BUILDISH),
     "action_keys": FlagSpec(True, _BUILDISH),
     "sandbox": FlagSpec(True, _BUILDISH),
+    "test_output": FlagSpec(True, _TEST),
+    "test_filter": FlagSpec(True, _TEST),
+    "test_env": FlagSpec(True, _TEST),
+    "test_arg": FlagSpec(True, _TEST),
+    "test_timeout": FlagSpec(True, _TEST),
+    "cache_test_results": FlagSpec(True, _TEST),
 }
 """Flags an rc file may set; `output_base` is a startup option and stays on the command line."""
 
 # Remote-cache flags are not taken from .bazelrc: it often names a grpc:// cache,
 # which strata cannot speak; teams put the HTTP cache in .strata.rc.
-_BAZEL_SHARED = frozenset({"jobs", "keep_going", "disk_cache", "verbose_failures"})
+_BAZEL_SHARED = frozenset(
+    {"jobs", "keep_going", "disk_cache", "verbose_failures"}
+    | {"test_output", "test_env", "test_arg", "test_timeout", "cache_test_results"}
+)
+_TRISTATE = frozenset({"cache_test_results"})
+"""Flags taking yes, no or auto, that alone mean yes and negated no."""
 
 
 def _applies(rc_command: str, command: str) -> bool:
@@ -93,7 +105,9 @@ def _parse_flags(
             if spec.takes_value and not eq and i < len(tokens):
                 i += 1
             continue
-        if spec.takes_value:
+        if base in _TRISTATE and (negated or not eq):
+            out.append(f"--{base}={'no' if negated else 'yes'}")
+        elif spec.takes_value:
             if not eq:
                 if i >= len(tokens):
                     raise UsageError(f"Expected value after {tok}", where=where)
