@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from realtools import need
+from realtools import need, need_skylib
 from strata.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
@@ -284,22 +284,12 @@ def test_bazel_test_flags_strata_lacks_are_refused(
         assert rc == 2 and err == f"error: {flag} :: Unrecognized option: {flag}\n"
 
 
-@pytest.mark.realtool
-@pytest.mark.slow
-def test_bazel_gives_the_same_statuses(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`bazel test` and `strata test` on one copy: the same status for every test, the same
-    Executed line, the same exit status."""
-    bazel = need("bazel")
-    ws = tmp_path / "ws"
-    shutil.copytree(FIXTURES / "test_command", ws, symlinks=True)
+def bazel_test(ws: Path, tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`bazel test` (4.2.3), offline: two repositories it would download are stood in for."""
     stubs = FIXTURES / "bazel_test_stubs"
-    flags = ["--keep_going", "--test_filter=Only.This", "//...", "//:needs_broken"]
-    env = {**os.environ, "STRATA_CLIENT_ONLY": "not for tests"}
-    proc = subprocess.run(
+    return subprocess.run(
         [
-            bazel,
+            need("bazel"),
             f"--output_user_root={tmp_path / 'bazel-root'}",
             "--batch",
             "test",
@@ -309,10 +299,23 @@ def test_bazel_gives_the_same_statuses(
             *flags,
         ],
         cwd=ws,
-        env=env,
+        env={**os.environ, "STRATA_CLIENT_ONLY": "not for tests"},
         capture_output=True,
         text=True,
     )
+
+
+@pytest.mark.realtool
+@pytest.mark.slow
+def test_bazel_gives_the_same_statuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bazel test` and `strata test` on one copy: the same status for every test, the same
+    Executed line, the same exit status."""
+    ws = tmp_path / "ws"
+    shutil.copytree(FIXTURES / "test_command", ws, symlinks=True)
+    flags = ["--keep_going", "--test_filter=Only.This", "//...", "//:needs_broken"]
+    proc = bazel_test(ws, tmp_path, *flags)
     theirs = statuses(proc.stdout)
     monkeypatch.chdir(ws)
     monkeypatch.setenv("STRATA_CLIENT_ONLY", "not for tests")
@@ -326,3 +329,23 @@ def test_bazel_gives_the_same_statuses(
     ]
     assert executed[0] in err.splitlines()
     assert rc == proc.returncode == 1
+
+
+@pytest.mark.realtool
+@pytest.mark.slow
+def test_skylib_test_rules_as_under_bazel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian's bazel-skylib: diff_test (a test = True rule) and build_test (an sh_test)."""
+    ws = tmp_path / "ws"
+    shutil.copytree(FIXTURES / "test_command_skylib", ws, symlinks=True)
+    (tmp_path / "bazel_skylib").symlink_to(need_skylib())
+    proc = bazel_test(ws, tmp_path, "//...")
+    theirs = statuses(proc.stdout)
+    monkeypatch.chdir(ws)
+    rc, err, ours = strata_test(ws, capsys, "//...")
+    assert theirs == {"//:builds": "PASSED", "//:same": "PASSED", "//:differ": "FAILED"}, (
+        proc.stdout + proc.stderr
+    )
+    assert ours == theirs, err
+    assert rc == proc.returncode == 3
