@@ -150,6 +150,12 @@ def test_a_passed_test_is_cached_until_an_input_changes(
     _rc, err, got = strata_test(ws, capsys, "--cache_test_results=yes", "//:sh_fail")
     assert got == {"//:sh_fail": "(cached) FAILED"}, err
 
+    # A difference from Bazel: results live with the test logs, not in the disk cache, so
+    # `clean` (which keeps the disk cache) forgets them.
+    assert main(["clean", f"--output_base={ws.parent / 'ob'}"]) == 0
+    _rc, err, got = strata_test(ws, capsys, "//:sh_pass")
+    assert got == {"//:sh_pass": "PASSED"}, err
+
 
 @pytest.mark.parametrize(
     ("mode", "shown", "hidden"),
