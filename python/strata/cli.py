@@ -482,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.splitlines()[0],
         epilog="Startup options: see 'strata help startup_options'.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="strata")
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)
