@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from canary import snapshot
 from casekit import PYTHON_DIR, Outcome, assert_one_error, strata, workspace
 from realtools import need
-from canary import snapshot
 
 BOUND = 120.0
 """Seconds to wait for something that should take well under one (a bound, not a check)."""

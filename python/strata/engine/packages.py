@@ -288,8 +288,9 @@ class Packages:
             self._crossing[key] = known
         return known
 
-    def targets_under(self, repo: str, base: str) -> list[Label]:
-        """Rule targets in every package at or below `base` (for `//base/...`)."""
+    def targets_under(self, repo: str, base: str, errors: list[str] | None = None) -> list[Label]:
+        """Rule targets in every package at or below `base` (for `//base/...`); with
+        `errors`, a package that fails to load is reported there and skipped."""
         root = self.loader.repo_root(repo)
         start = root / base if base else root
         reads = self.loader.reads
@@ -307,7 +308,13 @@ class Packages:
             if any(b in filenames for b in BUILD_NAMES):
                 name = Path(dirpath).relative_to(root).as_posix()
                 name = "" if name == "." else name
-                pkg = self.package(repo, name)
+                try:
+                    pkg = self.package(repo, name)
+                except UserError as err:
+                    if errors is None:
+                        raise
+                    errors.append(str(err))
+                    continue
                 labels.extend(pkg.label(n) for n in pkg.rules)
         return labels
 
