@@ -43,7 +43,7 @@ from strata.actions.layer import ownership, plan_tree
 from strata.actions.request import field
 from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import write_bytes_atomic
+from strata.fsutil import real_path, write_bytes_atomic
 from strata.oci.compress import check_compressor
 from strata.oci.layer import write_descriptor
 from strata.oci.tree import FILE, Entry
@@ -84,7 +84,7 @@ def deref_inputs(items: list[Any]) -> list[Any]:
         if isinstance(item, dict) and isinstance(item.get("src"), str):
             src = item["src"]
             if os.path.islink(src):
-                item = {**item, "src": os.path.realpath(src)}
+                item = {**item, "src": real_path(src)}
         out.append(item)
     return out
 

@@ -97,9 +97,11 @@ class TarWriter:
 
     def add_dir(self, name: str, mode: int = 0o755, **owner: int | str) -> None:
         self._header(name.rstrip("/") + "/", DIRECTORY, mode, 0, b"", owner)
+        self._maybe_flush()
 
     def add_symlink(self, name: str, target: str, **owner: int | str) -> None:
         self._header(name, SYMLINK, 0o777, 0, target.encode("utf-8"), owner)
+        self._maybe_flush()
 
     def add_bytes(self, name: str, data: bytes, mode: int = 0o644, **owner: int | str) -> None:
         self._header(name, REGULAR, mode, len(data), b"", owner)

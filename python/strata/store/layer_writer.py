@@ -67,8 +67,8 @@ class StoreLayerWriter:
         self._entries = planned_store_entries(planned, self._placeholder, store_dir)
         self._top = self._placeholder.lstrip("/")
         self._next = 0
-        self._named: list[tuple[int, Entry]] = []
-        """(offset, entry) of every header that names the store path."""
+        self._named: list[tuple[int, int, Entry]] = []
+        """(offset, length, entry) of every header that names the store path."""
         self._compressor = compressor
         self._owner = owner or Ownership()
         self._tmp: Path | None = None
@@ -111,8 +111,9 @@ class StoreLayerWriter:
         if entry.kind != FILE:
             raise ValueError(f"the NAR asked for {name!r}, planned as {entry.kind}")
         self._next += 1
-        self._named.append((tar.position, entry))
+        at = tar.position
         tar.begin_file(entry.name, entry.size, entry.mode)
+        self._named.append((at, tar.position - at, entry))
         for chunk in read_source(e):
             tar.write_data(chunk)
             yield chunk
@@ -127,16 +128,20 @@ class StoreLayerWriter:
                 return
             if e.kind == FILE:
                 raise ValueError(f"the NAR did not ask for {e.name!r} in layer order")
-            if e.name == self._top or e.name.startswith(self._top + "/"):
-                self._named.append((tar.position, e))
+            at = tar.position
             if e.kind == DIR:
                 tar.add_dir(e.name, e.mode)
             elif e.kind == SYMLINK_ENTRY:
                 tar.add_symlink(e.name, e.target)
             elif e.kind == BYTES:
-                tar.add_bytes(e.name, e.data, e.mode)
+                tar.begin_file(e.name, e.size, e.mode)
             else:  # pragma: no cover - planned_store_entries gives only these kinds
                 raise ValueError(f"unknown entry kind {e.kind!r}")
+            if e.name == self._top or e.name.startswith(self._top + "/"):
+                self._named.append((at, tar.position - at, e))
+            if e.kind == BYTES:
+                tar.write_data(e.data)
+                tar.end_file(e.size)
             self._next += 1
         if name is not None:
             raise ValueError(f"the NAR asked for {name!r}, which is not planned")
@@ -160,10 +165,9 @@ class StoreLayerWriter:
         self._file.flush()
         top = store_path.lstrip("/")
         fd = self._file.fileno()
-        for offset, e in self._named:
-            old = _header(tar, e, e.name)
+        for offset, length, e in self._named:
             new = _header(tar, e, top + e.name[len(self._top) :])
-            if len(new) != len(old):  # pragma: no cover - same length, same ASCII-ness
+            if len(new) != length:  # pragma: no cover - same length, same ASCII-ness
                 raise ValueError(f"renaming {e.name!r} changed its header's size")
             os.pwrite(fd, new, offset)
         self._file.seek(0)
