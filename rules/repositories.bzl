@@ -111,6 +111,24 @@ def _tools_cache(rctx):
         return env["HOME"] + "/.cache/strata/tools"
     return ""
 
+# Below this many KiB free, a failed install is blamed on the disk: the packages need ~60 MiB.
+_LOW_SPACE_KIB = 200 * 1024
+
+def _last_line(text):
+    lines = [line.strip() for line in text.strip().split("\n") if line.strip()]
+    return lines[-1][:400] if lines else "no output"
+
+def _install_failed(rctx, what, res, fix):
+    """fail() in one line; on a nearly full disk (df), says so instead of `fix`.
+
+    venv's ensurepip hides the ENOSPC it met, so the free space is asked for:
+    the repository is made again, whole, by the next build once there is room."""
+    df = rctx.execute(["df", "-Pk", "."], quiet = True)
+    fields = df.stdout.strip().split("\n")[-1].split() if df.return_code == 0 else []
+    if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) < _LOW_SPACE_KIB:
+        fix = "the output base's file system has only %s KiB free: free some space and build again" % fields[3]
+    fail("@%s: %s failed (got exit %d: %s); %s" % (rctx.name, what, res.return_code, _last_line(res.stderr + "\n" + res.stdout), fix))
+
 def _strata_tools_impl(rctx):
     python = _path_string(find_python(rctx, "@%s (strata_dependencies)" % rctx.name))
     lock = rctx.path(rctx.attr.lock_file)
@@ -122,7 +140,7 @@ def _strata_tools_impl(rctx):
         quiet = True,
     )
     if res.return_code != 0:
-        fail("@%s: %s" % (rctx.name, res.stderr.strip()))
+        _install_failed(rctx, "pip install --require-hashes -r %s" % rctx.attr.lock_file, res, "fix the package index configuration (pip config list) or the lock file")
     sources = rctx.attr.sources
     repo = sources.workspace_name or "strata"
     rctx.file("strata.sh", _LAUNCHER.format(python = python, strata_repo = repo), executable = True)

@@ -21,6 +21,7 @@ def _impl(ctx):
 echo = rule(implementation = _impl, attrs = {
     "text": attr.string(),
     "deps": attr.label_list(allow_files = True),
+    "n": attr.int(),
 })
 
 def _not_a_provider(ctx):
@@ -81,6 +82,18 @@ CASES = {
         "//p:all",
         "error: p/BUILD:2:1: echo: 'name' must be a non-empty string (got None); "
         'add name = "..."',
+    ),
+    "label to an unknown repository in an attribute": (
+        LOAD + 'echo(name = "a")\necho(name = "b", deps = [":a", "@nope//x"])\n',
+        "//p:a",  # //p:b is not even asked for: the BUILD line that names @nope is wrong
+        "error: p/BUILD:3:1: //p:b: attribute 'deps': no such repository '@nope' "
+        "(got @nope//x); declare it in WORKSPACE",
+    ),
+    "int attribute beyond 32 bits (as in Bazel)": (
+        LOAD + 'echo(name = "a", n = 4294967296)\n',
+        "//p:a",
+        "error: p/BUILD:2:1: //p:a: attribute 'n' of echo must be in the signed 32-bit range "
+        "(got 4294967296); use a number from -2147483648 to 2147483647",
     ),
     "label to a missing package": (
         LOAD + 'echo(name = "a", deps = ["//nope:x"])\n',

@@ -1,8 +1,9 @@
 """Every example built by real Bazel 4.2.3 with the rules; images run in a real Docker engine.
 
-One `bazel build //examples/...` per session (Bazel is heavy); the tests then
-look at its outputs: docker-archives load and run, OCI layouts pass umoci
-unpack and oci-image-tool validate, layering follows max_layers.
+One `bazel build --output_groups=+tarball //examples/...` per session (Bazel is
+heavy); the tests then look at its outputs: docker-archives load and run, OCI
+layouts pass umoci unpack and oci-image-tool validate, layering follows
+max_layers.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ OCI_LAYOUTS = [
     ("multiarch", "multiarch.oci", "latest-arm64"),
 ]
 
+# Every image's docker-archive too (a plain build writes only the OCI layouts), so the
+# archives are compared between engines and loaded into Docker.
+TARBALL = "--output_groups=+tarball"
+
 pytestmark = pytest.mark.realtool
 
 
@@ -65,6 +70,7 @@ def bazel_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "build",
         "--symlink_prefix=/",
         "--spawn_strategy=processwrapper-sandbox",
+        TARBALL,
         "//examples/...",
     )
     out = bazel(ROOT, user_root, "info", "--symlink_prefix=/", "bazel-bin").strip()
@@ -259,7 +265,14 @@ def strata_bases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     bases = []
     for i in range(2):
         base = tmp_path_factory.mktemp(f"strata-base{i}")
-        run(ROOT / "tools" / "strata", "build", f"--output_base={base}", "//examples/...", cwd=ROOT)
+        run(
+            ROOT / "tools" / "strata",
+            "build",
+            f"--output_base={base}",
+            TARBALL,
+            "//examples/...",
+            cwd=ROOT,
+        )
         bases.append(base)
     return bases
 

@@ -109,7 +109,7 @@ run time; the script first checks that the loader is on PATH and answers
 host's platform from an index, and is tagged with the image's name and `ref`
 (only that name: the one podman derives from the layout's path is removed).""",
     attrs = {
-        "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive), merge_images, image_index, or one docker-archive / OCI layout."),
+        "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive, which the image's ImageArchive action then writes), merge_images, image_index, or one docker-archive / OCI layout."),
         "loader": attr.string(default = "docker", values = ["docker", "podman"], doc = "Which engine loads it."),
         "ref": attr.string(doc = "For an OCI layout: the reference name in its index.json to pull, a tag or a `name[:tag]` (checked against the reference grammar); the loaded image is tagged `<name>:<ref>`, or `ref` itself when it is a `name:tag`."),
     },

@@ -64,6 +64,7 @@ def _pull_image_impl(rctx):
         "registry": attr.registry,
         "repository": attr.repository,
         "schema_version": SCHEMA_VERSION,
+        "timeout": attr.timeout,
         "tls_verify": attr.tls_verify,
     }
     for key in ("digest", "tag", "variant", "final_image_name", "final_image_tag"):
@@ -84,14 +85,20 @@ def _pull_image_impl(rctx):
     res = rctx.execute(
         [find_python(rctx, "@" + rctx.name), "-B", "-s", "-m", "strata", "action", "ImagePull", "@request.json"],
         environment = environment,
-        timeout = attr.timeout,
+        # The tool keeps the deadline itself, with its own message; this is the backstop.
+        timeout = attr.timeout + 60,
         quiet = True,
     )
-    if res.stderr:
-        # The tag warning (with the digest line to pin) and any error, as the tool wrote them.
-        print(res.stderr.strip())
+    lines = res.stderr.strip().split("\n") if res.stderr.strip() else []
+    errors = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    shown = [line for line in lines if not line.startswith("error: ")]
+    if shown:
+        # The tag warning (with the digest line to pin), as the tool wrote it.
+        print("\n".join(shown))
     if res.return_code != 0:
-        fail("%s: pulling %s/%s failed (got exit %d); see the error above" % (where, attr.registry, attr.repository, res.return_code))
+        if errors:
+            fail("%s: pulling %s/%s failed: %s" % (where, attr.registry, attr.repository, errors[-1]))
+        fail("%s: pulling %s/%s failed (got exit %d and no message: the pull was killed, or ran past timeout = %d s); raise timeout, or check the network and the registry" % (where, attr.registry, attr.repository, res.return_code, attr.timeout))
     rctx.file("BUILD.bazel", _PULLED_BUILD.format(name = rctx.name), executable = False)
     rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name, executable = False)
 

@@ -12,6 +12,8 @@ Request (keys sorted, `schema_version` 1):
                         default: the request file)
     final_image_name, final_image_tag   the name the layout's image carries
     blob_store          shared directory of blobs by digest (default ~/.cache/strata/blobs)
+    timeout             seconds the whole pull may take (default: no bound); every read is
+                        also bounded (60 s) and must keep up 1 KiB/s over each minute
     outputs             {"oci_layout": dir, "pull_info": path (optional)}
 
 Not a build action (it needs the network): the `pull_image` repository rule
@@ -52,6 +54,7 @@ _KEYS = {
     "repository",
     "schema_version",
     "tag",
+    "timeout",
     "tls_verify",
     "variant",
 }
@@ -59,9 +62,13 @@ _KEYS = {
 
 def client_from(req: dict[str, Any], where: str) -> RegistryClient:
     registry = Registry.parse(field(req, "registry", str, where), where=where)
+    timeout = field(req, "timeout", int, where, 0)
+    if timeout < 0:
+        raise UserError(f"timeout must be positive seconds (got {timeout})", where=where)
     options = Options(
         tls_verify=field(req, "tls_verify", bool, where, True),
         ca_file=field(req, "ca_file", str, where, ""),
+        deadline=float(timeout) if timeout else None,
     )
     return RegistryClient(registry, options, where=where)
 

@@ -19,6 +19,7 @@ the `_strata_declare` / `_strata_action` / `_strata_report` hooks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import shlex
@@ -32,6 +33,7 @@ from strata.engine.graph import is_generated
 from strata.engine.labels import Label, TargetPattern, label_structs_as_text
 from strata.engine.loader import Loader
 from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
+from strata.engine.output_groups import every_group_file
 from strata.engine.packages import (
     NATIVE_ATTRS,
     NoSuchTarget,
@@ -40,11 +42,12 @@ from strata.engine.packages import (
     output_labels,
 )
 from strata.engine.reads import Reads
-from strata.engine.result import AnalysisResult, TargetInfo
+from strata.engine.result import AnalysisResult, TargetInfo, TestSpec
 from strata.engine.runfiles import runfiles_paths
 from strata.engine.starlark_env import evaluate, parse
+from strata.engine.test_rules import test_spec
 from strata.engine.workspace import Repositories
-from strata.errors import UserError
+from strata.errors import UsageError, UserError
 
 __all__ = ["Analysis", "AnalysisResult", "TargetInfo", "analyze", "host_cpu"]
 
@@ -145,7 +148,7 @@ class Analysis:
             try:
                 decl = self.packages.target(label, where=str(label))
             except NoSuchTarget as err:
-                raise UserError(
+                raise UsageError(
                     f"Error loading option {label}: {err.detail}", where=f"--{label}"
                 ) from None
             setting = decl.schema.build_setting if decl.schema is not None else None
@@ -436,20 +439,34 @@ class Analysis:
 
     # ---- graph ------------------------------------------------------------
 
-    def expand(self, patterns: list[str], cwd_package: str) -> list[Label]:
+    def expand(
+        self, patterns: list[str], cwd_package: str, errors: list[str] | None = None
+    ) -> list[Label]:
+        """The targets `patterns` name. With `errors` (`--keep_going`), a pattern or a
+        package that fails to load is reported there and skipped, as Bazel carries on."""
         out: list[Label] = []
         for text in patterns:
             try:
-                labels = self._expand_one(text, cwd_package)
+                labels = self._expand_one(text, cwd_package, errors)
             except NoSuchTarget as err:
-                raise UserError(err.detail, where=text) from None
+                if errors is None:
+                    raise UserError(err.detail, where=text) from None
+                errors.append(str(UserError(err.detail, where=text)))
+                continue
+            except UserError as err:
+                if errors is None:
+                    raise
+                errors.append(str(err))
+                continue
             out.extend(lab for lab in labels if lab not in out)
         return out
 
-    def _expand_one(self, text: str, cwd_package: str) -> list[Label]:
+    def _expand_one(
+        self, text: str, cwd_package: str, errors: list[str] | None = None
+    ) -> list[Label]:
         pat = TargetPattern.parse(text, cwd_package=cwd_package)
         if pat.recursive:
-            labels = self.packages.targets_under(pat.repo, pat.package)
+            labels = self.packages.targets_under(pat.repo, pat.package, errors)
             if pat.name:
                 labels = [lab for lab in labels if lab.name == pat.name]
             if not labels:
@@ -458,13 +475,21 @@ class Analysis:
                     "check the directory and that it has BUILD files declaring rules",
                     where=text,
                 )
-            return labels
+            return self._not_manual(labels)
         if pat.name is None:
             pkg = self.packages.package(pat.repo, pat.package, where=text)
-            return [pkg.label(n) for n in pkg.rules]
+            return self._not_manual([pkg.label(n) for n in pkg.rules])
         lab = Label(self.loader.canonical_repo(pat.repo), pat.package, pat.name)
         self.packages.target(lab, where=text)
         return [lab]
+
+    def _not_manual(self, labels: list[Label]) -> list[Label]:
+        """A wildcard (`//...`, `:all`) leaves out targets tagged `manual`, as in Bazel."""
+        return [
+            lab
+            for lab in labels
+            if "manual" not in (self.packages.target(lab).attrs.get("tags") or ())
+        ]
 
     def configured_deps(self, decl: TargetDecl, config: str) -> list[tuple[Label, str]]:
         """`decl`'s dependencies with the configuration each is built in."""
@@ -579,7 +604,7 @@ class Analysis:
             evaluate(module, parse("<analysis>", driver), file_loader, self.loader.errors)
         except UserError as err:
             # analyze__ reports each target but files once it is analysed, in this order.
-            if isinstance(err, TargetError) or self._reports >= len(reporting):
+            if isinstance(err, TargetError | UsageError) or self._reports >= len(reporting):
                 raise
             decl = order[reporting[self._reports]][0]
             raise self.located(decl, err.detail, at=err.where) from None
@@ -712,12 +737,15 @@ class Analysis:
         }
 
     def needed_actions(self, labels: list[Label]) -> list[Action]:
-        """Actions producing the requested targets' files, runfiles and their inputs."""
+        """Actions producing the requested targets' files, runfiles, output groups and inputs.
+
+        Every output group is kept, so one analysis serves any `--output_groups`;
+        the build runs only the actions the requested groups need.
+        """
         want: list[str] = []
         for lab in labels:
             info = self.infos[str(lab)]
-            want.extend(info.files)
-            want.extend(info.runfiles)
+            want.extend(every_group_file(info))
             if info.executable:
                 want.extend(self.tool_inputs(info))
         seen: set[int] = set()
@@ -734,6 +762,22 @@ class Analysis:
         return sorted(out, key=lambda a: order[id(a)])
 
 
+def _test_specs(an: Analysis, roots: list[Label]) -> dict[str, TestSpec]:
+    """The requested targets that are tests, with what running them takes."""
+    out: dict[str, TestSpec] = {}
+    for lab in roots:
+        decl = an.decls.get(str(lab))
+        if decl is None:
+            continue
+        try:
+            spec = test_spec(decl, lambda dep: an.infos.get(str(dep)), an.target_bin_dir)
+        except UserError as err:
+            raise TargetError(err.detail, where=err.where, label=str(lab)) from None
+        if spec is not None:
+            out[str(lab)] = spec
+    return out
+
+
 def analyze(
     workspace_root: Path,
     patterns: list[str],
@@ -748,18 +792,20 @@ def analyze(
 
     With `keep_going`, a target whose analysis fails is left out, with every
     requested target that depends on it, and its error is returned in
-    `AnalysisResult.errors` (Bazel: "not all targets were analyzed"); only
-    errors in the patterns themselves still raise.
+    `AnalysisResult.errors` (Bazel: "not all targets were analyzed"); so is a
+    pattern naming nothing, or a package that `//...` reaches and that fails
+    to load: the other packages are still built, as Bazel does.
     """
     an = Analysis(workspace_root, output_base, reads, setting_flags)
-    roots = an.expand(patterns, cwd_package)
     errors: list[str] = []
+    roots = an.expand(patterns, cwd_package, errors if keep_going else None)
     if keep_going:
         roots = an.orderable(roots, errors)
     while True:
         try:
             an.run(roots)
             an.check_generated()
+            tests = _test_specs(an, roots)
             break
         except TargetError as err:
             if not keep_going:
@@ -771,6 +817,8 @@ def analyze(
             roots = left
             an = Analysis(workspace_root, output_base, reads, setting_flags)
     targets = {str(lab): an.infos[str(lab)] for lab in roots}
+    for label, spec in tests.items():
+        targets[label] = dataclasses.replace(targets[label], test=spec)
     return AnalysisResult(
         actions=an.needed_actions(roots),
         targets=targets,

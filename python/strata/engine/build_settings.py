@@ -18,15 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from strata.engine.labels import Label
-from strata.errors import UserError
+from strata.errors import UsageError
 
 _FLAG = re.compile(r"^--(?P<no>no)?(?P<label>@[^/\s]*//\S*|//\S*)$")
 _TRUE = ("true", "1", "yes", "t", "y")
 _FALSE = ("false", "0", "no", "f", "n")
 
 
-class OptionError(UserError):
-    """A bad build-setting flag: reported as the flag, wherever it was first needed."""
+class OptionError(UsageError):
+    """A bad build-setting flag: reported as the flag, wherever it was first needed; exit 2,
+    as every mistake in a flag."""
 
 
 @dataclass(frozen=True)

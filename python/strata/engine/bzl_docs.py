@@ -47,6 +47,8 @@ class Markdown:
         if s.raw_for:
             macro = self.ref.named(s.raw_for)
             differ = ", ".join(f"`{a}`" for a in sorted(set(macro.renamed.values())))
+            if not differ:
+                return f"the rule under `{macro.name}`, with the same attributes."
             return f"the rule under `{macro.name}`; differs in {differ}."
         return _first_line(self.ref.doc(s))
 
@@ -93,13 +95,15 @@ class Markdown:
         lines = [f"### {s.name}", "", f"{what}; load from {loads}.", ""]
         if s.raw_for:
             macro = self.ref.named(s.raw_for)
+            differ = set(macro.renamed.values())
+            same = "the same attributes" if not differ else "the same attributes except these"
             lines += [
                 f"The rule under [`{macro.name}`](#{_anchor(macro.name)}), which most users "
-                "call instead; the attributes are the same except these:",
-                "",
+                f"call instead; {same}{':' if differ else '.'}",
             ]
-            differ = set(macro.renamed.values())
-            return lines + _table(s, [a for a in s.attributes if a.name in differ])
+            if not differ:
+                return lines
+            return lines + ["", *_table(s, [a for a in s.attributes if a.name in differ])]
         lines += [self.ref.doc(s), ""]
         if s.kind == "provider":
             return lines + _field_table(s.attributes)

@@ -166,6 +166,8 @@ class HttpCache:
         self._warned_put = False
         self._warned_read = False
         self.disabled = False
+        self.uploads_off = False
+        """Set when the server lost an upload: later ones would be lost too."""
         self.corrupt_blobs: set[str] = set()
         """Blobs the server sent wrong bytes for: uploaded again even though it has them."""
         self.stats = TransferStats()
@@ -225,6 +227,18 @@ class HttpCache:
                 f"{got}); every lookup misses and actions run locally; give the cache's "
                 "credentials (--remote_cache=http://user:password@host:port/..., or "
                 "--remote_header=Authorization=...) or check the ones given"
+            )
+
+    def upload_lost(self, what: str, how: str) -> None:
+        """An upload the server took, then lost: warn once and stop uploading for this build."""
+        with self._lock:
+            first, self._warned_put = not self._warned_put, True
+            self.uploads_off = True
+        if first:
+            self._warn(
+                f"remote cache {self.shown_url}: the server accepted {what} but {how} when "
+                "read back; results stay local: check the server's storage (full? read-only?) "
+                "and its log"
             )
 
     def _rejected(self, method: str, url: str, status: int) -> None:

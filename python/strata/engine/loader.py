@@ -229,7 +229,7 @@ class Loader:
             raise UserError(
                 f"cannot load {key}: file not found (got {path}); check the label and the path",
             )
-        source = self.reads.read_text(path)
+        source = self.reads.read_text(path, self.display_path(label))
         self._sources[key] = source
         self._loading.append(key)
         try:
@@ -254,7 +254,9 @@ class Loader:
             path = root / rest if root else None
         else:
             path = self.workspace_root / name
-        return path.read_text() if path is not None and path.is_file() else None
+        if path is None or not path.is_file():
+            return None
+        return path.read_bytes().decode(errors="replace")
 
     def rule_name(self, module: str, index: int) -> str:
         """The name a rule was exported as (`foo = rule(...)`), for messages."""
@@ -324,10 +326,7 @@ class Loader:
             if repo == "strata":
                 self.repo_roots[repo] = STRATA_ROOT
                 return STRATA_ROOT
-            known = sorted([*self.repos, "strata"])
-            close = difflib.get_close_matches(repo, known, n=1)
-            hint = f"did you mean @{close[0]}?" if close else "declare it in WORKSPACE"
-            raise UserError(f"no such repository '@{repo}' (got {where or '@' + repo}); {hint}")
+            raise self.no_such_repository(repo, where or "@" + repo)
         if spec.path is not None:
             root = spec.path
         elif self.fetch_repo is None:
@@ -336,6 +335,15 @@ class Loader:
             root = self.fetch_repo(spec)
         self.repo_roots[repo] = root
         return root
+
+    def knows_repo(self, repo: str) -> bool:
+        """Whether `repo` (canonical) is declared, without fetching it."""
+        return repo in ("", "strata") or repo in self.repos or repo in self.repo_roots
+
+    def no_such_repository(self, repo: str, got: str, where: str | None = None) -> UserError:
+        close = difflib.get_close_matches(repo, sorted([*self.repos, "strata"]), n=1)
+        hint = f"did you mean @{close[0]}?" if close else "declare it in WORKSPACE"
+        return UserError(f"no such repository '@{repo}' (got {got}); {hint}", where=where)
 
     def add_repo(self, spec: RepoSpec) -> None:
         if spec.name in self.repos or spec.name in ("", self.workspace_name):
@@ -357,7 +365,7 @@ class Loader:
                 f"no WORKSPACE file in {self.workspace_root} (got none); "
                 "run strata in a Bazel workspace or create an empty WORKSPACE"
             )
-        source = self.reads.read_text(path)
+        source = self.reads.read_text(path, path.name)
         module, file_loader = self.new_module("//:WORKSPACE", "", "")
         for chunk in split_workspace(source):
             evaluate(module, parse(path.name, chunk), file_loader, self.errors)

@@ -240,8 +240,9 @@ class Packages:
         try:
             from strata.engine.starlark_env import evaluate, parse
 
-            pkg.source = self.loader.reads.read_text(path)
-            ast = parse(self.loader.display_path(label), pkg.source)
+            shown = self.loader.display_path(label)
+            pkg.source = self.loader.reads.read_text(path, shown)
+            ast = parse(shown, pkg.source)
             evaluate(module, ast, file_loader, self.loader.errors)
         finally:
             self._current.pop()
@@ -287,8 +288,9 @@ class Packages:
             self._crossing[key] = known
         return known
 
-    def targets_under(self, repo: str, base: str) -> list[Label]:
-        """Rule targets in every package at or below `base` (for `//base/...`)."""
+    def targets_under(self, repo: str, base: str, errors: list[str] | None = None) -> list[Label]:
+        """Rule targets in every package at or below `base` (for `//base/...`); with
+        `errors`, a package that fails to load is reported there and skipped."""
         root = self.loader.repo_root(repo)
         start = root / base if base else root
         reads = self.loader.reads
@@ -306,7 +308,13 @@ class Packages:
             if any(b in filenames for b in BUILD_NAMES):
                 name = Path(dirpath).relative_to(root).as_posix()
                 name = "" if name == "." else name
-                pkg = self.package(repo, name)
+                try:
+                    pkg = self.package(repo, name)
+                except UserError as err:
+                    if errors is None:
+                        raise
+                    errors.append(str(err))
+                    continue
                 labels.extend(pkg.label(n) for n in pkg.rules)
         return labels
 
@@ -776,7 +784,11 @@ def _as_label(value: Any, base: tuple[str, str], where: str, loader: Loader) -> 
     else:
         return None
     lab = Label.parse(text, repo=base[0], package=base[1], where=where)
-    return Label(loader.canonical_repo(lab.repo), lab.package, lab.name)
+    repo = loader.canonical_repo(lab.repo)
+    if not loader.knows_repo(repo):
+        # now, while the BUILD line that names it is known (analysis would only know the target)
+        raise loader.no_such_repository(repo, text, where)
+    return Label(repo, lab.package, lab.name)
 
 
 def _check(
@@ -803,6 +815,11 @@ def _check(
     elif t == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise err
+        if not -(1 << 31) <= value < 1 << 31:  # as Bazel's attr.int: Java int
+            raise UserError(
+                f"{where} of {kind} must be in the signed 32-bit range (got {value}); "
+                "use a number from -2147483648 to 2147483647"
+            )
     elif t in ("string_list", "int_list"):
         want = str if t == "string_list" else int
         if not isinstance(value, list) or not all(

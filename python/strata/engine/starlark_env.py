@@ -169,7 +169,78 @@ def _is_name_char(c: str) -> bool:
     return c.isalnum() or c == "_"
 
 
+MAX_NESTING = 1000
+"""How deep one expression may nest (brackets, and operators chained in one operand).
+
+starlark-pyo3 parses and evaluates by recursion on the thread's stack, with no
+bound of its own: a 3,000-deep list literal, or 10,000 `+1`s, overflow the
+8 MiB stack of the main thread and kill the process (SIGSEGV). A limit well
+below that, counted before parsing, makes such a file one error line. Real
+BUILD and .bzl files stay far below it (Python refuses 200 nested brackets).
+"""
+
+_TOKEN = re.compile(
+    r"""(?P<nl>\n)
+    |(?P<skip>[ \t\r\f]+|\\\r?\n|\#[^\n]*)
+    |(?P<str>[rRbB]{0,2}(?:"{3}(?:\\.|[^\\])*?"{3}|'{3}(?:\\.|[^\\])*?'{3}
+        |"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+    |(?P<open>[(\[{])
+    |(?P<close>[)\]}])
+    |(?P<sep>[,;:]|=(?!=))
+    |(?P<word>\w+)
+    |(?P<op>\*\*|//|<<|>>|[=!<>]=|->|.)""",
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def check_nesting(filename: str, source: str) -> None:
+    """A UserError at the first place an expression nests deeper than MAX_NESTING.
+
+    The depth counted is an upper bound of the syntax tree's: the open brackets
+    plus, at each of them, the tokens of the operand being written (a `,`, `:`,
+    `=` or a new line outside brackets starts the next one), since each token
+    adds at most one level. A string counts as one token, a comment as none.
+    """
+    if len(source) <= MAX_NESTING:
+        return
+    segments = [0]  # tokens of the current operand, outside brackets and per open one
+    tokens = 0  # sum(segments)
+    for m in _TOKEN.finditer(source):
+        kind = m.lastgroup
+        if kind == "skip":
+            continue
+        if kind == "nl":
+            if len(segments) == 1:
+                tokens -= segments[0]
+                segments[0] = 0
+            continue
+        if kind == "sep":
+            tokens -= segments[-1]
+            segments[-1] = 0
+            continue
+        if kind == "open":
+            segments.append(0)
+        elif kind == "close":
+            if len(segments) > 1:
+                tokens -= segments.pop()
+            segments[-1] += 1  # the bracketed group is one operand: `f()()` chains
+            tokens += 1
+            continue
+        else:
+            segments[-1] += 1
+            tokens += 1
+        if tokens + len(segments) - 1 > MAX_NESTING:
+            line = source.count("\n", 0, m.start()) + 1
+            column = m.start() - source.rfind("\n", 0, m.start())
+            raise UserError(
+                f"expression nested too deeply (got more than {MAX_NESTING} levels of "
+                "brackets and chained operators); split it using variables",
+                where=f"{filename}:{line}:{column}",
+            )
+
+
 def parse(filename: str, source: str) -> sl.AstModule:
+    check_nesting(filename, source)
     try:
         return sl.parse(filename, raw_strings_fixed(source), DIALECT)
     except sl.StarlarkError as err:
