@@ -114,7 +114,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         tests = {label: info for label, info in result.targets.items() if info.test is not None}
         others = [label for label in result.targets if label not in tests]
         failed, halted = _build(args, base, result, stat_cache)
-        broken = _needing_failed(result, failed)
+        broken = _needing_failed(args, result, failed)
         for label in others:
             info = result.targets[label]
             if not halted and label not in broken and getattr(info, "executable", None):
@@ -140,7 +140,7 @@ def _build(
     from strata import cli
     from strata.engine.scheduler import BuildFailed
 
-    wanted = sorted({f for info in result.targets.values() for f in cli._files_and_runfiles(info)})
+    wanted = sorted({f for info in result.targets.values() for f in _test_files(args, info)})
     reporter = _FailureRecorder(sys.stderr, explain=bool(getattr(args, "explain", False)))
     try:
         cli._execute(args, base, result, wanted, stat_cache, reporter=reporter)
@@ -154,9 +154,18 @@ def _build(
     return reporter.failed, None
 
 
-def _needing_failed(result: Any, failed: set[str]) -> set[str]:
-    """The requested targets whose files or runfiles need an action that failed."""
+def _test_files(args: argparse.Namespace, info: Any) -> list[str]:
+    """What `test` builds of a requested target: its `--output_groups` files, and a
+    test's executable and runfiles."""
     from strata import cli
+
+    exe = getattr(info, "executable", None)
+    runfiles = getattr(info, "runfiles", ()) or ()
+    return [*cli._top_level(args, info).built, *runfiles, *([exe] if exe else [])]
+
+
+def _needing_failed(args: argparse.Namespace, result: Any, failed: set[str]) -> set[str]:
+    """The requested targets whose files or runfiles need an action that failed."""
     from strata.engine.graph import build_graph
 
     if not failed:
@@ -167,7 +176,7 @@ def _needing_failed(result: Any, failed: set[str]) -> set[str]:
         for label, info in result.targets.items()
         if any(
             _identity(graph.actions[i]) in failed
-            for i in graph.closure(cli._files_and_runfiles(info))
+            for i in graph.closure(_test_files(args, info))
         )
     }
 
