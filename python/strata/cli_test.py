@@ -175,8 +175,7 @@ def _needing_failed(args: argparse.Namespace, result: Any, failed: set[str]) -> 
         label
         for label, info in result.targets.items()
         if any(
-            _identity(graph.actions[i]) in failed
-            for i in graph.closure(_test_files(args, info))
+            _identity(graph.actions[i]) in failed for i in graph.closure(_test_files(args, info))
         )
     }
 
