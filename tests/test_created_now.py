@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import tarfile
 import time
 from pathlib import Path
 
@@ -52,10 +51,15 @@ def _workspace(path: Path) -> Path:
     return path
 
 
-def _created(archive: Path) -> str:
-    with tarfile.open(archive) as tar:
-        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-        config = json.load(tar.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
+def _created(layout: Path) -> str:
+    """The `created` of the one image of an OCI layout (an image target's default output)."""
+
+    def blob(digest: str) -> dict[str, object]:
+        return dict(json.loads((layout / "blobs" / "sha256" / digest.split(":")[1]).read_text()))
+
+    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    manifest = blob(entry["digest"])
+    config = blob(str(manifest["config"]["digest"]))  # type: ignore[index]
     return str(config["created"])
 
 
@@ -85,15 +89,15 @@ def test_strata_never_caches_an_image_created_now(tmp_path: Path) -> None:
     out = build()
     assert "warning: " in out and 'created = "now" makes every build' in out
     bin_dir = ws / "strata-bin" / "app"
-    first = _created(bin_dir / "now.tar")
-    fixed = (bin_dir / "fixed.tar").read_bytes()
-    assert _created(bin_dir / "fixed.tar") == "1970-01-01T00:00:01Z"
+    first = _created(bin_dir / "now.oci")
+    fixed = (bin_dir / "fixed.oci" / "index.json").read_bytes()
+    assert _created(bin_dir / "fixed.oci") == "1970-01-01T00:00:01Z"
 
     # A no-op build keeps the image: nothing runs, the time is the same.
     _next_second()
     out = build()
     assert re.search(r"\d+ actions: 0 executed, \d+ cache hits, 1 up to date", out), out
-    assert _created(bin_dir / "now.tar") == first
+    assert _created(bin_dir / "now.oci") == first
 
     # After `strata clean` the disk cache still holds every other action, but not this one.
     run(ROOT / "tools" / "strata", "clean", f"--output_base={base}", cwd=ws)
@@ -101,9 +105,9 @@ def test_strata_never_caches_an_image_created_now(tmp_path: Path) -> None:
     out = build()
     assert re.search(r"\d+ actions: 1 executed, ", out), out
     assert re.search(r"explain: //app:now ImageAssemble .*: caching is off for this action", out)
-    second = _created(bin_dir / "now.tar")
+    second = _created(bin_dir / "now.oci")
     assert first < after <= second
-    assert (bin_dir / "fixed.tar").read_bytes() == fixed
+    assert (bin_dir / "fixed.oci" / "index.json").read_bytes() == fixed
 
 
 def _exec_log(path: Path) -> list[dict[str, object]]:
@@ -151,17 +155,17 @@ def test_bazel_never_caches_an_image_created_now(tmp_path: Path) -> None:
     # Bazel's own reading of the tags: the "now" image may not be cached, the other may.
     assert _image_spawn(spawns, "//app:now")["cacheable"] is False
     assert _image_spawn(spawns, "//app:fixed")["cacheable"] is True
-    first = _created(bin_dir / "now.tar")
-    fixed = (bin_dir / "fixed.tar").read_bytes()
+    first = _created(bin_dir / "now.oci")
+    fixed = (bin_dir / "fixed.oci" / "index.json").read_bytes()
 
     run(*common, "clean", cwd=ws)
     after = _next_second()
     bin_dir = build(tmp_path / "log2.json")
     spawns = _exec_log(tmp_path / "log2.json")
     assert not _image_spawn(spawns, "//app:now").get("remoteCacheHit")
-    assert first < after <= _created(bin_dir / "now.tar")
-    assert (bin_dir / "fixed.tar").read_bytes() == fixed
+    assert first < after <= _created(bin_dir / "now.oci")
+    assert (bin_dir / "fixed.oci" / "index.json").read_bytes() == fixed
     # and the same bytes strata makes for the image with a fixed time
     base = tmp_path / "ob"
     run(ROOT / "tools" / "strata", "build", f"--output_base={base}", "//app:fixed", cwd=ws)
-    assert (ws / "strata-bin" / "app" / "fixed.tar").read_bytes() == fixed
+    assert (ws / "strata-bin" / "app" / "fixed.oci" / "index.json").read_bytes() == fixed
