@@ -77,7 +77,7 @@ def _image_test_impl(ctx):
 image_test = rule(
     implementation = _image_test_impl,
     test = True,
-    doc = """Tests an image with container-structure-test: `bazel test //app:structure_test` (or `strata test`).
+    doc = """Tests an image with container-structure-test: `bazel test //app:structure_test`.
 
 ```starlark
 load("@strata//rules:defs.bzl", "image_test")
@@ -100,12 +100,12 @@ The default `tar` driver reads the image's docker-archive, layers and
 whiteouts applied, and needs no daemon; it runs no commands, checks no
 owners, and does not follow a link to an absolute path (`layered_image`
 links its contents at / into their store paths: check those links exist, or
-use the docker driver). The `docker`
-driver loads the image's OCI layout into Docker (as
-`strata.local/image-test/<package>-<name>:latest`, a name no registry has) and runs containers: it needs a
-Docker daemon, found through `DOCKER_HOST` (`bazel test
---test_env=DOCKER_HOST ...`) or `/var/run/docker.sock`; tag such a test
-`manual` if `bazel test //...` runs where there is none.""",
+use the docker driver). The `docker` driver loads the image's OCI layout
+into Docker (as `strata.local/image-test/<package>-<name>:latest`, a name no
+registry has) and runs containers: it needs a Docker daemon, found through
+`DOCKER_HOST` (`bazel test --test_env=DOCKER_HOST ...`) or
+`/var/run/docker.sock`; tag such a test `manual` if `bazel test //...` runs
+where there is none.""",
     attrs = {
         "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive for the tar driver, its OCI layout for docker), or one docker-archive file (tar) or OCI layout directory (docker)."),
         "configs": attr.label_list(mandatory = True, allow_files = [".yaml", ".yml", ".json"], doc = "container-structure-test configurations (YAML or JSON); every test of every file must pass."),
