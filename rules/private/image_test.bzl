@@ -77,7 +77,7 @@ def _image_test_impl(ctx):
 image_test = rule(
     implementation = _image_test_impl,
     test = True,
-    doc = """Tests an image with container-structure-test: `bazel test //app:structure_test`.
+    doc = """Tests an image with container-structure-test: `bazel test` or `strata test //app:structure_test`.
 
 ```starlark
 load("@strata//rules:defs.bzl", "image_test")
