@@ -6,8 +6,8 @@ loads @strata like a user's: one error line that names the attribute, exit 1.
 - a `symlinks` target that climbs out of its store path (it reaches the store
   directory, never what was meant): the error says which absolute target to write;
 - a `pull_image` whose registry trickles a blob, or serves something that is
-  not a manifest: the error is the tool's own line (it said "see the error
-  above" when the tool was killed without a word).
+  not a manifest: the error is the tool's own line; a tool that dies without
+  a word is said to have (the rule said "see the error above", above nothing).
 
 One workspace for the module (the tool is fetched once); one package a case.
 """
@@ -88,6 +88,13 @@ CASES: dict[str, tuple[str, str, str]] = {
         r"sha256:[0-9a-f]{64} is not JSON \(got Expecting value: .*\); the registry did not "
         r"serve an image manifest: check the repository and tag$",
     ),
+    "pull_image whose tool dies without a word": (
+        'filegroup(name = "base", srcs = ["@mute//:image"])\n',
+        "base",
+        r"@mute: pulling http://127.0.0.1:\d+/team/app failed \(got exit 9 and no message: the "
+        r"pull was killed, or ran past timeout = 3 s\); raise timeout, or check the network and "
+        r"the registry$",
+    ),
 }
 PACKAGES = {
     "uid above 2^32-1": "uid",
@@ -97,7 +104,10 @@ PACKAGES = {
     "helper_store_path symlink out of the path": "helper",
     "pull_image from a registry trickling a blob": "slowpull",
     "pull_image of something that is not a manifest": "junkpull",
+    "pull_image whose tool dies without a word": "mutepull",
 }
+# An interpreter that answers find_python's version check, then dies as a killed pull would.
+MUTE_PYTHON = '#!/bin/sh\ncase "$1" in -c) echo True ;; *) exit 9 ;; esac\n'
 JUNK = b"<html>please log in</html>\n"
 
 
@@ -124,10 +134,17 @@ def ws(tmp_path_factory: pytest.TempPathFactory, registry: tuple[Fake, str]) -> 
     digest = serve_image(state, [LAYER])
     state.manifests[sha256_bytes(JUNK)] = (JUNK, OCI_MANIFEST)
     tmp = tmp_path_factory.mktemp("rules-inputs")
+    mute = tmp / "mute-python"
+    mute.write_text(MUTE_PYTHON)
+    mute.chmod(0o755)
     pulls = "".join(
         f'pull_image(name = "{name}", registry = "{address}", repository = "team/app",\n'
-        f'    digest = "{pinned}", timeout = 3)\n'
-        for name, pinned in (("slow", digest), ("junk", sha256_bytes(JUNK)))
+        f'    digest = "{pinned}", timeout = 3{extra})\n'
+        for name, pinned, extra in (
+            ("slow", digest, ""),
+            ("junk", sha256_bytes(JUNK), ""),
+            ("mute", digest, f', python = "{mute}"'),
+        )
     )
     files: dict[str, str | bytes] = {
         "WORKSPACE": f'workspace(name = "w")\nlocal_repository(name = "strata", path = "{ROOT}")\n'
