@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from canary import snapshot
 from casekit import PYTHON_DIR, Outcome, assert_one_error, strata, workspace
 from realtools import need
 
