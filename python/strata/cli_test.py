@@ -169,7 +169,7 @@ def _needing_failed(result: Any, failed: set[str]) -> set[str]:
         for label, info in result.targets.items()
         if any(
             _identity(graph.actions[i]) in failed
-            for i in graph.closure(cli._top_level(args, info).built)
+            for i in graph.closure(cli._top_level(argparse.Namespace(), info).built)
         )
     }
 
