@@ -184,7 +184,10 @@ def test_tls_registry_pull_digest_index_push_under_both_engines(
     # The old snippet fails with one line naming the repository, not a request file.
     proc = _strata(ws, "build", "//:on_unpinned_ca")
     assert proc.returncode == 1
-    assert f"error: @base_no_ca: TLS verification failed for {tls.host}" in proc.stderr
+    # (the tool's error is the rule's one error line, not printed above a second one)
+    assert f"@base_no_ca: pulling {tls.host}/base/base failed: TLS verification failed for " in (
+        proc.stderr
+    )
     assert "request.json" not in proc.stderr
     # A relative ca_file would name nothing where the push runs.
     proc = _strata(ws, "build", "//:relative_ca")
@@ -211,5 +214,7 @@ def test_tls_registry_pull_digest_index_push_under_both_engines(
         timeout=900,
     )
     assert failed.returncode != 0
-    assert f"error: @base_no_ca: TLS verification failed for {tls.host}" in failed.stderr
+    assert f"@base_no_ca: pulling {tls.host}/base/base failed: TLS verification failed for " in (
+        failed.stderr
+    )
     assert "request.json" not in failed.stderr

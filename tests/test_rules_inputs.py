@@ -6,8 +6,8 @@ loads @strata like a user's: one error line that names the attribute, exit 1.
 - a `symlinks` target that climbs out of its store path (it reaches the store
   directory, never what was meant): the error says which absolute target to write;
 - a `pull_image` whose registry trickles a blob, or serves something that is
-  not a manifest: the error is the tool's own line (it said "see the error
-  above" when the tool was killed without a word).
+  not a manifest: the error is the tool's own line; a tool that dies without
+  a word is said to have (the rule said "see the error above", above nothing).
 
 One workspace for the module (the tool is fetched once); one package a case.
 """
@@ -76,7 +76,7 @@ CASES: dict[str, tuple[str, str, str]] = {
     "pull_image from a registry trickling a blob": (
         'filegroup(name = "base", srcs = ["@slow//:image"])\n',
         "base",
-        r"@slow: pulling http://127.0.0.1:\d+/team/app failed: request.json: talking to "
+        r"@slow: pulling http://127.0.0.1:\d+/team/app failed: talking to "
         r"registry http://127.0.0.1:\d+ took longer than the deadline \(got 3 s, stopped during "
         r"blob sha256:[0-9a-f]{64}\); check the network and the registry, or raise "
         r"pull_image's timeout$",
@@ -84,9 +84,16 @@ CASES: dict[str, tuple[str, str, str]] = {
     "pull_image of something that is not a manifest": (
         'filegroup(name = "base", srcs = ["@junk//:image"])\n',
         "base",
-        r"@junk: pulling http://127.0.0.1:\d+/team/app failed: request.json: manifest "
+        r"@junk: pulling http://127.0.0.1:\d+/team/app failed: manifest "
         r"sha256:[0-9a-f]{64} is not JSON \(got Expecting value: .*\); the registry did not "
         r"serve an image manifest: check the repository and tag$",
+    ),
+    "pull_image whose tool dies without a word": (
+        'filegroup(name = "base", srcs = ["@mute//:image"])\n',
+        "base",
+        r"@mute: pulling http://127.0.0.1:\d+/team/app failed \(got exit 9 and no message: the "
+        r"pull was killed, or ran past timeout = 3 s\); raise timeout, or check the network and "
+        r"the registry$",
     ),
 }
 PACKAGES = {
@@ -97,7 +104,10 @@ PACKAGES = {
     "helper_store_path symlink out of the path": "helper",
     "pull_image from a registry trickling a blob": "slowpull",
     "pull_image of something that is not a manifest": "junkpull",
+    "pull_image whose tool dies without a word": "mutepull",
 }
+# An interpreter that answers find_python's version check, then dies as a killed pull would.
+MUTE_PYTHON = '#!/bin/sh\ncase "$1" in -c) echo True ;; *) exit 9 ;; esac\n'
 JUNK = b"<html>please log in</html>\n"
 
 
@@ -124,10 +134,17 @@ def ws(tmp_path_factory: pytest.TempPathFactory, registry: tuple[Fake, str]) -> 
     digest = serve_image(state, [LAYER])
     state.manifests[sha256_bytes(JUNK)] = (JUNK, OCI_MANIFEST)
     tmp = tmp_path_factory.mktemp("rules-inputs")
+    mute = tmp / "mute-python"
+    mute.write_text(MUTE_PYTHON)
+    mute.chmod(0o755)
     pulls = "".join(
         f'pull_image(name = "{name}", registry = "{address}", repository = "team/app",\n'
-        f'    digest = "{pinned}", timeout = 3)\n'
-        for name, pinned in (("slow", digest), ("junk", sha256_bytes(JUNK)))
+        f'    digest = "{pinned}", timeout = 3{extra})\n'
+        for name, pinned, extra in (
+            ("slow", digest, ""),
+            ("junk", sha256_bytes(JUNK), ""),
+            ("mute", digest, f', python = "{mute}"'),
+        )
     )
     files: dict[str, str | bytes] = {
         "WORKSPACE": f'workspace(name = "w")\nlocal_repository(name = "strata", path = "{ROOT}")\n'
@@ -156,7 +173,8 @@ def test_a_rule_given_what_it_must_refuse_is_one_error(
         f"//{pkg}:{target}",
         env={"STRATA_BLOB_STORE": str(tmp_path / "blobs")},
     )
-    assert_one_error(got, rf"^error: \S+\.bzl:\d+:\d+: {expected}")
+    # analysis errors at the BUILD line (as Bazel), repository rule errors in the .bzl
+    assert_one_error(got, rf"^error: \S+:\d+:\d+: (in \w+ rule )?{expected}")
     assert "see the error above" not in got.err
     assert files_under(ob / "execroot" / "w" / "bazel-out" / "k8-fastbuild" / "bin" / pkg) == []
     assert files_under(tmp_path / "cache") == []

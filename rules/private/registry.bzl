@@ -97,7 +97,10 @@ def _pull_image_impl(rctx):
         print("\n".join(shown))
     if res.return_code != 0:
         if errors:
-            fail("%s: pulling %s/%s failed: %s" % (where, attr.registry, attr.repository, errors[-1]))
+            reason = errors[-1]
+            if reason.startswith(where + ": "):  # the tool names the repository too
+                reason = reason[len(where) + 2:]
+            fail("%s: pulling %s/%s failed: %s" % (where, attr.registry, attr.repository, reason))
         fail("%s: pulling %s/%s failed (got exit %d and no message: the pull was killed, or ran past timeout = %d s); raise timeout, or check the network and the registry" % (where, attr.registry, attr.repository, res.return_code, attr.timeout))
     rctx.file("BUILD.bazel", _PULLED_BUILD.format(name = rctx.name), executable = False)
     rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name, executable = False)
