@@ -49,6 +49,7 @@ class _Store(http.server.ThreadingHTTPServer):
         self.data: dict[str, bytes] = {}
         self.log: list[tuple[str, str, dict[str, str], bytes]] = []
         self.miss_status = 404
+        self.miss_headers: dict[str, str] = {}
         self.put_status = 200
         self.delay = 0.0
 
@@ -69,6 +70,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = self.server.data.get(self.path)
         if data is None:
             self.send_response(self.server.miss_status)
+            for name, value in self.server.miss_headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -426,3 +429,21 @@ def test_tree_deep_through_shared_directories_is_rejected() -> None:
         root.directories.add(name=f"s{i}", digest=reapi.message_digest(d))
     with pytest.raises(ValueError, match="levels|too deep"):
         reapi.tree_files(reapi.Tree(root=root, children=chain))
+
+
+@pytest.mark.parametrize(("status", "moved"), [(500, ""), (401, ""), (302, "http://elsewhere/x")])
+def test_an_action_result_answered_with_an_error_or_a_redirect_warns_once(
+    server: _Store, tmp_path: Path, warnings: list[str], status: int, moved: str
+) -> None:
+    # It was a silent miss: a cache that fails every read looked like an empty one.
+    server.miss_status = status
+    server.miss_headers = {"Location": moved} if moved else {}
+    cache = _tiered(tmp_path, _url(server), warnings)
+    assert cache.get_action_result("1" * 64, _check) is None
+    assert cache.get_action_result("2" * 64, _check) is None
+    assert len(warnings) == 1, warnings
+    assert (f" to {moved}, which is not followed" in warnings[0]) == bool(moved)
+    assert warnings[0].startswith(
+        f"remote cache {_url(server)}: GET {_url(server)}/ac/{'1' * 64} failed (got HTTP {status}"
+    )
+    assert "such entries count as misses" in warnings[0] and not cache.remote.disabled

@@ -152,7 +152,7 @@ class HttpCache:
         self.name = f"remote cache {self.shown_url}"
         self._warn = warn
         self._lock = threading.Lock()
-        self._warned_put = False
+        self._warned_status = False
         self.disabled = False
         self.corrupt_blobs: set[str] = set()
         """Blobs the server sent wrong bytes for: uploaded again even though it has them."""
@@ -197,14 +197,29 @@ class HttpCache:
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise self._off(method, url, err) from None
 
-    def _rejected(self, method: str, url: str, status: int) -> None:
+    def _first_status_warning(self) -> bool:
+        """One warning a build for answers that are neither data nor a miss."""
         with self._lock:
-            first, self._warned_put = not self._warned_put, True
-        if first:
+            first, self._warned_status = not self._warned_status, True
+        return first
+
+    def _rejected(self, method: str, url: str, status: int) -> None:
+        if self._first_status_warning():
             self._warn(
                 f"remote cache {self.shown_url}: {method} {url} was refused "
                 f"(got HTTP {status}); results stay local; check credentials "
                 "(--remote_header, user:password@ in the URL) and that the server accepts PUT"
+            )
+
+    def _failed_read(self, url: str, resp: urllib3.BaseHTTPResponse) -> None:
+        """A GET answered with neither the entry nor a miss (5xx, 401, a redirect): a miss."""
+        if self._first_status_warning():
+            where = resp.headers.get("Location", "")
+            moved = f" to {redact_url(where)[:160]}, which is not followed" if where else ""
+            self._warn(
+                f"remote cache {self.shown_url}: GET {url} failed (got HTTP {resp.status}"
+                f"{moved}); such entries count as misses; check the server and that "
+                "--remote_cache is the cache's own URL"
             )
 
     # -- action results --------------------------------------------------------
@@ -218,6 +233,8 @@ class HttpCache:
             return None
         data = resp.data
         self.stats.add(down=len(data) if resp.status == 200 else 0)
+        if resp.status not in (200, *_MISS):
+            self._failed_read(self._url("ac", key), resp)
         if resp.status != 200 or not data:
             return None
         try:
