@@ -4,6 +4,8 @@ A case ends in one of two ways, and these helpers say which:
 
 - `one_error`: exit 1, no traceback, exactly one `error:` line, matching the
   case's regex (which names the place: file:line, label, request or flag);
+  `action_error` for a mistake only an action can see: the engine's one line
+  naming the label and the action, and the action's own one line;
 - `recovered`: exit 0, no traceback, exactly the warnings the case expects
   (each matching its regex); the caller then compares the outputs' bytes with
   a clean build's.
@@ -51,7 +53,11 @@ def deadline(seconds: float = DEADLINE) -> Iterator[None]:
 
 
 def strata(
-    argv: list[str], cwd: Path, capsys: pytest.CaptureFixture[str] | None = None
+    argv: list[str],
+    cwd: Path,
+    capsys: pytest.CaptureFixture[str] | None = None,
+    *,
+    seconds: float = DEADLINE,
 ) -> tuple[int, str]:
     """`strata ARGV` in this process, in `cwd`: (exit status, stderr).
 
@@ -62,17 +68,13 @@ def strata(
     old = os.getcwd()
     os.chdir(cwd)
     caught = io.StringIO()
+    redirect = contextlib.redirect_stderr(caught) if capsys is None else contextlib.nullcontext()
     try:
-        with deadline(), contextlib.redirect_stderr(caught) if capsys is None else _nothing():
+        with deadline(seconds), redirect:
             rc = main(argv)
     finally:
         os.chdir(old)
     return rc, caught.getvalue() if capsys is None else capsys.readouterr().err
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def strata_env(**extra: str) -> dict[str, str]:
@@ -123,6 +125,18 @@ def one_error(rc: int, err: str, pattern: str) -> None:
     assert rc == 1, err
     assert len(errors) == 1, err
     assert re.match(pattern, errors[0]), f"{errors[0]!r} !~ {pattern!r}"
+
+
+def action_error(rc: int, err: str, label: str, mnemonic: str, pattern: str) -> None:
+    """An execution-time mistake: exit 1, the engine's one line naming the label and the
+    action, then the action's own output, whose one `error:` line matches `pattern`."""
+    no_traceback(err)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert rc == 1, err
+    assert len(errors) == 2, err
+    assert errors[0].startswith(f"error: {label}: {mnemonic} failed with exit status 1 "), err
+    assert errors[0].endswith("see the action's output below"), err
+    assert re.match(pattern, errors[1]), f"{errors[1]!r} !~ {pattern!r}"
 
 
 def recovered(rc: int, err: str, warnings: list[str]) -> None:
