@@ -3,7 +3,8 @@
 Cases (tests/fixtures/bad_inputs/cache_cases.py) damage what a clean build
 left: a `--disk_cache` (corrupt, truncated and hostile entries and blobs), a
 remote cache server (tests/fault_server.py: 500s, a hang, redirects, lost
-uploads, garbage and flipped bytes). Each must be recovery: exit 0, the
+uploads, garbage and flipped bytes; and a real nginx refusing uploads,
+failing, or with files damaged on its disk). Each must be recovery: exit 0, the
 clean build's bytes, only the poisoned actions run again, exactly the
 expected warnings, the canary untouched, and the bad entry replaced so the
 next build from that cache is a clean hit. Then the build state: an engine
@@ -30,6 +31,8 @@ import pytest
 
 from badinput_kit import DEADLINE, deadline, recovered, start_strata, stop, strata, tree_bytes, wait
 from fault_server import FaultServer
+from nginx_server import NginxCache
+from realtools import need
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "bad_inputs"))
 from cache_cases import (  # noqa: E402
@@ -37,6 +40,8 @@ from cache_cases import (  # noqa: E402
     DISK,
     DISK_CASES,
     LABEL,
+    NGINX_CASES,
+    NGINX_EXTRA,
     REMOTE_CASES,
     RULES,
     SOURCE,
@@ -154,6 +159,39 @@ def test_misbehaving_remote_cache(
     assert w.outputs() == w.good
     assert w.executed() == len(rerun)
     # Nothing bad reached the local cache: a build from it alone is a clean hit.
+    rc, err = _build(w, capsys, f"--disk_cache={disk}")
+    recovered(rc, err, [])
+    assert w.executed() == 0 and w.outputs() == w.good
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxCache]:
+    server = NginxCache(tmp_path_factory.mktemp("bad-nginx"), extra=NGINX_EXTRA)
+    server.start(need("nginx"))
+    yield server
+    server.stop()
+
+
+@pytest.mark.realtool
+@pytest.mark.parametrize("i", range(len(NGINX_CASES)), ids=[c[0] for c in NGINX_CASES])
+def test_misbehaving_real_nginx_cache(
+    i: int, cache_ws: Workspace, nginx: NginxCache, canary: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    _name, prefix, seed, damage, rerun, warnings = NGINX_CASES[i]
+    w = cache_ws
+    url = nginx.url + prefix
+    if seed:
+        seed_disk = w.top / f"nginx-seed-{i}"
+        rc, err = _build(w, capsys, f"--disk_cache={seed_disk}", f"--remote_cache={url}")
+        recovered(rc, err, [])
+    if damage is not None:
+        damage(nginx.cache_dir / prefix.strip("/"))
+    disk = w.top / f"nginx-disk-{i}"
+    rc, err = _build(w, capsys, f"--disk_cache={disk}", f"--remote_cache={url}")
+    recovered(rc, err, [p.replace("{url}", re.escape(url)) for p in warnings])
+    assert w.outputs() == w.good
+    assert w.executed() == len(rerun)
     rc, err = _build(w, capsys, f"--disk_cache={disk}")
     recovered(rc, err, [])
     assert w.executed() == 0 and w.outputs() == w.good
