@@ -2,7 +2,8 @@
 
 A case ends in one of two ways, and these helpers say which:
 
-- `one_error`: exit 1, no traceback, exactly one `error:` line, matching the
+- `one_error`: exit 1 (2 for a command-line mistake, as Bazel), no traceback,
+  exactly one `error:` line, matching the
   case's regex (which names the place: file:line, label, request or flag);
   `action_error` for a mistake only an action can see: the engine's one line
   naming the label and the action, and the action's own one line;
@@ -119,10 +120,11 @@ def no_traceback(err: str) -> None:
     assert "Traceback" not in err and "please report" not in err, err
 
 
-def one_error(rc: int, err: str, pattern: str) -> None:
+def one_error(rc: int, err: str, pattern: str, status: int = 1) -> None:
+    """Exit `status` (2, Bazel's, for a command-line mistake), one matching error line."""
     no_traceback(err)
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert rc == 1, err
+    assert rc == status, err
     assert len(errors) == 1, err
     assert re.match(pattern, errors[0]), f"{errors[0]!r} !~ {pattern!r}"
 

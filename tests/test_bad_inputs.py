@@ -7,9 +7,11 @@ Every case is data (tests/fixtures/bad_inputs/*.py): an input (a BUILD file,
 a command line, an action request, a damaged cache entry, a misbehaving
 cache server or registry) and the expected outcome (tests/badinput_kit.py):
 
-- one error line: exit 1, the first `error:` line matches the case's regex
-  (which names the place: file:line, label, request file or flag), it is the
-  only one, no traceback, and no output of the failing command is left; or
+- one error line: exit 1 (exit 2, Bazel's status, for a mistake on the command
+  line or in an rc file's flags, which is then the only line: no usage text),
+  the first `error:` line matches the case's regex (which names the place:
+  file:line, label, request file or flag), it is the only one, no traceback,
+  and no output of the failing command is left; or
 - recovery: the build succeeds with the same bytes as a clean build.
 
 Hostile cases also keep the `canary` directory (tests/canary.py) untouched.
@@ -68,16 +70,18 @@ def test_build_mistake(
 
 @pytest.mark.parametrize("i", range(len(CLI_CASES)), ids=[c[0] for c in CLI_CASES])
 def test_command_line_mistake(i: int, build_ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _name, files, argv, regex = CLI_CASES[i]
+    _name, files, argv, status, regex = CLI_CASES[i]
     for rel, text in files.items():
         (build_ws / rel).write_text(text)
     try:
         ob = build_ws.parent / "ob"
-        rc, err = strata([argv[0], f"--output_base={ob}", *argv[1:]], build_ws, capsys)
+        rc, err = strata([f"--output_base={ob}", *argv], build_ws, capsys)
     finally:
         for rel in files:
             (build_ws / rel).unlink()
-    one_error(rc, err, regex)
+    one_error(rc, err, regex, status)
+    if status == 2:  # a command-line mistake: one line, no usage text
+        assert err.count("\n") == 1, err
 
 
 # -- action requests (`strata action M @request.json`), one directory of real inputs ------

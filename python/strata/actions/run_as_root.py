@@ -64,6 +64,7 @@ from strata.oci.base import Selector, load_base
 from strata.oci.compress import check_compressor, open_decompressed, reading_layer
 from strata.oci.layer import write_descriptor, write_layer_from_entries
 from strata.oci.rootfs import Rootfs
+from strata.oci.tarwriter import check_id
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry, sort_key
 
 SCRIPT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
@@ -114,7 +115,8 @@ def apply_layer(root: Path, blob: str, where: str) -> None:
                 continue
             name = "/".join(parts)
             parent, base = posixpath.split(name)
-            owner = (member.uid, member.gid)
+            at = f"{where}: {member.name}"
+            owner = (check_id(member.uid, at), check_id(member.gid, at))
             mode = member.mode & 0o7777
             if base == OPAQUE:
                 fs.clear(parent)

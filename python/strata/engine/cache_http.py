@@ -61,9 +61,13 @@ class TransferStats:
     """Bytes and requests moved in this build, for the summary and the benchmark."""
 
     uploaded: int = 0
+    """Bytes the server accepted (a refused PUT counts in `refused_uploads` instead)."""
     downloaded: int = 0
     requests: int = 0
     ac_hits: int = 0
+    refused_reads: int = 0
+    """Reads answered 401/403: misses the server would not let us see."""
+    refused_uploads: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, *, up: int = 0, down: int = 0) -> None:
@@ -71,6 +75,13 @@ class TransferStats:
             self.uploaded += up
             self.downloaded += down
             self.requests += 1
+
+    def refused(self, *, read: bool) -> None:
+        with self._lock:
+            if read:
+                self.refused_reads += 1
+            else:
+                self.refused_uploads += 1
 
 
 @dataclass(frozen=True)
@@ -152,8 +163,11 @@ class HttpCache:
         self.name = f"remote cache {self.shown_url}"
         self._warn = warn
         self._lock = threading.Lock()
-        self._warned_status = False
+        self._warned_put = False
+        self._warned_read = False
         self.disabled = False
+        self.uploads_off = False
+        """Set when the server lost an upload: later ones would be lost too."""
         self.corrupt_blobs: set[str] = set()
         """Blobs the server sent wrong bytes for: uploaded again even though it has them."""
         self.stats = TransferStats()
@@ -193,33 +207,64 @@ class HttpCache:
         if self.disabled:
             raise RemoteUnavailable("remote cache is off for this build")
         try:
-            return self._pool.request(method, url, **kw)
+            resp = self._pool.request(method, url, **kw)
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise self._off(method, url, err) from None
+        if method != "PUT" and resp.status in (401, 403):
+            self._read_refused(method, url, resp)
+        return resp
 
-    def _first_status_warning(self) -> bool:
-        """One warning a build for answers that are neither data nor a miss."""
+    def _read_refused(self, method: str, url: str, resp: urllib3.BaseHTTPResponse) -> None:
+        """A read the server refuses is a miss, as a 404 is; unlike a 404, it is worth one
+        warning: every action will run locally until the credentials are fixed."""
+        self.stats.refused(read=True)
         with self._lock:
-            first, self._warned_status = not self._warned_status, True
-        return first
-
-    def _rejected(self, method: str, url: str, status: int) -> None:
-        if self._first_status_warning():
+            first, self._warned_read = not self._warned_read, True
+        if first:
+            got = f"HTTP {resp.status} {resp.reason or ''}".rstrip()
             self._warn(
-                f"remote cache {self.shown_url}: {method} {url} was refused "
-                f"(got HTTP {status}); results stay local; check credentials "
-                "(--remote_header, user:password@ in the URL) and that the server accepts PUT"
+                f"remote cache {self.shown_url}: reading was refused ({method} {url}: got "
+                f"{got}); every lookup misses and actions run locally; give the cache's "
+                "credentials (--remote_cache=http://user:password@host:port/..., or "
+                "--remote_header=Authorization=...) or check the ones given"
             )
 
     def _failed_read(self, url: str, resp: urllib3.BaseHTTPResponse) -> None:
-        """A GET answered with neither the entry nor a miss (5xx, 401, a redirect): a miss."""
-        if self._first_status_warning():
+        """An action result answered with neither data, a miss nor a refusal (a 5xx, a
+        redirect): a miss, and the one warning a build for reads, as a refused read is."""
+        self.stats.refused(read=True)
+        with self._lock:
+            first, self._warned_read = not self._warned_read, True
+        if first:
             where = resp.headers.get("Location", "")
             moved = f" to {redact_url(where)[:160]}, which is not followed" if where else ""
             self._warn(
                 f"remote cache {self.shown_url}: GET {url} failed (got HTTP {resp.status}"
                 f"{moved}); such entries count as misses; check the server and that "
                 "--remote_cache is the cache's own URL"
+            )
+
+    def upload_lost(self, what: str, how: str) -> None:
+        """An upload the server took, then lost: warn once and stop uploading for this build."""
+        with self._lock:
+            first, self._warned_put = not self._warned_put, True
+            self.uploads_off = True
+        if first:
+            self._warn(
+                f"remote cache {self.shown_url}: the server accepted {what} but {how} when "
+                "read back; results stay local: check the server's storage (full? read-only?) "
+                "and its log"
+            )
+
+    def _rejected(self, method: str, url: str, status: int) -> None:
+        self.stats.refused(read=False)
+        with self._lock:
+            first, self._warned_put = not self._warned_put, True
+        if first:
+            self._warn(
+                f"remote cache {self.shown_url}: {method} {url} was refused "
+                f"(got HTTP {status}); results stay local; check credentials "
+                "(--remote_header, user:password@ in the URL) and that the server accepts PUT"
             )
 
     # -- action results --------------------------------------------------------
@@ -233,7 +278,7 @@ class HttpCache:
             return None
         data = resp.data
         self.stats.add(down=len(data) if resp.status == 200 else 0)
-        if resp.status not in (200, *_MISS):
+        if resp.status not in (200, 401, 403, *_MISS):
             self._failed_read(self._url("ac", key), resp)
         if resp.status != 200 or not data:
             return None
@@ -344,8 +389,9 @@ class HttpCache:
             resp = self._request("PUT", url, body=body, headers=headers, chunked=False)
         except RemoteUnavailable:
             return False
-        self.stats.add(up=size)
-        if resp.status not in (200, 201, 204):
+        stored = resp.status in (200, 201, 204)
+        # Only what the server kept counts as uploaded.
+        self.stats.add(up=size if stored else 0)
+        if not stored:
             self._rejected("PUT", url, resp.status)
-            return False
-        return True
+        return stored

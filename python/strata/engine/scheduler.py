@@ -18,7 +18,6 @@ import functools
 import json
 import os
 import selectors
-import shutil
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,12 +29,13 @@ from strata.engine.action import Action
 from strata.engine.actionkey import action_key, explain_difference, key_material
 from strata.engine.cache import ActionResult, InvalidEntry
 from strata.engine.cache_tiered import reapi_action_key, scoped
-from strata.engine.digests import tree_digest, tree_listing
+from strata.engine.digests import NotAFile, tree_digest
 from strata.engine.executor import Executor, Running
 from strata.engine.graph import ActionGraph, is_generated
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.result_check import validate_result
-from strata.errors import UserError
+from strata.engine.source_digests import SourceDigests, source_digest
+from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
 
 
@@ -96,6 +96,15 @@ class _Slot:
     key: str
 
 
+def _machine_failure(err: OSError, action: Action) -> UserError:
+    """A full disk or a too-long output path, as the failure of the action it stopped;
+    any other OSError is a bug and goes on up."""
+    found = environment_error(err, where=action.owner)
+    if found is None:
+        raise err
+    return found
+
+
 class Scheduler:
     def __init__(
         self,
@@ -112,6 +121,7 @@ class Scheduler:
         self.log = action_log
         self.digests: dict[str, str] = {}
         """Digest of every generated path built so far (sha256, or tree digest)."""
+        self._sources: SourceDigests | None = None
 
     def build(self, wanted: Iterable[str]) -> BuildStats:
         """Produce the generated files in `wanted` (execroot paths); raises on failure."""
@@ -125,6 +135,7 @@ class Scheduler:
         slots: dict[int, _Slot] = {}
         failures: list[UserError] = []
         self.reporter.build_started(len(order))
+        self._sources = self._digest_sources_ahead([*ready, *order])
 
         def done(i: int, result: ActionResult) -> None:
             for f in result.files:
@@ -158,6 +169,9 @@ class Scheduler:
                     except UserError as err:
                         failed(i, err)
                         continue
+                    except OSError as err:
+                        failed(i, _machine_failure(err, self.graph.actions[i]))
+                        continue
                     if isinstance(outcome, _Slot):
                         slots[outcome.pidfd] = outcome
                     else:
@@ -171,9 +185,14 @@ class Scheduler:
                     except UserError as err:
                         failed(slot.index, err)
                         continue
+                    except OSError as err:
+                        failed(slot.index, _machine_failure(err, slot.running.action))
+                        continue
                     done(slot.index, result)
         finally:
-            self._kill(slots)
+            self._kill(self.executor, slots)
+            self._sources.close()
+            self._sources = None
             self.reporter.build_finished()
         if failures and not self.options.keep_going:
             raise failures[0]
@@ -187,32 +206,66 @@ class Scheduler:
 
     # -- one action ------------------------------------------------------------
 
-    def _input_digests(self, action: Action) -> dict[str, str]:
+    def _digest_sources_ahead(self, order: Iterable[int]) -> SourceDigests:
+        """Hand every action's sources to the digest threads, in the order we will need them."""
+        sources = SourceDigests(
+            self.executor.stat_cache, self.executor.source_path, max(2, self.options.jobs)
+        )
+        seen = set(self.digests)
+        visited: set[int] = set()
+        for i in order:
+            if i in visited:
+                continue
+            visited.add(i)
+            todo = [
+                p for p in self.graph.actions[i].inputs if not is_generated(p) and p not in seen
+            ]
+            seen.update(todo)
+            if todo:
+                sources.submit(i, todo)
+        return sources
+
+    def _input_digests(self, i: int, action: Action) -> dict[str, str]:
         out: dict[str, str] = {}
+        ahead = self._sources.take(i) if self._sources is not None else {}
         for path in action.inputs:
             known = self.digests.get(path)
             if known is not None or is_generated(path):
                 # a source is digested once a build (as Bazel does); outputs as produced
                 out[path] = known if known is not None else self.digests[path]
                 continue
-            real = self.executor.source_path(path)
             try:
-                if real.is_dir():
-                    digest = tree_digest(tree_listing(real, self.executor.stat_cache))
-                else:
-                    digest = self.executor.stat_cache.digest(real).sha256
+                digest = ahead.get(path)
+                if digest is None:  # not digested ahead, or missing then: raises OSError now
+                    real = self.executor.source_path(path)
+                    digest = source_digest(real, self.executor.stat_cache)
                 out[path] = self.digests[path] = digest
-            except OSError:
+            except NotAFile as e:
+                inside = os.path.relpath(e.path, real) if e.path != os.fspath(real) else ""
+                got = f"{path}/{inside}" if inside else path
                 raise UserError(
-                    f"{action.mnemonic} needs a source file that does not exist (got {path}); "
-                    "create it or remove it from the rule's inputs",
+                    f"{action.mnemonic} has a source that is {e.kind}, not a regular file "
+                    f"(got {shorten(got)}); only regular files, directories and symlinks "
+                    "to them are read: replace it with a file or remove it from the inputs",
+                    where=action.owner,
+                ) from None
+            except (FileNotFoundError, NotADirectoryError):
+                raise UserError(
+                    f"{action.mnemonic} needs a source file that does not exist "
+                    f"(got {shorten(path)}); create it or remove it from the rule's inputs",
+                    where=action.owner,
+                ) from None
+            except OSError as e:
+                raise UserError(
+                    f"{action.mnemonic} cannot read a source file (got {shorten(path)}: "
+                    f"{e.strerror or e}); make it a readable file with a shorter path",
                     where=action.owner,
                 ) from None
         return out
 
     def _begin(self, i: int) -> ActionResult | _Slot:
         action = self.graph.actions[i]
-        material = key_material(action, self._input_digests(action))
+        material = key_material(action, self._input_digests(i, action))
         if action.kind != "run":
             if action.kind == "symlink":
                 target = action.symlink_target
@@ -285,10 +338,8 @@ class Scheduler:
         return events[0][0].fd
 
     @staticmethod
-    def _kill(slots: dict[int, _Slot]) -> None:
+    def _kill(executor: Executor, slots: dict[int, _Slot]) -> None:
         for slot in slots.values():
-            slot.running.kill()
-            slot.running.process.wait()
+            executor.abandon(slot.running)
             os.close(slot.pidfd)
-            shutil.rmtree(slot.running.sandbox, ignore_errors=True)
         slots.clear()

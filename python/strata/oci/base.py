@@ -21,11 +21,15 @@ checked as strictly as a plain one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import lzma
 import os
 import posixpath
 import tarfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +38,7 @@ from strata.errors import UserError
 from strata.oci.compress import digest_stream
 from strata.oci.image import BaseImage, Blob
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
+from strata.oci.oci_layout import CONTAINERD_NAME
 from strata.oci.platform import Platform
 from strata.oci.reference import split_tag
 
@@ -107,7 +112,7 @@ class _Archive:
         self.where = str(path)
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by read_docker_archive
-        except tarfile.TarError as e:
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
             reason = " ".join(str(e).split())  # tarfile's reasons span several lines
             raise UserError(
                 f"base image is not a tar archive ({reason}); give a docker-archive "
@@ -115,7 +120,9 @@ class _Archive:
                 where=self.where,
             ) from None
         self.members: dict[str, tarfile.TarInfo] = {}
-        for info in self.tar.getmembers():
+        with self.reading("its table of members"):
+            infos = self.tar.getmembers()
+        for info in infos:
             name = _safe_member(info.name, self.where)
             if info.issym():
                 target = info.linkname
@@ -125,6 +132,21 @@ class _Archive:
             elif info.islnk():
                 _safe_member(info.linkname, self.where)
             self.members[name] = info
+
+    @contextlib.contextmanager
+    def reading(self, what: str) -> Iterator[None]:
+        """Turn the archive ending early (or bad compressed data) into one user error."""
+        try:
+            yield
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
+            if isinstance(e, OSError) and not isinstance(e, tarfile.TarError) and e.errno:
+                raise  # the disk, not the archive
+            reason = " ".join(str(e).split()) or type(e).__name__
+            raise UserError(
+                f"base image archive is truncated or corrupt while reading {what} (got "
+                f"{reason}); save or download the base image again",
+                where=self.where,
+            ) from None
 
     def _info(self, name: str) -> tarfile.TarInfo:
         norm = _safe_member(name, self.where)
@@ -150,7 +172,7 @@ class _Archive:
         return f
 
     def read(self, name: str) -> bytes:
-        with self.open(name) as f:
+        with self.reading(repr(name)), self.open(name) as f:
             return f.read()
 
 
@@ -219,6 +241,15 @@ def read_docker_archive(path: Path, selector: Selector, workdir: Path) -> BaseIm
         return _read_entry(archive, entry, selector, workdir, "base-layer")
 
 
+def read_all_images(path: Path, workdir: Path) -> list[BaseImage]:
+    """Every image of a docker-archive, or the one image of an OCI layout, verified."""
+    if path.is_dir():
+        return [load_base(path, Selector(), workdir)]
+    if not path.is_file():
+        raise UserError("image not found; check the path", where=str(path))
+    return read_all_docker_archive(path, workdir)
+
+
 def read_all_docker_archive(path: Path, workdir: Path) -> list[BaseImage]:
     """Every image of a docker-archive (in manifest.json order), verified."""
     archive = _Archive(path)
@@ -269,7 +300,11 @@ def _read_entry(
 
 def _extract_layer(archive: _Archive, index: int, name: str, diff_id: str, out: Path) -> Blob:
     """Copy layer `index` out of the archive, its digest and diff_id taken on the way."""
-    with archive.open(name) as src, open(out, "wb") as dst:
+    with (
+        archive.reading(f"layer {index} ({name})"),
+        archive.open(name) as src,
+        open(out, "wb") as dst,
+    ):
         got = digest_stream(src, f"{archive.where}: layer {index} ({name})", dst)
     claimed = _hex_named(name)
     if claimed is not None and "sha256:" + claimed != got.digest:
@@ -346,7 +381,9 @@ def _candidates(
         if isinstance(annotations, dict):
             name = str(annotations.get("org.opencontainers.image.ref.name", "") or ref)
         if desc.get("mediaType") in (OCI_INDEX, DOCKER_MANIFEST_LIST):
-            nested = _json(_read_blob(layout, desc, where), "nested index", where)
+            nested = _object(
+                _json(_read_blob(layout, desc, where), "nested index", where), "nested index", where
+            )
             found += _candidates(layout, nested, name, where, depth + 1)
         else:
             found.append((name, desc))
@@ -356,7 +393,15 @@ def _candidates(
 def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
     """Read and verify one image of an OCI layout; layer blobs are used where they lie."""
     where = str(layout)
-    index = _json((layout / "index.json").read_bytes(), "index.json", where)
+    if not (layout / "index.json").is_file():
+        raise UserError(
+            "OCI image layout has no index.json (got an oci-layout file without it); the "
+            "layout is incomplete: copy or pull it again",
+            where=where,
+        )
+    index = _object(
+        _json((layout / "index.json").read_bytes(), "index.json", where), "index.json", where
+    )
     found = _candidates(layout, index, "", where)
     if selector.name:
         tag = split_tag(selector.name)[1] or selector.name
@@ -376,14 +421,17 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             "give the base image's name and architecture",
             where=where,
         )
-    manifest = _object(_json(_read_blob(layout, found[0][1], where), "manifest", where),
-                       "manifest", where)  # fmt: skip
+    manifest = _object(
+        _json(_read_blob(layout, found[0][1], where), "manifest", where), "manifest", where
+    )
     if manifest.get("mediaType", DOCKER_MANIFEST) not in (
         DOCKER_MANIFEST,
         "application/vnd.oci.image.manifest.v1+json",
     ):
         raise UserError(f"not an image manifest (got {manifest.get('mediaType')!r})", where=where)
-    config_bytes = _read_blob(layout, manifest.get("config"), where)
+    config_bytes = _read_blob(
+        layout, _object(manifest.get("config"), "manifest config", where), where
+    )
     config = _json(config_bytes, "config", where)
     diff_ids = _diff_ids(config, where)
     layers = manifest.get("layers") or []
@@ -406,4 +454,7 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             raise _mismatch(f"blob {path.name}", str(desc["digest"]), got.digest, where)
         _check_diff_id(where, i, name, diff_id, got.diff_id)
         blobs.append(Blob(path, got.digest, got.size, diff_id, got.compressor))
-    return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes)
+    # The name the layout gives the image (as a docker-archive's RepoTags), if any.
+    ref = (found[0][1].get("annotations") or {}).get(CONTAINERD_NAME)
+    tags = (ref,) if isinstance(ref, str) and ref else ()
+    return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)

@@ -1,0 +1,66 @@
+"""Digests of source inputs for action keys, taken ahead of the scheduler on threads.
+
+An action's key needs the sha256 of every source it reads. Taken when the
+scheduler reaches the action, on its one thread, a 1.7 GB closure was read
+file after file while the actions that could run waited. Instead the build
+hands this pool one task per action, in the order the scheduler will reach
+them, as soon as it knows the order: the threads read and hash (hashlib and
+file reads release the GIL) while earlier actions run, and the scheduler
+takes each action's digests when it gets there, usually already done.
+
+Each source is digested once a build, in the task of the first action that
+lists it; the stat cache (strata.engine.digests) still decides whether a
+file must be read at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from strata.engine.digests import StatCache, tree_digest, tree_listing
+
+
+def source_digest(real: Path, stat_cache: StatCache) -> str:
+    """sha256 of a source file, or the tree digest of a source directory; OSError if missing."""
+    if real.is_dir():
+        return tree_digest(tree_listing(real, stat_cache))
+    return stat_cache.digest(real).sha256
+
+
+class SourceDigests:
+    def __init__(
+        self, stat_cache: StatCache, source_path: Callable[[str], Path], threads: int
+    ) -> None:
+        self.stat_cache = stat_cache
+        self.source_path = source_path
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="sources")
+        self._tasks: dict[int, Future[dict[str, str | None]]] = {}
+        self._closed = False
+
+    def submit(self, index: int, paths: Sequence[str]) -> None:
+        """Start digesting `paths` (execroot paths of sources) for action `index`."""
+        self._tasks[index] = self._pool.submit(self._digest_all, paths)
+
+    def take(self, index: int) -> dict[str, str | None]:
+        """Action `index`'s digests by path (None: the source is missing); {} if none were asked."""
+        task = self._tasks.pop(index, None)
+        return task.result() if task is not None else {}
+
+    def _digest_all(self, paths: Sequence[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for path in paths:
+            if self._closed:  # the build stopped: don't make it wait for the rest
+                break
+            try:
+                out[path] = source_digest(self.source_path(path), self.stat_cache)
+            except OSError:
+                out[path] = None
+        return out
+
+    def close(self) -> None:
+        """Stop, and wait for the threads (the stat cache is saved after this)."""
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._tasks.clear()
