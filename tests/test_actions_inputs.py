@@ -120,7 +120,8 @@ BASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     ),
     "OCI layout whose index.json is not an object": (
         layout_index_not_an_object,
-        r"index.json is not a JSON object \(got list\); the image is malformed$",
+        r"index.json is not a JSON object \(got list\); the layout is malformed: write or pull it "
+        r"again$",
     ),
     "base layer with a uid above 2^32-1": (
         lambda tmp: _owner_layer(tmp, uid=BIG),

@@ -363,9 +363,9 @@ def _bend_layout(layout: Path, edit: str) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ("index is a list", "index is not a JSON object (got list)"),
+        ("index is a list", "index.json is not a JSON object (got list)"),
         ("manifest is a list", "manifest is not a JSON object (got list)"),
-        ("no config", "descriptor is not a JSON object (got NoneType)"),
+        ("no config", "manifest config is not a JSON object (got NoneType)"),
         ("layer descriptor is a string", "layer 0's descriptor is not a JSON object (got str)"),
         ("layers is a number", "manifest lists no list of (int) layers but the config has"),
     ],

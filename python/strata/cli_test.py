@@ -140,7 +140,9 @@ def _build(
     from strata import cli
     from strata.engine.scheduler import BuildFailed
 
-    wanted = sorted({f for info in result.targets.values() for f in cli._files_and_runfiles(info)})
+    wanted = sorted(
+        {f for info in result.targets.values() for f in cli._top_level(args, info).built}
+    )
     reporter = _FailureRecorder(sys.stderr, explain=bool(getattr(args, "explain", False)))
     try:
         cli._execute(args, base, result, wanted, stat_cache, reporter=reporter)
@@ -167,7 +169,7 @@ def _needing_failed(result: Any, failed: set[str]) -> set[str]:
         for label, info in result.targets.items()
         if any(
             _identity(graph.actions[i]) in failed
-            for i in graph.closure(cli._files_and_runfiles(info))
+            for i in graph.closure(cli._top_level(argparse.Namespace(), info).built)
         )
     }
 
