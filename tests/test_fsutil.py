@@ -99,3 +99,27 @@ def test_a_name_too_long_names_the_output_not_its_temporary(tmp_path: Path, writ
     assert caught.value.errno == errno.ENAMETOOLONG
     assert caught.value.filename == str(final)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["", ".", ".."])
+def test_a_path_naming_no_file_is_refused_and_nothing_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # atomic_dir("") used to rmtree "." (the action's working directory) before failing.
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "keep").write_text("x")
+    monkeypatch.chdir(work)
+    for writer in (atomic_file, atomic_dir):
+        with pytest.raises(IsADirectoryError), writer(name):  # type: ignore[operator]
+            pass
+    assert sorted(os.listdir(work)) == ["keep", "sub"]
+    assert sorted(os.listdir(tmp_path)) == ["work"]
+
+
+def test_atomic_file_onto_a_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError) as caught, atomic_file(tmp_path / "d"):
+        pass
+    assert caught.value.filename == str(tmp_path / "d")
+    assert sorted(os.listdir(tmp_path)) == ["d"]

@@ -33,11 +33,14 @@ def temp_prefix(final: Path) -> str:
 
 
 def check_writable_name(final: Path) -> None:
-    """Raise ENAMETOOLONG naming `final` (not its temporary) when no file can have its name.
+    """Raise ENAMETOOLONG naming `final` (not its temporary) when no file can have its name,
+    and EISDIR when it names no file at all ("", ".", "..").
 
     Without this, the error names the temporary (`.<name>.k3j2h1x0.tmp`), which
     the user never wrote.
     """
+    if final.name in ("", ".."):  # "", "." and "..": replacing them would empty the directory
+        raise IsADirectoryError(errno.EISDIR, "names a directory, not a file", str(final))
     raw = os.fsencode(final)
     if len(os.fsencode(final.name)) > NAME_MAX or len(raw) > PATH_MAX - _TEMP_EXTRA:
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(final))
@@ -54,6 +57,8 @@ def atomic_file(
     """
     final = Path(path)
     check_writable_name(final)
+    if final.is_dir() and not final.is_symlink():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(final))
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent)
     try:

@@ -8,7 +8,8 @@ where the function takes the parsed request dict and `where` (the request
 file's path, for error messages). An action raises `UserError` for a bad
 request and must leave no partial outputs (write through `strata.fsutil`).
 `lookup` wraps it: a path the machine refuses (a name too long, a full or
-read-only disk) or one holding a NUL byte is one error naming the request.
+read-only disk), a directory where a file belongs, or a path holding a NUL
+byte is one error naming the request.
 """
 
 from __future__ import annotations
@@ -68,12 +69,18 @@ _NUL = ("embedded null byte", "embedded null character")
 def _run(fn: ActionFn, req: dict[str, Any], where: str) -> None:
     """`fn(req, where)`, with a path the machine refuses as one error naming the request.
 
-    A name too long for a file system, or a path with a NUL byte, is a request
-    no action can carry out; without this it would surface as an OSError (or a
-    ValueError) from deep in the action, a crash.
+    A name too long for a file system, a directory (or "") where a file belongs,
+    or a path with a NUL byte, is a request no action can carry out; without
+    this it would surface as an OSError (or a ValueError) from deep in the
+    action, a crash.
     """
     try:
         fn(req, where)
+    except IsADirectoryError as e:
+        raise UserError(
+            f"a directory where a file belongs (got {shorten(repr(e.filename), 160)}); name a file",
+            where=where,
+        ) from None
     except OSError as e:
         env = environment_error(e, where)
         if env is None:
