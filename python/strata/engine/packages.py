@@ -161,6 +161,8 @@ class Package:
     rules: dict[str, TargetDecl] = field(default_factory=dict)
     outputs: dict[str, Label] = field(default_factory=dict)
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, TargetDecl] = field(default_factory=dict)
+    """Source files found so far, by name."""
 
     def label(self, name: str) -> Label:
         return Label(self.repo, self.name, name)
@@ -232,6 +234,7 @@ class Packages:
             evaluate(module, ast, file_loader, self.loader.errors)
         finally:
             self._current.pop()
+        pkg.raw.clear()  # only native.existing_rules() reads it, while the package loads
         self._packages[key] = pkg
         return pkg
 
@@ -242,9 +245,13 @@ class Packages:
             return pkg.rules[label.name]
         if label.name in pkg.outputs:
             return TargetDecl(label, "generated file", generator=pkg.outputs[label.name])
+        known = pkg.sources.get(label.name)
+        if known is not None:
+            return known
         path = pkg.directory / label.name
         if self.loader.reads.exists(path) and not self._crosses_package(pkg, label.name):
-            return TargetDecl(label, "source file")
+            decl = pkg.sources[label.name] = TargetDecl(label, "source file")
+            return decl
         known = sorted([*pkg.rules, *pkg.outputs])
         close = difflib.get_close_matches(label.name, known, n=3)
         build = self.loader.display_path(pkg.label(pkg.build_file))
@@ -674,7 +681,8 @@ def _as_label(value: Any, base: tuple[str, str], where: str, loader: Loader) -> 
     else:
         return None
     lab = Label.parse(text, repo=base[0], package=base[1], where=where)
-    return Label(loader.canonical_repo(lab.repo), lab.package, lab.name)
+    repo = loader.canonical_repo(lab.repo)
+    return lab if repo == lab.repo else Label(repo, lab.package, lab.name)
 
 
 def _check(
