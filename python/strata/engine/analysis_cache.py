@@ -9,11 +9,13 @@ files, templates and repository markers, the existence and kind of paths
 asked about, and the directory listings `glob()` and `//...` walked.
 
 (a)-(c) name the entry, `<output_base>/analysis/<key>.pickle`; (d) is stored
-in it next to the result. A later command with the same key re-asks every
-recorded question (one `stat` per unchanged file, through the stat cache) and
-reuses the result only if every answer is the same; otherwise it analyses
-again and replaces the entry. A failed analysis is never stored, nor a
-`--keep_going` one that left failing targets out.
+in it before the result, as two pickles in one file, so a command that finds
+something changed never unpickles the result. A later command with the same
+key re-asks every recorded question (one `stat` per unchanged file through the
+stat cache, one per unchanged directory, see reads.py) and reuses the result
+only if every answer is the same; otherwise it analyses again and replaces
+the entry. A failed analysis is never stored, nor a `--keep_going` one that
+left failing targets out.
 
 Like Bazel, a fetched repository is not re-fetched because the files its rule
 read changed, only when its marker (rule, attributes, .bzl, and the client
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -35,11 +38,11 @@ from pathlib import Path
 
 from strata import __version__
 from strata.engine.digests import StatCache
-from strata.engine.reads import Observation, Reads, changed
+from strata.engine.reads import Observation, Reads, Recorded, changed
 from strata.engine.result import AnalysisResult
 from strata.fsutil import write_bytes_atomic
 
-_FORMAT = 1
+_FORMAT = 2
 _ENGINE_DIR = Path(__file__).resolve().parent
 
 
@@ -50,13 +53,6 @@ class CachedAnalysis:
     """True when the stored result was still valid and no Starlark ran."""
     reason: str
     """Why analysis ran (for `--explain`); empty when reused."""
-
-
-@dataclass(frozen=True)
-class _Entry:
-    format: int
-    observations: list[Observation]
-    result: AnalysisResult
 
 
 def engine_fingerprint(stat_cache: StatCache) -> str:
@@ -85,14 +81,17 @@ def analysis_key(
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def _load(path: Path) -> _Entry | None:
+def _unpickle(f: io.BytesIO) -> object:
     try:
-        entry = pickle.loads(path.read_bytes())
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
-        return None  # missing, damaged or written by another strata: a miss
+        return pickle.load(f)
+    except (EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+        return None  # damaged or written by another strata: a miss
     except (TypeError, ValueError, IndexError, KeyError):
         return None
-    return entry if isinstance(entry, _Entry) and entry.format == _FORMAT else None
+
+
+def _store(path: Path, rec: Recorded, result: bytes) -> None:
+    write_bytes_atomic(path, pickle.dumps((_FORMAT, rec), protocol=5) + result, durable=False)
 
 
 def _describe(obs: Observation) -> str:
@@ -120,14 +119,22 @@ def analyze_cached(
     """
     key = analysis_key(workspace_root, patterns, cwd_package, stat_cache)
     path = output_base / "analysis" / f"{key}.pickle"
-    entry = _load(path)
-    if entry is None:
-        reason = "no earlier analysis of this request"
-    else:
-        stale = changed(entry.observations, stat_cache)
-        if stale is None:
-            return CachedAnalysis(entry.result, True, "")
-        reason = _describe(stale)
+    reason = "no earlier analysis of this request"
+    with contextlib.suppress(OSError):
+        data = io.BytesIO(path.read_bytes())
+        head = _unpickle(data)
+        if isinstance(head, tuple) and len(head) == 2 and head[0] == _FORMAT:
+            rec = head[1]
+            stale = changed(rec, stat_cache) if isinstance(rec, Recorded) else None
+            if stale is not None:
+                reason = _describe(stale)
+            elif isinstance(rec, Recorded):
+                start = data.tell()
+                result = _unpickle(data)
+                if isinstance(result, AnalysisResult):
+                    if rec.refreshed:
+                        _store(path, rec, data.getbuffer()[start:].tobytes())
+                    return CachedAnalysis(result, True, "")
     from strata.engine.analysis import analyze
 
     reads = Reads(stat_cache)
@@ -141,6 +148,7 @@ def analyze_cached(
     )
     if result.errors:
         return CachedAnalysis(result, False, reason)  # like a failed analysis: not stored
-    data = pickle.dumps(_Entry(_FORMAT, reads.observations, result), protocol=5)
-    write_bytes_atomic(path, data)
+    for action in result.actions:
+        action.definition  # noqa: B018 - digested now, stored with the result (actionkey.py)
+    _store(path, reads.recorded(), pickle.dumps(result, protocol=5))
     return CachedAnalysis(result, False, reason)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from strata.canonical import json_bytes
 from strata.engine.action import Action
+from strata.engine.action_records import ActionRecords
 from strata.engine.cache_local import LocalDiskCache
 from strata.engine.digests import StatCache
 from strata.engine.executor import DEFAULT_PATH, Executor
@@ -86,6 +87,7 @@ def _execute_locked(
         reporter.warning(fallback_warning(why))
     graph = build_graph(actions)
     log = ActionLog(base.action_log_file)
+    records = ActionRecords(base.action_records_file, base.execroot)
     cache: Cache | None = None
     if config.use_cache:
         cache = LocalDiskCache(config.disk_cache or base.default_disk_cache)
@@ -109,7 +111,7 @@ def _execute_locked(
         namespace=namespace,
     )
     try:
-        return Scheduler(graph, executor, reporter, config.options, log).build(wanted)
+        return Scheduler(graph, executor, reporter, config.options, log, records).build(wanted)
     finally:
         workers.close()
         if workers.failure:
@@ -120,6 +122,7 @@ def _execute_locked(
         write_bytes_atomic(base.last_build_file, json_bytes(reporter.stats.to_json()))
         _report_remote(cache, reporter)
         log.save()
+        records.save()
         base.link_convenience_symlink()
 
 

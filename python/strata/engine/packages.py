@@ -336,7 +336,7 @@ class Packages:
             prefix.append(seg)
         start = pkg.directory
         for seg in prefix:
-            if dict(reads.listdir(start)).get(seg) != "d":
+            if reads.entry(start / seg) != "d":
                 return []  # missing, a file, or a symlink to a directory: not walked
             start = start / seg
             if any(reads.is_file(start / b) for b in BUILD_NAMES):
