@@ -98,6 +98,7 @@ def _describe(obs: Observation) -> str:
     what = {
         "file": "content of",
         "kind": "existence of",
+        "entry": "existence of",
         "dir": "listing of directory",
         "env": "environment variable",
     }
