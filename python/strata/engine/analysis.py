@@ -743,7 +743,7 @@ class _Infos(dict[str, TargetInfo]):
         return TargetInfo(key, (path,), None, (path,))
 
 
-_BATCHES = 32
+_BATCHES = 64
 """Top-level statements the analysis driver is split into. Starlark collects garbage
 only between statements, each collection costs time in proportion to what is still
 alive, and a closure's rule implementations make far more garbage than they keep."""

@@ -40,7 +40,7 @@ from strata import __version__
 from strata.engine.digests import StatCache
 from strata.engine.reads import Observation, Reads, Recorded, changed
 from strata.engine.result import AnalysisResult
-from strata.fsutil import write_bytes_atomic
+from strata.fsutil import atomic_file
 
 _FORMAT = 2
 _ENGINE_DIR = Path(__file__).resolve().parent
@@ -90,8 +90,14 @@ def _unpickle(f: io.BytesIO) -> object:
         return None
 
 
-def _store(path: Path, rec: Recorded, result: bytes) -> None:
-    write_bytes_atomic(path, pickle.dumps((_FORMAT, rec), protocol=5) + result, durable=False)
+def _store(path: Path, rec: Recorded, result: AnalysisResult | memoryview) -> None:
+    """Write the entry, pickling straight into the file (a closure's result is ~16 MB)."""
+    with atomic_file(path, durable=False) as f:
+        pickle.dump((_FORMAT, rec), f, protocol=5)
+        if isinstance(result, memoryview):
+            f.write(result)  # the stored result, unchanged
+        else:
+            pickle.dump(result, f, protocol=5)
 
 
 def _describe(obs: Observation) -> str:
@@ -134,7 +140,7 @@ def analyze_cached(
                 result = _unpickle(data)
                 if isinstance(result, AnalysisResult):
                     if rec.refreshed:
-                        _store(path, rec, data.getbuffer()[start:].tobytes())
+                        _store(path, rec, data.getbuffer()[start:])
                     return CachedAnalysis(result, True, "")
     from strata.engine.analysis import analyze
 
@@ -151,5 +157,5 @@ def analyze_cached(
         return CachedAnalysis(result, False, reason)  # like a failed analysis: not stored
     for action in result.actions:
         action.definition  # noqa: B018 - digested now, stored with the result (actionkey.py)
-    _store(path, reads.recorded(), pickle.dumps(result, protocol=5))
+    _store(path, reads.recorded(), result)
     return CachedAnalysis(result, False, reason)

@@ -13,10 +13,13 @@ remembered as "racy" and gets the cheap xxh3 pass next time (git's "racily
 clean" entries). Outputs strata wrote itself are not racy: nothing else
 writes them.
 
-The cache is a pickle of plain tuples in the output base (a no-op build
-loads ~60k entries; JSON and one object per entry cost 5x more), loaded at
-the start of a command and written back atomically at the end; the
-output-base lock makes one command its only writer.
+The cache is a file in the output base: the paths, and one fixed-size
+binary record per path (size, mtime, inode, xxh3, sha256), decoded only when
+a path is looked up. A no-op build of a closure loads ~60,000 entries: as
+JSON, or as one tuple of five objects each, they cost several times more
+time and memory. It is loaded at the start of a command and written back
+atomically at the end; the output-base lock makes one command its only
+writer.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +38,10 @@ from strata.canonical import json_bytes
 from strata.fsutil import write_bytes_atomic
 
 _CHUNK = 1 << 20
-_FORMAT = 2
+_FORMAT = 3
+_RECORD = struct.Struct("<qqQ16s32s")
+"""size, mtime_ns (or `_RACY`), inode, xxh3-128, sha256."""
+_STAT = struct.Struct("<qqQ")
 RACY_NS = 2_000_000_000
 """A file or directory changed this recently may change again with the same mtime.
 Two seconds covers every timestamp granularity in use (FAT's is 2 s)."""
@@ -93,7 +100,11 @@ class StatCache:
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
-        self._entries: dict[str, _Entry] = {}
+        self._index: dict[str, int] = {}
+        """Path -> its record in `_blob`, as loaded."""
+        self._blob = b""
+        self._changed: dict[str, bytes] = {}
+        """Records made (or remade) by this command; they win over `_index`."""
         self._dirty = False
         self.hashed = 0
         """How many files needed a sha256 pass in this command (for tests and --explain)."""
@@ -107,13 +118,34 @@ class StatCache:
             return  # missing, damaged or from another strata: start empty
         except (AttributeError, ImportError, IndexError, KeyError):
             return
-        if isinstance(raw, tuple) and len(raw) == 2 and raw[0] == _FORMAT:
-            self._entries = raw[1] if isinstance(raw[1], dict) else {}
+        if not (isinstance(raw, tuple) and len(raw) == 3 and raw[0] == _FORMAT):
+            return
+        keys, blob = raw[1], raw[2]
+        ok = isinstance(keys, list) and isinstance(blob, bytes)
+        if ok and len(blob) == len(keys) * _RECORD.size:
+            self._index = {k: i for i, k in enumerate(keys)}
+            self._blob = blob
+
+    def _get(self, key: str) -> _Entry | None:
+        record = self._changed.get(key)
+        if record is not None:
+            size, mtime, ino, xxh3, sha = _RECORD.unpack(record)
+        else:
+            i = self._index.get(key)
+            if i is None:
+                return None
+            size, mtime, ino, xxh3, sha = _RECORD.unpack_from(self._blob, i * _RECORD.size)
+        return (size, mtime, ino, xxh3.hex(), sha.hex())
 
     def save(self) -> None:
         if self._path is None or not self._dirty:
             return
-        data = pickle.dumps((_FORMAT, self._entries), protocol=5)
+        keys = [k for k in self._index if k not in self._changed]
+        size = _RECORD.size
+        parts = [self._blob[self._index[k] * size : (self._index[k] + 1) * size] for k in keys]
+        keys.extend(self._changed)
+        parts.extend(self._changed.values())
+        data = pickle.dumps((_FORMAT, keys, b"".join(parts)), protocol=5)
         write_bytes_atomic(self._path, data, durable=False)
         self._dirty = False
 
@@ -126,7 +158,7 @@ class StatCache:
         if st is None:
             st = os.stat(key)
         executable = bool(st.st_mode & 0o100)
-        old = self._entries.get(key)
+        old = self._get(key)
         if old and old[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
             return FileDigest(old[4], st.st_size, executable)
         if old and old[0] == st.st_size and old[3] == (xxh3 := xxh3_file(key)):
@@ -138,10 +170,13 @@ class StatCache:
         return FileDigest(sha, st.st_size, executable)
 
     def sha256(self, path: str, st: os.stat_result) -> str:
-        """`digest(path, st).sha256`, without a `FileDigest` when the stat is unchanged."""
-        old = self._entries.get(path)
-        if old is not None and old[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return old[4]
+        """`digest(path, st).sha256`, decoding only the sha256 when the stat is unchanged."""
+        if path not in self._changed:
+            i = self._index.get(path)
+            if i is not None:
+                at = i * _RECORD.size
+                if _STAT.unpack_from(self._blob, at) == (st.st_size, st.st_mtime_ns, st.st_ino):
+                    return self._blob[at + 40 : at + 72].hex()
         return self.digest(path, st).sha256
 
     def remember(
@@ -149,7 +184,8 @@ class StatCache:
     ) -> None:
         """Note `key`'s digests for stat `st`; a `racy` entry is re-checked by xxh3 next time."""
         mtime = _RACY if racy else st.st_mtime_ns
-        self._entries[key] = (st.st_size, mtime, st.st_ino, xxh3, sha256)
+        x, sha = bytes.fromhex(xxh3), bytes.fromhex(sha256)
+        self._changed[key] = _RECORD.pack(st.st_size, mtime, st.st_ino, x, sha)
         self._dirty = True
 
     def record_output(self, path: str | os.PathLike[str], sha256: str) -> None:
@@ -158,7 +194,9 @@ class StatCache:
         self.remember(key, os.stat(key), xxh3_file(key), sha256)
 
     def forget(self, path: str | os.PathLike[str]) -> None:
-        if self._entries.pop(os.fspath(path), None) is not None:
+        key = os.fspath(path)
+        made, loaded = self._changed.pop(key, None), self._index.pop(key, None)
+        if made is not None or loaded is not None:
             self._dirty = True
 
 

@@ -39,7 +39,7 @@ def label_structs_as_text(text: str) -> str:
     return _LABEL_STRUCT.sub(lambda m: re.sub(r"\\(.)", r"\1", m.group(1)), text)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Label:
     """A canonical label; `repo` is "" for the main repository."""
 

@@ -121,7 +121,7 @@ class NoSuchTarget(UserError):
     """A label names no package or no target; the referring target can be named by the caller."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetDecl:
     """A target as loading left it: checked attributes, labels canonical."""
 
