@@ -216,3 +216,31 @@ def test_changed_execution_flags_rebuild_nothing(eng: Engine, counts: Counter[st
     (eng.workspace / "pkg" / "a.txt").write_text("delta\n")
     stats = build_with(eng, reapi)
     assert sorted(stats.executed_labels) == ["//pkg:a Genrule", "//pkg:c Genrule"]
+
+
+def test_a_link_to_an_undeclared_target_follows_its_target(eng: Engine) -> None:
+    def actions(text: bytes) -> list[Action]:
+        return [
+            Action(
+                owner="//pkg:w",
+                mnemonic="FileWrite",
+                progress_message="",
+                kind="write",
+                outputs=(f"{BIN}/pkg/W",),
+                content=text,
+            ),
+            # the target is not an input: only the link's own record could not see it change
+            Action(
+                owner="//pkg:l",
+                mnemonic="Symlink",
+                progress_message="",
+                kind="symlink",
+                outputs=(f"{BIN}/pkg/L",),
+                symlink_target=f"{BIN}/pkg/W",
+            ),
+            sh("//pkg:c", f"cat {BIN}/pkg/L > {BIN}/pkg/C", [f"{BIN}/pkg/L"], [f"{BIN}/pkg/C"]),
+        ]
+
+    eng.build(actions(b"one\n"))
+    assert eng.build(actions(b"two\n")).executed_labels == ["//pkg:c Genrule"]
+    assert eng.out(f"{BIN}/pkg/C").read_text() == "two\n"

@@ -245,9 +245,9 @@ class Packages:
             return pkg.rules[label.name]
         if label.name in pkg.outputs:
             return TargetDecl(label, "generated file", generator=pkg.outputs[label.name])
-        known = pkg.sources.get(label.name)
-        if known is not None:
-            return known
+        seen = pkg.sources.get(label.name)
+        if seen is not None:
+            return seen
         path = pkg.directory / label.name
         if self.loader.reads.exists(path) and not self._crosses_package(pkg, label.name):
             decl = pkg.sources[label.name] = TargetDecl(label, "source file")

@@ -255,7 +255,9 @@ class Scheduler:
         cache = scoped(self.executor.cache, action)
         cacheable = cache is not None and "no-cache" not in action.tags
         # (a symlink's key covers its target's bytes only when the target is an input)
-        recordable = cacheable and (action.kind != "symlink" or action.symlink_target in digests)
+        recordable = cacheable and (
+            action.kind != "symlink" or action.symlink_target in action.inputs
+        )
         if recordable:
             recorded = self.records.current(action, rkey)
             if recorded is not None:  # done: key and outputs as the last build left them
