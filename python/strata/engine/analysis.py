@@ -822,9 +822,10 @@ def analyze(
         workspace_root=an.loader.workspace_root,
         repo_roots=dict(an.loader.repo_roots),
         bin_dir=an.target_bin_dir,
-        dep_graph={
-            label: tuple(dict.fromkeys(str(d) for d in decl.deps()))
+        dep_graph={  # targets without dependencies (files) are left out: ~58k in a closure
+            label: tuple(dict.fromkeys(str(d) for d in deps))
             for label, decl in an.decls.items()
+            if (deps := decl.deps())
         },
         errors=tuple(errors),
     )

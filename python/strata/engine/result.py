@@ -38,7 +38,7 @@ class AnalysisResult:
     bin_dir: str
     dep_graph: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Direct dependencies (label attributes, implicit ones included) of every target
-    analysis visited, for `query 'deps(...)'`."""
+    analysis visited that has any, for `query 'deps(...)'`."""
     errors: tuple[str, ...] = ()
     """With `--keep_going`: the analysis errors of targets left out of `targets`."""
 
