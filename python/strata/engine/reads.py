@@ -82,21 +82,29 @@ def path_kind(path: str) -> str:
     return "dir" if stat.S_ISDIR(mode) else "other"
 
 
-def list_dir(path: str) -> list[tuple[str, str]]:
-    """Sorted (name, kind) of a directory's entries: `d` directory, `l` symlink to a
-    directory (listed, not entered, as `os.walk` does), `f` anything else."""
+def scan_dir(path: str) -> tuple[list[tuple[str, str]], bool]:
+    """`list_dir(path)`, and whether any entry is a symlink (to anything)."""
     out = []
+    links = False
     try:
         with os.scandir(path) as it:
             for e in it:
+                link = e.is_symlink()
+                links = links or link
                 if e.is_dir(follow_symlinks=True):
-                    out.append((e.name, "l" if e.is_symlink() else "d"))
+                    out.append((e.name, "l" if link else "d"))
                 else:
                     out.append((e.name, "f"))
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return [], False
     out.sort()
-    return out
+    return out, links
+
+
+def list_dir(path: str) -> list[tuple[str, str]]:
+    """Sorted (name, kind) of a directory's entries: `d` directory, `l` symlink to a
+    directory (listed, not entered, as `os.walk` does), `f` anything else."""
+    return scan_dir(path)[0]
 
 
 def entry_kind(path: str) -> str:
@@ -140,6 +148,8 @@ class Reads:
         """One analysis sees one state of the file system: each path is asked once."""
         self._stamps: dict[str, Stamp | None] = {}
         """Each listed directory's stamp, taken just before it was listed."""
+        self._linked: set[str] = set()
+        """Listed directories holding a symlink: their stamps vouch for less (see above)."""
 
     @property
     def observations(self) -> list[Observation]:
@@ -150,8 +160,7 @@ class Reads:
         kinds: dict[str, list[str]] = {}
         for (what, path), value in self._seen.items():
             if what == "dir":
-                links = any(k == "l" for _n, k in self._listings[path])
-                rec.dirs.append((path, value, self._stamps[path], links))
+                rec.dirs.append((path, value, self._stamps[path], path in self._linked))
             elif what == "kind":
                 parent, name = os.path.split(path)
                 kinds.setdefault(parent, []).extend((name, value))
@@ -212,7 +221,10 @@ class Reads:
         entries = self._listings.get(key)
         if entries is None:
             self._stamps[key] = dir_stamp(key, time.time_ns())
-            entries = self._listings[key] = list_dir(key)
+            entries, links = scan_dir(key)
+            self._listings[key] = entries
+            if links:
+                self._linked.add(key)
             self._note("dir", key, _listing_digest(entries))
         return entries
 
