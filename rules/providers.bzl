@@ -1,7 +1,7 @@
 """Providers of the strata rules: metadata passed between targets.
 
-The artifacts themselves (store path trees, layer blobs, docker-archive, OCI
-layout) are the contract between rules; these providers point at them.
+The artifacts themselves (store path trees, layer blobs, OCI layout,
+docker-archive) are the contract between rules; these providers point at them.
 """
 
 StorePathInfo = provider(
@@ -28,8 +28,8 @@ LayerInfo = provider(
 ImageInfo = provider(
     doc = "A built image: what other rules (merge_images, image_load, from_image) consume.",
     fields = {
-        "docker_archive": "File: the docker-archive tarball (`docker load -i`); None for an image_index.",
-        "oci_layout": "File (directory): the OCI image layout of the same image.",
+        "docker_archive": "File: the docker-archive tarball (`docker load -i`), written from `oci_layout` by an ImageArchive action only when something needs it (take `oci_layout` where it serves); None for an image_index.",
+        "oci_layout": "File (directory): the OCI image layout of the image (a default output; what other image rules read).",
         "image_info": "File: JSON with the image's name, tag, config and manifest digests; None for an image_index.",
         "name": "Image repository name (string).",
         "tag": "Image tag (string, empty: strata picks a content hash).",

@@ -82,37 +82,47 @@ def _path_string(p):
     # "%s" % path works in Bazel; written this way it also works in strata's engine.
     return "%s/%s" % (p.dirname, p.basename)
 
+def _tools_cache(rctx):
+    """The machine-wide directory of installs shared by every output base ("" shares nothing)."""
+    env = rctx.os.environ
+    if "STRATA_TOOLS_CACHE" in env:
+        return env["STRATA_TOOLS_CACHE"]
+    if env.get("XDG_CACHE_HOME", "").startswith("/"):
+        return env["XDG_CACHE_HOME"] + "/strata/tools"
+    if env.get("HOME", "").startswith("/"):
+        return env["HOME"] + "/.cache/strata/tools"
+    return ""
+
+# Below this many KiB free, a failed install is blamed on the disk: the packages need ~60 MiB.
+_LOW_SPACE_KIB = 200 * 1024
+
+def _last_line(text):
+    lines = [line.strip() for line in text.strip().split("\n") if line.strip()]
+    return lines[-1][:400] if lines else "no output"
+
+def _install_failed(rctx, what, res, fix):
+    """fail() in one line; on a nearly full disk (df), says so instead of `fix`.
+
+    venv's ensurepip hides the ENOSPC it met, so the free space is asked for:
+    the repository is made again, whole, by the next build once there is room."""
+    df = rctx.execute(["df", "-Pk", "."], quiet = True)
+    fields = df.stdout.strip().split("\n")[-1].split() if df.return_code == 0 else []
+    if len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) < _LOW_SPACE_KIB:
+        fix = "the output base's file system has only %s KiB free: free some space and build again" % fields[3]
+    fail("@%s: %s failed (got exit %d: %s); %s" % (rctx.name, what, res.return_code, _last_line(res.stderr + "\n" + res.stdout), fix))
+
 def _strata_tools_impl(rctx):
     python = _path_string(find_python(rctx, "@%s (strata_dependencies)" % rctx.name))
     lock = rctx.path(rctx.attr.lock_file)
-    rctx.report_progress("creating a pip to install %s" % rctx.attr.lock_file)
-    res = rctx.execute([python, "-m", "venv", "_pip"], quiet = True)
-    if res.return_code != 0:
-        fail("@%s: '%s -m venv' failed (got exit %d: %s); install python3-venv" % (rctx.name, python, res.return_code, res.stderr.strip()))
+    installer = rctx.path(Label("//rules/private:tools_install.py"))
     rctx.report_progress("installing the pinned packages of %s" % rctx.attr.lock_file)
     res = rctx.execute(
-        [
-            "_pip/bin/python",
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--require-hashes",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--target",
-            "site",
-            "-r",
-            lock,
-        ],
+        [python, "-B", "-s", installer, "--lock", lock, "--dest", "site", "--cache", _tools_cache(rctx)],
         timeout = 900,
         quiet = True,
     )
     if res.return_code != 0:
-        fail("@%s: pip install --require-hashes -r %s failed (got exit %d):\n%s\nfix the package index configuration (pip config list) or the lock file" % (rctx.name, rctx.attr.lock_file, res.return_code, res.stderr))
-    rctx.execute(["rm", "-rf", "_pip", "site/bin"])
+        _install_failed(rctx, "pip install --require-hashes -r %s" % rctx.attr.lock_file, res, "fix the package index configuration (pip config list) or the lock file")
     sources = rctx.attr.sources
     repo = sources.workspace_name or "strata"
     rctx.file("strata.sh", _LAUNCHER.format(python = python, strata_repo = repo), executable = True)
@@ -125,7 +135,11 @@ strata_tools_repository = repository_rule(
 
 Installs the wheels of `lock_file` with `pip install --require-hashes --no-deps
 --only-binary=:all: --target site` and writes a launcher that runs the strata
-sources of `sources` with them.""",
+sources of `sources` with them. The install is made once per machine, lock file
+and interpreter, in `$STRATA_TOOLS_CACHE` (default `$XDG_CACHE_HOME/strata/tools`,
+then `~/.cache/strata/tools`; empty: no sharing), checked file by file against
+its manifest at every use, and hard-linked into each repository
+(rules/private/tools_install.py).""",
     attrs = {
         "lock_file": attr.label(
             default = Label("//:requirements.lock"),
@@ -140,7 +154,7 @@ sources of `sources` with them.""",
             doc = "Interpreter to use (a name on PATH or an absolute path); default: python3.11, then python3.",
         ),
     },
-    environ = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE"],
+    environ = ["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "STRATA_TOOLS_CACHE", "XDG_CACHE_HOME", "HOME"],
 )
 
 def strata_dependencies(name = "strata_tools", python = None):

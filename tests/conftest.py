@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from realtools import DockerEngine, unavailable
+from realtools import DockerEngine, need, unavailable
+
+# The `canary` fixture (tests/canary.py): a directory hostile input must leave untouched.
+pytest_plugins = ["canary"]
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +25,27 @@ def docker_engine() -> Iterator[DockerEngine]:
         yield engine
     finally:
         engine.stop()
+
+
+@pytest.fixture(scope="session")
+def podman_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment for a private podman: vfs storage and runc (crun fails on this
+    kind of machine's hybrid cgroups) under a temporary directory."""
+    if os.geteuid() != 0:
+        unavailable("podman with runc and vfs storage here needs root")
+    need("podman")
+    need("runc")
+    root = tmp_path_factory.mktemp("podman")
+    (root / "containers.conf").write_text(
+        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
+        'netns = "none"\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n'
+        'events_logger = "file"\n'
+    )
+    (root / "storage.conf").write_text(
+        f'[storage]\ndriver = "vfs"\ngraphroot = "{root}/graph"\nrunroot = "{root}/run"\n'
+    )
+    return {
+        **os.environ,
+        "CONTAINERS_CONF": str(root / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
+    }

@@ -36,6 +36,17 @@ def need(tool: str) -> str:
     return path
 
 
+SKYLIB = Path("/usr/share/bazel/tools/skylib")
+"""Where Debian's bazel-skylib package (1.0.3) installs the repository."""
+
+
+def need_skylib() -> Path:
+    """Debian's bazel-skylib, or skip/fail as above."""
+    if not (SKYLIB / "rules" / "common_settings.bzl").is_file():
+        unavailable(f"bazel-skylib is not installed in {SKYLIB}; run tools/test as root")
+    return SKYLIB
+
+
 def run(*argv: str | os.PathLike[str], **kw: object) -> subprocess.CompletedProcess[str]:
     """Run a tool, raising with its output on failure so the test log shows why."""
     proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kw)  # type: ignore[call-overload]

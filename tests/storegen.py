@@ -140,7 +140,9 @@ def _path(rng: random.Random, name: str, others: list[PathSpec], dangling: bool)
                 LINK, target=posixpath.relpath(to, posixpath.dirname(rel) or ".")
             )
         elif dangling:
-            b.entries[rel] = Entry(LINK, target=rng.choice(["missing", "../../nowhere/x"]))
+            # dangling, but inside the path: store_path refuses a relative link out of it
+            up = posixpath.relpath("nowhere/x", posixpath.dirname(rel) or ".")
+            b.entries[rel] = Entry(LINK, target=rng.choice(["missing", up]))
     if not b.entries:
         b.entries["x"] = Entry(FILE, b"x\n")
     return PathSpec(name, dict(sorted(b.entries.items())), link_to)

@@ -55,3 +55,19 @@ def test_names_are_checked_before_anything_is_read(
     with pytest.raises(UserError) as err:
         run(req, "push.push.json")
     assert str(err.value).startswith(f"//app:push: {message}; use ")
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_unreadable_ca_file_is_one_error_naming_the_target(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    ca = tmp_path / "ca.pem"
+    if content is not None:
+        ca.write_bytes(content)
+    req = request(tmp_path, label="//app:push", tags=["1.0"], ca_file=str(ca))
+    with pytest.raises(UserError) as err:
+        run(req, "push.push.json")
+    assert str(err.value).startswith(
+        f"//app:push: cannot read ca_file as PEM certificates (got {str(ca)!r}: "
+    )
+    assert str(err.value).endswith("give the absolute path of the registry's CA certificate file")

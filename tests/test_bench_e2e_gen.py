@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -17,11 +18,14 @@ from types import ModuleType
 
 import pytest
 
+from strata.store import nar
+from strata.store.path import source_path
+
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 0.002
 # sha256 over (path, mode, content digest) of every file of store/ at SCALE: the bytes
 # must be the same on every machine and Python version.
-GOLDEN = "b115456d9160ba2e2506c3e51c43242ba1c70f33b52768fd15b9bba4969f1dec"
+GOLDEN = "1f78f7b724e9ee33f00ccb92d5a68768ecb987c309490061200e6d3bc90fb06d"
 LABEL_SAFE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*")
 
 
@@ -116,6 +120,32 @@ def test_shape_at_small_scale(workspace: Path) -> None:
     assert "strata_dependencies()" in workspace_file
 
 
+def test_paths_mention_their_references_under_the_names_nix_gives(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """SUPPORT lists each path's references by store path, and the generator names paths
+    as strata (and Nix) do: the NAR of the tree the BUILD file describes, `lib64` included."""
+    summary = json.loads((workspace / "e2e.json").read_text())
+    by_name = {p["name"]: p for p in summary["paths"]}
+    with_refs = 0
+    for p in summary["paths"]:
+        root = workspace / "store" / p["name"]
+        refs = sorted(by_name[d]["store_path"] for d in p["deps"])
+        support = root / gen.SUPPORT
+        if refs:
+            with_refs += 1
+            assert support.read_text() == " ".join(refs) + "\n"
+        else:
+            assert not support.exists()
+        laid_out = tmp_path / p["name"]
+        shutil.copytree(root, laid_out, symlinks=True)
+        if p["lib64"]:
+            (laid_out / "lib64").symlink_to("lib")
+        named = source_path(nar.digest(laid_out).sha256, p["name"], refs)
+        assert p["store_path"] == str(named), p["name"]
+    assert with_refs > len(summary["paths"]) // 2
+
+
 def test_content_compresses_like_real_closures() -> None:
     """Every 100th file of the default scale (about 18 MB): gzip shrinks it 2-3x."""
     closure = gen.plan(1.0)
@@ -168,8 +198,15 @@ def test_strata_builds_big_raw(tmp_path: Path) -> None:
     gen.generate(ws, SCALE)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
     argv = [sys.executable, "-m", "strata", "build", f"--output_base={tmp_path / 'ob'}"]
+    argv.append("--output_groups=+tarball")
     proc = subprocess.run([*argv, "//:big_raw"], cwd=ws, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # every declared reference is mentioned, under the name the generator gave it
+    assert "warning:" not in proc.stderr + proc.stdout
+    summary = json.loads((ws / "e2e.json").read_text())
+    for p in summary["paths"]:
+        info = json.loads((ws / "strata-bin" / f"{p['name']}.storepath.json").read_text())
+        assert info["path"] == p["store_path"]
     with tarfile.open(ws / "strata-bin" / "big_raw.tar") as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
     assert len(manifest[0]["Layers"]) == 4  # max_layers: 3 store path layers + the top one

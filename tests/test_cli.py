@@ -48,7 +48,7 @@ def test_launcher_runs_the_cli() -> None:
     assert out.stdout.strip().startswith("strata ")
 
 
-def test_internal_error_exits_2_with_traceback(
+def test_internal_error_exits_37_with_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import strata.actions as actions
@@ -59,6 +59,20 @@ def test_internal_error_exits_2_with_traceback(
     monkeypatch.setattr(actions, "lookup", lambda mnemonic: broken)
     req = tmp_path / "req.json"
     req.write_text(json.dumps({"schema_version": 1}))
-    assert main(["action", "Anything", f"@{req}"]) == 2
+    assert main(["action", "Anything", f"@{req}"]) == 37  # Bazel's status for a crash
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: boom" in err and "please report" in err
+
+
+def test_a_request_that_is_not_utf8_is_one_error(tmp_path: Path) -> None:
+    # Found by tools/fuzz (action-request): a UnicodeDecodeError traceback before.
+    from strata.actions.request import load_request
+    from strata.errors import UserError
+
+    req = tmp_path / "req.json"
+    req.write_bytes(b'{"schema_version": 1, "name": "\xff"}')
+    with pytest.raises(UserError) as e:
+        load_request(f"@{req}")
+    assert str(e.value) == (
+        f"{req}: request is not UTF-8 (got byte 0xff at offset 31); write the request as UTF-8 JSON"
+    )

@@ -13,8 +13,9 @@ import http.server
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,10 @@ class _Store(http.server.ThreadingHTTPServer):
         self.miss_status = 404
         self.put_status = 200
         self.delay = 0.0
+        self.on_get: Callable[[str, bytes], bytes] = lambda _path, data: data
+        """What a GET answers instead of the stored bytes (a server that garbles)."""
+        self.on_put: Callable[[str, bytes], bytes | None] = lambda _path, data: data
+        """What a PUT stores (None: nothing, though the answer is 200)."""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -72,6 +77,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        data = self.server.on_get(self.path, data)
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -88,8 +94,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "-1"))
         body = self.rfile.read(length) if length >= 0 else b""
         self._record(body)
-        if self.server.put_status < 300:
-            self.server.data[self.path] = body
+        stored = self.server.on_put(self.path, body)
+        if self.server.put_status < 300 and stored is not None:
+            self.server.data[self.path] = stored
         self.send_response(self.server.put_status)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -426,3 +433,86 @@ def test_tree_deep_through_shared_directories_is_rejected() -> None:
         root.directories.add(name=f"s{i}", digest=reapi.message_digest(d))
     with pytest.raises(ValueError, match="levels|too deep"):
         reapi.tree_files(reapi.Tree(root=root, children=chain))
+
+
+# -- a server that lies, end to end: each a miss with one warning a build ------------
+
+
+def _flip(data: bytes) -> bytes:
+    return bytes([data[0] ^ 1]) + data[1:] if data else b"\x01"
+
+
+BAD_SERVERS: dict[str, tuple[dict[str, Callable[[str, bytes], Any]], tuple[str, ...]]] = {
+    # name: (server behaviour, warnings of the build that uploads, then of the one that reads)
+    "returns garbage for everything": (
+        {"on_get": lambda _p, _d: b"\x00\xffgarbage\x13"},
+        ("but sends other bytes back when read back", "ignored an invalid action result for "),
+    ),
+    "flips a byte of every blob": (
+        {"on_get": lambda p, d: _flip(d) if "/cas/" in p else d},
+        ("", "does not match its sha256"),
+    ),
+    "flips a byte of every action result it stores": (
+        {"on_put": lambda p, d: _flip(d) if "/ac/" in p else d},
+        ("but sends other bytes back when read back", "ignored an invalid action result for "),
+    ),
+    "loses every PUT (answering 200)": (
+        {"on_put": lambda _p, _d: None},
+        ("but does not have it when read back", "but does not have it when read back"),
+    ),
+    "loses the blobs it is sent": (
+        {"on_put": lambda p, d: None if "/cas/" in p else d},
+        ("", "could not be downloaded (a lost upload?)"),
+    ),
+}
+
+
+def _engine_build(tmp: Path, name: str, url: str) -> tuple[dict[str, bytes], list[str]]:
+    """A build in a fresh output base and local cache; its outputs and warnings."""
+    from enginekit import BIN, sh
+    from strata.engine.build import ExecutionConfig, execute
+    from strata.engine.outputbase import OutputBase
+    from strata.engine.report import Reporter
+    from strata.engine.scheduler import BuildOptions
+
+    ws = tmp / "ws"
+    (ws / "pkg").mkdir(parents=True, exist_ok=True)
+    (ws / "WORKSPACE").write_text("")
+    (ws / "pkg" / "a.txt").write_text("alpha\n")
+    f, tree, use = f"{BIN}/pkg/f", f"{BIN}/pkg/tree", f"{BIN}/pkg/use"
+    actions = [
+        sh("//pkg:f", f"tr a-z A-Z < pkg/a.txt > {f}", ["pkg/a.txt"], [f]),
+        sh("//pkg:tree", f"mkdir -p {tree} && echo y > {tree}/y", [], [], output_dirs=(tree,)),
+        sh("//pkg:use", f"cat {f} {tree}/y > {use}", [f, tree], [use]),
+    ]
+    stream = io.StringIO()
+    base = OutputBase(tmp / name, ws)
+    config = ExecutionConfig(
+        BuildOptions(jobs=2), disk_cache=tmp / f"{name}-disk", remote=RemoteOptions(url=url)
+    )
+    execute(base, actions, [f, tree, use], config, Reporter(stream, tty=False))
+    outputs = {p: (base.execroot / p).read_bytes() for p in (f, use, f"{tree}/y")}
+    return outputs, [line for line in stream.getvalue().splitlines() if "warning" in line]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SERVERS))
+def test_a_server_that_lies_costs_one_warning_and_never_a_wrong_byte(
+    server: _Store, tmp_path: Path, case: str
+) -> None:
+    behaviour, expected = BAD_SERVERS[case]
+    for attr, fn in behaviour.items():
+        setattr(server, attr, fn)
+    url = _url(server)
+    first, warned_first = _engine_build(tmp_path, "ob-a", url)
+    second, warned_second = _engine_build(tmp_path, "ob-b", url)
+    server.on_get = lambda _p, d: d
+    server.on_put = lambda _p, d: d
+    server.data.clear()
+    clean, _ = _engine_build(tmp_path, "ob-clean", url)
+    assert first == second == clean
+    for warned, text in zip((warned_first, warned_second), expected, strict=True):
+        if text:
+            assert len(warned) == 1 and text in warned[0], warned
+            assert warned[0].startswith(f"warning: remote cache {url}: "), warned
+        else:
+            assert warned == [], warned

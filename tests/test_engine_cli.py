@@ -14,10 +14,11 @@ from strata.engine.action import Action
 
 @dataclass(frozen=True)
 class FakeTarget:
-    default_outputs: tuple[str, ...]
+    files: tuple[str, ...]
     executable: str | None = None
     runfiles: tuple[str, ...] = ()
     deps: tuple[str, ...] = ()
+    output_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,6 +72,7 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         output_base: Path,
         reads: object = None,
         keep_going: bool = False,
+        setting_flags: object = (),
     ) -> FakeResult:
         assert workspace == root.resolve()
         calls.append((patterns, cwd_package))
@@ -139,12 +141,17 @@ def test_query_lists_targets_and_deps(ws: Path, capsys: pytest.CaptureFixture[st
 
 def test_rc_flags_are_applied_and_checked(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (ws / ".strata.rc").write_text("build --jobs=0\n")
-    assert main(["build", "//app:gen"]) == 1
-    assert "--jobs must be at least 1 (got 0)" in capsys.readouterr().err
+    assert main(["build", "//app:gen"]) == 2  # a flag's mistake: Bazel's exit status and words
+    assert "While parsing option --jobs=0: Value '0' must be at least 1." in capsys.readouterr().err
+    # As in Bazel, an rc file's bad value is an error even where the command line overrides it.
+    assert main(["build", "//app:gen", "--jobs=2"]) == 2
+    (ws / ".strata.rc").write_text("build --jobs=1\n")
     assert main(["build", "//app:gen", "--jobs=2"]) == 0
+    capsys.readouterr()
     (ws / ".strata.rc").write_text("build --bogus\n")
-    assert main(["build", "//app:gen"]) == 1
-    assert f"{ws}/.strata.rc:1: unknown flag (got '--bogus')" in capsys.readouterr().err
+    assert main(["build", "//app:gen"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {ws}/.strata.rc:1: --bogus :: Unrecognized option: --bogus\n"
 
 
 def test_failing_build_exits_1_with_action_error(
@@ -230,7 +237,7 @@ def test_pex_alone_builds_a_workspace_that_loads_strata_rules(tmp_path: Path) ->
     for argv in (["python3", str(pex)], [sys.executable, "-m", "strata"]):
         base = tmp_path / f"ob{len(digests)}"
         proc = subprocess.run(
-            [*argv, "build", f"--output_base={base}", "//:img"],
+            [*argv, "build", f"--output_base={base}", "--output_groups=+tarball", "//:img"],
             cwd=ws,
             env={**env, "PYTHONPATH": str(root / "python")} if "-m" in argv else env,
             capture_output=True,

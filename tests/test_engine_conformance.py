@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from realtools import need, run
+from realtools import need, need_skylib, run
 from strata.engine.analysis import analyze
+from strata.engine.build_settings import split_setting_flags
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,6 +236,128 @@ def test_keep_going_past_analysis_errors_like_bazel(tmp_path: Path) -> None:
         for label in ("//p:bad", "//p:worse"):  # each error once; //p:needs_bad's is not its own
             assert sum(f"rule {label}:" in line for line in lines) == 1, proc.stderr
         assert "rule //p:needs_bad" not in proc.stderr
+    # Both place each error at the target's BUILD call (column: its parenthesis).
+    for place in (
+        "p/BUILD:3:7: in broken rule //p:bad: ",
+        "p/BUILD:4:7: in broken rule //p:worse: ",
+    ):
+        assert f"ERROR: {ws}/{place}" in procs[0].stderr
+        assert f"error: {place}broken on purpose\n  at p/defs.bzl:7:5\n" in procs[1].stderr
     for out in ("bazel-bin", "strata-bin"):
         assert (ws / out / "p/good.out").read_text() == "ok good\n"
         assert not (ws / out / "p/needs_bad.out").exists()
+
+
+SKYLIB_FLAGS = ("--//settings:greeting=hola", "--//settings:names=ann,bob", "--no//settings:loud")
+"""Build-setting flags the skylib workspace is built with (the other settings keep defaults)."""
+
+
+@pytest.mark.realtool
+@pytest.mark.slow
+def test_skylib_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
+    """Debian's bazel-skylib 1.0.3 under both engines: every feature that builds offline.
+
+    write_file, copy_file, diff_test, run_binary (ctx.resolve_tools), native_binary
+    (one provider returned, not a list), selects.with_or and config_setting_group
+    (aliases as select() keys), common_settings with command-line flags and
+    config_setting(flag_values), and the Starlark libraries (structs.to_dict needs
+    dir(struct) to list to_json and to_proto).
+    """
+    bazel = need("bazel")
+    (tmp_path / "bazel_skylib").symlink_to(need_skylib())
+    ws = tmp_path / "conformance_skylib"
+    shutil.copytree(FIXTURES / "conformance_skylib", ws, symlinks=True)
+    bazel_cmd = (bazel, f"--output_user_root={tmp_path / 'bazel-root'}", "--batch")
+    offline = f"--override_repository=remote_coverage_tools={FIXTURES / 'remote_coverage_tools'}"
+    sandbox = "--spawn_strategy=processwrapper-sandbox"
+    run(*bazel_cmd, "build", offline, sandbox, *SKYLIB_FLAGS, "//...", cwd=ws)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    strata_cmd = (sys.executable, "-m", "strata", "build", f"--output_base={tmp_path / 'ob'}")
+    run(*strata_cmd, *SKYLIB_FLAGS, "//...", cwd=ws, env=env)
+
+    _, flags = split_setting_flags(SKYLIB_FLAGS)
+    result = analyze(ws, ["//..."], output_base=tmp_path / "analysis-ob", setting_flags=flags)
+    prefix = result.bin_dir + "/"
+    generated = sorted(
+        {f for info in result.targets.values() for f in info.files if f.startswith(prefix)}
+    )
+    assert len(generated) >= 20
+    ours: dict[str, str] = {}
+    theirs: dict[str, str] = {}
+    for f in generated:
+        rel = f[len(prefix) :]
+        ours.update(_digests(ws / "strata-bin", rel))
+        theirs.update(_digests(ws / "bazel-bin", rel))
+    assert ours == theirs
+    # Executables' runfiles trees (native_binary collects its data's runfiles).
+    for exe in ("tools/native_report.sh", "tools/report_copy.sh", "files/same-test.sh"):
+        trees = [ws / out / f"{exe}.runfiles" for out in ("bazel-bin", "strata-bin")]
+        assert _tree_listing(trees[0]) == _tree_listing(trees[1]), exe
+    native_tree = _tree_listing(ws / "bazel-bin/tools/native_report.sh.runfiles")
+    assert "conformance_skylib/tools/extra.txt" in native_tree
+
+    # Contents, so the comparison cannot pass on two wrong trees.
+    out = ws / "bazel-bin"
+    assert (out / "settings/selected.txt").read_text() == "hola not-loud three\n"
+    assert (out / "settings/values.txt").read_text().splitlines() == [
+        '0: False {"value": False}',
+        '1: False {"value": False}',
+        '2: True {"value": True}',
+        '3: "hola" {"value": "hola"}',
+        '4: 3 {"value": 3}',
+        '5: ["ann", "bob"] {"value": ["ann", "bob"]}',
+    ]
+    report = (out / "libs/report.txt").read_text()
+    assert (
+        'structs: {"x": 1, "y": "two", "z": [3]} ["to_json", "to_proto", "x", "y", "z"]' in report
+    )
+    assert "partial: Hello, world. Hello, you!" in report
+    ran = (out / "tools/ran.txt").read_text().splitlines()
+    assert ran[0] == "args: tools/input.txt literal argument"
+    assert ran[-1] == "banner: the banner"
+    # no PATH in run_binary's environment: bash's own default
+    assert not ran[1].startswith("MODE=plain INPUT=tools/input.txt PATH=/bin:")
+    assert (out / "files/crlf.txt").read_bytes() == b"one\r\ntwo"
+    assert '"FAIL: files \\"files/hello.txt\\" and' in (out / "files/same-test.sh").read_text()
+    groups = [
+        (out / f"select/group_{n}.txt").read_text() for n in ("always", "any_cpu", "only_opt")
+    ]
+    assert groups == ["always matches\n", "any_cpu matches\n", "only_opt does not match\n"]
+
+    # A bad flag value: both engines fail in the string_flag's implementation and
+    # place the error at the flag target's BUILD call.
+    bad = "--//settings:greeting=ciao"
+    procs = [
+        subprocess.run(
+            [*cmd, bad, "//settings:values"], cwd=ws, env=env, capture_output=True, text=True
+        )
+        for cmd in ((*bazel_cmd, "build", offline, sandbox), strata_cmd)
+    ]
+    assert [p.returncode != 0 for p in procs] == [True, True]
+    place = "settings/BUILD:29:12: in string_flag rule //settings:greeting: "
+    assert f"{ws}/{place}" in procs[0].stderr
+    assert f"error: {place}Error setting //settings:greeting: invalid value 'ciao'" in (
+        procs[1].stderr
+    )
+
+    # select_file reads dep.files, which strata's Targets cannot offer (README,
+    # "Differences from Bazel"): Bazel builds it; strata names the line and the fix.
+    (ws / "pick").mkdir()
+    (ws / "pick" / "BUILD").write_text(
+        'load("@bazel_skylib//rules:select_file.bzl", "select_file")\n'
+        'filegroup(name = "both", srcs = ["a.txt", "b.txt"])\n'
+        'select_file(name = "b", srcs = ":both", subpath = "b.txt")\n'
+    )
+    for name in ("a.txt", "b.txt"):
+        (ws / "pick" / name).write_text(name + "\n")
+    run(*bazel_cmd, "build", offline, sandbox, "//pick:b", cwd=ws)
+    proc = subprocess.run(
+        [*strata_cmd, "//pick:b"], cwd=ws, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(
+        "error: pick/BUILD:3:12: in select_file rule //pick:b: Object of type `dict` has no "
+        "attribute `files`; a dependency (Target) supports only dep[Provider] in strata, so "
+        "write dep[DefaultInfo].files for dep.files\n"
+        "  at external/bazel_skylib/rules/select_file.bzl:"
+    ), proc.stderr

@@ -21,6 +21,7 @@ def _impl(ctx):
 echo = rule(implementation = _impl, attrs = {
     "text": attr.string(),
     "deps": attr.label_list(allow_files = True),
+    "n": attr.int(),
 })
 
 def _not_a_provider(ctx):
@@ -82,10 +83,22 @@ CASES = {
         "error: p/BUILD:2:1: echo: 'name' must be a non-empty string (got None); "
         'add name = "..."',
     ),
+    "label to an unknown repository in an attribute": (
+        LOAD + 'echo(name = "a")\necho(name = "b", deps = [":a", "@nope//x"])\n',
+        "//p:a",  # //p:b is not even asked for: the BUILD line that names @nope is wrong
+        "error: p/BUILD:3:1: //p:b: attribute 'deps': no such repository '@nope' "
+        "(got @nope//x); declare it in WORKSPACE",
+    ),
+    "int attribute beyond 32 bits (as in Bazel)": (
+        LOAD + 'echo(name = "a", n = 4294967296)\n',
+        "//p:a",
+        "error: p/BUILD:2:1: //p:a: attribute 'n' of echo must be in the signed 32-bit range "
+        "(got 4294967296); use a number from -2147483648 to 2147483647",
+    ),
     "label to a missing package": (
         LOAD + 'echo(name = "a", deps = ["//nope:x"])\n',
         "//p:a",
-        "error: //p:a: no such package '//nope' (got //nope:x); "
+        "error: p/BUILD:2:5: in echo rule //p:a: no such package '//nope' (got //nope:x); "
         "add a BUILD file there or fix the label",
     ),
     "pattern without targets": (
@@ -113,37 +126,42 @@ CASES = {
     "dependency cycle": (
         LOAD + 'echo(name = "a", deps = [":b"])\necho(name = "b", deps = [":a"])\n',
         "//p:a",
-        "error: //p:b: dependency cycle (got //p:a -> //p:b -> //p:a); "
+        "error: p/BUILD:3:5: in echo rule //p:b: dependency cycle (got //p:a -> //p:b -> //p:a); "
         "remove one of these dependencies",
     ),
     "missing source file": (
         LOAD + 'echo(name = "a", deps = ["nofile.txt"])\n',
         "//p:a",
-        "error: //p:a: no such target '//p:nofile.txt': target 'nofile.txt' not declared in "
+        "error: p/BUILD:2:5: in echo rule //p:a: no such target '//p:nofile.txt': target "
+        "'nofile.txt' not declared in "
         "package 'p' (got //p:nofile.txt); declare it in p/BUILD, or create the source file "
         "p/nofile.txt",
     ),
     "implementation returns a non-provider": (
         LOAD + 'not_a_provider(name = "a")\n',
         "//p:a",
-        "error: //p:a: rule implementation returned a non-provider (got string); "
+        "error: p/BUILD:2:15: in not_a_provider rule //p:a: rule implementation returned a "
+        "non-provider (got string); "
         "return provider instances",
     ),
     "implementation returns a non-list": (
         LOAD + 'not_a_list(name = "a")\n',
         "//p:a",
-        "error: //p:a: rule implementation must return a list of providers (got int); "
+        "error: p/BUILD:2:11: in not_a_list rule //p:a: rule implementation must return a "
+        "provider or a list of providers (got int); "
         "return [DefaultInfo(...), ...]",
     ),
     "declared output without an action": (
         LOAD + 'unwritten(name = "a")\n',
         "//p:a",
-        "error: //p:a: declared output p/a.out has no generating action",
+        "error: p/BUILD:2:10: in unwritten rule //p:a: declared output p/a.out has no "
+        "generating action",
     ),
     "executable rule that never writes its executable": (
         LOAD + 'no_executable(name = "a")\n',
         "//p:a",
-        "error: //p:a: declared output p/a has no generating action",
+        "error: p/BUILD:2:14: in no_executable rule //p:a: declared output p/a has no "
+        "generating action",
     ),
 }
 
@@ -213,7 +231,7 @@ def test_keep_going_builds_the_targets_that_analysed(
     err = capsys.readouterr().err
     assert "Traceback" not in err
     failing = [line for line in err.splitlines() if line.startswith("error: ")]
-    bad = "error: defs/r.bzl:10:5: in broken rule //p:bad: broken on purpose"
+    bad = "error: p/BUILD:3:7: in broken rule //p:bad: broken on purpose"
     if keep_going:
         # One analysis error (//p:needs_bad is left out with it), the good target built.
         assert failing[0] == bad

@@ -378,6 +378,6 @@ def test_fake_root_commands_build_in_the_namespace(
     (ws / "BUILD").write_text(IMAGES_BUILD)
     monkeypatch.chdir(ws)
     ob = f"--output_base={tmp_path / 'ob'}"
-    assert main(["build", ob, "--sandbox=namespace", "//:owned"]) == 0
+    assert main(["build", ob, "--sandbox=namespace", "--output_groups=+tarball", "//:owned"]) == 0
     owned = _image_members(ws / "strata-bin" / "owned.tar")
     assert (owned["data"].uid, owned["data"].gid, owned["data"].mode) == (1000, 1000, 0o700)

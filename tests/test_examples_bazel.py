@@ -1,8 +1,9 @@
 """Every example built by real Bazel 4.2.3 with the rules; images run in a real Docker engine.
 
-One `bazel build //examples/...` per session (Bazel is heavy); the tests then
-look at its outputs: docker-archives load and run, OCI layouts pass umoci
-unpack and oci-image-tool validate, layering follows max_layers.
+One `bazel build --output_groups=+tarball //examples/...` per session (Bazel is
+heavy); the tests then look at its outputs: docker-archives load and run, OCI
+layouts pass umoci unpack and oci-image-tool validate, layering follows
+max_layers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from realtools import DockerEngine, need, run, unavailable
+from realtools import DockerEngine, need, run
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNABLE = {
@@ -42,6 +43,10 @@ OCI_LAYOUTS = [
     ("multiarch", "multiarch.oci", "latest-arm64"),
 ]
 
+# Every image's docker-archive too (a plain build writes only the OCI layouts), so the
+# archives are compared between engines and loaded into Docker.
+TARBALL = "--output_groups=+tarball"
+
 pytestmark = pytest.mark.realtool
 
 
@@ -65,6 +70,7 @@ def bazel_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "build",
         "--symlink_prefix=/",
         "--spawn_strategy=processwrapper-sandbox",
+        TARBALL,
         "//examples/...",
     )
     out = bazel(ROOT, user_root, "info", "--symlink_prefix=/", "bazel-bin").strip()
@@ -259,7 +265,14 @@ def strata_bases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     bases = []
     for i in range(2):
         base = tmp_path_factory.mktemp(f"strata-base{i}")
-        run(ROOT / "tools" / "strata", "build", f"--output_base={base}", "//examples/...", cwd=ROOT)
+        run(
+            ROOT / "tools" / "strata",
+            "build",
+            f"--output_base={base}",
+            TARBALL,
+            "//examples/...",
+            cwd=ROOT,
+        )
         bases.append(base)
     return bases
 
@@ -337,27 +350,6 @@ def test_stream_writes_the_stored_archive(
     assert not (bazel_bin / "examples/layered/stream.tar").exists()
 
 
-@pytest.fixture(scope="session")
-def podman_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    if os.geteuid() != 0:
-        unavailable("podman with runc and vfs storage here needs root")
-    need("podman")
-    root = tmp_path_factory.mktemp("podman")
-    (root / "containers.conf").write_text(
-        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
-        'netns = "none"\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n'
-        'events_logger = "file"\n'
-    )
-    (root / "storage.conf").write_text(
-        f'[storage]\ndriver = "vfs"\ngraphroot = "{root}/graph"\nrunroot = "{root}/run"\n'
-    )
-    return {
-        **os.environ,
-        "CONTAINERS_CONF": str(root / "containers.conf"),
-        "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
-    }
-
-
 def test_podman_loads_the_index_and_runs_the_host_platform(
     strata_bases: list[Path], podman_env: dict[str, str]
 ) -> None:
@@ -376,6 +368,9 @@ def test_podman_loads_the_index_and_runs_the_host_platform(
     assert arch.stdout.strip() == "amd64"
     out = run("podman", "run", "--rm", ref, env=podman_env).stdout
     assert out == "Hello from a strata image!\narg: multiarch\n"
+    # The image has its name and no other (podman would name it after the layout's path).
+    tags = run("podman", "image", "inspect", "--format", "{{json .RepoTags}}", ref, env=podman_env)
+    assert json.loads(tags.stdout) == [f"localhost/{ref}"]
 
 
 def test_keep_contents_dirlinks(bazel_bin: Path) -> None:

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from strata.fsutil import link_or_copy, share_output
+from strata.fsutil import link_or_copy, real_path, share_output
 
 
 def _ino(p: Path) -> int:
@@ -49,3 +49,28 @@ def test_link_or_copy_copies_across_filesystems(tmp_path: Path) -> None:
         for p in other.iterdir():
             p.unlink()
         other.rmdir()
+
+
+def test_real_path_is_realpath(tmp_path: Path) -> None:
+    """The kernel's answer and os.path.realpath's agree: links in the middle, chains, relative
+    and absolute targets, `..`; a missing or dangling path falls back to realpath itself."""
+    (tmp_path / "ws" / "store" / "p").mkdir(parents=True)
+    (tmp_path / "ws" / "store" / "p" / "f").write_text("x")
+    (tmp_path / "execroot").mkdir()
+    os.symlink(tmp_path / "ws" / "store", tmp_path / "execroot" / "store")
+    (tmp_path / "sandbox").mkdir()
+    os.symlink(tmp_path / "execroot" / "store" / "p" / "f", tmp_path / "sandbox" / "f")
+    os.symlink("../sandbox/f", tmp_path / "execroot" / "rel")
+    os.symlink("rel", tmp_path / "execroot" / "chain")
+    os.symlink("missing", tmp_path / "execroot" / "dangling")
+    for p in [
+        "sandbox/f",
+        "execroot/rel",
+        "execroot/chain",
+        "execroot/store/p/../p/f",
+        "execroot/store",
+        "execroot/dangling",
+        "execroot/absent/x",
+    ]:
+        assert real_path(str(tmp_path / p)) == os.path.realpath(tmp_path / p), p
+    assert real_path(str(tmp_path / "sandbox/f")) == str(tmp_path / "ws/store/p/f")

@@ -1,6 +1,7 @@
 """The nginx, nix-db and run-as-root examples: Bazel 4.2.3 and strata build, Docker runs them.
 
-One `bazel build` of these three packages per session, one `strata build`;
+One `bazel build` of these three packages per session, one `strata build`
+(both with the images' docker-archives, `--output_groups=+tarball`);
 then: the helpers' and NixDb/RunAsRoot outputs are byte-identical across
 engines, the images run in a real Docker engine (httpd as nobody answering
 busybox wget on 127.0.0.1 with --network=none; the run_as_root user, owner
@@ -23,6 +24,7 @@ from realtools import DockerEngine, need, run
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ["//examples/nginx/...", "//examples/nix-db/...", "//examples/run-as-root/..."]
 NIX_CONFIG = "build-users-group =\nsandbox = false\nsubstituters =\n"
+TARBALL = "--output_groups=+tarball"  # the images' docker-archives, which Docker loads
 
 pytestmark = pytest.mark.realtool
 
@@ -33,7 +35,7 @@ def bazel_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     user_root = tmp_path_factory.mktemp("bazel-helpers")
     common = ["--batch", f"--output_user_root={user_root}"]
     flags = ["--symlink_prefix=/", "--spawn_strategy=processwrapper-sandbox"]
-    run(bazel, *common, "build", *flags, *PACKAGES, cwd=ROOT)
+    run(bazel, *common, "build", *flags, TARBALL, *PACKAGES, cwd=ROOT)
     out = run(bazel, *common, "info", "--symlink_prefix=/", "bazel-bin", cwd=ROOT).stdout
     yield Path(out.strip())
 
@@ -41,7 +43,7 @@ def bazel_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def strata_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("strata-helpers")
-    run(ROOT / "tools" / "strata", "build", f"--output_base={base}", *PACKAGES, cwd=ROOT)
+    run(ROOT / "tools" / "strata", "build", f"--output_base={base}", TARBALL, *PACKAGES, cwd=ROOT)
     found = list(base.glob("execroot/*/bazel-out/k8-fastbuild/bin"))
     assert len(found) == 1, found
     return found[0]

@@ -14,9 +14,8 @@ import hashlib
 import io
 import json
 import os
-import stat
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,6 @@ from strata.registry.push import read_layout
 
 BUSYBOX = "/usr/bin/busybox"
 UP = "../" * 16  # more `..` than any unpack directory is deep
-
-Snapshot = dict[str, tuple[Any, ...]]
 
 
 def action(tmp: Path, mnemonic: str, req: dict[str, Any]) -> int:
@@ -86,39 +83,6 @@ def layer(path: Path, members: list[Member]) -> Blob:
     raw = path.read_bytes()
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     return Blob(path, digest, len(raw), digest, "none")
-
-
-def snapshot(top: Path) -> Snapshot:
-    """Everything about a tree a write, delete, chmod, chown or link would change."""
-    out: Snapshot = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in ["", *dirnames, *filenames]:
-            if name == "" and dirpath != str(top):
-                continue
-            path = os.path.join(dirpath, name) if name else dirpath
-            st = os.lstat(path)
-            data: Any = b""
-            if stat.S_ISREG(st.st_mode):
-                data = Path(path).read_bytes()
-            elif stat.S_ISLNK(st.st_mode):
-                data = os.readlink(path)
-            key = os.path.relpath(path, top)
-            out[key] = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_ctime_ns, data)
-    return out
-
-
-@pytest.fixture
-def canary(tmp_path: Path) -> Iterator[str]:
-    """A directory outside every build, as a path relative to `/`; checked untouched after."""
-    top = tmp_path / "canary"
-    (top / "victim").mkdir(parents=True)
-    (top / "victim" / "delete-me").write_bytes(b"must survive\n")
-    (top / "victim" / "secret").write_bytes(b"host secret\n")
-    os.chmod(top / "victim", 0o750)
-    before = snapshot(top)
-    yield str(top).lstrip("/")
-    assert (top / "victim" / "delete-me").read_bytes() == b"must survive\n"
-    assert snapshot(top) == before
 
 
 # -- RunAsRoot ---------------------------------------------------------------------------------

@@ -207,6 +207,72 @@ def test_docker_loads_merged_archive_as_all_images(
         assert got == f"{word}\n"
 
 
+def _exported_files(path: Path) -> dict[str, tuple[int, str, bytes]]:
+    """(mode, link target, content) of each non-directory member of a flat rootfs tar."""
+    with tarfile.open(path) as tf:
+        return {
+            m.name.rstrip("/"): (
+                m.mode & 0o7777,
+                m.linkname,
+                tf.extractfile(m).read() if m.isfile() else b"",  # type: ignore[union-attr]
+            )
+            for m in tf.getmembers()
+            if not m.isdir()
+        }
+
+
+_RUNTIME_FILES = (".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf", "etc/mtab")
+
+
+def _docker_export(docker_engine: DockerEngine, archive: Path, ref: str, out: Path) -> None:
+    docker_engine.docker("load", "-i", archive)
+    cid = docker_engine.docker("create", ref).stdout.strip()
+    try:
+        docker_engine.docker("export", "-o", out, cid)
+    finally:
+        docker_engine.docker("rm", cid)
+
+
+def test_export_of_a_base_writing_through_links_matches_docker_export(
+    tmp_path: Path, docker_engine: DockerEngine
+) -> None:
+    """A base whose layer holds `x -> /` and then `x/etc/...` (and whiteouts through such
+    links): the flat tar holds what the container holds, each entry once, under `/`."""
+    from test_hostile_layers import UP, directory, file, layer, sym
+
+    lower = [
+        directory("etc"),
+        sym("x", "/"),
+        sym("y", UP),
+        sym("a", "/b/c"),
+        sym("b", "/"),
+        sym("c", "/"),
+        file("x/etc/one", b"one\n"),
+        file("y/etc/two", b"two\n"),
+        file("a/etc/three", b"three\n"),
+        file("x/etc/gone", b"gone\n"),
+        directory("x/opt"),
+        file("x/opt/old", b"old\n"),
+    ]
+    upper = [file("y/etc/.wh.gone", b""), file("x/opt/.wh..wh..opq", b""), file("a/opt/new")]
+    blobs = [layer(tmp_path / "l0.tar", lower), layer(tmp_path / "l1.tar", upper)]
+    img = assemble(
+        layers=blobs,
+        fields={"Cmd": ["/bin/true"]},
+        platform=parse_platform("x86_64"),
+        name="strata-test/links",
+    ).image
+    write_docker_archive(tmp_path / "img.tar", [img])
+    _docker_export(docker_engine, tmp_path / "img.tar", str(img.ref), tmp_path / "docker.tar")
+    export_rootfs(img.layers, tmp_path / "ours.tar", tmp_path / "work")
+    theirs = _exported_files(tmp_path / "docker.tar")
+    runtime = {n for n in theirs if n.startswith(("dev/", "proc/", "sys/")) or n in _RUNTIME_FILES}
+    ours = _exported_files(tmp_path / "ours.tar")
+    assert {n: v for n, v in theirs.items() if n not in runtime} == ours
+    assert "etc/one" in ours and "x/etc/one" not in ours and "etc/gone" not in ours
+    assert sorted(n for n in ours if n.startswith("opt/")) == ["opt/new"]
+
+
 def test_export_matches_docker_export(tmp_path: Path, docker_engine: DockerEngine) -> None:
     """Our flattened rootfs has the same files and contents as the engine's `docker export`."""
     img = busybox_image(tmp_path, "gzip", "strata-test/export", {"Cmd": ["/bin/true"]})

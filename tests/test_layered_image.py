@@ -490,3 +490,12 @@ def test_rebuilt_image_is_byte_identical(
     }
     assert action(tmp_path, "ImageAssemble", req) == 0
     assert (tmp_path / "i.tar").read_bytes() == (image["tmp"] / "image.tar").read_bytes()
+
+
+def test_archive_from_the_layout_is_the_stored_archive(
+    image: dict[str, Any], tmp_path: Path
+) -> None:
+    # What the rules run for the `tarball` output group: the layout → its docker-archive.
+    req = {"image": str(image["tmp"] / "layout"), "output": str(tmp_path / "a.tar")}
+    assert action(tmp_path, "ImageArchive", req) == 0
+    assert (tmp_path / "a.tar").read_bytes() == (image["tmp"] / "image.tar").read_bytes()

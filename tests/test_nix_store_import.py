@@ -130,10 +130,12 @@ def test_imported_paths_in_an_image_under_bazel_and_strata(
     env = {**nix_env(t), "PATH": "/usr/local/bin:/usr/bin:/bin"}
     common = [bazel, "--batch", f"--output_user_root={tmp_path / 'bazel-root'}"]
     flags = ["--symlink_prefix=/", "--spawn_strategy=processwrapper-sandbox"]
-    run(*common, "build", *flags, "//:app", "@nixstuff//:all", cwd=ws, env=env)
+    tarball = "--output_groups=+tarball"  # the docker-archive, loaded below
+    run(*common, "build", *flags, tarball, "//:app", "@nixstuff//:all", cwd=ws, env=env)
     bazel_bin = Path(run(*common, "info", *flags, "bazel-bin", cwd=ws, env=env).stdout.strip())
     base = tmp_path / "strata-base"
-    run(ROOT / "tools" / "strata", "build", f"--output_base={base}", "//:app", cwd=ws, env=env)
+    strata = [ROOT / "tools" / "strata", "build", f"--output_base={base}", tarball]
+    run(*strata, "//:app", cwd=ws, env=env)
     (strata_bin,) = base.glob("execroot/*/bazel-out/k8-fastbuild/bin")
 
     archive = bazel_bin / "app.tar"

@@ -333,3 +333,71 @@ def test_oci_layout_truncated_gzip_layer_is_refused(tmp_path: Path, img: Image, 
     assert str(e.value).startswith(
         f"{layout}: layer 0 (blobs/sha256/{hexd}): layer is not valid gzip"
     )
+
+
+def _bend_layout(layout: Path, edit: str) -> None:
+    """Rewrite the layout's index, manifest or a descriptor into a shape tools/fuzz found."""
+    index = json.loads((layout / "index.json").read_bytes())
+    blobs = layout / "blobs" / "sha256"
+    mpath = blobs / index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads(mpath.read_bytes())
+    if edit == "index is a list":
+        (layout / "index.json").write_text("[]")
+        return
+    if edit == "manifest is a list":
+        manifest = [manifest]
+    elif edit == "no config":
+        del manifest["config"]
+    elif edit == "layer descriptor is a string":
+        manifest["layers"][0] = "sha256:00"
+    elif edit == "layers is a number":
+        manifest["layers"] = 3
+    data = json_bytes(manifest)
+    (blobs / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    index["manifests"][0].update(
+        digest="sha256:" + hashlib.sha256(data).hexdigest(), size=len(data)
+    )
+    (layout / "index.json").write_bytes(json_bytes(index))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("index is a list", "index.json is not a JSON object (got list)"),
+        ("manifest is a list", "manifest is not a JSON object (got list)"),
+        ("no config", "manifest config is not a JSON object (got NoneType)"),
+        ("layer descriptor is a string", "layer 0's descriptor is not a JSON object (got str)"),
+        ("layers is a number", "manifest lists no list of (int) layers but the config has"),
+    ],
+)
+def test_oci_layout_json_of_the_wrong_shape_is_one_error(
+    tmp_path: Path, img: Image, edit: str, message: str
+) -> None:
+    # Found by tools/fuzz (oci-layout): each was an AttributeError, KeyError or TypeError.
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, [img])
+    _bend_layout(layout, edit)
+    with pytest.raises(UserError) as e:
+        load_base(layout, Selector(), tmp_path / "work")
+    assert str(e.value).startswith(f"{layout}: {message}"), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("tags", [5, "img:1", [1, None]])
+def test_repo_tags_of_the_wrong_shape_name_no_tag(tmp_path: Path, img: Image, tags: object) -> None:
+    # Found by tools/fuzz (docker-archive): a TypeError while listing tags.
+    archive = tmp_path / "a.tar"
+    write_docker_archive(archive, [img])
+    with tarfile.open(archive) as tf:
+        members = {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    manifest = json.loads(members["manifest.json"])
+    manifest[0]["RepoTags"] = tags
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(archive, "w") as tf:
+        for name, data in members.items():
+            add(tf, name, data)
+    assert load_base(archive, Selector(), tmp_path / "w").repo_tags == ()
+    with pytest.raises(
+        UserError, match=r"no image named 'img:latest' in the archive \(got tags: none\)"
+    ):
+        load_base(archive, Selector("img"), tmp_path / "w")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tarfile
@@ -149,3 +150,22 @@ def test_export_action(tmp_path: Path, layers, capsys: pytest.CaptureFixture[str
     assert main(["action", "ImageExport", f"@{req}"]) == 1
     assert "no image named 'x/z:nope' in the archive" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage", "bad gzip"])
+def test_a_damaged_layer_is_one_error(tmp_path: Path, layers, damage: str) -> None:  # type: ignore[no-untyped-def]
+    # Found by tools/fuzz (layer-export): tarfile, isal and EOF errors were tracebacks.
+    blob = layers[0]
+    data = blob.path.read_bytes()
+    bent = {"cut": data[: len(data) // 2], "garbage": b"x" * 700,
+            "bad gzip": b"\x1f\x8b\x08\x00" + bytes(40)}[damage]  # fmt: skip
+    bad = tmp_path / "bad"
+    bad.write_bytes(bent)
+    broken = dataclasses.replace(blob, path=bad)
+    with pytest.raises(UserError) as e:
+        export_rootfs([broken], tmp_path / "out.tar", tmp_path / "work")
+    assert str(e.value).startswith(f"layer 0 ({blob.digest}): layer is not a readable tar (")
+    assert str(e.value).endswith(
+        "the image or layer is corrupt or cut short: rebuild or pull it again"
+    )
+    assert not (tmp_path / "out.tar").exists()

@@ -71,7 +71,7 @@ def test_merge_action_bad_request(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     assert main(["action", "ImageMerge", f"@{req}"]) == 1
     assert (
-        "images must be a non-empty list of docker-archive paths (got [])"
+        "images must be a non-empty list of docker-archive or OCI layout paths (got [])"
         in capsys.readouterr().err
     )
     assert not (tmp_path / "m.tar").exists()

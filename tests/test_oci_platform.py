@@ -57,3 +57,10 @@ def test_matching_ignores_missing_variant() -> None:
     assert not want.matches(Platform("amd64", "linux"))
     assert not parse_platform("armv7l").matches(Platform("arm", "linux", "v6"))
     assert parse_platform("armv7l").matches(Platform("arm", "linux"))
+
+
+@pytest.mark.parametrize("value", ["linux/amd64", None, ["amd64"], 3])
+def test_a_platform_that_is_not_an_object_names_nothing(value: object) -> None:
+    # Found by tools/fuzz (registry-pull, oci-layout): index entries from outside hold anything.
+    assert Platform.from_json(value) == Platform("", "", "")
+    assert not Platform("amd64").matches(Platform.from_json(value))

@@ -93,3 +93,40 @@ def test_file_that_changes_size_is_an_error(tmp_path: Path) -> None:
     tw = TarWriter(io.BytesIO())
     with pytest.raises(UserError, match="file changed size while it was being read"):
         tw.add_file("f", src, 10)
+
+
+def test_a_file_from_a_slice_of_another(tmp_path: Path) -> None:
+    """A member of a layer file: `size` bytes from `offset`, as if it were a file of its own."""
+    from strata.errors import UserError
+
+    big = tmp_path / "layer"
+    big.write_bytes(b"x" * 700 + b"the member" + b"y" * 3000)
+    sliced, whole = io.BytesIO(), io.BytesIO()
+    (tmp_path / "member").write_bytes(b"the member")
+    for sink, src, offset in ((sliced, big, 700), (whole, tmp_path / "member", 0)):
+        tw = TarWriter(sink)
+        tw.add_file("m", src, 10, offset=offset)
+        tw.close()
+    assert sliced.getvalue() == whole.getvalue()
+    assert b"the member" in sliced.getvalue() and b"x" not in sliced.getvalue()
+    with pytest.raises(UserError, match="file changed size while it was being read"):
+        TarWriter(io.BytesIO()).add_file("m", big, 10, offset=3705)  # past the end
+
+
+def test_directories_and_links_alone_do_not_pile_up_in_memory() -> None:
+    """A layer of links (a customisation layer: one per file of the closure) is flushed as it
+    grows, like one of files: the buffer stays near 1 MiB, not the whole tar."""
+    writes: list[int] = []
+
+    class Sink:
+        def write(self, data: bytes | bytearray | memoryview, /) -> int:
+            writes.append(len(data))
+            return len(data)
+
+    tw = TarWriter(Sink())
+    for i in range(4000):
+        tw.add_dir(f"d{i}")
+        tw.add_symlink(f"d{i}/l", "/nix/store/" + "x" * 200)
+    assert sum(writes) > 6 << 20  # most of the 8 MiB went out before close
+    assert max(writes) < 2 << 20
+    tw.close()

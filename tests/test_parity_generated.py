@@ -32,6 +32,7 @@ SEED = 1111
 COUNT = int(os.environ.get("STRATA_PARITY_SETS", "200"))
 SHRINK_ROUNDS = 12
 IMAGES = ("layered", "stream", "docker")
+TARBALL = "--output_groups=+tarball"  # the images' docker-archives: compared too
 
 pytestmark = [pytest.mark.realtool, pytest.mark.slow]
 
@@ -64,9 +65,14 @@ class Engines:
             storegen.pool_file(list(paths.values()), self.ws / "pool")
         for spec in sets:
             storegen.build_file(spec, self.ws / spec.name, "pool" if pool else "")
-        # The images only (a store path's tree is not theirs to build).
+        # The images only (a store path's tree is not theirs to build), docker-archives too.
         targets = [f"//{s.name}:{image}" for s in sets for image in IMAGES]
-        flags = ["--keep_going", "--symlink_prefix=/", "--spawn_strategy=processwrapper-sandbox"]
+        flags = [
+            "--keep_going",
+            TARBALL,
+            "--symlink_prefix=/",
+            "--spawn_strategy=processwrapper-sandbox",
+        ]
         bazel = subprocess.run(
             [*self.bazel, "build", *flags, *targets], cwd=self.ws, capture_output=True, text=True
         )
@@ -75,7 +81,10 @@ class Engines:
         self.bazel_bin = Path(out.stdout.strip())
         strata = [str(ROOT / "tools" / "strata"), "build", f"--output_base={self.strata_base}"]
         ours = subprocess.run(
-            [*strata, "--keep_going", *targets], cwd=self.ws, capture_output=True, text=True
+            [*strata, "--keep_going", TARBALL, *targets],
+            cwd=self.ws,
+            capture_output=True,
+            text=True,
         )
         self.log = f"bazel:\n{bazel.stderr[-3000:]}\nstrata:\n{ours.stderr[-3000:]}"
         found = list(self.strata_base.glob("execroot/*/bazel-out/k8-fastbuild/bin"))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,9 +22,10 @@ from typing import Any
 import pytest
 
 from strata.canonical import json_bytes
+from strata.cli import main
 from strata.errors import UserError
 from strata.oci.digest import sha256_bytes
-from strata.oci.manifest import OCI_CONFIG, OCI_MANIFEST
+from strata.oci.manifest import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from strata.oci.platform import parse_platform
 from strata.registry.auth import Credentials
 from strata.registry.blobstore import BlobStore
@@ -41,6 +44,10 @@ class Fake:
     manifests: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     cut_blob: int = 0
     """Cut this many blob GETs halfway (Content-Length promises the whole blob)."""
+    trickle: float = 0.0
+    """Send the bodies of requests whose path holds `trickled` one byte at a time, this
+    many seconds apart."""
+    trickled: str = "/blobs/"
     fail_503: int = 0
     bearer: bool = False
     token_needs: str = ""
@@ -90,8 +97,18 @@ def handler_for(fake: Fake, port_box: list[int]) -> type[BaseHTTPRequestHandler]
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command == "HEAD":
+                return
+            if not fake.trickle or status != 200 or fake.trickled not in self.path:
                 self.wfile.write(body)
+                return
+            try:  # a registry (or a proxy) that is slow, but never silent for a minute
+                for i in range(len(body)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(fake.trickle)
+            except OSError:  # the client gave up
+                self.close_connection = True
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             length = int(self.headers.get("Content-Length") or 0)
@@ -319,3 +336,156 @@ def test_manifest_unknown_message(fake: tuple[Fake, str]) -> None:
         "p: not found: GET /v2/team/app/manifests/nope (got HTTP 404 MANIFEST_UNKNOWN: "
         "manifest unknown); check the repository, tag and digest"
     )
+
+
+def test_error_bodies_of_any_shape_give_one_line() -> None:
+    # Found by tools/fuzz (registry-pull): `"errors": 5` was a TypeError traceback.
+    from strata.registry.client import _error_codes
+
+    assert _error_codes(b'{"errors": 5}') == ""
+    assert _error_codes(b'{"errors": ["x"]}') == ""
+    assert _error_codes(b'{"errors": [{"code": "DENIED", "message": "no\\nway"}]}') == (
+        "DENIED: no way"
+    )
+
+
+class _Canned:
+    """A RegistryClient transport that answers GETs from a dict of path -> body."""
+
+    @staticmethod
+    def client(bodies: dict[str, bytes]) -> Any:
+        from strata.registry.client import Options, Registry, RegistryClient, Response
+
+        class Client(RegistryClient):
+            def _send(self, method: str, url: str, headers: Any, body: Any, **kw: Any) -> Any:
+                path = urllib.parse.urlsplit(url).path
+                data = bodies.get(path)
+                return Response(404, {}, b"") if data is None else Response(200, {}, data)
+
+        return Client(Registry.parse("http://reg.test"), Options(retries=0, env={}))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (b"\xff\xfe", "config sha256:"),
+        (b"[1]", "config sha256:"),
+        (b'{"architecture": "amd64", "os": "linux", "rootfs": 3}', "manifest lists 0 layers but"),
+    ],
+)
+def test_a_config_of_the_wrong_shape_is_one_error(
+    tmp_path: Path, config: bytes, message: str
+) -> None:
+    # Found by tools/fuzz (registry-pull): UnicodeDecodeError, AttributeError, TypeError.
+    from strata.oci.digest import sha256_bytes
+    from strata.oci.platform import Platform
+    from strata.registry.blobstore import BlobStore
+    from strata.registry.pull import pull
+
+    digest = sha256_bytes(config)
+    manifest = json.dumps(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"digest": digest, "size": len(config)},
+            "layers": [],
+        }
+    ).encode()
+    client = _Canned.client({"/v2/r/manifests/t": manifest, f"/v2/r/blobs/{digest}": config})
+    with pytest.raises(UserError) as e:
+        pull(client, BlobStore(tmp_path / "s"), "r", "t", Platform("amd64"), tmp_path / "l",
+             None, "pull")  # fmt: skip
+    assert str(e.value).startswith(f"pull: {message}"), str(e.value)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "l").exists()
+
+
+# -- a registry that is never silent long enough to time out, but never done -------------
+
+
+def test_a_trickling_manifest_is_stopped_by_the_minimum_rate(
+    tmp_path: Path, fake: tuple[Fake, str]
+) -> None:
+    state, address = fake
+    digest = serve_image(state, [LAYER])
+    state.trickle = 0.02  # 50 bytes a second: every read is well within the read timeout
+    state.trickled = "/manifests/"
+    slow = client(address, min_rate=1000.0, rate_window=0.5)
+    with pytest.raises(UserError) as e:
+        pull(slow, BlobStore(tmp_path / "s"), "team/app", digest, AMD64, tmp_path / "o", None,
+             "p")  # fmt: skip
+    assert re.fullmatch(
+        rf"p: registry {address} sends GET /v2/team/app/manifests/{digest} too slowly \(got "
+        r"\d+ bytes in 1 s, less than 1000 bytes a second\); check the network and the "
+        "registry, then pull again",
+        str(e.value),
+    ), str(e.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_trickling_layer_is_stopped_and_nothing_is_stored(
+    tmp_path: Path, fake: tuple[Fake, str]
+) -> None:
+    state, address = fake
+    digest = serve_image(state, [LAYER])
+    slow = client(address, min_rate=1000.0, rate_window=0.5)
+    manifest = get_manifest(slow, "team/app", digest, "p")
+    config = sha256_bytes(image([LAYER])[0])
+    state.trickle = 0.02
+    with pytest.raises(UserError, match=rf"^p: registry {address} sends blob {config} too slowly"):
+        pull(slow, BlobStore(tmp_path / "s"), "team/app", manifest.digest, AMD64, tmp_path / "o",
+             None, "p")  # fmt: skip
+    assert not [p for p in (tmp_path / "s").rglob("*") if p.is_file()]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_deadline_bounds_the_whole_pull(tmp_path: Path, fake: tuple[Fake, str]) -> None:
+    state, address = fake
+    digest = serve_image(state, [LAYER])
+    state.trickle = 0.001  # fast enough for any minimum rate, too slow for the deadline
+    slow = client(address, min_rate=0.0, deadline=0.5)
+    with pytest.raises(UserError) as e:
+        pull(slow, BlobStore(tmp_path / "s"), "team/app", digest, AMD64, tmp_path / "o", None,
+             "p")  # fmt: skip
+    assert re.fullmatch(
+        rf"p: talking to registry {address} took longer than the deadline \(got 0.5 s, stopped "
+        rf"during blob {sha256_bytes(LAYER)}\); check the network and the registry, or raise "
+        "pull_image's timeout",
+        str(e.value),
+    ), str(e.value)
+    stored = [p.name for p in (tmp_path / "s").rglob("*") if p.is_file()]
+    assert stored == [sha256_bytes(image([LAYER])[0]).split(":")[1]]  # the config, whole
+
+
+NOT_MANIFESTS = {
+    "not JSON": (b"<html>login here</html>", r"is not JSON \(got Expecting value: .*\)"),
+    "JSON, not an object": (b"[1, 2]", r"is not a JSON object \(got list\)"),
+    "a manifest without layers": (
+        b'{"config": {"digest": "sha256:' + b"0" * 64 + b'", "size": 2}, "schemaVersion": 2}',
+        r"\(application/vnd.oci.image.manifest.v1\+json\) lacks layers",
+    ),
+    "an index without manifests": (
+        b'{"schemaVersion": 2}',
+        r"\(application/vnd.oci.image.index.v1\+json\) lacks manifests",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_MANIFESTS))
+def test_pull_digest_never_pins_what_is_not_a_manifest(
+    fake: tuple[Fake, str], capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    state, address = fake
+    body, expected = NOT_MANIFESTS[case]
+    media_type = OCI_INDEX if "index" in case else OCI_MANIFEST
+    state.manifests["junk"] = (body, media_type)
+    host = address.removeprefix("http://")
+    assert main(["pull-digest", "--plain-http", f"{host}/team/app:junk"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # no pull_image(...) to paste
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.fullmatch(
+        rf"error: strata pull-digest: manifest sha256:[0-9a-f]{{64}} {expected}; the registry "
+        "did not serve an image manifest: check the repository and tag",
+        lines[0],
+    ), lines[0]

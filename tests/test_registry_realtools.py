@@ -18,7 +18,7 @@ from strata.oci.base import Selector, read_oci_layout
 from strata.oci.digest import sha256_bytes
 from strata.oci.docker_archive import write_docker_archive
 from strata.oci.image import Image, assemble
-from strata.oci.manifest import DOCKER_MANIFEST, OCI_INDEX, Descriptor, index_bytes
+from strata.oci.manifest import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Descriptor, index_bytes
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import Platform, parse_platform
 from strata.oci.reference import ImageRef
@@ -269,6 +269,58 @@ def test_push_docker_archive_as_docker_v2s2_in_chunks(
     assert (tmp_path / "back/blobs/sha256" / layer.digest.partition(":")[2]).is_file()
 
 
+def test_push_image_index_layout_keeps_the_index_digest(
+    tmp_path: Path, plain: RegistryServer
+) -> None:
+    """An image_index output lists the index and, beside it, each platform's manifest:
+    pushed as the one index it is, children first, under the tags, digest unchanged."""
+    from strata.actions.index import build_index
+
+    per_platform = []
+    for platform, text in ((AMD64, b"amd64\n"), (ARM64, b"arm64\n")):
+        (tmp_path / platform.architecture).mkdir()
+        img = small(tmp_path / platform.architecture, platform, text)
+        write_oci_layout(tmp_path / f"{platform.architecture}.oci", [img])
+        per_platform.append(img)
+    layout = tmp_path / "multi.oci"
+    build_index(
+        {
+            "images": [str(tmp_path / "amd64.oci"), str(tmp_path / "arm64.oci")],
+            "name": "team/multi",
+            "output": str(layout),
+            "schema_version": 1,
+            "tag": "1.0",
+        },
+        "t",
+    )
+    entries = json.loads((layout / "index.json").read_text())["manifests"]
+    assert [e["mediaType"] for e in entries] == [OCI_INDEX, OCI_MANIFEST, OCI_MANIFEST]
+    want = entries[0]["digest"]
+    got = push(client(plain), "team/multi", layout, ["1.0", "latest"], where="t")
+    assert (got.digest, got.media_type) == (want, OCI_INDEX)
+    # two manifests by digest, then the index under each tag; the shared app layer once
+    assert got.counters.manifests_pushed == 4
+    assert got.counters.blobs_uploaded == 5
+    for tag in ("1.0", "latest"):
+        raw = run(
+            "skopeo", "inspect", "--raw", "--tls-verify=false",
+            f"docker://{plain.host}/team/multi:{tag}",
+        ).stdout  # fmt: skip
+        assert sha256_bytes(raw.encode()) == want
+        assert raw.encode() == (layout / "blobs/sha256" / want.partition(":")[2]).read_bytes()
+    # skopeo copies every platform back and checks every blob against its digest.
+    back = tmp_path / "back"
+    run(
+        "skopeo", "copy", "--all", "--preserve-digests", "--src-tls-verify=false",
+        f"docker://{plain.host}/team/multi:1.0", f"oci:{back}:1.0",
+    )  # fmt: skip
+    for img in per_platform:
+        manifest = sha256_bytes(img.manifest(docker=False))
+        assert (back / "blobs/sha256" / manifest.partition(":")[2]).is_file()
+    again = push(client(plain), "team/multi", layout, ["1.0"], where="t")
+    assert (again.digest, again.counters.bytes_uploaded) == (want, 0)
+
+
 # -- auth and TLS ----------------------------------------------------------------------------
 
 
@@ -280,9 +332,24 @@ def test_basic_auth_needs_credentials(tmp_path: Path, basic_auth: RegistryServer
     msg = str(e.value)
     assert msg.startswith("push: registry requires authentication for HEAD /v2/team/secret/")
     assert "(got HTTP 401" in msg and "docker login" in msg
-    # Credentials from a Docker config.json (what `docker login` writes).
+    # The hint names the file this environment makes strata read, not ~/.docker.
     config = tmp_path / "docker"
     config.mkdir()
+    for env, named in (
+        ({"DOCKER_CONFIG": str(config), "HOME": "/root"}, f"{config}/config.json"),
+        ({"HOME": str(tmp_path)}, f"{tmp_path}/.docker/config.json"),
+        (
+            {"REGISTRY_AUTH_FILE": str(tmp_path / "auth.json"), "DOCKER_CONFIG": str(config)},
+            f"{tmp_path}/auth.json or {config}/config.json",
+        ),
+    ):
+        with pytest.raises(UserError) as e:
+            push(client(basic_auth, env=env), "team/secret", tmp_path / "img", [], where="p")
+        assert str(e.value).endswith(
+            f"log in (docker login / podman login) or put credentials for {basic_auth.host} "
+            f"in {named}"
+        ), str(e.value)
+    # Credentials from a Docker config.json (what `docker login` writes).
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     (config / "config.json").write_text(json.dumps({"auths": {basic_auth.host: {"auth": auth}}}))
     env = {"DOCKER_CONFIG": str(config)}

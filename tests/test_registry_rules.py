@@ -144,6 +144,8 @@ def test_pull_image_build_and_image_push_under_strata(
     assert pushed[0] == f"{registry.address}/team/app-strata", first.stdout
     info = json.loads((ws / "strata-bin" / "app.image.json").read_text())
     assert pushed[1] in (info["manifest_digest"], info["docker_manifest_digest"])
+    # image_push pushes the OCI layout: no docker-archive was written for it
+    assert not (ws / "strata-bin" / "app.tar").exists()
     assert "uploaded 3 blobs" in first.stderr or "uploaded 2 blobs" in first.stderr
     second = run(*strata, "run", base_flag, "//:push", cwd=ws)
     assert "uploaded 0 blobs (0 bytes)" in second.stderr

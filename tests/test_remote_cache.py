@@ -23,7 +23,7 @@ import pytest
 
 from enginekit import BIN, sh
 from nginx_server import NginxCache
-from realtools import need
+from realtools import need, run
 from strata.engine import reapi
 from strata.engine.action import Action
 from strata.engine.build import ExecutionConfig, execute
@@ -191,6 +191,65 @@ def test_noremote_accept_cached_and_no_upload(nginx: NginxCache, tmp_path: Path)
     blind = RemoteOptions(url=nginx.url, accept_cached=False)
     stats, _log, _b = _build(_workspace(tmp_path / "c"), tmp_path / "out-c", ACTIONS[:2], blind)
     assert stats.executed == 2
+
+
+def _auth_nginx(root: Path, *, reads_too: bool) -> NginxCache:
+    """nginx asking for basic auth on writes, and on reads too when `reads_too`."""
+    users = root / "htpasswd"
+    root.mkdir(parents=True)
+    users.write_text(run(need("htpasswd"), "-nb", "team", "cache-pw").stdout)
+    auth = f'auth_basic "cache"; auth_basic_user_file {users};'
+    server = NginxCache(root, extra=auth if reads_too else f"limit_except GET HEAD {{ {auth} }}")
+    server.start(need("nginx"))
+    return server
+
+
+def test_cache_refusing_reads_warns_once_naming_the_fix(tmp_path: Path) -> None:
+    """401 to every read is a miss, as 404 is, but worth saying (Bazel: 'Reading from
+    Remote Cache: 401 Unauthorized'): otherwise a team never learns its cache is unused."""
+    server = _auth_nginx(tmp_path / "nginx", reads_too=True)
+    try:
+        anonymous = RemoteOptions(url=server.url)
+        stats, log, _b = _build(_workspace(tmp_path / "a"), tmp_path / "out-a", ACTIONS, anonymous)
+        assert stats.executed == 4
+        assert log.count("reading was refused") == 1, log
+        assert (
+            f"warning: remote cache {server.url}: reading was refused (GET {server.url}/ac/"
+        ) in log
+        assert "got HTTP 401 Unauthorized); every lookup misses and actions run locally; " in log
+        assert "--remote_cache=http://user:password@host:port/..." in log
+        assert log.count("warning:") == 2  # and one for the refused uploads
+        assert server.entries("ac") == {} and server.entries("cas") == {}
+        # The fix it names works: team B, with credentials, stores; team C hits.
+        url = server.url.replace("http://", "http://team:cache-pw@")
+        stats, log, _b = _build(
+            _workspace(tmp_path / "b"), tmp_path / "out-b", ACTIONS, RemoteOptions(url=url)
+        )
+        assert stats.executed == 4 and "warning" not in log
+        stats, log, _b = _build(
+            _workspace(tmp_path / "c"), tmp_path / "out-c", ACTIONS[:3], RemoteOptions(url=url)
+        )
+        assert (stats.executed, stats.cache_hits) == (0, 3) and "warning" not in log
+    finally:
+        server.stop()
+
+
+def test_refused_uploads_are_not_counted_as_uploaded(tmp_path: Path) -> None:
+    server = _auth_nginx(tmp_path / "nginx", reads_too=False)
+    try:
+        remote = RemoteOptions(url=server.url)
+        stats, log, _b = _build(_workspace(tmp_path / "a"), tmp_path / "out-a", ACTIONS, remote)
+        assert stats.executed == 4
+        assert server.entries("ac") == {} and server.entries("cas") == {}
+        refused = [r for r in server.requests() if r.startswith("PUT ")]
+        assert refused and all(r.endswith(" 401") for r in refused)
+        assert log.count("warning:") == 1 and "was refused (got HTTP 401)" in log
+        summary = next(line for line in log.splitlines() if line.startswith("remote cache:"))
+        assert ", 0 bytes uploaded, " in summary, summary
+        assert summary.endswith(f", {len(refused)} uploads refused"), summary
+        assert "reads refused" not in summary  # anonymous reads are allowed here
+    finally:
+        server.stop()
 
 
 # -- real Bazel 4.2.3 -------------------------------------------------------------

@@ -4,7 +4,7 @@ Team A builds every example with `tools/strata build --remote_cache=...` in a
 copy of this repository; team B, another copy in another directory with an
 empty output base and disk cache, builds the same targets and runs only the
 whole-image actions the rules tag `no-remote-cache` (ImageAssemble,
-ImageIndex, ImageMerge, ImageExport), never a store path, layer,
+ImageArchive, ImageIndex, ImageMerge, ImageExport), never a store path, layer,
 customisation, grouping or genrule action; every output is byte-identical
 to team A's. With `--modify_execution_info=Image.*=-no-remote-cache` (Bazel's
 flag, honoured by both engines) images are uploaded too and a fresh clone
@@ -38,19 +38,25 @@ from strata.errors import UserError
 ROOT = Path(__file__).resolve().parent.parent
 STRATA = ROOT / "tools" / "strata"
 BIN = "bazel-out/k8-fastbuild/bin"
-IMAGE_MNEMONICS = {"ImageAssemble", "ImageIndex", "ImageMerge", "ImageExport"}
+IMAGE_MNEMONICS = {
+    "ImageAssemble",
+    "ImageArchive",
+    "ImageIndex",
+    "ImageMerge",
+    "ImageExport",
+    "LayerGroups",
+}
 SHARED_MNEMONICS = {
     "StorePath",
     "LinkedStorePath",
     "StoreLayer",
     "Layer",
     "CustomizationLayer",
-    "LayerGroups",
     "NixDb",
     "RunAsRoot",
     "Genrule",
 }
-POLICY_OFF = "--modify_execution_info=Image.*=-no-remote-cache"
+POLICY_OFF = "--modify_execution_info=(Image|Layer).*=-no-remote-cache"
 _EXPLAIN = re.compile(r"^explain: (\S+) (\S+) (\S+): ", re.M)
 _SUMMARY = re.compile(r"(\d+) actions: (\d+) executed, (\d+) cache hits")
 

@@ -88,6 +88,17 @@ RULE_ERRORS = {
 }
 
 
+def place(target: str) -> str:
+    """Where both engines put `target`'s analysis error: `bad/BUILD:<line>:<column>: in <rule>
+    rule <label>: `, the column at the call's parenthesis (each call in BAD is one line)."""
+    name = target.split(":", 1)[1]
+    lines = BAD.splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if f'name = "{name}"' in line)
+    line = lines[number - 1]
+    rule = "store_path" if line.startswith("store_path(") else "layered_image_rule"
+    return f"bad/BUILD:{number}:{line.index('(') + 1}: in {rule} rule {target}: "
+
+
 def workspace(tmp_path: Path) -> Path:
     ws = tmp_path / "ws"
     packages = (("bad", BAD), ("missing", MISSING), ("wrongtype", WRONG_TYPE))
@@ -130,10 +141,11 @@ def test_rule_errors_under_bazel(tmp_path: Path) -> None:
     )
     out = proc.stderr
     assert proc.returncode != 0
-    for texts in RULE_ERRORS.values():
+    for target, texts in RULE_ERRORS.items():
         for text in texts:
             assert text in out
         line_with(out, "Error in fail: " + texts[0])
+        line_with(out, f"ERROR: {tmp_path / 'ws'}/{place(target)}")
     assert "Error in fail: error:" not in out  # one prefix, Bazel's
     line_with(out, "single_file", "CustomizationLayer")
     assert all(text in out for text in SINGLE_FILE_ERROR)
@@ -164,9 +176,11 @@ def test_rule_errors_under_strata(target: str, strata_ws: tuple[Path, Path]) -> 
     assert proc.returncode == 1, proc.stderr
     for text in RULE_ERRORS[target]:
         assert text in proc.stderr
-    # "error: <file:line>: //bad:x: attribute ...": the engine's prefix, not a second one
+    # "error: <BUILD line>: in <rule> rule //bad:x: attribute ...": placed at the user's
+    # BUILD call as under Bazel, not in strata's .bzl; the engine's prefix, not a second one
     line = line_with(proc.stderr, RULE_ERRORS[target][0])
-    assert line.startswith("error: ") and line.count("error: ") == 1, line
+    assert line.startswith("error: " + place(target)) and line.count("error: ") == 1, line
+    assert "\n  at external/strata/rules/private/" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

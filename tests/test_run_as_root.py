@@ -149,3 +149,45 @@ def test_replaced_directory_is_one_whiteout_and_the_new_entry() -> None:
     entries = diff_entries(Path("/nonexistent"), before, after)
     found = [(e.name, e.kind) for e in entries]
     assert found == [("a", "dir"), ("a/.wh.b", "bytes"), ("a/c", "file")]
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (
+            {"name": "f", "data": b"x", "uid": 2**32},
+            "layer member 'f' has a uid out of range (got 4294967296)",
+        ),
+        (
+            {"name": "f", "data": b"x", "gid": 2**32 - 1},
+            "layer member 'f' has a gid out of range (got 4294967295)",
+        ),
+        (
+            {"name": "l", "type": tarfile.SYMTYPE, "linkname": ""},
+            "symlink with an empty target in a layer (got 'l')",
+        ),
+        (
+            {"name": "cut", "data": b"y" * 5000},
+            "layer is not a readable tar (unexpected end of data)",
+        ),
+    ],
+)
+def test_apply_layer_refuses_what_the_kernel_cannot_take(
+    tmp_path: Path, member: dict[str, Any], message: str
+) -> None:
+    # Found by tools/fuzz (layer-unpack): OverflowError from chown, ENOENT from symlink,
+    # tarfile.ReadError were tracebacks.
+    from strata.actions.run_as_root import apply_layer
+    from strata.errors import UserError
+
+    blob = tmp_path / "layer.tar"
+    with tarfile.open(blob, "w", format=tarfile.PAX_FORMAT) as tar:
+        data = member.pop("data", None)
+        add(tar, member.pop("name"), data, **member)
+    if "cut" in message or message.startswith("layer is not"):
+        blob.write_bytes(blob.read_bytes()[:1536])
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(UserError) as e:
+        apply_layer(root, str(blob), "base layer 0")
+    assert str(e.value).startswith(f"base layer 0: {message}"), str(e.value)

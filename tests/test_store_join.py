@@ -3,7 +3,8 @@
 Every case lays store paths out at real absolute paths, runs `lndir -silent
 <path> <out>` once per path in order (what nixpkgs' symlinkJoin does), and
 joins the same paths with strata from their layers' listings: the two trees
-must agree entry for entry (kind, link target, directory mode).
+must agree entry for entry (kind, link target, directory mode). strata joins
+twice, on disk and in memory (strata.oci.memroot), and both must agree.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import storegen
 from realtools import need
 from storegen import DIR, FILE, LINK, STORE_LINK, Entry, PathSpec, SetSpec
 from strata.errors import UserError
+from strata.oci.memroot import MemoryRoot
+from strata.oci.tree import DIR as DIR_ENTRY
+from strata.oci.tree import SYMLINK
 from strata.store.join import link_join
 from strata.store.layer import write_store_layer
 from strata.store.listing import read_members
@@ -39,6 +43,19 @@ def tree(root: Path) -> dict[str, str]:
     return out
 
 
+def memory_tree(fs: MemoryRoot) -> dict[str, str]:
+    """`tree` of a join made in memory."""
+    out = {}
+    for e in fs.entries():
+        if e.kind == SYMLINK:
+            out[e.name] = f"link {e.target}"
+        elif e.kind == DIR_ENTRY:
+            out[e.name] = f"dir {oct(e.mode & 0o777)}"
+        else:
+            out[e.name] = "file"
+    return out
+
+
 def joined(spec: SetSpec, tmp: Path) -> tuple[dict[str, str], dict[str, str]]:
     """(real lndir's tree, strata's tree) for the set's paths, joined in order."""
     lndir = need("lndir")
@@ -47,6 +64,7 @@ def joined(spec: SetSpec, tmp: Path) -> tuple[dict[str, str], dict[str, str]]:
     real, ours = tmp / "real", tmp / "ours"
     real.mkdir()
     ours.mkdir()
+    memory = MemoryRoot("test")
     old = os.umask(0o022)  # Nix builders' umask
     try:
         for p in paths:
@@ -54,8 +72,10 @@ def joined(spec: SetSpec, tmp: Path) -> tuple[dict[str, str], dict[str, str]]:
             layer = tmp / f"{Path(p).name}.tar"
             write_store_layer(layer, p, p, str(store))
             link_join(ours, p, read_members(str(layer), p, "test"))
+            link_join(memory, p, read_members(str(layer), p, "test"))
     finally:
         os.umask(old)
+    assert memory_tree(memory) == tree(ours)
     return tree(real), tree(ours)
 
 
@@ -131,10 +151,13 @@ def joined_without_lndir(spec: SetSpec, tmp: Path) -> tuple[dict[str, str], dict
     store = tmp / "store"
     ours = tmp / "ours"
     ours.mkdir()
+    memory = MemoryRoot("test")
     for p in storegen.write_store(spec, store):
         layer = tmp / f"{Path(p).name}.tar"
         write_store_layer(layer, p, p, str(store))
         link_join(ours, p, read_members(str(layer), p, "test"))
+        link_join(memory, p, read_members(str(layer), p, "test"))
+    assert memory_tree(memory) == tree(ours)
     return {}, tree(ours)
 
 

@@ -5,7 +5,8 @@ between them resolve for rsync as they do in Nix's build sandbox), runs
 `rsync -ak` (or `-aK`, keepContentsDirlinks) `--chown=0:0 <path>/ <layer>/`
 once per path in order, and copies the same paths with strata from their
 layers: the trees must agree (kind, link target, file content; modes are
-the store's plus owner-write), or both must fail.
+the store's plus owner-write), or both must fail. strata copies twice, on
+disk and in memory (strata.oci.memroot), and both must agree, errors too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import storegen
 from realtools import need
 from storegen import DIR, FILE, LINK, STORE_LINK, Entry, PathSpec, SetSpec
 from strata.errors import UserError
+from strata.oci.memroot import MemoryRoot
+from strata.oci.tree import BYTES, SYMLINK
+from strata.oci.tree import DIR as DIR_ENTRY
 from strata.store.layer import write_store_layer
 from strata.store.listing import StoreView
 from strata.store.root_copy import RootCopy
@@ -39,6 +43,38 @@ def tree(root: Path, *, owner_write: bool = False) -> dict[str, str]:
             mode = oct(p.stat().st_mode & 0o7777 | (0o200 if owner_write else 0))
             out[rel] = f"dir {mode}" if p.is_dir() else f"file {mode} {p.read_bytes()!r:.40}"
     return out
+
+
+def memory_tree(fs: MemoryRoot) -> dict[str, str]:
+    """`tree` of a copy made in memory."""
+    out = {}
+    for e in fs.entries():
+        if e.kind == SYMLINK:
+            out[e.name] = f"link {e.target}"
+            continue
+        mode = oct(e.mode & 0o7777)
+        if e.kind == DIR_ENTRY:
+            out[e.name] = f"dir {mode}"
+            continue
+        data = e.data
+        if e.kind != BYTES:
+            with open(e.source, "rb") as f:
+                f.seek(e.offset)
+                data = f.read(e.size)
+        out[e.name] = f"file {mode} {data!r:.40}"
+    return out
+
+
+def _copy(
+    root: Path | MemoryRoot, view: StoreView, keep_dirlinks: bool, paths: list[str]
+) -> dict[str, str] | str:
+    copier = RootCopy(root, view, keep_dirlinks)
+    try:
+        for p in paths:
+            copier.copy(p, "test")
+    except UserError as e:
+        return f"fails: {e}"
+    return tree(root) if isinstance(root, Path) else memory_tree(root)
 
 
 def copied(spec: SetSpec, keep_dirlinks: bool, tmp: Path) -> tuple[object, object]:
@@ -66,13 +102,12 @@ def copied(spec: SetSpec, keep_dirlinks: bool, tmp: Path) -> tuple[object, objec
     for p in (str(q) for q in store.iterdir()):  # the closure: also paths only linked into
         layers[p] = str(tmp / f"{Path(p).name}.tar")
         write_store_layer(layers[p], p, p, str(store))
-    copier = RootCopy(ours, StoreView(layers, "test"), keep_dirlinks)
-    try:
-        for p in paths:
-            copier.copy(p, "test")
-    except UserError:
+    view = StoreView(layers, "test")
+    on_disk = _copy(ours, view, keep_dirlinks, paths)
+    assert _copy(MemoryRoot("test"), view, keep_dirlinks, paths) == on_disk
+    if isinstance(on_disk, str):
         return real_result or tree(real, owner_write=True), "fails"
-    return real_result or tree(real, owner_write=True), tree(ours)
+    return real_result or tree(real, owner_write=True), on_disk
 
 
 F = Entry(FILE, b"f\n")

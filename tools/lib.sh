@@ -49,8 +49,16 @@ ensure_venv() {
         fi
         local args=()
         for lock in "$@"; do args+=(-r "$strata_root/$lock"); done
-        "$dir/bin/python" -m pip install --quiet --disable-pip-version-check \
-            --require-hashes --no-deps "${args[@]}" >&2
+        # pip's notes about this machine's index settings are noise when it works.
+        local log="$dir.pip.log"
+        if ! "$dir/bin/python" -m pip install --quiet --disable-pip-version-check \
+            --require-hashes --no-deps "${args[@]}" >"$log" 2>&1; then
+            cat "$log" >&2
+            echo "error: pip install --require-hashes of $* failed (output above); fix the package index configuration (pip config list) or the lock file" >&2
+            rm -f "$log"
+            exit 1
+        fi
+        rm -f "$log"
         echo "$want" >"$stamp"
     ) 9>"$dir.lock"
 }

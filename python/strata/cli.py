@@ -1,8 +1,11 @@
 """The `strata` command line.
 
-This is the only place (with `actions/*`) that parses arguments, prints and
-chooses exit codes: a `UserError` becomes one line on stderr and exit 1; any
-other exception is a bug, shown with its traceback and exit 2.
+This is the only place (with `actions/*` and the other `cli_*` modules) that
+parses arguments, prints and chooses exit codes, Bazel's: a `UserError`
+becomes one line on stderr and exit 1, a `UsageError` (a command-line
+mistake, see cli_usage.py) one line and exit 2, a failed test exit 3, no test
+to run exit 4; any other exception is a bug, shown with its traceback and
+exit 37.
 """
 
 from __future__ import annotations
@@ -10,15 +13,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from strata import __version__
-from strata.errors import UserError, format_error
+from strata.cli_usage import (
+    Parser,
+    Startup,
+    enum_option,
+    float_option,
+    int_option,
+    normalise_booleans,
+    split_startup,
+    subparser,
+    unrecognized,
+)
+from strata.engine.redact import redact_text
+from strata.errors import UsageError, UserError, environment_error, format_error
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -49,24 +65,35 @@ def _cmd_pull_digest(args: argparse.Namespace) -> int:
     plain = args.plain_http and "://" not in ref.registry
     host = "http://" + ref.registry if plain else ref.registry
     registry = Registry.parse(host, where=where)
-    options = Options(tls_verify=args.tls_verify, ca_file=args.ca_file or "")
+    # Absolute: the printed pull_image(...) runs from the repository rule's directory.
+    ca_file = os.path.abspath(args.ca_file) if args.ca_file else ""
+    options = Options(tls_verify=args.tls_verify, ca_file=ca_file)
     platform = platform_from(
         {"architecture": args.arch, "os": args.os, "variant": args.variant}, where
     )
-    pinned = pin(RegistryClient(registry, options), ref, platform, where)
-    print(pull_image_snippet(pinned, registry, tls_verify=args.tls_verify), end="")
+    pinned = pin(RegistryClient(registry, options, where=where), ref, platform, where)
+    print(pull_image_snippet(pinned, registry, args.tls_verify, ca_file), end="")
     return 0
 
 
 # -- build, run, query, clean ----------------------------------------------------
 
-_BUILD_COMMANDS = ("build", "run", "query", "clean")
+_BUILD_COMMANDS = ("build", "run", "test", "query", "clean", "info")
+_SETTING_COMMANDS = ("build", "run", "test")
+"""Commands that take build-setting flags (`--//pkg:flag=value`, `--no//pkg:flag`)."""
 
 
 def _output_base(args: argparse.Namespace, workspace: Path) -> Any:
     from strata.engine.outputbase import OutputBase, default_output_base
 
-    root = Path(args.output_base).resolve() if args.output_base else default_output_base(workspace)
+    startup: Startup = getattr(args, "startup", None) or Startup()
+    chosen = getattr(args, "output_base", None) or startup.output_base
+    if chosen:
+        root = Path(chosen).resolve()
+    elif startup.output_user_root:
+        root = default_output_base(workspace, Path(startup.output_user_root).resolve())
+    else:
+        root = default_output_base(workspace)
     return OutputBase(root, workspace, getattr(args, "workspace_name", "__main__"))
 
 
@@ -92,7 +119,14 @@ def _locked_output_base(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
         try:
             yield base, stat_cache
         finally:
-            stat_cache.save()
+            try:
+                stat_cache.save()
+            except OSError as e:  # a full disk must not hide the error on its way out
+                print(
+                    f"warning: cannot save {base.stat_cache_file} (got {e.strerror or e}); "
+                    "the next build reads the sources again",
+                    file=sys.stderr,
+                )
 
 
 def _analyze(
@@ -109,6 +143,7 @@ def _analyze(
         output_base=base.root,
         stat_cache=stat_cache,
         keep_going=bool(getattr(args, "keep_going", False)),
+        setting_flags=getattr(args, "setting_flags", ()),
     )
     if getattr(args, "explain", False) and not outcome.reused:
         print(f"strata: analysing: {outcome.reason}", file=sys.stderr)
@@ -128,16 +163,16 @@ def _reporter(args: argparse.Namespace) -> Any:
 
 
 def _execute(
-    args: argparse.Namespace, base: Any, result: Any, wanted: list[str], stat_cache: Any
+    args: argparse.Namespace,
+    base: Any,
+    result: Any,
+    wanted: list[str],
+    stat_cache: Any,
+    reporter: Any = None,
 ) -> Any:
     from strata.engine.build import ExecutionConfig, execute
     from strata.engine.scheduler import BuildOptions
 
-    if args.jobs < 1:
-        raise UserError(
-            f"--jobs must be at least 1 (got {args.jobs}); pass --jobs=N with N >= 1",
-            where="strata",
-        )
     options = BuildOptions(
         jobs=args.jobs,
         keep_going=args.keep_going,
@@ -154,24 +189,19 @@ def _execute(
         sandbox=args.sandbox,
     )
     actions = result.actions
-    if getattr(args, "modify_execution_info", None):
-        from strata.engine.cache_tiered import (
-            modify_execution_info,
-            parse_execution_info_modifier,
-        )
+    if getattr(args, "modifier", None) is not None:
+        from strata.engine.cache_tiered import modify_execution_info
 
-        modifier = parse_execution_info_modifier(args.modify_execution_info)
-        actions = modify_execution_info(list(actions), modifier)
-    return execute(base, actions, wanted, config, _reporter(args), stat_cache=stat_cache)
+        actions = modify_execution_info(list(actions), args.modifier)
+    reporter = reporter or _reporter(args)
+    return execute(base, actions, wanted, config, reporter, stat_cache=stat_cache)
 
 
-def _files_of(info: Any) -> list[str]:
-    return list(getattr(info, "default_outputs", ()) or ())
+def _top_level(args: argparse.Namespace, info: Any) -> Any:
+    """The files `--output_groups` asks of a requested target (built, and listed)."""
+    from strata.engine.output_groups import requested_groups, top_level_files
 
-
-def _files_and_runfiles(info: Any) -> list[str]:
-    exe = getattr(info, "executable", None)
-    return [*_files_of(info), *(getattr(info, "runfiles", ()) or ()), *([exe] if exe else [])]
+    return top_level_files(info, requested_groups(getattr(args, "output_groups", None) or []))
 
 
 def _lay_out_runfiles(base: Any, result: Any, info: Any) -> Path:
@@ -195,23 +225,37 @@ def _cmd_build(args: argparse.Namespace) -> int:
             where="strata build",
         )
     _no_flags_among(args.targets, "strata build")
-    args.remote = _remote_options(args)  # a bad flag fails now, not after analysis
+    _check_options(args)  # a bad flag fails now, not after analysis
     with _locked_output_base(args) as (base, stat_cache):
         base, result = _analyze(args, args.targets, base, stat_cache)
-        # Bazel builds a requested target's runfiles too, and an executable's runfiles tree.
-        wanted = sorted({f for info in result.targets.values() for f in _files_and_runfiles(info)})
+        # The requested output groups: by default a target's files, and (Bazel's hidden
+        # top-level group) its runfiles, and an executable's runfiles tree.
+        top = {label: _top_level(args, info) for label, info in result.targets.items()}
+        wanted = sorted({f for t in top.values() for f in t.built})
         _execute(args, base, result, wanted, stat_cache)
-        for info in result.targets.values():
-            if getattr(info, "executable", None):
+        for label, info in result.targets.items():
+            exe = getattr(info, "executable", None)
+            if exe and exe in top[label].built:
                 _lay_out_runfiles(base, result, info)
     from strata.engine.outputbase import bin_dir
 
     prefix = bin_dir() + "/"
+    link = base.workspace / "strata-bin"
+    # where the link could not be made (a read-only workspace), the real place
+    linked = link.is_symlink() and os.readlink(link) == str(base.bin)
+    bin_shown = "strata-bin" if linked else str(base.bin)
     for label in sorted(result.targets, key=str):
-        files = _files_of(result.targets[label])
-        shown = ["strata-bin/" + f[len(prefix) :] if f.startswith(prefix) else f for f in files]
+        shown = [
+            f"{bin_shown}/{f[len(prefix) :]}" if f.startswith(prefix) else f
+            for f in top[label].shown
+        ]
         # stderr, as Bazel does: stdout stays free for what targets print (`run`)
-        print(f"Target {label} up-to-date:" + "".join(f"\n  {f}" for f in shown), file=sys.stderr)
+        if shown:
+            print(
+                f"Target {label} up-to-date:" + "".join(f"\n  {f}" for f in shown), file=sys.stderr
+            )
+        else:
+            print(f"Target {label} up-to-date (nothing to build)", file=sys.stderr)
     return _not_all_analysed(result)
 
 
@@ -220,13 +264,9 @@ def _no_flags_among(targets: list[str], where: str) -> None:
 
     Its text is redacted: a mistyped `--remote_header=Authorization: Bearer ...` is
     exactly such an argument."""
-    from strata.engine.redact import redact_text
-
     for target in targets:
         if target.startswith("-"):
-            raise UserError(
-                f"unknown flag (got {redact_text(target)!r}); see {where} --help", where=where
-            )
+            raise unrecognized(target)
 
 
 def _not_all_analysed(result: Any) -> int:
@@ -245,7 +285,7 @@ def _not_all_analysed(result: Any) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     _no_flags_among([args.target], "strata run")
-    args.remote = _remote_options(args)  # a bad flag fails now, not after analysis
+    _check_options(args)  # a bad flag fails now, not after analysis
     with _locked_output_base(args) as (base, stat_cache):
         base, result = _analyze(args, [args.target], base, stat_cache)
         if getattr(result, "errors", ()):
@@ -264,7 +304,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "run a *_binary or a rule that sets executable = True",
                 where=str(label),
             )
-        _execute(args, base, result, sorted(set(_files_and_runfiles(info))), stat_cache)
+        # What the output groups ask for, and what running needs: the executable, its runfiles.
+        wanted = {*_top_level(args, info).built, *info.runfiles, executable}
+        _execute(args, base, result, sorted(wanted), stat_cache)
         tree = _lay_out_runfiles(base, result, info)
         exe = base.execroot / executable
         cwd = tree / base.workspace_name
@@ -315,7 +357,12 @@ def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
     p.add_argument("--output_base", help="where outputs and state live (default ~/.cache/strata)")
     if not build:
         return
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="parallel actions")
+    p.add_argument(
+        "--jobs",
+        type=int_option("jobs", minimum=1),
+        default=os.cpu_count() or 2,
+        help="parallel actions (and tests)",
+    )
     for name, helptext in (
         ("keep_going", "build as much as possible after a failure"),
         ("explain", "say why each action ran"),
@@ -325,6 +372,14 @@ def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
         p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--disk_cache", help="directory of the local action cache")
     p.add_argument(
+        "--output_groups",
+        action="append",
+        default=[],
+        metavar="[+-]GROUP,...",
+        help="output groups of the requested targets to build, as Bazel's flag: "
+        "'+tarball' adds to the default set, '-default' removes, 'a,b' replaces it",
+    )
+    p.add_argument(
         "--workers",
         action="store_true",
         default=True,
@@ -333,7 +388,7 @@ def _add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
     p.add_argument("--noworkers", dest="workers", action="store_false", help=argparse.SUPPRESS)
     p.add_argument(
         "--sandbox",
-        choices=("auto", "namespace", "directory"),
+        type=enum_option("sandbox", "sandbox", ("auto", "namespace", "directory")),
         default="auto",
         help="namespace: actions run in bubblewrap (read-only host, private /tmp, no network), "
         "an error if it cannot run; directory: a directory of input links only; "
@@ -351,11 +406,21 @@ def _add_remote_flags(p: argparse.ArgumentParser) -> None:
     ):
         p.add_argument(f"--{name}", action="store_true", default=True, help=helptext)
         p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
-    p.add_argument("--remote_timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument(
+        "--remote_timeout",
+        type=float_option("remote_timeout"),
+        default=60.0,
+        help="seconds per request",
+    )
     p.add_argument(
         "--remote_header", action="append", default=[], help="Name=Value sent with every request"
     )
-    p.add_argument("--remote_max_connections", type=int, default=8, help="concurrent requests")
+    p.add_argument(
+        "--remote_max_connections",
+        type=int_option("remote_max_connections", minimum=1),
+        default=8,
+        help="concurrent requests",
+    )
     p.add_argument(
         "--modify_execution_info",
         help="REGEX=[+-]KEY,...: change execution info (tags) by mnemonic, as Bazel does; "
@@ -363,10 +428,28 @@ def _add_remote_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--action_keys",
-        choices=("strata", "reapi"),
+        type=enum_option("action_keys", "action key scheme", ("strata", "reapi")),
         default="strata",
         help="reapi: key actions by their REAPI Action digest to share entries with Bazel",
     )
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Check the flags argparse cannot (URLs, headers, modifiers): a mistake is exit 2.
+
+    Sets `args.remote` (RemoteOptions or None) and `args.modifier`.
+    """
+    try:
+        args.remote = _remote_options(args)
+        args.modifier = None
+        if getattr(args, "modify_execution_info", None):
+            from strata.engine.cache_tiered import parse_execution_info_modifier
+
+            args.modifier = parse_execution_info_modifier(args.modify_execution_info)
+    except UsageError:
+        raise
+    except UserError as e:
+        raise UsageError(e.detail, where=e.where) from None
 
 
 def _remote_options(args: argparse.Namespace) -> Any:
@@ -387,12 +470,6 @@ def _remote_options(args: argparse.Namespace) -> Any:
             )
         headers.append((name, value))
     parse_remote_cache(args.remote_cache, tuple(headers))
-    if args.remote_timeout <= 0 or args.remote_max_connections < 1:
-        raise UserError(
-            "--remote_timeout and --remote_max_connections must be positive "
-            f"(got {args.remote_timeout} and {args.remote_max_connections}); pass larger values",
-            where="strata",
-        )
     return RemoteOptions(
         url=args.remote_cache,
         upload_local_results=args.remote_upload_local_results,
@@ -422,31 +499,40 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     """The engine's action worker (strata.worker); not for people."""
     from strata import worker
 
-    return worker.main()
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse quotes unknown arguments back: a mistyped --remote_cache keeps its password."""
-
-    def error(self, message: str) -> NoReturn:
-        from strata.engine.redact import redact_text
-
-        super().error(redact_text(message))
+    return worker.main(args.protocol)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="strata", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from strata.cli_info import cmd_help, cmd_info
+    from strata.cli_test import add_test_command
+
+    parser = Parser(
+        prog="strata",
+        usage="strata [startup options] COMMAND [options] [arguments]",
+        description=__doc__.splitlines()[0],
+        epilog="Startup options: see 'strata help startup_options'.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="strata")
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)
+
+    p = sub.add_parser("help", help="print help: help [COMMAND | startup_options]")
+    p.add_argument("topic", nargs="?", metavar="COMMAND")
+    p.set_defaults(func=cmd_help)
+
+    p = sub.add_parser("info", help="print where the workspace's state lives: info [KEY...]")
+    p.add_argument("keys", nargs="*", metavar="KEY")
+    _add_common(p, build=False)
+    p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("action", help="run one build action from a JSON request")
     p.add_argument("mnemonic")
     p.add_argument("request", help="@request.json")
     p.set_defaults(func=_cmd_action)
 
-    p = sub.add_parser("worker", help=argparse.SUPPRESS)
+    p = sub.add_parser("worker")  # no help: not listed
+    p.add_argument("--protocol", type=int, default=1)
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("build", help="build targets")
@@ -459,6 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     _add_common(p, build=True)
     p.set_defaults(func=_cmd_run)
+
+    add_test_command(sub, _add_common)
 
     p = sub.add_parser("query", help="list targets matching a pattern, or deps(PATTERN)")
     p.add_argument("expression")
@@ -482,32 +570,106 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+EXIT_USAGE = 2
+"""A command-line mistake (Bazel's exit code 2)."""
+EXIT_BUG = 37
+"""A bug in strata (Bazel's exit code 37, an internal error)."""
+
+
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
+    """`strata [startup options] COMMAND [options] [arguments]`, rc-file defaults included."""
     parser = build_parser()
+    startup, words = split_startup(argv)
+    words = _with_rc_args(words)
+    setting_flags: tuple[Any, ...] = ()
+    if words and words[0] in _SETTING_COMMANDS:
+        from strata.engine.build_settings import split_setting_flags
+
+        words, setting_flags = split_setting_flags(words)
+    sub = subparser(parser, words[0]) if words else None
+    if sub is not None:
+        words = [words[0], *normalise_booleans(sub, words[1:])]
+    args, extra = parser.parse_known_args(words)
+    for word in extra:
+        if word.startswith("-"):
+            raise unrecognized(word)
+    if extra:
+        raise UsageError(
+            f"unexpected argument (got {redact_text(extra[0])!r}); see 'strata help {words[0]}'"
+        )
+    args.startup = startup
+    args.parser = parser
+    args.setting_flags = setting_flags
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = parser.parse_args(_with_rc_args(list(sys.argv[1:] if argv is None else argv)))
+        args = parse_command_line(list(sys.argv[1:] if argv is None else argv))
     except UserError as e:
         print(format_error(e), file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     func: Command | None = getattr(args, "func", None)
     if func is None:
-        parser.print_help(sys.stderr)
-        return 1
+        args.parser.print_help(sys.stdout)
+        return 0
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return func(args)
+    except UsageError as e:
+        print(format_error(e), file=sys.stderr)
+        return EXIT_USAGE
     except UserError as e:
         print(format_error(e), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 1
-    except Exception:
-        traceback.print_exc()
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
         print(
-            f"strata {__version__}: internal error (a bug in strata, not in your input); "
-            "please report it with the traceback above",
+            f"error: strata {args.command}: interrupted (got {name}); running actions were "
+            "stopped and nothing half-written was kept: run it again to finish",
             file=sys.stderr,
         )
-        return 2
+        return 128 + signum
+    except BrokenPipeError:
+        return 1
+    except OSError as e:
+        env = environment_error(e)
+        if env is None:
+            return _internal_error()
+        print(format_error(env), file=sys.stderr)
+        return 1
+    except Exception:
+        return _internal_error()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT, raised where the main thread is, so every `finally` on the way
+    out runs: the scheduler kills the running actions and removes their sandboxes, the
+    workers are closed, half-written files are deleted."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    # A second signal must not cut the clean-up short (kill -9 still can; the next
+    # build then removes what is left, see strata.engine.leftovers).
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+def _internal_error() -> int:
+    """A bug: the traceback of the exception being handled, and a line asking for a report."""
+    traceback.print_exc()
+    print(
+        f"strata {__version__}: internal error (a bug in strata, not in your input); "
+        "please report it with the traceback above",
+        file=sys.stderr,
+    )
+    return EXIT_BUG

@@ -13,16 +13,28 @@ This is the role Bazel's persistent workers play; like an unsandboxed Bazel
 worker, the child is not put in a namespace of its own (the engine may run
 this whole process in one).
 
-Protocol, over a SOCK_SEQPACKET socket on fd 0 (one JSON message a packet):
+After a successful run the child also hashes the outputs the action wrote
+(xxh3 and sha256 in one read, as the engine's stat cache keeps them) and
+hands the digests back, so the engine's own thread never reads an output's
+bytes; a file with other hard links (an output sharing an input's bytes) is
+left out: the engine knows those by inode.
+
+Protocol 2, over a SOCK_SEQPACKET socket on fd 0 (one JSON message a packet;
+`strata worker --protocol=2`, so an engine and a worker of different
+versions never talk past each other: the worker refuses, the engine runs
+processes):
 
     engine → worker   {"id": N, "argv": [...], "cwd": D, "env": {...},
-                       "stdout": F, "stderr": F}
+                       "outputs": [...], "output_dirs": [...]}
+                      with three file descriptors attached: stdout, stderr
+                      and a file for the digests report (see `report_digests`)
     engine → worker   {"kill": N}: SIGKILL the child's process group (its pid
                       is the worker's to use: the worker may run in a pid namespace)
     worker → engine   {"id": N, "pid": P} with a pidfd of the child attached
                       (readable once the child exits)
                       {"id": N, "status": S, "maxrss": KiB} once it is reaped
-                      (S < 0: killed by signal -S)
+                      (S < 0: killed by signal -S); what is left of its
+                      process group is killed then
 
 The worker exits when the engine closes its end, killing children left.
 """
@@ -36,13 +48,19 @@ import os
 import selectors
 import signal
 import socket
+import stat
 import sys
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from strata.actions import ACTIONS
+from strata.engine.digests import xxh3_and_sha256_file
 
 _MAX_MESSAGE = 1 << 20
+PROTOCOL = 2
+_REPORT_FD = 3
+"""Where the child keeps the digests report open while the action runs (close-on-exec)."""
 
 
 def _preload() -> None:
@@ -53,20 +71,19 @@ def _preload() -> None:
         importlib.import_module(target.split(":")[0])
 
 
-def _child(req: dict[str, Any], control: int) -> None:
+def _child(req: dict[str, Any], control: int, fds: list[int]) -> None:
     """In the forked child: become the action's process, run it, never return."""
     code = 2
     try:
         os.setsid()
         os.close(control)
         os.chdir(req["cwd"])
+        out, err, report = fds
         null = os.open(os.devnull, os.O_RDONLY)
-        out = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         for fd, target in ((null, 0), (out, 1), (err, 2)):
             os.dup2(fd, target)
-            os.close(fd)
-        os.closerange(3, 1 << 16)
+        os.dup2(report, _REPORT_FD, inheritable=False)
+        os.closerange(_REPORT_FD + 1, 1 << 16)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.environ.clear()
@@ -86,7 +103,40 @@ def _child(req: dict[str, Any], control: int) -> None:
             sys.stdout.flush()
         with contextlib.suppress(Exception):
             sys.stderr.flush()
+        if code == 0:
+            with contextlib.suppress(Exception):
+                report_digests(req.get("outputs", []), req.get("output_dirs", []), _REPORT_FD)
         os._exit(code)
+
+
+def report_digests(outputs: list[str], output_dirs: list[str], fd: int) -> None:
+    """Write `{"files": {path: [size, mtime_ns, inode, xxh3, sha256]}}` for the outputs.
+
+    Paths are as the action named them (relative to its working directory);
+    tree artifacts are walked (links not followed). Only regular files with
+    one link are hashed: anything else (a symlink, a file sharing an input's
+    bytes, one that vanished) is left to the engine, which checks every
+    reported file's size, mtime and inode before it believes the digests.
+    """
+    files: dict[str, list[int | str]] = {}
+    for path in [*outputs, *_tree_files(output_dirs)]:
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                continue
+            xxh3, sha256 = xxh3_and_sha256_file(path)
+        except OSError:
+            continue
+        files[path] = [st.st_size, st.st_mtime_ns, st.st_ino, xxh3, sha256]
+    data = json.dumps({"files": files}, sort_keys=True).encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _tree_files(output_dirs: list[str]) -> Iterator[str]:
+    for tree in output_dirs:
+        for dirpath, _dirs, names in os.walk(tree):
+            yield from (os.path.join(dirpath, name) for name in names)
 
 
 def _send(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) -> None:
@@ -95,6 +145,11 @@ def _send(sock: socket.socket, msg: dict[str, Any], fds: list[int] | None = None
         socket.send_fds(sock, [data], fds)
     else:
         sock.send(data)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def serve(sock: socket.socket) -> int:
@@ -107,21 +162,22 @@ def serve(sock: socket.socket) -> int:
         while True:
             for key, _ in sel.select():
                 if key.fileobj is sock:
-                    data = sock.recv(_MAX_MESSAGE)
+                    data, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, 3)
                     if not data:
                         return 0
                     req = json.loads(data)
                     if "kill" in req:
                         for ident, pid in children.values():
                             if ident == req["kill"]:
-                                with contextlib.suppress(ProcessLookupError, PermissionError):
-                                    os.killpg(pid, signal.SIGKILL)
+                                _kill_group(pid)
                         continue
                     sys.stdout.flush()
                     sys.stderr.flush()
                     pid = os.fork()
                     if pid == 0:
-                        _child(req, sock.fileno())
+                        _child(req, sock.fileno(), fds)
+                    for fd in fds:
+                        os.close(fd)
                     pidfd = os.pidfd_open(pid)
                     children[pidfd] = (req["id"], pid)
                     sel.register(pidfd, selectors.EVENT_READ)
@@ -131,16 +187,26 @@ def serve(sock: socket.socket) -> int:
                     ident, pid = children.pop(pidfd)
                     sel.unregister(pidfd)
                     os.close(pidfd)
+                    # What the action left running dies with it (its output files are
+                    # reused). Killed before the reap, while the zombie keeps its pid taken.
+                    _kill_group(pid)
                     _pid, status, usage = os.wait4(pid, 0)
                     code = os.waitstatus_to_exitcode(status)
                     _send(sock, {"id": ident, "maxrss": usage.ru_maxrss, "status": code})
     finally:
         for _ident, pid in children.values():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            _kill_group(pid)
 
 
-def main() -> int:
+def main(protocol: int) -> int:
+    if protocol != PROTOCOL:
+        print(
+            f"error: strata worker: the engine speaks worker protocol {protocol}, this "
+            f"strata speaks {PROTOCOL}; use the same strata version for the engine and "
+            "the @strata repository",
+            file=sys.stderr,
+        )
+        return 2
     sock = socket.socket(fileno=os.dup(0))
     os.close(0)
     os.open(os.devnull, os.O_RDONLY)

@@ -4,7 +4,7 @@ load(":names.bzl", "name_problem")
 
 SCHEMA_VERSION = 1
 
-# Remote cache policy (issue 7): whole-image actions (archives, layouts, merges,
+# Remote cache policy (issue 7): whole-image actions (layouts, archives, merges,
 # exports, indexes) are not uploaded; layer blobs are the shared unit.
 NO_REMOTE_CACHE = {"no-remote-cache": "1"}
 
@@ -54,6 +54,24 @@ def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execut
     )
     return req_file
 
+def docker_archive_action(ctx, layout):
+    """Register `ImageArchive`: the docker-archive (`<name>.tar`) of the OCI layout `layout`.
+
+    Like every action, it runs only when something needs its output: the
+    `tarball` output group, `image_load`, `merge_images` of a docker-archive.
+    """
+    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
+    run_strata(
+        ctx,
+        "ImageArchive",
+        {"image": layout.path, "output": archive.path},
+        depset([layout]),
+        [archive],
+        "docker-archive of",
+        execution_requirements = NO_REMOTE_CACHE,
+    )
+    return archive
+
 def label_fail(ctx, attr_name, what, got, fix):
     """fail() in strata's error shape, naming the target and attribute."""
     fail("%s: attribute '%s': %s (got %s); %s" % (label_str(ctx.label), attr_name, what, got, fix))
@@ -70,10 +88,42 @@ def label_str(label):
     return "%s//%s:%s" % ("@" + repo if repo else "", label.package, label.name)
 
 def check_ownership(ctx):
+    # (attr.int holds at most 2^31-1 in both engines, below uid_t's 2^32-1, which GNU tar needs)
     for a in ("uid", "gid"):
         v = getattr(ctx.attr, a)
         if v < 0:
             label_fail(ctx, a, "must not be negative", v, "use 0 or a positive id")
+
+def check_symlink_targets(ctx, attr_name, links):
+    """label_fail() for a relative symlink target that climbs out of its store path.
+
+    Above a store path is the store directory, which the path does not own: such a link
+    reaches `<store_dir>/...` (e.g. `bin/x -> ../../../etc/passwd` is /nix/etc/passwd), never
+    what was meant. Absolute targets are taken as written.
+    """
+    for dest in sorted(links.keys()):
+        target = links[dest]
+        if target.startswith("/"):
+            continue
+        here = [p for p in ctx.attr.store_dir.split("/") if p] + ["<hash>-name"]
+        here += [p for p in dest.split("/")[:-1] if p and p != "."]
+        inside = len(here)
+        lowest = inside
+        for part in target.split("/"):
+            if part == "..":
+                here = here[:-1]
+            elif part and part != ".":
+                here.append(part)
+            lowest = min(lowest, len(here))
+        if lowest < len([p for p in ctx.attr.store_dir.split("/") if p]) + 1:
+            meant = "/" + "/".join([p for p in target.split("/") if p and p not in (".", "..")])
+            label_fail(
+                ctx,
+                attr_name,
+                "the target of '%s' leaves the store path, for %s" % (dest, "/" + "/".join(here)),
+                repr(target),
+                "write an absolute target (e.g. \"%s\") or a relative one that stays inside" % meant,
+            )
 
 def validate_config(ctx, config_json):
     """Decode `config` (a JSON string) and check Env, Cmd and Entrypoint types."""

@@ -13,7 +13,7 @@ a declared input.
 """
 
 load("//rules:providers.bzl", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "label_fail", "run_strata")
+load(":common.bzl", "TOOL_ATTRS", "check_symlink_targets", "label_fail", "run_strata")
 load(":store_path.bzl", "store_path_providers", "store_tree")
 
 # nixpkgs pkgs/build-support/docker/default.nix, fakeNss.
@@ -58,6 +58,7 @@ def _helper_store_path_impl(ctx):
     for dest in ctx.attr.dirs:
         _check_dest(ctx, "dirs", dest)
         contents.append({"dest": dest, "type": "dir"})
+    check_symlink_targets(ctx, "symlinks", ctx.attr.symlinks)
     for dest in sorted(ctx.attr.symlinks.keys()):
         _check_dest(ctx, "symlinks", dest)
         contents.append({"dest": dest, "target": ctx.attr.symlinks[dest], "type": "symlink"})
@@ -116,7 +117,7 @@ helper_store_path(
         "files": attr.string_dict(doc = "Destination inside the store path → file content (text, mode 0644)."),
         "srcs": attr.label_keyed_string_dict(allow_files = True, doc = "One-file targets → destination inside the store path (mode 0644)."),
         "dirs": attr.string_list(doc = "Empty directories to create, e.g. [\"var/empty\"]."),
-        "symlinks": attr.string_dict(doc = "Destination → symlink target, written as given."),
+        "symlinks": attr.string_dict(doc = "Destination → symlink target, written as given; a relative target must stay inside the store path."),
         "links": attr.string_dict(doc = "Destination → path inside `link_to`; the symlink points at `<link_to's store path>/<path>` (\"\" for the store path itself)."),
         "link_to": attr.label(providers = [StorePathInfo], doc = "The store path `links` point into; it becomes a reference."),
         "deps": attr.label_list(providers = [StorePathInfo], doc = "Other references (their names must appear in the content)."),

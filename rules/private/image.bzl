@@ -6,14 +6,23 @@ Every image runs the same three steps, each its own action and cache entry:
    `extra_commands`, `fake_root_commands` under fakeroot).
 2. `LayerGroups`: the store path layers, grouped at execution time (grouping
    breaks ties by store path name, a hash the rules cannot know). A path with a
-   layer of its own gets its cached `store_path` layer verbatim.
-3. `ImageAssemble` (docker-archive + OCI layout + image info) or, for the
-   stream variant, `StreamImage` at run time. These whole-image actions are
-   `no-remote-cache`: layer blobs are the shared unit, image tarballs are not.
+   layer of its own gets its cached `store_path` layer verbatim. Also
+   `no-remote-cache`: a merged group is re-made from the shared store path
+   layers in one read, and storing it would store those bytes twice.
+3. `ImageAssemble` (OCI layout + image info; the layout's layer blobs are
+   hard links to the layer outputs) or, for the stream variant, `StreamImage`
+   at run time. These whole-image actions are `no-remote-cache`: layer blobs
+   are the shared unit, images are not.
+
+The docker-archive (`<name>.tar`) is written from the OCI layout by an
+`ImageArchive` action that runs only when something asks for it: the
+`tarball` output group (`bazel build //img:app --output_groups=+tarball`),
+`image_load`, or a rule given `ImageInfo.docker_archive`. A plain build writes
+no whole-image tarball.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "label_fail", "run_strata", "sorted_dict", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "docker_archive_action", "label_fail", "run_strata", "sorted_dict", "validate_config")
 load(":names.bzl", "shell_quote")
 load(":nix.bzl", "nix_db_layer")
 load(":run_as_root.bzl", "run_as_root_layer")
@@ -159,6 +168,9 @@ def build_layers(ctx, roots, copy_roots, layering):
         depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)]),
         [groups],
         "store path layers of",
+        # Merged groups are this image's own concatenation of shared store path
+        # layers: uploading them would store most of the closure's bytes twice.
+        execution_requirements = NO_REMOTE_CACHE,
     )
 
     # 3. Layers on top of the store paths: the Nix DB (below the customisation
@@ -220,25 +232,28 @@ def _file_path(f):
 
 def _image_impl(ctx, roots, copy_roots, layering):
     layers = build_layers(ctx, roots, copy_roots, layering)
-    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
     oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
     info = ctx.actions.declare_file(ctx.label.name + ".image.json")
     req = image_request(ctx, layers, _file_path)
-    req["outputs"] = {"docker_archive": archive.path, "image_info": info.path, "oci_layout": oci.path}
+    req["outputs"] = {"image_info": info.path, "oci_layout": oci.path}
     run_strata(
         ctx,
         "ImageAssemble",
         req,
         depset(_layer_files(layers) + layers.base_inputs),
-        [archive, oci, info],
+        [oci, info],
         "image",
         execution_requirements = NO_REMOTE_CACHE,
     )
+
+    # Built only when asked for (output group `tarball`, image_load, ...).
+    archive = docker_archive_action(ctx, oci)
     return [
-        DefaultInfo(files = depset([archive])),
+        DefaultInfo(files = depset([oci, info])),
         OutputGroupInfo(
             oci = depset([oci]),
             image_info = depset([info]),
+            tarball = depset([archive]),
             layers = depset(_layer_files(layers)),
         ),
         ImageInfo(
@@ -336,9 +351,11 @@ layered_image(
     extra_commands = "mkdir -m 1777 tmp",
 )
 ```
-Outputs: `app.tar` (docker-archive, `docker load -i`), output group `oci`
-(OCI layout directory), output group `image_info` (JSON with digests),
-output group `layers` (the cached layers).""",
+Outputs: `app.oci` (OCI image layout directory) and `app.image.json` (name,
+tag and digests); output group `tarball`: `app.tar` (docker-archive, `docker
+load -i`), built only when asked for (`--output_groups=+tarball`, or an
+`image_load` of the image); output groups `oci`, `image_info` and `layers`
+(the cached layers).""",
     attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **_LAYERED_ATTRS)),
 )
 
@@ -375,7 +392,9 @@ docker_image(
     run_as_root = "mkdir -p /data && chown 1000:1000 /data",
     include_nix_db = True,
 )
-```""",
+```
+Outputs as layered_image's: `hello.oci` and `hello.image.json`; the
+docker-archive `hello.tar` in output group `tarball`.""",
     attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **{
         "copy_to_root": attr.label_list(providers = [StorePathInfo], doc = "Store paths whose files are copied to /, in order (their closure is in the image too). A single-file store path has no tree to copy and is an error, as in Nix's buildEnv."),
         "run_as_root": attr.string(doc = "Shell commands run as root (`/bin/sh -ec`) in the image's root filesystem (base, store paths, copy_to_root, Nix DB) without a VM; their changes are one more layer (runAsRoot; see run_as_root). Needs /bin/sh in the image, proot, and a build running as root."),

@@ -36,8 +36,25 @@ fi
 if [ -d "$image" ]; then
   # An OCI layout (e.g. an image_index): podman reads it directly; docker cannot.
   [ "$tool" = podman ] || {{ echo "error: $label: docker cannot load an OCI layout (got $image); use loader = \\"podman\\" or a docker-archive" >&2; exit 1; }}
-  id="$(podman pull -q "$@" "oci:$PWD/$image${{ref:+:$ref}}")"
+  # podman names an image pulled from a layout after the layout's path (localhost/<path>),
+  # and refuses a path that is no valid image name (capitals, "+", "@"): pull through a
+  # link at a path of our own, then take that name off, leaving only $name.
+  n=$$
+  until mkdir -m 0700 "/tmp/strata-load-$n" 2>/dev/null; do
+    n=$((n + 1))
+    if [ $((n - $$)) -gt 100 ]; then
+      echo "error: $label: cannot make a directory to load from (got no new /tmp/strata-load-$n); check that /tmp is writable" >&2
+      exit 1
+    fi
+  done
+  link="/tmp/strata-load-$n/layout"
+  trap 'rm -rf "/tmp/strata-load-$n"' EXIT
+  ln -s "$PWD/$image" "$link"
+  id="$(podman pull -q "$@" "oci:$link${{ref:+:$ref}}")"
   podman tag "$id" "$name"
+  for pulled in $(podman image inspect --format '{{{{range .RepoTags}}}}{{{{println .}}}}{{{{end}}}}' "$id"); do
+    case "$pulled" in "localhost$link:"*) podman untag "$id" "$pulled" ;; esac
+  done
   echo "Loaded image: $name"
   exit 0
 fi
@@ -89,9 +106,10 @@ The loader is `loader`, overridden by the STRATA_LOADER environment variable at
 run time; the script first checks that the loader is on PATH and answers
 (`docker info` / `podman info`) and otherwise fails naming this target. A docker-archive goes to `docker load` / `podman load`; an OCI layout
 (an `image_index`'s output) to `podman pull oci:DIR:REF`, which picks the
-host's platform from an index, and is tagged with the image's name and `ref`.""",
+host's platform from an index, and is tagged with the image's name and `ref`
+(only that name: the one podman derives from the layout's path is removed).""",
     attrs = {
-        "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive), merge_images, image_index, or one docker-archive / OCI layout."),
+        "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive, which the image's ImageArchive action then writes), merge_images, image_index, or one docker-archive / OCI layout."),
         "loader": attr.string(default = "docker", values = ["docker", "podman"], doc = "Which engine loads it."),
         "ref": attr.string(doc = "For an OCI layout: the reference name in its index.json to pull, a tag or a `name[:tag]` (checked against the reference grammar); the loaded image is tagged `<name>:<ref>`, or `ref` itself when it is a `name:tag`."),
     },

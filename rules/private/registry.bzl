@@ -56,12 +56,15 @@ def _pull_image_impl(rctx):
             fail("%s: attribute '%s': %s" % (where, name, problem))
     req = {
         "architecture": attr.architecture,
+        # Errors name the repository the user declared, not this generated file.
+        "label": where,
         "os": attr.os,
         # Relative to the repository directory, where the tool runs.
         "outputs": {"oci_layout": "oci_layout", "pull_info": "pull_info.json"},
         "registry": attr.registry,
         "repository": attr.repository,
         "schema_version": SCHEMA_VERSION,
+        "timeout": attr.timeout,
         "tls_verify": attr.tls_verify,
     }
     for key in ("digest", "tag", "variant", "final_image_name", "final_image_tag"):
@@ -82,14 +85,23 @@ def _pull_image_impl(rctx):
     res = rctx.execute(
         [find_python(rctx, "@" + rctx.name), "-B", "-s", "-m", "strata", "action", "ImagePull", "@request.json"],
         environment = environment,
-        timeout = attr.timeout,
+        # The tool keeps the deadline itself, with its own message; this is the backstop.
+        timeout = attr.timeout + 60,
         quiet = True,
     )
-    if res.stderr:
-        # The tag warning (with the digest line to pin) and any error, as the tool wrote them.
-        print(res.stderr.strip())
+    lines = res.stderr.strip().split("\n") if res.stderr.strip() else []
+    errors = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    shown = [line for line in lines if not line.startswith("error: ")]
+    if shown:
+        # The tag warning (with the digest line to pin), as the tool wrote it.
+        print("\n".join(shown))
     if res.return_code != 0:
-        fail("%s: pulling %s/%s failed (got exit %d); see the error above" % (where, attr.registry, attr.repository, res.return_code))
+        if errors:
+            reason = errors[-1]
+            if reason.startswith(where + ": "):  # the tool names the repository too
+                reason = reason[len(where) + 2:]
+            fail("%s: pulling %s/%s failed: %s" % (where, attr.registry, attr.repository, reason))
+        fail("%s: pulling %s/%s failed (got exit %d and no message: the pull was killed, or ran past timeout = %d s); raise timeout, or check the network and the registry" % (where, attr.registry, attr.repository, res.return_code, attr.timeout))
     rctx.file("BUILD.bazel", _PULLED_BUILD.format(name = rctx.name), executable = False)
     rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name, executable = False)
 
@@ -165,6 +177,9 @@ def _check_push_names(ctx):
         check_name(ctx, "mount_from", "repository", ctx.attr.mount_from)
     if ctx.attr.image_name:
         check_name(ctx, "image_name", "reference", ctx.attr.image_name)
+    if ctx.attr.ca_file and not ctx.attr.ca_file.startswith("/"):
+        # The push runs in its runfiles directory: a relative path would name nothing there.
+        label_fail(ctx, "ca_file", "must be an absolute path", repr(ctx.attr.ca_file), "give the full path of the registry's CA file (PEM)")
 
 def _image_push_impl(ctx):
     _check_push_names(ctx)
@@ -182,6 +197,8 @@ def _image_push_impl(ctx):
         req["mount_from"] = ctx.attr.mount_from
     if ctx.attr.image_name:
         req["image_name"] = ctx.attr.image_name
+    if ctx.attr.ca_file:
+        req["ca_file"] = ctx.attr.ca_file
     request = ctx.actions.declare_file(ctx.label.name + ".push.json")
     ctx.actions.write(request, json.encode(sorted_dict(req)) + "\n")
     # Named after the target: the executable output both engines expect.
@@ -202,7 +219,8 @@ _PUSH_ATTRS = {
     "repository": attr.string(mandatory = True, doc = "Repository to push to, e.g. \"team/app\"."),
     "tags_to_push": attr.string_list(doc = "Tags to point at the pushed image (the `tags` of the image_push macro); none: by digest only."),
     "mount_from": attr.string(doc = "Another repository of the same registry that may hold the base layers (cross-repository mount)."),
-    "tls_verify": attr.bool(default = True, doc = "Verify the registry's TLS certificate."),
+    "tls_verify": attr.bool(default = True, doc = "Verify the registry's TLS certificate; False only for test registries."),
+    "ca_file": attr.string(doc = "Absolute path of a PEM file of CAs to trust for the registry (like /etc/docker/certs.d/<host>/ca.crt), read when the push runs."),
 }
 _PUSH_ATTRS.update(TOOL_ATTRS)
 
@@ -218,10 +236,13 @@ image_push(
     registry = "registry.example.com:5000",
     repository = "team/app",
     tags = ["1.0", "latest"],
+    ca_file = "/etc/docker/certs.d/registry.example.com:5000/ca.crt",  # a private CA
 )
 ```
 Blobs already in the repository are skipped (HEAD), so pushing again uploads no
-layer bytes; prints `<registry>/<repository>@sha256:…`.""",
+layer bytes; prints `<registry>/<repository>@sha256:…`. An `image_index` is pushed
+as the index it is (each platform's manifest first, then the index under the tags),
+so its digest is the one the layout holds.""",
     attrs = _PUSH_ATTRS,
 )
 

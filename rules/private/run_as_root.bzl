@@ -6,7 +6,7 @@ image made of its parent, the closure of `contents`, and the script's layer.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "label_fail", "run_strata", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "docker_archive_action", "label_fail", "run_strata", "validate_config")
 
 def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1, base_name = "", layers_dir = None):
     """Register the RunAsRoot action; return struct(blob, descriptor) of the script's layer.
@@ -48,34 +48,37 @@ def _run_as_root_impl(ctx):
         label_fail(ctx, "script", "must not be empty", repr(ctx.attr.script), "write the shell commands to run as root, e.g. \"chown -R 1000 /srv\"")
     config = validate_config(ctx, ctx.attr.config)
     parent = ctx.attr.from_image[ImageInfo]
+    if parent.image_info == None:
+        label_fail(ctx, "from_image", "must be one image, not a multi-architecture index", "an image_index", "use one platform's image")
     spis = [c[StorePathInfo] for c in ctx.attr.contents]
     entries = depset(transitive = [s.closure for s in spis]).to_list()
     parent_paths = {e.info.path: True for e in parent.store_paths.to_list()}
     path_layers = [struct(blob = e.layer, descriptor = e.descriptor) for e in entries if e.info.path not in parent_paths]
-    script_layer = run_as_root_layer(ctx, ctx.attr.script, parent.docker_archive, path_layers, ctx.attr.compressor, mtime = ctx.attr.mtime)
+    # The parent is read from its OCI layout: its docker-archive is never needed.
+    script_layer = run_as_root_layer(ctx, ctx.attr.script, parent.oci_layout, path_layers, ctx.attr.compressor, mtime = ctx.attr.mtime)
     layers = path_layers + [script_layer]
 
-    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
     oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
     info = ctx.actions.declare_file(ctx.label.name + ".image.json")
     name = ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
     req = {
         "architecture": parent.architecture,
-        "base": {"name": "", "path": parent.docker_archive.path},
+        "base": {"name": "", "path": parent.oci_layout.path},
         "config": config,
         "layers": [{"blob": l.blob.path, "descriptor": l.descriptor.path} for l in layers],
         "name": name,
-        "outputs": {"docker_archive": archive.path, "image_info": info.path, "oci_layout": oci.path},
+        "outputs": {"image_info": info.path, "oci_layout": oci.path},
     }
     if ctx.attr.created:
         req["created"] = ctx.attr.created
     if ctx.attr.tag:
         req["tag"] = ctx.attr.tag
-    inputs = [parent.docker_archive] + [l.blob for l in layers] + [l.descriptor for l in layers]
-    run_strata(ctx, "ImageAssemble", req, depset(inputs), [archive, oci, info], "image", execution_requirements = NO_REMOTE_CACHE)
+    inputs = [parent.oci_layout] + [l.blob for l in layers] + [l.descriptor for l in layers]
+    run_strata(ctx, "ImageAssemble", req, depset(inputs), [oci, info], "image", execution_requirements = NO_REMOTE_CACHE)
+    archive = docker_archive_action(ctx, oci)
     return [
-        DefaultInfo(files = depset([archive])),
-        OutputGroupInfo(oci = depset([oci]), image_info = depset([info]), layer = depset([script_layer.blob, script_layer.descriptor])),
+        DefaultInfo(files = depset([oci, info])),
+        OutputGroupInfo(oci = depset([oci]), image_info = depset([info]), tarball = depset([archive]), layer = depset([script_layer.blob, script_layer.descriptor])),
         ImageInfo(
             docker_archive = archive,
             oci_layout = oci,
@@ -108,7 +111,9 @@ rm /etc/motd
 \"\"\",
     config = {"User": "app"},
 )
-```""",
+```
+Outputs: `app.oci` (OCI layout) and `app.image.json`; the docker-archive
+`app.tar` in output group `tarball`.""",
     attrs = dict(TOOL_ATTRS, **{
         "from_image": attr.label(mandatory = True, providers = [ImageInfo], doc = "The parent image (an image target); the script's layer goes on top of it."),
         "script": attr.string(mandatory = True, doc = "Shell commands, run by the image's /bin/sh -e as root with / as the image's root."),

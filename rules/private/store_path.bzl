@@ -1,7 +1,7 @@
 """store_path: a Nix-style store path from workspace files or other targets' outputs."""
 
 load("//rules:providers.bzl", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "label_fail", "run_strata")
+load(":common.bzl", "TOOL_ATTRS", "check_symlink_targets", "label_fail", "run_strata")
 
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
 
@@ -49,6 +49,7 @@ def _store_path_impl(ctx):
         else:
             contents.append({"dest": dest, "mode": "0644", "src": files[0].path})
         inputs.extend(files)
+    check_symlink_targets(ctx, "symlinks", ctx.attr.symlinks)
     for dest in sorted(ctx.attr.symlinks.keys()):
         contents.append({"dest": dest, "target": ctx.attr.symlinks[dest], "type": "symlink"})
     for dest in ctx.attr.executables:
@@ -111,7 +112,7 @@ store_path(
             doc = "References: store paths this one mentions (their names must appear in its bytes to count).",
         ),
         "symlinks": attr.string_dict(
-            doc = "Destination → symlink target, e.g. {\"bin/sh\": \"busybox\"}.",
+            doc = "Destination → symlink target, e.g. {\"bin/sh\": \"busybox\"}. A relative target must stay inside the store path (above it is the store directory); write others as absolute paths.",
         ),
         "executables": attr.string_list(
             doc = "Destinations (from srcs) to mark executable. Every other file is not executable: Bazel marks all outputs executable, so a source's own bit cannot be trusted.",

@@ -9,9 +9,16 @@ figure has its baseline from the same run on the same (page-cached) files:
             (gzip) with the store paths built, then one file of the leaf path
             changed and `big_raw` rebuilt (the file is restored afterwards);
             in output base B: cold `big`.
+  cache     team A builds `big_raw` cold through an nginx WebDAV cache, team B
+            a copy of the workspace through the warm cache (e2e_remote.py).
   bazel     Bazel (4.2.3 in CI) in output base C: server start, tool set-up,
-            `build //:big_raw`, a no-op with the server up; its big_raw.tar is
-            compared with strata's byte for byte.
+            `build //:big_raw`, a no-op with the server up; its image (the
+            big_raw.oci layout, every file) is compared with strata's byte for
+            byte.
+
+Builds are plain `build`s: an image's outputs are its OCI layout and
+image.json; the docker-archive is an output group nobody asks for here (the
+tests check that both engines give it the same bytes).
 
 "Cold" is a fresh output base with an empty disk cache, the strata tool
 already installed: a throwaway build of //warmup installs it (pip), then
@@ -48,6 +55,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import e2e_gen  # noqa: E402
+import e2e_remote  # noqa: E402
 from e2e_measure import (  # noqa: E402
     Failed,
     Run,
@@ -57,7 +65,7 @@ from e2e_measure import (  # noqa: E402
     process_cpu,
     remove,
     self_cpu,
-    sha256,
+    tree_sha256,
     vm_hwm,
 )
 from e2e_measure import run as measure_run  # noqa: E402
@@ -89,12 +97,12 @@ class Bench:
     figures: dict[str, Any] = field(default_factory=dict)
     rows: list[tuple[str, ...]] = field(default_factory=list)
 
-    def run(self, name: str, argv: list[str], **kw: Any) -> Run:
-        """Run argv in the workspace, its output in logs/NAME.log (see e2e_measure.run)."""
+    def run(self, name: str, argv: list[str], ws: Path | None = None, **kw: Any) -> Run:
+        """Run argv in the workspace (or `ws`), its output in logs/NAME.log (e2e_measure.run)."""
         log = self.work / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return measure_run(argv, self.ws, log, **kw)
+            return measure_run(argv, ws or self.ws, log, **kw)
         except Failed as e:
             what, tail = e.args
             raise SystemExit(
@@ -104,12 +112,23 @@ class Bench:
     def shell(self, name: str, script: str) -> Run:
         return self.run(name, ["bash", "-o", "pipefail", "-c", script])
 
-    def strata(self, name: str, ob: Path, target: str) -> tuple[Run, int]:
+    def strata(
+        self, name: str, ob: Path, target: str, *flags: str, ws: Path | None = None
+    ) -> tuple[Run, int]:
         """A strata build in a new process: the run, and the engine's peak RSS in KiB."""
         rss = self.work / "logs" / f"{name}.rss"
-        argv = [sys.executable, "-c", WRAPPER, str(rss), "build", f"--output_base={ob}", target]
+        argv = [
+            sys.executable,
+            "-c",
+            WRAPPER,
+            str(rss),
+            "build",
+            f"--output_base={ob}",
+            *flags,
+            target,
+        ]
         path = os.pathsep.join(filter(None, [str(STRATA / "python"), os.environ.get("PYTHONPATH")]))
-        r = self.run(name, argv, env={**os.environ, "PYTHONPATH": path})
+        r = self.run(name, argv, ws, env={**os.environ, "PYTHONPATH": path})
         return r, int(rss.read_text())
 
     def cold_output_base(self, name: str) -> Path:
@@ -203,7 +222,7 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
         strata_largest_action_rss_kib=cold.peak_kib,
         strata_largest_action=cold.peak_what,
         strata_warning_lines=cold.warnings,
-        strata_big_raw_sha256=sha256(bin_dir(ob) / "big_raw.tar"),
+        strata_big_raw_layout_sha256=tree_sha256(bin_dir(ob) / "big_raw.oci"),
         strata_output_base_bytes=du(ob) - du(ob / "external"),
         strata_disk_cache_bytes=du(ob / "cache"),
     )
@@ -239,10 +258,12 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
         strata_cold_big_engine_rss_kib=engine,
         strata_cold_big_largest_action_rss_kib=cold_big.peak_kib,
         strata_cold_big_largest_action=cold_big.peak_what,
-        strata_big_bytes=(bin_dir(ob) / "big.tar").stat().st_size,
+        strata_big_layout_bytes=du(bin_dir(ob) / "big.oci"),
     )
     b.drop(ob)
     b.timed("strata cold big (gzip)", cold_big, gz)
+
+    e2e_remote.measure(b, cold, f["closure_bytes"], "//:big_raw")
 
     if bazel is None:
         print("bazel not installed: no Bazel baseline (apt-get install bazel-bootstrap)")
@@ -302,10 +323,11 @@ def run_bazel(b: Bench, bazel: str, strata_cold: Run, strata_noop: Run) -> None:
         bazel_largest_action_rss_kib=build.peak_kib,
         bazel_largest_action=build.peak_what,
         bazel_warning_lines=build.warnings,
-        bazel_big_raw_sha256=sha256(bin_dir(ob) / "big_raw.tar"),
+        bazel_big_raw_layout_sha256=tree_sha256(bin_dir(ob) / "big_raw.oci"),
         bazel_output_base_bytes=du(ob) - du(ob / "external"),
     )
-    f["big_raw_identical"] = same = f["bazel_big_raw_sha256"] == f["strata_big_raw_sha256"]
+    same = f["bazel_big_raw_layout_sha256"] == f["strata_big_raw_layout_sha256"]
+    f["big_raw_identical"] = same
     b.drop(ob)
     b.timed("bazel server start (info)", start)
     b.timed("bazel tool set-up (sync)", tools)
@@ -313,7 +335,7 @@ def run_bazel(b: Bench, bazel: str, strata_cold: Run, strata_noop: Run) -> None:
     b.timed("bazel total (start + set-up + build)", total)
     b.timed("strata cold big_raw", strata_cold, ("bazel build alone", build))
     b.timed("strata best no-op", strata_noop, ("bazel no-op, server up", noop))
-    b.row("big_raw.tar, strata vs bazel", "MATCH" if same else "DIFFER")
+    b.row("big_raw image (OCI layout), strata vs bazel", "MATCH" if same else "DIFFER")
 
 
 def print_table(b: Bench) -> None:
@@ -348,8 +370,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    # Output bases hold the closure about 12 times over (trees, layers, layer groups,
-    # image tar, OCI layout, disk cache); with --keep all three stay.
+    # Output bases hold the closure several times over (layers, layer groups, OCI layout,
+    # disk cache); with --keep all three stay.
     need = e2e_gen.scaled(args.scale)[0] * (30 if args.keep else 14)
     where = existing_ancestor(args.keep.resolve() if args.keep else Path(tempfile.gettempdir()))
     free = shutil.disk_usage(where).free
@@ -372,7 +394,7 @@ def main() -> int:
         f["generate_s"] = time.perf_counter() - t0
         f["generate_cpu_s"] = children_cpu() + self_cpu() - cpu0  # the pool's workers too
         f["paths"] = len(closure.paths)
-        f["files"] = sum(len(p.files) for p in closure.paths)
+        f["files"] = sum(p.file_count for p in closure.paths)
         print(
             f"closure: {f['paths']} store paths, {f['files']} files, "
             f"{size(sum(p.size for p in closure.paths))}, max_layers {closure.max_layers} "

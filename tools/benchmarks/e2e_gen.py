@@ -15,10 +15,12 @@ and every choice from integer arithmetic on that stream (no `random`, no
 floating-point library calls), so the workspace is identical on every
 machine and Python version.
 
-References are declared as `deps` only: store path names are content hashes
-known at execution time, so the files do not mention them and StorePath
-warns once per declared reference ("declares reference ... but never
-mentions it").
+A path mentions its references as real ones do: `nix-support/propagated-
+build-inputs` lists their store paths (as Nix's setup hooks write it), so
+StorePath's reference scan finds every declared reference. Store path names
+are content hashes, so the generator computes them itself (Nix's NAR and
+"source" store path rules, written out below, not taken from strata: the
+build then cross-checks them), path by path in reference order.
 
 `--scale F` multiplies bytes and files by F; the number of paths by sqrt(F)
 (at least 8) so a small scale stays a cheap build, and `max_layers` with it
@@ -43,12 +45,13 @@ import hashlib
 import json
 import math
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 STRATA = Path(__file__).resolve().parents[2]
 
@@ -57,6 +60,10 @@ PATHS = 300
 MAX_DEPS = 6
 MAX_LAYERS = 100
 SEED = b"strata-e2e-1"
+STORE_DIR = "/nix/store"
+SUPPORT = "nix-support/propagated-build-inputs"
+"""The file that names a path's references (absent when it has none)."""
+BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
 
 T = TypeVar("T")
 
@@ -222,10 +229,18 @@ class StorePath:
     deps: list[int]
     lib64: bool
     files: list[File] = field(default_factory=list)
+    store_path: str = ""
+    """`/nix/store/<hash>-<name>`, once the generator has computed it."""
+    support: bytes = b""
+    """The content of SUPPORT: the references' store paths ("" with none)."""
 
     @property
     def size(self) -> int:
-        return sum(f.size for f in self.files)
+        return sum(f.size for f in self.files) + len(self.support)
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files) + bool(self.support)
 
 
 @dataclass(frozen=True)
@@ -385,6 +400,7 @@ def generate(out: Path, scale: float = 1.0, strata: Path = STRATA) -> Closure:
     with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
         for _ in pool.map(_write_path, [out / "store"] * len(jobs), jobs):
             pass
+        _name_paths(out / "store", closure, pool)
     (out / "WORKSPACE").write_text(WORKSPACE.format(strata=strata))
     (out / "BUILD").write_text(build_file(closure))
     (out / "warmup").mkdir()
@@ -394,6 +410,85 @@ def generate(out: Path, scale: float = 1.0, strata: Path = STRATA) -> Closure:
         json.dumps(summary(closure, scale), indent=1, sort_keys=True) + "\n"
     )
     return closure
+
+
+def _name_paths(store: Path, closure: Closure, pool: ProcessPoolExecutor) -> None:
+    """Name every path (references first, in waves run in parallel); write their SUPPORT."""
+    left = list(closure.paths)
+    while left:
+        ready = [p for p in left if all(closure.paths[d].store_path for d in p.deps)]
+        for p in ready:
+            refs = sorted(closure.paths[d].store_path for d in p.deps)
+            p.support = (" ".join(refs) + "\n").encode() if refs else b""
+        for p, named in zip(ready, pool.map(_name_path, [store] * len(ready), ready), strict=True):
+            p.store_path = named
+        left = [p for p in left if not p.store_path]
+
+
+def _name_path(store: Path, p: StorePath) -> str:
+    """Write the path's SUPPORT file, then name it as Nix names a "source" path."""
+    root = store / p.name
+    if p.support:
+        (root / SUPPORT).parent.mkdir()
+        _write(root / SUPPORT, iter([p.support]), 0o644)
+    h = hashlib.sha256()
+    _nar(h, root, {"lib64": "lib"} if p.lib64 else {})
+    refs = p.support.decode().split()  # the references' store paths, sorted
+    kind = ":".join(["source", *refs])
+    fingerprint = f"{kind}:sha256:{h.hexdigest()}:{STORE_DIR}:{p.name}".encode()
+    digest = hashlib.sha256(fingerprint).digest()
+    folded = bytearray(20)  # Nix's compressHash: XOR the digest down to 20 bytes
+    for i, b in enumerate(digest):
+        folded[i % 20] ^= b
+    return f"{STORE_DIR}/{_base32(bytes(folded))}-{p.name}"
+
+
+def _base32(data: bytes) -> str:
+    """Nix's base32: the last 5-bit group first, bits read little-endian across bytes."""
+    value = int.from_bytes(data, "little")
+    n = (len(data) * 8 - 1) // 5 + 1
+    return "".join(BASE32[(value >> (5 * k)) & 31] for k in range(n - 1, -1, -1))
+
+
+def _nar(h: Any, path: Path, links: dict[str, str]) -> None:
+    """Feed the NAR of `path` to `h` (Dolstra's thesis, fig. 5.2); `links`: extra
+    top-level symlinks the BUILD file adds (`symlinks = {...}`), by name."""
+
+    def string(data: bytes) -> None:
+        h.update(len(data).to_bytes(8, "little") + data + bytes(-len(data) % 8))
+
+    def node(p: Path, target: str | None) -> None:
+        string(b"(")
+        string(b"type")
+        if target is not None:
+            for token in (b"symlink", b"target", target.encode()):
+                string(token)
+            string(b")")
+            return
+        mode = p.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            string(b"directory")
+            children: dict[bytes, tuple[Path, str | None]] = {
+                os.fsencode(c): (p / c, None) for c in os.listdir(p)
+            }
+            if p == path:
+                children.update({n.encode(): (p / n, t) for n, t in links.items()})
+            for name in sorted(children):
+                for token in (b"entry", b"(", b"name", name, b"node"):
+                    string(token)
+                node(*children[name])
+                string(b")")
+        else:
+            string(b"regular")
+            if mode & 0o100:
+                string(b"executable")
+                string(b"")
+            string(b"contents")
+            string(p.read_bytes())
+        string(b")")
+
+    string(b"nix-archive-1")
+    node(path, None)
 
 
 def _write_path(store: Path, p: StorePath) -> None:
@@ -424,16 +519,17 @@ def summary(closure: Closure, scale: float) -> dict[str, object]:
     return {
         "bytes": sum(p.size for p in closure.paths),
         "edit": closure.edit,
-        "files": sum(len(p.files) for p in closure.paths),
+        "files": sum(p.file_count for p in closure.paths),
         "leaf": closure.leaf.name,
         "max_layers": closure.max_layers,
         "paths": [
             {
                 "bytes": p.size,
                 "deps": [closure.paths[i].name for i in p.deps],
-                "files": len(p.files),
+                "files": p.file_count,
                 "lib64": p.lib64,
                 "name": p.name,
+                "store_path": p.store_path,
             }
             for p in closure.paths
         ],
@@ -452,7 +548,7 @@ def main() -> int:
     except (ValueError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    files = sum(len(p.files) for p in closure.paths)
+    files = sum(p.file_count for p in closure.paths)
     size = sum(p.size for p in closure.paths)
     print(f"{args.out}: {len(closure.paths)} store paths, {files} files, {size / 2**30:.2f} GiB")
     return 0

@@ -169,3 +169,11 @@ def sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def tree_sha256(root: Path) -> str:
+    """One digest of a directory (an OCI layout): every file's relative path and sha256."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f"{path.relative_to(root).as_posix()}\0{sha256(path)}\n".encode())
+    return h.hexdigest()

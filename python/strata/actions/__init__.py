@@ -21,6 +21,7 @@ ACTIONS: dict[str, str] = {
     # mnemonic: "strata.actions.<module>:<function>"
     "Layer": "strata.actions.layer:run",
     "ImageAssemble": "strata.actions.image:assemble_image",
+    "ImageArchive": "strata.actions.image_archive:archive_image",
     "ImagePull": "strata.actions.pull:run",
     "ImagePush": "strata.actions.push:run",
     "ImageMerge": "strata.actions.merge:merge_images",

@@ -71,8 +71,9 @@ from strata.actions.store_path import read_info
 from strata.errors import UserError
 from strata.oci.compress import check_compressor
 from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
-from strata.oci.rootfs import Rootfs
-from strata.oci.tree import DIR, FILE, SYMLINK, Entry, normalize_dest, sort_key
+from strata.oci.memroot import MemoryRoot
+from strata.oci.rootfs import Rootfs, RootTree
+from strata.oci.tree import DIR, FILE, SYMLINK, Entry, FileSlice, normalize_dest, sort_key
 from strata.store.join import link_join
 from strata.store.listing import Member, StoreView
 from strata.store.root_copy import RootCopy
@@ -133,7 +134,7 @@ def _tree_members(src: Path) -> dict[str, Member]:
     return out
 
 
-def _place_files(req: dict[str, Any], where: str, root: Path) -> None:
+def _place_files(req: dict[str, Any], where: str, root: RootTree) -> None:
     """`files`: plain files (Layer-action contents items) at their destinations.
 
     Their parents are resolved inside the root (strata.oci.rootfs): a content
@@ -142,7 +143,7 @@ def _place_files(req: dict[str, Any], where: str, root: Path) -> None:
     items = field(req, "files", list, where, [])
     if not items:
         return
-    fs = Rootfs(root, f"{where}: files")
+    fs = root.at(f"{where}: files")
     for e in plan_tree({"contents": items}, f"{where}: files").entries():
         if e.kind == DIR:
             # a directory already there through a link is the one meant
@@ -154,8 +155,7 @@ def _place_files(req: dict[str, Any], where: str, root: Path) -> None:
         elif e.kind == SYMLINK:
             fs.symlink(e.name, e.target)
         elif e.kind == FILE:
-            with open(e.source, "rb") as src:
-                fs.write(e.name, src, e.mode)
+            fs.write(e.name, FileSlice(e.source, 0, e.size), e.mode)
         else:
             fs.write(e.name, e.data, e.mode)
 
@@ -330,21 +330,42 @@ def _entries(
     return sorted(out, key=lambda e: sort_key(e.name))
 
 
+def needs_directory(req: dict[str, Any], where: str) -> bool:
+    """Whether commands run in the layer root, so that it must be a real directory."""
+    return bool(
+        field(req, "extra_commands", str, where, "")
+        or field(req, "fake_root_commands", str, where, "")
+    )
+
+
+def _lay_out(req: dict[str, Any], where: str, fs: RootTree) -> tuple[list[_Content], StoreView]:
+    """The contents joined or copied at /, then `files`; the contents and their store view."""
+    contents, view = _contents(req, where)
+    copier = RootCopy(fs, view, field(req, "keep_dirlinks", bool, where, False))
+    for c in contents:
+        if not c.join:
+            copier.copy(c.store_path, c.where)
+        else:
+            members = _tree_members(c.src) if c.src else view.members(c.store_path)
+            link_join(fs, c.store_path, members, c.where)
+    _place_files(req, where, fs)
+    return contents, view
+
+
+def plan_root(req: dict[str, Any], where: str) -> MemoryRoot:
+    """The layer root in memory, for a request whose root needs no directory (no commands)."""
+    fs = MemoryRoot(where)
+    _lay_out(req, where, fs)
+    return fs
+
+
 def build_root(
     req: dict[str, Any], where: str, work: Path
 ) -> dict[str, tuple[int, int, int]] | None:
     """Lay out the layer root at `work/root`; return fakeroot's ownership view, if any."""
     root = work / "root"
     root.mkdir(mode=0o755)
-    contents, view = _contents(req, where)
-    copier = RootCopy(root, view, field(req, "keep_dirlinks", bool, where, False))
-    for c in contents:
-        if not c.join:
-            copier.copy(c.store_path, c.where)
-        else:
-            members = _tree_members(c.src) if c.src else view.members(c.store_path)
-            link_join(root, c.store_path, members, c.where)
-    _place_files(req, where, root)
+    contents, view = _lay_out(req, where, Rootfs(root, where))
     extra = field(req, "extra_commands", str, where, "")
     if extra:
         _run(["/bin/sh", "-ec", extra], root, "extra_commands", where)
@@ -385,6 +406,13 @@ def run(req: dict[str, Any], where: str) -> None:
     output = field(req, "output", str, where)
     descriptor_path = field(req, "descriptor", str, where)
     owner = ownership(req, where)
+    if not needs_directory(req, where):
+        # Nothing runs in the root: join it in memory and write the layer from the plan,
+        # content read where it lies (no tree of links made on disk and deleted).
+        entries = plan_root(req, where).entries()
+        descriptor = write_layer_from_entries(output, compressor, entries, owner)
+        write_descriptor(descriptor_path, descriptor, output)
+        return
     old_umask = os.umask(0o022)
     try:
         # Under the system temp dir, not beside the output: an unprivileged uid must reach it.

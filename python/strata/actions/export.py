@@ -37,12 +37,13 @@ def export_image(req: dict[str, Any], where: str) -> None:
     selector = Selector(field(req, "name", str, where, ""), platform)
     output = Path(field(req, "output", str, where))
     with tempfile.TemporaryDirectory(prefix="strata-export-") as work:
-        image = load_base(field(req, "image", str, where), selector, Path(work) / "image")
+        path = field(req, "image", str, where)
+        image = load_base(path, selector, Path(work) / "image")
         created = image.config.get("created")
         try:
             mtime = created_epoch(created) if isinstance(created, str) else 1
         except ValueError:
             mtime = 1
-        result = export_rootfs(image.layers, output, Path(work), mtime=mtime)
+        result = export_rootfs(image.layers, output, Path(work), mtime=mtime, image=path)
     for warning in result.warnings:
         print(f"warning: {where}: {warning}", file=sys.stderr)

@@ -23,6 +23,7 @@ from strata.actions.request import field
 from strata.errors import UserError
 from strata.oci.compress import check_compressor
 from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
+from strata.oci.tarwriter import check_id
 from strata.oci.tree import LayerTree
 
 
@@ -40,6 +41,8 @@ def parse_mode(value: Any, where: str) -> int | None:
 
 
 def ownership(req: dict[str, Any], where: str) -> Ownership:
+    for key in ("uid", "gid"):
+        check_id(field(req, key, int, where, 0), f"{where}: {key}")
     return Ownership(
         uid=field(req, "uid", int, where, 0),
         gid=field(req, "gid", int, where, 0),

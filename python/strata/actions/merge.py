@@ -1,8 +1,9 @@
-"""`ImageMerge`: several docker-archives → one that `docker load` reads as all of them.
+"""`ImageMerge`: several images → one docker-archive that `docker load` reads as all of them.
 
 Request (keys sorted, `schema_version` 1):
 
-    images   [path, ...]  docker-archives (each may hold several images)
+    images   [path, ...]  docker-archives (each may hold several images) or OCI layouts
+                          of one image
     output   path of the merged docker-archive
 """
 
@@ -23,7 +24,8 @@ def merge_images(req: dict[str, Any], where: str) -> None:
     images = field(req, "images", list, where)
     if not images or not all(isinstance(p, str) for p in images):
         raise UserError(
-            f"images must be a non-empty list of docker-archive paths (got {images!r})",
+            "images must be a non-empty list of docker-archive or OCI layout paths "
+            f"(got {images!r})",
             where=where,
         )
     output = Path(field(req, "output", str, where))

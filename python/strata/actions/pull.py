@@ -8,8 +8,12 @@ Request (keys sorted, `schema_version` 1):
     tag                 allowed without a digest, with a warning naming the digest to pin
     os, architecture, variant   which image of an index (default linux/x86_64)
     tls_verify          default true; ca_file: a PEM file of CAs to trust
+    label               what errors name (`@busybox`, the pull_image repository;
+                        default: the request file)
     final_image_name, final_image_tag   the name the layout's image carries
     blob_store          shared directory of blobs by digest (default ~/.cache/strata/blobs)
+    timeout             seconds the whole pull may take (default: no bound); every read is
+                        also bounded (60 s) and must keep up 1 KiB/s over each minute
     outputs             {"oci_layout": dir, "pull_info": path (optional)}
 
 Not a build action (it needs the network): the `pull_image` repository rule
@@ -43,12 +47,14 @@ _KEYS = {
     "digest",
     "final_image_name",
     "final_image_tag",
+    "label",
     "os",
     "outputs",
     "registry",
     "repository",
     "schema_version",
     "tag",
+    "timeout",
     "tls_verify",
     "variant",
 }
@@ -56,11 +62,15 @@ _KEYS = {
 
 def client_from(req: dict[str, Any], where: str) -> RegistryClient:
     registry = Registry.parse(field(req, "registry", str, where), where=where)
+    timeout = field(req, "timeout", int, where, 0)
+    if timeout < 0:
+        raise UserError(f"timeout must be positive seconds (got {timeout})", where=where)
     options = Options(
         tls_verify=field(req, "tls_verify", bool, where, True),
         ca_file=field(req, "ca_file", str, where, ""),
+        deadline=float(timeout) if timeout else None,
     )
-    return RegistryClient(registry, options)
+    return RegistryClient(registry, options, where=where)
 
 
 def platform_from(req: dict[str, Any], where: str) -> Platform:
@@ -82,6 +92,8 @@ def default_blob_store() -> Path:
 
 def run(req: dict[str, Any], where: str) -> None:
     check_keys(req, _KEYS, where)
+    # The user wrote a pull_image, not a request file: name the repository.
+    where = field(req, "label", str, where, where) or where
     outputs = field(req, "outputs", dict, where)
     check_keys(outputs, ("oci_layout", "pull_info"), where)
     layout = Path(field(outputs, "oci_layout", str, where))

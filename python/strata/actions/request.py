@@ -26,6 +26,12 @@ def load_request(arg: str) -> tuple[dict[str, Any], str]:
         raise UserError(
             f"cannot read request file ({e.strerror}); pass @request.json", where=where
         ) from None
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"request is not UTF-8 (got byte {e.object[e.start]:#04x} at offset {e.start}); "
+            "write the request as UTF-8 JSON",
+            where=where,
+        ) from None
     try:
         req = json.loads(text)
     except json.JSONDecodeError as e:

@@ -61,9 +61,10 @@ from strata.actions.request import field
 from strata.errors import UserError
 from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
-from strata.oci.compress import check_compressor, open_decompressed
+from strata.oci.compress import check_compressor, open_decompressed, reading_layer
 from strata.oci.layer import write_descriptor, write_layer_from_entries
 from strata.oci.rootfs import Rootfs
+from strata.oci.tarwriter import check_id
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry, sort_key
 
 SCRIPT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
@@ -100,16 +101,22 @@ def apply_layer(root: Path, blob: str, where: str) -> None:
     a layer's `x -> /` followed by `x/etc/passwd` writes the image's file.
     """
     fs = Rootfs(root, where)
-    with open_decompressed(blob) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+    with (
+        reading_layer(where),
+        open_decompressed(blob) as f,
+        tarfile.open(fileobj=f, mode="r|") as tar,
+    ):
         for member in tar:
             parts = [p for p in member.name.split("/") if p not in ("", ".")]
             if ".." in parts:
                 raise UserError(f"layer member escapes the root (got {member.name!r})", where=where)
+            _check_member(member, where)
             if not parts or parts[-1] == WHITEOUT:  # the root, or a whiteout of nothing
                 continue
             name = "/".join(parts)
             parent, base = posixpath.split(name)
-            owner = (member.uid, member.gid)
+            at = f"{where}: {member.name}"
+            owner = (check_id(member.uid, at), check_id(member.gid, at))
             mode = member.mode & 0o7777
             if base == OPAQUE:
                 fs.clear(parent)
@@ -132,6 +139,33 @@ def apply_layer(root: Path, blob: str, where: str) -> None:
                     "run_as_root unpacks only files, directories and links",
                     where=where,
                 )
+
+
+MAX_ID = 2**32 - 2
+"""The largest uid/gid a file can have: (uid_t)-1 means "leave unchanged" to chown(2)."""
+
+
+def _check_member(member: tarfile.TarInfo, where: str) -> None:
+    """What the kernel cannot take: NUL in names, empty link targets, ids beyond uid_t."""
+    if "\0" in member.name or "\0" in member.linkname:
+        raise UserError(
+            f"layer member name or link target holds a NUL byte (got {member.name!r}); "
+            "the layer is malformed: rebuild it",
+            where=where,
+        )
+    if member.issym() and not member.linkname:
+        raise UserError(
+            f"symlink with an empty target in a layer (got {member.name!r}); "
+            "the layer is malformed: rebuild it",
+            where=where,
+        )
+    for what, value in (("uid", member.uid), ("gid", member.gid)):
+        if not 0 <= value <= MAX_ID:
+            raise UserError(
+                f"layer member {member.name!r} has a {what} out of range (got {value}); "
+                f"ids go from 0 to {MAX_ID}: rebuild the layer",
+                where=where,
+            )
 
 
 def snapshot(root: Path) -> dict[str, State]:

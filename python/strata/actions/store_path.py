@@ -4,8 +4,10 @@ What the `store_path` rule runs, once per store path. The name is not known
 when the request is written (it is a hash of the content and references), so
 this one action hashes the planned content as a NAR, names it as Nix would,
 checks its references, and writes the path's layer: that layer is the cached
-unit that images sharing the path share. The sources are read twice (NAR,
-then layer) and written once, as the layer; at the size of a real closure a
+unit that images sharing the path share. Each source is read once: the layer
+is written in the same pass as the NAR, under a placeholder name that is
+replaced once the hash is known (strata.store.layer_writer), so the layer
+holds exactly the bytes that were hashed. At the size of a real closure a
 copy of the tree would double the bytes on disk and cost the engine a file
 per file to stage, hash and cache.
 
@@ -41,12 +43,12 @@ from strata.actions.layer import ownership, plan_tree
 from strata.actions.request import field
 from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import write_bytes_atomic
+from strata.fsutil import real_path, write_bytes_atomic
 from strata.oci.compress import check_compressor
-from strata.oci.layer import write_descriptor, write_layer_from_entries
+from strata.oci.layer import write_descriptor
 from strata.oci.tree import FILE, Entry
 from strata.store.closure import PathInfo
-from strata.store.layer import planned_store_entries
+from strata.store.layer_writer import StoreLayerWriter
 from strata.store.nar import MAGIC, dump_entries, dump_planned, nar_string
 from strata.store.path import DEFAULT_STORE_DIR, check_name, check_store_dir
 from strata.store.references import describe_nar
@@ -82,7 +84,7 @@ def deref_inputs(items: list[Any]) -> list[Any]:
         if isinstance(item, dict) and isinstance(item.get("src"), str):
             src = item["src"]
             if os.path.islink(src):
-                item = {**item, "src": os.path.realpath(src)}
+                item = {**item, "src": real_path(src)}
         out.append(item)
     return out
 
@@ -114,19 +116,24 @@ def run(req: dict[str, Any], where: str) -> None:
 
     items = deref_inputs(field(req, "contents", list, where))
     planned = _plan(req, items, where)
-    chunks = (
-        dump_planned(planned[0])
-        if len(planned) == 1 and not planned[0].name
-        else dump_entries(planned)
-    )
-    described = describe_nar(
-        _with_magic(chunks, single=len(planned) == 1 and not planned[0].name),
-        name,
-        references=[r["path"] for r in refs],
-        candidates=list(known),
-        store_dir=store_dir,
-        where=where,
-    )
+    single = len(planned) == 1 and not planned[0].name
+    layer = field(outputs, "layer", str, where)
+    owner = ownership(req, where)
+    with StoreLayerWriter(layer, planned, name, store_dir, compressor, owner) as writer:
+        chunks = (
+            dump_planned(planned[0], contents=writer.contents)
+            if single
+            else dump_entries(planned, contents=writer.contents)
+        )
+        described = describe_nar(
+            _with_magic(chunks, single=single),
+            name,
+            references=[r["path"] for r in refs],
+            candidates=list(known),
+            store_dir=store_dir,
+            where=where,
+        )
+        descriptor = writer.finish(described.info.path)
     for warning in described.warnings:
         print(f"warning: {where}: {warning}", file=sys.stderr)
     info = described.info
@@ -137,9 +144,6 @@ def run(req: dict[str, Any], where: str) -> None:
         "closure": [p.to_json() for p in closure],
         "store_dir": store_dir,
     }
-    layer = field(outputs, "layer", str, where)
-    entries = planned_store_entries(planned, info.path, store_dir)
-    descriptor = write_layer_from_entries(layer, compressor, entries, ownership(req, where))
     write_descriptor(field(outputs, "descriptor", str, where), descriptor, layer)
     write_bytes_atomic(field(outputs, "info", str, where), json_bytes(doc), durable=False)
 

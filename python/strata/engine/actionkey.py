@@ -28,7 +28,8 @@ import blake3
 from strata.canonical import json_bytes
 from strata.engine.action import Action
 
-KEY_VERSION = 1
+KEY_VERSION = 2
+"""2: an action's environment is exactly its `env` (1 added PATH=/bin:/usr/bin when unset)."""
 
 
 def definition_digest(action: Action) -> str:

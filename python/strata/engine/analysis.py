@@ -19,24 +19,35 @@ the `_strata_declare` / `_strata_action` / `_strata_report` hooks.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from strata.engine.action import Action
+from strata.engine.build_settings import BuildSettings, SettingFlag
 from strata.engine.graph import is_generated
 from strata.engine.labels import Label, TargetPattern, label_structs_as_text
 from strata.engine.loader import Loader
 from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
-from strata.engine.packages import NoSuchTarget, Packages, TargetDecl
+from strata.engine.output_groups import every_group_file
+from strata.engine.packages import (
+    NATIVE_ATTRS,
+    NoSuchTarget,
+    Packages,
+    TargetDecl,
+    output_labels,
+)
 from strata.engine.reads import Reads
-from strata.engine.result import AnalysisResult, TargetInfo
+from strata.engine.result import AnalysisResult, TargetInfo, TestSpec
 from strata.engine.runfiles import runfiles_paths
 from strata.engine.starlark_env import evaluate, parse
+from strata.engine.test_rules import test_spec
 from strata.engine.workspace import Repositories
-from strata.errors import UserError
+from strata.errors import UsageError, UserError
 
 __all__ = ["Analysis", "AnalysisResult", "TargetInfo", "analyze", "host_cpu"]
 
@@ -89,7 +100,13 @@ def host_cpu() -> str:
 
 
 class Analysis:
-    def __init__(self, workspace_root: Path, output_base: Path, reads: Reads | None = None) -> None:
+    def __init__(
+        self,
+        workspace_root: Path,
+        output_base: Path,
+        reads: Reads | None = None,
+        setting_flags: Sequence[SettingFlag] = (),
+    ) -> None:
         self.cpu = host_cpu()
         self.bin_dirs = {
             TARGET: f"bazel-out/{self.cpu}-fastbuild/bin",
@@ -133,6 +150,16 @@ class Analysis:
             _strata_batch=self._batch,
         )
         self.loader.load_workspace()
+        self.packages.settings = BuildSettings(setting_flags, self.loader.canonical_repo)
+        for label in self.packages.settings.labels():
+            try:
+                decl = self.packages.target(label, where=str(label))
+            except NoSuchTarget as err:
+                raise UsageError(
+                    f"Error loading option {label}: {err.detail}", where=f"--{label}"
+                ) from None
+            setting = decl.schema.build_setting if decl.schema is not None else None
+            self.packages.settings.check(label, decl.kind, setting)
 
     def enter(self, key: str) -> Label:
         """Switch to the configuration of configured target `key`; return its label.
@@ -259,6 +286,11 @@ class Analysis:
                 f"{owner}: declare_file needs a relative file name (got "
                 f'{filename!r}); e.g. ctx.label.name + ".out"'
             )
+        if any(part in ("", ".", "..") for part in filename.split("/")):
+            raise UserError(
+                f"{owner}: output {filename!r} must stay inside the package (got '.', '..' or "
+                "an empty component); name a file below the package"
+            )
         if sibling is not None:
             path = f"{sibling.rsplit('/', 1)[0]}/{filename}"
         else:
@@ -292,8 +324,19 @@ class Analysis:
         return path
 
     def _expand_location(self, owner: str, text: str, labels: list[str]) -> str:
+        """`ctx.expand_location`: as in Bazel, `$(location)` may name the rule's direct
+        dependencies and its declared outputs, besides the `targets` passed."""
         label = self.enter(owner)
-        known = {split_key(key)[0]: self.infos[key] for key in labels}
+        config = self.config
+        decl = self.decls[str(label)]
+        known: dict[str, TargetInfo] = {}
+        for dep, dep_config in self.configured_deps(decl, config):
+            info = self.infos.get(config_key(str(dep), dep_config))
+            if info is not None:
+                known[str(dep)] = info
+        for out in output_labels(decl):
+            known[str(out)] = self.output_info(out)
+        known.update({split_key(key)[0]: self.infos[key] for key in labels})
         return expand_make_vars(text, label, lambda lab: known.get(str(lab)), {}, self.bin_dir)
 
     def _report(self, label: str, info: dict[str, Any]) -> None:
@@ -423,20 +466,34 @@ class Analysis:
 
     # ---- graph ------------------------------------------------------------
 
-    def expand(self, patterns: list[str], cwd_package: str) -> list[Label]:
+    def expand(
+        self, patterns: list[str], cwd_package: str, errors: list[str] | None = None
+    ) -> list[Label]:
+        """The targets `patterns` name. With `errors` (`--keep_going`), a pattern or a
+        package that fails to load is reported there and skipped, as Bazel carries on."""
         out: list[Label] = []
         for text in patterns:
             try:
-                labels = self._expand_one(text, cwd_package)
+                labels = self._expand_one(text, cwd_package, errors)
             except NoSuchTarget as err:
-                raise UserError(err.detail, where=text) from None
+                if errors is None:
+                    raise UserError(err.detail, where=text) from None
+                errors.append(str(UserError(err.detail, where=text)))
+                continue
+            except UserError as err:
+                if errors is None:
+                    raise
+                errors.append(str(err))
+                continue
             out.extend(lab for lab in labels if lab not in out)
         return out
 
-    def _expand_one(self, text: str, cwd_package: str) -> list[Label]:
+    def _expand_one(
+        self, text: str, cwd_package: str, errors: list[str] | None = None
+    ) -> list[Label]:
         pat = TargetPattern.parse(text, cwd_package=cwd_package)
         if pat.recursive:
-            labels = self.packages.targets_under(pat.repo, pat.package)
+            labels = self.packages.targets_under(pat.repo, pat.package, errors)
             if pat.name:
                 labels = [lab for lab in labels if lab.name == pat.name]
             if not labels:
@@ -445,13 +502,21 @@ class Analysis:
                     "check the directory and that it has BUILD files declaring rules",
                     where=text,
                 )
-            return labels
+            return self._not_manual(labels)
         if pat.name is None:
             pkg = self.packages.package(pat.repo, pat.package, where=text)
-            return [pkg.label(n) for n in pkg.rules]
+            return self._not_manual([pkg.label(n) for n in pkg.rules])
         lab = Label(self.loader.canonical_repo(pat.repo), pat.package, pat.name)
         self.packages.target(lab, where=text)
         return [lab]
+
+    def _not_manual(self, labels: list[Label]) -> list[Label]:
+        """A wildcard (`//...`, `:all`) leaves out targets tagged `manual`, as in Bazel."""
+        return [
+            lab
+            for lab in labels
+            if "manual" not in (self.packages.target(lab).attrs.get("tags") or ())
+        ]
 
     def configured_deps(self, decl: TargetDecl, config: str) -> list[tuple[Label, str]]:
         """`decl`'s dependencies with the configuration each is built in."""
@@ -505,14 +570,13 @@ class Analysis:
                     cycle = " -> ".join(
                         split_key(k)[0] for k in [*on_path[on_path.index(key) :], key]
                     )
-                    raise UserError(
-                        f"{decl.label}: dependency cycle (got {cycle}); "
-                        "remove one of these dependencies"
+                    raise self.located(
+                        decl, f"dependency cycle (got {cycle}); remove one of these dependencies"
                     )
                 try:
                     child = self.packages.target(dep, where=key)
                 except NoSuchTarget as err:
-                    raise UserError(err.detail, where=str(decl.label)) from None
+                    raise self.located(decl, err.detail) from None
                 if child.kind == "generated file" and child.generator is not None:
                     self.packages.target(child.generator)
                 deps = self.configured_deps(child, dep_config)
@@ -572,12 +636,10 @@ class Analysis:
             evaluate(module, parse("<analysis>", driver), file_loader, self.loader.errors)
         except UserError as err:
             # analyze__ reports each target but files once it is analysed, in this order.
-            if isinstance(err, TargetError) or self._reports >= len(reporting):
+            if isinstance(err, TargetError | UsageError) or self._reports >= len(reporting):
                 raise
             decl = order[reporting[self._reports]][0]
-            label = str(decl.label)
-            text = err.detail if label in str(err) else f"in {decl.kind} rule {label}: {err.detail}"
-            raise TargetError(text, where=err.where, label=label) from None
+            raise self.located(decl, err.detail, at=err.where) from None
         finally:
             self._batches = []
 
@@ -590,19 +652,35 @@ class Analysis:
             entry["files"] = {key: (lab, self.record(path)) for key, (lab, path) in files.items()}
         return batch
 
+    def located(self, decl: TargetDecl, message: str, *, at: str | None = None) -> TargetError:
+        """An error of target `decl` placed as Bazel places it: at the BUILD call that
+        declared the target, `in <rule> rule <label>: <message>`; `at` is where in the
+        rule's code it was raised (a .bzl line), shown on the next line."""
+        label = str(decl.label)
+        first, _, rest = message.partition("\n")
+        if first.startswith(label + ": "):
+            first = first[len(label) + 2 :]  # the rule's own text names the target already
+        head = f"in {decl.kind} rule {label}: " if decl.schema or decl.kind in NATIVE_ATTRS else ""
+        lines = [head + first if head else f"{label}: {first}"]
+        if at is not None:
+            lines.append(f"  at {at}")
+        if rest:
+            lines.append(rest)
+        where = self.packages.location(decl) or label
+        return TargetError("\n".join(lines), where=where, label=label)
+
     def check_generated(self) -> None:
         """Every declared output has an action writing it (Bazel: "no generating action")."""
         for path, owner in self.declared.items():
             # The implicit executable is exempt only when the rule returned another one.
             implicit_unused = path in self._implicit_executables and path not in self.exe_infos
             if path not in self.producers and not implicit_unused:
-                raise TargetError(
+                raise self.located(
+                    self.decls[split_key(owner)[0]],
                     f"declared output {short_path(path, self.target_bin_dir)} has no "
                     "generating action "
                     "(got no ctx.actions call that writes it); write it with an action or do "
                     "not declare it",
-                    where=split_key(owner)[0],
-                    label=split_key(owner)[0],
                 )
 
     def _driver_entry(self, decl: TargetDecl, config: str, modules: list[str]) -> dict[str, Any]:
@@ -672,7 +750,11 @@ class Analysis:
             self._implicit_executables.add(exe["path"])
         for f in [*predeclared, *([exe] if exe else [])]:
             self.declared[f["path"]] = key
+        entry: dict[str, Any] = {}
+        if schema.build_setting is not None:
+            entry["build_setting_value"] = self.packages.setting_value(decl)
         return {
+            **entry,
             "label": label,
             "key": key,
             "kind": "rule",
@@ -708,12 +790,15 @@ class Analysis:
         }
 
     def needed_actions(self, labels: list[Label]) -> list[Action]:
-        """Actions producing the requested targets' files, runfiles and their inputs."""
+        """Actions producing the requested targets' files, runfiles, output groups and inputs.
+
+        Every output group is kept, so one analysis serves any `--output_groups`;
+        the build runs only the actions the requested groups need.
+        """
         want: list[str] = []
         for lab in labels:
             info = self.infos[str(lab)]
-            want.extend(info.files)
-            want.extend(info.runfiles)
+            want.extend(every_group_file(info))
             if info.executable:
                 want.extend(self.tool_inputs(info))
         seen: set[int] = set()
@@ -730,6 +815,22 @@ class Analysis:
         return sorted(out, key=lambda a: order[id(a)])
 
 
+def _test_specs(an: Analysis, roots: list[Label]) -> dict[str, TestSpec]:
+    """The requested targets that are tests, with what running them takes."""
+    out: dict[str, TestSpec] = {}
+    for lab in roots:
+        decl = an.decls.get(str(lab))
+        if decl is None:
+            continue
+        try:
+            spec = test_spec(decl, lambda dep: an.infos.get(str(dep)), an.target_bin_dir)
+        except UserError as err:
+            raise TargetError(err.detail, where=err.where, label=str(lab)) from None
+        if spec is not None:
+            out[str(lab)] = spec
+    return out
+
+
 class _Infos(dict[str, TargetInfo]):
     """TargetInfo by configured key; a file target's is made when asked for."""
 
@@ -741,6 +842,13 @@ class _Infos(dict[str, TargetInfo]):
     def __missing__(self, key: str) -> TargetInfo:
         _label, path = self.files[key]
         return TargetInfo(key, (path,), None, (path,))
+
+    def get(self, key: str, default: TargetInfo | None = None) -> TargetInfo | None:  # type: ignore[override]
+        """As `dict.get`, file targets included (`dict.get` skips `__missing__`)."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
 _BATCHES = 64
@@ -787,23 +895,26 @@ def analyze(
     output_base: Path,
     reads: Reads | None = None,
     keep_going: bool = False,
+    setting_flags: Sequence[SettingFlag] = (),
 ) -> AnalysisResult:
     """Load and analyse `patterns`; every file-system read goes through `reads`.
 
     With `keep_going`, a target whose analysis fails is left out, with every
     requested target that depends on it, and its error is returned in
-    `AnalysisResult.errors` (Bazel: "not all targets were analyzed"); only
-    errors in the patterns themselves still raise.
+    `AnalysisResult.errors` (Bazel: "not all targets were analyzed"); so is a
+    pattern naming nothing, or a package that `//...` reaches and that fails
+    to load: the other packages are still built, as Bazel does.
     """
-    an = Analysis(workspace_root, output_base, reads)
-    roots = an.expand(patterns, cwd_package)
+    an = Analysis(workspace_root, output_base, reads, setting_flags)
     errors: list[str] = []
+    roots = an.expand(patterns, cwd_package, errors if keep_going else None)
     if keep_going:
         roots = an.orderable(roots, errors)
     while True:
         try:
             an.run(roots)
             an.check_generated()
+            tests = _test_specs(an, roots)
             break
         except TargetError as err:
             if not keep_going:
@@ -813,8 +924,10 @@ def analyze(
                 raise  # no requested target needs it: nothing to leave out
             errors.append(str(err))
             roots = left
-            an = Analysis(workspace_root, output_base, reads)
+            an = Analysis(workspace_root, output_base, reads, setting_flags)
     targets = {str(lab): an.infos[str(lab)] for lab in roots}
+    for label, spec in tests.items():
+        targets[label] = dataclasses.replace(targets[label], test=spec)
     return AnalysisResult(
         actions=an.needed_actions(roots),
         targets=targets,

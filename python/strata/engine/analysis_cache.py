@@ -1,12 +1,13 @@
 """Reusing the last analysis of the same request when nothing it read has changed.
 
 Loading and analysis are a function of (a) the request: target patterns, the
-working package, the workspace; (b) the engine: strata's version and the
-engine's own sources (builtins.bzl is the rule API); (c) the host, which
-`select()` and the bin directory depend on; and (d) everything read from the
-file system, which `Reads` records: the contents of WORKSPACE, BUILD and .bzl
-files, templates and repository markers, the existence and kind of paths
-asked about, and the directory listings `glob()` and `//...` walked.
+working package, the workspace, the build-setting flags (`--//pkg:flag=v`);
+(b) the engine: strata's version and the engine's own sources (builtins.bzl is
+the rule API); (c) the host, which `select()` and the bin directory depend on;
+and (d) everything read from the file system, which `Reads` records: the
+contents of WORKSPACE, BUILD and .bzl files, templates and repository markers,
+the existence and kind of paths asked about, and the directory listings
+`glob()` and `//...` walked.
 
 (a)-(c) name the entry, `<output_base>/analysis/<key>.pickle`; (d) is stored
 in it before the result, as two pickles in one file, so a command that finds
@@ -33,10 +34,12 @@ import os
 import pickle
 import platform
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from strata import __version__
+from strata.engine.build_settings import SettingFlag
 from strata.engine.digests import StatCache
 from strata.engine.reads import Observation, Reads, Recorded, changed
 from strata.engine.result import AnalysisResult
@@ -67,7 +70,11 @@ def engine_fingerprint(stat_cache: StatCache) -> str:
 
 
 def analysis_key(
-    workspace_root: Path, patterns: list[str], cwd_package: str, stat_cache: StatCache
+    workspace_root: Path,
+    patterns: list[str],
+    cwd_package: str,
+    stat_cache: StatCache,
+    setting_flags: Sequence[SettingFlag] = (),
 ) -> str:
     material = {
         "format": _FORMAT,
@@ -77,6 +84,7 @@ def analysis_key(
         "workspace": os.fspath(workspace_root.resolve()),
         "patterns": patterns,
         "cwd_package": cwd_package,
+        "setting_flags": [str(f) for f in setting_flags],
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -119,12 +127,13 @@ def analyze_cached(
     output_base: Path,
     stat_cache: StatCache,
     keep_going: bool = False,
+    setting_flags: Sequence[SettingFlag] = (),
 ) -> CachedAnalysis:
     """`analysis.analyze`, reusing the stored result when nothing it read has changed.
 
     The caller holds the output-base lock and saves `stat_cache` afterwards.
     """
-    key = analysis_key(workspace_root, patterns, cwd_package, stat_cache)
+    key = analysis_key(workspace_root, patterns, cwd_package, stat_cache, setting_flags)
     path = output_base / "analysis" / f"{key}.pickle"
     reason = "no earlier analysis of this request"
     with contextlib.suppress(OSError):
@@ -152,6 +161,7 @@ def analyze_cached(
         output_base=output_base,
         reads=reads,
         keep_going=keep_going,
+        setting_flags=setting_flags,
     )
     if result.errors:
         return CachedAnalysis(result, False, reason)  # like a failed analysis: not stored

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strata.canonical import json_bytes
+from strata.engine import leftovers
 from strata.engine.action import Action
 from strata.engine.action_records import ActionRecords
 from strata.engine.cache_local import LocalDiskCache
@@ -68,7 +69,7 @@ def execute(
         try:
             return _execute_locked(base, actions, wanted, config, reporter, own)
         finally:
-            own.save()
+            _best_effort(reporter, own.save, "the next build reads the sources again")
 
 
 LOCK_WAIT_MESSAGE = "strata: another command holds the output base; waiting"
@@ -85,12 +86,18 @@ def _execute_locked(
     namespace, why = choose_sandbox(config.sandbox)
     if namespace is None:
         reporter.warning(fallback_warning(why))
+    cleaned = leftovers.clean_up(base.sandbox_root)
+    if cleaned.sandboxes:
+        reporter.info(
+            "strata: cleaned up after a build that did not finish (got "
+            f"{cleaned.sandboxes} sandboxes and {cleaned.processes} processes left behind)"
+        )
     graph = build_graph(actions)
     log = ActionLog(base.action_log_file)
     records = ActionRecords(base.action_records_file, base.execroot)
     cache: Cache | None = None
     if config.use_cache:
-        cache = LocalDiskCache(config.disk_cache or base.default_disk_cache)
+        cache = LocalDiskCache(config.disk_cache or base.default_disk_cache, reporter.warning)
         if config.remote is not None:
             cache = _with_remote(cache, config.remote, reporter)
     wrap = None
@@ -99,7 +106,11 @@ def _execute_locked(
         roots = (base.workspace, *config.repo_roots)
         wrap = lambda argv: ns.worker_command(base.root, roots, argv)  # noqa: E731
     workers = WorkerPool(
-        base.execroot, {"PATH": DEFAULT_PATH}, enabled=config.options.workers, wrap=wrap
+        base.execroot,
+        {"PATH": DEFAULT_PATH},
+        enabled=config.options.workers,
+        wrap=wrap,
+        scratch=base.sandbox_root,
     )
     executor = Executor(
         base.execroot,
@@ -109,21 +120,45 @@ def _execute_locked(
         cache,
         workers=workers,
         namespace=namespace,
+        hash_threads=max(1, config.options.jobs),
     )
     try:
         return Scheduler(graph, executor, reporter, config.options, log, records).build(wanted)
     finally:
+        executor.close()
         workers.close()
         if workers.failure:
             reporter.warning(
                 f"strata's action worker stopped ({workers.failure}); its actions ran as "
                 "processes (slower, same bytes); --noworkers skips the worker"
             )
-        write_bytes_atomic(base.last_build_file, json_bytes(reporter.stats.to_json()))
+        _best_effort(
+            reporter,
+            lambda: write_bytes_atomic(base.last_build_file, json_bytes(reporter.stats.to_json())),
+            "the build's figures are not saved",
+        )
         _report_remote(cache, reporter)
-        log.save()
-        records.save()
-        base.link_convenience_symlink()
+        _best_effort(reporter, log.save, "--explain cannot say what changed next time")
+        _best_effort(reporter, records.save, "the next build checks every action again")
+        _best_effort(
+            reporter,
+            base.link_convenience_symlink,
+            f"find the outputs under {base.bin}",
+            "cannot point strata-bin at the outputs",
+        )
+
+
+def _best_effort(
+    reporter: Reporter, write: Callable[[], None], then: str, what: str = "cannot save"
+) -> None:
+    """Write state a correct build does not need; a full or read-only disk is a warning,
+    and never hides the error that may be on its way out."""
+    try:
+        write()
+    except OSError as e:
+        name = e.filename2 or e.filename  # symlink() and rename() name the target first
+        path = f": {name}" if name else ""
+        reporter.warning(f"{what} (got {e.strerror or e}{path}); {then}")
 
 
 def _with_remote(local: LocalDiskCache, remote: RemoteOptions, reporter: Reporter) -> Cache:
@@ -138,8 +173,14 @@ def _report_remote(cache: Cache | None, reporter: Reporter) -> None:
 
     if isinstance(cache, TieredCache):
         s = cache.remote.stats
+        refused = [
+            f"{n} {what} refused"
+            for n, what in ((s.refused_reads, "reads"), (s.refused_uploads, "uploads"))
+            if n
+        ]
         reporter.info(
             f"remote cache: {cache.remote_hits} hits, {s.downloaded} bytes downloaded, "
             f"{s.uploaded} bytes uploaded, {s.requests} requests"
+            + "".join(f", {r}" for r in refused)
         )
         cache.remote.close()

@@ -38,7 +38,12 @@ def provider(doc="", fields=None, init=None):
 
 
 def _default_info(
-    files=None, runfiles=None, data_runfiles=None, default_runfiles=None, executable=None
+    files=None,
+    runfiles=None,
+    data_runfiles=None,
+    default_runfiles=None,
+    executable=None,
+    _strata_runs__=None,
 ):
     if files != None and not _is_depset(files):
         fail("DefaultInfo: 'files' must be a depset (got %s); wrap it: depset([...])" % type(files))
@@ -47,7 +52,10 @@ def _default_info(
         files=files,
         default_runfiles=default_runfiles if default_runfiles != None else runfiles,
         data_runfiles=data_runfiles,
-        files_to_run=struct(executable=executable, runfiles_manifest=None),
+        files_to_run=struct(
+            executable=_strata_runs__ if _strata_runs__ != None else executable,
+            runfiles_manifest=None,
+        ),
         executable=executable,
     )
 
@@ -205,6 +213,33 @@ def _plain(x):
     return x
 
 
+# ---- dir() -------------------------------------------------------------------
+
+
+def dir__(x):
+    """`dir(x)` as Bazel answers it: a struct (or provider instance) also lists its
+    `to_json` and `to_proto` methods; strata's own marker fields are hidden.
+
+    Only the listing: starlark-pyo3's struct has no methods, so `s.to_json()`
+    itself is missing (use `json.encode(s)`).
+    """
+    names = [n for n in dir(x) if not n.startswith("_strata")]
+    if type(x) != "struct":
+        return names
+    if _is_internal(x):
+        return [n for n in names if not n.startswith("_")]
+    return sorted(names + ["to_json", "to_proto"])
+
+
+def _is_internal(x):
+    """Engine values that are structs here but not under Bazel (File, Label, ctx, ...)."""
+    for marker in ("_strata_file__", "_strata_label__", "_strata_depset__", "_strata_args__",
+                   "_strata_path__", "_strata_object__"):
+        if hasattr(x, marker):
+            return True
+    return False
+
+
 # ---- select / Label / native -----------------------------------------------
 
 
@@ -355,6 +390,24 @@ attr = struct(
 )
 
 
+# ---- build settings (config.*) ---------------------------------------------
+
+
+def _build_setting(kind):
+    def make(flag=False, allow_multiple=False):
+        return struct(_strata_build_setting__=kind, flag=flag, allow_multiple=allow_multiple)
+
+    return make
+
+
+config = struct(
+    int=_build_setting("int"),
+    bool=_build_setting("bool"),
+    string=_build_setting("string"),
+    string_list=_build_setting("string_list"),
+)
+
+
 def _attr_schema(attrs):
     """Attribute specs as plain dicts for Python; provider lists stay here."""
     schema = {}
@@ -387,6 +440,16 @@ def _attr_schema(attrs):
 
 def make_rule__(registry, implementation, attrs, kwargs):
     schema, attr_providers = _attr_schema(attrs)
+    setting = kwargs.get("build_setting")
+    if setting != None:
+        if type(setting) != "struct" or not hasattr(setting, "_strata_build_setting__"):
+            fail(
+                "rule: 'build_setting' must be made by config.* (got %s); e.g. config.string(flag = True)"
+                % type(setting)
+            )
+        kind = setting._strata_build_setting__
+        schema["build_setting_default"] = {"type": kind, "default": None, "mandatory": True, "doc": ""}
+        setting = {"type": kind, "flag": setting.flag}
     index = len(registry["rules"])
     registry["rules"].append(
         struct(
@@ -410,12 +473,14 @@ def make_rule__(registry, implementation, attrs, kwargs):
             "test": kwargs.get("test", False),
             "outputs": outputs,
             "doc": kwargs.get("doc", ""),
+            "build_setting": setting,
         },
     )
     module = registry["module"]
 
     def instantiate(name = None, **attrs):
-        _strata_add_target(module, index, name, attrs)
+        # call_stack(): the target's place is the BUILD line that made it (for errors)
+        _strata_add_target(module, index, name, attrs, call_stack())
 
     return instantiate
 
@@ -770,6 +835,7 @@ def _make_actions(owner):
         pass
 
     return struct(
+        _strata_object__=True,
         declare_file=declare_file,
         declare_directory=declare_directory,
         write=write,
@@ -799,7 +865,9 @@ def _dep(results, t, key):
         return found
     label, record = t["files"][key]
     f = _file(record)
-    return _target(label, [_default_info(files=depset([f]), runfiles=_runfiles(files=[f]))], key)
+    # as in Bazel, the file is its own files_to_run.executable
+    info = _default_info(files=depset([f]), runfiles=_runfiles(files=[f]), _strata_runs__=f)
+    return _target(label, [info], key)
 
 
 def _convert_attr(t, name, kind, value, results):
@@ -873,7 +941,41 @@ def _make_ctx(rule, t, results):
     def expand_location(input, targets=[]):
         return _strata_expand_location(owner, input, [x["__key__"] for x in targets])
 
+    def runfiles(files=[], transitive_files=None, symlinks={}, root_symlinks={},
+                 collect_data=False, collect_default=False):
+        # Bazel collects from the srcs, deps and data attributes: a file target
+        # brings itself, a rule its data (or default) runfiles.
+        collected = []
+        if collect_data or collect_default:
+            for name in ("srcs", "deps", "data"):
+                for d in _deps_of(attr_values.get(name)):
+                    info = d[_DEFAULT_INFO[0]]
+                    rf = info.data_runfiles if collect_data and info.data_runfiles != None else None
+                    if rf == None:
+                        rf = info.default_runfiles
+                    if rf != None:
+                        collected.append(rf.files)
+        # Bazel's order: collected runfiles, then files, then transitive_files.
+        parts = collected + [depset(_to_list(files))]
+        if transitive_files != None:
+            parts.append(transitive_files)
+        return _make_runfiles(depset(transitive=parts))
+
+    def resolve_tools(tools=[]):
+        """(inputs, input manifests) to run `tools`: each one's executable, else its
+        files; an executable's runfiles tree is added by the engine (add_action)."""
+        inputs = []
+        for t in tools:
+            info = t[_DEFAULT_INFO[0]]
+            exe = info.files_to_run.executable
+            inputs.extend([exe] if exe != None else info.files.to_list())
+        return depset(inputs), []
+
+    extra = {}
+    if "build_setting_value" in t:
+        extra["build_setting_value"] = t["build_setting_value"]
     return struct(
+        _strata_object__=True,
         label=label,
         attr=struct(**attr_values),
         files=struct(**files),
@@ -888,9 +990,29 @@ def _make_ctx(rule, t, results):
         features=[],
         disabled_features=[],
         actions=_make_actions(owner),
-        runfiles=_runfiles,
+        runfiles=runfiles,
+        resolve_tools=resolve_tools,
         expand_location=expand_location,
+        configuration=struct(
+            _strata_object__=True,
+            bin_dir=struct(path=t["bin_dir"]),
+            genfiles_dir=struct(path=t["bin_dir"]),
+            coverage_enabled=False,
+            default_shell_env={},
+            host_path_separator=":",
+            test_env={},
+        ),
+        **extra
     )
+
+
+def _deps_of(value):
+    """The targets in an attribute value (a target, a list of them, or neither)."""
+    if type(value) == "dict" and "__key__" in value:
+        return [value]
+    if type(value) == "list":
+        return [v for v in value if type(v) == "dict" and "__key__" in v]
+    return []
 
 
 # ---- the analysis driver -----------------------------------------------------
@@ -903,12 +1025,15 @@ def _target(label, providers, key=None):
     return t
 
 
-def _default_info_from(d):
+def _default_info_from(d, runs=None):
+    """DefaultInfo from the engine's file records; `runs`: a file target's own file, which
+    is its files_to_run.executable in Bazel (without making the target executable)."""
     exe = _file(d["executable"]) if d["executable"] != None else None
     return DefaultInfo(
         files=depset([_file(f) for f in d["files"]]),
         runfiles=_runfiles(files=[_file(f) for f in d["runfiles"]]),
         executable=exe,
+        _strata_runs__=_file(runs) if runs != None else None,
     )
 
 
@@ -923,9 +1048,7 @@ def _report(label, t):
         label,
         {
             "files": [f.path for f in info.files.to_list()],
-            "executable": info.files_to_run.executable.path
-            if info.files_to_run.executable != None
-            else None,
+            "executable": info.executable.path if info.executable != None else None,
             "runfiles": [f.path for f in runfiles],
             "output_groups": groups,
         },
@@ -937,9 +1060,11 @@ def _run_rule(rule, t, results):
     ret = rule.impl(ctx)
     if ret == None:
         ret = []
+    if type(ret) == "struct" and hasattr(ret, "_strata_provider__"):
+        ret = [ret]  # Bazel also takes one provider instance
     if type(ret) != "list":
         fail(
-            "%s: rule implementation must return a list of providers (got %s); return [DefaultInfo(...), ...]"
+            "%s: rule implementation must return a provider or a list of providers (got %s); return [DefaultInfo(...), ...]"
             % (t["label"], type(ret))
         )
     for p in ret:
@@ -1086,7 +1211,7 @@ def existing_rule(name):
 
 def _native_rule(kind):
     def instantiate(name = None, **kwargs):
-        _strata_native_rule(kind, name, kwargs)
+        _strata_native_rule(kind, name, kwargs, call_stack())
 
     return instantiate
 

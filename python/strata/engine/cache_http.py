@@ -61,9 +61,13 @@ class TransferStats:
     """Bytes and requests moved in this build, for the summary and the benchmark."""
 
     uploaded: int = 0
+    """Bytes the server accepted (a refused PUT counts in `refused_uploads` instead)."""
     downloaded: int = 0
     requests: int = 0
     ac_hits: int = 0
+    refused_reads: int = 0
+    """Reads answered 401/403: misses the server would not let us see."""
+    refused_uploads: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, *, up: int = 0, down: int = 0) -> None:
@@ -71,6 +75,13 @@ class TransferStats:
             self.uploaded += up
             self.downloaded += down
             self.requests += 1
+
+    def refused(self, *, read: bool) -> None:
+        with self._lock:
+            if read:
+                self.refused_reads += 1
+            else:
+                self.refused_uploads += 1
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,10 @@ class HttpCache:
         self._warn = warn
         self._lock = threading.Lock()
         self._warned_put = False
+        self._warned_read = False
         self.disabled = False
+        self.uploads_off = False
+        """Set when the server lost an upload: later ones would be lost too."""
         self.corrupt_blobs: set[str] = set()
         """Blobs the server sent wrong bytes for: uploaded again even though it has them."""
         self.stats = TransferStats()
@@ -193,11 +207,42 @@ class HttpCache:
         if self.disabled:
             raise RemoteUnavailable("remote cache is off for this build")
         try:
-            return self._pool.request(method, url, **kw)
+            resp = self._pool.request(method, url, **kw)
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise self._off(method, url, err) from None
+        if method != "PUT" and resp.status in (401, 403):
+            self._read_refused(method, url, resp)
+        return resp
+
+    def _read_refused(self, method: str, url: str, resp: urllib3.BaseHTTPResponse) -> None:
+        """A read the server refuses is a miss, as a 404 is; unlike a 404, it is worth one
+        warning: every action will run locally until the credentials are fixed."""
+        self.stats.refused(read=True)
+        with self._lock:
+            first, self._warned_read = not self._warned_read, True
+        if first:
+            got = f"HTTP {resp.status} {resp.reason or ''}".rstrip()
+            self._warn(
+                f"remote cache {self.shown_url}: reading was refused ({method} {url}: got "
+                f"{got}); every lookup misses and actions run locally; give the cache's "
+                "credentials (--remote_cache=http://user:password@host:port/..., or "
+                "--remote_header=Authorization=...) or check the ones given"
+            )
+
+    def upload_lost(self, what: str, how: str) -> None:
+        """An upload the server took, then lost: warn once and stop uploading for this build."""
+        with self._lock:
+            first, self._warned_put = not self._warned_put, True
+            self.uploads_off = True
+        if first:
+            self._warn(
+                f"remote cache {self.shown_url}: the server accepted {what} but {how} when "
+                "read back; results stay local: check the server's storage (full? read-only?) "
+                "and its log"
+            )
 
     def _rejected(self, method: str, url: str, status: int) -> None:
+        self.stats.refused(read=False)
         with self._lock:
             first, self._warned_put = not self._warned_put, True
         if first:
@@ -327,8 +372,9 @@ class HttpCache:
             resp = self._request("PUT", url, body=body, headers=headers, chunked=False)
         except RemoteUnavailable:
             return False
-        self.stats.add(up=size)
-        if resp.status not in (200, 201, 204):
+        stored = resp.status in (200, 201, 204)
+        # Only what the server kept counts as uploaded.
+        self.stats.add(up=size if stored else 0)
+        if not stored:
             self._rejected("PUT", url, resp.status)
-            return False
-        return True
+        return stored

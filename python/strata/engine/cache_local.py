@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from strata.canonical import json_bytes
@@ -40,9 +41,36 @@ _CHUNK = 1 << 20
 
 
 class LocalDiskCache:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, warn: Callable[[str], None] | None = None) -> None:
         self.root = root
         self.name = f"disk cache {root}"
+        self._warn = warn
+        """Where a failed write is reported (once); without it a failed write raises."""
+        self.unwritable = ""
+        """Why writes stopped for this build (a full or read-only disk), or ""."""
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[bool]:
+        """Yields whether to write; a write the disk refuses stops every later one.
+
+        A cache is an optimisation: a full disk under it costs a warning, not
+        the build. Entries are renamed into place whole, so a failed one leaves
+        nothing behind, and an action result is never stored after a blob of it
+        could not be.
+        """
+        if self.unwritable:
+            yield False
+            return
+        try:
+            yield True
+        except OSError as e:
+            if self._warn is None:
+                raise
+            self.unwritable = e.strerror or str(e)  # (its file name may be the source's)
+            self._warn(
+                f"{self.name}: cannot store entries (got {self.unwritable}); the build goes "
+                "on without storing results there: free some space or fix its permissions"
+            )
 
     def _ac(self, key: str) -> Path:
         return self.root / "ac" / key[:2] / key
@@ -70,7 +98,9 @@ class LocalDiskCache:
         return result
 
     def put_action_result(self, key: str, result: ActionResult) -> None:
-        write_bytes_atomic(self._ac(key), json_bytes(result.to_json()))
+        with self._writing() as ok:
+            if ok:
+                write_bytes_atomic(self._ac(key), json_bytes(result.to_json()))
 
     def has_blob(self, sha256: str) -> bool:
         return self._cas(sha256).is_file()
@@ -95,6 +125,11 @@ class LocalDiskCache:
             return False
 
     def put_blob(self, sha256: str, src: Path) -> None:
+        with self._writing() as ok:
+            if ok:
+                self._put_blob(sha256, src)
+
+    def _put_blob(self, sha256: str, src: Path) -> None:
         dest = self._cas(sha256)
         if dest.is_file():
             return

@@ -16,7 +16,9 @@ is uploaded again, so the next build finds it whole.
 Policy (as in Bazel): an action whose tags include `no-remote-cache`,
 `no-remote` or `no-cache` never touches the remote cache. Layer blobs are the
 unit worth sharing; rules mark whole-image outputs (docker-archive, OCI
-layout) `no-remote-cache` because they are cheap to re-assemble from layers.
+layout) and an image's grouped layers (LayerGroups: concatenations of store
+path layers) `no-remote-cache` because they are cheap to re-assemble from the
+shared layers, and storing them would store the closure's bytes again.
 `--noremote_accept_cached` skips remote reads, `--noremote_upload_local_results`
 remote writes. Bazel's `--modify_execution_info=REGEX=[+-]KEY,...` turns the
 policy off or on per mnemonic in both engines (`ImageAssemble=-no-remote-cache`
@@ -189,6 +191,8 @@ class TieredCache:
         self.remote = remote
         self.options = options
         self.remote_hits = 0
+        self._upload_checked = False
+        """Whether this build read one of its uploads back (see `_check_upload`)."""
 
     def for_action(self, action: Action) -> Cache:
         """The cache this action may use: the local one alone if its tags say so."""
@@ -209,6 +213,14 @@ class TieredCache:
     # -- action results --------------------------------------------------------
 
     def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
+        try:
+            return self._get_action_result(key, check)
+        except InvalidEntry as bad:
+            if bad.cache == self.remote.name:
+                self._upload_checked = True  # the build warns about this server already
+            raise
+
+    def _get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
         hit = self.local.get_action_result(key, check)
         if hit is not None or not self.options.accept_cached or self.remote.disabled:
             return hit
@@ -247,7 +259,7 @@ class TieredCache:
 
     def put_action_result(self, key: str, result: ActionResult) -> None:
         self.local.put_action_result(key, result)
-        if not self.options.upload_local_results or self.remote.disabled:
+        if not self.options.upload_local_results or self.remote.disabled or self.remote.uploads_off:
             return
         msg, trees = to_reapi(result)
         if not all(self._map(self._upload, sorted(blobs_of(result)))):
@@ -255,7 +267,23 @@ class TieredCache:
         for sha, data in sorted(trees.items()):
             if not self.remote.put_bytes("cas", sha, data):
                 return
-        self.remote.put_action_result(key, msg)
+        if self.remote.put_action_result(key, msg) and not self._upload_checked:
+            self._upload_checked = True
+            self._check_upload(key, msg)
+
+    def _check_upload(self, key: str, msg: Any) -> None:
+        """Read the build's first upload back: a server that answers PUT with success and
+        keeps nothing (a full disk behind a proxy, a read-only store) or keeps other bytes
+        would otherwise make every build quietly rebuild. One request a build."""
+        try:
+            back = self.remote.get_action_result(key)
+        except InvalidEntry:
+            back = "garbage"
+        if back == msg or self.remote.disabled:
+            return
+        self.remote.upload_lost(
+            f"ac/{key}", "does not have it" if back is None else "sends other bytes back"
+        )
 
     def _upload(self, sha256: str) -> bool:
         if sha256 not in self.remote.corrupt_blobs and self.remote.has_blob(sha256):

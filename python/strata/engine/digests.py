@@ -27,10 +27,13 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import stat
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import xxhash
 
@@ -66,9 +69,64 @@ _Entry = tuple[int, int, int, str, str]
 """(size, mtime_ns, inode, xxh3, sha256) of a file as last seen."""
 
 
+class NotAFile(OSError):
+    """A path the engine would read is a FIFO, socket or device, not a regular file.
+
+    Reading one would block forever (a FIFO with no writer) or never end
+    (`/dev/zero`), so only regular files are read; directories and symlinks
+    are handled by the callers. An OSError, so code that treats an unreadable
+    file as absent keeps doing so.
+    """
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file")
+        self.path = path
+        self.kind = kind
+
+
+def kind_of(mode: int) -> str:
+    """What a file of `mode` is, as an error message names it."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "a regular file" if stat.S_ISREG(mode) else f"a file of mode {oct(mode)}"
+
+
+def check_regular(path: str | os.PathLike[str], st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise NotAFile(os.fspath(path), kind_of(st.st_mode))
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a regular file for reading (symlinks followed); NotAFile for anything else.
+
+    Checked before opening (a socket cannot be opened, and opening a FIFO
+    blocks) and again on the open descriptor, opened non-blocking, so a file
+    swapped for a FIFO in between cannot hang the read either.
+    """
+    check_regular(path, os.stat(path))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        check_regular(path, os.fstat(fd))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -76,7 +134,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def xxh3_file(path: str | os.PathLike[str]) -> str:
     h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -84,7 +142,7 @@ def xxh3_file(path: str | os.PathLike[str]) -> str:
 
 def xxh3_and_sha256_file(path: str | os.PathLike[str]) -> tuple[str, str]:
     x, h = xxhash.xxh3_128(), hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         while chunk := f.read(_CHUNK):
             x.update(chunk)
             h.update(chunk)
@@ -96,7 +154,10 @@ def sha256_bytes(data: bytes) -> str:
 
 
 class StatCache:
-    """Maps absolute file paths to digests, re-reading files only when they changed."""
+    """Maps absolute file paths to digests, re-reading files only when they changed.
+
+    `digest` may be called from several threads at once (strata.engine.source_digests).
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
@@ -108,6 +169,7 @@ class StatCache:
         self._dirty = False
         self.hashed = 0
         """How many files needed a sha256 pass in this command (for tests and --explain)."""
+        self._lock = threading.Lock()
         if path is not None:
             self._load(path)
 
@@ -150,13 +212,15 @@ class StatCache:
         self._dirty = False
 
     def digest(self, path: str | os.PathLike[str], st: os.stat_result | None = None) -> FileDigest:
-        """The digest of a regular file (symlinks followed); raises OSError if it is missing.
+        """The digest of a regular file (symlinks followed); OSError if it is missing,
+        NotAFile if it is a FIFO, socket or device.
 
         `st`, if given, is `os.stat(path)` taken just now by the caller.
         """
         key = os.fspath(path)
         if st is None:
             st = os.stat(key)
+        check_regular(key, st)
         executable = bool(st.st_mode & 0o100)
         old = self._get(key)
         if old and old[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
@@ -165,13 +229,14 @@ class StatCache:
             sha = old[4]
         else:
             xxh3, sha = xxh3_and_sha256_file(key)  # one read for both
-            self.hashed += 1
+            with self._lock:
+                self.hashed += 1
         self.remember(key, st, xxh3, sha, racy=is_racy(st))
         return FileDigest(sha, st.st_size, executable)
 
     def sha256(self, path: str, st: os.stat_result) -> str:
         """`digest(path, st).sha256`, decoding only the sha256 when the stat is unchanged."""
-        if path not in self._changed:
+        if path not in self._changed and stat.S_ISREG(st.st_mode):
             i = self._index.get(path)
             if i is not None:
                 at = i * _RECORD.size
@@ -179,14 +244,23 @@ class StatCache:
                     return self._blob[at + 40 : at + 72].hex()
         return self.digest(path, st).sha256
 
+    def recorded(self, path: str | os.PathLike[str], st: os.stat_result) -> tuple[str, str] | None:
+        """(xxh3, sha256) remembered for `path`, if `st` is the stat they were taken at."""
+        e = self._get(os.fspath(path))
+        if e and e[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return e[3], e[4]
+        return None
+
     def remember(
         self, key: str, st: os.stat_result, xxh3: str, sha256: str, *, racy: bool = False
     ) -> None:
         """Note `key`'s digests for stat `st`; a `racy` entry is re-checked by xxh3 next time."""
         mtime = _RACY if racy else st.st_mtime_ns
         x, sha = bytes.fromhex(xxh3), bytes.fromhex(sha256)
-        self._changed[key] = _RECORD.pack(st.st_size, mtime, st.st_ino, x, sha)
-        self._dirty = True
+        record = _RECORD.pack(st.st_size, mtime, st.st_ino, x, sha)
+        with self._lock:
+            self._changed[key] = record
+            self._dirty = True
 
     def record_output(self, path: str | os.PathLike[str], sha256: str) -> None:
         """Note a file we just wrote with a known sha256, so the next command trusts it."""

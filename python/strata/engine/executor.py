@@ -3,14 +3,23 @@
 A `run` action gets a fresh execroot (`<output_base>/sandbox/<n>/execroot`)
 holding only its declared inputs, as symlinks to the source files and to
 earlier outputs (tree artifacts as directories of links), with exactly the
-environment the action declares (PATH defaults to `/bin:/usr/bin`; there is
-no HOME). Undeclared inputs are simply absent, so a rule that forgot one
-fails here as it would under Bazel's sandbox. With a namespace sandbox
-(sandbox.py) the process also runs in a read-only view of the host with a
-private /tmp and no network, so absolute paths cannot reach around that.
-Declared outputs are moved to stable paths under
-`<output_base>/execroot/<ws>/bazel-out/`; everything else the process wrote
-dies with the sandbox.
+environment the action declares (no PATH and no HOME unless it sets them, as
+in Bazel; a command named without a `/` is looked up in `/bin:/usr/bin`).
+Undeclared inputs are simply absent, so a rule that forgot one fails here as
+it would under Bazel's sandbox. With a namespace sandbox (sandbox.py) the
+process also runs in a read-only view of the host with a private /tmp and no
+network, so absolute paths cannot reach around that. Declared outputs are
+moved to stable paths under `<output_base>/execroot/<ws>/bazel-out/`;
+everything else the process wrote dies with the sandbox.
+
+strata's own actions that run in the preloaded worker (strata.engine.workers)
+run in place instead, as Bazel runs a non-sandboxed persistent worker: in the
+real execroot (whose symlink forest, strata.engine.forest, resolves source
+paths), with no per-action staging or teardown. Their stale outputs are
+removed first, their fresh ones get the same modes, and a failed one leaves
+no output. An action with a tree artifact input is still staged: Bazel's
+sandbox shows a tree as its files only (no empty directories, directories of
+the sandbox's making), and the bytes must not depend on where it ran.
 
 `write`, `template` and `symlink` actions need no process and run in-process.
 Cache lookups and stores also live here, because materialising a cached
@@ -25,20 +34,31 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strata.engine import leftovers
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
-from strata.engine.digests import StatCache, sha256_bytes, xxh3_and_sha256_file
+from strata.engine.digests import StatCache, kind_of, sha256_bytes
+from strata.engine.forest import Forest
 from strata.engine.graph import is_generated
+from strata.engine.output_digests import OutputDigests, Pending
 from strata.engine.result_check import link_leaves_tree
 from strata.engine.sandbox import Namespace, StagedInput, StagingPlan
-from strata.engine.workers import WorkerGone, WorkerPool, WorkerProcess, is_strata_action
-from strata.errors import UserError
+from strata.engine.workers import (
+    ReportedDigest,
+    Worker,
+    WorkerGone,
+    WorkerPool,
+    WorkerProcess,
+    is_strata_action,
+)
+from strata.errors import UserError, shorten
 
 DEFAULT_PATH = "/bin:/usr/bin"
 _CHUNK = 1 << 20
@@ -59,11 +79,10 @@ class ActionFailed(UserError):
 class Running:
     action: Action
     process: subprocess.Popen[bytes] | WorkerProcess
-    sandbox: Path
-
-    @property
-    def execroot(self) -> Path:
-        return self.sandbox / "execroot"
+    sandbox: Path | None
+    """The action's own directory; None when it runs in place, in the real execroot."""
+    execroot: Path
+    """Its working directory, where it writes its outputs."""
 
     def pidfd(self) -> int:
         """A pidfd that becomes readable when the action's process exits (the caller closes it)."""
@@ -90,13 +109,9 @@ class Finished:
 
 
 def action_env(action: Action) -> dict[str, str]:
-    env = dict(action.env)
-    env.setdefault("PATH", DEFAULT_PATH)
-    return env
-
-
-_hash_file = xxh3_and_sha256_file
-"""(xxh3_128, sha256) in one read, so a fresh output is read once for both caches."""
+    """Exactly what the action declares: as under Bazel, no PATH unless it sets one
+    (a shell then uses its own default, and a bare command is looked up in DEFAULT_PATH)."""
+    return dict(action.env)
 
 
 # Bazel makes every output read-only and executable (files and tree directories
@@ -125,6 +140,44 @@ def _seal(root: Path) -> None:
         os.chmod(dirpath, OUTPUT_MODE)
 
 
+def _seal_file(path: Path) -> os.stat_result:
+    """Make a fresh output file a read-only regular file (a copy of what a symlink output
+    points to); its stat."""
+    if path.is_symlink():
+        real = path.resolve()
+        path.unlink()
+        shutil.copyfile(real, path)
+        shutil.copymode(real, path)
+    os.chmod(path, OUTPUT_MODE)
+    return os.stat(path)
+
+
+def _check_tree_entry(path: Path, rel: str, tree: str, action: Action) -> int:
+    """The lstat mode of a tree artifact entry, if it is one a tree may hold.
+
+    A FIFO would hang whoever reads it (the engine hashing the tree first), a
+    device or socket has no bytes to cache; and the cache protocol names
+    files in UTF-8. Each is the action's mistake, refused with its name.
+    """
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(
+            f"{action.mnemonic} wrote a file name that is not UTF-8 in tree artifact {tree} "
+            f"(got {shorten(repr(os.fsencode(rel)))}); name the files of outputs in UTF-8",
+            where=action.owner,
+        ) from None
+    mode = os.lstat(path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        raise UserError(
+            f"{action.mnemonic} wrote {kind_of(mode)} in tree artifact {tree} (got "
+            f"{shorten(rel)}); a tree artifact holds only regular files, directories and "
+            "symlinks: remove it, or write a file instead",
+            where=action.owner,
+        )
+    return mode
+
+
 def _check_tree_link(link: Path, rel: str, tree: str, action: Action) -> str:
     """Bazel's rule for symlinks in a tree artifact: they must resolve, relative ones inside it."""
     target = os.readlink(link)
@@ -150,13 +203,39 @@ def _can_exec(tool: str, execroot: Path, path: str) -> bool:
     return bool(tool) and shutil.which(tool, path=path) is not None
 
 
-def _could_not_start(action: Action, why: str) -> ActionFailed:
+def _could_not_start(action: Action, code: int) -> ActionFailed:
+    command = shlex.join(action.argv)
+    fix = "declare the tool as an input and check its path and executable bit"
+    if code == errno.E2BIG:
+        size = len(command) + sum(len(k) + len(v) + 2 for k, v in action.env)
+        fix = (
+            f"the kernel takes at most 128 KiB an argument and about 2 MiB in all (this one "
+            f"is {size} bytes): pass long lists in a file, e.g. args.use_param_file()"
+        )
     return ActionFailed(
         action,
-        f"{action.mnemonic} could not start (got {why}: {shlex.join(action.argv)}); "
-        "declare the tool as an input and check its path and executable bit",
+        f"{action.mnemonic} could not start (got {os.strerror(code)}: {shorten(command)}); {fix}",
         "",
     )
+
+
+def _is_tool(path: str, tool: str) -> bool:
+    """The worker's launcher or one of its runfiles: the worker already runs them."""
+    return path == tool or path.startswith(tool + ".runfiles/")
+
+
+def _where_to_look(output: str, sandbox: Path) -> str:
+    """The end of a failed action's error: its output follows, or why there is none."""
+    if output.strip():
+        return "see the action's output below"
+    with contextlib.suppress(OSError):
+        st = os.statvfs(sandbox)
+        if st.f_bavail * st.f_frsize < (1 << 20):
+            return (
+                "it printed nothing, and the output base's file system is full: free some "
+                "space and build again"
+            )
+    return "it printed nothing: run it by hand, or with --verbose_failures to keep its sandbox"
 
 
 def _is_real_dir(path: Path) -> bool:
@@ -198,6 +277,7 @@ class Executor:
         keep_sandbox: bool = False,
         workers: WorkerPool | None = None,
         namespace: Namespace | None = None,
+        hash_threads: int = 1,
     ) -> None:
         self.workers = workers
         self.execroot = execroot
@@ -208,6 +288,11 @@ class Executor:
         self.keep_sandbox = keep_sandbox
         self.namespace = namespace
         """The build's namespace sandbox; None runs actions in the directory sandbox alone."""
+        self.forest = Forest(execroot, source_path)
+        self.output_digests = OutputDigests(hash_threads)
+
+    def close(self) -> None:
+        self.output_digests.close()
 
     def input_path(self, path: str) -> Path:
         """The real file behind an execroot path: an earlier output or a source file."""
@@ -216,23 +301,26 @@ class Executor:
     # -- running ---------------------------------------------------------------
 
     def start(self, action: Action) -> Running:
+        worker = self._worker_for(action)
+        if worker is not None and self._runs_in_place(action):
+            return self._start_in_place(action, worker)
         self.sandbox_root.mkdir(parents=True, exist_ok=True)
         sandbox = Path(tempfile.mkdtemp(prefix="a", dir=self.sandbox_root))
+        try:
+            return self._start_in(sandbox, action, worker)
+        except BaseException:
+            self._discard(sandbox)  # staging failed (a path too long, a full disk)
+            raise
+
+    def _start_in(self, sandbox: Path, action: Action, worker: Worker | None) -> Running:
         root = sandbox / "execroot"
         root.mkdir()
-        worker = None
-        if (
-            self.workers is not None
-            and is_strata_action(action.argv)
-            and "requires-network" not in action.tags
-        ):
-            worker = self.workers.get(action.argv[0])
         tool = action.argv[0] if worker is not None else None
         staged = tuple(
             self._link_input(root, path)
             for path in action.inputs
             # a worker already runs this tool: its launcher and runfiles need no staging
-            if tool is None or not (path == tool or path.startswith(tool + ".runfiles/"))
+            if tool is None or not _is_tool(path, tool)
         )
         for out in action.outputs:
             (root / out).parent.mkdir(parents=True, exist_ok=True)
@@ -241,21 +329,16 @@ class Executor:
         env = action_env(action)
         if worker is not None:
             try:
-                process = worker.spawn(
-                    action.argv, root, env, sandbox / "stdout", sandbox / "stderr"
-                )
-                return Running(action, process, sandbox)
+                return self._spawn(action, worker, sandbox, root)
             except WorkerGone:
-                assert self.workers is not None
-                self.workers.forget(action.argv[0])
                 self._discard(sandbox)
                 return self.start(action)  # staged in full, as a process
         argv = list(action.argv)
         if self.namespace is not None:
             # bwrap would only say "execvp" in the action's output: say it as without it.
-            if not _can_exec(argv[0] if argv else "", root, env["PATH"]):
+            if not _can_exec(argv[0] if argv else "", root, env.get("PATH", DEFAULT_PATH)):
                 self._discard(sandbox)
-                raise _could_not_start(action, os.strerror(errno.ENOENT))
+                raise _could_not_start(action, errno.ENOENT)
             network = "requires-network" in action.tags
             plan = StagingPlan(sandbox, root, staged, network)
             argv = self.namespace.command(plan, argv)
@@ -273,8 +356,73 @@ class Executor:
                 )
             except OSError as e:
                 self._discard(sandbox)
-                raise _could_not_start(action, e.strerror or str(e)) from None
-        return Running(action, proc, sandbox)
+                raise _could_not_start(action, e.errno or errno.ENOEXEC) from None
+        leftovers.record(sandbox, proc.pid)  # for the next build, should this engine be killed
+        return Running(action, proc, sandbox, root)
+
+    def _worker_for(self, action: Action) -> Worker | None:
+        if (
+            self.workers is None
+            or not is_strata_action(action.argv)
+            or "requires-network" in action.tags
+        ):
+            return None
+        return self.workers.get(action.argv[0])
+
+    def _runs_in_place(self, action: Action) -> bool:
+        """A worker action runs in the real execroot unless a tree artifact is among its inputs."""
+        tool = action.argv[0]
+        for path in action.inputs:
+            generated = is_generated(path) and not _is_tool(path, tool)
+            if generated and _is_real_dir(self.execroot / path):
+                return False
+        return self.forest.plant(action.inputs)
+
+    def _start_in_place(self, action: Action, worker: Worker) -> Running:
+        """Clear the outputs' places in the real execroot and hand the action to the worker."""
+        self._remove_outputs(action)
+        for out in action.outputs:
+            (self.execroot / out).parent.mkdir(parents=True, exist_ok=True)
+        for out in action.output_dirs:
+            (self.execroot / out).mkdir(parents=True)
+        try:
+            return self._spawn(action, worker, None, self.execroot)
+        except WorkerGone:
+            self._remove_outputs(action)
+            return self.start(action)  # the worker is forgotten: staged, as a process
+
+    def _spawn(self, action: Action, worker: Worker, sandbox: Path | None, root: Path) -> Running:
+        """Start `action` in `worker`; on WorkerGone the worker is forgotten."""
+        assert self.workers is not None
+        channel = self.workers.channel()
+        try:
+            process = worker.spawn(
+                action.argv, root, action_env(action), channel, action.outputs, action.output_dirs
+            )
+        except WorkerGone:
+            self.workers.release(channel)
+            self.workers.forget(action.argv[0])
+            raise
+        return Running(action, process, sandbox, root)
+
+    def _remove_outputs(self, action: Action) -> None:
+        """Delete an in-place action's outputs and what an interrupted atomic write left."""
+        parents: dict[Path, set[str]] = {}
+        for out in action.outputs + action.output_dirs:
+            final = self.execroot / out
+            _remove(final)
+            self.stat_cache.forget(final)
+            parents.setdefault(final.parent, set()).add(f".{final.name}.")
+        for parent, prefixes in parents.items():
+            stale: list[Path] = []
+            with contextlib.suppress(OSError), os.scandir(parent) as it:
+                stale = [
+                    Path(e.path)
+                    for e in it
+                    if e.name.endswith(".tmp") and e.name.startswith(tuple(prefixes))
+                ]
+            for p in stale:
+                _remove(p)
 
     def _link_input(self, root: Path, path: str) -> StagedInput:
         """Stage one input as Bazel 4.2.3's sandbox does (see `_tree_children`)."""
@@ -307,9 +455,21 @@ class Executor:
 
     def finish(self, running: Running, *, verbose: bool = False) -> Finished:
         """Check exit status and outputs; move outputs into place and store them in the cache."""
-        action, sandbox = running.action, running.sandbox
-        code = running.process.wait()
-        output = self._read_output(sandbox)
+        action, sandbox, proc = running.action, running.sandbox, running.process
+        try:
+            code = proc.wait()
+        except WorkerGone:
+            code = self._lost(running)
+        reported: dict[str, ReportedDigest] = {}
+        if isinstance(proc, WorkerProcess):
+            output = proc.channel.output()
+            if code == 0:
+                reported = proc.channel.digests()
+            assert self.workers is not None
+            self.workers.release(proc.channel)
+        else:
+            assert sandbox is not None
+            output = self._read_output(sandbox)
         try:
             if code != 0:
                 detail = (
@@ -319,20 +479,47 @@ class Executor:
                 raise ActionFailed(
                     action,
                     f"{action.mnemonic} failed with {status} "
-                    f"(got command: {shlex.join(action.argv)}{detail}); "
-                    "see the action's output below",
+                    f"(got command: {shorten(shlex.join(action.argv))}{detail}); "
+                    + _where_to_look(output, sandbox or running.execroot),
                     output,
                 )
-            result = self._collect(running)
+            result = self._collect(running, reported)
+        except BaseException:
+            if sandbox is None:
+                self._remove_outputs(action)
+            raise
         finally:
-            if not (verbose and code != 0):
-                self._discard(sandbox)
+            if sandbox is not None:
+                if verbose and code != 0:
+                    leftovers.mark_kept(sandbox)  # kept on purpose: not a dead engine's
+                else:
+                    self._discard(sandbox)
         if self.cache is not None and "no-cache" not in action.tags:
             self._store(result)
-        proc = running.process
         if isinstance(proc, WorkerProcess):
             return Finished(result, output, True, proc.maxrss_kib)
         return Finished(result, output)
+
+    def _lost(self, running: Running) -> int:
+        """The worker died under a running action: it failed as if killed (the build warns
+        why, once); later actions run as processes."""
+        assert self.workers is not None
+        self.workers.forget(running.action.argv[0])
+        return -signal.SIGKILL
+
+    def abandon(self, running: Running) -> None:
+        """Kill a running action (the build stops) and leave nothing of it behind."""
+        running.kill()
+        proc = running.process
+        with contextlib.suppress(WorkerGone):
+            proc.wait()
+        if isinstance(proc, WorkerProcess):
+            assert self.workers is not None
+            self.workers.release(proc.channel)
+        if running.sandbox is None:
+            self._remove_outputs(running.action)
+        else:
+            shutil.rmtree(running.sandbox, ignore_errors=True)
 
     def _read_output(self, sandbox: Path) -> str:
         parts = []
@@ -353,62 +540,78 @@ class Executor:
             _make_writable(sandbox)
             shutil.rmtree(sandbox, ignore_errors=True)
 
-    def _collect(self, running: Running) -> ActionResult:
+    def _collect(self, running: Running, reported: Mapping[str, ReportedDigest]) -> ActionResult:
+        """Digest the outputs (moving them into the execroot, unless they were written there)."""
         action, root = running.action, running.execroot
+        in_place = running.sandbox is None
         for out in action.outputs:
             p = root / out
             if not p.is_file():
-                what = "a directory" if p.is_dir() else "missing"
+                what = "missing"
+                with contextlib.suppress(OSError):
+                    what = kind_of(p.stat().st_mode)
                 raise UserError(
                     f"{action.mnemonic} did not create declared output {out} (got {what}); "
                     "make the command write every file the rule declares",
                     where=action.owner,
                 )
+        pending = [
+            Pending(os.fspath(root / out), _seal_file(root / out), reported.get(out))
+            for out in action.outputs
+        ]
         files = []
-        for out in action.outputs:
-            files.append(self._move_file(root / out, out))
+        for out, item, (xxh3, sha) in zip(
+            action.outputs, pending, self.output_digests.digest(pending), strict=True
+        ):
+            final = self.execroot / out
+            if not in_place:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final.is_dir() and not final.is_symlink():
+                    shutil.rmtree(final)
+                os.replace(item.path, final)  # the same inode: `item.stat` still describes it
+            self.stat_cache.remember(os.fspath(final), item.stat, xxh3, sha)
+            files.append(OutputFile(out, sha, item.stat.st_size, True))
         trees = []
         for out in action.output_dirs:
-            trees.append(self._move_tree(root / out, out, action))
+            trees.append(self._collect_tree(root / out, out, action, reported, in_place))
         return ActionResult(tuple(files), tuple(trees))
 
-    def _move_file(self, src: Path, out: str) -> OutputFile:
-        if src.is_symlink():
-            real = src.resolve()
-            src.unlink()
-            shutil.copyfile(real, src)
-            shutil.copymode(real, src)
-        os.chmod(src, OUTPUT_MODE)
-        xxh3, sha = _hash_file(src)
-        final = self.execroot / out
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.is_dir() and not final.is_symlink():
-            shutil.rmtree(final)
-        os.replace(src, final)
-        key = os.fspath(final)
-        self.stat_cache.remember(key, os.stat(key), xxh3, sha)
-        return OutputFile(out, sha, final.stat().st_size, True)
-
-    def _move_tree(self, src: Path, out: str, action: Action) -> OutputTree:
-        listing = []
+    def _collect_tree(
+        self,
+        src: Path,
+        out: str,
+        action: Action,
+        reported: Mapping[str, ReportedDigest],
+        in_place: bool,
+    ) -> OutputTree:
+        names: list[str] = []
+        pending: list[Pending] = []
         links = []
         for dirpath, dirnames, filenames in os.walk(src):
             here = Path(dirpath)
             for name in sorted(dirnames + filenames):
                 p = here / name
                 rel = p.relative_to(src).as_posix()
-                if p.is_symlink():
+                mode = _check_tree_entry(p, rel, out, action)
+                if stat.S_ISLNK(mode):
                     links.append(OutputSymlink(rel, _check_tree_link(p, rel, out, action)))
-                elif name in filenames:
+                elif stat.S_ISREG(mode):
                     os.chmod(p, OUTPUT_MODE)
-                    _x, sha = _hash_file(p)
-                    listing.append(OutputFile(rel, sha, p.stat().st_size, True))
+                    names.append(rel)
+                    pending.append(Pending(os.fspath(p), p.stat(), reported.get(f"{out}/{rel}")))
             dirnames[:] = sorted(d for d in dirnames if not (here / d).is_symlink())
+        listing = [
+            OutputFile(rel, sha, item.stat.st_size, True)
+            for rel, item, (_x, sha) in zip(
+                names, pending, self.output_digests.digest(pending), strict=True
+            )
+        ]
         _seal(src)
-        final = self.execroot / out
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _remove(final)
-        os.replace(src, final)
+        if not in_place:
+            final = self.execroot / out
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _remove(final)
+            os.replace(src, final)
         return OutputTree(
             out,
             tuple(sorted(listing, key=lambda f: f.path)),
@@ -515,6 +718,7 @@ class Executor:
             if not final.is_symlink():
                 have = self.stat_cache.digest(final)
                 if have.sha256 == f.sha256 and have.executable:
+                    self._learn(final)
                     return True
         if final.is_symlink():
             final.unlink()
@@ -522,4 +726,12 @@ class Executor:
             return False
         os.chmod(final, OUTPUT_MODE)
         self.stat_cache.record_output(final, f.sha256)
+        self._learn(final)
         return True
+
+    def _learn(self, final: Path) -> None:
+        """Tell the output digester an up-to-date output's digests (an action may link it)."""
+        st = os.stat(final)
+        known = self.stat_cache.recorded(final, st)
+        if known is not None:
+            self.output_digests.learn(st, *known)

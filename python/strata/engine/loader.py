@@ -79,6 +79,8 @@ _PUBLIC = [
     "make_repository_rule__",
     "make_label__",
     "label_string__",
+    "dir__",
+    "config",
 ]
 
 _LOAD_NAMES = ", ".join(repr(n) for n in _PUBLIC)
@@ -93,6 +95,8 @@ _PRELUDE = (
     "    return make_label__(strata_module__, label_string)\n"
     "def str(x):\n"
     "    return label_string__(x)\n"
+    "def dir(x):\n"
+    "    return dir__(x)\n"
 )
 
 _RULE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=\s*rule\s*\(", re.M)
@@ -109,6 +113,9 @@ class RuleSchema:
     executable: bool
     test: bool
     outputs: dict[str, str]
+    build_setting: dict[str, Any] | None = None
+    """`{"type": "bool" | "int" | "string" | "string_list", "flag": bool}` of a
+    `rule(build_setting = config.*(...))`; None for other rules."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +212,7 @@ class Loader:
             raise UserError(
                 f"cannot load {key}: file not found (got {path}); check the label and the path",
             )
-        source = self.reads.read_text(path)
+        source = self.reads.read_text(path, self.display_path(label))
         self._sources[key] = source
         self._loading.append(key)
         try:
@@ -230,7 +237,9 @@ class Loader:
             path = root / rest if root else None
         else:
             path = self.workspace_root / name
-        return path.read_text() if path is not None and path.is_file() else None
+        if path is None or not path.is_file():
+            return None
+        return path.read_bytes().decode(errors="replace")
 
     def rule_name(self, module: str, index: int) -> str:
         """The name a rule was exported as (`foo = rule(...)`), for messages."""
@@ -248,6 +257,7 @@ class Loader:
             executable=bool(opts.get("executable")),
             test=bool(opts.get("test")),
             outputs=dict(opts.get("outputs") or {}),
+            build_setting=opts.get("build_setting"),
         )
 
     def label_info(self, label: Label) -> dict[str, Any]:
@@ -280,10 +290,7 @@ class Loader:
             if repo == "strata":
                 self.repo_roots[repo] = STRATA_ROOT
                 return STRATA_ROOT
-            known = sorted([*self.repos, "strata"])
-            close = difflib.get_close_matches(repo, known, n=1)
-            hint = f"did you mean @{close[0]}?" if close else "declare it in WORKSPACE"
-            raise UserError(f"no such repository '@{repo}' (got {where or '@' + repo}); {hint}")
+            raise self.no_such_repository(repo, where or "@" + repo)
         if spec.path is not None:
             root = spec.path
         elif self.fetch_repo is None:
@@ -292,6 +299,15 @@ class Loader:
             root = self.fetch_repo(spec)
         self.repo_roots[repo] = root
         return root
+
+    def knows_repo(self, repo: str) -> bool:
+        """Whether `repo` (canonical) is declared, without fetching it."""
+        return repo in ("", "strata") or repo in self.repos or repo in self.repo_roots
+
+    def no_such_repository(self, repo: str, got: str, where: str | None = None) -> UserError:
+        close = difflib.get_close_matches(repo, sorted([*self.repos, "strata"]), n=1)
+        hint = f"did you mean @{close[0]}?" if close else "declare it in WORKSPACE"
+        return UserError(f"no such repository '@{repo}' (got {got}); {hint}", where=where)
 
     def add_repo(self, spec: RepoSpec) -> None:
         if spec.name in self.repos or spec.name in ("", self.workspace_name):
@@ -313,7 +329,7 @@ class Loader:
                 f"no WORKSPACE file in {self.workspace_root} (got none); "
                 "run strata in a Bazel workspace or create an empty WORKSPACE"
             )
-        source = self.reads.read_text(path)
+        source = self.reads.read_text(path, path.name)
         module, file_loader = self.new_module("//:WORKSPACE", "", "")
         for chunk in split_workspace(source):
             evaluate(module, parse(path.name, chunk), file_loader, self.errors)

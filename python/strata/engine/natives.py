@@ -123,6 +123,13 @@ def _genrule(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     tools = _infos(an, decl.attrs["tools"], "host" if in_target else None) + _infos(
         an, decl.attrs["exec_tools"], "exec" if in_target else None
     )
+    for o in decl.attrs["outs"]:
+        name = getattr(o, "name", str(o))
+        if any(part in ("", ".", "..") for part in name.split("/")):
+            raise UserError(
+                f"{decl.label}: output {name!r} must stay inside the package (got '.', '..' or "
+                "an empty component); name a file below the package"
+            )
     outs = [an.file_info(o, generated=True) for o in decl.attrs["outs"]]
     out_paths = [o["path"] for o in outs]
     src_paths = _uniq([p for i in srcs for p in i.files])

@@ -43,6 +43,11 @@ def bin_dir() -> str:
     return f"bazel-out/{cpu()}-fastbuild/bin"
 
 
+def testlogs_dir() -> str:
+    """Execroot path of test logs (`bazel-testlogs` points there)."""
+    return f"bazel-out/{cpu()}-fastbuild/testlogs"
+
+
 def find_workspace(start: Path) -> Path:
     """The nearest ancestor of `start` (or itself) with WORKSPACE(.bazel) or MODULE.bazel."""
     start = start.resolve()
@@ -55,8 +60,12 @@ def find_workspace(start: Path) -> Path:
     )
 
 
-def default_output_base(workspace: Path) -> Path:
+def default_output_base(workspace: Path, user_root: Path | None = None) -> Path:
+    """`<user_root>/<hash of the workspace path>`; the user root defaults to ~/.cache/strata
+    (Bazel's `--output_user_root`)."""
     h = hashlib.sha256(os.fsencode(workspace.resolve())).hexdigest()[:32]
+    if user_root is not None:
+        return user_root / h
     cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     return Path(cache_home) / "strata" / h
 
@@ -104,6 +113,10 @@ class OutputBase:
     def bin(self) -> Path:
         return self.execroot / bin_dir()
 
+    @property
+    def testlogs(self) -> Path:
+        return self.execroot / testlogs_dir()
+
     def source_path(self, execroot_path: str) -> Path:
         """Where a source input lives: the workspace, or external/<repo>/ in the output base."""
         if execroot_path.startswith("external/"):
@@ -126,24 +139,32 @@ class OutputBase:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def link_convenience_symlink(self) -> None:
-        """Point `<workspace>/strata-bin` at the bin directory (replacing an old link only)."""
-        link = self.workspace / "strata-bin"
-        self.bin.mkdir(parents=True, exist_ok=True)
+    def link_convenience_symlink(self, name: str = "strata-bin") -> None:
+        """Point `<workspace>/strata-bin` at the bin directory, or `strata-testlogs` at the
+        test logs (replacing an old link only).
+
+        Raises OSError where the workspace is read-only: the caller warns, since
+        the outputs themselves are in place."""
+        link = self.workspace / name
+        target = self.testlogs if name == "strata-testlogs" else self.bin
+        target.mkdir(parents=True, exist_ok=True)
         if link.is_symlink():
-            if os.readlink(link) == str(self.bin):
+            if os.readlink(link) == str(target):
                 return
             link.unlink()
         elif link.exists():
             return
-        with contextlib.suppress(OSError):
-            os.symlink(self.bin, link)
+        os.symlink(target, link)
 
     def clean(self, *, expunge: bool) -> None:
         """Remove outputs (keeping the disk cache) or, with expunge, the whole output base."""
-        link = self.workspace / "strata-bin"
-        if link.is_symlink():
-            link.unlink()
+        from strata.engine.leftovers import clean_up
+
+        clean_up(self.sandbox_root)  # processes a killed build left running there
+        for name in ("strata-bin", "strata-testlogs"):
+            link = self.workspace / name
+            if link.is_symlink():
+                link.unlink()
         if expunge:
             _rmtree(self.root)
             return

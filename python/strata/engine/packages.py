@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strata.engine.build_settings import BuildSettings, OptionError, convert
 from strata.engine.labels import Label
 from strata.engine.loader import Loader, RuleSchema
 from strata.engine.reads import Reads
@@ -133,6 +134,8 @@ class TargetDecl:
     types: dict[str, str] = field(default_factory=dict)
     generator: Label | None = None
     """For a generated file: the rule that outputs it."""
+    called_at: str = ""
+    """For a rule: `file:line` of the BUILD statement that declared it (through macros)."""
 
     def deps(self) -> list[Label]:
         """Labels this target depends on (through label-typed attributes)."""
@@ -163,9 +166,16 @@ class Package:
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, TargetDecl] = field(default_factory=dict)
     """Source files found so far, by name."""
+    source: str = ""
+    _lines: list[str] | None = None
 
     def label(self, name: str) -> Label:
         return Label(self.repo, self.name, name)
+
+    def line(self, number: int) -> str:
+        if self._lines is None:
+            self._lines = self.source.splitlines()
+        return self._lines[number - 1] if 0 < number <= len(self._lines) else ""
 
 
 class Packages:
@@ -177,6 +187,8 @@ class Packages:
         self._crossing: dict[tuple[str, str], bool] = {}
         """(package directory, subdirectory) -> a BUILD file on the way (see _crosses_package)."""
         self._current: list[Package] = []
+        self.settings = BuildSettings((), loader.canonical_repo)
+        """The command line's build-setting flags (set by analysis)."""
         loader.hooks.update(
             _strata_glob=self._glob,
             _strata_package_name=lambda: self._pkg("package_name").name,
@@ -230,7 +242,9 @@ class Packages:
         try:
             from strata.engine.starlark_env import evaluate, parse
 
-            ast = parse(self.loader.display_path(label), self.loader.reads.read_text(path))
+            shown = self.loader.display_path(label)
+            pkg.source = self.loader.reads.read_text(path, shown)
+            ast = parse(shown, pkg.source)
             evaluate(module, ast, file_loader, self.loader.errors)
         finally:
             self._current.pop()
@@ -281,8 +295,9 @@ class Packages:
             self._crossing[key] = known
         return known
 
-    def targets_under(self, repo: str, base: str) -> list[Label]:
-        """Rule targets in every package at or below `base` (for `//base/...`)."""
+    def targets_under(self, repo: str, base: str, errors: list[str] | None = None) -> list[Label]:
+        """Rule targets in every package at or below `base` (for `//base/...`); with
+        `errors`, a package that fails to load is reported there and skipped."""
         root = self.loader.repo_root(repo)
         start = root / base if base else root
         reads = self.loader.reads
@@ -300,7 +315,13 @@ class Packages:
             if any(b in filenames for b in BUILD_NAMES):
                 name = Path(dirpath).relative_to(root).as_posix()
                 name = "" if name == "." else name
-                pkg = self.package(repo, name)
+                try:
+                    pkg = self.package(repo, name)
+                except UserError as err:
+                    if errors is None:
+                        raise
+                    errors.append(str(err))
+                    continue
                 labels.extend(pkg.label(n) for n in pkg.rules)
         return labels
 
@@ -422,17 +443,17 @@ class Packages:
         strata builds with Bazel's defaults on the host: `--cpu` is the host's
         (k8, aarch64), `--compilation_mode` is fastbuild, no `--define`.
         """
-        current = self._current[-1]
-        if (label.repo, label.package) == (current.repo, current.name):
-            if label.name not in current.rules:
+        decl = self._declared(label, where, "config_setting")
+        seen = [str(label)]
+        while decl.kind == "alias":  # e.g. skylib's selects.config_setting_group
+            label = decl.attrs["actual"]
+            if str(label) in seen:
                 raise UserError(
-                    f"{where}: config_setting {label} is not declared before this select() "
-                    "(got a later or missing declaration); strata resolves select() while "
-                    "loading, so declare the config_setting above its first use"
+                    f"{where}: select() key is an alias cycle (got "
+                    f"{' -> '.join([*seen, str(label)])}); point an alias at a config_setting"
                 )
-            decl = current.rules[label.name]
-        else:
-            decl = self.target(label, where=where)
+            seen.append(str(label))
+            decl = self._declared(label, where, "config_setting")
         if decl.kind != "config_setting":
             raise UserError(
                 f"{where}: select() keys must be config_setting targets or platform "
@@ -440,13 +461,12 @@ class Packages:
             )
         flags = {"cpu": _host_cpu(), "compilation_mode": "fastbuild", "host_cpu": _host_cpu()}
         values = decl.attrs.get("values") or {}
-        unknown = sorted(set(values) - set(flags) - {"define"})
-        if unknown or decl.attrs.get("flag_values"):
-            bad = unknown[0] if unknown else "flag_values"
+        unknown = sorted(set(values) - set(flags) - {"define"} - set(_BOOL_OPTIONS))
+        if unknown:
             raise UserError(
-                f"{label}: config_setting on {bad!r} is not supported by strata (got "
-                f"{values if unknown else decl.attrs.get('flag_values')}); use values with "
-                "cpu or compilation_mode, define_values, or constraint_values"
+                f"{label}: config_setting on {unknown[0]!r} is not supported by strata (got "
+                f"{values}); use values with cpu, compilation_mode or stamp, define_values, "
+                "flag_values or constraint_values"
             )
         needs = {f"{k}={v}" for k, v in values.items()}
         needs |= {f"define:{k}={v}" for k, v in (decl.attrs.get("define_values") or {}).items()}
@@ -454,21 +474,89 @@ class Packages:
         for c in decl.attrs.get("constraint_values") or []:
             lab = Label.parse(c, repo=label.repo, package=label.package, where=str(label))
             constraints.add(str(lab))
-        ok = all(flags.get(k) == v for k, v in values.items() if k != "define")
+        ok = all(
+            _bool_option(k, v, label) == _BOOL_OPTIONS[k] if k in _BOOL_OPTIONS else flags[k] == v
+            for k, v in values.items()
+            if k != "define"
+        )
         ok = ok and "define" not in values and not decl.attrs.get("define_values")
         ok = ok and constraints <= true_labels
+        for flag, wanted in self._flag_values(decl, where):
+            needs.add(f"flag:{flag}={wanted!r}")
+            ok = ok and self.setting_value(self._declared(flag, where, "build setting")) == wanted
         return frozenset(needs) if ok else None
 
-    def _native_rule(self, kind: str, name: Any, kwargs: dict[str, Any]) -> None:
+    def _declared(self, label: Label, where: str, what: str) -> TargetDecl:
+        """The declaration of `label`; in the package being loaded, it must come first."""
+        current = self._current[-1]
+        if (label.repo, label.package) == (current.repo, current.name):
+            if label.name not in current.rules:
+                raise UserError(
+                    f"{where}: {what} {label} is not declared before this select() "
+                    "(got a later or missing declaration); strata resolves select() while "
+                    f"loading, so declare the {what} above its first use"
+                )
+            return current.rules[label.name]
+        return self.target(label, where=where)
+
+    def _flag_values(self, decl: TargetDecl, where: str) -> list[tuple[Label, Any]]:
+        """A config_setting's `flag_values`: (build setting, the value it must have)."""
+        raw = decl.attrs.get("flag_values") or {}
+        if not isinstance(raw, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+        ):
+            raise UserError(
+                f"{decl.label}: attribute 'flag_values' of config_setting must be a dict of "
+                f"label string to string (got {raw!r}); fix the value in the BUILD file"
+            )
+        out: list[tuple[Label, Any]] = []
+        for text, wanted in raw.items():
+            flag = Label.parse(
+                text, repo=decl.label.repo, package=decl.label.package, where=str(decl.label)
+            )
+            flag = Label(self.loader.canonical_repo(flag.repo), flag.package, flag.name)
+            setting = self._declared(flag, where, "build setting")
+            kind = (setting.schema.build_setting or {}).get("type") if setting.schema else None
+            if kind is None:
+                raise UserError(
+                    f"{decl.label}: flag_values key {text!r} is not a build setting (got a "
+                    f"{setting.kind}); use a target of a rule with build_setting = config.*()"
+                )
+            try:
+                out.append((flag, convert(kind, wanted, f"{flag}={wanted}")))
+            except OptionError as err:
+                raise UserError(f"{decl.label}: attribute 'flag_values': {err.detail}") from None
+        return out
+
+    def setting_value(self, decl: TargetDecl) -> Any:
+        """`ctx.build_setting_value` of build setting `decl`."""
+        setting = decl.schema.build_setting if decl.schema is not None else None
+        default = decl.attrs.get("build_setting_default")
+        return self.settings.value(decl.label, decl.kind, setting, default)
+
+    def location(self, decl: TargetDecl) -> str | None:
+        """Where `decl` was declared, as Bazel places a target: `pkg/BUILD:line:column`
+        of the BUILD call that made it, the column at its opening parenthesis."""
+        if not decl.called_at:
+            return None
+        file, _, line = decl.called_at.rpartition(":")
+        pkg = self._packages.get((decl.label.repo, decl.label.package))
+        text = pkg.line(int(line)) if pkg is not None else ""
+        call = _CALL.search(text)
+        return f"{file}:{line}:{call.end() if call else 1}"
+
+    def _native_rule(self, kind: str, name: Any, kwargs: dict[str, Any], stack: str) -> None:
         types = {**_COMMON, **NATIVE_ATTRS[kind]}
         if kind in ("sh_binary", "sh_test", "py_binary"):
             types = {**types, **_EXECUTABLE_COMMON}
         specs = {
             a: {"type": t, "mandatory": a in _MANDATORY.get(kind, ())} for a, t in types.items()
         }
-        self._declare(kind, None, name, kwargs, specs)
+        self._declare(kind, None, name, kwargs, specs, stack)
 
-    def _add_target(self, module: str, index: int, name: Any, kwargs: dict[str, Any]) -> None:
+    def _add_target(
+        self, module: str, index: int, name: Any, kwargs: dict[str, Any], stack: str
+    ) -> None:
         schema = self.loader.rule_schemas[(module, index)]
         specs: dict[str, dict[str, Any]] = {a: {"type": t} for a, t in _COMMON.items()}
         if schema.executable or schema.test:
@@ -476,7 +564,7 @@ class Packages:
         if schema.test:
             specs.update({a: {"type": t} for a, t in _TEST_COMMON.items()})
         specs.update(schema.attrs)
-        self._declare(schema.name, schema, name, kwargs, specs)
+        self._declare(schema.name, schema, name, kwargs, specs, stack)
 
     def _declare(
         self,
@@ -485,6 +573,7 @@ class Packages:
         name: Any,
         kwargs: dict[str, Any],
         specs: dict[str, dict[str, Any]],
+        stack: str,
     ) -> None:
         pkg = self._pkg(kind)
         if not isinstance(name, str) or not name:
@@ -544,8 +633,10 @@ class Packages:
                 attrs.setdefault("__outputs__", {})[key] = Label(pkg.repo, pkg.name, out_name)
             if schema.executable or schema.test:
                 attrs["__executable__"] = label
-        decl = TargetDecl(label, kind, schema, attrs, types)
-        for out in _output_labels(decl):
+        frame = _OUTER_FRAME.search(stack)
+        called_at = f"{frame.group(1)}:{frame.group(2)}" if frame else ""
+        decl = TargetDecl(label, kind, schema, attrs, types, called_at=called_at)
+        for out in output_labels(decl):
             if out.name in pkg.outputs or (out.name in pkg.rules and out.name != name):
                 raise UserError(
                     f"{label}: output '{out.name}' is already declared in package "
@@ -562,6 +653,24 @@ class Packages:
 
 
 _WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel")
+
+
+_OUTER_FRAME = re.compile(r"^  \* (\S+):(\d+), in ", re.M)
+"""The outermost frame of Starlark's `call_stack()`: the BUILD file's statement."""
+_CALL = re.compile(r"[A-Za-z_][\w.]*\s*\(")
+"""The first call on a line, up to its parenthesis (Bazel's column of a rule call)."""
+
+_BOOL_OPTIONS = {"stamp": False}
+"""Boolean options config_setting `values` may name, with Bazel's default."""
+
+
+def _bool_option(name: str, text: str, label: Label) -> bool:
+    low = text.lower()
+    if low not in ("true", "1", "yes", "t", "y", "false", "0", "no", "f", "n"):
+        raise UserError(
+            f"{label}: config_setting value of {name!r} is not a boolean (got {text!r}); use 0 or 1"
+        )
+    return low in ("true", "1", "yes", "t", "y")
 
 
 def _host_cpu() -> str:
@@ -603,7 +712,8 @@ def _module_base(schema: RuleSchema | None, loader: Loader) -> tuple[str, str]:
     return (loader.canonical_repo(mod.repo), mod.package)
 
 
-def _output_labels(decl: TargetDecl) -> list[Label]:
+def output_labels(decl: TargetDecl) -> list[Label]:
+    """The labels of a rule's declared outputs: `attr.output(_list)` values and `outputs`."""
     out: list[Label] = []
     for name, kind in decl.types.items():
         v = decl.attrs.get(name)
@@ -682,6 +792,9 @@ def _as_label(value: Any, base: tuple[str, str], where: str, loader: Loader) -> 
         return None
     lab = Label.parse(text, repo=base[0], package=base[1], where=where)
     repo = loader.canonical_repo(lab.repo)
+    if not loader.knows_repo(repo):
+        # now, while the BUILD line that names it is known (analysis would only know the target)
+        raise loader.no_such_repository(repo, text, where)
     return lab if repo == lab.repo else Label(repo, lab.package, lab.name)
 
 
@@ -709,6 +822,11 @@ def _check(
     elif t == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise err
+        if not -(1 << 31) <= value < 1 << 31:  # as Bazel's attr.int: Java int
+            raise UserError(
+                f"{where} of {kind} must be in the signed 32-bit range (got {value}); "
+                "use a number from -2147483648 to 2147483647"
+            )
     elif t in ("string_list", "int_list"):
         want = str if t == "string_list" else int
         if not isinstance(value, list) or not all(

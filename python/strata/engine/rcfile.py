@@ -5,11 +5,12 @@ command line wins over both):
 
 * `.bazelrc`: only `build` and `common` lines, and of those only the flags
   strata also has (`--jobs`, `--keep_going`, `--disk_cache`,
-  `--verbose_failures`); everything else belongs to Bazel and is skipped.
+  `--verbose_failures`, `--output_groups`); everything else belongs to Bazel
+  and is skipped.
 * `.strata.rc`: same syntax (`<command> --flag ...`, `#` comments), every
   line applies, and an unknown flag is an error naming file and line.
 
-`build` lines also apply to `run`, as in Bazel. `build:<config>` lines need
+`build` lines also apply to `run` and `test`, as in Bazel. `build:<config>` lines need
 `--config`, which strata does not have, so they are ignored.
 """
 
@@ -20,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strata.engine.build_settings import is_setting_flag
 from strata.engine.redact import redact_text
-from strata.errors import UserError
+from strata.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class FlagSpec:
     commands: frozenset[str]
 
 
-_BUILDISH = frozenset({"build", "run"})
+_BUILDISH = frozenset({"build", "run", "test"})
+_TEST = frozenset({"test"})
 
 FLAGS: Mapping[str, FlagSpec] = {
     "jobs": FlagSpec(True, _BUILDISH),
@@ -46,12 +49,24 @@ FLAGS: Mapping[str, FlagSpec] = {
     "remote_max_connections": FlagSpec(True, _BUILDISH),
     "action_keys": FlagSpec(True, _BUILDISH),
     "sandbox": FlagSpec(True, _BUILDISH),
+    "output_groups": FlagSpec(True, _BUILDISH),
+    "test_output": FlagSpec(True, _TEST),
+    "test_filter": FlagSpec(True, _TEST),
+    "test_env": FlagSpec(True, _TEST),
+    "test_arg": FlagSpec(True, _TEST),
+    "test_timeout": FlagSpec(True, _TEST),
+    "cache_test_results": FlagSpec(True, _TEST),
 }
 """Flags an rc file may set; `output_base` is a startup option and stays on the command line."""
 
 # Remote-cache flags are not taken from .bazelrc: it often names a grpc:// cache,
 # which strata cannot speak; teams put the HTTP cache in .strata.rc.
-_BAZEL_SHARED = frozenset({"jobs", "keep_going", "disk_cache", "verbose_failures"})
+_BAZEL_SHARED = frozenset(
+    {"jobs", "keep_going", "disk_cache", "verbose_failures", "output_groups"}
+    | {"test_output", "test_env", "test_arg", "test_timeout", "cache_test_results"}
+)
+_TRISTATE = frozenset({"cache_test_results"})
+"""Flags taking yes, no or auto, that alone mean yes and negated no."""
 
 
 def _applies(rc_command: str, command: str) -> bool:
@@ -62,13 +77,20 @@ def _applies(rc_command: str, command: str) -> bool:
     return rc_command == command
 
 
-def _parse_flags(tokens: list[str], where: str, *, strict: bool) -> list[str]:
-    """Normalise `--flag value`, `--flag=value`, `--noflag` to tokens argparse accepts."""
+def _parse_flags(
+    tokens: list[str], where: str, command: str, *, strict: bool, settings: bool = False
+) -> list[str]:
+    """Normalise `--flag value`, `--flag=value`, `--noflag` to tokens argparse accepts;
+    build-setting flags (`--//pkg:flag=v`) pass as written when `settings`; flags
+    `command` does not have (a `common` line's `--jobs` for `query`) are left out."""
     out: list[str] = []
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         i += 1
+        if settings and is_setting_flag(tok):
+            out.append(tok)
+            continue
         name, eq, value = tok[2:].partition("=") if tok.startswith("--") else ("", "", "")
         negated = name.startswith("no") and name[2:] in FLAGS and name not in FLAGS
         base = name[2:] if negated else name
@@ -76,22 +98,21 @@ def _parse_flags(tokens: list[str], where: str, *, strict: bool) -> list[str]:
         known = spec is not None and (strict or base in _BAZEL_SHARED)
         if spec is None or not known:
             if strict:
-                raise UserError(
-                    f"unknown flag (got {redact_text(tok)!r}); strata knows "
-                    + ", ".join(f"--{f}" for f in sorted(FLAGS)),
-                    where=where,
-                )
+                shown = redact_text(tok)
+                raise UsageError(f"{shown} :: Unrecognized option: {shown}", where=where)
             if not eq and i < len(tokens) and not tokens[i].startswith("-"):
                 i += 1  # Bazel flag with a separate value; skip the value too.
             continue
-        if spec.takes_value:
+        if command not in spec.commands:
+            if spec.takes_value and not eq and i < len(tokens):
+                i += 1
+            continue
+        if base in _TRISTATE and (negated or not eq):
+            out.append(f"--{base}={'no' if negated else 'yes'}")
+        elif spec.takes_value:
             if not eq:
                 if i >= len(tokens):
-                    raise UserError(
-                        f"flag needs a value (got {tok!r} at the end of the line); "
-                        f"write --{base}=VALUE",
-                        where=where,
-                    )
+                    raise UsageError(f"Expected value after {tok}", where=where)
                 value = tokens[i]
                 i += 1
             out.append(f"--{base}={value}")
@@ -112,7 +133,7 @@ def read_rc(path: Path, command: str, *, strict: bool) -> list[str]:
         try:
             tokens = shlex.split(line, comments=True)
         except ValueError as e:
-            raise UserError(
+            raise UsageError(
                 f"cannot split line ({e}) (got {redact_text(line)!r}); fix the quoting",
                 where=where,
             ) from None
@@ -120,7 +141,8 @@ def read_rc(path: Path, command: str, *, strict: bool) -> list[str]:
             continue
         if not _applies(tokens[0], command):
             continue
-        out.extend(_parse_flags(tokens[1:], where, strict=strict))
+        settings = command in _BUILDISH
+        out.extend(_parse_flags(tokens[1:], where, command, strict=strict, settings=settings))
     return out
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import xxhash
 
 from strata.engine.digests import StatCache, is_racy
+from strata.errors import UserError
 
 MISSING = "missing"
 
@@ -185,8 +186,19 @@ class Reads:
         self._note("file", key, sha)
         return data
 
-    def read_text(self, path: Path) -> str:
-        return self.read_bytes(path).decode()
+    def read_text(self, path: Path, display: str | None = None) -> str:
+        """The file's text; a UserError naming `display` (else the path) and the line
+        of the first byte that is not UTF-8, as Starlark sources must be."""
+        data = self.read_bytes(path)
+        try:
+            return data.decode()
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+            raise UserError(
+                f"file is not valid UTF-8 (got byte 0x{data[e.start]:02x}); save it as UTF-8",
+                where=f"{display or path}:{line}:{column}",
+            ) from None
 
     def kind(self, path: Path) -> str:
         key = os.fspath(path)

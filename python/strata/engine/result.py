@@ -14,6 +14,20 @@ from strata.engine.runfiles import runfiles_paths
 
 
 @dataclass(frozen=True)
+class TestSpec:
+    """What `strata test` needs of a test rule (`test = True`, `sh_test`) beyond its files."""
+
+    size: str = "medium"
+    timeout: str = "moderate"
+    """Bazel's timeout name, from the `timeout` attribute or else the size."""
+    tags: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    """The `args` attribute, `$(location)`s expanded and split as a shell would."""
+    env: tuple[tuple[str, str], ...] = ()
+    """The `env` attribute, `$(location)`s expanded."""
+
+
+@dataclass(frozen=True)
 class TargetInfo:
     label: str
     files: tuple[str, ...]
@@ -21,6 +35,9 @@ class TargetInfo:
     executable: str | None = None
     runfiles: tuple[str, ...] = ()
     output_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """OutputGroupInfo's groups (see output_groups.py for which a build makes)."""
+    test: TestSpec | None = None
+    """Set for a test target."""
 
     @property
     def default_outputs(self) -> tuple[str, ...]:

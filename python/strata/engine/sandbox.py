@@ -144,6 +144,36 @@ class Namespace:
         args += namespace_flags(network=False)
         return [*args, "--", *argv]
 
+    def test_command(
+        self,
+        tmp: Path,
+        readable: Sequence[Path],
+        writable: Sequence[Path],
+        cwd: Path,
+        argv: Sequence[str],
+        *,
+        network: bool,
+    ) -> list[str]:
+        """A test's command line (strata.engine.test_runner): the same view as an action's.
+
+        The host read-only, `tmp` as its `/tmp`, the directories of `readable` that
+        are under the hidden `/tmp` bound back read-only (the workspace, the output
+        base, repositories: where its runfiles links point), and `writable` (its
+        TEST_TMPDIR and its test log directory) read-write.
+        """
+        tmp.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, 0o1777)
+        args = [self.bwrap, *system_view(), "--bind", str(tmp), "/tmp"]
+        kept: list[Path] = []
+        for path in sorted({Path(os.path.realpath(p)) for p in readable}):  # parents first
+            if _hidden(path) and path.is_dir() and not any(path.is_relative_to(k) for k in kept):
+                kept.append(path)
+                args += ["--ro-bind", str(path), str(path)]
+        for path in writable:
+            args += ["--bind", str(path), str(path)]
+        args += ["--chdir", str(cwd), *namespace_flags(network=network)]
+        return [*args, "--", *argv]
+
     def _read_only(self, plan: StagingPlan, tool: str = "") -> list[Path]:
         """Hidden host paths the staged links reach: their roots, or the files themselves.
 

@@ -25,8 +25,6 @@ import json
 import os
 import pickle
 import selectors
-import shutil
-import stat
 import zlib
 from collections import deque
 from collections.abc import Iterable
@@ -40,12 +38,13 @@ from strata.engine.action_records import ActionRecords, identity
 from strata.engine.actionkey import action_key, explain_difference, key_material, record_key
 from strata.engine.cache import ActionResult, InvalidEntry
 from strata.engine.cache_tiered import reapi_action_key, scoped
-from strata.engine.digests import tree_digest, tree_listing
+from strata.engine.digests import NotAFile, tree_digest
 from strata.engine.executor import Executor, Running
 from strata.engine.graph import ActionGraph, is_generated
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.result_check import validate_result
-from strata.errors import UserError
+from strata.engine.source_digests import SourceDigests, source_digest
+from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
 
 
@@ -126,6 +125,15 @@ class _Slot:
     """The key the action records know it by."""
 
 
+def _machine_failure(err: OSError, action: Action) -> UserError:
+    """A full disk or a too-long output path, as the failure of the action it stopped;
+    any other OSError is a bug and goes on up."""
+    found = environment_error(err, where=action.owner)
+    if found is None:
+        raise err
+    return found
+
+
 class Scheduler:
     def __init__(
         self,
@@ -144,8 +152,7 @@ class Scheduler:
         self.records = records if records is not None else ActionRecords(None, executor.execroot)
         self.digests: dict[str, str] = {}
         """Digest of every input path seen so far (sha256, or tree digest)."""
-        self._source_dirs: dict[str, str] = {}
-        """Source directory (execroot path) -> where it is, for `_source_digest`."""
+        self._sources: SourceDigests | None = None
 
     def build(self, wanted: Iterable[str]) -> BuildStats:
         """Produce the generated files in `wanted` (execroot paths); raises on failure."""
@@ -159,6 +166,7 @@ class Scheduler:
         slots: dict[int, _Slot] = {}
         failures: list[UserError] = []
         self.reporter.build_started(len(order))
+        self._sources = self._digest_sources_ahead([*ready, *order])
 
         def done(i: int, result: ActionResult) -> None:
             for f in result.files:
@@ -192,6 +200,9 @@ class Scheduler:
                     except UserError as err:
                         failed(i, err)
                         continue
+                    except OSError as err:
+                        failed(i, _machine_failure(err, self.graph.actions[i]))
+                        continue
                     if isinstance(outcome, _Slot):
                         slots[outcome.pidfd] = outcome
                     else:
@@ -205,9 +216,14 @@ class Scheduler:
                     except UserError as err:
                         failed(slot.index, err)
                         continue
+                    except OSError as err:
+                        failed(slot.index, _machine_failure(err, slot.running.action))
+                        continue
                     done(slot.index, result)
         finally:
-            self._kill(slots)
+            self._kill(self.executor, slots)
+            self._sources.close()
+            self._sources = None
             self.reporter.build_finished()
         if failures and not self.options.keep_going:
             raise failures[0]
@@ -221,40 +237,66 @@ class Scheduler:
 
     # -- one action ------------------------------------------------------------
 
-    def _input_digests(self, action: Action) -> dict[str, str]:
+    def _digest_sources_ahead(self, order: Iterable[int]) -> SourceDigests:
+        """Hand every action's sources to the digest threads, in the order we will need them."""
+        sources = SourceDigests(
+            self.executor.stat_cache, self.executor.source_path, max(2, self.options.jobs)
+        )
+        seen = set(self.digests)
+        visited: set[int] = set()
+        for i in order:
+            if i in visited:
+                continue
+            visited.add(i)
+            todo = [
+                p for p in self.graph.actions[i].inputs if p not in seen and not is_generated(p)
+            ]
+            seen.update(todo)
+            if todo:
+                sources.submit(i, todo)
+        return sources
+
+    def _input_digests(self, i: int, action: Action) -> dict[str, str]:
         """The digest of every input of `action` (and of every input seen so far)."""
         digests = self.digests
         # a source is digested once a build (as Bazel does); outputs as produced
-        new = [p for p in action.inputs if p not in digests and not is_generated(p)]
-        if new:
-            self._digest_sources(action, new)
-        return digests
-
-    def _digest_sources(self, action: Action, paths: list[str]) -> None:
-        """Digest source files: one `stat` each when unchanged (a no-op's main cost)."""
-        digests, dirs, stat_cache = self.digests, self._source_dirs, self.executor.stat_cache
-        for path in paths:
-            head, _, name = path.rpartition("/")
-            root = dirs.get(head)
-            if root is None:  # one Path a directory: a closure has 58,000 sources in 3,000
-                root = dirs[head] = os.fspath(self.executor.source_path(head))
-            real = f"{root}/{name}"
+        ahead = self._sources.take(i) if self._sources is not None else {}
+        for path, digest in ahead.items():
+            if digest is not None:
+                digests[path] = digest
+        for path in action.inputs:
+            if path in digests or is_generated(path):
+                continue
+            # not digested ahead, or missing then: digest now, or say why not
+            real = self.executor.source_path(path)
             try:
-                st = os.stat(real)
-                if stat.S_ISDIR(st.st_mode):
-                    digests[path] = tree_digest(tree_listing(Path(real), stat_cache))
-                else:
-                    digests[path] = stat_cache.sha256(real, st)
-            except OSError:
+                digests[path] = source_digest(real, self.executor.stat_cache)
+            except NotAFile as e:
+                inside = os.path.relpath(e.path, real) if e.path != os.fspath(real) else ""
+                got = f"{path}/{inside}" if inside else path
                 raise UserError(
-                    f"{action.mnemonic} needs a source file that does not exist (got {path}); "
-                    "create it or remove it from the rule's inputs",
+                    f"{action.mnemonic} has a source that is {e.kind}, not a regular file "
+                    f"(got {shorten(got)}); only regular files, directories and symlinks "
+                    "to them are read: replace it with a file or remove it from the inputs",
                     where=action.owner,
                 ) from None
+            except (FileNotFoundError, NotADirectoryError):
+                raise UserError(
+                    f"{action.mnemonic} needs a source file that does not exist "
+                    f"(got {shorten(path)}); create it or remove it from the rule's inputs",
+                    where=action.owner,
+                ) from None
+            except OSError as e:
+                raise UserError(
+                    f"{action.mnemonic} cannot read a source file (got {shorten(path)}: "
+                    f"{e.strerror or e}); make it a readable file with a shorter path",
+                    where=action.owner,
+                ) from None
+        return digests
 
     def _begin(self, i: int) -> ActionResult | _Slot:
         action = self.graph.actions[i]
-        digests = self._input_digests(action)
+        digests = self._input_digests(i, action)
         rkey = record_key(action, digests)
         cache = scoped(self.executor.cache, action)
         cacheable = cache is not None and "no-cache" not in action.tags
@@ -344,10 +386,8 @@ class Scheduler:
         return events[0][0].fd
 
     @staticmethod
-    def _kill(slots: dict[int, _Slot]) -> None:
+    def _kill(executor: Executor, slots: dict[int, _Slot]) -> None:
         for slot in slots.values():
-            slot.running.kill()
-            slot.running.process.wait()
+            executor.abandon(slot.running)
             os.close(slot.pidfd)
-            shutil.rmtree(slot.running.sandbox, ignore_errors=True)
         slots.clear()

@@ -11,6 +11,9 @@ packages are exactly the action's.
 A worker-run action is a `WorkerProcess`: it has the pid of the forked child
 and a pidfd that becomes readable when the child exits (what the scheduler
 waits on), and `wait()` returns its exit status as `Popen.wait()` would.
+Its stdout, stderr and the digests of the outputs it wrote (strata.worker
+hashes them in the child) go to three unnamed files the pool reuses from
+action to action: a worker action makes no file of its own.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from strata.errors import UserError
 
 _MAX_MESSAGE = 1 << 20
+_OUTPUT_LIMIT = 64 * 1024
+PROTOCOL = 2
+"""strata.worker's protocol version (passed as `--protocol`; a worker of another one refuses)."""
 TOOL_SUFFIX = "/strata_tools/strata"
 
 
@@ -42,14 +49,74 @@ def is_strata_action(argv: Sequence[str]) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class ReportedDigest:
+    """What the child found for one output file, valid while its stat is unchanged."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    xxh3: str
+    sha256: str
+
+    def matches(self, st: os.stat_result) -> bool:
+        return (self.size, self.mtime_ns, self.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+class Channel:
+    """An action's stdout, stderr and digests report: unnamed files, emptied for each use."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._files: list[IO[bytes]] = [
+            tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed in close()
+            for _ in range(3)
+        ]
+
+    def fds(self) -> list[int]:
+        return [f.fileno() for f in self._files]
+
+    def reset(self) -> None:
+        for fd in self.fds():
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+
+    def output(self) -> str:
+        """stdout then stderr, each cut to its last 64 KiB."""
+        parts = []
+        for fd in self.fds()[:2]:
+            size = os.fstat(fd).st_size
+            start = max(0, size - _OUTPUT_LIMIT)
+            data = os.pread(fd, size - start, start)
+            if start:
+                data = b"...(truncated)...\n" + data
+            parts.append(data.decode(errors="replace"))
+        return "".join(parts)
+
+    def digests(self) -> dict[str, ReportedDigest]:
+        """The child's report, by output path as the action named it; {} if there is none."""
+        fd = self.fds()[2]
+        data = os.pread(fd, os.fstat(fd).st_size, 0)
+        try:
+            files = json.loads(data)["files"] if data else {}
+            return {p: ReportedDigest(*v) for p, v in files.items()}
+        except (ValueError, KeyError, TypeError):
+            return {}
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+
+
 class WorkerProcess:
     """One action running in a worker's child, with the bits of Popen the engine uses."""
 
-    def __init__(self, worker: Worker, ident: int, pid: int, pidfd: int) -> None:
+    def __init__(self, worker: Worker, ident: int, pid: int, pidfd: int, channel: Channel) -> None:
         self._worker = worker
         self.ident = ident
         self.pid = pid
         self.pidfd = pidfd
+        self.channel = channel
         self.returncode: int | None = None
         self.maxrss_kib = 0
 
@@ -74,7 +141,7 @@ class Worker:
         wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        argv = [str(launcher), "worker"]
+        argv = [str(launcher), "worker", f"--protocol={PROTOCOL}"]
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         """The worker's own stderr: what it said if it dies."""
         try:
@@ -103,8 +170,15 @@ class Worker:
         self._started: dict[int, tuple[int, int]] = {}
 
     def spawn(
-        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], stdout: Path, stderr: Path
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        channel: Channel,
+        outputs: Sequence[str] = (),
+        output_dirs: Sequence[str] = (),
     ) -> WorkerProcess:
+        """Start one action in `cwd`; the child hashes its outputs if it succeeds."""
         self._next += 1
         ident = self._next
         req = {
@@ -112,17 +186,18 @@ class Worker:
             "cwd": str(cwd),
             "env": dict(env),
             "id": ident,
-            "stderr": str(stderr),
-            "stdout": str(stdout),
+            "output_dirs": list(output_dirs),
+            "outputs": list(outputs),
         }
+        channel.reset()
         try:
-            self.sock.send(json.dumps(req).encode())
+            socket.send_fds(self.sock, [json.dumps(req).encode()], channel.fds())
             while ident not in self._started:
                 self._receive()
         except OSError as e:
             raise WorkerGone(str(e)) from None
         pid, pidfd = self._started.pop(ident)
-        return WorkerProcess(self, ident, pid, pidfd)
+        return WorkerProcess(self, ident, pid, pidfd, channel)
 
     def kill(self, ident: int) -> None:
         with contextlib.suppress(OSError):
@@ -178,8 +253,12 @@ class WorkerPool:
         *,
         enabled: bool = True,
         wrap: Callable[[list[str]], list[str]] | None = None,
+        scratch: Path | None = None,
     ) -> None:
         self.execroot = execroot
+        self.scratch = scratch or execroot.parent
+        """Where the channels' unnamed files live (the output base's file system)."""
+        self._channels: list[Channel] = []
         self.env = dict(env)
         self.enabled = enabled
         self.wrap = wrap
@@ -204,6 +283,13 @@ class WorkerPool:
             self._workers[tool] = worker
         return self._workers[tool]
 
+    def channel(self) -> Channel:
+        """A free channel for one action; give it back with `release`."""
+        return self._channels.pop() if self._channels else Channel(self.scratch)
+
+    def release(self, channel: Channel) -> None:
+        self._channels.append(channel)
+
     def forget(self, tool: str) -> None:
         """Stop using the worker for `tool` (it died): its actions run as processes."""
         worker = self._workers.get(tool)
@@ -217,3 +303,6 @@ class WorkerPool:
             if worker is not None:
                 worker.close()
         self._workers.clear()
+        for channel in self._channels:
+            channel.close()
+        self._channels.clear()

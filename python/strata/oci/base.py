@@ -21,11 +21,15 @@ checked as strictly as a plain one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import lzma
 import os
 import posixpath
 import tarfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +38,7 @@ from strata.errors import UserError
 from strata.oci.compress import digest_stream
 from strata.oci.image import BaseImage, Blob
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
+from strata.oci.oci_layout import CONTAINERD_NAME
 from strata.oci.platform import Platform
 from strata.oci.reference import split_tag
 
@@ -107,7 +112,7 @@ class _Archive:
         self.where = str(path)
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by read_docker_archive
-        except tarfile.TarError as e:
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
             reason = " ".join(str(e).split())  # tarfile's reasons span several lines
             raise UserError(
                 f"base image is not a tar archive ({reason}); give a docker-archive "
@@ -115,7 +120,9 @@ class _Archive:
                 where=self.where,
             ) from None
         self.members: dict[str, tarfile.TarInfo] = {}
-        for info in self.tar.getmembers():
+        with self.reading("its table of members"):
+            infos = self.tar.getmembers()
+        for info in infos:
             name = _safe_member(info.name, self.where)
             if info.issym():
                 target = info.linkname
@@ -125,6 +132,21 @@ class _Archive:
             elif info.islnk():
                 _safe_member(info.linkname, self.where)
             self.members[name] = info
+
+    @contextlib.contextmanager
+    def reading(self, what: str) -> Iterator[None]:
+        """Turn the archive ending early (or bad compressed data) into one user error."""
+        try:
+            yield
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
+            if isinstance(e, OSError) and not isinstance(e, tarfile.TarError) and e.errno:
+                raise  # the disk, not the archive
+            reason = " ".join(str(e).split()) or type(e).__name__
+            raise UserError(
+                f"base image archive is truncated or corrupt while reading {what} (got "
+                f"{reason}); save or download the base image again",
+                where=self.where,
+            ) from None
 
     def _info(self, name: str) -> tarfile.TarInfo:
         norm = _safe_member(name, self.where)
@@ -150,7 +172,7 @@ class _Archive:
         return f
 
     def read(self, name: str) -> bytes:
-        with self.open(name) as f:
+        with self.reading(repr(name)), self.open(name) as f:
             return f.read()
 
 
@@ -161,12 +183,18 @@ def _json(data: bytes, what: str, where: str) -> Any:
         raise UserError(f"{what} is not valid JSON ({e})", where=where) from None
 
 
+def _repo_tags(entry: dict[str, Any]) -> list[str]:
+    """An entry's RepoTags; anything but a list of strings names no tag."""
+    tags = entry.get("RepoTags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
 def _pick_archive_entry(entries: list[dict[str, Any]], selector: Selector, where: str) -> Any:
-    tags = [t for e in entries for t in (e.get("RepoTags") or [])]
+    tags = [t for e in entries for t in _repo_tags(e)]
     if selector.name:
         want = selector.name if split_tag(selector.name)[1] else selector.name + ":latest"
         for entry in entries:
-            if want in (entry.get("RepoTags") or []):
+            if want in _repo_tags(entry):
                 return entry
         raise UserError(
             f"no image named {want!r} in the archive (got tags: {', '.join(tags) or 'none'}); "
@@ -213,6 +241,15 @@ def read_docker_archive(path: Path, selector: Selector, workdir: Path) -> BaseIm
         return _read_entry(archive, entry, selector, workdir, "base-layer")
 
 
+def read_all_images(path: Path, workdir: Path) -> list[BaseImage]:
+    """Every image of a docker-archive, or the one image of an OCI layout, verified."""
+    if path.is_dir():
+        return [load_base(path, Selector(), workdir)]
+    if not path.is_file():
+        raise UserError("image not found; check the path", where=str(path))
+    return read_all_docker_archive(path, workdir)
+
+
 def read_all_docker_archive(path: Path, workdir: Path) -> list[BaseImage]:
     """Every image of a docker-archive (in manifest.json order), verified."""
     archive = _Archive(path)
@@ -257,13 +294,17 @@ def _read_entry(
     for i, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
         out = workdir / f"{prefix}-{i}"
         blobs.append(_extract_layer(archive, i, str(name), diff_id, out))
-    tags = tuple(str(t) for t in entry.get("RepoTags") or [])
+    tags = tuple(_repo_tags(entry))
     return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)
 
 
 def _extract_layer(archive: _Archive, index: int, name: str, diff_id: str, out: Path) -> Blob:
     """Copy layer `index` out of the archive, its digest and diff_id taken on the way."""
-    with archive.open(name) as src, open(out, "wb") as dst:
+    with (
+        archive.reading(f"layer {index} ({name})"),
+        archive.open(name) as src,
+        open(out, "wb") as dst,
+    ):
         got = digest_stream(src, f"{archive.where}: layer {index} ({name})", dst)
     claimed = _hex_named(name)
     if claimed is not None and "sha256:" + claimed != got.digest:
@@ -303,7 +344,19 @@ def _blob_path(layout: Path, digest: Any, where: str) -> Path:
     return path
 
 
-def _read_blob(layout: Path, desc: dict[str, Any], where: str) -> bytes:
+def _object(value: Any, what: str, where: str) -> dict[str, Any]:
+    """`value` if it is a JSON object; else the layout is not what the spec describes."""
+    if not isinstance(value, dict):
+        raise UserError(
+            f"{what} is not a JSON object (got {type(value).__name__}); the layout is "
+            "malformed: write or pull it again",
+            where=where,
+        )
+    return value
+
+
+def _read_blob(layout: Path, desc: Any, where: str) -> bytes:
+    desc = _object(desc, "descriptor", where)
     path = _blob_path(layout, desc.get("digest"), where)
     data = path.read_bytes()
     actual = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -317,16 +370,20 @@ def _candidates(
 ) -> list[tuple[str, dict[str, Any]]]:
     """Every manifest descriptor reachable from `index`, with the ref.name it came under."""
     found: list[tuple[str, dict[str, Any]]] = []
-    manifests = index.get("manifests")
+    manifests = _object(index, "index", where).get("manifests")
     if not isinstance(manifests, list) or depth > 8:
         raise UserError("index has no manifests list", where=where)
     for desc in manifests:
         if not isinstance(desc, dict):
             raise UserError("index entry is not an object", where=where)
         annotations = desc.get("annotations") or {}
-        name = annotations.get("org.opencontainers.image.ref.name", "") or ref
+        name = ref
+        if isinstance(annotations, dict):
+            name = str(annotations.get("org.opencontainers.image.ref.name", "") or ref)
         if desc.get("mediaType") in (OCI_INDEX, DOCKER_MANIFEST_LIST):
-            nested = _json(_read_blob(layout, desc, where), "nested index", where)
+            nested = _object(
+                _json(_read_blob(layout, desc, where), "nested index", where), "nested index", where
+            )
             found += _candidates(layout, nested, name, where, depth + 1)
         else:
             found.append((name, desc))
@@ -336,7 +393,15 @@ def _candidates(
 def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
     """Read and verify one image of an OCI layout; layer blobs are used where they lie."""
     where = str(layout)
-    index = _json((layout / "index.json").read_bytes(), "index.json", where)
+    if not (layout / "index.json").is_file():
+        raise UserError(
+            "OCI image layout has no index.json (got an oci-layout file without it); the "
+            "layout is incomplete: copy or pull it again",
+            where=where,
+        )
+    index = _object(
+        _json((layout / "index.json").read_bytes(), "index.json", where), "index.json", where
+    )
     found = _candidates(layout, index, "", where)
     if selector.name:
         tag = split_tag(selector.name)[1] or selector.name
@@ -356,25 +421,31 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             "give the base image's name and architecture",
             where=where,
         )
-    manifest = _json(_read_blob(layout, found[0][1], where), "manifest", where)
+    manifest = _object(
+        _json(_read_blob(layout, found[0][1], where), "manifest", where), "manifest", where
+    )
     if manifest.get("mediaType", DOCKER_MANIFEST) not in (
         DOCKER_MANIFEST,
         "application/vnd.oci.image.manifest.v1+json",
     ):
         raise UserError(f"not an image manifest (got {manifest.get('mediaType')!r})", where=where)
-    config_bytes = _read_blob(layout, manifest["config"], where)
+    config_bytes = _read_blob(
+        layout, _object(manifest.get("config"), "manifest config", where), where
+    )
     config = _json(config_bytes, "config", where)
     diff_ids = _diff_ids(config, where)
     layers = manifest.get("layers") or []
-    if len(layers) != len(diff_ids):
+    if not isinstance(layers, list) or len(layers) != len(diff_ids):
+        count = len(layers) if isinstance(layers, list) else f"no list of ({type(layers).__name__})"
         raise UserError(
-            f"manifest lists {len(layers)} layers but the config has {len(diff_ids)} diff_ids; "
+            f"manifest lists {count} layers but the config has {len(diff_ids)} diff_ids; "
             "the layout is inconsistent",
             where=where,
         )
     platform = _check_platform(config, selector, where)
     blobs = []
     for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+        desc = _object(desc, f"layer {i}'s descriptor", where)
         path = _blob_path(layout, desc.get("digest"), where)
         name = f"blobs/sha256/{path.name}"
         with open(path, "rb") as f:
@@ -383,4 +454,7 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             raise _mismatch(f"blob {path.name}", str(desc["digest"]), got.digest, where)
         _check_diff_id(where, i, name, diff_id, got.diff_id)
         blobs.append(Blob(path, got.digest, got.size, diff_id, got.compressor))
-    return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes)
+    # The name the layout gives the image (as a docker-archive's RepoTags), if any.
+    ref = (found[0][1].get("annotations") or {}).get(CONTAINERD_NAME)
+    tags = (ref,) if isinstance(ref, str) and ref else ()
+    return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)

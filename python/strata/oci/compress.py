@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import os
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
@@ -170,6 +171,30 @@ _CORRUPT: tuple[type[BaseException], ...] = (
     zstandard.ZstdError,
     cast("type[BaseException]", IsalError),
 )
+
+
+_LAYER_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, *_CORRUPT)
+
+
+@contextlib.contextmanager
+def reading_layer(where: str) -> Iterator[None]:
+    """Turn what a damaged layer raises while its tar is read into one `UserError`.
+
+    A cut or corrupt tar, gzip or zstd stream raises tarfile, zlib/isal,
+    zstandard or EOF errors from deep inside the readers; an `OSError` with an
+    errno is the file system's, not the layer's, and is left alone.
+    """
+    try:
+        yield
+    except _LAYER_ERRORS as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise
+        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        raise UserError(
+            f"layer is not a readable tar ({reason}); the image or layer is corrupt or cut "
+            "short: rebuild or pull it again",
+            where=where,
+        ) from None
 
 
 class _Hashing(io.RawIOBase):

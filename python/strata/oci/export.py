@@ -35,11 +35,11 @@ from typing import IO
 
 from strata.errors import UserError
 from strata.fsutil import atomic_file
-from strata.oci.compress import open_decompressed
+from strata.oci.compress import open_decompressed, reading_layer
 from strata.oci.digest import DigestingWriter
 from strata.oci.image import Blob
 from strata.oci.rootfs import resolve
-from strata.oci.tarwriter import TarWriter
+from strata.oci.tarwriter import TarWriter, check_id
 from strata.oci.tree import sort_key
 
 WHITEOUT = ".wh."
@@ -128,9 +128,16 @@ class _Root:
         return str(path)
 
 
-def _apply_layer(root: _Root, blob: Blob, index: int, warnings: list[str]) -> None:
-    where = f"layer {index} ({blob.digest})"
-    with open_decompressed(blob.path) as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
+def _apply_layer(root: _Root, blob: Blob, index: int, warnings: list[str], image: str) -> None:
+    where = f"{image + ': ' if image else ''}layer {index} ({blob.digest})"
+    with reading_layer(where), open_decompressed(blob.path) as raw:
+        _apply_members(root, raw, index, where, warnings)
+
+
+def _apply_members(
+    root: _Root, raw: IO[bytes], index: int, where: str, warnings: list[str]
+) -> None:
+    with tarfile.open(fileobj=raw, mode="r|") as tf:
         for m in tf:
             lexical = _norm(m.name, where)
             if not lexical:
@@ -148,6 +155,8 @@ def _apply_layer(root: _Root, blob: Blob, index: int, warnings: list[str]) -> No
                 root.remove_below(gone, index, keep_self=False)
                 continue
             mode = m.mode & 0o7777
+            check_id(m.uid, f"{where}: {m.name}")
+            check_id(m.gid, f"{where}: {m.name}")
             if m.isdir():
                 root.put(name, _Node("dir", mode, m.uid, m.gid, index), where)
             elif m.issym():
@@ -175,15 +184,22 @@ def _apply_layer(root: _Root, blob: Blob, index: int, warnings: list[str]) -> No
 
 
 def export_rootfs(
-    layers: Sequence[Blob], out: str | os.PathLike[str], workdir: Path, *, mtime: int = 1
+    layers: Sequence[Blob],
+    out: str | os.PathLike[str],
+    workdir: Path,
+    *,
+    mtime: int = 1,
+    image: str = "",
 ) -> Exported:
-    """Write the flattened root filesystem of `layers` as a plain tar at `out` (atomically)."""
+    """Write the flattened root filesystem of `layers` as a plain tar at `out` (atomically).
+
+    `image` names the image the layers come from in errors."""
     stage = workdir / "export-stage"
     stage.mkdir(parents=True, exist_ok=True)
     root = _Root(stage)
     warnings: list[str] = []
     for i, blob in enumerate(layers):
-        _apply_layer(root, blob, i, warnings)
+        _apply_layer(root, blob, i, warnings, image)
     with atomic_file(out, durable=False) as f:
         sink = DigestingWriter(f)
         tar = TarWriter(sink, mtime=mtime)

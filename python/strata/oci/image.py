@@ -19,7 +19,7 @@ from strata.oci.config import build_config, created_epoch, parse_created, valida
 from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import LayerRef, manifest_bytes
 from strata.oci.platform import Platform
-from strata.oci.reference import ImageRef, content_tag, parse_image_name
+from strata.oci.reference import ImageRef, content_tag, parse_image_name, split_tag
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,34 @@ class BaseImage:
     """The config exactly as stored (its sha256 is the image ID)."""
     repo_tags: tuple[str, ...] = ()
     """`name:tag`s a docker-archive gave the image."""
+
+
+def stored_image(base: BaseImage) -> Image:
+    """An image read back from a docker-archive or OCI layout, to be written out again as it is.
+
+    Config bytes and layer blobs are kept, so the image ID and every digest stay;
+    the names are the archive's RepoTags (a layout's `io.containerd.image.name`),
+    and the members' mtime is the config's `created`, as `assemble` chose it. So
+    the docker-archive of an image's OCI layout is the one its assembly would
+    have written, byte for byte.
+    """
+    refs = []
+    for tag in base.repo_tags:
+        name, t = split_tag(tag)
+        refs.append(ImageRef(name, t or "latest"))
+    created = base.config.get("created")
+    try:
+        mtime = created_epoch(created) if isinstance(created, str) else 1
+    except ValueError:
+        mtime = 1
+    return Image(
+        base.config_bytes,
+        base.layers,
+        refs[0] if refs else None,
+        mtime=mtime,
+        platform=base.platform,
+        more_tags=tuple(refs[1:]),
+    )
 
 
 @dataclass(frozen=True)

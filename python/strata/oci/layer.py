@@ -14,7 +14,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from strata.canonical import json_bytes
 from strata.errors import UserError
@@ -113,6 +113,26 @@ def write_layer(
     )
 
 
+def write_layer_from_tar(
+    out_path: str | os.PathLike[str], compressor: str, src: BinaryIO
+) -> LayerDescriptor:
+    """A layer blob from an uncompressed tar read from `src`, digested as it is compressed."""
+    with atomic_file(out_path, durable=False) as f:
+        blob = DigestingWriter(f)
+        with compressing(compressor, blob) as sink:
+            raw = DigestingWriter(sink) if compressor != "none" else blob
+            while chunk := src.read(1 << 20):
+                raw.write(chunk)
+    return LayerDescriptor(
+        digest=blob.digest,
+        size=blob.size,
+        diff_id=raw.digest,
+        uncompressed_size=raw.size,
+        compressor=compressor,
+        media_type=layer_media_type(compressor),
+    )
+
+
 def write_descriptor(
     descriptor_path: str | os.PathLike[str],
     descriptor: LayerDescriptor,
@@ -138,7 +158,7 @@ def add_entries(tar: TarWriter, entries: Iterable[Entry]) -> None:
         if e.kind == DIR:
             tar.add_dir(e.name, e.mode, **owner)
         elif e.kind == FILE:
-            tar.add_file(e.name, e.source, e.size, e.mode, **owner)
+            tar.add_file(e.name, e.source, e.size, e.mode, offset=e.offset, **owner)
         elif e.kind == SYMLINK:
             tar.add_symlink(e.name, e.target, **owner)
         elif e.kind == BYTES:

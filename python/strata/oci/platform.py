@@ -76,7 +76,11 @@ class Platform:
         return out
 
     @staticmethod
-    def from_json(obj: dict[str, Any]) -> Platform:
+    def from_json(obj: Any) -> Platform:
+        """The platform an index entry or config names; "" for what it does not say (an
+        entry from outside may hold anything, and anything but an object says nothing)."""
+        if not isinstance(obj, dict):
+            return Platform("", "", "")
         return Platform(
             architecture=str(obj.get("architecture", "")),
             os=str(obj.get("os", "")),

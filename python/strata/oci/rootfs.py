@@ -28,9 +28,10 @@ import shutil
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from strata.errors import UserError
+from strata.oci.tree import FileSlice
 
 MAX_LINKS = 40
 """Symlinks followed while resolving one path, as Linux's MAXSYMLINKS."""
@@ -101,12 +102,61 @@ def _remove_at(name: str, fd: int) -> None:
         os.unlink(name, dir_fd=fd)
 
 
+class RootTree(Protocol):
+    """What the joins and copies of strata.store need of a layer root: `Rootfs` on disk,
+    or `strata.oci.memroot.MemoryRoot`, the same rules kept in memory."""
+
+    def at(self, where: str) -> RootTree: ...
+
+    def resolve(self, name: str, *, follow_last: bool = False) -> tuple[str, ...]: ...
+
+    def lstat(self, name: str, *, follow_last: bool = False) -> os.stat_result | None: ...
+
+    def readlink(self, name: str) -> str | None: ...
+
+    def listdir(self, name: str) -> list[str]: ...
+
+    def mkdir(self, name: str, mode: int | None = None) -> None: ...
+
+    def write(self, name: str, src: bytes | FileSlice, mode: int) -> None: ...
+
+    def symlink(self, name: str, target: str) -> None: ...
+
+    def chmod(self, name: str, mode: int) -> None: ...
+
+    def chmod_root(self, mode: int) -> None: ...
+
+
+def copy_slice(src: FileSlice, out: IO[bytes]) -> None:
+    """Copy `src`'s bytes to `out`; a file shorter than the slice (or, for a whole file,
+    one of another size) is an error, as in `TarWriter.add_file`."""
+    with open(src.path, "rb") as f:
+        f.seek(src.offset)
+        left = src.size
+        while left:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            out.write(chunk)
+            left -= len(chunk)
+        if left or (not src.offset and f.read(1)):
+            raise UserError(
+                f"file changed size while it was being read (expected {src.size} bytes from "
+                f"offset {src.offset}); do not modify inputs during a build",
+                where=src.path,
+            )
+
+
 class Rootfs:
     """A directory tree written from untrusted layers; no operation reaches outside it."""
 
     def __init__(self, root: Path, where: str) -> None:
         self.root = root
         self.where = where
+
+    def at(self, where: str) -> Rootfs:
+        """The same tree, naming `where` in its errors."""
+        return Rootfs(self.root, where)
 
     def _readlink(self, parts: tuple[str, ...]) -> str | None:
         # `parts[:-1]` were each checked not to be links, so this walk follows none.
@@ -192,7 +242,11 @@ class Rootfs:
             self._set(base, fd, mode, owner)
 
     def write(
-        self, name: str, src: IO[bytes] | bytes, mode: int, owner: tuple[int, int] | None = None
+        self,
+        name: str,
+        src: IO[bytes] | bytes | FileSlice,
+        mode: int,
+        owner: tuple[int, int] | None = None,
     ) -> None:
         """A regular file at `name` with `src`'s bytes, replacing whatever is there."""
         with self._parent(name) as (fd, base):
@@ -202,6 +256,8 @@ class Rootfs:
             with open(out, "wb") as f:
                 if isinstance(src, bytes):
                     f.write(src)
+                elif isinstance(src, FileSlice):
+                    copy_slice(src, f)
                 else:
                     shutil.copyfileobj(src, f, 1 << 20)
                 f.flush()
@@ -250,6 +306,22 @@ class Rootfs:
             if fd is not None:
                 for child in os.listdir(fd):
                     _remove_at(child, fd)
+
+    def readlink(self, name: str) -> str | None:
+        """The target of the link `name` (itself, not followed), or None if it is not one."""
+        st = self.lstat(name)
+        if st is None or not stat.S_ISLNK(st.st_mode):
+            return None
+        return os.readlink(self.path(self.resolve(name)))
+
+    def listdir(self, name: str) -> list[str]:
+        """The names in the directory `name` resolves to ([] if it is not one)."""
+        parts = self.resolve(name, follow_last=True)
+        with self._dir(parts, name, create=False) as fd:
+            return [] if fd is None else os.listdir(fd)
+
+    def chmod_root(self, mode: int) -> None:
+        os.chmod(self.root, mode)
 
     def chmod(self, name: str, mode: int) -> None:
         """Set `name`'s mode; a symlink (which has none) or a missing entry is left alone."""

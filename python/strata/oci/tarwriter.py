@@ -27,6 +27,8 @@ _BUFFER_LIMIT = 1 << 20
 _CHUNK = 1 << 20
 _MAX_OCTAL_11 = 0o77777777777  # 8 GiB - 1: the largest size/mtime in 11 octal digits
 _MAX_OCTAL_7 = 0o7777777
+MAX_ID = (1 << 32) - 1
+"""uid_t and gid_t are 32 bits: GNU tar refuses a larger id in a PAX header."""
 _PAX_NAME = b"././@PaxHeader"  # a fixed name: GNU tar puts its pid here, which is not reproducible
 
 REGULAR = b"0"
@@ -42,6 +44,16 @@ class Sink(Protocol):
 def _octal(value: int, width: int) -> bytes:
     """`width` bytes: zero-padded octal digits and a NUL terminator."""
     return b"%0*o\0" % (width - 1, value)
+
+
+def check_id(value: int, where: str) -> int:
+    """`value` if it is a uid or gid a tar reader and a kernel accept; else a UserError."""
+    if not 0 <= value <= MAX_ID:
+        raise UserError(
+            f"owner id out of range (got {value}); uid and gid are 32-bit: use 0 to {MAX_ID}",
+            where=where,
+        )
+    return value
 
 
 def _pax_record(key: str, value: bytes) -> bytes:
@@ -72,6 +84,8 @@ class TarWriter:
     ) -> None:
         self._sink = sink
         self._buf = bytearray()
+        self._sent = 0
+        self._file_left: int | None = None
         self.mtime = mtime
         self.uid = uid
         self.gid = gid
@@ -83,9 +97,11 @@ class TarWriter:
 
     def add_dir(self, name: str, mode: int = 0o755, **owner: int | str) -> None:
         self._header(name.rstrip("/") + "/", DIRECTORY, mode, 0, b"", owner)
+        self._maybe_flush()
 
     def add_symlink(self, name: str, target: str, **owner: int | str) -> None:
         self._header(name, SYMLINK, 0o777, 0, target.encode("utf-8"), owner)
+        self._maybe_flush()
 
     def add_bytes(self, name: str, data: bytes, mode: int = 0o644, **owner: int | str) -> None:
         self._header(name, REGULAR, mode, len(data), b"", owner)
@@ -99,13 +115,22 @@ class TarWriter:
         src: str | os.PathLike[str],
         size: int,
         mode: int = 0o644,
+        *,
+        offset: int = 0,
         **owner: int | str,
     ) -> None:
-        """Add a regular file whose content is read from `src`; it must still be `size` bytes."""
+        """Add a regular file whose content is read from `src`; it must still be `size` bytes.
+
+        With an `offset`, the content is the `size` bytes of `src` from there (a
+        member of a layer file), and only a short read is an error.
+        """
         self._header(name, REGULAR, mode, size, b"", owner)
         with open(src, "rb", buffering=0) as f:
+            if offset:
+                f.seek(offset)
+            whole = not offset
             if size <= _CHUNK:
-                data = f.read(size + 1)
+                data = f.read(size + 1 if whole else size)
                 if len(data) != size:
                     raise _changed(src, size)
                 self._buf += data
@@ -117,11 +142,42 @@ class TarWriter:
                     if not chunk:
                         raise _changed(src, size)
                     self._sink.write(chunk)
+                    self._sent += len(chunk)
                     remaining -= len(chunk)
-                if f.read(1):
+                if whole and f.read(1):
                     raise _changed(src, size)
         self._pad(size)
         self._maybe_flush()
+
+    def begin_file(self, name: str, size: int, mode: int = 0o644, **owner: int | str) -> None:
+        """Start a regular file of `size` bytes whose content follows in `write_data` calls."""
+        self._header(name, REGULAR, mode, size, b"", owner)
+        self._file_left = size
+
+    def write_data(self, data: bytes) -> None:
+        if self._file_left is None or len(data) > self._file_left:
+            raise ValueError("write_data: more data than begin_file announced")
+        self._file_left -= len(data)
+        if len(data) >= _BUFFER_LIMIT:
+            self._flush()
+            self._sink.write(data)
+            self._sent += len(data)
+        else:
+            self._buf += data
+            self._maybe_flush()
+
+    def end_file(self, size: int) -> None:
+        """End the file `begin_file` started (`size`: what it announced)."""
+        if self._file_left != 0:
+            raise ValueError(f"end_file: {self._file_left} bytes of the file were not written")
+        self._file_left = None
+        self._pad(size)
+        self._maybe_flush()
+
+    @property
+    def position(self) -> int:
+        """Bytes of the stream so far (written to the sink or still buffered)."""
+        return self._sent + len(self._buf)
 
     def add_raw(self, data: bytes | memoryview) -> None:
         """Append already-formatted tar blocks (used when concatenating cached layers)."""
@@ -130,6 +186,7 @@ class TarWriter:
         if len(data) >= _BUFFER_LIMIT:
             self._flush()
             self._sink.write(data)
+            self._sent += len(data)
         else:
             self._buf += data
             self._maybe_flush()
@@ -154,8 +211,20 @@ class TarWriter:
     ) -> None:
         if self._closed:
             raise ValueError("tar stream already closed")
-        uid = int(owner.get("uid", self.uid))
-        gid = int(owner.get("gid", self.gid))
+        self._buf += self.header_bytes(name, typeflag, mode, size, linkname, owner)
+
+    def header_bytes(
+        self,
+        name: str,
+        typeflag: bytes,
+        mode: int,
+        size: int,
+        linkname: bytes,
+        owner: dict[str, int | str],
+    ) -> bytes:
+        """The header blocks (a PAX header first when needed) this writer gives an entry."""
+        uid = check_id(int(owner.get("uid", self.uid)), name)
+        gid = check_id(int(owner.get("gid", self.gid)), name)
         uname = str(owner.get("uname", self.uname)).encode("utf-8")
         gname = str(owner.get("gname", self.gname)).encode("utf-8")
         mtime = int(owner.get("mtime", self.mtime))
@@ -183,13 +252,14 @@ class TarWriter:
         if not 0 <= mtime <= _MAX_OCTAL_11:
             raise ValueError(f"mtime out of range: {mtime}")
 
+        out = bytearray()
         if pax:
             records = b"".join(_pax_record(k, v) for k, v in sorted(pax))
-            self._buf += _ustar(_PAX_NAME, PAX, 0o644, len(records), b"", 0, 0, b"", b"", mtime)
-            self._buf += records
-            self._pad(len(records))
+            out += _ustar(_PAX_NAME, PAX, 0o644, len(records), b"", 0, 0, b"", b"", mtime)
+            out += records
+            out += bytes(-len(records) % BLOCK)
 
-        self._buf += _ustar(
+        out += _ustar(
             path,
             typeflag,
             mode,
@@ -201,6 +271,7 @@ class TarWriter:
             gname,
             mtime,
         )
+        return bytes(out)
 
     def _pad(self, size: int) -> None:
         rest = size % BLOCK
@@ -214,6 +285,7 @@ class TarWriter:
     def _flush(self) -> None:
         if self._buf:
             self._sink.write(self._buf)
+            self._sent += len(self._buf)
             self._buf = bytearray()
 
 

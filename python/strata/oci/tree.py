@@ -50,12 +50,26 @@ class Entry:
     size: int = 0
     source: str = ""
     """For FILE: the path to read the content from."""
+    offset: int = 0
+    """For FILE: where the content starts in `source` (non-zero: a member of a layer file)."""
     target: str = ""
     """For SYMLINK: the link target, as written."""
     data: bytes = b""
     """For BYTES: the content itself."""
     uid: int | None = None
     gid: int | None = None
+
+
+@dataclass(frozen=True)
+class FileSlice:
+    """`size` bytes of the file `path` from `offset`: content named, not read.
+
+    A member of a layer file, or (offset 0) a whole file, which must then be `size` bytes.
+    """
+
+    path: str
+    offset: int
+    size: int
 
 
 def normalize_dest(dest: str, where: str) -> str:

@@ -10,6 +10,14 @@ distribution answers 404 for OCI manifests and down-converts v2s2 to schema 1.
 5xx answers and connection errors are retried with exponential backoff, a
 bounded number of times.
 
+Every body is read with bounds, so a registry cannot hold a build forever:
+each read waits at most `timeout` seconds, each `rate_window` seconds must
+bring at least `min_rate` bytes a second (a registry trickling a blob at one
+byte a second passed the per-read timeout for ever), and with `deadline`
+everything the client does must end within that many seconds of its creation
+(the `timeout` of `pull_image`). Bodies read whole (manifests, tokens,
+errors) are also bounded in size.
+
 Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md,
 token auth: https://distribution.github.io/distribution/spec/auth/token/
 """
@@ -32,11 +40,20 @@ from urllib3.exceptions import HTTPError, InsecureRequestWarning, SSLError
 from strata.errors import UserError
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from strata.oci.reference import REGISTRY_HINT, check_host
-from strata.registry.auth import Challenge, Credentials, find_credentials, parse_challenge
+from strata.registry.auth import (
+    Challenge,
+    Credentials,
+    auth_files,
+    find_credentials,
+    parse_challenge,
+)
 
 MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(MANIFEST_TYPES)
 _RETRY_STATUS = frozenset({500, 502, 503, 504})
+_READ_CHUNK = 1 << 16
+_MAX_SMALL_BODY = 4 << 20
+"""Bodies read whole (manifests, tokens, error answers) are never larger than this."""
 _DOCKER_HUB_API = "registry-1.docker.io"
 
 
@@ -50,6 +67,12 @@ class Options:
     backoff: float = 0.5
     """Seconds before the first retry; doubled each time."""
     timeout: float = 60.0
+    """Seconds one read (or the connection) may wait."""
+    min_rate: float = 1024.0
+    """Bytes a second a body must keep arriving at, measured over each `rate_window`."""
+    rate_window: float = 60.0
+    deadline: float | None = None
+    """Seconds everything this client does may take from its creation (None: no bound)."""
     credentials: Credentials | None = None
     """Explicit credentials; None means look them up in the usual files."""
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -116,21 +139,24 @@ def _error_codes(data: bytes) -> str:
     """`MANIFEST_UNKNOWN: manifest unknown` from a distribution error body, or ''."""
     try:
         errors = json.loads(data).get("errors") or []
-        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
-    except (ValueError, AttributeError):
+        text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return ""
+    return " ".join(text.split())[:300]  # the registry's words, on one line
 
 
 class RegistryClient:
     """One registry, one connection pool, tokens kept per scope for this client's life."""
 
-    def __init__(self, registry: Registry, options: Options | None = None) -> None:
+    def __init__(
+        self, registry: Registry, options: Options | None = None, *, where: str = "registry"
+    ) -> None:
         self.registry = registry
         self.options = options or Options()
         kw: dict[str, Any] = {"timeout": urllib3.Timeout(connect=10.0, read=self.options.timeout)}
         if registry.scheme == "https":
             if self.options.tls_verify:
-                kw["ssl_context"] = ssl.create_default_context(cafile=self.options.ca_file or None)
+                kw["ssl_context"] = _tls_context(self.options.ca_file, where)
             else:
                 kw["cert_reqs"] = "CERT_NONE"
         self._pool = urllib3.PoolManager(retries=False, **kw)
@@ -138,6 +164,58 @@ class RegistryClient:
         self._basic: str | None = None
         self._credentials_looked_up = False
         self._credentials: Credentials | None = self.options.credentials
+        self._ends = (
+            time.monotonic() + self.options.deadline if self.options.deadline is not None else None
+        )
+
+    # -- bounded reads -------------------------------------------------------------------
+
+    def _left(self, what: str, where: str) -> float:
+        """Seconds left before the deadline (`timeout` when there is none); past it, an error."""
+        if self._ends is None:
+            return self.options.timeout
+        left = self._ends - time.monotonic()
+        if left <= 0:
+            raise UserError(
+                f"talking to registry {self.registry} took longer than the deadline (got "
+                f"{self.options.deadline:g} s, stopped during {what}); check the network and "
+                "the registry, or raise pull_image's timeout",
+                where=where,
+            )
+        return min(self.options.timeout, left)
+
+    def body(
+        self, raw: urllib3.BaseHTTPResponse, what: str, where: str, limit: int | None = None
+    ) -> Iterator[bytes]:
+        """The body of `raw` as it arrives, within the deadline, the minimum rate and `limit`."""
+        window_start = time.monotonic()
+        window_bytes = total = 0
+        while True:
+            self._left(what, where)
+            data = raw.read1(_READ_CHUNK, decode_content=False)
+            if not data:
+                return
+            total += len(data)
+            window_bytes += len(data)
+            if limit is not None and total > limit:
+                raise UserError(
+                    f"registry {self.registry} sent more than {limit} bytes for {what}; "
+                    "that is not what was asked for: check the repository and reference",
+                    where=where,
+                )
+            now = time.monotonic()
+            if now - window_start >= self.options.rate_window:
+                rate = window_bytes / (now - window_start)
+                if rate < self.options.min_rate:
+                    raise UserError(
+                        f"registry {self.registry} sends {what} too slowly (got {window_bytes} "
+                        f"bytes in {now - window_start:.0f} s, less than "
+                        f"{self.options.min_rate:.0f} bytes a second); check the network and "
+                        "the registry, then pull again",
+                        where=where,
+                    )
+                window_start, window_bytes = now, 0
+            yield data
 
     # -- credentials and challenges ------------------------------------------------------
 
@@ -234,7 +312,9 @@ class RegistryClient:
             if attempt:
                 self.options.sleep(self.options.backoff * (2 ** (attempt - 1)))
             data: Any = body() if callable(body) else body
+            what = f"{method} {_path_of(url)}"
             try:
+                left = self._left(what, where)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", InsecureRequestWarning)
                     raw = self._pool.request(
@@ -242,8 +322,9 @@ class RegistryClient:
                         url,
                         headers=dict(headers),
                         body=data,
-                        preload_content=not stream,
+                        preload_content=False,
                         decode_content=False,
+                        timeout=urllib3.Timeout(connect=min(10.0, left), read=left),
                         retries=urllib3.Retry(
                             total=None,
                             connect=0,
@@ -272,12 +353,17 @@ class RegistryClient:
                 raw.drain_conn()
                 raw.release_conn()
                 continue
-            return Response(
-                raw.status,
-                {k.lower(): v for k, v in raw.headers.items()},
-                b"" if stream else raw.data,
-                raw if stream else None,
-            )
+            headers_got = {k.lower(): v for k, v in raw.headers.items()}
+            if stream:
+                return Response(raw.status, headers_got, b"", raw)
+            try:
+                whole = b"".join(self.body(raw, what, where, _MAX_SMALL_BODY))
+            except HTTPError as e:
+                last = _short(getattr(e, "reason", None) or e)
+                continue
+            finally:
+                raw.release_conn()
+            return Response(raw.status, headers_got, whole)
         raise UserError(
             f"cannot reach registry {self.registry} for {method} {_path_of(url)} after "
             f"{attempts} attempts (got {last}); check the address and that the registry is up",
@@ -323,7 +409,7 @@ class RegistryClient:
                 )
         if resp.status in ok:
             return resp
-        detail = _error_codes(resp.data if not stream else _drain(resp))
+        detail = _error_codes(resp.data if not stream else self._drain(resp, method, url, where))
         close(resp)
         raise self._status_error(method, url, resp.status, detail, where)
 
@@ -333,9 +419,12 @@ class RegistryClient:
         what = f"{method} {_path_of(url)}"
         got = f"HTTP {status}" + (f" {detail}" if detail else "")
         if status == 401:
+            # The files this client reads, as its environment names them ($DOCKER_CONFIG...).
+            files = " or ".join(str(f) for f in auth_files(self.options.env))
             fix = (
                 "log in (docker login / podman login) or put credentials for "
-                f"{self.registry.host} in ~/.docker/config.json"
+                f"{self.registry.host} in "
+                + (files or "$DOCKER_CONFIG/config.json (neither DOCKER_CONFIG nor HOME is set)")
             )
             msg = f"registry requires authentication for {what} (got {got}); {fix}"
         elif status == 403:
@@ -346,31 +435,51 @@ class RegistryClient:
             msg = f"registry refused {what} (got {got}); see the registry's log"
         return RegistryError(msg, status=status, where=where)
 
+    def _drain(self, resp: Response, method: str, url: str, where: str) -> bytes:
+        """The start of an error answer's body (for its error codes), read with bounds."""
+        if resp.raw is None:
+            return resp.data
+        out = b""
+        try:
+            for chunk in self.body(resp.raw, f"{method} {_path_of(url)}", where):
+                out += chunk
+                if len(out) >= 64 << 10:
+                    break
+        except (HTTPError, UserError):
+            pass
+        return out
+
+    def iter_body(self, resp: Response, what: str, where: str) -> Iterator[bytes]:
+        """The body of a streaming response, in chunks, without decoding, with bounds."""
+        if resp.raw is None:
+            yield resp.data
+            return
+        yield from self.body(resp.raw, what, where)
+
     def close(self) -> None:
         self._pool.clear()
 
 
-def close(resp: Response) -> None:
-    if resp.raw is not None:
-        resp.raw.drain_conn()
-        resp.raw.release_conn()
-
-
-def _drain(resp: Response) -> bytes:
-    if resp.raw is None:
-        return resp.data
+def _tls_context(ca_file: str, where: str) -> ssl.SSLContext:
+    """The system's CAs, plus those of `ca_file` when given."""
     try:
-        return resp.raw.read(64 << 10, decode_content=False) or b""
-    except HTTPError:
-        return b""
+        return ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise UserError(
+            f"cannot read ca_file as PEM certificates (got {ca_file!r}: {reason}); give the "
+            "absolute path of the registry's CA certificate file",
+            where=where,
+        ) from None
 
 
-def iter_body(resp: Response, chunk: int = 1 << 16) -> Iterator[bytes]:
-    """The body of a streaming response, in chunks, without decoding."""
-    if resp.raw is None:
-        yield resp.data
-        return
-    yield from resp.raw.stream(chunk, decode_content=False)
+def close(resp: Response) -> None:
+    """Give a streaming response's connection back; one not read to its end is closed
+    first (draining a trickling body would wait for all of it)."""
+    if resp.raw is not None:
+        if resp.raw.length_remaining != 0:
+            resp.raw.close()
+        resp.raw.release_conn()
 
 
 def _short(e: BaseException) -> str:

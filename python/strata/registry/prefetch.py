@@ -11,6 +11,7 @@ https://github.com/distribution/reference/blob/main/normalize.go
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -88,8 +89,11 @@ def _starlark_name(repository: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", repository.rsplit("/", 1)[-1]) or "image"
 
 
-def pull_image_snippet(pinned: Pinned, registry: Registry, tls_verify: bool = True) -> str:
-    """The `pull_image(...)` call to paste into WORKSPACE."""
+def pull_image_snippet(
+    pinned: Pinned, registry: Registry, tls_verify: bool = True, ca_file: str = ""
+) -> str:
+    """The `pull_image(...)` call to paste into WORKSPACE: what it took to reach the
+    registry here (`ca_file`, `tls_verify`) is in it, so the build reaches it too."""
     ref = pinned.ref
     lines = [
         "pull_image(",
@@ -109,5 +113,7 @@ def pull_image_snippet(pinned: Pinned, registry: Registry, tls_verify: bool = Tr
             lines.append(f'    variant = "{pinned.platform.variant}",')
     if not tls_verify:
         lines.append("    tls_verify = False,")
+    elif ca_file and registry.scheme == "https":
+        lines.append(f"    ca_file = {json.dumps(ca_file, ensure_ascii=False)},")
     lines.append(")")
     return "\n".join(lines) + "\n"

@@ -34,7 +34,7 @@ from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import Platform
 from strata.oci.reference import ImageRef
 from strata.registry.blobstore import BlobMismatch, BlobStore
-from strata.registry.client import RegistryClient, close, iter_body, pull_scope
+from strata.registry.client import RegistryClient, close, pull_scope
 
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
@@ -48,14 +48,40 @@ class Manifest:
     data: bytes
     media_type: str
     digest: str
+    kind: str = "manifest"
+    """What the bytes are, for messages ("manifest", or "config" for an image config)."""
 
     def json(self, where: str) -> dict[str, Any]:
+        """The manifest or index as JSON, checked to have the shape its type needs."""
+        fix = (
+            "the registry did not serve an image manifest: check the repository and tag"
+            if self.kind == "manifest"
+            else "the image is malformed: pull another image or digest"
+        )
         try:
             obj = json.loads(self.data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise UserError(f"manifest {self.digest} is not JSON ({e})", where=where) from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise UserError(
+                f"{self.kind} {self.digest} is not JSON (got {e!s:.80}); {fix}", where=where
+            ) from None
         if not isinstance(obj, dict):
-            raise UserError(f"manifest {self.digest} is not a JSON object", where=where)
+            raise UserError(
+                f"{self.kind} {self.digest} is not a JSON object (got {type(obj).__name__}); {fix}",
+                where=where,
+            )
+        if self.kind != "manifest":
+            return obj
+        if self.media_type in INDEX_TYPES:
+            missing = [] if isinstance(obj.get("manifests"), list) else ["manifests"]
+        else:
+            missing = [
+                k for k, t in (("config", dict), ("layers", list)) if not isinstance(obj.get(k), t)
+            ]
+        if missing:
+            raise UserError(
+                f"manifest {self.digest} ({self.media_type}) lacks {' and '.join(missing)}; {fix}",
+                where=where,
+            )
         return obj
 
 
@@ -114,7 +140,9 @@ def get_manifest(client: RegistryClient, repository: str, reference: str, where:
             "strata pulls OCI and Docker v2 schema 2 images and indexes",
             where=where,
         )
-    return Manifest(data, media_type, digest)
+    manifest = Manifest(data, media_type, digest)
+    manifest.json(where)  # nothing that is not a manifest is pinned or pulled
+    return manifest
 
 
 def resolve_digest(client: RegistryClient, repository: str, tag: str, where: str) -> Manifest:
@@ -170,7 +198,7 @@ def fetch_blob(
             stream=True,
         )
         try:
-            store.put_stream(digest, size, iter_body(resp), where)
+            store.put_stream(digest, size, client.iter_body(resp, f"blob {digest}", where), where)
             return True
         except HTTPError as e:
             last = str(getattr(e, "reason", None) or e)[:160]
@@ -228,7 +256,7 @@ def pull(
         else:
             reused += 1
     config_bytes = store.path(config_digest).read_bytes()
-    config = json.loads(config_bytes)
+    config = Manifest(config_bytes, "", config_digest, kind="config").json(where)
     found = Platform.from_json(config)
     if not platform.matches(found):
         raise UserError(
@@ -236,10 +264,12 @@ def pull(
             f"{repository}@{chosen.digest}; set os/architecture/variant to {found}",
             where=where,
         )
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    if len(diff_ids) != len(layers):
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
+        count = len(diff_ids) if isinstance(diff_ids, list) else "no list of"
         raise UserError(
-            f"manifest lists {len(layers)} layers but the config has {len(diff_ids)} diff_ids "
+            f"manifest lists {len(layers)} layers but the config has {count} diff_ids "
             f"(got {chosen.digest}); the image is inconsistent",
             where=where,
         )

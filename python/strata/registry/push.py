@@ -160,8 +160,21 @@ def _layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0)
     return Node(data, media_type, blobs=tuple(blobs))
 
 
+def _listed(node: Node) -> set[str]:
+    """Digests of every manifest below `node` (its children, theirs, ...)."""
+    out: set[str] = set()
+    for child in node.children:
+        out |= {child.digest} | _listed(child)
+    return out
+
+
 def read_layout(layout: Path) -> Node:
-    """What to push from an OCI layout: its one image or index, or an index of its images."""
+    """What to push from an OCI layout: its one image or index, or an index of its images.
+
+    `index.json` may also list what an index already holds (image_index names each
+    platform's manifest `<tag>-<arch>` beside the index): those entries are not pushed
+    on their own, so an index and its children are one image, pushed byte for byte.
+    """
     where = str(layout)
     try:
         index = json.loads((layout / "index.json").read_bytes())
@@ -170,16 +183,24 @@ def read_layout(layout: Path) -> Node:
     entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
     if not entries:
         raise UserError("the layout's index.json lists no manifests", where=where)
-    if len(entries) == 1:
-        return _layout_node(layout, entries[0], where)
-    missing = [d.get("digest") for d in entries if not d.get("platform")]
+    nodes = [_layout_node(layout, d, where) for d in entries]
+    below: set[str] = set()
+    for node in nodes:
+        below |= _listed(node)
+    roots: dict[str, tuple[dict[str, Any], Node]] = {}
+    for desc, node in zip(entries, nodes, strict=True):
+        if node.digest not in below:
+            roots.setdefault(node.digest, (desc, node))
+    if len(roots) == 1:
+        return next(iter(roots.values()))[1]
+    missing = [d.get("digest") for d, _ in roots.values() if not d.get("platform")]
     if missing:
         raise UserError(
-            f"the layout holds {len(entries)} images but some have no platform (got "
-            f"{missing[0]}); push a layout with one image, or one image per platform",
+            f"the layout holds {len(roots)} images, not one index, and some have no platform "
+            f"(got {missing[0]}); push a layout with one image or index, or one image per "
+            "platform",
             where=where,
         )
-    children = tuple(_layout_node(layout, d, where) for d in entries)
     descriptors = [
         Descriptor(
             str(d.get("mediaType") or OCI_MANIFEST),
@@ -187,8 +208,9 @@ def read_layout(layout: Path) -> Node:
             len(c.data),
             platform=Platform.from_json(d["platform"]),
         )
-        for d, c in zip(entries, children, strict=True)
+        for d, c in roots.values()
     ]
+    children = tuple(c for _, c in roots.values())
     return Node(index_bytes(descriptors), OCI_INDEX, children=children)
 
 

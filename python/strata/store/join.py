@@ -23,8 +23,9 @@ lndir in tests/test_store_join.py:
 
 lndir looks at names, kinds and link targets only, so the join is computed
 from a listing (strata.store.listing): no file is read. Every look and write
-in the layer root goes through strata.oci.rootfs, so no link (one joined
-earlier, or a hostile one) is ever followed out of the root.
+in the layer root goes through strata.oci.rootfs (or its in-memory twin,
+strata.oci.memroot), so no link (one joined earlier, or a hostile one) is
+ever followed out of the root.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from strata.oci.rootfs import Rootfs
+from strata.oci.rootfs import Rootfs, RootTree
 from strata.oci.tree import DIR, SYMLINK
 from strata.store.listing import Member
 
@@ -44,11 +45,14 @@ DIR_MODE = 0o755
 
 
 def link_join(
-    root: Path, store_path: str, members: Mapping[str, Member], where: str = "join"
+    root: Path | RootTree, store_path: str, members: Mapping[str, Member], where: str = "join"
 ) -> None:
-    """`lndir -silent <store_path> <root>`, with the path's content given by `members`."""
+    """`lndir -silent <store_path> <root>`, with the path's content given by `members`.
+
+    `root` is a directory, or a tree (`Rootfs`, `MemoryRoot`) to join into.
+    """
     store_path = store_path.rstrip("/")
-    fs = Rootfs(root, where)
+    fs = Rootfs(root, where) if isinstance(root, Path) else root.at(where)
     children: dict[str, list[Member]] = {}
     for m in members.values():
         if m.name:

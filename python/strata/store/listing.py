@@ -16,21 +16,17 @@ before it, at most 40 links (ELOOP).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import posixpath
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
 
 from strata.errors import UserError
 from strata.oci.compress import detect_compressor
-from strata.oci.tree import DIR, FILE, SYMLINK
+from strata.oci.tree import DIR, FILE, SYMLINK, FileSlice
 
 MAX_LINK_HOPS = 40
 """Links followed in one lookup before giving up, as Linux does (ELOOP)."""
-_COPY = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -173,39 +169,9 @@ class StoreView:
             cur = nxt
         return cur or "/"
 
-    @contextlib.contextmanager
-    def open_data(self, store_path: str, m: Member) -> Iterator[BinaryIO]:
-        """A FILE member's data, read from its layer in place (a truncated layer: UserError)."""
-        with open(self._layers[store_path], "rb") as src:
-            src.seek(m.offset)
-            yield io.BufferedReader(_Slice(src, m, self._where), _COPY)
-
-
-class _Slice(io.RawIOBase):
-    """`m.size` bytes of a layer from where `src` stands; ending early is an error."""
-
-    def __init__(self, src: io.BufferedReader, m: Member, where: str) -> None:
-        self._src = src
-        self._left = m.size
-        self._name = m.name
-        self._where = where
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if not self._left:
-            return 0
-        view = memoryview(b).cast("B")
-        n = self._src.readinto(view[: min(len(view), self._left)])
-        if not n:
-            raise UserError(
-                f"a store path's layer ends inside a file (got {self._name!r}); rebuild "
-                "the store path's layer",
-                where=self._where,
-            )
-        self._left -= n
-        return n
+    def data(self, store_path: str, m: Member) -> FileSlice:
+        """Where a FILE member's data is: a slice of its layer, read only when copied."""
+        return FileSlice(self._layers[store_path], m.offset, m.size)
 
 
 def _ancestors(path: str) -> list[str]:

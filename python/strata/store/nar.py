@@ -98,27 +98,46 @@ def _dump_node(path: bytes) -> Iterator[bytes]:
 
 def _dump_contents(path: bytes, size: int, where: str) -> Iterator[bytes]:
     yield size.to_bytes(8, "little")
+    yield from _read_file(path, size, where)
+    yield _pad(size)
+
+
+def _read_file(path: bytes | str, size: int, where: str) -> Iterator[bytes]:
+    """A file's bytes in chunks; it must be `size` bytes (UserError if it changed)."""
     seen = 0
     with open(path, "rb") as f:
         while chunk := f.read(READ_CHUNK):
             seen += len(chunk)
+            if seen > size:
+                break
             yield chunk
     if seen != size:
         raise UserError(
-            f"file changed size while being read (got {seen} bytes, expected {size}); "
-            "do not modify inputs during a build",
+            f"file changed size while being read (got {seen}{'+' if seen > size else ''} "
+            f"bytes, expected {size}); do not modify inputs during a build",
             where=where,
         )
-    yield _pad(size)
 
 
-def dump_entries(entries: Iterable[Entry]) -> Iterator[bytes]:
+Contents = Callable[[Entry], Iterable[bytes]]
+"""The bytes of a planned FILE entry, in chunks: by default read from its source."""
+
+
+def read_source(e: Entry) -> Iterator[bytes]:
+    """A planned FILE's bytes, read from `e.source` (which must still be `e.size` bytes)."""
+    return _read_file(e.source, e.size, e.source)
+
+
+def dump_entries(entries: Iterable[Entry], contents: Contents = read_source) -> Iterator[bytes]:
     """The NAR of a directory planned as layer entries (`strata.oci.tree`), not laid out.
 
     Names are relative to the directory; every parent has its own DIR entry
-    (as `LayerTree` plans them). A FILE is read from its `source`, BYTES are
-    inline; only the executable bit of a mode counts, as in `dump`. This is
-    how a store path is hashed straight from its sources, without a copy.
+    (as `LayerTree` plans them). A FILE's bytes come from `contents` (read
+    from its `source` by default), BYTES are inline; only the executable bit
+    of a mode counts, as in `dump`. This is how a store path is hashed
+    straight from its sources, without a copy. FILE entries are asked for in
+    the order of the NAR, which is the layer's: a directory's entries sorted
+    by name, each followed by its own.
     """
     children: dict[str, list[tuple[bytes, Entry]]] = {"": []}
     for e in entries:
@@ -127,27 +146,31 @@ def dump_entries(entries: Iterable[Entry]) -> Iterator[bytes]:
         if e.kind == DIR:
             children.setdefault(e.name, [])
     yield nar_string(MAGIC)
-    yield from _dump_planned_dir("", children)
+    yield from _dump_planned_dir("", children, contents)
 
 
-def _dump_planned_dir(name: str, children: dict[str, list[tuple[bytes, Entry]]]) -> Iterator[bytes]:
+def _dump_planned_dir(
+    name: str, children: dict[str, list[tuple[bytes, Entry]]], contents: Contents
+) -> Iterator[bytes]:
     yield _tokens("(", "type", "directory")
     for base, e in sorted(children.get(name, []), key=lambda c: c[0]):
         _check_entry_name(base, e.name)
         yield _tokens("entry", "(", "name")
         yield nar_string(base)
         yield _tokens("node")
-        yield from dump_planned(e, children)
+        yield from dump_planned(e, children, contents)
         yield _tokens(")")
     yield _tokens(")")
 
 
 def dump_planned(
-    e: Entry, children: dict[str, list[tuple[bytes, Entry]]] | None = None
+    e: Entry,
+    children: dict[str, list[tuple[bytes, Entry]]] | None = None,
+    contents: Contents = read_source,
 ) -> Iterator[bytes]:
     """The NAR node of one planned entry (a directory's members come from `children`)."""
     if e.kind == DIR:
-        yield from _dump_planned_dir(e.name, children or {})
+        yield from _dump_planned_dir(e.name, children or {}, contents)
     elif e.kind == SYMLINK:
         yield _tokens("(", "type", "symlink", "target")
         yield nar_string(os.fsencode(e.target))
@@ -160,7 +183,9 @@ def dump_planned(
         if e.kind == BYTES:
             yield len(e.data).to_bytes(8, "little") + e.data + _pad(len(e.data))
         else:
-            yield from _dump_contents(os.fsencode(e.source), e.size, e.source)
+            yield e.size.to_bytes(8, "little")
+            yield from contents(e)
+            yield _pad(e.size)
         yield _tokens(")")
     else:  # pragma: no cover - LayerTree plans only these kinds
         raise UserError(f"unsupported entry kind (got {e.kind})", where=e.name)

@@ -35,20 +35,22 @@ Modes: each entry has its mode in the store path plus owner-write (0444 ->
 0644, 0555 -> 0755; rsync -a would keep the store's read-only modes, strata
 has always added u+w), and a directory copied twice takes the later path's.
 
-Every write into the layer root (directories, links, files, modes, removals)
-goes through strata.oci.rootfs, by names relative to the root, so no link
-(copied earlier, or a hostile one) is ever followed out of the root.
+Every look and write into the layer root (directories, links, files, modes,
+removals) goes through strata.oci.rootfs (or its in-memory twin,
+strata.oci.memroot), by names relative to the root, so no link (copied
+earlier, or a hostile one) is ever followed out of the root. A file's
+content is named as a slice of its store path's layer, and copied from
+there only if the root is on disk.
 """
 
 from __future__ import annotations
 
-import os
 import posixpath
 import stat
 from pathlib import Path
 
 from strata.errors import UserError
-from strata.oci.rootfs import Rootfs
+from strata.oci.rootfs import Rootfs, RootTree
 from strata.oci.tree import DIR, SYMLINK
 from strata.store.listing import MAX_LINK_HOPS, Member, StoreView
 
@@ -58,11 +60,12 @@ _OWNER_WRITE = 0o200
 class RootCopy:
     """Copies store paths onto `root` one after the other, as the rsync loop does.
 
-    Names in the root are relative to it ("" is the root itself).
+    Names in the root are relative to it ("" is the root itself). `root` is a
+    directory, or a tree (`Rootfs`, `MemoryRoot`) to copy into.
     """
 
-    def __init__(self, root: Path, view: StoreView, keep_dirlinks: bool) -> None:
-        self.root = root
+    def __init__(self, root: Path | RootTree, view: StoreView, keep_dirlinks: bool) -> None:
+        self.root: RootTree = Rootfs(root, "copy") if isinstance(root, Path) else root
         self.view = view
         self.keep_dirlinks = keep_dirlinks
         self._children: dict[str, dict[str, list[Member]]] = {}
@@ -70,8 +73,7 @@ class RootCopy:
     def copy(self, store_path: str, where: str) -> None:
         """`rsync -a{K|k} <store_path>/ <root>/`."""
         store_path = store_path.rstrip("/")
-        fs = Rootfs(self.root, where)
-        self._send(fs, "", store_path, "", (store_path,), where)
+        self._send(self.root.at(where), "", store_path, "", (store_path,), where)
 
     def _children_of(self, store_path: str, rel: str) -> list[Member]:
         if store_path not in self._children:
@@ -83,7 +85,7 @@ class RootCopy:
         return self._children[store_path].get(rel, [])
 
     def _send(
-        self, fs: Rootfs, dest: str, store_path: str, rel: str, stack: tuple[str, ...], where: str
+        self, fs: RootTree, dest: str, store_path: str, rel: str, stack: tuple[str, ...], where: str
     ) -> None:
         """Send the directory `rel` of `store_path` into `dest`; `stack`: directories being sent."""
         for m in self._children_of(store_path, rel):
@@ -127,27 +129,27 @@ class RootCopy:
             )
         return located[0], located[1], m.mode
 
-    def _receive_dir(self, fs: Rootfs, d: str, mode: int, where: str) -> str:
+    def _receive_dir(self, fs: RootTree, d: str, mode: int, where: str) -> str:
         st = fs.lstat(d)
         if st is not None and stat.S_ISLNK(st.st_mode) and self.keep_dirlinks:
-            into = self._dirlink_target(d, where)
+            into = self._dirlink_target(fs, d, where)
             if into is not None:
                 if into:
                     fs.chmod(into, mode | _OWNER_WRITE)
                 else:  # the link leads to the root itself, a real directory of ours
-                    os.chmod(self.root, mode | _OWNER_WRITE)
+                    fs.chmod_root(mode | _OWNER_WRITE)
                 return into
         fs.mkdir(d, mode | _OWNER_WRITE)  # keeps a directory, replaces anything else
         return d
 
-    def _receive_leaf(self, fs: Rootfs, d: str, store_path: str, m: Member, where: str) -> None:
+    def _receive_leaf(self, fs: RootTree, d: str, store_path: str, m: Member, where: str) -> None:
         st = fs.lstat(d)
         if st is None:
             pass
         elif m.kind != SYMLINK and stat.S_ISREG(st.st_mode) and st.st_size == m.size:
             fs.chmod(d, m.mode | _OWNER_WRITE)  # rsync's quick check: same size, same mtime
             return
-        elif stat.S_ISDIR(st.st_mode) and os.listdir(fs.path(fs.resolve(d))):
+        elif stat.S_ISDIR(st.st_mode) and fs.listdir(d):
             raise UserError(
                 f"{store_path} has a {'symlink' if m.kind == SYMLINK else 'file'} where an "
                 f"earlier path has a directory with content (got /{m.name}); buildImage's "
@@ -158,10 +160,9 @@ class RootCopy:
         if m.kind == SYMLINK:
             fs.symlink(d, m.target)
         else:
-            with self.view.open_data(store_path, m) as data:
-                fs.write(d, data, m.mode | _OWNER_WRITE)
+            fs.write(d, self.view.data(store_path, m), m.mode | _OWNER_WRITE)
 
-    def _dirlink_target(self, link: str, where: str) -> str | None:
+    def _dirlink_target(self, fs: RootTree, link: str, where: str) -> str | None:
         """--keep-dirlinks: the directory in the root that `link` leads to, if it does.
 
         Read only: each step is checked to be a real directory of the root
@@ -169,9 +170,9 @@ class RootCopy:
         """
         parent = posixpath.dirname(link)
         cur = parent.split("/") if parent else []
-        first = os.readlink(self.root / link)
+        first = fs.readlink(link) or ""
         if first.startswith("/"):
-            self._refuse_store_dir(link, first, where)
+            self._refuse_store_dir(link, first, first, where)
             return None
         todo = first.split("/")[::-1]
         hops = 1
@@ -184,30 +185,32 @@ class RootCopy:
                     return None  # out of the root: not a directory of this layer
                 cur.pop()
                 continue
-            p = self.root.joinpath(*cur, part)
-            if p.is_symlink():
+            p = "/".join([*cur, part])
+            target = fs.readlink(p)
+            if target is not None:
                 hops += 1
-                target = os.readlink(p)
                 if hops > MAX_LINK_HOPS:
                     return None
                 if target.startswith("/"):
-                    self._refuse_store_dir(link, "/".join([target, *reversed(todo)]), where)
+                    rest = "/".join([target, *reversed(todo)])
+                    self._refuse_store_dir(link, first, rest, where)
                     return None
                 todo.extend(target.split("/")[::-1])
                 continue
-            if not p.is_dir():
+            st = fs.lstat(p)
+            if st is None or not stat.S_ISDIR(st.st_mode):
                 return None
             cur.append(part)
         return "/".join(cur)
 
-    def _refuse_store_dir(self, link: str, target: str, where: str) -> None:
+    def _refuse_store_dir(self, link: str, written: str, target: str, where: str) -> None:
         """A link out of the root: rsync -K cannot write through it into a store directory."""
         physical = self.view.resolve(target)
         m = None if physical is None else self.view.lookup(physical)
         if m is not None and m.kind == DIR:
             raise UserError(
                 f"keep_contents_dirlinks would copy a directory through a link into the store "
-                f"(got /{link} -> {os.readlink(self.root / link)}), which rsync -K cannot write "
+                f"(got /{link} -> {written}), which rsync -K cannot write "
                 "to; copy that path without keep_contents_dirlinks, or drop the link",
                 where=where,
             )

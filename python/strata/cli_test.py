@@ -1,0 +1,255 @@
+"""`strata test [TARGET...]`: build the targets, run the tests among them, as `bazel test`.
+
+Everything the patterns name is built, as `strata build` builds it; the test
+targets among them (`test = True` rules, `sh_test`; as with every target, one
+tagged `manual` only when named, not through `//...` or `:all`) then run,
+`--jobs` at a time, each as strata.engine.test_runner runs it. What is
+printed, and where, and the exit code are Bazel 4.2.3's: `FAIL: //pkg:t (see
+.../test.log)` on stderr as a test fails; its output on stdout with
+`--test_output=errors` (every test's with `all`; `streamed` is `all` one test
+at a time); then the summary (strata.engine.test_summary) on stdout.
+Exit 0 when every test passed, 3 when one failed or timed out, 1 when the
+build (or the analysis of a requested target, with `--keep_going`) failed,
+4 when the patterns name no test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
+
+from strata.cli_usage import enum_option
+from strata.engine.report import Reporter
+from strata.errors import UserError, format_error
+
+EXIT_TESTS_FAILED = 3
+EXIT_NO_TESTS = 4
+_RULE = "=" * 80
+
+
+def add_test_command(sub: Any, add_common: Callable[..., None]) -> None:
+    from strata.engine.test_runner import parse_test_timeout
+
+    p = sub.add_parser("test", help="build targets and run the tests among them")
+    p.add_argument("targets", nargs="*", metavar="TARGET")
+    add_common(p, build=True)
+    p.add_argument(
+        "--test_output",
+        type=enum_option("test_output", "test output", ("summary", "errors", "all", "streamed")),
+        default="summary",
+        help="summary (default), errors: output of failing tests, all: of every test",
+    )
+    p.add_argument("--test_filter", help="passed to the tests as TESTBRIDGE_TEST_ONLY")
+    p.add_argument(
+        "--test_env", action="append", default=[], help="NAME=value, or NAME to pass it through"
+    )
+    p.add_argument("--test_arg", action="append", default=[], help="one more test argument")
+    p.add_argument(
+        "--test_timeout",
+        type=parse_test_timeout,
+        default=(),
+        help="seconds for every test, or four: short,moderate,long,eternal",
+    )
+    p.add_argument(
+        "--cache_test_results",
+        nargs="?",
+        const="yes",
+        type=_tristate,
+        default="auto",
+        help="auto (default): reuse passes while nothing changed; yes: failures too; no: never",
+    )
+    p.add_argument(
+        "--nocache_test_results",
+        dest="cache_test_results",
+        action="store_const",
+        const="no",
+        help=argparse.SUPPRESS,
+    )
+    p.set_defaults(func=cmd_test)
+
+
+def _tristate(text: str) -> str:
+    value = {"1": "yes", "true": "yes", "0": "no", "false": "no"}.get(text.lower(), text.lower())
+    return enum_option("cache_test_results", "tri-state", ("auto", "yes", "no"))(value)
+
+
+class _FailureRecorder(Reporter):
+    """The build's reporter, remembering which actions failed (a test needing one
+    "FAILED TO BUILD")."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failed: set[str] = set()
+
+    def action_finished(self, action_id: int, action: Any, how: str, output: str = "") -> None:
+        if how == "failed":
+            self.failed.add(_identity(action))
+        super().action_finished(action_id, action, how, output)
+
+
+def _identity(action: Any) -> str:
+    return str((action.outputs + action.output_dirs + ("",))[0])
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from strata import cli
+    from strata.engine.test_runner import TestFlags
+
+    cli._no_flags_among(args.targets, "strata test")
+    cli._check_options(args)
+    flags = TestFlags(
+        test_filter=args.test_filter,
+        test_env=tuple(args.test_env),
+        test_args=tuple(args.test_arg),
+        test_timeout=args.test_timeout,
+        cache_test_results=args.cache_test_results,
+    )
+    if not args.targets:
+        return _no_tests()
+    with cli._locked_output_base(args) as (base, stat_cache):
+        base, result = cli._analyze(args, args.targets, base, stat_cache)
+        tests = {label: info for label, info in result.targets.items() if info.test is not None}
+        others = [label for label in result.targets if label not in tests]
+        failed, halted = _build(args, base, result, stat_cache)
+        broken = _needing_failed(result, failed)
+        for label in others:
+            info = result.targets[label]
+            if not halted and label not in broken and getattr(info, "executable", None):
+                cli._lay_out_runfiles(base, result, info)
+        if not tests:
+            return 1 if halted or _not_all(result) else _no_tests()
+        results = _run_tests(args, base, result, stat_cache, flags, tests, broken, halted)
+        base.link_convenience_symlink("strata-testlogs")
+    from strata.engine.test_summary import summary
+
+    print("\n".join(summary(results)), flush=True)
+    failed_build = halted is not None or any(r.status == "FAILED TO BUILD" for r in results)
+    if _not_all(result) or failed_build:
+        return 1
+    return EXIT_TESTS_FAILED if any(r.status in ("FAILED", "TIMEOUT") for r in results) else 0
+
+
+def _build(
+    args: argparse.Namespace, base: Any, result: Any, stat_cache: Any
+) -> tuple[set[str], UserError | None]:
+    """Build every requested target (and the tests' runfiles); (failed actions, why the
+    build stopped, or None when it went through or `--keep_going` carried on)."""
+    from strata import cli
+    from strata.engine.scheduler import BuildFailed
+
+    wanted = sorted(
+        {f for info in result.targets.values() for f in cli._top_level(args, info).built}
+    )
+    reporter = _FailureRecorder(sys.stderr, explain=bool(getattr(args, "explain", False)))
+    try:
+        cli._execute(args, base, result, wanted, stat_cache, reporter=reporter)
+    except BuildFailed:
+        return reporter.failed, None  # --keep_going: each failure was printed
+    except UserError as err:
+        if not reporter.failed:
+            raise  # not an action's failure: the command's own error
+        print(format_error(err), file=sys.stderr)
+        return reporter.failed, err
+    return reporter.failed, None
+
+
+def _needing_failed(result: Any, failed: set[str]) -> set[str]:
+    """The requested targets whose files or runfiles need an action that failed."""
+    from strata import cli
+    from strata.engine.graph import build_graph
+
+    if not failed:
+        return set()
+    graph = build_graph(result.actions)
+    return {
+        label
+        for label, info in result.targets.items()
+        if any(
+            _identity(graph.actions[i]) in failed
+            for i in graph.closure(cli._top_level(argparse.Namespace(), info).built)
+        )
+    }
+
+
+def _run_tests(
+    args: argparse.Namespace,
+    base: Any,
+    result: Any,
+    stat_cache: Any,
+    flags: Any,
+    tests: dict[str, Any],
+    broken: set[str],
+    halted: UserError | None,
+) -> list[Any]:
+    from strata import cli
+    from strata.engine.outputbase import bin_dir
+    from strata.engine.runfiles import runfiles_entries
+    from strata.engine.sandbox import choose
+    from strata.engine.test_runner import FAILED_TO_BUILD, NO_STATUS, TestResult, TestRunner
+    from strata.engine.test_runner import TestTarget as Target
+
+    results: list[Any] = []
+    targets: list[Any] = []
+    for label, info in sorted(tests.items()):
+        if label in broken:
+            results.append(TestResult(label, FAILED_TO_BUILD))
+        elif halted is not None:
+            results.append(TestResult(label, NO_STATUS))
+        else:
+            tree = cli._lay_out_runfiles(base, result, info)
+            source = getattr(result, "source_path", None) or base.source_path
+            files = sorted({*info.runfiles, info.executable})
+            entries = runfiles_entries(files, base.workspace_name, bin_dir(), base.execroot, source)
+            targets.append(Target(label, info.executable, info.test, tree, entries))
+    if not targets:
+        return results
+    namespace, _why = choose(args.sandbox)  # the build warned already when there is none
+    roots = tuple(getattr(result, "repo_roots", {}).values())
+    runner = TestRunner(base, stat_cache, flags, namespace, roots)
+    jobs = 1 if args.test_output == "streamed" else max(1, args.jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(runner.run, t) for t in targets]
+        for future in as_completed(futures):
+            done = future.result()
+            _report(args.test_output, done)
+            results.append(done)
+    return results
+
+
+def _report(mode: str, r: Any) -> None:
+    """What Bazel prints as a test ends: `FAIL` on stderr and, as --test_output asks, the
+    test's output between two rules on stdout (a cached test's, after a `PASSED` line)."""
+    failed = r.status in ("FAILED", "TIMEOUT")
+    show = mode in ("all", "streamed") or (mode == "errors" and failed)
+    if r.status == "TIMEOUT":
+        print(f"\nTIMEOUT: {r.label} (Summary)\n      {r.log}", file=sys.stderr)
+    elif failed:
+        print(f"FAIL: {r.label} (see {r.log})", file=sys.stderr)
+    if not show:
+        return
+    lines: list[str] = []
+    if r.cached:
+        lines += [f"{r.status}: {r.label} (see {r.log})", f"INFO: From Testing {r.label}"]
+    else:
+        print(f"INFO: From Testing {r.label}:", file=sys.stderr)
+    sys.stderr.flush()
+    lines.append(f"==================== Test output for {r.label}:")
+    if r.output.strip():
+        lines.append(r.output.rstrip("\n"))
+    lines.append(_RULE)
+    print("\n".join(lines), flush=True)
+
+
+def _not_all(result: Any) -> int:
+    """1 (and Bazel's line) when `--keep_going` left requested targets out of the analysis."""
+    from strata import cli
+
+    return cli._not_all_analysed(result) if getattr(result, "errors", ()) else 0
+
+
+def _no_tests() -> int:
+    print("error: No test targets were found, yet testing was requested", file=sys.stderr)
+    return EXIT_NO_TESTS
