@@ -311,3 +311,23 @@ def test_a_stamp_is_stored_only_once_the_directory_is_old_enough(
     listed.clear()
     assert run(ws).reused
     assert listed == Counter()
+
+
+def test_a_change_inside_a_directory_the_glob_excludes_keeps_the_analysis(
+    ws: Path, stamped: Counter[str]
+) -> None:
+    excluding = 'glob(["**/*.txt"], exclude = ["**/__pycache__/**"])'
+    (ws / "pkg" / "BUILD").write_text(BUILD.replace('glob(["**/*.txt"])', excluding))
+    bytecode = ws / "pkg" / "sub" / "__pycache__"
+    bytecode.mkdir()
+    (bytecode / "old.txt").write_text("")
+    time.sleep(0.1)
+    assert files(run(ws, ("//pkg:all",))) == ("pkg/a.txt", "pkg/sub/b.txt")
+    (bytecode / "new.txt").write_text("")  # as Python writes bytecode beside its sources
+    stamped.clear()
+    assert run(ws, ("//pkg:all",)).reused
+    assert str(bytecode) not in stamped  # never listed: the walk does not enter it
+    (ws / "pkg" / "sub" / "c.txt").write_text("")
+    again = run(ws, ("//pkg:all",))
+    assert again.reason == f"listing of directory {ws / 'pkg' / 'sub'} changed"
+    assert files(again) == ("pkg/a.txt", "pkg/sub/b.txt", "pkg/sub/c.txt")

@@ -332,21 +332,32 @@ class Packages:
     ) -> list[str]:
         pkg = self._pkg("glob")
         inc = [(p, _glob_regex(p, pkg)) for p in _strings(include, "glob include")]
-        exc = [_glob_regex(p, pkg) for p in _strings(exclude, "glob exclude")]
+        excludes = _strings(exclude, "glob exclude")
+        exc = [_glob_regex(p, pkg) for p in excludes]
+        # `dir/**` excludes all below a directory `dir` matches: the walk need not enter it
+        pruned = [_glob_regex(p[:-3], pkg) for p in excludes if p.endswith("/**")]
         found: set[str] = set()
         for pattern, rx in inc:
-            found.update(self._glob_one(pkg, pattern, rx, bool(exclude_directories)))
+            found.update(self._glob_one(pkg, pattern, rx, bool(exclude_directories), pruned))
         return sorted(f for f in found if not any(r.match(f) for r in exc))
 
     def _glob_one(
-        self, pkg: Package, pattern: str, rx: re.Pattern[str], exclude_directories: bool
+        self,
+        pkg: Package,
+        pattern: str,
+        rx: re.Pattern[str],
+        exclude_directories: bool,
+        pruned: list[re.Pattern[str]],
     ) -> list[str]:
         """One include pattern, walking only the directories it can match below.
 
         The walk starts at the pattern's literal leading directories and, without
         `**`, stops at the pattern's depth: a BUILD file with hundreds of globs
         over a large tree costs each glob its own subtree, not the whole package.
-        Like a whole walk, it never enters a subpackage or a symlinked directory.
+        Like a whole walk, it never enters a subpackage or a symlinked directory,
+        nor a directory whose whole contents an exclude (`**/__pycache__/**`)
+        removes: what changes in there (Python writing bytecode beside the
+        sources, say) is no reason to analyse again.
         """
         reads = self.loader.reads
         segments = pattern.split("/")
@@ -373,7 +384,13 @@ class Packages:
                 for d in sorted(dirnames)
                 if not any(reads.is_file(dirpath / d / b) for b in BUILD_NAMES)
             ]
-            dirnames[:] = keep if max_depth is None or depth < max_depth else []
+            if max_depth is not None and depth >= max_depth:
+                dirnames[:] = []
+            else:
+                prefix_dir = f"{rel_dir}/" if rel_dir else ""
+                dirnames[:] = [
+                    d for d in keep if not any(r.match(prefix_dir + d) for r in pruned)
+                ]
             names = list(filenames) + ([] if exclude_directories else keep)
             for n in names:
                 rel = f"{rel_dir}/{n}" if rel_dir else n
