@@ -35,17 +35,20 @@ import pickle
 import platform
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from strata import __version__
+from strata.engine.action import Action
 from strata.engine.build_settings import SettingFlag
 from strata.engine.digests import StatCache
+from strata.engine.graph import ActionGraph, build_graph
 from strata.engine.reads import Observation, Reads, Recorded, changed
 from strata.engine.result import AnalysisResult
+from strata.errors import UserError
 from strata.fsutil import atomic_file
 
-_FORMAT = 2
+_FORMAT = 3
 _ENGINE_DIR = Path(__file__).resolve().parent
 
 
@@ -108,6 +111,14 @@ def _store(path: Path, rec: Recorded, result: AnalysisResult | memoryview) -> No
             pickle.dump(result, f, protocol=5)
 
 
+def _graph(actions: list[Action]) -> ActionGraph | None:
+    """The action graph, made once per analysis rather than once per build."""
+    try:
+        return build_graph(actions)
+    except UserError:
+        return None  # made again by the build, which reports the error
+
+
 def _describe(obs: Observation) -> str:
     what = {
         "file": "content of",
@@ -167,5 +178,6 @@ def analyze_cached(
         return CachedAnalysis(result, False, reason)  # like a failed analysis: not stored
     for action in result.actions:
         action.definition  # noqa: B018 - digested now, stored with the result (actionkey.py)
+    result = replace(result, graph=_graph(result.actions))
     _store(path, reads.recorded(), result)
     return CachedAnalysis(result, False, reason)

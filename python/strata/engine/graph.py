@@ -38,12 +38,21 @@ class ActionGraph:
     actions: tuple[Action, ...]
     producer: dict[str, int]
     """Generated execroot path (file or tree artifact) → index into `actions`."""
+    sources: tuple[tuple[str, ...], ...] = field(default=(), compare=False, repr=False)
+    """Each action's source inputs (its `inputs` not under bazel-out/), in order: a
+    closure's 235,000 inputs are mostly generated, and a no-op needs the sources only."""
     _deps: dict[int, list[int]] = field(default_factory=dict, compare=False, repr=False)
     """`deps` already computed: a closure's actions have 235,000 inputs between them."""
 
     def producer_of(self, path: str) -> Action | None:
         i = self.producer.get(path)
         return None if i is None else self.actions[i]
+
+    def sources_of(self, index: int) -> tuple[str, ...]:
+        """`actions[index]`'s source inputs (see `sources`)."""
+        if self.sources:
+            return self.sources[index]
+        return tuple(p for p in self.actions[index].inputs if not is_generated(p))
 
     def deps(self, index: int) -> list[int]:
         """Indices of the actions producing `actions[index]`'s generated inputs (sorted)."""
@@ -95,7 +104,9 @@ def build_graph(actions: Sequence[Action]) -> ActionGraph:
                 )
             producer[out] = i
     deps: dict[int, list[int]] = {}
+    sources: list[tuple[str, ...]] = []
     for i, action in enumerate(actions):
+        sources.append(tuple(p for p in action.inputs if not p.startswith(GENERATED_PREFIX)))
         found: set[int] = set()
         for path in action_inputs(action):
             j = producer.get(path)
@@ -108,7 +119,7 @@ def build_graph(actions: Sequence[Action]) -> ActionGraph:
                     where=action.owner,
                 )
         deps[i] = sorted(found)
-    graph = ActionGraph(tuple(actions), producer, deps)
+    graph = ActionGraph(tuple(actions), producer, tuple(sources), deps)
     cycle = find_cycle(graph)
     if cycle:
         shown = " -> ".join(f"{a.owner} ({a.mnemonic})" for a in (graph.actions[i] for i in cycle))

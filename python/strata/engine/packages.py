@@ -388,9 +388,7 @@ class Packages:
                 dirnames[:] = []
             else:
                 prefix_dir = f"{rel_dir}/" if rel_dir else ""
-                dirnames[:] = [
-                    d for d in keep if not any(r.match(prefix_dir + d) for r in pruned)
-                ]
+                dirnames[:] = [d for d in keep if not any(r.match(prefix_dir + d) for r in pruned)]
             names = list(filenames) + ([] if exclude_directories else keep)
             for n in names:
                 rel = f"{rel_dir}/{n}" if rel_dir else n

@@ -40,12 +40,16 @@ from strata.engine.cache import ActionResult, InvalidEntry
 from strata.engine.cache_tiered import reapi_action_key, scoped
 from strata.engine.digests import NotAFile, tree_digest
 from strata.engine.executor import Executor, Running
-from strata.engine.graph import ActionGraph, is_generated
+from strata.engine.graph import ActionGraph
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.result_check import validate_result
 from strata.engine.source_digests import SourceDigests, source_digest
 from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
+
+_BATCH = 64
+"""Sources per task of the digest threads, at least: whole actions are batched until
+they reach it, as one task per action cost more than a no-op's stats for small ones."""
 
 
 @dataclass(frozen=True)
@@ -244,16 +248,22 @@ class Scheduler:
         )
         seen = set(self.digests)
         visited: set[int] = set()
+        batch: list[int] = []
+        paths: list[str] = []
         for i in order:
             if i in visited:
                 continue
             visited.add(i)
-            todo = [
-                p for p in self.graph.actions[i].inputs if p not in seen and not is_generated(p)
-            ]
-            seen.update(todo)
+            todo = [p for p in self.graph.sources_of(i) if p not in seen]
             if todo:
-                sources.submit(i, todo)
+                seen.update(todo)
+                batch.append(i)
+                paths.extend(todo)
+            if len(paths) >= _BATCH:
+                sources.submit(batch, paths)
+                batch, paths = [], []
+        if paths:
+            sources.submit(batch, paths)
         return sources
 
     def _input_digests(self, i: int, action: Action) -> dict[str, str]:
@@ -264,8 +274,8 @@ class Scheduler:
         for path, digest in ahead.items():
             if digest is not None:
                 digests[path] = digest
-        for path in action.inputs:
-            if path in digests or is_generated(path):
+        for path in self.graph.sources_of(i):
+            if path in digests:
                 continue
             # not digested ahead, or missing then: digest now, or say why not
             real = self.executor.source_path(path)

@@ -3,10 +3,12 @@
 An action's key needs the sha256 of every source it reads. Taken when the
 scheduler reaches the action, on its one thread, a 1.7 GB closure was read
 file after file while the actions that could run waited. Instead the build
-hands this pool one task per action, in the order the scheduler will reach
-them, as soon as it knows the order: the threads read and hash (hashlib and
-file reads release the GIL) while earlier actions run, and the scheduler
-takes each action's digests when it gets there, usually already done.
+hands this pool the sources of each action, in the order the scheduler will
+reach them (small actions batched into one task), as soon as it knows the
+order: the threads read and hash (hashlib and file reads release the GIL)
+while earlier actions run, and the scheduler takes each action's digests
+when it gets there, usually already done. On a no-op each source costs the
+threads one `stat`.
 
 Each source is digested once a build, in the task of the first action that
 lists it; the stat cache (strata.engine.digests) still decides whether a
@@ -44,6 +46,7 @@ class SourceDigests:
         self.source_path = source_path
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="sources")
         self._tasks: dict[int, Future[dict[str, str | None]]] = {}
+        self._taken: set[Future[dict[str, str | None]]] = set()
         self._closed = False
         self._dirs: dict[str, str] = {}
         """Source directory (execroot path) -> where it is: a closure has 58,000 sources in
@@ -57,14 +60,20 @@ class SourceDigests:
             root = self._dirs[head] = os.fspath(self.source_path(head))
         return f"{root}/{name}"
 
-    def submit(self, index: int, paths: Sequence[str]) -> None:
-        """Start digesting `paths` (execroot paths of sources) for action `index`."""
-        self._tasks[index] = self._pool.submit(self._digest_all, paths)
+    def submit(self, indexes: Sequence[int], paths: Sequence[str]) -> None:
+        """Start digesting `paths` (execroot paths of sources), those of actions `indexes`."""
+        task = self._pool.submit(self._digest_all, paths)
+        for index in indexes:
+            self._tasks[index] = task
 
     def take(self, index: int) -> dict[str, str | None]:
-        """Action `index`'s digests by path (None: the source is missing); {} if none were asked."""
+        """The digests (None: the source is missing) of the task holding action `index`'s
+        sources, by path; {} if none were asked, or another action of it took them."""
         task = self._tasks.pop(index, None)
-        return task.result() if task is not None else {}
+        if task is None or task in self._taken:
+            return {}
+        self._taken.add(task)
+        return task.result()
 
     def _digest_all(self, paths: Sequence[str]) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
@@ -83,3 +92,4 @@ class SourceDigests:
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._tasks.clear()
+        self._taken.clear()
