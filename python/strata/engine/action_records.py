@@ -29,6 +29,7 @@ import os
 import pickle
 from pathlib import Path
 
+from strata.engine import unpickle
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult
 from strata.fsutil import write_bytes_atomic
@@ -80,7 +81,7 @@ class ActionRecords:
 
     def _load(self, path: Path) -> None:
         try:
-            raw = pickle.loads(path.read_bytes())
+            raw = unpickle.loads(path.read_bytes())
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
             return
         except (AttributeError, ImportError, IndexError, KeyError):

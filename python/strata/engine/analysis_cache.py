@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from strata import __version__
+from strata.engine import unpickle
 from strata.engine.action import Action
 from strata.engine.build_settings import SettingFlag
 from strata.engine.digests import StatCache
@@ -94,7 +95,7 @@ def analysis_key(
 
 def _unpickle(f: io.BytesIO) -> object:
     try:
-        return pickle.load(f)
+        return unpickle.load(f)
     except (EOFError, pickle.UnpicklingError, AttributeError, ImportError):
         return None  # damaged or written by another strata: a miss
     except (TypeError, ValueError, IndexError, KeyError):
