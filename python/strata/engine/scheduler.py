@@ -48,8 +48,9 @@ from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
 
 _BATCH = 64
-"""Sources per task of the digest threads, at least: whole actions are batched until
-they reach it, as one task per action cost more than a no-op's stats for small ones."""
+"""Sources per task of the digest threads: actions with fewer are batched until they
+reach it (one task per action cost more than a no-op's stats for small ones); one
+with more has a task of its own, so no small action waits for a large one's hashing."""
 
 
 @dataclass(frozen=True)
@@ -255,10 +256,17 @@ class Scheduler:
                 continue
             visited.add(i)
             todo = [p for p in self.graph.sources_of(i) if p not in seen]
-            if todo:
-                seen.update(todo)
-                batch.append(i)
-                paths.extend(todo)
+            if not todo:
+                continue
+            seen.update(todo)
+            if len(todo) >= _BATCH:  # a large action gets a task of its own
+                if paths:
+                    sources.submit(batch, paths)
+                    batch, paths = [], []
+                sources.submit([i], todo)
+                continue
+            batch.append(i)
+            paths.extend(todo)
             if len(paths) >= _BATCH:
                 sources.submit(batch, paths)
                 batch, paths = [], []
