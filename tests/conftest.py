@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,11 @@ def docker_engine() -> Iterator[DockerEngine]:
         yield engine
     finally:
         engine.stop()
+        # dockerd mounts its data root on itself; a daemon that did not unmount it
+        # would keep rmtree from removing the directory, so detach it first.
+        if os.path.ismount(root / "data"):
+            subprocess.run(["umount", "-R", "-l", str(root / "data")], check=False)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

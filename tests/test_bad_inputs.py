@@ -1,8 +1,11 @@
 """The bad-input suite: what careless or hostile users feed strata, and what must happen.
 
-Every case is data (tests/fixtures/bad_inputs/cases.py and the tables below):
-an input (a BUILD file, a command line, an action request, a damaged cache
-entry, a misbehaving cache server or registry) and the expected outcome:
+This module holds BUILD/.bzl mistakes, command-line mistakes and action
+requests; test_bad_inputs_cache.py damaged caches, dying and racing builds;
+test_bad_inputs_rules.py the rules' attribute mistakes and registry faults.
+Every case is data (tests/fixtures/bad_inputs/*.py): an input (a BUILD file,
+a command line, an action request, a damaged cache entry, a misbehaving
+cache server or registry) and the expected outcome (tests/badinput_kit.py):
 
 - one error line: exit 1 (exit 2, Bazel's status, for a mistake on the command
   line or in an rc file's flags, which is then the only line: no usage text),
@@ -18,70 +21,21 @@ fixtures), and every call runs under a deadline, so a hang fails the case.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import re
-import signal
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 
-from strata.cli import main
+from badinput_kit import no_files_under, one_error, strata
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "bad_inputs"))
 from cases import ACTION_CASES, BUILD_CASES, CLI_CASES, LOAD, RULES  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-DEADLINE = 120
-
-
-@contextlib.contextmanager
-def deadline(seconds: float = DEADLINE) -> Iterator[None]:
-    """Fail (instead of stalling CI) when the body blocks longer than `seconds`."""
-
-    def expired(_signum: int, _frame: FrameType | None) -> None:
-        raise TimeoutError(f"no answer within {seconds} s: a hang")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def strata(argv: list[str], cwd: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    capsys.readouterr()
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with deadline():
-            rc = main(argv)
-    finally:
-        os.chdir(old)
-    return rc, capsys.readouterr().err
-
-
-def one_error(rc: int, err: str, pattern: str, status: int = 1) -> None:
-    assert "Traceback" not in err and "please report" not in err, err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert rc == status, err
-    assert len(errors) == 1, err
-    assert re.match(pattern, errors[0]), f"{errors[0]!r} !~ {pattern!r}"
-
-
-def no_files_under(top: Path) -> None:
-    left = [p for p in top.rglob("*") if not p.is_dir()] if top.exists() else []
-    assert not left, left
-
 
 # -- BUILD and .bzl mistakes, one package a case, one workspace and output base ------------
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,64 @@ def test_blobs_share_the_outputs_bytes_and_an_edited_output_is_caught(tmp_path: 
     with pytest.raises(InvalidEntry, match="does not match its sha256"):
         cache.get_blob(sha, tmp_path / "third")
     assert not cache.has_blob(sha) and not (tmp_path / "third").exists()
+
+
+# -- what others may leave in a shared cache (found by tests/test_bad_inputs_cache.py) ------
+
+
+def _stored(tmp_path: Path, data: bytes) -> tuple[LocalDiskCache, str, Path]:
+    cache = LocalDiskCache(tmp_path / "c")
+    (tmp_path / "src").write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    cache.put_blob(sha, tmp_path / "src")
+    return cache, sha, tmp_path / "c" / "cas" / sha[:2] / sha
+
+
+def test_a_blob_that_is_a_link_is_refused_and_nothing_is_changed_through_it(
+    tmp_path: Path,
+) -> None:
+    # A link to a host file with the right bytes was linked in as the output, and the
+    # output's chmod then changed the host file's mode.
+    cache, sha, blob = _stored(tmp_path, b"host bytes")
+    host = tmp_path / "host"
+    host.write_bytes(b"host bytes")
+    host.chmod(0o640)
+    blob.unlink()
+    blob.symlink_to(host)
+    with pytest.raises(InvalidEntry, match=f"blob {sha} is not a regular file"):
+        cache.get_blob(sha, tmp_path / "out")
+    assert not blob.is_symlink() and not (tmp_path / "out").exists()
+    assert host.stat().st_mode & 0o777 == 0o640 and host.stat().st_nlink == 1
+
+
+def test_a_link_in_place_of_a_cache_directory_is_never_written_through(tmp_path: Path) -> None:
+    cache, sha, blob = _stored(tmp_path, b"bytes")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(blob.parent)
+    blob.parent.symlink_to(elsewhere)
+    with pytest.raises(InvalidEntry, match="is not a directory"):
+        cache.get_blob(sha, tmp_path / "out")
+    cache.put_blob(sha, tmp_path / "src")
+    cache.put_action_result(sha, ActionResult(()))
+    assert list(elsewhere.iterdir()) == []
+    assert blob.read_bytes() == b"bytes" and not blob.parent.is_symlink()
+
+
+def test_an_action_result_that_is_a_directory_is_invalid_and_replaced(tmp_path: Path) -> None:
+    # Writing the fresh result over it was an IsADirectoryError traceback.
+    cache = LocalDiskCache(tmp_path / "c")
+    key = "cd" * 32
+    (tmp_path / "c" / "ac" / "cd" / key).mkdir(parents=True)
+    with pytest.raises(InvalidEntry, match="is not a regular file"):
+        cache.get_action_result(key, _any)
+    cache.put_action_result(key, ActionResult(()))
+    assert cache.get_action_result(key, _any) == ActionResult(())
+
+
+def test_a_missing_blob_is_invalid_but_a_tiered_cache_may_fetch_it(tmp_path: Path) -> None:
+    cache, sha, blob = _stored(tmp_path, b"bytes")
+    blob.unlink()
+    assert not cache.fetch_blob(sha, tmp_path / "out")
+    with pytest.raises(InvalidEntry, match=f"blob {sha} is missing"):
+        cache.get_blob(sha, tmp_path / "out")

@@ -50,6 +50,7 @@ class _Store(http.server.ThreadingHTTPServer):
         self.data: dict[str, bytes] = {}
         self.log: list[tuple[str, str, dict[str, str], bytes]] = []
         self.miss_status = 404
+        self.miss_headers: dict[str, str] = {}
         self.put_status = 200
         self.delay = 0.0
         self.on_get: Callable[[str, bytes], bytes] = lambda _path, data: data
@@ -74,6 +75,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = self.server.data.get(self.path)
         if data is None:
             self.send_response(self.server.miss_status)
+            for name, value in self.server.miss_headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -516,3 +519,21 @@ def test_a_server_that_lies_costs_one_warning_and_never_a_wrong_byte(
             assert warned[0].startswith(f"warning: remote cache {url}: "), warned
         else:
             assert warned == [], warned
+
+
+@pytest.mark.parametrize(("status", "moved"), [(500, ""), (503, ""), (302, "http://elsewhere/x")])
+def test_an_action_result_answered_with_an_error_or_a_redirect_warns_once(
+    server: _Store, tmp_path: Path, warnings: list[str], status: int, moved: str
+) -> None:
+    # It was a silent miss: a cache that fails every read looked like an empty one.
+    server.miss_status = status
+    server.miss_headers = {"Location": moved} if moved else {}
+    cache = _tiered(tmp_path, _url(server), warnings)
+    assert cache.get_action_result("1" * 64, _check) is None
+    assert cache.get_action_result("2" * 64, _check) is None
+    assert len(warnings) == 1, warnings
+    assert (f" to {moved}, which is not followed" in warnings[0]) == bool(moved)
+    assert warnings[0].startswith(
+        f"remote cache {_url(server)}: GET {_url(server)}/ac/{'1' * 64} failed (got HTTP {status}"
+    )
+    assert "such entries count as misses" in warnings[0] and not cache.remote.disabled

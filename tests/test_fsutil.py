@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-from strata.fsutil import link_or_copy, real_path, share_output
+import pytest
+
+from strata.fsutil import atomic_dir, atomic_file, link_or_copy, real_path, share_output
 
 
 def _ino(p: Path) -> int:
@@ -74,3 +77,49 @@ def test_real_path_is_realpath(tmp_path: Path) -> None:
     ]:
         assert real_path(str(tmp_path / p)) == os.path.realpath(tmp_path / p), p
     assert real_path(str(tmp_path / "sandbox/f")) == str(tmp_path / "ws/store/p/f")
+
+
+def test_an_output_name_up_to_255_bytes_is_written(tmp_path: Path) -> None:
+    # The temporary beside it adds `.`, `.XXXXXXXX.tmp`: it must be cut to fit, not fail.
+    name = "\u00e9" * 127 + "x"  # 255 bytes in UTF-8
+    with atomic_file(tmp_path / name) as f:
+        f.write(b"ok")
+    with atomic_dir(tmp_path / ("d" * 255)) as d:
+        (d / "f").write_bytes(b"in")
+    assert (tmp_path / name).read_bytes() == b"ok"
+    assert (tmp_path / ("d" * 255) / "f").read_bytes() == b"in"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "d" * 255])
+
+
+@pytest.mark.parametrize("writer", [atomic_file, atomic_dir])
+def test_a_name_too_long_names_the_output_not_its_temporary(tmp_path: Path, writer: object) -> None:
+    final = tmp_path / ("n" * 256)
+    with pytest.raises(OSError) as caught, writer(final):  # type: ignore[operator]
+        pass
+    assert caught.value.errno == errno.ENAMETOOLONG
+    assert caught.value.filename == str(final)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["", ".", ".."])
+def test_a_path_naming_no_file_is_refused_and_nothing_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # atomic_dir("") used to rmtree "." (the action's working directory) before failing.
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "keep").write_text("x")
+    monkeypatch.chdir(work)
+    for writer in (atomic_file, atomic_dir):
+        with pytest.raises(IsADirectoryError), writer(name):  # type: ignore[operator]
+            pass
+    assert sorted(os.listdir(work)) == ["keep", "sub"]
+    assert sorted(os.listdir(tmp_path)) == ["work"]
+
+
+def test_atomic_file_onto_a_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError) as caught, atomic_file(tmp_path / "d"):
+        pass
+    assert caught.value.filename == str(tmp_path / "d")
+    assert sorted(os.listdir(tmp_path)) == ["d"]

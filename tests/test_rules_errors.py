@@ -43,6 +43,12 @@ layered_image(name = "bad_cmd", contents = [":ok"], config = {"Cmd": "/bin/sh"})
 layered_image(name = "bad_layering", contents = [":ok"], layering = "fancy")
 
 store_path(name = "no_srcs")
+
+genrule(name = "g", outs = ["g.txt"], cmd = "echo g > $@")
+
+store_path(name = "two_places", srcs = {":f": "share/x", ":g": "share/x"})
+
+store_path(name = "escaping", srcs = {":f": "../../etc/passwd"})
 """
 )
 # An execution-time mistake: a single-file store path cannot be copied to / (as Nix's
@@ -85,6 +91,14 @@ RULE_ERRORS = {
         "//bad:bad_layering: attribute 'layering': unknown layering strategy (got \"fancy\")",
     ),
     "//bad:no_srcs": ("//bad:no_srcs: attribute 'srcs': a store path needs content",),
+    "//bad:two_places": (
+        "//bad:two_places: attribute 'srcs': two entries for one destination "
+        "(the other in 'srcs') (got \"share/x\")",
+    ),
+    "//bad:escaping": (
+        "//bad:escaping: attribute 'srcs': destinations are relative paths inside the store path"
+        ' (got "../../etc/passwd")',
+    ),
 }
 
 

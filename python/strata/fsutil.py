@@ -16,6 +16,35 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+NAME_MAX = 255
+"""Bytes in one file name (Linux, every common file system)."""
+PATH_MAX = 4095
+"""Bytes in a path the kernel accepts in one call."""
+_TEMP_EXTRA = len(".") + len(".") + 8 + len(".tmp")
+"""What `temp_prefix` and mkstemp's random part and suffix add to a kept name."""
+
+
+def temp_prefix(final: Path) -> str:
+    """The prefix of a temporary name beside `final` (`.<name>.`), cut so that mkstemp's
+    name (prefix, 8 random characters, `.tmp`) fits in NAME_MAX when `final`'s does: a
+    250-byte output name is valid, and its temporary must be too."""
+    name = os.fsencode(final.name)[: NAME_MAX - _TEMP_EXTRA]
+    return f".{os.fsdecode(name)}."
+
+
+def check_writable_name(final: Path) -> None:
+    """Raise ENAMETOOLONG naming `final` (not its temporary) when no file can have its name,
+    and EISDIR when it names no file at all ("", ".", "..").
+
+    Without this, the error names the temporary (`.<name>.k3j2h1x0.tmp`), which
+    the user never wrote.
+    """
+    if final.name in ("", ".."):  # "", "." and "..": replacing them would empty the directory
+        raise IsADirectoryError(errno.EISDIR, "names a directory, not a file", str(final))
+    raw = os.fsencode(final)
+    if len(os.fsencode(final.name)) > NAME_MAX or len(raw) > PATH_MAX - _TEMP_EXTRA:
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(final))
+
 
 @contextlib.contextmanager
 def atomic_file(
@@ -27,8 +56,11 @@ def atomic_file(
     re-checks by digest, and costly for large layers; caches keep it on.
     """
     final = Path(path)
+    check_writable_name(final)
+    if final.is_dir() and not final.is_symlink():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(final))
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -47,8 +79,9 @@ def atomic_file(
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Build a directory beside `path`; on clean exit replace `path` with it."""
     final = Path(path)
+    check_writable_name(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         if final.is_dir() and not final.is_symlink():

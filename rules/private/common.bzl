@@ -76,6 +76,21 @@ def label_fail(ctx, attr_name, what, got, fix):
     """fail() in strata's error shape, naming the target and attribute."""
     fail("%s: attribute '%s': %s (got %s); %s" % (label_str(ctx.label), attr_name, what, got, fix))
 
+def check_dest(ctx, attr_name, dest):
+    """label_fail() unless `dest` is a relative path inside a store path (no `..`)."""
+    if not dest or dest.startswith("/") or ".." in dest.split("/"):
+        label_fail(ctx, attr_name, "destinations are relative paths inside the store path", repr(dest), "write e.g. \"etc/passwd\"")
+
+def check_one_place(ctx, placed):
+    """label_fail() when two (attribute, destination) pairs of `placed` name one destination:
+    the later would silently replace the earlier in the layer."""
+    seen = {}
+    for attr_name, dest in placed:
+        key = dest.rstrip("/")
+        if key in seen:
+            label_fail(ctx, attr_name, "two entries for one destination (the other in '%s')" % seen[key], repr(dest), "give each entry a destination of its own")
+        seen[key] = attr_name
+
 def check_name(ctx, attr_name, kind, value):
     """label_fail() unless `value` is a valid `kind` name ("registry", "repository", "tag", "reference")."""
     problem = name_problem(kind, value)

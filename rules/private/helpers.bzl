@@ -13,7 +13,7 @@ a declared input.
 """
 
 load("//rules:providers.bzl", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "check_symlink_targets", "label_fail", "run_strata")
+load(":common.bzl", "TOOL_ATTRS", "check_dest", "check_one_place", "check_symlink_targets", "label_fail", "run_strata")
 load(":store_path.bzl", "store_path_providers", "store_tree")
 
 # nixpkgs pkgs/build-support/docker/default.nix, fakeNss.
@@ -34,9 +34,8 @@ session required pam_unix.so
 
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
 
-def _check_dest(ctx, attr_name, dest):
-    if not dest or dest.startswith("/") or ".." in dest.split("/"):
-        label_fail(ctx, attr_name, "destinations are relative paths inside the store path", repr(dest), "write e.g. \"etc/passwd\"")
+# The attribute each kind of content entry comes from (entries without a type are srcs).
+_HELPER_ATTR = {"dir": "dirs", "file": "files", "symlink": "symlinks"}
 
 def _helper_store_path_impl(ctx):
     name = ctx.attr.path_name or ctx.label.name
@@ -46,21 +45,21 @@ def _helper_store_path_impl(ctx):
     contents = []
     inputs = []
     for dest in sorted(ctx.attr.files.keys()):
-        _check_dest(ctx, "files", dest)
+        check_dest(ctx, "files", dest)
         contents.append({"content": ctx.attr.files[dest], "dest": dest, "type": "file"})
     for target, dest in ctx.attr.srcs.items():
-        _check_dest(ctx, "srcs", dest)
+        check_dest(ctx, "srcs", dest)
         fs = target[DefaultInfo].files.to_list()
         if len(fs) != 1:
             label_fail(ctx, "srcs", "each source must be one file", len(fs), "point at a single file")
         contents.append({"dest": dest, "mode": "0644", "src": fs[0].path})
         inputs.extend(fs)
     for dest in ctx.attr.dirs:
-        _check_dest(ctx, "dirs", dest)
+        check_dest(ctx, "dirs", dest)
         contents.append({"dest": dest, "type": "dir"})
     check_symlink_targets(ctx, "symlinks", ctx.attr.symlinks)
     for dest in sorted(ctx.attr.symlinks.keys()):
-        _check_dest(ctx, "symlinks", dest)
+        check_dest(ctx, "symlinks", dest)
         contents.append({"dest": dest, "target": ctx.attr.symlinks[dest], "type": "symlink"})
     refs = [d[StorePathInfo] for d in ctx.attr.deps]
     links = []
@@ -72,12 +71,14 @@ def _helper_store_path_impl(ctx):
             label_fail(ctx, "link_to", "the target lives in another store directory", target.store_dir, "build it for " + ctx.attr.store_dir)
         refs.append(target)
         for dest in sorted(ctx.attr.links.keys()):
-            _check_dest(ctx, "links", dest)
+            check_dest(ctx, "links", dest)
             links.append({"dest": dest, "info": target.info.path, "subpath": ctx.attr.links[dest]})
     elif ctx.attr.link_to:
         label_fail(ctx, "links", "link_to is set but nothing links into it", "{}", "map a destination to a path inside link_to, e.g. {\"bin/sh\": \"bin/bash\"}")
     if not contents and not links:
         label_fail(ctx, "files", "a store path needs content", "nothing", "give files, srcs, dirs, symlinks or links")
+    placed = [(_HELPER_ATTR.get(c.get("type"), "srcs"), c["dest"]) for c in contents]
+    check_one_place(ctx, placed + [("links", l["dest"]) for l in links])
     info = ctx.actions.declare_file(ctx.label.name + ".storepath.json")
     layer = ctx.actions.declare_file(ctx.label.name + ".layer.tar")
     descriptor = ctx.actions.declare_file(ctx.label.name + ".layer.json")

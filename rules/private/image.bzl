@@ -62,6 +62,11 @@ def _files(ctx):
             for f in fs:
                 out.append({"dest": dest.rstrip("/") + "/" + f.basename, "mode": "0644", "src": f.path})
         inputs.extend(fs)
+    seen = {}
+    for entry in out:
+        if entry["dest"] in seen:
+            label_fail(ctx, "files", "two files for one destination (%s and %s)" % (seen[entry["dest"]], entry["src"]), repr(entry["dest"]), "give each file a destination of its own")
+        seen[entry["dest"]] = entry["src"]
     return out, inputs
 
 def _layering(ctx):

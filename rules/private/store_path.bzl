@@ -1,7 +1,7 @@
 """store_path: a Nix-style store path from workspace files or other targets' outputs."""
 
 load("//rules:providers.bzl", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "check_symlink_targets", "label_fail", "run_strata")
+load(":common.bzl", "TOOL_ATTRS", "check_dest", "check_one_place", "check_symlink_targets", "label_fail", "run_strata")
 
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
 
@@ -42,6 +42,8 @@ def _store_path_impl(ctx):
     contents = []
     inputs = []
     for target, dest in ctx.attr.srcs.items():
+        if dest:  # "" makes the store path a single file
+            check_dest(ctx, "srcs", dest)
         files = target[DefaultInfo].files.to_list()
         if dest.endswith("/") or len(files) > 1:
             for f in files:
@@ -51,7 +53,9 @@ def _store_path_impl(ctx):
         inputs.extend(files)
     check_symlink_targets(ctx, "symlinks", ctx.attr.symlinks)
     for dest in sorted(ctx.attr.symlinks.keys()):
+        check_dest(ctx, "symlinks", dest)
         contents.append({"dest": dest, "target": ctx.attr.symlinks[dest], "type": "symlink"})
+    check_one_place(ctx, [("symlinks" if c.get("type") else "srcs", c["dest"]) for c in contents])
     for dest in ctx.attr.executables:
         found = [c for c in contents if c.get("dest") == dest]
         if not found:

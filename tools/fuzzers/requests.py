@@ -29,6 +29,7 @@ from strata.actions.request import load_request
 MNEMONICS = [
     "Layer",
     "ImageAssemble",
+    "ImageArchive",
     "ImageMerge",
     "ImageExport",
     "StoreLayer",
@@ -99,7 +100,11 @@ def templates(fx: Path) -> dict[str, dict[str, Any]]:
             "outputs": {"docker_archive": "o.tar", "oci_layout": "o.oci", "image_info": "i"},
         },
         "ImageExport": {"image": str(fx / "image.oci"), "name": "1", "output": "out.tar"},
-        "ImageMerge": {"images": [str(fx / "image.tar")] * 2, "output": "out.tar"},
+        "ImageArchive": {"image": str(fx / "image.oci"), "output": "out.tar"},
+        "ImageMerge": {
+            "images": [str(fx / "image.tar"), str(fx / "image.oci")],
+            "output": "out.tar",
+        },
         "ImageIndex": {"images": [str(fx / "image.oci")], "output": "out.oci"},
         "StoreLayer": {
             "src": str(fx / "src"),

@@ -229,6 +229,21 @@ class HttpCache:
                 "--remote_header=Authorization=...) or check the ones given"
             )
 
+    def _failed_read(self, url: str, resp: urllib3.BaseHTTPResponse) -> None:
+        """An action result answered with neither data, a miss nor a refusal (a 5xx, a
+        redirect): a miss, and the one warning a build for reads, as a refused read is."""
+        self.stats.refused(read=True)
+        with self._lock:
+            first, self._warned_read = not self._warned_read, True
+        if first:
+            where = resp.headers.get("Location", "")
+            moved = f" to {redact_url(where)[:160]}, which is not followed" if where else ""
+            self._warn(
+                f"remote cache {self.shown_url}: GET {url} failed (got HTTP {resp.status}"
+                f"{moved}); such entries count as misses; check the server and that "
+                "--remote_cache is the cache's own URL"
+            )
+
     def upload_lost(self, what: str, how: str) -> None:
         """An upload the server took, then lost: warn once and stop uploading for this build."""
         with self._lock:
@@ -263,6 +278,8 @@ class HttpCache:
             return None
         data = resp.data
         self.stats.add(down=len(data) if resp.status == 200 else 0)
+        if resp.status not in (200, 401, 403, *_MISS):
+            self._failed_read(self._url("ac", key), resp)
         if resp.status != 200 or not data:
             return None
         try:

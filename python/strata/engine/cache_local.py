@@ -20,22 +20,29 @@ A shared `--disk_cache` is written by others, so nothing read is trusted: an
 action result must parse and pass the caller's check (`result_check`), and
 blobs are verified against their name on every read; a corrupt blob is
 removed. Either is an `InvalidEntry`, so the action re-runs and its fresh
-result replaces the bad one.
+result replaces the bad one. So is a blob an action result names that is
+gone. Entries are regular files and `ac/`, `cas/` and their `<hh>/` are real
+directories, never followed links: a link or a directory where an entry
+belongs, or a link where a directory belongs, is removed before it is read
+or written through, so whoever writes the cache cannot make strata read,
+chmod or write a file elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from strata.canonical import json_bytes
 from strata.engine.cache import ActionResult, InvalidEntry, ResultCheck
 from strata.engine.digests import sha256_file
-from strata.fsutil import link_or_copy, write_bytes_atomic
+from strata.fsutil import write_bytes_atomic
 
 _CHUNK = 1 << 20
 
@@ -72,20 +79,39 @@ class LocalDiskCache:
                 "on without storing results there: free some space or fix its permissions"
             )
 
-    def _ac(self, key: str) -> Path:
-        return self.root / "ac" / key[:2] / key
+    def _ac(self, key: str, *, reading: bool = False) -> Path:
+        return self._entry("ac", key, reading)
 
-    def _cas(self, sha256: str) -> Path:
-        return self.root / "cas" / sha256[:2] / sha256
+    def _cas(self, sha256: str, *, reading: bool = False) -> Path:
+        return self._entry("cas", sha256, reading)
+
+    def _entry(self, kind: str, name: str, reading: bool) -> Path:
+        """`<root>/<kind>/<hh>/<name>`; a link or file in place of either directory is
+        removed (when `reading`, that is an `InvalidEntry`)."""
+        for d in (self.root / kind, self.root / kind / name[:2]):
+            with contextlib.suppress(FileNotFoundError):
+                if not stat.S_ISDIR(os.lstat(d).st_mode):
+                    _drop(d)
+                    if reading:
+                        raise InvalidEntry(self.name, f"{d} is not a directory")
+        return self.root / kind / name[:2] / name
 
     def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
-        path = self._ac(key)
+        path = self._ac(key, reading=True)
         try:
-            data = path.read_bytes()
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as err:
-            raise InvalidEntry(self.name, f"cannot read {path} (got {err.strerror})") from None
+            _drop(path)
+            what = "a link" if err.errno == errno.ELOOP else f"unreadable (got {err.strerror})"
+            raise InvalidEntry(self.name, f"{path} is {what}, not an action result") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            _drop(path)
+            raise InvalidEntry(self.name, f"{path} is not a regular file")
+        with open(fd, "rb") as f:
+            data = f.read()
         try:
             result = ActionResult.from_json(json.loads(data))
         except (ValueError, RecursionError) as err:
@@ -103,18 +129,35 @@ class LocalDiskCache:
                 write_bytes_atomic(self._ac(key), json_bytes(result.to_json()))
 
     def has_blob(self, sha256: str) -> bool:
-        return self._cas(sha256).is_file()
+        try:
+            return stat.S_ISREG(os.lstat(self._cas(sha256)).st_mode)
+        except OSError:
+            return False
 
     def get_blob(self, sha256: str, dest: Path) -> bool:
-        src = self._cas(sha256)
+        """`fetch_blob`, with a missing blob an `InvalidEntry` too: its action result named it."""
+        if not self.fetch_blob(sha256, dest):
+            raise InvalidEntry(self.name, f"blob {sha256} is missing")
+        return True
+
+    def fetch_blob(self, sha256: str, dest: Path) -> bool:
+        """Link the verified blob to `dest`; False if it is missing (a tiered cache asks its
+        server next), `InvalidEntry` if it is not a regular file or has other bytes."""
+        src = self._cas(sha256, reading=True)
+        try:
+            if not stat.S_ISREG(os.lstat(src).st_mode):
+                _drop(src)
+                raise InvalidEntry(self.name, f"blob {sha256} is not a regular file")
+        except (FileNotFoundError, NotADirectoryError):
+            return False
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
         try:
-            if sha256_file(src) != sha256:
-                with contextlib.suppress(OSError):
-                    src.unlink()
-                raise InvalidEntry(self.name, f"blob {sha256} does not match its sha256")
             _link_or_copy(src, tmp)
+            if sha256_file(tmp) != sha256:
+                os.unlink(tmp)
+                _drop(src)
+                raise InvalidEntry(self.name, f"blob {sha256} does not match its sha256")
             if dest.is_dir() and not dest.is_symlink():
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
@@ -124,6 +167,10 @@ class LocalDiskCache:
                 os.unlink(tmp)
             return False
 
+    def blob_path(self, sha256: str) -> Path:
+        """Where the blob belongs (for a tiered cache's downloads and uploads)."""
+        return self._cas(sha256)
+
     def put_blob(self, sha256: str, src: Path) -> None:
         with self._writing() as ok:
             if ok:
@@ -131,8 +178,10 @@ class LocalDiskCache:
 
     def _put_blob(self, sha256: str, src: Path) -> None:
         dest = self._cas(sha256)
-        if dest.is_file():
-            return
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISREG(os.lstat(dest).st_mode):
+                return
+            _drop(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".{sha256}.{os.getpid()}.tmp"
         try:
@@ -145,9 +194,31 @@ class LocalDiskCache:
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
-    """Replace `dest` by a link to `src` (a read-only copy across filesystems)."""
+    """Replace `dest` by a link to `src` (a read-only copy across filesystems).
+
+    A link is never followed: `src` swapped for one after it was checked
+    gives a link at `dest`, refused here before anything is chmod-ed through it.
+    """
     with contextlib.suppress(FileNotFoundError):
         os.unlink(dest)
-    link_or_copy(src, dest)
-    if os.stat(dest).st_nlink == 1:
+    try:
+        os.link(src, dest, follow_symlinks=False)
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
+            raise
+        shutil.copyfile(src, dest, follow_symlinks=False)
+    st = os.lstat(dest)
+    if not stat.S_ISREG(st.st_mode):
+        os.unlink(dest)
+        raise OSError(errno.EINVAL, "not a regular file", str(src))
+    if st.st_nlink == 1:
         os.chmod(dest, 0o444)
+
+
+def _drop(path: Path) -> None:
+    """Remove what a cache writer left where an entry or directory belongs (links not followed)."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)

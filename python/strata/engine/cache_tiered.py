@@ -200,7 +200,7 @@ class TieredCache:
 
     def _local_blob(self, sha256: str) -> Path:
         """Where the local cache keeps a blob (Bazel's disk-cache layout, see cache_local)."""
-        return self.local.root / "cas" / sha256[:2] / sha256
+        return self.local.blob_path(sha256)
 
     def _map(self, fn: Callable[[str], bool], names: list[str]) -> list[bool]:
         """`fn` of every name, in parallel; an exception in any call is raised here."""
@@ -301,11 +301,11 @@ class TieredCache:
         )
 
     def get_blob(self, sha256: str, dest: Path) -> bool:
-        if self.local.get_blob(sha256, dest):
+        if self.local.fetch_blob(sha256, dest):
             return True
         if not self.options.accept_cached or self.remote.disabled:
             return False
-        return self._fetch(sha256) and self.local.get_blob(sha256, dest)
+        return self._fetch(sha256) and self.local.fetch_blob(sha256, dest)
 
     def put_blob(self, sha256: str, src: Path) -> None:
         """Local only: uploads happen with the action result, after the policy check."""

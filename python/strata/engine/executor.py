@@ -59,6 +59,7 @@ from strata.engine.workers import (
     is_strata_action,
 )
 from strata.errors import UserError, shorten
+from strata.fsutil import temp_prefix
 
 DEFAULT_PATH = "/bin:/usr/bin"
 _CHUNK = 1 << 20
@@ -666,7 +667,7 @@ class Executor:
                 current = self.stat_cache.digest(final)
         if current is None or current.sha256 != sha or not current.executable:
             _remove(final)
-            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), dir=final.parent)
             with os.fdopen(fd, "wb") as f:
                 f.write(action.content)
             os.chmod(tmp, OUTPUT_MODE)  # Bazel: 0555 even when is_executable is False

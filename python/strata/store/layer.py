@@ -196,7 +196,15 @@ def concat_layers(
     def fill(tar: TarWriter) -> None:
         seen: set[bytes] = set()
         for src in sources:
-            with open_decompressed(src) as f:
+            try:
+                f = open_decompressed(src)
+            except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
+                raise UserError(
+                    f"layer to join cannot be read (got {e.strerror}); list StoreLayer "
+                    "outputs that exist",
+                    where=os.fspath(src),
+                ) from None
+            with f:
                 copy_members(f, tar, seen, os.fspath(src))
 
     return write_layer(out_path, compressor, fill)

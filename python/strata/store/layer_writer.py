@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from strata.fsutil import temp_prefix
 from strata.oci.compress import layer_media_type
 from strata.oci.layer import LayerDescriptor, Ownership, write_layer_from_tar
 from strata.oci.tarwriter import DIRECTORY, REGULAR, SYMLINK, TarWriter
@@ -78,7 +79,7 @@ class StoreLayerWriter:
     def __enter__(self) -> StoreLayerWriter:
         self._out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{self._out.name}.", suffix=".tmp", dir=self._out.parent
+            prefix=temp_prefix(self._out), suffix=".tmp", dir=self._out.parent
         )
         self._tmp = Path(tmp)
         self._file = os.fdopen(fd, "w+b")
