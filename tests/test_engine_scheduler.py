@@ -364,3 +364,39 @@ def test_a_cached_action_comes_back_from_the_disk_cache_after_clean(eng: Engine)
     stats = eng.build(_stamp(()))
     assert (stats.executed, stats.cache_hits) == (0, 2)
     assert eng.out(f"{BIN}/pkg/stamp").read_text() == first
+
+
+def test_sources_go_to_the_digest_threads_in_batches_and_large_actions_alone(
+    eng: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from strata.engine import scheduler, source_digests
+
+    monkeypatch.setattr(scheduler, "_BATCH", 4)
+    big = [f"pkg/big{i}.txt" for i in range(6)]
+    for p in big + [f"pkg/s{i}.txt" for i in range(5)]:
+        (eng.workspace / p).write_text(p + "\n")
+    small = [
+        sh(
+            f"//pkg:s{i}",
+            f"cat pkg/s{i}.txt > {BIN}/pkg/S{i}",
+            [f"pkg/s{i}.txt"],
+            [f"{BIN}/pkg/S{i}"],
+        )
+        for i in range(5)
+    ]
+    large = sh("//pkg:big", f"cat {' '.join(big)} > {BIN}/pkg/BIG", big, [f"{BIN}/pkg/BIG"])
+    tasks: list[tuple[list[int], list[str]]] = []
+    real = source_digests.SourceDigests.submit
+
+    def noted(self: source_digests.SourceDigests, indexes: list[int], paths: list[str]) -> None:
+        tasks.append((list(indexes), list(paths)))
+        real(self, indexes, paths)
+
+    monkeypatch.setattr(source_digests.SourceDigests, "submit", noted)
+    stats = eng.build([*small, large])
+    assert stats.executed == 6
+    assert eng.out(f"{BIN}/pkg/BIG").read_text() == "".join(p + "\n" for p in big)
+    # four small actions, then the last small one, then the large one
+    assert [len(i) for i, _ in tasks] == [4, 1, 1]
+    assert [p for _, paths in tasks for p in paths].count("pkg/big0.txt") == 1
+    assert ([5], big) in tasks

@@ -23,16 +23,29 @@ from typing import Any
 
 from strata.cli_usage import enum_option
 from strata.engine.report import Reporter
-from strata.errors import UserError, format_error
+from strata.errors import UsageError, UserError, format_error
 
 EXIT_TESTS_FAILED = 3
 EXIT_NO_TESTS = 4
 _RULE = "=" * 80
 
 
-def add_test_command(sub: Any, add_common: Callable[..., None]) -> None:
-    from strata.engine.test_runner import parse_test_timeout
+def parse_test_timeout(text: str) -> tuple[int, ...]:
+    """`--test_timeout=N` or `=S,M,L,E` (seconds), as Bazel reads it."""
+    parts = text.split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 4) or any(v <= 0 for v in values):
+        raise UsageError(
+            f"While parsing option --test_timeout={text}: Invalid value: '{text}' "
+            "(one positive number of seconds, or four separated by commas)"
+        )
+    return values
 
+
+def add_test_command(sub: Any, add_common: Callable[..., None]) -> None:
     p = sub.add_parser("test", help="build targets and run the tests among them")
     p.add_argument("targets", nargs="*", metavar="TARGET")
     add_common(p, build=True)
@@ -170,7 +183,7 @@ def _needing_failed(args: argparse.Namespace, result: Any, failed: set[str]) -> 
 
     if not failed:
         return set()
-    graph = build_graph(result.actions)
+    graph = getattr(result, "graph", None) or build_graph(result.actions)
     return {
         label
         for label, info in result.targets.items()
