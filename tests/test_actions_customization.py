@@ -417,3 +417,29 @@ def _run_action(tmp: Path, req: dict[str, Any]) -> str | None:
     with contextlib.redirect_stderr(err):
         status = action(tmp, "CustomizationLayer", req)
     return None if status == 0 else err.getvalue()
+
+
+def test_root_in_a_namespace_mapping_only_root_still_fakes(tmp_path: Path) -> None:
+    """Bazel's linux-sandbox run as root: uid 0 is the only id mapped, so nobody can't own
+    the tree; the commands run in a user namespace of their own and fakeroot still fakes."""
+    need("fakeroot")
+    need("unshare")
+    if os.geteuid() != 0:
+        pytest.skip("root only: as another user fakeroot is used directly (tested above)")
+    req = layer_request(
+        tmp_path, extra_commands="mkdir data", fake_root_commands="chown 1000:1000 data"
+    )
+    (tmp_path / "req.json").write_text(json.dumps({"schema_version": 1, **req}))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "python")}
+    proc = subprocess.run(
+        ["unshare", "--user", "--map-root-user", sys.executable, "-m", "strata"]
+        + ["action", "CustomizationLayer", f"@{tmp_path / 'req.json'}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    m = members(tmp_path / "out" / "layer.tar")
+    assert (m["data"].uid, m["data"].gid) == (1000, 1000)
+    assert (m["bin"].uid, m["bin"].gid) == (0, 0)

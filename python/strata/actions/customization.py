@@ -56,6 +56,7 @@ fixed mtime: the same request gives the same bytes.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -253,15 +254,28 @@ def _run(argv: list[str], cwd: Path, what: str, where: str) -> None:
         )
 
 
-def _drop_privileges(root: Path) -> list[str]:
-    """As root, hand the work tree to nobody and return the setpriv prefix; else nothing."""
+def _drop_privileges(root: Path) -> tuple[list[str], dict[str, str]]:
+    """As root, a prefix (and environment) that runs the commands as a user fakeroot fakes for.
+
+    Real root hands the work tree to nobody and runs them under `setpriv`. Root
+    in a user namespace that maps no other id (Bazel's linux-sandbox run as
+    root) cannot chown to nobody (EINVAL): the commands then run in a nested
+    user namespace of their own (`unshare --user`), where they are an unmapped
+    user owning the tree, and fakeroot is told not to try the real chown,
+    which would fail there for the same reason.
+    """
     if os.geteuid() != 0:
-        return []
-    for dirpath, dirnames, filenames in os.walk(root):
-        os.lchown(dirpath, NOBODY, NOBODY)
-        for name in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, name), NOBODY, NOBODY)
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        return [], {}
+    try:
+        for dirpath, dirnames, filenames in os.walk(root):
+            os.lchown(dirpath, NOBODY, NOBODY)
+            for name in dirnames + filenames:
+                os.lchown(os.path.join(dirpath, name), NOBODY, NOBODY)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        return ["unshare", "--user"], {"FAKEROOTDONTTRYCHOWN": "1"}
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"], {}
 
 
 def _fake_root(
@@ -272,7 +286,7 @@ def _fake_root(
     script = work / "commands.sh"
     script.write_text(commands)
     os.chmod(script, 0o644)
-    prefix = _drop_privileges(work)
+    prefix, drop_env = _drop_privileges(work)
     if chroot_binds is not None:
         run_cmds = ["proot", "-r", str(root), "-0", "-w", "/", *chroot_binds]
         run_cmds += ["/bin/sh", "-ec", commands]
@@ -281,7 +295,7 @@ def _fake_root(
     shell = '"$@" && find "$ROOT" -fprintf "$LISTING" "$FORMAT"'
     argv = [*prefix, "fakeroot", "-s", str(work / "state"), "--", "/bin/sh", "-c", shell, "sh"]
     extra_env = {"ROOT": str(root), "LISTING": str(listing), "FORMAT": _LISTING_FORMAT}
-    env = {**COMMAND_ENV, "out": str(root), **extra_env}
+    env = {**COMMAND_ENV, "out": str(root), **extra_env, **drop_env}
     res = subprocess.run([*argv, *run_cmds], cwd=root, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         tail = " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
