@@ -16,6 +16,7 @@ continues with the rest of the budget.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -38,6 +39,20 @@ Files = dict[str, bytes]
 
 HANG_SECONDS = 20.0
 """An input that runs longer than this is reported as a hang (a crash)."""
+
+SCRATCH_ENV = "STRATA_FUZZ_SCRATCH"
+
+
+def scratch_root() -> str | None:
+    """Where each input's scratch directory is made: $STRATA_FUZZ_SCRATCH, else /dev/shm
+    when it is a writable directory (a RAM file system: making and removing an input's
+    files there costs a sixth of a disk's, and most of an input's time went to that),
+    else the default temporary directory. The parsers run the same code on either."""
+    chosen = os.environ.get(SCRATCH_ENV)
+    if chosen:
+        return chosen
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 KNOWN: dict[str, str] = {
@@ -122,7 +137,7 @@ def _alarm(_signum: int, _frame: FrameType | None) -> None:
 
 def run_one(target: Target, files: Files) -> tuple[str, str | None, str]:
     """(outcome, crash signature or None, traceback text) of one input, in a fresh directory."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"fuzz-{target.name}-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"fuzz-{target.name}-", dir=scratch_root()))
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
     try:
