@@ -32,6 +32,7 @@ from types import FrameType, TracebackType
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from strata.engine.cache import InvalidEntry
 from strata.errors import UserError
 
 Files = dict[str, bytes]
@@ -115,8 +116,17 @@ _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 def outcome_of(err: BaseException) -> str:
-    """A short kind of a clean outcome: the message's opening words, values blanked."""
-    text = err.detail if isinstance(err, UserError) else str(err)
+    """A short kind of a clean outcome: the message's opening words, values blanked.
+
+    The place is left out (a UserError's `where`, an InvalidEntry's cache name): it is
+    the same for every input, or names the input's scratch directory, and would hide the
+    reason or make each input an outcome of its own."""
+    if isinstance(err, UserError):
+        text = err.detail
+    elif isinstance(err, InvalidEntry):
+        text = err.why
+    else:
+        text = str(err)
     head = re.split(r" \(got |; |: ", text, maxsplit=1)[0]
     head = _NUMBER.sub("N", _QUOTED.sub("'…'", head))[:70]
     return f"{type(err).__name__}: {head}"
