@@ -264,6 +264,16 @@ def tar_of(files: dict[str, bytes], extra: list[tuple[Any, ...]] = (), fmt: int 
     return build_tar(items + list(extra), FORMATS[fmt % len(FORMATS)])
 
 
+_SEEDED = st.integers(0, 2**64 - 1).map(random.Random)
+
+# Strategies are made once, at import, here and in each target's module: one made inside
+# a composite is built and validated again for every input, which took an eighth of a
+# registry-pull input's time.
+BOOLS = st.booleans()
+TAR_FORMAT = st.integers(0, len(FORMATS) - 1)
+ONE_IN_TEN = st.integers(0, 9)
+
+
 def seeded() -> st.SearchStrategy[random.Random]:
     """A `random.Random` from a seed hypothesis draws (and shrinks)."""
-    return st.integers(0, 2**64 - 1).map(random.Random)
+    return _SEEDED
