@@ -112,11 +112,13 @@ class _Found(Exception):
 
 
 _NUMBER = re.compile(r"\d+")
+_DIGEST = re.compile(r"(sha256:)?[0-9a-f]{12,}")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 def outcome_of(err: BaseException) -> str:
-    """A short kind of a clean outcome: the message's opening words, values blanked.
+    """A short kind of a clean outcome: the message's opening words, values (numbers,
+    quoted text, digests) blanked.
 
     The place is left out (a UserError's `where`, an InvalidEntry's cache name): it is
     the same for every input, or names the input's scratch directory, and would hide the
@@ -128,7 +130,7 @@ def outcome_of(err: BaseException) -> str:
     else:
         text = str(err)
     head = re.split(r" \(got |; |: ", text, maxsplit=1)[0]
-    head = _NUMBER.sub("N", _QUOTED.sub("'…'", head))[:70]
+    head = _NUMBER.sub("N", _DIGEST.sub("<digest>", _QUOTED.sub("'…'", head)))[:70]
     return f"{type(err).__name__}: {head}"
 
 
