@@ -112,13 +112,14 @@ class _Found(Exception):
 
 
 _NUMBER = re.compile(r"\d+")
-_DIGEST = re.compile(r"(sha256:)?[0-9a-f]{12,}")
+_DIGEST = re.compile(r"(sha256:)?\b[0-9a-f]{8,}\b")
+_HEX = re.compile(r"\b0x[0-9a-f]+\b")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 def outcome_of(err: BaseException) -> str:
     """A short kind of a clean outcome: the message's opening words, values (numbers,
-    quoted text, digests) blanked.
+    quoted text, digests and other hex) blanked.
 
     The place is left out (a UserError's `where`, an InvalidEntry's cache name): it is
     the same for every input, or names the input's scratch directory, and would hide the
@@ -130,7 +131,8 @@ def outcome_of(err: BaseException) -> str:
     else:
         text = str(err)
     head = re.split(r" \(got |; |: ", text, maxsplit=1)[0]
-    head = _NUMBER.sub("N", _DIGEST.sub("<digest>", _QUOTED.sub("'…'", head)))[:70]
+    head = _DIGEST.sub("<digest>", _QUOTED.sub("'…'", head))
+    head = _NUMBER.sub("N", _HEX.sub("<hex>", head))[:70]
     return f"{type(err).__name__}: {head}"
 
 
