@@ -12,6 +12,7 @@ load("//rules:providers.bzl", _ImageInfo = "ImageInfo", _LayerInfo = "LayerInfo"
 load("//rules/private:export.bzl", _export_image = "export_image")
 load("//rules/private:helpers.bzl", _bin_sh = "bin_sh", _ca_certificates = "ca_certificates", _fake_nss = "fake_nss", _helper_store_path = "helper_store_path", _host_ca_certificates = "host_ca_certificates", _host_ca_certificates_rule = "host_ca_certificates_rule", _shadow_setup = "shadow_setup", _usr_bin_env = "usr_bin_env")
 load("//rules/private:image.bzl", _docker_image_rule = "docker_image_rule", _layered_image_rule = "layered_image_rule", _stream_layered_image_rule = "stream_layered_image_rule")
+load("//rules/private:image_test.bzl", _image_test = "image_test")
 load("//rules/private:index.bzl", _image_index = "image_index")
 load("//rules/private:load.bzl", _image_load = "image_load")
 load("//rules/private:merge.bzl", _merge_images = "merge_images")
@@ -20,37 +21,37 @@ load("//rules/private:registry.bzl", _image_push = "image_push", _image_push_rul
 load("//rules/private:run_as_root.bzl", _run_as_root_rule = "run_as_root")
 load("//rules/private:store_path.bzl", _store_path = "store_path")
 
-StorePathInfo = _StorePathInfo
-LayerInfo = _LayerInfo
-ImageInfo = _ImageInfo
-
-store_path = _store_path
-image_load = _image_load
-docker_image_rule = _docker_image_rule
-layered_image_rule = _layered_image_rule
-stream_layered_image_rule = _stream_layered_image_rule
-merge_images = _merge_images
-export_image = _export_image
-image_index = _image_index
-pull_image = _pull_image
-image_push = _image_push
-image_push_rule = _image_push_rule
-fake_nss = _fake_nss
-bin_sh = _bin_sh
-usr_bin_env = _usr_bin_env
-ca_certificates = _ca_certificates
-shadow_setup = _shadow_setup
-helper_store_path = _helper_store_path
-host_ca_certificates = _host_ca_certificates
-host_ca_certificates_rule = _host_ca_certificates_rule
-nix_db = _nix_db
-run_as_root_rule = _run_as_root_rule
-
 def _encode(value):
     return json.encode(value) if type(value) != "string" else value
 
+# The order here is the order of the rules reference (docs/rules.md, tools/gen-docs).
+
+store_path = _store_path
+helper_store_path = _helper_store_path
+
+def docker_image(name, config = None, **kwargs):
+    """buildImage, with `config` as a dict.
+
+    Args:
+      config (dict): The image config: `Cmd`, `Entrypoint`, `Env`, `WorkingDir`, `User`,
+        `ExposedPorts`, `Volumes`, `Labels`, ... as in Docker's image config
+        (e.g. `{"Cmd": ["/bin/hello"], "Env": ["LANG=C.UTF-8"]}`); `Env` is merged with the
+        base image's, last wins. A JSON string is taken as it is.
+    """
+    _docker_image_rule(name = name, config = _encode(config) if config != None else "", **kwargs)
+
 def layered_image(name, config = None, layering = None, **kwargs):
-    """buildLayeredImage; see layered_image_rule for every attribute. `config` and `layering` may be dicts/lists."""
+    """buildLayeredImage, with `config` as a dict and `layering` as a name or a list.
+
+    Args:
+      config (dict): The image config: `Cmd`, `Entrypoint`, `Env`, `WorkingDir`, `User`,
+        `ExposedPorts`, `Volumes`, `Labels`, ... as in Docker's image config
+        (e.g. `{"Cmd": ["/bin/hello"], "Env": ["LANG=C.UTF-8"]}`); `Env` is merged with the
+        base image's, last wins. A JSON string is taken as it is.
+      layering (string or list): How store paths are grouped into layers: `"popularity"`
+        (default, as dockerTools), `"auto_layer"`, or a pipeline, a list of steps such as
+        `[["popularity_contest"], ["limit_layers", 50]]`.
+    """
     _layered_image_rule(
         name = name,
         config = _encode(config) if config != None else "",
@@ -59,7 +60,12 @@ def layered_image(name, config = None, layering = None, **kwargs):
     )
 
 def stream_layered_image(name, config = None, layering = None, **kwargs):
-    """streamLayeredImage; see stream_layered_image_rule. `config` and `layering` may be dicts/lists."""
+    """streamLayeredImage, with `config` as a dict and `layering` as a name or a list.
+
+    Args:
+      config (dict): The image config, as for `layered_image`.
+      layering (string or list): Store path grouping, as for `layered_image`.
+    """
     _stream_layered_image_rule(
         name = name,
         config = _encode(config) if config != None else "",
@@ -67,10 +73,40 @@ def stream_layered_image(name, config = None, layering = None, **kwargs):
         **kwargs
     )
 
-def docker_image(name, config = None, **kwargs):
-    """buildImage; see docker_image_rule for every attribute. `config` may be a dict."""
-    _docker_image_rule(name = name, config = _encode(config) if config != None else "", **kwargs)
-
 def run_as_root(name, config = None, **kwargs):
-    """runAsRoot on top of `from_image`; see run_as_root_rule for every attribute. `config` may be a dict."""
+    """runAsRoot on top of `from_image`, with `config` as a dict.
+
+    Args:
+      config (dict): Config changes merged over the parent's (`Env` last wins), e.g.
+        `{"User": "app"}`. A JSON string is taken as it is.
+    """
     _run_as_root_rule(name = name, config = _encode(config) if config != None else "", **kwargs)
+
+merge_images = _merge_images
+export_image = _export_image
+image_index = _image_index
+image_load = _image_load
+image_push = _image_push
+image_test = _image_test
+nix_db = _nix_db
+fake_nss = _fake_nss
+bin_sh = _bin_sh
+usr_bin_env = _usr_bin_env
+ca_certificates = _ca_certificates
+shadow_setup = _shadow_setup
+
+# WORKSPACE
+host_ca_certificates = _host_ca_certificates
+pull_image = _pull_image
+
+# Raw rules, for power users: `config` as a JSON string.
+docker_image_rule = _docker_image_rule
+layered_image_rule = _layered_image_rule
+stream_layered_image_rule = _stream_layered_image_rule
+run_as_root_rule = _run_as_root_rule
+image_push_rule = _image_push_rule
+host_ca_certificates_rule = _host_ca_certificates_rule
+
+StorePathInfo = _StorePathInfo
+LayerInfo = _LayerInfo
+ImageInfo = _ImageInfo

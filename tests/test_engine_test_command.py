@@ -190,6 +190,17 @@ def test_test_filter_reaches_the_test(ws: Path, capsys: pytest.CaptureFixture[st
     assert rc == 0 and got == {"//:filtered": "PASSED"}, err  # a new filter is a new run
 
 
+def test_output_groups_do_not_keep_a_test_from_its_script_and_runfiles(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--output_groups` picks what a build lists, not what a test needs to run: a group
+    no target has still runs the tests, their generated script and data built
+    (as `bazel test --output_groups=nothing` does)."""
+    labels = ("//:starlark_pass", "//:sh_pass")
+    rc, err, got = strata_test(ws, capsys, "--output_groups=nothing", *labels)
+    assert rc == 0 and got == {label: "PASSED" for label in labels}, err
+
+
 def test_build_failures_no_tests_and_timeouts(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, err, got = strata_test(ws, capsys, "--keep_going", "//:needs_broken", "//:sh_pass")
     assert rc == 1, err

@@ -1,4 +1,5 @@
-"""What STYLE.md asks that tools can check: ruff, and mypy --strict on oci, store, engine."""
+"""The checks tools can make: ruff (lint and format), mypy --strict on the packages
+pyproject.toml names, and no merge conflict markers."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """Byte parity on generated store-path sets: real Bazel 4.2.3 and strata, every output.
 
-200 sets from a fixed seed (tests/storegen.py; the first is the shape issue 11
-was found with), each built as layered_image, stream_layered_image and
-docker_image, all in ONE generated workspace: one `bazel build --keep_going`
-and one `strata build --keep_going`, then every output of every set package
-is compared byte for byte. A target that fails (a shape buildImage's rsync
+200 sets from a fixed seed (tests/storegen.py; the first is the shape that
+first made the engines differ: links to directories in tree inputs), each
+built as layered_image, stream_layered_image and docker_image, all in ONE
+generated workspace: one `bazel build --keep_going` and one `strata build
+--keep_going`, then every output of every set package is compared byte for
+byte. A target that fails (a shape buildImage's rsync
 refuses, a dangling link the store-path rules refuse) must fail under both.
 
 On a difference the test shrinks the smallest differing set, rebuilding all

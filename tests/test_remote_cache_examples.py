@@ -1,4 +1,4 @@
-"""Issue 7 on the real examples: teams share `//examples/...` through a real nginx WebDAV cache.
+"""The examples through a real nginx WebDAV cache: teams share `//examples/...`.
 
 Team A builds every example with `tools/strata build --remote_cache=...` in a
 copy of this repository; team B, another copy in another directory with an
@@ -342,15 +342,17 @@ def test_bazel_hits_the_server_twice_and_shares_layer_blobs_with_strata(
         assert hashlib.sha256(layer.read_bytes()).hexdigest() in team_a.cas, layer
 
     # Shared AC: Bazel stores each Action and Command in the CAS. Its strata-tool
-    # actions run the tool from the host configuration, which strata's engine does
-    # not have (it runs bazel-out/k8-fastbuild/bin/...), so their Commands differ.
+    # actions run the tool from the host configuration, as strata's engine does.
     cas = nginx.cache_dir / "teams" / "cas"
-    argv0 = set()
+    argv0 = {}
     for key in bazel_ac:
         action = reapi.Action.FromString((cas / key).read_bytes())
         command = reapi.Command.FromString((cas / action.command_digest.hash).read_bytes())
-        argv0.add(command.arguments[0])
-    assert HOST_TOOL in argv0
+        argv0[key] = command.arguments[0]
+    rule_actions = [k for k, a in argv0.items() if a == HOST_TOOL]
+    # The rest are genrules: Bazel's source its @bazel_tools setup script, strata's do not.
+    assert set(argv0.values()) == {HOST_TOOL, "/bin/bash"}
+    assert rule_actions
 
     shared = strata_build(
         copy_repository(work / "reapi-ws"),
@@ -363,5 +365,9 @@ def test_bazel_hits_the_server_twice_and_shares_layer_blobs_with_strata(
     assert hits
     print(
         f"Bazel AC entries: {len(bazel_ac)}; strata --action_keys=reapi hits on them: "
-        f"{hits.group(1)}; Bazel commands start with {sorted(argv0)}"
+        f"{hits.group(1)}; of them the rules' actions: {len(rule_actions)}"
     )
+    # Every action of the rules Bazel stored is a hit for strata; only genrules run.
+    assert int(hits.group(1)) == len(rule_actions)
+    ran = {mnemonic for _, mnemonic, _ in shared.executed}
+    assert ran <= IMAGE_MNEMONICS | {"Genrule"}, ran

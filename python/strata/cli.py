@@ -194,7 +194,8 @@ def _execute(
 
         actions = modify_execution_info(list(actions), args.modifier)
     reporter = reporter or _reporter(args)
-    return execute(base, actions, wanted, config, reporter, stat_cache=stat_cache)
+    graph = getattr(result, "graph", None) if actions is result.actions else None
+    return execute(base, actions, wanted, config, reporter, stat_cache=stat_cache, graph=graph)
 
 
 def _top_level(args: argparse.Namespace, info: Any) -> Any:

@@ -23,16 +23,29 @@ from typing import Any
 
 from strata.cli_usage import enum_option
 from strata.engine.report import Reporter
-from strata.errors import UserError, format_error
+from strata.errors import UsageError, UserError, format_error
 
 EXIT_TESTS_FAILED = 3
 EXIT_NO_TESTS = 4
 _RULE = "=" * 80
 
 
-def add_test_command(sub: Any, add_common: Callable[..., None]) -> None:
-    from strata.engine.test_runner import parse_test_timeout
+def parse_test_timeout(text: str) -> tuple[int, ...]:
+    """`--test_timeout=N` or `=S,M,L,E` (seconds), as Bazel reads it."""
+    parts = text.split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 4) or any(v <= 0 for v in values):
+        raise UsageError(
+            f"While parsing option --test_timeout={text}: Invalid value: '{text}' "
+            "(one positive number of seconds, or four separated by commas)"
+        )
+    return values
 
+
+def add_test_command(sub: Any, add_common: Callable[..., None]) -> None:
     p = sub.add_parser("test", help="build targets and run the tests among them")
     p.add_argument("targets", nargs="*", metavar="TARGET")
     add_common(p, build=True)
@@ -114,7 +127,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         tests = {label: info for label, info in result.targets.items() if info.test is not None}
         others = [label for label in result.targets if label not in tests]
         failed, halted = _build(args, base, result, stat_cache)
-        broken = _needing_failed(result, failed)
+        broken = _needing_failed(args, result, failed)
         for label in others:
             info = result.targets[label]
             if not halted and label not in broken and getattr(info, "executable", None):
@@ -140,9 +153,7 @@ def _build(
     from strata import cli
     from strata.engine.scheduler import BuildFailed
 
-    wanted = sorted(
-        {f for info in result.targets.values() for f in cli._top_level(args, info).built}
-    )
+    wanted = sorted({f for info in result.targets.values() for f in _test_files(args, info)})
     reporter = _FailureRecorder(sys.stderr, explain=bool(getattr(args, "explain", False)))
     try:
         cli._execute(args, base, result, wanted, stat_cache, reporter=reporter)
@@ -156,20 +167,28 @@ def _build(
     return reporter.failed, None
 
 
-def _needing_failed(result: Any, failed: set[str]) -> set[str]:
-    """The requested targets whose files or runfiles need an action that failed."""
+def _test_files(args: argparse.Namespace, info: Any) -> list[str]:
+    """What `test` builds of a requested target: its `--output_groups` files, and a
+    test's executable and runfiles."""
     from strata import cli
+
+    exe = getattr(info, "executable", None)
+    runfiles = getattr(info, "runfiles", ()) or ()
+    return [*cli._top_level(args, info).built, *runfiles, *([exe] if exe else [])]
+
+
+def _needing_failed(args: argparse.Namespace, result: Any, failed: set[str]) -> set[str]:
+    """The requested targets whose files or runfiles need an action that failed."""
     from strata.engine.graph import build_graph
 
     if not failed:
         return set()
-    graph = build_graph(result.actions)
+    graph = getattr(result, "graph", None) or build_graph(result.actions)
     return {
         label
         for label, info in result.targets.items()
         if any(
-            _identity(graph.actions[i]) in failed
-            for i in graph.closure(cli._top_level(argparse.Namespace(), info).built)
+            _identity(graph.actions[i]) in failed for i in graph.closure(_test_files(args, info))
         )
     }
 

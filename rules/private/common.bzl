@@ -4,9 +4,21 @@ load(":names.bzl", "name_problem")
 
 SCHEMA_VERSION = 1
 
-# Remote cache policy (issue 7): whole-image actions (layouts, archives, merges,
-# exports, indexes) are not uploaded; layer blobs are the shared unit.
+# Remote cache policy: whole-image actions (layouts, archives, merges, exports,
+# indexes) are not uploaded; layer blobs are the shared unit.
 NO_REMOTE_CACHE = {"no-remote-cache": "1"}
+
+def image_requirements(created):
+    """Execution requirements of an action writing a whole image created at `created`.
+
+    Never uploaded (NO_REMOTE_CACHE). With `created = "now"` the output depends on
+    the clock, so no cache may hold it either (`no-cache`, in both engines): a
+    rebuild after `bazel clean` / `strata clean` takes a new time instead of
+    returning an old image; a no-op build keeps the image it has.
+    """
+    if created == "now":
+        return dict(NO_REMOTE_CACHE, **{"no-cache": "1"})
+    return NO_REMOTE_CACHE
 
 TOOL_ATTRS = {
     "_strata": attr.label(

@@ -123,7 +123,7 @@ helper_store_path(
         "link_to": attr.label(providers = [StorePathInfo], doc = "The store path `links` point into; it becomes a reference."),
         "deps": attr.label_list(providers = [StorePathInfo], doc = "Other references (their names must appear in the content)."),
         "path_name": attr.string(doc = "The name after `<hash>-`; default: the target name."),
-        "store_dir": attr.string(default = "/nix/store", doc = "The store directory."),
+        "store_dir": attr.string(default = "/nix/store", doc = "The store directory; part of the hash, so the same content gets another name elsewhere."),
     }),
 )
 
@@ -150,6 +150,10 @@ def bin_sh(name, shell, path = "bin/sh", **kwargs):
     ```starlark
     bin_sh(name = "bin-sh", shell = ":busybox", path = "bin/busybox")
     ```
+
+    Args:
+      shell (label): The store path holding the shell (becomes a reference).
+      path (string): The shell's path inside `shell`.
     """
     helper_store_path(name = name, links = {"bin/sh": path}, link_to = shell, **kwargs)
 
@@ -162,6 +166,10 @@ def usr_bin_env(name, coreutils, path = "bin/env", **kwargs):
     ```starlark
     usr_bin_env(name = "usr-bin-env", coreutils = ":busybox", path = "bin/busybox")
     ```
+
+    Args:
+      coreutils (label): The store path holding `env` (becomes a reference).
+      path (string): The `env` program's path inside `coreutils`.
     """
     helper_store_path(name = name, links = {"usr/bin/env": path}, link_to = coreutils, **kwargs)
 
@@ -175,6 +183,9 @@ def ca_certificates(name, bundle = "@host_ca_certificates//:ca-certificates.crt"
     # WORKSPACE: load("@strata//rules:defs.bzl", "host_ca_certificates"); host_ca_certificates()
     ca_certificates(name = "cacert")
     ```
+
+    Args:
+      bundle (label): A one-file target: the PEM bundle of trusted CAs.
     """
     helper_store_path(
         name = name,

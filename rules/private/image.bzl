@@ -22,7 +22,7 @@ no whole-image tarball.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "docker_archive_action", "label_fail", "run_strata", "sorted_dict", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "sorted_dict", "validate_config")
 load(":names.bzl", "shell_quote")
 load(":nix.bzl", "nix_db_layer")
 load(":run_as_root.bzl", "run_as_root_layer")
@@ -248,7 +248,7 @@ def _image_impl(ctx, roots, copy_roots, layering):
         depset(_layer_files(layers) + layers.base_inputs),
         [oci, info],
         "image",
-        execution_requirements = NO_REMOTE_CACHE,
+        execution_requirements = image_requirements(ctx.attr.created),
     )
 
     # Built only when asked for (output group `tarball`, image_load, ...).
@@ -328,11 +328,11 @@ _COMMON_ATTRS = {
     "uname": attr.string(doc = "Owner user name recorded in the top layer's tar headers."),
     "gname": attr.string(doc = "Owner group name recorded in the top layer's tar headers."),
     "mtime": attr.int(default = 1, doc = "mtime (seconds since the epoch) of every entry of the top layer."),
-    "created": attr.string(doc = "Image creation time, RFC 3339; default 1970-01-01T00:00:01Z; \"now\" is not reproducible."),
-    "image_name": attr.string(doc = "Repository name of the image; default <package>/<name>."),
+    "created": attr.string(doc = "Image creation time, RFC 3339 (e.g. \"2024-01-01T00:00:00Z\"); default 1970-01-01T00:00:01Z. \"now\" is the time the image action runs: not reproducible, so that action is tagged `no-cache` (no disk or remote cache holds it; a no-op build keeps the image, a build after `clean` or a change makes a new one)."),
+    "image_name": attr.string(doc = "Repository name of the image, as `docker load` names it (`<image_name>:<tag>`) and in the OCI layout's ref; default <package>/<name>."),
     "tag": attr.string(doc = "Image tag; default: a hash of the image's content (as dockerTools)."),
     "architecture": attr.string(default = "x86_64", doc = "Target architecture (x86_64, aarch64, ... or GOARCH names: amd64, arm64)."),
-    "compressor": attr.string(default = "gzip", values = ["none", "gzip", "zstd"], doc = "Layer compression."),
+    "compressor": attr.string(default = "gzip", values = ["none", "gzip", "zstd"], doc = "Compression of the image's own layers (store path layers are cached uncompressed and compressed here): gzip loads everywhere; zstd is smaller, but Docker 20.10 cannot load it; none for a registry or loader that compresses itself."),
     "include_store_paths": attr.bool(default = True, doc = "Include the store paths' layers; False for images run with a bind-mounted store."),
     "include_nix_db": attr.bool(doc = "Add a layer with /nix/var/nix/db (ValidPaths and Refs of the image's store paths) and /nix/var/nix/gcroots/docker links to the contents, so nix-store works in the image (buildImageWithNixDb; the NixDb action). It counts against max_layers."),
     "max_layers": attr.int(default = 100, doc = "Most layers the image may have, counting base layers and the top layer."),

@@ -76,7 +76,7 @@ nix_db(name = "app_db", contents = [":app"])   # registers app and lib; gcroot f
     attrs = dict(TOOL_ATTRS, **{
         "contents": attr.label_list(providers = [StorePathInfo], doc = "Store paths to register (with their closures); each gets a gcroots/docker link."),
         "registration_time": attr.int(default = 1, doc = "ValidPaths.registrationTime of every path (seconds since the epoch); fixed for reproducibility."),
-        "compressor": attr.string(default = "gzip", values = ["none", "gzip", "zstd"], doc = "Layer compression."),
+        "compressor": attr.string(default = "gzip", values = ["none", "gzip", "zstd"], doc = "Compression of the database layer (gzip loads everywhere; Docker 20.10 cannot load zstd)."),
         "mtime": attr.int(default = 1, doc = "mtime of every entry of the layer."),
     }),
 )

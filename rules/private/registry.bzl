@@ -247,5 +247,5 @@ so its digest is the one the layout holds.""",
 )
 
 def image_push(name, image, registry, repository, tags = [], **kwargs):
-    """image_push_rule with `tags` meaning the image tags to push (Bazel reserves the `tags` attribute)."""
+    """`tags` are the image tags to push: the rule calls them `tags_to_push`, as Bazel reserves `tags` for its own use."""
     image_push_rule(name = name, image = image, registry = registry, repository = repository, tags_to_push = tags, **kwargs)

@@ -6,7 +6,7 @@ image made of its parent, the closure of `contents`, and the script's layer.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "docker_archive_action", "label_fail", "run_strata", "validate_config")
+load(":common.bzl", "TOOL_ATTRS", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "validate_config")
 
 def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1, base_name = "", layers_dir = None):
     """Register the RunAsRoot action; return struct(blob, descriptor) of the script's layer.
@@ -74,7 +74,7 @@ def _run_as_root_impl(ctx):
     if ctx.attr.tag:
         req["tag"] = ctx.attr.tag
     inputs = [parent.oci_layout] + [l.blob for l in layers] + [l.descriptor for l in layers]
-    run_strata(ctx, "ImageAssemble", req, depset(inputs), [oci, info], "image", execution_requirements = NO_REMOTE_CACHE)
+    run_strata(ctx, "ImageAssemble", req, depset(inputs), [oci, info], "image", execution_requirements = image_requirements(ctx.attr.created))
     archive = docker_archive_action(ctx, oci)
     return [
         DefaultInfo(files = depset([oci, info])),
@@ -121,7 +121,7 @@ Outputs: `app.oci` (OCI layout) and `app.image.json`; the docker-archive
         "config": attr.string(doc = "Config changes as JSON (the defs.bzl macro takes a dict); merged over the parent's, Env last-wins."),
         "image_name": attr.string(doc = "Repository name; default <package>/<name>."),
         "tag": attr.string(doc = "Image tag; default: a hash of the image's content."),
-        "created": attr.string(doc = "Image creation time, RFC 3339; default 1970-01-01T00:00:01Z."),
+        "created": attr.string(doc = "Image creation time, RFC 3339; default 1970-01-01T00:00:01Z; \"now\" as for docker_image (the image action is then `no-cache`)."),
         "compressor": attr.string(default = "gzip", values = ["none", "gzip", "zstd"], doc = "Compression of the script's layer."),
         "mtime": attr.int(default = 1, doc = "mtime of every entry of the script's layer."),
     }),

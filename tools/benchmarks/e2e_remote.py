@@ -1,6 +1,6 @@
 """tools/bench e2e, the shared-cache part: two teams and one nginx WebDAV cache at full size.
 
-Issue 10's goals for a cache shared between teams, measured on the e2e
+The figures that matter for a cache shared between teams, measured on the e2e
 workspace in the same run as the local cold build they are compared with:
 
   team A   a cold output base, `build //:big_raw --remote_cache=...`: it fills

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the engine benchmark workspace of issue 4: 1,000 targets in 100 packages.
+"""Generate the engine benchmark workspace: 1,000 targets in 100 packages.
 
 Each package `pkgNN` has ten targets of a small Starlark rule (a provider and a
 depset through the deps, one write and one shell action each); target i

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: popularity grouping and auto-layer on a generated 10,000-path closure.
 
-Goal (issue 3): each under 1 s. The graph looks like a real closure: a few
+Goal: each under 1 s. The graph looks like a real closure: a few
 hundred low-level libraries everything leans on, most paths referencing a
 handful of others, sizes spread over orders of magnitude. Seeded, so every
 run measures the same graph. Prints seconds for each phase.

@@ -14,6 +14,7 @@ the same under both engines:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 
@@ -41,3 +42,13 @@ class Action:
     """For `symlink`: the execroot path it points to."""
     tags: tuple[str, ...] = field(default=())
     """The owner's tags that affect execution (`no-cache`, `no-remote-cache`, ...)."""
+
+    @functools.cached_property
+    def definition(self) -> str:
+        """Digest of what defines the action but its inputs' contents (see actionkey.py).
+
+        Computed once and pickled with the analysis result it belongs to.
+        """
+        from strata.engine.actionkey import definition_digest
+
+        return definition_digest(self)

@@ -20,9 +20,9 @@ the `_strata_declare` / `_strata_action` / `_strata_report` hooks.
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ class Analysis:
         self.loader = Loader(workspace_root, output_base, reads)
         self.packages = Packages(self.loader)
         self.repositories = Repositories(self.loader)
-        self.infos: dict[str, TargetInfo] = {}
+        self.infos = _Infos()
         self.records: dict[str, dict[str, Any]] = {}
         self.declared: dict[str, str] = {}
         self.tree_artifacts: set[str] = set()
@@ -129,6 +129,12 @@ class Analysis:
         self.actions: list[Action] = []
         self.decls: dict[str, TargetDecl] = {}
         self._params = 0
+        self._source_owners: dict[str, Label] = {}
+        """The first owner of each source file (see `record`)."""
+        self._tool_inputs: dict[str, list[str]] = {}
+        """`tool_inputs` of each tool target: every action running it shares the one list."""
+        self._batches: list[list[dict[str, Any]]] = []
+        """The driver's targets, in dependency order, one slice per top-level statement."""
         self._reports = 0
         """Targets analyze__ has reported so far (files are not: see _driver_entry)."""
         self.exe_infos: dict[str, TargetInfo] = {}
@@ -141,6 +147,7 @@ class Analysis:
             _strata_expand_location=self._expand_location,
             _strata_report=self._report,
             _strata_native=lambda key: analyze_native(self, self.decls[str(self.enter(key))]),
+            _strata_batch=self._batch,
         )
         self.loader.load_workspace()
         self.packages.settings = BuildSettings(setting_flags, self.loader.canonical_repo)
@@ -178,12 +185,16 @@ class Analysis:
         parts = [self.bin_dir] + ([f"external/{label.repo}"] if label.repo else [])
         return "/".join(parts + ([label.package] if label.package else []))
 
+    def file_path(self, label: Label, *, generated: bool) -> str:
+        """The execroot path of file `label` (an output of the current configuration)."""
+        rel = f"{label.package}/{label.name}" if label.package else label.name
+        src = f"external/{label.repo}/{rel}" if label.repo else rel
+        return f"{self.bin_dir}/{src}" if generated else src
+
     def file_info(
         self, label: Label, *, generated: bool, owner: Label | None = None, is_dir: bool = False
     ) -> dict[str, Any]:
-        rel = f"{label.package}/{label.name}" if label.package else label.name
-        src = f"external/{label.repo}/{rel}" if label.repo else rel
-        path = f"{self.bin_dir}/{src}" if generated else src
+        path = self.file_path(label, generated=generated)
         return self.record(path, owner or label, is_dir=is_dir, generated=generated)
 
     def record(
@@ -194,12 +205,19 @@ class Analysis:
         is_dir: bool = False,
         generated: bool | None = None,
     ) -> dict[str, Any]:
-        """The File record of an execroot path (remembered, so it can be found by path)."""
+        """The File record of an execroot path (remembered, so it can be found by path).
+
+        Only outputs' records are kept; a source file's is made again each time
+        from its first owner, as a closure has tens of thousands of them.
+        """
         if path in self.records:
             return self.records[path]
+        gen = is_generated(path) if generated is None else generated
+        if not gen and not is_dir:
+            owner = self._source_owners.setdefault(path, owner) if owner else None
+            owner = owner or self._source_owners.get(path)
         if owner is None:
             raise ValueError(f"no file record for {path}")
-        gen = is_generated(path) if generated is None else generated
         base = path.rsplit("/", 1)[-1]
         rec = {
             "path": path,
@@ -212,7 +230,8 @@ class Analysis:
             "root": "/".join(path.split("/")[:3]) if gen else "",
             "owner": self.loader.label_info(owner),
         }
-        self.records[path] = rec
+        if gen or is_dir:
+            self.records[path] = rec
         return rec
 
     def output_info(self, label: Label) -> TargetInfo:
@@ -227,6 +246,12 @@ class Analysis:
         their own paths and not the runfiles manifest. Anything else: its files
         and runfiles.
         """
+        known = self._tool_inputs.get(info.label)
+        if known is None:
+            known = self._tool_inputs[info.label] = self._new_tool_inputs(info)
+        return known
+
+    def _new_tool_inputs(self, info: TargetInfo) -> list[str]:
         exe = info.executable
         if exe is None or not is_generated(exe):
             return list(dict.fromkeys(list(info.files) + list(info.runfiles)))
@@ -320,11 +345,13 @@ class Analysis:
         self._set_info(label, info)
 
     def _set_info(self, label: str, info: dict[str, Any]) -> None:
+        files = tuple(info["files"])
+        runfiles = tuple(info["runfiles"])
         self.infos[label] = TargetInfo(
             label=label,
-            files=tuple(info["files"]),
+            files=files,
             executable=info["executable"],
-            runfiles=tuple(info["runfiles"]),
+            runfiles=files if runfiles == files else runfiles,
             output_groups={k: tuple(v) for k, v in info["output_groups"].items()},
         )
         if info["executable"]:
@@ -361,7 +388,7 @@ class Analysis:
                     "give each action its own outputs"
                 )
         kind = spec["kind"]
-        inputs = [str(p) for p in spec.get("inputs", []) + spec.get("tools", [])]
+        inputs = [sys.intern(str(p)) for p in spec.get("inputs", []) + spec.get("tools", [])]
         argv: tuple[str, ...] = ()
         env: dict[str, str] = {}
         content = b""
@@ -408,8 +435,8 @@ class Analysis:
             argv=argv,
             env=tuple(sorted(env.items())),
             inputs=tuple(sorted(set(inputs))),
-            outputs=tuple(sorted(o for o in outputs if o not in self.tree_artifacts)),
-            output_dirs=tuple(sorted(o for o in outputs if o in self.tree_artifacts)),
+            outputs=tuple(sorted(sys.intern(o) for o in outputs if o not in self.tree_artifacts)),
+            output_dirs=tuple(sorted(sys.intern(o) for o in outputs if o in self.tree_artifacts)),
             content=content,
             is_executable=bool(spec.get("is_executable")),
             symlink_target=target,
@@ -591,14 +618,19 @@ class Analysis:
         for decl, config in order:
             self.decls[str(decl.label)] = decl
             targets.append(self._driver_entry(decl, config, modules))
+        reporting = [i for i, t in enumerate(targets) if t["kind"] != "file"]
+        self._batches = _batches([targets[i] for i in reporting])
+        del targets
         loads = "".join(f'load("{m}", r{i} = "strata_registry__")\n' for i, m in enumerate(modules))
         driver = (
             loads + 'load("@strata_builtins__//:builtins.bzl", "analyze__")\n'
-            f"analyze__([{', '.join(f'r{i}' for i in range(len(modules)))}], "
-            f"json.decode({json.dumps(json.dumps(targets))}))\n"
+            f"registries__ = [{', '.join(f'r{i}' for i in range(len(modules)))}]\n"
+            "results__ = {}\n"
+            + "".join(
+                f"analyze__(registries__, results__, {k})\n" for k in range(len(self._batches))
+            )
         )
         module, file_loader = self.loader.new_module("//:<analysis>", "", "")
-        reporting = [i for i, t in enumerate(targets) if t["kind"] != "file"]
         self._reports = 0
         try:
             evaluate(module, parse("<analysis>", driver), file_loader, self.loader.errors)
@@ -608,6 +640,17 @@ class Analysis:
                 raise
             decl = order[reporting[self._reports]][0]
             raise self.located(decl, err.detail, at=err.where) from None
+        finally:
+            self._batches = []
+
+    def _batch(self, k: int) -> list[dict[str, Any]]:
+        """The driver's `k`-th slice of targets, handed over once (then freed here)."""
+        batch, self._batches[k] = self._batches[k], []
+        for entry in batch:
+            # {key: (label, File record)} of the file targets the entry depends on
+            files = {key: self.infos.files[key] for key in entry.get("files", ())}
+            entry["files"] = {key: (lab, self.record(path)) for key, (lab, path) in files.items()}
+        return batch
 
     def located(self, decl: TargetDecl, message: str, *, at: str | None = None) -> TargetError:
         """An error of target `decl` placed as Bazel places it: at the BUILD call that
@@ -646,17 +689,20 @@ class Analysis:
         self.enter(key)
         if decl.kind == "alias":
             actual = config_key(str(decl.attrs["actual"]), config)
-            return {"label": label, "key": key, "kind": "alias", "actual": actual}
+            files = [actual] if actual in self.infos.files else []
+            return {"label": label, "key": key, "kind": "alias", "actual": actual, "files": files}
         schema = decl.schema
         if decl.kind in ("source file", "generated file"):
             # A file's DefaultInfo is known here: no round trip into Python per file
-            # (a closure's BUILD file can name tens of thousands of them).
-            info = analyze_native(self, decl)
-            paths = [f["path"] for f in info["files"]]
-            self._set_info(
-                key, {"files": paths, "executable": None, "runfiles": paths, "output_groups": {}}
-            )
-            return {"label": label, "key": key, "kind": "file", "info": info}
+            # (a closure's BUILD file can name tens of thousands of them). Its
+            # Target goes to Starlark only inside the entries of rules using it.
+            if decl.kind == "generated file":
+                path = self.file_info(decl.label, generated=True)["path"]
+            else:
+                path = self.file_path(decl.label, generated=False)
+                self._source_owners.setdefault(path, decl.label)
+            self.infos.files[key] = (label, path)
+            return {"label": label, "key": key, "kind": "file"}
         if schema is None:
             return {"label": label, "key": key, "kind": "native"}
         if schema.module not in modules:
@@ -712,6 +758,13 @@ class Analysis:
             "label": label,
             "key": key,
             "kind": "rule",
+            "files": [
+                k
+                for a in attrs.values()
+                if a["type"] in ("label", "label_list", "label_keyed_string_dict")
+                for k in _label_keys(a["type"], a["value"])
+                if k in self.infos.files
+            ],
             "registry": modules.index(schema.module),
             "rule": schema.index,
             "attrs": attrs,
@@ -778,6 +831,62 @@ def _test_specs(an: Analysis, roots: list[Label]) -> dict[str, TestSpec]:
     return out
 
 
+class _Infos(dict[str, TargetInfo]):
+    """TargetInfo by configured key; a file target's is made when asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[str, tuple[str, str]] = {}
+        """(label, execroot path) of each file target, by configured key."""
+
+    def __missing__(self, key: str) -> TargetInfo:
+        _label, path = self.files[key]
+        return TargetInfo(key, (path,), None, (path,))
+
+    def get(self, key: str, default: TargetInfo | None = None) -> TargetInfo | None:  # type: ignore[override]
+        """As `dict.get`, file targets included (`dict.get` skips `__missing__`)."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+_BATCHES = 64
+"""Top-level statements the analysis driver is split into. Starlark collects garbage
+only between statements, each collection costs time in proportion to what is still
+alive, and a closure's rule implementations make far more garbage than they keep."""
+
+
+def _label_keys(kind: str, value: Any) -> list[str]:
+    """The configured keys in a driver entry's label-typed attribute value."""
+    if kind == "label":
+        return [] if value is None else [value]
+    if kind == "label_list":
+        return list(value)
+    return [k for k, _ in value]
+
+
+def _weight(entry: dict[str, Any]) -> int:
+    """Rough cost of analysing one driver entry: 1, plus the labels a rule receives."""
+    attrs = entry.get("attrs", {})
+    return 1 + sum(len(a["value"]) for a in attrs.values() if isinstance(a["value"], list))
+
+
+def _batches(targets: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """`targets` cut, in order, into about `_BATCHES` slices of similar weight."""
+    weights = [_weight(t) for t in targets]
+    step = max(1, sum(weights) // _BATCHES)
+    out: list[list[dict[str, Any]]] = [[]]
+    acc = 0
+    for t, w in zip(targets, weights, strict=True):
+        out[-1].append(t)
+        acc += w
+        if acc >= step:
+            out.append([])
+            acc = 0
+    return [b for b in out if b] or [[]]
+
+
 def analyze(
     workspace_root: Path,
     patterns: list[str],
@@ -826,9 +935,10 @@ def analyze(
         workspace_root=an.loader.workspace_root,
         repo_roots=dict(an.loader.repo_roots),
         bin_dir=an.target_bin_dir,
-        dep_graph={
-            label: tuple(dict.fromkeys(str(d) for d in decl.deps()))
+        dep_graph={  # targets without dependencies (files) are left out: ~58k in a closure
+            label: tuple(dict.fromkeys(str(d) for d in deps))
             for label, decl in an.decls.items()
+            if (deps := decl.deps())
         },
         errors=tuple(errors),
     )

@@ -10,11 +10,13 @@ the existence and kind of paths asked about, and the directory listings
 `glob()` and `//...` walked.
 
 (a)-(c) name the entry, `<output_base>/analysis/<key>.pickle`; (d) is stored
-in it next to the result. A later command with the same key re-asks every
-recorded question (one `stat` per unchanged file, through the stat cache) and
-reuses the result only if every answer is the same; otherwise it analyses
-again and replaces the entry. A failed analysis is never stored, nor a
-`--keep_going` one that left failing targets out.
+in it before the result, as two pickles in one file, so a command that finds
+something changed never unpickles the result. A later command with the same
+key re-asks every recorded question (one `stat` per unchanged file through the
+stat cache, one per unchanged directory, see reads.py) and reuses the result
+only if every answer is the same; otherwise it analyses again and replaces
+the entry. A failed analysis is never stored, nor a `--keep_going` one that
+left failing targets out.
 
 Like Bazel, a fetched repository is not re-fetched because the files its rule
 read changed, only when its marker (rule, attributes, .bzl, and the client
@@ -26,23 +28,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import pickle
 import platform
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from strata import __version__
+from strata.engine import unpickle
+from strata.engine.action import Action
 from strata.engine.build_settings import SettingFlag
 from strata.engine.digests import StatCache
-from strata.engine.reads import Observation, Reads, changed
+from strata.engine.graph import ActionGraph, build_graph
+from strata.engine.reads import Observation, Reads, Recorded, changed
 from strata.engine.result import AnalysisResult
-from strata.fsutil import write_bytes_atomic
+from strata.errors import UserError
+from strata.fsutil import atomic_file
 
-_FORMAT = 1
+_FORMAT = 3
 _ENGINE_DIR = Path(__file__).resolve().parent
 
 
@@ -53,13 +60,6 @@ class CachedAnalysis:
     """True when the stored result was still valid and no Starlark ran."""
     reason: str
     """Why analysis ran (for `--explain`); empty when reused."""
-
-
-@dataclass(frozen=True)
-class _Entry:
-    format: int
-    observations: list[Observation]
-    result: AnalysisResult
 
 
 def engine_fingerprint(stat_cache: StatCache) -> str:
@@ -93,20 +93,38 @@ def analysis_key(
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def _load(path: Path) -> _Entry | None:
+def _unpickle(f: io.BytesIO) -> object:
     try:
-        entry = pickle.loads(path.read_bytes())
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
-        return None  # missing, damaged or written by another strata: a miss
+        return unpickle.load(f)
+    except (EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+        return None  # damaged or written by another strata: a miss
     except (TypeError, ValueError, IndexError, KeyError):
         return None
-    return entry if isinstance(entry, _Entry) and entry.format == _FORMAT else None
+
+
+def _store(path: Path, rec: Recorded, result: AnalysisResult | memoryview) -> None:
+    """Write the entry, pickling straight into the file (a closure's result is ~16 MB)."""
+    with atomic_file(path, durable=False) as f:
+        pickle.dump((_FORMAT, rec), f, protocol=5)
+        if isinstance(result, memoryview):
+            f.write(result)  # the stored result, unchanged
+        else:
+            pickle.dump(result, f, protocol=5)
+
+
+def _graph(actions: list[Action]) -> ActionGraph | None:
+    """The action graph, made once per analysis rather than once per build."""
+    try:
+        return build_graph(actions)
+    except UserError:
+        return None  # made again by the build, which reports the error
 
 
 def _describe(obs: Observation) -> str:
     what = {
         "file": "content of",
         "kind": "existence of",
+        "entry": "existence of",
         "dir": "listing of directory",
         "env": "environment variable",
     }
@@ -129,14 +147,22 @@ def analyze_cached(
     """
     key = analysis_key(workspace_root, patterns, cwd_package, stat_cache, setting_flags)
     path = output_base / "analysis" / f"{key}.pickle"
-    entry = _load(path)
-    if entry is None:
-        reason = "no earlier analysis of this request"
-    else:
-        stale = changed(entry.observations, stat_cache)
-        if stale is None:
-            return CachedAnalysis(entry.result, True, "")
-        reason = _describe(stale)
+    reason = "no earlier analysis of this request"
+    with contextlib.suppress(OSError):
+        data = io.BytesIO(path.read_bytes())
+        head = _unpickle(data)
+        if isinstance(head, tuple) and len(head) == 2 and head[0] == _FORMAT:
+            rec = head[1]
+            stale = changed(rec, stat_cache) if isinstance(rec, Recorded) else None
+            if stale is not None:
+                reason = _describe(stale)
+            elif isinstance(rec, Recorded):
+                start = data.tell()
+                result = _unpickle(data)
+                if isinstance(result, AnalysisResult):
+                    if rec.refreshed:
+                        _store(path, rec, data.getbuffer()[start:])
+                    return CachedAnalysis(result, True, "")
     from strata.engine.analysis import analyze
 
     reads = Reads(stat_cache)
@@ -151,6 +177,8 @@ def analyze_cached(
     )
     if result.errors:
         return CachedAnalysis(result, False, reason)  # like a failed analysis: not stored
-    data = pickle.dumps(_Entry(_FORMAT, reads.observations, result), protocol=5)
-    write_bytes_atomic(path, data)
+    for action in result.actions:
+        action.definition  # noqa: B018 - digested now, stored with the result (actionkey.py)
+    result = replace(result, graph=_graph(result.actions))
+    _store(path, reads.recorded(), result)
     return CachedAnalysis(result, False, reason)

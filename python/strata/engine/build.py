@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from strata.canonical import json_bytes
 from strata.engine import leftovers
 from strata.engine.action import Action
+from strata.engine.action_records import ActionRecords
 from strata.engine.cache_local import LocalDiskCache
 from strata.engine.digests import StatCache
 from strata.engine.executor import DEFAULT_PATH, Executor
-from strata.engine.graph import build_graph
+from strata.engine.graph import ActionGraph, build_graph
 from strata.engine.outputbase import OutputBase
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.sandbox import choose as choose_sandbox
@@ -55,18 +56,20 @@ def execute(
     reporter: Reporter,
     *,
     stat_cache: StatCache | None = None,
+    graph: ActionGraph | None = None,
 ) -> BuildStats:
     """Build the generated files `wanted` (execroot paths) under `base`'s lock.
 
     With `stat_cache`, the caller already holds the lock (it analysed under it,
-    sharing the stat cache) and saves the stat cache itself.
+    sharing the stat cache) and saves the stat cache itself. `graph`, if given,
+    is `build_graph(actions)` made earlier (stored with the analysis).
     """
     if stat_cache is not None:
-        return _execute_locked(base, actions, wanted, config, reporter, stat_cache)
+        return _execute_locked(base, actions, wanted, config, reporter, stat_cache, graph)
     with base.locked(on_wait=LOCK_WAIT_MESSAGE):
         own = StatCache(base.stat_cache_file)
         try:
-            return _execute_locked(base, actions, wanted, config, reporter, own)
+            return _execute_locked(base, actions, wanted, config, reporter, own, graph)
         finally:
             _best_effort(reporter, own.save, "the next build reads the sources again")
 
@@ -81,6 +84,7 @@ def _execute_locked(
     config: ExecutionConfig,
     reporter: Reporter,
     stat_cache: StatCache,
+    graph: ActionGraph | None = None,
 ) -> BuildStats:
     namespace, why = choose_sandbox(config.sandbox)
     if namespace is None:
@@ -91,8 +95,10 @@ def _execute_locked(
             "strata: cleaned up after a build that did not finish (got "
             f"{cleaned.sandboxes} sandboxes and {cleaned.processes} processes left behind)"
         )
-    graph = build_graph(actions)
+    if graph is None:
+        graph = build_graph(actions)
     log = ActionLog(base.action_log_file)
+    records = ActionRecords(base.action_records_file, base.execroot)
     cache: Cache | None = None
     if config.use_cache:
         cache = LocalDiskCache(config.disk_cache or base.default_disk_cache, reporter.warning)
@@ -121,7 +127,7 @@ def _execute_locked(
         hash_threads=max(1, config.options.jobs),
     )
     try:
-        return Scheduler(graph, executor, reporter, config.options, log).build(wanted)
+        return Scheduler(graph, executor, reporter, config.options, log, records).build(wanted)
     finally:
         executor.close()
         workers.close()
@@ -137,6 +143,7 @@ def _execute_locked(
         )
         _report_remote(cache, reporter)
         _best_effort(reporter, log.save, "--explain cannot say what changed next time")
+        _best_effort(reporter, records.save, "the next build checks every action again")
         _best_effort(
             reporter,
             base.link_convenience_symlink,

@@ -492,6 +492,7 @@ def make_repository_rule__(registry, implementation, attrs, kwargs):
     module = registry["module"]
 
     environ = kwargs.get("environ", [])
+    _strata_repository_rule_schema(module, index, schema, {"doc": kwargs.get("doc", "")})
 
     def instantiate(name = None, **attrs):
         _strata_add_repository(module, index, name, schema, attrs, environ)
@@ -852,13 +853,31 @@ def _target_files(t):
     return t[_DEFAULT_INFO[0]].files.to_list()
 
 
+def _dep(results, t, key):
+    """The Target of dependency `key`: analysed already, or a file of entry `t`.
+
+    A file's Target is made when a rule asks for it and is garbage after that
+    rule: a closure's tens of thousands of files would otherwise all stay alive
+    until the end of analysis. Targets compare by value, so a file made twice
+    is still one element of a depset.
+    """
+    found = results.get(key)
+    if found != None:
+        return found
+    label, record = t["files"][key]
+    f = _file(record)
+    # as in Bazel, the file is its own files_to_run.executable
+    info = _default_info(files=depset([f]), runfiles=_runfiles(files=[f]), _strata_runs__=f)
+    return _target(label, [info], key)
+
+
 def _convert_attr(t, name, kind, value, results):
     if kind == "label":
-        return results[value] if value != None else None
+        return _dep(results, t, value) if value != None else None
     if kind == "label_list":
-        return [results[v] for v in value]
+        return [_dep(results, t, v) for v in value]
     if kind == "label_keyed_string_dict":
-        pairs = [(results[k], v) for k, v in value]
+        pairs = [(_dep(results, t, k), v) for k, v in value]
         return struct(
             items=lambda: pairs,
             keys=lambda: [p[0] for p in pairs],
@@ -1087,20 +1106,19 @@ def _run_rule(rule, t, results):
     return target
 
 
-def analyze__(registries, targets):
-    results = {}
-    for t in targets:
+def analyze__(registries, results, batch):
+    """Analyses the engine's `batch`-th slice of the targets, dependencies first.
+
+    The engine calls this once per top-level statement: Starlark frees garbage
+    only between statements, so one call for the whole graph would keep every
+    temporary value of every rule implementation until the end.
+    """
+    for t in _strata_batch(batch):
         label = t["label"]
         key = t["key"]  # the label, configured: "//pkg:name (host)" in the host configuration
         kind = t["kind"]
         if kind == "alias":
-            results[key] = results[t["actual"]]
-        elif kind == "file":
-            # a source or generated file: its info was computed and reported by the engine;
-            # as in Bazel, the file is its own files_to_run.executable
-            info = t["info"]
-            results[key] = _target(label, [_default_info_from(info, runs=info["files"][0])], key)
-            continue
+            results[key] = _dep(results, t, t["actual"])
         elif kind == "rule":
             rule = registries[t["registry"]]["rules"][t["rule"]]
             results[key] = _run_rule(rule, t, results)

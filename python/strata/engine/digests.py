@@ -7,18 +7,30 @@ changed (a `touch`, a checkout that rewrote identical bytes) we pay one cheap
 xxh3 pass and keep the sha256 if the xxh3 still matches; only changed content
 costs a sha256 pass. sha256 is the digest the cache protocol (and Bazel) uses.
 
-The cache is a plain JSON file in the output base, loaded at the start of a
-command and written back atomically at the end; the output-base lock makes
-one command its only writer.
+A stat is only proof while the file cannot change again within the same
+timestamp tick: a source hashed less than `RACY_NS` after its last change is
+remembered as "racy" and gets the cheap xxh3 pass next time (git's "racily
+clean" entries). Outputs strata wrote itself are not racy: nothing else
+writes them.
+
+The cache is a file in the output base: the paths, and one fixed-size
+binary record per path (size, mtime, inode, xxh3, sha256), decoded only when
+a path is looked up. A no-op build of a closure loads ~60,000 entries: as
+JSON, or as one tuple of five objects each, they cost several times more
+time and memory. It is loaded at the start of a command and written back
+atomically at the end; the output-base lock makes one command its only
+writer.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import pickle
 import stat
+import struct
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,7 +41,21 @@ from strata.canonical import json_bytes
 from strata.fsutil import write_bytes_atomic
 
 _CHUNK = 1 << 20
-_FORMAT = 1
+_FORMAT = 3
+_RECORD = struct.Struct("<qqQ16s32s")
+"""size, mtime_ns (or `_RACY`), inode, xxh3-128, sha256."""
+_STAT = struct.Struct("<qqQ")
+RACY_NS = 2_000_000_000
+"""A file or directory changed this recently may change again with the same mtime.
+Two seconds covers every timestamp granularity in use (FAT's is 2 s)."""
+_RACY = -1
+"""The mtime remembered for a racy entry: no stat matches it, so it is re-checked."""
+
+
+def is_racy(st: os.stat_result, now_ns: int | None = None) -> bool:
+    """Whether `st` (taken just now) may not show a change made later in the same tick."""
+    now = time.time_ns() if now_ns is None else now_ns
+    return max(st.st_mtime_ns, st.st_ctime_ns) >= now - RACY_NS
 
 
 @dataclass(frozen=True)
@@ -39,13 +65,8 @@ class FileDigest:
     executable: bool
 
 
-@dataclass(frozen=True)
-class _Entry:
-    size: int
-    mtime_ns: int
-    inode: int
-    xxh3: str
-    sha256: str
+_Entry = tuple[int, int, int, str, str]
+"""(size, mtime_ns, inode, xxh3, sha256) of a file as last seen."""
 
 
 class NotAFile(OSError):
@@ -140,7 +161,11 @@ class StatCache:
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
-        self._entries: dict[str, _Entry] = {}
+        self._index: dict[str, int] = {}
+        """Path -> its record in `_blob`, as loaded."""
+        self._blob = b""
+        self._changed: dict[str, bytes] = {}
+        """Records made (or remade) by this command; they win over `_index`."""
         self._dirty = False
         self.hashed = 0
         """How many files needed a sha256 pass in this command (for tests and --explain)."""
@@ -150,52 +175,91 @@ class StatCache:
 
     def _load(self, path: Path) -> None:
         try:
-            raw = json.loads(path.read_bytes())
-        except (FileNotFoundError, ValueError):
+            raw = pickle.loads(path.read_bytes())
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError):
+            return  # missing, damaged or from another strata: start empty
+        except (AttributeError, ImportError, IndexError, KeyError):
             return
-        if not isinstance(raw, dict) or raw.get("format") != _FORMAT:
+        if not (isinstance(raw, tuple) and len(raw) == 3 and raw[0] == _FORMAT):
             return
-        for name, e in raw.get("entries", {}).items():
-            self._entries[name] = _Entry(*e)
+        keys, blob = raw[1], raw[2]
+        ok = isinstance(keys, list) and isinstance(blob, bytes)
+        if ok and len(blob) == len(keys) * _RECORD.size:
+            self._index = {k: i for i, k in enumerate(keys)}
+            self._blob = blob
+
+    def _get(self, key: str) -> _Entry | None:
+        record = self._changed.get(key)
+        if record is not None:
+            size, mtime, ino, xxh3, sha = _RECORD.unpack(record)
+        else:
+            i = self._index.get(key)
+            if i is None:
+                return None
+            size, mtime, ino, xxh3, sha = _RECORD.unpack_from(self._blob, i * _RECORD.size)
+        return (size, mtime, ino, xxh3.hex(), sha.hex())
 
     def save(self) -> None:
         if self._path is None or not self._dirty:
             return
-        entries = {
-            k: [e.size, e.mtime_ns, e.inode, e.xxh3, e.sha256] for k, e in self._entries.items()
-        }
-        write_bytes_atomic(self._path, json_bytes({"format": _FORMAT, "entries": entries}))
+        keys = [k for k in self._index if k not in self._changed]
+        size = _RECORD.size
+        parts = [self._blob[self._index[k] * size : (self._index[k] + 1) * size] for k in keys]
+        keys.extend(self._changed)
+        parts.extend(self._changed.values())
+        data = pickle.dumps((_FORMAT, keys, b"".join(parts)), protocol=5)
+        write_bytes_atomic(self._path, data, durable=False)
         self._dirty = False
 
-    def digest(self, path: str | os.PathLike[str]) -> FileDigest:
+    def digest(self, path: str | os.PathLike[str], st: os.stat_result | None = None) -> FileDigest:
         """The digest of a regular file (symlinks followed); OSError if it is missing,
-        NotAFile if it is a FIFO, socket or device."""
+        NotAFile if it is a FIFO, socket or device.
+
+        `st`, if given, is `os.stat(path)` taken just now by the caller.
+        """
         key = os.fspath(path)
-        st = os.stat(key)
+        if st is None:
+            st = os.stat(key)
         check_regular(key, st)
         executable = bool(st.st_mode & 0o100)
-        old = self._entries.get(key)
-        if old and (old.size, old.mtime_ns, old.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return FileDigest(old.sha256, st.st_size, executable)
-        if old and old.size == st.st_size and old.xxh3 == (xxh3 := xxh3_file(key)):
-            sha = old.sha256
+        old = self._get(key)
+        if old and old[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return FileDigest(old[4], st.st_size, executable)
+        if old and old[0] == st.st_size and old[3] == (xxh3 := xxh3_file(key)):
+            sha = old[4]
         else:
             xxh3, sha = xxh3_and_sha256_file(key)  # one read for both
             with self._lock:
                 self.hashed += 1
-        self.remember(key, st, xxh3, sha)
+        self.remember(key, st, xxh3, sha, racy=is_racy(st))
         return FileDigest(sha, st.st_size, executable)
+
+    def sha256(self, path: str, st: os.stat_result) -> str:
+        """`digest(path, st).sha256`, decoding only the sha256 when the stat is unchanged."""
+        if path not in self._changed and stat.S_ISREG(st.st_mode):
+            i = self._index.get(path)
+            if i is not None:
+                at = i * _RECORD.size
+                if _STAT.unpack_from(self._blob, at) == (st.st_size, st.st_mtime_ns, st.st_ino):
+                    return self._blob[at + 40 : at + 72].hex()
+        return self.digest(path, st).sha256
 
     def recorded(self, path: str | os.PathLike[str], st: os.stat_result) -> tuple[str, str] | None:
         """(xxh3, sha256) remembered for `path`, if `st` is the stat they were taken at."""
-        e = self._entries.get(os.fspath(path))
-        if e and (e.size, e.mtime_ns, e.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return e.xxh3, e.sha256
+        e = self._get(os.fspath(path))
+        if e and e[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return e[3], e[4]
         return None
 
-    def remember(self, key: str, st: os.stat_result, xxh3: str, sha256: str) -> None:
+    def remember(
+        self, key: str, st: os.stat_result, xxh3: str, sha256: str, *, racy: bool = False
+    ) -> None:
+        """Note `key`'s digests for stat `st`; a `racy` entry is re-checked by xxh3 next time."""
+        mtime = _RACY if racy else st.st_mtime_ns
+        x, sha = bytes.fromhex(xxh3), bytes.fromhex(sha256)
+        record = _RECORD.pack(st.st_size, mtime, st.st_ino, x, sha)
         with self._lock:
-            self._entries[key] = _Entry(st.st_size, st.st_mtime_ns, st.st_ino, xxh3, sha256)
+            self._changed[key] = record
             self._dirty = True
 
     def record_output(self, path: str | os.PathLike[str], sha256: str) -> None:
@@ -204,7 +268,9 @@ class StatCache:
         self.remember(key, os.stat(key), xxh3_file(key), sha256)
 
     def forget(self, path: str | os.PathLike[str]) -> None:
-        if self._entries.pop(os.fspath(path), None) is not None:
+        key = os.fspath(path)
+        made, loaded = self._changed.pop(key, None), self._index.pop(key, None)
+        if made is not None or loaded is not None:
             self._dirty = True
 
 

@@ -713,6 +713,45 @@ class Executor:
             _seal(root)
         return True
 
+    def in_place(self, result: ActionResult) -> bool:
+        """Whether the execroot holds exactly `result`'s outputs (an up-to-date action's)."""
+        try:
+            for f in result.files:
+                if not self._holds(self.execroot / f.path, f):
+                    return False
+            for t in result.trees:
+                root = self.execroot / t.path
+                if root.is_symlink() or not root.is_dir():
+                    return False
+                files, links = (
+                    {f.path: f for f in t.files},
+                    {sl.path: sl.target for sl in t.symlinks},
+                )
+                seen = 0
+                for dirpath, dirs, names in os.walk(root):
+                    here = Path(dirpath)
+                    for name in names + [d for d in dirs if (here / d).is_symlink()]:
+                        p = here / name
+                        rel = p.relative_to(root).as_posix()
+                        if p.is_symlink():
+                            ok = links.get(rel) == os.readlink(p)
+                        else:
+                            ok = rel in files and self._holds(p, files[rel])
+                        if not ok:
+                            return False
+                        seen += 1
+                if seen != len(files) + len(links):
+                    return False
+        except OSError:
+            return False
+        return True
+
+    def _holds(self, path: Path, f: OutputFile) -> bool:
+        if path.is_symlink() or not path.is_file():
+            return False
+        have = self.stat_cache.digest(path)
+        return have.sha256 == f.sha256 and have.executable == f.executable
+
     def _ensure_file(self, final: Path, f: OutputFile) -> bool:
         assert self.cache is not None
         with contextlib.suppress(OSError):

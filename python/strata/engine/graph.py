@@ -10,7 +10,7 @@ that was visible before the first action ran.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from strata.engine.action import Action
 from strata.errors import UserError
@@ -38,15 +38,30 @@ class ActionGraph:
     actions: tuple[Action, ...]
     producer: dict[str, int]
     """Generated execroot path (file or tree artifact) → index into `actions`."""
+    sources: tuple[tuple[str, ...], ...] = field(default=(), compare=False, repr=False)
+    """Each action's source inputs (its `inputs` not under bazel-out/), in order: a
+    closure's 235,000 inputs are mostly generated, and a no-op needs the sources only."""
+    _deps: dict[int, list[int]] = field(default_factory=dict, compare=False, repr=False)
+    """`deps` already computed: a closure's actions have 235,000 inputs between them."""
 
     def producer_of(self, path: str) -> Action | None:
         i = self.producer.get(path)
         return None if i is None else self.actions[i]
 
+    def sources_of(self, index: int) -> tuple[str, ...]:
+        """`actions[index]`'s source inputs (see `sources`)."""
+        if self.sources:
+            return self.sources[index]
+        return tuple(p for p in self.actions[index].inputs if not is_generated(p))
+
     def deps(self, index: int) -> list[int]:
         """Indices of the actions producing `actions[index]`'s generated inputs (sorted)."""
-        found = {self.producer[p] for p in action_inputs(self.actions[index]) if p in self.producer}
-        return sorted(found)
+        known = self._deps.get(index)
+        if known is None:
+            producer = self.producer
+            found = {producer[p] for p in action_inputs(self.actions[index]) if p in producer}
+            known = self._deps[index] = sorted(found)
+        return list(known)
 
     def closure(self, paths: Iterable[str]) -> list[int]:
         """Indices of every action needed to produce `paths`, dependencies before dependents."""
@@ -88,15 +103,23 @@ def build_graph(actions: Sequence[Action]) -> ActionGraph:
                     where=action.owner,
                 )
             producer[out] = i
-    for action in actions:
+    deps: dict[int, list[int]] = {}
+    sources: list[tuple[str, ...]] = []
+    for i, action in enumerate(actions):
+        sources.append(tuple(p for p in action.inputs if not p.startswith(GENERATED_PREFIX)))
+        found: set[int] = set()
         for path in action_inputs(action):
-            if is_generated(path) and path not in producer:
+            j = producer.get(path)
+            if j is not None:
+                found.add(j)
+            elif path.startswith(GENERATED_PREFIX):
                 raise UserError(
                     f"{action.mnemonic} reads a generated file no action produces (got {path}); "
                     "declare it as an output of some action or depend on the target that does",
                     where=action.owner,
                 )
-    graph = ActionGraph(tuple(actions), producer)
+        deps[i] = sorted(found)
+    graph = ActionGraph(tuple(actions), producer, tuple(sources), deps)
     cycle = find_cycle(graph)
     if cycle:
         shown = " -> ".join(f"{a.owner} ({a.mnemonic})" for a in (graph.actions[i] for i in cycle))

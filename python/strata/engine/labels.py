@@ -12,7 +12,7 @@ See https://bazel.build/concepts/labels for the grammar.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from strata.errors import UserError
 
@@ -39,17 +39,22 @@ def label_structs_as_text(text: str) -> str:
     return _LABEL_STRUCT.sub(lambda m: re.sub(r"\\(.)", r"\1", m.group(1)), text)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Label:
     """A canonical label; `repo` is "" for the main repository."""
 
     repo: str
     package: str
     name: str
+    _text: str = field(init=False, repr=False, compare=False)
+    """`str(label)`, made once: a closure's BUILD file names tens of thousands of files."""
+
+    def __post_init__(self) -> None:
+        prefix = f"@{self.repo}" if self.repo else ""
+        object.__setattr__(self, "_text", f"{prefix}//{self.package}:{self.name}")
 
     def __str__(self) -> str:
-        prefix = f"@{self.repo}" if self.repo else ""
-        return f"{prefix}//{self.package}:{self.name}"
+        return self._text
 
     @property
     def package_label(self) -> str:

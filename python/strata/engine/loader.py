@@ -100,6 +100,7 @@ _PRELUDE = (
 )
 
 _RULE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=\s*rule\s*\(", re.M)
+_REPOSITORY_RULE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=\s*repository_rule\s*\(", re.M)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,19 @@ class RuleSchema:
     build_setting: dict[str, Any] | None = None
     """`{"type": "bool" | "int" | "string" | "string_list", "flag": bool}` of a
     `rule(build_setting = config.*(...))`; None for other rules."""
+
+
+@dataclass(frozen=True)
+class RuleDoc:
+    """What a rule or repository rule documents about itself (for the rules reference)."""
+
+    module: str
+    name: str
+    repository: bool
+    doc: str
+    attrs: dict[str, dict[str, Any]]
+    executable: bool = False
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +160,8 @@ class Loader:
         self.repos: dict[str, RepoSpec] = {}
         self.repo_roots: dict[str, Path] = {"": self.workspace_root}
         self.rule_schemas: dict[tuple[str, int], RuleSchema] = {}
+        self.rule_docs: dict[tuple[str, str], RuleDoc] = {}
+        """Every rule and repository rule declared so far, by (module, exported name)."""
         self.fetch_repo: Callable[[RepoSpec], Path] | None = None
         self._modules: dict[str, sl.FrozenModule] = {}
         self._sources: dict[str, str] = {}
@@ -165,6 +181,7 @@ class Loader:
             hooks["_strata_next_id"] = lambda: next(self._ids)
             hooks["_strata_label"] = self._label_info_for_module
             hooks["_strata_rule_schema"] = self._rule_schema
+            hooks["_strata_repository_rule_schema"] = self._repository_rule_schema
             for name, fn in hooks.items():
                 module.add_callable(name, self.errors.wrap(fn))
             src = _BUILTINS_SRC.read_text()
@@ -249,15 +266,34 @@ class Loader:
     def _rule_schema(
         self, module: str, index: int, schema: dict[str, Any], opts: dict[str, Any]
     ) -> None:
+        name = self.rule_name(module, index)
+        self.rule_docs[(module, name)] = RuleDoc(
+            module=module,
+            name=name,
+            repository=False,
+            doc=str(opts.get("doc") or ""),
+            attrs=schema,
+            executable=bool(opts.get("executable")),
+            test=bool(opts.get("test")),
+        )
         self.rule_schemas[(module, index)] = RuleSchema(
             module=module,
             index=index,
-            name=self.rule_name(module, index),
+            name=name,
             attrs=schema,
             executable=bool(opts.get("executable")),
             test=bool(opts.get("test")),
             outputs=dict(opts.get("outputs") or {}),
             build_setting=opts.get("build_setting"),
+        )
+
+    def _repository_rule_schema(
+        self, module: str, index: int, schema: dict[str, Any], opts: dict[str, Any]
+    ) -> None:
+        names = _REPOSITORY_RULE_ASSIGN.findall(self._sources.get(module, ""))
+        name = names[index] if index < len(names) else f"repository rule #{index} of {module}"
+        self.rule_docs[(module, name)] = RuleDoc(
+            module=module, name=name, repository=True, doc=str(opts.get("doc") or ""), attrs=schema
         )
 
     def label_info(self, label: Label) -> dict[str, Any]:

@@ -6,8 +6,11 @@
       external/<repo>/...           fetched repositories
       sandbox/<n>/                  one fresh execroot per running action
       cache/                        default --disk_cache (ac/, cas/)
-      stat_cache.json               source digests (see digests.py)
-      action_log.json               last key material per action, for --explain
+      analysis/<key>.pickle         stored analyses (see analysis_cache.py)
+      stat_cache                    source digests (see digests.py)
+      action_records                key and output stamps of each action's last
+                                    run (see action_records.py)
+      action_log                    last key material per action, for --explain
 
 The default output base is `~/.cache/strata/<hash of the workspace path>`, so
 two checkouts never share state, and `strata-bin` at the workspace root points
@@ -91,7 +94,7 @@ class OutputBase:
 
     @property
     def stat_cache_file(self) -> Path:
-        return self.root / "stat_cache.json"
+        return self.root / "stat_cache"
 
     @property
     def last_build_file(self) -> Path:
@@ -100,7 +103,11 @@ class OutputBase:
 
     @property
     def action_log_file(self) -> Path:
-        return self.root / "action_log.json"
+        return self.root / "action_log"
+
+    @property
+    def action_records_file(self) -> Path:
+        return self.root / "action_records"
 
     @property
     def bin(self) -> Path:
@@ -161,7 +168,12 @@ class OutputBase:
         if expunge:
             _rmtree(self.root)
             return
-        for p in (self.root / "execroot", self.sandbox_root, self.action_log_file):
+        for p in (
+            self.root / "execroot",
+            self.sandbox_root,
+            self.action_log_file,
+            self.action_records_file,
+        ):
             _rmtree(p)
         with contextlib.suppress(FileNotFoundError):
             self.stat_cache_file.unlink()

@@ -122,7 +122,7 @@ class NoSuchTarget(UserError):
     """A label names no package or no target; the referring target can be named by the caller."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetDecl:
     """A target as loading left it: checked attributes, labels canonical."""
 
@@ -164,6 +164,8 @@ class Package:
     rules: dict[str, TargetDecl] = field(default_factory=dict)
     outputs: dict[str, Label] = field(default_factory=dict)
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, TargetDecl] = field(default_factory=dict)
+    """Source files found so far, by name."""
     source: str = ""
     _lines: list[str] | None = None
 
@@ -246,6 +248,7 @@ class Packages:
             evaluate(module, ast, file_loader, self.loader.errors)
         finally:
             self._current.pop()
+        pkg.raw.clear()  # only native.existing_rules() reads it, while the package loads
         self._packages[key] = pkg
         return pkg
 
@@ -256,9 +259,13 @@ class Packages:
             return pkg.rules[label.name]
         if label.name in pkg.outputs:
             return TargetDecl(label, "generated file", generator=pkg.outputs[label.name])
+        seen = pkg.sources.get(label.name)
+        if seen is not None:
+            return seen
         path = pkg.directory / label.name
         if self.loader.reads.exists(path) and not self._crosses_package(pkg, label.name):
-            return TargetDecl(label, "source file")
+            decl = pkg.sources[label.name] = TargetDecl(label, "source file")
+            return decl
         known = sorted([*pkg.rules, *pkg.outputs])
         close = difflib.get_close_matches(label.name, known, n=3)
         build = self.loader.display_path(pkg.label(pkg.build_file))
@@ -325,21 +332,32 @@ class Packages:
     ) -> list[str]:
         pkg = self._pkg("glob")
         inc = [(p, _glob_regex(p, pkg)) for p in _strings(include, "glob include")]
-        exc = [_glob_regex(p, pkg) for p in _strings(exclude, "glob exclude")]
+        excludes = _strings(exclude, "glob exclude")
+        exc = [_glob_regex(p, pkg) for p in excludes]
+        # `dir/**` excludes all below a directory `dir` matches: the walk need not enter it
+        pruned = [_glob_regex(p[:-3], pkg) for p in excludes if p.endswith("/**")]
         found: set[str] = set()
         for pattern, rx in inc:
-            found.update(self._glob_one(pkg, pattern, rx, bool(exclude_directories)))
+            found.update(self._glob_one(pkg, pattern, rx, bool(exclude_directories), pruned))
         return sorted(f for f in found if not any(r.match(f) for r in exc))
 
     def _glob_one(
-        self, pkg: Package, pattern: str, rx: re.Pattern[str], exclude_directories: bool
+        self,
+        pkg: Package,
+        pattern: str,
+        rx: re.Pattern[str],
+        exclude_directories: bool,
+        pruned: list[re.Pattern[str]],
     ) -> list[str]:
         """One include pattern, walking only the directories it can match below.
 
         The walk starts at the pattern's literal leading directories and, without
         `**`, stops at the pattern's depth: a BUILD file with hundreds of globs
         over a large tree costs each glob its own subtree, not the whole package.
-        Like a whole walk, it never enters a subpackage or a symlinked directory.
+        Like a whole walk, it never enters a subpackage or a symlinked directory,
+        nor a directory whose whole contents an exclude (`**/__pycache__/**`)
+        removes: what changes in there (Python writing bytecode beside the
+        sources, say) is no reason to analyse again.
         """
         reads = self.loader.reads
         segments = pattern.split("/")
@@ -350,7 +368,7 @@ class Packages:
             prefix.append(seg)
         start = pkg.directory
         for seg in prefix:
-            if dict(reads.listdir(start)).get(seg) != "d":
+            if reads.entry(start / seg) != "d":
                 return []  # missing, a file, or a symlink to a directory: not walked
             start = start / seg
             if any(reads.is_file(start / b) for b in BUILD_NAMES):
@@ -366,7 +384,11 @@ class Packages:
                 for d in sorted(dirnames)
                 if not any(reads.is_file(dirpath / d / b) for b in BUILD_NAMES)
             ]
-            dirnames[:] = keep if max_depth is None or depth < max_depth else []
+            if max_depth is not None and depth >= max_depth:
+                dirnames[:] = []
+            else:
+                prefix_dir = f"{rel_dir}/" if rel_dir else ""
+                dirnames[:] = [d for d in keep if not any(r.match(prefix_dir + d) for r in pruned)]
             names = list(filenames) + ([] if exclude_directories else keep)
             for n in names:
                 rel = f"{rel_dir}/{n}" if rel_dir else n
@@ -788,7 +810,7 @@ def _as_label(value: Any, base: tuple[str, str], where: str, loader: Loader) -> 
     if not loader.knows_repo(repo):
         # now, while the BUILD line that names it is known (analysis would only know the target)
         raise loader.no_such_repository(repo, text, where)
-    return Label(repo, lab.package, lab.name)
+    return lab if repo == lab.repo else Label(repo, lab.package, lab.name)
 
 
 def _check(

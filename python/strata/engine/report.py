@@ -22,6 +22,8 @@ class BuildStats:
     total: int = 0
     executed: int = 0
     cache_hits: int = 0
+    up_to_date: int = 0
+    """Actions no cache may hold (`no-cache`) whose last outputs are still in place."""
     in_process: int = 0
     failed: int = 0
     invalid_cache_entries: int = 0
@@ -45,6 +47,7 @@ class BuildStats:
             "total": self.total,
             "executed": self.executed,
             "cache_hits": self.cache_hits,
+            "up_to_date": self.up_to_date,
             "in_process": self.in_process,
             "in_worker": self.in_worker,
             "failed": self.failed,
@@ -54,6 +57,8 @@ class BuildStats:
 
     def summary(self) -> str:
         text = f"{self.total} actions: {self.executed} executed, {self.cache_hits} cache hits"
+        if self.up_to_date:
+            text += f", {self.up_to_date} up to date"
         if self.in_process:
             text += f", {self.in_process} in-process"
         if self.failed:
@@ -113,7 +118,7 @@ class Reporter:
         self._status()
 
     def action_finished(self, action_id: int, action: Action, how: str, output: str = "") -> None:
-        """`how` is `executed`, `cache_hit`, `in_process` or `failed`."""
+        """`how` is `executed`, `cache_hit`, `up_to_date`, `in_process` or `failed`."""
         self._running.pop(action_id, None)
         self._done += 1
         if how == "executed":
@@ -121,6 +126,8 @@ class Reporter:
             self.stats.executed_labels.append(f"{action.owner} {action.mnemonic}")
         elif how == "cache_hit":
             self.stats.cache_hits += 1
+        elif how == "up_to_date":
+            self.stats.up_to_date += 1
         elif how == "in_process":
             self.stats.in_process += 1
         elif how == "failed":

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strata.engine.action import Action
 from strata.engine.runfiles import runfiles_paths
+
+if TYPE_CHECKING:
+    from strata.engine.graph import ActionGraph
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,12 @@ class AnalysisResult:
     bin_dir: str
     dep_graph: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Direct dependencies (label attributes, implicit ones included) of every target
-    analysis visited, for `query 'deps(...)'`."""
+    analysis visited that has any, for `query 'deps(...)'`."""
     errors: tuple[str, ...] = ()
     """With `--keep_going`: the analysis errors of targets left out of `targets`."""
+    graph: ActionGraph | None = field(default=None, compare=False, repr=False)
+    """`build_graph(actions)`, made once and stored with the analysis (None if the
+    actions do not make a valid graph: the build reports why)."""
 
     def transitive_deps(self, label: str) -> set[str]:
         """`label` and everything it depends on, directly or not."""

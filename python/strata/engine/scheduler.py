@@ -7,8 +7,19 @@ in `select` on pidfds until some process exits, collects it, and releases its
 dependents. The first failure stops the build (running actions are killed)
 unless `keep_going`, which builds everything not downstream of a failure.
 
+Before any cache is asked, the action records (action_records.py) may show
+an action done: its key and its outputs are as the last build left them.
+
 The action log keeps the key material of the last run of every action
 (by owner, mnemonic and first output) so `--explain` can say what changed.
+It is read only when some action has to run or to come from the cache, and
+holds each entry as compressed canonical JSON: a closure's 1,200 actions
+name 235,000 inputs, whose paths and digests repeat from action to action.
+For an action no cache may hold (tagged `no-cache`, e.g. an image whose
+`created` is "now"), it also keeps the key and result of the last run: while
+the key is the same and those outputs are still in place, the action is up
+to date and does not run again, as with Bazel's action cache. `strata clean`
+deletes the log, so the next build runs it afresh, as after `bazel clean`.
 """
 
 from __future__ import annotations
@@ -17,7 +28,9 @@ import contextlib
 import functools
 import json
 import os
+import pickle
 import selectors
+import zlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,17 +39,23 @@ from typing import Any
 
 from strata.canonical import json_bytes
 from strata.engine.action import Action
-from strata.engine.actionkey import action_key, explain_difference, key_material
+from strata.engine.action_records import ActionRecords, identity
+from strata.engine.actionkey import action_key, explain_difference, key_material, record_key
 from strata.engine.cache import ActionResult, InvalidEntry
 from strata.engine.cache_tiered import reapi_action_key, scoped
 from strata.engine.digests import NotAFile, tree_digest
 from strata.engine.executor import Executor, Running
-from strata.engine.graph import ActionGraph, is_generated
+from strata.engine.graph import ActionGraph
 from strata.engine.report import BuildStats, Reporter
 from strata.engine.result_check import validate_result
 from strata.engine.source_digests import SourceDigests, source_digest
 from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
+
+_BATCH = 64
+"""Sources per task of the digest threads: actions with fewer are batched until they
+reach it (one task per action cost more than a no-op's stats for small ones); one
+with more has a task of its own, so no small action waits for a large one's hashing."""
 
 
 @dataclass(frozen=True)
@@ -51,35 +70,75 @@ class BuildOptions:
 
 
 class ActionLog:
-    """Last key material per action identity, persisted in the output base for `--explain`."""
+    """Last key material per action identity, persisted in the output base for `--explain`;
+    and the last result of each action that no cache may hold."""
+
+    _FORMAT = 2
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._entries: dict[str, bytes] | None = None
+        """identity -> zlib of the material's canonical JSON; read on first use."""
+        self._uncached: dict[str, tuple[str, bytes]] = {}
+        """identity -> (key, zlib of the result's JSON) of a `no-cache` action's last run."""
         self._dirty = False
-        if path is not None:
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                raw = json.loads(path.read_bytes())
-                if isinstance(raw, dict):
-                    self._entries = raw
 
     @staticmethod
     def identity(action: Action) -> str:
-        first = (action.outputs + action.output_dirs + ("",))[0]
-        return f"{action.owner} {action.mnemonic} {first}"
+        return identity(action)
+
+    def _loaded(self) -> dict[str, bytes]:
+        if self._entries is None:
+            self._entries = {}
+            if self._path is not None:
+                with contextlib.suppress(OSError, EOFError, pickle.UnpicklingError, ValueError):
+                    raw = pickle.loads(self._path.read_bytes())
+                    if isinstance(raw, tuple) and len(raw) == 3 and raw[0] == self._FORMAT:
+                        self._entries = raw[1] if isinstance(raw[1], dict) else {}
+                        self._uncached = {
+                            **(raw[2] if isinstance(raw[2], dict) else {}),
+                            **self._uncached,
+                        }
+        return self._entries
 
     def get(self, action: Action) -> dict[str, Any] | None:
-        return self._entries.get(self.identity(action))
+        packed = self._loaded().get(identity(action))
+        if packed is None:
+            return None
+        try:
+            material = json.loads(zlib.decompress(packed))
+        except (zlib.error, ValueError):
+            return None
+        return material if isinstance(material, dict) else None
 
     def put(self, action: Action, material: dict[str, Any]) -> None:
-        ident = self.identity(action)
-        if self._entries.get(ident) != material:
-            self._entries[ident] = material
+        packed = zlib.compress(json_bytes(material))
+        entries = self._loaded()
+        ident = identity(action)
+        if entries.get(ident) != packed:
+            entries[ident] = packed
             self._dirty = True
 
+    def uncached_result(self, action: Action, key: str) -> ActionResult | None:
+        """The result of the last run of a `no-cache` action, if it had the key `key`."""
+        self._loaded()
+        entry = self._uncached.get(identity(action))
+        if not isinstance(entry, tuple) or len(entry) != 2 or entry[0] != key:
+            return None
+        try:
+            return ActionResult.from_json(json.loads(zlib.decompress(entry[1])))
+        except (zlib.error, ValueError, TypeError):
+            return None
+
+    def put_uncached_result(self, action: Action, key: str, result: ActionResult) -> None:
+        self._loaded()
+        self._uncached[identity(action)] = (key, zlib.compress(json_bytes(result.to_json())))
+        self._dirty = True
+
     def save(self) -> None:
-        if self._path is not None and self._dirty:
-            write_bytes_atomic(self._path, json_bytes(self._entries))
+        if self._path is not None and self._dirty and self._entries is not None:
+            data = pickle.dumps((self._FORMAT, self._entries, self._uncached), protocol=5)
+            write_bytes_atomic(self._path, data, durable=False)
             self._dirty = False
 
 
@@ -94,6 +153,9 @@ class _Slot:
     pidfd: int
     material: dict[str, Any]
     key: str
+    """The key the cache knows the action by (`--action_keys`)."""
+    record_key: str
+    """The key the action records know it by."""
 
 
 def _machine_failure(err: OSError, action: Action) -> UserError:
@@ -113,14 +175,16 @@ class Scheduler:
         reporter: Reporter,
         options: BuildOptions,
         action_log: ActionLog,
+        records: ActionRecords | None = None,
     ) -> None:
         self.graph = graph
         self.executor = executor
         self.reporter = reporter
         self.options = options
         self.log = action_log
+        self.records = records if records is not None else ActionRecords(None, executor.execroot)
         self.digests: dict[str, str] = {}
-        """Digest of every generated path built so far (sha256, or tree digest)."""
+        """Digest of every input path seen so far (sha256, or tree digest)."""
         self._sources: SourceDigests | None = None
 
     def build(self, wanted: Iterable[str]) -> BuildStats:
@@ -213,33 +277,46 @@ class Scheduler:
         )
         seen = set(self.digests)
         visited: set[int] = set()
+        batch: list[int] = []
+        paths: list[str] = []
         for i in order:
             if i in visited:
                 continue
             visited.add(i)
-            todo = [
-                p for p in self.graph.actions[i].inputs if not is_generated(p) and p not in seen
-            ]
+            todo = [p for p in self.graph.sources_of(i) if p not in seen]
+            if not todo:
+                continue
             seen.update(todo)
-            if todo:
-                sources.submit(i, todo)
+            if len(todo) >= _BATCH:  # a large action gets a task of its own
+                if paths:
+                    sources.submit(batch, paths)
+                    batch, paths = [], []
+                sources.submit([i], todo)
+                continue
+            batch.append(i)
+            paths.extend(todo)
+            if len(paths) >= _BATCH:
+                sources.submit(batch, paths)
+                batch, paths = [], []
+        if paths:
+            sources.submit(batch, paths)
         return sources
 
     def _input_digests(self, i: int, action: Action) -> dict[str, str]:
-        out: dict[str, str] = {}
+        """The digest of every input of `action` (and of every input seen so far)."""
+        digests = self.digests
+        # a source is digested once a build (as Bazel does); outputs as produced
         ahead = self._sources.take(i) if self._sources is not None else {}
-        for path in action.inputs:
-            known = self.digests.get(path)
-            if known is not None or is_generated(path):
-                # a source is digested once a build (as Bazel does); outputs as produced
-                out[path] = known if known is not None else self.digests[path]
+        for path, digest in ahead.items():
+            if digest is not None:
+                digests[path] = digest
+        for path in self.graph.sources_of(i):
+            if path in digests:
                 continue
+            # not digested ahead, or missing then: digest now, or say why not
+            real = self.executor.source_path(path)
             try:
-                digest = ahead.get(path)
-                if digest is None:  # not digested ahead, or missing then: raises OSError now
-                    real = self.executor.source_path(path)
-                    digest = source_digest(real, self.executor.stat_cache)
-                out[path] = self.digests[path] = digest
+                digests[path] = source_digest(real, self.executor.stat_cache)
             except NotAFile as e:
                 inside = os.path.relpath(e.path, real) if e.path != os.fspath(real) else ""
                 got = f"{path}/{inside}" if inside else path
@@ -261,11 +338,25 @@ class Scheduler:
                     f"{e.strerror or e}); make it a readable file with a shorter path",
                     where=action.owner,
                 ) from None
-        return out
+        return digests
 
     def _begin(self, i: int) -> ActionResult | _Slot:
         action = self.graph.actions[i]
-        material = key_material(action, self._input_digests(i, action))
+        digests = self._input_digests(i, action)
+        rkey = record_key(action, digests)
+        cache = scoped(self.executor.cache, action)
+        cacheable = cache is not None and "no-cache" not in action.tags
+        # (a symlink's key covers its target's bytes only when the target is an input)
+        recordable = cacheable and (
+            action.kind != "symlink" or action.symlink_target in action.inputs
+        )
+        if recordable:
+            recorded = self.records.current(action, rkey)
+            if recorded is not None:  # done: key and outputs as the last build left them
+                how = "cache_hit" if action.kind == "run" else "in_process"
+                self.reporter.action_finished(i, action, how)
+                return recorded
+        material = key_material(action, digests)
         if action.kind != "run":
             if action.kind == "symlink":
                 target = action.symlink_target
@@ -274,14 +365,14 @@ class Scheduler:
                     with contextlib.suppress(OSError):
                         self.digests[target] = self.executor.stat_cache.digest(real).sha256
             result = self.executor.run_in_process(action, self.digests)
+            if recordable:
+                self.records.put(action, rkey, result)
             self.reporter.action_finished(i, action, "in_process")
             return result
         if self.options.action_keys == "reapi":
             key = reapi_action_key(action, self.executor.input_path, self.executor.stat_cache)
         else:
             key = action_key(material)
-        cache = scoped(self.executor.cache, action)
-        cacheable = cache is not None and "no-cache" not in action.tags
         cached: ActionResult | None = None
         try:
             if cache is not None and cacheable:
@@ -289,23 +380,35 @@ class Scheduler:
                 # before it returns a result or copies it into the local cache.
                 cached = cache.get_action_result(key, functools.partial(validate_result, action))
             if cached is not None and self.executor.materialize(cached):
+                self.records.put(action, rkey, cached)
                 self.reporter.action_finished(i, action, "cache_hit")
                 self.log.put(action, material)
                 return cached
+            if not cacheable:
+                kept = self.log.uncached_result(action, key)
+                if kept is not None and self.executor.in_place(kept):
+                    self.reporter.action_finished(i, action, "up_to_date")
+                    return kept
             reasons = self._reasons(action, material, cached, cacheable)
         except InvalidEntry as bad:
             self.reporter.cache_entry_ignored(action, bad.cache, bad.why)
             reasons = [f"the {bad.cache} entry is invalid ({bad.why})"]
         self.reporter.explain(action, reasons)
+        self.records.forget(action)  # its outputs are about to be replaced
         running = self.executor.start(action)
         self.reporter.action_started(i, action)
-        return _Slot(i, running, running.pidfd(), material, key)
+        return _Slot(i, running, running.pidfd(), material, key, rkey)
 
     def _reasons(
         self, action: Action, material: dict[str, Any], cached: ActionResult | None, cacheable: bool
     ) -> list[str]:
         if not cacheable:
-            return ["caching is off for this action (no-cache tag or no cache)"]
+            previous = self.log.get(action)
+            changed = explain_difference(previous, material) if previous else []
+            return [
+                "caching is off for this action (no-cache tag or no cache)",
+                *(changed or ["no earlier run with its outputs in place"]),
+            ]
         if cached is not None:
             return ["cache entry found but an output blob is missing"]
         previous = self.log.get(action)
@@ -323,6 +426,9 @@ class Scheduler:
         cache = scoped(self.executor.cache, action)
         if cache is not None and "no-cache" not in action.tags:
             cache.put_action_result(slot.key, finished.result)
+            self.records.put(action, slot.record_key, finished.result)
+        else:
+            self.log.put_uncached_result(action, slot.key, finished.result)
         self.log.put(action, slot.material)
         self.reporter.stats.note_process(action.owner, finished.in_worker, finished.maxrss_kib)
         self.reporter.action_finished(slot.index, action, "executed", finished.output)

@@ -54,7 +54,6 @@ from strata.engine.result import TestSpec
 from strata.engine.runfiles import root_relative, runfiles_paths
 from strata.engine.sandbox import Namespace
 from strata.engine.test_rules import TIMEOUTS
-from strata.errors import UsageError
 from strata.fsutil import write_bytes_atomic
 
 _FORMAT = 1
@@ -104,21 +103,6 @@ class TestResult:
     @property
     def executed(self) -> bool:
         return self.status in (PASSED, FAILED, TIMEOUT) and not self.cached
-
-
-def parse_test_timeout(text: str) -> tuple[int, ...]:
-    """`--test_timeout=N` or `=S,M,L,E` (seconds), as Bazel reads it."""
-    parts = text.split(",")
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) not in (1, 4) or any(v <= 0 for v in values):
-        raise UsageError(
-            f"While parsing option --test_timeout={text}: Invalid value: '{text}' "
-            "(one positive number of seconds, or four separated by commas)"
-        )
-    return values
 
 
 class TestRunner:

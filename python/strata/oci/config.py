@@ -168,14 +168,16 @@ def parse_created(
     """Resolve `created` to an RFC 3339 timestamp; return it and any warnings.
 
     "now" is allowed but makes every build differ, so it comes with a warning
-    naming the reproducible alternative.
+    naming the reproducible alternative. The rules tag the action `no-cache`,
+    so no cache hands back an image with an old time.
     """
     if value is None or value == "":
         return DEFAULT_CREATED, []
     if value == "now":
         moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
         warning = (
-            'created = "now" makes every build of this image differ; '
+            'created = "now" makes every build of this image differ (the image is never '
+            "cached: each build that makes it, as after a clean, gives a new time); "
             f'leave it unset for the reproducible default "{DEFAULT_CREATED}" '
             'or give a fixed time such as "2024-01-01T00:00:00Z"'
         )
