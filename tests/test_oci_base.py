@@ -401,3 +401,20 @@ def test_repo_tags_of_the_wrong_shape_name_no_tag(tmp_path: Path, img: Image, ta
         UserError, match=r"no image named 'img:latest' in the archive \(got tags: none\)"
     ):
         load_base(archive, Selector("img"), tmp_path / "w")
+
+
+@pytest.mark.parametrize("annotations", [[1.5], "img:1", 3, None])
+def test_oci_annotations_of_the_wrong_shape_name_no_tag(
+    tmp_path: Path, img: Image, annotations: object
+) -> None:
+    # Found by tools/fuzz (oci-layout, 100,000-input run): a manifest descriptor whose
+    # annotations was a list was an AttributeError while naming the image.
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, [img])
+    index = json.loads((layout / "index.json").read_bytes())
+    assert index["manifests"][0]["annotations"], "the fixture names its image"
+    index["manifests"][0]["annotations"] = annotations
+    (layout / "index.json").write_bytes(json_bytes(index))
+    base = load_base(layout, Selector(), tmp_path / "work")
+    assert base.repo_tags == ()
+    assert len(base.layers) == len(img.layers)

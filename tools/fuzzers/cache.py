@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from fuzzers.gen import damage, json_doc, seeded
+from fuzzers.gen import ONE_IN_TEN, damage, json_doc, seeded
 from fuzzers.harness import Files, Target
 from strata.engine import reapi
 from strata.engine.action import Action
@@ -34,6 +34,9 @@ ACTION = Action(
 )
 KEY = "ab" * 32
 NAMES = ["a", "b", "", ".", "..", "a/b", "/etc", "x\x00", OUT, TREE, "../../x"]
+_EXIT_CODES = st.sampled_from([0, 0, 0, 1, -1])
+_FILES = st.integers(0, 3)
+_TREES = st.integers(0, 2)
 
 
 def _hex(data: bytes) -> str:
@@ -86,8 +89,8 @@ def remote_entries(draw: Any) -> Files:
     rng = draw(seeded())
     blobs: dict[str, bytes] = {}
     msg = reapi.ActionResult()
-    msg.exit_code = draw(st.sampled_from([0, 0, 0, 1, -1]))
-    for _ in range(draw(st.integers(0, 3))):
+    msg.exit_code = draw(_EXIT_CODES)
+    for _ in range(draw(_FILES)):
         content = rng.randbytes(rng.randint(0, 8))
         h = _hash(rng, _hex(content))
         blobs[h] = content
@@ -96,7 +99,7 @@ def remote_entries(draw: Any) -> Files:
             digest=reapi.Digest(hash=h, size_bytes=_size(rng, len(content))),
             is_executable=rng.random() < 0.5,
         )
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(_TREES)):
         children: list[Any] = []
         root = directory(rng, blobs, children)
         rng.shuffle(children)
@@ -107,7 +110,7 @@ def remote_entries(draw: Any) -> Files:
         msg.output_directories.add(
             path=TREE if rng.random() < 0.7 else _name(rng), tree_digest=digest
         )
-    if draw(st.integers(0, 9)) == 0:
+    if draw(ONE_IN_TEN) == 0:
         msg.output_symlinks.add(path=OUT, target="/etc/passwd")
     files = {"ac": damage(rng, reapi.encode(msg), 0.15)}
     for h, data in blobs.items():

@@ -14,7 +14,19 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from fuzzers.gen import COMPRESSIONS, damage, json_doc, layer, members, seeded, sha256, tar_of
+from fuzzers.gen import (
+    BOOLS,
+    COMPRESSIONS,
+    ONE_IN_TEN,
+    TAR_FORMAT,
+    damage,
+    json_doc,
+    layer,
+    members,
+    seeded,
+    sha256,
+    tar_of,
+)
 from fuzzers.harness import Files, Target, write_files
 from strata.oci.base import Selector, load_base, read_all_docker_archive
 from strata.oci.compress import detect_compressor
@@ -22,6 +34,8 @@ from strata.registry.push import read_archive, read_layout
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+_HOWS = st.lists(st.sampled_from(COMPRESSIONS), max_size=3)
+_STYLES = st.sampled_from(["legacy", "blobs"])
 
 
 def _diff_id(blob: bytes) -> str:
@@ -46,10 +60,10 @@ def _config(diff_ids: list[str]) -> dict[str, Any]:
 @st.composite
 def docker_archives(draw: Any) -> Files:
     rng = draw(seeded())
-    hows = draw(st.lists(st.sampled_from(COMPRESSIONS), max_size=3))
+    hows = draw(_HOWS)
     layers = [layer(rng, how) for how in hows]
     config = json_doc(rng, _config([_diff_id(b) for b in layers]))
-    style = draw(st.sampled_from(["legacy", "blobs"]))
+    style = draw(_STYLES)
     files: dict[str, bytes] = {}
     if style == "legacy":
         config_name = sha256(config)[7:] + ".json"
@@ -62,8 +76,8 @@ def docker_archives(draw: Any) -> Files:
     manifest = [{"Config": config_name, "Layers": layer_names, "RepoTags": ["img:latest"]}]
     files["manifest.json"] = json_doc(rng, manifest)
     names = [*files, "manifest.json", "x", "../x", "/etc/passwd"]
-    extra = members(rng, names, n=3) if draw(st.booleans()) else []
-    archive = tar_of(files, extra, fmt=draw(st.integers(0, 2)))
+    extra = members(rng, names, n=3) if draw(BOOLS) else []
+    archive = tar_of(files, extra, fmt=draw(TAR_FORMAT))
     return {"archive.tar": damage(rng, archive, 0.3)}
 
 
@@ -86,7 +100,7 @@ def oci_layouts(draw: Any) -> Files:
         return {"digest": sha256(data), "size": len(data)}
 
     rng = draw(seeded())
-    layers = [layer(rng, how) for how in draw(st.lists(st.sampled_from(COMPRESSIONS), max_size=3))]
+    layers = [layer(rng, how) for how in draw(_HOWS)]
     config = json_doc(rng, _config([_diff_id(b) for b in layers]))
     manifest = {
         "schemaVersion": 2,
@@ -102,14 +116,14 @@ def oci_layouts(draw: Any) -> Files:
         "platform": {"architecture": "amd64", "os": "linux"},
         "annotations": {"org.opencontainers.image.ref.name": "latest"},
     }
-    if draw(st.booleans()):  # a nested index
+    if draw(BOOLS):  # a nested index
         nested = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}
         desc = {"mediaType": OCI_INDEX, **put(json_doc(rng, nested))}
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}
     files = {f"blobs/sha256/{h}": data for h, data in blobs.items()}
     files["index.json"] = json_doc(rng, index)
     files["oci-layout"] = json_doc(rng, {"imageLayoutVersion": "1.0.0"}, max_edits=1)
-    if draw(st.integers(0, 9)) == 0:  # a file lost
+    if draw(ONE_IN_TEN) == 0:  # a file lost
         del files[rng.choice(sorted(files))]
     return files
 

@@ -9,7 +9,17 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from fuzzers.gen import COMPRESSIONS, damage, layer, members, path, seeded, sha256, tar_of
+from fuzzers.gen import (
+    COMPRESSIONS,
+    TAR_FORMAT,
+    damage,
+    layer,
+    members,
+    path,
+    seeded,
+    sha256,
+    tar_of,
+)
 from fuzzers.harness import Files, Target, write_files
 from strata.actions.run_as_root import apply_layer
 from strata.oci.export import export_rootfs
@@ -18,13 +28,14 @@ from strata.oci.rootfs import copy_slice
 from strata.store.listing import StoreView, read_members
 
 STORE_PATH = "/nix/store/00000000000000000000000000000000-x"
+_HOWS = st.lists(st.sampled_from(COMPRESSIONS), min_size=1, max_size=3)
 
 
 @st.composite
 def layer_stacks(draw: Any) -> Files:
     """One to three layers, applied in order (names `layer-<i>`)."""
     rng = draw(seeded())
-    hows = draw(st.lists(st.sampled_from(COMPRESSIONS), min_size=1, max_size=3))
+    hows = draw(_HOWS)
     return {f"layer-{i}": layer(rng, how) for i, how in enumerate(hows)}
 
 
@@ -62,7 +73,7 @@ def store_layers(draw: Any) -> Files:
         (STORE_PATH.lstrip("/"), tarfile.DIRTYPE, "", b"", 0o755, 0, 0),
     ]
     items = base + members(rng, names)
-    data = tar_of({}, items, fmt=draw(st.integers(0, 2)))
+    data = tar_of({}, items, fmt=draw(TAR_FORMAT))
     return {"layer": damage(rng, data, 0.3)}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from fuzzers.gen import COMPRESSIONS, damage, json_doc, layer, seeded, sha256
+from fuzzers.gen import BOOLS, COMPRESSIONS, damage, json_doc, layer, seeded, sha256
 from fuzzers.harness import Files, Target
 from strata.oci.platform import Platform
 from strata.registry.blobstore import BlobStore
@@ -28,6 +28,7 @@ from strata.registry.pull import pull
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 REPO = "r/img"
+_HOWS = st.lists(st.sampled_from(COMPRESSIONS), max_size=2)
 CHALLENGES = [
     'Bearer realm="http://auth.invalid/token",service="reg"',
     'Bearer realm="http://auth.invalid/token?x=1",scope="a\\"b"',
@@ -53,7 +54,7 @@ def registries(draw: Any) -> Files:
             data = json_doc(rng, {"errors": [{"code": "DENIED", "message": "no"}]})
         answers[key] = {"status": status, "headers": headers, "body": data}
 
-    layers = [layer(rng, how) for how in draw(st.lists(st.sampled_from(COMPRESSIONS), max_size=2))]
+    layers = [layer(rng, how) for how in draw(_HOWS)]
     config = json_doc(
         rng,
         {
@@ -75,7 +76,7 @@ def registries(draw: Any) -> Files:
         serve(f"GET /v2/{REPO}/blobs/{sha256(blob)}", damage(rng, blob, 0.1))
     serve(f"GET /v2/{REPO}/manifests/{sha256(manifest)}", manifest, OCI_MANIFEST)
     top, top_type = manifest, OCI_MANIFEST
-    if draw(st.booleans()):
+    if draw(BOOLS):
         platform = {"architecture": "amd64", "os": "linux"}
         entry = {
             "mediaType": OCI_MANIFEST,

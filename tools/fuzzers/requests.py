@@ -41,6 +41,7 @@ MNEMONICS = [
     "LinkedStorePath",
     "StoreTree",
 ]
+_MNEMONICS = st.sampled_from(MNEMONICS)
 _FIXTURES: list[Path] = []
 
 
@@ -169,7 +170,7 @@ KEYS = [
 def requests(draw: Any) -> Files:
     fx = fixtures()
     rng = draw(seeded())
-    mnemonic = draw(st.sampled_from(MNEMONICS))
+    mnemonic = draw(_MNEMONICS)
     base = templates(fx).get(mnemonic)
     if base is None:
         keys = rng.sample(KEYS, rng.randint(0, 6))

@@ -454,7 +454,9 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             raise _mismatch(f"blob {path.name}", str(desc["digest"]), got.digest, where)
         _check_diff_id(where, i, name, diff_id, got.diff_id)
         blobs.append(Blob(path, got.digest, got.size, diff_id, got.compressor))
-    # The name the layout gives the image (as a docker-archive's RepoTags), if any.
-    ref = (found[0][1].get("annotations") or {}).get(CONTAINERD_NAME)
+    # The name the layout gives the image (as a docker-archive's RepoTags), if any; as in
+    # _candidates, annotations that are not an object name nothing.
+    annotations = found[0][1].get("annotations")
+    ref = annotations.get(CONTAINERD_NAME) if isinstance(annotations, dict) else None
     tags = (ref,) if isinstance(ref, str) and ref else ()
     return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)
