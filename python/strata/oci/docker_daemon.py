@@ -61,7 +61,7 @@ def present_chain_ids(docker: str, env: Mapping[str, str] | None = None) -> froz
         try:
             layers = json.loads(line)
         except json.JSONDecodeError:
-            raise DaemonQueryError(f"docker image inspect printed {line[:80]!r}") from None
+            raise DaemonQueryError(f"{docker} image inspect printed {line[:80]!r}") from None
         if isinstance(layers, list) and all(isinstance(d, str) for d in layers):
             present.update(chain_ids(layers))
     return frozenset(present)
