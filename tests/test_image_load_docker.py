@@ -105,44 +105,43 @@ def _layer_sizes(archive: Path) -> list[int]:
         return [tar.getmember(name).size for name in index.layer_chains]
 
 
+def _check_only_the_top_layer_went(ws: Path, image: str, figures: dict[str, int]) -> None:
+    layers = _layer_sizes(_archive(ws, image))
+    print(f"{image}: sent {figures['sent']} of {figures['size']} bytes; layers {layers}")
+    assert (figures["layers"], figures["total"]) == (1, 3)
+    assert figures["sent"] <= layers[-1] + MB  # the goal: that layer + 1 MB
+    assert figures["sent"] < figures["size"] - sum(layers[:-1])  # no base byte went
+
+
+def _load_and_run(ws: Path, image: str, engine: DockerEngine, said: str) -> dict[str, int]:
+    """Load `image` with its image_load target; the loaded image must say `said`."""
+    proc, figures = _load(ws, f"load_{image}", engine.env)
+    assert f"Loaded image: incload/{image}:1" in proc.stdout
+    out = engine.docker("run", "--rm", "--network=none", f"incload/{image}:1")
+    assert out.stdout == said
+    return figures
+
+
 def test_second_load_after_a_one_layer_change_sends_that_layer(
     tmp_path: Path, docker_engine: DockerEngine
 ) -> None:
     ws = _workspace(tmp_path)
-    env = docker_engine.env
-    first, figures = _load(ws, "load_app", env)
-    assert "Loaded image: incload/app:1" in first.stdout
+    figures = _load_and_run(ws, "app", docker_engine, "app one\n")
     # a first load into a daemon that has none of it: the whole archive
     assert figures["sent"] == figures["size"] == _archive(ws, "app").stat().st_size
     assert figures["layers"] == figures["total"] == 3
     (ws / "app.txt").write_text("app two\n")
-    second, figures = _load(ws, "load_app", env)
-    assert "Loaded image: incload/app:1" in second.stdout
-    layers = _layer_sizes(_archive(ws, "app"))
-    changed = layers[-1]
-    print(f"second load: sent {figures['sent']} of {figures['size']} bytes; layers {layers}")
-    assert figures["layers"] == 1 and figures["total"] == 3
-    assert figures["sent"] <= changed + MB  # the goal
-    assert figures["sent"] < figures["size"] - sum(layers[:-1])  # no base byte went
-    out = docker_engine.docker("run", "--rm", "--network=none", "incload/app:1")
-    assert out.stdout == "app two\n"
+    figures = _load_and_run(ws, "app", docker_engine, "app two\n")
+    _check_only_the_top_layer_went(ws, "app", figures)
 
 
 def test_first_load_of_an_image_on_a_shared_base_sends_only_its_own_layers(
     tmp_path: Path, docker_engine: DockerEngine
 ) -> None:
     ws = _workspace(tmp_path)
-    env = docker_engine.env
-    _load(ws, "load_app", env)
-    proc, figures = _load(ws, "load_other", env)
-    assert "Loaded image: incload/other:1" in proc.stdout
-    layers = _layer_sizes(_archive(ws, "other"))
-    print(f"first load of other: sent {figures['sent']} of {figures['size']} bytes")
-    assert (figures["layers"], figures["total"]) == (1, 3)
-    assert figures["sent"] <= layers[-1] + MB
-    assert figures["sent"] < figures["size"] - sum(layers[:-1])
-    out = docker_engine.docker("run", "--rm", "--network=none", "incload/other:1")
-    assert out.stdout == "other\n"
+    _load_and_run(ws, "app", docker_engine, "app one\n")
+    figures = _load_and_run(ws, "other", docker_engine, "other\n")
+    _check_only_the_top_layer_went(ws, "other", figures)
 
 
 def test_a_daemon_that_cannot_be_asked_gets_the_full_archive(

@@ -89,13 +89,18 @@ def _tags(env: dict[str, str]) -> dict[str, list[str]]:
     return out
 
 
-def test_image_load_of_an_index_into_podman_leaves_one_name(
-    tmp_path: Path, podman_env: dict[str, str]
-) -> None:
+def _workspace(tmp_path: Path, build: str) -> Path:
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "WORKSPACE").write_text(WORKSPACE.format(root=ROOT))
-    (ws / "BUILD").write_text(BUILD)
+    (ws / "BUILD").write_text(build)
+    return ws
+
+
+def test_image_load_of_an_index_into_podman_leaves_one_name(
+    tmp_path: Path, podman_env: dict[str, str]
+) -> None:
+    ws = _workspace(tmp_path, BUILD)
     argv = [ROOT / "tools" / "strata", "run", f"--output_base={tmp_path / 'Output+Base'}"]
     before = _tags(podman_env)
     links = set(Path("/tmp").glob("strata-load-*"))
@@ -137,10 +142,7 @@ def test_image_load_of_an_image_into_podman_pulls_its_layout(
     tmp_path: Path, podman_env: dict[str, str]
 ) -> None:
     # podman pull oci:<layout> skips the blobs podman has; podman load would copy the archive
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "WORKSPACE").write_text(WORKSPACE.format(root=ROOT))
-    (ws / "BUILD").write_text(IMAGE_BUILD)
+    ws = _workspace(tmp_path, IMAGE_BUILD)
     argv = [ROOT / "tools" / "strata", "run", f"--output_base={tmp_path / 'out'}", "//:load"]
     before = _tags(podman_env)
     for msg in ["one\n", "two\n"]:  # the second load changes the top layer only
