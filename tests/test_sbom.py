@@ -1,0 +1,236 @@
+"""strata.sbom and the Sbom action: name splitting, document shape, validators, determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from image_helpers import app_layer, make_layer, small_image
+from realtools import need
+from sbom_check import cyclonedx_problems, spdx_problems
+from strata.actions import lookup
+from strata.errors import UserError
+from strata.oci.oci_layout import write_oci_layout
+from strata.sbom.cyclonedx import cyclonedx_bytes, cyclonedx_document
+from strata.sbom.model import (
+    BaseImage,
+    ImageFacts,
+    LayerFile,
+    StorePathPackage,
+    nar_sha256_hex,
+    oci_purl,
+    parse_drv_name,
+)
+from strata.sbom.spdx import spdx_bytes, spdx_document
+from strata.store import base32
+
+NAMES = [
+    "hello-2.12",
+    "nix-0.12pre12876",
+    "python3.11-requests-2.31.0",
+    "glibc-2.37-8-bin",
+    "foo-bar",
+    "foo-_bar",
+    "foo-",
+    "-1",
+    "a-b-c-1-d",
+    "openssl-3.0.13-dev",
+    "busybox",
+    "x-.1",
+]
+DIGEST = "sha256:" + "ab" * 32
+P = "/nix/store/"
+
+
+def _path(h: str, name: str, refs: tuple[str, ...] = (), deriver: str = "") -> StorePathPackage:
+    return StorePathPackage(f"{P}{h * 32}-{name}", refs, "cd" * 32, 1234, deriver)
+
+
+def facts(digest: str = DIGEST, files: tuple[LayerFile, ...] = ()) -> ImageFacts:
+    lib = _path("1", "libfoo-1.2")
+    app = _path("2", "app-0.1", (lib.path,), deriver=f"{P}{'3' * 32}-app-0.1.drv")
+    return ImageFacts(
+        name="example.com/team/app",
+        manifest_digest=digest,
+        created="2024-01-01T00:00:00Z",
+        store_paths=(app, lib),
+        roots=(app.path,),
+        bases=(BaseImage("registry.example/library/debian", "sha256:" + "ef" * 32),),
+        files=files,
+    )
+
+
+FILES = (
+    LayerFile("/etc/motd", "00" * 32, "11" * 20, 6, "customisation"),
+    LayerFile("/etc/motd", "22" * 32, "33" * 20, 7, "run_as_root"),
+)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_names_split_as_nix_parse_drv_name(name: str) -> None:
+    out = subprocess.run(
+        [need("nix-instantiate"), "--eval", "--json", "-E", f'builtins.parseDrvName "{name}"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    want = json.loads(out)
+    assert parse_drv_name(name) == (want["name"], want["version"])
+
+
+def test_name_split_examples() -> None:
+    assert parse_drv_name("hello-2.12") == ("hello", "2.12")
+    assert parse_drv_name("python3.11-requests-2.31.0") == ("python3.11-requests", "2.31.0")
+    assert parse_drv_name("foo-bar") == ("foo-bar", "")
+
+
+def test_nar_hash_in_nix_base32_or_hex() -> None:
+    raw = bytes(range(32))
+    assert nar_sha256_hex("sha256:" + base32.encode(raw)) == raw.hex()
+    assert nar_sha256_hex("sha256:" + raw.hex()) == raw.hex()
+    with pytest.raises(ValueError):
+        nar_sha256_hex("md5:" + raw.hex())
+
+
+def test_image_purl() -> None:
+    assert oci_purl("example.com/team/App", DIGEST) == (
+        f"pkg:oci/app@sha256%3A{'ab' * 32}?repository_url=example.com/team/app"
+    )
+
+
+def test_spdx_shape() -> None:
+    doc = spdx_document(facts(files=FILES))
+    by_id = {p["SPDXID"]: p for p in doc["packages"]}
+    assert doc["spdxVersion"] == "SPDX-2.3"
+    assert doc["creationInfo"]["created"] == "2024-01-01T00:00:00Z"
+    image = by_id["SPDXRef-Image"]
+    assert image["checksums"] == [{"algorithm": "SHA256", "checksumValue": "ab" * 32}]
+    app = by_id[f"SPDXRef-StorePath-{'2' * 32}"]
+    assert (app["name"], app["versionInfo"], app["packageFileName"]) == (
+        "app",
+        "0.1",
+        f"{P}{'2' * 32}-app-0.1",
+    )
+    assert app["checksums"] == [{"algorithm": "SHA256", "checksumValue": "cd" * 32}]
+    assert "app-0.1.drv" in app["sourceInfo"]
+    rels = {
+        (r["spdxElementId"], r["relationshipType"], r["relatedSpdxElement"])
+        for r in doc["relationships"]
+    }
+    assert (f"SPDXRef-StorePath-{'2' * 32}", "DEPENDS_ON", f"SPDXRef-StorePath-{'1' * 32}") in rels
+    assert ("SPDXRef-Image", "DESCENDANT_OF", f"SPDXRef-Base-{'ef' * 32}") in rels
+    assert ("SPDXRef-Image", "CONTAINS", "SPDXRef-Layer-run-as-root") in rels
+    # one file path in two layers: two files, two ids
+    assert len({f["SPDXID"] for f in doc["files"]}) == 2
+
+
+def test_cyclonedx_shape() -> None:
+    doc = cyclonedx_document(facts(files=FILES))
+    assert doc["specVersion"] == "1.5"
+    assert doc["metadata"]["component"]["version"] == DIGEST
+    deps = {d["ref"]: d.get("dependsOn", []) for d in doc["dependencies"]}
+    app, lib = f"{P}{'2' * 32}-app-0.1", f"{P}{'1' * 32}-libfoo-1.2"
+    assert deps[app] == [lib] and deps[lib] == []
+    image_ref = doc["metadata"]["component"]["bom-ref"]
+    assert app in deps[image_ref] and lib not in deps[image_ref]
+    props = {
+        p["name"]: p["value"]
+        for c in doc["components"]
+        if c["bom-ref"] == app
+        for p in c["properties"]
+    }
+    assert props["nix:deriver"].endswith("app-0.1.drv") and props["nix:nar_size"] == "1234"
+
+
+def test_bytes_depend_on_the_digest_only(tmp_path: Path) -> None:
+    a, b = spdx_bytes(facts()), spdx_bytes(facts())
+    assert a == b and cyclonedx_bytes(facts()) == cyclonedx_bytes(facts())
+    other = "sha256:" + "ac" * 32
+    assert (
+        json.loads(spdx_bytes(facts(other)))["documentNamespace"]
+        != json.loads(a)["documentNamespace"]
+    )
+    assert (
+        json.loads(cyclonedx_bytes(facts(other)))["serialNumber"]
+        != json.loads(cyclonedx_bytes(facts()))["serialNumber"]
+    )
+
+
+def test_documents_pass_the_real_validators(tmp_path: Path) -> None:
+    for i, f in enumerate([facts(), facts(files=FILES)]):
+        (tmp_path / f"{i}.spdx.json").write_bytes(spdx_bytes(f))
+        (tmp_path / f"{i}.cdx.json").write_bytes(cyclonedx_bytes(f))
+        assert spdx_problems(tmp_path / f"{i}.spdx.json") == ""
+        assert cyclonedx_problems(tmp_path / f"{i}.cdx.json") == ""
+
+
+def test_validators_catch_a_broken_document(tmp_path: Path) -> None:
+    doc = spdx_document(facts())
+    del doc["dataLicense"]
+    (tmp_path / "bad.spdx.json").write_text(json.dumps(doc))
+    assert spdx_problems(tmp_path / "bad.spdx.json") != ""
+    cdx = cyclonedx_document(facts())
+    cdx["components"][0]["type"] = "nonsense"
+    (tmp_path / "bad.cdx.json").write_text(json.dumps(cdx))
+    assert cyclonedx_problems(tmp_path / "bad.cdx.json") != ""
+
+
+def _store_info(tmp: Path) -> Path:
+    lib = {
+        "narHash": "sha256:" + "01" * 32,
+        "narSize": 8,
+        "path": f"{P}{'1' * 32}-lib-2",
+        "references": [],
+    }
+    app = {
+        "narHash": "sha256:" + base32.encode(bytes(32)),
+        "narSize": 9,
+        "path": f"{P}{'2' * 32}-app-1.0",
+        "references": [lib["path"], f"{P}{'2' * 32}-app-1.0"],
+    }
+    info = dict(app, closure=[app, lib])
+    (tmp / "app.info.json").write_text(json.dumps(info))
+    return tmp / "app.info.json"
+
+
+def test_action_writes_both_documents(tmp_path: Path) -> None:
+    image = small_image(tmp_path).image
+    write_oci_layout(tmp_path / "img.oci", [image])
+    custom, _ = make_layer(tmp_path / "custom", app_layer)
+    req = {
+        "image": str(tmp_path / "img.oci"),
+        "layers": [{"blob": str(custom.path), "layer": "customisation"}],
+        "name": "example.com/strata/small",
+        "outputs": {
+            "cyclonedx": str(tmp_path / "o.cdx.json"),
+            "spdx": str(tmp_path / "o.spdx.json"),
+        },
+        "schema_version": 1,
+        "store_paths": [str(_store_info(tmp_path))],
+    }
+    lookup("Sbom")(req, "req.json")
+    spdx = json.loads((tmp_path / "o.spdx.json").read_bytes())
+    digest = image.info()["manifest_digest"]
+    assert spdx["packages"][0]["versionInfo"] == digest
+    assert spdx["creationInfo"]["created"] == "1970-01-01T00:00:01Z"
+    names = {p.get("packageFileName") for p in spdx["packages"]}
+    assert {f"{P}{'1' * 32}-lib-2", f"{P}{'2' * 32}-app-1.0"} <= names
+    assert sorted(f["fileName"] for f in spdx["files"]) == ["./etc/motd", "./opt/app/run"]
+    assert spdx_problems(tmp_path / "o.spdx.json") == ""
+    assert cyclonedx_problems(tmp_path / "o.cdx.json") == ""
+    # the same request again: the same bytes
+    first = (tmp_path / "o.spdx.json").read_bytes(), (tmp_path / "o.cdx.json").read_bytes()
+    lookup("Sbom")(req, "req.json")
+    assert first == (
+        (tmp_path / "o.spdx.json").read_bytes(),
+        (tmp_path / "o.cdx.json").read_bytes(),
+    )
+
+
+def test_action_refuses_a_request_without_an_image(tmp_path: Path) -> None:
+    req = {"name": "x", "outputs": {}, "schema_version": 1}
+    with pytest.raises(UserError, match="exactly one of 'image' and 'assemble' \\(got neither\\)"):
+        lookup("Sbom")(req, "req.json")
