@@ -475,3 +475,35 @@ def test_sbom_lists_the_store_paths_in_the_layers(
     image_pkg = spdx["packages"][0]
     assert image_pkg["versionInfo"] == info["manifest_digest"]
     assert cdx["metadata"]["component"]["version"] == info["manifest_digest"]
+
+
+def test_strata_sbom_prints_a_summary(strata_bases: list[Path]) -> None:
+    proc = run(
+        ROOT / "tools" / "strata",
+        "sbom",
+        f"--output_base={strata_bases[0]}",
+        "//examples/layered",
+        cwd=ROOT,
+    )
+    lines = proc.stdout.splitlines()
+    info = json.loads((_bin(strata_bases[0]) / "examples/layered/layered.image.json").read_bytes())
+    assert lines[0] == f"examples/layered/layered {info['manifest_digest']}"
+    assert lines[1].startswith("13 store paths")
+    assert "largest dependencies:" in lines
+    assert "0 executed" in proc.stderr  # already built with the sbom group
+    bad = subprocess.run(
+        [
+            ROOT / "tools" / "strata",
+            "sbom",
+            f"--output_base={strata_bases[0]}",
+            "//examples/hello:hello_bin",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.strip().endswith(
+        "not an image target (got no output group 'sbom'); name a docker_image, "
+        "layered_image, stream_layered_image, run_as_root, merge_images or image_index"
+    )

@@ -234,3 +234,20 @@ def test_action_refuses_a_request_without_an_image(tmp_path: Path) -> None:
     req = {"name": "x", "outputs": {}, "schema_version": 1}
     with pytest.raises(UserError, match="exactly one of 'image' and 'assemble' \\(got neither\\)"):
         lookup("Sbom")(req, "req.json")
+
+
+def test_summary_sizes_and_largest_dependencies() -> None:
+    from strata.sbom.summary import summary_lines
+
+    lib = StorePathPackage(f"{P}{'1' * 32}-libfoo-1.2", (), "cd" * 32, 3 * 1024 * 1024)
+    app = StorePathPackage(f"{P}{'2' * 32}-app-0.1", (lib.path,), "cd" * 32, 1024)
+    f = ImageFacts("example.com/app", DIGEST, "2024-01-01T00:00:00Z", (app, lib), (app.path,))
+    lines = summary_lines(cyclonedx_document(f))
+    assert lines[0] == f"example.com/app {DIGEST}"
+    assert lines[1].startswith("2 store paths (3.0 MiB)")
+    table = lines[lines.index(f"{'closure':>10}  {'own':>10}  package") + 1 :]
+    # app's closure holds libfoo: largest closure first
+    assert table[0].split() == ["3.0", "MiB", "1.0", "KiB", "app", "0.1"]
+    assert table[1].split() == ["3.0", "MiB", "3.0", "MiB", "libfoo", "1.2"]
+    deps = lines[lines.index("largest dependencies:") + 1 :]
+    assert deps == [f"     3.0 MiB  {lib.path} (used by 1)"]

@@ -383,8 +383,9 @@ layered_image(
 Outputs: `app.oci` (OCI image layout directory) and `app.image.json` (name,
 tag and digests); output group `tarball`: `app.tar` (docker-archive, `docker
 load -i`), built only when asked for (`--output_groups=+tarball`, or an
-`image_load` of the image); output groups `oci`, `image_info` and `layers`
-(the cached layers).""",
+`image_load` of the image); output groups `oci`, `image_info`, `layers`
+(the cached layers) and `sbom` (`app.spdx.json`, SPDX 2.3, and `app.cdx.json`,
+CycloneDX 1.5: the image's store paths, base image and own files).""",
     attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **_LAYERED_ATTRS)),
 )
 
