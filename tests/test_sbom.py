@@ -251,3 +251,51 @@ def test_summary_sizes_and_largest_dependencies() -> None:
     assert table[1].split() == ["3.0", "MiB", "3.0", "MiB", "libfoo", "1.2"]
     deps = lines[lines.index("largest dependencies:") + 1 :]
     assert deps == [f"     3.0 MiB  {lib.path} (used by 1)"]
+
+
+def test_referrers_layout_holds_the_image_and_both_documents(tmp_path: Path) -> None:
+    from strata.registry.push import read_layout
+
+    image = small_image(tmp_path).image
+    write_oci_layout(tmp_path / "img.oci", [image])
+    out = tmp_path / "img.sbom.oci"
+    req = {
+        "image": str(tmp_path / "img.oci"),
+        "name": "example.com/strata/small",
+        "outputs": {
+            "cyclonedx": str(tmp_path / "img.cdx.json"),
+            "referrers": str(out),
+            "spdx": str(tmp_path / "img.spdx.json"),
+        },
+        "schema_version": 1,
+    }
+    lookup("Sbom")(req, "req.json")
+    entries = json.loads((out / "index.json").read_bytes())["manifests"]
+    own = json.loads((tmp_path / "img.oci/index.json").read_bytes())["manifests"]
+    assert entries[:1] == own
+    subject = own[0]
+    kinds = {}
+    for e in entries[1:]:
+        manifest = json.loads((out / "blobs/sha256" / e["digest"][7:]).read_bytes())
+        assert manifest["subject"] == {k: subject[k] for k in ("digest", "mediaType", "size")}
+        assert manifest["artifactType"] == e["artifactType"]
+        assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+        (layer,) = manifest["layers"]
+        kinds[e["artifactType"]] = (out / "blobs/sha256" / layer["digest"][7:]).read_bytes()
+    assert kinds == {
+        "application/spdx+json": (tmp_path / "img.spdx.json").read_bytes(),
+        "application/vnd.cyclonedx+json": (tmp_path / "img.cdx.json").read_bytes(),
+    }
+    # what a push reads as the image is still the image alone, byte for byte
+    assert read_layout(out).digest == subject["digest"]
+
+
+def test_referrers_need_a_stored_image(tmp_path: Path) -> None:
+    req = {
+        "assemble": {"layers": [], "name": "x"},
+        "name": "x",
+        "outputs": {"cyclonedx": "a", "referrers": "b", "spdx": "c"},
+        "schema_version": 1,
+    }
+    with pytest.raises(UserError, match="outputs.referrers needs 'image'"):
+        lookup("Sbom")(req, "req.json")

@@ -278,7 +278,7 @@ def _image_impl(ctx, roots, copy_roots, layering):
             image_info = depset([info]),
             tarball = depset([archive]),
             layers = depset(_layer_files(layers)),
-            sbom = sbom,
+            sbom = sbom.files,
         ),
         ImageInfo(
             docker_archive = archive,
@@ -288,7 +288,8 @@ def _image_impl(ctx, roots, copy_roots, layering):
             tag = ctx.attr.tag,
             architecture = ctx.attr.architecture,
             store_paths = layers.closure,
-            sbom = sbom,
+            sbom = sbom.files,
+            sbom_layout = sbom.layout,
         ),
     ]
 
@@ -334,7 +335,7 @@ def _stream_layered_image_impl(ctx):
     return [
         # The layers are default outputs too: `build` makes them (the cached unit) in both engines.
         DefaultInfo(executable = exe, files = depset([exe] + _layer_files(layers)), runfiles = runfiles),
-        OutputGroupInfo(layers = depset(_layer_files(layers)), sbom = sbom),
+        OutputGroupInfo(layers = depset(_layer_files(layers)), sbom = sbom.files),
     ]
 
 _COMMON_ATTRS = {

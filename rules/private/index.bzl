@@ -33,6 +33,7 @@ def _image_index_impl(ctx):
             architecture = ",".join([i.architecture for i in infos]),
             store_paths = depset(transitive = [i.store_paths for i in infos]),
             sbom = sbom,
+            sbom_layout = None,
         ),
     ]
 

@@ -92,7 +92,7 @@ def _run_as_root_impl(ctx):
     )
     return [
         DefaultInfo(files = depset([oci, info])),
-        OutputGroupInfo(oci = depset([oci]), image_info = depset([info]), tarball = depset([archive]), layer = depset([script_layer.blob, script_layer.descriptor]), sbom = sbom),
+        OutputGroupInfo(oci = depset([oci]), image_info = depset([info]), tarball = depset([archive]), layer = depset([script_layer.blob, script_layer.descriptor]), sbom = sbom.files),
         ImageInfo(
             docker_archive = archive,
             oci_layout = oci,
@@ -101,7 +101,8 @@ def _run_as_root_impl(ctx):
             tag = ctx.attr.tag,
             architecture = parent.architecture,
             store_paths = depset(entries, transitive = [parent.store_paths]),
-            sbom = sbom,
+            sbom = sbom.files,
+            sbom_layout = sbom.layout,
         ),
     ]
 
