@@ -92,3 +92,37 @@ def test_push_finds_referrers_under_the_fallback_tag(
     # a second push uploads nothing: no blob, and the fallback index is left as it is
     assert (infos[1]["blobs_uploaded"], infos[1]["bytes_uploaded"]) == (0, 0)
     assert infos[0]["blobs_uploaded"] > 0
+
+
+def test_a_pulled_base_is_named_by_its_registry_repository_and_digest(
+    tmp_path: Path, plain: RegistryServer
+) -> None:
+    from strata.oci.platform import parse_platform
+    from strata.registry.blobstore import BlobStore
+    from strata.registry.client import Options, Registry, RegistryClient
+    from strata.registry.pull import pull
+    from strata.registry.push import push
+
+    image = small_image(tmp_path).image
+    write_oci_layout(tmp_path / "base.oci", [image])
+    client = RegistryClient(Registry.parse(plain.address), Options(env={}))
+    pinned = push(client, "lib/base", tmp_path / "base.oci", ["1"], where="t").digest
+    store = BlobStore(str(tmp_path / "blobs"))
+    pulled = tmp_path / "pulled.oci"
+    pull(client, store, "lib/base", pinned, parse_platform("x86_64"), pulled, None, "t")
+    out = {"cyclonedx": str(tmp_path / "a.cdx.json"), "spdx": str(tmp_path / "a.spdx.json")}
+    req = {
+        "base": {"name": "", "path": str(pulled)},
+        "image": str(tmp_path / "base.oci"),
+        "name": "team/app",
+        "outputs": out,
+        "schema_version": 1,
+    }
+    lookup("Sbom")(req, "sbom.json")
+    spdx = json.loads((tmp_path / "a.spdx.json").read_bytes())
+    (base,) = [p for p in spdx["packages"] if p["SPDXID"].startswith("SPDXRef-Base-")]
+    assert (base["name"], base["versionInfo"]) == (f"{plain.host}/lib/base", pinned)
+    purl = base["externalRefs"][0]["referenceLocator"]
+    assert purl == f"pkg:oci/base@sha256%3A{pinned[7:]}?repository_url={plain.host}/lib/base"
+    cdx = json.loads((tmp_path / "a.cdx.json").read_bytes())
+    assert [c["version"] for c in cdx["components"] if c["type"] == "container"] == [pinned]

@@ -22,7 +22,7 @@ from strata.errors import UserError
 from strata.oci.base import read_layout_blob
 from strata.oci.compress import open_decompressed
 from strata.oci.config import created_epoch
-from strata.oci.oci_layout import CONTAINERD_NAME
+from strata.oci.oci_layout import CONTAINERD_NAME, PULLED_FROM
 from strata.oci.reference import split_tag
 from strata.sbom.model import BaseImage, LayerFile, StorePathPackage, nar_sha256_hex
 from strata.store.closure import PathInfo
@@ -69,13 +69,20 @@ def store_path_packages(
 
 
 def layout_base(layout: Path, descriptor: dict[str, Any], name: str) -> BaseImage:
-    """A base image read from its OCI layout: digest, repository name, and the digest of
-    an SPDX document the layout holds as a referrer of it, if any."""
+    """A base image read from its OCI layout: digest and repository name (for a pulled
+    image, the registry, repository and digest it was pulled by), and the digest of an
+    SPDX document the layout holds as a referrer of it, if any."""
     digest = str(descriptor.get("digest"))
     annotations = descriptor.get("annotations")
-    named = annotations.get(CONTAINERD_NAME) if isinstance(annotations, dict) else None
+    annotations = annotations if isinstance(annotations, dict) else {}
+    sbom = _referrer_sbom(layout, digest)
+    pulled = annotations.get(PULLED_FROM)
+    if isinstance(pulled, str) and "@sha256:" in pulled:
+        origin, _, pinned = pulled.rpartition("@")
+        return BaseImage(origin, pinned, sbom)
+    named = annotations.get(CONTAINERD_NAME)
     repo = split_tag(name)[0] if name else (split_tag(named)[0] if isinstance(named, str) else "")
-    return BaseImage(repo, digest, _referrer_sbom(layout, digest))
+    return BaseImage(repo, digest, sbom)
 
 
 def _referrer_sbom(layout: Path, digest: str) -> str:
