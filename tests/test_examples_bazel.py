@@ -507,3 +507,19 @@ def test_strata_sbom_prints_a_summary(strata_bases: list[Path]) -> None:
         "not an image target (got no output group 'sbom'); name a docker_image, "
         "layered_image, stream_layered_image, run_as_root, merge_images or image_index"
     )
+
+
+def test_strata_sbom_of_an_index_summarises_each_platform(strata_bases: list[Path]) -> None:
+    proc = run(
+        ROOT / "tools" / "strata",
+        "sbom",
+        f"--output_base={strata_bases[0]}",
+        "//examples/multiarch:multiarch",
+        cwd=ROOT,
+    )
+    index = json.loads(
+        (_bin(strata_bases[0]) / "examples/multiarch/multiarch.oci/index.json").read_bytes()
+    )
+    platform_digests = {e["digest"] for e in index["manifests"] if "platform" in e}
+    shown = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("examples/")}
+    assert len(platform_digests) == 2 and shown == platform_digests
