@@ -477,14 +477,12 @@ def test_sbom_lists_the_store_paths_in_the_layers(
     assert cdx["metadata"]["component"]["version"] == info["manifest_digest"]
 
 
+def _strata_sbom(base: Path, target: str) -> subprocess.CompletedProcess[str]:
+    return run(ROOT / "tools" / "strata", "sbom", f"--output_base={base}", target, cwd=ROOT)
+
+
 def test_strata_sbom_prints_a_summary(strata_bases: list[Path]) -> None:
-    proc = run(
-        ROOT / "tools" / "strata",
-        "sbom",
-        f"--output_base={strata_bases[0]}",
-        "//examples/layered",
-        cwd=ROOT,
-    )
+    proc = _strata_sbom(strata_bases[0], "//examples/layered")
     lines = proc.stdout.splitlines()
     info = json.loads((_bin(strata_bases[0]) / "examples/layered/layered.image.json").read_bytes())
     assert lines[0] == f"examples/layered/layered {info['manifest_digest']}"
@@ -510,13 +508,7 @@ def test_strata_sbom_prints_a_summary(strata_bases: list[Path]) -> None:
 
 
 def test_strata_sbom_of_an_index_summarises_each_platform(strata_bases: list[Path]) -> None:
-    proc = run(
-        ROOT / "tools" / "strata",
-        "sbom",
-        f"--output_base={strata_bases[0]}",
-        "//examples/multiarch:multiarch",
-        cwd=ROOT,
-    )
+    proc = _strata_sbom(strata_bases[0], "//examples/multiarch:multiarch")
     index = json.loads(
         (_bin(strata_bases[0]) / "examples/multiarch/multiarch.oci/index.json").read_bytes()
     )

@@ -38,6 +38,15 @@ def _platform_of(image: Image) -> Platform:
     return Platform.from_json(json.loads(image.config))
 
 
+def put_blob(blobs: Path, data: bytes) -> str:
+    """Store `data` in a layout's `blobs/sha256` directory (once); return its digest."""
+    digest = sha256_bytes(data)
+    target = blobs / digest.partition(":")[2]
+    if not target.exists():
+        target.write_bytes(data)
+    return digest
+
+
 def write_oci_layout(
     path: str | os.PathLike[str],
     images: Sequence[Image],
@@ -50,11 +59,7 @@ def write_oci_layout(
         blobs.mkdir(parents=True)
 
         def put_bytes(data: bytes) -> str:
-            digest = sha256_bytes(data)
-            target = blobs / digest.partition(":")[2]
-            if not target.exists():
-                target.write_bytes(data)
-            return digest
+            return put_blob(blobs, data)
 
         descriptors = []
         for img in images:

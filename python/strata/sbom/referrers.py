@@ -29,6 +29,7 @@ from strata.canonical import json_bytes
 from strata.fsutil import atomic_dir, share_output
 from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST
+from strata.oci.oci_layout import put_blob
 
 EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
@@ -105,11 +106,7 @@ def write_referrers_layout(
             share_output(blob, blobs / blob.name)
 
         def put(data: bytes) -> str:
-            digest = sha256_bytes(data)
-            target = blobs / digest.partition(":")[2]
-            if not target.exists():
-                target.write_bytes(data)
-            return digest
+            return put_blob(blobs, data)
 
         put(EMPTY_CONFIG)
         entries = list(index.get("manifests", []))
