@@ -29,6 +29,7 @@ ACTIONS: dict[str, str] = {
     "ImageArchive": "strata.actions.image_archive:archive_image",
     "ImagePull": "strata.actions.pull:run",
     "ImagePush": "strata.actions.push:run",
+    "ImageLoad": "strata.actions.load:run",
     "ImageMerge": "strata.actions.merge:merge_images",
     "ImageExport": "strata.actions.export:export_image",
     "StoreLayer": "strata.actions.store_layer:run",

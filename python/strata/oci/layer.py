@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from strata import written
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import atomic_file, write_bytes_atomic
@@ -86,7 +87,7 @@ def write_layer(
 ) -> LayerDescriptor:
     """Write a layer blob whose tar members `fill` adds; return its digests and sizes."""
     with atomic_file(out_path, durable=False) as f:
-        blob = DigestingWriter(f)
+        blob = DigestingWriter(f, xxh3=True)
         with compressing(compressor, blob) as sink:
             raw = DigestingWriter(sink) if compressor != "none" else blob
             background = BackgroundSink(raw)
@@ -103,6 +104,7 @@ def write_layer(
                 tar.close()
             finally:
                 background.close()
+    written.note(out_path, blob.xxh3_hexdigest, blob.hexdigest)
     return LayerDescriptor(
         digest=blob.digest,
         size=blob.size,
@@ -118,11 +120,12 @@ def write_layer_from_tar(
 ) -> LayerDescriptor:
     """A layer blob from an uncompressed tar read from `src`, digested as it is compressed."""
     with atomic_file(out_path, durable=False) as f:
-        blob = DigestingWriter(f)
+        blob = DigestingWriter(f, xxh3=True)
         with compressing(compressor, blob) as sink:
             raw = DigestingWriter(sink) if compressor != "none" else blob
             while chunk := src.read(1 << 20):
                 raw.write(chunk)
+    written.note(out_path, blob.xxh3_hexdigest, blob.hexdigest)
     return LayerDescriptor(
         digest=blob.digest,
         size=blob.size,
