@@ -299,3 +299,50 @@ def test_referrers_need_a_stored_image(tmp_path: Path) -> None:
     }
     with pytest.raises(UserError, match="outputs.referrers needs 'image'"):
         lookup("Sbom")(req, "req.json")
+
+
+class _Answer:
+    def __init__(self, status: int, headers: dict[str, str] | None = None, data: bytes = b""):
+        self.status, self.headers, self.data = status, headers or {}, data
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+class _FakeRegistry:
+    """Just enough of RegistryClient: every blob present; manifests PUT answer OCI-Subject
+    when `api` (a registry with the referrers API)."""
+
+    def __init__(self, api: bool) -> None:
+        self.api = api
+        self.calls: list[tuple[str, str]] = []
+
+    def request(self, method: str, path: str, **kw: object) -> _Answer:
+        self.calls.append((method, path))
+        body = kw.get("body")
+        if method == "PUT" and isinstance(body, bytes) and b'"subject"' in body and self.api:
+            return _Answer(201, {"oci-subject": json.loads(body)["subject"]["digest"]})
+        return _Answer(404 if method == "GET" else 200)
+
+
+@pytest.mark.parametrize("api", [True, False])
+def test_referrers_api_or_fallback_tag(tmp_path: Path, api: bool) -> None:
+    from strata.registry.push import PushCounters
+    from strata.registry.referrers import layout_referrers, push_referrers
+
+    image = small_image(tmp_path).image
+    write_oci_layout(tmp_path / "img.oci", [image])
+    out = {"cyclonedx": str(tmp_path / "a.cdx.json"), "spdx": str(tmp_path / "a.spdx.json")}
+    req = {"image": str(tmp_path / "img.oci"), "name": "x", "schema_version": 1}
+    lookup("Sbom")(req | {"outputs": out | {"referrers": str(tmp_path / "r.oci")}}, "s.json")
+    fake = _FakeRegistry(api)
+    found = layout_referrers(tmp_path / "r.oci", "t")
+    (result,) = push_referrers(fake, "team/x", found, PushCounters(), where="t")  # type: ignore[arg-type]
+    digest = image.info()["manifest_digest"]
+    assert result.subject == digest and len(result.pushed) == 2
+    tag_calls = [c for c in fake.calls if c[1].endswith(f"/manifests/sha256-{digest[7:]}")]
+    if api:
+        assert (result.fallback_tag, tag_calls) == ("", [])
+    else:
+        assert result.fallback_tag == f"sha256-{digest[7:]}" and result.fallback_changed
+        assert [m for m, _ in tag_calls] == ["GET", "PUT"]
