@@ -44,6 +44,7 @@ ACTIONS: dict[str, str] = {
     "RunAsRoot": "strata.actions.run_as_root:run",
     "NixStoreImport": "strata.actions.nix_import:import_paths",
     "StoreTree": "strata.actions.nix_import:tree",
+    "Sbom": "strata.actions.sbom:run",
 }
 
 
