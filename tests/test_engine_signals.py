@@ -27,6 +27,8 @@ import pytest
 
 from casekit import PYTHON_DIR, Outcome, assert_one_error, strata, workspace
 from realtools import need
+from strata.engine import leftovers
+from strata.engine.leftovers import WORKER_TMP
 
 BOUND = 120.0
 """Seconds to wait for something that should take well under one (a bound, not a check)."""
@@ -218,6 +220,17 @@ def test_after_kill_9_the_next_build_stops_the_orphans_and_removes_the_sandbox(
     assert decoy.poll() is None and running(decoy_marker)
     decoy.kill()
     decoy.wait()
+
+
+def test_the_workers_tmp_is_emptied_and_not_reported_as_left_behind(tmp_path: Path) -> None:
+    """Every build that starts strata's worker leaves its /tmp beside the sandboxes: the
+    next build empties it and says nothing ("did not finish" is for real leftovers)."""
+    root = tmp_path / "sandbox"
+    (root / WORKER_TMP / "sub").mkdir(parents=True)
+    (root / WORKER_TMP / "sub" / "f").write_text("a worker action's scratch file")
+    (root / "1").mkdir()  # a real leftover sandbox, with no process left
+    assert leftovers.clean_up(root) == leftovers.Cleaned(1, 0)
+    assert list(root.iterdir()) == []
 
 
 def test_a_sandbox_kept_by_verbose_failures_is_not_cleaned_up(tmp_path: Path) -> None:

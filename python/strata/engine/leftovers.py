@@ -27,6 +27,9 @@ from pathlib import Path
 
 PID_FILE = "pid"
 KEPT_FILE = "kept"
+WORKER_TMP = "worker-tmp"
+"""The `/tmp` of strata's action worker (strata.engine.sandbox), beside the sandboxes: it
+outlives every build that started a worker, so it is emptied, not counted as left behind."""
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -93,6 +96,9 @@ def clean_up(sandbox_root: Path) -> Cleaned:
     for entry in entries:
         path = Path(entry.path)
         if not entry.is_dir(follow_symlinks=False) or (path / KEPT_FILE).exists():
+            continue
+        if entry.name == WORKER_TMP:
+            _remove(path)  # a finished build leaves it too: nothing to report
             continue
         with contextlib.suppress(OSError, ValueError):
             pid, started = (int(x) for x in (path / PID_FILE).read_text().split())

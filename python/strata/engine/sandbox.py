@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from strata.engine.leftovers import WORKER_TMP
 from strata.errors import UserError
 
 MODES = ("auto", "namespace", "directory")
@@ -123,7 +124,7 @@ class Namespace:
         `/tmp`.
         """
         base = Path(os.path.realpath(output_base))
-        tmp = base / "sandbox" / "worker-tmp"
+        tmp = base / "sandbox" / WORKER_TMP
         tmp.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o1777)
         roots = {Path(os.path.realpath(r)) for r in repo_roots}
