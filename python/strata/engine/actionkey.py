@@ -77,7 +77,12 @@ def key_material(action: Action, input_digests: Mapping[str, str]) -> dict[str, 
 
 
 def action_key(material: Mapping[str, Any]) -> str:
-    return blake3.blake3(json_bytes(material)).hexdigest()
+    return action_key_of(json_bytes(material))
+
+
+def action_key_of(encoded: bytes) -> str:
+    """`action_key` of material already encoded with `json_bytes`."""
+    return blake3.blake3(encoded).hexdigest()
 
 
 def explain_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -40,7 +40,12 @@ from typing import Any
 from strata.canonical import json_bytes
 from strata.engine.action import Action
 from strata.engine.action_records import ActionRecords, identity
-from strata.engine.actionkey import action_key, explain_difference, key_material, record_key
+from strata.engine.actionkey import (
+    action_key_of,
+    explain_difference,
+    key_material,
+    record_key,
+)
 from strata.engine.cache import ActionResult, InvalidEntry
 from strata.engine.cache_tiered import reapi_action_key, scoped
 from strata.engine.digests import NotAFile, tree_digest
@@ -111,8 +116,9 @@ class ActionLog:
             return None
         return material if isinstance(material, dict) else None
 
-    def put(self, action: Action, material: dict[str, Any]) -> None:
-        packed = zlib.compress(json_bytes(material))
+    def put(self, action: Action, encoded: bytes) -> None:
+        """Keep the key material (its canonical JSON, as `action_key_of` hashed it)."""
+        packed = zlib.compress(encoded, 1)
         entries = self._loaded()
         ident = identity(action)
         if entries.get(ident) != packed:
@@ -151,7 +157,8 @@ class _Slot:
     index: int
     running: Running
     pidfd: int
-    material: dict[str, Any]
+    material: bytes
+    """Its key material, encoded (canonical JSON), for the action log."""
     key: str
     """The key the cache knows the action by (`--action_keys`)."""
     record_key: str
@@ -356,7 +363,6 @@ class Scheduler:
                 how = "cache_hit" if action.kind == "run" else "in_process"
                 self.reporter.action_finished(i, action, how)
                 return recorded
-        material = key_material(action, digests)
         if action.kind != "run":
             if action.kind == "symlink":
                 target = action.symlink_target
@@ -369,10 +375,14 @@ class Scheduler:
                 self.records.put(action, rkey, result)
             self.reporter.action_finished(i, action, "in_process")
             return result
+        # the material is made only for actions that run, and encoded once: for the key and
+        # for the action log (a closure's largest actions have tens of thousands of inputs)
+        material = key_material(action, digests)
+        encoded = json_bytes(material)
         if self.options.action_keys == "reapi":
             key = reapi_action_key(action, self.executor.input_path, self.executor.stat_cache)
         else:
-            key = action_key(material)
+            key = action_key_of(encoded)
         cached: ActionResult | None = None
         try:
             if cache is not None and cacheable:
@@ -382,14 +392,15 @@ class Scheduler:
             if cached is not None and self.executor.materialize(cached):
                 self.records.put(action, rkey, cached)
                 self.reporter.action_finished(i, action, "cache_hit")
-                self.log.put(action, material)
+                self.log.put(action, encoded)
                 return cached
             if not cacheable:
                 kept = self.log.uncached_result(action, key)
                 if kept is not None and self.executor.in_place(kept):
                     self.reporter.action_finished(i, action, "up_to_date")
                     return kept
-            reasons = self._reasons(action, material, cached, cacheable)
+            explaining = self.reporter.explain_enabled
+            reasons = self._reasons(action, material, cached, cacheable) if explaining else []
         except InvalidEntry as bad:
             self.reporter.cache_entry_ignored(action, bad.cache, bad.why)
             reasons = [f"the {bad.cache} entry is invalid ({bad.why})"]
@@ -397,7 +408,7 @@ class Scheduler:
         self.records.forget(action)  # its outputs are about to be replaced
         running = self.executor.start(action)
         self.reporter.action_started(i, action)
-        return _Slot(i, running, running.pidfd(), material, key, rkey)
+        return _Slot(i, running, running.pidfd(), encoded, key, rkey)
 
     def _reasons(
         self, action: Action, material: dict[str, Any], cached: ActionResult | None, cacheable: bool
