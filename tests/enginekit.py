@@ -78,6 +78,20 @@ def sh(
     )
 
 
+def chain() -> list[Action]:
+    """a.txt -> A; b.txt -> B; A + B -> C, in the workspace `chain_engine` makes."""
+    return [
+        sh("//pkg:a", f"tr a-z A-Z < pkg/a.txt > {BIN}/pkg/A", ["pkg/a.txt"], [f"{BIN}/pkg/A"]),
+        sh("//pkg:b", f"tr a-z A-Z < pkg/b.txt > {BIN}/pkg/B", ["pkg/b.txt"], [f"{BIN}/pkg/B"]),
+        sh(
+            "//pkg:c",
+            f"cat {BIN}/pkg/A {BIN}/pkg/B > {BIN}/pkg/C",
+            [f"{BIN}/pkg/A", f"{BIN}/pkg/B"],
+            [f"{BIN}/pkg/C"],
+        ),
+    ]
+
+
 @dataclass
 class Engine:
     workspace: Path
@@ -122,3 +136,13 @@ class Engine:
             return execute(self.base, actions, wanted, config, reporter)
         finally:
             self.log.append(stream.getvalue())
+
+
+def chain_engine(tmp_path: Path) -> Engine:
+    """An engine on a workspace holding `chain`'s sources: pkg/a.txt and pkg/b.txt."""
+    ws = tmp_path / "ws"
+    (ws / "pkg").mkdir(parents=True)
+    (ws / "WORKSPACE").write_text("")
+    (ws / "pkg" / "a.txt").write_text("alpha\n")
+    (ws / "pkg" / "b.txt").write_text("beta\n")
+    return Engine(ws, tmp_path / "ob")
