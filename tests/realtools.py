@@ -118,5 +118,15 @@ class DockerEngine:
     def docker(self, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
         return run("docker", *args, env=self.env)
 
+    def run_from_registry(self, ref: str, name: str, archive: Path) -> str:
+        """What the registry image `ref` prints when run: skopeo copies it (no TLS checks)
+        into the docker-archive `archive` as `name`, which this engine loads and runs."""
+        run(
+            "skopeo", "copy", "--src-tls-verify=false",
+            f"docker://{ref}", f"docker-archive:{archive}:{name}",
+        )  # fmt: skip
+        self.docker("load", "-i", archive)
+        return self.docker("run", "--rm", "--network=none", name).stdout
+
     def stop(self) -> None:
         stop_process(self.proc)
