@@ -60,6 +60,20 @@ class LayerDescriptor:
         }
 
     @classmethod
+    def written(
+        cls, blob: DigestingWriter, raw: DigestingWriter, compressor: str
+    ) -> LayerDescriptor:
+        """The descriptor of a layer just written: `blob` saw the stored bytes, `raw` the tar."""
+        return cls(
+            digest=blob.digest,
+            size=blob.size,
+            diff_id=raw.digest,
+            uncompressed_size=raw.size,
+            compressor=compressor,
+            media_type=layer_media_type(compressor),
+        )
+
+    @classmethod
     def from_json(cls, data: dict[str, Any], where: str = "layer descriptor") -> LayerDescriptor:
         try:
             return cls(
@@ -103,14 +117,7 @@ def write_layer(
                 tar.close()
             finally:
                 background.close()
-    return LayerDescriptor(
-        digest=blob.digest,
-        size=blob.size,
-        diff_id=raw.digest,
-        uncompressed_size=raw.size,
-        compressor=compressor,
-        media_type=layer_media_type(compressor),
-    )
+    return LayerDescriptor.written(blob, raw, compressor)
 
 
 def write_layer_from_tar(
@@ -123,14 +130,7 @@ def write_layer_from_tar(
             raw = DigestingWriter(sink) if compressor != "none" else blob
             while chunk := src.read(1 << 20):
                 raw.write(chunk)
-    return LayerDescriptor(
-        digest=blob.digest,
-        size=blob.size,
-        diff_id=raw.digest,
-        uncompressed_size=raw.size,
-        compressor=compressor,
-        media_type=layer_media_type(compressor),
-    )
+    return LayerDescriptor.written(blob, raw, compressor)
 
 
 def write_descriptor(
