@@ -58,6 +58,29 @@ def run(*argv: str | os.PathLike[str], **kw: object) -> subprocess.CompletedProc
     return proc
 
 
+def bazel(
+    ws: Path,
+    user_root: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float = 1800,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Bazel in batch mode in `ws`, its output base under `user_root`; with `check`, a
+    failure fails the test with the ends of Bazel's output."""
+    proc = subprocess.run(
+        [need("bazel"), "--batch", f"--output_user_root={user_root}", *args],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
     """Terminate a server the tests started, killing it if it does not go in time."""
     if proc is not None and proc.poll() is None:
