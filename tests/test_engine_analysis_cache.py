@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections import Counter
@@ -331,3 +332,24 @@ def test_a_change_inside_a_directory_the_glob_excludes_keeps_the_analysis(
     again = run(ws, ("//pkg:all",))
     assert again.reason == f"listing of directory {ws / 'pkg' / 'sub'} changed"
     assert files(again) == ("pkg/a.txt", "pkg/sub/b.txt", "pkg/sub/c.txt")
+
+
+def test_only_the_most_recently_used_entries_are_kept(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from strata.engine import analysis_cache
+
+    monkeypatch.setattr(analysis_cache, "KEEP_ENTRIES", 2)
+    entries = ws.parent / "ob" / "analysis"
+    run(ws, ("//pkg:all",))
+    (first,) = entries.iterdir()
+    run(ws, ("//pkg:gen",))
+    old = time.time() - 60
+    for entry in entries.iterdir():  # both written a minute ago
+        os.utime(entry, (old, old))
+    assert run(ws, ("//pkg:all",)).reused  # used now: the newest
+    run(ws, ("//...",))  # a third request: the least recently used entry goes
+    assert len(list(entries.iterdir())) == 2
+    assert first.exists()
+    assert run(ws, ("//pkg:all",)).reused
+    assert not run(ws, ("//pkg:gen",)).reused

@@ -19,6 +19,14 @@ from pathlib import Path
 import pytest
 
 from realtools import DockerEngine, need, run
+from sbom_check import (
+    cyclonedx_graph,
+    cyclonedx_problems,
+    layout_layers,
+    spdx_graph,
+    spdx_problems,
+    store_graph,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNABLE = {
@@ -43,9 +51,9 @@ OCI_LAYOUTS = [
     ("multiarch", "multiarch.oci", "latest-arm64"),
 ]
 
-# Every image's docker-archive too (a plain build writes only the OCI layouts), so the
-# archives are compared between engines and loaded into Docker.
-TARBALL = "--output_groups=+tarball"
+# Every image's docker-archive and SBOM too (a plain build writes only the OCI layouts), so
+# the archives and SBOM documents are compared between engines and loaded into Docker.
+TARBALL = "--output_groups=+tarball,+sbom"
 
 pytestmark = pytest.mark.realtool
 
@@ -308,6 +316,10 @@ def test_both_engines_and_rebuilds_give_identical_bytes(
     # every example's images and every store path's own layer are among them
     names = set(bazel_built)
     assert any(n.endswith((".tar", "/index.json")) for n in names)
+    if example not in ("exported", "merged"):
+        assert any(n.endswith(".spdx.json") for n in names) and any(
+            n.endswith(".cdx.json") for n in names
+        )
     if example in ("hello", "layered"):
         assert any(n.endswith(".layer.tar") for n in names)
 
@@ -428,3 +440,78 @@ def test_image_load_through_strata_run(
     assert proc.stderr.startswith(
         f"error: //examples/hello:load: no podman program on PATH (got PATH={empty}); "
     )
+
+
+def _sboms(base: Path) -> list[Path]:
+    return sorted((_bin(base) / "examples").glob("*/*.spdx.json"))
+
+
+def test_every_sbom_passes_the_validators(strata_bases: list[Path]) -> None:
+    spdx = _sboms(strata_bases[0])
+    # every image target of the examples: docker_image, layered_image, stream, run_as_root, ...
+    assert len(spdx) >= 12, spdx
+    for path in spdx:
+        assert spdx_problems(path) == "", path
+        assert (
+            cyclonedx_problems(path.with_name(path.name[: -len(".spdx.json")] + ".cdx.json")) == ""
+        )
+
+
+@pytest.mark.parametrize(
+    ("example", "image"),
+    [("layered", "layered"), ("hello", "hello"), ("nginx", "nginx"), ("nix-db", "nix-db")],
+)
+def test_sbom_lists_the_store_paths_in_the_layers(
+    example: str, image: str, strata_bases: list[Path]
+) -> None:
+    out = _bin(strata_bases[0]) / "examples" / example
+    actual = store_graph(layout_layers(out / f"{image}.oci"))
+    assert actual, "the image holds store paths"
+    spdx = json.loads((out / f"{image}.spdx.json").read_bytes())
+    cdx = json.loads((out / f"{image}.cdx.json").read_bytes())
+    assert spdx_graph(spdx) == actual
+    assert cyclonedx_graph(cdx) == actual
+    info = json.loads((out / f"{image}.image.json").read_bytes())
+    image_pkg = spdx["packages"][0]
+    assert image_pkg["versionInfo"] == info["manifest_digest"]
+    assert cdx["metadata"]["component"]["version"] == info["manifest_digest"]
+
+
+def _strata_sbom(base: Path, target: str) -> subprocess.CompletedProcess[str]:
+    return run(ROOT / "tools" / "strata", "sbom", f"--output_base={base}", target, cwd=ROOT)
+
+
+def test_strata_sbom_prints_a_summary(strata_bases: list[Path]) -> None:
+    proc = _strata_sbom(strata_bases[0], "//examples/layered")
+    lines = proc.stdout.splitlines()
+    info = json.loads((_bin(strata_bases[0]) / "examples/layered/layered.image.json").read_bytes())
+    assert lines[0] == f"examples/layered/layered {info['manifest_digest']}"
+    assert lines[1].startswith("13 store paths")
+    assert "largest dependencies:" in lines
+    assert "0 executed" in proc.stderr  # already built with the sbom group
+    bad = subprocess.run(
+        [
+            ROOT / "tools" / "strata",
+            "sbom",
+            f"--output_base={strata_bases[0]}",
+            "//examples/hello:hello_bin",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.strip().endswith(
+        "not an image target (got no output group 'sbom'); name a docker_image, "
+        "layered_image, stream_layered_image, run_as_root, merge_images or image_index"
+    )
+
+
+def test_strata_sbom_of_an_index_summarises_each_platform(strata_bases: list[Path]) -> None:
+    proc = _strata_sbom(strata_bases[0], "//examples/multiarch:multiarch")
+    index = json.loads(
+        (_bin(strata_bases[0]) / "examples/multiarch/multiarch.oci/index.json").read_bytes()
+    )
+    platform_digests = {e["digest"] for e in index["manifests"] if "platform" in e}
+    shown = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("examples/")}
+    assert len(platform_digests) == 2 and shown == platform_digests

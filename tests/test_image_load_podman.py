@@ -89,13 +89,18 @@ def _tags(env: dict[str, str]) -> dict[str, list[str]]:
     return out
 
 
-def test_image_load_of_an_index_into_podman_leaves_one_name(
-    tmp_path: Path, podman_env: dict[str, str]
-) -> None:
+def _workspace(tmp_path: Path, build: str) -> Path:
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "WORKSPACE").write_text(WORKSPACE.format(root=ROOT))
-    (ws / "BUILD").write_text(BUILD)
+    (ws / "BUILD").write_text(build)
+    return ws
+
+
+def test_image_load_of_an_index_into_podman_leaves_one_name(
+    tmp_path: Path, podman_env: dict[str, str]
+) -> None:
+    ws = _workspace(tmp_path, BUILD)
     argv = [ROOT / "tools" / "strata", "run", f"--output_base={tmp_path / 'Output+Base'}"]
     before = _tags(podman_env)
     links = set(Path("/tmp").glob("strata-load-*"))
@@ -112,3 +117,41 @@ def test_image_load_of_an_index_into_podman_leaves_one_name(
     arch = run("podman", "image", "inspect", "-f", "{{.Architecture}}", image_id, env=podman_env)
     assert arch.stdout.strip() == "amd64"  # the host's platform, picked from the index
     assert set(Path("/tmp").glob("strata-load-*")) == links  # the link is gone
+
+
+IMAGE_BUILD = """load("@strata//rules:defs.bzl", "docker_image", "image_load", "store_path")
+
+genrule(name = "busybox_bin", outs = ["busybox.bin"], cmd = "cp /bin/busybox $@")
+
+store_path(name = "busybox", srcs = {":busybox_bin": "bin/busybox"}, executables = ["bin/busybox"])
+
+docker_image(
+    name = "app",
+    copy_to_root = [":busybox"],
+    files = {"msg.txt": "/msg"},
+    config = {"Cmd": ["/bin/busybox", "cat", "/msg"]},
+    image_name = "incload/podman",
+    tag = "1",
+)
+
+image_load(name = "load", image = ":app", loader = "podman")
+"""
+
+
+def test_image_load_of_an_image_into_podman_pulls_its_layout(
+    tmp_path: Path, podman_env: dict[str, str]
+) -> None:
+    # podman pull oci:<layout> skips the blobs podman has; podman load would copy the archive
+    ws = _workspace(tmp_path, IMAGE_BUILD)
+    argv = [ROOT / "tools" / "strata", "run", f"--output_base={tmp_path / 'out'}", "//:load"]
+    before = _tags(podman_env)
+    for msg in ["one\n", "two\n"]:  # the second load changes the top layer only
+        (ws / "msg.txt").write_text(msg)
+        proc = run(*argv, cwd=ws, env=podman_env)
+        # the pull path names the image itself (podman load would print localhost/...)
+        assert proc.stdout.endswith("Loaded image: incload/podman:1\n"), proc.stdout
+        out = run("podman", "run", "--rm", "incload/podman:1", env=podman_env)
+        assert out.stdout == msg
+    after = _tags(podman_env)
+    named = [t for i, t in after.items() if t != before.get(i) and t]
+    assert named == [["localhost/incload/podman:1"]], after

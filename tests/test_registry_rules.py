@@ -70,6 +70,15 @@ image_push(
     repository = "{repository}",
     tags = ["v1"],
 )
+
+image_push(
+    name = "push_sbom",
+    image = ":app",
+    registry = "{registry}",
+    repository = "{repository}-sbom",
+    tags = ["v1"],
+    push_sbom = True,
+)
 """
 
 
@@ -151,3 +160,53 @@ def test_pull_image_build_and_image_push_under_strata(
         f"{registry.host}/team/app-strata:v1", "pushed/s:v1", tmp_path / "app.tar"
     )
     assert out == "built by bazel on a pulled base\n"
+
+
+def _referrers(registry: RegistryServer, repository: str, digest: str) -> dict[str, str]:
+    """artifactType -> the document's bytes' sha256, from the tag schema's index."""
+    raw = run(
+        "skopeo", "inspect", "--raw", "--tls-verify=false",
+        f"docker://{registry.host}/{repository}:sha256-{digest[7:]}",
+    ).stdout  # fmt: skip
+    out = {}
+    for entry in json.loads(raw)["manifests"]:
+        manifest = json.loads(
+            run(
+                "skopeo", "inspect", "--raw", "--tls-verify=false",
+                f"docker://{registry.host}/{repository}@{entry['digest']}",
+            ).stdout
+        )  # fmt: skip
+        assert manifest["subject"]["digest"] == digest
+        out[entry["artifactType"]] = manifest["layers"][0]["digest"]
+    return out
+
+
+def test_image_push_sbom_referrers_under_bazel_and_strata(
+    tmp_path: Path, registry: RegistryServer
+) -> None:
+    """push_sbom: both engines push the image and its two SBOMs, found under the fallback
+    tag (distribution 2.8 has no referrers API); the documents are the same bytes; a
+    second push uploads nothing."""
+    bazel = need("bazel")
+    ws = _workspace(tmp_path, registry, "team/ref")
+    common = [bazel, "--batch", f"--output_user_root={tmp_path / 'bazel-root'}"]
+    flags = ["--spawn_strategy=processwrapper-sandbox", "--symlink_prefix=/"]
+    strata = [str(ROOT / "tools" / "strata"), "run", f"--output_base={tmp_path / 'ob'}"]
+    found = []
+    for engine, repository in (([*common, "run", *flags], "team/ref-sbom"), (strata, "")):
+        if not repository:
+            # the same workspace, pushed by strata to a repository of its own
+            (ws / "BUILD").write_text(
+                (ws / "BUILD").read_text().replace("team/ref-sbom", "team/ref-strata-sbom")
+            )
+            repository = "team/ref-strata-sbom"
+        first = run(*engine, "//:push_sbom", cwd=ws)
+        digest = first.stdout.strip().rsplit("@", 1)[1]
+        assert f"referrers of {digest}: 2 (tag sha256-{digest[7:]})" in first.stderr
+        second = run(*engine, "//:push_sbom", cwd=ws)
+        assert "uploaded 0 blobs (0 bytes)" in second.stderr
+        assert f"(tag sha256-{digest[7:]} (unchanged))" in second.stderr
+        refs = _referrers(registry, repository, digest)
+        assert sorted(refs) == ["application/spdx+json", "application/vnd.cyclonedx+json"]
+        found.append((digest, refs))
+    assert found[0] == found[1]

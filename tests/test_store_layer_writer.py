@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 import storegen
+from strata import written
+from strata.engine.digests import xxh3_and_sha256_file
 from strata.errors import UserError
 from strata.oci.layer import Ownership, write_layer_from_entries
 from strata.oci.tree import FILE, Entry, LayerTree
@@ -52,6 +54,8 @@ def _both(
         after = describe_nar(_chunks(planned, w.contents), name, store_dir=store_dir)  # type: ignore[arg-type]
         new = w.finish(after.info.path)
     assert sorted(os.listdir(tmp)) == ["new.tar", "old.tar"]  # no temporary file left
+    for written_path in (tmp / "old.tar", tmp / "new.tar"):  # the digests noted while writing
+        assert written.recall(written_path.stat()) == xxh3_and_sha256_file(written_path)
     return (
         ((tmp / "old.tar").read_bytes(), old, before.info),
         ((tmp / "new.tar").read_bytes(), new, after.info),

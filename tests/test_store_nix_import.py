@@ -112,3 +112,71 @@ def test_import_of_unknown_path_is_a_user_error(tmp_path: Path) -> None:
     missing = env["NIX_STORE_DIR"] + "/" + "0" * 32 + "-nope"
     with pytest.raises(UserError, match=r"nix import: nix-store -q --requisites failed \("):
         query_nix_store([missing], env["NIX_STORE_DIR"], nix_store=nix_store, env=env)
+
+
+@pytest.mark.realtool
+def test_sbom_of_an_imported_closure_is_nix_store_graph(tmp_path: Path) -> None:
+    """NixStoreImport records each path's deriver; the Sbom action over the imported info
+    lists exactly `nix-store -q --graph`'s paths and edges, with those derivers."""
+    import json
+
+    from image_helpers import small_image
+    from sbom_check import spdx_problems
+    from strata.actions import lookup
+    from strata.oci.oci_layout import write_oci_layout
+
+    nix_build = need("nix-build")
+    nix_store = need("nix-store")
+    if not Path("/bin/busybox").exists():
+        unavailable("needs busybox-static (/bin/busybox) for the builder")
+    env = nix_env(tmp_path / "nix")
+    (tmp_path / "drv.nix").write_text(DRV)
+    app = run(nix_build, "--no-out-link", tmp_path / "drv.nix", env=env).stdout.strip()
+    imported = tmp_path / "imported"
+    lookup("NixStoreImport")(
+        {
+            "env": env,
+            "nix_store": nix_store,
+            "output": str(imported),
+            "paths": [app],
+            "schema_version": 1,
+            "store_dir": env["NIX_STORE_DIR"],
+        },
+        "import.json",
+    )
+    image = small_image(tmp_path).image
+    write_oci_layout(tmp_path / "img.oci", [image])
+    out = {"cyclonedx": str(tmp_path / "a.cdx.json"), "spdx": str(tmp_path / "a.spdx.json")}
+    info = imported / f"{Path(app).name}.storepath.json"
+    req = {"image": str(tmp_path / "img.oci"), "name": "app", "outputs": out}
+    lookup("Sbom")(req | {"schema_version": 1, "store_paths": [str(info)]}, "sbom.json")
+    doc = json.loads((tmp_path / "a.spdx.json").read_bytes())
+    by_id = {p["SPDXID"]: p for p in doc["packages"] if "packageFileName" in p}
+    edges = {
+        (
+            Path(by_id[r["spdxElementId"]]["packageFileName"]).name,
+            Path(by_id[r["relatedSpdxElement"]]["packageFileName"]).name,
+        )
+        for r in doc["relationships"]
+        if r["relationshipType"] == "DEPENDS_ON"
+    }
+    dot = run(nix_store, "-q", "--graph", app, env=env).stdout
+    assert edges == graph_edges(dot) and len(edges) == 3
+    nodes = set(re.findall(r'^"([^"]+)" \[', dot, re.M))
+    assert {Path(p["packageFileName"]).name for p in by_id.values()} == nodes
+    for pkg in by_id.values():
+        drv = run(nix_store, "-q", "--deriver", pkg["packageFileName"], env=env).stdout.strip()
+        assert drv.endswith(".drv")
+        assert pkg["sourceInfo"] == f"built by the Nix derivation {drv}"
+    assert spdx_problems(tmp_path / "a.spdx.json") == ""
+
+
+def test_query_derivers_leaves_out_unknown_ones() -> None:
+    from strata.store.nix_import import query_derivers
+
+    answers = {("-q", "--deriver", A, B): f"{S}{'d' * 32}-app.drv\nunknown-deriver\n"}
+    assert query_derivers([A, B], lambda args: answers[tuple(args)]) == {
+        A: f"{S}{'d' * 32}-app.drv"
+    }
+    with pytest.raises(UserError, match="answered 1 derivers for 2 paths"):
+        query_derivers([A, B], lambda args: "x.drv\n")

@@ -78,8 +78,8 @@ def _cmd_pull_digest(args: argparse.Namespace) -> int:
 
 # -- build, run, query, clean ----------------------------------------------------
 
-_BUILD_COMMANDS = ("build", "run", "test", "query", "clean", "info")
-_SETTING_COMMANDS = ("build", "run", "test")
+_BUILD_COMMANDS = ("build", "run", "test", "sbom", "query", "clean", "info")
+_SETTING_COMMANDS = ("build", "run", "test", "sbom")
 """Commands that take build-setting flags (`--//pkg:flag=value`, `--no//pkg:flag`)."""
 
 
@@ -258,6 +258,43 @@ def _cmd_build(args: argparse.Namespace) -> int:
         else:
             print(f"Target {label} up-to-date (nothing to build)", file=sys.stderr)
     return _not_all_analysed(result)
+
+
+def _cmd_sbom(args: argparse.Namespace) -> int:
+    """Build the target's `sbom` output group and print a summary of each document."""
+    from strata.cli_sbom import cyclonedx_files, print_summaries
+
+    _no_flags_among([args.target], "strata sbom")
+    args.output_groups = ["sbom"]
+    _check_options(args)
+    with _locked_output_base(args) as (base, stat_cache):
+        base, result = _analyze(args, [args.target], base, stat_cache)
+        if len(result.targets) != 1:
+            raise UserError(
+                f"names {len(result.targets)} targets (got {args.target!r}); name one image",
+                where="strata sbom",
+            )
+        ((label, info),) = result.targets.items()
+        built = sorted(_top_level(args, info).built)
+        docs = cyclonedx_files(built, str(label))
+        _execute(args, base, result, built, stat_cache)
+        if _not_all_analysed(result):
+            return 1
+    from strata.engine.outputbase import bin_dir
+
+    prefix = bin_dir() + "/"
+    link = base.workspace / "strata-bin"
+    linked = link.is_symlink() and os.readlink(link) == str(base.bin)
+    print_summaries(
+        [
+            (
+                base.execroot / f,
+                f"strata-bin/{f[len(prefix) :]}" if linked else str(base.execroot / f),
+            )
+            for f in docs
+        ]
+    )
+    return 0
 
 
 def _no_flags_among(targets: list[str], where: str) -> None:
@@ -505,6 +542,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from strata.cli_info import cmd_help, cmd_info
+    from strata.cli_sbom import add_sbom_command
     from strata.cli_test import add_test_command
 
     parser = Parser(
@@ -548,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     add_test_command(sub, _add_common)
+    add_sbom_command(sub, _add_common, _cmd_sbom)
 
     p = sub.add_parser("query", help="list targets matching a pattern, or deps(PATTERN)")
     p.add_argument("expression")

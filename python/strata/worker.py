@@ -54,6 +54,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from strata import written
 from strata.actions import ACTIONS
 from strata.engine.digests import xxh3_and_sha256_file
 
@@ -114,7 +115,8 @@ def report_digests(outputs: list[str], output_dirs: list[str], fd: int) -> None:
 
     Paths are as the action named them (relative to its working directory);
     tree artifacts are walked (links not followed). Only regular files with
-    one link are hashed: anything else (a symlink, a file sharing an input's
+    one link are reported, with the digests the action noted while writing
+    them (strata.written) or else read now: anything else (a symlink, a file sharing an input's
     bytes, one that vanished) is left to the engine, which checks every
     reported file's size, mtime and inode before it believes the digests.
     """
@@ -124,7 +126,7 @@ def report_digests(outputs: list[str], output_dirs: list[str], fd: int) -> None:
             st = os.lstat(path)
             if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
                 continue
-            xxh3, sha256 = xxh3_and_sha256_file(path)
+            xxh3, sha256 = written.recall(st) or xxh3_and_sha256_file(path)
         except OSError:
             continue
         files[path] = [st.st_size, st.st_mtime_ns, st.st_ino, xxh3, sha256]

@@ -25,6 +25,7 @@ load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
 load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "docker_archive_action", "image_requirements", "label_fail", "request_launcher", "run_strata", "validate_config")
 load(":nix.bzl", "nix_db_layer")
 load(":run_as_root.bzl", "run_as_root_layer")
+load(":sbom.bzl", "sbom_action")
 
 def image_source(ctx, attr_name, dep, name = ""):
     """(base request {"path", "name"}, file) for an image dependency: an image target or one file."""
@@ -185,6 +186,7 @@ def build_layers(ctx, roots, copy_roots, layering):
         db = nix_db_layer(ctx, spis, spis, ctx.attr.compressor, owner = {"mtime": ctx.attr.mtime})
         stack = [db] + stack
     script = _run_as_root_script(ctx)
+    own_layers = [(custom, "customisation")]
     if script.strip():
         # runAsRoot: the script sees base + store paths + the layers above, as dockerTools' VM does.
         stack.append(run_as_root_layer(
@@ -197,6 +199,7 @@ def build_layers(ctx, roots, copy_roots, layering):
             compressor = ctx.attr.compressor,
             mtime = ctx.attr.mtime,
         ))
+        own_layers.append((stack[-1].blob, "run_as_root"))
     elif script:
         label_fail(ctx, "run_as_root", "must not be blank", repr(script), "write shell commands, or leave run_as_root unset")
     return struct(
@@ -209,6 +212,9 @@ def build_layers(ctx, roots, copy_roots, layering):
         stack = stack,
         closure = closure,
         name = _image_name(ctx),
+        own_layers = own_layers,
+        # What the SBOM lists: no store path is in an image without store path layers.
+        store_infos = [s.info for s in spis] if ctx.attr.include_store_paths else [],
     )
 
 def _layer_files(layers):
@@ -234,6 +240,17 @@ def image_request(ctx, layers, path):
 def _file_path(f):
     return f.path
 
+def _sbom(ctx, layers, image):
+    return sbom_action(
+        ctx,
+        layers.name,
+        image,
+        store_infos = layers.store_infos,
+        base = layers.base,
+        base_file = layers.base_inputs[0] if layers.base else None,
+        own_layers = layers.own_layers,
+    )
+
 def _image_impl(ctx, roots, copy_roots, layering):
     layers = build_layers(ctx, roots, copy_roots, layering)
     oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
@@ -252,6 +269,7 @@ def _image_impl(ctx, roots, copy_roots, layering):
 
     # Built only when asked for (output group `tarball`, image_load, ...).
     archive = docker_archive_action(ctx, oci)
+    sbom = _sbom(ctx, layers, struct(request = {"image": oci.path}, inputs = [oci]))
     return [
         DefaultInfo(files = depset([oci, info])),
         OutputGroupInfo(
@@ -259,6 +277,7 @@ def _image_impl(ctx, roots, copy_roots, layering):
             image_info = depset([info]),
             tarball = depset([archive]),
             layers = depset(_layer_files(layers)),
+            sbom = sbom.files,
         ),
         ImageInfo(
             docker_archive = archive,
@@ -268,6 +287,8 @@ def _image_impl(ctx, roots, copy_roots, layering):
             tag = ctx.attr.tag,
             architecture = ctx.attr.architecture,
             store_paths = layers.closure,
+            sbom = sbom.files,
+            sbom_layout = sbom.layout,
         ),
     ]
 
@@ -297,10 +318,14 @@ def _stream_layered_image_impl(ctx):
     req["schema_version"] = SCHEMA_VERSION
     data = _layer_files(layers) + layers.base_inputs
     exe, runfiles = request_launcher(ctx, _STREAM_SCRIPT, req, ".stream.json", data)
+
+    # No layout is stored: the Sbom action works the image out from the same request.
+    image = struct(request = {"assemble": image_request(ctx, layers, _file_path)}, inputs = _layer_files(layers) + layers.base_inputs)
+    sbom = _sbom(ctx, layers, image)
     return [
         # The layers are default outputs too: `build` makes them (the cached unit) in both engines.
         DefaultInfo(executable = exe, files = depset([exe] + _layer_files(layers)), runfiles = runfiles),
-        OutputGroupInfo(layers = depset(_layer_files(layers))),
+        OutputGroupInfo(layers = depset(_layer_files(layers)), sbom = sbom.files),
     ]
 
 _COMMON_ATTRS = {
@@ -349,8 +374,9 @@ layered_image(
 Outputs: `app.oci` (OCI image layout directory) and `app.image.json` (name,
 tag and digests); output group `tarball`: `app.tar` (docker-archive, `docker
 load -i`), built only when asked for (`--output_groups=+tarball`, or an
-`image_load` of the image); output groups `oci`, `image_info` and `layers`
-(the cached layers).""",
+`image_load` of the image); output groups `oci`, `image_info`, `layers`
+(the cached layers) and `sbom` (`app.spdx.json`, SPDX 2.3, and `app.cdx.json`,
+CycloneDX 1.5: the image's store paths, base image and own files).""",
     attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **_LAYERED_ATTRS)),
 )
 

@@ -19,9 +19,11 @@ def _image_index_impl(ctx):
         "multi-architecture index",
         execution_requirements = NO_REMOTE_CACHE,
     )
+    sbom = depset(transitive = [i.sbom for i in infos])
     return [
         DefaultInfo(files = depset([out])),
-        OutputGroupInfo(oci = depset([out])),
+        # Each platform's image has its own SBOM (its manifest is the one the index lists).
+        OutputGroupInfo(oci = depset([out]), sbom = sbom),
         ImageInfo(
             docker_archive = None,
             oci_layout = out,
@@ -30,6 +32,8 @@ def _image_index_impl(ctx):
             tag = ctx.attr.tag,
             architecture = ",".join([i.architecture for i in infos]),
             store_paths = depset(transitive = [i.store_paths for i in infos]),
+            sbom = sbom,
+            sbom_layout = None,
         ),
     ]
 

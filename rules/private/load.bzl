@@ -1,7 +1,7 @@
-"""image_load: an executable that streams an image into `docker load` or `podman load`."""
+"""image_load: an executable that loads an image into Docker (only the layers it lacks) or podman."""
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "check_name", "label_fail", "label_str")
+load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "check_name", "label_fail", "label_str", "sorted_dict")
 load(":names.bzl", "shell_quote")
 
 # Every value is shell_quote()d into a variable first; the script proper only expands those
@@ -14,6 +14,9 @@ image={image}
 name={name}
 ref={ref}
 loader={loader}
+layout={layout}
+strata={strata}
+request={request}
 tool="${{STRATA_LOADER:-$loader}}"
 cd "${{RUNFILES_DIR:-$0.runfiles}}/"{workspace} 2>/dev/null || cd "$0.runfiles/"{workspace}
 case "$tool" in
@@ -32,6 +35,12 @@ if ! "$tool" info >/dev/null 2>&1; then
     echo "error: $label: podman does not answer (got podman info failing, CONTAINERS_CONF=${{CONTAINERS_CONF:-}}); check its configuration with podman info, or STRATA_LOADER=docker" >&2
   fi
   exit 1
+fi
+if [ "$tool" = podman ] && [ -n "$layout" ]; then
+  # An image target's OCI layout: podman pull skips the blobs its storage has, where
+  # podman load would copy and read the whole docker-archive.
+  image="$layout"
+  ref=
 fi
 if [ -d "$image" ]; then
   # An OCI layout (e.g. an image_index): podman reads it directly; docker cannot.
@@ -58,6 +67,10 @@ if [ -d "$image" ]; then
   echo "Loaded image: $name"
   exit 0
 fi
+# Into docker, with no arguments to pass on: only the layers the daemon lacks (ImageLoad).
+if [ "$tool" = docker ] && [ $# -eq 0 ]; then
+  exec "$PWD/$strata" action ImageLoad "@$PWD/$request"
+fi
 exec "$tool" load "$@" -i "$PWD/$image"
 """
 
@@ -71,9 +84,12 @@ def _image_load_impl(ctx):
     if ctx.attr.ref:
         check_name(ctx, "ref", "reference", ctx.attr.ref)
     dep = ctx.attr.image
+    layout = None
     if ImageInfo in dep:
         info = dep[ImageInfo]
         image = info.docker_archive or info.oci_layout
+        if info.docker_archive:
+            layout = info.oci_layout
         name = _loaded_name(info.name, ctx.attr.ref or info.tag)
     else:
         files = dep[DefaultInfo].files.to_list()
@@ -81,17 +97,32 @@ def _image_load_impl(ctx):
             label_fail(ctx, "image", "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
         image = files[0]
         name = _loaded_name("%s/%s" % (ctx.label.package, ctx.label.name), ctx.attr.ref)
+    req = {"image": image.short_path, "label": label_str(ctx.label), "schema_version": SCHEMA_VERSION}
+    request = ctx.actions.declare_file(ctx.label.name + ".load.json")
+    ctx.actions.write(request, json.encode(sorted_dict(req)) + "\n")
     # Named after the target: the executable output both engines expect.
     exe = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.write(exe, _SCRIPT.format(
         label = shell_quote(label_str(ctx.label)),
         name = shell_quote(name.lstrip("/")),
         image = shell_quote(image.short_path),
+        layout = shell_quote(layout.short_path if layout else ""),
         loader = shell_quote(ctx.attr.loader),
         ref = shell_quote(ctx.attr.ref),
+        request = shell_quote(request.short_path),
+        strata = shell_quote(ctx.executable._strata.short_path),
         workspace = shell_quote(ctx.workspace_name),
     ), is_executable = True)
-    return [DefaultInfo(executable = exe, runfiles = ctx.runfiles(files = [image]))]
+    runfiles = ctx.runfiles(files = [image, request, ctx.executable._strata] + ([layout] if layout else []))
+    runfiles = runfiles.merge(ctx.attr._strata[DefaultInfo].default_runfiles)
+    return [DefaultInfo(executable = exe, runfiles = runfiles)]
+
+_LOAD_ATTRS = {
+    "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive, which the image's ImageArchive action then writes), merge_images, image_index, or one docker-archive / OCI layout."),
+    "loader": attr.string(default = "docker", values = ["docker", "podman"], doc = "Which engine loads it."),
+    "ref": attr.string(doc = "For an OCI layout: the reference name in its index.json to pull, a tag or a `name[:tag]` (checked against the reference grammar); the loaded image is tagged `<name>:<ref>`, or `ref` itself when it is a `name:tag`."),
+}
+_LOAD_ATTRS.update(TOOL_ATTRS)
 
 image_load = rule(
     implementation = _image_load_impl,
@@ -104,13 +135,25 @@ image_load(name = "load_index", image = ":multiarch", loader = "podman", ref = "
 ```
 The loader is `loader`, overridden by the STRATA_LOADER environment variable at
 run time; the script first checks that the loader is on PATH and answers
-(`docker info` / `podman info`) and otherwise fails naming this target. A docker-archive goes to `docker load` / `podman load`; an OCI layout
-(an `image_index`'s output) to `podman pull oci:DIR:REF`, which picks the
-host's platform from an index, and is tagged with the image's name and `ref`
-(only that name: the one podman derives from the layout's path is removed).""",
-    attrs = {
-        "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive, which the image's ImageArchive action then writes), merge_images, image_index, or one docker-archive / OCI layout."),
-        "loader": attr.string(default = "docker", values = ["docker", "podman"], doc = "Which engine loads it."),
-        "ref": attr.string(doc = "For an OCI layout: the reference name in its index.json to pull, a tag or a `name[:tag]` (checked against the reference grammar); the loaded image is tagged `<name>:<ref>`, or `ref` itself when it is a `name:tag`."),
-    },
+(`docker info` / `podman info`) and otherwise fails naming this target.
+
+A docker-archive goes to `docker load` without the layers the daemon already
+has: the run asks the daemon which layers its images hold (by chain ID) and
+streams the archive with those members left out, which Docker's loader never
+opens (Docker's own layer store, as in 20.10). It prints `docker load`'s
+output and, on stderr, `sent <n> bytes of the <size>-byte image archive: <k> of
+<m> layers (the daemon had <m-k>)`. When the daemon cannot be asked (or keeps
+images in containerd, which wants every layer), or the partial load fails (a
+layer removed meanwhile), it sends the full archive with a one-line note.
+Arguments (`bazel run //app:load -- -q`) go to a plain `docker load` of the
+full archive.
+
+Into podman, an image target's OCI layout goes to `podman pull oci:DIR`, which
+skips the blobs podman's storage has (`podman load` would copy and read the
+whole archive); another docker-archive to `podman load`; an image_index's
+layout (or another OCI layout) to `podman pull oci:DIR:REF`, which picks the
+host's platform from an index. What is pulled is tagged with the image's name
+(and `ref`), and only that name: the one podman derives from the layout's path
+is removed.""",
+    attrs = _LOAD_ATTRS,
 )

@@ -28,7 +28,9 @@ def _merge_images_impl(ctx):
         "images into",
         execution_requirements = NO_REMOTE_CACHE,
     )
-    return [DefaultInfo(files = depset([out]))]
+    # Each image target's own SBOM (the archive holds those images unchanged).
+    sbom = depset(transitive = [d[ImageInfo].sbom for d in ctx.attr.images if ImageInfo in d])
+    return [DefaultInfo(files = depset([out])), OutputGroupInfo(sbom = sbom)]
 
 merge_images = rule(
     implementation = _merge_images_impl,

@@ -7,6 +7,7 @@ image made of its parent, the closure of `contents`, and the script's layer.
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
 load(":common.bzl", "TOOL_ATTRS", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "validate_config")
+load(":sbom.bzl", "sbom_action")
 
 def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1, base_name = "", layers_dir = None):
     """Register the RunAsRoot action; return struct(blob, descriptor) of the script's layer.
@@ -76,9 +77,22 @@ def _run_as_root_impl(ctx):
     inputs = [parent.oci_layout] + [l.blob for l in layers] + [l.descriptor for l in layers]
     run_strata(ctx, "ImageAssemble", req, depset(inputs), [oci, info], "image", execution_requirements = image_requirements(ctx.attr.created))
     archive = docker_archive_action(ctx, oci)
+
+    # The parent is the base package; its store paths and those of `contents` are in the image.
+    infos = {e.info: True for e in parent.store_paths.to_list()}
+    infos.update({s.info: True for s in spis})
+    sbom = sbom_action(
+        ctx,
+        name,
+        struct(request = {"image": oci.path}, inputs = [oci]),
+        store_infos = infos.keys(),
+        base = {"name": "", "path": parent.oci_layout.path},
+        base_file = parent.oci_layout,
+        own_layers = [(script_layer.blob, "run_as_root")],
+    )
     return [
         DefaultInfo(files = depset([oci, info])),
-        OutputGroupInfo(oci = depset([oci]), image_info = depset([info]), tarball = depset([archive]), layer = depset([script_layer.blob, script_layer.descriptor])),
+        OutputGroupInfo(oci = depset([oci]), image_info = depset([info]), tarball = depset([archive]), layer = depset([script_layer.blob, script_layer.descriptor]), sbom = sbom.files),
         ImageInfo(
             docker_archive = archive,
             oci_layout = oci,
@@ -87,6 +101,8 @@ def _run_as_root_impl(ctx):
             tag = ctx.attr.tag,
             architecture = parent.architecture,
             store_paths = depset(entries, transitive = [parent.store_paths]),
+            sbom = sbom.files,
+            sbom_layout = sbom.layout,
         ),
     ]
 

@@ -81,11 +81,12 @@ def _store_path_impl(ctx):
         check_dest(ctx, "symlinks", dest)
         contents.append({"dest": dest, "target": ctx.attr.symlinks[dest], "type": "symlink"})
     check_one_place(ctx, [("symlinks" if c.get("type") else "srcs", c["dest"]) for c in contents])
+    by_dest = {c["dest"]: c for c in contents}  # one entry a destination (checked above)
     for dest in ctx.attr.executables:
-        found = [c for c in contents if c.get("dest") == dest]
+        found = by_dest.get(dest)
         if not found:
             label_fail(ctx, "executables", "'%s' is not a destination in srcs" % dest, repr(dest), "list destinations of srcs")
-        found[0]["mode"] = "0755"
+        found["mode"] = "0755"
     if not contents:
         label_fail(ctx, "srcs", "a store path needs content", "{}", "map at least one file to a destination")
     refs = [d[StorePathInfo] for d in ctx.attr.deps]

@@ -29,6 +29,7 @@ ACTIONS: dict[str, str] = {
     "ImageArchive": "strata.actions.image_archive:archive_image",
     "ImagePull": "strata.actions.pull:run",
     "ImagePush": "strata.actions.push:run",
+    "ImageLoad": "strata.actions.load:run",
     "ImageMerge": "strata.actions.merge:merge_images",
     "ImageExport": "strata.actions.export:export_image",
     "StoreLayer": "strata.actions.store_layer:run",
@@ -43,6 +44,7 @@ ACTIONS: dict[str, str] = {
     "RunAsRoot": "strata.actions.run_as_root:run",
     "NixStoreImport": "strata.actions.nix_import:import_paths",
     "StoreTree": "strata.actions.nix_import:tree",
+    "Sbom": "strata.actions.sbom:run",
 }
 
 

@@ -5,7 +5,8 @@ repository directory, not as a build action: it reads a store outside the
 workspace). It asks `nix-store -q` for the closure of the given roots (see
 strata.store.nix_import), checks each path's NAR hash against what the
 store recorded, and writes per path the files a `StorePathInfo` is made of:
-the `info` JSON (the StorePath action's format), the path's own uncompressed
+the `info` JSON (the StorePath action's format, each path with the `deriver`
+`nix-store -q --deriver` names, if any), the path's own uncompressed
 layer and its descriptor. `index.json` lists them for the generated BUILD.
 
 Request (keys sorted; `schema_version` 1):
@@ -47,7 +48,7 @@ from strata.oci.rootfs import Rootfs
 from strata.store import nar
 from strata.store.closure import PathInfo
 from strata.store.layer import write_store_layer
-from strata.store.nix_import import query_nix_store, subprocess_runner
+from strata.store.nix_import import query_derivers, query_nix_store, subprocess_runner
 from strata.store.path import DEFAULT_STORE_DIR, check_store_dir, parse
 
 _IMPORT_KEYS = {"env", "nix_store", "output", "paths", "schema_version", "store_dir"}
@@ -81,6 +82,12 @@ def import_paths(req: dict[str, Any], where: str) -> None:
     run = subprocess_runner(field(req, "nix_store", str, where, "nix-store"), env, where)
     closure = query_nix_store(roots, store_dir, runner=run)
     by_path = closure.by_path()
+    # Kept in the info records for the image's SBOM (strata.sbom), nowhere else.
+    derivers = query_derivers([p.path for p in closure.paths], run)
+
+    def described(p: PathInfo) -> dict[str, Any]:
+        return p.to_json() | ({"deriver": derivers[p.path]} if p.path in derivers else {})
+
     out = Path(field(req, "output", str, where))
     if out.exists():
         shutil.rmtree(out)
@@ -99,8 +106,8 @@ def import_paths(req: dict[str, Any], where: str) -> None:
             )
         base = sp.base_name
         doc = {
-            **info.to_json(),
-            "closure": [p.to_json() for p in _closure(info.path, by_path)],
+            **described(info),
+            "closure": [described(p) for p in _closure(info.path, by_path)],
             "store_dir": store_dir,
         }
         write_bytes_atomic(out / f"{base}.storepath.json", json_bytes(doc))

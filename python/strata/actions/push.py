@@ -15,11 +15,14 @@ Request (keys sorted, `schema_version` 1):
 
 Run by the `image_push` rule's run script (`strata run //img:push`), never as a
 build action. Prints `<registry>/<repository>@<digest>` and what was uploaded.
+Referrers an OCI layout holds (an image's `.sbom.oci`: its SBOMs) are pushed
+after the image, by the referrers API or the tag schema (strata.registry.referrers).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from strata.actions.image import check_keys
@@ -30,6 +33,7 @@ from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.oci.reference import check_repository, check_tag
 from strata.registry.push import push
+from strata.registry.referrers import layout_referrers, push_referrers
 
 _KEYS = {
     "ca_file",
@@ -72,8 +76,21 @@ def run(req: dict[str, Any], where: str) -> None:
         mount_from=mount_from,
         where=where,
     )
+    image = Path(field(req, "image", str, where))
+    referred = []
+    if image.is_dir():
+        found = layout_referrers(image, where)
+        referred = push_referrers(client, repository, found, result.counters, where=where)
     c = result.counters
     print(f"{client.registry}/{repository}@{result.digest}")
+    for r in referred:
+        how = f"tag {r.fallback_tag}" + ("" if r.fallback_changed else " (unchanged)")
+        print(
+            f"referrers of {r.subject}: {len(r.pushed)} ("
+            + (how if r.fallback_tag else "referrers API")
+            + ")",
+            file=sys.stderr,
+        )
     print(
         f"uploaded {c.blobs_uploaded} blobs ({c.bytes_uploaded} bytes), skipped "
         f"{c.blobs_skipped} already present, mounted {c.blobs_mounted}; tags: "

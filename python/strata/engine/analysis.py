@@ -20,10 +20,11 @@ the `_strata_declare` / `_strata_action` / `_strata_report` hooks.
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -647,10 +648,39 @@ class Analysis:
         """The driver's `k`-th slice of targets, handed over once (then freed here)."""
         batch, self._batches[k] = self._batches[k], []
         for entry in batch:
-            # {key: (label, File record)} of the file targets the entry depends on
-            files = {key: self.infos.files[key] for key in entry.get("files", ())}
-            entry["files"] = {key: (lab, self.record(path)) for key, (lab, path) in files.items()}
+            # the file targets the entry depends on, as one string (see _file_table)
+            entry["files"] = self._file_table(entry.get("files", ()))
         return batch
+
+    def _file_table(self, keys: Iterable[str]) -> str:
+        """Key, label and File record of each file target, as one string Starlark splits
+        (`_file_rows` in builtins.bzl): a closure's tens of thousands of records cost
+        seconds to convert into Starlark as dicts, and milliseconds as one string.
+
+        Eleven lines a file. A field holding a newline (a file name may) would break the
+        lines, so then the table goes as a JSON list of the same fields instead.
+        """
+        flat: list[str] = []
+        for key in keys:
+            label, path = self.infos.files[key]
+            rec = self.record(path)
+            owner = rec["owner"]
+            flat += (
+                key,
+                label,
+                path,
+                rec["short_path"],
+                "1" if rec["is_source"] else "",
+                "1" if rec["is_directory"] else "",
+                rec["root"],
+                owner["canonical"],
+                owner["name"],
+                owner["package"],
+                owner["workspace_name"],
+            )
+        if any("\n" in f for f in flat):
+            return json.dumps(flat)
+        return "\n".join(flat)
 
     def located(self, decl: TargetDecl, message: str, *, at: str | None = None) -> TargetError:
         """An error of target `decl` placed as Bazel places it: at the BUILD call that
@@ -686,21 +716,23 @@ class Analysis:
     def _driver_entry(self, decl: TargetDecl, config: str, modules: list[str]) -> dict[str, Any]:
         label = str(decl.label)
         key = config_key(label, config)
+        if decl.kind == "source file":
+            # A source file's DefaultInfo is known here: no round trip into Python per file
+            # (a closure's BUILD file can name tens of thousands of them), and no switch of
+            # configuration. Its Target goes to Starlark only inside the entries of rules
+            # using it.
+            path = self.file_path(decl.label, generated=False)
+            self._source_owners.setdefault(path, decl.label)
+            self.infos.files[key] = (label, path)
+            return {"label": label, "key": key, "kind": "file"}
         self.enter(key)
         if decl.kind == "alias":
             actual = config_key(str(decl.attrs["actual"]), config)
             files = [actual] if actual in self.infos.files else []
             return {"label": label, "key": key, "kind": "alias", "actual": actual, "files": files}
         schema = decl.schema
-        if decl.kind in ("source file", "generated file"):
-            # A file's DefaultInfo is known here: no round trip into Python per file
-            # (a closure's BUILD file can name tens of thousands of them). Its
-            # Target goes to Starlark only inside the entries of rules using it.
-            if decl.kind == "generated file":
-                path = self.file_info(decl.label, generated=True)["path"]
-            else:
-                path = self.file_path(decl.label, generated=False)
-                self._source_owners.setdefault(path, decl.label)
+        if decl.kind == "generated file":
+            path = self.file_info(decl.label, generated=True)["path"]
             self.infos.files[key] = (label, path)
             return {"label": label, "key": key, "kind": "file"}
         if schema is None:

@@ -15,7 +15,8 @@ something changed never unpickles the result. A later command with the same
 key re-asks every recorded question (one `stat` per unchanged file through the
 stat cache, one per unchanged directory, see reads.py) and reuses the result
 only if every answer is the same; otherwise it analyses again and replaces
-the entry. A failed analysis is never stored, nor a `--keep_going` one that
+the entry. Only the KEEP_ENTRIES most recently used entries are kept (a new one
+prunes the rest). A failed analysis is never stored, nor a `--keep_going` one that
 left failing targets out.
 
 Like Bazel, a fetched repository is not re-fetched because the files its rule
@@ -50,6 +51,9 @@ from strata.errors import UserError
 from strata.fsutil import atomic_file
 
 _FORMAT = 3
+KEEP_ENTRIES = 8
+"""Entries kept in `<output_base>/analysis/`, the most recently used (each is ~16 MB at the
+size of a 50,000-file closure): enough to switch between a few requests or flag sets."""
 _ENGINE_DIR = Path(__file__).resolve().parent
 
 
@@ -162,6 +166,8 @@ def analyze_cached(
                 if isinstance(result, AnalysisResult):
                     if rec.refreshed:
                         _store(path, rec, data.getbuffer()[start:])
+                    else:
+                        os.utime(path)  # recently used: the last to be pruned
                     return CachedAnalysis(result, True, "")
     from strata.engine.analysis import analyze
 
@@ -181,4 +187,18 @@ def analyze_cached(
         action.definition  # noqa: B018 - digested now, stored with the result (actionkey.py)
     result = replace(result, graph=_graph(result.actions))
     _store(path, reads.recorded(), result)
+    _prune(path.parent, KEEP_ENTRIES)
     return CachedAnalysis(result, False, reason)
+
+
+def _prune(directory: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently used entries (and any left-over temporary file)."""
+    entries: list[tuple[float, Path]] = []
+    with contextlib.suppress(OSError), os.scandir(directory) as it:
+        for e in it:
+            with contextlib.suppress(OSError):
+                entries.append((e.stat(follow_symlinks=False).st_mtime, Path(e.path)))
+    entries.sort(reverse=True)
+    for _mtime, old in entries[keep:]:
+        with contextlib.suppress(OSError):
+            old.unlink()

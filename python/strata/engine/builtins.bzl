@@ -873,6 +873,43 @@ def _target_files(t):
     return t[_DEFAULT_INFO[0]].files.to_list()
 
 
+def _file_rows(t):
+    """{key: (label, File)} of the file targets entry `t` uses, made from its file table
+    (Analysis._file_table: eleven lines a file, or the same fields as a JSON list) on
+    first use and kept in the entry."""
+    rows = t.get("file_rows__")
+    if rows != None:
+        return rows
+    table = t["files"]
+    flat = json.decode(table) if table.startswith("[") else (table.split("\n") if table else [])
+    rows = {}
+    for i in range(0, len(flat), 11):
+        repo = flat[i + 10]
+        owner = struct(
+            _strata_label__=flat[i + 7],
+            name=flat[i + 8],
+            package=flat[i + 9],
+            workspace_name=repo,
+            workspace_root="external/" + repo if repo else "",
+        )
+        path = flat[i + 2]
+        base = path.rpartition("/")[2]
+        rows[flat[i]] = (flat[i + 1], struct(
+            _strata_file__=True,
+            path=path,
+            short_path=flat[i + 3],
+            basename=base,
+            dirname=path.rpartition("/")[0],
+            extension=base.rpartition(".")[2] if "." in base else "",
+            is_source=flat[i + 4] == "1",
+            is_directory=flat[i + 5] == "1",
+            root=struct(path=flat[i + 6]),
+            owner=owner,
+        ))
+    t["file_rows__"] = rows
+    return rows
+
+
 def _dep(results, t, key):
     """The Target of dependency `key`: analysed already, or a file of entry `t`.
 
@@ -884,8 +921,7 @@ def _dep(results, t, key):
     found = results.get(key)
     if found != None:
         return found
-    label, record = t["files"][key]
-    f = _file(record)
+    label, f = _file_rows(t)[key]
     # as in Bazel, the file is its own files_to_run.executable
     info = _default_info(files=depset([f]), runfiles=_runfiles(files=[f]), _strata_runs__=f)
     return _target(label, [info], key)

@@ -11,10 +11,13 @@ identical file). There is no read-modify-write, so no lock is needed.
 Outputs are read-only and replaced, never changed in place, so a blob is a
 hard link to the output it was stored from, and a hit is a hard link to the
 blob: the bytes of a layer exist once on disk however many outputs and
-entries name them (a copy where the cache is on another filesystem). Blobs
-are not fsynced one by one: they are verified against their name on every
-read, so one torn by a crash is removed and reported as missing, and the
-action that needs it re-runs. Action results are small and fsynced.
+entries name them (a copy where the cache is on another filesystem). Nothing
+is fsynced: blobs are verified against their name on every read, so one torn
+by a crash is removed and reported as missing, and the action that needs it
+re-runs; an action result torn by a crash (renamed into place before its bytes
+reached the disk: empty or cut short) does not parse, which is a miss too. An
+fsync per entry made each action wait for the disk to take the gigabytes of
+layers written before it, on the build's critical path.
 
 A shared `--disk_cache` is written by others, so nothing read is trusted: an
 action result must parse and pass the caller's check (`result_check`), and
@@ -126,7 +129,7 @@ class LocalDiskCache:
     def put_action_result(self, key: str, result: ActionResult) -> None:
         with self._writing() as ok:
             if ok:
-                write_bytes_atomic(self._ac(key), json_bytes(result.to_json()))
+                write_bytes_atomic(self._ac(key), json_bytes(result.to_json()), durable=False)
 
     def has_blob(self, sha256: str) -> bool:
         try:

@@ -166,6 +166,9 @@ class Package:
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, TargetDecl] = field(default_factory=dict)
     """Source files found so far, by name."""
+    listed: set[str] = field(default_factory=set)
+    """Names `glob` found in the package's own directories: they exist (the listing is
+    recorded for the analysis cache) and need no `stat` to become source files."""
     source: str = ""
     _lines: list[str] | None = None
 
@@ -262,6 +265,9 @@ class Packages:
         seen = pkg.sources.get(label.name)
         if seen is not None:
             return seen
+        if label.name in pkg.listed:
+            decl = pkg.sources[label.name] = TargetDecl(label, "source file")
+            return decl
         path = pkg.directory / label.name
         if self.loader.reads.exists(path) and not self._crosses_package(pkg, label.name):
             decl = pkg.sources[label.name] = TargetDecl(label, "source file")
@@ -394,6 +400,7 @@ class Packages:
                 rel = f"{rel_dir}/{n}" if rel_dir else n
                 if rx.match(rel):
                     found.append(rel)
+        pkg.listed.update(found)
         return found
 
     def _select(self, conditions: Any, no_match_error: Any) -> Any:

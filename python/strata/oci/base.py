@@ -355,6 +355,11 @@ def _object(value: Any, what: str, where: str) -> dict[str, Any]:
     return value
 
 
+def read_layout_blob(layout: Path, desc: Any, where: str) -> bytes:
+    """The bytes of the blob `desc` names in an OCI layout, checked against its digest."""
+    return _read_blob(layout, desc, where)
+
+
 def _read_blob(layout: Path, desc: Any, where: str) -> bytes:
     desc = _object(desc, "descriptor", where)
     path = _blob_path(layout, desc.get("digest"), where)
@@ -390,8 +395,9 @@ def _candidates(
     return found
 
 
-def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
-    """Read and verify one image of an OCI layout; layer blobs are used where they lie."""
+def select_manifest(layout: Path, selector: Selector) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The descriptor and the (verified) manifest of the one image of an OCI layout
+    `selector` picks; its layers are not read."""
     where = str(layout)
     if not (layout / "index.json").is_file():
         raise UserError(
@@ -429,6 +435,13 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
         "application/vnd.oci.image.manifest.v1+json",
     ):
         raise UserError(f"not an image manifest (got {manifest.get('mediaType')!r})", where=where)
+    return found[0][1], manifest
+
+
+def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
+    """Read and verify one image of an OCI layout; layer blobs are used where they lie."""
+    where = str(layout)
+    descriptor, manifest = select_manifest(layout, selector)
     config_bytes = _read_blob(
         layout, _object(manifest.get("config"), "manifest config", where), where
     )
@@ -456,7 +469,7 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
         blobs.append(Blob(path, got.digest, got.size, diff_id, got.compressor))
     # The name the layout gives the image (as a docker-archive's RepoTags), if any; as in
     # _candidates, annotations that are not an object name nothing.
-    annotations = found[0][1].get("annotations")
+    annotations = descriptor.get("annotations")
     ref = annotations.get(CONTAINERD_NAME) if isinstance(annotations, dict) else None
     tags = (ref,) if isinstance(ref, str) and ref else ()
     return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)

@@ -12,19 +12,24 @@ from __future__ import annotations
 import hashlib
 import os
 
+import xxhash
+
 from strata.oci.tarwriter import Sink
 
 
 class DigestingWriter:
     """Passes writes on to `sink` (if any), keeping their sha256 and byte count."""
 
-    def __init__(self, sink: Sink | None = None) -> None:
+    def __init__(self, sink: Sink | None = None, *, xxh3: bool = False) -> None:
         self._sink = sink
         self._hash = hashlib.sha256()
+        self._xxh3 = xxhash.xxh3_128() if xxh3 else None
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         self._hash.update(data)
+        if self._xxh3 is not None:
+            self._xxh3.update(data)
         self.size += len(data)
         if self._sink is not None:
             self._sink.write(data)
@@ -42,6 +47,13 @@ class DigestingWriter:
     @property
     def digest(self) -> str:
         return "sha256:" + self._hash.hexdigest()
+
+    @property
+    def xxh3_hexdigest(self) -> str:
+        """The xxh3-128 of the bytes, when asked for (`xxh3=True`): the engine's local key."""
+        if self._xxh3 is None:
+            raise ValueError("this writer was not asked to keep an xxh3 digest")
+        return self._xxh3.hexdigest()
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

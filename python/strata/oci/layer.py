@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from strata import written
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import atomic_file, write_bytes_atomic
@@ -60,7 +61,7 @@ class LayerDescriptor:
         }
 
     @classmethod
-    def written(
+    def from_writers(
         cls, blob: DigestingWriter, raw: DigestingWriter, compressor: str
     ) -> LayerDescriptor:
         """The descriptor of a layer just written: `blob` saw the stored bytes, `raw` the tar."""
@@ -100,7 +101,7 @@ def write_layer(
 ) -> LayerDescriptor:
     """Write a layer blob whose tar members `fill` adds; return its digests and sizes."""
     with atomic_file(out_path, durable=False) as f:
-        blob = DigestingWriter(f)
+        blob = DigestingWriter(f, xxh3=True)
         with compressing(compressor, blob) as sink:
             raw = DigestingWriter(sink) if compressor != "none" else blob
             background = BackgroundSink(raw)
@@ -117,7 +118,8 @@ def write_layer(
                 tar.close()
             finally:
                 background.close()
-    return LayerDescriptor.written(blob, raw, compressor)
+    written.note(out_path, blob.xxh3_hexdigest, blob.hexdigest)
+    return LayerDescriptor.from_writers(blob, raw, compressor)
 
 
 def write_layer_from_tar(
@@ -125,12 +127,13 @@ def write_layer_from_tar(
 ) -> LayerDescriptor:
     """A layer blob from an uncompressed tar read from `src`, digested as it is compressed."""
     with atomic_file(out_path, durable=False) as f:
-        blob = DigestingWriter(f)
+        blob = DigestingWriter(f, xxh3=True)
         with compressing(compressor, blob) as sink:
             raw = DigestingWriter(sink) if compressor != "none" else blob
             while chunk := src.read(1 << 20):
                 raw.write(chunk)
-    return LayerDescriptor.written(blob, raw, compressor)
+    written.note(out_path, blob.xxh3_hexdigest, blob.hexdigest)
+    return LayerDescriptor.from_writers(blob, raw, compressor)
 
 
 def write_descriptor(

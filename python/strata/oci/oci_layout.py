@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from strata.canonical import json_bytes
@@ -27,6 +27,9 @@ from strata.oci.platform import Platform
 LAYOUT_VERSION = "1.0.0"
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
+PULLED_FROM = "dev.strata.pulled-from"
+"""On a pulled image: `<registry host>/<repository>@<the digest it was pulled by>` (what
+its SBOM names as the base's origin; the layout's own manifest may be a conversion)."""
 
 
 def _platform_of(image: Image) -> Platform:
@@ -35,18 +38,28 @@ def _platform_of(image: Image) -> Platform:
     return Platform.from_json(json.loads(image.config))
 
 
-def write_oci_layout(path: str | os.PathLike[str], images: Sequence[Image]) -> None:
-    """Write `images` as one OCI image layout directory at `path` (atomically)."""
+def put_blob(blobs: Path, data: bytes) -> str:
+    """Store `data` in a layout's `blobs/sha256` directory (once); return its digest."""
+    digest = sha256_bytes(data)
+    target = blobs / digest.partition(":")[2]
+    if not target.exists():
+        target.write_bytes(data)
+    return digest
+
+
+def write_oci_layout(
+    path: str | os.PathLike[str],
+    images: Sequence[Image],
+    annotations: Mapping[str, str] | None = None,
+) -> None:
+    """Write `images` as one OCI image layout directory at `path` (atomically); the
+    index's entry of each also carries `annotations`."""
     with atomic_dir(path) as tmp:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)
 
         def put_bytes(data: bytes) -> str:
-            digest = sha256_bytes(data)
-            target = blobs / digest.partition(":")[2]
-            if not target.exists():
-                target.write_bytes(data)
-            return digest
+            return put_blob(blobs, data)
 
         descriptors = []
         for img in images:
@@ -56,15 +69,15 @@ def write_oci_layout(path: str | os.PathLike[str], images: Sequence[Image]) -> N
                     share_output(blob.path, target)
             put_bytes(img.config)
             manifest = img.manifest(docker=False)
-            annotations = {}
+            entry = dict(annotations or {})
             if img.ref is not None:
-                annotations = {REF_NAME: img.ref.tag, CONTAINERD_NAME: str(img.ref)}
+                entry |= {REF_NAME: img.ref.tag, CONTAINERD_NAME: str(img.ref)}
             descriptors.append(
                 Descriptor(
                     OCI_MANIFEST,
                     put_bytes(manifest),
                     len(manifest),
-                    annotations=annotations,
+                    annotations=entry,
                     platform=_platform_of(img),
                 )
             )

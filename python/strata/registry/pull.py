@@ -30,7 +30,7 @@ from strata.oci.compress import detect_compressor
 from strata.oci.digest import sha256_bytes, split_digest
 from strata.oci.image import Blob, Image
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
-from strata.oci.oci_layout import write_oci_layout
+from strata.oci.oci_layout import PULLED_FROM, write_oci_layout
 from strata.oci.platform import Platform
 from strata.oci.reference import ImageRef
 from strata.registry.blobstore import BlobMismatch, BlobStore
@@ -280,7 +280,8 @@ def pull(
             head = f.read(4)
         blobs.append(Blob(Path(path), digest, size, str(diff_id), detect_compressor(head)))
     image = Image(config_bytes, tuple(blobs), ref, platform=found)
-    write_oci_layout(layout, [image])
+    origin = f"{client.registry.host}/{repository}@{top.digest}"
+    write_oci_layout(layout, [image], {PULLED_FROM: origin})
     return PullResult(
         digest=top.digest,
         manifest_digest=chosen.digest,

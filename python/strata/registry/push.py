@@ -131,7 +131,8 @@ def _read_layout_blob(layout: Path, desc: dict[str, Any], where: str) -> BlobSou
     return BlobSource(digest, actual, path=path)
 
 
-def _layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0) -> Node:
+def layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0) -> Node:
+    """The manifest or index `desc` names in an OCI layout, with its blobs and children."""
     src = _read_layout_blob(layout, desc, where)
     data = src.open().read()
     if sha256_bytes(data) != src.digest:
@@ -146,7 +147,7 @@ def _layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0)
         if depth > 4:
             raise UserError("indexes nested too deeply (got more than 4 levels)", where=where)
         children = tuple(
-            _layout_node(layout, d, where, depth + 1) for d in obj.get("manifests") or []
+            layout_node(layout, d, where, depth + 1) for d in obj.get("manifests") or []
         )
         return Node(data, media_type, children=children)
     if media_type not in (OCI_MANIFEST, DOCKER_MANIFEST):
@@ -180,10 +181,14 @@ def read_layout(layout: Path) -> Node:
         index = json.loads((layout / "index.json").read_bytes())
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read index.json ({e}); give an OCI layout", where=where) from None
-    entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
+    # Referrers (entries with an artifactType, such as an image's SBOMs) are not the image:
+    # strata.registry.referrers pushes them after it.
+    entries = [
+        d for d in index.get("manifests") or [] if isinstance(d, dict) and not d.get("artifactType")
+    ]
     if not entries:
         raise UserError("the layout's index.json lists no manifests", where=where)
-    nodes = [_layout_node(layout, d, where) for d in entries]
+    nodes = [layout_node(layout, d, where) for d in entries]
     below: set[str] = set()
     for node in nodes:
         below |= _listed(node)

@@ -18,14 +18,16 @@ Store path files are never read again. Tar format: POSIX pax
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterable
-from typing import BinaryIO
 
 from strata.errors import UserError
-from strata.oci.compress import open_decompressed
+from strata.oci.compress import detect_compressor, open_decompressed
 from strata.oci.layer import LayerDescriptor, Ownership, write_layer, write_layer_from_entries
-from strata.oci.tarwriter import BLOCK, DIRECTORY, PAX, TarWriter
+from strata.oci.tarscan import DIRECTORY, TarFormatError, scan
+from strata.oci.tarwriter import TarWriter
 from strata.oci.tree import DIR, FILE, SYMLINK, Entry, sort_key
 from strata.store.path import DEFAULT_STORE_DIR, parse
 
@@ -110,79 +112,36 @@ def write_store_layer(
     return write_layer_from_entries(out_path, compressor, entries, owner or Ownership())
 
 
-def _read_exact(f: BinaryIO, n: int, where: str) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise UserError(
-            f"tar ends in the middle of an entry (got {len(data)} of {n} bytes); "
-            "rebuild the cached layer",
-            where=where,
-        )
-    return data
-
-
-def _octal(field: bytes) -> int:
-    text = field.rstrip(b"\0 ").lstrip(b" ")
-    return int(text, 8) if text else 0
-
-
-def _pax_path(records: bytes) -> bytes | None:
-    path = None
-    rest = records
-    while rest:
-        length = int(rest.split(b" ", 1)[0])
-        key, _, value = rest[:length].split(b" ", 1)[1].partition(b"=")
-        if key == b"path":
-            path = value[:-1]
-        rest = rest[length:]
-    return path
-
-
-def _pax_size(records: bytes) -> int | None:
-    for rec in records.split(b"\n"):
-        if b" size=" in rec:
-            return int(rec.split(b"=", 1)[1])
-    return None
-
-
-def copy_members(f: BinaryIO, tar: TarWriter, seen_dirs: set[bytes], where: str) -> None:
-    """Copy one tar's members into `tar`, minus end blocks and directories already written."""
-    while True:
-        header = f.read(BLOCK)
-        if len(header) < BLOCK or header == bytes(BLOCK):
-            return
-        prefix = b""
-        name = None
-        size_override = None
-        if header[156:157] in (PAX, _GNU_LONGNAME):
-            ext_size = _octal(header[124:136])
-            body = _read_exact(f, ext_size + (-ext_size % BLOCK), where)
-            prefix = header + body
-            records = body[:ext_size]
-            if header[156:157] == PAX:
-                name = _pax_path(records)
-                size_override = _pax_size(records)
+def _kept_spans(fd: int, seen_dirs: set[str], where: str) -> list[tuple[int, int]]:
+    """Byte ranges of one tar to copy: every member but directories already written."""
+    spans: list[tuple[int, int]] = []
+    try:
+        for h in scan(fd):
+            if h.kind == DIRECTORY:
+                key = h.name.rstrip("/")
+                if key in seen_dirs:
+                    continue
+                seen_dirs.add(key)
+            if spans and spans[-1][1] == h.start:
+                spans[-1] = (spans[-1][0], h.end)
             else:
-                name = records.rstrip(b"\0")
-            header = _read_exact(f, BLOCK, where)
-        if name is None:
-            name = header[:100].rstrip(b"\0")
-            if header[345:500].strip(b"\0"):
-                name = header[345:500].rstrip(b"\0") + b"/" + name
-        size = size_override if size_override is not None else _octal(header[124:136])
-        typeflag = header[156:157]
-        if typeflag == DIRECTORY:
-            key = name.rstrip(b"/")
-            if key in seen_dirs:
-                continue
-            seen_dirs.add(key)
-            size = 0
-        tar.add_raw(prefix + header)
-        remaining = size + (-size % BLOCK)
-        while remaining:
-            chunk = _read_exact(f, min(_COPY, remaining), where)
+                spans.append((h.start, h.end))
+    except TarFormatError as e:
+        raise UserError(
+            f"layer to join is not a tar ({e}); rebuild the cached layer", where=where
+        ) from None
+    return spans
+
+
+def _copy_members(fd: int, tar: TarWriter, seen_dirs: set[str], where: str) -> None:
+    """Copy one tar's members into `tar`, minus end blocks and directories already written."""
+    for start, end in _kept_spans(fd, seen_dirs, where):
+        while start < end:
+            chunk = os.pread(fd, min(_COPY, end - start), start)
+            if not chunk:
+                raise UserError("layer to join changed while it was read; rebuild it", where=where)
             tar.add_raw(chunk)
-            remaining -= len(chunk)
+            start += len(chunk)
 
 
 def concat_layers(
@@ -194,17 +153,25 @@ def concat_layers(
     sources = list(tars)
 
     def fill(tar: TarWriter) -> None:
-        seen: set[bytes] = set()
+        seen: set[str] = set()
         for src in sources:
+            where = os.fspath(src)
             try:
-                f = open_decompressed(src)
+                f = open(src, "rb")  # noqa: SIM115 - closed by the `with` below
             except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
                 raise UserError(
                     f"layer to join cannot be read (got {e.strerror}); list StoreLayer "
                     "outputs that exist",
-                    where=os.fspath(src),
+                    where=where,
                 ) from None
             with f:
-                copy_members(f, tar, seen, os.fspath(src))
+                if detect_compressor(f.read(4)) == "none":
+                    _copy_members(f.fileno(), tar, seen, where)
+                    continue
+                # a compressed cached layer (rare): its tar in a temporary file, read as one
+                with open_decompressed(src) as stream, tempfile.TemporaryFile() as plain:
+                    shutil.copyfileobj(stream, plain, _COPY)
+                    plain.flush()
+                    _copy_members(plain.fileno(), tar, seen, where)
 
     return write_layer(out_path, compressor, fill)

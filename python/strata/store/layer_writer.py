@@ -22,7 +22,6 @@ for its bytes (`contents`), and each byte read goes to both.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import tempfile
@@ -30,8 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from strata import written
 from strata.fsutil import temp_prefix
 from strata.oci.compress import layer_media_type
+from strata.oci.digest import DigestingWriter
 from strata.oci.layer import LayerDescriptor, Ownership, write_layer_from_tar
 from strata.oci.tarwriter import DIRECTORY, REGULAR, SYMLINK, TarWriter
 from strata.oci.tree import BYTES, DIR, FILE, Entry
@@ -39,6 +40,8 @@ from strata.oci.tree import SYMLINK as SYMLINK_ENTRY
 from strata.store.layer import planned_store_entries
 from strata.store.nar import read_source
 from strata.store.path import DEFAULT_STORE_DIR, HASH_CHARS, parse
+
+_CHUNK = 1 << 20
 
 PLACEHOLDER = "0" * HASH_CHARS
 """The hash part the layer is written with until the path's name is known."""
@@ -174,11 +177,14 @@ class StoreLayerWriter:
         self._file.seek(0)
         if self._compressor != "none":
             return write_layer_from_tar(self._out, self._compressor, self._file)
-        digest = hashlib.file_digest(self._file, "sha256")
+        digest = DigestingWriter(xxh3=True)
+        while chunk := self._file.read(_CHUNK):
+            digest.write(chunk)
         size = self._file.tell()
         os.chmod(self._tmp, 0o644)
         os.replace(self._tmp, self._out)
-        sha = "sha256:" + digest.hexdigest()
+        written.note(self._out, digest.xxh3_hexdigest, digest.hexdigest)
+        sha = digest.digest
         return LayerDescriptor(
             digest=sha,
             size=size,

@@ -4,8 +4,8 @@ The image rules read a store path from its cached layer, never from a
 directory input: a directory reaches an action the way a sandbox stages it,
 a layer file byte for byte, so both engines feed an action the same bytes.
 A StorePath layer is an uncompressed tar (see strata.store.layer): its
-listing comes from the headers alone, `tarfile` seeking past file data on
-a seekable file, and a file's data is read only when it is copied.
+listing comes from the headers alone (strata.oci.tarscan, which seeks past
+file data), and a file's data is read only when it is copied.
 
 `StoreView` puts several such paths under one root, so that a symlink
 (`lib64 -> lib`, `share -> /nix/store/<hash>-other/share`) can be followed
@@ -17,12 +17,13 @@ before it, at most 40 links (ELOOP).
 from __future__ import annotations
 
 import posixpath
-import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from strata.errors import UserError
 from strata.oci.compress import detect_compressor
+from strata.oci.tarscan import DIRECTORY, REGULAR_TYPES, Header, TarFormatError, scan
+from strata.oci.tarscan import SYMLINK as SYMLINK_TYPE
 from strata.oci.tree import DIR, FILE, SYMLINK, FileSlice
 
 MAX_LINK_HOPS = 40
@@ -56,15 +57,13 @@ def read_members(layer: str, store_path: str, where: str) -> dict[str, Member]:
                     f"in {layer}); pass the path's own layer (StorePathInfo.layer)",
                     where=where,
                 )
-            f.seek(0)
-            with tarfile.open(fileobj=f, mode="r:") as tar:
-                for m in tar:
-                    name = m.name.strip("/")
-                    if name != prefix and not name.startswith(prefix + "/"):
-                        continue
-                    rel = name[len(prefix) + 1 :]
-                    found[rel] = _member(rel, m, name, where)
-    except (OSError, tarfile.TarError) as e:
+            for h in scan(f.fileno()):
+                name = h.name.strip("/")
+                if name != prefix and not name.startswith(prefix + "/"):
+                    continue
+                rel = name[len(prefix) + 1 :]
+                found[rel] = _member(rel, h, name, where)
+    except (OSError, TarFormatError) as e:
         raise UserError(
             f"cannot read a store path's layer (got {layer}: {e}); pass the path's own "
             "layer (StorePathInfo.layer)",
@@ -87,16 +86,16 @@ def read_members(layer: str, store_path: str, where: str) -> dict[str, Member]:
     return found
 
 
-def _member(rel: str, m: tarfile.TarInfo, name: str, where: str) -> Member:
+def _member(rel: str, h: Header, name: str, where: str) -> Member:
     if ".." in rel.split("/"):
         raise UserError(f"layer member escapes its store path (got {name!r})", where=where)
-    mode = m.mode & 0o7777
-    if m.isdir():
+    mode = h.mode & 0o7777
+    if h.kind == DIRECTORY:
         return Member(rel, DIR, mode)
-    if m.issym():
-        return Member(rel, SYMLINK, 0o777, target=m.linkname)
-    if m.isfile():
-        return Member(rel, FILE, mode, size=m.size, offset=m.offset_data)
+    if h.kind == SYMLINK_TYPE:
+        return Member(rel, SYMLINK, 0o777, target=h.linkname)
+    if h.kind in REGULAR_TYPES:
+        return Member(rel, FILE, mode, size=h.size, offset=h.data)
     raise UserError(
         f"unsupported member in a store path layer (got {name!r}); store paths hold files, "
         "directories and symlinks",

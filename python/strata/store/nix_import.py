@@ -136,6 +136,24 @@ def subprocess_runner(
     return run
 
 
+UNKNOWN_DERIVER = "unknown-deriver"
+"""What `nix-store -q --deriver` prints for a path without one (added, not built)."""
+
+
+def query_derivers(paths: Sequence[str], runner: Runner) -> dict[str, str]:
+    """Each path's deriver (`nix-store -q --deriver`); paths without one are left out."""
+    if not paths:
+        return {}
+    found = runner(["-q", "--deriver", *paths]).split()
+    if len(found) != len(paths):
+        raise UserError(
+            f"nix-store answered {len(found)} derivers for {len(paths)} paths (got a "
+            "mismatch); check the nix-store version",
+            where="nix import",
+        )
+    return {p: d for p, d in zip(paths, found, strict=True) if d != UNKNOWN_DERIVER}
+
+
 def query_nix_store(
     roots: Iterable[str],
     store_dir: str = DEFAULT_STORE_DIR,
