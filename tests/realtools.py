@@ -58,6 +58,29 @@ def run(*argv: str | os.PathLike[str], **kw: object) -> subprocess.CompletedProc
     return proc
 
 
+def bazel(
+    ws: Path,
+    user_root: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float = 1800,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Bazel in batch mode in `ws`, its output base under `user_root`; with `check`, a
+    failure fails the test with the ends of Bazel's output."""
+    proc = subprocess.run(
+        [need("bazel"), "--batch", f"--output_user_root={user_root}", *args],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
     """Terminate a server the tests started, killing it if it does not go in time."""
     if proc is not None and proc.poll() is None:
@@ -117,6 +140,16 @@ class DockerEngine:
 
     def docker(self, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
         return run("docker", *args, env=self.env)
+
+    def run_from_registry(self, ref: str, name: str, archive: Path) -> str:
+        """What the registry image `ref` prints when run: skopeo copies it (no TLS checks)
+        into the docker-archive `archive` as `name`, which this engine loads and runs."""
+        run(
+            "skopeo", "copy", "--src-tls-verify=false",
+            f"docker://{ref}", f"docker-archive:{archive}:{name}",
+        )  # fmt: skip
+        self.docker("load", "-i", archive)
+        return self.docker("run", "--rm", "--network=none", name).stdout
 
     def stop(self) -> None:
         stop_process(self.proc)

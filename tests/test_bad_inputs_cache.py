@@ -101,6 +101,13 @@ def _build(w: Workspace, capsys: pytest.CaptureFixture[str] | None, *flags: str)
     return strata(["build", f"--output_base={w.ob}", *flags, "//pkg:use"], w.ws, capsys)
 
 
+def _a_clean_hit(w: Workspace, capsys: pytest.CaptureFixture[str], disk: Path) -> None:
+    """A build from the disk cache `disk` alone runs nothing and gives the good outputs."""
+    rc, err = _build(w, capsys, f"--disk_cache={disk}")
+    recovered(rc, err, [])
+    assert w.executed() == 0 and w.outputs() == w.good
+
+
 # -- a damaged --disk_cache ---------------------------------------------------------------
 
 
@@ -120,9 +127,7 @@ def test_damaged_disk_cache(
     assert w.outputs() == w.good
     assert w.executed() == len(rerun)
     # The fresh result replaced the bad entry: the next build is a clean hit.
-    rc, err = _build(w, capsys, f"--disk_cache={disk}")
-    recovered(rc, err, [])
-    assert w.executed() == 0 and w.outputs() == w.good
+    _a_clean_hit(w, capsys, disk)
 
 
 # -- a misbehaving remote cache -------------------------------------------------------------
@@ -159,9 +164,7 @@ def test_misbehaving_remote_cache(
     assert w.outputs() == w.good
     assert w.executed() == len(rerun)
     # Nothing bad reached the local cache: a build from it alone is a clean hit.
-    rc, err = _build(w, capsys, f"--disk_cache={disk}")
-    recovered(rc, err, [])
-    assert w.executed() == 0 and w.outputs() == w.good
+    _a_clean_hit(w, capsys, disk)
 
 
 @pytest.fixture(scope="module")
@@ -192,9 +195,7 @@ def test_misbehaving_real_nginx_cache(
     recovered(rc, err, [p.replace("{url}", re.escape(url)) for p in warnings])
     assert w.outputs() == w.good
     assert w.executed() == len(rerun)
-    rc, err = _build(w, capsys, f"--disk_cache={disk}")
-    recovered(rc, err, [])
-    assert w.executed() == 0 and w.outputs() == w.good
+    _a_clean_hit(w, capsys, disk)
 
 
 # -- build state: an engine killed mid-build, two builds at once, a huge sparse source ------

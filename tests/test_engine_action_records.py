@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from enginekit import BIN, Engine, sh
+from enginekit import BIN, Engine, chain, chain_engine, sh
 from strata.engine import digests
 from strata.engine.action import Action
 from strata.engine.build import ExecutionConfig, execute
@@ -26,12 +26,7 @@ from strata.engine.scheduler import BuildOptions
 
 @pytest.fixture
 def eng(tmp_path: Path) -> Engine:
-    ws = tmp_path / "ws"
-    (ws / "pkg").mkdir(parents=True)
-    (ws / "WORKSPACE").write_text("")
-    (ws / "pkg" / "a.txt").write_text("alpha\n")
-    (ws / "pkg" / "b.txt").write_text("beta\n")
-    return Engine(ws, tmp_path / "ob")
+    return chain_engine(tmp_path)
 
 
 @pytest.fixture
@@ -60,41 +55,39 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     yield seen
 
 
-def chain() -> list[Action]:
-    """a.txt -> A; b.txt -> B; A + B -> C; and a written file W."""
+def write_w(content: bytes) -> Action:
+    """An action writing `content` to pkg/W."""
+    return Action(
+        owner="//pkg:w",
+        mnemonic="FileWrite",
+        progress_message="",
+        kind="write",
+        outputs=(f"{BIN}/pkg/W",),
+        content=content,
+    )
+
+
+def chain_and_write() -> list[Action]:
+    """enginekit's chain (a.txt -> A; b.txt -> B; A + B -> C) and a written file W."""
     return [
-        sh("//pkg:a", f"tr a-z A-Z < pkg/a.txt > {BIN}/pkg/A", ["pkg/a.txt"], [f"{BIN}/pkg/A"]),
-        sh("//pkg:b", f"tr a-z A-Z < pkg/b.txt > {BIN}/pkg/B", ["pkg/b.txt"], [f"{BIN}/pkg/B"]),
-        sh(
-            "//pkg:c",
-            f"cat {BIN}/pkg/A {BIN}/pkg/B > {BIN}/pkg/C",
-            [f"{BIN}/pkg/A", f"{BIN}/pkg/B"],
-            [f"{BIN}/pkg/C"],
-        ),
-        Action(
-            owner="//pkg:w",
-            mnemonic="FileWrite",
-            progress_message="",
-            kind="write",
-            outputs=(f"{BIN}/pkg/W",),
-            content=b"written\n",
-        ),
+        *chain(),
+        write_w(b"written\n"),
     ]
 
 
 def test_a_noop_reads_no_cache_and_hashes_nothing(eng: Engine, counts: Counter[str]) -> None:
-    eng.build(chain())
+    eng.build(chain_and_write())
     counts.clear()
-    stats = eng.build(chain())
+    stats = eng.build(chain_and_write())
     assert (stats.executed, stats.cache_hits, stats.in_process) == (0, 3, 1)
     assert counts == Counter()
 
 
 def test_a_changed_source_costs_only_what_depends_on_it(eng: Engine, counts: Counter[str]) -> None:
-    eng.build(chain())
+    eng.build(chain_and_write())
     (eng.workspace / "pkg" / "b.txt").write_text("gamma\n")
     counts.clear()
-    stats = eng.build(chain())
+    stats = eng.build(chain_and_write())
     assert sorted(stats.executed_labels) == ["//pkg:b Genrule", "//pkg:c Genrule"]
     assert counts == Counter(get_action_result=2, hashed=1)
     assert eng.out(f"{BIN}/pkg/C").read_text() == "ALPHA\nGAMMA\n"
@@ -104,21 +97,21 @@ def test_an_emptied_cache_rebuilds_nothing_and_then_only_a_deleted_output(
     eng: Engine, tmp_path: Path
 ) -> None:
     eng.disk_cache = tmp_path / "disk"
-    eng.build(chain())
+    eng.build(chain_and_write())
     shutil.rmtree(tmp_path / "disk")
-    assert eng.build(chain()).executed == 0
+    assert eng.build(chain_and_write()).executed == 0
     assert eng.out(f"{BIN}/pkg/C").read_text() == "ALPHA\nBETA\n"
     eng.out(f"{BIN}/pkg/A").unlink()
-    stats = eng.build(chain())
+    stats = eng.build(chain_and_write())
     # A ran again (its cache entry is gone); C's inputs are the same bytes, so C did not.
     assert stats.executed_labels == ["//pkg:a Genrule"]
     assert eng.out(f"{BIN}/pkg/A").read_text() == "ALPHA\n"
 
 
 def test_a_new_disk_cache_rebuilds_nothing(eng: Engine, tmp_path: Path) -> None:
-    eng.build(chain())
+    eng.build(chain_and_write())
     eng.disk_cache = tmp_path / "elsewhere"
-    stats = eng.build(chain())
+    stats = eng.build(chain_and_write())
     assert (stats.executed, stats.cache_hits) == (0, 3)
 
 
@@ -126,7 +119,7 @@ def test_a_new_disk_cache_rebuilds_nothing(eng: Engine, tmp_path: Path) -> None:
 def test_a_changed_output_is_put_back_from_the_cache(
     eng: Engine, counts: Counter[str], how: str
 ) -> None:
-    eng.build(chain())
+    eng.build(chain_and_write())
     out = eng.out(f"{BIN}/pkg/A")
     if how == "replaced":
         out.unlink()
@@ -141,21 +134,21 @@ def test_a_changed_output_is_put_back_from_the_cache(
         out.unlink()
         out.symlink_to(out.parent / "elsewhere")
     counts.clear()
-    stats = eng.build(chain())
+    stats = eng.build(chain_and_write())
     assert (stats.executed, stats.cache_hits) == (0, 3)
     assert counts["get_action_result"] == 1  # A's record no longer held; B and C's did
     assert not out.is_symlink() and out.read_text() == "ALPHA\n"
     assert out.stat().st_mode & 0o777 == 0o555
     counts.clear()
-    assert eng.build(chain()).executed == 0 and counts == Counter()
+    assert eng.build(chain_and_write()).executed == 0 and counts == Counter()
 
 
 def test_an_output_edited_in_place_reruns_its_action_alone(eng: Engine) -> None:
-    eng.build(chain())
+    eng.build(chain_and_write())
     out = eng.out(f"{BIN}/pkg/A")
     out.chmod(0o755)
     out.write_text("BOGUS\n")  # also the cache's copy: blobs are hard links to outputs
-    stats = eng.build(chain())
+    stats = eng.build(chain_and_write())
     assert stats.executed_labels == ["//pkg:a Genrule"]
     assert out.read_text() == "ALPHA\n"
 
@@ -193,23 +186,23 @@ def test_a_no_cache_action_is_not_recorded_but_kept_by_the_action_log(eng: Engin
 def test_damaged_records_send_every_action_through_the_cache(
     eng: Engine, counts: Counter[str]
 ) -> None:
-    eng.build(chain())
+    eng.build(chain_and_write())
     (eng.output_base / "action_records").write_bytes(b"\x80\x05garbage")
     counts.clear()
-    stats = eng.build(chain())
+    stats = eng.build(chain_and_write())
     assert (stats.executed, stats.cache_hits) == (0, 3)
     assert counts["get_action_result"] == 3
     counts.clear()
-    assert eng.build(chain()).executed == 0 and counts == Counter()
+    assert eng.build(chain_and_write()).executed == 0 and counts == Counter()
 
 
 def build_with(eng: Engine, options: BuildOptions) -> BuildStats:
     config = ExecutionConfig(options, sandbox="directory")
-    return execute(eng.base, chain(), [f"{BIN}/pkg/C"], config, Reporter(io.StringIO()))
+    return execute(eng.base, chain_and_write(), [f"{BIN}/pkg/C"], config, Reporter(io.StringIO()))
 
 
 def test_changed_execution_flags_rebuild_nothing(eng: Engine, counts: Counter[str]) -> None:
-    eng.build(chain())
+    eng.build(chain_and_write())
     counts.clear()
     reapi = BuildOptions(jobs=1, action_keys="reapi")
     for options in (reapi, BuildOptions(jobs=3, workers=False, keep_going=True)):
@@ -225,14 +218,7 @@ def test_changed_execution_flags_rebuild_nothing(eng: Engine, counts: Counter[st
 def test_a_link_to_an_undeclared_target_follows_its_target(eng: Engine) -> None:
     def actions(text: bytes) -> list[Action]:
         return [
-            Action(
-                owner="//pkg:w",
-                mnemonic="FileWrite",
-                progress_message="",
-                kind="write",
-                outputs=(f"{BIN}/pkg/W",),
-                content=text,
-            ),
+            write_w(text),
             # the target is not an input: only the link's own record could not see it change
             Action(
                 owner="//pkg:l",

@@ -153,6 +153,18 @@ def _put_local(cache: TieredCache, tmp_path: Path, blobs: dict[str, bytes]) -> N
         cache.put_blob(_sha(data), src)
 
 
+def _uploaded(
+    server: _Store, tmp_path: Path, warnings: list[str]
+) -> tuple[ActionResult, dict[str, bytes], TieredCache]:
+    """A result and its blobs put (so uploaded) through one cache, and a second cache with
+    an empty local disk on the same server."""
+    result, blobs = _result_with_blobs(tmp_path)
+    a = _tiered(tmp_path / "a", _url(server), warnings)
+    _put_local(a, tmp_path, blobs)
+    a.put_action_result("k" * 64, result)
+    return result, blobs, _tiered(tmp_path / "b", _url(server), warnings)
+
+
 # -- URLs and messages -----------------------------------------------------------
 
 
@@ -252,11 +264,7 @@ def test_upload_order_content_length_and_headers(
 def test_fresh_cache_gets_result_and_blobs_then_writes_local_entry(
     server: _Store, tmp_path: Path, warnings: list[str]
 ) -> None:
-    result, blobs = _result_with_blobs(tmp_path)
-    a = _tiered(tmp_path / "a", _url(server), warnings)
-    _put_local(a, tmp_path, blobs)
-    a.put_action_result("k" * 64, result)
-    b = _tiered(tmp_path / "b", _url(server), warnings)
+    result, blobs, b = _uploaded(server, tmp_path, warnings)
     assert b.local.get_action_result("k" * 64, _check) is None
     assert b.get_action_result("k" * 64, _check) == result
     assert b.local.get_action_result("k" * 64, _check) == result
@@ -282,24 +290,16 @@ def test_404_and_204_are_misses(
 def test_result_with_a_missing_blob_is_invalid_and_leaves_no_local_entry(
     server: _Store, tmp_path: Path, warnings: list[str]
 ) -> None:
-    result, blobs = _result_with_blobs(tmp_path)
-    a = _tiered(tmp_path / "a", _url(server), warnings)
-    _put_local(a, tmp_path, blobs)
-    a.put_action_result("k" * 64, result)
+    result, blobs, b = _uploaded(server, tmp_path, warnings)
     del server.data[f"/team/cas/{_sha(blobs['t2'])}"]
-    b = _tiered(tmp_path / "b", _url(server), warnings)
     with pytest.raises(InvalidEntry, match=f"blob {_sha(blobs['t2'])} could not be down"):
         b.get_action_result("k" * 64, _check)
     assert b.local.get_action_result("k" * 64, _check) is None
 
 
 def test_wrong_blob_is_rejected(server: _Store, tmp_path: Path, warnings: list[str]) -> None:
-    result, blobs = _result_with_blobs(tmp_path)
-    a = _tiered(tmp_path / "a", _url(server), warnings)
-    _put_local(a, tmp_path, blobs)
-    a.put_action_result("k" * 64, result)
+    result, blobs, b = _uploaded(server, tmp_path, warnings)
     server.data[f"/team/cas/{_sha(blobs['out'])}"] = b"evil bytes!\n"
-    b = _tiered(tmp_path / "b", _url(server), warnings)
     with pytest.raises(InvalidEntry, match="does not match its sha256") as err:
         b.get_action_result("k" * 64, _check)
     assert err.value.cache == f"remote cache {_url(server)}"
@@ -312,11 +312,7 @@ def test_wrong_blob_is_rejected(server: _Store, tmp_path: Path, warnings: list[s
 def test_remote_result_failing_the_check_is_never_fetched_or_stored(
     server: _Store, tmp_path: Path, warnings: list[str]
 ) -> None:
-    result, blobs = _result_with_blobs(tmp_path)
-    a = _tiered(tmp_path / "a", _url(server), warnings)
-    _put_local(a, tmp_path, blobs)
-    a.put_action_result("k" * 64, result)
-    b = _tiered(tmp_path / "b", _url(server), warnings)
+    result, blobs, b = _uploaded(server, tmp_path, warnings)
     before = len(server.log)
     with pytest.raises(InvalidEntry, match="^remote cache .*: nope$"):
         b.get_action_result("k" * 64, lambda _r: "nope")

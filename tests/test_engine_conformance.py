@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from realtools import need, need_skylib, run
-from strata.engine.analysis import analyze
+from strata.engine.analysis import AnalysisResult, analyze
 from strata.engine.build_settings import split_setting_flags
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
@@ -34,6 +34,23 @@ def _digests(base: Path, rel: str) -> dict[str, str]:
             if p.is_file()
         }
     return {rel: hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def _generated_digests(ws: Path, result: AnalysisResult) -> tuple[dict[str, str], dict[str, str]]:
+    """The digests of every file `result`'s targets generate, as the embedded engine
+    (strata-bin) and as Bazel (bazel-bin) wrote them."""
+    prefix = result.bin_dir + "/"
+    generated = sorted(
+        {f for info in result.targets.values() for f in info.files if f.startswith(prefix)}
+    )
+    assert len(generated) >= 20
+    ours: dict[str, str] = {}
+    theirs: dict[str, str] = {}
+    for f in generated:
+        rel = f[len(prefix) :]
+        ours.update(_digests(ws / "strata-bin", rel))
+        theirs.update(_digests(ws / "bazel-bin", rel))
+    return ours, theirs
 
 
 @pytest.mark.realtool
@@ -65,17 +82,7 @@ def test_conformance_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
     )
 
     result = analyze(ws, ["//..."], output_base=tmp_path / "analysis-ob")
-    prefix = result.bin_dir + "/"
-    generated = sorted(
-        {f for info in result.targets.values() for f in info.files if f.startswith(prefix)}
-    )
-    assert len(generated) >= 20
-    ours: dict[str, str] = {}
-    theirs: dict[str, str] = {}
-    for f in generated:
-        rel = f[len(prefix) :]
-        ours.update(_digests(ws / "strata-bin", rel))
-        theirs.update(_digests(ws / "bazel-bin", rel))
+    ours, theirs = _generated_digests(ws, result)
     (tmp_path / "bazel-outputs.json").write_text(json.dumps(theirs, indent=1, sort_keys=True))
     assert ours == theirs
     # A few outputs checked by content too, so the comparison cannot pass on two empty trees.
@@ -277,17 +284,7 @@ def test_skylib_bazel_and_strata_byte_identical(tmp_path: Path) -> None:
 
     _, flags = split_setting_flags(SKYLIB_FLAGS)
     result = analyze(ws, ["//..."], output_base=tmp_path / "analysis-ob", setting_flags=flags)
-    prefix = result.bin_dir + "/"
-    generated = sorted(
-        {f for info in result.targets.values() for f in info.files if f.startswith(prefix)}
-    )
-    assert len(generated) >= 20
-    ours: dict[str, str] = {}
-    theirs: dict[str, str] = {}
-    for f in generated:
-        rel = f[len(prefix) :]
-        ours.update(_digests(ws / "strata-bin", rel))
-        theirs.update(_digests(ws / "bazel-bin", rel))
+    ours, theirs = _generated_digests(ws, result)
     assert ours == theirs
     # Executables' runfiles trees (native_binary collects its data's runfiles).
     for exe in ("tools/native_report.sh", "tools/report_copy.sh", "files/same-test.sh"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from enginekit import BIN, Engine, sh
+from enginekit import BIN, Engine, chain, chain_engine, sh
 from strata.engine.action import Action
 from strata.errors import UserError
 
@@ -17,26 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def eng(tmp_path: Path) -> Engine:
-    ws = tmp_path / "ws"
-    (ws / "pkg").mkdir(parents=True)
-    (ws / "WORKSPACE").write_text("")
-    (ws / "pkg" / "a.txt").write_text("alpha\n")
-    (ws / "pkg" / "b.txt").write_text("beta\n")
-    return Engine(ws, tmp_path / "ob")
-
-
-def chain() -> list[Action]:
-    """a.txt -> A; b.txt -> B; A + B -> C."""
-    return [
-        sh("//pkg:a", f"tr a-z A-Z < pkg/a.txt > {BIN}/pkg/A", ["pkg/a.txt"], [f"{BIN}/pkg/A"]),
-        sh("//pkg:b", f"tr a-z A-Z < pkg/b.txt > {BIN}/pkg/B", ["pkg/b.txt"], [f"{BIN}/pkg/B"]),
-        sh(
-            "//pkg:c",
-            f"cat {BIN}/pkg/A {BIN}/pkg/B > {BIN}/pkg/C",
-            [f"{BIN}/pkg/A", f"{BIN}/pkg/B"],
-            [f"{BIN}/pkg/C"],
-        ),
-    ]
+    return chain_engine(tmp_path)
 
 
 def test_builds_and_second_build_executes_nothing(eng: Engine) -> None:
@@ -244,7 +225,7 @@ DRIVER = textwrap.dedent(
     import sys
     from pathlib import Path
     sys.path.insert(0, sys.argv[4])
-    from enginekit import BIN, Engine, sh
+    from enginekit import BIN, Engine, chain, chain_engine, sh
     ws, ob, cache = map(Path, sys.argv[1:4])
     actions = [
         sh(f"//:{i}", f"head -c 200000 /dev/zero | tr '\\\\0' {i % 10} > {BIN}/o{i}", [],

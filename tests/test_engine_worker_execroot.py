@@ -11,47 +11,22 @@ import hashlib
 import json
 import os
 import stat
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from enginekit import BIN, Engine, sh
+from casekit import PYTHON_DIR
+from enginekit import BIN, TOOL, TOOL_INPUTS, Engine, launcher, sh, tool_actions
 from strata.engine.action import Action
 from strata.engine.executor import ActionFailed
 
 TESTS = Path(__file__).resolve().parent
-PYTHON_DIR = TESTS.parent / "python"
-TOOL = f"{BIN}/external/strata_tools/strata"
-TOOL_INPUTS = (TOOL, f"{TOOL}.runfiles/MANIFEST")
 
 
 def _tool() -> list[Action]:
-    launcher = (
-        f'#!/bin/sh\nPYTHONPATH="{TESTS}:{PYTHON_DIR}" exec "{sys.executable}" -B -s '
-        '-m probe_tool "$@"\n'
-    ).encode()
-    return [
-        Action(
-            "//tool",
-            "Launcher",
-            "",
-            kind="write",
-            content=launcher,
-            is_executable=True,
-            outputs=(TOOL,),
-        ),
-        Action(
-            "//tool",
-            "Runfiles",
-            "",
-            kind="write",
-            content=b"",
-            outputs=(f"{TOOL}.runfiles/MANIFEST",),
-        ),
-    ]
+    return tool_actions(launcher("probe_tool", f"{TESTS}:{PYTHON_DIR}"))
 
 
 def _request(name: str, req: dict[str, Any]) -> Action:

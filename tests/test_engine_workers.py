@@ -4,44 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-from enginekit import BIN, Engine
+from enginekit import BIN, TOOL, TOOL_INPUTS, Engine, launcher, tool_actions
 from strata.engine.action import Action
 from strata.engine.executor import ActionFailed
 from strata.errors import UserError
-
-PYTHON_DIR = Path(__file__).resolve().parent.parent / "python"
-TOOL = f"{BIN}/external/strata_tools/strata"
-
-
-def _tool_actions() -> list[Action]:
-    """The tool as the engine stages it: a launcher and its runfiles tree, both outputs."""
-    launcher = (
-        f'#!/bin/sh\nPYTHONPATH="{PYTHON_DIR}" exec "{sys.executable}" -B -s -m strata "$@"\n'
-    ).encode()
-    return [
-        Action(
-            "//tool",
-            "Launcher",
-            "",
-            kind="write",
-            content=launcher,
-            is_executable=True,
-            outputs=(TOOL,),
-        ),
-        Action(
-            "//tool",
-            "Runfiles",
-            "",
-            kind="write",
-            content=b"",
-            outputs=(f"{TOOL}.runfiles/MANIFEST",),
-        ),
-    ]
 
 
 def _layer_action(name: str, request: str) -> Action:
@@ -51,7 +21,7 @@ def _layer_action(name: str, request: str) -> Action:
         progress_message=f"Layer //img:{name}",
         argv=(TOOL, "action", "Layer", f"@{request}"),
         env=(("PATH", "/bin:/usr/bin"),),
-        inputs=(TOOL, f"{TOOL}.runfiles/MANIFEST", request),
+        inputs=(*TOOL_INPUTS, request),
         outputs=(f"{BIN}/{name}.json", f"{BIN}/{name}.tar"),
     )
 
@@ -79,13 +49,13 @@ def _workspace(tmp_path: Path) -> Path:
 def test_worker_and_process_give_the_same_outputs(tmp_path: Path, workers: bool) -> None:
     ws = _workspace(tmp_path)
     eng = Engine(ws, tmp_path / f"ob-{workers}", disk_cache=None)
-    stats = eng.build([*_tool_actions(), _layer_action("ok", "ok.json")], workers=workers)
+    stats = eng.build([*tool_actions(), _layer_action("ok", "ok.json")], workers=workers)
     assert stats.executed == 1 and stats.in_worker == (1 if workers else 0)
     if workers:
         assert stats.max_action_rss_kib > 0 and stats.max_action_rss_owner == "//img:ok"
     digest = json.loads(eng.out(f"{BIN}/ok.json").read_text())["digest"]
     other = Engine(ws, tmp_path / f"ob-other-{workers}")
-    other.build([*_tool_actions(), _layer_action("ok", "ok.json")], workers=not workers)
+    other.build([*tool_actions(), _layer_action("ok", "ok.json")], workers=not workers)
     assert json.loads(other.out(f"{BIN}/ok.json").read_text())["digest"] == digest
     assert eng.out(f"{BIN}/ok.tar").read_bytes() == other.out(f"{BIN}/ok.tar").read_bytes()
 
@@ -94,7 +64,7 @@ def test_worker_action_failure_is_the_actions_one_line_error(tmp_path: Path) -> 
     ws = _workspace(tmp_path)
     eng = Engine(ws, tmp_path / "ob")
     with pytest.raises(ActionFailed) as e:
-        eng.build([*_tool_actions(), _layer_action("ok", "bad.json")], workers=True)
+        eng.build([*tool_actions(), _layer_action("ok", "bad.json")], workers=True)
     text = str(e.value)
     assert "Layer failed with exit status 1" in text
     assert text.endswith(
@@ -112,10 +82,10 @@ def test_no_worker_outlives_the_build(tmp_path: Path) -> None:
         progress_message="",
         argv=(TOOL, "action", "Layer", "@ok.json"),
         env=(("PATH", "/bin:/usr/bin"),),
-        inputs=(TOOL, f"{TOOL}.runfiles/MANIFEST", "ok.json"),
+        inputs=(*TOOL_INPUTS, "ok.json"),
         outputs=(f"{BIN}/ok.json", f"{BIN}/ok.tar"),
     )
-    eng.build([*_tool_actions(), probe], workers=True)
+    eng.build([*tool_actions(), probe], workers=True)
     assert eng.log[-1].strip().endswith("3 actions: 1 executed, 0 cache hits, 2 in-process")
     # no worker outlives the build: nothing of ours still has the output base as cwd
     for pid in os.listdir("/proc"):
@@ -142,7 +112,7 @@ def test_worker_actions_cannot_write_outside_the_output_base(tmp_path: Path) -> 
     eng = Engine(ws, tmp_path / "ob")
     with pytest.raises(UserError, match="did not create declared output"):
         eng.build(
-            [*_tool_actions(), _layer_action("ok", "escape.json")],
+            [*tool_actions(), _layer_action("ok", "escape.json")],
             workers=True,
             sandbox="namespace",
         )
@@ -153,17 +123,11 @@ def test_a_worker_that_dies_is_one_warning_and_the_actions_run_as_processes(
     tmp_path: Path,
 ) -> None:
     ws = _workspace(tmp_path)
-    broken = (
-        "#!/bin/sh\n"
-        'if [ "$1" = worker ]; then echo "worker: cannot start here" >&2; exit 3; fi\n'
-        f'PYTHONPATH="{PYTHON_DIR}" exec "{sys.executable}" -B -s -m strata "$@"\n'
-    ).encode()
-    tools = _tool_actions()
-    tools[0] = Action(
-        "//tool", "Launcher", "", kind="write", content=broken, is_executable=True, outputs=(TOOL,)
+    broken = launcher(
+        before='if [ "$1" = worker ]; then echo "worker: cannot start here" >&2; exit 3; fi\n'
     )
     eng = Engine(ws, tmp_path / "ob")
-    stats = eng.build([*tools, _layer_action("ok", "ok.json")], workers=True)
+    stats = eng.build([*tool_actions(broken), _layer_action("ok", "ok.json")], workers=True)
     assert stats.executed == 1 and stats.in_worker == 0
     assert eng.out(f"{BIN}/ok.tar").is_file()
     warnings = [line for line in eng.log[-1].splitlines() if line.startswith("warning:")]

@@ -1,15 +1,23 @@
-"""Atomic writes and shared bytes (strata.fsutil)."""
+"""Atomic writes, shared bytes and file kinds (strata.fsutil)."""
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from strata.fsutil import atomic_dir, atomic_file, link_or_copy, real_path, share_output
+from strata.fsutil import (
+    atomic_dir,
+    atomic_file,
+    kind_of,
+    link_or_copy,
+    real_path,
+    share_output,
+)
 
 
 def _ino(p: Path) -> int:
@@ -123,3 +131,17 @@ def test_atomic_file_onto_a_directory_is_refused(tmp_path: Path) -> None:
         pass
     assert caught.value.filename == str(tmp_path / "d")
     assert sorted(os.listdir(tmp_path)) == ["d"]
+
+
+def test_kind_of_names_each_file_type_and_the_caller_names_an_unknown_one(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert kind_of(os.lstat(fifo).st_mode) == "a FIFO"
+    assert kind_of(os.lstat(tmp_path).st_mode) == "a directory"
+    assert kind_of(stat.S_IFCHR | 0o666) == "a character device"
+    assert kind_of(stat.S_IFREG | 0o644, unknown="a special file") == "a regular file"
+    door = 0o150644  # Solaris' S_IFDOOR: no type Linux knows
+    assert kind_of(door) == "a file of mode 0o150644"
+    assert kind_of(door, unknown="a special file") == "a special file"

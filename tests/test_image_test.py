@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from realtools import DockerEngine, need, run
+from realtools import DockerEngine, bazel, run
 
 ROOT = Path(__file__).resolve().parent.parent
 STRATA = ROOT / "tools" / "strata"
@@ -102,21 +102,6 @@ image_test(name = "index_test", image = ":index", configs = ["//app:good.yaml"])
 @pytest.fixture(scope="module")
 def user_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bazel-image-test")
-
-
-def bazel(
-    ws: Path, user_root: Path, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [need("bazel"), "--batch", f"--output_user_root={user_root}", *args],
-        cwd=ws,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 FLAGS = ("--symlink_prefix=/", "--spawn_strategy=processwrapper-sandbox")

@@ -8,6 +8,7 @@ so retries, the token flow and the no-half-stored guarantee are tested exactly.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import threading
@@ -181,20 +182,27 @@ def handler_for(fake: Fake, port_box: list[int]) -> type[BaseHTTPRequestHandler]
     return Handler
 
 
-@pytest.fixture
-def fake() -> Iterator[tuple[Fake, str]]:
-    state = Fake()
+@contextlib.contextmanager
+def served(state: Fake) -> Iterator[str]:
+    """`state` answering on a local port for the length of the block; yields its URL."""
     port_box: list[int] = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state, port_box))
     port_box.append(server.server_address[1])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield state, f"http://127.0.0.1:{port_box[0]}"
+        yield f"http://127.0.0.1:{port_box[0]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[Fake, str]]:
+    state = Fake()
+    with served(state) as url:
+        yield state, url
 
 
 def serve_image(state: Fake, layers: list[bytes]) -> str:

@@ -227,13 +227,9 @@ def test_push_build_on_pulled_base_then_skopeo_and_docker_run(
     assert third.counters.blobs_uploaded == 2
     assert third.counters.bytes_uploaded == len(changed.config) + changed.layers[1].size
     # Pull it back with skopeo and run it in Docker.
-    archive = tmp_path / "back.tar"
-    run(
-        "skopeo", "copy", "--src-tls-verify=false",
-        f"docker://{plain.host}/team/app:v2", f"docker-archive:{archive}:back/app:v2",
-    )  # fmt: skip
-    docker_engine.docker("load", "-i", archive)
-    out = docker_engine.docker("run", "--rm", "--network=none", "back/app:v2").stdout
+    out = docker_engine.run_from_registry(
+        f"{plain.host}/team/app:v2", "back/app:v2", tmp_path / "back.tar"
+    )
     assert out == "one layer changed\n"
 
 

@@ -130,13 +130,9 @@ def test_pull_image_build_and_image_push_under_bazel(
     assert "uploaded 0 blobs (0 bytes), skipped 3 already present" in second.stderr
     assert second.stdout == first.stdout
 
-    archive = tmp_path / "app.tar"
-    run(
-        "skopeo", "copy", "--src-tls-verify=false",
-        f"docker://{registry.host}/team/app:v1", f"docker-archive:{archive}:pushed/app:v1",
-    )  # fmt: skip
-    docker_engine.docker("load", "-i", archive)
-    out = docker_engine.docker("run", "--rm", "--network=none", "pushed/app:v1").stdout
+    out = docker_engine.run_from_registry(
+        f"{registry.host}/team/app:v1", "pushed/app:v1", tmp_path / "app.tar"
+    )
     assert out == "built by bazel on a pulled base\n"
 
 
@@ -160,13 +156,9 @@ def test_pull_image_build_and_image_push_under_strata(
     assert "uploaded 0 blobs (0 bytes)" in second.stderr
     assert second.stdout == first.stdout
 
-    archive = tmp_path / "app.tar"
-    run(
-        "skopeo", "copy", "--src-tls-verify=false",
-        f"docker://{registry.host}/team/app-strata:v1", f"docker-archive:{archive}:pushed/s:v1",
-    )  # fmt: skip
-    docker_engine.docker("load", "-i", archive)
-    out = docker_engine.docker("run", "--rm", "--network=none", "pushed/s:v1").stdout
+    out = docker_engine.run_from_registry(
+        f"{registry.host}/team/app-strata:v1", "pushed/s:v1", tmp_path / "app.tar"
+    )
     assert out == "built by bazel on a pulled base\n"
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from enginekit import BIN, sh
 from nginx_server import NginxCache
-from realtools import need, run
+from realtools import bazel, need, run
 from strata.engine import reapi
 from strata.engine.action import Action
 from strata.engine.build import ExecutionConfig, execute
@@ -310,28 +310,16 @@ def _strata_mirror() -> list[Action]:
     ]
 
 
-def _bazel(ws: Path, root: Path, *args: str) -> str:
-    proc = subprocess.run(
-        [need("bazel"), "--batch", f"--output_user_root={root}", *args],
-        cwd=ws,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stderr
-
-
 def test_bazel_and_strata_share_the_cache(nginx: NginxCache, tmp_path: Path) -> None:
     root = tmp_path / "bazel-root"
     flags = ["--spawn_strategy=processwrapper-sandbox", f"--remote_cache={nginx.url}"]
 
     # Bazel twice with a clean in between: both its actions come from the server.
     ws1 = _bazel_ws(tmp_path / "ws1", "hello\n")
-    _bazel(ws1, root, "build", *flags, "//pkg:cat")
+    bazel(ws1, root, "build", *flags, "//pkg:cat")
     want = (ws1 / "bazel-bin" / "pkg" / "cat.out").read_bytes()
-    _bazel(ws1, root, "clean")
-    err = _bazel(ws1, root, "build", *flags, "//pkg:cat")
+    bazel(ws1, root, "clean")
+    err = bazel(ws1, root, "build", *flags, "//pkg:cat").stderr
     assert "2 remote cache hit" in err
     assert (ws1 / "bazel-bin" / "pkg" / "cat.out").read_bytes() == want
 
@@ -345,7 +333,7 @@ def test_bazel_and_strata_share_the_cache(nginx: NginxCache, tmp_path: Path) -> 
     ws2 = _bazel_ws(tmp_path / "ws2", "fresh content\n")
     stats, _log, base = _build(ws2, tmp_path / "s2", _strata_mirror(), remote, keys="reapi")
     assert stats.executed == 2
-    err = _bazel(ws2, root, "build", *flags, "//pkg:cat")
+    err = bazel(ws2, root, "build", *flags, "//pkg:cat").stderr
     assert "1 remote cache hit" in err
     assert (ws2 / "bazel-bin" / "pkg" / "cat.out").read_bytes() == (
         base.execroot / BIN / "pkg" / "cat.out"
@@ -415,7 +403,7 @@ def test_host_tool_with_runfiles_has_bazels_action_key(nginx: NginxCache, tmp_pa
     root = tmp_path / "bazel-root"
     url = f"--remote_cache={nginx.url}"
     ws = _tool_ws(tmp_path / "bazel")
-    _bazel(ws, root, "build", "--spawn_strategy=processwrapper-sandbox", url, "//pkg:u")
+    bazel(ws, root, "build", "--spawn_strategy=processwrapper-sandbox", url, "//pkg:u")
     (key,) = nginx.entries("ac")
     want = (ws / "bazel-bin" / "pkg" / "u.out").read_bytes()
     assert want == b"from ext\nfrom main\n"

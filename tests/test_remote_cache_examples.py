@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from nginx_server import NginxCache
-from realtools import need
+from realtools import bazel, need
 from strata.engine.action import Action
 from strata.engine.cache_tiered import modify_execution_info, parse_execution_info_modifier
 from strata.errors import UserError
@@ -298,18 +298,6 @@ _BAZEL_HITS = re.compile(r"(\d+) remote cache hit")
 HOST_TOOL = "bazel-out/host/bin/external/strata_tools/strata"
 
 
-def bazel(ws: Path, user_root: Path, *args: str) -> str:
-    proc = subprocess.run(
-        [need("bazel"), "--batch", f"--output_user_root={user_root}", *args],
-        cwd=ws,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc.stdout + proc.stderr
-
-
 @pytest.mark.realtool
 def test_bazel_hits_the_server_twice_and_shares_layer_blobs_with_strata(
     team_a: Built, nginx: NginxCache, work: Path, copy_repository: Callable[[Path], Path]
@@ -327,12 +315,13 @@ def test_bazel_hits_the_server_twice_and_shares_layer_blobs_with_strata(
     bazel(ws, root, "build", *flags, "//examples/...")
     bazel_ac = set(nginx.entries("ac")) - before
     bazel(ws, root, "clean")
-    out = bazel(ws, root, "build", *flags, "//examples/...")
+    built = bazel(ws, root, "build", *flags, "//examples/...")
+    out = built.stdout + built.stderr
     m = _BAZEL_HITS.search(out)
     assert m, out[-2000:]
     # after the clean, every action Bazel may cache remotely comes from the server
     assert int(m.group(1)) == len(bazel_ac) > 0
-    info = bazel(ws, root, "info", "--symlink_prefix=/", "bazel-bin").splitlines()
+    info = bazel(ws, root, "info", "--symlink_prefix=/", "bazel-bin").stdout.splitlines()
     (bazel_bin,) = [Path(line) for line in info if line.startswith("/") and line.endswith("/bin")]
 
     # Shared CAS: each store path's layer Bazel made is the blob strata uploaded.

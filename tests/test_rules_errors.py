@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from realtools import need
+from realtools import bazel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,24 +134,18 @@ def line_with(out: str, *parts: str) -> str:
 
 
 def test_rule_errors_under_bazel(tmp_path: Path) -> None:
-    bazel = need("bazel")
-    proc = subprocess.run(
-        [
-            bazel,
-            "--batch",
-            f"--output_user_root={tmp_path / 'root'}",
-            "build",
-            "--keep_going",
-            "--symlink_prefix=/",
-            "--spawn_strategy=processwrapper-sandbox",
-            "//bad:all",
-            "//missing:all",
-            "//wrongtype:all",
-            "//single:all",
-        ],
-        cwd=workspace(tmp_path),
-        capture_output=True,
-        text=True,
+    proc = bazel(
+        workspace(tmp_path),
+        tmp_path / "root",
+        "build",
+        "--keep_going",
+        "--symlink_prefix=/",
+        "--spawn_strategy=processwrapper-sandbox",
+        "//bad:all",
+        "//missing:all",
+        "//wrongtype:all",
+        "//single:all",
+        check=False,
     )
     out = proc.stderr
     assert proc.returncode != 0

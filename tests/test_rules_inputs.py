@@ -14,9 +14,7 @@ One workspace for the module (the tool is fetched once); one package a case.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ import pytest
 from casekit import assert_one_error, files_under, strata, workspace
 from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import OCI_MANIFEST
-from test_registry_faults import LAYER, Fake, handler_for, serve_image
+from test_registry_faults import LAYER, Fake, serve_image, served
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = 1 << 32
@@ -115,17 +113,8 @@ JUNK = b"<html>please log in</html>\n"
 def registry() -> Iterator[tuple[Fake, str]]:
     """A registry that sends blob bodies a byte every 0.2 s and serves one HTML 'manifest'."""
     state = Fake(trickle=0.2, trickled="/blobs/")
-    port_box: list[int] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state, port_box))
-    port_box.append(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{port_box[0]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with served(state) as url:
+        yield state, url
 
 
 @pytest.fixture(scope="module")

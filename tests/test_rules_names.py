@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import starlark as sl
 
-from realtools import need
+from realtools import bazel
 from strata.engine.starlark_env import DIALECT, GLOBALS
 from strata.errors import UserError
 from strata.oci.reference import check_host, is_repository, is_tag
@@ -337,23 +337,17 @@ def test_hostile_names_under_strata(tmp_path: Path) -> None:
 @pytest.mark.realtool
 @pytest.mark.slow
 def test_hostile_names_under_bazel(tmp_path: Path) -> None:
-    bazel = need("bazel")
     ws, canary, expected = workspace(tmp_path)
-    proc = subprocess.run(
-        [
-            bazel,
-            "--batch",
-            f"--output_user_root={tmp_path / 'root'}",
-            "build",
-            "--keep_going",
-            "--spawn_strategy=processwrapper-sandbox",
-            "//attacks:all",
-            "//quoting:all",
-            "//pulled:base",
-        ],
-        cwd=ws,
-        capture_output=True,
-        text=True,
+    proc = bazel(
+        ws,
+        tmp_path / "root",
+        "build",
+        "--keep_going",
+        "--spawn_strategy=processwrapper-sandbox",
+        "//attacks:all",
+        "//quoting:all",
+        "//pulled:base",
+        check=False,
         env=_env(canary),
     )
     assert proc.returncode != 0

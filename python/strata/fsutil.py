@@ -1,4 +1,4 @@
-"""Atomic file and directory writes.
+"""Atomic file and directory writes, and the file-system facts around them.
 
 An output either appears whole under its final name or not at all: we write
 beside it (same directory, so rename is atomic), fsync (for caches), then rename. A crash or
@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,29 @@ PATH_MAX = 4095
 """Bytes in a path the kernel accepts in one call."""
 _TEMP_EXTRA = len(".") + len(".") + 8 + len(".tmp")
 """What `temp_prefix` and mkstemp's random part and suffix add to a kept name."""
+
+
+def kind_of(mode: int, unknown: str | None = None) -> str:
+    """What a file of `mode` is, as an error message names it.
+
+    One list for every message that refuses a file by its type; a mode of no
+    known type is `unknown`, or "a file of mode 0o…" by default.
+    """
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return f"a file of mode {oct(mode)}" if unknown is None else unknown
 
 
 def temp_prefix(final: Path) -> str:

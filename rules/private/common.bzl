@@ -1,6 +1,6 @@
-"""Shared helpers: the tool attribute, sorted JSON requests, running an action."""
+"""Shared helpers: the tool attribute, sorted JSON requests, running an action or a launcher."""
 
-load(":names.bzl", "name_problem")
+load(":names.bzl", "name_problem", "shell_quote")
 
 SCHEMA_VERSION = 1
 
@@ -65,6 +65,25 @@ def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execut
         execution_requirements = execution_requirements,
     )
     return req_file
+
+def request_launcher(ctx, script, request, suffix, data):
+    """An executable named after the target (the output both engines expect) that runs
+    `script` on `request`.
+
+    `request` is written, sorted, to `<name><suffix>`; `script` is formatted with the
+    quoted workspace name and the tool's and the request's runfiles paths. Returns the
+    executable and its runfiles: `data`, the request and the tool with its own.
+    """
+    req_file = ctx.actions.declare_file(ctx.label.name + suffix)
+    ctx.actions.write(req_file, json.encode(sorted_dict(request)) + "\n")
+    exe = ctx.actions.declare_file(ctx.label.name)
+    ctx.actions.write(exe, script.format(
+        workspace = shell_quote(ctx.workspace_name),
+        tool = shell_quote(ctx.executable._strata.short_path),
+        request = shell_quote(req_file.short_path),
+    ), is_executable = True)
+    runfiles = ctx.runfiles(files = data + [req_file, ctx.executable._strata])
+    return exe, runfiles.merge(ctx.attr._strata[DefaultInfo].default_runfiles)
 
 def docker_archive_action(ctx, layout):
     """Register `ImageArchive`: the docker-archive (`<name>.tar`) of the OCI layout `layout`.

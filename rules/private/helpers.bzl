@@ -13,8 +13,8 @@ a declared input.
 """
 
 load("//rules:providers.bzl", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "check_dest", "check_one_place", "check_symlink_targets", "label_fail", "run_strata")
-load(":store_path.bzl", "store_path_providers", "store_tree")
+load(":common.bzl", "TOOL_ATTRS", "check_dest", "check_one_place", "check_symlink_targets", "label_fail")
+load(":store_path.bzl", "build_store_path")
 
 # nixpkgs pkgs/build-support/docker/default.nix, fakeNss.
 FAKE_PASSWD = "root:x:0:0:root user:/var/empty:/bin/sh\nnobody:x:65534:65534:nobody:/var/empty:/bin/sh\n"
@@ -79,24 +79,7 @@ def _helper_store_path_impl(ctx):
         label_fail(ctx, "files", "a store path needs content", "nothing", "give files, srcs, dirs, symlinks or links")
     placed = [(_HELPER_ATTR.get(c.get("type"), "srcs"), c["dest"]) for c in contents]
     check_one_place(ctx, placed + [("links", l["dest"]) for l in links])
-    info = ctx.actions.declare_file(ctx.label.name + ".storepath.json")
-    layer = ctx.actions.declare_file(ctx.label.name + ".layer.tar")
-    descriptor = ctx.actions.declare_file(ctx.label.name + ".layer.json")
-    req = {
-        "compressor": "none",
-        "contents": contents,
-        "name": name,
-        "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path},
-        "references": [r.info.path for r in refs],
-        "store_dir": ctx.attr.store_dir,
-    }
-    mnemonic = "StorePath"
-    if links:
-        req["links"] = links
-        mnemonic = "LinkedStorePath"
-    run_strata(ctx, mnemonic, req, depset(inputs + [r.info for r in refs]), [info, layer, descriptor], name)
-    tree = store_tree(ctx, info, layer, name)
-    return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs)
+    return build_store_path(ctx, name, contents, inputs, refs, links)
 
 helper_store_path = rule(
     implementation = _helper_store_path_impl,

@@ -22,8 +22,7 @@ no whole-image tarball.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "sorted_dict", "validate_config")
-load(":names.bzl", "shell_quote")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "docker_archive_action", "image_requirements", "label_fail", "request_launcher", "run_strata", "validate_config")
 load(":nix.bzl", "nix_db_layer")
 load(":run_as_root.bzl", "run_as_root_layer")
 load(":sbom.bzl", "sbom_action")
@@ -317,17 +316,8 @@ def _stream_layered_image_impl(ctx):
     req = image_request(ctx, layers, _short_path)
     req["output"] = "-"
     req["schema_version"] = SCHEMA_VERSION
-    request = ctx.actions.declare_file(ctx.label.name + ".stream.json")
-    ctx.actions.write(request, json.encode(sorted_dict(req)) + "\n")
-    # Named after the target: the executable output both engines expect.
-    exe = ctx.actions.declare_file(ctx.label.name)
-    ctx.actions.write(exe, _STREAM_SCRIPT.format(
-        workspace = shell_quote(ctx.workspace_name),
-        tool = shell_quote(ctx.executable._strata.short_path),
-        request = shell_quote(request.short_path),
-    ), is_executable = True)
-    data = _layer_files(layers) + [request, ctx.executable._strata] + layers.base_inputs
-    runfiles = ctx.runfiles(files = data).merge(ctx.attr._strata[DefaultInfo].default_runfiles)
+    data = _layer_files(layers) + layers.base_inputs
+    exe, runfiles = request_launcher(ctx, _STREAM_SCRIPT, req, ".stream.json", data)
 
     # No layout is stored: the Sbom action works the image out from the same request.
     image = struct(request = {"assemble": image_request(ctx, layers, _file_path)}, inputs = _layer_files(layers) + layers.base_inputs)

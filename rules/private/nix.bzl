@@ -12,7 +12,7 @@ their closure, as `nix_store_path` targets (`StorePathInfo`), usable in
 
 load("//rules:providers.bzl", "LayerInfo", "StorePathInfo")
 load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "find_python", "label_fail", "run_strata", "sorted_dict")
-load(":store_path.bzl", "store_tree")
+load(":store_path.bzl", "store_path_providers", "store_tree")
 
 def nix_db_layer(ctx, store_paths, roots, compressor = "gzip", prefix = None, owner = None):
     """Register the NixDb action; return struct(blob, descriptor) of the layer.
@@ -86,20 +86,8 @@ nix_db(name = "app_db", contents = [":app"])   # registers app and lib; gcroot f
 def _nix_store_path_impl(ctx):
     name = ctx.attr.path_name
     tree = store_tree(ctx, ctx.file.info, ctx.file.layer, name)
-    me = struct(info = ctx.file.info, tree = tree, layer = ctx.file.layer, descriptor = ctx.file.descriptor)
-    return [
-        DefaultInfo(files = depset([ctx.file.info, tree])),
-        OutputGroupInfo(info = depset([ctx.file.info]), layer = depset([ctx.file.layer, ctx.file.descriptor])),
-        StorePathInfo(
-            name = name,
-            store_dir = ctx.attr.store_dir,
-            info = ctx.file.info,
-            tree = tree,
-            layer = ctx.file.layer,
-            descriptor = ctx.file.descriptor,
-            closure = depset([me], transitive = [d[StorePathInfo].closure for d in ctx.attr.deps]),
-        ),
-    ]
+    refs = [d[StorePathInfo] for d in ctx.attr.deps]
+    return store_path_providers(name, ctx.attr.store_dir, ctx.file.info, tree, ctx.file.layer, ctx.file.descriptor, refs)
 
 nix_store_path = rule(
     implementation = _nix_store_path_impl,

@@ -16,8 +16,8 @@ cannot use a tool's runfiles), the push script through its runfiles.
 """
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "check_name", "find_python", "label_fail", "label_str", "sorted_dict")
-load(":names.bzl", "name_problem", "shell_quote")
+load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "check_name", "find_python", "label_fail", "label_str", "request_launcher", "sorted_dict")
+load(":names.bzl", "name_problem")
 
 # Passed on to the pull so it finds `docker login` / `podman login` credentials.
 _CREDENTIAL_ENV = ["HOME", "DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "PATH"]
@@ -207,17 +207,7 @@ def _image_push_impl(ctx):
         req["image_name"] = ctx.attr.image_name
     if ctx.attr.ca_file:
         req["ca_file"] = ctx.attr.ca_file
-    request = ctx.actions.declare_file(ctx.label.name + ".push.json")
-    ctx.actions.write(request, json.encode(sorted_dict(req)) + "\n")
-    # Named after the target: the executable output both engines expect.
-    exe = ctx.actions.declare_file(ctx.label.name)
-    ctx.actions.write(exe, _PUSH_SCRIPT.format(
-        workspace = shell_quote(ctx.workspace_name),
-        tool = shell_quote(ctx.executable._strata.short_path),
-        request = shell_quote(request.short_path),
-    ), is_executable = True)
-    runfiles = ctx.runfiles(files = [image, request, ctx.executable._strata])
-    runfiles = runfiles.merge(ctx.attr._strata[DefaultInfo].default_runfiles)
+    exe, runfiles = request_launcher(ctx, _PUSH_SCRIPT, req, ".push.json", [image])
     return [DefaultInfo(executable = exe, runfiles = runfiles)]
 
 _PUSH_ATTRS = {

@@ -32,6 +32,31 @@ def store_path_providers(name, store_dir, info, tree, layer, descriptor, refs):
         ),
     ]
 
+def build_store_path(ctx, name, contents, inputs, refs, links = []):
+    """Register the action making store path `name` of `contents` (and of `links` into
+    another store path), and its tree; return the path's providers.
+
+    `inputs` are the files `contents` reads; `refs` the StorePathInfo of its references.
+    """
+    info = ctx.actions.declare_file(ctx.label.name + ".storepath.json")
+    layer = ctx.actions.declare_file(ctx.label.name + ".layer.tar")
+    descriptor = ctx.actions.declare_file(ctx.label.name + ".layer.json")
+    req = {
+        "compressor": "none",
+        "contents": contents,
+        "name": name,
+        "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path},
+        "references": [r.info.path for r in refs],
+        "store_dir": ctx.attr.store_dir,
+    }
+    mnemonic = "StorePath"
+    if links:
+        req["links"] = links
+        mnemonic = "LinkedStorePath"
+    run_strata(ctx, mnemonic, req, depset(inputs + [r.info for r in refs]), [info, layer, descriptor], name)
+    tree = store_tree(ctx, info, layer, name)
+    return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs)
+
 def _store_path_impl(ctx):
     name = ctx.attr.path_name or ctx.label.name
     bad = [c for c in name.elems() if c not in _NAME_CHARS]
@@ -68,26 +93,7 @@ def _store_path_impl(ctx):
     for r in refs:
         if r.store_dir != ctx.attr.store_dir:
             label_fail(ctx, "deps", "reference lives in another store directory", r.store_dir, "build every path for " + ctx.attr.store_dir)
-    info = ctx.actions.declare_file(ctx.label.name + ".storepath.json")
-    layer = ctx.actions.declare_file(ctx.label.name + ".layer.tar")
-    descriptor = ctx.actions.declare_file(ctx.label.name + ".layer.json")
-    run_strata(
-        ctx,
-        "StorePath",
-        {
-            "compressor": "none",
-            "contents": contents,
-            "name": name,
-            "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path},
-            "references": [r.info.path for r in refs],
-            "store_dir": ctx.attr.store_dir,
-        },
-        depset(inputs + [r.info for r in refs]),
-        [info, layer, descriptor],
-        name,
-    )
-    tree = store_tree(ctx, info, layer, name)
-    return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs)
+    return build_store_path(ctx, name, contents, inputs, refs)
 
 store_path = rule(
     implementation = _store_path_impl,

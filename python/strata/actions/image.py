@@ -19,7 +19,6 @@ Warnings (e.g. `created = "now"`) go to stderr; all outputs appear or none.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.actions.request import field
-from strata.canonical import json_bytes
+from strata.canonical import json_bytes, read_json
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.layering.plan_io import read_layers_dir
@@ -72,14 +71,9 @@ def load_layer(item: Any, where: str) -> Blob:
     check_keys(item, ("blob", "descriptor"), where)
     blob = Path(field(item, "blob", str, where))
     desc_path = Path(field(item, "descriptor", str, where))
-    try:
-        data = json.loads(desc_path.read_bytes())
-    except (OSError, ValueError) as e:
-        raise UserError(
-            f"cannot read layer descriptor (got {desc_path}: {e}); "
-            "pass the .json output of a Layer action",
-            where=where,
-        ) from None
+    data = read_json(
+        desc_path, "layer descriptor", "pass the .json output of a Layer action", where
+    )
     desc = LayerDescriptor.from_json(data if isinstance(data, dict) else {}, str(desc_path))
     check_compressor(desc.compressor, str(desc_path))
     try:

@@ -32,16 +32,14 @@ The `info` output: {"path", "references", "narHash", "narSize", "closure":
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from strata.actions.layer import ownership, plan_tree
 from strata.actions.request import field
-from strata.canonical import json_bytes
+from strata.canonical import json_bytes, read_json
 from strata.errors import UserError
 from strata.fsutil import real_path, write_bytes_atomic
 from strata.oci.compress import check_compressor
@@ -56,13 +54,7 @@ from strata.store.references import describe_nar
 
 def read_info(path: str, where: str) -> dict[str, Any]:
     """A StorePath `info` file (also written by nix_store_import)."""
-    try:
-        info = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError) as e:
-        raise UserError(
-            f"cannot read store path info (got {path}: {e}); pass a StorePath info output",
-            where=where,
-        ) from None
+    info = read_json(path, "store path info", "pass a StorePath info output", where)
     if not isinstance(info, dict) or "path" not in info or "closure" not in info:
         raise UserError(f"not a store path info file (got {path})", where=where)
     return info

@@ -724,6 +724,34 @@ def _make_actions(owner):
             },
         )
 
+    def run_action(
+        argv,
+        inputs,
+        tools,
+        outputs,
+        mnemonic,
+        progress_message,
+        use_default_shell_env,
+        env,
+        execution_requirements,
+    ):
+        """The one request of `run` and `run_shell`: they differ only in how argv is made."""
+        _strata_action(
+            owner,
+            {
+                "kind": "run",
+                "argv": argv,
+                "inputs": inputs,
+                "tools": tools,
+                "outputs": _plain(outputs),
+                "mnemonic": mnemonic or "Action",
+                "progress_message": progress_message or "",
+                "use_default_shell_env": use_default_shell_env,
+                "env": env or {},
+                "execution_requirements": execution_requirements or {},
+            },
+        )
+
     def run(
         outputs,
         inputs=[],
@@ -744,20 +772,16 @@ def _make_actions(owner):
     ):
         exe, exe_inputs = _tool_parts(executable)
         tool_inputs, tool_exes = _split_tools(tools)
-        _strata_action(
-            owner,
-            {
-                "kind": "run",
-                "argv": [exe] + _arguments(owner, arguments),
-                "inputs": _plain(_to_list(inputs)) + tool_inputs,
-                "tools": exe_inputs + tool_exes,
-                "outputs": _plain(outputs),
-                "mnemonic": mnemonic or "Action",
-                "progress_message": progress_message or "",
-                "use_default_shell_env": use_default_shell_env,
-                "env": env or {},
-                "execution_requirements": execution_requirements or {},
-            },
+        run_action(
+            [exe] + _arguments(owner, arguments),
+            _plain(_to_list(inputs)) + tool_inputs,
+            exe_inputs + tool_exes,
+            outputs,
+            mnemonic,
+            progress_message,
+            use_default_shell_env,
+            env,
+            execution_requirements,
         )
 
     def run_shell(
@@ -784,20 +808,16 @@ def _make_actions(owner):
             if arguments:
                 argv.append("")
         tool_inputs, tool_exes = _split_tools(tools)
-        _strata_action(
-            owner,
-            {
-                "kind": "run",
-                "argv": argv + _arguments(owner, arguments),
-                "inputs": _plain(_to_list(inputs)) + tool_inputs,
-                "tools": tool_exes,
-                "outputs": _plain(outputs),
-                "mnemonic": mnemonic or "Action",
-                "progress_message": progress_message or "",
-                "use_default_shell_env": use_default_shell_env,
-                "env": env or {},
-                "execution_requirements": execution_requirements or {},
-            },
+        run_action(
+            argv + _arguments(owner, arguments),
+            _plain(_to_list(inputs)) + tool_inputs,
+            tool_exes,
+            outputs,
+            mnemonic,
+            progress_message,
+            use_default_shell_env,
+            env,
+            execution_requirements,
         )
 
     def expand_template(template, output, substitutions={}, is_executable=False):

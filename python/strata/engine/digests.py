@@ -38,7 +38,7 @@ from typing import BinaryIO
 import xxhash
 
 from strata.canonical import json_bytes
-from strata.fsutil import write_bytes_atomic
+from strata.fsutil import kind_of, write_bytes_atomic
 
 _CHUNK = 1 << 20
 _FORMAT = 3
@@ -82,23 +82,6 @@ class NotAFile(OSError):
         super().__init__(f"{path} is {kind}, not a regular file")
         self.path = path
         self.kind = kind
-
-
-def kind_of(mode: int) -> str:
-    """What a file of `mode` is, as an error message names it."""
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    return "a regular file" if stat.S_ISREG(mode) else f"a file of mode {oct(mode)}"
 
 
 def check_regular(path: str | os.PathLike[str], st: os.stat_result) -> None:

@@ -44,7 +44,7 @@ from pathlib import Path
 from strata.engine import leftovers
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
-from strata.engine.digests import StatCache, kind_of, sha256_bytes
+from strata.engine.digests import StatCache, sha256_bytes
 from strata.engine.forest import Forest
 from strata.engine.graph import is_generated
 from strata.engine.output_digests import OutputDigests, Pending
@@ -59,7 +59,7 @@ from strata.engine.workers import (
     is_strata_action,
 )
 from strata.errors import UserError, shorten
-from strata.fsutil import temp_prefix
+from strata.fsutil import kind_of, temp_prefix
 
 DEFAULT_PATH = "/bin:/usr/bin"
 _CHUNK = 1 << 20

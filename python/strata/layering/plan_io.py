@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.canonical import json_bytes
+from strata.canonical import json_bytes, read_json
 from strata.errors import UserError
 from strata.layering.pipeline import Step, default_pipeline
 from strata.store import base32
@@ -62,13 +62,7 @@ def read_closures(files: Iterable[str | Path], where: str) -> tuple[list[str], l
     roots: list[str] = []
     infos: list[PathInfo] = []
     for f in files:
-        try:
-            data = json.loads(Path(f).read_bytes())
-        except (OSError, ValueError) as e:
-            raise UserError(
-                f"cannot read closure file (got {f}: {e}); pass a closure or store path info JSON",
-                where=where,
-            ) from None
+        data = read_json(f, "closure file", "pass a closure or store path info JSON", where)
         if isinstance(data, dict) and "closure" in data and "path" in data:
             if not isinstance(data["closure"], list) or not isinstance(data["path"], str):
                 raise UserError(
@@ -160,14 +154,12 @@ def read_layers_dir(directory: str | Path, where: str) -> list[tuple[Path, Path]
     """(blob, descriptor) paths of a layers directory, bottom layer first."""
     d = Path(directory)
     index = d / LAYERS_JSON
-    try:
-        data = json.loads(index.read_bytes())
-    except (OSError, ValueError) as e:
-        raise UserError(
-            f"cannot read {LAYERS_JSON} of a layers directory (got {index}: {e}); "
-            "pass the output directory of a LayerGroups action",
-            where=where,
-        ) from None
+    data = read_json(
+        index,
+        f"{LAYERS_JSON} of a layers directory",
+        "pass the output directory of a LayerGroups action",
+        where,
+    )
     items = data.get("layers") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise UserError(

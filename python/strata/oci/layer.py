@@ -61,6 +61,20 @@ class LayerDescriptor:
         }
 
     @classmethod
+    def from_writers(
+        cls, blob: DigestingWriter, raw: DigestingWriter, compressor: str
+    ) -> LayerDescriptor:
+        """The descriptor of a layer just written: `blob` saw the stored bytes, `raw` the tar."""
+        return cls(
+            digest=blob.digest,
+            size=blob.size,
+            diff_id=raw.digest,
+            uncompressed_size=raw.size,
+            compressor=compressor,
+            media_type=layer_media_type(compressor),
+        )
+
+    @classmethod
     def from_json(cls, data: dict[str, Any], where: str = "layer descriptor") -> LayerDescriptor:
         try:
             return cls(
@@ -105,14 +119,7 @@ def write_layer(
             finally:
                 background.close()
     written.note(out_path, blob.xxh3_hexdigest, blob.hexdigest)
-    return LayerDescriptor(
-        digest=blob.digest,
-        size=blob.size,
-        diff_id=raw.digest,
-        uncompressed_size=raw.size,
-        compressor=compressor,
-        media_type=layer_media_type(compressor),
-    )
+    return LayerDescriptor.from_writers(blob, raw, compressor)
 
 
 def write_layer_from_tar(
@@ -126,14 +133,7 @@ def write_layer_from_tar(
             while chunk := src.read(1 << 20):
                 raw.write(chunk)
     written.note(out_path, blob.xxh3_hexdigest, blob.hexdigest)
-    return LayerDescriptor(
-        digest=blob.digest,
-        size=blob.size,
-        diff_id=raw.digest,
-        uncompressed_size=raw.size,
-        compressor=compressor,
-        media_type=layer_media_type(compressor),
-    )
+    return LayerDescriptor.from_writers(blob, raw, compressor)
 
 
 def write_descriptor(

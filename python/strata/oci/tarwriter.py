@@ -158,13 +158,7 @@ class TarWriter:
         if self._file_left is None or len(data) > self._file_left:
             raise ValueError("write_data: more data than begin_file announced")
         self._file_left -= len(data)
-        if len(data) >= _BUFFER_LIMIT:
-            self._flush()
-            self._sink.write(data)
-            self._sent += len(data)
-        else:
-            self._buf += data
-            self._maybe_flush()
+        self._append(data)
 
     def end_file(self, size: int) -> None:
         """End the file `begin_file` started (`size`: what it announced)."""
@@ -183,13 +177,7 @@ class TarWriter:
         """Append already-formatted tar blocks (used when concatenating cached layers)."""
         if len(data) % BLOCK:
             raise ValueError("raw tar data must be whole 512-byte blocks")
-        if len(data) >= _BUFFER_LIMIT:
-            self._flush()
-            self._sink.write(data)
-            self._sent += len(data)
-        else:
-            self._buf += data
-            self._maybe_flush()
+        self._append(data)
 
     def close(self) -> None:
         if self._closed:
@@ -277,6 +265,16 @@ class TarWriter:
         rest = size % BLOCK
         if rest:
             self._buf += bytes(BLOCK - rest)
+
+    def _append(self, data: bytes | memoryview) -> None:
+        """Add `data` to the stream: a large piece is written through, not copied to the buffer."""
+        if len(data) >= _BUFFER_LIMIT:
+            self._flush()
+            self._sink.write(data)
+            self._sent += len(data)
+        else:
+            self._buf += data
+            self._maybe_flush()
 
     def _maybe_flush(self) -> None:
         if len(self._buf) >= _BUFFER_LIMIT:

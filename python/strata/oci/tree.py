@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from strata.errors import UserError
+from strata.fsutil import kind_of
 
 FILE = "file"
 DIR = "dir"
@@ -194,7 +195,7 @@ class LayerTree:
             perm = stat.S_IMODE(st.st_mode) if mode is None else mode
             self._replace(name, Entry(name, FILE, perm, size=st.st_size, source=src))
         else:
-            kind = _special_kind(st.st_mode)
+            kind = kind_of(st.st_mode, unknown="a special file")
             raise UserError(
                 f"{kind} cannot be put in an image layer; remove it from the inputs "
                 "or exclude it from the path mapping",
@@ -251,15 +252,3 @@ class LayerTree:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"

@@ -387,26 +387,17 @@ class RegistryClient:
         if not url.startswith(("http://", "https://")):
             url = self.registry.base_url + path_or_url
         base_headers = {"Accept": ACCEPT, "User-Agent": "strata", **(headers or {})}
-        resp = self._send(
-            method,
-            url,
-            {**base_headers, **self._auth_header(scopes)},
-            body,
-            where=where,
-            stream=stream,
-        )
+
+        def send() -> Response:  # with the credentials known at the time
+            all_headers = {**base_headers, **self._auth_header(scopes)}
+            return self._send(method, url, all_headers, body, where=where, stream=stream)
+
+        resp = send()
         if resp.status == 401:
             close(resp)
             challenge = parse_challenge(resp.header("www-authenticate"))
             if self._authorize(challenge, scopes, where):
-                resp = self._send(
-                    method,
-                    url,
-                    {**base_headers, **self._auth_header(scopes)},
-                    body,
-                    where=where,
-                    stream=stream,
-                )
+                resp = send()
         if resp.status in ok:
             return resp
         detail = _error_codes(resp.data if not stream else self._drain(resp, method, url, where))
