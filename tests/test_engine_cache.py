@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from strata.engine import cache_local
 from strata.engine.cache import ActionResult, InvalidEntry, OutputFile, OutputTree
 from strata.engine.cache_local import LocalDiskCache
 
@@ -172,3 +174,27 @@ def test_a_missing_blob_is_invalid_but_a_tiered_cache_may_fetch_it(tmp_path: Pat
     assert not cache.fetch_blob(sha, tmp_path / "out")
     with pytest.raises(InvalidEntry, match=f"blob {sha} is missing"):
         cache.get_blob(sha, tmp_path / "out")
+
+
+def test_a_blob_verified_as_it_was_downloaded_is_not_hashed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache, sha, _src = _stored(tmp_path, b"downloaded and checked\n")
+    cache.verified(sha)  # what the tiered cache says after a remote blob's sha256 matched
+    hashed: list[Path] = []
+    real = cache_local.sha256_file
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(cache_local, "sha256_file", counting)
+    assert cache.fetch_blob(sha, tmp_path / "out1")
+    assert hashed == []
+    blob = cache.blob_path(sha)  # changed after it was checked: hashed, caught, removed
+    os.chmod(blob, 0o644)
+    blob.write_bytes(b"changed after the check\n")
+    with pytest.raises(InvalidEntry):
+        cache.fetch_blob(sha, tmp_path / "out2")
+    assert len(hashed) == 1
+    assert not blob.exists()

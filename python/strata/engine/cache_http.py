@@ -321,13 +321,13 @@ class HttpCache:
             self.corrupt_blobs.add(sha256)
         return InvalidEntry(self.name, f"blob {sha256} does not match its sha256")
 
-    def get_blob(self, sha256: str, dest: Path, *, durable: bool = False) -> bool:
+    def get_blob(self, sha256: str, dest: Path, *, read_only: bool = False) -> bool:
         """Stream a blob to `dest` through a temp file; only a verified blob is renamed in.
 
         False if it is missing; `InvalidEntry` if the server sent other bytes.
 
-        `durable` fsyncs before the rename and makes the file read-only, as the
-        local disk cache stores its entries.
+        `read_only` makes the file read-only, as the local disk cache stores its
+        entries (not fsynced: that cache verifies a blob on every read).
         """
         try:
             resp = self._request("GET", self._url("cas", sha256), preload_content=False)
@@ -344,15 +344,12 @@ class HttpCache:
                         h.update(chunk)
                         out.write(chunk)
                         size += len(chunk)
-                if durable:
-                    out.flush()
-                    os.fsync(out.fileno())
             if resp.status != 200 or h.hexdigest() != sha256:
                 os.unlink(tmp)
                 if resp.status == 200:
                     raise self._corrupt(sha256)
                 return False
-            if durable:
+            if read_only:
                 os.chmod(tmp, 0o444)
             os.replace(tmp, dest)
             return True

@@ -39,6 +39,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,6 +59,28 @@ class LocalDiskCache:
         """Where a failed write is reported (once); without it a failed write raises."""
         self.unwritable = ""
         """Why writes stopped for this build (a full or read-only disk), or ""."""
+        self._verified: dict[tuple[int, int], tuple[int, int, str]] = {}
+        """(device, inode) -> (size, mtime, sha256) of blobs this process has just checked."""
+        self._lock = threading.Lock()
+
+    def verified(self, sha256: str) -> None:
+        """Note that the blob now in place for `sha256` was checked against it as it was
+        written (a download from a remote cache): the next read of this file by this
+        process need not hash it again, while its size, mtime and inode are unchanged."""
+        with contextlib.suppress(OSError):
+            st = os.lstat(self._cas(sha256))
+            with self._lock:
+                self._verified[(st.st_dev, st.st_ino)] = (st.st_size, st.st_mtime_ns, sha256)
+
+    def _checked(self, path: Path, sha256: str) -> bool:
+        """Whether `path` holds the bytes of `sha256`: hashed, unless just verified."""
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            with self._lock:
+                seen = self._verified.get((st.st_dev, st.st_ino))
+            if seen == (st.st_size, st.st_mtime_ns, sha256):
+                return True
+        return sha256_file(path) == sha256
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[bool]:
@@ -157,7 +180,7 @@ class LocalDiskCache:
         tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
         try:
             _link_or_copy(src, tmp)
-            if sha256_file(tmp) != sha256:
+            if not self._checked(tmp, sha256):
                 os.unlink(tmp)
                 _drop(src)
                 raise InvalidEntry(self.name, f"blob {sha256} does not match its sha256")
