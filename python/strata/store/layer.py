@@ -32,7 +32,6 @@ from strata.oci.tree import DIR, FILE, SYMLINK, Entry, sort_key
 from strata.store.path import DEFAULT_STORE_DIR, parse
 
 PARENT_MODE = 0o755
-_GNU_LONGNAME = b"L"
 _COPY = 1 << 20
 
 
