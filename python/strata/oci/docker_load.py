@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from strata.errors import UserError
+from strata.oci.tarscan import REGULAR_TYPES, Header, TarFormatError, scan
 from strata.oci.tarwriter import Sink
 
 _CHUNK = 1 << 20
@@ -47,20 +48,12 @@ def chain_ids(diff_ids: Iterable[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Member:
-    name: str
-    start: int
-    """Where its first header block starts (a PAX or GNU long-name header included)."""
-    end: int
-    """Just past its padded data."""
-
-
-@dataclass(frozen=True)
 class ArchiveIndex:
     path: Path
     size: int
     """Bytes of the whole archive file: what a full load sends."""
-    members: tuple[Member, ...]
+    members: tuple[Header, ...]
+    """Every member, where its blocks start (extension headers included) and end."""
     layer_chains: Mapping[str, frozenset[str]]
     """Layer member name → every chain ID the manifest uses it at (a layer shared by two
     images of a merge may sit at different depths)."""
@@ -76,17 +69,16 @@ def _bad(path: Path, what: str) -> UserError:
 def index_archive(path: Path) -> ArchiveIndex:
     """Read the member table, manifest.json and configs of the docker-archive at `path`."""
     try:
-        with tarfile.open(path, "r:") as tar:
-            infos = tar.getmembers()
-            files = {i.name: i for i in infos if i.isfile()}
+        with open(path, "rb") as f:
+            members = tuple(scan(f.fileno()))
+            files = {h.name: h for h in members if h.kind in REGULAR_TYPES}
 
             def read(name: Any) -> Any:
-                info = files.get(name) if isinstance(name, str) else None
-                f = tar.extractfile(info) if info is not None else None
-                if f is None:
+                h = files.get(name) if isinstance(name, str) else None
+                if h is None:
                     raise _bad(path, f"no member {name!r}")
                 try:
-                    return json.loads(f.read())
+                    return json.loads(os.pread(f.fileno(), h.size, h.data))
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     raise _bad(path, f"member {name!r} is not JSON") from None
 
@@ -102,11 +94,8 @@ def index_archive(path: Path) -> ArchiveIndex:
                     raise _bad(path, "manifest.json and config disagree on the layers")
                 for name, chain in zip(entry["Layers"], chain_ids(diff_ids), strict=True):
                     chains.setdefault(name, set()).add(chain)
-    except (tarfile.TarError, EOFError) as e:
-        raise _bad(path, " ".join(str(e).split())) from None
-    members = tuple(
-        Member(i.name, i.offset, i.offset_data + -(-i.size // 512) * 512) for i in infos
-    )
+    except TarFormatError as e:
+        raise _bad(path, str(e)) from None
     return ArchiveIndex(
         path,
         path.stat().st_size,
