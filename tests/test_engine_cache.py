@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from strata import written
 from strata.engine import cache_local
 from strata.engine.cache import ActionResult, InvalidEntry, OutputFile, OutputTree
 from strata.engine.cache_local import LocalDiskCache
+from strata.engine.digests import xxh3_file
 
 
 def _any(_result: ActionResult) -> None:
@@ -179,8 +181,9 @@ def test_a_missing_blob_is_invalid_but_a_tiered_cache_may_fetch_it(tmp_path: Pat
 def test_a_blob_verified_as_it_was_downloaded_is_not_hashed_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache, sha, _src = _stored(tmp_path, b"downloaded and checked\n")
-    cache.verified(sha)  # what the tiered cache says after a remote blob's sha256 matched
+    cache, sha, blob = _stored(tmp_path, b"downloaded and checked\n")
+    # what a download from a remote cache notes once the blob's sha256 matched
+    written.note(blob, xxh3_file(blob), sha)
     hashed: list[Path] = []
     real = cache_local.sha256_file
 
@@ -191,7 +194,7 @@ def test_a_blob_verified_as_it_was_downloaded_is_not_hashed_again(
     monkeypatch.setattr(cache_local, "sha256_file", counting)
     assert cache.fetch_blob(sha, tmp_path / "out1")
     assert hashed == []
-    blob = cache.blob_path(sha)  # changed after it was checked: hashed, caught, removed
+    # changed after it was checked: hashed, caught, removed
     os.chmod(blob, 0o644)
     blob.write_bytes(b"changed after the check\n")
     with pytest.raises(InvalidEntry):

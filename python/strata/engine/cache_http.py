@@ -35,10 +35,12 @@ from typing import Any
 
 import urllib3
 
+from strata import written
 from strata.engine import reapi
 from strata.engine.cache import InvalidEntry
 from strata.engine.redact import redact_header, redact_url
 from strata.errors import UserError
+from strata.oci.digest import DigestingWriter
 
 _CHUNK = 1 << 20
 _MISS = (404, 204)
@@ -327,7 +329,8 @@ class HttpCache:
         False if it is missing; `InvalidEntry` if the server sent other bytes.
 
         `read_only` makes the file read-only, as the local disk cache stores its
-        entries (not fsynced: that cache verifies a blob on every read).
+        entries (not fsynced: that cache verifies a blob on every read, but believes
+        the digests noted here, strata.written, while the file is unchanged).
         """
         try:
             resp = self._request("GET", self._url("cas", sha256), preload_content=False)
@@ -337,14 +340,13 @@ class HttpCache:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         size = 0
         try:
-            h = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
+                h = DigestingWriter(out, xxh3=True)
                 if resp.status == 200:
                     for chunk in resp.stream(_CHUNK):
-                        h.update(chunk)
-                        out.write(chunk)
+                        h.write(chunk)
                         size += len(chunk)
-            if resp.status != 200 or h.hexdigest() != sha256:
+            if resp.status != 200 or h.hexdigest != sha256:
                 os.unlink(tmp)
                 if resp.status == 200:
                     raise self._corrupt(sha256)
@@ -352,6 +354,7 @@ class HttpCache:
             if read_only:
                 os.chmod(tmp, 0o444)
             os.replace(tmp, dest)
+            written.note(dest, h.xxh3_hexdigest, sha256)  # checked as it came: not read again
             return True
         except urllib3.exceptions.HTTPError as err:
             with contextlib.suppress(OSError):

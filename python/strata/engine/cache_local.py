@@ -39,10 +39,10 @@ import json
 import os
 import shutil
 import stat
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from strata import written
 from strata.canonical import json_bytes
 from strata.engine.cache import ActionResult, InvalidEntry, ResultCheck
 from strata.engine.digests import sha256_file
@@ -59,26 +59,15 @@ class LocalDiskCache:
         """Where a failed write is reported (once); without it a failed write raises."""
         self.unwritable = ""
         """Why writes stopped for this build (a full or read-only disk), or ""."""
-        self._verified: dict[tuple[int, int], tuple[int, int, str]] = {}
-        """(device, inode) -> (size, mtime, sha256) of blobs this process has just checked."""
-        self._lock = threading.Lock()
 
-    def verified(self, sha256: str) -> None:
-        """Note that the blob now in place for `sha256` was checked against it as it was
-        written (a download from a remote cache): the next read of this file by this
-        process need not hash it again, while its size, mtime and inode are unchanged."""
+    @staticmethod
+    def _checked(path: Path, sha256: str) -> bool:
+        """Whether `path` holds the bytes of `sha256`: hashed, unless this process noted its
+        digests as it wrote it (strata.written: a download from a remote cache) and the
+        file is unchanged since."""
         with contextlib.suppress(OSError):
-            st = os.lstat(self._cas(sha256))
-            with self._lock:
-                self._verified[(st.st_dev, st.st_ino)] = (st.st_size, st.st_mtime_ns, sha256)
-
-    def _checked(self, path: Path, sha256: str) -> bool:
-        """Whether `path` holds the bytes of `sha256`: hashed, unless just verified."""
-        with contextlib.suppress(OSError):
-            st = os.lstat(path)
-            with self._lock:
-                seen = self._verified.get((st.st_dev, st.st_ino))
-            if seen == (st.st_size, st.st_mtime_ns, sha256):
+            noted = written.recall(os.lstat(path))
+            if noted is not None and noted[1] == sha256:
                 return True
         return sha256_file(path) == sha256
 

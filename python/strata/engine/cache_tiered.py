@@ -255,10 +255,7 @@ class TieredCache:
         if self.local.has_blob(sha256):
             return True
         dest = self._local_blob(sha256)
-        if not self.remote.get_blob(sha256, dest, read_only=True):
-            return False
-        self.local.verified(sha256)  # hashed as it came in: not again when it is linked out
-        return True
+        return self.remote.get_blob(sha256, dest, read_only=True)
 
     def put_action_result(self, key: str, result: ActionResult) -> None:
         self.local.put_action_result(key, result)
