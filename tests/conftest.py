@@ -9,10 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from realtools import DockerEngine, need, unavailable
+from realtools import DockerEngine, RunningTest, need, unavailable
 
 # The `canary` fixture (tests/canary.py): a directory hostile input must leave untouched.
 pytest_plugins = ["canary"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Let realtools.need see which test (and its fixtures) asks for a tool."""
+    RunningTest.item = item
+    try:
+        return (yield)
+    finally:
+        RunningTest.item = None
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,39 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+REAL_TOOLS = frozenset(
+    {
+        "bazel", "bwrap", "docker", "docker-registry", "dockerd", "fakeroot", "nginx",
+        "nix-build", "nix-instantiate", "nix-store", "oci-image-tool", "podman", "proot",
+        "runc", "skopeo", "umoci",
+    }
+)  # fmt: skip
+"""The third-party tools a test may run only under the `realtool` marker, so that the fast
+tier (`tools/test -m "not realtool"`) never starts one. Plain utilities (busybox, rsync,
+openssl, unshare, ...) are not among them."""
+
+
+class RunningTest:
+    """The test pytest is running now (set by conftest's pytest_runtest_protocol), so that
+    `need` can tell a test that runs a real tool without the `realtool` marker."""
+
+    item: pytest.Item | None = None
+
+
+def check_marked(tool: str, item: pytest.Item | None) -> None:
+    """Fail `item` if it runs the real tool `tool` without the `realtool` marker."""
+    if tool in REAL_TOOLS and item is not None and item.get_closest_marker("realtool") is None:
+        pytest.fail(
+            f"{item.nodeid} runs {tool} but is not marked realtool; add "
+            "@pytest.mark.realtool (or a module pytestmark) so the fast tier leaves it out",
+            pytrace=False,
+        )
+
+
 def need(tool: str) -> str:
-    """Path of `tool` on PATH (also /usr/sbin), or skip/fail as above."""
+    """Path of `tool` on PATH (also /usr/sbin), or skip/fail as above. A real tool (see
+    REAL_TOOLS) fails a test that is not marked `realtool`, installed or not."""
+    check_marked(tool, RunningTest.item)
     path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin:/usr/local/sbin")
     if path is None:
         unavailable(f"{tool} is not installed; run tools/test as root to install it")

@@ -92,6 +92,7 @@ def test_extra_commands_make_world_writable_dir(tmp_path: Path) -> None:
         assert f is not None and f.read() == b"hi\n"
 
 
+@pytest.mark.realtool
 def test_fake_root_commands_ownership_lands_in_tar(tmp_path: Path) -> None:
     need("fakeroot")
     if os.geteuid() == 0:
@@ -109,6 +110,7 @@ def test_fake_root_commands_ownership_lands_in_tar(tmp_path: Path) -> None:
     assert (m["bin"].uid, m["bin"].gid, m["bin/sh"].uid) == (0, 0, 0)
 
 
+@pytest.mark.realtool
 def test_fake_root_owner_defaults_come_from_request(tmp_path: Path) -> None:
     need("fakeroot")
     req = layer_request(tmp_path, fake_root_commands="chown 5:6 etc", uid=42, gid=43)
@@ -118,6 +120,7 @@ def test_fake_root_owner_defaults_come_from_request(tmp_path: Path) -> None:
     assert (m["bin"].uid, m["bin"].gid) == (42, 43)
 
 
+@pytest.mark.realtool
 def test_same_request_same_bytes(tmp_path: Path) -> None:
     need("fakeroot")
     outs = []
@@ -137,6 +140,7 @@ def test_same_request_same_bytes(tmp_path: Path) -> None:
     assert outs[0] == outs[1]
 
 
+@pytest.mark.realtool
 @pytest.mark.parametrize("form", ["src", "layer"])
 def test_fakechroot_runs_commands_in_the_layer_root(tmp_path: Path, form: str) -> None:
     need("fakeroot")
@@ -181,9 +185,10 @@ def test_fakechroot_runs_commands_in_the_layer_root(tmp_path: Path, form: str) -
             {"extra_commands": "echo broken >&2; exit 3"},
             "extra_commands failed (got exit status 3: 'broken'); fix extra_commands",
         ),
-        (
+        pytest.param(
             {"fake_root_commands": "false"},
             "fake_root_commands failed (got exit status 1: ''); fix fake_root_commands",
+            marks=pytest.mark.realtool,
         ),
         (
             {"contents": [{"store_path": BUSYBOX_PATH, "src": "/nonexistent-strata-dir"}]},
@@ -219,6 +224,7 @@ def test_bad_requests_one_line_and_no_output(
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.realtool
 def test_unprivileged_caller_uses_fakeroot_directly(tmp_path: Path) -> None:
     """The usual Bazel case: strata itself runs as a user, so no setpriv is involved."""
     need("fakeroot")
@@ -419,6 +425,7 @@ def _run_action(tmp: Path, req: dict[str, Any]) -> str | None:
     return None if status == 0 else err.getvalue()
 
 
+@pytest.mark.realtool
 def test_root_in_a_namespace_mapping_only_root_still_fakes(tmp_path: Path) -> None:
     """Bazel's linux-sandbox run as root: uid 0 is the only id mapped, so nobody can't own
     the tree; the commands run in a user namespace of their own and fakeroot still fakes."""

@@ -139,6 +139,7 @@ def run_as_root(tmp: Path, blobs: list[Blob], script: str, **extra: Any) -> int:
     return action(tmp, "RunAsRoot", req)
 
 
+@pytest.mark.realtool
 @pytest.mark.parametrize("escape", sorted(ESCAPES))
 def test_run_as_root_writes_through_links_stay_in_the_root(
     tmp_path: Path, canary: str, escape: str
@@ -151,6 +152,7 @@ def test_run_as_root_writes_through_links_stay_in_the_root(
     assert run_as_root(tmp_path, blobs, INSIDE.format(c=canary)) == 0
 
 
+@pytest.mark.realtool
 def test_run_as_root_hard_link_target_through_a_link(tmp_path: Path, canary: str) -> None:
     need("proot")
     members = [
@@ -165,6 +167,7 @@ def test_run_as_root_hard_link_target_through_a_link(tmp_path: Path, canary: str
     assert run_as_root(tmp_path, blobs, script) == 0
 
 
+@pytest.mark.realtool
 def test_run_as_root_base_from_a_pulled_layout(tmp_path: Path, canary: str) -> None:
     """A base as pull_image leaves it (an OCI layout pinned by digest) is unpacked confined."""
     need("proot")

@@ -331,6 +331,7 @@ def image(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict[str, A
     return {"tmp": tmp, "groups": d, "custom": custom, "request": req}
 
 
+@pytest.mark.realtool
 def test_image_lists_group_layers_then_customization(image: dict[str, Any]) -> None:
     info = json.loads((image["tmp"] / "info.json").read_text())
     groups_dir = image["groups"]
@@ -342,6 +343,7 @@ def test_image_lists_group_layers_then_customization(image: dict[str, Any]) -> N
     assert info["diff_ids"] == expected and len(expected) == 20
 
 
+@pytest.mark.realtool
 def test_stream_equals_stored_archive(image: dict[str, Any], tmp_path: Path) -> None:
     req = {k: v for k, v in image["request"].items() if k != "outputs"}
     req["output"] = str(tmp_path / "streamed.tar")
@@ -365,6 +367,7 @@ def test_stream_equals_stored_archive(image: dict[str, Any], tmp_path: Path) -> 
     assert (tmp_path / "stdout.tar").read_bytes() == stored
 
 
+@pytest.mark.realtool
 def test_umoci_unpacks_expected_tree(image: dict[str, Any], tmp_path: Path, store: Store) -> None:
     need("umoci")
     bundle = tmp_path / "bundle"
@@ -384,6 +387,7 @@ def test_umoci_unpacks_expected_tree(image: dict[str, Any], tmp_path: Path, stor
     assert top == ["bin", "data", "nix", "tmp"]
 
 
+@pytest.mark.realtool
 def test_docker_loads_and_runs_layered_image(
     image: dict[str, Any], docker_engine: DockerEngine
 ) -> None:
@@ -414,6 +418,7 @@ def test_stream_with_missing_layers_dir_is_one_line_error(
     assert "pass the output directory of a LayerGroups action" in err
 
 
+@pytest.mark.realtool
 def test_stream_to_fd_and_terminal_refused(
     image: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -479,6 +484,7 @@ def test_closures_from_store_path_info_files_and_nixpkgs_lists(
     assert covered == expected and len(covered) == 1 + 6  # greeting; lib-05 down to lib-00
 
 
+@pytest.mark.realtool
 def test_rebuilt_image_is_byte_identical(
     image: dict[str, Any], tmp_path: Path, store: Store
 ) -> None:
@@ -492,6 +498,7 @@ def test_rebuilt_image_is_byte_identical(
     assert (tmp_path / "i.tar").read_bytes() == (image["tmp"] / "image.tar").read_bytes()
 
 
+@pytest.mark.realtool
 def test_archive_from_the_layout_is_the_stored_archive(
     image: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -144,6 +144,7 @@ def test_database_bytes_are_reproducible(tmp_path: Path, closure: list[Path]) ->
     assert (tmp_path / "db-a.tar").read_bytes() != (tmp_path / "db-c.tar").read_bytes()
 
 
+@pytest.mark.realtool
 def test_nix_store_agrees_inside_the_unpacked_root(tmp_path: Path, closure: list[Path]) -> None:
     nix_store = need("nix-store")
     app, lib, data = closure
@@ -169,6 +170,7 @@ def test_nix_store_agrees_inside_the_unpacked_root(tmp_path: Path, closure: list
     assert path_of(lib) in bad.stderr and "modified" in bad.stderr
 
 
+@pytest.mark.realtool
 def test_rows_match_nix_store_load_db(tmp_path: Path, closure: list[Path]) -> None:
     """Nix's own `--load-db` from a closureInfo registration writes the same rows."""
     nix_store = need("nix-store")

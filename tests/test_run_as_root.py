@@ -87,6 +87,7 @@ def run_layer(tmp_path: Path, layers: list[dict[str, str]], script: str, tag: st
     return action(tmp_path, "RunAsRoot", req)
 
 
+@pytest.mark.realtool
 def test_script_changes_become_one_layer(
     tmp_path: Path, parent_layers: list[dict[str, str]]
 ) -> None:
@@ -110,12 +111,14 @@ def test_script_changes_become_one_layer(
     assert names == sorted(names, key=lambda n: n.encode().split(b"/"))
 
 
+@pytest.mark.realtool
 def test_layer_is_reproducible(tmp_path: Path, parent_layers: list[dict[str, str]]) -> None:
     assert run_layer(tmp_path, parent_layers, SCRIPT, "a") == 0
     assert run_layer(tmp_path, parent_layers, SCRIPT, "b") == 0
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
 
 
+@pytest.mark.realtool
 def test_failing_script_and_missing_shell(
     tmp_path: Path, parent_layers: list[dict[str, str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -127,6 +130,7 @@ def test_failing_script_and_missing_shell(
     assert "the image has no /bin/sh" in capsys.readouterr().err
 
 
+@pytest.mark.realtool
 def test_symlinked_parent_stays_inside_the_root(tmp_path: Path) -> None:
     need("proot")
     layer = tmp_path / "evil.tar"

@@ -69,6 +69,7 @@ FILES = (
 )
 
 
+@pytest.mark.realtool
 @pytest.mark.parametrize("name", NAMES)
 def test_names_split_as_nix_parse_drv_name(name: str) -> None:
     out = subprocess.run(

@@ -1,0 +1,95 @@
+"""The `realtool` marker follows what a test runs, so the fast tier runs no real tool.
+
+`tools/test -m "not realtool"` is the inner loop: it must never start Bazel, a
+container engine, a registry or Nix. realtools.need() fails any test (or a fixture
+it uses) that asks for one of REAL_TOOLS without the marker; these tests run a
+small pytest session with tests/conftest.py to show that it does, and that the
+marker, a module pytestmark or a marked parameter each satisfy it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from realtools import REAL_TOOLS
+
+TESTS = Path(__file__).resolve().parent
+
+INNER = """
+import pytest
+from realtools import need
+
+pytestmark = MODULE_MARK
+
+@pytest.fixture
+def registry():
+    return need("docker-registry")
+
+def test_unmarked_skopeo():
+    need("skopeo")
+
+def test_unmarked_fixture(registry):
+    pass
+
+def test_unmarked_plain_utility():
+    need("rsync")
+
+@pytest.mark.realtool
+def test_marked():
+    need("umoci")
+
+@pytest.mark.parametrize("tool", ["rsync", pytest.param("bazel", marks=pytest.mark.realtool)])
+def test_marked_param(tool):
+    need(tool)
+"""
+
+
+def _inner(tmp_path: Path, module_mark: str) -> dict[str, str]:
+    """Outcome of each inner test that passed, failed or errored, and the failure lines."""
+    (tmp_path / "test_inner.py").write_text(INNER.replace("MODULE_MARK", module_mark))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-rA",
+         "-q", "-m", "", str(tmp_path / "test_inner.py")],
+        cwd=tmp_path,
+        env={"PYTHONPATH": f"{TESTS}:{TESTS.parent / 'python'}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    outcomes = {}
+    for line in proc.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word in ("PASSED", "FAILED", "ERROR") and "::" in rest:
+            name = rest.split("::", 1)[1].split(" ", 1)[0]
+            outcomes[name] = word.lower()
+    outcomes["stdout"] = proc.stdout
+    return outcomes
+
+
+def test_a_real_tool_without_the_marker_fails_the_test(tmp_path: Path) -> None:
+    got = _inner(tmp_path, "[]")
+    out = got["stdout"]
+    assert got["test_unmarked_skopeo"] == "failed", out
+    assert got["test_unmarked_fixture"] == "error", out  # in its setup
+    assert (
+        "test_inner.py::test_unmarked_skopeo runs skopeo but is not marked realtool; add "
+        "@pytest.mark.realtool (or a module pytestmark) so the fast tier leaves it out"
+    ) in out
+    assert "test_inner.py::test_unmarked_fixture runs docker-registry but" in out
+    # A plain utility needs no marker, and marked tests are not failed by the check (they
+    # pass, or skip where the tool is missing).
+    assert got.get("test_unmarked_plain_utility", "skipped") != "failed", out
+    assert "test_marked runs" not in out and "test_marked_param[bazel] runs" not in out
+    assert "test_marked_param[rsync] runs" not in out
+
+
+def test_a_module_pytestmark_satisfies_the_check(tmp_path: Path) -> None:
+    out = _inner(tmp_path, "pytest.mark.realtool")["stdout"]
+    assert "but is not marked realtool" not in out, out
+
+
+def test_the_real_tools_are_the_heavy_third_party_programs() -> None:
+    assert {"bazel", "docker", "dockerd", "podman", "skopeo", "umoci", "nginx"} <= REAL_TOOLS
+    assert {"fakeroot", "proot", "bwrap", "nix-store", "docker-registry"} <= REAL_TOOLS
+    assert not {"rsync", "busybox", "tar", "git", "python3"} & REAL_TOOLS
