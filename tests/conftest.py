@@ -26,6 +26,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.fixture(scope="session")
+def tools_cache() -> str:
+    """The machine's install of the tool's wheels, as strata_dependencies() finds it by
+    default (rules/repositories.bzl). A test that moves HOME or XDG_CACHE_HOME but is not
+    about a cold install passes it as STRATA_TOOLS_CACHE: the wheels are installed once
+    per machine, not once per test."""
+    if "STRATA_TOOLS_CACHE" in os.environ:
+        return os.environ["STRATA_TOOLS_CACHE"]
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg.startswith("/") else Path.home() / ".cache"
+    return str(base / "strata" / "tools")
+
+
+@pytest.fixture(scope="session")
 def docker_engine() -> Iterator[DockerEngine]:
     """One real Docker engine for the whole session (started on first use)."""
     if os.geteuid() != 0:

@@ -179,14 +179,24 @@ def test_not_in_a_workspace(
     assert capsys.readouterr().err.startswith(f"error: not inside a workspace (got {tmp_path}")
 
 
-@pytest.mark.slow
-def test_build_pex_makes_a_single_file_that_runs(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def strata_pex(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tools/build-pex for the module's tests (building it takes seconds); its tests
+    share a PEX_ROOT beside it, so the pex unpacks its wheels once."""
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
-    pex = tmp_path / "strata.pex"
+    pex = tmp_path_factory.mktemp("pex") / "strata.pex"
     subprocess.run([str(root / "tools" / "build-pex"), str(pex)], check=True, capture_output=True)
-    env = {"PATH": "/usr/bin:/bin", "PEX_ROOT": str(tmp_path / "pex-root")}
+    return pex
+
+
+@pytest.mark.slow
+def test_build_pex_makes_a_single_file_that_runs(tmp_path: Path, strata_pex: Path) -> None:
+    import subprocess
+
+    pex = strata_pex
+    env = {"PATH": "/usr/bin:/bin", "PEX_ROOT": str(pex.parent / "pex-root")}
     out = subprocess.run(
         ["python3", str(pex), "version"],
         env=env,
@@ -221,20 +231,26 @@ layered_image(name = "img", contents = [":greeting-1.0"], tag = "v1")
 
 
 @pytest.mark.slow
-def test_pex_alone_builds_a_workspace_that_loads_strata_rules(tmp_path: Path) -> None:
+def test_pex_alone_builds_a_workspace_that_loads_strata_rules(
+    tmp_path: Path, strata_pex: Path, tools_cache: str
+) -> None:
     """strata.pex carries @strata (rules, tool sources, lock): same image as the checkout."""
     import hashlib
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
-    pex = tmp_path / "strata.pex"
-    subprocess.run([str(root / "tools" / "build-pex"), str(pex)], check=True, capture_output=True)
+    pex = strata_pex
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "WORKSPACE").write_text(PEX_WORKSPACE)
     (ws / "BUILD").write_text(PEX_BUILD)
     (ws / "greeting.txt").write_text("hello from a pex-built image\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PEX_ROOT": str(tmp_path / "pr")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PEX_ROOT": str(pex.parent / "pex-root"),
+        "STRATA_TOOLS_CACHE": tools_cache,
+    }
     digests = []
     for argv in (["python3", str(pex)], [sys.executable, "-m", "strata"]):
         base = tmp_path / f"ob{len(digests)}"
