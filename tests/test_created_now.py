@@ -69,6 +69,7 @@ def _next_second() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+@pytest.mark.slow  # waits for the clock's next second, twice
 def test_strata_never_caches_an_image_created_now(tmp_path: Path) -> None:
     ws = _workspace(tmp_path / "ws")
     base = tmp_path / "ob"

@@ -56,6 +56,7 @@ def out(name: str) -> str:
     return f"{BIN}/pkg/{name}"
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 def test_reading_a_file_outside_by_absolute_path_fails(
     eng: Engine, tmp_path: Path, namespace: None
 ) -> None:
@@ -72,6 +73,7 @@ def test_reading_a_file_outside_by_absolute_path_fails(
     assert eng.out(out("leak")).read_text() == "hunter2\n"
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 def test_declared_inputs_are_still_readable(eng: Engine, namespace: None) -> None:
     first = sh("//pkg:up", f"tr a-z A-Z < pkg/a.txt > {out('A')}", ["pkg/a.txt"], [out("A")])
     second = sh("//pkg:cat", f"cat {out('A')} > {out('B')}", [out("A")], [out("B")])
@@ -79,6 +81,7 @@ def test_declared_inputs_are_still_readable(eng: Engine, namespace: None) -> Non
     assert eng.out(out("B")).read_text() == "ALPHA\n"
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 def test_a_declared_input_linking_outside_is_readable_and_only_it(
     eng: Engine, tmp_path: Path, namespace: None
 ) -> None:
@@ -95,6 +98,7 @@ def test_a_declared_input_linking_outside_is_readable_and_only_it(
         eng.build([peek])
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 def test_writes_outside_the_sandbox_fail(eng: Engine, canary: Path, namespace: None) -> None:
     eng.build([sh("//pkg:a", f"cp pkg/a.txt {out('a')}", ["pkg/a.txt"], [out("a")])])
     targets = [
@@ -117,6 +121,7 @@ def test_writes_outside_the_sandbox_fail(eng: Engine, canary: Path, namespace: N
     assert eng.out(out("a")).read_text() == "alpha\n"
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 def test_tmp_is_private_and_writable(eng: Engine, namespace: None) -> None:
     host_tmp = Path("/tmp") / f"strata-sandbox-test-{uuid.uuid4().hex}"
     script = (
@@ -130,6 +135,7 @@ def test_tmp_is_private_and_writable(eng: Engine, namespace: None) -> None:
     assert not host_tmp.exists()
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 def test_no_mounting_and_no_sysctls(eng: Engine, namespace: None) -> None:
     """Even as root: no CAP_SYS_ADMIN to undo the read-only view, /proc/sys read-only."""
     mount = sh(
@@ -146,6 +152,7 @@ def test_no_mounting_and_no_sysctls(eng: Engine, namespace: None) -> None:
     assert sysctl.read_text() == before
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 def test_a_missing_tool_reads_the_same_in_both_sandboxes(eng: Engine, namespace: None) -> None:
     tool = Action(
         owner="//pkg:t",
@@ -169,6 +176,7 @@ def test_a_missing_tool_reads_the_same_in_both_sandboxes(eng: Engine, namespace:
     )
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 def test_orphans_die_with_the_sandbox(eng: Engine, namespace: None) -> None:
     marker = f"strata-orphan-{uuid.uuid4().hex}"
     sleeper = f"python3 -c 'import time; time.sleep(60)' {marker}"
@@ -217,6 +225,7 @@ def _genrule_workspace(root: Path, body: str) -> Path:
     return ws
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 def test_network_only_with_requires_network(
     tmp_path: Path,
     listening: int,
@@ -365,6 +374,7 @@ def _image_members(archive: Path) -> dict[str, tarfile.TarInfo]:
     return members
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
 @pytest.mark.slow
 def test_fake_root_commands_build_in_the_namespace(
     tmp_path: Path, namespace: None, monkeypatch: pytest.MonkeyPatch
