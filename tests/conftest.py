@@ -11,8 +11,9 @@ import pytest
 
 from realtools import DockerEngine, RunningTest, need, unavailable
 
-# The `canary` fixture (tests/canary.py): a directory hostile input must leave untouched.
-pytest_plugins = ["canary"]
+# `canary` (tests/canary.py): a directory hostile input must leave untouched; the shared
+# builds of //examples/... (tests/examples_build.py).
+pytest_plugins = ["canary", "examples_build"]
 
 
 @pytest.hookimpl(wrapper=True)

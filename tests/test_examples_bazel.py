@@ -1,7 +1,8 @@
 """Every example built by real Bazel 4.2.3 with the rules; images run in a real Docker engine.
 
-One `bazel build --output_groups=+tarball //examples/...` per session (Bazel is
-heavy); the tests then look at its outputs: docker-archives load and run, OCI
+One `bazel build --output_groups=+tarball,+sbom //examples/...` per session, shared
+with the other tests of the examples (tests/examples_build.py; Bazel is heavy); the
+tests then look at its outputs: docker-archives load and run, OCI
 layouts pass umoci unpack and oci-image-tool validate, layering follows
 max_layers.
 """
@@ -13,11 +14,11 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from examples_build import OUTPUT_GROUPS, strata_bin
 from realtools import DockerEngine, need, run
 from sbom_check import (
     cyclonedx_graph,
@@ -53,36 +54,15 @@ OCI_LAYOUTS = [
 
 # Every image's docker-archive and SBOM too (a plain build writes only the OCI layouts), so
 # the archives and SBOM documents are compared between engines and loaded into Docker.
-TARBALL = "--output_groups=+tarball,+sbom"
+TARBALL = OUTPUT_GROUPS
 
 pytestmark = pytest.mark.realtool
 
 
-def bazel(root: Path, output_user_root: Path, *args: str) -> str:
-    return run(
-        need("bazel"),
-        "--batch",
-        f"--output_user_root={output_user_root}",
-        *args,
-        cwd=root,
-    ).stdout
-
-
 @pytest.fixture(scope="session")
-def bazel_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    need("bazel")
-    user_root = tmp_path_factory.mktemp("bazel-root")
-    bazel(
-        ROOT,
-        user_root,
-        "build",
-        "--symlink_prefix=/",
-        "--spawn_strategy=processwrapper-sandbox",
-        TARBALL,
-        "//examples/...",
-    )
-    out = bazel(ROOT, user_root, "info", "--symlink_prefix=/", "bazel-bin").strip()
-    yield Path(out)
+def bazel_bin(examples_bazel_bin: Path) -> Path:
+    """The session's one Bazel build of the examples (tests/examples_build.py)."""
+    return examples_bazel_bin
 
 
 def examples() -> list[str]:
@@ -268,27 +248,21 @@ def test_multiarch_index_lists_both_platforms(bazel_bin: Path, tmp_path: Path) -
 
 
 @pytest.fixture(scope="session")
-def strata_bases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The examples built twice by the embedded engine, each time from nothing."""
-    bases = []
-    for i in range(2):
-        base = tmp_path_factory.mktemp(f"strata-base{i}")
-        run(
-            ROOT / "tools" / "strata",
-            "build",
-            f"--output_base={base}",
-            TARBALL,
-            "//examples/...",
-            cwd=ROOT,
-        )
-        bases.append(base)
-    return bases
-
-
-def _bin(base: Path) -> Path:
-    found = list(base.glob("execroot/*/bazel-out/k8-fastbuild/bin"))
-    assert len(found) == 1, found
-    return found[0]
+def strata_bases(
+    tmp_path_factory: pytest.TempPathFactory, examples_strata_base: Path
+) -> list[Path]:
+    """The examples built twice by the embedded engine, each time from nothing: the
+    session's shared build (tests/examples_build.py) and one of this module's own."""
+    base = tmp_path_factory.mktemp("strata-base1")
+    run(
+        ROOT / "tools" / "strata",
+        "build",
+        f"--output_base={base}",
+        TARBALL,
+        "//examples/...",
+        cwd=ROOT,
+    )
+    return [examples_strata_base, base]
 
 
 def _tree_digests(root: Path) -> dict[str, str]:
@@ -308,7 +282,7 @@ def test_both_engines_and_rebuilds_give_identical_bytes(
     example: str, bazel_bin: Path, strata_bases: list[Path]
 ) -> None:
     bazel_built = _tree_digests(bazel_bin / "examples" / example)
-    rebuilt = [_tree_digests(_bin(base) / "examples" / example) for base in strata_bases]
+    rebuilt = [_tree_digests(strata_bin(base) / "examples" / example) for base in strata_bases]
     assert bazel_built and rebuilt[0] == rebuilt[1]
     # Every output Bazel left is byte-identical in strata's builds (Bazel materialises the
     # symlinks of tree artifacts, so compare what it has; their layers are compared too).
@@ -427,7 +401,7 @@ def test_image_load_through_strata_run(
         "start it, set DOCKER_HOST, or STRATA_LOADER=podman"
     ) in proc.stderr
     # no loader program on PATH: the script itself says so (run directly, PATH empty)
-    script = _bin(strata_bases[0]) / "examples" / "hello" / "load"
+    script = strata_bin(strata_bases[0]) / "examples" / "hello" / "load"
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = subprocess.run(
@@ -443,7 +417,7 @@ def test_image_load_through_strata_run(
 
 
 def _sboms(base: Path) -> list[Path]:
-    return sorted((_bin(base) / "examples").glob("*/*.spdx.json"))
+    return sorted((strata_bin(base) / "examples").glob("*/*.spdx.json"))
 
 
 def test_every_sbom_passes_the_validators(strata_bases: list[Path]) -> None:
@@ -464,7 +438,7 @@ def test_every_sbom_passes_the_validators(strata_bases: list[Path]) -> None:
 def test_sbom_lists_the_store_paths_in_the_layers(
     example: str, image: str, strata_bases: list[Path]
 ) -> None:
-    out = _bin(strata_bases[0]) / "examples" / example
+    out = strata_bin(strata_bases[0]) / "examples" / example
     actual = store_graph(layout_layers(out / f"{image}.oci"))
     assert actual, "the image holds store paths"
     spdx = json.loads((out / f"{image}.spdx.json").read_bytes())
@@ -484,7 +458,9 @@ def _strata_sbom(base: Path, target: str) -> subprocess.CompletedProcess[str]:
 def test_strata_sbom_prints_a_summary(strata_bases: list[Path]) -> None:
     proc = _strata_sbom(strata_bases[0], "//examples/layered")
     lines = proc.stdout.splitlines()
-    info = json.loads((_bin(strata_bases[0]) / "examples/layered/layered.image.json").read_bytes())
+    info = json.loads(
+        (strata_bin(strata_bases[0]) / "examples/layered/layered.image.json").read_bytes()
+    )
     assert lines[0] == f"examples/layered/layered {info['manifest_digest']}"
     assert lines[1].startswith("13 store paths")
     assert "largest dependencies:" in lines
@@ -510,7 +486,7 @@ def test_strata_sbom_prints_a_summary(strata_bases: list[Path]) -> None:
 def test_strata_sbom_of_an_index_summarises_each_platform(strata_bases: list[Path]) -> None:
     proc = _strata_sbom(strata_bases[0], "//examples/multiarch:multiarch")
     index = json.loads(
-        (_bin(strata_bases[0]) / "examples/multiarch/multiarch.oci/index.json").read_bytes()
+        (strata_bin(strata_bases[0]) / "examples/multiarch/multiarch.oci/index.json").read_bytes()
     )
     platform_digests = {e["digest"] for e in index["manifests"] if "platform" in e}
     shown = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("examples/")}

@@ -72,14 +72,18 @@ def test_helper_rule_errors_under_bazel(tmp_path: Path) -> None:
     assert "Error in fail: error:" not in proc.stderr
 
 
+@pytest.fixture(scope="module")
+def strata_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One workspace and output base for every case: the tool is set up once, and each
+    case's build analyses only its own target."""
+    return workspace(tmp_path_factory.mktemp("helper-errors"))
+
+
 @pytest.mark.parametrize("target", sorted(RULE_ERRORS))
-def test_helper_rule_errors_under_strata(
-    target: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    tmp = tmp_path_factory.mktemp("helper-errors")
+def test_helper_rule_errors_under_strata(target: str, strata_ws: Path) -> None:
     proc = subprocess.run(
-        [ROOT / "tools" / "strata", "build", f"--output_base={tmp / 'base'}", target],
-        cwd=workspace(tmp),
+        [ROOT / "tools" / "strata", "build", f"--output_base={strata_ws.parent / 'base'}", target],
+        cwd=strata_ws,
         capture_output=True,
         text=True,
     )

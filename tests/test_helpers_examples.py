@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import examples_build
+from examples_build import FLAGS, bazel
 from realtools import DockerEngine, need, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,23 +31,19 @@ pytestmark = pytest.mark.realtool
 
 
 @pytest.fixture(scope="session")
-def bazel_bin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    bazel = need("bazel")
-    user_root = tmp_path_factory.mktemp("bazel-helpers")
-    common = ["--batch", f"--output_user_root={user_root}"]
-    flags = ["--symlink_prefix=/", "--spawn_strategy=processwrapper-sandbox"]
-    run(bazel, *common, "build", *flags, TARBALL, *PACKAGES, cwd=ROOT)
-    out = run(bazel, *common, "info", "--symlink_prefix=/", "bazel-bin", cwd=ROOT).stdout
-    yield Path(out.strip())
+def bazel_bin(examples_bazel_root: Path) -> Path:
+    """These packages' images under Bazel, in the session's shared output base for this
+    checkout (tests/examples_build.py): after the examples' build there is nothing to do."""
+    bazel(examples_bazel_root, "build", *FLAGS, TARBALL, *PACKAGES)
+    return Path(bazel(examples_bazel_root, "info", FLAGS[0], "bazel-bin").strip())
 
 
 @pytest.fixture(scope="session")
-def strata_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("strata-helpers")
+def strata_bin(examples_strata_base: Path) -> Path:
+    """The same under the embedded engine, in the session's shared output base."""
+    base = examples_strata_base
     run(ROOT / "tools" / "strata", "build", f"--output_base={base}", TARBALL, *PACKAGES, cwd=ROOT)
-    found = list(base.glob("execroot/*/bazel-out/k8-fastbuild/bin"))
-    assert len(found) == 1, found
-    return found[0]
+    return examples_build.strata_bin(base)
 
 
 # Outputs of this ticket's actions (StorePath via helper_store_path, LinkedStorePath, NixDb).

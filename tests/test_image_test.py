@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from examples_build import FLAGS
 from realtools import DockerEngine, bazel, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,11 +101,10 @@ image_test(name = "index_test", image = ":index", configs = ["//app:good.yaml"])
 
 
 @pytest.fixture(scope="module")
-def user_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bazel-image-test")
-
-
-FLAGS = ("--symlink_prefix=/", "--spawn_strategy=processwrapper-sandbox")
+def user_root(examples_bazel_root: Path) -> Path:
+    """The session's Bazel root for this checkout (tests/examples_build.py): the examples'
+    images are built once; `bazel test` here builds and runs only the tests."""
+    return examples_bazel_root
 
 
 def _status(out: str) -> dict[str, str]:
@@ -161,8 +161,8 @@ def strata_test(ws: Path, base: Path, *args: str) -> subprocess.CompletedProcess
     )
 
 
-def test_examples_structure_tests_pass_under_strata_test(tmp_path: Path) -> None:
-    proc = strata_test(ROOT, tmp_path / "ob", "//examples/...")
+def test_examples_structure_tests_pass_under_strata_test(examples_strata_base: Path) -> None:
+    proc = strata_test(ROOT, examples_strata_base, "//examples/...")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert _status(proc.stdout + proc.stderr) == {t: "PASSED" for t in EXAMPLE_TESTS}
 

@@ -1,0 +1,65 @@
+"""One cold build of this checkout's `//examples/...` per session, per engine.
+
+Building the examples from nothing takes minutes under Bazel and under the
+embedded engine. The tests that look at the examples' outputs (examples,
+helpers, image_test) are not about a cold build, so they share these session
+fixtures (registered in conftest.py): the first test to ask builds, the others
+find every action done. A test about building from nothing (the second,
+independent build of test_examples_bazel, the remote cache tests) makes its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from realtools import need, run
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAGS = ("--symlink_prefix=/", "--spawn_strategy=processwrapper-sandbox")
+"""Bazel's flags for builds in this checkout: the same everywhere, so analysis is reused."""
+OUTPUT_GROUPS = "--output_groups=+tarball,+sbom"
+"""Every image's docker-archive and SBOM too (a plain build writes only the OCI layouts)."""
+
+
+def bazel(user_root: Path, *args: str) -> str:
+    """Bazel (batch mode) in this checkout, its output base under `user_root`."""
+    return run(need("bazel"), "--batch", f"--output_user_root={user_root}", *args, cwd=ROOT).stdout
+
+
+def strata_bin(base: Path) -> Path:
+    """The bazel-bin directory of the embedded engine's output base `base`."""
+    found = list(base.glob("execroot/*/bazel-out/k8-fastbuild/bin"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.fixture(scope="session")
+def examples_bazel_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Bazel output user root every test building this checkout shares (with FLAGS);
+    a test's own workspace under it gets an output base of its own."""
+    return tmp_path_factory.mktemp("bazel-examples")
+
+
+@pytest.fixture(scope="session")
+def examples_bazel_bin(examples_bazel_root: Path) -> Path:
+    """bazel-bin after `bazel build OUTPUT_GROUPS //examples/...`, from nothing."""
+    bazel(examples_bazel_root, "build", *FLAGS, OUTPUT_GROUPS, "//examples/...")
+    return Path(bazel(examples_bazel_root, "info", FLAGS[0], "bazel-bin").strip())
+
+
+@pytest.fixture(scope="session")
+def examples_strata_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An output base of the embedded engine after `strata build OUTPUT_GROUPS
+    //examples/...`, from nothing."""
+    base = tmp_path_factory.mktemp("strata-examples")
+    run(
+        ROOT / "tools" / "strata",
+        "build",
+        f"--output_base={base}",
+        OUTPUT_GROUPS,
+        "//examples/...",
+        cwd=ROOT,
+    )
+    return base
