@@ -145,11 +145,6 @@ def get_manifest(client: RegistryClient, repository: str, reference: str, where:
     return manifest
 
 
-def resolve_digest(client: RegistryClient, repository: str, tag: str, where: str) -> Manifest:
-    """The manifest a tag names today (its digest is what to pin)."""
-    return get_manifest(client, repository, tag, where)
-
-
 def platforms_of(index: dict[str, Any]) -> list[Platform]:
     return [
         Platform.from_json(d.get("platform") or {})
