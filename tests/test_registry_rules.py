@@ -8,6 +8,7 @@ result back into a docker-archive that the Docker engine runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from image_helpers import busybox_layer, make_layer
 from realtools import DockerEngine, need, run
 from registry_server import RegistryServer
+from strata.actions import lookup
 from strata.oci.image import assemble
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
@@ -92,9 +94,11 @@ def registry() -> Iterator[RegistryServer]:
         server.stop()
 
 
-def _workspace(tmp_path: Path, registry: RegistryServer, repository: str) -> Path:
-    """A busybox base pushed to the registry, and a workspace that pulls it and pushes to
-    `repository`."""
+def _workspace(
+    tmp_path: Path, registry: RegistryServer, repository: str, base_sbom: bool = False
+) -> Path:
+    """A busybox base pushed to the registry (with its SBOMs as referrers, for
+    `base_sbom`), and a workspace that pulls it and pushes to `repository`."""
     need("skopeo")
     if not Path("/bin/busybox").is_file():
         need("busybox")
@@ -105,6 +109,12 @@ def _workspace(tmp_path: Path, registry: RegistryServer, repository: str) -> Pat
     write_oci_layout(tmp_path / "base", [base])
     client = RegistryClient(Registry.parse(registry.address), Options(env={}))
     digest = push(client, "base/bb", tmp_path / "base", ["1"], where="t").digest
+    if base_sbom:
+        out = {k: str(tmp_path / f"base.{k}") for k in ("cyclonedx", "referrers", "spdx")}
+        req = {"image": str(tmp_path / "base"), "name": "base/bb", "outputs": out}
+        lookup("Sbom")(req | {"schema_version": 1}, "base.sbom.json")
+        push_req = {"image": out["referrers"], "registry": registry.address}
+        lookup("ImagePush")(push_req | {"repository": "base/bb", "schema_version": 1}, "t")
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "WORKSPACE").write_text(
@@ -186,9 +196,12 @@ def test_image_push_sbom_referrers_under_bazel_and_strata(
 ) -> None:
     """push_sbom: both engines push the image and its two SBOMs, found under the fallback
     tag (distribution 2.8 has no referrers API); the documents are the same bytes; a
-    second push uploads nothing."""
+    second push uploads nothing. The base was pushed with its SBOMs: pull_image keeps
+    them, and the image's documents name them by digest."""
     bazel = need("bazel")
-    ws = _workspace(tmp_path, registry, "team/ref")
+    ws = _workspace(tmp_path, registry, "team/ref", base_sbom=True)
+    base_spdx = (tmp_path / "base.spdx").read_bytes()
+    base_cdx = (tmp_path / "base.cyclonedx").read_bytes()
     common = [bazel, "--batch", f"--output_user_root={tmp_path / 'bazel-root'}"]
     flags = ["--spawn_strategy=processwrapper-sandbox", "--symlink_prefix=/"]
     strata = [str(ROOT / "tools" / "strata"), "run", f"--output_base={tmp_path / 'ob'}"]
@@ -208,5 +221,13 @@ def test_image_push_sbom_referrers_under_bazel_and_strata(
         assert f"(tag sha256-{digest[7:]} (unchanged))" in second.stderr
         refs = _referrers(registry, repository, digest)
         assert sorted(refs) == ["application/spdx+json", "application/vnd.cyclonedx+json"]
+        spdx = json.loads(registry.blob_data(refs["application/spdx+json"]).read_bytes())
+        (ext,) = spdx["externalDocumentRefs"]
+        assert ext["checksum"]["checksumValue"] == hashlib.sha256(base_spdx).hexdigest()
+        cdx = json.loads(registry.blob_data(refs["application/vnd.cyclonedx+json"]).read_bytes())
+        (base,) = [c for c in cdx["components"] if c["type"] == "container"]
+        assert sorted(r["hashes"][0]["content"] for r in base["externalReferences"]) == sorted(
+            hashlib.sha256(d).hexdigest() for d in (base_spdx, base_cdx)
+        )
         found.append((digest, refs))
     assert found[0] == found[1]

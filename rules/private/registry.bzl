@@ -123,7 +123,10 @@ pull_image(
 then `docker_image(..., from_image = "@busybox")`. Every blob is verified against its
 digest and kept by digest in a store shared by the workspace's pulls
 (`$STRATA_BLOB_STORE`, else `<output_base>/external/_strata_blob_store`), so a layer
-shared by two base images is fetched once. Credentials come from `docker login` /
+shared by two base images is fetched once. The image's SBOMs (SPDX, CycloneDX), where
+the registry holds them as OCI 1.1 referrers (referrers API, else the `sha256-<digest>`
+tag), are verified and kept in the layout beside it; the SBOM of an image built on it
+names them by digest. Credentials come from `docker login` /
 `podman login` (config.json, credential helpers, auth.json).""",
     attrs = {
         "registry": attr.string(mandatory = True, doc = "Registry host[:port]; prefix http:// for a plain-HTTP registry."),

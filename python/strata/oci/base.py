@@ -180,7 +180,11 @@ def _json(data: bytes, what: str, where: str) -> Any:
     try:
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{what} is not valid JSON ({e})", where=where) from None
+        raise UserError(
+            f"{what} is not valid JSON (got {e!s:.80}); the image is damaged: copy, pull or "
+            "build it again",
+            where=where,
+        ) from None
 
 
 def _repo_tags(entry: dict[str, Any]) -> list[str]:
@@ -381,6 +385,8 @@ def _candidates(
     for desc in manifests:
         if not isinstance(desc, dict):
             raise UserError("index entry is not an object", where=where)
+        if desc.get("artifactType"):
+            continue  # an artifact (a referrer such as an SBOM), not an image
         annotations = desc.get("annotations") or {}
         name = ref
         if isinstance(annotations, dict):

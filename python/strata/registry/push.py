@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from strata.canonical import parse_json
 from strata.errors import UserError
 from strata.oci.base import Selector, read_docker_archive
 from strata.oci.digest import sha256_bytes, split_digest
@@ -141,7 +142,13 @@ def layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0) 
             "the layout is corrupt: rebuild it",
             where=where,
         )
-    obj = json.loads(data)
+    obj = parse_json(data, f"manifest {src.digest}", "the layout is corrupt: rebuild it", where)
+    if not isinstance(obj, dict):
+        raise UserError(
+            f"manifest {src.digest} is not a JSON object (got {type(obj).__name__}); the "
+            "layout is corrupt: rebuild it",
+            where=where,
+        )
     media_type = str(desc.get("mediaType") or obj.get("mediaType") or OCI_MANIFEST)
     if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
         if depth > 4:
@@ -181,6 +188,11 @@ def read_layout(layout: Path) -> Node:
         index = json.loads((layout / "index.json").read_bytes())
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read index.json ({e}); give an OCI layout", where=where) from None
+    if not isinstance(index, dict):
+        raise UserError(
+            f"index.json is not a JSON object (got {type(index).__name__}); give an OCI layout",
+            where=where,
+        )
     # Referrers (entries with an artifactType, such as an image's SBOMs) are not the image:
     # strata.registry.referrers pushes them after it.
     entries = [
