@@ -22,6 +22,7 @@ import pytest
 from image_helpers import small_image
 from sbom_check import cyclonedx_problems, spdx_problems
 from strata.actions import lookup
+from strata.errors import UserError
 from strata.oci.base import Selector, read_oci_layout
 from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST
 from strata.oci.oci_layout import write_oci_layout
@@ -227,15 +228,32 @@ class _ReferrersApi:
         self.listing = [e for e in index["manifests"] if e.get("artifactType")] + extra
         self.paths: list[str] = []
 
+        self.failing: set[str] = set()
+        """Paths answered 500."""
+        self.tampered: set[str] = set()
+        """Manifest digests answered with other bytes."""
+
     def request(self, method: str, path: str, **kw: object) -> _Answer:
+        answer = self._answer(path)
+        ok = kw.get("ok", (200,))
+        if answer.status not in ok:  # type: ignore[operator]
+            raise UserError(f"registry answered {answer.status}", where="t")
+        return answer
+
+    def _answer(self, path: str) -> _Answer:
         self.paths.append(path)
+        if path in self.failing:
+            return _Answer(500)
         if path == f"/v2/lib/base/referrers/{self.subject}":
             index = {"manifests": self.listing, "mediaType": OCI_INDEX, "schemaVersion": 2}
             return _Answer(200, json.dumps(index).encode(), OCI_INDEX)
         digest = path.rpartition("/")[2]
         blob = self.layout / "blobs/sha256" / digest.partition(":")[2]
         if "/manifests/sha256:" in path and blob.is_file():
-            return _Answer(200, blob.read_bytes(), OCI_MANIFEST)
+            data = blob.read_bytes()
+            if digest in self.tampered:
+                data = data.replace(b"created", b"creaTed")
+            return _Answer(200, data, OCI_MANIFEST)
         return _Answer(404)
 
 
@@ -289,3 +307,34 @@ def test_pull_of_a_registry_with_no_referrers_keeps_none(tmp_path: Path) -> None
         "/v2/lib/base/referrers/sha256:" + "9" * 64,
         "/v2/lib/base/manifests/sha256-" + "9" * 64,
     ]
+
+
+def test_pull_leaves_out_what_the_registry_fails_to_serve(tmp_path: Path) -> None:
+    """An error answer to the listing, or a listed referrer the registry does not serve,
+    is no SBOM, not a failed pull; wrong bytes under a referrer's digest fail it."""
+    from strata.registry.blobstore import BlobMismatch, BlobStore
+    from strata.registry.pull_referrers import pull_sbom_referrers
+
+    layout = _sbom_layout(tmp_path)
+    subject = json.loads((layout / "index.json").read_bytes())["manifests"][0]["digest"]
+    fake = _ReferrersApi(layout, subject, [])
+    store = BlobStore(tmp_path / "store")
+    for p in (layout / "blobs/sha256").iterdir():
+        store.put_stream("sha256:" + p.name, p.stat().st_size, [p.read_bytes()], "t")
+
+    def pulled() -> list[str]:
+        got = pull_sbom_referrers(fake, store, "lib/base", [subject], "t")  # type: ignore[arg-type]
+        return [a.descriptor["artifactType"] for a in got.artifacts]
+
+    spdx = next(e["digest"] for e in fake.listing if e["artifactType"] == SPDX)
+    fake.failing = {f"/v2/lib/base/manifests/{spdx}"}
+    assert pulled() == [CDX]
+    fake.failing = {
+        f"/v2/lib/base/referrers/{subject}",
+        f"/v2/lib/base/manifests/sha256-{subject[7:]}",
+    }
+    assert pulled() == []
+    fake.failing = set()
+    fake.tampered = {spdx}
+    with pytest.raises(BlobMismatch, match=f"manifest digest mismatch .*expected {spdx}"):
+        pulled()
