@@ -75,6 +75,16 @@ def test_a_base_sbom_is_an_external_document_and_a_bom_reference(tmp_path: Path)
     assert cyclonedx_problems(tmp_path / "a.cdx.json") == ""
 
 
+def test_the_summary_says_a_base_carries_its_own_sbom() -> None:
+    from strata.sbom.summary import summary_lines
+
+    base = "base: registry.example/lib/base sha256:" + "56" * 32
+    assert base + " (carries its own SBOM: 2 documents)" in summary_lines(
+        cyclonedx_document(_with_base(BASE_SBOMS))
+    )
+    assert base in summary_lines(cyclonedx_document(_with_base(())))
+
+
 def test_a_base_without_an_sbom_adds_nothing() -> None:
     spdx = spdx_document(_with_base(()))
     assert "externalDocumentRefs" not in spdx

@@ -72,28 +72,20 @@ def _listing(
 
 
 def _ask(client: RegistryClient, repository: str, subject: str, where: str) -> list[dict[str, Any]]:
-    scopes = (pull_scope(repository),)
-    resp = client.request(
-        "GET",
-        f"/v2/{repository}/referrers/{subject}",
-        scopes=scopes,
-        headers={"Accept": OCI_INDEX},
-        where=where,
-        ok=(200, 400, 404, 405),
-    )
-    if resp.status == 200 and (entries := _index_entries(resp.data)) is not None:
-        return entries
-    resp = client.request(
-        "GET",
-        f"/v2/{repository}/manifests/{fallback_tag(subject)}",
-        scopes=scopes,
-        headers={"Accept": OCI_INDEX},
-        where=where,
-        ok=(200, 400, 404),
-    )
-    if resp.status != 200:
-        return []
-    return _index_entries(resp.data) or []
+    api = f"/v2/{repository}/referrers/{subject}"
+    tag = f"/v2/{repository}/manifests/{fallback_tag(subject)}"
+    for path, ok in ((api, (200, 400, 404, 405)), (tag, (200, 400, 404))):
+        resp = client.request(
+            "GET",
+            path,
+            scopes=(pull_scope(repository),),
+            headers={"Accept": OCI_INDEX},
+            where=where,
+            ok=ok,
+        )
+        if resp.status == 200 and (entries := _index_entries(resp.data)) is not None:
+            return entries
+    return []
 
 
 def pull_sbom_referrers(
