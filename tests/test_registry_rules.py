@@ -2,7 +2,8 @@
 
 A workspace in a temporary directory pulls a busybox base by digest with
 `pull_image`, builds `docker_image(from_image = "@bb")` on it and pushes it
-with `bazel run //:push` (twice: the second uploads nothing). skopeo pulls the
+with `bazel run //:push` (twice: the second uploads nothing; `push_sbom = False`, the
+image alone), and `//:push_sbom` with its SBOMs, the default. skopeo pulls the
 result back into a docker-archive that the Docker engine runs.
 """
 
@@ -71,6 +72,7 @@ image_push(
     registry = "{registry}",
     repository = "{repository}",
     tags = ["v1"],
+    push_sbom = False,
 )
 
 image_push(
@@ -79,7 +81,6 @@ image_push(
     registry = "{registry}",
     repository = "{repository}-sbom",
     tags = ["v1"],
-    push_sbom = True,
 )
 """
 
@@ -194,10 +195,10 @@ def _referrers(registry: RegistryServer, repository: str, digest: str) -> dict[s
 def test_image_push_sbom_referrers_under_bazel_and_strata(
     tmp_path: Path, registry: RegistryServer
 ) -> None:
-    """push_sbom: both engines push the image and its two SBOMs, found under the fallback
-    tag (distribution 2.8 has no referrers API); the documents are the same bytes; a
-    second push uploads nothing. The base was pushed with its SBOMs: pull_image keeps
-    them, and the image's documents name them by digest."""
+    """push_sbom (the default): both engines push the image and its two SBOMs, found
+    under the fallback tag (distribution 2.8 has no referrers API); the documents are
+    the same bytes; a second push uploads nothing. The base was pushed with its SBOMs:
+    pull_image keeps them, and the image's documents name them by digest."""
     bazel = need("bazel")
     ws = _workspace(tmp_path, registry, "team/ref", base_sbom=True)
     base_spdx = (tmp_path / "base.spdx").read_bytes()
