@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from strata.errors import UserError
 from strata.oci.layer import Ownership, add_entries, write_layer
 from strata.store import nar
 from strata.store.layer import concat_layers, store_entries, write_store_layer
@@ -118,6 +120,48 @@ def test_concatenation_of_compressed_cached_layers(tmp_path: Path) -> None:
     assert gz.diff_id == raw.diff_id
     zipped = concat_layers(tmp_path / "z.tar.zst", [tmp_path / f"{n}.tar" for n in tars], "zstd")
     assert zipped.diff_id == raw.diff_id and zipped.digest != raw.digest
+
+
+def _three_layers(tmp_path: Path) -> list[Path]:
+    tars = []
+    for n in ["p", "q", "r"]:
+        src, sp = make_path(tmp_path / "src", n)
+        (src / "big").write_bytes(os.urandom(3 << 20))  # larger than one copy chunk
+        write_store_layer(tmp_path / f"{n}.tar", src, sp)
+        tars.append(tmp_path / f"{n}.tar")
+    return tars
+
+
+def test_concatenation_without_kernel_copy_gives_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from strata.oci import spancopy
+
+    tars = _three_layers(tmp_path)
+    monkeypatch.setattr(spancopy, "_CHUNK", 1 << 20)
+    kernel = concat_layers(tmp_path / "k.tar", tars)
+
+    def refused(*args: object) -> int:
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(os, "copy_file_range", refused)
+    copied = concat_layers(tmp_path / "c.tar", tars)
+    data = (tmp_path / "k.tar").read_bytes()
+    assert data == (tmp_path / "c.tar").read_bytes()
+    assert kernel == copied
+    assert kernel.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert kernel.size == len(data)
+
+
+def test_concatenation_of_a_layer_shorter_than_its_headers_is_refused(tmp_path: Path) -> None:
+    tars = _three_layers(tmp_path)
+    data = tars[1].read_bytes()
+    tars[1].write_bytes(data[: len(data) // 2])  # cut inside the big file's data
+    with pytest.raises(UserError, match=r"q\.tar: layer to join") as e:
+        concat_layers(tmp_path / "g.tar", tars)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "g.tar").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_actions_write_blob_and_descriptor(tmp_path: Path) -> None:

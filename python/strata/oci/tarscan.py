@@ -75,7 +75,9 @@ def _number(field: bytes, what: str, at: int) -> int:
 
 def _checksum_ok(block: bytes) -> bool:
     stored = _number(block[148:156], "the checksum", 0)
-    unsigned = sum(block) - sum(block[148:156]) + 256  # the field counts as 8 spaces
+    # the field counts as 8 spaces; NULs add nothing, and dropping them first (in C) makes the
+    # sum of a mostly empty header a third of the work
+    unsigned = sum(block.translate(None, b"\0")) - sum(block[148:156]) + 256
     if stored == unsigned:
         return True
     high = sum(1 for b in block[:148] + block[156:] if b > 127)
