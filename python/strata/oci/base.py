@@ -241,6 +241,8 @@ def _candidates(
     for desc in manifests:
         if not isinstance(desc, dict):
             raise UserError("index entry is not an object", where=where)
+        if desc.get("artifactType"):
+            continue  # an artifact (a referrer such as an SBOM), not an image
         annotations = desc.get("annotations") or {}
         name = ref
         if isinstance(annotations, dict):

@@ -25,7 +25,6 @@ import bz2
 import contextlib
 import hashlib
 import io
-import json
 import lzma
 import os
 import posixpath
@@ -38,6 +37,7 @@ from typing import IO, Any
 
 import zstandard
 
+from strata import canonical
 from strata.errors import UserError
 from strata.oci.compress import detect_compressor, open_decompressed
 from strata.oci.digest import split_digest
@@ -268,10 +268,10 @@ def digest_mismatch(what: str, expected: str, actual: str, where: str) -> UserEr
 
 
 def parse_json(data: bytes, what: str, where: str) -> Any:
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{what} is not valid JSON ({e})", where=where) from None
+    """The JSON value of an image's metadata `data`; a one-line UserError if it is not JSON."""
+    return canonical.parse_json(
+        data, what, "the image is damaged: copy, pull or build it again", where
+    )
 
 
 def json_object(value: Any, what: str, where: str) -> dict[str, Any]:
