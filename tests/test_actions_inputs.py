@@ -184,18 +184,18 @@ def test_a_broken_base_image_is_one_error_and_no_output(
 @pytest.mark.parametrize(
     ("key", "value"), [("uid", BIG), ("gid", BIG), ("uid", -1), ("gid", 2**64)]
 )
-def test_an_owner_id_tar_cannot_hold_is_refused_by_the_layer_action(
+def test_an_owner_id_tar_cannot_hold_is_refused_by_a_layer_action(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: int
 ) -> None:
     out = tmp_path / "out"
     req = {
         "compressor": "none",
-        "contents": [{"dest": "etc/motd", "type": "file", "content": "hi\n"}],
+        "files": [{"dest": "etc/motd", "type": "file", "content": "hi\n"}],
         "descriptor": str(out / "layer.json"),
         "output": str(out / "layer.tar"),
         key: value,
     }
-    assert _run(tmp_path, "Layer", req) == 1
+    assert _run(tmp_path, "CustomizationLayer", req) == 1
     _one_error(
         capsys,
         rf"^error: {tmp_path}/req.json: {key}: owner id out of range \(got {value}\); uid and "
@@ -208,13 +208,13 @@ def test_the_largest_owner_id_is_written_and_gnu_tar_reads_it(tmp_path: Path) ->
     out = tmp_path / "out"
     req = {
         "compressor": "none",
-        "contents": [{"dest": "etc/motd", "type": "file", "content": "hi\n"}],
+        "files": [{"dest": "etc/motd", "type": "file", "content": "hi\n"}],
         "descriptor": str(out / "layer.json"),
         "gid": BIG - 1,
         "output": str(out / "layer.tar"),
         "uid": BIG - 1,
     }
-    assert _run(tmp_path, "Layer", req) == 0
+    assert _run(tmp_path, "CustomizationLayer", req) == 0
     listing = subprocess.run(
         [shutil.which("tar") or "tar", "--numeric-owner", "-tvf", out / "layer.tar"],
         capture_output=True,

@@ -17,9 +17,9 @@ from strata.errors import UserError
 def _layer_action(name: str, request: str) -> Action:
     return Action(
         owner=f"//img:{name}",
-        mnemonic="Layer",
-        progress_message=f"Layer //img:{name}",
-        argv=(TOOL, "action", "Layer", f"@{request}"),
+        mnemonic="CustomizationLayer",
+        progress_message=f"CustomizationLayer //img:{name}",
+        argv=(TOOL, "action", "CustomizationLayer", f"@{request}"),
         env=(("PATH", "/bin:/usr/bin"),),
         inputs=(*TOOL_INPUTS, request),
         outputs=(f"{BIN}/{name}.json", f"{BIN}/{name}.tar"),
@@ -32,7 +32,7 @@ def _workspace(tmp_path: Path) -> Path:
     (ws / "WORKSPACE").write_text("")
     req = {
         "compressor": "gzip",
-        "contents": [
+        "files": [
             {"content": "hello\n", "dest": "etc/motd", "type": "file"},
             {"dest": "lib64", "target": "lib", "type": "symlink"},
         ],
@@ -66,7 +66,7 @@ def test_worker_action_failure_is_the_actions_one_line_error(tmp_path: Path) -> 
     with pytest.raises(ActionFailed) as e:
         eng.build([*tool_actions(), _layer_action("ok", "bad.json")], workers=True)
     text = str(e.value)
-    assert "Layer failed with exit status 1" in text
+    assert "CustomizationLayer failed with exit status 1" in text
     assert text.endswith(
         "\nerror: bad.json: unknown compressor (got 'lzma'); use one of: none, gzip, zstd"
     )
@@ -78,9 +78,9 @@ def test_no_worker_outlives_the_build(tmp_path: Path) -> None:
     eng = Engine(ws, tmp_path / "ob")
     probe = Action(
         owner="//img:probe",
-        mnemonic="Layer",
+        mnemonic="CustomizationLayer",
         progress_message="",
-        argv=(TOOL, "action", "Layer", "@ok.json"),
+        argv=(TOOL, "action", "CustomizationLayer", "@ok.json"),
         env=(("PATH", "/bin:/usr/bin"),),
         inputs=(*TOOL_INPUTS, "ok.json"),
         outputs=(f"{BIN}/ok.json", f"{BIN}/ok.tar"),

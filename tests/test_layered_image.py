@@ -1,6 +1,7 @@
-"""A layered image of 30 store paths, built only through the action CLI.
+"""A layered image of 30 store paths, built through the action CLI.
 
-StoreLayer (one cached layer per store path) → LayerGroups (grouping at
+Each store path's own layer (written by strata.store.layer, byte for byte
+what StorePath writes) → LayerGroups (grouping at
 execution time) → CustomizationLayer → ImageAssemble / StreamImage, as the
 layered_image and stream_layered_image rules run them.
 """
@@ -21,7 +22,9 @@ import pytest
 
 from realtools import DockerEngine, need, run
 from strata.cli import main
+from strata.oci.layer import write_descriptor
 from strata.store.closure import Closure, PathInfo
+from strata.store.layer import write_store_layer
 from strata.store.references import describe
 
 BUSYBOX = "/bin/busybox"
@@ -37,7 +40,7 @@ def action(tmp: Path, mnemonic: str, req: dict[str, Any], tag: str = "") -> int:
 
 @dataclass
 class Store:
-    """Store paths on disk with their descriptions and StoreLayer outputs."""
+    """Store paths on disk with their descriptions and their own layers."""
 
     root: Path
     infos: dict[str, PathInfo]  # short name -> info
@@ -67,20 +70,10 @@ class Store:
         self.infos[short] = described.info
         self.srcs[short] = src
         out = self.root / "layers"
-        assert (
-            action(
-                self.root,
-                "StoreLayer",
-                {
-                    "src": str(src),
-                    "store_path": described.info.path,
-                    "output": str(out / f"{short}.tar"),
-                    "descriptor": str(out / f"{short}.json"),
-                },
-                tag=short,
-            )
-            == 0
-        )
+        out.mkdir(exist_ok=True)
+        blob = out / f"{short}.tar"
+        descriptor = write_store_layer(blob, src, described.info.path, "/nix/store", "none")
+        write_descriptor(out / f"{short}.json", descriptor, blob)
         return described.info.path
 
     def store_layers(self) -> list[dict[str, str]]:

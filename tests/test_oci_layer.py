@@ -105,7 +105,7 @@ def _request(tmp_path: Path, **extra: object) -> Path:
         "compressor": "gzip",
         "output": str(tmp_path / "out" / "layer.tar.gz"),
         "descriptor": str(tmp_path / "out" / "layer.json"),
-        "contents": [],
+        "files": [],
         **extra,
     }
     path = tmp_path / "req.json"
@@ -117,7 +117,7 @@ def test_layer_action(tmp_path: Path) -> None:
     root = make_fixture_tree(tmp_path / "src")
     req = _request(
         tmp_path,
-        contents=[
+        files=[
             {"src": str(root / "bin" / "hello"), "dest": "/bin/hello"},
             {"dest": "/tmp", "type": "dir", "mode": "1777"},
             {"dest": "/bin/sh", "type": "symlink", "target": "hello"},
@@ -125,7 +125,7 @@ def test_layer_action(tmp_path: Path) -> None:
         ],
         uid=1,
     )
-    assert main(["action", "Layer", f"@{req}"]) == 0
+    assert main(["action", "CustomizationLayer", f"@{req}"]) == 0
     desc = json.loads((tmp_path / "out" / "layer.json").read_text())
     assert desc["media_type"] == "application/vnd.oci.image.layer.v1.tar+gzip"
     assert (tmp_path / "out" / "layer.json").read_text() == json.dumps(
@@ -148,19 +148,19 @@ def test_layer_action(tmp_path: Path) -> None:
     [
         ({"compressor": "lzma"}, "unknown compressor (got 'lzma'); use one of: none, gzip, zstd"),
         (
-            {"contents": [{"src": "/dev/null", "dest": "x"}]},
+            {"files": [{"src": "/dev/null", "dest": "x"}]},
             "/dev/null: a character device cannot be put in an image layer",
         ),
         (
-            {"contents": [{"dest": "x", "type": "dir", "mode": 755}]},
+            {"files": [{"dest": "x", "type": "dir", "mode": 755}]},
             'contents[0]: mode must be an octal string like "0755" (got 755)',
         ),
         (
-            {"contents": [{"dest": "x", "type": "blob"}]},
+            {"files": [{"dest": "x", "type": "blob"}]},
             "contents[0]: unknown content type (got 'blob')",
         ),
         (
-            {"contents": [{"src": "/nonexistent/x", "dest": "x"}]},
+            {"files": [{"src": "/nonexistent/x", "dest": "x"}]},
             "/nonexistent/x: source does not exist",
         ),
     ],
@@ -169,7 +169,7 @@ def test_bad_layer_requests_fail_cleanly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: dict[str, object], message: str
 ) -> None:
     req = _request(tmp_path, **extra)
-    assert main(["action", "Layer", f"@{req}"]) == 1
+    assert main(["action", "CustomizationLayer", f"@{req}"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []

@@ -2,12 +2,14 @@
 
 A workspace in a temporary directory pulls a busybox base by digest with
 `pull_image`, builds `docker_image(from_image = "@bb")` on it and pushes it
-with `bazel run //:push` (twice: the second uploads nothing). skopeo pulls the
+with `bazel run //:push` (twice: the second uploads nothing; `push_sbom = False`, the
+image alone), and `//:push_sbom` with its SBOMs, the default. skopeo pulls the
 result back into a docker-archive that the Docker engine runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ import pytest
 from image_helpers import busybox_layer, make_layer
 from realtools import DockerEngine, need, run
 from registry_server import RegistryServer
+from strata.actions import lookup
 from strata.oci.image import assemble
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
@@ -69,6 +72,7 @@ image_push(
     registry = "{registry}",
     repository = "{repository}",
     tags = ["v1"],
+    push_sbom = False,
 )
 
 image_push(
@@ -77,7 +81,6 @@ image_push(
     registry = "{registry}",
     repository = "{repository}-sbom",
     tags = ["v1"],
-    push_sbom = True,
 )
 """
 
@@ -92,9 +95,11 @@ def registry() -> Iterator[RegistryServer]:
         server.stop()
 
 
-def _workspace(tmp_path: Path, registry: RegistryServer, repository: str) -> Path:
-    """A busybox base pushed to the registry, and a workspace that pulls it and pushes to
-    `repository`."""
+def _workspace(
+    tmp_path: Path, registry: RegistryServer, repository: str, base_sbom: bool = False
+) -> Path:
+    """A busybox base pushed to the registry (with its SBOMs as referrers, for
+    `base_sbom`), and a workspace that pulls it and pushes to `repository`."""
     need("skopeo")
     if not Path("/bin/busybox").is_file():
         need("busybox")
@@ -105,6 +110,12 @@ def _workspace(tmp_path: Path, registry: RegistryServer, repository: str) -> Pat
     write_oci_layout(tmp_path / "base", [base])
     client = RegistryClient(Registry.parse(registry.address), Options(env={}))
     digest = push(client, "base/bb", tmp_path / "base", ["1"], where="t").digest
+    if base_sbom:
+        out = {k: str(tmp_path / f"base.{k}") for k in ("cyclonedx", "referrers", "spdx")}
+        req = {"image": str(tmp_path / "base"), "name": "base/bb", "outputs": out}
+        lookup("Sbom")(req | {"schema_version": 1}, "base.sbom.json")
+        push_req = {"image": out["referrers"], "registry": registry.address}
+        lookup("ImagePush")(push_req | {"repository": "base/bb", "schema_version": 1}, "t")
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "WORKSPACE").write_text(
@@ -184,11 +195,14 @@ def _referrers(registry: RegistryServer, repository: str, digest: str) -> dict[s
 def test_image_push_sbom_referrers_under_bazel_and_strata(
     tmp_path: Path, registry: RegistryServer
 ) -> None:
-    """push_sbom: both engines push the image and its two SBOMs, found under the fallback
-    tag (distribution 2.8 has no referrers API); the documents are the same bytes; a
-    second push uploads nothing."""
+    """push_sbom (the default): both engines push the image and its two SBOMs, found
+    under the fallback tag (distribution 2.8 has no referrers API); the documents are
+    the same bytes; a second push uploads nothing. The base was pushed with its SBOMs:
+    pull_image keeps them, and the image's documents name them by digest."""
     bazel = need("bazel")
-    ws = _workspace(tmp_path, registry, "team/ref")
+    ws = _workspace(tmp_path, registry, "team/ref", base_sbom=True)
+    base_spdx = (tmp_path / "base.spdx").read_bytes()
+    base_cdx = (tmp_path / "base.cyclonedx").read_bytes()
     common = [bazel, "--batch", f"--output_user_root={tmp_path / 'bazel-root'}"]
     flags = ["--spawn_strategy=processwrapper-sandbox", "--symlink_prefix=/"]
     strata = [str(ROOT / "tools" / "strata"), "run", f"--output_base={tmp_path / 'ob'}"]
@@ -208,5 +222,13 @@ def test_image_push_sbom_referrers_under_bazel_and_strata(
         assert f"(tag sha256-{digest[7:]} (unchanged))" in second.stderr
         refs = _referrers(registry, repository, digest)
         assert sorted(refs) == ["application/spdx+json", "application/vnd.cyclonedx+json"]
+        spdx = json.loads(registry.blob_data(refs["application/spdx+json"]).read_bytes())
+        (ext,) = spdx["externalDocumentRefs"]
+        assert ext["checksum"]["checksumValue"] == hashlib.sha256(base_spdx).hexdigest()
+        cdx = json.loads(registry.blob_data(refs["application/vnd.cyclonedx+json"]).read_bytes())
+        (base,) = [c for c in cdx["components"] if c["type"] == "container"]
+        assert sorted(r["hashes"][0]["content"] for r in base["externalReferences"]) == sorted(
+            hashlib.sha256(d).hexdigest() for d in (base_spdx, base_cdx)
+        )
         found.append((digest, refs))
     assert found[0] == found[1]

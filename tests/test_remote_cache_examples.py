@@ -49,8 +49,6 @@ IMAGE_MNEMONICS = {
 SHARED_MNEMONICS = {
     "StorePath",
     "LinkedStorePath",
-    "StoreLayer",
-    "Layer",
     "CustomizationLayer",
     "NixDb",
     "RunAsRoot",

@@ -109,7 +109,12 @@ def test_a_pulled_base_is_named_by_its_registry_repository_and_digest(
     pinned = push(client, "lib/base", tmp_path / "base.oci", ["1"], where="t").digest
     store = BlobStore(str(tmp_path / "blobs"))
     pulled = tmp_path / "pulled.oci"
-    pull(client, store, "lib/base", pinned, parse_platform("x86_64"), pulled, None, "t")
+    result = pull(client, store, "lib/base", pinned, parse_platform("x86_64"), pulled, None, "t")
+    # the registry has no SBOM of it: the layout lists the image alone, as before
+    assert result.sboms == 0
+    assert [sorted(e) for e in json.loads((pulled / "index.json").read_bytes())["manifests"]] == [
+        ["annotations", "digest", "mediaType", "platform", "size"]
+    ]
     out = {"cyclonedx": str(tmp_path / "a.cdx.json"), "spdx": str(tmp_path / "a.spdx.json")}
     req = {
         "base": {"name": "", "path": str(pulled)},
@@ -126,3 +131,129 @@ def test_a_pulled_base_is_named_by_its_registry_repository_and_digest(
     assert purl == f"pkg:oci/base@sha256%3A{pinned[7:]}?repository_url={plain.host}/lib/base"
     cdx = json.loads((tmp_path / "a.cdx.json").read_bytes())
     assert [c["version"] for c in cdx["components"] if c["type"] == "container"] == [pinned]
+
+
+def _push_with_sboms(tmp: Path, server: RegistryServer, repository: str) -> str:
+    """Push a base image and its two SBOM referrers; the image's digest."""
+    image = small_image(tmp / "b").image
+    write_oci_layout(tmp / "b.oci", [image])
+    out = {
+        "cyclonedx": str(tmp / "b.cdx.json"),
+        "referrers": str(tmp / "b.sbom.oci"),
+        "spdx": str(tmp / "b.spdx.json"),
+    }
+    req = {"image": str(tmp / "b.oci"), "name": repository, "outputs": out, "schema_version": 1}
+    lookup("Sbom")(req, "sbom.json")
+    push = {
+        "image": str(tmp / "b.sbom.oci"),
+        "registry": server.address,
+        "repository": repository,
+        "schema_version": 1,
+        "tags": ["1"],
+    }
+    lookup("ImagePush")(push, "push.json")
+    return str(image.info()["manifest_digest"])
+
+
+def test_a_pulled_base_keeps_its_sboms_and_the_image_sbom_names_them(
+    tmp_path: Path, plain: RegistryServer
+) -> None:
+    """Pushed with its SBOMs (found under the fallback tag: 2.8 has no referrers API),
+    pulled as a base, built on: the new image's documents name the base's by digest,
+    and still pass the validators."""
+    from sbom_check import cyclonedx_problems, spdx_problems
+    from strata.oci.base import Selector, read_oci_layout
+    from strata.oci.digest import sha256_bytes
+    from strata.oci.platform import parse_platform
+    from strata.registry.blobstore import BlobStore
+    from strata.registry.client import Options, Registry, RegistryClient
+    from strata.registry.pull import pull
+
+    pinned = _push_with_sboms(tmp_path, plain, "lib/sbom-base")
+    client = RegistryClient(Registry.parse(plain.address), Options(env={}))
+    store = BlobStore(str(tmp_path / "blobs"))
+    layouts = []
+    for i in range(2):
+        layouts.append(tmp_path / f"pulled{i}.oci")
+        result = pull(
+            client, store, "lib/sbom-base", pinned, parse_platform("x86_64"), layouts[-1], None, "t"
+        )
+        assert result.sboms == 2
+    # two pulls give the same layout (the referrers in digest order, after the image)
+    index = (layouts[0] / "index.json").read_bytes()
+    assert index == (layouts[1] / "index.json").read_bytes()
+    entries = json.loads(index)["manifests"]
+    assert "artifactType" not in entries[0]
+    assert entries[1:] == sorted(entries[1:], key=lambda e: e["digest"])
+    assert sorted(e["artifactType"] for e in entries[1:]) == [
+        "application/spdx+json",
+        "application/vnd.cyclonedx+json",
+    ]
+    # built on: the pulled layout is one image to from_image
+    base = read_oci_layout(layouts[0], Selector())
+    app = small_image(tmp_path / "app", base=base).image
+    write_oci_layout(tmp_path / "app.oci", [app])
+    out = {"cyclonedx": str(tmp_path / "a.cdx.json"), "spdx": str(tmp_path / "a.spdx.json")}
+    req = {
+        "base": {"name": "", "path": str(layouts[0])},
+        "image": str(tmp_path / "app.oci"),
+        "name": "team/app",
+        "outputs": out,
+        "schema_version": 1,
+    }
+    lookup("Sbom")(req, "sbom.json")
+    base_spdx = (tmp_path / "b.spdx.json").read_bytes()
+    base_cdx = (tmp_path / "b.cdx.json").read_bytes()
+    spdx = json.loads((tmp_path / "a.spdx.json").read_bytes())
+    (ref,) = spdx["externalDocumentRefs"]
+    assert ref["checksum"] == {"algorithm": "SHA256", "checksumValue": sha256_bytes(base_spdx)[7:]}
+    assert ref["spdxDocument"] == json.loads(base_spdx)["documentNamespace"]
+    cdx = json.loads((tmp_path / "a.cdx.json").read_bytes())
+    (comp,) = [c for c in cdx["components"] if c["type"] == "container"]
+    assert comp["version"] == pinned
+    assert sorted(r["hashes"][0]["content"] for r in comp["externalReferences"]) == sorted(
+        [sha256_bytes(base_spdx)[7:], sha256_bytes(base_cdx)[7:]]
+    )
+    assert spdx_problems(tmp_path / "a.spdx.json") == ""
+    assert cyclonedx_problems(tmp_path / "a.cdx.json") == ""
+
+
+def test_a_damaged_sbom_layout_fails_the_push_in_one_line(
+    tmp_path: Path, plain: RegistryServer
+) -> None:
+    """`strata run //app:push` runs this command: a referrer the layout lacks is one
+    error line naming the layout and the fix, exit 1, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    _push_with_sboms(tmp_path, plain, "team/damaged")
+    layout = tmp_path / "b.sbom.oci"
+    for p in [layout, *layout.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    index = json.loads((layout / "index.json").read_bytes())
+    (entry,) = [e for e in index["manifests"] if e.get("artifactType") == "application/spdx+json"]
+    (layout / "blobs/sha256" / entry["digest"][7:]).unlink()
+    req = {
+        "image": str(layout),
+        "label": "//app:push",
+        "registry": plain.address,
+        "repository": "team/damaged",
+        "schema_version": 1,
+    }
+    (tmp_path / "push.json").write_text(json.dumps(req))
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-m", "strata", "action", "ImagePush", f"@{tmp_path / 'push.json'}"],
+        env=dict(os.environ, PYTHONPATH=str(root / "python")),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line == (
+        f"error: //app:push: blob is missing from the layout (got {entry['digest']}); "
+        "rebuild or copy the layout again"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from strata.errors import UserError
 from strata.oci.layer import Ownership, add_entries, write_layer
 from strata.store import nar
 from strata.store.layer import concat_layers, store_entries, write_store_layer
@@ -120,44 +122,73 @@ def test_concatenation_of_compressed_cached_layers(tmp_path: Path) -> None:
     assert zipped.diff_id == raw.diff_id and zipped.digest != raw.digest
 
 
-def test_actions_write_blob_and_descriptor(tmp_path: Path) -> None:
+def _three_layers(tmp_path: Path) -> list[Path]:
+    tars = []
+    for n in ["p", "q", "r"]:
+        src, sp = make_path(tmp_path / "src", n)
+        (src / "big").write_bytes(os.urandom(3 << 20))  # larger than one copy chunk
+        write_store_layer(tmp_path / f"{n}.tar", src, sp)
+        tars.append(tmp_path / f"{n}.tar")
+    return tars
+
+
+def test_concatenation_without_kernel_copy_gives_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from strata.oci import spancopy
+
+    tars = _three_layers(tmp_path)
+    monkeypatch.setattr(spancopy, "_CHUNK", 1 << 20)
+    kernel = concat_layers(tmp_path / "k.tar", tars)
+
+    def refused(*args: object) -> int:
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(os, "copy_file_range", refused)
+    copied = concat_layers(tmp_path / "c.tar", tars)
+    data = (tmp_path / "k.tar").read_bytes()
+    assert data == (tmp_path / "c.tar").read_bytes()
+    assert kernel == copied
+    assert kernel.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert kernel.size == len(data)
+
+
+def test_concatenation_of_a_layer_shorter_than_its_headers_is_refused(tmp_path: Path) -> None:
+    tars = _three_layers(tmp_path)
+    data = tars[1].read_bytes()
+    tars[1].write_bytes(data[: len(data) // 2])  # cut inside the big file's data
+    with pytest.raises(UserError, match=r"q\.tar: layer to join") as e:
+        concat_layers(tmp_path / "g.tar", tars)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "g.tar").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cached_layers_and_their_group_get_descriptors(tmp_path: Path) -> None:
     import json
 
-    from strata.actions import lookup
-    from strata.errors import UserError
+    from strata.oci.layer import write_descriptor
 
     outs = []
     for n in ["a", "b"]:
         src, sp = make_path(tmp_path / "src", n)
-        req = {
-            "schema_version": 1,
-            "src": str(src),
-            "store_path": sp,
-            "output": str(tmp_path / f"{n}.tar"),
-            "descriptor": str(tmp_path / f"{n}.json"),
-            "uid": 1000,
-        }
-        lookup("StoreLayer")(req, "req.json")
+        blob = tmp_path / f"{n}.tar"
+        desc = write_store_layer(blob, src, sp, owner=Ownership(uid=1000))
+        write_descriptor(tmp_path / f"{n}.json", desc, blob)
         d = json.loads((tmp_path / f"{n}.json").read_text())
-        assert d["compressor"] == "none" and d["size"] == (tmp_path / f"{n}.tar").stat().st_size
-        assert {m.uid for m in members(tmp_path / f"{n}.tar")} == {1000}
-        outs.append(str(tmp_path / f"{n}.tar"))
-    lookup("StoreLayerGroup")(
-        {
-            "schema_version": 1,
-            "layers": outs,
-            "output": str(tmp_path / "g.tar.gz"),
-            "descriptor": str(tmp_path / "g.json"),
-        },
-        "g.json",
-    )
+        assert d["compressor"] == "none" and d["size"] == blob.stat().st_size
+        assert {m.uid for m in members(blob)} == {1000}
+        outs.append(blob)
+    group = concat_layers(tmp_path / "g.tar.gz", outs, "gzip")
+    write_descriptor(tmp_path / "g.json", group, tmp_path / "g.tar.gz")
     g = json.loads((tmp_path / "g.json").read_text())
     assert g["compressor"] == "gzip" and g["digest"] != g["diff_id"]
+
+
+def test_a_missing_layer_to_join_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(UserError) as e:
-        lookup("StoreLayer")({**req, "src": str(tmp_path / "nope")}, "req.json")
-    assert str(e.value) == (
-        f"req.json: store path content does not exist (got src '{tmp_path / 'nope'}'); "
-        "declare it as an input"
+        concat_layers(tmp_path / "o.tar", [tmp_path / "nope.tar"])
+    assert str(e.value).startswith(
+        f"{tmp_path}/nope.tar: layer to join cannot be read (got No such file or directory); "
     )
-    with pytest.raises(UserError, match=r"'layers' must be a non-empty list"):
-        lookup("StoreLayerGroup")({**req, "layers": []}, "g.json")
+    assert not (tmp_path / "o.tar").exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from strata.actions import lookup
-from strata.actions.layer import plan_tree
+from strata.actions.request import plan_tree
 from strata.errors import UserError
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK
 from strata.store.layer import write_store_layer

@@ -123,7 +123,10 @@ pull_image(
 then `docker_image(..., from_image = "@busybox")`. Every blob is verified against its
 digest and kept by digest in a store shared by the workspace's pulls
 (`$STRATA_BLOB_STORE`, else `<output_base>/external/_strata_blob_store`), so a layer
-shared by two base images is fetched once. Credentials come from `docker login` /
+shared by two base images is fetched once. The image's SBOMs (SPDX, CycloneDX), where
+the registry holds them as OCI 1.1 referrers (referrers API, else the `sha256-<digest>`
+tag), are verified and kept in the layout beside it; the SBOM of an image built on it
+names them by digest. Credentials come from `docker login` /
 `podman login` (config.json, credential helpers, auth.json).""",
     attrs = {
         "registry": attr.string(mandatory = True, doc = "Registry host[:port]; prefix http:// for a plain-HTTP registry."),
@@ -160,15 +163,10 @@ def _image_to_push(ctx):
     if ImageInfo in dep:
         # Prefer the OCI layout: it is pushed byte for byte, keeping the digests it was built with.
         info = dep[ImageInfo]
-        if ctx.attr.push_sbom:
-            # The same image, with its SBOMs as referrers beside it.
-            layout = getattr(info, "sbom_layout", None)
-            if layout == None:
-                label_fail(ctx, "push_sbom", "the image has no SBOM layout", "an image_index", "push each platform's image with push_sbom, or set push_sbom = False")
-            return layout
-        return getattr(info, "oci_layout", None) or info.docker_archive
-    if ctx.attr.push_sbom:
-        label_fail(ctx, "push_sbom", "needs an image target (its SBOM is built with it)", "a file", "point image at an image target, or set push_sbom = False")
+        # The same image, with its SBOMs as referrers beside it (image_index and
+        # stream_layered_image have no such layout: the image alone).
+        layout = getattr(info, "sbom_layout", None) if ctx.attr.push_sbom else None
+        return layout or getattr(info, "oci_layout", None) or info.docker_archive
     files = dep[DefaultInfo].files.to_list()
     if len(files) != 1:
         label_fail(ctx, "image", "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
@@ -219,7 +217,7 @@ _PUSH_ATTRS = {
     "mount_from": attr.string(doc = "Another repository of the same registry that may hold the base layers (cross-repository mount)."),
     "tls_verify": attr.bool(default = True, doc = "Verify the registry's TLS certificate; False only for test registries."),
     "ca_file": attr.string(doc = "Absolute path of a PEM file of CAs to trust for the registry (like /etc/docker/certs.d/<host>/ca.crt), read when the push runs."),
-    "push_sbom": attr.bool(doc = "Also push the image's SBOM (SPDX and CycloneDX, output group `sbom`) as OCI 1.1 referrers of the pushed manifest: by the referrers API where the registry has it, else under the tag schema's `sha256-<digest>` index (distribution 2.8). Needs an image target (not an image_index)."),
+    "push_sbom": attr.bool(default = True, doc = "Also push the image's SBOM (SPDX and CycloneDX, output group `sbom`) as OCI 1.1 referrers of the pushed manifest: by the referrers API where the registry has it, else under the tag schema's `sha256-<digest>` index (distribution 2.8). For an image target that has one (not image_index or stream_layered_image, which are pushed alone); a layout given as a file is pushed with whatever referrers it holds. False: the image alone."),
 }
 _PUSH_ATTRS.update(TOOL_ATTRS)
 
@@ -241,9 +239,10 @@ image_push(
 Blobs already in the repository are skipped (HEAD), so pushing again uploads no
 layer bytes; prints `<registry>/<repository>@sha256:…`. An `image_index` is pushed
 as the index it is (each platform's manifest first, then the index under the tags),
-so its digest is the one the layout holds. With `push_sbom = True` the image's SBOM
-documents follow as OCI 1.1 referrers (a registry without the referrers API finds
-them under the tag `sha256-<hex of the image digest>`).""",
+so its digest is the one the layout holds. The image's SBOM documents follow as OCI
+1.1 referrers (a registry without the referrers API finds them under the tag
+`sha256-<hex of the image digest>`; a second push uploads nothing);
+`push_sbom = False` pushes the image alone.""",
     attrs = _PUSH_ATTRS,
 )
 

@@ -68,7 +68,7 @@ def make_workspace(root: Path, paths: int, kib: int) -> list[Action]:
         actions.append(
             Action(
                 owner=f"//store:p{i:03d}",
-                mnemonic="StoreLayer",
+                mnemonic="StorePath",
                 progress_message="",
                 argv=("/bin/sh", "-c", f"{TAR} store/p{i:03d} | gzip -n > {out}"),
                 inputs=tuple(inputs),

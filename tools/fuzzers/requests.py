@@ -27,13 +27,10 @@ from strata.actions.request import load_request
 # NixStoreImport runs the program it names, StreamImage writes to `fd:N`,
 # ImagePull and ImagePush talk to registries (see the registry-pull target).
 MNEMONICS = [
-    "Layer",
     "ImageAssemble",
     "ImageArchive",
     "ImageMerge",
     "ImageExport",
-    "StoreLayer",
-    "StoreLayerGroup",
     "LayerGroups",
     "StorePath",
     "ImageIndex",
@@ -56,7 +53,7 @@ def fixtures() -> Path:
     (top / "dir").mkdir()
     layer = {
         "compressor": "gzip",
-        "contents": [{"src": str(top / "src"), "dest": "/opt"}],
+        "files": [{"src": str(top / "src"), "dest": "/opt"}],
         "descriptor": str(top / "layer.json"),
         "output": str(top / "layer.tar"),
     }
@@ -70,7 +67,7 @@ def fixtures() -> Path:
             "image_info": str(top / "image.json"),
         },
     }
-    for mnemonic, req in (("Layer", layer), ("ImageAssemble", image)):
+    for mnemonic, req in (("CustomizationLayer", layer), ("ImageAssemble", image)):
         lookup(mnemonic)({"schema_version": 1, **req}, mnemonic)
     _FIXTURES[:] = [top, *_fingerprint(top)]
     return top
@@ -83,16 +80,15 @@ def _fingerprint(top: Path) -> list[Any]:
 def templates(fx: Path) -> dict[str, dict[str, Any]]:
     layer = {"blob": str(fx / "layer.tar"), "descriptor": str(fx / "layer.json")}
     return {
-        "Layer": {
-            "compressor": "none",
+        "StorePath": {
+            "name": "x",
             "contents": [
                 {"src": str(fx / "src"), "dest": "/x", "mode": "0755"},
                 {"dest": "/d", "type": "dir"},
                 {"dest": "/l", "type": "symlink", "target": "/x"},
                 {"dest": "/f", "type": "file", "content": "x"},
             ],
-            "descriptor": "out.json",
-            "output": "out.tar",
+            "outputs": {"info": "out.info", "layer": "out.tar", "descriptor": "out.json"},
         },
         "ImageAssemble": {
             "base": {"path": str(fx / "image.tar"), "name": "img:1"},
@@ -107,12 +103,6 @@ def templates(fx: Path) -> dict[str, dict[str, Any]]:
             "output": "out.tar",
         },
         "ImageIndex": {"images": [str(fx / "image.oci")], "output": "out.oci"},
-        "StoreLayer": {
-            "src": str(fx / "src"),
-            "store_path": "/nix/store/" + "0" * 32 + "-x",
-            "output": "o.tar",
-            "descriptor": "o.json",
-        },
     }
 
 

@@ -24,7 +24,6 @@ from strata.errors import UserError, environment_error, shorten
 
 ACTIONS: dict[str, str] = {
     # mnemonic: "strata.actions.<module>:<function>"
-    "Layer": "strata.actions.layer:run",
     "ImageAssemble": "strata.actions.image:assemble_image",
     "ImageArchive": "strata.actions.image_archive:archive_image",
     "ImagePull": "strata.actions.pull:run",
@@ -32,8 +31,6 @@ ACTIONS: dict[str, str] = {
     "ImageLoad": "strata.actions.load:run",
     "ImageMerge": "strata.actions.merge:merge_images",
     "ImageExport": "strata.actions.export:export_image",
-    "StoreLayer": "strata.actions.store_layer:run",
-    "StoreLayerGroup": "strata.actions.store_layer:group",
     "CustomizationLayer": "strata.actions.customization:run",
     "LayerGroups": "strata.actions.layered:run",
     "StreamImage": "strata.actions.stream:run",

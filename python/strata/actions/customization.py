@@ -3,7 +3,7 @@
 The top layer of dockerTools' images: the `contents` store paths placed at
 `/`, then `extra_commands` run in the layer root, then `fake_root_commands`
 under fakeroot, so their chown/chmod are what the tar records. The store
-paths themselves are not in this layer (they have their own, see StoreLayer
+paths themselves are not in this layer (they have their own, see StorePath
 / LayerGroups). buildLayeredImage joins its contents with nixpkgs'
 symlinkJoin, one `lndir -silent` a path (strata.store.join); buildImage
 copies its copyToRoot with one `rsync -ak` (`-aK` with keepContentsDirlinks)
@@ -24,8 +24,8 @@ Request (keys sorted; `schema_version` 1):
     closure             [{"info": F, "layer": L}]: further store paths a copied path's links
                         may lead into (rsync -k copies a link to a directory as the
                         directory, through the store) ([])
-    files               Layer-action `contents` items (plain files by destination), placed
-                        after the contents, before the commands ([])
+    files               path mapping items (strata.actions.request), plain files by
+                        destination, placed after the contents, before the commands ([])
     keep_dirlinks       bool (keepContentsDirlinks, default false): rsync -K instead of -k
     extra_commands      shell text, run by /bin/sh -e with the layer root as cwd ("")
     fake_root_commands  shell text, run under fakeroot with the layer root as cwd ("")
@@ -33,7 +33,7 @@ Request (keys sorted; `schema_version` 1):
                         layer root with `proot -r ROOT -0`, each joined store path
                         bound at its store path; /bin/sh must then be in the layer
     compressor          "none" | "gzip" | "zstd" (default "gzip")
-    output, descriptor  the layer blob and its descriptor JSON (the Layer action's contract)
+    output, descriptor  the layer blob and its descriptor JSON (what ImageAssemble's layers take)
     uid, gid, uname, gname, mtime
                         owner of every entry whose (faked) owner is root, and the
                         time of every entry (0, 0, "", "", 1)
@@ -66,8 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.layer import ownership, plan_tree
-from strata.actions.request import field
+from strata.actions.request import field, ownership, plan_tree
 from strata.actions.store_path import read_info
 from strata.errors import UserError
 from strata.oci.compress import check_compressor
@@ -136,7 +135,7 @@ def _tree_members(src: Path) -> dict[str, Member]:
 
 
 def _place_files(req: dict[str, Any], where: str, root: RootTree) -> None:
-    """`files`: plain files (Layer-action contents items) at their destinations.
+    """`files`: plain files (path mapping items, strata.actions.request) at their destinations.
 
     Their parents are resolved inside the root (strata.oci.rootfs): a content
     link `etc -> /etc` makes `etc/motd` land in the layer's /etc.

@@ -6,7 +6,7 @@ Request (keys sorted, `schema_version` 1):
     base           optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
     config         {"Env": [...], "Cmd": [...], ...}
     created        optional RFC 3339 time or "now"
-    layers         [{"blob": path, "descriptor": path}, ...] (Layer action outputs), or
+    layers         [{"blob": path, "descriptor": path}, ...] (outputs of a layer action), or
                    {"dir": path} for a LayerGroups output directory: its layers, in order
     name, tag      image name (tag defaults to a content hash)
     os             default "linux"
@@ -72,7 +72,7 @@ def load_layer(item: Any, where: str) -> Blob:
     blob = Path(field(item, "blob", str, where))
     desc_path = Path(field(item, "descriptor", str, where))
     data = read_json(
-        desc_path, "layer descriptor", "pass the .json output of a Layer action", where
+        desc_path, "layer descriptor", "pass the .json output of a layer action", where
     )
     desc = LayerDescriptor.from_json(data if isinstance(data, dict) else {}, str(desc_path))
     check_compressor(desc.compressor, str(desc_path))
@@ -83,7 +83,7 @@ def load_layer(item: Any, where: str) -> Blob:
     if size != desc.size:
         raise UserError(
             f"layer blob size differs from its descriptor (got {size}, expected {desc.size}) "
-            f"for {blob}; pass the blob and descriptor of the same Layer action",
+            f"for {blob}; pass the blob and descriptor of the same layer action",
             where=where,
         )
     return Blob(blob, desc.digest, desc.size, desc.diff_id, desc.compressor)

@@ -34,31 +34,27 @@ from strata.actions.request import field
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import atomic_dir
-from strata.oci.digest import sha256_bytes, split_digest
+from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST, Descriptor, index_bytes
 from strata.oci.oci_layout import CONTAINERD_NAME, LAYOUT_VERSION, REF_NAME
 from strata.oci.platform import Platform
+from strata.oci.reader import blob_path, json_object, read_blob, read_index
 
 _KEYS = ("images", "name", "output", "schema_version", "tag")
 
 
 def _manifest_of(layout: Path, where: str) -> Descriptor:
     """The one image manifest descriptor (with its platform) of a per-platform layout."""
-    try:
-        index = json.loads((layout / "index.json").read_bytes())
-    except (OSError, ValueError) as e:
+    index = read_index(layout, str(layout))
+    manifests = index.get("manifests")
+    count = len(manifests) if isinstance(manifests, list) else 0
+    if not isinstance(manifests, list) or count != 1:
         raise UserError(
-            f"not an OCI image layout (got {layout}: {e}); pass an image's oci output",
-            where=where,
-        ) from None
-    manifests = index.get("manifests") if isinstance(index, dict) else None
-    if not isinstance(manifests, list) or len(manifests) != 1:
-        raise UserError(
-            f"each image must hold exactly one manifest (got {len(manifests or [])} in {layout});"
+            f"each image must hold exactly one manifest (got {count} in {layout});"
             " pass single-platform images",
             where=where,
         )
-    desc = manifests[0]
+    desc = json_object(manifests[0], "index entry", str(layout))
     if desc.get("mediaType") != OCI_MANIFEST or "platform" not in desc:
         raise UserError(
             f"the image's index entry is not an OCI manifest with a platform (got "
@@ -66,35 +62,19 @@ def _manifest_of(layout: Path, where: str) -> Descriptor:
             where=where,
         )
     digest = field(desc, "digest", str, where)
-    try:
-        hexpart = split_digest(digest)[1]
-    except ValueError:
+    if blob_path(layout, digest) is None:
         raise UserError(
             f"the image's manifest digest is malformed (got {digest[:80]!r} in {layout}); "
             "only sha256:<64 hex digits> names a blob: rebuild the image",
             where=where,
-        ) from None
-    blob = layout / "blobs" / "sha256" / hexpart
-    if not blob.is_file() or sha256_bytes(blob.read_bytes()) != digest:
-        raise UserError(
-            f"the image's manifest blob is missing or corrupt (got {digest} in {layout}); "
-            "rebuild the image",
-            where=where,
         )
+    read_blob(layout, desc, str(layout))  # there, and holding what its digest names
     return Descriptor(
         OCI_MANIFEST,
         digest,
         field(desc, "size", int, where),
         platform=Platform.from_json(desc["platform"]),
     )
-
-
-def _is_hex_name(name: str) -> bool:
-    try:
-        split_digest("sha256:" + name)
-    except ValueError:
-        return False
-    return True
 
 
 def _arch_suffix(platform: Platform) -> str:
@@ -129,7 +109,7 @@ def build_index(req: dict[str, Any], where: str) -> None:
         for layout in images:
             src = Path(layout) / "blobs" / "sha256"
             for blob in sorted(os.listdir(src)):
-                if not _is_hex_name(blob):
+                if blob_path(Path(layout), "sha256:" + blob) is None:
                     raise UserError(
                         f"a blob of {layout} is not named by its sha256 (got {blob!r}); "
                         "pass an image's oci output",

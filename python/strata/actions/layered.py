@@ -2,19 +2,19 @@
 
 buildLayeredImage's grouping, done at execution time (grouping breaks ties
 by store path name, a content hash the rules cannot know). Input: every
-store path's cached layer (StoreLayer outputs) and the closure; output: a
+store path's cached layer (StorePath `layer` outputs) and the closure; output: a
 directory (a Bazel tree artifact) of the image's store-path layers in order,
 which ImageAssemble and StreamImage take as `{"dir": DIR}` in `layers`.
 
-A path that gets a layer of its own is copied verbatim from its StoreLayer
-blob, never re-tarred: the same store path gives a byte-identical layer (and
+A path that gets a layer of its own is copied verbatim from its StorePath
+layer, never re-tarred: the same store path gives a byte-identical layer (and
 digest) in every image, which is what lets registries and `docker load`
 share it. Paths grouped together are concatenated (strata.store.layer.
 concat_layers), digested while copied, without reading the store path files.
 
 Request (keys sorted; `schema_version` 1):
 
-    store_layers         [{"store_path": P, "blob": B, "descriptor": D}]: StoreLayer outputs
+    store_layers         [{"store_path": P, "blob": B, "descriptor": D}]: StorePath layers
                          of every path that may be in the closure (extra ones are ignored);
                          {"info": F, ...} instead of store_path reads P from a StorePath info
                          file (the rules cannot know P: it is a content hash)
@@ -179,7 +179,7 @@ def run(req: dict[str, Any], where: str) -> None:
             if path not in blobs:
                 raise UserError(
                     f"no cached layer for store path {path} (got layers for {len(blobs)} "
-                    "paths); list the StoreLayer output of every path in the closure",
+                    "paths); list the StorePath layer of every path in the closure",
                     where=where,
                 )
     with atomic_dir(output) as tmp:

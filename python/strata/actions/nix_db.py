@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.actions.image import check_keys
-from strata.actions.layer import ownership
-from strata.actions.request import field
+from strata.actions.request import field, ownership
 from strata.actions.store_path import closure_infos, read_info
 from strata.errors import UserError
 from strata.oci.compress import check_compressor

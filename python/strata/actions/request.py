@@ -3,15 +3,29 @@
 Requests are written by rules (Bazel or the embedded engine) as one JSON
 object with sorted keys and a `schema_version`. Checks here turn a malformed
 request into a one-line `UserError` naming the request file and the key.
+
+Keys several actions share are read here too: the ownership and time of a
+layer's entries (`uid`, `gid`, `uname`, `gname`, `mtime`), and a list of path
+mapping items (the `contents` of a store path, the `files` of a customisation
+layer), applied in order, a later item replacing an earlier one:
+
+    {"src": P, "dest": D, "mode"?: "0755"}   file, symlink or directory tree
+    {"dest": D, "type": "dir", "mode"?: "1777"}
+    {"dest": D, "type": "symlink", "target": T}
+    {"dest": D, "type": "file", "content": TEXT, "mode"?: "0644"}
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from strata.errors import UserError
+from strata.oci.layer import Ownership
+from strata.oci.tarwriter import check_id
+from strata.oci.tree import LayerTree
 
 SCHEMA_VERSION = 1
 
@@ -67,3 +81,58 @@ def field(
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise UserError(f"key {key!r} must be {names} (got {json.dumps(value)[:60]})", where=where)
     return value
+
+
+def _parse_mode(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            mode = int(value, 8)
+        except ValueError:
+            mode = -1
+        if 0 <= mode <= 0o7777:
+            return mode
+    raise UserError(f'mode must be an octal string like "0755" (got {value!r})', where=where)
+
+
+def ownership(req: dict[str, Any], where: str) -> Ownership:
+    """`uid`, `gid`, `uname`, `gname`, `mtime` of every entry (0, 0, "", "", 1)."""
+    for key in ("uid", "gid"):
+        check_id(field(req, key, int, where, 0), f"{where}: {key}")
+    return Ownership(
+        uid=field(req, "uid", int, where, 0),
+        gid=field(req, "gid", int, where, 0),
+        uname=field(req, "uname", str, where, ""),
+        gname=field(req, "gname", str, where, ""),
+        mtime=field(req, "mtime", int, where, 1),
+    )
+
+
+def plan_tree(req: dict[str, Any], where: str) -> LayerTree:
+    """The path mapping items of `req["contents"]` (see above), planned as one tree."""
+    tree = LayerTree(
+        keep_dirlinks=field(req, "keep_dirlinks", bool, where, False),
+        execroot=os.getcwd(),  # actions run in the execroot, under both engines
+    )
+    for i, item in enumerate(field(req, "contents", list, where)):
+        at = f"{where}: contents[{i}]"
+        if not isinstance(item, dict):
+            raise UserError(f"must be an object (got {item!r})", where=at)
+        kind = field(item, "type", str, at, "path")
+        dest = field(item, "dest", str, at)
+        mode = _parse_mode(item.get("mode"), at)
+        if kind == "path":
+            tree.add_path(field(item, "src", str, at), dest, mode)
+        elif kind == "dir":
+            tree.add_dir(dest, mode, at)
+        elif kind == "symlink":
+            tree.add_symlink(dest, field(item, "target", str, at), at)
+        elif kind == "file":
+            content = field(item, "content", str, at).encode("utf-8")
+            tree.add_bytes(dest, content, 0o644 if mode is None else mode, at)
+        else:
+            raise UserError(
+                f"unknown content type (got {kind!r}); use path, dir, symlink or file", where=at
+            )
+    return tree

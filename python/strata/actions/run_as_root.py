@@ -56,8 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.actions.image import check_keys
-from strata.actions.layer import ownership
-from strata.actions.request import field
+from strata.actions.request import field, ownership
 from strata.errors import UserError
 from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
@@ -66,10 +65,10 @@ from strata.oci.layer import write_descriptor, write_layer_from_entries
 from strata.oci.rootfs import Rootfs
 from strata.oci.tarwriter import check_id
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry, sort_key
+from strata.oci.whiteout import parse as parse_whiteout
+from strata.oci.whiteout import whiteout_name
 
 SCRIPT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
 _KEYS = {
     "base",
     "compressor",
@@ -111,17 +110,17 @@ def apply_layer(root: Path, blob: str, where: str) -> None:
             if ".." in parts:
                 raise UserError(f"layer member escapes the root (got {member.name!r})", where=where)
             _check_member(member, where)
-            if not parts or parts[-1] == WHITEOUT:  # the root, or a whiteout of nothing
-                continue
             name = "/".join(parts)
-            parent, base = posixpath.split(name)
+            wh = parse_whiteout(name) if parts else None
+            if not parts or (wh is not None and wh.deletes_nothing):
+                continue  # the root, or a whiteout of nothing
             at = f"{where}: {member.name}"
             owner = (check_id(member.uid, at), check_id(member.gid, at))
             mode = member.mode & 0o7777
-            if base == OPAQUE:
-                fs.clear(parent)
-            elif base.startswith(WHITEOUT):
-                fs.remove(posixpath.join(parent, base[len(WHITEOUT) :]))
+            if wh is not None and wh.opaque:
+                fs.clear(wh.parent)
+            elif wh is not None:
+                fs.remove(posixpath.join(wh.parent, wh.name))
             elif member.isdir():
                 fs.mkdir(name, mode, owner)
             elif member.issym():
@@ -207,8 +206,7 @@ def diff_entries(root: Path, before: dict[str, State], after: dict[str, State]) 
     for p in top_deleted:
         if p in after:  # replaced by another kind: the new entry hides the old one
             continue
-        parent, base = posixpath.split(p)
-        entries.append(Entry(posixpath.join(parent, WHITEOUT + base), BYTES, 0o644))
+        entries.append(Entry(whiteout_name(p), BYTES, 0o644))
     for p in wanted:
         s = after[p]
         if s.kind == "special":

@@ -28,6 +28,7 @@ from typing import Any
 from strata.actions.image import build_image, check_keys
 from strata.actions.request import field
 from strata.actions.store_path import read_info
+from strata.canonical import parse_json
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.oci.base import Selector, load_base, read_layout_blob, select_manifest
@@ -60,7 +61,18 @@ def _image_digest(
     if "image" in req:
         layout = Path(field(req, "image", str, where))
         desc, manifest = select_manifest(layout, Selector())
-        config = json.loads(read_layout_blob(layout, manifest.get("config"), where))
+        config = parse_json(
+            read_layout_blob(layout, manifest.get("config"), where),
+            "the image config",
+            "the layout is damaged: build the image again",
+            where,
+        )
+        if not isinstance(config, dict):
+            raise UserError(
+                f"the image config is not a JSON object (got {str(config)[:40]}); the "
+                "layout is damaged: build the image again",
+                where=where,
+            )
         return desc, config
     image = build_image(field(req, "assemble", dict, where), where, work).image
     manifest = image.manifest(docker=False)

@@ -15,9 +15,10 @@ Request (keys sorted; `schema_version` 1):
 
     name          the store path's name (after `<hash>-`)
     store_dir     default "/nix/store"
-    contents      as for the Layer action: [{"src", "dest", "mode"?}, {"dest", "type": "dir"|
-                  "symlink"|"file", ...}], placed relative to the store path's root; a single
-                  {"src": F, "dest": ""} makes the store path a single file
+    contents      path mapping items (strata.actions.request): [{"src", "dest", "mode"?},
+                  {"dest", "type": "dir"|"symlink"|"file", ...}], placed relative to the
+                  store path's root; a single {"src": F, "dest": ""} makes the store path a
+                  single file
     references    info files (this action's `info` output) of the direct references
     compressor    of the layer, default "none" (cached layers are concatenated later)
     outputs       {"info": json, "layer": blob, "descriptor": json}; the content is hashed
@@ -37,8 +38,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from strata.actions.layer import ownership, plan_tree
-from strata.actions.request import field
+from strata.actions.request import field, ownership, plan_tree
 from strata.canonical import json_bytes, read_json
 from strata.errors import UserError
 from strata.fsutil import real_path, write_bytes_atomic

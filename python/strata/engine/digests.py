@@ -234,13 +234,18 @@ class StatCache:
 
     def sha256(self, path: str, st: os.stat_result) -> str:
         """`digest(path, st).sha256`, decoding only the sha256 when the stat is unchanged."""
+        known = self.unchanged_sha256(path, st)
+        return known if known is not None else self.digest(path, st).sha256
+
+    def unchanged_sha256(self, path: str, st: os.stat_result) -> str | None:
+        """The sha256 loaded for regular file `path` if `st` is the stat it was taken at."""
         if path not in self._changed and stat.S_ISREG(st.st_mode):
             i = self._index.get(path)
             if i is not None:
                 at = i * _RECORD.size
                 if _STAT.unpack_from(self._blob, at) == (st.st_size, st.st_mtime_ns, st.st_ino):
                     return self._blob[at + 40 : at + 72].hex()
-        return self.digest(path, st).sha256
+        return None
 
     def recorded(self, path: str | os.PathLike[str], st: os.stat_result) -> tuple[str, str] | None:
         """(xxh3, sha256) remembered for `path`, if `st` is the stat they were taken at."""

@@ -56,12 +56,6 @@ class Label:
     def __str__(self) -> str:
         return self._text
 
-    @property
-    def package_label(self) -> str:
-        """`@repo//pkg`, the package part alone, as used in messages."""
-        prefix = f"@{self.repo}" if self.repo else ""
-        return f"{prefix}//{self.package}"
-
     def sibling(self, name: str) -> Label:
         return Label(self.repo, self.package, name)
 

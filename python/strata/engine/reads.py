@@ -152,10 +152,6 @@ class Reads:
         self._linked: set[str] = set()
         """Listed directories holding a symlink: their stamps vouch for less (see above)."""
 
-    @property
-    def observations(self) -> list[Observation]:
-        return [Observation(what, path, value) for (what, path), value in self._seen.items()]
-
     def recorded(self) -> Recorded:
         rec = Recorded()
         kinds: dict[str, list[str]] = {}

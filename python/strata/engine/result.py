@@ -43,11 +43,6 @@ class TargetInfo:
     test: TestSpec | None = None
     """Set for a test target."""
 
-    @property
-    def default_outputs(self) -> tuple[str, ...]:
-        """Same as `files`; the name the build command uses."""
-        return self.files
-
 
 @dataclass(frozen=True)
 class AnalysisResult:

@@ -1,9 +1,10 @@
 """Reading a base image: a docker-archive or an OCI image layout, fully verified.
 
-A base image comes from outside (a `docker save`, a pulled layout), so every
-member name is checked before use (no `..`, no absolute paths), every blob is
-hashed and compared with the digest that names it, and every layer, once
-decompressed, with its config `diff_id`. Layer bytes are never re-tarred: they are copied
+A base image comes from outside (a `docker save`, a pulled layout). Both
+formats are opened through strata.oci.reader, which checks every member name
+and blob digest before it names a file; here every blob is hashed and
+compared with the digest that names it, and every layer, once decompressed,
+with its config `diff_id`. Layer bytes are never re-tarred: they are copied
 verbatim into outputs, so an uncompressed base layer stays uncompressed.
 
 docker-archive: both the legacy `docker save` layout (`<id>/layer.tar`,
@@ -21,18 +22,12 @@ checked as strictly as a plain one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import lzma
 import os
 import posixpath
-import tarfile
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from strata.errors import UserError
 from strata.oci.compress import digest_stream
@@ -40,6 +35,15 @@ from strata.oci.image import BaseImage, Blob
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
 from strata.oci.oci_layout import CONTAINERD_NAME
 from strata.oci.platform import Platform
+from strata.oci.reader import (
+    Archive,
+    digest_mismatch,
+    json_object,
+    layout_blob,
+    parse_json,
+    read_blob,
+    read_index,
+)
 from strata.oci.reference import split_tag
 
 
@@ -69,23 +73,6 @@ def load_base(path: str | os.PathLike[str], selector: Selector, workdir: Path) -
     return read_docker_archive(p, selector, workdir)
 
 
-def _safe_member(name: str, archive: str) -> str:
-    norm = posixpath.normpath(name) if name else name
-    if (
-        not name
-        or name.startswith("/")
-        or norm == ".."
-        or norm.startswith("../")
-        or ".." in name.split("/")
-    ):
-        raise UserError(
-            f"archive member escapes the archive (got {name!r}); "
-            "rebuild the base archive with relative member names",
-            where=archive,
-        )
-    return norm
-
-
 def _hex_named(name: str) -> str | None:
     """The sha256 a member name claims (`<hex>.json`, `blobs/sha256/<hex>`), if any."""
     stem = posixpath.basename(name)
@@ -94,93 +81,6 @@ def _hex_named(name: str) -> str | None:
     if len(stem) == 64 and all(c in "0123456789abcdef" for c in stem):
         return stem
     return None
-
-
-def _mismatch(what: str, expected: str, actual: str, where: str) -> UserError:
-    return UserError(
-        f"{what} digest mismatch (got {actual}, expected {expected}); "
-        "the base image is corrupt or was modified: fetch it again",
-        where=where,
-    )
-
-
-class _Archive:
-    """A docker-archive tar with checked member names."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.where = str(path)
-        try:
-            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by read_docker_archive
-        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as e:
-            reason = " ".join(str(e).split())  # tarfile's reasons span several lines
-            raise UserError(
-                f"base image is not a tar archive ({reason}); give a docker-archive "
-                "(docker save) or an OCI layout directory",
-                where=self.where,
-            ) from None
-        self.members: dict[str, tarfile.TarInfo] = {}
-        with self.reading("its table of members"):
-            infos = self.tar.getmembers()
-        for info in infos:
-            name = _safe_member(info.name, self.where)
-            if info.issym():
-                target = info.linkname
-                if not target.startswith("/"):
-                    target = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-                _safe_member(target, self.where)
-            elif info.islnk():
-                _safe_member(info.linkname, self.where)
-            self.members[name] = info
-
-    @contextlib.contextmanager
-    def reading(self, what: str) -> Iterator[None]:
-        """Turn the archive ending early (or bad compressed data) into one user error."""
-        try:
-            yield
-        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
-            if isinstance(e, OSError) and not isinstance(e, tarfile.TarError) and e.errno:
-                raise  # the disk, not the archive
-            reason = " ".join(str(e).split()) or type(e).__name__
-            raise UserError(
-                f"base image archive is truncated or corrupt while reading {what} (got "
-                f"{reason}); save or download the base image again",
-                where=self.where,
-            ) from None
-
-    def _info(self, name: str) -> tarfile.TarInfo:
-        norm = _safe_member(name, self.where)
-        info = self.members.get(norm)
-        seen = 0
-        while info is not None and (info.issym() or info.islnk()) and seen < 10:
-            base = posixpath.dirname(norm) if info.issym() else ""
-            norm = _safe_member(posixpath.normpath(posixpath.join(base, info.linkname)), self.where)
-            info = self.members.get(norm)
-            seen += 1
-        if info is None or not info.isfile():
-            raise UserError(
-                f"archive member is missing (got {name!r}); the archive is incomplete: "
-                "save the base image again",
-                where=self.where,
-            )
-        return info
-
-    def open(self, name: str) -> IO[bytes]:
-        f = self.tar.extractfile(self._info(name))
-        if f is None:
-            raise UserError(f"archive member is not a file (got {name!r})", where=self.where)
-        return f
-
-    def read(self, name: str) -> bytes:
-        with self.reading(repr(name)), self.open(name) as f:
-            return f.read()
-
-
-def _json(data: bytes, what: str, where: str) -> Any:
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{what} is not valid JSON ({e})", where=where) from None
 
 
 def _repo_tags(entry: dict[str, Any]) -> list[str]:
@@ -234,8 +134,7 @@ def _check_platform(config: dict[str, Any], selector: Selector, where: str) -> P
 
 def read_docker_archive(path: Path, selector: Selector, workdir: Path) -> BaseImage:
     """Read and verify one image of a docker-archive; layers are extracted into `workdir`."""
-    archive = _Archive(path)
-    with archive.tar:
+    with Archive(path) as archive:
         entries = _archive_entries(archive)
         entry = _pick_archive_entry(entries, selector, archive.where)
         return _read_entry(archive, entry, selector, workdir, "base-layer")
@@ -252,23 +151,22 @@ def read_all_images(path: Path, workdir: Path) -> list[BaseImage]:
 
 def read_all_docker_archive(path: Path, workdir: Path) -> list[BaseImage]:
     """Every image of a docker-archive (in manifest.json order), verified."""
-    archive = _Archive(path)
-    with archive.tar:
+    with Archive(path) as archive:
         return [
             _read_entry(archive, entry, Selector(), workdir, f"image{i}-layer")
             for i, entry in enumerate(_archive_entries(archive))
         ]
 
 
-def _archive_entries(archive: _Archive) -> list[dict[str, Any]]:
-    entries = _json(archive.read("manifest.json"), "manifest.json", archive.where)
+def _archive_entries(archive: Archive) -> list[dict[str, Any]]:
+    entries = parse_json(archive.read("manifest.json"), "manifest.json", archive.where)
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise UserError("manifest.json is not a list of images", where=archive.where)
     return entries
 
 
 def _read_entry(
-    archive: _Archive, entry: dict[str, Any], selector: Selector, workdir: Path, prefix: str
+    archive: Archive, entry: dict[str, Any], selector: Selector, workdir: Path, prefix: str
 ) -> BaseImage:
     where = archive.where
     config_name = entry.get("Config")
@@ -279,8 +177,8 @@ def _read_entry(
     claimed = _hex_named(config_name)
     actual = hashlib.sha256(config_bytes).hexdigest()
     if claimed is not None and claimed != actual:
-        raise _mismatch(f"member {config_name!r}", claimed, actual, where)
-    config = _json(config_bytes, f"member {config_name!r}", where)
+        raise digest_mismatch(f"member {config_name!r}", claimed, actual, where)
+    config = parse_json(config_bytes, f"member {config_name!r}", where)
     diff_ids = _diff_ids(config, f"{where}: {config_name}")
     if len(diff_ids) != len(layer_names):
         raise UserError(
@@ -298,7 +196,7 @@ def _read_entry(
     return BaseImage(config, tuple(blobs), platform, config_bytes=config_bytes, repo_tags=tags)
 
 
-def _extract_layer(archive: _Archive, index: int, name: str, diff_id: str, out: Path) -> Blob:
+def _extract_layer(archive: Archive, index: int, name: str, diff_id: str, out: Path) -> Blob:
     """Copy layer `index` out of the archive, its digest and diff_id taken on the way."""
     with (
         archive.reading(f"layer {index} ({name})"),
@@ -308,7 +206,7 @@ def _extract_layer(archive: _Archive, index: int, name: str, diff_id: str, out: 
         got = digest_stream(src, f"{archive.where}: layer {index} ({name})", dst)
     claimed = _hex_named(name)
     if claimed is not None and "sha256:" + claimed != got.digest:
-        raise _mismatch("layer", "sha256:" + claimed, got.digest, f"{archive.where}: {name}")
+        raise digest_mismatch("layer", "sha256:" + claimed, got.digest, f"{archive.where}: {name}")
     _check_diff_id(archive.where, index, name, diff_id, got.diff_id)
     return Blob(out, got.digest, got.size, diff_id, got.compressor)
 
@@ -327,47 +225,9 @@ def _check_diff_id(where: str, index: int, name: str, expected: str, got: str) -
 # -- OCI image layout --------------------------------------------------------------------------
 
 
-def _blob_path(layout: Path, digest: Any, where: str) -> Path:
-    algo, _, hexpart = str(digest).partition(":")
-    if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
-        raise UserError(
-            f"unsupported or malformed digest (got {str(digest)[:80]!r}); only sha256 is read",
-            where=where,
-        )
-    path = layout / "blobs" / "sha256" / hexpart
-    if not path.is_file():
-        raise UserError(
-            f"blob is missing (got blobs/sha256/{hexpart}); the layout is incomplete: "
-            "copy or pull it again",
-            where=where,
-        )
-    return path
-
-
-def _object(value: Any, what: str, where: str) -> dict[str, Any]:
-    """`value` if it is a JSON object; else the layout is not what the spec describes."""
-    if not isinstance(value, dict):
-        raise UserError(
-            f"{what} is not a JSON object (got {type(value).__name__}); the layout is "
-            "malformed: write or pull it again",
-            where=where,
-        )
-    return value
-
-
 def read_layout_blob(layout: Path, desc: Any, where: str) -> bytes:
     """The bytes of the blob `desc` names in an OCI layout, checked against its digest."""
-    return _read_blob(layout, desc, where)
-
-
-def _read_blob(layout: Path, desc: Any, where: str) -> bytes:
-    desc = _object(desc, "descriptor", where)
-    path = _blob_path(layout, desc.get("digest"), where)
-    data = path.read_bytes()
-    actual = "sha256:" + hashlib.sha256(data).hexdigest()
-    if actual != desc["digest"]:
-        raise _mismatch(f"blob {path.name}", str(desc["digest"]), actual, where)
-    return data
+    return read_blob(layout, desc, where)
 
 
 def _candidates(
@@ -375,20 +235,21 @@ def _candidates(
 ) -> list[tuple[str, dict[str, Any]]]:
     """Every manifest descriptor reachable from `index`, with the ref.name it came under."""
     found: list[tuple[str, dict[str, Any]]] = []
-    manifests = _object(index, "index", where).get("manifests")
+    manifests = json_object(index, "index", where).get("manifests")
     if not isinstance(manifests, list) or depth > 8:
         raise UserError("index has no manifests list", where=where)
     for desc in manifests:
         if not isinstance(desc, dict):
             raise UserError("index entry is not an object", where=where)
+        if desc.get("artifactType"):
+            continue  # an artifact (a referrer such as an SBOM), not an image
         annotations = desc.get("annotations") or {}
         name = ref
         if isinstance(annotations, dict):
             name = str(annotations.get("org.opencontainers.image.ref.name", "") or ref)
         if desc.get("mediaType") in (OCI_INDEX, DOCKER_MANIFEST_LIST):
-            nested = _object(
-                _json(_read_blob(layout, desc, where), "nested index", where), "nested index", where
-            )
+            data = read_blob(layout, desc, where)
+            nested = json_object(parse_json(data, "nested index", where), "nested index", where)
             found += _candidates(layout, nested, name, where, depth + 1)
         else:
             found.append((name, desc))
@@ -399,15 +260,7 @@ def select_manifest(layout: Path, selector: Selector) -> tuple[dict[str, Any], d
     """The descriptor and the (verified) manifest of the one image of an OCI layout
     `selector` picks; its layers are not read."""
     where = str(layout)
-    if not (layout / "index.json").is_file():
-        raise UserError(
-            "OCI image layout has no index.json (got an oci-layout file without it); the "
-            "layout is incomplete: copy or pull it again",
-            where=where,
-        )
-    index = _object(
-        _json((layout / "index.json").read_bytes(), "index.json", where), "index.json", where
-    )
+    index = read_index(layout, where)
     found = _candidates(layout, index, "", where)
     if selector.name:
         tag = split_tag(selector.name)[1] or selector.name
@@ -427,8 +280,8 @@ def select_manifest(layout: Path, selector: Selector) -> tuple[dict[str, Any], d
             "give the base image's name and architecture",
             where=where,
         )
-    manifest = _object(
-        _json(_read_blob(layout, found[0][1], where), "manifest", where), "manifest", where
+    manifest = json_object(
+        parse_json(read_blob(layout, found[0][1], where), "manifest", where), "manifest", where
     )
     if manifest.get("mediaType", DOCKER_MANIFEST) not in (
         DOCKER_MANIFEST,
@@ -442,10 +295,10 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
     """Read and verify one image of an OCI layout; layer blobs are used where they lie."""
     where = str(layout)
     descriptor, manifest = select_manifest(layout, selector)
-    config_bytes = _read_blob(
-        layout, _object(manifest.get("config"), "manifest config", where), where
+    config_bytes = read_blob(
+        layout, json_object(manifest.get("config"), "manifest config", where), where
     )
-    config = _json(config_bytes, "config", where)
+    config = parse_json(config_bytes, "config", where)
     diff_ids = _diff_ids(config, where)
     layers = manifest.get("layers") or []
     if not isinstance(layers, list) or len(layers) != len(diff_ids):
@@ -458,13 +311,13 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
     platform = _check_platform(config, selector, where)
     blobs = []
     for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
-        desc = _object(desc, f"layer {i}'s descriptor", where)
-        path = _blob_path(layout, desc.get("digest"), where)
+        desc = json_object(desc, f"layer {i}'s descriptor", where)
+        path = layout_blob(layout, desc.get("digest"), where)
         name = f"blobs/sha256/{path.name}"
         with open(path, "rb") as f:
             got = digest_stream(f, f"{where}: layer {i} ({name})")
         if got.digest != desc["digest"]:
-            raise _mismatch(f"blob {path.name}", str(desc["digest"]), got.digest, where)
+            raise digest_mismatch(f"blob {path.name}", str(desc["digest"]), got.digest, where)
         _check_diff_id(where, i, name, diff_id, got.diff_id)
         blobs.append(Blob(path, got.digest, got.size, diff_id, got.compressor))
     # The name the layout gives the image (as a docker-archive's RepoTags), if any; as in

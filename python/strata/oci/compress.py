@@ -66,14 +66,6 @@ def layer_media_type(compressor: str, docker: bool = False) -> str:
     return _OCI_LAYER + {"none": "", "gzip": "+gzip", "zstd": "+zstd"}[compressor]
 
 
-def compressor_of_media_type(media_type: str) -> str:
-    if media_type.endswith(("+gzip", ".gzip")):
-        return "gzip"
-    if media_type.endswith(("+zstd", ".zstd")):
-        return "zstd"
-    return "none"
-
-
 def detect_compressor(head: bytes) -> str:
     """Guess from magic bytes (base image blobs are not always labelled honestly)."""
     if head.startswith(_GZIP_MAGIC):

@@ -41,9 +41,7 @@ from strata.oci.image import Blob
 from strata.oci.rootfs import resolve
 from strata.oci.tarwriter import TarWriter, check_id
 from strata.oci.tree import sort_key
-
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
+from strata.oci.whiteout import parse as parse_whiteout
 
 
 @dataclass(frozen=True)
@@ -142,16 +140,16 @@ def _apply_members(
             lexical = _norm(m.name, where)
             if not lexical:
                 continue
-            base = posixpath.basename(lexical)
-            if base == WHITEOUT:  # a whiteout of nothing
+            wh = parse_whiteout(lexical)
+            if wh is not None and wh.deletes_nothing:
                 continue
-            if base == OPAQUE:
-                parent = root.resolve(posixpath.dirname(lexical), where, follow_last=True)
+            if wh is not None and wh.opaque:
+                parent = root.resolve(wh.parent, where, follow_last=True)
                 root.remove_below(parent, index, keep_self=True)
                 continue
             name = root.resolve(lexical, where)
-            if base.startswith(WHITEOUT):
-                gone = posixpath.join(posixpath.dirname(name), base[len(WHITEOUT) :])
+            if wh is not None:
+                gone = posixpath.join(posixpath.dirname(name), wh.name)
                 root.remove_below(gone, index, keep_self=False)
                 continue
             mode = m.mode & 0o7777

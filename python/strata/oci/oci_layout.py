@@ -7,6 +7,10 @@
                           look up) and io.containerd.image.name = name:tag
     blobs/sha256/<hex>    manifests, configs and layers, once each
 
+A pulled image's layout also lists, after the image, the SBOMs its registry
+held as OCI 1.1 referrers of it (entries with an `artifactType`, which image
+readers pass over).
+
 Spec: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
 """
 
@@ -15,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from strata.canonical import json_bytes
 from strata.fsutil import atomic_dir, share_output
@@ -47,13 +53,25 @@ def put_blob(blobs: Path, data: bytes) -> str:
     return digest
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """A manifest an index lists after the images (an OCI 1.1 referrer such as an SBOM)."""
+
+    descriptor: dict[str, Any]
+    """Its index entry (`artifactType`, digest, mediaType, size, annotations)."""
+    manifest: bytes
+    blobs: tuple[tuple[str, Path], ...]
+    """(digest, file) of each blob it names."""
+
+
 def write_oci_layout(
     path: str | os.PathLike[str],
     images: Sequence[Image],
     annotations: Mapping[str, str] | None = None,
+    artifacts: Sequence[Artifact] = (),
 ) -> None:
     """Write `images` as one OCI image layout directory at `path` (atomically); the
-    index's entry of each also carries `annotations`."""
+    index's entry of each also carries `annotations`; `artifacts` are listed after them."""
     with atomic_dir(path) as tmp:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)
@@ -81,7 +99,18 @@ def write_oci_layout(
                     platform=_platform_of(img),
                 )
             )
-        (tmp / "index.json").write_bytes(index_bytes(descriptors))
+        index = index_bytes(descriptors)
+        for art in artifacts:
+            put_bytes(art.manifest)
+            for digest, blob_path in art.blobs:
+                target = blobs / digest.partition(":")[2]
+                if not target.exists():
+                    share_output(blob_path, target)
+        if artifacts:
+            obj = json.loads(index)
+            obj["manifests"] += [a.descriptor for a in artifacts]
+            index = json_bytes(obj)
+        (tmp / "index.json").write_bytes(index)
         (tmp / "oci-layout").write_bytes(json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
         for p in sorted(Path(tmp).rglob("*")):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)

@@ -9,7 +9,9 @@ it was fetched by; every blob against its descriptor while it streams into the
 between images are fetched once. A cut connection restarts that blob (bounded,
 with backoff). The result is written with `strata.oci.oci_layout`: the same
 config and layer bytes under an OCI manifest, which every image rule reads as
-`from_image` without repacking a layer.
+`from_image` without repacking a layer, and the image's SBOMs where the
+registry holds them as OCI 1.1 referrers (`pull_referrers.py`), listed in the
+layout's index beside it.
 
 Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
 """
@@ -98,6 +100,8 @@ class PullResult:
     blobs_fetched: int
     bytes_fetched: int
     blobs_reused: int
+    sboms: int = 0
+    """SBOM referrers of the image the registry had, kept in the layout (pull_referrers)."""
 
 
 def is_digest(reference: str) -> bool:
@@ -143,11 +147,6 @@ def get_manifest(client: RegistryClient, repository: str, reference: str, where:
     manifest = Manifest(data, media_type, digest)
     manifest.json(where)  # nothing that is not a manifest is pinned or pulled
     return manifest
-
-
-def resolve_digest(client: RegistryClient, repository: str, tag: str, where: str) -> Manifest:
-    """The manifest a tag names today (its digest is what to pin)."""
-    return get_manifest(client, repository, tag, where)
 
 
 def platforms_of(index: dict[str, Any]) -> list[Platform]:
@@ -212,7 +211,8 @@ def fetch_blob(
     )
 
 
-def _descriptor(obj: Any, what: str, where: str) -> tuple[str, int]:
+def checked_descriptor(obj: Any, what: str, where: str) -> tuple[str, int]:
+    """(digest, size) of a manifest's descriptor, checked to name a sha256 blob."""
     if not isinstance(obj, dict) or not is_digest(str(obj.get("digest", ""))):
         raise UserError(f"manifest {what} has no sha256 digest (got {obj!r:.80})", where=where)
     size = obj.get("size")
@@ -236,18 +236,20 @@ def pull(
     chosen = top
     if top.media_type in INDEX_TYPES:
         desc = choose_manifest(top.json(where), platform, where)
-        child_digest, _ = _descriptor(desc, "index entry", where)
+        child_digest, _ = checked_descriptor(desc, "index entry", where)
         chosen = get_manifest(client, repository, child_digest, where)
         if chosen.media_type not in IMAGE_MANIFEST_TYPES:
             raise UserError(
                 f"index entry is not an image manifest (got {chosen.media_type})", where=where
             )
     manifest = chosen.json(where)
-    config_digest, config_size = _descriptor(manifest.get("config"), "config", where)
+    config_digest, config_size = checked_descriptor(manifest.get("config"), "config", where)
     layers = manifest.get("layers")
     if not isinstance(layers, list):
         raise UserError(f"manifest {chosen.digest} has no layers list", where=where)
-    wanted = [(config_digest, config_size)] + [_descriptor(d, "layer", where) for d in layers]
+    wanted = [(config_digest, config_size)] + [
+        checked_descriptor(d, "layer", where) for d in layers
+    ]
     fetched = reused = fetched_bytes = 0
     for digest, size in dict.fromkeys(wanted):
         if fetch_blob(client, store, repository, digest, size, where):
@@ -281,14 +283,19 @@ def pull(
         blobs.append(Blob(Path(path), digest, size, str(diff_id), detect_compressor(head)))
     image = Image(config_bytes, tuple(blobs), ref, platform=found)
     origin = f"{client.registry.host}/{repository}@{top.digest}"
-    write_oci_layout(layout, [image], {PULLED_FROM: origin})
+    # Imported here: pull_referrers uses this module's manifest and blob fetching.
+    from strata.registry.pull_referrers import pull_sbom_referrers
+
+    sboms = pull_sbom_referrers(client, store, repository, [chosen.digest, top.digest], where)
+    write_oci_layout(layout, [image], {PULLED_FROM: origin}, artifacts=sboms.artifacts)
     return PullResult(
         digest=top.digest,
         manifest_digest=chosen.digest,
         layout_manifest_digest=sha256_bytes(image.manifest(docker=False)),
         config_digest=config_digest,
         platform=found,
-        blobs_fetched=fetched,
-        bytes_fetched=fetched_bytes,
+        blobs_fetched=fetched + sboms.blobs_fetched,
+        bytes_fetched=fetched_bytes + sboms.bytes_fetched,
         blobs_reused=reused,
+        sboms=len(sboms.artifacts),
     )

@@ -18,9 +18,7 @@ Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#push
 from __future__ import annotations
 
 import io
-import json
 import os
-import tarfile
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -30,7 +28,7 @@ from typing import IO, Any
 
 from strata.errors import UserError
 from strata.oci.base import Selector, read_docker_archive
-from strata.oci.digest import sha256_bytes, split_digest
+from strata.oci.digest import sha256_bytes
 from strata.oci.image import Image
 from strata.oci.manifest import (
     DOCKER_MANIFEST,
@@ -41,6 +39,7 @@ from strata.oci.manifest import (
     index_bytes,
 )
 from strata.oci.platform import Platform
+from strata.oci.reader import blob_path, json_object, parse_json, read_blob, read_index
 from strata.registry.client import RegistryClient, pull_scope, push_scope
 
 CHUNK_THRESHOLD = 64 << 20
@@ -102,19 +101,18 @@ class PushResult:
 # -- reading what to push ----------------------------------------------------------------------
 
 
-def _read_layout_blob(layout: Path, desc: dict[str, Any], where: str) -> BlobSource:
+def _read_layout_blob(layout: Path, desc: Any, where: str) -> BlobSource:
+    desc = json_object(desc, "descriptor", where)
     digest = str(desc.get("digest", ""))
     size = desc.get("size")
     # Checked before it names a file: `sha256:../../..` must not read (and send) a host file.
-    try:
-        hexpart = split_digest(digest)[1]
-    except ValueError:
+    path = blob_path(layout, digest)
+    if path is None:
         raise UserError(
             f"malformed blob digest in the layout (got {digest[:80]!r}); only sha256:<64 hex "
             "digits> names a blob: rebuild the layout",
             where=where,
-        ) from None
-    path = layout / "blobs" / "sha256" / hexpart
+        )
     if not path.is_file():
         raise UserError(
             f"blob is missing from the layout (got {digest or 'no digest'}); "
@@ -133,15 +131,9 @@ def _read_layout_blob(layout: Path, desc: dict[str, Any], where: str) -> BlobSou
 
 def layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0) -> Node:
     """The manifest or index `desc` names in an OCI layout, with its blobs and children."""
-    src = _read_layout_blob(layout, desc, where)
-    data = src.open().read()
-    if sha256_bytes(data) != src.digest:
-        raise UserError(
-            f"manifest digest mismatch (got {sha256_bytes(data)}, expected {src.digest}); "
-            "the layout is corrupt: rebuild it",
-            where=where,
-        )
-    obj = json.loads(data)
+    _read_layout_blob(layout, desc, where)  # named by sha256, present, of its size
+    data = read_blob(layout, desc, where)  # and holding the bytes its digest names
+    obj = json_object(parse_json(data, "manifest", where), "manifest", where)
     media_type = str(desc.get("mediaType") or obj.get("mediaType") or OCI_MANIFEST)
     if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
         if depth > 4:
@@ -177,10 +169,7 @@ def read_layout(layout: Path) -> Node:
     on their own, so an index and its children are one image, pushed byte for byte.
     """
     where = str(layout)
-    try:
-        index = json.loads((layout / "index.json").read_bytes())
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read index.json ({e}); give an OCI layout", where=where) from None
+    index = read_index(layout, where)
     # Referrers (entries with an artifactType, such as an image's SBOMs) are not the image:
     # strata.registry.referrers pushes them after it.
     entries = [
@@ -222,18 +211,7 @@ def read_layout(layout: Path) -> Node:
 def read_archive(path: Path, name: str, workdir: Path) -> Node:
     """What to push from a docker-archive: a Docker v2 schema 2 manifest over its blobs."""
     base = read_docker_archive(path, Selector(name), workdir)
-    with tarfile.open(path, "r:*") as tar:
-        f = tar.extractfile("manifest.json")
-        entries = json.loads(f.read()) if f else []
-        config_bytes = None
-        for entry in entries:
-            member = tar.extractfile(str(entry.get("Config", "")))
-            data = member.read() if member else b""
-            if data and json.loads(data) == base.config:
-                config_bytes = data
-                break
-    if config_bytes is None:
-        raise UserError("cannot find the chosen image's config in the archive", where=str(path))
+    config_bytes = base.config_bytes  # the archive's own bytes, checked against their name
     image = Image(config_bytes, base.layers, None, platform=base.platform)
     blobs = [BlobSource(image.config_digest, len(config_bytes), data=config_bytes)]
     blobs += [BlobSource(b.digest, b.size, path=b.path) for b in base.layers]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from strata.canonical import read_json
 from strata.errors import UserError
 from strata.oci.manifest import OCI_INDEX
 from strata.registry.client import RegistryClient, push_scope
@@ -47,12 +48,14 @@ class ReferrersResult:
 def layout_referrers(layout: Path, where: str) -> list[Referrer]:
     """The entries of an OCI layout's index that are referrers (their manifest has a
     `subject`), in the order the index lists them."""
-    index = json.loads((layout / "index.json").read_bytes())
+    index = read_json(layout / "index.json", "the layout's index.json", "give an OCI layout", where)
+    manifests = index.get("manifests") if isinstance(index, dict) else None
     out = []
-    for desc in index.get("manifests") or []:
+    for desc in manifests if isinstance(manifests, list) else []:
         if not isinstance(desc, dict) or not desc.get("artifactType"):
             continue
         node = layout_node(layout, desc, where)
+        # layout_node parsed the manifest: it is a JSON object
         subject = json.loads(node.data).get("subject")
         if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
             out.append(Referrer(desc, node, subject["digest"]))

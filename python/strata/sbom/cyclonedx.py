@@ -3,7 +3,8 @@
 The image is `metadata.component` (type `container`, its `pkg:oci` purl as
 bom-ref); each store path is a `library` component whose bom-ref is its full
 store path, with the NAR sha256 as hash and the path, NAR size and deriver as
-`nix:` properties; base images are `container` components; files of the
+`nix:` properties; base images are `container` components (a `bom` external reference, with
+its sha256, for each SBOM a base carries as an OCI referrer); files of the
 image's own top layers are `file` components. `dependencies` has the image
 depending on its contents' roots and bases, and each store path on the paths
 it references. The serial number is a UUID derived from the manifest digest.
@@ -60,8 +61,17 @@ def _base(b: BaseImage) -> dict[str, Any]:
         "type": "container",
         "version": b.digest,
     }
-    if b.sbom:
-        comp["properties"] = [{"name": "strata:sbom", "value": b.sbom}]
+    refs = [
+        {
+            "comment": f"its own SBOM ({d.artifact_type}), carried as an OCI referrer",
+            "hashes": [{"alg": "SHA-256", "content": d.hex}],
+            "type": "bom",
+            "url": d.uri or f"{purl}#{d.digest}",
+        }
+        for d in b.sboms
+    ]
+    if refs:
+        comp["externalReferences"] = refs
     return comp
 
 

@@ -77,13 +77,30 @@ class StorePathPackage:
 
 
 @dataclass(frozen=True)
+class BaseSbom:
+    """An SBOM a base image carries as an OCI 1.1 referrer."""
+
+    artifact_type: str
+    """`application/spdx+json` or `application/vnd.cyclonedx+json`."""
+    digest: str
+    """The document's digest, `sha256:<hex>` (the referrer's layer)."""
+    uri: str
+    """How the document names itself: SPDX `documentNamespace`, CycloneDX BOM-Link
+    (`urn:cdx:<serial>/<version>`); "" when it does not."""
+
+    @property
+    def hex(self) -> str:
+        return self.digest.partition(":")[2]
+
+
+@dataclass(frozen=True)
 class BaseImage:
     name: str
     """Repository name the base came with (`registry/repo`, or as its layout names it)."""
     digest: str
     """Its manifest digest, `sha256:<hex>`."""
-    sbom: str = ""
-    """Digest of an SPDX document it carries as a referrer, if any."""
+    sboms: tuple[BaseSbom, ...] = ()
+    """The SBOMs it carries as referrers, sorted by digest."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.canonical import json_bytes
+from strata.canonical import json_bytes, read_json
+from strata.errors import UserError
 from strata.fsutil import atomic_dir, share_output
 from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST
@@ -98,7 +99,18 @@ def write_referrers_layout(
     created: str,
 ) -> None:
     """Write `out`: the image of `image_layout` plus one artifact manifest per document."""
-    index = json.loads((image_layout / "index.json").read_bytes())
+    index = read_json(
+        image_layout / "index.json",
+        "the image's OCI layout index",
+        "the layout is damaged: build the image again",
+        str(image_layout),
+    )
+    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+        raise UserError(
+            f"index.json has no manifests list (got {str(index)[:60]}); the layout is "
+            "damaged: build the image again",
+            where=str(image_layout),
+        )
     with atomic_dir(out) as tmp:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)

@@ -6,7 +6,10 @@ the full path as `packageFileName`, the NAR sha256 as checksum) and each of
 its own top layers (`SPDXRef-Layer-customisation`, `-run-as-root`), a package
 whose files are listed (SPDX 2.3 requires a SHA1 for files, so they carry
 both SHA1 and SHA256); a store path DEPENDS_ON each path it references; the image
-is a DESCENDANT_OF each base image. Keys are sorted and every list is in a
+is a DESCENDANT_OF each base image, and a base image that carries its own SPDX
+document (an OCI referrer, kept by `pull_image`) is DESCRIBED_BY it: an
+`externalDocumentRefs` entry names that document by its namespace and its
+sha256. Keys are sorted and every list is in a
 fixed order, so the bytes depend only on the facts.
 
 Spec: https://spdx.github.io/spdx-spec/v2.3/
@@ -18,7 +21,7 @@ import hashlib
 from typing import Any
 
 from strata.canonical import json_bytes
-from strata.sbom.model import BaseImage, ImageFacts, LayerFile, StorePathPackage, oci_purl
+from strata.sbom.model import BaseImage, BaseSbom, ImageFacts, LayerFile, StorePathPackage, oci_purl
 
 IMAGE_ID = "SPDXRef-Image"
 NAMESPACE_BASE = "https://strata.invalid/spdx/"
@@ -101,9 +104,29 @@ def _base_package(b: BaseImage) -> dict[str, Any]:
         "primaryPackagePurpose": "CONTAINER",
         "versionInfo": b.digest,
     }
-    if b.sbom:
-        pkg["comment"] = f"carries its own SBOM: {b.sbom}"
+    if b.sboms:
+        pkg["comment"] = "carries its own SBOM: " + ", ".join(
+            f"{_KIND[d.artifact_type]} {d.digest}" for d in b.sboms
+        )
     return pkg
+
+
+_KIND = {"application/spdx+json": "SPDX", "application/vnd.cyclonedx+json": "CycloneDX"}
+
+
+def document_ref_id(d: BaseSbom) -> str:
+    return f"DocumentRef-sha256-{d.hex}"
+
+
+def _external_documents(facts: ImageFacts) -> list[tuple[BaseImage, BaseSbom]]:
+    """The bases' SPDX documents that name themselves (SPDX 2.3, 6.6: an external
+    document is named by its namespace and checked by a checksum of its bytes)."""
+    return [
+        (b, d)
+        for b in facts.bases
+        for d in b.sboms
+        if d.artifact_type == "application/spdx+json" and d.uri
+    ]
 
 
 def layer_id(kind: str) -> str:
@@ -157,6 +180,9 @@ def spdx_document(facts: ImageFacts) -> dict[str, Any]:
 
     for b in facts.bases:
         rel(IMAGE_ID, "DESCENDANT_OF", base_id(b))
+    external = _external_documents(facts)
+    for b, d in external:
+        rel(base_id(b), "DESCRIBED_BY", f"{document_ref_id(d)}:SPDXRef-DOCUMENT")
     for p in paths:
         rel(IMAGE_ID, "CONTAINS", store_path_id(p))
     files = sorted(facts.files, key=lambda f: (f.path, f.layer))
@@ -182,6 +208,15 @@ def spdx_document(facts: ImageFacts) -> dict[str, Any]:
     }
     if files:
         doc["files"] = [_file(f) for f in files]
+    if external:
+        doc["externalDocumentRefs"] = [
+            {
+                "checksum": {"algorithm": "SHA256", "checksumValue": d.hex},
+                "externalDocumentId": document_ref_id(d),
+                "spdxDocument": d.uri,
+            }
+            for d in dict.fromkeys(d for _, d in external)
+        ]
     return doc
 
 

@@ -53,7 +53,9 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         f"{len(bases)} base images, {len(files)} files in the image's own layers",
     ]
     for b in bases:
-        lines.append(f"base: {b.get('name')} {b.get('version')}")
+        own = [r for r in b.get("externalReferences", []) if r.get("type") == "bom"]
+        carries = f" (carries its own SBOM: {len(own)} documents)" if own else ""
+        lines.append(f"base: {b.get('name')} {b.get('version')}{carries}")
     if paths:
         lines.append("")
         lines.append(f"{'closure':>10}  {'own':>10}  package")

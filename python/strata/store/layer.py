@@ -17,17 +17,21 @@ Store path files are never read again. Tar format: POSIX pax
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
+from strata import written
 from strata.errors import UserError
+from strata.fsutil import atomic_file
 from strata.oci.compress import detect_compressor, open_decompressed
 from strata.oci.layer import LayerDescriptor, Ownership, write_layer, write_layer_from_entries
+from strata.oci.spancopy import SpanCopier
 from strata.oci.tarscan import DIRECTORY, TarFormatError, scan
-from strata.oci.tarwriter import TarWriter
+from strata.oci.tarwriter import BLOCK, TarWriter
 from strata.oci.tree import DIR, FILE, SYMLINK, Entry, sort_key
 from strata.store.path import DEFAULT_STORE_DIR, parse
 
@@ -150,27 +154,65 @@ def concat_layers(
 ) -> LayerDescriptor:
     """One layer from cached per-path layers, in order, digested while copied."""
     sources = list(tars)
+    if compressor == "none":
+        return _concat_uncompressed(out_path, sources)
 
     def fill(tar: TarWriter) -> None:
         seen: set[str] = set()
         for src in sources:
-            where = os.fspath(src)
-            try:
-                f = open(src, "rb")  # noqa: SIM115 - closed by the `with` below
-            except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
-                raise UserError(
-                    f"layer to join cannot be read (got {e.strerror}); list StoreLayer "
-                    "outputs that exist",
-                    where=where,
-                ) from None
-            with f:
-                if detect_compressor(f.read(4)) == "none":
-                    _copy_members(f.fileno(), tar, seen, where)
-                    continue
-                # a compressed cached layer (rare): its tar in a temporary file, read as one
-                with open_decompressed(src) as stream, tempfile.TemporaryFile() as plain:
-                    shutil.copyfileobj(stream, plain, _COPY)
-                    plain.flush()
-                    _copy_members(plain.fileno(), tar, seen, where)
+            with _plain_tar(src) as (fd, where):
+                _copy_members(fd, tar, seen, where)
 
     return write_layer(out_path, compressor, fill)
+
+
+def _concat_uncompressed(
+    out_path: str | os.PathLike[str], sources: list[str | os.PathLike[str]]
+) -> LayerDescriptor:
+    """`concat_layers` for an uncompressed layer: the kernel copies each kept byte range and
+    a second thread digests the output as it lands (strata.oci.spancopy)."""
+    try:
+        with atomic_file(out_path, durable=False) as f:
+            with SpanCopier(f.fileno()) as out:
+                seen: set[str] = set()
+                for src in sources:
+                    with _plain_tar(src) as (fd, where):
+                        for start, end in _kept_spans(fd, seen, where):
+                            try:
+                                out.copy(fd, start, end)
+                            except OSError as e:
+                                raise UserError(
+                                    f"layer to join cannot be copied ({e.strerror}); rebuild it",
+                                    where=where,
+                                ) from None
+                out.write(bytes(2 * BLOCK))
+            digests = out.digests
+    except OSError as e:  # the output, not a source (those are reported above)
+        raise UserError(
+            f"joined layer cannot be written ({e.strerror}); free space or fix permissions",
+            where=os.fspath(out_path),
+        ) from None
+    written.note(out_path, digests.xxh3_hexdigest, digests.hexdigest)
+    return LayerDescriptor.from_writers(digests, digests, "none")
+
+
+@contextlib.contextmanager
+def _plain_tar(src: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """A descriptor on `src`'s uncompressed tar (a compressed cached layer, which is rare, is
+    decompressed into a temporary file first), and the name to report it by."""
+    where = os.fspath(src)
+    try:
+        f = open(src, "rb")  # noqa: SIM115 - closed by the `with` below
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        raise UserError(
+            f"layer to join cannot be read (got {e.strerror}); list StoreLayer outputs that exist",
+            where=where,
+        ) from None
+    with f:
+        if detect_compressor(f.read(4)) == "none":
+            yield f.fileno(), where
+            return
+        with open_decompressed(src) as stream, tempfile.TemporaryFile() as plain:
+            shutil.copyfileobj(stream, plain, _COPY)
+            plain.flush()
+            yield plain.fileno(), where

@@ -1,0 +1,94 @@
+"""Appending byte ranges of files to a file, digested as they land.
+
+Joining cached layers copies large ranges of one file into another. Through
+Python each byte was read into memory, hashed, and written back; here the
+kernel copies (`copy_file_range`: no pass through user memory, and a reflink
+where the filesystem shares extents), while a second thread reads back what
+has landed in the output and hashes it. Copying and hashing overlap, and the
+digest is of the output's own bytes, whatever happened to the sources.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import threading
+
+from strata.oci.digest import DigestingWriter
+
+_CHUNK = 8 << 20
+"""Copied per call, so hashing follows close behind the copy."""
+_NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM}
+
+
+class SpanCopier:
+    """Appends to `out` (a descriptor at offset 0 of an empty file) and digests it.
+
+    Use as a context manager; `digests` is complete after a clean exit.
+    """
+
+    def __init__(self, out: int) -> None:
+        self._out = out
+        self.digests = DigestingWriter(xxh3=True)
+        self._landed: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._failed: BaseException | None = None
+        self._kernel = True
+        self._hasher = threading.Thread(target=self._hash, name="span-hash", daemon=True)
+
+    def __enter__(self) -> SpanCopier:
+        self._hasher.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._landed.put(None)
+        self._hasher.join()
+        if self._failed is not None and exc[0] is None:
+            raise self._failed
+
+    def copy(self, src: int, start: int, end: int) -> None:
+        """Append bytes [start, end) of file `src`; OSError if they are not all there."""
+        while start < end:
+            n = self._copy_some(src, start, min(end - start, _CHUNK))
+            if n == 0:
+                raise OSError(errno.EIO, "the file is shorter than its tar headers say")
+            self._landed.put(n)
+            start += n
+
+    def write(self, data: bytes) -> None:
+        """Append `data`."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._out, view) :]
+        self._landed.put(len(data))
+
+    def _copy_some(self, src: int, offset: int, count: int) -> int:
+        if self._kernel:
+            try:
+                return os.copy_file_range(src, self._out, count, offset)
+            except OSError as e:
+                if e.errno not in _NO_KERNEL_COPY:
+                    raise
+                self._kernel = False  # another filesystem, or an old kernel: copy it here
+        data = os.pread(src, count, offset)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._out, view) :]
+        return len(data)
+
+    def _hash(self) -> None:
+        buf = bytearray(_CHUNK)
+        pos = 0
+        while (n := self._landed.get()) is not None:
+            if self._failed is not None:
+                continue
+            try:
+                while n:
+                    got = os.preadv(self._out, [memoryview(buf)[:n]], pos)
+                    if got == 0:
+                        raise OSError(errno.EIO, "the output is shorter than what was written")
+                    self.digests.write(memoryview(buf)[:got])
+                    pos += got
+                    n -= got
+            except BaseException as e:  # handed to the copying thread at exit
+                self._failed = e
