@@ -4,16 +4,20 @@
 container engine, a registry or Nix. realtools.need() fails any test (or a fixture
 it uses) that asks for one of REAL_TOOLS without the marker; these tests run a
 small pytest session with tests/conftest.py to show that it does, and that the
-marker, a module pytestmark or a marked parameter each satisfy it.
+marker, a module pytestmark or a marked parameter each satisfy it. A test that
+runs a real tool directly (`subprocess.run(["skopeo", ...])`) is found in the
+source instead.
 """
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 from realtools import REAL_TOOLS
+from test_tool_packages import programs_tests_run
 
 TESTS = Path(__file__).resolve().parent
 
@@ -93,3 +97,53 @@ def test_the_real_tools_are_the_heavy_third_party_programs() -> None:
     assert {"bazel", "docker", "dockerd", "podman", "skopeo", "umoci", "nginx"} <= REAL_TOOLS
     assert {"fakeroot", "proot", "bwrap", "nix-store", "docker-registry"} <= REAL_TOOLS
     assert not {"rsync", "busybox", "tar", "git", "python3"} & REAL_TOOLS
+
+
+def unmarked_tests_naming_real_tools(tests: Path = TESTS) -> list[str]:
+    """`file:line test`: a test function that names a real tool as the program of
+    `need`, realtools' `run` or `subprocess` (the scan of test_tool_packages) without the
+    `realtool` marker on it or on its module. Helpers and fixtures are left to `need`'s
+    check at run time, which sees the test that called them."""
+    sites: dict[str, list[int]] = {}
+    for program, places in programs_tests_run(tests).items():
+        if program in REAL_TOOLS:
+            for place in places:
+                name, line = place.rsplit(":", 1)
+                sites.setdefault(name, []).append(int(line))
+    found = []
+    for name, lines in sorted(sites.items()):
+        tree = ast.parse((tests / name).read_text())
+        module_marked = any(
+            isinstance(n, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in n.targets)
+            and "realtool" in ast.unparse(n.value)
+            for n in tree.body
+        )
+        for fn in tree.body:
+            if not isinstance(fn, ast.FunctionDef) or not fn.name.startswith("test_"):
+                continue
+            marked = module_marked or any("realtool" in ast.unparse(d) for d in fn.decorator_list)
+            end = fn.end_lineno or fn.lineno
+            for line in sorted(lines):
+                if fn.lineno <= line <= end and not marked:
+                    found.append(f"{name}:{line} {fn.name}")
+    return found
+
+
+def test_no_unmarked_test_names_a_real_tool() -> None:
+    assert unmarked_tests_naming_real_tools() == []
+
+
+def test_the_scan_finds_an_unmarked_test_that_runs_a_real_tool_directly(tmp_path: Path) -> None:
+    (tmp_path / "test_a.py").write_text(
+        "import subprocess\nimport pytest\n"
+        "def helper():\n    subprocess.run(['bazel', 'info'])\n"
+        "def test_direct():\n    subprocess.run(['skopeo', 'inspect'])\n"
+        "@pytest.mark.realtool\ndef test_marked():\n    subprocess.run(['umoci', 'unpack'])\n"
+        "def test_plain():\n    subprocess.run(['rsync', '-a'])\n"
+    )
+    (tmp_path / "test_b.py").write_text(
+        "import subprocess\nimport pytest\npytestmark = [pytest.mark.realtool]\n"
+        "def test_in_marked_module():\n    subprocess.run(['podman', 'run'])\n"
+    )
+    assert unmarked_tests_naming_real_tools(tmp_path) == ["test_a.py:6 test_direct"]
