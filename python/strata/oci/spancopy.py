@@ -23,7 +23,8 @@ _NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, er
 
 
 class SpanCopier:
-    """Appends to `out` (a descriptor at offset 0 of an empty file) and digests it.
+    """Appends to `out` and digests it: `out` is a descriptor at offset 0 of an empty file,
+    open for reading too (the hashing thread reads back what landed; `mkstemp` opens so).
 
     Use as a context manager; `digests` is complete after a clean exit.
     """
