@@ -58,10 +58,13 @@ class SpanCopier:
 
     def write(self, data: bytes) -> None:
         """Append `data`."""
+        self._write_all(data)
+        self._landed.put(len(data))
+
+    def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(self._out, view) :]
-        self._landed.put(len(data))
 
     def _copy_some(self, src: int, offset: int, count: int) -> int:
         if self._kernel:
@@ -72,9 +75,7 @@ class SpanCopier:
                     raise
                 self._kernel = False  # another filesystem, or an old kernel: copy it here
         data = os.pread(src, count, offset)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._out, view) :]
+        self._write_all(data)
         return len(data)
 
     def _hash(self) -> None:

@@ -205,7 +205,7 @@ def _plain_tar(src: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
         f = open(src, "rb")  # noqa: SIM115 - closed by the `with` below
     except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
         raise UserError(
-            f"layer to join cannot be read (got {e.strerror}); list StoreLayer outputs that exist",
+            f"layer to join cannot be read (got {e.strerror}); list store path layers that exist",
             where=where,
         ) from None
     with f:
