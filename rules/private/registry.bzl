@@ -67,6 +67,8 @@ def _pull_image_impl(rctx):
         "timeout": attr.timeout,
         "tls_verify": attr.tls_verify,
     }
+    if attr.shallow:
+        req["shallow"] = True
     for key in ("digest", "tag", "variant", "final_image_name", "final_image_tag"):
         if getattr(attr, key):
             req[key] = getattr(attr, key)
@@ -142,6 +144,7 @@ names them by digest. Credentials come from `docker login` /
         "final_image_tag": attr.string(doc = "Tag the pulled image carries (default: tag, else \"latest\")."),
         "python": attr.string(doc = "Interpreter to run the strata tool with; default python3.11, then python3."),
         "timeout": attr.int(default = 3600, doc = "Seconds the pull may take."),
+        "shallow": attr.bool(default = False, doc = "Fetch the manifest, index and config only; the layer blobs stay in the registry and the layout lists them in `remote-blobs.json`. Images built `from_image` it, their OCI layouts and `image_push` to the same registry (HEAD, else a cross-repository mount) need no base layer bytes; outputs that hold them (the `tarball` group, `image_load`, `export_image`, `run_as_root`, `merge_images`) fail with one error saying to set `shallow = False`. Digests are the same either way."),
     },
     # A change of these fetches again (where blobs are kept, which credentials apply);
     # HOME, PATH and XDG_RUNTIME_DIR are passed on but do not change what is pulled.

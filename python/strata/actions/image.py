@@ -137,8 +137,11 @@ def write_outputs(images: list[Image], paths: dict[str, Path], info: dict[str, A
         raise
 
 
-def build_image(req: dict[str, Any], where: str, work: Path) -> Assembled:
-    """The image a request describes (everything but `outputs`); `work` holds base blobs."""
+def build_image(
+    req: dict[str, Any], where: str, work: Path, *, need_bytes: bool = False
+) -> Assembled:
+    """The image a request describes (everything but `outputs`); `work` holds base blobs.
+    A shallow base's layers need not be here unless `need_bytes` (a docker-archive)."""
     platform = parse_platform(
         field(req, "architecture", str, where, "x86_64"),
         field(req, "os", str, where, "linux"),
@@ -150,7 +153,8 @@ def build_image(req: dict[str, Any], where: str, work: Path) -> Assembled:
     if base_req is not None:
         check_keys(base_req, ("name", "path"), where)
         selector = Selector(field(base_req, "name", str, where, ""), platform)
-        base = load_base(field(base_req, "path", str, where), selector, work)
+        path = field(base_req, "path", str, where)
+        base = load_base(path, selector, work, need_bytes=need_bytes)
     return assemble(
         layers=layers,
         fields=field(req, "config", dict, where, {}),
@@ -167,7 +171,7 @@ def assemble_image(req: dict[str, Any], where: str) -> None:
     check_keys(req, _KEYS, where)
     paths = outputs_of(req, where)
     with tempfile.TemporaryDirectory(prefix="strata-base-") as work:
-        result = build_image(req, where, Path(work))
+        result = build_image(req, where, Path(work), need_bytes="docker_archive" in paths)
         warnings = list(result.warnings)
         if "docker_archive" in paths:
             warnings += compatibility_warnings([result.image])

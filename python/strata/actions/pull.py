@@ -11,6 +11,8 @@ Request (keys sorted, `schema_version` 1):
     label               what errors name (`@busybox`, the pull_image repository;
                         default: the request file)
     final_image_name, final_image_tag   the name the layout's image carries
+    shallow             default false; true fetches manifest, index and config only: the
+                        layout lacks the layer blobs and lists them in remote-blobs.json
     blob_store          shared directory of blobs by digest (default ~/.cache/strata/blobs)
     timeout             seconds the whole pull may take (default: no bound); every read is
                         also bounded (60 s) and must keep up 1 KiB/s over each minute
@@ -53,6 +55,7 @@ _KEYS = {
     "registry",
     "repository",
     "schema_version",
+    "shallow",
     "tag",
     "timeout",
     "tls_verify",
@@ -118,8 +121,9 @@ def run(req: dict[str, Any], where: str) -> None:
         where=where,
     )
     store = BlobStore(field(req, "blob_store", str, where, "") or default_blob_store())
+    shallow = field(req, "shallow", bool, where, False)
     result = pull(client, store, repository, digest or tag, platform_from(req, where), layout, ref,
-                  where)  # fmt: skip
+                  where, shallow=shallow)  # fmt: skip
     if not digest:
         print(
             f"warning: {where}: pulling {client.registry}/{repository} by tag {tag!r} is not "

@@ -17,7 +17,10 @@ OCI layout: `index.json`, nested indexes followed, a manifest chosen by
 layer blobs are used in place. In both formats a compressed layer is
 decompressed as it is read, in the same pass that hashes (and copies) it, and
 its diff_id compared with the config's: a pulled gzip or zstd base is
-checked as strictly as a plain one.
+checked as strictly as a plain one. A layer blob a shallow base's layout
+lacks and lists in `remote-blobs.json` is taken from its descriptor (digest,
+size, media type) and the config's diff_id, unread: callers that write layer
+bytes ask for them (`need_bytes`) and get one error naming the fix.
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from strata.errors import UserError
-from strata.oci.compress import digest_stream
-from strata.oci.image import BaseImage, Blob
+from strata.oci.compress import digest_stream, media_type_compressor
+from strata.oci.image import BaseImage, Blob, require_bytes
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
 from strata.oci.oci_layout import CONTAINERD_NAME
 from strata.oci.platform import Platform
 from strata.oci.reader import (
     Archive,
+    blob_path,
     digest_mismatch,
     json_object,
     layout_blob,
@@ -45,6 +49,7 @@ from strata.oci.reader import (
     read_index,
 )
 from strata.oci.reference import split_tag
+from strata.oci.remote_blobs import FILE, Remote, read_remote_blobs
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,11 @@ class Selector:
     platform: Platform | None = None
 
 
-def load_base(path: str | os.PathLike[str], selector: Selector, workdir: Path) -> BaseImage:
-    """Read the base image at `path` (a docker-archive file or an OCI layout directory)."""
+def load_base(
+    path: str | os.PathLike[str], selector: Selector, workdir: Path, *, need_bytes: bool = True
+) -> BaseImage:
+    """Read the base image at `path` (a docker-archive file or an OCI layout directory);
+    unless `need_bytes` is False, every layer's bytes must be on this machine."""
     p = Path(path)
     where = str(p)
     if p.is_dir():
@@ -67,7 +75,10 @@ def load_base(path: str | os.PathLike[str], selector: Selector, workdir: Path) -
                 "give an OCI layout directory or a docker-archive tar",
                 where=where,
             )
-        return read_oci_layout(p, selector)
+        base = read_oci_layout(p, selector)
+        if need_bytes:
+            require_bytes(base.layers, where)
+        return base
     if not p.is_file():
         raise UserError("base image not found; check the base path", where=where)
     return read_docker_archive(p, selector, workdir)
@@ -225,6 +236,27 @@ def _check_diff_id(where: str, index: int, name: str, expected: str, got: str) -
 # -- OCI image layout --------------------------------------------------------------------------
 
 
+def _remote_layer(
+    layout: Path, desc: dict[str, Any], diff_id: str, remote: dict[str, Remote], where: str
+) -> Blob | None:
+    """The layer `desc` names, if the layout lacks it and says where it is; else None."""
+    digest = desc.get("digest")
+    path = blob_path(layout, digest)
+    if not isinstance(digest, str) or digest not in remote or path is None or path.exists():
+        return None
+    source = remote[digest]
+    media_type = str(desc.get("mediaType", ""))
+    compressor = media_type_compressor(media_type)
+    if desc.get("size") != source.size or compressor is None:
+        raise UserError(
+            f"layer {digest} of a shallow base has a size or media type strata cannot use "
+            f"(got {desc.get('size')!r}, {media_type!r}; {FILE} says {source.size}); "
+            "pull the base again",
+            where=where,
+        )
+    return Blob(path, digest, source.size, diff_id, compressor, remote=source)
+
+
 def read_layout_blob(layout: Path, desc: Any, where: str) -> bytes:
     """The bytes of the blob `desc` names in an OCI layout, checked against its digest."""
     return read_blob(layout, desc, where)
@@ -309,9 +341,14 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             where=where,
         )
     platform = _check_platform(config, selector, where)
+    remote = read_remote_blobs(layout, where)
     blobs = []
     for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
         desc = json_object(desc, f"layer {i}'s descriptor", where)
+        shallow = _remote_layer(layout, desc, diff_id, remote, where)
+        if shallow is not None:
+            blobs.append(shallow)
+            continue
         path = layout_blob(layout, desc.get("digest"), where)
         name = f"blobs/sha256/{path.name}"
         with open(path, "rb") as f:
