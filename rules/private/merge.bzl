@@ -1,7 +1,7 @@
 """merge_images (dockerTools.mergeImages): one docker-archive holding several images."""
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "label_fail", "run_strata")
+load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "base_blobs_of", "label_fail", "run_strata", "with_base_blobs")
 
 def _merge_input(ctx, attr_name, dep):
     """The OCI layout of an image target (its docker-archive is not needed), or the one file of another target."""
@@ -19,11 +19,12 @@ def _merge_images_impl(ctx):
         label_fail(ctx, "images", "must list at least one image", "[]", "list the images to merge")
     archives = [_merge_input(ctx, "images", d) for d in ctx.attr.images]
     out = ctx.actions.declare_file(ctx.label.name + ".tar")
+    blobs = base_blobs_of(ctx.attr.images)
     run_strata(
         ctx,
         "ImageMerge",
-        {"images": [a.path for a in archives], "output": out.path},
-        depset(archives),
+        with_base_blobs({"images": [a.path for a in archives], "output": out.path}, blobs),
+        depset(archives, transitive = [blobs]),
         [out],
         "images into",
         execution_requirements = NO_REMOTE_CACHE,

@@ -27,6 +27,7 @@ ACTIONS: dict[str, str] = {
     "ImageAssemble": "strata.actions.image:assemble_image",
     "ImageArchive": "strata.actions.image_archive:archive_image",
     "ImagePull": "strata.actions.pull:run",
+    "BaseBlobs": "strata.actions.base_blobs:run",
     "ImagePush": "strata.actions.push:run",
     "ImageLoad": "strata.actions.load:run",
     "ImageMerge": "strata.actions.merge:merge_images",

@@ -4,6 +4,8 @@ Request (keys sorted, `schema_version` 1):
 
     architecture   "x86_64" | "aarch64" | ... (default "x86_64")
     base           optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
+    base_blobs     optional [dir, ...]: a shallow base's layer blobs (BaseBlobs outputs), read
+                   only for a docker_archive output
     config         {"Env": [...], "Cmd": [...], ...}
     created        optional RFC 3339 time or "now"
     layers         [{"blob": path, "descriptor": path}, ...] (outputs of a layer action), or
@@ -25,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import field
+from strata.actions.request import base_blobs, field
 from strata.canonical import json_bytes, read_json
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
@@ -41,6 +43,7 @@ from strata.oci.platform import parse_platform
 _KEYS = {
     "architecture",
     "base",
+    "base_blobs",
     "config",
     "created",
     "layers",
@@ -154,7 +157,8 @@ def build_image(
         check_keys(base_req, ("name", "path"), where)
         selector = Selector(field(base_req, "name", str, where, ""), platform)
         path = field(base_req, "path", str, where)
-        base = load_base(path, selector, work, need_bytes=need_bytes)
+        dirs = base_blobs(req, where) if need_bytes else []
+        base = load_base(path, selector, work, need_bytes=need_bytes, blob_dirs=dirs)
     return assemble(
         layers=layers,
         fields=field(req, "config", dict, where, {}),

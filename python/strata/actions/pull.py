@@ -26,7 +26,6 @@ whole or not at all.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.oci.platform import Platform, parse_platform
 from strata.oci.reference import check_repository, check_tag, parse_image_name
-from strata.registry.blobstore import BlobStore
+from strata.registry.blobstore import BlobStore, default_blob_store
 from strata.registry.client import Options, Registry, RegistryClient
 from strata.registry.pull import is_digest, pull
 
@@ -84,13 +83,6 @@ def platform_from(req: dict[str, Any], where: str) -> Platform:
     )
     variant = field(req, "variant", str, where, "")
     return dataclasses.replace(platform, variant=variant) if variant else platform
-
-
-def default_blob_store() -> Path:
-    if os.environ.get("STRATA_BLOB_STORE"):
-        return Path(os.environ["STRATA_BLOB_STORE"])
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "strata" / "blobs"
 
 
 def run(req: dict[str, Any], where: str) -> None:

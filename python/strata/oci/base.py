@@ -25,9 +25,11 @@ bytes ask for them (`need_bytes`) and get one error naming the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,10 +64,16 @@ class Selector:
 
 
 def load_base(
-    path: str | os.PathLike[str], selector: Selector, workdir: Path, *, need_bytes: bool = True
+    path: str | os.PathLike[str],
+    selector: Selector,
+    workdir: Path,
+    *,
+    need_bytes: bool = True,
+    blob_dirs: Sequence[Path] = (),
 ) -> BaseImage:
     """Read the base image at `path` (a docker-archive file or an OCI layout directory);
-    unless `need_bytes` is False, every layer's bytes must be on this machine."""
+    unless `need_bytes` is False, every layer's bytes must be on this machine: in the
+    layout, or (a shallow base's) in one of `blob_dirs` (`BaseBlobs` outputs)."""
     p = Path(path)
     where = str(p)
     if p.is_dir():
@@ -75,7 +83,7 @@ def load_base(
                 "give an OCI layout directory or a docker-archive tar",
                 where=where,
             )
-        base = read_oci_layout(p, selector)
+        base = _with_fetched(read_oci_layout(p, selector), blob_dirs, where)
         if need_bytes:
             require_bytes(base.layers, where)
         return base
@@ -151,10 +159,10 @@ def read_docker_archive(path: Path, selector: Selector, workdir: Path) -> BaseIm
         return _read_entry(archive, entry, selector, workdir, "base-layer")
 
 
-def read_all_images(path: Path, workdir: Path) -> list[BaseImage]:
+def read_all_images(path: Path, workdir: Path, blob_dirs: Sequence[Path] = ()) -> list[BaseImage]:
     """Every image of a docker-archive, or the one image of an OCI layout, verified."""
     if path.is_dir():
-        return [load_base(path, Selector(), workdir)]
+        return [load_base(path, Selector(), workdir, blob_dirs=blob_dirs)]
     if not path.is_file():
         raise UserError("image not found; check the path", where=str(path))
     return read_all_docker_archive(path, workdir)
@@ -255,6 +263,32 @@ def _remote_layer(
             where=where,
         )
     return Blob(path, digest, source.size, diff_id, compressor, remote=source)
+
+
+def _with_fetched(base: BaseImage, blob_dirs: Sequence[Path], where: str) -> BaseImage:
+    """`base` with each shallow layer found in `blob_dirs` (`sha256/<hex>`) read from
+    there, checked as a full base's layers are: digest, and diff_id once decompressed."""
+    layers = list(base.layers)
+    for i, blob in enumerate(layers):
+        hexpart = blob.digest.partition(":")[2]
+        found = [d / "sha256" / hexpart for d in blob_dirs if (d / "sha256" / hexpart).is_file()]
+        if blob.remote is None or not found:
+            continue
+        name = f"blobs/sha256/{hexpart}"
+        with open(found[0], "rb") as f:
+            got = digest_stream(f, f"{where}: layer {i} ({name})")
+        if got.digest != blob.digest or got.size != blob.size:
+            raise digest_mismatch(f"fetched blob {hexpart}", blob.digest, got.digest, where)
+        _check_diff_id(where, i, name, blob.diff_id, got.diff_id)
+        if got.compressor != blob.compressor:
+            raise UserError(
+                f"layer {i} ({name}) is {got.compressor} but its media type says "
+                f"{blob.compressor} (got a mislabelled layer from {blob.remote}); pull this "
+                "base with shallow = False, which reads the compression from the bytes",
+                where=where,
+            )
+        layers[i] = Blob(found[0], got.digest, got.size, blob.diff_id, got.compressor)
+    return dataclasses.replace(base, layers=tuple(layers))
 
 
 def read_layout_blob(layout: Path, desc: Any, where: str) -> bytes:
