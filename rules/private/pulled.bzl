@@ -17,6 +17,10 @@ def _pulled_image_impl(ctx):
     req = {"image": layout.path, "output": blobs.path}
     if ctx.attr.blob_store:
         req["blob_store"] = ctx.attr.blob_store
+    if ctx.attr.ca_file:
+        req["ca_file"] = ctx.attr.ca_file
+    if not ctx.attr.tls_verify:
+        req["tls_verify"] = False
     run_strata(
         ctx,
         "BaseBlobs",
@@ -45,5 +49,7 @@ pulled_image(name = "image", layout = "oci_layout")
     attrs = dict(TOOL_ATTRS, **{
         "layout": attr.label(mandatory = True, allow_single_file = True, doc = "The pulled OCI layout directory."),
         "blob_store": attr.string(doc = "The shared blob store the pull used (absolute path); empty: the tool's default."),
+        "tls_verify": attr.bool(default = True, doc = "As the pull_image's: verify the registry's TLS certificate."),
+        "ca_file": attr.string(doc = "As the pull_image's: a PEM file of CAs to trust for the registry."),
     }),
 )

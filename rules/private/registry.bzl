@@ -53,6 +53,8 @@ pulled_image(
     name = "image",
     layout = "oci_layout",
     blob_store = {blob_store},
+    tls_verify = {tls_verify},
+    ca_file = {ca_file},
 )
 
 alias(
@@ -132,6 +134,8 @@ def _pull_image_impl(rctx):
             # The strata repository as this workspace names it (`@//...` when it is the main one).
             pulled = pulled if pulled.startswith("@") else "@" + pulled,
             blob_store = json.encode(req["blob_store"]),
+            tls_verify = "True" if attr.tls_verify else "False",
+            ca_file = json.encode(attr.ca_file),
         )
     else:
         build = _PULLED_BUILD.format(name = rctx.name)

@@ -5,6 +5,7 @@ Request (keys sorted, `schema_version` 1):
     image        the base's OCI layout (a `pull_image(shallow = True)` repository's)
     blob_store   optional: the shared blob store the pull used (default
                  $STRATA_BLOB_STORE, else ~/.cache/strata/blobs)
+    tls_verify, ca_file   optional, as the pull's (default: verify, system CAs)
     output       directory to write: `sha256/<hex>` per blob the layout's
                  `remote-blobs.json` lists, each checked against its digest and size
 
@@ -27,9 +28,10 @@ from strata.actions.request import field
 from strata.fsutil import atomic_dir
 from strata.oci.remote_blobs import read_remote_blobs
 from strata.registry.blobstore import BlobStore, default_blob_store
+from strata.registry.client import Options
 from strata.registry.remote_fetch import fetch_remote_blobs
 
-_KEYS = ("blob_store", "image", "output", "schema_version")
+_KEYS = ("blob_store", "ca_file", "image", "output", "schema_version", "tls_verify")
 
 
 def run(req: dict[str, Any], where: str) -> None:
@@ -38,7 +40,11 @@ def run(req: dict[str, Any], where: str) -> None:
     remote = read_remote_blobs(layout, str(layout))
     shared = BlobStore(field(req, "blob_store", str, where, "") or default_blob_store())
     with atomic_dir(field(req, "output", str, where)) as tmp:
-        counts = fetch_remote_blobs(remote, BlobStore(tmp), shared, str(layout))
+        options = Options(
+            tls_verify=field(req, "tls_verify", bool, where, True),
+            ca_file=field(req, "ca_file", str, where, ""),
+        )
+        counts = fetch_remote_blobs(remote, BlobStore(tmp), shared, str(layout), options)
     if counts.fetched or counts.from_store:
         print(
             f"{layout}: {len(remote)} base layer blob(s): {counts.fetched} downloaded "

@@ -25,7 +25,6 @@ bytes ask for them (`need_bytes`) and get one error naming the fix.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import posixpath
@@ -35,14 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from strata.errors import UserError
-from strata.oci.compress import digest_stream, media_type_compressor
+from strata.oci.compress import digest_stream
 from strata.oci.image import BaseImage, Blob, require_bytes
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
 from strata.oci.oci_layout import CONTAINERD_NAME
 from strata.oci.platform import Platform
 from strata.oci.reader import (
     Archive,
-    blob_path,
+    check_diff_id,
     digest_mismatch,
     json_object,
     layout_blob,
@@ -51,7 +50,8 @@ from strata.oci.reader import (
     read_index,
 )
 from strata.oci.reference import split_tag
-from strata.oci.remote_blobs import FILE, Remote, read_remote_blobs
+from strata.oci.remote_blobs import read_remote_blobs
+from strata.oci.shallow import remote_layer, with_fetched
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def load_base(
                 "give an OCI layout directory or a docker-archive tar",
                 where=where,
             )
-        base = _with_fetched(read_oci_layout(p, selector), blob_dirs, where)
+        base = with_fetched(read_oci_layout(p, selector), blob_dirs, where)
         if need_bytes:
             require_bytes(base.layers, where)
         return base
@@ -226,69 +226,11 @@ def _extract_layer(archive: Archive, index: int, name: str, diff_id: str, out: P
     claimed = _hex_named(name)
     if claimed is not None and "sha256:" + claimed != got.digest:
         raise digest_mismatch("layer", "sha256:" + claimed, got.digest, f"{archive.where}: {name}")
-    _check_diff_id(archive.where, index, name, diff_id, got.diff_id)
+    check_diff_id(archive.where, index, name, diff_id, got.diff_id)
     return Blob(out, got.digest, got.size, diff_id, got.compressor)
 
 
-def _check_diff_id(where: str, index: int, name: str, expected: str, got: str) -> None:
-    """The uncompressed layer must be what rootfs.diff_ids says, whatever the format."""
-    if got != expected:
-        raise UserError(
-            f"layer {index} ({name}) does not match rootfs.diff_ids[{index}] of the config "
-            f"(got {got}, expected {expected}); the base image is corrupt or was modified: "
-            "pull it again, or pin the digest of an intact image",
-            where=where,
-        )
-
-
 # -- OCI image layout --------------------------------------------------------------------------
-
-
-def _remote_layer(
-    layout: Path, desc: dict[str, Any], diff_id: str, remote: dict[str, Remote], where: str
-) -> Blob | None:
-    """The layer `desc` names, if the layout lacks it and says where it is; else None."""
-    digest = desc.get("digest")
-    path = blob_path(layout, digest)
-    if not isinstance(digest, str) or digest not in remote or path is None or path.exists():
-        return None
-    source = remote[digest]
-    media_type = str(desc.get("mediaType", ""))
-    compressor = media_type_compressor(media_type)
-    if desc.get("size") != source.size or compressor is None:
-        raise UserError(
-            f"layer {digest} of a shallow base has a size or media type strata cannot use "
-            f"(got {desc.get('size')!r}, {media_type!r}; {FILE} says {source.size}); "
-            "pull the base again",
-            where=where,
-        )
-    return Blob(path, digest, source.size, diff_id, compressor, remote=source)
-
-
-def _with_fetched(base: BaseImage, blob_dirs: Sequence[Path], where: str) -> BaseImage:
-    """`base` with each shallow layer found in `blob_dirs` (`sha256/<hex>`) read from
-    there, checked as a full base's layers are: digest, and diff_id once decompressed."""
-    layers = list(base.layers)
-    for i, blob in enumerate(layers):
-        hexpart = blob.digest.partition(":")[2]
-        found = [d / "sha256" / hexpart for d in blob_dirs if (d / "sha256" / hexpart).is_file()]
-        if blob.remote is None or not found:
-            continue
-        name = f"blobs/sha256/{hexpart}"
-        with open(found[0], "rb") as f:
-            got = digest_stream(f, f"{where}: layer {i} ({name})")
-        if got.digest != blob.digest or got.size != blob.size:
-            raise digest_mismatch(f"fetched blob {hexpart}", blob.digest, got.digest, where)
-        _check_diff_id(where, i, name, blob.diff_id, got.diff_id)
-        if got.compressor != blob.compressor:
-            raise UserError(
-                f"layer {i} ({name}) is {got.compressor} but its media type says "
-                f"{blob.compressor} (got a mislabelled layer from {blob.remote}); pull this "
-                "base with shallow = False, which reads the compression from the bytes",
-                where=where,
-            )
-        layers[i] = Blob(found[0], got.digest, got.size, blob.diff_id, got.compressor)
-    return dataclasses.replace(base, layers=tuple(layers))
 
 
 def read_layout_blob(layout: Path, desc: Any, where: str) -> bytes:
@@ -379,7 +321,7 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
     blobs = []
     for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
         desc = json_object(desc, f"layer {i}'s descriptor", where)
-        shallow = _remote_layer(layout, desc, diff_id, remote, where)
+        shallow = remote_layer(layout, desc, diff_id, remote, where)
         if shallow is not None:
             blobs.append(shallow)
             continue
@@ -389,7 +331,7 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             got = digest_stream(f, f"{where}: layer {i} ({name})")
         if got.digest != desc["digest"]:
             raise digest_mismatch(f"blob {path.name}", str(desc["digest"]), got.digest, where)
-        _check_diff_id(where, i, name, diff_id, got.diff_id)
+        check_diff_id(where, i, name, diff_id, got.diff_id)
         blobs.append(Blob(path, got.digest, got.size, diff_id, got.compressor))
     # The name the layout gives the image (as a docker-archive's RepoTags), if any; as in
     # _candidates, annotations that are not an object name nothing.
