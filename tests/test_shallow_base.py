@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from image_helpers import app_layer, make_layer
+from image_helpers import app_layer, busybox_layer, make_layer
+from realtools import need
 from registry_server import RegistryServer
 from strata.actions import lookup
 from strata.errors import UserError
@@ -58,10 +59,16 @@ def _client(server: RegistryServer) -> RegistryClient:
     return RegistryClient(Registry.parse(server.address), Options(env={}))
 
 
-def _pushed_base(tmp: Path, server: RegistryServer) -> str:
-    """A two-layer base (a 4 MiB layer and a small one) in `base/big`; its digest."""
+def _pushed_base(tmp: Path, server: RegistryServer, shell: bool = False) -> str:
+    """A base of a 4 MiB layer and a small one (busybox as /bin/sh with `shell`) in
+    `base/big`; its digest."""
     big = make_layer(tmp / "big-layer", _big_layer, "gzip")[0]
-    small = make_layer(tmp / "small-layer", app_layer, "none")[0]
+    if shell:
+        if not Path("/bin/busybox").is_file():
+            need("busybox")
+        small = make_layer(tmp / "small-layer", busybox_layer("/bin/busybox"), "none")[0]
+    else:
+        small = make_layer(tmp / "small-layer", app_layer, "none")[0]
     assert big.size > BIG
     base = assemble(
         layers=[big, small],

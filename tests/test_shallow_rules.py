@@ -1,13 +1,15 @@
 """`pull_image(shallow = True)` through the rules, under strata and Bazel 4.2.3.
 
-One workspace pulls the same base (a 4 MiB layer gzip cannot shrink, and a
-small one) twice from Debian's registry 2.8, shallow and full, and builds the
-same `docker_image` on each. Bytes the registry sent are counted from its
-access log: the shallow pull and build stay under 100 KB; the push of the
+One workspace pulls the same base (a 4 MiB layer gzip cannot shrink, and
+busybox) twice from Debian's registry 2.8, shallow and full, and builds the
+same images on each: `docker_image`, `export_image`, `run_as_root` and
+`merge_images`. Bytes the registry sent are counted from its access log: the
+shallow pull and build stay under 100 KB; the tarball and the outputs that
+hold layer bytes download the base layers once (BaseBlobs); the push of the
 image on the shallow base to the base's registry downloads none (the base
-layer is mounted). Both images have the same digests and layouts (but the
-base layers and `remote-blobs.json`), under both engines, byte for byte; the
-tarball of the shallow one fails with one line naming `shallow = False`.
+layers are mounted). Every output on the shallow base is the full base's
+(the OCI layout but for the base layers and `remote-blobs.json`), under both
+engines, byte for byte.
 """
 
 from __future__ import annotations
@@ -53,7 +55,14 @@ pull_image(
 )
 """
 
-BUILD = """load("@strata//rules:defs.bzl", "docker_image", "export_image", "image_push")
+BUILD = """load(
+    "@strata//rules:defs.bzl",
+    "docker_image",
+    "export_image",
+    "image_push",
+    "merge_images",
+    "run_as_root",
+)
 
 genrule(
     name = "msg",
@@ -73,6 +82,18 @@ genrule(
 [export_image(
     name = "rootfs_" + kind,
     image = ":app_" + kind,
+) for kind in ("shallow", "full")]
+
+[run_as_root(
+    name = "rar_" + kind,
+    from_image = ":app_" + kind,
+    script = "echo ran as root > /rar.txt",
+    image_name = "team/rar",
+) for kind in ("shallow", "full")]
+
+[merge_images(
+    name = "merged_" + kind,
+    images = [":app_" + kind, ":rar_" + kind],
 ) for kind in ("shallow", "full")]
 
 image_push(
@@ -116,7 +137,7 @@ def _files(layout: Path) -> dict[str, bytes]:
 def test_shallow_pull_image_under_both_engines(
     tmp_path: Path, registry: RegistryServer, tools_cache: str
 ) -> None:
-    digest = _pushed_base(tmp_path, registry)
+    digest = _pushed_base(tmp_path, registry, shell=True)
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "WORKSPACE").write_text(
@@ -142,10 +163,18 @@ def test_shallow_pull_image_under_both_engines(
     assert proc.returncode == 0, proc.stderr[-3000:]
     fetched = registry.bytes_sent() - before
     print(f"strata tarball + export on the shallow base: {fetched} blob bytes downloaded")
-    assert BIG < fetched < 2 * BIG
+    assert BIG < fetched < BIG + (3 << 20)  # the big layer and busybox's, once
 
-    proc = _strata(ws, env, "build", "--output_groups=+tarball", "//:app_full", "//:rootfs_full")
+    full_targets = ["//:app_full", "//:rootfs_full", "//:rar_full", "//:merged_full"]
+    proc = _strata(ws, env, "build", "--output_groups=+tarball", *full_targets)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # run_as_root and merge_images on the shallow base: the layers fetched above serve.
+    before = registry.bytes_sent()
+    proc = _strata(
+        ws, env, "build", "--output_groups=+tarball", "//:rar_shallow", "//:merged_shallow"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert registry.bytes_sent() == before
 
     bin_dir = ws / "strata-bin"
     shallow, full = _files(bin_dir / "app_shallow.oci"), _files(bin_dir / "app_full.oci")
@@ -162,6 +191,9 @@ def test_shallow_pull_image_under_both_engines(
     assert tarball == (bin_dir / "app_full.tar").read_bytes()
     rootfs = (bin_dir / "rootfs_shallow.tar").read_bytes()
     assert rootfs == (bin_dir / "rootfs_full.tar").read_bytes()
+    for out in ("rar_{}.image.json", "rar_{}.tar", "merged_{}.tar"):
+        shallow_out = (bin_dir / out.format("shallow")).read_bytes()
+        assert shallow_out == (bin_dir / out.format("full")).read_bytes(), out
 
     # The push mounts the base layers: nothing downloaded, only the new layer and config sent.
     before, blobs_before = registry.bytes_sent(path_part="/v2/"), registry.bytes_sent()
@@ -190,8 +222,10 @@ def test_shallow_pull_image_under_both_engines(
     assert _files(out / "app_shallow.oci") == shallow
     assert (out / "app_shallow.image.json").read_bytes() == info
     before = registry.bytes_sent()
-    run(*common, "build", *flags, "--output_groups=+tarball", "//:app_shallow", "//:rootfs_shallow",
-        cwd=ws, env=env)  # fmt: skip
+    targets = ["//:app_shallow", "//:rootfs_shallow", "//:rar_shallow", "//:merged_shallow"]
+    run(*common, "build", *flags, "--output_groups=+tarball", *targets, cwd=ws, env=env)
     assert registry.bytes_sent() == before  # every layer was in the shared store
     assert (out / "app_shallow.tar").read_bytes() == tarball
     assert (out / "rootfs_shallow.tar").read_bytes() == rootfs
+    for name in ("rar_shallow.image.json", "rar_shallow.tar", "merged_shallow.tar"):
+        assert (out / name).read_bytes() == (bin_dir / name).read_bytes(), name
