@@ -240,13 +240,27 @@ def test_shallow_pull_build_and_push_download_no_base_bytes(
     result = push(_client(reg), "team/app", on_shallow / "app.oci", ["v1"], where="//:push")
     assert (result.counters.blobs_skipped, result.counters.blobs_mounted) == (4, 0)
 
-    # Another registry would need the bytes: one line, nothing pushed.
-    with pytest.raises(UserError) as e:
-        push(_client(other), "team/app", on_shallow / "app.oci", ["v1"], where="//:push_other")
-    assert str(e.value).startswith("//:push_other: base layer sha256:")
-    assert f"lives in another registry (got {reg.host}/base/big, a shallow pull_image" in str(
-        e.value
+    # To another registry the base layers are streamed from the base's, chunk by chunk.
+    result = push(
+        _client(other), "team/app", on_shallow / "app.oci", ["v1"], chunk_size=1 << 20, where="p"
     )
+    assert (result.counters.blobs_uploaded, result.counters.blobs_mounted) == (4, 0)
+    assert result.counters.bytes_uploaded > BIG
+    req |= {"blob_store": str(tmp_path / "other-store"), "outputs": {"oci_layout": str(again)}}
+    lookup("ImagePull")(req | {"registry": other.address}, "@other")
+    assert {k: v for k, v in _files(again).items() if k.startswith("blobs/")} == blobs
+
+    # A base layer the base's registry now serves wrong is refused, and not committed.
+    big = layers[0]["digest"]
+    reg.blob_data(big).write_bytes(reg.blob_data(big).read_bytes()[::-1])
+    with pytest.raises(UserError) as e:
+        push(_client(other), "team/app2", on_shallow / "app.oci", [], where="//:push_other")
+    assert str(e.value).startswith(f"//:push_other: base layer {big} from {reg.host}/base/big")
+    assert "has another digest or size" in str(e.value)
+    head = _client(other).request(
+        "HEAD", f"/v2/team/app2/blobs/{big}", scopes=(), where="t", ok=(200, 404)
+    )
+    assert head.status == 404
 
 
 def remote_bytes(layout: Path) -> bytes:

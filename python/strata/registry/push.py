@@ -12,8 +12,9 @@ Manifests are pushed with their own media type (Docker v2 schema 2 from a
 docker-archive; from an OCI layout, the bytes and types the layout holds, so
 digests survive), children before the index that lists them. A layout on a
 shallow base names base blobs it lacks (`remote-blobs.json`): those are
-skipped when the registry has them, else mounted from the base's repository
-(`remote_mount.py`), never downloaded.
+skipped when the registry has them, else mounted from the base's repository,
+never downloaded; to another registry they are streamed from the base's
+(`remote_mount.py`).
 
 Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#push
 """
@@ -45,7 +46,7 @@ from strata.oci.platform import Platform
 from strata.oci.reader import blob_path, json_object, parse_json, read_blob, read_index
 from strata.oci.remote_blobs import Remote, read_remote_blobs
 from strata.registry.client import RegistryClient, pull_scope, push_scope
-from strata.registry.remote_mount import mount_remote
+from strata.registry.remote_mount import send_remote
 
 CHUNK_THRESHOLD = 64 << 20
 CHUNK_SIZE = 16 << 20
@@ -281,8 +282,12 @@ def upload_blob(
         counters.bytes_skipped += blob.size
         return
     if blob.remote is not None:
-        mount_remote(client, repository, blob.digest, blob.remote, where)
-        counters.blobs_mounted += 1
+        sent = send_remote(
+            client, repository, blob.digest, blob.remote, chunk_size=chunk_size, where=where
+        )
+        counters.blobs_mounted += 0 if sent else 1
+        counters.blobs_uploaded += 1 if sent else 0
+        counters.bytes_uploaded += sent
         return
     start = f"/v2/{repository}/blobs/uploads/"
     if mount_from and mount_from != repository:
