@@ -236,6 +236,16 @@ def test_shallow_pull_build_and_push_download_no_base_bytes(
     lookup("ImagePull")(req, "@again")
     blobs = {k: v for k, v in f_files.items() if k.startswith("blobs/")}
     assert {k: v for k, v in _files(again).items() if k.startswith("blobs/")} == blobs
+    # An image index of it lists the same remote blobs, and pushes with nothing downloaded.
+    index = tmp_path / "index.oci"
+    index_req = {"images": [str(on_shallow / "app.oci")], "name": "team/app", "output": str(index)}
+    lookup("ImageIndex")(index_req | {"schema_version": 1}, "//:index")
+    assert remote_bytes(index) == s_files["remote-blobs.json"]
+    before = reg.bytes_sent()
+    pushed_index = push(_client(reg), "team/index", index, ["1"], where="//:push_index")
+    assert reg.bytes_sent() == before
+    assert pushed_index.counters.blobs_mounted == 2
+
     # A second push finds every blob there.
     result = push(_client(reg), "team/app", on_shallow / "app.oci", ["v1"], where="//:push")
     assert (result.counters.blobs_skipped, result.counters.blobs_mounted) == (4, 0)

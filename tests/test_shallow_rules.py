@@ -166,13 +166,12 @@ def test_shallow_pull_image_under_both_engines(
     assert BIG < fetched < BIG + (3 << 20)  # the big layer and busybox's, once
 
     full_targets = ["//:app_full", "//:rootfs_full", "//:rar_full", "//:merged_full"]
-    proc = _strata(ws, env, "build", "--output_groups=+tarball", *full_targets)
+    proc = _strata(ws, env, "build", "--output_groups=+tarball,+sbom", *full_targets)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # run_as_root and merge_images on the shallow base: the layers fetched above serve.
     before = registry.bytes_sent()
-    proc = _strata(
-        ws, env, "build", "--output_groups=+tarball", "//:rar_shallow", "//:merged_shallow"
-    )
+    shallow_targets = ["//:app_shallow", "//:rar_shallow", "//:merged_shallow"]
+    proc = _strata(ws, env, "build", "--output_groups=+tarball,+sbom", *shallow_targets)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert registry.bytes_sent() == before
 
@@ -191,9 +190,13 @@ def test_shallow_pull_image_under_both_engines(
     assert tarball == (bin_dir / "app_full.tar").read_bytes()
     rootfs = (bin_dir / "rootfs_shallow.tar").read_bytes()
     assert rootfs == (bin_dir / "rootfs_full.tar").read_bytes()
-    for out in ("rar_{}.image.json", "rar_{}.tar", "merged_{}.tar"):
+    # The SBOM documents are the same too; the SBOM layout lists the same remote blobs.
+    for out in ("rar_{}.image.json", "rar_{}.tar", "merged_{}.tar", "app_{}.spdx.json"):
         shallow_out = (bin_dir / out.format("shallow")).read_bytes()
         assert shallow_out == (bin_dir / out.format("full")).read_bytes(), out
+    assert (bin_dir / "app_shallow.sbom.oci" / "remote-blobs.json").read_bytes() == shallow[
+        "remote-blobs.json"
+    ]
 
     # The push mounts the base layers: nothing downloaded, only the new layer and config sent.
     before, blobs_before = registry.bytes_sent(path_part="/v2/"), registry.bytes_sent()
