@@ -32,8 +32,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import field
+from strata.actions.request import check_keys, field
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import atomic_dir, share_output
