@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from strata.actions.push import run
+from strata.actions.image_push import run
 from strata.errors import UserError
 
 

@@ -247,6 +247,31 @@ def test_multiarch_index_lists_both_platforms(bazel_bin: Path, tmp_path: Path) -
     assert inspected["Architecture"] == "arm64"
 
 
+def test_multiarch_sbom_layout_holds_each_platforms_referrers(bazel_bin: Path) -> None:
+    """`multiarch.sbom.oci` (output group `sbom`, what image_push pushes): the index as
+    multiarch.oci has it, then each platform's two SBOM documents with its manifest as subject."""
+    skopeo = need("skopeo")
+    out = bazel_bin / "examples" / "multiarch"
+    layout = out / "multiarch.sbom.oci"
+    plain = json.loads((out / "multiarch.oci" / "index.json").read_bytes())["manifests"]
+    entries = json.loads((layout / "index.json").read_bytes())["manifests"]
+    assert entries[: len(plain)] == plain
+    raw = json.loads(run(skopeo, "inspect", "--raw", f"oci:{layout}:latest").stdout)
+    platforms = {m["digest"]: m["platform"]["architecture"] for m in raw["manifests"]}
+    subjects: dict[str, list[str]] = {}
+    for entry in entries[len(plain) :]:
+        blob = layout / "blobs" / "sha256" / entry["digest"].removeprefix("sha256:")
+        manifest = json.loads(blob.read_bytes())
+        assert manifest["artifactType"] == entry["artifactType"]
+        subjects.setdefault(platforms[manifest["subject"]["digest"]], []).append(
+            entry["artifactType"]
+        )
+    assert {arch: sorted(types) for arch, types in subjects.items()} == {
+        arch: ["application/spdx+json", "application/vnd.cyclonedx+json"]
+        for arch in ("amd64", "arm64")
+    }
+
+
 @pytest.fixture(scope="session")
 def strata_bases(
     tmp_path_factory: pytest.TempPathFactory, examples_strata_base: Path

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from realtools import DockerEngine, run
-from strata.actions import load as load_action
+from strata.actions import image_load as load_action
 from strata.oci.docker_load import index_archive
 
 pytestmark = [pytest.mark.realtool, pytest.mark.slow]

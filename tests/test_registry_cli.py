@@ -13,7 +13,7 @@ import pytest
 from image_helpers import app_layer, make_layer
 from realtools import need
 from registry_server import RegistryServer
-from strata.actions.pull import run as pull_run
+from strata.actions.image_pull import run as pull_run
 from strata.cli import main
 from strata.errors import UserError
 from strata.oci.base import Selector, read_oci_layout

@@ -270,7 +270,7 @@ def test_push_image_index_layout_keeps_the_index_digest(
 ) -> None:
     """An image_index output lists the index and, beside it, each platform's manifest:
     pushed as the one index it is, children first, under the tags, digest unchanged."""
-    from strata.actions.index import build_index
+    from strata.actions.image_index import build_index
 
     per_platform = []
     for platform, text in ((AMD64, b"amd64\n"), (ARM64, b"arm64\n")):

@@ -164,14 +164,20 @@ def test_tls_registry_pull_digest_index_push_under_both_engines(
     )
     (ws / "BUILD").write_text(BUILD.format(cert=tls.cert, host=tls.host))
 
-    # strata: build and push the index; the registry holds the layout's index digest.
+    # strata: build and push the index (with its platforms' SBOMs, the layout that
+    # push_sbom pushes); the registry holds the layout's index digest.
     proc = _strata(ws, "run", "//:push")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    entries = json.loads((ws / "strata-bin" / "multi.oci" / "index.json").read_text())
+    entries = json.loads((ws / "strata-bin" / "multi.sbom.oci" / "index.json").read_text())
     top = entries["manifests"][0]
     assert top["mediaType"] == OCI_INDEX
     assert proc.stdout == f"{tls.host}/team/multi@{top['digest']}\n"
-    assert "uploaded 6 blobs" in proc.stderr and "tags: 1.0" in proc.stderr
+    # 6 blobs of the images, then each platform's two SBOM documents and the empty config
+    # of their artifact manifests (the second platform finds it there)
+    assert "uploaded 11 blobs" in proc.stderr and "tags: 1.0" in proc.stderr
+    assert "skipped 1 already present" in proc.stderr
+    for entry in entries["manifests"][1:3]:
+        assert f"referrers of {entry['digest']}: 2 (tag sha256-" in proc.stderr
     raw = run(
         "skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{tls.host}/team/multi:1.0"
     ).stdout
@@ -204,7 +210,7 @@ def test_tls_registry_pull_digest_index_push_under_both_engines(
     env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
     pushed = run(*common, "run", *flags, "//:push", cwd=ws, env=env)
     assert pushed.stdout == f"{tls.host}/team/multi@{top['digest']}\n"
-    assert "uploaded 0 blobs (0 bytes), skipped 6 already present" in pushed.stderr
+    assert "uploaded 0 blobs (0 bytes), skipped 12 already present" in pushed.stderr
     failed = subprocess.run(
         [*common, "build", *flags, "//:on_unpinned_ca"],
         cwd=ws,

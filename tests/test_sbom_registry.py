@@ -18,6 +18,7 @@ from image_helpers import small_image
 from realtools import need, run
 from registry_server import RegistryServer
 from strata.actions import lookup
+from strata.errors import UserError
 from strata.oci.oci_layout import write_oci_layout
 
 pytestmark = pytest.mark.realtool
@@ -257,3 +258,88 @@ def test_a_damaged_sbom_layout_fails_the_push_in_one_line(
         f"error: //app:push: blob is missing from the layout (got {entry['digest']}); "
         "rebuild or copy the layout again"
     )
+
+
+def _platform_image(tmp: Path, arch: str, cmd: str = "/opt/app/run") -> tuple[Path, Path, str]:
+    """An image for `arch` in an OCI layout, its `.sbom.oci`, and its manifest digest."""
+    from image_helpers import app_layer, make_layer
+    from strata.oci.image import assemble
+    from strata.oci.platform import parse_platform
+
+    tmp.mkdir()
+    blob = make_layer(tmp / "layer", app_layer, "gzip")[0]
+    image = assemble(
+        layers=[blob],
+        fields={"Cmd": [cmd]},
+        platform=parse_platform(arch),
+        name="team/multi",
+        tag=None,
+    ).image
+    write_oci_layout(tmp / "img.oci", [image])
+    outputs = {
+        "cyclonedx": str(tmp / "img.cdx.json"),
+        "referrers": str(tmp / "img.sbom.oci"),
+        "spdx": str(tmp / "img.spdx.json"),
+    }
+    req = {"image": str(tmp / "img.oci"), "name": "team/multi", "outputs": outputs}
+    lookup("Sbom")({**req, "schema_version": 1}, "sbom.json")
+    return tmp / "img.oci", tmp / "img.sbom.oci", image.info()["manifest_digest"]
+
+
+def test_an_index_is_pushed_with_each_platforms_sboms_as_its_referrers(
+    tmp_path: Path, plain: RegistryServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    amd = _platform_image(tmp_path / "amd64", "x86_64")
+    arm = _platform_image(tmp_path / "arm64", "aarch64")
+    plain_req = {
+        "images": [str(amd[0]), str(arm[0])],
+        "name": "team/multi",
+        "output": str(tmp_path / "index.oci"),
+        "schema_version": 1,
+        "tag": "v1",
+    }
+    lookup("ImageIndex")(plain_req, "index.json")
+    with_sboms = {**plain_req, "output": str(tmp_path / "index.sbom.oci")}
+    lookup("ImageIndex")({**with_sboms, "referrers": [str(arm[1]), str(amd[1])]}, "index.json")
+    plain_index = json.loads((tmp_path / "index.oci" / "index.json").read_bytes())
+    index = json.loads((tmp_path / "index.sbom.oci" / "index.json").read_bytes())
+    # the index's own entries come first and are those of the plain layout
+    assert index["manifests"][: len(plain_index["manifests"])] == plain_index["manifests"]
+    assert len(index["manifests"]) == len(plain_index["manifests"]) + 4
+    infos = []
+    for i in range(2):
+        req = {
+            "image": str(tmp_path / "index.sbom.oci"),
+            "outputs": {"push_info": str(tmp_path / f"push{i}.json")},
+            "registry": plain.address,
+            "repository": "team/multi",
+            "schema_version": 1,
+            "tags": ["v1"],
+        }
+        lookup("ImagePush")(req, "push.json")
+        infos.append(json.loads((tmp_path / f"push{i}.json").read_bytes()))
+    err = capsys.readouterr().err
+    pushed = json.loads(_raw(plain, "team/multi:v1"))
+    assert pushed["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert sorted(m["digest"] for m in pushed["manifests"]) == sorted([amd[2], arm[2]])
+    for layout, _, digest in (amd, arm):
+        assert f"referrers of {digest}: 2 (tag sha256-{digest[7:]})" in err
+        listed = json.loads(_raw(plain, f"team/multi:sha256-{digest[7:]}"))
+        assert len(listed["manifests"]) == 2
+        for entry in listed["manifests"]:
+            manifest = json.loads(_raw(plain, f"team/multi@{entry['digest']}"))
+            assert manifest["subject"]["digest"] == digest
+            blob = plain.blob_data(manifest["layers"][0]["digest"]).read_bytes()
+            name = "img.spdx.json" if "spdx" in entry["artifactType"] else "img.cdx.json"
+            assert blob == (layout.parent / name).read_bytes()
+    assert (infos[1]["blobs_uploaded"], infos[1]["bytes_uploaded"]) == (0, 0)
+    # a referrer of another image is refused in one line, and nothing is written
+    other = _platform_image(tmp_path / "other", "x86_64", cmd="/opt/app/other")
+    assert other[2] != amd[2]
+    with pytest.raises(UserError, match=r"is not of one of the index's images") as e:
+        lookup("ImageIndex")(
+            {**with_sboms, "output": str(tmp_path / "bad.oci"), "referrers": [str(other[1])]},
+            "index.json",
+        )
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "bad.oci").exists()

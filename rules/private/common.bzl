@@ -48,11 +48,15 @@ def sorted_dict(d):
         out[k] = v
     return out
 
-def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execution_requirements = {}):
-    """Write `request` (sorted, with schema_version) and run `strata action <mnemonic>` on it."""
+def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execution_requirements = {}, request_name = None):
+    """Write `request` (sorted, with schema_version) and run `strata action <mnemonic>` on it.
+
+    The request is `<target>.<mnemonic>.request.json`, or `request_name` for a target that
+    runs the same mnemonic twice.
+    """
     req = dict(request)
     req["schema_version"] = SCHEMA_VERSION
-    req_file = ctx.actions.declare_file("%s.%s.request.json" % (ctx.label.name, mnemonic))
+    req_file = ctx.actions.declare_file(request_name or "%s.%s.request.json" % (ctx.label.name, mnemonic))
     ctx.actions.write(req_file, json.encode(sorted_dict(req)) + "\n")
     ctx.actions.run(
         executable = ctx.executable._strata,

@@ -19,7 +19,29 @@ def _image_index_impl(ctx):
         "multi-architecture index",
         execution_requirements = NO_REMOTE_CACHE,
     )
-    sbom = depset(transitive = [i.sbom for i in infos])
+    # The index with each platform's SBOMs as referrers of that platform's manifest: what
+    # image_push(push_sbom = True) pushes. Only when every image has its SBOM layout.
+    referrers = [getattr(i, "sbom_layout", None) for i in infos]
+    sbom_layout = None
+    if all(referrers):
+        sbom_layout = ctx.actions.declare_directory(ctx.label.name + ".sbom.oci")
+        run_strata(
+            ctx,
+            "ImageIndex",
+            {
+                "images": [l.path for l in layouts],
+                "name": name,
+                "output": sbom_layout.path,
+                "referrers": [r.path for r in referrers],
+                "tag": ctx.attr.tag,
+            },
+            depset(layouts + referrers),
+            [sbom_layout],
+            "multi-architecture index with SBOMs",
+            execution_requirements = NO_REMOTE_CACHE,
+            request_name = ctx.label.name + ".sbom.ImageIndex.request.json",
+        )
+    sbom = depset([sbom_layout] if sbom_layout else [], transitive = [i.sbom for i in infos])
     return [
         DefaultInfo(files = depset([out])),
         # Each platform's image has its own SBOM (its manifest is the one the index lists).
@@ -33,7 +55,7 @@ def _image_index_impl(ctx):
             architecture = ",".join([i.architecture for i in infos]),
             store_paths = depset(transitive = [i.store_paths for i in infos]),
             sbom = sbom,
-            sbom_layout = None,
+            sbom_layout = sbom_layout,
         ),
     ]
 

@@ -201,8 +201,8 @@ def _image_to_push(ctx):
     if ImageInfo in dep:
         # Prefer the OCI layout: it is pushed byte for byte, keeping the digests it was built with.
         info = dep[ImageInfo]
-        # The same image, with its SBOMs as referrers beside it (image_index and
-        # stream_layered_image have no such layout: the image alone).
+        # The same image, with its SBOMs as referrers beside it (for an image_index, each
+        # platform's; stream_layered_image has no such layout: the image alone).
         layout = getattr(info, "sbom_layout", None) if ctx.attr.push_sbom else None
         return layout or getattr(info, "oci_layout", None) or info.docker_archive
     files = dep[DefaultInfo].files.to_list()
@@ -255,7 +255,7 @@ _PUSH_ATTRS = {
     "mount_from": attr.string(doc = "Another repository of the same registry that may hold the base layers (cross-repository mount)."),
     "tls_verify": attr.bool(default = True, doc = "Verify the registry's TLS certificate; False only for test registries."),
     "ca_file": attr.string(doc = "Absolute path of a PEM file of CAs to trust for the registry (like /etc/docker/certs.d/<host>/ca.crt), read when the push runs."),
-    "push_sbom": attr.bool(default = True, doc = "Also push the image's SBOM (SPDX and CycloneDX, output group `sbom`) as OCI 1.1 referrers of the pushed manifest: by the referrers API where the registry has it, else under the tag schema's `sha256-<digest>` index (distribution 2.8). For an image target that has one (not image_index or stream_layered_image, which are pushed alone); a layout given as a file is pushed with whatever referrers it holds. False: the image alone."),
+    "push_sbom": attr.bool(default = True, doc = "Also push the image's SBOM (SPDX and CycloneDX, output group `sbom`) as OCI 1.1 referrers of the pushed manifest: by the referrers API where the registry has it, else under the tag schema's `sha256-<digest>` index (distribution 2.8). For an image target that has one (an image_index pushes each platform's SBOMs as referrers of that platform's manifest; stream_layered_image is pushed alone); a layout given as a file is pushed with whatever referrers it holds. False: the image alone."),
 }
 _PUSH_ATTRS.update(TOOL_ATTRS)
 

@@ -5,7 +5,10 @@ the library. The same command line runs under Bazel and under the embedded
 engine, so an action must depend only on its request and declared inputs.
 Add an action by adding one line to `ACTIONS`: mnemonic -> "module:function",
 where the function takes the parsed request dict and `where` (the request
-file's path, for error messages). An action raises `UserError` for a bad
+file's path, for error messages). The module is named after the mnemonic
+(`LayerGroups`: `layer_groups.py`) and imports the library and the modules
+that read requests (`request`, `image_request`, `registry_request`,
+`store_request`), never another action. An action raises `UserError` for a bad
 request and must leave no partial outputs (write through `strata.fsutil`).
 `lookup` wraps it: a path the machine refuses (a name too long, a full or
 read-only disk), a directory where a file belongs, or a path holding a NUL
@@ -24,24 +27,24 @@ from strata.errors import UserError, environment_error, shorten
 
 ACTIONS: dict[str, str] = {
     # mnemonic: "strata.actions.<module>:<function>"
-    "ImageAssemble": "strata.actions.image:assemble_image",
+    "ImageAssemble": "strata.actions.image_assemble:assemble_image",
     "ImageArchive": "strata.actions.image_archive:archive_image",
-    "ImagePull": "strata.actions.pull:run",
+    "ImagePull": "strata.actions.image_pull:run",
     "BaseBlobs": "strata.actions.base_blobs:run",
-    "ImagePush": "strata.actions.push:run",
-    "ImageLoad": "strata.actions.load:run",
-    "ImageMerge": "strata.actions.merge:merge_images",
-    "ImageExport": "strata.actions.export:export_image",
-    "CustomizationLayer": "strata.actions.customization:run",
-    "LayerGroups": "strata.actions.layered:run",
-    "StreamImage": "strata.actions.stream:run",
+    "ImagePush": "strata.actions.image_push:run",
+    "ImageLoad": "strata.actions.image_load:run",
+    "ImageMerge": "strata.actions.image_merge:merge_images",
+    "ImageExport": "strata.actions.image_export:export_image",
+    "CustomizationLayer": "strata.actions.customization_layer:run",
+    "LayerGroups": "strata.actions.layer_groups:run",
+    "StreamImage": "strata.actions.stream_image:run",
     "StorePath": "strata.actions.store_path:run",
-    "ImageIndex": "strata.actions.index:build_index",
+    "ImageIndex": "strata.actions.image_index:build_index",
     "NixDb": "strata.actions.nix_db:run",
-    "LinkedStorePath": "strata.actions.helpers:run",
+    "LinkedStorePath": "strata.actions.linked_store_path:run",
     "RunAsRoot": "strata.actions.run_as_root:run",
-    "NixStoreImport": "strata.actions.nix_import:import_paths",
-    "StoreTree": "strata.actions.nix_import:tree",
+    "NixStoreImport": "strata.actions.nix_store_import:import_paths",
+    "StoreTree": "strata.actions.store_tree:tree",
     "Sbom": "strata.actions.sbom:run",
 }
 

@@ -23,8 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import field
+from strata.actions.request import check_keys, field
 from strata.fsutil import atomic_dir
 from strata.oci.remote_blobs import read_remote_blobs
 from strata.registry.blobstore import BlobStore, default_blob_store

@@ -23,8 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import base_blobs, field
+from strata.actions.request import base_blobs, check_keys, field
 from strata.oci.base import Selector, load_base
 from strata.oci.docker_archive import compatibility_warnings, write_docker_archive
 from strata.oci.image import stored_image

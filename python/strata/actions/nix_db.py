@@ -33,9 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import field, ownership
-from strata.actions.store_path import closure_infos, read_info
+from strata.actions.request import check_keys, closure_infos, field, ownership, read_info
 from strata.errors import UserError
 from strata.oci.compress import check_compressor
 from strata.oci.layer import write_descriptor, write_layer_from_entries

@@ -22,10 +22,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from strata.canonical import read_json
 from strata.errors import UserError
 from strata.oci.layer import Ownership
 from strata.oci.tarwriter import check_id
 from strata.oci.tree import LayerTree
+from strata.store.closure import PathInfo
 
 SCHEMA_VERSION = 1
 
@@ -149,3 +151,29 @@ def plan_tree(req: dict[str, Any], where: str) -> LayerTree:
                 f"unknown content type (got {kind!r}); use path, dir, symlink or file", where=at
             )
     return tree
+
+
+def check_keys(req: dict[str, Any], allowed: set[str] | tuple[str, ...], where: str) -> None:
+    for key in req:
+        if key not in allowed:
+            raise UserError(
+                f"unknown request key (got {key!r}); allowed keys: {', '.join(sorted(allowed))}",
+                where=where,
+            )
+
+
+def read_info(path: str, where: str) -> dict[str, Any]:
+    """A StorePath `info` file (also written by nix_store_import)."""
+    info = read_json(path, "store path info", "pass a StorePath info output", where)
+    if not isinstance(info, dict) or "path" not in info or "closure" not in info:
+        raise UserError(f"not a store path info file (got {path})", where=where)
+    return info
+
+
+def closure_infos(infos: list[dict[str, Any]], where: str) -> dict[str, PathInfo]:
+    out: dict[str, PathInfo] = {}
+    for info in infos:
+        for item in info["closure"]:
+            p = PathInfo.from_json(item, where)
+            out[p.path] = p
+    return out

@@ -56,8 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import base_blobs, field, ownership
+from strata.actions.request import base_blobs, check_keys, field, ownership
 from strata.errors import UserError
 from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base

@@ -25,9 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import build_image, check_keys
-from strata.actions.request import field
-from strata.actions.store_path import read_info
+from strata.actions.image_request import build_image
+from strata.actions.request import check_keys, field, read_info
 from strata.canonical import parse_json
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic

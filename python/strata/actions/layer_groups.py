@@ -46,9 +46,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys, load_layer
-from strata.actions.request import field
-from strata.actions.store_path import read_info
+from strata.actions.image_request import load_layer
+from strata.actions.request import check_keys, field, read_info
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import atomic_dir, share_output

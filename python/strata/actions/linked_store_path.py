@@ -20,8 +20,8 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from strata.actions import store_path
-from strata.actions.request import field
+from strata.actions.request import field, read_info
+from strata.actions.store_request import build_store_path
 from strata.errors import UserError
 
 
@@ -48,9 +48,9 @@ def run(req: dict[str, Any], where: str) -> None:
             raise UserError(
                 f"subpath must stay inside the target store path (got {subpath!r})", where=at
             )
-        target = store_path.read_info(info, at)["path"]
+        target = read_info(info, at)["path"]
         if subpath:
             target = posixpath.join(target, subpath)
         contents.append({"dest": field(link, "dest", str, at), "target": target, "type": "symlink"})
     rest = {k: v for k, v in req.items() if k != "links"}
-    store_path.run({**rest, "contents": contents}, where)
+    build_store_path({**rest, "contents": contents}, where)

@@ -19,8 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import base_blobs, field
+from strata.actions.request import base_blobs, check_keys, field
 from strata.oci.base import Selector, load_base
 from strata.oci.config import created_epoch
 from strata.oci.export import export_rootfs

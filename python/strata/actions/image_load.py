@@ -22,8 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import field
+from strata.actions.request import check_keys, field
 from strata.errors import UserError
 from strata.oci.docker_daemon import DaemonQueryError, LoadResult, docker_load, present_chain_ids
 from strata.oci.docker_load import ArchiveIndex, index_archive, layers_to_omit, stream_partial

@@ -16,6 +16,10 @@ Request (keys sorted; `schema_version` 1):
 
     images   [OCI layout dir, ...]: each holds one image manifest with a platform;
              platforms must differ
+    referrers  [OCI layout dir, ...] (optional): layouts holding referrers of those
+             images (an image's `.sbom.oci`); their artifact manifests and blobs are
+             added after the index's entries, so a push of this layout pushes each
+             platform's SBOMs as referrers of its manifest
     name     image name (for io.containerd.image.name)
     tag      the index's ref name (default "latest")
     output   the OCI layout directory to write
@@ -25,23 +29,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import field
+from strata.actions.request import check_keys, field
 from strata.canonical import json_bytes
 from strata.errors import UserError
-from strata.fsutil import atomic_dir
+from strata.fsutil import atomic_dir, share_output
 from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST, Descriptor, index_bytes
 from strata.oci.oci_layout import CONTAINERD_NAME, LAYOUT_VERSION, REF_NAME
 from strata.oci.platform import Platform
-from strata.oci.reader import blob_path, json_object, read_blob, read_index
+from strata.oci.reader import blob_path, json_object, parse_json, read_blob, read_index
 from strata.oci.remote_blobs import Remote, read_remote_blobs, write_remote_blobs
 
-_KEYS = ("images", "name", "output", "schema_version", "tag")
+_KEYS = ("images", "name", "output", "referrers", "schema_version", "tag")
 
 
 def _manifest_of(layout: Path, where: str) -> Descriptor:
@@ -78,6 +80,37 @@ def _manifest_of(layout: Path, where: str) -> Descriptor:
     )
 
 
+def _artifacts_of(layout: Path, subjects: set[str], where: str) -> list[dict[str, Any]]:
+    """The index entries of `layout` that are referrers (an `artifactType`) of `subjects`."""
+    out = []
+    for entry in read_index(layout, str(layout)).get("manifests") or []:
+        desc = json_object(entry, "index entry", str(layout))
+        if not desc.get("artifactType"):
+            continue
+        manifest = json_object(
+            parse_json(read_blob(layout, desc, str(layout)), "referrer manifest", str(layout)),
+            "referrer manifest",
+            str(layout),
+        )
+        subject = manifest.get("subject")
+        if not isinstance(subject, dict) or subject.get("digest") not in subjects:
+            raise UserError(
+                f"a referrer in {layout} is not of one of the index's images (got subject "
+                f"{subject!r:.80}); pass each image's own .sbom.oci",
+                where=where,
+            )
+        out.append(desc)
+    return out
+
+
+def _with(top: list[Descriptor], artifacts: list[dict[str, Any]]) -> bytes:
+    """index.json: the index's entries, then the referrers' entries as their layouts list
+    them (sorted by digest, so the order of `referrers` does not matter)."""
+    index = json.loads(index_bytes(top))
+    index["manifests"] += sorted(artifacts, key=lambda d: str(d.get("digest")))
+    return json_bytes(index)
+
+
 def _arch_suffix(platform: Platform) -> str:
     data = platform.to_json()
     return "-".join(v for v in (data["architecture"], data.get("variant", "")) if v)
@@ -104,12 +137,20 @@ def build_index(req: dict[str, Any], where: str) -> None:
                 where=where,
             )
         seen[key] = path
+    referrers = field(req, "referrers", list, where, [])
+    if not all(isinstance(p, str) for p in referrers):
+        raise UserError(
+            f"referrers must be a list of OCI layout paths (got {referrers!r:.80})", where=where
+        )
+    subjects = {d.digest for d in descriptors}
+    artifacts = [a for layout in referrers for a in _artifacts_of(Path(layout), subjects, where)]
     with atomic_dir(field(req, "output", str, where)) as tmp:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)
         remote: dict[str, Remote] = {}
         for layout in images:
             remote |= read_remote_blobs(Path(layout), str(layout))
+        for layout in [*images, *referrers]:
             src = Path(layout) / "blobs" / "sha256"
             for blob in sorted(os.listdir(src)):
                 if blob_path(Path(layout), "sha256:" + blob) is None:
@@ -119,7 +160,7 @@ def build_index(req: dict[str, Any], where: str) -> None:
                         where=where,
                     )
                 if not (blobs / blob).exists():
-                    shutil.copyfile(src / blob, blobs / blob)
+                    share_output(src / blob, blobs / blob)
         nested = index_bytes(descriptors)
         digest = sha256_bytes(nested)
         (blobs / digest.partition(":")[2]).write_bytes(nested)
@@ -142,7 +183,9 @@ def build_index(req: dict[str, Any], where: str) -> None:
                     platform=desc.platform,
                 )
             )
-        (tmp / "index.json").write_bytes(index_bytes(top))
+        (tmp / "index.json").write_bytes(
+            index_bytes(top) if not artifacts else _with(top, artifacts)
+        )
         # Base blobs an image lacks (a shallow base) and no other image holds.
         missing = {d: r for d, r in remote.items() if not (blobs / d.partition(":")[2]).exists()}
         write_remote_blobs(tmp, missing)

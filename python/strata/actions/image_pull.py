@@ -25,20 +25,17 @@ whole or not at all.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import field
+from strata.actions.registry_request import client_from, platform_from
+from strata.actions.request import check_keys, field
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
-from strata.oci.platform import Platform, parse_platform
 from strata.oci.reference import check_repository, check_tag, parse_image_name
 from strata.registry.blobstore import BlobStore, default_blob_store
-from strata.registry.client import Options, Registry, RegistryClient
 from strata.registry.pull import is_digest, pull
 
 _KEYS = {
@@ -60,29 +57,6 @@ _KEYS = {
     "tls_verify",
     "variant",
 }
-
-
-def client_from(req: dict[str, Any], where: str) -> RegistryClient:
-    registry = Registry.parse(field(req, "registry", str, where), where=where)
-    timeout = field(req, "timeout", int, where, 0)
-    if timeout < 0:
-        raise UserError(f"timeout must be positive seconds (got {timeout})", where=where)
-    options = Options(
-        tls_verify=field(req, "tls_verify", bool, where, True),
-        ca_file=field(req, "ca_file", str, where, ""),
-        deadline=float(timeout) if timeout else None,
-    )
-    return RegistryClient(registry, options, where=where)
-
-
-def platform_from(req: dict[str, Any], where: str) -> Platform:
-    platform = parse_platform(
-        field(req, "architecture", str, where, "x86_64"),
-        field(req, "os", str, where, "linux"),
-        where=where,
-    )
-    variant = field(req, "variant", str, where, "")
-    return dataclasses.replace(platform, variant=variant) if variant else platform
 
 
 def run(req: dict[str, Any], where: str) -> None:

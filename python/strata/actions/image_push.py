@@ -25,9 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.pull import client_from
-from strata.actions.request import field
+from strata.actions.registry_request import client_from
+from strata.actions.request import check_keys, field
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic

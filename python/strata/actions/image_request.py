@@ -1,46 +1,31 @@
-"""`ImageAssemble`: layers (+ a base image) and a config → docker-archive and/or OCI layout.
+"""An image request: layers (+ a base image) and a config, as ImageAssemble reads it.
 
-Request (keys sorted, `schema_version` 1):
-
-    architecture   "x86_64" | "aarch64" | ... (default "x86_64")
-    base           optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
-    base_blobs     optional [dir, ...]: a shallow base's layer blobs (BaseBlobs outputs), read
-                   only for a docker_archive output
-    config         {"Env": [...], "Cmd": [...], ...}
-    created        optional RFC 3339 time or "now"
-    layers         [{"blob": path, "descriptor": path}, ...] (outputs of a layer action), or
-                   {"dir": path} for a LayerGroups output directory: its layers, in order
-    name, tag      image name (tag defaults to a content hash)
-    os             default "linux"
-    outputs        {"docker_archive": path, "oci_layout": dir, "image_info": path}
-                   (at least one image output)
-
-Warnings (e.g. `created = "now"`) go to stderr; all outputs appear or none.
+Shared by the actions that assemble an image from such a request:
+ImageAssemble, StreamImage and Sbom (see strata.actions.image_assemble for the
+keys). `load_layers` also reads the layers LayerGroups is given.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import base_blobs, field
+from strata.actions.request import base_blobs, check_keys, field
 from strata.canonical import json_bytes, read_json
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
 from strata.oci.compress import check_compressor
-from strata.oci.docker_archive import compatibility_warnings, write_docker_archive
+from strata.oci.docker_archive import write_docker_archive
 from strata.oci.image import Assembled, Blob, Image, assemble
 from strata.oci.layer import LayerDescriptor
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
 
-_KEYS = {
+IMAGE_KEYS = {
     "architecture",
     "base",
     "base_blobs",
@@ -54,15 +39,6 @@ _KEYS = {
     "tag",
 }
 _OUTPUTS = ("docker_archive", "image_info", "oci_layout")
-
-
-def check_keys(req: dict[str, Any], allowed: set[str] | tuple[str, ...], where: str) -> None:
-    for key in req:
-        if key not in allowed:
-            raise UserError(
-                f"unknown request key (got {key!r}); allowed keys: {', '.join(sorted(allowed))}",
-                where=where,
-            )
 
 
 def load_layer(item: Any, where: str) -> Blob:
@@ -169,16 +145,3 @@ def build_image(
         base=base,
         where=where,
     )
-
-
-def assemble_image(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _KEYS, where)
-    paths = outputs_of(req, where)
-    with tempfile.TemporaryDirectory(prefix="strata-base-") as work:
-        result = build_image(req, where, Path(work), need_bytes="docker_archive" in paths)
-        warnings = list(result.warnings)
-        if "docker_archive" in paths:
-            warnings += compatibility_warnings([result.image])
-        for warning in warnings:
-            print(f"warning: {where}: {warning}", file=sys.stderr)
-        write_outputs([result.image], paths, result.image.info())

@@ -27,9 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from strata.actions.image import _KEYS as IMAGE_KEYS
-from strata.actions.image import build_image, check_keys
-from strata.actions.request import field
+from strata.actions.image_request import IMAGE_KEYS, build_image
+from strata.actions.request import check_keys, field
 from strata.errors import UserError
 from strata.oci.docker_archive import compatibility_warnings, stream_docker_archive
 

@@ -66,8 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import field, ownership, plan_tree
-from strata.actions.store_path import read_info
+from strata.actions.request import field, ownership, plan_tree, read_info
 from strata.errors import UserError
 from strata.oci.compress import check_compressor
 from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries

@@ -14,8 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image import check_keys
-from strata.actions.request import base_blobs, field
+from strata.actions.request import base_blobs, check_keys, field
 from strata.errors import UserError
 from strata.oci.merge import merge_archives
 

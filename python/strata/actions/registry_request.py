@@ -1,0 +1,40 @@
+"""Keys of the registry actions' requests (ImagePull, ImagePush) and `strata pull-digest`.
+
+registry      host[:port], optionally with http:// or https://
+tls_verify    default true; ca_file: a PEM file of CAs to trust
+timeout       seconds the whole transfer may take (default: no bound)
+os, architecture, variant   a platform (default linux/x86_64)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from strata.actions.request import field
+from strata.errors import UserError
+from strata.oci.platform import Platform, parse_platform
+from strata.registry.client import Options, Registry, RegistryClient
+
+
+def client_from(req: dict[str, Any], where: str) -> RegistryClient:
+    registry = Registry.parse(field(req, "registry", str, where), where=where)
+    timeout = field(req, "timeout", int, where, 0)
+    if timeout < 0:
+        raise UserError(f"timeout must be positive seconds (got {timeout})", where=where)
+    options = Options(
+        tls_verify=field(req, "tls_verify", bool, where, True),
+        ca_file=field(req, "ca_file", str, where, ""),
+        deadline=float(timeout) if timeout else None,
+    )
+    return RegistryClient(registry, options, where=where)
+
+
+def platform_from(req: dict[str, Any], where: str) -> Platform:
+    platform = parse_platform(
+        field(req, "architecture", str, where, "x86_64"),
+        field(req, "os", str, where, "linux"),
+        where=where,
+    )
+    variant = field(req, "variant", str, where, "")
+    return dataclasses.replace(platform, variant=variant) if variant else platform

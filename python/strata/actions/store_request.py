@@ -1,0 +1,114 @@
+"""A StorePath request, carried out: shared by StorePath and LinkedStorePath (see
+strata.actions.store_path for the request).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from strata.actions.request import closure_infos, field, ownership, plan_tree, read_info
+from strata.canonical import json_bytes
+from strata.errors import UserError
+from strata.fsutil import real_path, write_bytes_atomic
+from strata.oci.compress import check_compressor
+from strata.oci.layer import write_descriptor
+from strata.oci.tree import FILE, Entry
+from strata.store.closure import PathInfo
+from strata.store.layer_writer import StoreLayerWriter
+from strata.store.nar import MAGIC, dump_entries, dump_planned, nar_string
+from strata.store.path import DEFAULT_STORE_DIR, check_name, check_store_dir
+from strata.store.references import describe_nar
+
+
+def deref_inputs(items: list[Any]) -> list[Any]:
+    """Inputs arrive as symlinks into the sandbox/execroot (Bazel, strata): use their targets."""
+    out = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("src"), str):
+            src = item["src"]
+            if os.path.islink(src):
+                item = {**item, "src": real_path(src)}
+        out.append(item)
+    return out
+
+
+def _plan(req: dict[str, Any], items: list[Any], where: str) -> list[Entry]:
+    """The path's content as planned entries; a single FILE named "" for a one-file path."""
+    single_file = (
+        len(items) == 1 and isinstance(items[0], dict) and items[0].get("dest", None) in ("", "/")
+    )
+    if not single_file:
+        return plan_tree({**req, "contents": items}, where).entries()
+    src = field(items[0], "src", str, where)
+    if not os.path.isfile(src):
+        raise UserError(f"a single-file store path needs a regular file (got {src})", where=where)
+    st = os.stat(src)
+    return [Entry("", FILE, 0o755 if st.st_mode & 0o111 else 0o644, size=st.st_size, source=src)]
+
+
+def build_store_path(req: dict[str, Any], where: str) -> None:
+    """Carry out a StorePath request (see strata.actions.store_path)."""
+    """Hash, name and layer the path straight from its sources: no copy of the tree is made."""
+    name = check_name(field(req, "name", str, where), f"{where}: name")
+    store_dir = check_store_dir(
+        field(req, "store_dir", str, where, DEFAULT_STORE_DIR), f"{where}: store_dir"
+    )
+    compressor = check_compressor(field(req, "compressor", str, where, "none"), where)
+    outputs = field(req, "outputs", dict, where)
+    refs = [read_info(p, where) for p in field(req, "references", list, where, [])]
+    known = closure_infos(refs, where)
+
+    items = deref_inputs(field(req, "contents", list, where))
+    planned = _plan(req, items, where)
+    single = len(planned) == 1 and not planned[0].name
+    layer = field(outputs, "layer", str, where)
+    owner = ownership(req, where)
+    with StoreLayerWriter(layer, planned, name, store_dir, compressor, owner) as writer:
+        chunks = (
+            dump_planned(planned[0], contents=writer.contents)
+            if single
+            else dump_entries(planned, contents=writer.contents)
+        )
+        described = describe_nar(
+            _with_magic(chunks, single=single),
+            name,
+            references=[r["path"] for r in refs],
+            candidates=list(known),
+            store_dir=store_dir,
+            where=where,
+        )
+        descriptor = writer.finish(described.info.path)
+    for warning in described.warnings:
+        print(f"warning: {where}: {warning}", file=sys.stderr)
+    info = described.info
+    known[info.path] = info
+    closure = sorted(_closure_of(info.path, known), key=lambda p: p.path)
+    doc = {
+        **info.to_json(),
+        "closure": [p.to_json() for p in closure],
+        "store_dir": store_dir,
+    }
+    write_descriptor(field(outputs, "descriptor", str, where), descriptor, layer)
+    write_bytes_atomic(field(outputs, "info", str, where), json_bytes(doc), durable=False)
+
+
+def _with_magic(chunks: Iterator[bytes], *, single: bool) -> Iterator[bytes]:
+    """`dump_entries` starts with the NAR magic; a lone node needs it in front."""
+    if single:
+        yield nar_string(MAGIC)
+    yield from chunks
+
+
+def _closure_of(root: str, known: dict[str, PathInfo]) -> list[PathInfo]:
+    seen: dict[str, PathInfo] = {}
+    todo = [root]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen[p] = known[p]
+        todo.extend(r for r in known[p].references if r not in seen)
+    return list(seen.values())
