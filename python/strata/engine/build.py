@@ -14,22 +14,22 @@ from typing import TYPE_CHECKING
 from strata.canonical import json_bytes
 from strata.engine import leftovers
 from strata.engine.action import Action
-from strata.engine.action_records import ActionRecords
-from strata.engine.cache_local import LocalDiskCache
+from strata.engine.analysis.graph import ActionGraph, build_graph
+from strata.engine.cache.local import LocalDiskCache
 from strata.engine.digests import StatCache
-from strata.engine.executor import DEFAULT_PATH, Executor
-from strata.engine.graph import ActionGraph, build_graph
+from strata.engine.execution.action_records import ActionRecords
+from strata.engine.execution.executor import DEFAULT_PATH, Executor
+from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.sandbox import choose as choose_sandbox
+from strata.engine.execution.sandbox import fallback_warning
+from strata.engine.execution.scheduler import ActionLog, BuildOptions, Scheduler
+from strata.engine.execution.workers import WorkerPool
 from strata.engine.outputbase import OutputBase
-from strata.engine.report import BuildStats, Reporter
-from strata.engine.sandbox import choose as choose_sandbox
-from strata.engine.sandbox import fallback_warning
-from strata.engine.scheduler import ActionLog, BuildOptions, Scheduler
-from strata.engine.workers import WorkerPool
 from strata.fsutil import write_bytes_atomic
 
 if TYPE_CHECKING:
     from strata.engine.cache import Cache
-    from strata.engine.cache_http import RemoteOptions
+    from strata.engine.cache.http import RemoteOptions
 
 
 @dataclass(frozen=True)
@@ -166,14 +166,14 @@ def _best_effort(
 
 
 def _with_remote(local: LocalDiskCache, remote: RemoteOptions, reporter: Reporter) -> Cache:
-    from strata.engine.cache_http import HttpCache
-    from strata.engine.cache_tiered import TieredCache
+    from strata.engine.cache.http import HttpCache
+    from strata.engine.cache.tiered import TieredCache
 
     return TieredCache(local, HttpCache(remote, reporter.warning), remote)
 
 
 def _report_remote(cache: Cache | None, reporter: Reporter) -> None:
-    from strata.engine.cache_tiered import TieredCache
+    from strata.engine.cache.tiered import TieredCache
 
     if isinstance(cache, TieredCache):
         s = cache.remote.stats

@@ -13,7 +13,7 @@ actions name 235,000 inputs between them, and encoding them all as JSON costs
 more than the rest of a no-op. It is computed in two parts: the action's
 definition (everything but the inputs' contents, with the input paths in
 order) is digested once, at analysis, and stored with the analysis result
-(`Action.definition`); the record key is the digest of that and of the
+(`Action.definition`, digested in action.py); the record key is the digest of that and of the
 inputs' digests, in the same order, joined by NUL. It never leaves the output
 base, so caches shared with other machines keep the JSON key.
 """
@@ -26,31 +26,7 @@ from typing import Any
 import blake3
 
 from strata.canonical import json_bytes
-from strata.engine.action import Action
-
-KEY_VERSION = 2
-"""2: an action's environment is exactly its `env` (1 added PATH=/bin:/usr/bin when unset)."""
-
-
-def definition_digest(action: Action) -> str:
-    """Digest of everything in `action`'s key but its inputs' contents."""
-    return blake3.blake3(
-        json_bytes(
-            {
-                "v": KEY_VERSION,
-                "record": 1,
-                "kind": action.kind,
-                "argv": list(action.argv),
-                "env": {k: v for k, v in action.env},
-                "inputs": list(action.inputs),
-                "outputs": list(action.outputs),
-                "output_dirs": list(action.output_dirs),
-                "content": blake3.blake3(action.content).hexdigest() if action.content else "",
-                "executable": action.is_executable,
-                "symlink_target": action.symlink_target,
-            }
-        )
-    ).hexdigest()
+from strata.engine.action import KEY_VERSION, Action
 
 
 def record_key(action: Action, input_digests: Mapping[str, str]) -> str:

@@ -50,12 +50,12 @@ from strata.engine.cache import (
     OutputTree,
     ResultCheck,
 )
-from strata.engine.cache_local import LocalDiskCache
+from strata.engine.cache.local import LocalDiskCache
 from strata.engine.digests import StatCache
 from strata.errors import UserError
 
 if TYPE_CHECKING:
-    from strata.engine.cache_http import HttpCache, RemoteOptions
+    from strata.engine.cache.http import HttpCache, RemoteOptions
 
 # protobuf and urllib3 cost ~70 ms to import: only builds that use the remote
 # cache or REAPI keys pay for them, so `reapi` is imported where it is used.
@@ -111,7 +111,7 @@ def modify_execution_info(actions: list[Action], modifier: ExecutionInfoModifier
 
 def to_reapi(result: ActionResult) -> tuple[Any, dict[str, bytes]]:
     """The REAPI message for a result, and the Tree blobs (by sha256) it refers to."""
-    from strata.engine import reapi
+    from strata.engine.cache import reapi
 
     msg = reapi.ActionResult()
     for f in result.files:
@@ -140,7 +140,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionResult:
     """Our record of a REAPI result; ValueError saying why if we can't use it (failed,
     top-level symlinks, missing or bad tree). Symlinks inside output directories are kept."""
-    from strata.engine import reapi
+    from strata.engine.cache import reapi
 
     if msg.exit_code != 0:
         raise ValueError(f"it is the result of a failed run (got exit code {msg.exit_code})")
@@ -199,7 +199,7 @@ class TieredCache:
         return self.local if LOCAL_ONLY_TAGS.intersection(action.tags) else self
 
     def _local_blob(self, sha256: str) -> Path:
-        """Where the local cache keeps a blob (Bazel's disk-cache layout, see cache_local)."""
+        """Where the local cache keeps a blob (Bazel's disk-cache layout, see local.py)."""
         return self.local.blob_path(sha256)
 
     def _map(self, fn: Callable[[str], bool], names: list[str]) -> list[bool]:
@@ -330,7 +330,7 @@ def reapi_action_key(
     artifacts expanded to their files, all marked executable), so a result
     stored by either engine is found by the other.
     """
-    from strata.engine import reapi
+    from strata.engine.cache import reapi
 
     entries: list[reapi.FileEntry] = []
     for path in action.inputs:

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from strata.engine.labels import Label
-from strata.engine.loader import Loader, RepoSpec
-from strata.engine.starlark_env import evaluate, parse
+from strata.engine.loading.labels import Label
+from strata.engine.loading.loader import Loader, RepoSpec
+from strata.engine.loading.starlark_env import evaluate, parse
 from strata.errors import UserError
 
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"

@@ -1,8 +1,10 @@
 """The cache interface: action results by action key, blobs by sha256.
 
 The scheduler only talks to this small interface so that a local directory
-(`cache_local.LocalDiskCache`) and, later, Bazel's HTTP remote-cache protocol
-can stand behind it. Blobs are named by sha256, the digest Bazel's cache
+(`local.LocalDiskCache`), Bazel's HTTP remote-cache protocol (`http.HttpCache`)
+or both (`tiered.TieredCache`) can stand behind it. The package imports only
+the engine's shared records (`strata.engine.action`, `digests`, `redact`),
+never a phase. Blobs are named by sha256, the digest Bazel's cache
 protocol uses; action results list each output with its digest, size and
 executable bit, and tree artifacts as a listing of their files.
 

@@ -12,9 +12,9 @@ network, so absolute paths cannot reach around that. Declared outputs are
 moved to stable paths under `<output_base>/execroot/<ws>/bazel-out/`;
 everything else the process wrote dies with the sandbox.
 
-strata's own actions that run in the preloaded worker (strata.engine.workers)
+strata's own actions that run in the preloaded worker (strata.engine.execution.workers)
 run in place instead, as Bazel runs a non-sandboxed persistent worker: in the
-real execroot (whose symlink forest, strata.engine.forest, resolves source
+real execroot (whose symlink forest, strata.engine.execution.forest, resolves source
 paths), with no per-action staging or teardown. Their stale outputs are
 removed first, their fresh ones get the same modes, and a failed one leaves
 no output. An action with a tree artifact input is still staged: Bazel's
@@ -43,14 +43,14 @@ from pathlib import Path
 
 from strata.engine import leftovers
 from strata.engine.action import Action
+from strata.engine.analysis.graph import is_generated
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
+from strata.engine.cache.result_check import link_leaves_tree
 from strata.engine.digests import StatCache, sha256_bytes
-from strata.engine.forest import Forest
-from strata.engine.graph import is_generated
-from strata.engine.output_digests import OutputDigests, Pending
-from strata.engine.result_check import link_leaves_tree
-from strata.engine.sandbox import Namespace, StagedInput, StagingPlan
-from strata.engine.workers import (
+from strata.engine.execution.forest import Forest
+from strata.engine.execution.output_digests import OutputDigests, Pending
+from strata.engine.execution.sandbox import Namespace, StagedInput, StagingPlan
+from strata.engine.execution.workers import (
     ReportedDigest,
     Worker,
     WorkerGone,

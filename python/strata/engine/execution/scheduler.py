@@ -39,21 +39,21 @@ from typing import Any
 
 from strata.canonical import json_bytes
 from strata.engine.action import Action
-from strata.engine.action_records import ActionRecords, identity
-from strata.engine.actionkey import (
+from strata.engine.analysis.graph import ActionGraph
+from strata.engine.cache import ActionResult, InvalidEntry
+from strata.engine.cache.result_check import validate_result
+from strata.engine.cache.tiered import reapi_action_key, scoped
+from strata.engine.digests import NotAFile, tree_digest
+from strata.engine.execution.action_records import ActionRecords, identity
+from strata.engine.execution.actionkey import (
     action_key_of,
     explain_difference,
     key_material,
     record_key,
 )
-from strata.engine.cache import ActionResult, InvalidEntry
-from strata.engine.cache_tiered import reapi_action_key, scoped
-from strata.engine.digests import NotAFile, tree_digest
-from strata.engine.executor import Executor, Running
-from strata.engine.graph import ActionGraph
-from strata.engine.report import BuildStats, Reporter
-from strata.engine.result_check import validate_result
-from strata.engine.source_digests import SourceDigests, source_digest
+from strata.engine.execution.executor import Executor, Running
+from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.source_digests import SourceDigests, source_digest
 from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
 
@@ -69,9 +69,9 @@ class BuildOptions:
     keep_going: bool = False
     verbose_failures: bool = False
     action_keys: str = "strata"
-    """`reapi`: key actions by their REAPI Action digest, as Bazel does (see cache_tiered)."""
+    """`reapi`: key actions by their REAPI Action digest, as Bazel does (see cache.tiered)."""
     workers: bool = True
-    """Run `strata action` command lines in a preloaded worker (strata.engine.workers)."""
+    """Run `strata action` command lines in a preloaded worker (strata.engine.execution.workers)."""
 
 
 class ActionLog:

@@ -12,14 +12,14 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from strata.engine.labels import Label
-from strata.engine.runfiles import root_relative
+from strata.engine.analysis.runfiles import root_relative
+from strata.engine.loading.labels import Label
 from strata.errors import UserError
 
 if TYPE_CHECKING:
-    from strata.engine.analysis import Analysis
-    from strata.engine.packages import TargetDecl
-    from strata.engine.result import TargetInfo
+    from strata.engine.analysis.analysis import Analysis
+    from strata.engine.analysis.result import TargetInfo
+    from strata.engine.loading.packages import TargetDecl
 
 DEFAULT_PATH = "/bin:/usr/bin:/usr/local/bin"
 _MAKE_VAR = re.compile(r"\$(\$|@|<|\^|\(([A-Za-z_@][\w@]*)(?:\s+([^)]*))?\)|.?)")

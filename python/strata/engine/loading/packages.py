@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from strata.engine.build_settings import BuildSettings, OptionError, convert
-from strata.engine.labels import Label
-from strata.engine.loader import Loader, RuleSchema
-from strata.engine.reads import Reads
+from strata.engine.loading.build_settings import BuildSettings, OptionError, convert
+from strata.engine.loading.labels import Label
+from strata.engine.loading.loader import Loader, RuleSchema
+from strata.engine.loading.reads import Reads
 from strata.errors import UserError
 
 BUILD_NAMES = ("BUILD.bazel", "BUILD")
@@ -243,7 +243,7 @@ class Packages:
         module, file_loader = self.loader.new_module(str(label), repo, name)
         self._current.append(pkg)
         try:
-            from strata.engine.starlark_env import evaluate, parse
+            from strata.engine.loading.starlark_env import evaluate, parse
 
             shown = self.loader.display_path(label)
             pkg.source = self.loader.reads.read_text(path, shown)

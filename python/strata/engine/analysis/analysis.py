@@ -29,25 +29,30 @@ from pathlib import Path
 from typing import Any
 
 from strata.engine.action import Action
-from strata.engine.build_settings import BuildSettings, SettingFlag
-from strata.engine.graph import is_generated
-from strata.engine.labels import Label, TargetPattern, label_structs_as_text
-from strata.engine.loader import Loader
-from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
-from strata.engine.output_groups import every_group_file
-from strata.engine.packages import (
+from strata.engine.analysis.graph import is_generated
+from strata.engine.analysis.natives import (
+    DEFAULT_PATH,
+    analyze_native,
+    expand_make_vars,
+    short_path,
+)
+from strata.engine.analysis.output_groups import every_group_file
+from strata.engine.analysis.result import AnalysisResult, TargetInfo, TestSpec
+from strata.engine.analysis.runfiles import runfiles_paths
+from strata.engine.analysis.test_rules import test_spec
+from strata.engine.loading.build_settings import BuildSettings, SettingFlag
+from strata.engine.loading.labels import Label, TargetPattern, label_structs_as_text
+from strata.engine.loading.loader import Loader
+from strata.engine.loading.packages import (
     NATIVE_ATTRS,
     NoSuchTarget,
     Packages,
     TargetDecl,
     output_labels,
 )
-from strata.engine.reads import Reads
-from strata.engine.result import AnalysisResult, TargetInfo, TestSpec
-from strata.engine.runfiles import runfiles_paths
-from strata.engine.starlark_env import evaluate, parse
-from strata.engine.test_rules import test_spec
-from strata.engine.workspace import Repositories
+from strata.engine.loading.reads import Reads
+from strata.engine.loading.starlark_env import evaluate, parse
+from strata.engine.loading.workspace import Repositories
 from strata.errors import UsageError, UserError
 
 __all__ = ["Analysis", "AnalysisResult", "TargetInfo", "analyze", "host_cpu"]
