@@ -24,7 +24,7 @@ from strata.engine.cache import ActionResult, InvalidEntry, OutputFile, OutputTr
 from strata.engine.cache.http import HttpCache, RemoteOptions, parse_remote_cache
 from strata.engine.cache.local import LocalDiskCache
 from strata.engine.cache.result_check import validate_result
-from strata.engine.cache.tiered import TieredCache, from_reapi, scoped, to_reapi
+from strata.engine.cache.tiered import TieredCache, from_reapi, to_reapi
 from strata.errors import UserError
 
 # The action `_result_with_blobs` is a result of, and the check the scheduler would pass.
@@ -389,9 +389,9 @@ def test_policy_flags_and_tags(server: _Store, tmp_path: Path, warnings: list[st
         owner="//img:app", mnemonic="ImageAssemble", progress_message="", tags=("no-remote-cache",)
     )
     layer = Action(owner="//img:layer", mnemonic="StoreLayer", progress_message="")
-    assert scoped(full, image) is full.local
-    assert scoped(full, layer) is full
-    assert scoped(None, layer) is None
+    assert full.for_action(image) is full.local
+    assert full.for_action(layer) is full
+    assert full.local.for_action(image) is full.local
 
 
 def test_tree_order_and_stats_are_deterministic() -> None:

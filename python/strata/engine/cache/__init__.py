@@ -20,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from strata.engine.action import Action
 
 
 class InvalidEntry(Exception):
@@ -129,6 +132,11 @@ ResultCheck = Callable[[ActionResult], "str | None"]
 
 
 class Cache(Protocol):
+    def for_action(self, action: Action) -> Cache:
+        """The cache `action` may use: this one, or the part of it its tags allow (a
+        tiered cache is its local half for `no-remote-cache`)."""
+        ...
+
     def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
         """The stored result, None if there is none; raises `InvalidEntry` if the entry
         cannot be read or `check` rejects it. A rejected result is never stored."""
