@@ -21,6 +21,13 @@ import blake3
 
 from strata.canonical import json_bytes
 
+DEFAULT_PATH = "/bin:/usr/bin:/usr/local/bin"
+"""The PATH Bazel gives an action that uses the default shell environment (genrule,
+`use_default_shell_env`; `--incompatible_strict_action_env`'s value), a test (after `.`)
+and, as strata's one default, a repository rule when the client environment has none.
+An action that declares no PATH gets none: its shell, or execvp, falls back on
+`os.defpath`."""
+
 
 @dataclass(frozen=True)
 class Action:

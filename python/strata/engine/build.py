@@ -6,6 +6,7 @@ executor and the scheduler, so the CLI and the tests drive the same code.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from strata.engine.analysis.graph import ActionGraph, build_graph
 from strata.engine.cache.local import LocalDiskCache
 from strata.engine.digests import StatCache
 from strata.engine.execution.action_records import ActionRecords
-from strata.engine.execution.executor import DEFAULT_PATH, Executor
+from strata.engine.execution.executor import Executor
 from strata.engine.execution.report import BuildStats, Reporter
 from strata.engine.execution.sandbox import choose as choose_sandbox
 from strata.engine.execution.sandbox import fallback_warning
@@ -111,7 +112,7 @@ def _execute_locked(
         wrap = lambda argv: ns.worker_command(base.root, roots, argv)  # noqa: E731
     workers = WorkerPool(
         base.execroot,
-        {"PATH": DEFAULT_PATH},
+        {"PATH": os.defpath},
         enabled=config.options.workers,
         wrap=wrap,
         scratch=base.sandbox_root,

@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from strata.engine.action import Action
+from strata.engine.action import DEFAULT_PATH, Action
 from strata.engine.analysis.graph import is_generated
 from strata.engine.analysis.natives import (
-    DEFAULT_PATH,
     analyze_native,
     expand_make_vars,
     short_path,
@@ -53,9 +51,10 @@ from strata.engine.loading.packages import (
 from strata.engine.loading.reads import Reads
 from strata.engine.loading.starlark_env import evaluate, parse
 from strata.engine.loading.workspace import Repositories
+from strata.engine.outputbase import host_cpu
 from strata.errors import UsageError, UserError
 
-__all__ = ["Analysis", "AnalysisResult", "TargetInfo", "analyze", "host_cpu"]
+__all__ = ["Analysis", "AnalysisResult", "TargetInfo", "analyze"]
 
 _EXEC_TAGS = (
     "no-cache",
@@ -97,12 +96,6 @@ def split_key(key: str) -> tuple[str, str]:
         if key.endswith(f" ({config})"):
             return key[: -len(config) - 3], config
     return key, TARGET
-
-
-def host_cpu() -> str:
-    return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}.get(
-        platform.machine().lower(), platform.machine()
-    )
 
 
 class Analysis:

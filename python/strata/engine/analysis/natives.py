@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from strata.engine.analysis.result import TargetInfo
     from strata.engine.loading.packages import TargetDecl
 
-DEFAULT_PATH = "/bin:/usr/bin:/usr/local/bin"
 _MAKE_VAR = re.compile(r"\$(\$|@|<|\^|\(([A-Za-z_@][\w@]*)(?:\s+([^)]*))?\)|.?)")
 
 

@@ -4,7 +4,7 @@ A `run` action gets a fresh execroot (`<output_base>/sandbox/<n>/execroot`)
 holding only its declared inputs, as symlinks to the source files and to
 earlier outputs (tree artifacts as directories of links), with exactly the
 environment the action declares (no PATH and no HOME unless it sets them, as
-in Bazel; a command named without a `/` is looked up in `/bin:/usr/bin`).
+in Bazel; a command named without a `/` is looked up in `os.defpath`, `/bin:/usr/bin`).
 Undeclared inputs are simply absent, so a rule that forgot one fails here as
 it would under Bazel's sandbox. With a namespace sandbox (sandbox.py) the
 process also runs in a read-only view of the host with a private /tmp and no
@@ -61,7 +61,6 @@ from strata.engine.execution.workers import (
 from strata.errors import UserError, shorten
 from strata.fsutil import kind_of, temp_prefix
 
-DEFAULT_PATH = "/bin:/usr/bin"
 _CHUNK = 1 << 20
 _STDERR_LIMIT = 64 * 1024
 
@@ -111,7 +110,7 @@ class Finished:
 
 def action_env(action: Action) -> dict[str, str]:
     """Exactly what the action declares: as under Bazel, no PATH unless it sets one
-    (a shell then uses its own default, and a bare command is looked up in DEFAULT_PATH)."""
+    (a shell then uses its own default, and a bare command is looked up in `os.defpath`)."""
     return dict(action.env)
 
 
@@ -337,7 +336,7 @@ class Executor:
         argv = list(action.argv)
         if self.namespace is not None:
             # bwrap would only say "execvp" in the action's output: say it as without it.
-            if not _can_exec(argv[0] if argv else "", root, env.get("PATH", DEFAULT_PATH)):
+            if not _can_exec(argv[0] if argv else "", root, env.get("PATH", os.defpath)):
                 self._discard(sandbox)
                 raise _could_not_start(action, errno.ENOENT)
             network = "requires-network" in action.tags

@@ -278,7 +278,7 @@ def probe(bwrap: str | None) -> str:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=_PROBE_TIMEOUT,
-            env={"PATH": "/bin:/usr/bin"},
+            env={"PATH": os.defpath},
             cwd="/",
         )
     except subprocess.TimeoutExpired:

@@ -46,7 +46,7 @@ from xml.sax.saxutils import quoteattr
 
 from strata import __version__
 from strata.canonical import json_bytes
-from strata.engine.analysis.natives import DEFAULT_PATH
+from strata.engine.action import DEFAULT_PATH
 from strata.engine.analysis.result import TestSpec
 from strata.engine.analysis.runfiles import root_relative, runfiles_paths
 from strata.engine.analysis.test_rules import TIMEOUTS

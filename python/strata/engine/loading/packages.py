@@ -22,6 +22,7 @@ from strata.engine.loading.build_settings import BuildSettings, OptionError, con
 from strata.engine.loading.labels import Label
 from strata.engine.loading.loader import Loader, RuleSchema
 from strata.engine.loading.reads import Reads
+from strata.engine.outputbase import host_cpu
 from strata.errors import UserError
 
 BUILD_NAMES = ("BUILD.bazel", "BUILD")
@@ -481,7 +482,7 @@ class Packages:
                 f"{where}: select() keys must be config_setting targets or platform "
                 f"constraints (got a {decl.kind} {label}); point the key at a config_setting"
             )
-        flags = {"cpu": _host_cpu(), "compilation_mode": "fastbuild", "host_cpu": _host_cpu()}
+        flags = {"cpu": host_cpu(), "compilation_mode": "fastbuild", "host_cpu": host_cpu()}
         values = decl.attrs.get("values") or {}
         unknown = sorted(set(values) - set(flags) - {"define"} - set(_BOOL_OPTIONS))
         if unknown:
@@ -693,13 +694,6 @@ def _bool_option(name: str, text: str, label: Label) -> bool:
             f"{label}: config_setting value of {name!r} is not a boolean (got {text!r}); use 0 or 1"
         )
     return low in ("true", "1", "yes", "t", "y")
-
-
-def _host_cpu() -> str:
-    """Bazel's `--cpu` for this host (`k8` on x86_64)."""
-    return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}.get(
-        platform.machine().lower(), platform.machine()
-    )
 
 
 def _bazelignore(root: Path, reads: Reads) -> set[str]:
