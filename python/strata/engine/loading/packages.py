@@ -824,20 +824,23 @@ def _check(
     loader: Loader,
 ) -> Any:
     t = spec["type"]
-    err = _type_error(label, kind, attr, t, value)
+
+    def err() -> UserError:  # made only when raised: `value` may be a large dict
+        return _type_error(label, kind, attr, t, value)
+
     where = f"{label}: attribute '{attr}'"
     if t == "any":
         return value
     if t == "string":
         if not isinstance(value, str):
-            raise err
+            raise err()
     elif t == "bool":
         if not (isinstance(value, bool) or value in (0, 1)):
-            raise err
+            raise err()
         value = bool(value)
     elif t == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise err
+            raise err()
         if not -(1 << 31) <= value < 1 << 31:  # as Bazel's attr.int: Java int
             raise UserError(
                 f"{where} of {kind} must be in the signed 32-bit range (got {value}); "
@@ -848,44 +851,44 @@ def _check(
         if not isinstance(value, list) or not all(
             isinstance(v, want) and not isinstance(v, bool) for v in value
         ):
-            raise err
+            raise err()
     elif t == "string_dict":
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            raise err
+            raise err()
     elif t == "string_list_dict":
         if not isinstance(value, dict):
-            raise err
+            raise err()
     elif t == "label":
         lab = _as_label(value, base, where, loader)
         if lab is None:
-            raise err
+            raise err()
         return lab
     elif t == "label_list":
         if not isinstance(value, list):
-            raise err
+            raise err()
         labs = [_as_label(v, base, where, loader) for v in value]
         if any(lab is None for lab in labs):
-            raise err
+            raise err()
         return labs
     elif t == "label_keyed_string_dict":
         if not isinstance(value, dict):
-            raise err
+            raise err()
         pairs = []
         for k, v in value.items():
             lab = _as_label(k, base, where, loader)
             if lab is None or not isinstance(v, str):
-                raise err
+                raise err()
             pairs.append((lab, v))
         return pairs
     elif t == "output":
         if not isinstance(value, str) or ":" in value.lstrip(":"):
-            raise err
+            raise err()
         return label.sibling(value.lstrip(":"))
     elif t == "output_list":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise err
+            raise err()
         return [label.sibling(v.lstrip(":")) for v in value]
     values = spec.get("values") or []
     if values and value not in values:
