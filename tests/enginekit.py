@@ -10,9 +10,9 @@ from pathlib import Path
 from casekit import PYTHON_DIR
 from strata.engine.action import Action
 from strata.engine.build import ExecutionConfig, execute
+from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.scheduler import BuildOptions
 from strata.engine.outputbase import OutputBase
-from strata.engine.report import BuildStats, Reporter
-from strata.engine.scheduler import BuildOptions
 
 BIN = "bazel-out/k8-fastbuild/bin"
 TOOL = f"{BIN}/external/strata_tools/strata"

@@ -19,9 +19,9 @@ from enginekit import BIN, Engine, chain, chain_engine, sh
 from strata.engine import digests
 from strata.engine.action import Action
 from strata.engine.build import ExecutionConfig, execute
-from strata.engine.cache_local import LocalDiskCache
-from strata.engine.report import BuildStats, Reporter
-from strata.engine.scheduler import BuildOptions
+from strata.engine.cache.local import LocalDiskCache
+from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.scheduler import BuildOptions
 
 
 @pytest.fixture

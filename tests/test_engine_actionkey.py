@@ -4,7 +4,12 @@ import dataclasses
 import pickle
 
 from enginekit import BIN, sh
-from strata.engine.actionkey import action_key, explain_difference, key_material, record_key
+from strata.engine.execution.actionkey import (
+    action_key,
+    explain_difference,
+    key_material,
+    record_key,
+)
 
 
 def test_key_changes_with_every_ingredient() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from strata.engine.action import Action
-from strata.engine.analysis import AnalysisResult, analyze
+from strata.engine.analysis.analysis import AnalysisResult, analyze
 from strata.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"

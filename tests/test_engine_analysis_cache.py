@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from strata.engine import digests, reads
-from strata.engine.analysis_cache import CachedAnalysis, analyze_cached
+from strata.engine import digests
+from strata.engine.analysis.analysis_cache import CachedAnalysis, analyze_cached
 from strata.engine.digests import StatCache
+from strata.engine.loading import reads
 
 DEFS = 'WORD = "one"\n'
 BUILD = """load("//rules:defs.bzl", "WORD")
@@ -337,7 +338,7 @@ def test_a_change_inside_a_directory_the_glob_excludes_keeps_the_analysis(
 def test_only_the_most_recently_used_entries_are_kept(
     ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from strata.engine import analysis_cache
+    from strata.engine.analysis import analysis_cache
 
     monkeypatch.setattr(analysis_cache, "KEEP_ENTRIES", 2)
     entries = ws.parent / "ob" / "analysis"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from strata import written
-from strata.engine import cache_local
 from strata.engine.cache import ActionResult, InvalidEntry, OutputFile, OutputTree
-from strata.engine.cache_local import LocalDiskCache
+from strata.engine.cache import local as cache_local
+from strata.engine.cache.local import LocalDiskCache
 from strata.engine.digests import xxh3_file
 
 

@@ -29,13 +29,12 @@ from enginekit import BIN, sh
 from nginx_server import NginxCache
 from realtools import need
 from strata.canonical import json_bytes
-from strata.engine import reapi
 from strata.engine.build import ExecutionConfig, execute
-from strata.engine.cache import ActionResult, OutputFile, OutputSymlink, OutputTree
-from strata.engine.cache_http import RemoteOptions
+from strata.engine.cache import ActionResult, OutputFile, OutputSymlink, OutputTree, reapi
+from strata.engine.cache.http import RemoteOptions
+from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.scheduler import BuildOptions
 from strata.engine.outputbase import OutputBase
-from strata.engine.report import BuildStats, Reporter
-from strata.engine.scheduler import BuildOptions
 
 FILE = f"{BIN}/pkg/f"
 TREE = f"{BIN}/pkg/tree"

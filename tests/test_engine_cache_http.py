@@ -19,13 +19,12 @@ from typing import Any
 
 import pytest
 
-from strata.engine import reapi
 from strata.engine.action import Action
-from strata.engine.cache import ActionResult, InvalidEntry, OutputFile, OutputTree
-from strata.engine.cache_http import HttpCache, RemoteOptions, parse_remote_cache
-from strata.engine.cache_local import LocalDiskCache
-from strata.engine.cache_tiered import TieredCache, from_reapi, scoped, to_reapi
-from strata.engine.result_check import validate_result
+from strata.engine.cache import ActionResult, InvalidEntry, OutputFile, OutputTree, reapi
+from strata.engine.cache.http import HttpCache, RemoteOptions, parse_remote_cache
+from strata.engine.cache.local import LocalDiskCache
+from strata.engine.cache.result_check import validate_result
+from strata.engine.cache.tiered import TieredCache, from_reapi, to_reapi
 from strata.errors import UserError
 
 # The action `_result_with_blobs` is a result of, and the check the scheduler would pass.
@@ -390,9 +389,9 @@ def test_policy_flags_and_tags(server: _Store, tmp_path: Path, warnings: list[st
         owner="//img:app", mnemonic="ImageAssemble", progress_message="", tags=("no-remote-cache",)
     )
     layer = Action(owner="//img:layer", mnemonic="StoreLayer", progress_message="")
-    assert scoped(full, image) is full.local
-    assert scoped(full, layer) is full
-    assert scoped(None, layer) is None
+    assert full.for_action(image) is full.local
+    assert full.for_action(layer) is full
+    assert full.local.for_action(image) is full.local
 
 
 def test_tree_order_and_stats_are_deterministic() -> None:
@@ -470,9 +469,9 @@ def _engine_build(tmp: Path, name: str, url: str) -> tuple[dict[str, bytes], lis
     """A build in a fresh output base and local cache; its outputs and warnings."""
     from enginekit import BIN, sh
     from strata.engine.build import ExecutionConfig, execute
+    from strata.engine.execution.report import Reporter
+    from strata.engine.execution.scheduler import BuildOptions
     from strata.engine.outputbase import OutputBase
-    from strata.engine.report import Reporter
-    from strata.engine.scheduler import BuildOptions
 
     ws = tmp / "ws"
     (ws / "pkg").mkdir(parents=True, exist_ok=True)

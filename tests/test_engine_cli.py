@@ -82,9 +82,9 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         picked = {k: v for k, v in TARGETS.items() if k in wanted or "//app/..." in wanted}
         return FakeResult(ACTIONS, picked, calls=calls)
 
-    fake = types.ModuleType("strata.engine.analysis")
+    fake = types.ModuleType("strata.engine.analysis.analysis")
     fake.analyze = analyze  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "strata.engine.analysis", fake)
+    monkeypatch.setitem(sys.modules, "strata.engine.analysis.analysis", fake)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     return root
 
@@ -161,7 +161,7 @@ def test_failing_build_exits_1_with_action_error(
 ) -> None:
     bad = sh("//app:gen", "echo nope >&2; exit 2", [], [f"{BIN}/app/double"])
     monkeypatch.setattr(
-        sys.modules["strata.engine.analysis"],
+        sys.modules["strata.engine.analysis.analysis"],
         "analyze",
         lambda *a, **k: FakeResult([bad], {"//app:gen": TARGETS["//app:gen"]}),
     )
@@ -206,7 +206,9 @@ def test_build_pex_makes_a_single_file_that_runs(tmp_path: Path, strata_pex: Pat
         check=True,
     )
     assert out.stdout.startswith("strata ")
-    probe = "import blake3, xxhash, starlark, zstandard, isal; import strata.engine.scheduler"
+    probe = (
+        "import blake3, xxhash, starlark, zstandard, isal; import strata.engine.execution.scheduler"
+    )
     subprocess.run(
         ["python3", str(pex), "-c", probe],
         env={**env, "PEX_INTERPRETER": "1"},

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from realtools import need, need_skylib, run
-from strata.engine.analysis import AnalysisResult, analyze
-from strata.engine.build_settings import split_setting_flags
+from strata.engine.analysis.analysis import AnalysisResult, analyze
+from strata.engine.loading.build_settings import split_setting_flags
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
 ROOT = Path(__file__).resolve().parents[1]

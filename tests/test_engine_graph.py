@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from enginekit import BIN, sh
-from strata.engine.graph import build_graph
+from strata.engine.analysis.graph import build_graph
 from strata.errors import UserError
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from strata.engine.labels import Label, TargetPattern
+from strata.engine.loading.labels import Label, TargetPattern
 from strata.errors import UserError
 
 

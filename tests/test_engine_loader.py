@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from strata.engine.analysis import analyze
-from strata.engine.build_settings import split_setting_flags
-from strata.engine.loader import STRATA_ROOT, split_workspace
+from strata.engine.analysis.analysis import analyze
+from strata.engine.loading.build_settings import split_setting_flags
+from strata.engine.loading.loader import STRATA_ROOT, split_workspace
 from strata.errors import UserError
 
 BIN = "bazel-out/k8-fastbuild/bin"
@@ -84,7 +84,7 @@ def test_load_relative_and_macro_package_name(tmp_path: Path) -> None:
 
 def test_strata_repository_resolves_to_this_checkout(tmp_path: Path) -> None:
     ws = workspace(tmp_path, {"BUILD": ""})
-    from strata.engine.analysis import Analysis
+    from strata.engine.analysis.analysis import Analysis
 
     assert Analysis(ws, tmp_path / "ob").loader.repo_root("strata") == STRATA_ROOT
     assert (STRATA_ROOT / "WORKSPACE").is_file()
@@ -368,7 +368,7 @@ GLOB_FILES = [
 
 def _reference_glob(root: Path, pattern: str) -> list[str]:
     """The whole-tree walk every glob used to make: match every file outside subpackages."""
-    from strata.engine.packages import Package, _glob_regex
+    from strata.engine.loading.packages import Package, _glob_regex
 
     rx = _glob_regex(pattern, Package.__new__(Package))
     out = []

@@ -14,9 +14,9 @@ import pytest
 import xxhash
 
 from strata.engine.digests import StatCache
-from strata.engine.output_digests import OutputDigests, Pending
-from strata.engine.source_digests import SourceDigests
-from strata.engine.workers import Channel, ReportedDigest
+from strata.engine.execution.output_digests import OutputDigests, Pending
+from strata.engine.execution.source_digests import SourceDigests
+from strata.engine.execution.workers import Channel, ReportedDigest
 from strata.worker import report_digests
 
 PYTHON_DIR = Path(__file__).resolve().parent.parent / "python"

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from realtools import need, run
-from strata.engine.output_groups import (
+from strata.engine.analysis.output_groups import (
     DEFAULT_GROUPS,
     HIDDEN_TOP_LEVEL,
     VALIDATION,
     requested_groups,
     top_level_files,
 )
-from strata.engine.result import TargetInfo
+from strata.engine.analysis.result import TargetInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = "bazel-out/k8-fastbuild/bin"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from strata.engine.rcfile import rc_args, read_rc
+from strata.engine.loading.rcfile import rc_args, read_rc
 from strata.errors import UsageError
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from strata.engine.cache_http import parse_remote_cache
+from strata.engine.cache.http import parse_remote_cache
 from strata.engine.redact import redact_header, redact_text, redact_url
 from strata.errors import UserError
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 
 from enginekit import BIN, sh
-from strata.engine.report import Reporter
+from strata.engine.execution.report import Reporter
 
 
 def test_quiet_when_not_a_tty() -> None:

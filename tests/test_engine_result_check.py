@@ -8,7 +8,7 @@ import pytest
 
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, OutputFile, OutputSymlink, OutputTree
-from strata.engine.result_check import link_leaves_tree, validate_result
+from strata.engine.cache.result_check import link_leaves_tree, validate_result
 
 SHA = "ab" * 32
 F = "bazel-out/k8-fastbuild/bin/p/f"

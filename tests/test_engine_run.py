@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from strata.cli import main
-from strata.engine.runfiles import lay_out, runfiles_paths
+from strata.engine.analysis.runfiles import lay_out, runfiles_paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engine"
 BIN = "bazel-out/k8-fastbuild/bin"

@@ -17,7 +17,7 @@ from enginekit import BIN, Engine, sh
 from realtools import need, unavailable
 from strata.cli import main
 from strata.engine.action import Action
-from strata.engine.sandbox import find_bwrap, probe
+from strata.engine.execution.sandbox import find_bwrap, probe
 from strata.errors import UserError
 
 WARNING = "warning: no namespace sandbox"

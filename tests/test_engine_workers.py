@@ -10,7 +10,7 @@ import pytest
 
 from enginekit import BIN, TOOL, TOOL_INPUTS, Engine, launcher, tool_actions
 from strata.engine.action import Action
-from strata.engine.executor import ActionFailed
+from strata.engine.execution.executor import ActionFailed
 from strata.errors import UserError
 
 
@@ -99,7 +99,7 @@ def test_no_worker_outlives_the_build(tmp_path: Path) -> None:
 
 def test_worker_actions_cannot_write_outside_the_output_base(tmp_path: Path) -> None:
     """Under the namespace sandbox the worker's children see the host read-only."""
-    from strata.engine.sandbox import find_bwrap, probe
+    from strata.engine.execution.sandbox import find_bwrap, probe
 
     if probe(find_bwrap()):
         pytest.fail("bubblewrap must work here (tools/test installs it)")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from strata.cli import main
-from strata.engine.analysis import analyze
-from strata.engine.analysis_cache import analyze_cached
+from strata.engine.analysis.analysis import analyze
+from strata.engine.analysis.analysis_cache import analyze_cached
 from strata.engine.digests import StatCache
 from strata.errors import UserError
 

@@ -24,13 +24,13 @@ import pytest
 from enginekit import BIN, sh
 from nginx_server import NginxCache
 from realtools import bazel, need, run
-from strata.engine import reapi
 from strata.engine.action import Action
 from strata.engine.build import ExecutionConfig, execute
-from strata.engine.cache_http import RemoteOptions
+from strata.engine.cache import reapi
+from strata.engine.cache.http import RemoteOptions
+from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.scheduler import BuildOptions
 from strata.engine.outputbase import OutputBase
-from strata.engine.report import BuildStats, Reporter
-from strata.engine.scheduler import BuildOptions
 
 pytestmark = pytest.mark.realtool
 

@@ -32,7 +32,7 @@ import pytest
 from nginx_server import NginxCache
 from realtools import bazel, need
 from strata.engine.action import Action
-from strata.engine.cache_tiered import modify_execution_info, parse_execution_info_modifier
+from strata.engine.cache.tiered import modify_execution_info, parse_execution_info_modifier
 from strata.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,7 +300,7 @@ HOST_TOOL = "bazel-out/host/bin/external/strata_tools/strata"
 def test_bazel_hits_the_server_twice_and_shares_layer_blobs_with_strata(
     team_a: Built, nginx: NginxCache, work: Path, copy_repository: Callable[[Path], Path]
 ) -> None:
-    from strata.engine import reapi
+    from strata.engine.cache import reapi
 
     ws = copy_repository(work / "bazel-ws")
     root = work / "bazel-root"

@@ -23,7 +23,7 @@ import pytest
 import starlark as sl
 
 from realtools import bazel
-from strata.engine.starlark_env import DIALECT, GLOBALS
+from strata.engine.loading.starlark_env import DIALECT, GLOBALS
 from strata.errors import UserError
 from strata.oci.reference import check_host, is_repository, is_tag
 from strata.registry.client import Registry

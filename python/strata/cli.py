@@ -133,7 +133,7 @@ def _analyze(
     args: argparse.Namespace, patterns: Sequence[str], base: Any, stat_cache: Any
 ) -> tuple[Any, Any]:
     """Load and analyse `patterns` (or reuse the stored analysis); returns (base, result)."""
-    from strata.engine.analysis_cache import analyze_cached
+    from strata.engine.analysis.analysis_cache import analyze_cached
 
     workspace = base.workspace
     outcome = analyze_cached(
@@ -157,7 +157,7 @@ def _analyze(
 
 
 def _reporter(args: argparse.Namespace) -> Any:
-    from strata.engine.report import Reporter
+    from strata.engine.execution.report import Reporter
 
     return Reporter(sys.stderr, explain=bool(getattr(args, "explain", False)))
 
@@ -171,7 +171,7 @@ def _execute(
     reporter: Any = None,
 ) -> Any:
     from strata.engine.build import ExecutionConfig, execute
-    from strata.engine.scheduler import BuildOptions
+    from strata.engine.execution.scheduler import BuildOptions
 
     options = BuildOptions(
         jobs=args.jobs,
@@ -190,7 +190,7 @@ def _execute(
     )
     actions = result.actions
     if getattr(args, "modifier", None) is not None:
-        from strata.engine.cache_tiered import modify_execution_info
+        from strata.engine.cache.tiered import modify_execution_info
 
         actions = modify_execution_info(list(actions), args.modifier)
     reporter = reporter or _reporter(args)
@@ -200,14 +200,14 @@ def _execute(
 
 def _top_level(args: argparse.Namespace, info: Any) -> Any:
     """The files `--output_groups` asks of a requested target (built, and listed)."""
-    from strata.engine.output_groups import requested_groups, top_level_files
+    from strata.engine.analysis.output_groups import requested_groups, top_level_files
 
     return top_level_files(info, requested_groups(getattr(args, "output_groups", None) or []))
 
 
 def _lay_out_runfiles(base: Any, result: Any, info: Any) -> Path:
+    from strata.engine.analysis.runfiles import lay_out_runfiles
     from strata.engine.outputbase import bin_dir
-    from strata.engine.runfiles import lay_out_runfiles
 
     return lay_out_runfiles(
         base.execroot,
@@ -481,7 +481,7 @@ def _check_options(args: argparse.Namespace) -> None:
         args.remote = _remote_options(args)
         args.modifier = None
         if getattr(args, "modify_execution_info", None):
-            from strata.engine.cache_tiered import parse_execution_info_modifier
+            from strata.engine.cache.tiered import parse_execution_info_modifier
 
             args.modifier = parse_execution_info_modifier(args.modify_execution_info)
     except UsageError:
@@ -494,7 +494,7 @@ def _remote_options(args: argparse.Namespace) -> Any:
     """The checked remote-cache options (None without --remote_cache); errors hide secrets."""
     if not getattr(args, "remote_cache", None):
         return None
-    from strata.engine.cache_http import RemoteOptions, parse_remote_cache  # urllib3: when used
+    from strata.engine.cache.http import RemoteOptions, parse_remote_cache  # urllib3: when used
     from strata.engine.redact import redact_header
 
     headers = []
@@ -520,8 +520,8 @@ def _remote_options(args: argparse.Namespace) -> Any:
 
 def _with_rc_args(argv: list[str]) -> list[str]:
     """Insert `.strata.rc`/`.bazelrc` defaults right after the command, before the user's flags."""
+    from strata.engine.loading.rcfile import rc_args
     from strata.engine.outputbase import find_workspace
-    from strata.engine.rcfile import rc_args
 
     command = argv[0] if argv else ""
     if command not in _BUILD_COMMANDS:
@@ -623,7 +623,7 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
     words = _with_rc_args(words)
     setting_flags: tuple[Any, ...] = ()
     if words and words[0] in _SETTING_COMMANDS:
-        from strata.engine.build_settings import split_setting_flags
+        from strata.engine.loading.build_settings import split_setting_flags
 
         words, setting_flags = split_setting_flags(words)
     sub = subparser(parser, words[0]) if words else None

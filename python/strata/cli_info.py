@@ -38,7 +38,7 @@ def info_values(base: OutputBase) -> dict[str, str]:
 
 def workspace_name(workspace: Path, output_base: Path) -> str:
     """The name `workspace(name = ...)` gives, as the execroot directory is named."""
-    from strata.engine.analysis import Analysis
+    from strata.engine.analysis.analysis import Analysis
 
     return Analysis(workspace, output_base).workspace_name
 

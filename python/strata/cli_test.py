@@ -3,11 +3,11 @@
 Everything the patterns name is built, as `strata build` builds it; the test
 targets among them (`test = True` rules, `sh_test`; as with every target, one
 tagged `manual` only when named, not through `//...` or `:all`) then run,
-`--jobs` at a time, each as strata.engine.test_runner runs it. What is
+`--jobs` at a time, each as strata.engine.execution.test_runner runs it. What is
 printed, and where, and the exit code are Bazel 4.2.3's: `FAIL: //pkg:t (see
 .../test.log)` on stderr as a test fails; its output on stdout with
 `--test_output=errors` (every test's with `all`; `streamed` is `all` one test
-at a time); then the summary (strata.engine.test_summary) on stdout.
+at a time); then the summary (strata.engine.execution.test_summary) on stdout.
 Exit 0 when every test passed, 3 when one failed or timed out, 1 when the
 build (or the analysis of a requested target, with `--keep_going`) failed,
 4 when the patterns name no test.
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from strata.cli_usage import enum_option
-from strata.engine.report import Reporter
+from strata.engine.execution.report import Reporter
 from strata.errors import UsageError, UserError, format_error
 
 EXIT_TESTS_FAILED = 3
@@ -109,7 +109,7 @@ def _identity(action: Any) -> str:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from strata import cli
-    from strata.engine.test_runner import TestFlags
+    from strata.engine.execution.test_runner import TestFlags
 
     cli._no_flags_among(args.targets, "strata test")
     cli._check_options(args)
@@ -136,7 +136,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             return 1 if halted or _not_all(result) else _no_tests()
         results = _run_tests(args, base, result, stat_cache, flags, tests, broken, halted)
         base.link_convenience_symlink("strata-testlogs")
-    from strata.engine.test_summary import summary
+    from strata.engine.execution.test_summary import summary
 
     print("\n".join(summary(results)), flush=True)
     failed_build = halted is not None or any(r.status == "FAILED TO BUILD" for r in results)
@@ -151,7 +151,7 @@ def _build(
     """Build every requested target (and the tests' runfiles); (failed actions, why the
     build stopped, or None when it went through or `--keep_going` carried on)."""
     from strata import cli
-    from strata.engine.scheduler import BuildFailed
+    from strata.engine.execution.scheduler import BuildFailed
 
     wanted = sorted({f for info in result.targets.values() for f in _test_files(args, info)})
     reporter = _FailureRecorder(sys.stderr, explain=bool(getattr(args, "explain", False)))
@@ -179,7 +179,7 @@ def _test_files(args: argparse.Namespace, info: Any) -> list[str]:
 
 def _needing_failed(args: argparse.Namespace, result: Any, failed: set[str]) -> set[str]:
     """The requested targets whose files or runfiles need an action that failed."""
-    from strata.engine.graph import build_graph
+    from strata.engine.analysis.graph import build_graph
 
     if not failed:
         return set()
@@ -204,11 +204,16 @@ def _run_tests(
     halted: UserError | None,
 ) -> list[Any]:
     from strata import cli
+    from strata.engine.analysis.runfiles import runfiles_entries
+    from strata.engine.execution.sandbox import choose
+    from strata.engine.execution.test_runner import (
+        FAILED_TO_BUILD,
+        NO_STATUS,
+        TestResult,
+        TestRunner,
+    )
+    from strata.engine.execution.test_runner import TestTarget as Target
     from strata.engine.outputbase import bin_dir
-    from strata.engine.runfiles import runfiles_entries
-    from strata.engine.sandbox import choose
-    from strata.engine.test_runner import FAILED_TO_BUILD, NO_STATUS, TestResult, TestRunner
-    from strata.engine.test_runner import TestTarget as Target
 
     results: list[Any] = []
     targets: list[Any] = []

@@ -5,7 +5,7 @@ digests the engine needs of it. Noting them here lets strata's worker report
 them (strata.worker.report_digests) without reading the file a second time:
 at the size of a real closure that second read is gigabytes per build. A blob
 downloaded from a remote cache is noted the same way, so the disk cache does
-not hash it again when it links it out (strata.engine.cache_local).
+not hash it again when it links it out (strata.engine.cache.local).
 
 A note names the file by device and inode, so it holds after the file or its
 directory is renamed into place, and it is believed only while the file's

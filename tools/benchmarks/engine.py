@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parents[1] / "python"))
 
 from engine_gen import generate  # noqa: E402
 
-from strata.engine.analysis import analyze  # noqa: E402
+from strata.engine.analysis.analysis import analyze  # noqa: E402
 
 
 def timed(argv: list[str], cwd: Path) -> float:

@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from nginx_server import NginxCache  # noqa: E402
 from strata.engine.action import Action  # noqa: E402
 from strata.engine.build import ExecutionConfig, execute  # noqa: E402
-from strata.engine.cache_http import RemoteOptions  # noqa: E402
+from strata.engine.cache.http import RemoteOptions  # noqa: E402
+from strata.engine.execution.report import BuildStats, Reporter  # noqa: E402
+from strata.engine.execution.scheduler import BuildOptions  # noqa: E402
 from strata.engine.outputbase import OutputBase  # noqa: E402
-from strata.engine.report import BuildStats, Reporter  # noqa: E402
-from strata.engine.scheduler import BuildOptions  # noqa: E402
 
 BIN = "bazel-out/k8-fastbuild/bin"
 ROOT = Path(__file__).resolve().parents[2]

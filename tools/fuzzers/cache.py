@@ -19,13 +19,12 @@ from hypothesis import strategies as st
 
 from fuzzers.gen import ONE_IN_TEN, damage, json_doc, seeded
 from fuzzers.harness import Files, Target
-from strata.engine import reapi
 from strata.engine.action import Action
-from strata.engine.cache import InvalidEntry
-from strata.engine.cache_http import HttpCache, RemoteOptions
-from strata.engine.cache_local import LocalDiskCache
-from strata.engine.cache_tiered import TieredCache
-from strata.engine.result_check import validate_result
+from strata.engine.cache import InvalidEntry, reapi
+from strata.engine.cache.http import HttpCache, RemoteOptions
+from strata.engine.cache.local import LocalDiskCache
+from strata.engine.cache.result_check import validate_result
+from strata.engine.cache.tiered import TieredCache
 
 OUT = "bazel-out/k8-fastbuild/bin/p/a.out"
 TREE = "bazel-out/k8-fastbuild/bin/p/tree"
@@ -185,14 +184,14 @@ def run_disk(files: Files, scratch: Path) -> str:
 TARGETS = [
     Target(
         "reapi-result",
-        "remote cache entries: engine/reapi.py messages, cache_tiered.from_reapi, result_check",
+        "remote cache entries: engine/cache/reapi.py messages, tiered.from_reapi, result_check",
         remote_entries(),
         run_remote,
         expected=(InvalidEntry,),
     ),
     Target(
         "disk-cache-result",
-        "disk cache entries: engine/cache.py ActionResult.from_json, result_check",
+        "disk cache entries: engine/cache ActionResult.from_json, result_check",
         disk_entries(),
         run_disk,
         expected=(InvalidEntry,),

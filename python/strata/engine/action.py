@@ -17,6 +17,17 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+import blake3
+
+from strata.canonical import json_bytes
+
+DEFAULT_PATH = "/bin:/usr/bin:/usr/local/bin"
+"""The PATH Bazel gives an action that uses the default shell environment (genrule,
+`use_default_shell_env`; `--incompatible_strict_action_env`'s value), a test (after `.`)
+and, as strata's one default, a repository rule when the client environment has none.
+An action that declares no PATH gets none: its shell, or execvp, falls back on
+`os.defpath`."""
+
 
 @dataclass(frozen=True)
 class Action:
@@ -45,10 +56,33 @@ class Action:
 
     @functools.cached_property
     def definition(self) -> str:
-        """Digest of what defines the action but its inputs' contents (see actionkey.py).
+        """Digest of what defines the action but its inputs' contents (see execution/actionkey.py).
 
         Computed once and pickled with the analysis result it belongs to.
         """
-        from strata.engine.actionkey import definition_digest
-
         return definition_digest(self)
+
+
+KEY_VERSION = 2
+"""2: an action's environment is exactly its `env` (1 added PATH=/bin:/usr/bin when unset)."""
+
+
+def definition_digest(action: Action) -> str:
+    """Digest of everything in `action`'s key but its inputs' contents."""
+    return blake3.blake3(
+        json_bytes(
+            {
+                "v": KEY_VERSION,
+                "record": 1,
+                "kind": action.kind,
+                "argv": list(action.argv),
+                "env": {k: v for k, v in action.env},
+                "inputs": list(action.inputs),
+                "outputs": list(action.outputs),
+                "output_dirs": list(action.output_dirs),
+                "content": blake3.blake3(action.content).hexdigest() if action.content else "",
+                "executable": action.is_executable,
+                "symlink_target": action.symlink_target,
+            }
+        )
+    ).hexdigest()

@@ -6,6 +6,7 @@ executor and the scheduler, so the CLI and the tests drive the same code.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,22 +15,22 @@ from typing import TYPE_CHECKING
 from strata.canonical import json_bytes
 from strata.engine import leftovers
 from strata.engine.action import Action
-from strata.engine.action_records import ActionRecords
-from strata.engine.cache_local import LocalDiskCache
+from strata.engine.analysis.graph import ActionGraph, build_graph
+from strata.engine.cache.local import LocalDiskCache
 from strata.engine.digests import StatCache
-from strata.engine.executor import DEFAULT_PATH, Executor
-from strata.engine.graph import ActionGraph, build_graph
+from strata.engine.execution.action_records import ActionRecords
+from strata.engine.execution.executor import Executor
+from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.sandbox import choose as choose_sandbox
+from strata.engine.execution.sandbox import fallback_warning
+from strata.engine.execution.scheduler import ActionLog, BuildOptions, Scheduler
+from strata.engine.execution.workers import WorkerPool
 from strata.engine.outputbase import OutputBase
-from strata.engine.report import BuildStats, Reporter
-from strata.engine.sandbox import choose as choose_sandbox
-from strata.engine.sandbox import fallback_warning
-from strata.engine.scheduler import ActionLog, BuildOptions, Scheduler
-from strata.engine.workers import WorkerPool
 from strata.fsutil import write_bytes_atomic
 
 if TYPE_CHECKING:
     from strata.engine.cache import Cache
-    from strata.engine.cache_http import RemoteOptions
+    from strata.engine.cache.http import RemoteOptions
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def _execute_locked(
         wrap = lambda argv: ns.worker_command(base.root, roots, argv)  # noqa: E731
     workers = WorkerPool(
         base.execroot,
-        {"PATH": DEFAULT_PATH},
+        {"PATH": os.defpath},
         enabled=config.options.workers,
         wrap=wrap,
         scratch=base.sandbox_root,
@@ -166,14 +167,14 @@ def _best_effort(
 
 
 def _with_remote(local: LocalDiskCache, remote: RemoteOptions, reporter: Reporter) -> Cache:
-    from strata.engine.cache_http import HttpCache
-    from strata.engine.cache_tiered import TieredCache
+    from strata.engine.cache.http import HttpCache
+    from strata.engine.cache.tiered import TieredCache
 
     return TieredCache(local, HttpCache(remote, reporter.warning), remote)
 
 
 def _report_remote(cache: Cache | None, reporter: Reporter) -> None:
-    from strata.engine.cache_tiered import TieredCache
+    from strata.engine.cache.tiered import TieredCache
 
     if isinstance(cache, TieredCache):
         s = cache.remote.stats

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from strata.engine.bzl_sources import (
+from strata.engine.loading.bzl_sources import (
     Binding,
     Sources,
     macro_signature,
@@ -32,8 +32,8 @@ from strata.engine.bzl_sources import (
     split_docstring,
     starlark,
 )
-from strata.engine.labels import Label
-from strata.engine.loader import STRATA_ROOT, RuleDoc
+from strata.engine.loading.labels import Label
+from strata.engine.loading.loader import STRATA_ROOT, RuleDoc
 from strata.errors import UserError
 
 PUBLIC_FILES = ("//rules:defs.bzl", "//rules:repositories.bzl")
@@ -309,7 +309,7 @@ def _evaluate(root: Path, public: tuple[str, ...]) -> dict[tuple[str, str], Rule
     """Every rule and repository rule the public files load, as the engine declares them."""
     # Imported here: the analysis package depends on much of the engine, and this
     # module is otherwise only source reading.
-    from strata.engine.analysis import Analysis
+    from strata.engine.analysis.analysis import Analysis
 
     with tempfile.TemporaryDirectory(prefix="strata-docs-") as tmp:
         analysis = Analysis(root, Path(tmp))

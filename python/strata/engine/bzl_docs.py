@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from strata.engine.bzl_api import Attribute, Reference, Symbol
-from strata.engine.loader import STRATA_ROOT
+from strata.engine.loading.loader import STRATA_ROOT
 from strata.errors import UserError
 
 REFERENCE = "docs/rules.md"

@@ -154,7 +154,7 @@ def sha256_bytes(data: bytes) -> str:
 class StatCache:
     """Maps absolute file paths to digests, re-reading files only when they changed.
 
-    `digest` may be called from several threads at once (strata.engine.source_digests).
+    `digest` may be called from several threads at once (strata.engine.execution.source_digests).
     """
 
     def __init__(self, path: Path | None = None) -> None:

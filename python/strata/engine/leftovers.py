@@ -28,7 +28,7 @@ from pathlib import Path
 PID_FILE = "pid"
 KEPT_FILE = "kept"
 WORKER_TMP = "worker-tmp"
-"""The `/tmp` of strata's action worker (strata.engine.sandbox), beside the sandboxes: it
+"""The `/tmp` of strata's action worker (strata.engine.execution.sandbox), beside the sandboxes: it
 outlives every build that started a worker, so it is emptied, not counted as left behind."""
 
 

@@ -34,18 +34,22 @@ from strata.errors import UserError
 WORKSPACE_FILES = ("WORKSPACE", "WORKSPACE.bazel", "MODULE.bazel")
 
 
-def cpu() -> str:
-    return "aarch64" if platform.machine() in ("aarch64", "arm64") else "k8"
+def host_cpu() -> str:
+    """Bazel's `--cpu` for this host: `k8` on x86_64, `aarch64` on arm64, else the machine's
+    own name. The one answer for the bin directory, `select()`'s flags and make variables."""
+    return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}.get(
+        platform.machine().lower(), platform.machine()
+    )
 
 
 def bin_dir() -> str:
     """Execroot path of generated files, as `ctx.bin_dir.path` has it."""
-    return f"bazel-out/{cpu()}-fastbuild/bin"
+    return f"bazel-out/{host_cpu()}-fastbuild/bin"
 
 
 def testlogs_dir() -> str:
     """Execroot path of test logs (`bazel-testlogs` points there)."""
-    return f"bazel-out/{cpu()}-fastbuild/testlogs"
+    return f"bazel-out/{host_cpu()}-fastbuild/testlogs"
 
 
 def find_workspace(start: Path) -> Path:

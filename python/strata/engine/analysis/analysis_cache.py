@@ -42,11 +42,11 @@ from pathlib import Path
 from strata import __version__
 from strata.engine import unpickle
 from strata.engine.action import Action
-from strata.engine.build_settings import SettingFlag
+from strata.engine.analysis.graph import ActionGraph, build_graph
+from strata.engine.analysis.result import AnalysisResult
 from strata.engine.digests import StatCache
-from strata.engine.graph import ActionGraph, build_graph
-from strata.engine.reads import Observation, Reads, Recorded, changed
-from strata.engine.result import AnalysisResult
+from strata.engine.loading.build_settings import SettingFlag
+from strata.engine.loading.reads import Observation, Reads, Recorded, changed
 from strata.errors import UserError
 from strata.fsutil import atomic_file
 
@@ -54,7 +54,7 @@ _FORMAT = 3
 KEEP_ENTRIES = 8
 """Entries kept in `<output_base>/analysis/`, the most recently used (each is ~16 MB at the
 size of a 50,000-file closure): enough to switch between a few requests or flag sets."""
-_ENGINE_DIR = Path(__file__).resolve().parent
+_ENGINE_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,22 @@ class CachedAnalysis:
 def engine_fingerprint(stat_cache: StatCache) -> str:
     """Digest of the engine's sources, so editing the engine invalidates old analyses."""
     h = hashlib.sha256(__version__.encode())
-    with os.scandir(_ENGINE_DIR) as it:
-        names = sorted(e.name for e in it if e.name.endswith((".py", ".bzl")))
-    for name in names:
+    for name in _engine_sources():
         with contextlib.suppress(OSError):
             h.update(f"{name}\0{stat_cache.digest(_ENGINE_DIR / name).sha256}\0".encode())
     return h.hexdigest()
+
+
+def _engine_sources() -> list[str]:
+    """The engine's .py and .bzl files, relative to its directory, its subpackages' too."""
+    names = []
+    for dirpath, dirnames, filenames in os.walk(_ENGINE_DIR):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        rel = os.path.relpath(dirpath, _ENGINE_DIR)
+        for name in filenames:
+            if name.endswith((".py", ".bzl")):
+                names.append(os.path.normpath(os.path.join(rel, name)))
+    return sorted(names)
 
 
 def analysis_key(
@@ -169,7 +179,7 @@ def analyze_cached(
                     else:
                         os.utime(path)  # recently used: the last to be pruned
                     return CachedAnalysis(result, True, "")
-    from strata.engine.analysis import analyze
+    from strata.engine.analysis.analysis import analyze
 
     reads = Reads(stat_cache)
     result = analyze(

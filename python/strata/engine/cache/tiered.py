@@ -24,16 +24,15 @@ remote writes. Bazel's `--modify_execution_info=REGEX=[+-]KEY,...` turns the
 policy off or on per mnemonic in both engines (`ImageAssemble=-no-remote-cache`
 uploads image actions too); see `modify_execution_info`.
 
-`reapi_action_key` names actions the way Bazel names them in the remote action
-cache (sha256 of the REAPI `Action`), so the two engines can share entries
-for actions with the same command line, environment and inputs.
+Results are stored under the key the scheduler gives; with `--action_keys=reapi`
+that is Bazel's own (execution/actionkey.py, `reapi_action_key`), so the two
+engines share entries for actions with the same command line, environment and
+inputs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,12 +49,11 @@ from strata.engine.cache import (
     OutputTree,
     ResultCheck,
 )
-from strata.engine.cache_local import LocalDiskCache
-from strata.engine.digests import StatCache
+from strata.engine.cache.local import LocalDiskCache
 from strata.errors import UserError
 
 if TYPE_CHECKING:
-    from strata.engine.cache_http import HttpCache, RemoteOptions
+    from strata.engine.cache.http import HttpCache, RemoteOptions
 
 # protobuf and urllib3 cost ~70 ms to import: only builds that use the remote
 # cache or REAPI keys pay for them, so `reapi` is imported where it is used.
@@ -111,7 +109,7 @@ def modify_execution_info(actions: list[Action], modifier: ExecutionInfoModifier
 
 def to_reapi(result: ActionResult) -> tuple[Any, dict[str, bytes]]:
     """The REAPI message for a result, and the Tree blobs (by sha256) it refers to."""
-    from strata.engine import reapi
+    from strata.engine.cache import reapi
 
     msg = reapi.ActionResult()
     for f in result.files:
@@ -140,7 +138,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionResult:
     """Our record of a REAPI result; ValueError saying why if we can't use it (failed,
     top-level symlinks, missing or bad tree). Symlinks inside output directories are kept."""
-    from strata.engine import reapi
+    from strata.engine.cache import reapi
 
     if msg.exit_code != 0:
         raise ValueError(f"it is the result of a failed run (got exit code {msg.exit_code})")
@@ -199,7 +197,7 @@ class TieredCache:
         return self.local if LOCAL_ONLY_TAGS.intersection(action.tags) else self
 
     def _local_blob(self, sha256: str) -> Path:
-        """Where the local cache keeps a blob (Bazel's disk-cache layout, see cache_local)."""
+        """Where the local cache keeps a blob (Bazel's disk-cache layout, see local.py)."""
         return self.local.blob_path(sha256)
 
     def _map(self, fn: Callable[[str], bool], names: list[str]) -> list[bool]:
@@ -310,49 +308,3 @@ class TieredCache:
     def put_blob(self, sha256: str, src: Path) -> None:
         """Local only: uploads happen with the action result, after the policy check."""
         self.local.put_blob(sha256, src)
-
-
-def scoped(cache: Cache | None, action: Action) -> Cache | None:
-    """The cache `action` may use (the scheduler's one hook into the remote policy)."""
-    return cache.for_action(action) if isinstance(cache, TieredCache) else cache
-
-
-# -- Bazel-compatible action keys ------------------------------------------------
-
-
-def reapi_action_key(
-    action: Action, input_path: Callable[[str], Path], stat_cache: StatCache
-) -> str:
-    """sha256 of the REAPI `Action` Bazel 4.2.3 would build for this process action.
-
-    Same `Command` (argv, environment sorted by name, sorted output files and
-    directories, empty platform) and same input root (every input file, tree
-    artifacts expanded to their files, all marked executable), so a result
-    stored by either engine is found by the other.
-    """
-    from strata.engine import reapi
-
-    entries: list[reapi.FileEntry] = []
-    for path in action.inputs:
-        real = input_path(path)
-        if real.is_dir():
-            for dirpath, dirnames, names in os.walk(real, followlinks=True):
-                dirnames.sort()
-                for name in sorted(names):
-                    p = Path(dirpath) / name
-                    d = stat_cache.digest(p)
-                    entries.append(
-                        (f"{path}/{p.relative_to(real).as_posix()}", d.sha256, d.size, True)
-                    )
-        else:
-            d = stat_cache.digest(real)
-            entries.append((path, d.sha256, d.size, True))
-    command = reapi.command_of(action.argv, action.env, action.outputs, action.output_dirs)
-    digest: str = reapi.message_digest(reapi.action_of(command, entries)).hash
-    return digest
-
-
-def close(cache: Cache | None) -> None:
-    if isinstance(cache, TieredCache):
-        with contextlib.suppress(Exception):
-            cache.remote.close()

@@ -26,19 +26,19 @@ from typing import Any
 
 import starlark as sl
 
-from strata.engine.labels import Label
-from strata.engine.reads import Reads
-from strata.engine.starlark_env import CallableErrors, evaluate, parse
+from strata.engine.loading.labels import Label
+from strata.engine.loading.reads import Reads
+from strata.engine.loading.starlark_env import CallableErrors, evaluate, parse
 from strata.errors import UserError
 
 
 def _strata_root() -> Path:
     """The strata repository `@strata` names: the checkout around this file, or, in a
     single-file strata.pex, the copy of the rules tools/build-pex puts in the package."""
-    checkout = Path(__file__).resolve().parents[3]
+    checkout = Path(__file__).resolve().parents[4]
     if (checkout / "rules" / "defs.bzl").is_file():
         return checkout
-    return Path(__file__).resolve().parents[1] / "_repo"
+    return Path(__file__).resolve().parents[2] / "_repo"
 
 
 STRATA_ROOT = _strata_root()

@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from strata.engine.graph import is_generated
+from strata.engine.analysis.graph import is_generated
 
 MANIFEST = "MANIFEST"
 

@@ -30,7 +30,7 @@ class BuildStats:
     """Cache entries ignored because they were unusable (see `Reporter.cache_entry_ignored`)."""
     executed_labels: list[str] = field(default_factory=list)
     in_worker: int = 0
-    """Executed actions that ran in a preloaded strata worker (strata.engine.workers)."""
+    """Executed actions that ran in a preloaded strata worker (strata.engine.execution.workers)."""
     max_action_rss_kib: int = 0
     max_action_rss_owner: str = ""
     """The action with the largest peak RSS among those whose RSS is known (worker-run)."""

@@ -16,8 +16,8 @@ from typing import Any
 
 import starlark as sl
 
-from strata.engine.build_settings import OptionError
-from strata.engine.labels import label_structs_as_text
+from strata.engine.loading.build_settings import OptionError
+from strata.engine.loading.labels import label_structs_as_text
 from strata.errors import UserError
 
 GLOBALS = sl.Globals.extended_by(

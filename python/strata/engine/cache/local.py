@@ -44,6 +44,7 @@ from pathlib import Path
 
 from strata import written
 from strata.canonical import json_bytes
+from strata.engine.action import Action
 from strata.engine.cache import ActionResult, InvalidEntry, ResultCheck
 from strata.engine.digests import sha256_file
 from strata.fsutil import write_bytes_atomic
@@ -59,6 +60,10 @@ class LocalDiskCache:
         """Where a failed write is reported (once); without it a failed write raises."""
         self.unwritable = ""
         """Why writes stopped for this build (a full or read-only disk), or ""."""
+
+    def for_action(self, action: Action) -> LocalDiskCache:
+        """Every action may use the disk cache (a `no-cache` one is never asked)."""
+        return self
 
     @staticmethod
     def _checked(path: Path, sha256: str) -> bool:

@@ -36,8 +36,7 @@ from typing import Any
 import urllib3
 
 from strata import written
-from strata.engine import reapi
-from strata.engine.cache import InvalidEntry
+from strata.engine.cache import InvalidEntry, reapi
 from strata.engine.redact import redact_header, redact_url
 from strata.errors import UserError
 from strata.oci.digest import DigestingWriter

@@ -9,19 +9,68 @@ https://bazel.build/reference/be/make-variables
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from strata.engine.labels import Label
-from strata.engine.runfiles import root_relative
+from strata.engine.analysis.runfiles import root_relative
+from strata.engine.loading.labels import Label
 from strata.errors import UserError
 
 if TYPE_CHECKING:
-    from strata.engine.analysis import Analysis
-    from strata.engine.packages import TargetDecl
-    from strata.engine.result import TargetInfo
+    from strata.engine.analysis.result import TargetInfo
+    from strata.engine.loading.packages import TargetDecl
 
-DEFAULT_PATH = "/bin:/usr/bin:/usr/local/bin"
+
+class AnalysisView(Protocol):
+    """What a native rule may use of the analysis running it (`analysis.Analysis` is one):
+    the current configuration, file records and action registration, nothing else."""
+
+    @property
+    def config(self) -> str: ...
+
+    @property
+    def cpu(self) -> str: ...
+
+    @property
+    def bin_dir(self) -> str: ...
+
+    @property
+    def workspace_name(self) -> str: ...
+
+    @property
+    def infos(self) -> Mapping[str, TargetInfo]: ...
+
+    def key(self, label: Label | str, config: str | None = None) -> str: ...
+
+    def package_dir(self, label: Label) -> str: ...
+
+    def file_info(
+        self, label: Label, *, generated: bool, owner: Label | None = None, is_dir: bool = False
+    ) -> dict[str, Any]: ...
+
+    def record(
+        self,
+        path: str,
+        owner: Label | None = None,
+        *,
+        is_dir: bool = False,
+        generated: bool | None = None,
+    ) -> dict[str, Any]: ...
+
+    def output_info(self, label: Label) -> TargetInfo: ...
+
+    def tool_inputs(self, info: TargetInfo) -> list[str]: ...
+
+    def add_action(
+        self,
+        owner: Label,
+        spec: dict[str, Any],
+        *,
+        check_owner: bool = True,
+        key: str | None = None,
+    ) -> None: ...
+
+
 _MAKE_VAR = re.compile(r"\$(\$|@|<|\^|\(([A-Za-z_@][\w@]*)(?:\s+([^)]*))?\)|.?)")
 
 
@@ -85,7 +134,7 @@ def short_path(path: str, bin_dir: str) -> str:
     return path
 
 
-def analyze_native(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
+def analyze_native(an: AnalysisView, decl: TargetDecl) -> dict[str, Any]:
     """DefaultInfo of a native target as file records, after registering its actions."""
     kind = decl.kind
     label = decl.label
@@ -106,7 +155,7 @@ def analyze_native(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     return {"files": [], "executable": None, "runfiles": []}
 
 
-def _infos(an: Analysis, labels: list[Label], config: str | None = None) -> list[TargetInfo]:
+def _infos(an: AnalysisView, labels: list[Label], config: str | None = None) -> list[TargetInfo]:
     """The infos of `labels` in `config` (default: the current target's configuration)."""
     return [an.infos[an.key(lab, config)] for lab in labels]
 
@@ -115,7 +164,7 @@ def _uniq(paths: list[str]) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def _genrule(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
+def _genrule(an: AnalysisView, decl: TargetDecl) -> dict[str, Any]:
     label = decl.label
     srcs = _infos(an, decl.attrs["srcs"])
     # Bazel 4.2.3: `tools` in the host configuration, `exec_tools` in the exec one.
@@ -184,7 +233,7 @@ def _genrule(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     return {"files": outs, "executable": exe, "runfiles": outs}
 
 
-def _filegroup(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
+def _filegroup(an: AnalysisView, decl: TargetDecl) -> dict[str, Any]:
     srcs = _infos(an, decl.attrs["srcs"])
     data = _infos(an, decl.attrs["data"])
     group = decl.attrs["output_group"]
@@ -200,7 +249,7 @@ def _filegroup(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
     }
 
 
-def _sh_binary(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
+def _sh_binary(an: AnalysisView, decl: TargetDecl) -> dict[str, Any]:
     label = decl.label
     srcs = _infos(an, decl.attrs["srcs"])
     src_files = [p for i in srcs for p in i.files]
@@ -241,7 +290,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def _py_binary(an: Analysis, decl: TargetDecl) -> dict[str, Any]:
+def _py_binary(an: AnalysisView, decl: TargetDecl) -> dict[str, Any]:
     label = decl.label
     srcs = _infos(an, decl.attrs["srcs"])
     src_files = [p for i in srcs for p in i.files]

@@ -13,44 +13,26 @@ actions name 235,000 inputs between them, and encoding them all as JSON costs
 more than the rest of a no-op. It is computed in two parts: the action's
 definition (everything but the inputs' contents, with the input paths in
 order) is digested once, at analysis, and stored with the analysis result
-(`Action.definition`); the record key is the digest of that and of the
+(`Action.definition`, digested in action.py); the record key is the digest of that and of the
 inputs' digests, in the same order, joined by NUL. It never leaves the output
 base, so caches shared with other machines keep the JSON key.
+
+`reapi_action_key` is the key Bazel itself gives a process action in a remote
+cache (sha256 of the REAPI `Action`), used with `--action_keys=reapi`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import blake3
 
 from strata.canonical import json_bytes
-from strata.engine.action import Action
-
-KEY_VERSION = 2
-"""2: an action's environment is exactly its `env` (1 added PATH=/bin:/usr/bin when unset)."""
-
-
-def definition_digest(action: Action) -> str:
-    """Digest of everything in `action`'s key but its inputs' contents."""
-    return blake3.blake3(
-        json_bytes(
-            {
-                "v": KEY_VERSION,
-                "record": 1,
-                "kind": action.kind,
-                "argv": list(action.argv),
-                "env": {k: v for k, v in action.env},
-                "inputs": list(action.inputs),
-                "outputs": list(action.outputs),
-                "output_dirs": list(action.output_dirs),
-                "content": blake3.blake3(action.content).hexdigest() if action.content else "",
-                "executable": action.is_executable,
-                "symlink_target": action.symlink_target,
-            }
-        )
-    ).hexdigest()
+from strata.engine.action import KEY_VERSION, Action
+from strata.engine.digests import StatCache
 
 
 def record_key(action: Action, input_digests: Mapping[str, str]) -> str:
@@ -108,3 +90,35 @@ def explain_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[s
     if old.get("v") != new.get("v"):
         reasons.append("strata's action key format changed")
     return reasons
+
+
+def reapi_action_key(
+    action: Action, input_path: Callable[[str], Path], stat_cache: StatCache
+) -> str:
+    """sha256 of the REAPI `Action` Bazel 4.2.3 would build for this process action.
+
+    Same `Command` (argv, environment sorted by name, sorted output files and
+    directories, empty platform) and same input root (every input file, tree
+    artifacts expanded to their files, all marked executable), so a result
+    stored by either engine is found by the other.
+    """
+    from strata.engine.cache import reapi
+
+    entries: list[reapi.FileEntry] = []
+    for path in action.inputs:
+        real = input_path(path)
+        if real.is_dir():
+            for dirpath, dirnames, names in os.walk(real, followlinks=True):
+                dirnames.sort()
+                for name in sorted(names):
+                    p = Path(dirpath) / name
+                    d = stat_cache.digest(p)
+                    entries.append(
+                        (f"{path}/{p.relative_to(real).as_posix()}", d.sha256, d.size, True)
+                    )
+        else:
+            d = stat_cache.digest(real)
+            entries.append((path, d.sha256, d.size, True))
+    command = reapi.command_of(action.argv, action.env, action.outputs, action.output_dirs)
+    digest: str = reapi.message_digest(reapi.action_of(command, entries)).hash
+    return digest

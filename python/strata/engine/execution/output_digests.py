@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from strata.engine.digests import xxh3_and_sha256_file
-from strata.engine.workers import ReportedDigest
+from strata.engine.execution.workers import ReportedDigest
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class Namespace:
     def worker_command(
         self, output_base: Path, repo_roots: Sequence[Path], argv: Sequence[str]
     ) -> list[str]:
-        """The namespace strata's action worker (strata.engine.workers) runs in.
+        """The namespace strata's action worker (strata.engine.execution.workers) runs in.
 
         The same read-only view, private `/tmp` (a directory of the output base)
         and no network as an action's, but one for the whole build: it can
@@ -155,7 +155,7 @@ class Namespace:
         *,
         network: bool,
     ) -> list[str]:
-        """A test's command line (strata.engine.test_runner): the same view as an action's.
+        """A test's command line (execution.test_runner): the same view as an action's.
 
         The host read-only, `tmp` as its `/tmp`, the directories of `readable` that
         are under the hidden `/tmp` bound back read-only (the workspace, the output
@@ -278,7 +278,7 @@ def probe(bwrap: str | None) -> str:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=_PROBE_TIMEOUT,
-            env={"PATH": "/bin:/usr/bin"},
+            env={"PATH": os.defpath},
             cwd="/",
         )
     except subprocess.TimeoutExpired:

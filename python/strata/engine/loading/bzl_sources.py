@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.engine.labels import Label
+from strata.engine.loading.labels import Label
 from strata.errors import UserError
 
 

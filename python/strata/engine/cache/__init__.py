@@ -1,8 +1,10 @@
 """The cache interface: action results by action key, blobs by sha256.
 
 The scheduler only talks to this small interface so that a local directory
-(`cache_local.LocalDiskCache`) and, later, Bazel's HTTP remote-cache protocol
-can stand behind it. Blobs are named by sha256, the digest Bazel's cache
+(`local.LocalDiskCache`), Bazel's HTTP remote-cache protocol (`http.HttpCache`)
+or both (`tiered.TieredCache`) can stand behind it. The package imports only
+the engine's shared records (`strata.engine.action`, `digests`, `redact`),
+never a phase. Blobs are named by sha256, the digest Bazel's cache
 protocol uses; action results list each output with its digest, size and
 executable bit, and tree artifacts as a listing of their files.
 
@@ -18,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from strata.engine.action import Action
 
 
 class InvalidEntry(Exception):
@@ -127,6 +132,11 @@ ResultCheck = Callable[[ActionResult], "str | None"]
 
 
 class Cache(Protocol):
+    def for_action(self, action: Action) -> Cache:
+        """The cache `action` may use: this one, or the part of it its tags allow (a
+        tiered cache is its local half for `no-remote-cache`)."""
+        ...
+
     def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
         """The stored result, None if there is none; raises `InvalidEntry` if the entry
         cannot be read or `check` rejects it. A rejected result is never stored."""

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from strata.engine.build_settings import is_setting_flag
+from strata.engine.loading.build_settings import is_setting_flag
 from strata.engine.redact import redact_text
 from strata.errors import UsageError
 

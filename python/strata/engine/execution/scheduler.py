@@ -39,21 +39,21 @@ from typing import Any
 
 from strata.canonical import json_bytes
 from strata.engine.action import Action
-from strata.engine.action_records import ActionRecords, identity
-from strata.engine.actionkey import (
+from strata.engine.analysis.graph import ActionGraph
+from strata.engine.cache import ActionResult, Cache, InvalidEntry
+from strata.engine.cache.result_check import validate_result
+from strata.engine.digests import NotAFile, tree_digest
+from strata.engine.execution.action_records import ActionRecords, identity
+from strata.engine.execution.actionkey import (
     action_key_of,
     explain_difference,
     key_material,
+    reapi_action_key,
     record_key,
 )
-from strata.engine.cache import ActionResult, InvalidEntry
-from strata.engine.cache_tiered import reapi_action_key, scoped
-from strata.engine.digests import NotAFile, tree_digest
-from strata.engine.executor import Executor, Running
-from strata.engine.graph import ActionGraph
-from strata.engine.report import BuildStats, Reporter
-from strata.engine.result_check import validate_result
-from strata.engine.source_digests import SourceDigests, source_digest
+from strata.engine.execution.executor import Executor, Running
+from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.source_digests import SourceDigests, source_digest
 from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
 
@@ -69,9 +69,9 @@ class BuildOptions:
     keep_going: bool = False
     verbose_failures: bool = False
     action_keys: str = "strata"
-    """`reapi`: key actions by their REAPI Action digest, as Bazel does (see cache_tiered)."""
+    """`reapi`: key actions by their REAPI Action digest, as Bazel does (see actionkey.py)."""
     workers: bool = True
-    """Run `strata action` command lines in a preloaded worker (strata.engine.workers)."""
+    """Run `strata action` command lines in a preloaded worker (strata.engine.execution.workers)."""
 
 
 class ActionLog:
@@ -347,11 +347,16 @@ class Scheduler:
                 ) from None
         return digests
 
+    def _cache_for(self, action: Action) -> Cache | None:
+        """The cache `action` may use, as the cache itself says (its tags may narrow it)."""
+        cache = self.executor.cache
+        return None if cache is None else cache.for_action(action)
+
     def _begin(self, i: int) -> ActionResult | _Slot:
         action = self.graph.actions[i]
         digests = self._input_digests(i, action)
         rkey = record_key(action, digests)
-        cache = scoped(self.executor.cache, action)
+        cache = self._cache_for(action)
         cacheable = cache is not None and "no-cache" not in action.tags
         # (a symlink's key covers its target's bytes only when the target is an input)
         recordable = cacheable and (
@@ -434,7 +439,7 @@ class Scheduler:
             finished = self.executor.finish(slot.running, verbose=self.options.verbose_failures)
         finally:
             os.close(slot.pidfd)
-        cache = scoped(self.executor.cache, action)
+        cache = self._cache_for(action)
         if cache is not None and "no-cache" not in action.tags:
             cache.put_action_result(slot.key, finished.result)
             self.records.put(action, slot.record_key, finished.result)

@@ -46,14 +46,14 @@ from xml.sax.saxutils import quoteattr
 
 from strata import __version__
 from strata.canonical import json_bytes
+from strata.engine.action import DEFAULT_PATH
+from strata.engine.analysis.result import TestSpec
+from strata.engine.analysis.runfiles import root_relative, runfiles_paths
+from strata.engine.analysis.test_rules import TIMEOUTS
 from strata.engine.digests import StatCache, tree_digest, tree_listing
-from strata.engine.labels import Label
-from strata.engine.natives import DEFAULT_PATH
+from strata.engine.execution.sandbox import Namespace
+from strata.engine.loading.labels import Label
 from strata.engine.outputbase import OutputBase
-from strata.engine.result import TestSpec
-from strata.engine.runfiles import root_relative, runfiles_paths
-from strata.engine.sandbox import Namespace
-from strata.engine.test_rules import TIMEOUTS
 from strata.fsutil import write_bytes_atomic
 
 _FORMAT = 1

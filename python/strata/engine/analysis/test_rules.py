@@ -14,13 +14,13 @@ import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from strata.engine.labels import Label
-from strata.engine.natives import expand_make_vars
-from strata.engine.result import TargetInfo, TestSpec
+from strata.engine.analysis.natives import expand_make_vars
+from strata.engine.analysis.result import TargetInfo, TestSpec
+from strata.engine.loading.labels import Label
 from strata.errors import UserError
 
 if TYPE_CHECKING:
-    from strata.engine.packages import TargetDecl
+    from strata.engine.loading.packages import TargetDecl
 
 SIZES = {"small": "short", "medium": "moderate", "large": "long", "enormous": "eternal"}
 """Each size and the timeout it implies."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from strata.engine.test_runner import (
+from strata.engine.execution.test_runner import (
     FAILED,
     FAILED_TO_BUILD,
     NO_STATUS,

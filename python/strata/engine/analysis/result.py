@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strata.engine.action import Action
-from strata.engine.runfiles import runfiles_paths
+from strata.engine.analysis.runfiles import runfiles_paths
 
 if TYPE_CHECKING:
-    from strata.engine.graph import ActionGraph
+    from strata.engine.analysis.graph import ActionGraph
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from strata.engine.labels import Label
-from strata.engine.loader import Loader, RepoSpec
-from strata.engine.starlark_env import evaluate, parse
+from strata.engine.action import DEFAULT_PATH
+from strata.engine.loading.labels import Label
+from strata.engine.loading.loader import Loader, RepoSpec
+from strata.engine.loading.starlark_env import evaluate, parse
 from strata.errors import UserError
-
-_DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-"""PATH for `which()`/`execute()` when the client environment has none."""
 
 
 class Repositories:
@@ -232,7 +230,7 @@ class Repositories:
         return path if path.is_absolute() else self._here() / path
 
     def _search_path(self) -> str:
-        return self.environ.get("PATH") or _DEFAULT_PATH
+        return self.environ.get("PATH") or DEFAULT_PATH
 
     def _path(self, p: Any) -> dict[str, Any]:
         path = self._resolve(p)
@@ -274,7 +272,7 @@ class Repositories:
         self, argv: list[Any], env: dict[str, str], cwd: str, timeout: int
     ) -> dict[str, Any]:
         environ = {**self.environ, **{str(k): str(v) for k, v in env.items()}}
-        environ.setdefault("PATH", _DEFAULT_PATH)
+        environ.setdefault("PATH", DEFAULT_PATH)
         workdir = self._resolve(cwd) if cwd else self._here()
         try:
             proc = subprocess.run(

@@ -4,7 +4,7 @@ A `run` action gets a fresh execroot (`<output_base>/sandbox/<n>/execroot`)
 holding only its declared inputs, as symlinks to the source files and to
 earlier outputs (tree artifacts as directories of links), with exactly the
 environment the action declares (no PATH and no HOME unless it sets them, as
-in Bazel; a command named without a `/` is looked up in `/bin:/usr/bin`).
+in Bazel; a command named without a `/` is looked up in `os.defpath`, `/bin:/usr/bin`).
 Undeclared inputs are simply absent, so a rule that forgot one fails here as
 it would under Bazel's sandbox. With a namespace sandbox (sandbox.py) the
 process also runs in a read-only view of the host with a private /tmp and no
@@ -12,9 +12,9 @@ network, so absolute paths cannot reach around that. Declared outputs are
 moved to stable paths under `<output_base>/execroot/<ws>/bazel-out/`;
 everything else the process wrote dies with the sandbox.
 
-strata's own actions that run in the preloaded worker (strata.engine.workers)
+strata's own actions that run in the preloaded worker (strata.engine.execution.workers)
 run in place instead, as Bazel runs a non-sandboxed persistent worker: in the
-real execroot (whose symlink forest, strata.engine.forest, resolves source
+real execroot (whose symlink forest, strata.engine.execution.forest, resolves source
 paths), with no per-action staging or teardown. Their stale outputs are
 removed first, their fresh ones get the same modes, and a failed one leaves
 no output. An action with a tree artifact input is still staged: Bazel's
@@ -43,14 +43,14 @@ from pathlib import Path
 
 from strata.engine import leftovers
 from strata.engine.action import Action
+from strata.engine.analysis.graph import is_generated
 from strata.engine.cache import ActionResult, Cache, OutputFile, OutputSymlink, OutputTree
+from strata.engine.cache.result_check import link_leaves_tree
 from strata.engine.digests import StatCache, sha256_bytes
-from strata.engine.forest import Forest
-from strata.engine.graph import is_generated
-from strata.engine.output_digests import OutputDigests, Pending
-from strata.engine.result_check import link_leaves_tree
-from strata.engine.sandbox import Namespace, StagedInput, StagingPlan
-from strata.engine.workers import (
+from strata.engine.execution.forest import Forest
+from strata.engine.execution.output_digests import OutputDigests, Pending
+from strata.engine.execution.sandbox import Namespace, StagedInput, StagingPlan
+from strata.engine.execution.workers import (
     ReportedDigest,
     Worker,
     WorkerGone,
@@ -61,7 +61,6 @@ from strata.engine.workers import (
 from strata.errors import UserError, shorten
 from strata.fsutil import kind_of, temp_prefix
 
-DEFAULT_PATH = "/bin:/usr/bin"
 _CHUNK = 1 << 20
 _STDERR_LIMIT = 64 * 1024
 
@@ -111,7 +110,7 @@ class Finished:
 
 def action_env(action: Action) -> dict[str, str]:
     """Exactly what the action declares: as under Bazel, no PATH unless it sets one
-    (a shell then uses its own default, and a bare command is looked up in DEFAULT_PATH)."""
+    (a shell then uses its own default, and a bare command is looked up in `os.defpath`)."""
     return dict(action.env)
 
 
@@ -337,7 +336,7 @@ class Executor:
         argv = list(action.argv)
         if self.namespace is not None:
             # bwrap would only say "execvp" in the action's output: say it as without it.
-            if not _can_exec(argv[0] if argv else "", root, env.get("PATH", DEFAULT_PATH)):
+            if not _can_exec(argv[0] if argv else "", root, env.get("PATH", os.defpath)):
                 self._discard(sandbox)
                 raise _could_not_start(action, errno.ENOENT)
             network = "requires-network" in action.tags

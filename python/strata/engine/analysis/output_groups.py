@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from strata.engine.graph import is_generated
-from strata.engine.result import TargetInfo
+from strata.engine.analysis.graph import is_generated
+from strata.engine.analysis.result import TargetInfo
 
 DEFAULT = "default"
 HIDDEN_TOP_LEVEL = "_hidden_top_level_INTERNAL_"

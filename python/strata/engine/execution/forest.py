@@ -6,7 +6,7 @@ Bazel's execroot (`<output_base>/execroot/<workspace>`) holds, beside
 non-sandboxed persistent worker, or `--spawn_strategy=local`) reads
 `pkg/file.txt` or `external/repo/x` by the path its command line names, as
 it would in a sandbox. strata plants the same links for the actions it runs
-in place (strata.engine.executor): lazily, the first time an action needs a
+in place (strata.engine.execution.executor): lazily, the first time an action needs a
 top-level name in a build, checking an existing link once a build and
 replacing it if it points elsewhere (a moved repository).
 
@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from strata.engine.graph import is_generated
+from strata.engine.analysis.graph import is_generated
 
 EXTERNAL = "external/"
 

@@ -21,36 +21,40 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from strata.engine.action import Action
-from strata.engine.build_settings import BuildSettings, SettingFlag
-from strata.engine.graph import is_generated
-from strata.engine.labels import Label, TargetPattern, label_structs_as_text
-from strata.engine.loader import Loader
-from strata.engine.natives import DEFAULT_PATH, analyze_native, expand_make_vars, short_path
-from strata.engine.output_groups import every_group_file
-from strata.engine.packages import (
+from strata.engine.action import DEFAULT_PATH, Action
+from strata.engine.analysis.graph import is_generated
+from strata.engine.analysis.natives import (
+    analyze_native,
+    expand_make_vars,
+    short_path,
+)
+from strata.engine.analysis.output_groups import every_group_file
+from strata.engine.analysis.result import AnalysisResult, TargetInfo, TestSpec
+from strata.engine.analysis.runfiles import runfiles_paths
+from strata.engine.analysis.test_rules import test_spec
+from strata.engine.loading.build_settings import BuildSettings, SettingFlag
+from strata.engine.loading.labels import Label, TargetPattern, label_structs_as_text
+from strata.engine.loading.loader import Loader
+from strata.engine.loading.packages import (
     NATIVE_ATTRS,
     NoSuchTarget,
     Packages,
     TargetDecl,
     output_labels,
 )
-from strata.engine.reads import Reads
-from strata.engine.result import AnalysisResult, TargetInfo, TestSpec
-from strata.engine.runfiles import runfiles_paths
-from strata.engine.starlark_env import evaluate, parse
-from strata.engine.test_rules import test_spec
-from strata.engine.workspace import Repositories
+from strata.engine.loading.reads import Reads
+from strata.engine.loading.starlark_env import evaluate, parse
+from strata.engine.loading.workspace import Repositories
+from strata.engine.outputbase import host_cpu
 from strata.errors import UsageError, UserError
 
-__all__ = ["Analysis", "AnalysisResult", "TargetInfo", "analyze", "host_cpu"]
+__all__ = ["Analysis", "AnalysisResult", "TargetInfo", "analyze"]
 
 _EXEC_TAGS = (
     "no-cache",
@@ -92,12 +96,6 @@ def split_key(key: str) -> tuple[str, str]:
         if key.endswith(f" ({config})"):
             return key[: -len(config) - 3], config
     return key, TARGET
-
-
-def host_cpu() -> str:
-    return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}.get(
-        platform.machine().lower(), platform.machine()
-    )
 
 
 class Analysis:

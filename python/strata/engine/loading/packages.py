@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from strata.engine.build_settings import BuildSettings, OptionError, convert
-from strata.engine.labels import Label
-from strata.engine.loader import Loader, RuleSchema
-from strata.engine.reads import Reads
+from strata.engine.loading.build_settings import BuildSettings, OptionError, convert
+from strata.engine.loading.labels import Label
+from strata.engine.loading.loader import Loader, RuleSchema
+from strata.engine.loading.reads import Reads
+from strata.engine.outputbase import host_cpu
 from strata.errors import UserError
 
 BUILD_NAMES = ("BUILD.bazel", "BUILD")
@@ -243,7 +244,7 @@ class Packages:
         module, file_loader = self.loader.new_module(str(label), repo, name)
         self._current.append(pkg)
         try:
-            from strata.engine.starlark_env import evaluate, parse
+            from strata.engine.loading.starlark_env import evaluate, parse
 
             shown = self.loader.display_path(label)
             pkg.source = self.loader.reads.read_text(path, shown)
@@ -481,7 +482,7 @@ class Packages:
                 f"{where}: select() keys must be config_setting targets or platform "
                 f"constraints (got a {decl.kind} {label}); point the key at a config_setting"
             )
-        flags = {"cpu": _host_cpu(), "compilation_mode": "fastbuild", "host_cpu": _host_cpu()}
+        flags = {"cpu": host_cpu(), "compilation_mode": "fastbuild", "host_cpu": host_cpu()}
         values = decl.attrs.get("values") or {}
         unknown = sorted(set(values) - set(flags) - {"define"} - set(_BOOL_OPTIONS))
         if unknown:
@@ -693,13 +694,6 @@ def _bool_option(name: str, text: str, label: Label) -> bool:
             f"{label}: config_setting value of {name!r} is not a boolean (got {text!r}); use 0 or 1"
         )
     return low in ("true", "1", "yes", "t", "y")
-
-
-def _host_cpu() -> str:
-    """Bazel's `--cpu` for this host (`k8` on x86_64)."""
-    return {"x86_64": "k8", "amd64": "k8", "aarch64": "aarch64", "arm64": "aarch64"}.get(
-        platform.machine().lower(), platform.machine()
-    )
 
 
 def _bazelignore(root: Path, reads: Reads) -> set[str]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from strata.engine.labels import Label
+from strata.engine.loading.labels import Label
 from strata.errors import UsageError
 
 _FLAG = re.compile(r"^--(?P<no>no)?(?P<label>@[^/\s]*//\S*|//\S*)$")
