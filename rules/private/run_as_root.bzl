@@ -6,7 +6,7 @@ image made of its parent, the closure of `contents`, and the script's layer.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "validate_config")
+load(":common.bzl", "TOOL_ATTRS", "default_image_name", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "validate_config")
 load(":sbom.bzl", "sbom_action")
 
 def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1, base_name = "", layers_dir = None):
@@ -61,7 +61,7 @@ def _run_as_root_impl(ctx):
 
     oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
     info = ctx.actions.declare_file(ctx.label.name + ".image.json")
-    name = ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
+    name = default_image_name(ctx)
     req = {
         "architecture": parent.architecture,
         "base": {"name": "", "path": parent.oci_layout.path},
