@@ -195,3 +195,15 @@ def test_apply_layer_refuses_what_the_kernel_cannot_take(
     with pytest.raises(UserError) as e:
         apply_layer(root, str(blob), "base layer 0")
     assert str(e.value).startswith(f"base layer 0: {message}"), str(e.value)
+
+
+def test_a_layer_that_is_not_an_object_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (a slip in this error once made it a TypeError, a crash with a traceback)
+    assert run_layer(tmp_path, ["not-a-layer"], "true", "x") == 1  # type: ignore[list-item]
+    err = capsys.readouterr().err
+    fix = 'give {"blob": path} or {"dir": path}'
+    assert err.endswith(f"layers[0] must be an object (got 'not-a-layer'); {fix}\n")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x.tar").exists()

@@ -44,11 +44,11 @@ def workspace_name(workspace: Path, output_base: Path) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from strata.cli import _output_base
+    from strata.cli_session import output_base
     from strata.engine.build import LOCK_WAIT_MESSAGE
     from strata.engine.outputbase import find_workspace
 
-    base = _output_base(args, find_workspace(Path.cwd()))
+    base = output_base(args, find_workspace(Path.cwd()))
     with base.locked(on_wait=LOCK_WAIT_MESSAGE):
         name = workspace_name(base.workspace, base.root)
     values = info_values(OutputBase(base.root, base.workspace, name))

@@ -21,6 +21,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from strata.cli_options import check_options
+from strata.cli_session import (
+    analyze,
+    execute_wanted,
+    lay_out_runfiles,
+    locked_output_base,
+    no_flags_among,
+    not_all_analysed,
+    top_level,
+)
 from strata.cli_usage import enum_option
 from strata.engine.execution.report import Reporter
 from strata.errors import UsageError, UserError, format_error
@@ -108,11 +118,10 @@ def _identity(action: Any) -> str:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from strata import cli
     from strata.engine.execution.test_runner import TestFlags
 
-    cli._no_flags_among(args.targets, "strata test")
-    cli._check_options(args)
+    no_flags_among(args.targets, "strata test")
+    check_options(args)
     flags = TestFlags(
         test_filter=args.test_filter,
         test_env=tuple(args.test_env),
@@ -122,8 +131,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     )
     if not args.targets:
         return _no_tests()
-    with cli._locked_output_base(args) as (base, stat_cache):
-        base, result = cli._analyze(args, args.targets, base, stat_cache)
+    with locked_output_base(args) as (base, stat_cache):
+        base, result = analyze(args, args.targets, base, stat_cache)
         tests = {label: info for label, info in result.targets.items() if info.test is not None}
         others = [label for label in result.targets if label not in tests]
         failed, halted = _build(args, base, result, stat_cache)
@@ -131,7 +140,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         for label in others:
             info = result.targets[label]
             if not halted and label not in broken and getattr(info, "executable", None):
-                cli._lay_out_runfiles(base, result, info)
+                lay_out_runfiles(base, result, info)
         if not tests:
             return 1 if halted or _not_all(result) else _no_tests()
         results = _run_tests(args, base, result, stat_cache, flags, tests, broken, halted)
@@ -150,13 +159,12 @@ def _build(
 ) -> tuple[set[str], UserError | None]:
     """Build every requested target (and the tests' runfiles); (failed actions, why the
     build stopped, or None when it went through or `--keep_going` carried on)."""
-    from strata import cli
     from strata.engine.execution.scheduler import BuildFailed
 
     wanted = sorted({f for info in result.targets.values() for f in _test_files(args, info)})
     reporter = _FailureRecorder(sys.stderr, explain=bool(getattr(args, "explain", False)))
     try:
-        cli._execute(args, base, result, wanted, stat_cache, reporter=reporter)
+        execute_wanted(args, base, result, wanted, stat_cache, reporter=reporter)
     except BuildFailed:
         return reporter.failed, None  # --keep_going: each failure was printed
     except UserError as err:
@@ -170,11 +178,10 @@ def _build(
 def _test_files(args: argparse.Namespace, info: Any) -> list[str]:
     """What `test` builds of a requested target: its `--output_groups` files, and a
     test's executable and runfiles."""
-    from strata import cli
 
     exe = getattr(info, "executable", None)
     runfiles = getattr(info, "runfiles", ()) or ()
-    return [*cli._top_level(args, info).built, *runfiles, *([exe] if exe else [])]
+    return [*top_level(args, info).built, *runfiles, *([exe] if exe else [])]
 
 
 def _needing_failed(args: argparse.Namespace, result: Any, failed: set[str]) -> set[str]:
@@ -203,7 +210,6 @@ def _run_tests(
     broken: set[str],
     halted: UserError | None,
 ) -> list[Any]:
-    from strata import cli
     from strata.engine.analysis.runfiles import runfiles_entries
     from strata.engine.execution.sandbox import choose
     from strata.engine.execution.test_runner import (
@@ -223,7 +229,7 @@ def _run_tests(
         elif halted is not None:
             results.append(TestResult(label, NO_STATUS))
         else:
-            tree = cli._lay_out_runfiles(base, result, info)
+            tree = lay_out_runfiles(base, result, info)
             source = getattr(result, "source_path", None) or base.source_path
             files = sorted({*info.runfiles, info.executable})
             entries = runfiles_entries(files, base.workspace_name, bin_dir(), base.execroot, source)
@@ -269,9 +275,8 @@ def _report(mode: str, r: Any) -> None:
 
 def _not_all(result: Any) -> int:
     """1 (and Bazel's line) when `--keep_going` left requested targets out of the analysis."""
-    from strata import cli
 
-    return cli._not_all_analysed(result) if getattr(result, "errors", ()) else 0
+    return not_all_analysed(result) if getattr(result, "errors", ()) else 0
 
 
 def _no_tests() -> int:

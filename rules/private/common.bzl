@@ -152,6 +152,20 @@ def check_name(ctx, attr_name, kind, value):
     if problem:
         fail("%s: attribute '%s': %s" % (label_str(ctx.label), attr_name, problem))
 
+_STORE_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
+
+def store_path_name(ctx):
+    """The store path's name (`path_name`, else the target's), checked as Nix checks it."""
+    name = ctx.attr.path_name or ctx.label.name
+    bad = [c for c in name.elems() if c not in _STORE_NAME_CHARS]
+    if bad or name.startswith(".") or len(name) > 211:
+        label_fail(ctx, "path_name" if ctx.attr.path_name else "name", "invalid store path name", repr(name), "use only letters, digits and + - . _ ? =, not starting with '.', at most 211 characters")
+    return name
+
+def default_image_name(ctx):
+    """`image_name`, else `<package>/<name>`: the repository name an image carries."""
+    return ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
+
 def label_str(label):
     """`//pkg:name` (or `@repo//pkg:name`); composed, as str(label) differs between engines."""
     repo = getattr(label, "workspace_name", "")

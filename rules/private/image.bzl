@@ -22,7 +22,7 @@ no whole-image tarball.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "base_blobs_of", "check_ownership", "docker_archive_action", "image_requirements", "label_fail", "request_launcher", "run_strata", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "base_blobs_of", "check_ownership", "default_image_name", "docker_archive_action", "image_requirements", "label_fail", "request_launcher", "run_strata", "validate_config")
 load(":nix.bzl", "nix_db_layer")
 load(":run_as_root.bzl", "run_as_root_layer")
 load(":sbom.bzl", "sbom_action")
@@ -81,9 +81,6 @@ def _layering(ctx):
     if not steps or [s for s in steps if type(s) != "list"]:
         label_fail(ctx, "layering", "must be a strategy name or a list of pipeline steps", text, "e.g. [[\"popularity_contest\"], [\"limit_layers\", 99]]")
     return steps
-
-def _image_name(ctx):
-    return ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
 
 def _run_as_root_script(ctx):
     return getattr(ctx.attr, "run_as_root", "")
@@ -214,7 +211,7 @@ def build_layers(ctx, roots, copy_roots, layering):
         groups = groups,
         stack = stack,
         closure = closure,
-        name = _image_name(ctx),
+        name = default_image_name(ctx),
         own_layers = own_layers,
         # What the SBOM lists: no store path is in an image without store path layers.
         store_infos = [s.info for s in spis] if ctx.attr.include_store_paths else [],

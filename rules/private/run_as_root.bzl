@@ -6,7 +6,7 @@ image made of its parent, the closure of `contents`, and the script's layer.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "base_blobs_of", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "validate_config", "with_base_blobs")
+load(":common.bzl", "TOOL_ATTRS", "base_blobs_of", "default_image_name", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "validate_config", "with_base_blobs")
 load(":sbom.bzl", "sbom_action")
 
 def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1, base_name = "", layers_dir = None, base_blobs = depset()):
@@ -63,7 +63,7 @@ def _run_as_root_impl(ctx):
 
     oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
     info = ctx.actions.declare_file(ctx.label.name + ".image.json")
-    name = ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
+    name = default_image_name(ctx)
     req = {
         "architecture": parent.architecture,
         "base": {"name": "", "path": parent.oci_layout.path},

@@ -286,7 +286,11 @@ def run(req: dict[str, Any], where: str) -> None:
                 blobs += [str(b.path) for b in base.layers]
             for i, layer in enumerate(layers):
                 if not isinstance(layer, dict):
-                    raise UserError(f"layers[{i}] must be an object (got {layer!r:.60})", where)
+                    raise UserError(
+                        f"layers[{i}] must be an object (got {layer!r:.60}); "
+                        'give {"blob": path} or {"dir": path}',
+                        where=where,
+                    )
                 if "dir" in layer:
                     layers_dir = field(layer, "dir", str, f"{where}: layers[{i}]")
                     blobs += [str(blob) for blob, _ in read_layers_dir(layers_dir, where)]

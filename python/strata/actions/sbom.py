@@ -74,8 +74,12 @@ def _image_digest(
             )
         return desc, config
     image = build_image(field(req, "assemble", dict, where), where, work).image
-    manifest = image.manifest(docker=False)
-    desc = {"digest": sha256_bytes(manifest), "mediaType": OCI_MANIFEST, "size": len(manifest)}
+    manifest_bytes = image.manifest(docker=False)
+    desc = {
+        "digest": sha256_bytes(manifest_bytes),
+        "mediaType": OCI_MANIFEST,
+        "size": len(manifest_bytes),
+    }
     return desc, json.loads(image.config)
 
 
