@@ -166,6 +166,13 @@ def default_image_name(ctx):
     """`image_name`, else `<package>/<name>`: the repository name an image carries."""
     return ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
 
+def single_image_file(ctx, attr_name, dep, what = "must be an image target or one docker-archive / OCI layout"):
+    """The one file (docker-archive or OCI layout) of `dep`, a target without ImageInfo."""
+    files = dep[DefaultInfo].files.to_list()
+    if len(files) != 1:
+        label_fail(ctx, attr_name, what, "%d files" % len(files), "point at one image")
+    return files[0]
+
 def label_str(label):
     """`//pkg:name` (or `@repo//pkg:name`); composed, as str(label) differs between engines."""
     repo = getattr(label, "workspace_name", "")

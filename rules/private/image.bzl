@@ -22,7 +22,7 @@ no whole-image tarball.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "base_blobs_of", "check_ownership", "default_image_name", "docker_archive_action", "image_requirements", "label_fail", "request_launcher", "run_strata", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "base_blobs_of", "check_ownership", "default_image_name", "docker_archive_action", "image_requirements", "label_fail", "request_launcher", "run_strata", "single_image_file", "validate_config")
 load(":nix.bzl", "nix_db_layer")
 load(":run_as_root.bzl", "run_as_root_layer")
 load(":sbom.bzl", "sbom_action")
@@ -35,10 +35,8 @@ def image_source(ctx, attr_name, dep, name = ""):
         # The OCI layout: read without extracting layers, blobs kept verbatim.
         f = info.oci_layout or info.docker_archive
         return {"name": name, "path": f.path}, f
-    files = dep[DefaultInfo].files.to_list()
-    if len(files) != 1:
-        label_fail(ctx, attr_name, "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
-    return {"name": name, "path": files[0].path}, files[0]
+    f = single_image_file(ctx, attr_name, dep)
+    return {"name": name, "path": f.path}, f
 
 def _base(ctx):
     if not ctx.attr.from_image:

@@ -16,7 +16,7 @@ cannot use a tool's runfiles), the push script through its runfiles.
 """
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "check_name", "find_python", "label_fail", "label_str", "request_launcher", "sorted_dict")
+load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "check_name", "find_python", "label_fail", "label_str", "request_launcher", "single_image_file", "sorted_dict")
 load(":names.bzl", "name_problem")
 
 # Passed on to the pull so it finds `docker login` / `podman login` credentials.
@@ -205,10 +205,7 @@ def _image_to_push(ctx):
         # platform's; stream_layered_image has no such layout: the image alone).
         layout = getattr(info, "sbom_layout", None) if ctx.attr.push_sbom else None
         return layout or getattr(info, "oci_layout", None) or info.docker_archive
-    files = dep[DefaultInfo].files.to_list()
-    if len(files) != 1:
-        label_fail(ctx, "image", "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
-    return files[0]
+    return single_image_file(ctx, "image", dep)
 
 def _check_push_names(ctx):
     """Registry names are checked here, before a request or script holds them."""
