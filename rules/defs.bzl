@@ -1,4 +1,5 @@
-"""strata's public API: load everything from here.
+"""strata's BUILD-file API: load every rule, macro and provider from here (WORKSPACE's
+repository rules are in `repositories.bzl`).
 
 ```starlark
 load("@strata//rules:defs.bzl", "store_path", "layered_image", "image_load")
@@ -10,14 +11,14 @@ below encode it to JSON for the underlying rule (`*_rule`, for power users).
 
 load("//rules:providers.bzl", _ImageInfo = "ImageInfo", _LayerInfo = "LayerInfo", _StorePathInfo = "StorePathInfo")
 load("//rules/private:export.bzl", _export_image = "export_image")
-load("//rules/private:helpers.bzl", _bin_sh = "bin_sh", _ca_certificates = "ca_certificates", _fake_nss = "fake_nss", _helper_store_path = "helper_store_path", _host_ca_certificates = "host_ca_certificates", _host_ca_certificates_rule = "host_ca_certificates_rule", _shadow_setup = "shadow_setup", _usr_bin_env = "usr_bin_env")
+load("//rules/private:helpers.bzl", _bin_sh = "bin_sh", _ca_certificates = "ca_certificates", _fake_nss = "fake_nss", _helper_store_path = "helper_store_path", _shadow_setup = "shadow_setup", _usr_bin_env = "usr_bin_env")
 load("//rules/private:image.bzl", _docker_image_rule = "docker_image_rule", _layered_image_rule = "layered_image_rule", _stream_layered_image_rule = "stream_layered_image_rule")
 load("//rules/private:image_test.bzl", _image_test = "image_test")
 load("//rules/private:index.bzl", _image_index = "image_index")
 load("//rules/private:load.bzl", _image_load = "image_load")
 load("//rules/private:merge.bzl", _merge_images = "merge_images")
 load("//rules/private:nix.bzl", _nix_db = "nix_db")
-load("//rules/private:registry.bzl", _image_push = "image_push", _image_push_rule = "image_push_rule", _pull_image = "pull_image")
+load("//rules/private:registry.bzl", _image_push = "image_push", _image_push_rule = "image_push_rule")
 load("//rules/private:run_as_root.bzl", _run_as_root_rule = "run_as_root")
 load("//rules/private:store_path.bzl", _store_path = "store_path")
 
@@ -95,17 +96,12 @@ usr_bin_env = _usr_bin_env
 ca_certificates = _ca_certificates
 shadow_setup = _shadow_setup
 
-# WORKSPACE
-host_ca_certificates = _host_ca_certificates
-pull_image = _pull_image
-
 # Raw rules, for power users: `config` as a JSON string.
 docker_image_rule = _docker_image_rule
 layered_image_rule = _layered_image_rule
 stream_layered_image_rule = _stream_layered_image_rule
 run_as_root_rule = _run_as_root_rule
 image_push_rule = _image_push_rule
-host_ca_certificates_rule = _host_ca_certificates_rule
 
 StorePathInfo = _StorePathInfo
 LayerInfo = _LayerInfo

@@ -1,4 +1,4 @@
-"""Repository rules: the pinned strata tool, and store paths from a real Nix store.
+"""Repository rules (WORKSPACE): the pinned strata tool, pulled images, the host CA bundle, Nix store paths.
 
 `strata_dependencies()` is what a WORKSPACE calls once:
 
@@ -28,12 +28,17 @@ interpreter found when the repository was made (Python 3.11 or newer) with
 load("//rules/private:common.bzl", "find_python")
 load("//rules/private:nix.bzl", _nix_store_import = "nix_store_import")
 load("//rules/private:registry.bzl", _pull_image = "pull_image")
+load("//rules/private:helpers.bzl", _host_ca_certificates = "host_ca_certificates", _host_ca_certificates_rule = "host_ca_certificates_rule")
 
 # dockerTools.pullImage, by digest: see rules/private/registry.bzl.
 pull_image = _pull_image
 
 # Store paths from a real Nix store (with their closure): see rules/private/nix.bzl.
 nix_store_import = _nix_store_import
+
+# The host's CA bundle as a repository (for images that talk TLS): see rules/private/helpers.bzl.
+host_ca_certificates = _host_ca_certificates
+host_ca_certificates_rule = _host_ca_certificates_rule
 
 _LAUNCHER = """#!/bin/sh
 # strata tool launcher, written by strata_dependencies() in @strata//rules:repositories.bzl.

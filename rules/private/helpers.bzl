@@ -158,7 +158,7 @@ def ca_certificates(name, bundle = "@host_ca_certificates//:ca-certificates.crt"
     the `host_ca_certificates` repository rule (call it in WORKSPACE).
 
     ```starlark
-    # WORKSPACE: load("@strata//rules:defs.bzl", "host_ca_certificates"); host_ca_certificates()
+    # WORKSPACE: load("@strata//rules:repositories.bzl", "host_ca_certificates"); host_ca_certificates()
     ca_certificates(name = "cacert")
     ```
 
@@ -212,7 +212,7 @@ The copy is the hermetic boundary: builds read the repository's file, a
 declared input. Re-fetched when the attributes change (`bazel sync`).
 
 ```starlark
-load("@strata//rules:defs.bzl", "host_ca_certificates_rule")
+load("@strata//rules:repositories.bzl", "host_ca_certificates_rule")
 host_ca_certificates_rule(name = "host_ca_certificates")   # @host_ca_certificates//:ca-certificates.crt
 ```""",
     attrs = {
