@@ -28,7 +28,7 @@ from strata.oci.docker_archive import write_docker_archive
 from strata.oci.image import Blob, assemble
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
-from strata.registry.push import read_layout
+from strata.registry.push_source import read_layout
 
 BUSYBOX = "/usr/bin/busybox"
 UP = "../" * 16  # more `..` than any unpack directory is deep

@@ -255,7 +255,7 @@ def test_summary_sizes_and_largest_dependencies() -> None:
 
 
 def test_referrers_layout_holds_the_image_and_both_documents(tmp_path: Path) -> None:
-    from strata.registry.push import read_layout
+    from strata.registry.push_source import read_layout
 
     image = small_image(tmp_path).image
     write_oci_layout(tmp_path / "img.oci", [image])

@@ -30,7 +30,7 @@ from fuzzers.gen import (
 from fuzzers.harness import Files, Target, write_files
 from strata.oci.base import Selector, load_base, read_all_docker_archive
 from strata.oci.compress import detect_compressor
-from strata.registry.push import read_archive, read_layout
+from strata.registry.push_source import read_archive, read_layout
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

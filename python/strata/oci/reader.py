@@ -3,7 +3,7 @@
 Both come from outside the build (a `docker save`, a pulled or copied
 layout), so nothing in them names a file until it is checked. This module is
 where either format is opened; strata.oci.base (base images, export, merge,
-run_as_root), strata.registry.push and the ImageIndex action all read
+run_as_root), strata.registry.push_source and the ImageIndex action all read
 through it.
 
 docker-archive (https://github.com/moby/moby/blob/master/image/spec/v1.2.md):
