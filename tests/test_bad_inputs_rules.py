@@ -21,7 +21,8 @@ import pytest
 from badinput_kit import ROOT, action_error, one_error, recovered, strata
 from fault_server import FaultServer
 from registry_server import RegistryServer
-from strata.registry.client import Options, Registry, RegistryClient
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import Options, Registry
 from strata.registry.push import push
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "bad_inputs"))

@@ -10,7 +10,7 @@ import pytest
 
 from strata.errors import UserError
 from strata.registry.auth import Credentials, find_credentials, parse_challenge
-from strata.registry.client import Registry
+from strata.registry.endpoint import Registry
 
 
 def b64(text: str) -> str:

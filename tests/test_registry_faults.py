@@ -30,7 +30,8 @@ from strata.oci.manifest import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from strata.oci.platform import parse_platform
 from strata.registry.auth import Credentials
 from strata.registry.blobstore import BlobStore
-from strata.registry.client import ACCEPT, Options, Registry, RegistryClient
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import ACCEPT, Options, Registry
 from strata.registry.pull import get_manifest, pull
 
 AMD64 = parse_platform("x86_64")
@@ -348,11 +349,11 @@ def test_manifest_unknown_message(fake: tuple[Fake, str]) -> None:
 
 def test_error_bodies_of_any_shape_give_one_line() -> None:
     # Found by tools/fuzz (registry-pull): `"errors": 5` was a TypeError traceback.
-    from strata.registry.client import _error_codes
+    from strata.registry.endpoint import error_codes
 
-    assert _error_codes(b'{"errors": 5}') == ""
-    assert _error_codes(b'{"errors": ["x"]}') == ""
-    assert _error_codes(b'{"errors": [{"code": "DENIED", "message": "no\\nway"}]}') == (
+    assert error_codes(b'{"errors": 5}') == ""
+    assert error_codes(b'{"errors": ["x"]}') == ""
+    assert error_codes(b'{"errors": [{"code": "DENIED", "message": "no\\nway"}]}') == (
         "DENIED: no way"
     )
 
@@ -362,7 +363,8 @@ class _Canned:
 
     @staticmethod
     def client(bodies: dict[str, bytes]) -> Any:
-        from strata.registry.client import Options, Registry, RegistryClient, Response
+        from strata.registry.client import RegistryClient
+        from strata.registry.endpoint import Options, Registry, Response
 
         class Client(RegistryClient):
             def _send(self, method: str, url: str, headers: Any, body: Any, **kw: Any) -> Any:

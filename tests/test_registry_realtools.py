@@ -24,7 +24,8 @@ from strata.oci.platform import Platform, parse_platform
 from strata.oci.reference import ImageRef
 from strata.registry.auth import Credentials
 from strata.registry.blobstore import BlobStore
-from strata.registry.client import Options, Registry, RegistryClient
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import Options, Registry
 from strata.registry.pull import get_manifest, pull
 from strata.registry.push import push
 

@@ -28,7 +28,8 @@ from strata.oci.image import assemble
 from strata.oci.manifest import OCI_INDEX
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
-from strata.registry.client import Options, Registry, RegistryClient
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import Options, Registry
 from strata.registry.push import push
 
 pytestmark = [pytest.mark.realtool, pytest.mark.slow]

@@ -26,7 +26,7 @@ from realtools import bazel
 from strata.engine.loading.starlark_env import DIALECT, GLOBALS
 from strata.errors import UserError
 from strata.oci.reference import check_host, is_repository, is_tag
-from strata.registry.client import Registry
+from strata.registry.endpoint import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES_BZL = ROOT / "rules" / "private" / "names.bzl"

@@ -100,7 +100,8 @@ def test_a_pulled_base_is_named_by_its_registry_repository_and_digest(
 ) -> None:
     from strata.oci.platform import parse_platform
     from strata.registry.blobstore import BlobStore
-    from strata.registry.client import Options, Registry, RegistryClient
+    from strata.registry.client import RegistryClient
+    from strata.registry.endpoint import Options, Registry
     from strata.registry.pull import pull
     from strata.registry.push import push
 
@@ -167,7 +168,8 @@ def test_a_pulled_base_keeps_its_sboms_and_the_image_sbom_names_them(
     from strata.oci.digest import sha256_bytes
     from strata.oci.platform import parse_platform
     from strata.registry.blobstore import BlobStore
-    from strata.registry.client import Options, Registry, RegistryClient
+    from strata.registry.client import RegistryClient
+    from strata.registry.endpoint import Options, Registry
     from strata.registry.pull import pull
 
     pinned = _push_with_sboms(tmp_path, plain, "lib/sbom-base")

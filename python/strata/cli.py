@@ -52,7 +52,8 @@ def _cmd_action(args: argparse.Namespace) -> int:
 def _cmd_pull_digest(args: argparse.Namespace) -> int:
     """Resolve REGISTRY/REPO:TAG to its digest and print a pull_image(...) to paste."""
     from strata.actions.registry_request import platform_from
-    from strata.registry.client import Options, Registry, RegistryClient
+    from strata.registry.client import RegistryClient
+    from strata.registry.endpoint import Options, Registry
     from strata.registry.prefetch import parse_remote_ref, pin, pull_image_snippet
 
     where = "strata pull-digest"

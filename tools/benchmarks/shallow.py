@@ -36,7 +36,8 @@ from strata.oci.image import assemble  # noqa: E402
 from strata.oci.oci_layout import write_oci_layout  # noqa: E402
 from strata.oci.platform import parse_platform  # noqa: E402
 from strata.oci.tarwriter import TarWriter  # noqa: E402
-from strata.registry.client import Options, Registry, RegistryClient  # noqa: E402
+from strata.registry.client import RegistryClient  # noqa: E402
+from strata.registry.endpoint import Options, Registry  # noqa: E402
 from strata.registry.push import push  # noqa: E402
 
 KB = 1000

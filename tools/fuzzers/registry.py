@@ -21,7 +21,8 @@ from fuzzers.gen import BOOLS, COMPRESSIONS, damage, json_doc, layer, seeded, sh
 from fuzzers.harness import Files, Target
 from strata.oci.platform import Platform
 from strata.registry.blobstore import BlobStore
-from strata.registry.client import Options, Registry, RegistryClient, Response
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import Options, Registry, Response
 from strata.registry.prefetch import RemoteRef, pin
 from strata.registry.pull import pull
 

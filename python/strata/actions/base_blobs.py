@@ -27,7 +27,7 @@ from strata.actions.request import check_keys, field
 from strata.fsutil import atomic_dir
 from strata.oci.remote_blobs import read_remote_blobs
 from strata.registry.blobstore import BlobStore, default_blob_store
-from strata.registry.client import Options
+from strata.registry.endpoint import Options
 from strata.registry.remote_fetch import fetch_remote_blobs
 
 _KEYS = ("blob_store", "ca_file", "image", "output", "schema_version", "tls_verify")

@@ -14,7 +14,8 @@ from typing import Any
 from strata.actions.request import field
 from strata.errors import UserError
 from strata.oci.platform import Platform, parse_platform
-from strata.registry.client import Options, Registry, RegistryClient
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import Options, Registry
 
 
 def client_from(req: dict[str, Any], where: str) -> RegistryClient:

@@ -25,21 +25,16 @@ token auth: https://distribution.github.io/distribution/spec/auth/token/
 from __future__ import annotations
 
 import json
-import os
-import ssl
 import time
 import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 import urllib3
 from urllib3.exceptions import HTTPError, InsecureRequestWarning, SSLError
 
 from strata.errors import UserError
-from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
-from strata.oci.reference import REGISTRY_HINT, check_host
 from strata.registry.auth import (
     Challenge,
     Credentials,
@@ -47,102 +42,23 @@ from strata.registry.auth import (
     find_credentials,
     parse_challenge,
 )
+from strata.registry.endpoint import (
+    ACCEPT,
+    Options,
+    Registry,
+    RegistryError,
+    Response,
+    error_codes,
+    tls_context,
+)
 
-MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
-ACCEPT = ", ".join(MANIFEST_TYPES)
 _RETRY_STATUS = frozenset({500, 502, 503, 504})
 _READ_CHUNK = 1 << 16
 _MAX_SMALL_BODY = 4 << 20
 """Bodies read whole (manifests, tokens, error answers) are never larger than this."""
-_DOCKER_HUB_API = "registry-1.docker.io"
-
-
-@dataclass(frozen=True)
-class Options:
-    """How to talk to a registry; `retries` and `backoff` are small in tests."""
-
-    tls_verify: bool = True
-    ca_file: str = ""
-    retries: int = 4
-    backoff: float = 0.5
-    """Seconds before the first retry; doubled each time."""
-    timeout: float = 60.0
-    """Seconds one read (or the connection) may wait."""
-    min_rate: float = 1024.0
-    """Bytes a second a body must keep arriving at, measured over each `rate_window`."""
-    rate_window: float = 60.0
-    deadline: float | None = None
-    """Seconds everything this client does may take from its creation (None: no bound)."""
-    credentials: Credentials | None = None
-    """Explicit credentials; None means look them up in the usual files."""
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    sleep: Callable[[float], None] = time.sleep
-
-
-@dataclass(frozen=True)
-class Registry:
-    """Where a registry lives: `scheme` ("https" or "http") and `host[:port]`."""
-
-    host: str
-    scheme: str = "https"
-
-    @staticmethod
-    def parse(text: str, where: str = "registry") -> Registry:
-        """`host:5000`, `https://host`, `http://127.0.0.1:5000` → Registry; docker.io → Hub."""
-        raw = text.strip().rstrip("/")
-        scheme = "https"
-        if "://" in raw:
-            scheme, _, raw = raw.partition("://")
-            scheme = scheme.lower()
-        if scheme not in ("http", "https") or not raw or "/" in raw:
-            raise UserError(
-                f"invalid registry address (got {text!r}); {REGISTRY_HINT}", where=where
-            )
-        check_host(raw, where, "registry address")
-        if raw in ("docker.io", "index.docker.io"):
-            raw = _DOCKER_HUB_API
-        return Registry(raw.lower(), scheme)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.scheme}://{self.host}"
-
-    def __str__(self) -> str:
-        return self.host if self.scheme == "https" else self.base_url
-
-
-@dataclass
-class Response:
-    """A finished (or streaming) answer; `stream` is set when the body was not preloaded."""
-
-    status: int
-    headers: Mapping[str, str]
-    data: bytes
-    raw: urllib3.BaseHTTPResponse | None = None
-
-    def header(self, name: str) -> str:
-        return self.headers.get(name, "") or ""
 
 
 Body = bytes | Callable[[], IO[bytes]] | None
-
-
-class RegistryError(UserError):
-    """A registry answered with an error status we do not retry."""
-
-    def __init__(self, message: str, *, status: int, where: str) -> None:
-        super().__init__(message, where=where)
-        self.status = status
-
-
-def _error_codes(data: bytes) -> str:
-    """`MANIFEST_UNKNOWN: manifest unknown` from a distribution error body, or ''."""
-    try:
-        errors = json.loads(data).get("errors") or []
-        text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
-    except (ValueError, AttributeError, TypeError, RecursionError):
-        return ""
-    return " ".join(text.split())[:300]  # the registry's words, on one line
 
 
 class RegistryClient:
@@ -156,7 +72,7 @@ class RegistryClient:
         kw: dict[str, Any] = {"timeout": urllib3.Timeout(connect=10.0, read=self.options.timeout)}
         if registry.scheme == "https":
             if self.options.tls_verify:
-                kw["ssl_context"] = _tls_context(self.options.ca_file, where)
+                kw["ssl_context"] = tls_context(self.options.ca_file, where)
             else:
                 kw["cert_reqs"] = "CERT_NONE"
         self._pool = urllib3.PoolManager(retries=False, **kw)
@@ -400,7 +316,7 @@ class RegistryClient:
                 resp = send()
         if resp.status in ok:
             return resp
-        detail = _error_codes(resp.data if not stream else self._drain(resp, method, url, where))
+        detail = error_codes(resp.data if not stream else self._drain(resp, method, url, where))
         close(resp)
         raise self._status_error(method, url, resp.status, detail, where)
 
@@ -451,19 +367,6 @@ class RegistryClient:
         self._pool.clear()
 
 
-def _tls_context(ca_file: str, where: str) -> ssl.SSLContext:
-    """The system's CAs, plus those of `ca_file` when given."""
-    try:
-        return ssl.create_default_context(cafile=ca_file or None)
-    except (OSError, ssl.SSLError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise UserError(
-            f"cannot read ca_file as PEM certificates (got {ca_file!r}: {reason}); give the "
-            "absolute path of the registry's CA certificate file",
-            where=where,
-        ) from None
-
-
 def close(resp: Response) -> None:
     """Give a streaming response's connection back; one not read to its end is closed
     first (draining a trickling body would wait for all of it)."""
@@ -481,11 +384,3 @@ def _short(e: BaseException) -> str:
 def _path_of(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query and "mount=" in parts.query else "")
-
-
-def pull_scope(repository: str) -> str:
-    return f"repository:{repository}:pull"
-
-
-def push_scope(repository: str) -> str:
-    return f"repository:{repository}:pull,push"

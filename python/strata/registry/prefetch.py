@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from strata.errors import UserError
 from strata.oci.platform import Platform
 from strata.oci.reference import is_repository, is_tag
-from strata.registry.client import Registry, RegistryClient
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import Registry
 from strata.registry.pull import INDEX_TYPES, choose_manifest, get_manifest, is_digest
 
 DOCKER_HUB = "docker.io"

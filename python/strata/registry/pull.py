@@ -44,7 +44,8 @@ from strata.oci.platform import Platform
 from strata.oci.reference import ImageRef
 from strata.oci.remote_blobs import Remote
 from strata.registry.blobstore import BlobMismatch, BlobStore
-from strata.registry.client import RegistryClient, close, pull_scope
+from strata.registry.client import RegistryClient, close
+from strata.registry.endpoint import pull_scope
 
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)

@@ -32,7 +32,8 @@ from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST
 from strata.oci.oci_layout import Artifact
 from strata.registry.blobstore import BlobMismatch, BlobStore
-from strata.registry.client import RegistryClient, pull_scope
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import pull_scope
 from strata.registry.pull import checked_descriptor, fetch_blob, get_manifest, is_digest
 from strata.sbom.facts import SBOM_TYPES
 from strata.sbom.referrers import EMPTY_CONFIG, fallback_tag, referrer_descriptor

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from strata.errors import UserError
-from strata.registry.client import RegistryClient, pull_scope, push_scope
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import pull_scope, push_scope
 from strata.registry.push_source import BlobSource, Node, load_source
 from strata.registry.remote_mount import send_remote
 

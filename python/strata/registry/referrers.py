@@ -22,7 +22,8 @@ from typing import Any
 from strata.canonical import read_json
 from strata.errors import UserError
 from strata.oci.manifest import OCI_INDEX
-from strata.registry.client import RegistryClient, push_scope
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import push_scope
 from strata.registry.push import PushCounters, upload_blob
 from strata.registry.push_source import Node, layout_node
 from strata.sbom.referrers import fallback_index, fallback_tag

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from strata.oci.remote_blobs import Remote
 from strata.registry.blobstore import BlobStore
-from strata.registry.client import Options, Registry, RegistryClient
+from strata.registry.client import RegistryClient
+from strata.registry.endpoint import Options, Registry
 from strata.registry.pull import fetch_blob
 
 _CHUNK = 1 << 20

@@ -31,7 +31,8 @@ from typing import IO
 from strata.errors import UserError
 from strata.oci.remote_blobs import Remote
 from strata.registry.blobstore import BlobMismatch
-from strata.registry.client import Options, Registry, RegistryClient, close, pull_scope, push_scope
+from strata.registry.client import RegistryClient, close
+from strata.registry.endpoint import Options, Registry, pull_scope, push_scope
 
 _FIX = "set shallow = False on that pull_image to push its layers from this machine"
 
