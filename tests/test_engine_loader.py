@@ -368,9 +368,10 @@ GLOB_FILES = [
 
 def _reference_glob(root: Path, pattern: str) -> list[str]:
     """The whole-tree walk every glob used to make: match every file outside subpackages."""
-    from strata.engine.loading.packages import Package, _glob_regex
+    from strata.engine.loading.globbing import glob_regex
+    from strata.engine.loading.targets import Package
 
-    rx = _glob_regex(pattern, Package.__new__(Package))
+    rx = glob_regex(pattern, Package.__new__(Package))
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [

@@ -10,7 +10,7 @@ API for the execution half:
                     (main repository, local_repository, repository-rule output)
       .runfiles_paths(execroot_path) -> list[str]  its paths inside `<exe>.runfiles/`
 
-Loading (packages.py) checks every target's attributes; this module orders
+Loading (attr_check.py) checks every target's attributes; this module orders
 the target graph (a cycle is an error that prints the cycle), then runs one
 Starlark evaluation (`analyze__` in builtins.bzl) that calls each rule's
 implementation in dependency order. Implementations reach back here through
@@ -38,18 +38,14 @@ from strata.engine.analysis.output_groups import every_group_file
 from strata.engine.analysis.result import AnalysisResult, TargetInfo, TestSpec
 from strata.engine.analysis.runfiles import runfiles_paths
 from strata.engine.analysis.test_rules import test_spec
+from strata.engine.loading.attr_check import NATIVE_ATTRS
 from strata.engine.loading.build_settings import BuildSettings, SettingFlag
 from strata.engine.loading.labels import Label, TargetPattern, label_structs_as_text
 from strata.engine.loading.loader import Loader
-from strata.engine.loading.packages import (
-    NATIVE_ATTRS,
-    NoSuchTarget,
-    Packages,
-    TargetDecl,
-    output_labels,
-)
+from strata.engine.loading.packages import Packages
 from strata.engine.loading.reads import Reads
 from strata.engine.loading.starlark_env import evaluate, parse
+from strata.engine.loading.targets import NoSuchTarget, TargetDecl, output_labels
 from strata.engine.loading.workspace import Repositories
 from strata.engine.outputbase import host_cpu
 from strata.errors import UsageError, UserError

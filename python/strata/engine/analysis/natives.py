@@ -18,7 +18,7 @@ from strata.errors import UserError
 
 if TYPE_CHECKING:
     from strata.engine.analysis.result import TargetInfo
-    from strata.engine.loading.packages import TargetDecl
+    from strata.engine.loading.targets import TargetDecl
 
 
 class AnalysisView(Protocol):
