@@ -23,22 +23,19 @@ native rules see (natives.py).
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from strata.engine.action import Action
 from strata.engine.analysis.action_registry import ActionRegistry
-from strata.engine.analysis.batches import batches, label_keys
+from strata.engine.analysis.batches import batches
 from strata.engine.analysis.configuration import (
-    EXEC,
-    HOST,
-    TARGET,
     Configuration,
     config_key,
     split_key,
 )
+from strata.engine.analysis.driver_entries import DriverEntries
 from strata.engine.analysis.files import FileRecords, Infos
 from strata.engine.analysis.natives import analyze_native, expand_make_vars
 from strata.engine.analysis.output_groups import every_group_file
@@ -51,7 +48,7 @@ from strata.engine.loading.loader import Loader
 from strata.engine.loading.packages import Packages
 from strata.engine.loading.reads import Reads
 from strata.engine.loading.starlark_env import evaluate, parse
-from strata.engine.loading.targets import NoSuchTarget, TargetDecl, output_labels
+from strata.engine.loading.targets import NoSuchTarget, output_labels
 from strata.engine.loading.workspace import Repositories
 from strata.errors import UsageError, UserError
 
@@ -76,10 +73,13 @@ class Analysis:
         self.files = FileRecords(self.configuration, self.loader)
         self.registry = ActionRegistry(self.configuration, self.files, self.graph, self.loader)
         self.infos = Infos()
+        self.entries = DriverEntries(
+            self.configuration, self.files, self.registry, self.infos, self.packages, self.loader
+        )
         self._batches: list[list[dict[str, Any]]] = []
         """The driver's targets, in dependency order, one slice per top-level statement."""
         self._reports = 0
-        """Targets analyze__ has reported so far (files are not: see _driver_entry)."""
+        """Targets analyze__ has reported so far (files are not: see DriverEntries.entry)."""
         conf, registry = self.configuration, self.registry
         self.loader.hooks.update(
             _strata_declare=registry.declare,
@@ -178,7 +178,7 @@ class Analysis:
         return expand_make_vars(text, label, lambda lab: known.get(str(lab)), {}, self.bin_dir)
 
     def _report(self, label: str, info: dict[str, Any]) -> None:
-        """analyze__ finished a target (every kind but files, see _driver_entry)."""
+        """analyze__ finished a target (every kind but files, see DriverEntries.entry)."""
         self._reports += 1
         self._set_info(label, info)
 
@@ -201,7 +201,7 @@ class Analysis:
         targets: list[dict[str, Any]] = []
         for decl, config in order:
             self.graph.decls[str(decl.label)] = decl
-            targets.append(self._driver_entry(decl, config, modules))
+            targets.append(self.entries.entry(decl, config, modules))
         reporting = [i for i, t in enumerate(targets) if t["kind"] != "file"]
         self._batches = batches([targets[i] for i in reporting])
         del targets
@@ -231,147 +231,9 @@ class Analysis:
         """The driver's `k`-th slice of targets, handed over once (then freed here)."""
         batch, self._batches[k] = self._batches[k], []
         for entry in batch:
-            # the file targets the entry depends on, as one string (see _file_table)
-            entry["files"] = self._file_table(entry.get("files", ()))
+            # the file targets the entry depends on, as one string (see FileRecords.file_table)
+            entry["files"] = self.files.file_table(entry.get("files", ()), self.infos)
         return batch
-
-    def _file_table(self, keys: Iterable[str]) -> str:
-        """Key, label and File record of each file target, as one string Starlark splits
-        (`_file_rows` in builtins.bzl): a closure's tens of thousands of records cost
-        seconds to convert into Starlark as dicts, and milliseconds as one string.
-
-        Eleven lines a file. A field holding a newline (a file name may) would break the
-        lines, so then the table goes as a JSON list of the same fields instead.
-        """
-        flat: list[str] = []
-        for key in keys:
-            label, path = self.infos.files[key]
-            rec = self.files.record(path)
-            owner = rec["owner"]
-            flat += (
-                key,
-                label,
-                path,
-                rec["short_path"],
-                "1" if rec["is_source"] else "",
-                "1" if rec["is_directory"] else "",
-                rec["root"],
-                owner["canonical"],
-                owner["name"],
-                owner["package"],
-                owner["workspace_name"],
-            )
-        if any("\n" in f for f in flat):
-            return json.dumps(flat)
-        return "\n".join(flat)
-
-    def _driver_entry(self, decl: TargetDecl, config: str, modules: list[str]) -> dict[str, Any]:
-        label = str(decl.label)
-        key = config_key(label, config)
-        if decl.kind == "source file":
-            # A source file's DefaultInfo is known here: no round trip into Python per file
-            # (a closure's BUILD file can name tens of thousands of them), and no switch of
-            # configuration. Its Target goes to Starlark only inside the entries of rules
-            # using it.
-            path = self.files.file_path(decl.label, generated=False)
-            self.files.source_owners.setdefault(path, decl.label)
-            self.infos.files[key] = (label, path)
-            return {"label": label, "key": key, "kind": "file"}
-        self.configuration.enter(key)
-        if decl.kind == "alias":
-            actual = config_key(str(decl.attrs["actual"]), config)
-            files = [actual] if actual in self.infos.files else []
-            return {"label": label, "key": key, "kind": "alias", "actual": actual, "files": files}
-        schema = decl.schema
-        if decl.kind == "generated file":
-            path = self.file_info(decl.label, generated=True)["path"]
-            self.infos.files[key] = (label, path)
-            return {"label": label, "key": key, "kind": "file"}
-        if schema is None:
-            return {"label": label, "key": key, "kind": "native"}
-        if schema.module not in modules:
-            modules.append(schema.module)
-        attrs: dict[str, Any] = {}
-        for name, value in decl.attrs.items():
-            if name.startswith("__"):
-                continue
-            spec = schema.attrs.get(name, {})
-            kind = decl.types.get(name, spec.get("type", "any"))
-            dep_config = config
-            if config == TARGET:
-                cfg = spec.get("cfg")
-                dep_config = cfg if cfg in (HOST, EXEC) else TARGET
-            if kind == "label":
-                value = config_key(str(value), dep_config) if value is not None else None
-            elif kind == "label_list":
-                value = [config_key(str(v), dep_config) for v in value]
-            elif kind == "label_keyed_string_dict":
-                value = [[config_key(str(k), dep_config), v] for k, v in value]
-            elif kind == "output":
-                value = None if value is None else self._output_entry(value, decl.label)
-            elif kind == "output_list":
-                value = [self._output_entry(v, decl.label) for v in value]
-            attrs[name] = {
-                "type": kind,
-                "value": value,
-                "allow_single_file": bool(spec.get("allow_single_file")),
-                "executable": bool(spec.get("executable")),
-            }
-        outputs = {
-            k: self.file_info(v, generated=True, owner=decl.label)
-            for k, v in decl.attrs.get("__outputs__", {}).items()
-        }
-        predeclared = list(outputs.values())
-        for name, kind in decl.types.items():
-            if kind == "output" and decl.attrs.get(name) is not None:
-                predeclared.append(self.file_info(decl.attrs[name], generated=True))
-            elif kind == "output_list":
-                predeclared.extend(self.file_info(v, generated=True) for v in decl.attrs[name])
-        exe = None
-        if "__executable__" in decl.attrs:
-            exe = self.file_info(decl.label, generated=True)
-            outputs["executable"] = exe
-            self.registry.implicit_executables.add(exe["path"])
-        for f in [*predeclared, *([exe] if exe else [])]:
-            self.registry.declared[f["path"]] = key
-        entry: dict[str, Any] = {}
-        if schema.build_setting is not None:
-            entry["build_setting_value"] = self.packages.setting_value(decl)
-        return {
-            **entry,
-            "label": label,
-            "key": key,
-            "kind": "rule",
-            "files": [
-                k
-                for a in attrs.values()
-                if a["type"] in ("label", "label_list", "label_keyed_string_dict")
-                for k in label_keys(a["type"], a["value"])
-                if k in self.infos.files
-            ],
-            "registry": modules.index(schema.module),
-            "rule": schema.index,
-            "attrs": attrs,
-            "outputs": outputs,
-            "predeclared": predeclared,
-            "executable": exe,
-            "label_info": self.loader.label_info(decl.label),
-            "bin_dir": self.bin_dir,
-            "workspace_name": self.workspace_name,
-            "build_file_path": self.loader.display_path(decl.label.sibling("BUILD")),
-            "var": {
-                "BINDIR": self.bin_dir,
-                "GENDIR": self.bin_dir,
-                "TARGET_CPU": self.cpu,
-                "COMPILATION_MODE": "fastbuild",
-            },
-        }
-
-    def _output_entry(self, label: Label, owner: Label) -> dict[str, Any]:
-        return {
-            "label": self.loader.label_info(label),
-            "file": self.file_info(label, generated=True, owner=owner),
-        }
 
     def needed_actions(self, labels: list[Label]) -> list[Action]:
         """Actions producing the requested targets' files, runfiles, output groups and inputs.
