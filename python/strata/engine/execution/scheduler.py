@@ -51,8 +51,9 @@ from strata.engine.execution.actionkey import (
     reapi_action_key,
     record_key,
 )
-from strata.engine.execution.executor import Executor, Running
+from strata.engine.execution.executor import Executor
 from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.running import Running
 from strata.engine.execution.source_digests import SourceDigests, source_digest
 from strata.errors import UserError, environment_error, shorten
 from strata.fsutil import write_bytes_atomic
@@ -375,7 +376,7 @@ class Scheduler:
                     real = self.executor.input_path(target)
                     with contextlib.suppress(OSError):
                         self.digests[target] = self.executor.stat_cache.digest(real).sha256
-            result = self.executor.run_in_process(action, self.digests)
+            result = self.executor.outputs.run_in_process(action, self.digests)
             if recordable:
                 self.records.put(action, rkey, result)
             self.reporter.action_finished(i, action, "in_process")
@@ -394,14 +395,14 @@ class Scheduler:
                 # The one place a cached result is accepted: every backend applies this check
                 # before it returns a result or copies it into the local cache.
                 cached = cache.get_action_result(key, functools.partial(validate_result, action))
-            if cached is not None and self.executor.materialize(cached):
+            if cached is not None and self.executor.outputs.materialize(cached):
                 self.records.put(action, rkey, cached)
                 self.reporter.action_finished(i, action, "cache_hit")
                 self.log.put(action, encoded)
                 return cached
             if not cacheable:
                 kept = self.log.uncached_result(action, key)
-                if kept is not None and self.executor.in_place(kept):
+                if kept is not None and self.executor.outputs.in_place(kept):
                     self.reporter.action_finished(i, action, "up_to_date")
                     return kept
             explaining = self.reporter.explain_enabled
