@@ -9,7 +9,8 @@ import pytest
 
 from strata.engine.analysis.analysis import analyze
 from strata.engine.loading.build_settings import split_setting_flags
-from strata.engine.loading.loader import STRATA_ROOT, split_workspace
+from strata.engine.loading.loader import STRATA_ROOT
+from strata.engine.loading.workspace_chunks import split_workspace
 from strata.errors import UserError
 
 BIN = "bazel-out/k8-fastbuild/bin"

@@ -1,7 +1,7 @@
 """Bazel's native rules, analysed in Python: genrule, filegroup, sh_binary, py_binary.
 
 They produce the same actions a Starlark rule would (through the same
-`Analysis.add_action`), so nothing downstream can tell them apart. Make
+`ActionRegistry.add_action`), so nothing downstream can tell them apart. Make
 variables (`$(location ...)`, `$@`, `$(SRCS)`) follow Bazel's genrule docs:
 https://bazel.build/reference/be/make-variables
 """
