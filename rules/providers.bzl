@@ -36,6 +36,14 @@ ImageInfo = provider(
         "architecture": "Architecture as given to the rule (string, e.g. \"x86_64\", \"aarch64\"); an image_index's: comma-separated.",
         "store_paths": "depset of struct(info, tree, layer, descriptor): store paths in the image.",
         "sbom": "depset of File: the image's SBOM, `<name>.spdx.json` (SPDX 2.3) and `<name>.cdx.json` (CycloneDX 1.5), made only when asked for (output group `sbom`); an image_index's: its platforms'.",
+        "base_blobs": "depset of File (directory): the layer blobs of the image's shallow bases (`pull_image(shallow = True)`), `sha256/<hex>` each, fetched by a BaseBlobs action only when an output holding layer bytes needs them; empty without one.",
         "sbom_layout": "File (directory): `<name>.sbom.oci`, the OCI layout of the image plus its SBOM documents as OCI 1.1 referrers (artifact manifests whose `subject` is the image), in output group `sbom`; what `image_push(push_sbom = True)` pushes. For an image_index, the index with each platform's SBOMs as referrers of its manifest (None if an image has none).",
+    },
+)
+
+BaseBlobsInfo = provider(
+    doc = "A pulled image's layers that a shallow pull left in the registry (`pull_image(shallow = True)`'s `:image`).",
+    fields = {
+        "blobs": "depset of File (directory): `sha256/<hex>` per layer blob the layout lacks, written by a BaseBlobs action (network, never remote-cached) only when an output holding layer bytes needs it.",
     },
 )

@@ -8,6 +8,7 @@ State lives under a temporary directory; the server is stopped by its PID.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -31,9 +32,10 @@ def free_port() -> int:
 class RegistryServer:
     """One registry process; `mode` is "plain", "htpasswd" or "tls"."""
 
-    def __init__(self, root: Path, mode: str = "plain") -> None:
+    def __init__(self, root: Path, mode: str = "plain", *, access_log: bool = False) -> None:
         self.root = root
         self.mode = mode
+        self.access_log = access_log
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.storage = root / "storage"
@@ -56,7 +58,7 @@ class RegistryServer:
     def _config(self) -> str:
         lines = [
             "version: 0.1",
-            "log: {level: warn, accesslog: {disabled: true}}",
+            f"log: {{level: warn, accesslog: {{disabled: {str(not self.access_log).lower()}}}}}",
             "storage:",
             f"  filesystem: {{rootdirectory: {self.storage}}}",
             "  delete: {enabled: true}",
@@ -120,6 +122,16 @@ class RegistryServer:
         tail = (self.root / "registry.log").read_text(errors="replace")[-2000:]
         unavailable(f"docker-registry did not start:\n{tail}")
         return self
+
+    def bytes_sent(self, method: str = "GET", path_part: str = "/blobs/") -> int:
+        """Body bytes the registry has sent so far answering `method` on paths containing
+        `path_part`, from its access log (Apache combined format; needs `access_log`)."""
+        total = 0
+        log = (self.root / "registry.log").read_text(errors="replace")
+        for m in re.finditer(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) (\d+|-)', log):
+            if m[1] == method and path_part in m[2] and m[4] != "-":
+                total += int(m[4])
+        return total
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=10)

@@ -1,5 +1,6 @@
 """Shared helpers: the tool attribute, sorted JSON requests, running an action or a launcher."""
 
+load("//rules:providers.bzl", "BaseBlobsInfo", "ImageInfo")
 load(":names.bzl", "name_problem", "shell_quote")
 
 SCHEMA_VERSION = 1
@@ -89,18 +90,37 @@ def request_launcher(ctx, script, request, suffix, data):
     runfiles = ctx.runfiles(files = data + [req_file, ctx.executable._strata])
     return exe, runfiles.merge(ctx.attr._strata[DefaultInfo].default_runfiles)
 
-def docker_archive_action(ctx, layout):
+def base_blobs_of(deps):
+    """depset of the directories holding the layer blobs of the shallow bases of `deps`
+    (image targets, pulled images; None and plain files add nothing)."""
+    sets = []
+    for dep in deps:
+        if dep == None:
+            continue
+        if BaseBlobsInfo in dep:
+            sets.append(dep[BaseBlobsInfo].blobs)
+        elif ImageInfo in dep and getattr(dep[ImageInfo], "base_blobs", None) != None:
+            sets.append(dep[ImageInfo].base_blobs)
+    return depset(transitive = sets)
+
+def with_base_blobs(request, base_blobs):
+    """`request` with `base_blobs` (the paths of those directories) when there are any."""
+    dirs = [d.path for d in base_blobs.to_list()]
+    return dict(request, base_blobs = dirs) if dirs else request
+
+def docker_archive_action(ctx, layout, base_blobs = depset()):
     """Register `ImageArchive`: the docker-archive (`<name>.tar`) of the OCI layout `layout`.
 
     Like every action, it runs only when something needs its output: the
     `tarball` output group, `image_load`, `merge_images` of a docker-archive.
+    `base_blobs` (see `base_blobs_of`) are the layers of a shallow base it holds.
     """
     archive = ctx.actions.declare_file(ctx.label.name + ".tar")
     run_strata(
         ctx,
         "ImageArchive",
-        {"image": layout.path, "output": archive.path},
-        depset([layout]),
+        with_base_blobs({"image": layout.path, "output": archive.path}, base_blobs),
+        depset([layout], transitive = [base_blobs]),
         [archive],
         "docker-archive of",
         execution_requirements = NO_REMOTE_CACHE,
@@ -131,6 +151,27 @@ def check_name(ctx, attr_name, kind, value):
     problem = name_problem(kind, value)
     if problem:
         fail("%s: attribute '%s': %s" % (label_str(ctx.label), attr_name, problem))
+
+_STORE_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
+
+def store_path_name(ctx):
+    """The store path's name (`path_name`, else the target's), checked as Nix checks it."""
+    name = ctx.attr.path_name or ctx.label.name
+    bad = [c for c in name.elems() if c not in _STORE_NAME_CHARS]
+    if bad or name.startswith(".") or len(name) > 211:
+        label_fail(ctx, "path_name" if ctx.attr.path_name else "name", "invalid store path name", repr(name), "use only letters, digits and + - . _ ? =, not starting with '.', at most 211 characters")
+    return name
+
+def default_image_name(ctx):
+    """`image_name`, else `<package>/<name>`: the repository name an image carries."""
+    return ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
+
+def single_image_file(ctx, attr_name, dep, what = "must be an image target or one docker-archive / OCI layout"):
+    """The one file (docker-archive or OCI layout) of `dep`, a target without ImageInfo."""
+    files = dep[DefaultInfo].files.to_list()
+    if len(files) != 1:
+        label_fail(ctx, attr_name, what, "%d files" % len(files), "point at one image")
+    return files[0]
 
 def label_str(label):
     """`//pkg:name` (or `@repo//pkg:name`); composed, as str(label) differs between engines."""

@@ -1,6 +1,6 @@
 """export_image (dockerTools.exportImage): an image's root filesystem as one tar."""
 
-load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "run_strata")
+load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "base_blobs_of", "run_strata", "with_base_blobs")
 load(":image.bzl", "image_source")
 
 def _export_image_impl(ctx):
@@ -11,7 +11,8 @@ def _export_image_impl(ctx):
         req["name"] = src["name"]
     if ctx.attr.architecture:
         req["architecture"] = ctx.attr.architecture
-    run_strata(ctx, "ImageExport", req, depset([f]), [out], "root filesystem of", execution_requirements = NO_REMOTE_CACHE)
+    blobs = base_blobs_of([ctx.attr.image])
+    run_strata(ctx, "ImageExport", with_base_blobs(req, blobs), depset([f], transitive = [blobs]), [out], "root filesystem of", execution_requirements = NO_REMOTE_CACHE)
     return [DefaultInfo(files = depset([out]))]
 
 export_image = rule(

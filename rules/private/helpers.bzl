@@ -13,7 +13,7 @@ a declared input.
 """
 
 load("//rules:providers.bzl", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "check_dest", "check_one_place", "check_symlink_targets", "label_fail")
+load(":common.bzl", "TOOL_ATTRS", "check_dest", "check_one_place", "check_symlink_targets", "label_fail", "store_path_name")
 load(":store_path.bzl", "build_store_path")
 
 # nixpkgs pkgs/build-support/docker/default.nix, fakeNss.
@@ -32,16 +32,11 @@ password requisite pam_unix.so nullok yescrypt
 session required pam_unix.so
 """
 
-_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
-
 # The attribute each kind of content entry comes from (entries without a type are srcs).
 _HELPER_ATTR = {"dir": "dirs", "file": "files", "symlink": "symlinks"}
 
 def _helper_store_path_impl(ctx):
-    name = ctx.attr.path_name or ctx.label.name
-    bad = [c for c in name.elems() if c not in _NAME_CHARS]
-    if bad or name.startswith("."):
-        label_fail(ctx, "path_name" if ctx.attr.path_name else "name", "invalid store path name", repr(name), "use only letters, digits and + - . _ ? =, not starting with '.'")
+    name = store_path_name(ctx)
     contents = []
     inputs = []
     for dest in sorted(ctx.attr.files.keys()):

@@ -22,7 +22,7 @@ no whole-image tarball.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "check_ownership", "docker_archive_action", "image_requirements", "label_fail", "request_launcher", "run_strata", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "base_blobs_of", "check_ownership", "default_image_name", "docker_archive_action", "image_requirements", "label_fail", "request_launcher", "run_strata", "single_image_file", "validate_config")
 load(":nix.bzl", "nix_db_layer")
 load(":run_as_root.bzl", "run_as_root_layer")
 load(":sbom.bzl", "sbom_action")
@@ -35,10 +35,8 @@ def image_source(ctx, attr_name, dep, name = ""):
         # The OCI layout: read without extracting layers, blobs kept verbatim.
         f = info.oci_layout or info.docker_archive
         return {"name": name, "path": f.path}, f
-    files = dep[DefaultInfo].files.to_list()
-    if len(files) != 1:
-        label_fail(ctx, attr_name, "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
-    return {"name": name, "path": files[0].path}, files[0]
+    f = single_image_file(ctx, attr_name, dep)
+    return {"name": name, "path": f.path}, f
 
 def _base(ctx):
     if not ctx.attr.from_image:
@@ -82,9 +80,6 @@ def _layering(ctx):
         label_fail(ctx, "layering", "must be a strategy name or a list of pipeline steps", text, "e.g. [[\"popularity_contest\"], [\"limit_layers\", 99]]")
     return steps
 
-def _image_name(ctx):
-    return ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
-
 def _run_as_root_script(ctx):
     return getattr(ctx.attr, "run_as_root", "")
 
@@ -109,6 +104,7 @@ def build_layers(ctx, roots, copy_roots, layering):
     closure = depset(transitive = [s.closure for s in spis])
     entries = closure.to_list()
     base, base_inputs = _base(ctx)
+    base_blobs = base_blobs_of([ctx.attr.from_image])
 
     # 1. The customisation layer.
     # Each path is read from its own layer, never from a tree: the layer file reaches the
@@ -198,6 +194,7 @@ def build_layers(ctx, roots, copy_roots, layering):
             layers_dir = groups,
             compressor = ctx.attr.compressor,
             mtime = ctx.attr.mtime,
+            base_blobs = base_blobs,
         ))
         own_layers.append((stack[-1].blob, "run_as_root"))
     elif script:
@@ -206,12 +203,13 @@ def build_layers(ctx, roots, copy_roots, layering):
         config = config,
         base = base,
         base_inputs = base_inputs,
+        base_blobs = base_blobs,
         custom = custom,
         custom_desc = custom_desc,
         groups = groups,
         stack = stack,
         closure = closure,
-        name = _image_name(ctx),
+        name = default_image_name(ctx),
         own_layers = own_layers,
         # What the SBOM lists: no store path is in an image without store path layers.
         store_infos = [s.info for s in spis] if ctx.attr.include_store_paths else [],
@@ -268,7 +266,7 @@ def _image_impl(ctx, roots, copy_roots, layering):
     )
 
     # Built only when asked for (output group `tarball`, image_load, ...).
-    archive = docker_archive_action(ctx, oci)
+    archive = docker_archive_action(ctx, oci, layers.base_blobs)
     sbom = _sbom(ctx, layers, struct(request = {"image": oci.path}, inputs = [oci]))
     return [
         DefaultInfo(files = depset([oci, info])),
@@ -289,6 +287,7 @@ def _image_impl(ctx, roots, copy_roots, layering):
             store_paths = layers.closure,
             sbom = sbom.files,
             sbom_layout = sbom.layout,
+            base_blobs = layers.base_blobs,
         ),
     ]
 
@@ -316,7 +315,11 @@ def _stream_layered_image_impl(ctx):
     req = image_request(ctx, layers, _short_path)
     req["output"] = "-"
     req["schema_version"] = SCHEMA_VERSION
-    data = _layer_files(layers) + layers.base_inputs
+    # A shallow base's layers: the stream holds their bytes, so they come with it.
+    blob_dirs = layers.base_blobs.to_list()
+    if blob_dirs:
+        req["base_blobs"] = [d.short_path for d in blob_dirs]
+    data = _layer_files(layers) + layers.base_inputs + blob_dirs
     exe, runfiles = request_launcher(ctx, _STREAM_SCRIPT, req, ".stream.json", data)
 
     # No layout is stored: the Sbom action works the image out from the same request.

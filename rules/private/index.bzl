@@ -1,7 +1,7 @@
 """image_index: a multi-architecture image (OCI image index) from per-platform images."""
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "label_fail", "run_strata")
+load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "default_image_name", "label_fail", "run_strata")
 
 def _image_index_impl(ctx):
     infos = [d[ImageInfo] for d in ctx.attr.images]
@@ -9,7 +9,7 @@ def _image_index_impl(ctx):
         label_fail(ctx, "images", "must list at least one image", "[]", "list one image per platform")
     layouts = [i.oci_layout for i in infos]
     out = ctx.actions.declare_directory(ctx.label.name + ".oci")
-    name = ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
+    name = default_image_name(ctx)
     run_strata(
         ctx,
         "ImageIndex",

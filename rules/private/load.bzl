@@ -1,7 +1,7 @@
 """image_load: an executable that loads an image into Docker (only the layers it lacks) or podman."""
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "check_name", "label_fail", "label_str", "sorted_dict")
+load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "check_name", "label_fail", "label_str", "single_image_file", "sorted_dict")
 load(":names.bzl", "shell_quote")
 
 # Every value is shell_quote()d into a variable first; the script proper only expands those
@@ -92,10 +92,7 @@ def _image_load_impl(ctx):
             layout = info.oci_layout
         name = _loaded_name(info.name, ctx.attr.ref or info.tag)
     else:
-        files = dep[DefaultInfo].files.to_list()
-        if len(files) != 1:
-            label_fail(ctx, "image", "must be an image target or one docker-archive / OCI layout", "%d files" % len(files), "point at one image")
-        image = files[0]
+        image = single_image_file(ctx, "image", dep)
         name = _loaded_name("%s/%s" % (ctx.label.package, ctx.label.name), ctx.attr.ref)
     req = {"image": image.short_path, "label": label_str(ctx.label), "schema_version": SCHEMA_VERSION}
     request = ctx.actions.declare_file(ctx.label.name + ".load.json")

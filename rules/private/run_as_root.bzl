@@ -6,10 +6,10 @@ image made of its parent, the closure of `contents`, and the script's layer.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "validate_config")
+load(":common.bzl", "TOOL_ATTRS", "base_blobs_of", "default_image_name", "docker_archive_action", "image_requirements", "label_fail", "run_strata", "validate_config", "with_base_blobs")
 load(":sbom.bzl", "sbom_action")
 
-def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1, base_name = "", layers_dir = None):
+def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor = "gzip", prefix = None, mtime = 1, base_name = "", layers_dir = None, base_blobs = depset()):
     """Register the RunAsRoot action; return struct(blob, descriptor) of the script's layer.
 
     Args:
@@ -22,6 +22,7 @@ def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor 
       mtime: time of every entry of the layer.
       base_name: which image of a multi-image base archive ("repo:tag"); "" for the only one.
       layers_dir: File (directory), a LayerGroups output unpacked after the base, before `layers`.
+      base_blobs: depset of directories with a shallow base's layer blobs (`base_blobs_of`).
 
     Returns:
       struct(blob = File, descriptor = File)
@@ -41,7 +42,7 @@ def run_as_root_layer(ctx, script, base_archive = None, layers = [], compressor 
     if base_archive:
         req["base"] = {"name": base_name, "path": base_archive.path}
         inputs.append(base_archive)
-    run_strata(ctx, "RunAsRoot", req, depset(inputs), [blob, descriptor], "run_as_root layer of")
+    run_strata(ctx, "RunAsRoot", with_base_blobs(req, base_blobs), depset(inputs, transitive = [base_blobs]), [blob, descriptor], "run_as_root layer of")
     return struct(blob = blob, descriptor = descriptor)
 
 def _run_as_root_impl(ctx):
@@ -56,12 +57,13 @@ def _run_as_root_impl(ctx):
     parent_paths = {e.info.path: True for e in parent.store_paths.to_list()}
     path_layers = [struct(blob = e.layer, descriptor = e.descriptor) for e in entries if e.info.path not in parent_paths]
     # The parent is read from its OCI layout: its docker-archive is never needed.
-    script_layer = run_as_root_layer(ctx, ctx.attr.script, parent.oci_layout, path_layers, ctx.attr.compressor, mtime = ctx.attr.mtime)
+    base_blobs = base_blobs_of([ctx.attr.from_image])
+    script_layer = run_as_root_layer(ctx, ctx.attr.script, parent.oci_layout, path_layers, ctx.attr.compressor, mtime = ctx.attr.mtime, base_blobs = base_blobs)
     layers = path_layers + [script_layer]
 
     oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
     info = ctx.actions.declare_file(ctx.label.name + ".image.json")
-    name = ctx.attr.image_name or ("%s/%s" % (ctx.label.package, ctx.label.name)).lstrip("/")
+    name = default_image_name(ctx)
     req = {
         "architecture": parent.architecture,
         "base": {"name": "", "path": parent.oci_layout.path},
@@ -76,7 +78,7 @@ def _run_as_root_impl(ctx):
         req["tag"] = ctx.attr.tag
     inputs = [parent.oci_layout] + [l.blob for l in layers] + [l.descriptor for l in layers]
     run_strata(ctx, "ImageAssemble", req, depset(inputs), [oci, info], "image", execution_requirements = image_requirements(ctx.attr.created))
-    archive = docker_archive_action(ctx, oci)
+    archive = docker_archive_action(ctx, oci, base_blobs)
 
     # The parent is the base package; its store paths and those of `contents` are in the image.
     infos = {e.info: True for e in parent.store_paths.to_list()}
@@ -103,6 +105,7 @@ def _run_as_root_impl(ctx):
             store_paths = depset(entries, transitive = [parent.store_paths]),
             sbom = sbom.files,
             sbom_layout = sbom.layout,
+            base_blobs = base_blobs,
         ),
     ]
 

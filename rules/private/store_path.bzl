@@ -1,9 +1,7 @@
 """store_path: a Nix-style store path from workspace files or other targets' outputs."""
 
 load("//rules:providers.bzl", "StorePathInfo")
-load(":common.bzl", "TOOL_ATTRS", "check_dest", "check_one_place", "check_symlink_targets", "label_fail", "run_strata")
-
-_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-._?="
+load(":common.bzl", "TOOL_ATTRS", "check_dest", "check_one_place", "check_symlink_targets", "label_fail", "run_strata", "store_path_name")
 
 def store_tree(ctx, info, layer, what):
     """The path's content as a directory, unpacked from its layer by a StoreTree action.
@@ -58,10 +56,7 @@ def build_store_path(ctx, name, contents, inputs, refs, links = []):
     return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs)
 
 def _store_path_impl(ctx):
-    name = ctx.attr.path_name or ctx.label.name
-    bad = [c for c in name.elems() if c not in _NAME_CHARS]
-    if bad or name.startswith(".") or len(name) > 211:
-        label_fail(ctx, "path_name" if ctx.attr.path_name else "name", "invalid store path name", repr(name), "use only letters, digits and + - . _ ? =, not starting with '.', at most 211 characters")
+    name = store_path_name(ctx)
     if not ctx.attr.store_dir.startswith("/") or ctx.attr.store_dir.endswith("/"):
         label_fail(ctx, "store_dir", "must be an absolute path without a trailing slash", repr(ctx.attr.store_dir), "use e.g. \"/nix/store\"")
     contents = []

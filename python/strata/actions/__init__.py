@@ -30,6 +30,7 @@ ACTIONS: dict[str, str] = {
     "ImageAssemble": "strata.actions.image_assemble:assemble_image",
     "ImageArchive": "strata.actions.image_archive:archive_image",
     "ImagePull": "strata.actions.image_pull:run",
+    "BaseBlobs": "strata.actions.base_blobs:run",
     "ImagePush": "strata.actions.image_push:run",
     "ImageLoad": "strata.actions.image_load:run",
     "ImageMerge": "strata.actions.image_merge:merge_images",

@@ -11,6 +11,7 @@ Request (keys sorted, `schema_version` 1):
 
     image    an OCI layout holding one image (or a docker-archive)
     output   path of the docker-archive to write
+    base_blobs  optional [dir, ...]: a shallow base's layer blobs (BaseBlobs outputs)
 
 Warnings (zstd layers that older Docker cannot load) go to stderr.
 """
@@ -22,12 +23,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, field
+from strata.actions.request import base_blobs, check_keys, field
 from strata.oci.base import Selector, load_base
 from strata.oci.docker_archive import compatibility_warnings, write_docker_archive
 from strata.oci.image import stored_image
 
-_KEYS = ("image", "output", "schema_version")
+_KEYS = ("base_blobs", "image", "output", "schema_version")
 
 
 def archive_image(req: dict[str, Any], where: str) -> None:
@@ -35,7 +36,8 @@ def archive_image(req: dict[str, Any], where: str) -> None:
     source = field(req, "image", str, where)
     output = Path(field(req, "output", str, where))
     with tempfile.TemporaryDirectory(prefix="strata-archive-") as work:
-        image = stored_image(load_base(source, Selector(), Path(work)))
+        blob_dirs = base_blobs(req, where)
+        image = stored_image(load_base(source, Selector(), Path(work), blob_dirs=blob_dirs))
         for warning in compatibility_warnings([image]):
             print(f"warning: {where}: {warning}", file=sys.stderr)
         write_docker_archive(output, [image])

@@ -4,6 +4,8 @@ Request (keys sorted, `schema_version` 1):
 
     architecture   "x86_64" | "aarch64" | ... (default "x86_64")
     base           optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
+    base_blobs     optional [dir, ...]: a shallow base's layer blobs (BaseBlobs outputs), read
+                   only for a docker_archive output
     config         {"Env": [...], "Cmd": [...], ...}
     created        optional RFC 3339 time or "now"
     layers         [{"blob": path, "descriptor": path}, ...] (outputs of a layer action), or
@@ -32,7 +34,7 @@ def assemble_image(req: dict[str, Any], where: str) -> None:
     check_keys(req, IMAGE_KEYS, where)
     paths = outputs_of(req, where)
     with tempfile.TemporaryDirectory(prefix="strata-base-") as work:
-        result = build_image(req, where, Path(work))
+        result = build_image(req, where, Path(work), need_bytes="docker_archive" in paths)
         warnings = list(result.warnings)
         if "docker_archive" in paths:
             warnings += compatibility_warnings([result.image])

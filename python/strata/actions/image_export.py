@@ -7,6 +7,7 @@ Request (keys sorted, `schema_version` 1):
     architecture   optional, picks from a multi-platform layout
     os             default "linux"
     output         path of the tar to write
+    base_blobs     optional [dir, ...]: a shallow base's layer blobs (BaseBlobs outputs)
 
 Warnings (skipped device nodes) go to stderr.
 """
@@ -18,13 +19,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, field
+from strata.actions.request import base_blobs, check_keys, field
 from strata.oci.base import Selector, load_base
 from strata.oci.config import created_epoch
 from strata.oci.export import export_rootfs
 from strata.oci.platform import parse_platform
 
-_KEYS = ("architecture", "image", "name", "os", "output", "schema_version")
+_KEYS = ("architecture", "base_blobs", "image", "name", "os", "output", "schema_version")
 
 
 def export_image(req: dict[str, Any], where: str) -> None:
@@ -37,7 +38,8 @@ def export_image(req: dict[str, Any], where: str) -> None:
     output = Path(field(req, "output", str, where))
     with tempfile.TemporaryDirectory(prefix="strata-export-") as work:
         path = field(req, "image", str, where)
-        image = load_base(path, selector, Path(work) / "image")
+        blob_dirs = base_blobs(req, where)
+        image = load_base(path, selector, Path(work) / "image", blob_dirs=blob_dirs)
         created = image.config.get("created")
         try:
             mtime = created_epoch(created) if isinstance(created, str) else 1

@@ -41,6 +41,7 @@ from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST, Descriptor, index_bytes
 from strata.oci.oci_layout import CONTAINERD_NAME, LAYOUT_VERSION, REF_NAME
 from strata.oci.platform import Platform
 from strata.oci.reader import blob_path, json_object, parse_json, read_blob, read_index
+from strata.oci.remote_blobs import Remote, read_remote_blobs, write_remote_blobs
 
 _KEYS = ("images", "name", "output", "referrers", "schema_version", "tag")
 
@@ -146,6 +147,9 @@ def build_index(req: dict[str, Any], where: str) -> None:
     with atomic_dir(field(req, "output", str, where)) as tmp:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)
+        remote: dict[str, Remote] = {}
+        for layout in images:
+            remote |= read_remote_blobs(Path(layout), str(layout))
         for layout in [*images, *referrers]:
             src = Path(layout) / "blobs" / "sha256"
             for blob in sorted(os.listdir(src)):
@@ -182,6 +186,9 @@ def build_index(req: dict[str, Any], where: str) -> None:
         (tmp / "index.json").write_bytes(
             index_bytes(top) if not artifacts else _with(top, artifacts)
         )
+        # Base blobs an image lacks (a shallow base) and no other image holds.
+        missing = {d: r for d, r in remote.items() if not (blobs / d.partition(":")[2]).exists()}
+        write_remote_blobs(tmp, missing)
         (tmp / "oci-layout").write_bytes(json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
         for p in sorted(tmp.rglob("*")):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)

@@ -11,6 +11,8 @@ Request (keys sorted, `schema_version` 1):
     label               what errors name (`@busybox`, the pull_image repository;
                         default: the request file)
     final_image_name, final_image_tag   the name the layout's image carries
+    shallow             default false; true fetches manifest, index and config only: the
+                        layout lacks the layer blobs and lists them in remote-blobs.json
     blob_store          shared directory of blobs by digest (default ~/.cache/strata/blobs)
     timeout             seconds the whole pull may take (default: no bound); every read is
                         also bounded (60 s) and must keep up 1 KiB/s over each minute
@@ -23,7 +25,6 @@ whole or not at all.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
 from strata.oci.reference import check_repository, check_tag, parse_image_name
-from strata.registry.blobstore import BlobStore
+from strata.registry.blobstore import BlobStore, default_blob_store
 from strata.registry.pull import is_digest, pull
 
 _KEYS = {
@@ -50,18 +51,12 @@ _KEYS = {
     "registry",
     "repository",
     "schema_version",
+    "shallow",
     "tag",
     "timeout",
     "tls_verify",
     "variant",
 }
-
-
-def default_blob_store() -> Path:
-    if os.environ.get("STRATA_BLOB_STORE"):
-        return Path(os.environ["STRATA_BLOB_STORE"])
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "strata" / "blobs"
 
 
 def run(req: dict[str, Any], where: str) -> None:
@@ -92,8 +87,9 @@ def run(req: dict[str, Any], where: str) -> None:
         where=where,
     )
     store = BlobStore(field(req, "blob_store", str, where, "") or default_blob_store())
+    shallow = field(req, "shallow", bool, where, False)
     result = pull(client, store, repository, digest or tag, platform_from(req, where), layout, ref,
-                  where)  # fmt: skip
+                  where, shallow=shallow)  # fmt: skip
     if not digest:
         print(
             f"warning: {where}: pulling {client.registry}/{repository} by tag {tag!r} is not "

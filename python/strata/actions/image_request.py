@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, field
+from strata.actions.request import base_blobs, check_keys, field
 from strata.canonical import json_bytes, read_json
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
@@ -28,6 +28,7 @@ from strata.oci.platform import parse_platform
 IMAGE_KEYS = {
     "architecture",
     "base",
+    "base_blobs",
     "config",
     "created",
     "layers",
@@ -115,8 +116,11 @@ def write_outputs(images: list[Image], paths: dict[str, Path], info: dict[str, A
         raise
 
 
-def build_image(req: dict[str, Any], where: str, work: Path) -> Assembled:
-    """The image a request describes (everything but `outputs`); `work` holds base blobs."""
+def build_image(
+    req: dict[str, Any], where: str, work: Path, *, need_bytes: bool = False
+) -> Assembled:
+    """The image a request describes (everything but `outputs`); `work` holds base blobs.
+    A shallow base's layers need not be here unless `need_bytes` (a docker-archive)."""
     platform = parse_platform(
         field(req, "architecture", str, where, "x86_64"),
         field(req, "os", str, where, "linux"),
@@ -128,7 +132,9 @@ def build_image(req: dict[str, Any], where: str, work: Path) -> Assembled:
     if base_req is not None:
         check_keys(base_req, ("name", "path"), where)
         selector = Selector(field(base_req, "name", str, where, ""), platform)
-        base = load_base(field(base_req, "path", str, where), selector, work)
+        path = field(base_req, "path", str, where)
+        dirs = base_blobs(req, where) if need_bytes else []
+        base = load_base(path, selector, work, need_bytes=need_bytes, blob_dirs=dirs)
     return assemble(
         layers=layers,
         fields=field(req, "config", dict, where, {}),

@@ -120,7 +120,8 @@ def _base_layer_count(req: dict[str, Any], where: str) -> int:
     )
     selector = Selector(field(base, "name", str, where, ""), platform)
     with tempfile.TemporaryDirectory(prefix="strata-base-") as work:
-        return len(load_base(field(base, "path", str, where), selector, Path(work)).layers)
+        path = field(base, "path", str, where)
+        return len(load_base(path, selector, Path(work), need_bytes=False).layers)
 
 
 def _groups(req: dict[str, Any], where: str, store_dir: str) -> list[list[str]]:

@@ -32,6 +32,19 @@ from strata.store.closure import PathInfo
 SCHEMA_VERSION = 1
 
 
+def base_blobs(req: dict[str, Any], where: str) -> list[Path]:
+    """`base_blobs`: directories of a shallow base's layer blobs (`BaseBlobs` outputs),
+    for actions that write layer bytes; none by default."""
+    dirs = req.get("base_blobs", [])
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise UserError(
+            f"base_blobs must be a list of directory paths (got {str(dirs)[:80]}); "
+            "pass the BaseBlobs outputs of the image's shallow bases",
+            where=where,
+        )
+    return [Path(d) for d in dirs]
+
+
 def load_request(arg: str) -> tuple[dict[str, Any], str]:
     """Parse `@path/to/request.json` (or a bare path); return (request, where)."""
     path = arg[1:] if arg.startswith("@") else arg

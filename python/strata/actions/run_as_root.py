@@ -28,6 +28,7 @@ rather than silently dropping owners.
 Request (keys sorted; `schema_version` 1):
 
     base        optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
+    base_blobs  optional [dir, ...]: a shallow base's layer blobs (BaseBlobs outputs)
     layers      [{"blob": path, "descriptor": path} or {"dir": LayerGroups output}]
                 unpacked after the base, in order (docker_image's `run_as_root` passes
                 its store path layers, customisation and Nix DB layers this way)
@@ -55,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, field, ownership
+from strata.actions.request import base_blobs, check_keys, field, ownership
 from strata.errors import UserError
 from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
@@ -70,6 +71,7 @@ from strata.oci.whiteout import whiteout_name
 SCRIPT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
 _KEYS = {
     "base",
+    "base_blobs",
     "compressor",
     "descriptor",
     "layers",
@@ -275,7 +277,12 @@ def run(req: dict[str, Any], where: str) -> None:
             if base_req is not None:
                 selector = Selector(field(base_req, "name", str, where, ""))
                 (work / "base").mkdir()
-                base = load_base(field(base_req, "path", str, where), selector, work / "base")
+                base = load_base(
+                    field(base_req, "path", str, where),
+                    selector,
+                    work / "base",
+                    blob_dirs=base_blobs(req, where),
+                )
                 blobs += [str(b.path) for b in base.layers]
             for i, layer in enumerate(layers):
                 if not isinstance(layer, dict):

@@ -64,7 +64,7 @@ def run(req: dict[str, Any], where: str) -> None:
     output = field(req, "output", str, where, "-")
     with tempfile.TemporaryDirectory(prefix="strata-stream-") as work:
         # Everything is checked and decided before the first byte goes out.
-        result = build_image(req, where, Path(work))
+        result = build_image(req, where, Path(work), need_bytes=True)
         for warning in [*result.warnings, *compatibility_warnings([result.image])]:
             print(f"warning: {where}: {warning}", file=sys.stderr)
         f, close = _open_output(output, where)

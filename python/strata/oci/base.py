@@ -17,7 +17,10 @@ OCI layout: `index.json`, nested indexes followed, a manifest chosen by
 layer blobs are used in place. In both formats a compressed layer is
 decompressed as it is read, in the same pass that hashes (and copies) it, and
 its diff_id compared with the config's: a pulled gzip or zstd base is
-checked as strictly as a plain one.
+checked as strictly as a plain one. A layer blob a shallow base's layout
+lacks and lists in `remote-blobs.json` is taken from its descriptor (digest,
+size, media type) and the config's diff_id, unread: callers that write layer
+bytes ask for them (`need_bytes`) and get one error naming the fix.
 """
 
 from __future__ import annotations
@@ -25,18 +28,20 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from strata.errors import UserError
 from strata.oci.compress import digest_stream
-from strata.oci.image import BaseImage, Blob
+from strata.oci.image import BaseImage, Blob, require_bytes
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
 from strata.oci.oci_layout import CONTAINERD_NAME
 from strata.oci.platform import Platform
 from strata.oci.reader import (
     Archive,
+    check_diff_id,
     digest_mismatch,
     json_object,
     layout_blob,
@@ -45,6 +50,8 @@ from strata.oci.reader import (
     read_index,
 )
 from strata.oci.reference import split_tag
+from strata.oci.remote_blobs import read_remote_blobs
+from strata.oci.shallow import remote_layer, with_fetched
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,17 @@ class Selector:
     platform: Platform | None = None
 
 
-def load_base(path: str | os.PathLike[str], selector: Selector, workdir: Path) -> BaseImage:
-    """Read the base image at `path` (a docker-archive file or an OCI layout directory)."""
+def load_base(
+    path: str | os.PathLike[str],
+    selector: Selector,
+    workdir: Path,
+    *,
+    need_bytes: bool = True,
+    blob_dirs: Sequence[Path] = (),
+) -> BaseImage:
+    """Read the base image at `path` (a docker-archive file or an OCI layout directory);
+    unless `need_bytes` is False, every layer's bytes must be on this machine: in the
+    layout, or (a shallow base's) in one of `blob_dirs` (`BaseBlobs` outputs)."""
     p = Path(path)
     where = str(p)
     if p.is_dir():
@@ -67,7 +83,10 @@ def load_base(path: str | os.PathLike[str], selector: Selector, workdir: Path) -
                 "give an OCI layout directory or a docker-archive tar",
                 where=where,
             )
-        return read_oci_layout(p, selector)
+        base = with_fetched(read_oci_layout(p, selector), blob_dirs, where)
+        if need_bytes:
+            require_bytes(base.layers, where)
+        return base
     if not p.is_file():
         raise UserError("base image not found; check the base path", where=where)
     return read_docker_archive(p, selector, workdir)
@@ -140,10 +159,10 @@ def read_docker_archive(path: Path, selector: Selector, workdir: Path) -> BaseIm
         return _read_entry(archive, entry, selector, workdir, "base-layer")
 
 
-def read_all_images(path: Path, workdir: Path) -> list[BaseImage]:
+def read_all_images(path: Path, workdir: Path, blob_dirs: Sequence[Path] = ()) -> list[BaseImage]:
     """Every image of a docker-archive, or the one image of an OCI layout, verified."""
     if path.is_dir():
-        return [load_base(path, Selector(), workdir)]
+        return [load_base(path, Selector(), workdir, blob_dirs=blob_dirs)]
     if not path.is_file():
         raise UserError("image not found; check the path", where=str(path))
     return read_all_docker_archive(path, workdir)
@@ -207,19 +226,8 @@ def _extract_layer(archive: Archive, index: int, name: str, diff_id: str, out: P
     claimed = _hex_named(name)
     if claimed is not None and "sha256:" + claimed != got.digest:
         raise digest_mismatch("layer", "sha256:" + claimed, got.digest, f"{archive.where}: {name}")
-    _check_diff_id(archive.where, index, name, diff_id, got.diff_id)
+    check_diff_id(archive.where, index, name, diff_id, got.diff_id)
     return Blob(out, got.digest, got.size, diff_id, got.compressor)
-
-
-def _check_diff_id(where: str, index: int, name: str, expected: str, got: str) -> None:
-    """The uncompressed layer must be what rootfs.diff_ids says, whatever the format."""
-    if got != expected:
-        raise UserError(
-            f"layer {index} ({name}) does not match rootfs.diff_ids[{index}] of the config "
-            f"(got {got}, expected {expected}); the base image is corrupt or was modified: "
-            "pull it again, or pin the digest of an intact image",
-            where=where,
-        )
 
 
 # -- OCI image layout --------------------------------------------------------------------------
@@ -309,16 +317,21 @@ def read_oci_layout(layout: Path, selector: Selector) -> BaseImage:
             where=where,
         )
     platform = _check_platform(config, selector, where)
+    remote = read_remote_blobs(layout, where)
     blobs = []
     for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
         desc = json_object(desc, f"layer {i}'s descriptor", where)
+        shallow = remote_layer(layout, desc, diff_id, remote, where)
+        if shallow is not None:
+            blobs.append(shallow)
+            continue
         path = layout_blob(layout, desc.get("digest"), where)
         name = f"blobs/sha256/{path.name}"
         with open(path, "rb") as f:
             got = digest_stream(f, f"{where}: layer {i} ({name})")
         if got.digest != desc["digest"]:
             raise digest_mismatch(f"blob {path.name}", str(desc["digest"]), got.digest, where)
-        _check_diff_id(where, i, name, diff_id, got.diff_id)
+        check_diff_id(where, i, name, diff_id, got.diff_id)
         blobs.append(Blob(path, got.digest, got.size, diff_id, got.compressor))
     # The name the layout gives the image (as a docker-archive's RepoTags), if any; as in
     # _candidates, annotations that are not an object name nothing.

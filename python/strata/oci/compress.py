@@ -66,6 +66,17 @@ def layer_media_type(compressor: str, docker: bool = False) -> str:
     return _OCI_LAYER + {"none": "", "gzip": "+gzip", "zstd": "+zstd"}[compressor]
 
 
+def media_type_compressor(media_type: str) -> str | None:
+    """The compressor a layer media type names (OCI or Docker), or None for another type.
+
+    Only for blobs whose bytes are not here (a shallow base): otherwise the bytes' own
+    magic decides, as labels are not always honest."""
+    for compressor in COMPRESSORS:
+        if media_type in (layer_media_type(compressor), layer_media_type(compressor, True)):
+            return compressor
+    return None
+
+
 def detect_compressor(head: bytes) -> str:
     """Guess from magic bytes (base image blobs are not always labelled honestly)."""
     if head.startswith(_GZIP_MAGIC):

@@ -25,7 +25,7 @@ from typing import Any
 
 from strata.canonical import json_bytes
 from strata.fsutil import atomic_file
-from strata.oci.image import Blob, Image
+from strata.oci.image import Blob, Image, require_bytes
 from strata.oci.tarwriter import Sink, TarWriter
 
 
@@ -82,8 +82,10 @@ def stream_docker_archive(f: Sink, images: Sequence[Image]) -> None:
     """Write the docker-archive of `images` to `f` (streamLayeredImage: stdout, a pipe).
 
     The very bytes `write_docker_archive` stores, so a streamed image and a
-    stored one have the same digest.
+    stored one have the same digest. A layer whose bytes are not here (a shallow base's)
+    is one error before anything is written.
     """
+    require_bytes([b for img in images for b in img.layers], "docker-archive")
     members: dict[str, Blob | bytes] = {}
     for img in images:
         members[f"{_hex(img.config_digest)}.json"] = img.config

@@ -20,6 +20,7 @@ from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import LayerRef, manifest_bytes
 from strata.oci.platform import Platform
 from strata.oci.reference import ImageRef, content_tag, parse_image_name, split_tag
+from strata.oci.remote_blobs import Remote, missing_bytes_error
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,20 @@ class Blob:
     size: int
     diff_id: str
     compressor: str
+    remote: Remote | None = None
+    """Set for a shallow base's layer: `path` does not exist, the bytes are in this registry
+    (oci/remote_blobs.py). Digests and media type come from the base's manifest."""
 
     @property
     def ref(self) -> LayerRef:
         return LayerRef(self.digest, self.size, self.diff_id, self.compressor)
+
+
+def require_bytes(blobs: Sequence[Blob], where: str) -> None:
+    """For outputs that hold layer bytes: one error if any of `blobs` is not on this machine."""
+    missing = [(b.digest, b.remote) for b in blobs if b.remote is not None]
+    if missing:
+        raise missing_bytes_error(missing, where)
 
 
 @dataclass(frozen=True)

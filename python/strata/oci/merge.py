@@ -20,15 +20,19 @@ from strata.oci.image import Image, stored_image
 
 
 def merge_archives(
-    inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], workdir: Path
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    workdir: Path,
+    blob_dirs: Sequence[Path] = (),
 ) -> list[Image]:
-    """Write every image of every input (docker-archive or OCI layout) into one docker-archive."""
+    """Write every image of every input (docker-archive or OCI layout) into one docker-archive
+    (`blob_dirs`: where shallow bases' layers are)."""
     if not inputs:
         raise UserError("no images to merge (got an empty list); give one or more", where="merge")
     images: list[Image] = []
     seen: dict[str, str] = {}
     for n, path in enumerate(inputs):
-        for img in map(stored_image, read_all_images(Path(path), workdir / f"in{n}")):
+        for img in map(stored_image, read_all_images(Path(path), workdir / f"in{n}", blob_dirs)):
             for ref in img.refs:
                 other = seen.setdefault(str(ref), img.config_digest)
                 if other != img.config_digest:

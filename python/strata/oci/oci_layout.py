@@ -7,6 +7,10 @@
                           look up) and io.containerd.image.name = name:tag
     blobs/sha256/<hex>    manifests, configs and layers, once each
 
+A layout on a shallow base (`pull_image(shallow = True)`) lacks that base's
+layer blobs and names where they are in `remote-blobs.json`
+(strata.oci.remote_blobs); everything else is what a full base gives.
+
 A pulled image's layout also lists, after the image, the SBOMs its registry
 held as OCI 1.1 referrers of it (entries with an `artifactType`, which image
 readers pass over).
@@ -29,6 +33,7 @@ from strata.oci.digest import sha256_bytes
 from strata.oci.image import Image
 from strata.oci.manifest import OCI_MANIFEST, Descriptor, index_bytes
 from strata.oci.platform import Platform
+from strata.oci.remote_blobs import Remote, write_remote_blobs
 
 LAYOUT_VERSION = "1.0.0"
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -80,8 +85,12 @@ def write_oci_layout(
             return put_blob(blobs, data)
 
         descriptors = []
+        remote: dict[str, Remote] = {}
         for img in images:
             for blob in img.layers:
+                if blob.remote is not None:
+                    remote[blob.digest] = blob.remote
+                    continue
                 target = blobs / blob.digest.partition(":")[2]
                 if not target.exists():
                     share_output(blob.path, target)
@@ -111,6 +120,9 @@ def write_oci_layout(
             obj["manifests"] += [a.descriptor for a in artifacts]
             index = json_bytes(obj)
         (tmp / "index.json").write_bytes(index)
+        # A blob another image of the layout holds is not missing.
+        missing = {d: r for d, r in remote.items() if not (blobs / d.partition(":")[2]).exists()}
+        write_remote_blobs(tmp, missing)
         (tmp / "oci-layout").write_bytes(json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
         for p in sorted(Path(tmp).rglob("*")):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)

@@ -267,6 +267,17 @@ def digest_mismatch(what: str, expected: str, actual: str, where: str) -> UserEr
     )
 
 
+def check_diff_id(where: str, index: int, name: str, expected: str, got: str) -> None:
+    """The uncompressed layer must be what rootfs.diff_ids says, whatever the format."""
+    if got != expected:
+        raise UserError(
+            f"layer {index} ({name}) does not match rootfs.diff_ids[{index}] of the config "
+            f"(got {got}, expected {expected}); the base image is corrupt or was modified: "
+            "pull it again, or pin the digest of an intact image",
+            where=where,
+        )
+
+
 def parse_json(data: bytes, what: str, where: str) -> Any:
     """The JSON value of an image's metadata `data`; a one-line UserError if it is not JSON."""
     return canonical.parse_json(

@@ -19,6 +19,14 @@ from strata.fsutil import atomic_file
 from strata.oci.digest import DigestingWriter, split_digest
 
 
+def default_blob_store() -> Path:
+    """`$STRATA_BLOB_STORE`, else `strata/blobs` in the user's cache directory."""
+    if os.environ.get("STRATA_BLOB_STORE"):
+        return Path(os.environ["STRATA_BLOB_STORE"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "strata" / "blobs"
+
+
 class BlobMismatch(UserError):
     """Bytes that arrived do not have the digest or size that names them."""
 

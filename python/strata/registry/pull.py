@@ -13,6 +13,13 @@ config and layer bytes under an OCI manifest, which every image rule reads as
 registry holds them as OCI 1.1 referrers (`pull_referrers.py`), listed in the
 layout's index beside it.
 
+A shallow pull (`pull_image(shallow = True)`) fetches the manifest (and
+index) and the config only: the layout lacks the layer blobs and lists each,
+with this registry and repository, in `remote-blobs.json`
+(strata.oci.remote_blobs). Its manifest, config and `index.json` are what a
+full pull writes, provided the layers' media types name their compression
+truly (a full pull reads the bytes' magic instead).
+
 Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
 """
 
@@ -28,13 +35,14 @@ from typing import Any
 from urllib3.exceptions import HTTPError
 
 from strata.errors import UserError
-from strata.oci.compress import detect_compressor
+from strata.oci.compress import detect_compressor, media_type_compressor
 from strata.oci.digest import sha256_bytes, split_digest
 from strata.oci.image import Blob, Image
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from strata.oci.oci_layout import PULLED_FROM, write_oci_layout
 from strata.oci.platform import Platform
 from strata.oci.reference import ImageRef
+from strata.oci.remote_blobs import Remote
 from strata.registry.blobstore import BlobMismatch, BlobStore
 from strata.registry.client import RegistryClient, close, pull_scope
 
@@ -221,6 +229,22 @@ def checked_descriptor(obj: Any, what: str, where: str) -> tuple[str, int]:
     return str(obj["digest"]), size
 
 
+def _remote_blob(
+    remote: Remote, desc: dict[str, Any], path: Path, diff_id: str, where: str
+) -> Blob:
+    """A layer left in the registry: what the layout's manifest needs, from its descriptor."""
+    digest = str(desc["digest"])
+    media_type = str(desc.get("mediaType", ""))
+    compressor = media_type_compressor(media_type)
+    if compressor is None:
+        raise UserError(
+            f"layer {digest} has a media type a shallow pull cannot use (got {media_type!r}); "
+            "pull this image with shallow = False",
+            where=where,
+        )
+    return Blob(path, digest, remote.size, diff_id, compressor, remote=remote)
+
+
 def pull(
     client: RegistryClient,
     store: BlobStore,
@@ -230,8 +254,11 @@ def pull(
     layout: str | os.PathLike[str],
     ref: ImageRef | None,
     where: str,
+    *,
+    shallow: bool = False,
 ) -> PullResult:
-    """Fetch `repository@reference` for `platform` and write it as an OCI layout at `layout`."""
+    """Fetch `repository@reference` for `platform` and write it as an OCI layout at `layout`
+    (`shallow`: without its layer blobs, which the layout lists as remote)."""
     top = get_manifest(client, repository, reference, where)
     chosen = top
     if top.media_type in INDEX_TYPES:
@@ -251,7 +278,7 @@ def pull(
         checked_descriptor(d, "layer", where) for d in layers
     ]
     fetched = reused = fetched_bytes = 0
-    for digest, size in dict.fromkeys(wanted):
+    for digest, size in dict.fromkeys(wanted[:1] if shallow else wanted):
         if fetch_blob(client, store, repository, digest, size, where):
             fetched += 1
             fetched_bytes += size
@@ -276,8 +303,12 @@ def pull(
             where=where,
         )
     blobs = []
-    for (digest, size), diff_id in zip(wanted[1:], diff_ids, strict=True):
+    for (digest, size), diff_id, desc in zip(wanted[1:], diff_ids, layers, strict=True):
         path = store.path(digest)
+        if shallow:
+            remote = Remote(str(client.registry), repository, size)
+            blobs.append(_remote_blob(remote, desc, Path(path), str(diff_id), where))
+            continue
         with open(path, "rb") as f:
             head = f.read(4)
         blobs.append(Blob(Path(path), digest, size, str(diff_id), detect_compressor(head)))

@@ -10,7 +10,11 @@ not 201, to a POST carrying the body), or PATCHes of `chunk_size` bytes with
 `Content-Range` for blobs above `chunk_threshold`, closed by an empty PUT.
 Manifests are pushed with their own media type (Docker v2 schema 2 from a
 docker-archive; from an OCI layout, the bytes and types the layout holds, so
-digests survive), children before the index that lists them.
+digests survive), children before the index that lists them. A layout on a
+shallow base names base blobs it lacks (`remote-blobs.json`): those are
+skipped when the registry has them, else mounted from the base's repository,
+never downloaded; to another registry they are streamed from the base's
+(`remote_mount.py`).
 
 Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#push
 """
@@ -40,7 +44,9 @@ from strata.oci.manifest import (
 )
 from strata.oci.platform import Platform
 from strata.oci.reader import blob_path, json_object, parse_json, read_blob, read_index
+from strata.oci.remote_blobs import Remote, read_remote_blobs
 from strata.registry.client import RegistryClient, pull_scope, push_scope
+from strata.registry.remote_mount import send_remote
 
 CHUNK_THRESHOLD = 64 << 20
 CHUNK_SIZE = 16 << 20
@@ -54,6 +60,8 @@ class BlobSource:
     size: int
     path: Path | None = None
     data: bytes | None = None
+    remote: Remote | None = None
+    """A shallow base's blob: not here, but in this registry and repository."""
 
     def open(self) -> IO[bytes]:
         if self.path is not None:
@@ -101,7 +109,9 @@ class PushResult:
 # -- reading what to push ----------------------------------------------------------------------
 
 
-def _read_layout_blob(layout: Path, desc: Any, where: str) -> BlobSource:
+def _read_layout_blob(
+    layout: Path, desc: Any, where: str, remote: dict[str, Remote] | None = None
+) -> BlobSource:
     desc = json_object(desc, "descriptor", where)
     digest = str(desc.get("digest", ""))
     size = desc.get("size")
@@ -113,6 +123,9 @@ def _read_layout_blob(layout: Path, desc: Any, where: str) -> BlobSource:
             "digits> names a blob: rebuild the layout",
             where=where,
         )
+    source = (remote or {}).get(digest)
+    if source is not None and source.size == size and not path.exists():
+        return BlobSource(digest, source.size, remote=source)
     if not path.is_file():
         raise UserError(
             f"blob is missing from the layout (got {digest or 'no digest'}); "
@@ -129,8 +142,15 @@ def _read_layout_blob(layout: Path, desc: Any, where: str) -> BlobSource:
     return BlobSource(digest, actual, path=path)
 
 
-def layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0) -> Node:
-    """The manifest or index `desc` names in an OCI layout, with its blobs and children."""
+def layout_node(
+    layout: Path,
+    desc: dict[str, Any],
+    where: str,
+    depth: int = 0,
+    remote: dict[str, Remote] | None = None,
+) -> Node:
+    """The manifest or index `desc` names in an OCI layout, with its blobs and children
+    (layers listed in `remote` need not be in the layout)."""
     _read_layout_blob(layout, desc, where)  # named by sha256, present, of its size
     data = read_blob(layout, desc, where)  # and holding the bytes its digest names
     obj = json_object(parse_json(data, "manifest", where), "manifest", where)
@@ -139,7 +159,7 @@ def layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0) 
         if depth > 4:
             raise UserError("indexes nested too deeply (got more than 4 levels)", where=where)
         children = tuple(
-            layout_node(layout, d, where, depth + 1) for d in obj.get("manifests") or []
+            layout_node(layout, d, where, depth + 1, remote) for d in obj.get("manifests") or []
         )
         return Node(data, media_type, children=children)
     if media_type not in (OCI_MANIFEST, DOCKER_MANIFEST):
@@ -149,7 +169,7 @@ def layout_node(layout: Path, desc: dict[str, Any], where: str, depth: int = 0) 
             where=where,
         )
     blobs = [_read_layout_blob(layout, obj.get("config") or {}, where)]
-    blobs += [_read_layout_blob(layout, d, where) for d in obj.get("layers") or []]
+    blobs += [_read_layout_blob(layout, d, where, remote) for d in obj.get("layers") or []]
     return Node(data, media_type, blobs=tuple(blobs))
 
 
@@ -177,7 +197,8 @@ def read_layout(layout: Path) -> Node:
     ]
     if not entries:
         raise UserError("the layout's index.json lists no manifests", where=where)
-    nodes = [layout_node(layout, d, where) for d in entries]
+    remote = read_remote_blobs(layout, where)
+    nodes = [layout_node(layout, d, where, 0, remote) for d in entries]
     below: set[str] = set()
     for node in nodes:
         below |= _listed(node)
@@ -259,6 +280,14 @@ def upload_blob(
     if head.status == 200:
         counters.blobs_skipped += 1
         counters.bytes_skipped += blob.size
+        return
+    if blob.remote is not None:
+        sent = send_remote(
+            client, repository, blob.digest, blob.remote, chunk_size=chunk_size, where=where
+        )
+        counters.blobs_mounted += 0 if sent else 1
+        counters.blobs_uploaded += 1 if sent else 0
+        counters.bytes_uploaded += sent
         return
     start = f"/v2/{repository}/blobs/uploads/"
     if mount_from and mount_from != repository:

@@ -31,6 +31,7 @@ from strata.fsutil import atomic_dir, share_output
 from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import OCI_INDEX, OCI_MANIFEST
 from strata.oci.oci_layout import put_blob
+from strata.oci.remote_blobs import read_remote_blobs, write_remote_blobs
 
 EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
@@ -130,6 +131,8 @@ def write_referrers_layout(
         index["manifests"] = entries
         (tmp / "index.json").write_bytes(json_bytes(index))
         (tmp / "oci-layout").write_bytes((image_layout / "oci-layout").read_bytes())
+        # The image's base blobs it lacks (a shallow base) are lacking here too.
+        write_remote_blobs(tmp, read_remote_blobs(image_layout, str(image_layout)))
         for p in sorted(tmp.rglob("*")):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
 
