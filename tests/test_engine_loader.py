@@ -9,7 +9,8 @@ import pytest
 
 from strata.engine.analysis.analysis import analyze
 from strata.engine.loading.build_settings import split_setting_flags
-from strata.engine.loading.loader import STRATA_ROOT, split_workspace
+from strata.engine.loading.loader import STRATA_ROOT
+from strata.engine.loading.workspace_chunks import split_workspace
 from strata.errors import UserError
 
 BIN = "bazel-out/k8-fastbuild/bin"
@@ -368,9 +369,10 @@ GLOB_FILES = [
 
 def _reference_glob(root: Path, pattern: str) -> list[str]:
     """The whole-tree walk every glob used to make: match every file outside subpackages."""
-    from strata.engine.loading.packages import Package, _glob_regex
+    from strata.engine.loading.globbing import glob_regex
+    from strata.engine.loading.targets import Package
 
-    rx = _glob_regex(pattern, Package.__new__(Package))
+    rx = glob_regex(pattern, Package.__new__(Package))
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [

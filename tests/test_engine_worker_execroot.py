@@ -20,7 +20,7 @@ import pytest
 from casekit import PYTHON_DIR
 from enginekit import BIN, TOOL, TOOL_INPUTS, Engine, launcher, sh, tool_actions
 from strata.engine.action import Action
-from strata.engine.execution.executor import ActionFailed
+from strata.engine.execution.running import ActionFailed
 
 TESTS = Path(__file__).resolve().parent
 

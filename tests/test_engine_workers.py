@@ -10,7 +10,7 @@ import pytest
 
 from enginekit import BIN, TOOL, TOOL_INPUTS, Engine, launcher, tool_actions
 from strata.engine.action import Action
-from strata.engine.execution.executor import ActionFailed
+from strata.engine.execution.running import ActionFailed
 from strata.errors import UserError
 
 

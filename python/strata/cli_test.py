@@ -212,12 +212,8 @@ def _run_tests(
 ) -> list[Any]:
     from strata.engine.analysis.runfiles import runfiles_entries
     from strata.engine.execution.sandbox import choose
-    from strata.engine.execution.test_runner import (
-        FAILED_TO_BUILD,
-        NO_STATUS,
-        TestResult,
-        TestRunner,
-    )
+    from strata.engine.execution.test_logs import FAILED_TO_BUILD, NO_STATUS
+    from strata.engine.execution.test_runner import TestResult, TestRunner
     from strata.engine.execution.test_runner import TestTarget as Target
     from strata.engine.outputbase import bin_dir
 

@@ -18,12 +18,13 @@ from strata.engine.action import Action
 from strata.engine.analysis.graph import ActionGraph, build_graph
 from strata.engine.cache.local import LocalDiskCache
 from strata.engine.digests import StatCache
+from strata.engine.execution.action_log import ActionLog
 from strata.engine.execution.action_records import ActionRecords
 from strata.engine.execution.executor import Executor
 from strata.engine.execution.report import BuildStats, Reporter
 from strata.engine.execution.sandbox import choose as choose_sandbox
 from strata.engine.execution.sandbox import fallback_warning
-from strata.engine.execution.scheduler import ActionLog, BuildOptions, Scheduler
+from strata.engine.execution.scheduler import BuildOptions, Scheduler
 from strata.engine.execution.workers import WorkerPool
 from strata.engine.outputbase import OutputBase
 from strata.fsutil import write_bytes_atomic

@@ -1,7 +1,7 @@
 """Bazel's native rules, analysed in Python: genrule, filegroup, sh_binary, py_binary.
 
 They produce the same actions a Starlark rule would (through the same
-`Analysis.add_action`), so nothing downstream can tell them apart. Make
+`ActionRegistry.add_action`), so nothing downstream can tell them apart. Make
 variables (`$(location ...)`, `$@`, `$(SRCS)`) follow Bazel's genrule docs:
 https://bazel.build/reference/be/make-variables
 """
@@ -18,7 +18,7 @@ from strata.errors import UserError
 
 if TYPE_CHECKING:
     from strata.engine.analysis.result import TargetInfo
-    from strata.engine.loading.packages import TargetDecl
+    from strata.engine.loading.targets import TargetDecl
 
 
 class AnalysisView(Protocol):

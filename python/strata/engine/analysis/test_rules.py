@@ -20,7 +20,7 @@ from strata.engine.loading.labels import Label
 from strata.errors import UserError
 
 if TYPE_CHECKING:
-    from strata.engine.loading.packages import TargetDecl
+    from strata.engine.loading.targets import TargetDecl
 
 SIZES = {"small": "short", "medium": "moderate", "large": "long", "enormous": "eternal"}
 """Each size and the timeout it implies."""

@@ -10,31 +10,19 @@ unless `keep_going`, which builds everything not downstream of a failure.
 Before any cache is asked, the action records (action_records.py) may show
 an action done: its key and its outputs are as the last build left them.
 
-The action log keeps the key material of the last run of every action
-(by owner, mnemonic and first output) so `--explain` can say what changed.
-It is read only when some action has to run or to come from the cache, and
-holds each entry as compressed canonical JSON: a closure's 1,200 actions
-name 235,000 inputs, whose paths and digests repeat from action to action.
-For an action no cache may hold (tagged `no-cache`, e.g. an image whose
-`created` is "now"), it also keeps the key and result of the last run: while
-the key is the same and those outputs are still in place, the action is up
-to date and does not run again, as with Bazel's action cache. `strata clean`
-deletes the log, so the next build runs it afresh, as after `bazel clean`.
+The action log (action_log.py) keeps what `--explain` compares, and the last
+result of each action no cache may hold.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
-import pickle
 import selectors
-import zlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from strata.canonical import json_bytes
@@ -43,7 +31,8 @@ from strata.engine.analysis.graph import ActionGraph
 from strata.engine.cache import ActionResult, Cache, InvalidEntry
 from strata.engine.cache.result_check import validate_result
 from strata.engine.digests import NotAFile, tree_digest
-from strata.engine.execution.action_records import ActionRecords, identity
+from strata.engine.execution.action_log import ActionLog
+from strata.engine.execution.action_records import ActionRecords
 from strata.engine.execution.actionkey import (
     action_key_of,
     explain_difference,
@@ -51,11 +40,11 @@ from strata.engine.execution.actionkey import (
     reapi_action_key,
     record_key,
 )
-from strata.engine.execution.executor import Executor, Running
+from strata.engine.execution.executor import Executor
 from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.running import Running
 from strata.engine.execution.source_digests import SourceDigests, source_digest
 from strata.errors import UserError, environment_error, shorten
-from strata.fsutil import write_bytes_atomic
 
 _BATCH = 64
 """Sources per task of the digest threads: actions with fewer are batched until they
@@ -72,80 +61,6 @@ class BuildOptions:
     """`reapi`: key actions by their REAPI Action digest, as Bazel does (see actionkey.py)."""
     workers: bool = True
     """Run `strata action` command lines in a preloaded worker (strata.engine.execution.workers)."""
-
-
-class ActionLog:
-    """Last key material per action identity, persisted in the output base for `--explain`;
-    and the last result of each action that no cache may hold."""
-
-    _FORMAT = 2
-
-    def __init__(self, path: Path | None) -> None:
-        self._path = path
-        self._entries: dict[str, bytes] | None = None
-        """identity -> zlib of the material's canonical JSON; read on first use."""
-        self._uncached: dict[str, tuple[str, bytes]] = {}
-        """identity -> (key, zlib of the result's JSON) of a `no-cache` action's last run."""
-        self._dirty = False
-
-    @staticmethod
-    def identity(action: Action) -> str:
-        return identity(action)
-
-    def _loaded(self) -> dict[str, bytes]:
-        if self._entries is None:
-            self._entries = {}
-            if self._path is not None:
-                with contextlib.suppress(OSError, EOFError, pickle.UnpicklingError, ValueError):
-                    raw = pickle.loads(self._path.read_bytes())
-                    if isinstance(raw, tuple) and len(raw) == 3 and raw[0] == self._FORMAT:
-                        self._entries = raw[1] if isinstance(raw[1], dict) else {}
-                        self._uncached = {
-                            **(raw[2] if isinstance(raw[2], dict) else {}),
-                            **self._uncached,
-                        }
-        return self._entries
-
-    def get(self, action: Action) -> dict[str, Any] | None:
-        packed = self._loaded().get(identity(action))
-        if packed is None:
-            return None
-        try:
-            material = json.loads(zlib.decompress(packed))
-        except (zlib.error, ValueError):
-            return None
-        return material if isinstance(material, dict) else None
-
-    def put(self, action: Action, encoded: bytes) -> None:
-        """Keep the key material (its canonical JSON, as `action_key_of` hashed it)."""
-        packed = zlib.compress(encoded, 1)
-        entries = self._loaded()
-        ident = identity(action)
-        if entries.get(ident) != packed:
-            entries[ident] = packed
-            self._dirty = True
-
-    def uncached_result(self, action: Action, key: str) -> ActionResult | None:
-        """The result of the last run of a `no-cache` action, if it had the key `key`."""
-        self._loaded()
-        entry = self._uncached.get(identity(action))
-        if not isinstance(entry, tuple) or len(entry) != 2 or entry[0] != key:
-            return None
-        try:
-            return ActionResult.from_json(json.loads(zlib.decompress(entry[1])))
-        except (zlib.error, ValueError, TypeError):
-            return None
-
-    def put_uncached_result(self, action: Action, key: str, result: ActionResult) -> None:
-        self._loaded()
-        self._uncached[identity(action)] = (key, zlib.compress(json_bytes(result.to_json())))
-        self._dirty = True
-
-    def save(self) -> None:
-        if self._path is not None and self._dirty and self._entries is not None:
-            data = pickle.dumps((self._FORMAT, self._entries, self._uncached), protocol=5)
-            write_bytes_atomic(self._path, data, durable=False)
-            self._dirty = False
 
 
 class BuildFailed(UserError):
@@ -375,7 +290,7 @@ class Scheduler:
                     real = self.executor.input_path(target)
                     with contextlib.suppress(OSError):
                         self.digests[target] = self.executor.stat_cache.digest(real).sha256
-            result = self.executor.run_in_process(action, self.digests)
+            result = self.executor.outputs.run_in_process(action, self.digests)
             if recordable:
                 self.records.put(action, rkey, result)
             self.reporter.action_finished(i, action, "in_process")
@@ -394,14 +309,14 @@ class Scheduler:
                 # The one place a cached result is accepted: every backend applies this check
                 # before it returns a result or copies it into the local cache.
                 cached = cache.get_action_result(key, functools.partial(validate_result, action))
-            if cached is not None and self.executor.materialize(cached):
+            if cached is not None and self.executor.outputs.materialize(cached):
                 self.records.put(action, rkey, cached)
                 self.reporter.action_finished(i, action, "cache_hit")
                 self.log.put(action, encoded)
                 return cached
             if not cacheable:
                 kept = self.log.uncached_result(action, key)
-                if kept is not None and self.executor.in_place(kept):
+                if kept is not None and self.executor.outputs.in_place(kept):
                     self.reporter.action_finished(i, action, "up_to_date")
                     return kept
             explaining = self.reporter.explain_enabled

@@ -42,7 +42,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 from strata import __version__
 from strata.canonical import json_bytes
@@ -52,6 +51,14 @@ from strata.engine.analysis.runfiles import root_relative, runfiles_paths
 from strata.engine.analysis.test_rules import TIMEOUTS
 from strata.engine.digests import StatCache, tree_digest, tree_listing
 from strata.engine.execution.sandbox import Namespace
+from strata.engine.execution.test_logs import (
+    FAILED,
+    PASSED,
+    TIMEOUT,
+    generated_xml,
+    log_body,
+    log_header,
+)
 from strata.engine.loading.labels import Label
 from strata.engine.outputbase import OutputBase
 from strata.fsutil import write_bytes_atomic
@@ -59,10 +66,6 @@ from strata.fsutil import write_bytes_atomic
 _FORMAT = 1
 _KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL for a test that timed out."""
-LOG_RULE = "-" * 77
-
-PASSED, FAILED, TIMEOUT = "PASSED", "FAILED", "TIMEOUT"
-FAILED_TO_BUILD, NO_STATUS = "FAILED TO BUILD", "NO STATUS"
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ class TestRunner:
             float(seconds) if isinstance(seconds, int | float) else 0.0,
             cached=True,
             log=log,
-            output=_body(text),
+            output=log_body(text),
         )
 
     # -- one run --------------------------------------------------------------
@@ -280,7 +283,7 @@ class TestRunner:
         )
         for scratch in (tmpdir, tmpdir.with_name(tmpdir.name + ".tmp")):
             _remove(scratch)
-        return TestResult(t.label, status, seconds, log=log, output=_body(text))
+        return TestResult(t.label, status, seconds, log=log, output=log_body(text))
 
     @staticmethod
     def _spawn(
@@ -321,45 +324,6 @@ class TestRunner:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)  # what it left behind
         return time.monotonic() - start, PASSED if code == 0 else FAILED, code
-
-
-def log_header(label: str) -> str:
-    """The three lines Bazel's test.log starts with (the first lets `sh test.log` page it)."""
-    return (
-        f'exec ${{PAGER:-/usr/bin/less}} "$0" || exit 1\nExecuting tests from {label}\n{LOG_RULE}\n'
-    )
-
-
-def generated_xml(name: str, log: bytes, seconds: float, status: str, code: int) -> bytes:
-    """test.xml for a test that wrote none, shaped as Bazel's generate-xml.sh makes it."""
-    text = log.decode("utf-8", errors="replace").replace("]]>", "]]>]]&gt;<![CDATA[")
-    secs = int(seconds)
-    failed = status != PASSED
-    error = ""
-    if status == TIMEOUT:
-        error = '<error message="timed out"></error>'
-    elif failed:
-        error = f'<error message="exited with error code {code}"></error>'
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        "<testsuites>\n"
-        f'  <testsuite name={quoteattr(name)} tests="1" failures="0" errors="{int(failed)}">\n'
-        f'    <testcase name={quoteattr(name)} status="run" duration="{secs}" '
-        f'time="{secs}">{error}</testcase>\n'
-        "      <system-out>\n"
-        "Generated test.log (if the file is not UTF-8, then this may be unreadable):\n"
-        f"<![CDATA[{text}]]>\n"
-        "      </system-out>\n"
-        "    </testsuite>\n"
-        "</testsuites>\n"
-    ).encode()
-
-
-def _body(log: bytes) -> str:
-    """The test's own output: its log after the three header lines."""
-    text = log.decode("utf-8", errors="replace")
-    head, sep, rest = text.partition(LOG_RULE + "\n")
-    return rest if sep else text
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from strata.engine.execution.test_runner import (
+from strata.engine.execution.test_logs import (
     FAILED,
     FAILED_TO_BUILD,
     NO_STATUS,
     PASSED,
     TIMEOUT,
-    TestResult,
 )
+from strata.engine.execution.test_runner import TestResult
 
 _ORDER = (NO_STATUS, PASSED, TIMEOUT, FAILED, FAILED_TO_BUILD)
 """Bazel's BlazeTestStatus numbers put these in this order."""

@@ -875,7 +875,7 @@ def _target_files(t):
 
 def _file_rows(t):
     """{key: (label, File)} of the file targets entry `t` uses, made from its file table
-    (Analysis._file_table: eleven lines a file, or the same fields as a JSON list) on
+    (FileRecords.file_table: eleven lines a file, or the same fields as a JSON list) on
     first use and kept in the entry."""
     rows = t.get("file_rows__")
     if rows != None:

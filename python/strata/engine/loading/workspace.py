@@ -9,7 +9,7 @@ it declares (`repository_rule(environ = [...])`), so an unchanged repository is
 not fetched again. As in Bazel, a rule sees the client environment
 (`repository_ctx.os.environ`, and `execute()` inherits it plus its `environment`
 argument), but only declared variables make it fetch again when they change.
-Build actions never see this environment (see executor.py).
+Build actions never see this environment (see action_env in execution/running.py).
 """
 
 from __future__ import annotations
