@@ -13,14 +13,21 @@ layer), applied in order, a later item replacing an earlier one:
     {"dest": D, "type": "dir", "mode"?: "1777"}
     {"dest": D, "type": "symlink", "target": T}
     {"dest": D, "type": "file", "content": TEXT, "mode"?: "0644"}
+
+An action's request is a frozen dataclass deriving from `Request`: its fields
+are the request's keys, and `from_json` checks and reads them (see there).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import types
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from strata.canonical import read_json
 from strata.errors import UserError
@@ -168,6 +175,66 @@ def read_info(path: str, where: str) -> dict[str, Any]:
     if not isinstance(info, dict) or "path" not in info or "closure" not in info:
         raise UserError(f"not a store path info file (got {path})", where=where)
     return info
+
+
+Reader = Callable[[dict[str, Any], str], Any]
+"""A custom reader for one key: (request, where) -> value."""
+
+
+def read_with(reader: Reader) -> Any:
+    """A `Request` field read by `reader` instead of by its annotation (keyword-only,
+    so it may follow fields with defaults)."""
+    return dataclasses.field(kw_only=True, metadata={"read": reader})
+
+
+def json_kind(annotation: Any) -> type | tuple[type, ...]:
+    """The JSON type(s) `field` checks for a field annotated `annotation`:
+    str, int, bool, float, list[...], dict[...], or one of them `| None`."""
+    if isinstance(annotation, types.UnionType):
+        kinds: list[type] = []
+        for arg in typing.get_args(annotation):
+            kind = json_kind(arg)
+            kinds.extend(kind if isinstance(kind, tuple) else (kind,))
+        return tuple(kinds)
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (str, int, bool, float, list, dict, type(None)):
+        return typing.cast(type, origin)
+    raise TypeError(f"no JSON type for a request field annotated {annotation!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """Base of an action's request: one frozen dataclass per mnemonic.
+
+    `from_json` allows exactly the fields' names plus `schema_version`, then
+    reads each field in declaration order with `field`: the JSON type comes
+    from the annotation, a field with a default is optional, and a field
+    made with `read_with` is read by its own reader.
+    """
+
+    schema_version: ClassVar[int] = SCHEMA_VERSION
+
+    @classmethod
+    def keys(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)} | {"schema_version"}
+
+    @classmethod
+    def from_json(cls, req: dict[str, Any], where: str) -> Self:
+        check_keys(req, cls.keys(), where)
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            reader: Reader | None = f.metadata.get("read")
+            if reader is not None:
+                values[f.name] = reader(req, where)
+                continue
+            default: Any = ...
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            values[f.name] = field(req, f.name, json_kind(hints[f.name]), where, default)
+        return cls(**values)
 
 
 def closure_infos(infos: list[dict[str, Any]], where: str) -> dict[str, PathInfo]:
