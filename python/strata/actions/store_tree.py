@@ -8,10 +8,7 @@ target at the same depth below an image's `/`) with an empty placeholder file
 at that place in the tree, as the LinkedStorePath action does. Image rules
 read the tree only for names (symlink-join); bytes come from the layer.
 
-Request (keys sorted; `schema_version` 1):
-
-    layer, info  the store path's layer and info file
-    output       the tree directory: `<output>/<name>` holds the content
+The request is `StoreTreeRequest` below.
 """
 
 from __future__ import annotations
@@ -19,15 +16,24 @@ from __future__ import annotations
 import posixpath
 import shutil
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, field, read_info
+from strata.actions.request import Request, read_info
 from strata.errors import UserError
 from strata.oci.compress import open_decompressed
 from strata.oci.rootfs import Rootfs
 
-_TREE_KEYS = {"info", "layer", "output", "schema_version"}
+
+@dataclass(frozen=True)
+class StoreTreeRequest(Request):
+    info: str
+    """The store path's info file (StorePath or NixStoreImport)."""
+    output: str
+    """The tree directory: `<output>/<name>` holds the content."""
+    layer: str
+    """The store path's layer."""
 
 
 def _placeholder(fs: Rootfs, link: str, target: str) -> None:
@@ -43,8 +49,8 @@ def _placeholder(fs: Rootfs, link: str, target: str) -> None:
 
 
 def tree(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _TREE_KEYS, where)
-    info = read_info(field(req, "info", str, where), where)
+    request = StoreTreeRequest.from_json(req, where)
+    info = read_info(request.info, where)
     path = str(info["path"])
     name = posixpath.basename(path).partition("-")[2]
     if name in ("", ".", "..") or not path.startswith("/"):
@@ -52,7 +58,7 @@ def tree(req: dict[str, Any], where: str) -> None:
             f"the info file names no store path (got {path!r}); pass a nix_store_import info",
             where=where,
         )
-    out = Path(field(req, "output", str, where))
+    out = Path(request.output)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -60,7 +66,7 @@ def tree(req: dict[str, Any], where: str) -> None:
     prefix = path.strip("/")
     links: dict[str, str] = {}
     with (
-        open_decompressed(field(req, "layer", str, where)) as f,
+        open_decompressed(request.layer) as f,
         tarfile.open(fileobj=f, mode="r|") as tar,
     ):
         for member in tar:
