@@ -13,7 +13,7 @@ from strata.actions.request import SCHEMA_VERSION, Request, base_blobs, json_kin
 from strata.errors import UserError
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Sample(Request):
     name: str
     count: int = 3
@@ -57,7 +57,16 @@ def test_given_values_are_read() -> None:
         "base_blobs": ["d"],
     }
     got = Sample.from_json(req, "req.json")
-    assert got == Sample("n", 7, False, 2.5, ["a"], {"K": "V"}, "t", base_blobs=[Path("d")])
+    assert got == Sample(
+        name="n",
+        count=7,
+        verify=False,
+        ratio=2.5,
+        items=["a"],
+        env={"K": "V"},
+        tag="t",
+        base_blobs=[Path("d")],
+    )
 
 
 def test_default_lists_are_not_shared() -> None:

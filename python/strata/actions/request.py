@@ -182,9 +182,8 @@ Reader = Callable[[dict[str, Any], str], Any]
 
 
 def read_with(reader: Reader) -> Any:
-    """A `Request` field read by `reader` instead of by its annotation (keyword-only,
-    so it may follow fields with defaults)."""
-    return dataclasses.field(kw_only=True, metadata={"read": reader})
+    """A `Request` field read by `reader` instead of by its annotation."""
+    return dataclasses.field(metadata={"read": reader})
 
 
 def json_kind(annotation: Any) -> type | tuple[type, ...]:
@@ -202,14 +201,16 @@ def json_kind(annotation: Any) -> type | tuple[type, ...]:
     raise TypeError(f"no JSON type for a request field annotated {annotation!r}")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Request:
     """Base of an action's request: one frozen dataclass per mnemonic.
 
     `from_json` allows exactly the fields' names plus `schema_version`, then
     reads each field in declaration order with `field`: the JSON type comes
     from the annotation, a field with a default is optional, and a field
-    made with `read_with` is read by its own reader.
+    made with `read_with` is read by its own reader. Subclasses are
+    `@dataclass(frozen=True, kw_only=True)`, so fields can be declared in the
+    order they are read (the order errors are found in), defaults or not.
     """
 
     schema_version: ClassVar[int] = SCHEMA_VERSION

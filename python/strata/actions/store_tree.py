@@ -26,7 +26,7 @@ from strata.oci.compress import open_decompressed
 from strata.oci.rootfs import Rootfs
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoreTreeRequest(Request):
     info: str
     """The store path's info file (StorePath or NixStoreImport)."""
