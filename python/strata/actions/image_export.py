@@ -1,13 +1,6 @@
 """`ImageExport`: an image's layers flattened into one root-filesystem tar.
 
-Request (keys sorted, `schema_version` 1):
-
-    image          docker-archive or OCI layout path
-    name           optional `name:tag` (or OCI ref name) to pick one image
-    architecture   optional, picks from a multi-platform layout
-    os             default "linux"
-    output         path of the tar to write
-    base_blobs     optional [dir, ...]: a shallow base's layer blobs (BaseBlobs outputs)
+The request is `ImageExportRequest` below.
 
 Warnings (skipped device nodes) go to stderr.
 """
@@ -16,29 +9,42 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import base_blobs, check_keys, field
+from strata.actions.request import Request, base_blobs, read_with
 from strata.oci.base import Selector, load_base
 from strata.oci.config import created_epoch
 from strata.oci.export import export_rootfs
 from strata.oci.platform import parse_platform
 
-_KEYS = ("architecture", "base_blobs", "image", "name", "os", "output", "schema_version")
+
+@dataclass(frozen=True, kw_only=True)
+class ImageExportRequest(Request):
+    architecture: str = ""
+    """Picks one image from a multi-platform layout; "" takes the only one."""
+    os: str = "linux"
+    """With `architecture`."""
+    name: str = ""
+    """`name:tag` (or OCI ref name) picking one image."""
+    output: str
+    """Path of the tar to write."""
+    image: str
+    """Docker-archive or OCI layout path."""
+    base_blobs: list[Path] = read_with(base_blobs)
+    """Optional: a shallow base's layer blobs (BaseBlobs outputs)."""
 
 
 def export_image(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _KEYS, where)
-    arch = field(req, "architecture", str, where, "")
-    platform = (
-        parse_platform(arch, field(req, "os", str, where, "linux"), where=where) if arch else None
-    )
-    selector = Selector(field(req, "name", str, where, ""), platform)
-    output = Path(field(req, "output", str, where))
+    request = ImageExportRequest.from_json(req, where)
+    arch = request.architecture
+    platform = parse_platform(arch, request.os, where=where) if arch else None
+    selector = Selector(request.name, platform)
+    output = Path(request.output)
     with tempfile.TemporaryDirectory(prefix="strata-export-") as work:
-        path = field(req, "image", str, where)
-        blob_dirs = base_blobs(req, where)
+        path = request.image
+        blob_dirs = request.base_blobs
         image = load_base(path, selector, Path(work) / "image", blob_dirs=blob_dirs)
         created = image.config.get("created")
         try:
