@@ -12,27 +12,18 @@ tools that need one manifest read it directly under `TAG-<arch>` refs
 Blobs are copied verbatim: each platform's manifest keeps its digest.
 Spec: https://github.com/opencontainers/image-spec/blob/main/image-index.md
 
-Request (keys sorted; `schema_version` 1):
-
-    images   [OCI layout dir, ...]: each holds one image manifest with a platform;
-             platforms must differ
-    referrers  [OCI layout dir, ...] (optional): layouts holding referrers of those
-             images (an image's `.sbom.oci`); their artifact manifests and blobs are
-             added after the index's entries, so a push of this layout pushes each
-             platform's SBOMs as referrers of its manifest
-    name     image name (for io.containerd.image.name)
-    tag      the index's ref name (default "latest")
-    output   the OCI layout directory to write
+The request is `ImageIndexRequest` below.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, field
+from strata.actions.request import Request, field, read_with
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import atomic_dir, share_output
@@ -43,7 +34,42 @@ from strata.oci.platform import Platform
 from strata.oci.reader import blob_path, json_object, parse_json, read_blob, read_index
 from strata.oci.remote_blobs import Remote, read_remote_blobs, write_remote_blobs
 
-_KEYS = ("images", "name", "output", "referrers", "schema_version", "tag")
+
+def _images(req: dict[str, Any], where: str) -> list[str]:
+    images: list[str] = field(req, "images", list, where)
+    if not images or not all(isinstance(p, str) for p in images):
+        raise UserError(
+            f"images must be a non-empty list of OCI layout paths (got {images!r:.80})",
+            where=where,
+        )
+    return images
+
+
+def _referrers(req: dict[str, Any], where: str) -> list[str]:
+    referrers: list[str] = field(req, "referrers", list, where, [])
+    if not all(isinstance(p, str) for p in referrers):
+        raise UserError(
+            f"referrers must be a list of OCI layout paths (got {referrers!r:.80})", where=where
+        )
+    return referrers
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageIndexRequest(Request):
+    images: list[str] = read_with(_images)
+    """OCI layout dirs, each holding one image manifest with a platform; platforms
+    must differ."""
+    name: str
+    """Image name (for io.containerd.image.name)."""
+    tag: str = "latest"
+    """The index's ref name ("" is "latest")."""
+    referrers: list[str] = read_with(_referrers)
+    """Optional OCI layout dirs holding referrers of those images (an image's
+    `.sbom.oci`); their artifact manifests and blobs are added after the index's
+    entries, so a push of this layout pushes each platform's SBOMs as referrers
+    of its manifest."""
+    output: str
+    """The OCI layout directory to write."""
 
 
 def _manifest_of(layout: Path, where: str) -> Descriptor:
@@ -117,15 +143,10 @@ def _arch_suffix(platform: Platform) -> str:
 
 
 def build_index(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _KEYS, where)
-    images = field(req, "images", list, where)
-    if not images or not all(isinstance(p, str) for p in images):
-        raise UserError(
-            f"images must be a non-empty list of OCI layout paths (got {images!r:.80})",
-            where=where,
-        )
-    name = field(req, "name", str, where)
-    tag = field(req, "tag", str, where, "latest") or "latest"
+    request = ImageIndexRequest.from_json(req, where)
+    images = request.images
+    name = request.name
+    tag = request.tag or "latest"
     descriptors = [_manifest_of(Path(p), where) for p in images]
     seen: dict[str, str] = {}
     for path, desc in zip(images, descriptors, strict=True):
@@ -137,14 +158,10 @@ def build_index(req: dict[str, Any], where: str) -> None:
                 where=where,
             )
         seen[key] = path
-    referrers = field(req, "referrers", list, where, [])
-    if not all(isinstance(p, str) for p in referrers):
-        raise UserError(
-            f"referrers must be a list of OCI layout paths (got {referrers!r:.80})", where=where
-        )
+    referrers = request.referrers
     subjects = {d.digest for d in descriptors}
     artifacts = [a for layout in referrers for a in _artifacts_of(Path(layout), subjects, where)]
-    with atomic_dir(field(req, "output", str, where)) as tmp:
+    with atomic_dir(request.output) as tmp:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)
         remote: dict[str, Remote] = {}
