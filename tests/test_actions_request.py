@@ -121,6 +121,26 @@ def test_fields_are_read_in_declaration_order() -> None:
     assert _error({"count": "3"}) == "req.json: missing required key 'name'"
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Labelled(Request):
+    where_key = "label"
+    label: str = ""
+    image: str
+
+
+def test_a_label_names_the_keys_read_after_it() -> None:
+    with pytest.raises(UserError) as e:
+        Labelled.from_json({"label": "//app:load"}, "req.json")
+    assert str(e.value) == "//app:load: missing required key 'image'"
+    with pytest.raises(UserError) as e:
+        Labelled.from_json({"label": ""}, "req.json")
+    assert str(e.value) == "req.json: missing required key 'image'"
+    with pytest.raises(UserError) as e:
+        Labelled.from_json({"label": 1, "image": "i"}, "req.json")
+    assert str(e.value) == "req.json: key 'label' must be str (got 1)"
+    assert Labelled.keys() == {"image", "label", "schema_version"}
+
+
 def test_json_kind_of_annotations() -> None:
     assert json_kind(str) is str
     assert json_kind(list[int]) is list

@@ -214,6 +214,9 @@ class Request:
     """
 
     schema_version: ClassVar[int] = SCHEMA_VERSION
+    where_key: ClassVar[str] = ""
+    """A str field whose value, if not empty, names the fields read after it in
+    errors instead of the request file: the label the user wrote (`//app:push`)."""
 
     @classmethod
     def keys(cls) -> set[str]:
@@ -235,6 +238,8 @@ class Request:
             elif f.default_factory is not dataclasses.MISSING:
                 default = f.default_factory()
             values[f.name] = field(req, f.name, json_kind(hints[f.name]), where, default)
+            if f.name == cls.where_key:
+                where = values[f.name] or where
         return cls(**values)
 
 
