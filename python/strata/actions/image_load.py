@@ -1,10 +1,6 @@
 """`ImageLoad`: load a docker-archive into Docker, sending only the layers it lacks.
 
-Request (keys sorted, `schema_version` 1):
-
-    image     the docker-archive (an image's tarball output group)
-    label     the image_load target (`//app:load`), named by errors (optional)
-    docker    the docker program (optional; default "docker")
+The request is `ImageLoadRequest` below.
 
 Run by the `image_load` rule's run script (`strata run //app:load`), never as
 a build action. The daemon is asked which layers it has (by chain ID), and
@@ -19,15 +15,25 @@ from __future__ import annotations
 
 import functools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, field
+from strata.actions.request import Request
 from strata.errors import UserError
 from strata.oci.docker_daemon import DaemonQueryError, LoadResult, docker_load, present_chain_ids
 from strata.oci.docker_load import ArchiveIndex, index_archive, layers_to_omit, stream_partial
 
-_KEYS = {"docker", "image", "label", "schema_version"}
+
+@dataclass(frozen=True, kw_only=True)
+class ImageLoadRequest(Request):
+    where_key = "label"
+    label: str = ""
+    """The image_load target (`//app:load`), named by errors; "": the request file."""
+    docker: str = "docker"
+    """The docker program."""
+    image: str
+    """The docker-archive (an image's tarball output group)."""
 
 
 def _load(docker: str, index: ArchiveIndex, omit: frozenset[str]) -> LoadResult:
@@ -40,10 +46,10 @@ def _reason(result: LoadResult) -> str:
 
 
 def run(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _KEYS, where)
-    where = field(req, "label", str, where, where) or where
-    docker = field(req, "docker", str, where, "docker")
-    index = index_archive(Path(field(req, "image", str, where)))
+    request = ImageLoadRequest.from_json(req, where)
+    where = request.label or where
+    docker = request.docker
+    index = index_archive(Path(request.image))
     notes = []
     try:
         omit = layers_to_omit(index, present_chain_ids(docker))
