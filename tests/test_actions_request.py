@@ -9,8 +9,17 @@ from typing import Any
 
 import pytest
 
-from strata.actions.request import SCHEMA_VERSION, Request, base_blobs, json_kind, read_with
+from strata.actions.request import (
+    OWNERSHIP_KEYS,
+    SCHEMA_VERSION,
+    Request,
+    base_blobs,
+    json_kind,
+    ownership,
+    read_with,
+)
 from strata.errors import UserError
+from strata.oci.layer import Ownership
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -139,6 +148,24 @@ def test_a_label_names_the_keys_read_after_it() -> None:
         Labelled.from_json({"label": 1, "image": "i"}, "req.json")
     assert str(e.value) == "req.json: key 'label' must be str (got 1)"
     assert Labelled.keys() == {"image", "label", "schema_version"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Owned(Request):
+    output: str
+    owner: Ownership = read_with(ownership, keys=OWNERSHIP_KEYS)
+
+
+def test_a_reader_of_several_keys_allows_them_all() -> None:
+    got = Owned.from_json({"output": "o", "uid": 5, "uname": "u"}, "w")
+    assert got.owner == Ownership(uid=5, uname="u")
+    assert Owned.keys() == {"gid", "gname", "mtime", "output", "schema_version", "uid", "uname"}
+    with pytest.raises(UserError) as e:
+        Owned.from_json({"output": "o", "owner": 1}, "w")
+    assert str(e.value).startswith("w: unknown request key (got 'owner'); allowed keys: gid,")
+    with pytest.raises(UserError) as e:
+        Owned.from_json({"output": "o", "gid": -1}, "w")
+    assert str(e.value).startswith("w: gid: owner id out of range (got -1)")
 
 
 def test_json_kind_of_annotations() -> None:

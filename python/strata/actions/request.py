@@ -118,6 +118,9 @@ def _parse_mode(value: Any, where: str) -> int | None:
     raise UserError(f'mode must be an octal string like "0755" (got {value!r})', where=where)
 
 
+OWNERSHIP_KEYS = ("gid", "gname", "mtime", "uid", "uname")
+
+
 def ownership(req: dict[str, Any], where: str) -> Ownership:
     """`uid`, `gid`, `uname`, `gname`, `mtime` of every entry (0, 0, "", "", 1)."""
     for key in ("uid", "gid"):
@@ -181,9 +184,10 @@ Reader = Callable[[dict[str, Any], str], Any]
 """A custom reader for one key: (request, where) -> value."""
 
 
-def read_with(reader: Reader) -> Any:
-    """A `Request` field read by `reader` instead of by its annotation."""
-    return dataclasses.field(metadata={"read": reader})
+def read_with(reader: Reader, keys: tuple[str, ...] = ()) -> Any:
+    """A `Request` field read by `reader` instead of by its annotation; `keys`: the
+    request keys it reads, if not the field's name (`ownership`: `OWNERSHIP_KEYS`)."""
+    return dataclasses.field(metadata={"read": reader, "keys": keys})
 
 
 def json_kind(annotation: Any) -> type | tuple[type, ...]:
@@ -220,7 +224,10 @@ class Request:
 
     @classmethod
     def keys(cls) -> set[str]:
-        return {f.name for f in dataclasses.fields(cls)} | {"schema_version"}
+        names = {"schema_version"}
+        for f in dataclasses.fields(cls):
+            names.update(f.metadata.get("keys") or (f.name,))
+        return names
 
     @classmethod
     def from_json(cls, req: dict[str, Any], where: str) -> Self:
