@@ -6,22 +6,14 @@ union of the given paths' closures), and `/nix/var/nix/gcroots/docker/<hash>-<na
 links to the image's roots, so `nix-store -q`, `--verify` and a garbage
 collection work inside the container (see strata.store.nix_db).
 
-Directory form (what image.bzl's `include_nix_db` merges into its top layer):
-`{"closures": [info files], "name": image name (unused), "output": dir}`
-writes the same database and schema file under `dir`, registration time 1,
+Directory form (what image.bzl's `include_nix_db` merges into its top layer,
+`NixDbDirRequest`): writes the same database and schema file under `dir`, registration time 1,
 but no gcroots links: they point into /nix/store, and Bazel refuses
 directory outputs holding symlinks that do not resolve. Use the layer form
 (`nix_db_layer` in rules/private/nix.bzl) to get gcroots too.
 
-Layer form, request (keys sorted; `schema_version` 1):
-
-    store_paths        info files (StorePath / nix_store_import `info` outputs); their
-                       closures are registered
-    roots              info files of the paths that get a gcroots/docker link (default [])
-    registration_time  ValidPaths.registrationTime of every row (default 1)
-    compressor         "none" | "gzip" | "zstd" (default "gzip")
-    output, descriptor the layer blob and its descriptor JSON
-    uid, gid, uname, gname, mtime   owner and time of the layer entries (0, 0, "", "", 1)
+The layer form's request is `NixDbRequest`; a request with `closures` is the
+directory form.
 """
 
 from __future__ import annotations
@@ -30,30 +22,53 @@ import os
 import posixpath
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, closure_infos, field, ownership, read_info
+from strata.actions.request import (
+    OWNERSHIP_KEYS,
+    Request,
+    closure_infos,
+    ownership,
+    read_info,
+    read_with,
+)
 from strata.errors import UserError
 from strata.oci.compress import check_compressor
-from strata.oci.layer import write_descriptor, write_layer_from_entries
+from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry, sort_key
 from strata.store.nix_db import DB_DIR, GCROOTS_DIR, SCHEMA_VERSION, write_db
 
-_KEYS = {
-    "compressor",
-    "descriptor",
-    "gid",
-    "gname",
-    "mtime",
-    "output",
-    "registration_time",
-    "roots",
-    "schema_version",
-    "store_paths",
-    "uid",
-    "uname",
-}
+
+@dataclass(frozen=True, kw_only=True)
+class NixDbDirRequest(Request):
+    closures: list[str]
+    """Info files (StorePath / nix_store_import `info` outputs) whose closures are
+    registered."""
+    name: str = ""
+    """The image's name (unused)."""
+    output: str
+    """The directory to write."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NixDbRequest(Request):
+    compressor: str = "gzip"
+    """"none" | "gzip" | "zstd"."""
+    output: str
+    """The layer blob."""
+    descriptor: str
+    """The layer's descriptor JSON."""
+    registration_time: int = 1
+    """ValidPaths.registrationTime of every row."""
+    store_paths: list[str]
+    """Info files (StorePath / nix_store_import `info` outputs) whose closures are
+    registered."""
+    roots: list[str] = field(default_factory=list)
+    """Info files of the paths that get a gcroots/docker link."""
+    owner: Ownership = read_with(ownership, keys=OWNERSHIP_KEYS)
+    """`uid`, `gid`, `uname`, `gname`, `mtime` of the layer entries (0, 0, "", "", 1)."""
 
 
 def db_entries(db_file: str, roots: list[str]) -> list[Entry]:
@@ -69,14 +84,14 @@ def db_entries(db_file: str, roots: list[str]) -> list[Entry]:
 
 
 def write_dir(req: dict[str, Any], where: str) -> None:
-    check_keys(req, {"closures", "name", "output", "schema_version"}, where)
-    infos = [read_info(p, where) for p in field(req, "closures", list, where)]
+    request = NixDbDirRequest.from_json(req, where)
+    infos = [read_info(p, where) for p in request.closures]
     if not infos:
         raise UserError(
             "closures is empty (got []); a Nix database needs the image's store paths",
             where=where,
         )
-    out = Path(field(req, "output", str, where))
+    out = Path(request.output)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -89,23 +104,22 @@ def run(req: dict[str, Any], where: str) -> None:
     if "closures" in req:
         write_dir(req, where)
         return
-    check_keys(req, _KEYS, where)
-    compressor = check_compressor(field(req, "compressor", str, where, "gzip"), where)
-    output = field(req, "output", str, where)
-    descriptor_path = field(req, "descriptor", str, where)
-    registration_time = field(req, "registration_time", int, where, 1)
+    request = NixDbRequest.from_json(req, where)
+    compressor = check_compressor(request.compressor, where)
+    output = request.output
+    registration_time = request.registration_time
     if registration_time < 0:
         raise UserError(
             f"registration_time must not be negative (got {registration_time}); use e.g. 1",
             where=where,
         )
-    infos = [read_info(p, where) for p in field(req, "store_paths", list, where)]
+    infos = [read_info(p, where) for p in request.store_paths]
     if not infos:
         raise UserError(
             "store_paths is empty (got []); a Nix database needs the image's store paths",
             where=where,
         )
-    roots = [read_info(p, where)["path"] for p in field(req, "roots", list, where, [])]
+    roots = [read_info(p, where)["path"] for p in request.roots]
     known = closure_infos(infos, where)
     missing = [r for r in roots if r not in known]
     if missing:
@@ -117,6 +131,6 @@ def run(req: dict[str, Any], where: str) -> None:
         db_file = Path(tmp) / "db.sqlite"
         write_db(db_file, known.values(), registration_time, where)
         descriptor = write_layer_from_entries(
-            output, compressor, db_entries(str(db_file), roots), ownership(req, where)
+            output, compressor, db_entries(str(db_file), roots), request.owner
         )
-    write_descriptor(descriptor_path, descriptor, output)
+    write_descriptor(request.descriptor, descriptor, output)
