@@ -1,13 +1,6 @@
 """`BaseBlobs`: the layer blobs a shallow base left in its registry, as a directory.
 
-Request (keys sorted, `schema_version` 1):
-
-    image        the base's OCI layout (a `pull_image(shallow = True)` repository's)
-    blob_store   optional: the shared blob store the pull used (default
-                 $STRATA_BLOB_STORE, else ~/.cache/strata/blobs)
-    tls_verify, ca_file   optional, as the pull's (default: verify, system CAs)
-    output       directory to write: `sha256/<hex>` per blob the layout's
-                 `remote-blobs.json` lists, each checked against its digest and size
+The request is `BaseBlobsRequest` below.
 
 The pulled repository's `:image` target declares it; it runs only when an
 output holds the base's bytes (a docker-archive, export_image, run_as_root,
@@ -20,29 +13,41 @@ deterministic. Blobs come through the shared store, once per digest
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, field
+from strata.actions.request import Request
 from strata.fsutil import atomic_dir
 from strata.oci.remote_blobs import read_remote_blobs
 from strata.registry.blobstore import BlobStore, default_blob_store
 from strata.registry.endpoint import Options
 from strata.registry.remote_fetch import fetch_remote_blobs
 
-_KEYS = ("blob_store", "ca_file", "image", "output", "schema_version", "tls_verify")
+
+@dataclass(frozen=True, kw_only=True)
+class BaseBlobsRequest(Request):
+    image: str
+    """The base's OCI layout (a `pull_image(shallow = True)` repository's)."""
+    blob_store: str = ""
+    """The shared blob store the pull used ("": $STRATA_BLOB_STORE, else
+    ~/.cache/strata/blobs)."""
+    output: str
+    """Directory to write: `sha256/<hex>` per blob the layout's `remote-blobs.json`
+    lists, each checked against its digest and size."""
+    tls_verify: bool = True
+    """As the pull's."""
+    ca_file: str = ""
+    """As the pull's ("": the system's CAs)."""
 
 
 def run(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _KEYS, where)
-    layout = Path(field(req, "image", str, where))
+    request = BaseBlobsRequest.from_json(req, where)
+    layout = Path(request.image)
     remote = read_remote_blobs(layout, str(layout))
-    shared = BlobStore(field(req, "blob_store", str, where, "") or default_blob_store())
-    with atomic_dir(field(req, "output", str, where)) as tmp:
-        options = Options(
-            tls_verify=field(req, "tls_verify", bool, where, True),
-            ca_file=field(req, "ca_file", str, where, ""),
-        )
+    shared = BlobStore(request.blob_store or default_blob_store())
+    with atomic_dir(request.output) as tmp:
+        options = Options(tls_verify=request.tls_verify, ca_file=request.ca_file)
         counts = fetch_remote_blobs(remote, BlobStore(tmp), shared, str(layout), options)
     if counts.fetched or counts.from_store:
         print(
