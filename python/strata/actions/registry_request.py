@@ -14,11 +14,34 @@ from typing import Any
 from strata.actions.request import field
 from strata.errors import UserError
 from strata.oci.platform import Platform, parse_platform
+from strata.oci.reference import check_repository
 from strata.registry.client import RegistryClient
 from strata.registry.endpoint import Options, Registry
 
+ENDPOINT_KEYS = ("ca_file", "registry", "timeout", "tls_verify")
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """A registry and how to talk to it: the keys `ENDPOINT_KEYS`, read."""
+
+    registry: Registry
+    options: Options
+
+    def client(self, where: str) -> RegistryClient:
+        return RegistryClient(self.registry, self.options, where=where)
+
 
 def client_from(req: dict[str, Any], where: str) -> RegistryClient:
+    return endpoint_from(req, where).client(where)
+
+
+def repository_from(req: dict[str, Any], where: str) -> str:
+    """`repository`, checked: names go into registry URLs (the image_push rule's grammar)."""
+    return check_repository(field(req, "repository", str, where), where)
+
+
+def endpoint_from(req: dict[str, Any], where: str) -> Endpoint:
     registry = Registry.parse(field(req, "registry", str, where), where=where)
     timeout = field(req, "timeout", int, where, 0)
     if timeout < 0:
@@ -28,7 +51,7 @@ def client_from(req: dict[str, Any], where: str) -> RegistryClient:
         ca_file=field(req, "ca_file", str, where, ""),
         deadline=float(timeout) if timeout else None,
     )
-    return RegistryClient(registry, options, where=where)
+    return Endpoint(registry, options)
 
 
 def platform_from(req: dict[str, Any], where: str) -> Platform:
