@@ -32,10 +32,6 @@ class Endpoint:
         return RegistryClient(self.registry, self.options, where=where)
 
 
-def client_from(req: dict[str, Any], where: str) -> RegistryClient:
-    return endpoint_from(req, where).client(where)
-
-
 def repository_from(req: dict[str, Any], where: str) -> str:
     """`repository`, checked: names go into registry URLs (the image_push rule's grammar)."""
     return check_repository(field(req, "repository", str, where), where)
@@ -52,6 +48,9 @@ def endpoint_from(req: dict[str, Any], where: str) -> Endpoint:
         deadline=float(timeout) if timeout else None,
     )
     return Endpoint(registry, options)
+
+
+PLATFORM_KEYS = ("architecture", "os", "variant")
 
 
 def platform_from(req: dict[str, Any], where: str) -> Platform:
