@@ -9,22 +9,17 @@ the `info` JSON (the StorePath action's format, each path with the `deriver`
 `nix-store -q --deriver` names, if any), the path's own uncompressed
 layer and its descriptor. `index.json` lists them for the generated BUILD.
 
-Request (keys sorted; `schema_version` 1):
-
-    paths        root store paths, e.g. ["/nix/store/<hash>-hello-2.12"]
-    store_dir    the logical store directory of the names (default "/nix/store")
-    nix_store    the nix-store program (default "nix-store")
-    env          variables for nix-store (NIX_STORE_DIR, NIX_STATE_DIR, ...), default {}
-    output       directory to write (relative to the working directory)
+The request is `NixStoreImportRequest` below.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import check_keys, field
+from strata.actions.request import Request, field, read_with
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
@@ -34,7 +29,36 @@ from strata.store.layer import write_store_layer
 from strata.store.nix_import import query_derivers, query_nix_store, subprocess_runner
 from strata.store.path import DEFAULT_STORE_DIR, check_store_dir, parse
 
-_IMPORT_KEYS = {"env", "nix_store", "output", "paths", "schema_version", "store_dir"}
+
+def _store_dir(req: dict[str, Any], where: str) -> str:
+    return check_store_dir(
+        field(req, "store_dir", str, where, DEFAULT_STORE_DIR), f"{where}: store_dir"
+    )
+
+
+def _paths(req: dict[str, Any], where: str) -> list[str]:
+    roots: list[str] = field(req, "paths", list, where)
+    if not roots or not all(isinstance(p, str) for p in roots):
+        raise UserError(
+            f"paths must be a non-empty list of store paths (got {roots!r:.80}); "
+            'e.g. ["/nix/store/<hash>-hello-2.12"]',
+            where=where,
+        )
+    return roots
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NixStoreImportRequest(Request):
+    store_dir: str = read_with(_store_dir)
+    """The logical store directory of the names (default "/nix/store")."""
+    paths: list[str] = read_with(_paths)
+    """Root store paths, e.g. ["/nix/store/<hash>-hello-2.12"]."""
+    env: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Variables for nix-store (NIX_STORE_DIR, NIX_STATE_DIR, ...)."""
+    nix_store: str = "nix-store"
+    """The nix-store program."""
+    output: str
+    """Directory to write (relative to the working directory)."""
 
 
 def _closure(root: str, by_path: dict[str, PathInfo]) -> list[PathInfo]:
@@ -49,19 +73,10 @@ def _closure(root: str, by_path: dict[str, PathInfo]) -> list[PathInfo]:
 
 
 def import_paths(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _IMPORT_KEYS, where)
-    store_dir = check_store_dir(
-        field(req, "store_dir", str, where, DEFAULT_STORE_DIR), f"{where}: store_dir"
-    )
-    roots = field(req, "paths", list, where)
-    if not roots or not all(isinstance(p, str) for p in roots):
-        raise UserError(
-            f"paths must be a non-empty list of store paths (got {roots!r:.80}); "
-            'e.g. ["/nix/store/<hash>-hello-2.12"]',
-            where=where,
-        )
-    env = field(req, "env", dict, where, {})
-    run = subprocess_runner(field(req, "nix_store", str, where, "nix-store"), env, where)
+    request = NixStoreImportRequest.from_json(req, where)
+    store_dir = request.store_dir
+    roots = request.paths
+    run = subprocess_runner(request.nix_store, request.env, where)
     closure = query_nix_store(roots, store_dir, runner=run)
     by_path = closure.by_path()
     # Kept in the info records for the image's SBOM (strata.sbom), nowhere else.
@@ -70,7 +85,7 @@ def import_paths(req: dict[str, Any], where: str) -> None:
     def described(p: PathInfo) -> dict[str, Any]:
         return p.to_json() | ({"deriver": derivers[p.path]} if p.path in derivers else {})
 
-    out = Path(field(req, "output", str, where))
+    out = Path(request.output)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
