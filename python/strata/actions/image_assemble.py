@@ -1,19 +1,7 @@
 """`ImageAssemble`: layers (+ a base image) and a config → docker-archive and/or OCI layout.
 
-Request (keys sorted, `schema_version` 1):
-
-    architecture   "x86_64" | "aarch64" | ... (default "x86_64")
-    base           optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
-    base_blobs     optional [dir, ...]: a shallow base's layer blobs (BaseBlobs outputs), read
-                   only for a docker_archive output
-    config         {"Env": [...], "Cmd": [...], ...}
-    created        optional RFC 3339 time or "now"
-    layers         [{"blob": path, "descriptor": path}, ...] (outputs of a layer action), or
-                   {"dir": path} for a LayerGroups output directory: its layers, in order
-    name, tag      image name (tag defaults to a content hash)
-    os             default "linux"
-    outputs        {"docker_archive": path, "oci_layout": dir, "image_info": path}
-                   (at least one image output)
+The request is `ImageAssembleRequest` below: an `ImageRequest`
+(strata.actions.image_request) and its outputs.
 
 Warnings (e.g. `created = "now"`) go to stderr; all outputs appear or none.
 """
@@ -22,19 +10,27 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image_request import IMAGE_KEYS, build_image, outputs_of, write_outputs
-from strata.actions.request import check_keys
+from strata.actions.image_request import ImageRequest, build_image, outputs_of, write_outputs
+from strata.actions.request import read_with
 from strata.oci.docker_archive import compatibility_warnings
 
 
+@dataclass(frozen=True, kw_only=True)
+class ImageAssembleRequest(ImageRequest):
+    outputs: dict[str, Path] = read_with(outputs_of)
+    """{"docker_archive": path, "oci_layout": dir, "image_info": path} (at least one
+    image output)."""
+
+
 def assemble_image(req: dict[str, Any], where: str) -> None:
-    check_keys(req, IMAGE_KEYS, where)
-    paths = outputs_of(req, where)
+    request = ImageAssembleRequest.from_json(req, where)
+    paths = request.outputs
     with tempfile.TemporaryDirectory(prefix="strata-base-") as work:
-        result = build_image(req, where, Path(work), need_bytes="docker_archive" in paths)
+        result = build_image(request, where, Path(work), need_bytes="docker_archive" in paths)
         warnings = list(result.warnings)
         if "docker_archive" in paths:
             warnings += compatibility_warnings([result.image])

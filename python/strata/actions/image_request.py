@@ -1,18 +1,19 @@
 """An image request: layers (+ a base image) and a config, as ImageAssemble reads it.
 
 Shared by the actions that assemble an image from such a request:
-ImageAssemble, StreamImage and Sbom (see strata.actions.image_assemble for the
-keys). `load_layers` also reads the layers LayerGroups is given.
+ImageAssemble, StreamImage and Sbom (its `assemble`): `ImageRequest` holds
+the keys they share. `load_layers` also reads the layers LayerGroups is given.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import base_blobs, check_keys, field
+from strata.actions.request import Request, base_blobs, check_keys, field, read_with
 from strata.canonical import json_bytes, read_json
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
@@ -25,19 +26,6 @@ from strata.oci.layer import LayerDescriptor
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
 
-IMAGE_KEYS = {
-    "architecture",
-    "base",
-    "base_blobs",
-    "config",
-    "created",
-    "layers",
-    "name",
-    "os",
-    "outputs",
-    "schema_version",
-    "tag",
-}
 _OUTPUTS = ("docker_archive", "image_info", "oci_layout")
 
 
@@ -116,32 +104,51 @@ def write_outputs(images: list[Image], paths: dict[str, Path], info: dict[str, A
         raise
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImageRequest(Request):
+    """The image ImageAssemble and StreamImage (and Sbom's `assemble`) describe."""
+
+    architecture: str = "x86_64"
+    """"x86_64" | "aarch64" | ..."""
+    os: str = "linux"
+    layers: list[Any] = dataclasses.field(default_factory=list)
+    """[{"blob": path, "descriptor": path}, ...] (outputs of a layer action), or
+    {"dir": path} for a LayerGroups output directory: its layers, in order."""
+    base: dict[str, Any] | None = None
+    """{"path": docker-archive or OCI layout, "name": "repo:tag"}."""
+    base_blobs: list[Path] = read_with(base_blobs)
+    """A shallow base's layer blobs (BaseBlobs outputs), used only for a docker-archive."""
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """{"Env": [...], "Cmd": [...], ...}."""
+    created: str | None = None
+    """RFC 3339 time or "now"."""
+    name: str
+    """The image name."""
+    tag: str | None = None
+    """The image tag (default: a content hash)."""
+
+
 def build_image(
-    req: dict[str, Any], where: str, work: Path, *, need_bytes: bool = False
+    req: ImageRequest, where: str, work: Path, *, need_bytes: bool = False
 ) -> Assembled:
-    """The image a request describes (everything but `outputs`); `work` holds base blobs.
-    A shallow base's layers need not be here unless `need_bytes` (a docker-archive)."""
-    platform = parse_platform(
-        field(req, "architecture", str, where, "x86_64"),
-        field(req, "os", str, where, "linux"),
-        where=where,
-    )
-    layers = load_layers(field(req, "layers", list, where, []), where)
-    base_req = field(req, "base", (dict, type(None)), where, None)
+    """The image a request describes; `work` holds base blobs. A shallow base's
+    layers need not be here unless `need_bytes` (a docker-archive)."""
+    platform = parse_platform(req.architecture, req.os, where=where)
+    layers = load_layers(req.layers, where)
     base = None
-    if base_req is not None:
-        check_keys(base_req, ("name", "path"), where)
-        selector = Selector(field(base_req, "name", str, where, ""), platform)
-        path = field(base_req, "path", str, where)
-        dirs = base_blobs(req, where) if need_bytes else []
+    if req.base is not None:
+        check_keys(req.base, ("name", "path"), where)
+        selector = Selector(field(req.base, "name", str, where, ""), platform)
+        path = field(req.base, "path", str, where)
+        dirs = req.base_blobs if need_bytes else []
         base = load_base(path, selector, work, need_bytes=need_bytes, blob_dirs=dirs)
     return assemble(
         layers=layers,
-        fields=field(req, "config", dict, where, {}),
+        fields=req.config,
         platform=platform,
-        created=field(req, "created", (str, type(None)), where, None),
-        name=field(req, "name", str, where),
-        tag=field(req, "tag", (str, type(None)), where, None),
+        created=req.created,
+        name=req.name,
+        tag=req.tag,
         base=base,
         where=where,
     )

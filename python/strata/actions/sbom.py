@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from strata.actions.image_request import build_image
+from strata.actions.image_request import ImageRequest, build_image
 from strata.actions.request import check_keys, field, read_info
 from strata.canonical import parse_json
 from strata.errors import UserError
@@ -73,7 +73,8 @@ def _image_digest(
                 where=where,
             )
         return desc, config
-    image = build_image(field(req, "assemble", dict, where), where, work).image
+    assembled = ImageRequest.from_json(field(req, "assemble", dict, where), where)
+    image = build_image(assembled, where, work).image
     manifest_bytes = image.manifest(docker=False)
     desc = {
         "digest": sha256_bytes(manifest_bytes),

@@ -9,14 +9,10 @@ the archive to stdout or a file descriptor. The bytes are exactly those
 ImageAssemble stores as `docker_archive` for the same request (both go
 through `strata.oci.docker_archive.stream_docker_archive`).
 
-Request (keys sorted; `schema_version` 1): everything ImageAssemble takes
-except `outputs` (architecture, base, config, created, layers — including
-`{"dir": D}` LayerGroups directories —, name, os, tag), plus:
-
-    output   "-" (default): stdout; "fd:N": an open file descriptor; else a file path
-             (written as it streams, not atomically: that is the point of streaming)
-
-stdout that is a terminal is refused. Warnings go to stderr.
+The request is `StreamImageRequest` below: an `ImageRequest`
+(strata.actions.image_request, everything ImageAssemble takes except
+`outputs`) and where to stream it. stdout that is a terminal is refused.
+Warnings go to stderr.
 """
 
 from __future__ import annotations
@@ -24,15 +20,20 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from strata.actions.image_request import IMAGE_KEYS, build_image
-from strata.actions.request import check_keys, field
+from strata.actions.image_request import ImageRequest, build_image
 from strata.errors import UserError
 from strata.oci.docker_archive import compatibility_warnings, stream_docker_archive
 
-_KEYS = (IMAGE_KEYS - {"outputs"}) | {"output"}
+
+@dataclass(frozen=True, kw_only=True)
+class StreamImageRequest(ImageRequest):
+    output: str = "-"
+    """"-": stdout; "fd:N": an open file descriptor; else a file path (written as it
+    streams, not atomically: that is the point of streaming)."""
 
 
 def _open_output(output: str, where: str) -> tuple[BinaryIO, bool]:
@@ -60,11 +61,11 @@ def _open_output(output: str, where: str) -> tuple[BinaryIO, bool]:
 
 
 def run(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _KEYS, where)
-    output = field(req, "output", str, where, "-")
+    request = StreamImageRequest.from_json(req, where)
+    output = request.output
     with tempfile.TemporaryDirectory(prefix="strata-stream-") as work:
         # Everything is checked and decided before the first byte goes out.
-        result = build_image(req, where, Path(work), need_bytes=True)
+        result = build_image(request, where, Path(work), need_bytes=True)
         for warning in [*result.warnings, *compatibility_warnings([result.image])]:
             print(f"warning: {where}: {warning}", file=sys.stderr)
         f, close = _open_output(output, where)
