@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import Request, field, read_with
+from strata.actions.request import Request, field, read_store_dir, read_with
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import write_bytes_atomic
@@ -27,13 +27,7 @@ from strata.store import nar
 from strata.store.closure import PathInfo
 from strata.store.layer import write_store_layer
 from strata.store.nix_import import query_derivers, query_nix_store, subprocess_runner
-from strata.store.path import DEFAULT_STORE_DIR, check_store_dir, parse
-
-
-def _store_dir(req: dict[str, Any], where: str) -> str:
-    return check_store_dir(
-        field(req, "store_dir", str, where, DEFAULT_STORE_DIR), f"{where}: store_dir"
-    )
+from strata.store.path import parse
 
 
 def _paths(req: dict[str, Any], where: str) -> list[str]:
@@ -49,7 +43,7 @@ def _paths(req: dict[str, Any], where: str) -> list[str]:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class NixStoreImportRequest(Request):
-    store_dir: str = read_with(_store_dir)
+    store_dir: str = read_with(read_store_dir)
     """The logical store directory of the names (default "/nix/store")."""
     paths: list[str] = read_with(_paths)
     """Root store paths, e.g. ["/nix/store/<hash>-hello-2.12"]."""

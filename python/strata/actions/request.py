@@ -35,6 +35,7 @@ from strata.oci.layer import Ownership
 from strata.oci.tarwriter import check_id
 from strata.oci.tree import LayerTree
 from strata.store.closure import PathInfo
+from strata.store.path import DEFAULT_STORE_DIR, check_store_dir
 
 SCHEMA_VERSION = 1
 
@@ -119,6 +120,13 @@ def _parse_mode(value: Any, where: str) -> int | None:
 
 
 OWNERSHIP_KEYS = ("gid", "gname", "mtime", "uid", "uname")
+
+
+def read_store_dir(req: dict[str, Any], where: str) -> str:
+    """`store_dir`, checked (default "/nix/store")."""
+    return check_store_dir(
+        field(req, "store_dir", str, where, DEFAULT_STORE_DIR), f"{where}: store_dir"
+    )
 
 
 def ownership(req: dict[str, Any], where: str) -> Ownership:
