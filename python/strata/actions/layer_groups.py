@@ -12,42 +12,26 @@ digest) in every image, which is what lets registries and `docker load`
 share it. Paths grouped together are concatenated (strata.store.layer.
 concat_layers), digested while copied, without reading the store path files.
 
-Request (keys sorted; `schema_version` 1):
-
-    store_layers         [{"store_path": P, "blob": B, "descriptor": D}]: StorePath layers
-                         of every path that may be in the closure (extra ones are ignored);
-                         {"info": F, ...} instead of store_path reads P from a StorePath info
-                         file (the rules cannot know P: it is a content hash)
-    closures             files describing the closure: strata closure JSON, nixpkgs
-                         exportReferencesGraph list, or StorePath `info` files
-    roots                optional store paths the image holds (default: the closure files' roots)
-    config               optional image config: store paths its Cmd, Entrypoint and Env name
-                         are added to the roots when described, and are an error otherwise
-    store_dir            default "/nix/store"
-    layering             "popularity" (default, as dockerTools) | "auto_layer" | pipeline steps
-                         (strata.layering.pipeline)
-    max_layers           default 100; counts base_layers and one customisation layer
-    base_layers          layers of the base image, default 0
-    base                 or the base image itself, {"path", "name"} as ImageAssemble takes it
-                         (with `architecture` and `os` to pick one from a multi-platform
-                         layout): its layers are counted
-    include_store_paths  default true; false writes an empty directory (bind-mounted stores)
-    compressor           of grouped (concatenated) layers, default "none"; a single-path
-                         layer is copied as is when its blob already has this compressor
-    output               the directory to write (see strata.layering.plan_io for its layout)
-
-Errors leave no output directory.
+The request is `LayerGroupsRequest` below. Errors leave no output directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from strata.actions.image_request import load_layer
-from strata.actions.request import check_keys, field, read_info
+from strata.actions.request import (
+    Request,
+    check_keys,
+    field,
+    read_info,
+    read_store_dir,
+    read_with,
+)
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.fsutil import atomic_dir, share_output
@@ -68,32 +52,73 @@ from strata.oci.layer import LayerDescriptor
 from strata.oci.platform import parse_platform
 from strata.store.closure import closure_of
 from strata.store.layer import concat_layers
-from strata.store.path import DEFAULT_STORE_DIR, check_store_dir
 
-_KEYS = {
-    "architecture",
-    "base",
-    "base_layers",
-    "closures",
-    "compressor",
-    "config",
-    "include_store_paths",
-    "layering",
-    "max_layers",
-    "os",
-    "output",
-    "roots",
-    "schema_version",
-    "store_dir",
-    "store_layers",
-}
 _SUFFIX = {"none": ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}
 
 
-def _store_layers(req: dict[str, Any], where: str) -> dict[str, tuple[Blob, LayerDescriptor]]:
+def _compressor(req: dict[str, Any], where: str) -> str:
+    return check_compressor(field(req, "compressor", str, where, "none"), where)
+
+
+def _roots(req: dict[str, Any], where: str) -> list[str] | None:
+    roots: list[str] | None = field(req, "roots", list, where, None)
+    if roots is not None and not all(isinstance(r, str) for r in roots):
+        raise UserError(f"roots must be store path strings (got {roots!r:.80})", where=where)
+    return roots
+
+
+def _base(req: dict[str, Any], where: str) -> dict[str, Any] | None:
+    return field(req, "base", dict, where) if "base" in req else None
+
+
+def _raw(key: str) -> Any:
+    """A key read as it is, checked later by what reads it."""
+    return read_with(lambda req, where: req.get(key))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LayerGroupsRequest(Request):
+    compressor: str = read_with(_compressor)
+    """Of grouped (concatenated) layers, default "none"; a single-path layer is
+    copied as is when its blob already has this compressor."""
+    store_dir: str = read_with(read_store_dir)
+    """Default "/nix/store"."""
+    output: str
+    """The directory to write (see strata.layering.plan_io for its layout)."""
+    store_layers: list[Any]
+    """[{"store_path": P, "blob": B, "descriptor": D}]: StorePath layers of every path
+    that may be in the closure (extra ones are ignored); {"info": F, ...} instead of
+    store_path reads P from a StorePath info file (the rules cannot know P: it is a
+    content hash)."""
+    closures: list[Any]
+    """Files describing the closure: strata closure JSON, nixpkgs
+    exportReferencesGraph list, or StorePath `info` files."""
+    roots: list[str] | None = read_with(_roots)
+    """Store paths the image holds (default: the closure files' roots)."""
+    config: Any = _raw("config")
+    """The image config: store paths its Cmd, Entrypoint and Env name are added to
+    the roots when described, and are an error otherwise."""
+    include_store_paths: bool = True
+    """False writes an empty directory (bind-mounted stores)."""
+    max_layers: int = 100
+    """Counts base_layers and one customisation layer."""
+    base_layers: int = 0
+    """Layers of the base image."""
+    base: dict[str, Any] | None = read_with(_base)
+    """Or the base image itself, {"path", "name"} as ImageAssemble takes it (with
+    `architecture` and `os` to pick one from a multi-platform layout): its layers
+    are counted."""
+    architecture: str = "x86_64"
+    os: str = "linux"
+    layering: Any = _raw("layering")
+    """"popularity" (default, as dockerTools) | "auto_layer" | pipeline steps
+    (strata.layering.pipeline)."""
+
+
+def _store_layers(items: list[Any], where: str) -> dict[str, tuple[Blob, LayerDescriptor]]:
     """Each store path's cached layer, checked against its descriptor."""
     out: dict[str, tuple[Blob, LayerDescriptor]] = {}
-    for i, item in enumerate(field(req, "store_layers", list, where)):
+    for i, item in enumerate(items):
         at = f"{where}: store_layers[{i}]"
         if not isinstance(item, dict):
             raise UserError(
@@ -110,36 +135,29 @@ def _store_layers(req: dict[str, Any], where: str) -> dict[str, tuple[Blob, Laye
     return out
 
 
-def _base_layer_count(req: dict[str, Any], where: str) -> int:
-    base = field(req, "base", dict, where)
+def _base_layer_count(req: LayerGroupsRequest, base: dict[str, Any], where: str) -> int:
     check_keys(base, ("name", "path"), f"{where}: base")
-    platform = parse_platform(
-        field(req, "architecture", str, where, "x86_64"),
-        field(req, "os", str, where, "linux"),
-        where=where,
-    )
+    platform = parse_platform(req.architecture, req.os, where=where)
     selector = Selector(field(base, "name", str, where, ""), platform)
     with tempfile.TemporaryDirectory(prefix="strata-base-") as work:
         path = field(base, "path", str, where)
         return len(load_base(path, selector, Path(work), need_bytes=False).layers)
 
 
-def _groups(req: dict[str, Any], where: str, store_dir: str) -> list[list[str]]:
-    roots, infos = read_closures(field(req, "closures", list, where), where)
-    roots = field(req, "roots", list, where, roots)
-    if not all(isinstance(r, str) for r in roots):
-        raise UserError(f"roots must be store path strings (got {roots!r:.80})", where=where)
-    roots = add_config_roots(roots, infos, req.get("config"), store_dir, where)
-    include = field(req, "include_store_paths", bool, where, True)
-    if not include or not roots:
+def _groups(req: LayerGroupsRequest, where: str) -> list[list[str]]:
+    roots, infos = read_closures(req.closures, where)
+    if req.roots is not None:
+        roots = req.roots
+    roots = add_config_roots(roots, infos, req.config, req.store_dir, where)
+    if not req.include_store_paths or not roots:
         return []
     closure = closure_of(roots, infos, where)
-    max_layers = field(req, "max_layers", int, where, 100)
-    base_layers = field(req, "base_layers", int, where, 0)
-    if "base" in req:
-        base_layers += _base_layer_count(req, where)
+    max_layers = req.max_layers
+    base_layers = req.base_layers
+    if req.base is not None:
+        base_layers += _base_layer_count(req, req.base, where)
     available = available_layers(max_layers, base_layers, f"{where}: max_layers")
-    steps = strategy_steps(req.get("layering"), available, f"{where}: layering")
+    steps = strategy_steps(req.layering, available, f"{where}: layering")
     return plan_layers(closure, max_layers, base_layers, steps)
 
 
@@ -166,14 +184,11 @@ def _write_group(
 
 
 def run(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _KEYS, where)
-    compressor = check_compressor(field(req, "compressor", str, where, "none"), where)
-    store_dir = check_store_dir(
-        field(req, "store_dir", str, where, DEFAULT_STORE_DIR), f"{where}: store_dir"
-    )
-    output = field(req, "output", str, where)
-    blobs = _store_layers(req, where)
-    groups = _groups(req, where, store_dir)
+    request = LayerGroupsRequest.from_json(req, where)
+    compressor = request.compressor
+    output = request.output
+    blobs = _store_layers(request.store_layers, where)
+    groups = _groups(request, where)
     for group in groups:
         for path in group:
             if path not in blobs:
