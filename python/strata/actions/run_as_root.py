@@ -25,17 +25,7 @@ it do). The script still never runs with the host's root directory: it sees
 only the private tree. Without root the action fails with that explanation
 rather than silently dropping owners.
 
-Request (keys sorted; `schema_version` 1):
-
-    base        optional {"path": docker-archive or OCI layout, "name": "repo:tag"}
-    base_blobs  optional [dir, ...]: a shallow base's layer blobs (BaseBlobs outputs)
-    layers      [{"blob": path, "descriptor": path} or {"dir": LayerGroups output}]
-                unpacked after the base, in order (docker_image's `run_as_root` passes
-                its store path layers, customisation and Nix DB layers this way)
-    script      shell text, run as `/bin/sh -ec SCRIPT` inside the root filesystem
-    compressor  "none" | "gzip" | "zstd" (default "gzip")
-    output, descriptor   the layer blob and its descriptor JSON
-    mtime       time of every entry of the layer (default 1)
+The request is `RunAsRootRequest` below.
 
 Determinism: the script sees `PATH=/usr/sbin:/usr/bin:/sbin:/bin`,
 `HOME=/root`, `LC_ALL=C`, umask 022; entries are sorted and stamped with
@@ -53,15 +43,16 @@ import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import base_blobs, check_keys, field, ownership
+from strata.actions.request import Request, base_blobs, field, ownership, read_with
 from strata.errors import UserError
 from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
 from strata.oci.compress import check_compressor, open_decompressed, reading_layer
-from strata.oci.layer import write_descriptor, write_layer_from_entries
+from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
 from strata.oci.rootfs import Rootfs
 from strata.oci.tarwriter import check_id
 from strata.oci.tree import BYTES, DIR, FILE, SYMLINK, Entry, sort_key
@@ -69,17 +60,32 @@ from strata.oci.whiteout import parse as parse_whiteout
 from strata.oci.whiteout import whiteout_name
 
 SCRIPT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
-_KEYS = {
-    "base",
-    "base_blobs",
-    "compressor",
-    "descriptor",
-    "layers",
-    "mtime",
-    "output",
-    "schema_version",
-    "script",
-}
+
+
+def _compressor(req: dict[str, Any], where: str) -> str:
+    return check_compressor(field(req, "compressor", str, where, "gzip"), where)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunAsRootRequest(Request):
+    compressor: str = read_with(_compressor)
+    """"none" | "gzip" | "zstd" (default "gzip")."""
+    output: str
+    """The layer blob."""
+    descriptor: str
+    """The layer's descriptor JSON."""
+    script: str
+    """Shell text, run as `/bin/sh -ec SCRIPT` inside the root filesystem."""
+    owner: Ownership = read_with(ownership, keys=("mtime",))
+    """`mtime`: time of every entry of the layer (default 1); owners are the script's."""
+    base: dict[str, Any] | None = None
+    """{"path": docker-archive or OCI layout, "name": "repo:tag"}."""
+    layers: list[Any] = dataclass_field(default_factory=list)
+    """[{"blob": path, "descriptor": path} or {"dir": LayerGroups output}] unpacked
+    after the base, in order (docker_image's `run_as_root` passes its store path
+    layers, customisation and Nix DB layers this way)."""
+    base_blobs: list[Path] = read_with(base_blobs)
+    """A shallow base's layer blobs (BaseBlobs outputs)."""
 
 
 @dataclass(frozen=True)
@@ -252,14 +258,12 @@ def run_script(root: Path, script: str, where: str) -> None:
 
 
 def run(req: dict[str, Any], where: str) -> None:
-    check_keys(req, _KEYS, where)
-    compressor = check_compressor(field(req, "compressor", str, where, "gzip"), where)
-    output = field(req, "output", str, where)
-    descriptor_path = field(req, "descriptor", str, where)
-    script = field(req, "script", str, where)
-    owner = ownership(req, where)
-    base_req = field(req, "base", (dict, type(None)), where, None)
-    layers = field(req, "layers", list, where, [])
+    request = RunAsRootRequest.from_json(req, where)
+    compressor = request.compressor
+    output = request.output
+    script = request.script
+    base_req = request.base
+    layers = request.layers
     if os.geteuid() != 0:
         raise UserError(
             "run_as_root records the script's chown with real ownership in a private copy "
@@ -281,7 +285,7 @@ def run(req: dict[str, Any], where: str) -> None:
                     field(base_req, "path", str, where),
                     selector,
                     work / "base",
-                    blob_dirs=base_blobs(req, where),
+                    blob_dirs=request.base_blobs,
                 )
                 blobs += [str(b.path) for b in base.layers]
             for i, layer in enumerate(layers):
@@ -301,7 +305,7 @@ def run(req: dict[str, Any], where: str) -> None:
             before = snapshot(root)
             run_script(root, script, where)
             entries = diff_entries(root, before, snapshot(root))
-            descriptor = write_layer_from_entries(output, compressor, entries, owner)
+            descriptor = write_layer_from_entries(output, compressor, entries, request.owner)
     finally:
         os.umask(old_umask)
-    write_descriptor(descriptor_path, descriptor, output)
+    write_descriptor(request.descriptor, descriptor, output)
