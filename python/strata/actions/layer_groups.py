@@ -27,6 +27,7 @@ from strata.actions.image_request import load_layer
 from strata.actions.request import (
     Request,
     check_keys,
+    compressor_field,
     field,
     read_info,
     read_store_dir,
@@ -46,7 +47,6 @@ from strata.layering.plan_io import (
 )
 from strata.layering.popularity import available_layers
 from strata.oci.base import Selector, load_base
-from strata.oci.compress import check_compressor
 from strata.oci.image import Blob
 from strata.oci.layer import LayerDescriptor
 from strata.oci.platform import parse_platform
@@ -54,10 +54,6 @@ from strata.store.closure import closure_of
 from strata.store.layer import concat_layers
 
 _SUFFIX = {"none": ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}
-
-
-def _compressor(req: dict[str, Any], where: str) -> str:
-    return check_compressor(field(req, "compressor", str, where, "none"), where)
 
 
 def _roots(req: dict[str, Any], where: str) -> list[str] | None:
@@ -78,7 +74,7 @@ def _raw(key: str) -> Any:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LayerGroupsRequest(Request):
-    compressor: str = read_with(_compressor)
+    compressor: str = compressor_field("none")
     """Of grouped (concatenated) layers, default "none"; a single-path layer is
     copied as is when its blob already has this compressor."""
     store_dir: str = read_with(read_store_dir)

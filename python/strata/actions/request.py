@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Self
 
 from strata.canonical import read_json
 from strata.errors import UserError
+from strata.oci.compress import check_compressor
 from strata.oci.layer import Ownership
 from strata.oci.tarwriter import check_id
 from strata.oci.tree import LayerTree
@@ -211,6 +212,15 @@ def json_kind(annotation: Any) -> type | tuple[type, ...]:
     if origin in (str, int, bool, float, list, dict, type(None)):
         return typing.cast(type, origin)
     raise TypeError(f"no JSON type for a request field annotated {annotation!r}")
+
+
+def compressor_field(default: str) -> Any:
+    """A `compressor` field, checked: "none" | "gzip" | "zstd", `default` if absent."""
+
+    def read(req: dict[str, Any], where: str) -> str:
+        return check_compressor(field(req, "compressor", str, where, default), where)
+
+    return read_with(read)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -47,11 +47,18 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import Request, base_blobs, field, ownership, read_with
+from strata.actions.request import (
+    Request,
+    base_blobs,
+    compressor_field,
+    field,
+    ownership,
+    read_with,
+)
 from strata.errors import UserError
 from strata.layering.plan_io import read_layers_dir
 from strata.oci.base import Selector, load_base
-from strata.oci.compress import check_compressor, open_decompressed, reading_layer
+from strata.oci.compress import open_decompressed, reading_layer
 from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
 from strata.oci.rootfs import Rootfs
 from strata.oci.tarwriter import check_id
@@ -62,13 +69,9 @@ from strata.oci.whiteout import whiteout_name
 SCRIPT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
 
 
-def _compressor(req: dict[str, Any], where: str) -> str:
-    return check_compressor(field(req, "compressor", str, where, "gzip"), where)
-
-
 @dataclass(frozen=True, kw_only=True)
 class RunAsRootRequest(Request):
-    compressor: str = read_with(_compressor)
+    compressor: str = compressor_field("gzip")
     """"none" | "gzip" | "zstd" (default "gzip")."""
     output: str
     """The layer blob."""
