@@ -10,7 +10,7 @@ copies its copyToRoot with one `rsync -ak` (`-aK` with keepContentsDirlinks)
 a path (strata.store.root_copy). Both read a store path from its own layer
 (strata.store.listing), so both engines feed this action the same bytes.
 
-Request (keys sorted; `schema_version` 1):
+Request (`CustomizationLayerRequest`; keys sorted, `schema_version` 1):
 
     contents            list, placed in order:
                           {"info": F, "layer": L, "join": "link"}
@@ -61,13 +61,22 @@ import shutil
 import stat
 import tempfile
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from strata.actions.request import field, ownership, plan_tree, read_info
+from strata.actions.request import (
+    OWNERSHIP_KEYS,
+    Request,
+    compressor_field,
+    field,
+    ownership,
+    plan_tree,
+    read_info,
+    read_with,
+)
 from strata.errors import UserError
-from strata.oci.compress import check_compressor
-from strata.oci.layer import write_descriptor, write_layer_from_entries
+from strata.oci.layer import Ownership, write_descriptor, write_layer_from_entries
 from strata.oci.memroot import MemoryRoot
 from strata.oci.root_commands import need_tool, run_commands, run_fake_root, tree_entries
 from strata.oci.rootfs import Rootfs, RootTree
@@ -76,24 +85,22 @@ from strata.store.join import link_join
 from strata.store.listing import Member, StoreView
 from strata.store.root_copy import RootCopy
 
-_KEYS = {
-    "closure",
-    "compressor",
-    "contents",
-    "descriptor",
-    "enable_fakechroot",
-    "extra_commands",
-    "fake_root_commands",
-    "files",
-    "gid",
-    "gname",
-    "keep_dirlinks",
-    "mtime",
-    "output",
-    "schema_version",
-    "uid",
-    "uname",
-}
+
+@dataclass(frozen=True, kw_only=True)
+class CustomizationLayerRequest(Request):
+    """The keys, as the module docstring describes them."""
+
+    compressor: str = compressor_field("gzip")
+    output: str
+    descriptor: str
+    owner: Ownership = read_with(ownership, keys=OWNERSHIP_KEYS)
+    extra_commands: str = ""
+    fake_root_commands: str = ""
+    closure: list[Any] = dataclass_field(default_factory=list)
+    contents: list[Any] = dataclass_field(default_factory=list)
+    keep_dirlinks: bool = False
+    files: list[Any] = dataclass_field(default_factory=list)
+    enable_fakechroot: bool = False
 
 
 def _is_input_link(path: Path) -> bool:
@@ -128,13 +135,13 @@ def _tree_members(src: Path) -> dict[str, Member]:
     return out
 
 
-def _place_files(req: dict[str, Any], where: str, root: RootTree) -> None:
+def _place_files(req: CustomizationLayerRequest, where: str, root: RootTree) -> None:
     """`files`: plain files (path mapping items, strata.actions.request) at their destinations.
 
     Their parents are resolved inside the root (strata.oci.rootfs): a content
     link `etc -> /etc` makes `etc/motd` land in the layer's /etc.
     """
-    items = field(req, "files", list, where, [])
+    items = req.files
     if not items:
         return
     fs = root.at(f"{where}: files")
@@ -181,18 +188,18 @@ _FORMS = (
 )
 
 
-def _contents(req: dict[str, Any], where: str) -> tuple[list[_Content], StoreView]:
+def _contents(req: CustomizationLayerRequest, where: str) -> tuple[list[_Content], StoreView]:
     """The contents items, and the store paths they (and `closure`) read from their layers."""
     items: list[_Content] = []
     layers: dict[str, str] = {}
-    for i, entry in enumerate(field(req, "closure", list, where, [])):
+    for i, entry in enumerate(req.closure):
         at = f"{where}: closure[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"info", "layer"}:
             raise UserError(f'must be {{"info": F, "layer": L}} (got {entry!r:.80})', where=at)
         layers[read_info(field(entry, "info", str, at), at)["path"]] = field(
             entry, "layer", str, at
         )
-    for i, item in enumerate(field(req, "contents", list, where, [])):
+    for i, item in enumerate(req.contents):
         at = f"{where}: contents[{i}]"
         keys = set(item) if isinstance(item, dict) else set()
         if keys == {"info", "layer", "join"} and item["join"] != "link":
@@ -227,18 +234,17 @@ def _contents(req: dict[str, Any], where: str) -> tuple[list[_Content], StoreVie
     return items, view
 
 
-def needs_directory(req: dict[str, Any], where: str) -> bool:
+def needs_directory(req: CustomizationLayerRequest) -> bool:
     """Whether commands run in the layer root, so that it must be a real directory."""
-    return bool(
-        field(req, "extra_commands", str, where, "")
-        or field(req, "fake_root_commands", str, where, "")
-    )
+    return bool(req.extra_commands or req.fake_root_commands)
 
 
-def _lay_out(req: dict[str, Any], where: str, fs: RootTree) -> tuple[list[_Content], StoreView]:
+def _lay_out(
+    req: CustomizationLayerRequest, where: str, fs: RootTree
+) -> tuple[list[_Content], StoreView]:
     """The contents joined or copied at /, then `files`; the contents and their store view."""
     contents, view = _contents(req, where)
-    copier = RootCopy(fs, view, field(req, "keep_dirlinks", bool, where, False))
+    copier = RootCopy(fs, view, req.keep_dirlinks)
     for c in contents:
         if not c.join:
             copier.copy(c.store_path, c.where)
@@ -249,7 +255,7 @@ def _lay_out(req: dict[str, Any], where: str, fs: RootTree) -> tuple[list[_Conte
     return contents, view
 
 
-def plan_root(req: dict[str, Any], where: str) -> MemoryRoot:
+def plan_root(req: CustomizationLayerRequest, where: str) -> MemoryRoot:
     """The layer root in memory, for a request whose root needs no directory (no commands)."""
     fs = MemoryRoot(where)
     _lay_out(req, where, fs)
@@ -257,17 +263,17 @@ def plan_root(req: dict[str, Any], where: str) -> MemoryRoot:
 
 
 def build_root(
-    req: dict[str, Any], where: str, work: Path
+    req: CustomizationLayerRequest, where: str, work: Path
 ) -> dict[str, tuple[int, int, int]] | None:
     """Lay out the layer root at `work/root`; return fakeroot's ownership view, if any."""
     root = work / "root"
     root.mkdir(mode=0o755)
     contents, view = _lay_out(req, where, Rootfs(root, where))
-    extra = field(req, "extra_commands", str, where, "")
+    extra = req.extra_commands
     if extra:
         run_commands(["/bin/sh", "-ec", extra], root, "extra_commands", where)
-    fake = field(req, "fake_root_commands", str, where, "")
-    chroot = field(req, "enable_fakechroot", bool, where, False)
+    fake = req.fake_root_commands
+    chroot = req.enable_fakechroot
     if not fake:
         return None
     need_tool("fakeroot", "fakeroot", "fake_root_commands", where)
@@ -293,20 +299,15 @@ def build_root(
 
 
 def run(req: dict[str, Any], where: str) -> None:
-    for key in req:
-        if key not in _KEYS:
-            raise UserError(
-                f"unknown request key (got {key!r}); allowed keys: {', '.join(sorted(_KEYS))}",
-                where=where,
-            )
-    compressor = check_compressor(field(req, "compressor", str, where, "gzip"), where)
-    output = field(req, "output", str, where)
-    descriptor_path = field(req, "descriptor", str, where)
-    owner = ownership(req, where)
-    if not needs_directory(req, where):
+    request = CustomizationLayerRequest.from_json(req, where)
+    compressor = request.compressor
+    output = request.output
+    descriptor_path = request.descriptor
+    owner = request.owner
+    if not needs_directory(request):
         # Nothing runs in the root: join it in memory and write the layer from the plan,
         # content read where it lies (no tree of links made on disk and deleted).
-        entries = plan_root(req, where).entries()
+        entries = plan_root(request, where).entries()
         descriptor = write_layer_from_entries(output, compressor, entries, owner)
         write_descriptor(descriptor_path, descriptor, output)
         return
@@ -315,7 +316,7 @@ def run(req: dict[str, Any], where: str) -> None:
         # Under the system temp dir, not beside the output: an unprivileged uid must reach it.
         with tempfile.TemporaryDirectory(prefix="strata-customization-") as tmp:
             work = Path(tmp)
-            faked = build_root(req, where, work)
+            faked = build_root(request, where, work)
             entries = tree_entries(work / "root", owner, faked)
             descriptor = write_layer_from_entries(output, compressor, entries, owner)
     finally:
