@@ -9,7 +9,7 @@ builds the store path exactly as the StorePath action does (same outputs).
 Its `tree`, like every store path's, is the StoreTree unpack of the layer,
 which makes such absolute links resolvable inside the tree.
 
-Request: a StorePath request (see strata.actions.store_path) plus
+Request (`LinkedStorePathRequest`): a StorePath request (see strata.actions.store_path) plus
 
     links   [{"dest": "bin/sh", "info": <info file of the target>, "subpath": "bin/bash"}];
             each `info` must also be listed in `references`
@@ -17,18 +17,26 @@ Request: a StorePath request (see strata.actions.store_path) plus
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from typing import Any
 
 from strata.actions.request import field, read_info
-from strata.actions.store_request import build_store_path
+from strata.actions.store_request import StorePathRequest, build_store_path
 from strata.errors import UserError
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LinkedStorePathRequest(StorePathRequest):
+    links: list[Any]
+    contents: list[Any] = dataclasses.field(default_factory=list)
+
+
 def run(req: dict[str, Any], where: str) -> None:
-    links = field(req, "links", list, where)
-    references = field(req, "references", list, where, [])
-    contents = list(field(req, "contents", list, where, []))
+    request = LinkedStorePathRequest.from_json(req, where)
+    links = request.links
+    references = request.references
+    contents = list(request.contents)
     for i, link in enumerate(links):
         at = f"{where}: links[{i}]"
         if not isinstance(link, dict) or set(link) != {"dest", "info", "subpath"}:
@@ -52,5 +60,4 @@ def run(req: dict[str, Any], where: str) -> None:
         if subpath:
             target = posixpath.join(target, subpath)
         contents.append({"dest": field(link, "dest", str, at), "target": target, "type": "symlink"})
-    rest = {k: v for k, v in req.items() if k != "links"}
-    build_store_path({**rest, "contents": contents}, where)
+    build_store_path(dataclasses.replace(request, contents=contents), where)

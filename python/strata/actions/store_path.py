@@ -25,7 +25,11 @@ Request (keys sorted; `schema_version` 1):
                   and layered straight from the sources, never copied (the `tree` a
                   store_path target offers is a StoreTree action, unpacked from the layer
                   only when something asks for it)
+    keep_dirlinks optional bool (default false), for the planned tree (strata.oci.tree)
     uid, gid, uname, gname, mtime   ownership and time of the layer entries
+
+Read as a `StorePathRequest` (strata.actions.store_request, shared with
+LinkedStorePath); any other key is an error.
 
 The `info` output: {"path", "references", "narHash", "narSize", "closure":
 [PathInfo of this path and everything it references, sorted by path]}.
@@ -35,8 +39,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from strata.actions.store_request import build_store_path
+from strata.actions.store_request import StorePathRequest, build_store_path
 
 
 def run(req: dict[str, Any], where: str) -> None:
-    build_store_path(req, where)
+    build_store_path(StorePathRequest.from_json(req, where), where)
