@@ -4,11 +4,13 @@ defaults and the exact one-line errors an action's `from_json` raises."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from strata.actions import ACTIONS
 from strata.actions.request import (
     OWNERSHIP_KEYS,
     SCHEMA_VERSION,
@@ -176,3 +178,12 @@ def test_json_kind_of_annotations() -> None:
     assert json_kind(dict[str, Any] | None) == (dict, type(None))
     with pytest.raises(TypeError, match="no JSON type"):
         json_kind(Path)
+
+
+@pytest.mark.parametrize("mnemonic", sorted(ACTIONS))
+def test_every_action_has_a_frozen_request_named_after_it(mnemonic: str) -> None:
+    module = importlib.import_module(ACTIONS[mnemonic].split(":")[0])
+    cls = getattr(module, f"{mnemonic}Request", None)
+    assert isinstance(cls, type) and issubclass(cls, Request), mnemonic
+    assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert cls.schema_version == SCHEMA_VERSION

@@ -5,11 +5,13 @@ the library. The same command line runs under Bazel and under the embedded
 engine, so an action must depend only on its request and declared inputs.
 Add an action by adding one line to `ACTIONS`: mnemonic -> "module:function",
 where the function takes the parsed request dict and `where` (the request
-file's path, for error messages). The module is named after the mnemonic
-(`LayerGroups`: `layer_groups.py`) and imports the library and the modules
-that read requests (`request`, `image_request`, `registry_request`,
-`store_request`), never another action. An action raises `UserError` for a bad
-request and must leave no partial outputs (write through `strata.fsutil`).
+file's path, for error messages), and reads the dict with its
+`<Mnemonic>Request.from_json` (a frozen dataclass, see `request.Request`).
+The module is named after the mnemonic (`LayerGroups`: `layer_groups.py`)
+and imports the library and the modules that read requests (`request`,
+`image_request`, `registry_request`, `store_request`), never another action.
+An action raises `UserError` for a bad request and must leave no partial
+outputs (write through `strata.fsutil`).
 `lookup` wraps it: a path the machine refuses (a name too long, a full or
 read-only disk), a directory where a file belongs, or a path holding a NUL
 byte is one error naming the request.
