@@ -1,7 +1,7 @@
 """export_image (dockerTools.exportImage): an image's root filesystem as one tar."""
 
 load(":common.bzl", "NO_REMOTE_CACHE", "TOOL_ATTRS", "base_blobs_of", "run_strata", "with_base_blobs")
-load(":image.bzl", "image_source")
+load(":image_layers.bzl", "image_source")
 
 def _export_image_impl(ctx):
     src, f = image_source(ctx, "image", ctx.attr.image, ctx.attr.image_ref)
