@@ -9,7 +9,8 @@ index (`podman pull oci:DIR:TAG`, `skopeo copy --all`, a registry push);
 tools that need one manifest read it directly under `TAG-<arch>` refs
 (`umoci unpack --image DIR:latest-amd64`), which index.json lists too.
 
-Blobs are copied verbatim: each platform's manifest keeps its digest.
+Blobs are linked from the inputs (copied where a link cannot be made), byte for
+byte: each platform's manifest keeps its digest.
 Spec: https://github.com/opencontainers/image-spec/blob/main/image-index.md
 
 The request is `ImageIndexRequest` below.
