@@ -10,6 +10,7 @@ and downloads nothing; outputs that need the layer bytes fail with one line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import tempfile
@@ -81,14 +82,21 @@ def _pushed_base(tmp: Path, server: RegistryServer, shell: bool = False) -> str:
     return push(_client(server), "base/big", tmp / "base", ["1"], where="t").digest
 
 
-def _pull(tmp: Path, server: RegistryServer, digest: str, name: str, shallow: bool) -> Path:
+def _pull(
+    tmp: Path,
+    server: RegistryServer,
+    digest: str,
+    name: str,
+    shallow: bool,
+    repository: str = "base/big",
+) -> Path:
     out = tmp / name
     req = {
         "blob_store": str(tmp / f"{name}-store"),
         "digest": digest,
         "outputs": {"oci_layout": str(out)},
         "registry": server.address,
-        "repository": "base/big",
+        "repository": repository,
         "schema_version": 1,
         "shallow": shallow,
     }
@@ -276,3 +284,35 @@ def test_shallow_pull_build_and_push_download_no_base_bytes(
 
 def remote_bytes(layout: Path) -> bytes:
     return (layout / "remote-blobs.json").read_bytes()
+
+
+def test_a_mislabelled_layer_gives_the_full_pulls_layout(
+    tmp_path: Path, registries: tuple[RegistryServer, RegistryServer]
+) -> None:
+    """The registry says a gzip layer is a plain tar: a shallow pull reads the layer's
+    first bytes (a ranged GET), as a full pull reads the whole, so both write the same
+    manifest, with the media type the bytes have."""
+    reg, _ = registries
+    gz, _desc = make_layer(tmp_path / "gz", lambda t: t.add_bytes("x.txt", b"x\n" * 4096), "gzip")
+    plain, _desc = make_layer(tmp_path / "plain", app_layer, "none")
+    lying = dataclasses.replace(gz, compressor="none")  # the manifest will say "tar"
+    base = assemble(
+        layers=[lying, plain], fields={}, platform=parse_platform("x86_64"), name="base/lies"
+    ).image
+    write_oci_layout(tmp_path / "base", [base])
+    digest = push(_client(reg), "base/lies", tmp_path / "base", ["1"], where="t").digest
+    pushed = json.loads((tmp_path / "base/blobs/sha256" / digest[7:]).read_text())
+    assert pushed["layers"][0]["mediaType"].endswith(".tar")
+
+    before = reg.bytes_sent(path_part="/v2/")
+    shallow = _pull(tmp_path, reg, digest, "shallow", shallow=True, repository="base/lies")
+    assert reg.bytes_sent(path_part="/v2/") - before <= GOAL
+    full = _pull(tmp_path, reg, digest, "full", shallow=False, repository="base/lies")
+    s_files, f_files = _files(shallow), _files(full)
+    assert s_files["index.json"] == f_files["index.json"]
+    manifest = json.loads(s_files["index.json"])["manifests"][0]["digest"]
+    media = [d["mediaType"] for d in json.loads(s_files[f"blobs/sha256/{manifest[7:]}"])["layers"]]
+    assert media == [
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar",
+    ]

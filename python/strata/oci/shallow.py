@@ -7,7 +7,8 @@ A `pull_image(shallow = True)` layout lacks its layer blobs and lists them in
 writes layer bytes passes the directories a `BaseBlobs` action filled
 (`sha256/<hex>`), whose blobs are checked here as a full base's layers are:
 digest and size, diff_id once decompressed, and compression against the
-media type the manifest gave.
+media type of the layout's manifest (which the pull took from the layer's
+first bytes, strata.registry.pull).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def with_fetched(base: BaseImage, blob_dirs: Sequence[Path], where: str) -> Base
         if got.compressor != blob.compressor:
             raise UserError(
                 f"layer {i} ({name}) is {got.compressor} but its media type says "
-                f"{blob.compressor} (got a mislabelled layer from {blob.remote}); pull this "
-                "base with shallow = False, which reads the compression from the bytes",
+                f"{blob.compressor} (got a layer from {blob.remote} unlike the one the pull "
+                "read); pull the base again",
                 where=where,
             )
         layers[i] = Blob(found[0], got.digest, got.size, blob.diff_id, got.compressor)

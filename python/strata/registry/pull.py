@@ -17,8 +17,9 @@ A shallow pull (`pull_image(shallow = True)`) fetches the manifest (and
 index) and the config only: the layout lacks the layer blobs and lists each,
 with this registry and repository, in `remote-blobs.json`
 (strata.oci.remote_blobs). Its manifest, config and `index.json` are what a
-full pull writes, provided the layers' media types name their compression
-truly (a full pull reads the bytes' magic instead).
+full pull writes: the compression of each layer is read from its first
+bytes (a ranged GET of 4 bytes), as a full pull reads it, not from the media
+type the registry gives.
 
 Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
 """
@@ -35,7 +36,7 @@ from typing import Any
 from urllib3.exceptions import HTTPError
 
 from strata.errors import UserError
-from strata.oci.compress import detect_compressor, media_type_compressor
+from strata.oci.compress import detect_compressor
 from strata.oci.digest import sha256_bytes, split_digest
 from strata.oci.image import Blob, Image
 from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
@@ -230,20 +231,49 @@ def checked_descriptor(obj: Any, what: str, where: str) -> tuple[str, int]:
     return str(obj["digest"]), size
 
 
-def _remote_blob(
-    remote: Remote, desc: dict[str, Any], path: Path, diff_id: str, where: str
-) -> Blob:
-    """A layer left in the registry: what the layout's manifest needs, from its descriptor."""
-    digest = str(desc["digest"])
-    media_type = str(desc.get("mediaType", ""))
-    compressor = media_type_compressor(media_type)
-    if compressor is None:
+_HEAD = 4
+"""Bytes of a layer's start that tell its compression (strata.oci.compress.detect_compressor)."""
+
+
+def blob_head(client: RegistryClient, repository: str, digest: str, size: int, where: str) -> bytes:
+    """The first bytes of a blob, by a ranged GET; a registry that ignores `Range` is cut off
+    after them, so at most a few kilobytes more cross the network."""
+    if size == 0:
+        return b""
+    resp = client.request(
+        "GET",
+        f"/v2/{repository}/blobs/{digest}",
+        scopes=(pull_scope(repository),),
+        headers={"Range": f"bytes=0-{min(size, _HEAD) - 1}"},
+        where=where,
+        stream=True,
+        ok=(200, 206),
+    )
+    head = b""
+    try:
+        for chunk in client.iter_body(resp, f"blob {digest}", where):
+            head += chunk
+            if len(head) >= _HEAD:
+                break
+    except HTTPError as e:
         raise UserError(
-            f"layer {digest} has a media type a shallow pull cannot use (got {media_type!r}); "
-            "pull this image with shallow = False",
+            f"connection lost while reading the start of blob {digest} from {client.registry} "
+            f"(got {str(getattr(e, 'reason', None) or e)[:160]}); check the network and pull again",
             where=where,
-        )
-    return Blob(path, digest, remote.size, diff_id, compressor, remote=remote)
+        ) from None
+    finally:
+        close(resp)
+    return head[:_HEAD]
+
+
+def _remote_blob(
+    client: RegistryClient, remote: Remote, digest: str, path: Path, diff_id: str, where: str
+) -> Blob:
+    """A layer left in the registry: what the layout's manifest needs. Its compression is
+    read from its first bytes, as a full pull reads it, so both write the same manifest
+    even where the registry's media type says otherwise."""
+    head = blob_head(client, remote.repository, digest, remote.size, where)
+    return Blob(path, digest, remote.size, diff_id, detect_compressor(head), remote=remote)
 
 
 def pull(
@@ -304,11 +334,11 @@ def pull(
             where=where,
         )
     blobs = []
-    for (digest, size), diff_id, desc in zip(wanted[1:], diff_ids, layers, strict=True):
+    for (digest, size), diff_id in zip(wanted[1:], diff_ids, strict=True):
         path = store.path(digest)
         if shallow:
             remote = Remote(str(client.registry), repository, size)
-            blobs.append(_remote_blob(remote, desc, Path(path), str(diff_id), where))
+            blobs.append(_remote_blob(client, remote, digest, Path(path), str(diff_id), where))
             continue
         with open(path, "rb") as f:
             head = f.read(4)
