@@ -90,7 +90,8 @@ def _pulls(r: Registries) -> tuple[str, str]:
             r.fault.url, f"c{name[1:]}/img")  # fmt: skip
         lines.append(
             f'pull_image(name = "{name}", registry = "{address}", repository = "{repo}", '
-            f'digest = "{digest}")'
+            # A full pull: the faults are in what a pull downloads, layers included.
+            f'digest = "{digest}", shallow = False)'
         )
         build.append(f'filegroup(name = "{name}", srcs = ["@{name}//:image"])')
     return "\n".join(lines) + "\n", "\n".join(build) + "\n"

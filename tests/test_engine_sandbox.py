@@ -250,6 +250,30 @@ def test_network_only_with_requires_network(
     assert (ws / "strata-bin" / "open.txt").read_text() == "connected\n"
 
 
+@pytest.mark.realtool  # bwrap, through the namespace fixture
+def test_no_sandbox_runs_outside_the_namespace(
+    tmp_path: Path, namespace: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As under Bazel, `no-sandbox` (and `local`) take an action out of the sandbox: it
+    reads the host's /tmp, which the namespace hides from every other action."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("seen\n")
+    cmd = f"cat {outside} > $@ 2>/dev/null || echo hidden > $@"
+    rules = [("inside", []), ("free", ["no-sandbox"]), ("here", ["local"])]
+    ws = _genrule_workspace(
+        tmp_path,
+        "".join(
+            f"genrule(name = '{n}', outs = ['{n}.txt'], cmd = '''{cmd}''', tags = {t})\n"
+            for n, t in rules
+        ),
+    )
+    monkeypatch.chdir(ws)
+    ob = f"--output_base={tmp_path / 'ob'}"
+    assert main(["build", ob, "--sandbox=namespace", "//:inside", "//:free", "//:here"]) == 0
+    got = {n: (ws / "strata-bin" / f"{n}.txt").read_text() for n, _ in rules}
+    assert got == {"inside": "hidden\n", "free": "seen\n", "here": "seen\n"}
+
+
 # -- falling back, and refusing to ----------------------------------------------------
 
 

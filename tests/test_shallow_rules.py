@@ -52,6 +52,7 @@ pull_image(
     registry = "{registry}",
     repository = "base/big",
     digest = "{digest}",
+    shallow = False,
 )
 """
 

@@ -21,6 +21,8 @@ def _pulled_image_impl(ctx):
         req["ca_file"] = ctx.attr.ca_file
     if not ctx.attr.tls_verify:
         req["tls_verify"] = False
+    if ctx.attr.credential_env:
+        req["credential_env"] = ctx.attr.credential_env
     run_strata(
         ctx,
         "BaseBlobs",
@@ -30,7 +32,9 @@ def _pulled_image_impl(ctx):
         "base layers of",
         # A download, verified against its digests: the same bytes every time, but not
         # worth a remote cache's space (the registry holds them) and it needs the network.
-        execution_requirements = dict(NO_REMOTE_CACHE, **{"requires-network": "1"}),
+        # Unsandboxed, as a repository rule's download is: it reads the user's registry
+        # logins wherever they live and fills the machine's shared blob store.
+        execution_requirements = dict(NO_REMOTE_CACHE, **{"no-sandbox": "1", "requires-network": "1"}),
     )
     return [
         DefaultInfo(files = depset([layout])),
@@ -51,5 +55,6 @@ pulled_image(name = "image", layout = "oci_layout")
         "blob_store": attr.string(doc = "The shared blob store the pull used (absolute path); empty: the tool's default."),
         "tls_verify": attr.bool(default = True, doc = "As the pull_image's: verify the registry's TLS certificate."),
         "ca_file": attr.string(doc = "As the pull_image's: a PEM file of CAs to trust for the registry."),
+        "credential_env": attr.string_dict(doc = "The pull's HOME, DOCKER_CONFIG, REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR and PATH: where the fetch finds `docker login` / `podman login` credentials (a build action's own environment is PATH alone). Locations only, never a secret."),
     }),
 )

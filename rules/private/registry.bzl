@@ -55,6 +55,7 @@ pulled_image(
     blob_store = {blob_store},
     tls_verify = {tls_verify},
     ca_file = {ca_file},
+    credential_env = {credential_env},
 )
 
 alias(
@@ -136,6 +137,8 @@ def _pull_image_impl(rctx):
             blob_store = json.encode(req["blob_store"]),
             tls_verify = "True" if attr.tls_verify else "False",
             ca_file = json.encode(attr.ca_file),
+            # Where the fetch finds the user's registry logins; locations, not secrets.
+            credential_env = json.encode({k: env[k] for k in _CREDENTIAL_ENV if k in env}),
         )
     else:
         build = _PULLED_BUILD.format(name = rctx.name)
@@ -157,8 +160,11 @@ pull_image(
     architecture = "arm64",                   # picks the image out of a multi-platform index
 )
 ```
-then `docker_image(..., from_image = "@busybox")`. Every blob is verified against its
-digest and kept by digest in a store shared by the workspace's pulls
+then `docker_image(..., from_image = "@busybox")`. The pull is shallow unless
+`shallow = False`: it fetches the manifest, index and config, and the layers only when
+an output holds their bytes (a tarball, `image_load`, `export_image`, ...); building the
+image, its OCI layout and pushing it to the same registry need none. Every blob is
+verified against its digest and kept by digest in a store shared by the workspace's pulls
 (`$STRATA_BLOB_STORE`, else `<output_base>/external/_strata_blob_store`), so a layer
 shared by two base images is fetched once. The image's SBOMs (SPDX, CycloneDX), where
 the registry holds them as OCI 1.1 referrers (referrers API, else the `sha256-<digest>`
@@ -179,7 +185,7 @@ names them by digest. Credentials come from `docker login` /
         "final_image_tag": attr.string(doc = "Tag the pulled image carries (default: tag, else \"latest\")."),
         "python": attr.string(doc = "Interpreter to run the strata tool with; default python3.11, then python3."),
         "timeout": attr.int(default = 3600, doc = "Seconds the pull may take."),
-        "shallow": attr.bool(default = False, doc = "Fetch the manifest, index and config only; the layer blobs stay in the registry and the layout lists them in `remote-blobs.json`. Images built `from_image` it, their OCI layouts and `image_push` to the same registry (HEAD, else a cross-repository mount) need no base layer bytes; `image_push` to another registry streams them from this one. Outputs that hold them (the `tarball` group, `image_load`, `export_image`, `run_as_root`, `merge_images`, `stream_layered_image`) get them from `@<name>//:image`'s BaseBlobs action, which fetches them then, through the blob store, once (`requires-network`, never remote-cached). Digests and outputs are the same either way."),
+        "shallow": attr.bool(default = True, doc = "True (the default): fetch the manifest, index and config only, and the first 4 bytes of each layer (its compression); the layer blobs stay in the registry and the layout lists them in `remote-blobs.json`. Images built `from_image` it, their OCI layouts and `image_push` to the same registry (HEAD, else a cross-repository mount) need no base layer bytes; `image_push` to another registry streams them from this one. Outputs that hold them (the `tarball` group, `image_load`, `export_image`, `run_as_root`, `merge_images`, `stream_layered_image`) get them from `@<name>//:image`'s BaseBlobs action, which fetches them then, with the pull's credentials, through the blob store, once (`requires-network`, `no-sandbox`, never remote-cached). Digests and outputs are the same either way. False: fetch every layer now, into the layout."),
     },
     # A change of these fetches again (where blobs are kept, which credentials apply);
     # HOME, PATH and XDG_RUNTIME_DIR are passed on but do not change what is pulled.

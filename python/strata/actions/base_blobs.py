@@ -8,12 +8,20 @@ merge_images). It needs the network (`requires-network`) and is never
 remote-cached; what it writes depends only on the digests, so it is
 deterministic. Blobs come through the shared store, once per digest
 (strata.registry.remote_fetch). Prints what it fetched on stderr.
+
+Credentials: a build action's environment is `PATH` alone, so the pull
+passes on the variables that say where `docker login` / `podman login` keep
+them (`credential_env`: HOME, DOCKER_CONFIG, REGISTRY_AUTH_FILE,
+XDG_RUNTIME_DIR, PATH, as the repository rule saw them). Only where the
+credentials are travels in the request, never a secret.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,8 @@ class BaseBlobsRequest(Request):
     """As the pull's."""
     ca_file: str = ""
     """As the pull's ("": the system's CAs)."""
+    credential_env: dict[str, str] = dataclass_field(default_factory=dict)
+    """The pull's environment variables that locate registry credentials (see above)."""
 
 
 def run(req: dict[str, Any], where: str) -> None:
@@ -47,7 +57,8 @@ def run(req: dict[str, Any], where: str) -> None:
     remote = read_remote_blobs(layout, str(layout))
     shared = BlobStore(request.blob_store or default_blob_store())
     with atomic_dir(request.output) as tmp:
-        options = Options(tls_verify=request.tls_verify, ca_file=request.ca_file)
+        env = {**os.environ, **request.credential_env}
+        options = Options(tls_verify=request.tls_verify, ca_file=request.ca_file, env=env)
         counts = fetch_remote_blobs(remote, BlobStore(tmp), shared, str(layout), options)
     if counts.fetched or counts.from_store:
         print(

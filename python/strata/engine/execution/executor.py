@@ -8,7 +8,9 @@ in Bazel; a command named without a `/` is looked up in `os.defpath`, `/bin:/usr
 Undeclared inputs are simply absent, so a rule that forgot one fails here as
 it would under Bazel's sandbox. With a namespace sandbox (sandbox.py) the
 process also runs in a read-only view of the host with a private /tmp and no
-network, so absolute paths cannot reach around that. Declared outputs are
+network, so absolute paths cannot reach around that; an action tagged
+`no-sandbox` or `local` (as Bazel's execution requirements) runs without it,
+as Bazel runs it outside its sandbox. Declared outputs are
 moved to stable paths under `<output_base>/execroot/<ws>/bazel-out/`;
 everything else the process wrote dies with the sandbox.
 
@@ -71,6 +73,10 @@ from strata.errors import shorten
 
 _CHUNK = 1 << 20
 _STDERR_LIMIT = 64 * 1024
+
+
+_UNSANDBOXED = frozenset(("no-sandbox", "local"))
+"""Tags that keep an action out of the namespace sandbox (Bazel: out of any sandbox)."""
 
 
 class Executor:
@@ -143,7 +149,7 @@ class Executor:
                 self._discard(sandbox)
                 return self.start(action)  # staged in full, as a process
         argv = list(action.argv)
-        if self.namespace is not None:
+        if self.namespace is not None and not _UNSANDBOXED & set(action.tags):
             # bwrap would only say "execvp" in the action's output: say it as without it.
             if not can_exec(argv[0] if argv else "", root, env.get("PATH", os.defpath)):
                 self._discard(sandbox)

@@ -12,7 +12,10 @@ Two kinds, chosen once per build (`--sandbox=auto|namespace|directory`):
   writable places are the action's sandbox directory and its `/tmp`. Since
   the host's `/tmp` is hidden, the places the staged input links point into
   (workspace, execroot, repositories, each read-only) are bound again when
-  they live under it, as they do in tests.
+  they live under it, as they do in tests. An action tagged `no-sandbox` or
+  `local` runs outside it, in the directory sandbox alone (as Bazel runs such
+  an action outside its sandbox): `pull_image`'s BaseBlobs fetch, which reads
+  the user's registry logins and fills the shared blob store.
 * **directory**: the fresh execroot of links alone. Relative paths see only
   the declared inputs, but an absolute path reaches the whole host.
 
