@@ -454,3 +454,24 @@ def test_registry_down(tmp_path: Path) -> None:
         "/v2/team/app/manifests/v1 after 3 attempts (got "
     )
     assert "check the address and that the registry is up" in msg
+
+
+def test_tls_ca_from_a_certs_d_directory(tmp_path: Path, tls: RegistryServer) -> None:
+    """As Docker and podman: `<certs.d>/<host:port>/*.crt` is trusted for that host alone."""
+    img = small(tmp_path, AMD64, b"certs.d\n")
+    write_oci_layout(tmp_path / "img", [img])
+    certs = tmp_path / "certs.d"
+    (certs / tls.host).mkdir(parents=True)
+    (certs / "other.example:5000").mkdir()
+    (certs / "other.example:5000" / "ca.crt").write_bytes(tls.cert.read_bytes())
+    with pytest.raises(UserError) as e:  # a CA for another host does not count
+        push(client(tls, certs_dirs=(str(certs),)), "team/c", tmp_path / "img", [], where="p")
+    assert f"/etc/docker/certs.d/{tls.host}/ca.crt" in str(e.value)
+    (certs / tls.host / "ca.crt").write_bytes(tls.cert.read_bytes())
+    got = push(client(tls, certs_dirs=(str(certs),)), "team/c", tmp_path / "img", [], where="p")
+    assert got.counters.blobs_uploaded == 3
+    (certs / tls.host / "broken.crt").write_text("not a certificate\n")
+    with pytest.raises(UserError) as e:
+        client(tls, certs_dirs=(str(certs),))
+    assert str(e.value).startswith(f"registry: cannot read a CA file of {tls.host} as PEM")
+    assert "broken.crt" in str(e.value) and "\n" not in str(e.value)

@@ -316,3 +316,48 @@ def test_a_mislabelled_layer_gives_the_full_pulls_layout(
         "application/vnd.oci.image.layer.v1.tar+gzip",
         "application/vnd.oci.image.layer.v1.tar",
     ]
+
+
+def test_streaming_from_a_tls_base_registry_trusts_its_certs_d_ca(
+    tmp_path: Path, registries: tuple[RegistryServer, RegistryServer]
+) -> None:
+    """The layout does not record the pull's ca_file: a push to another registry reaches
+    the base's registry with the CAs Docker would use for it (`certs.d/<host>/*.crt`)."""
+    _, other = registries
+    tls = RegistryServer(Path(tempfile.mkdtemp(prefix="strata-shallow-tls-", dir="/tmp")), "tls")
+    tls.start()
+    try:
+        layer = make_layer(tmp_path / "l", app_layer, "gzip")[0]
+        base = assemble(
+            layers=[layer], fields={}, platform=parse_platform("x86_64"), name="base/tls"
+        ).image
+        write_oci_layout(tmp_path / "base", [base])
+        with_ca = RegistryClient(
+            Registry.parse(tls.address), Options(env={}, ca_file=str(tls.cert))
+        )
+        digest = push(with_ca, "base/tls", tmp_path / "base", ["1"], where="t").digest
+        shallow = tmp_path / "shallow"
+        req = {
+            "ca_file": str(tls.cert),
+            "blob_store": str(tmp_path / "store"),
+            "digest": digest,
+            "outputs": {"oci_layout": str(shallow)},
+            "registry": tls.address,
+            "repository": "base/tls",
+            "schema_version": 1,
+            "shallow": True,
+        }
+        lookup("ImagePull")(req, "@tls_base")
+        app = _assemble(tmp_path, shallow, "on-tls") / "app.oci"
+
+        plain = Registry.parse(other.address)
+        with pytest.raises(UserError, match=f"TLS verification failed for {tls.host}"):
+            push(RegistryClient(plain, Options(env={}, certs_dirs=())), "t/a", app, [], where="p")
+        certs = tmp_path / "certs.d"
+        (certs / tls.host).mkdir(parents=True)
+        (certs / tls.host / "ca.crt").write_bytes(tls.cert.read_bytes())
+        to_other = RegistryClient(plain, Options(env={}, certs_dirs=(str(certs),)))
+        result = push(to_other, "t/a", app, [], where="p")
+        assert result.counters.bytes_uploaded > layer.size  # streamed from the TLS registry
+    finally:
+        tls.stop()

@@ -180,7 +180,7 @@ names them by digest. Credentials come from `docker login` /
         "architecture": attr.string(default = "x86_64", doc = "Architecture to choose from an index (x86_64/amd64, aarch64/arm64, armv7l, ...)."),
         "variant": attr.string(doc = "CPU variant to choose from an index (e.g. \"v7\"); empty matches any."),
         "tls_verify": attr.bool(default = True, doc = "Verify the registry's TLS certificate; False only for test registries."),
-        "ca_file": attr.string(doc = "Absolute path of a PEM file of CAs to trust for the registry (like /etc/docker/certs.d/<host>/ca.crt)."),
+        "ca_file": attr.string(doc = "Absolute path of a PEM file of CAs to trust for the registry, besides the system's and those Docker and podman keep for it (`/etc/docker/certs.d/<host[:port]>/*.crt`, `/etc/containers/certs.d/...`), which are always trusted."),
         "final_image_name": attr.string(doc = "Name the pulled image carries in its layout (default: repository)."),
         "final_image_tag": attr.string(doc = "Tag the pulled image carries (default: tag, else \"latest\")."),
         "python": attr.string(doc = "Interpreter to run the strata tool with; default python3.11, then python3."),
@@ -257,7 +257,7 @@ _PUSH_ATTRS = {
     "tags_to_push": attr.string_list(doc = "Tags to point at the pushed image (the `tags` of the image_push macro); none: by digest only."),
     "mount_from": attr.string(doc = "Another repository of the same registry that may hold the base layers (cross-repository mount)."),
     "tls_verify": attr.bool(default = True, doc = "Verify the registry's TLS certificate; False only for test registries."),
-    "ca_file": attr.string(doc = "Absolute path of a PEM file of CAs to trust for the registry (like /etc/docker/certs.d/<host>/ca.crt), read when the push runs."),
+    "ca_file": attr.string(doc = "Absolute path of a PEM file of CAs to trust for the registry, read when the push runs, besides the system's and those Docker and podman keep for it (`/etc/docker/certs.d/<host[:port]>/*.crt`, `/etc/containers/certs.d/...`), which are always trusted."),
     "push_sbom": attr.bool(default = True, doc = "Also push the image's SBOM (SPDX and CycloneDX, output group `sbom`) as OCI 1.1 referrers of the pushed manifest: by the referrers API where the registry has it, else under the tag schema's `sha256-<digest>` index (distribution 2.8). For an image target that has one (an image_index pushes each platform's SBOMs as referrers of that platform's manifest; stream_layered_image is pushed alone); a layout given as a file is pushed with whatever referrers it holds. False: the image alone."),
 }
 _PUSH_ATTRS.update(TOOL_ATTRS)

@@ -72,7 +72,9 @@ class RegistryClient:
         kw: dict[str, Any] = {"timeout": urllib3.Timeout(connect=10.0, read=self.options.timeout)}
         if registry.scheme == "https":
             if self.options.tls_verify:
-                kw["ssl_context"] = tls_context(self.options.ca_file, where)
+                kw["ssl_context"] = tls_context(
+                    self.options.ca_file, where, registry.host, self.options.certs_dirs
+                )
             else:
                 kw["cert_reqs"] = "CERT_NONE"
         self._pool = urllib3.PoolManager(retries=False, **kw)
@@ -255,8 +257,9 @@ class RegistryClient:
                 if isinstance(reason, SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(reason):
                     raise UserError(
                         f"TLS verification failed for {self.registry.host} ({_short(reason)}); "
-                        "give the registry's CA with ca_file, or tls_verify = False for a "
-                        "test registry",
+                        "give the registry's CA with ca_file (or as Docker takes it, in "
+                        f"/etc/docker/certs.d/{self.registry.host}/ca.crt), or "
+                        "tls_verify = False for a test registry",
                         where=where,
                     ) from None
                 last = _short(reason)

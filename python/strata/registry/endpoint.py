@@ -12,8 +12,9 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import urllib3
 
@@ -22,6 +23,8 @@ from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX
 from strata.oci.reference import REGISTRY_HINT, check_host
 from strata.registry.auth import Credentials
 
+CERTS_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d")
+"""Docker's and podman's per-registry CA directories."""
 MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(MANIFEST_TYPES)
 _DOCKER_HUB_API = "registry-1.docker.io"
@@ -43,6 +46,9 @@ class Options:
     rate_window: float = 60.0
     deadline: float | None = None
     """Seconds everything this client does may take from its creation (None: no bound)."""
+    certs_dirs: tuple[str, ...] = CERTS_DIRS
+    """Where a registry's own CAs are found, as Docker and podman find them:
+    `<dir>/<host[:port]>/*.crt` (added to the system's CAs and `ca_file`)."""
     credentials: Credentials | None = None
     """Explicit credentials; None means look them up in the usual files."""
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -112,17 +118,42 @@ def error_codes(data: bytes) -> str:
     return " ".join(text.split())[:300]  # the registry's words, on one line
 
 
-def tls_context(ca_file: str, where: str) -> ssl.SSLContext:
-    """The system's CAs, plus those of `ca_file` when given."""
+def host_cas(host: str, certs_dirs: Sequence[str]) -> list[Path]:
+    """The CA files Docker and podman trust for `host` (`host[:port]`): `<dir>/<host>/*.crt`."""
+    found: list[Path] = []
+    for root in certs_dirs:
+        d = Path(root) / host
+        if host and "/" not in host and host not in (".", "..") and d.is_dir():
+            found += sorted(p for p in d.glob("*.crt") if p.is_file())
+    return found
+
+
+def tls_context(
+    ca_file: str, where: str, host: str = "", certs_dirs: Sequence[str] = ()
+) -> ssl.SSLContext:
+    """The system's CAs, plus those of `ca_file` when given, plus the host's in `certs_dirs`."""
     try:
-        return ssl.create_default_context(cafile=ca_file or None)
+        ctx = ssl.create_default_context(cafile=ca_file or None)
     except (OSError, ssl.SSLError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise UserError(
-            f"cannot read ca_file as PEM certificates (got {ca_file!r}: {reason}); give the "
-            "absolute path of the registry's CA certificate file",
+            f"cannot read ca_file as PEM certificates (got {ca_file!r}: {_reason(e)}); give "
+            "the absolute path of the registry's CA certificate file",
             where=where,
         ) from None
+    for path in host_cas(host, certs_dirs):
+        try:
+            ctx.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError) as e:
+            raise UserError(
+                f"cannot read a CA file of {host} as PEM certificates (got {str(path)!r}: "
+                f"{_reason(e)}); fix or remove it",
+                where=where,
+            ) from None
+    return ctx
+
+
+def _reason(e: OSError | ssl.SSLError) -> str:
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
 
 
 def pull_scope(repository: str) -> str:

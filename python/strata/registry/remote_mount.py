@@ -57,7 +57,10 @@ def send_remote(
     scopes = (push_scope(repository),)
     if same and _mounted(client, repository, digest, remote, where):
         return 0
-    source = RegistryClient(Registry.parse(remote.registry, where=where), Options(), where=where)
+    # The push's environment (credentials) and CA directories; the base's own ca_file is
+    # the pull's, which the layout does not record: Docker's certs.d serves both.
+    options = Options(env=client.options.env, certs_dirs=client.options.certs_dirs)
+    source = RegistryClient(Registry.parse(remote.registry, where=where), options, where=where)
     try:
         _stream(source, client, repository, digest, remote, scopes, chunk_size, where)
     finally:
