@@ -201,3 +201,19 @@ def test_a_blob_verified_as_it_was_downloaded_is_not_hashed_again(
         cache.fetch_blob(sha, tmp_path / "out2")
     assert len(hashed) == 1
     assert not blob.exists()
+
+
+def test_fetching_a_blob_onto_a_link_of_itself_leaves_no_temporary(tmp_path: Path) -> None:
+    """rename() of one link of a file onto another link of it does nothing: the temporary
+    name must still go, or it stays in the output (e.g. an OCI layout's blobs/)."""
+    cache = LocalDiskCache(tmp_path / "c")
+    src = tmp_path / "src"
+    src.write_bytes(b"layer bytes")
+    sha = hashlib.sha256(b"layer bytes").hexdigest()
+    cache.put_blob(sha, src)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert cache.get_blob(sha, out / "blob")
+    assert cache.get_blob(sha, out / "blob")  # again, onto the link it made
+    assert sorted(p.name for p in out.iterdir()) == ["blob"]
+    assert (out / "blob").read_bytes() == b"layer bytes"

@@ -118,6 +118,17 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def replace_link(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """`os.replace(tmp, final)` for a `tmp` that may be a hard link of `final`'s file.
+
+    POSIX rename does nothing, and succeeds, when both names are links to one
+    file: `tmp` would stay beside `final` (in an output directory, a stray file).
+    """
+    os.replace(tmp, final)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
 def write_bytes_atomic(
     path: str | os.PathLike[str], data: bytes, mode: int = 0o644, *, durable: bool = True
 ) -> None:

@@ -47,7 +47,7 @@ from strata.canonical import json_bytes
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, InvalidEntry, ResultCheck
 from strata.engine.digests import sha256_file
-from strata.fsutil import write_bytes_atomic
+from strata.fsutil import replace_link, write_bytes_atomic
 
 _CHUNK = 1 << 20
 
@@ -180,7 +180,7 @@ class LocalDiskCache:
                 raise InvalidEntry(self.name, f"blob {sha256} does not match its sha256")
             if dest.is_dir() and not dest.is_symlink():
                 shutil.rmtree(dest)
-            os.replace(tmp, dest)
+            replace_link(tmp, dest)  # dest may be a link of this blob already
             return True
         except OSError:
             with contextlib.suppress(OSError):
@@ -206,7 +206,7 @@ class LocalDiskCache:
         tmp = dest.parent / f".{sha256}.{os.getpid()}.tmp"
         try:
             _link_or_copy(src, tmp)
-            os.replace(tmp, dest)
+            replace_link(tmp, dest)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

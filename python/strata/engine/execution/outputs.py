@@ -32,7 +32,7 @@ from strata.engine.execution.output_files import (
 from strata.engine.execution.running import Running
 from strata.engine.execution.workers import ReportedDigest
 from strata.errors import UserError
-from strata.fsutil import kind_of, temp_prefix
+from strata.fsutil import kind_of, replace_link, temp_prefix
 
 
 class Outputs:
@@ -81,7 +81,8 @@ class Outputs:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 if final.is_dir() and not final.is_symlink():
                     shutil.rmtree(final)
-                os.replace(item.path, final)  # the same inode: `item.stat` still describes it
+                # the same inode: `item.stat` still describes it
+                replace_link(item.path, final)
             self.stat_cache.remember(os.fspath(final), item.stat, xxh3, sha)
             files.append(OutputFile(out, sha, item.stat.st_size, True))
         trees = []
