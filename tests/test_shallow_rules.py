@@ -15,6 +15,7 @@ engines, byte for byte.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from realtools import need, run
+from realtools import DockerEngine, need, run
 from registry_server import RegistryServer
 from strata.registry.push import push
 from test_shallow_base import BIG, GOAL, _client, _pushed_base
@@ -233,3 +234,83 @@ def test_shallow_pull_image_under_both_engines(
     assert (out / "rootfs_shallow.tar").read_bytes() == rootfs
     for name in ("rar_shallow.image.json", "rar_shallow.tar", "merged_shallow.tar"):
         assert (out / name).read_bytes() == (bin_dir / name).read_bytes(), name
+
+
+PODMAN_BUILD = """load(
+    "@strata//rules:defs.bzl",
+    "docker_image",
+    "image_index",
+    "image_load",
+    "image_test",
+)
+
+genrule(name = "msg", outs = ["msg.txt"], cmd = "echo loaded from a shallow base > $@")
+
+docker_image(
+    name = "app",
+    from_image = "@base_shallow",
+    files = {":msg": "/msg.txt"},
+    config = {"Cmd": ["/bin/busybox", "cat", "/msg.txt"]},
+    image_name = "shallow/podman",
+    tag = "1",
+)
+
+image_index(name = "multi", images = [":app"], image_name = "shallow/multi", tag = "2")
+
+image_load(name = "load", image = ":app", loader = "podman")
+
+image_load(name = "load_index", image = ":multi", loader = "podman", ref = "2")
+
+image_test(name = "structure_test", image = ":app", configs = ["msg.yaml"], driver = "docker")
+"""
+
+MSG_YAML = """schemaVersion: 2.0.0
+fileContentTests:
+  - name: the message
+    path: /msg.txt
+    expectedContents: ["loaded from a shallow base"]
+"""
+
+
+def _podman_workspace(tmp_path: Path, registry: RegistryServer) -> Path:
+    digest = _pushed_base(tmp_path, registry, shell=True)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "WORKSPACE").write_text(
+        WORKSPACE.format(root=ROOT, registry=registry.address, digest=digest)
+    )
+    (ws / "BUILD").write_text(PODMAN_BUILD)
+    (ws / "msg.yaml").write_text(MSG_YAML)
+    return ws
+
+
+def test_podman_loads_images_on_a_shallow_base(
+    tmp_path: Path, registry: RegistryServer, tools_cache: str, podman_env: dict[str, str]
+) -> None:
+    """podman pulls an image's OCI layout (and an index's): on a shallow base the load
+    makes it whole from the base's fetched layers, and the image runs."""
+    ws = _podman_workspace(tmp_path, registry)
+    env = {**podman_env, "STRATA_TOOLS_CACHE": tools_cache}
+    env["STRATA_BLOB_STORE"] = str(tmp_path / "blobs")
+    for target, name in (("//:load", "shallow/podman:1"), ("//:load_index", "shallow/multi:2")):
+        proc = _strata(ws, env, "run", target)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.endswith(f"Loaded image: {name}\n"), proc.stdout
+        out = run("podman", "run", "--rm", name, env=podman_env)
+        assert out.stdout == "loaded from a shallow base\n"
+
+
+def test_image_test_docker_driver_on_a_shallow_base(
+    tmp_path: Path, registry: RegistryServer, tools_cache: str, docker_engine: DockerEngine
+) -> None:
+    """container-structure-test's docker driver loads the image's OCI layout: on a shallow
+    base, a whole one of links to the base's fetched layers."""
+    ws = _podman_workspace(tmp_path, registry)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "STRATA_TOOLS_CACHE": tools_cache}
+    env["STRATA_BLOB_STORE"] = str(tmp_path / "blobs")
+    host = docker_engine.env["DOCKER_HOST"]
+    # The daemon's socket is under the host's /tmp, which the namespace sandbox hides.
+    flags = ["--sandbox=directory", f"--test_env=DOCKER_HOST={host}", "//:structure_test"]
+    proc = _strata(ws, env, "test", *flags)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert re.search(r"//:structure_test +PASSED", proc.stdout + proc.stderr), proc.stdout

@@ -103,6 +103,26 @@ def base_blobs_of(deps):
             sets.append(dep[ImageInfo].base_blobs)
     return depset(transitive = sets)
 
+# A /bin/sh function for run scripts that hand an OCI layout to podman or docker: on a
+# shallow base the layout lacks the base's layers, and the tool needs a whole one.
+WHOLE_LAYOUT_SH = """# whole_layout LAYOUT DEST BLOB_DIRS: DEST becomes LAYOUT (relative to here) made whole,
+# links to its files and to the blobs of BLOB_DIRS (one directory a line, sha256/<hex>).
+whole_layout() {
+  mkdir "$2"
+  cp -as "$PWD/$1/." "$2/"
+  rm -f "$2/remote-blobs.json"
+  printf '%s\\n' "$3" | while IFS= read -r dir; do
+    for blob in "$PWD/$dir"/sha256/*; do
+      if [ -f "$blob" ]; then ln -sf "$blob" "$2/blobs/sha256/"; fi
+    done
+  done
+}
+"""
+
+def blob_dirs_word(base_blobs):
+    """The directories of `base_blobs` (see `base_blobs_of`) as one shell word, a line each."""
+    return shell_quote("\n".join([d.short_path for d in base_blobs.to_list()]))
+
 def with_base_blobs(request, base_blobs):
     """`request` with `base_blobs` (the paths of those directories) when there are any."""
     dirs = [d.path for d in base_blobs.to_list()]

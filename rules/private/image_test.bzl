@@ -11,7 +11,7 @@ when run by hand.
 """
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "label_fail")
+load(":common.bzl", "WHOLE_LAYOUT_SH", "base_blobs_of", "blob_dirs_word", "label_fail")
 load(":names.bzl", "shell_quote")
 
 # Every value is shell_quote()d: no label or file name is read as shell syntax.
@@ -23,7 +23,13 @@ cd "${{TEST_SRCDIR:-${{RUNFILES_DIR:-$0.runfiles}}}}/"{workspace} 2>/dev/null ||
 # It unpacks the image into a temporary directory: the test's own, when there is one.
 TMPDIR="${{TEST_TMPDIR:-${{TMPDIR:-/tmp}}}}"
 export TMPDIR
-exec {binary} test --no-color --driver {driver} {image} {configs} "$@"
+{prepare}exec {binary} test --no-color --driver {driver} {image} {configs} "$@"
+"""
+
+# On a shallow base, the docker driver reads a whole layout of links, made in TMPDIR (the
+# test's own under a test runner, which deletes it).
+_WHOLE = """{whole_layout}whole="$(mktemp -d)/layout"
+whole_layout {layout} "$whole" {blob_dirs}
 """
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -45,7 +51,7 @@ def _image_args(ctx):
         if archive == None:
             got = "an image_index (an OCI layout only)" if info else "%d files" % len(files)
             label_fail(ctx, "image", "the tar driver reads a docker-archive", got, "test one platform's image, or set driver = \"docker\"")
-        return ["--image", archive.short_path], archive
+        return ["--image", archive.short_path], archive, depset()
     layout = info.oci_layout if info else (files[0] if len(files) == 1 and files[0].is_directory else None)
     if layout == None:
         label_fail(ctx, "image", "the docker driver loads an OCI layout", "%d files" % len(files), "point at an image target or one OCI layout directory")
@@ -55,10 +61,16 @@ def _image_args(ctx):
         "--ignore-ref-annotation",
         "--default-image-tag",
         _loaded_name(ctx.label),
-    ], layout
+    ], layout, base_blobs_of([dep])
 
 def _image_test_impl(ctx):
-    args, image = _image_args(ctx)
+    args, image, blobs = _image_args(ctx)
+    words = [shell_quote(a) for a in args]
+    prepare = ""
+    if blobs.to_list():
+        prepare = _WHOLE.format(whole_layout = WHOLE_LAYOUT_SH, layout = words[1], blob_dirs = blob_dirs_word(blobs))
+        words[1] = '"$whole"'
+
     configs = ctx.files.configs
     if not configs:
         label_fail(ctx, "configs", "needs at least one test configuration", "[]", "list a YAML or JSON file of container-structure-test tests")
@@ -68,10 +80,11 @@ def _image_test_impl(ctx):
         workspace = shell_quote(ctx.workspace_name),
         binary = shell_quote(binary.short_path),
         driver = shell_quote(ctx.attr.driver),
-        image = " ".join([shell_quote(a) for a in args]),
+        image = " ".join(words),
+        prepare = prepare,
         configs = " ".join(["--config " + shell_quote(c.short_path) for c in configs]),
     ), is_executable = True)
-    runfiles = ctx.runfiles(files = [binary, image] + configs)
+    runfiles = ctx.runfiles(files = [binary, image] + configs, transitive_files = blobs)
     return [DefaultInfo(executable = exe, runfiles = runfiles)]
 
 image_test = rule(

@@ -56,6 +56,8 @@ def _image_index_impl(ctx):
             store_paths = depset(transitive = [i.store_paths for i in infos]),
             sbom = sbom,
             sbom_layout = sbom_layout,
+            # The shallow bases' layers, which the index's layout lists but lacks.
+            base_blobs = depset(transitive = [i.base_blobs for i in infos if getattr(i, "base_blobs", None) != None]),
         ),
     ]
 

@@ -1,7 +1,7 @@
 """image_load: an executable that loads an image into Docker (only the layers it lacks) or podman."""
 
 load("//rules:providers.bzl", "ImageInfo")
-load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "check_name", "label_fail", "label_str", "single_image_file", "sorted_dict")
+load(":common.bzl", "SCHEMA_VERSION", "TOOL_ATTRS", "WHOLE_LAYOUT_SH", "base_blobs_of", "blob_dirs_word", "check_name", "label_fail", "label_str", "single_image_file", "sorted_dict")
 load(":names.bzl", "shell_quote")
 
 # Every value is shell_quote()d into a variable first; the script proper only expands those
@@ -15,8 +15,10 @@ name={name}
 ref={ref}
 loader={loader}
 layout={layout}
+blob_dirs={blob_dirs}
 strata={strata}
 request={request}
+{whole_layout}
 tool="${{STRATA_LOADER:-$loader}}"
 cd "${{RUNFILES_DIR:-$0.runfiles}}/"{workspace} 2>/dev/null || cd "$0.runfiles/"{workspace}
 case "$tool" in
@@ -58,7 +60,12 @@ if [ -d "$image" ]; then
   done
   link="/tmp/strata-load-$n/layout"
   trap 'rm -rf "/tmp/strata-load-$n"' EXIT
-  ln -s "$PWD/$image" "$link"
+  if [ -n "$blob_dirs" ]; then
+    # On a shallow base the layout lacks the base's layers: the BaseBlobs action's serve.
+    whole_layout "$image" "$link" "$blob_dirs"
+  else
+    ln -s "$PWD/$image" "$link"
+  fi
   id="$(podman pull -q "$@" "oci:$link${{ref:+:$ref}}")"
   podman tag "$id" "$name"
   for pulled in $(podman image inspect --format '{{{{range .RepoTags}}}}{{{{println .}}}}{{{{end}}}}' "$id"); do
@@ -94,6 +101,8 @@ def _image_load_impl(ctx):
     else:
         image = single_image_file(ctx, "image", dep)
         name = _loaded_name("%s/%s" % (ctx.label.package, ctx.label.name), ctx.attr.ref)
+    # A shallow base's layers, for podman (a docker-archive holds them already).
+    blob_dirs = base_blobs_of([dep])
     req = {"image": image.short_path, "label": label_str(ctx.label), "schema_version": SCHEMA_VERSION}
     request = ctx.actions.declare_file(ctx.label.name + ".load.json")
     ctx.actions.write(request, json.encode(sorted_dict(req)) + "\n")
@@ -104,13 +113,15 @@ def _image_load_impl(ctx):
         name = shell_quote(name.lstrip("/")),
         image = shell_quote(image.short_path),
         layout = shell_quote(layout.short_path if layout else ""),
+        blob_dirs = blob_dirs_word(blob_dirs),
+        whole_layout = WHOLE_LAYOUT_SH,
         loader = shell_quote(ctx.attr.loader),
         ref = shell_quote(ctx.attr.ref),
         request = shell_quote(request.short_path),
         strata = shell_quote(ctx.executable._strata.short_path),
         workspace = shell_quote(ctx.workspace_name),
     ), is_executable = True)
-    runfiles = ctx.runfiles(files = [image, request, ctx.executable._strata] + ([layout] if layout else []))
+    runfiles = ctx.runfiles(files = [image, request, ctx.executable._strata] + ([layout] if layout else []), transitive_files = blob_dirs)
     runfiles = runfiles.merge(ctx.attr._strata[DefaultInfo].default_runfiles)
     return [DefaultInfo(executable = exe, runfiles = runfiles)]
 
@@ -149,7 +160,10 @@ Into podman, an image target's OCI layout goes to `podman pull oci:DIR`, which
 skips the blobs podman's storage has (`podman load` would copy and read the
 whole archive); another docker-archive to `podman load`; an image_index's
 layout (or another OCI layout) to `podman pull oci:DIR:REF`, which picks the
-host's platform from an index. What is pulled is tagged with the image's name
+host's platform from an index. On a shallow base (`pull_image`'s default) the
+layout lacks the base's layers: the run pulls from a layout of links to its files
+and to the layers the base's BaseBlobs action fetched (a runfile of this target,
+so building it fetches them). What is pulled is tagged with the image's name
 (and `ref`), and only that name: the one podman derives from the layout's path
 is removed.""",
     attrs = _LOAD_ATTRS,
