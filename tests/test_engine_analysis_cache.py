@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from strata.engine import digests
-from strata.engine.analysis.analysis_cache import CachedAnalysis, analyze_cached
+from strata.engine.analysis import analysis_cache
+from strata.engine.analysis.analysis_cache import CachedAnalysis, analyze_cached, engine_fingerprint
 from strata.engine.digests import StatCache
 from strata.engine.loading import reads
 
@@ -338,8 +339,6 @@ def test_a_change_inside_a_directory_the_glob_excludes_keeps_the_analysis(
 def test_only_the_most_recently_used_entries_are_kept(
     ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from strata.engine.analysis import analysis_cache
-
     monkeypatch.setattr(analysis_cache, "KEEP_ENTRIES", 2)
     entries = ws.parent / "ob" / "analysis"
     run(ws, ("//pkg:all",))
@@ -354,3 +353,24 @@ def test_only_the_most_recently_used_entries_are_kept(
     assert first.exists()
     assert run(ws, ("//pkg:all",)).reused
     assert not run(ws, ("//pkg:gen",)).reused
+
+
+def test_every_builtins_file_is_part_of_the_engine_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule API is Starlark in loading/builtins/: editing any of it edits the engine."""
+    engine = tmp_path / "engine"
+    shutil.copytree(
+        analysis_cache._ENGINE_DIR, engine, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    monkeypatch.setattr(analysis_cache, "_ENGINE_DIR", engine)
+    stat_cache = StatCache(tmp_path / "stat_cache")
+    before = engine_fingerprint(stat_cache)
+    builtins = sorted((engine / "loading" / "builtins").glob("*.bzl"))
+    assert {p.name for p in builtins} >= {"exports.bzl", "bridge.bzl", "ctx.bzl"}
+    for path in builtins:
+        text = path.read_text()
+        path.write_text(text.replace('"""', '""" ', 1))
+        assert engine_fingerprint(stat_cache) != before, path.name
+        path.write_text(text)
+    assert engine_fingerprint(stat_cache) == before

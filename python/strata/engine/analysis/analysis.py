@@ -13,11 +13,11 @@ API for the execution half:
 Loading (attr_check.py) checks every target's attributes; the target graph
 (target_graph.py) orders the configured targets (a cycle is an error that prints
 the cycle); this module then runs one Starlark evaluation (`analyze__` in
-builtins.bzl) that calls each rule's implementation in dependency order.
-Implementations reach back through the `_strata_declare` / `_strata_action` /
-`_strata_report` hooks, into the file records (files.py) and the action registry
-(action_registry.py); `Analysis` composes them, and is the `AnalysisView` that
-native rules see (natives.py).
+loading/builtins/analysis.bzl) that calls each rule's implementation in
+dependency order. Implementations reach back through the `_strata_declare` /
+`_strata_action` / `_strata_report` hooks, into the file records (files.py) and
+the action registry (action_registry.py); `Analysis` composes them, and is the
+`AnalysisView` that native rules see (natives.py).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from strata.engine.analysis.target_graph import TargetError, TargetGraph
 from strata.engine.analysis.test_rules import test_spec
 from strata.engine.loading.build_settings import BuildSettings, SettingFlag
 from strata.engine.loading.labels import Label
-from strata.engine.loading.loader import Loader
+from strata.engine.loading.loader import BUILTINS_PREFIX, Loader
 from strata.engine.loading.packages import Packages
 from strata.engine.loading.reads import Reads
 from strata.engine.loading.starlark_env import evaluate, parse
@@ -207,7 +207,7 @@ class Analysis:
         del targets
         loads = "".join(f'load("{m}", r{i} = "strata_registry__")\n' for i, m in enumerate(modules))
         driver = (
-            loads + 'load("@strata_builtins__//:builtins.bzl", "analyze__")\n'
+            loads + f'load("{BUILTINS_PREFIX}analysis.bzl", "analyze__")\n'
             f"registries__ = [{', '.join(f'r{i}' for i in range(len(modules)))}]\n"
             "results__ = {}\n"
             + "".join(

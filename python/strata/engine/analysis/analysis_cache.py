@@ -2,12 +2,12 @@
 
 Loading and analysis are a function of (a) the request: target patterns, the
 working package, the workspace, the build-setting flags (`--//pkg:flag=v`);
-(b) the engine: strata's version and the engine's own sources (builtins.bzl is
-the rule API); (c) the host, which `select()` and the bin directory depend on;
-and (d) everything read from the file system, which `Reads` records: the
-contents of WORKSPACE, BUILD and .bzl files, templates and repository markers,
-the existence and kind of paths asked about, and the directory listings
-`glob()` and `//...` walked.
+(b) the engine: strata's version and the engine's own sources (its .py files,
+and the .bzl files of loading/builtins/, the rule API); (c) the host, which
+`select()` and the bin directory depend on; and (d) everything read from the
+file system, which `Reads` records: the contents of WORKSPACE, BUILD and .bzl
+files, templates and repository markers, the existence and kind of paths asked
+about, and the directory listings `glob()` and `//...` walked.
 
 (a)-(c) name the entry, `<output_base>/analysis/<key>.pickle`; (d) is stored
 in it before the result, as two pickles in one file, so a command that finds

@@ -87,7 +87,7 @@ class FileRecords:
 
     def file_table(self, keys: Iterable[str], infos: Infos) -> str:
         """Key, label and File record of each file target, as one string Starlark splits
-        (`_file_rows` in builtins.bzl): a closure's tens of thousands of records cost
+        (`_file_rows` in builtins/ctx.bzl): a closure's tens of thousands of records cost
         seconds to convert into Starlark as dicts, and milliseconds as one string.
 
         Eleven lines a file. A field holding a newline (a file name may) would break the

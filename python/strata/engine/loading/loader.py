@@ -1,10 +1,11 @@
 """Loading .bzl modules and the WORKSPACE file; where each repository lives.
 
 Every Starlark file is evaluated in a fresh module that first runs a short
-prelude (`_PRELUDE`): it loads Bazel's API from `builtins.bzl` and defines the
-module's own `rule`, `repository_rule` and `Label`, which must know the file
-they are written in (a rule is identified by `(module, index)`, and a label
-string in a .bzl is relative to that .bzl's repository).
+prelude (`_prelude`): it loads Bazel's API, the names builtins/exports.bzl
+exports, and defines the module's own `rule`, `repository_rule` and `Label`,
+which must know the file they are written in (a rule is identified by
+`(module, index)`, and a label string in a .bzl is relative to that .bzl's
+repository).
 
 WORKSPACE is evaluated in chunks split before each `load` that follows other
 statements, as Bazel does, so `local_repository(name = "x")` can be followed
@@ -43,62 +44,32 @@ def _strata_root() -> Path:
 
 
 STRATA_ROOT = _strata_root()
-BUILTINS_KEY = "@strata_builtins__//:builtins.bzl"
-_BUILTINS_SRC = Path(__file__).with_name("builtins.bzl")
+BUILTINS_PREFIX = "@strata_builtins__//:"
+"""Loads of `@strata_builtins__//:<file>` get the builtins file `<file>` (drivers use it)."""
+BUILTINS_DIR = Path(__file__).with_name("builtins")
+"""Bazel's Starlark API for the engine, one .bzl file a concept (see its exports.bzl)."""
 
-_PUBLIC = [
-    "provider",
-    "DefaultInfo",
-    "OutputGroupInfo",
-    "depset",
-    "select",
-    "attr",
-    "native",
-    "package",
-    "licenses",
-    "package_group",
-    "glob",
-    "package_name",
-    "repository_name",
-    "exports_files",
-    "genrule",
-    "filegroup",
-    "alias",
-    "sh_binary",
-    "sh_test",
-    "py_binary",
-    "config_setting",
-    "existing_rules",
-    "existing_rule",
-    "workspace",
-    "local_repository",
-    "new_local_repository",
-    "bind",
-    "register_toolchains",
-    "register_execution_platforms",
-    "make_rule__",
-    "make_repository_rule__",
-    "make_label__",
-    "label_string__",
-    "dir__",
-    "config",
-]
 
-_LOAD_NAMES = ", ".join(repr(n) for n in _PUBLIC)
-_PRELUDE = (
-    f'load("{BUILTINS_KEY}", {_LOAD_NAMES})\n'
-    'strata_registry__ = {"rules": [], "repo_rules": [], "module": strata_module__}\n'
-    "def rule(implementation, attrs = None, **kwargs):\n"
-    "    return make_rule__(strata_registry__, implementation, attrs, kwargs)\n"
-    "def repository_rule(implementation, attrs = None, **kwargs):\n"
-    "    return make_repository_rule__(strata_registry__, implementation, attrs, kwargs)\n"
-    "def Label(label_string):\n"
-    "    return make_label__(strata_module__, label_string)\n"
-    "def str(x):\n"
-    "    return label_string__(x)\n"
-    "def dir(x):\n"
-    "    return dir__(x)\n"
-)
+def _prelude() -> str:
+    """Each module's prelude: it loads what builtins/exports.bzl loads (the export table),
+    then defines the module's own registry and the functions that must know the module."""
+    exports = parse("<builtins/exports.bzl>", (BUILTINS_DIR / "exports.bzl").read_text())
+    names = ", ".join(repr(name) for load in exports.loads() for name in load.symbols)
+    return (
+        f'load("{BUILTINS_PREFIX}exports.bzl", {names})\n'
+        'strata_registry__ = {"rules": [], "repo_rules": [], "module": strata_module__}\n'
+        "def rule(implementation, attrs = None, **kwargs):\n"
+        "    return make_rule__(strata_registry__, implementation, attrs, kwargs)\n"
+        "def repository_rule(implementation, attrs = None, **kwargs):\n"
+        "    return make_repository_rule__(strata_registry__, implementation, attrs, kwargs)\n"
+        "def Label(label_string):\n"
+        "    return make_label__(strata_module__, label_string)\n"
+        "def str(x):\n"
+        "    return label_string__(x)\n"
+        "def dir(x):\n"
+        "    return dir__(x)\n"
+    )
+
 
 _RULE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=\s*rule\s*\(", re.M)
 _REPOSITORY_RULE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=\s*repository_rule\s*\(", re.M)
@@ -106,7 +77,7 @@ _REPOSITORY_RULE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=\s*repository_rule\s*\
 
 @dataclass(frozen=True)
 class RuleSchema:
-    """What `rule()` declared, minus the Starlark functions (kept in builtins.bzl)."""
+    """What `rule()` declared, minus the Starlark functions (kept in its module's registry)."""
 
     module: str
     index: int
@@ -156,7 +127,13 @@ class Loader:
         self.reads = reads if reads is not None else Reads()
         """Every file-system read that can change the result goes through here."""
         self.errors = CallableErrors()
-        self.hooks: dict[str, Callable[..., Any]] = {}
+        self.hooks: dict[str, Callable[..., Any]] = {
+            "_strata_next_id": lambda: next(self._ids),
+            "_strata_label": self._label_info_for_module,
+            "_strata_rule_schema": self._rule_schema,
+            "_strata_repository_rule_schema": self._repository_rule_schema,
+        }
+        """The `_strata_*` callables of builtins/bridge.bzl; the other phases add theirs."""
         self.workspace_name = "__main__"
         self.repos: dict[str, RepoSpec] = {}
         self.repo_roots: dict[str, Path] = {"": self.workspace_root}
@@ -168,27 +145,36 @@ class Loader:
         self._sources: dict[str, str] = {}
         self._loading: list[str] = []
         self._ids = itertools.count(1)
-        self._prelude_ast = parse("<prelude>", _PRELUDE)
-        self._builtins: sl.FrozenModule | None = None
+        self._prelude_ast = parse("<prelude>", _prelude())
+        self._builtins: dict[str, sl.FrozenModule] = {}
         self.errors.source = self._read_display
 
     # ---- builtins ---------------------------------------------------------
 
-    def builtins(self) -> sl.FrozenModule:
-        """The frozen builtins module; built on first use, after hooks are registered."""
-        if self._builtins is None:
-            module = sl.Module()
-            hooks = dict(self.hooks)
-            hooks["_strata_next_id"] = lambda: next(self._ids)
-            hooks["_strata_label"] = self._label_info_for_module
-            hooks["_strata_rule_schema"] = self._rule_schema
-            hooks["_strata_repository_rule_schema"] = self._repository_rule_schema
-            for name, fn in hooks.items():
-                module.add_callable(name, self.errors.wrap(fn))
-            src = _BUILTINS_SRC.read_text()
-            evaluate(module, parse("<builtins>", src), None, self.errors)
-            self._builtins = module.freeze()
-        return self._builtins
+    def builtins(self, name: str) -> sl.FrozenModule:
+        """The frozen builtins file `name` (e.g. "exports.bzl"), evaluated on first use.
+
+        Only bridge.bzl gets the hooks, so it must be evaluated after every part of
+        the engine has registered its own (the first load of a builtins file, from
+        the WORKSPACE's prelude, comes after that).
+        """
+        frozen = self._builtins.get(name)
+        if frozen is not None:
+            return frozen
+        path = BUILTINS_DIR / name
+        if "/" in name or not path.is_file():
+            raise UserError(
+                f"no such builtins file (got {BUILTINS_PREFIX}{name}); "
+                "Bazel's API needs no load(): use its names directly"
+            )
+        module = sl.Module()
+        if name == "bridge.bzl":
+            for hook, fn in self.hooks.items():
+                module.add_callable(hook, self.errors.wrap(fn))
+        file_loader = sl.FileLoader(lambda text: self.builtins(text.removeprefix(":")))
+        evaluate(module, parse(f"<builtins/{name}>", path.read_text()), file_loader, self.errors)
+        frozen = self._builtins[name] = module.freeze()
+        return frozen
 
     # ---- modules ----------------------------------------------------------
 
@@ -201,8 +187,8 @@ class Loader:
         return module, file_loader
 
     def _load_from(self, repo: str, package: str, loading: str, text: str) -> sl.FrozenModule:
-        if text == BUILTINS_KEY:
-            return self.builtins()
+        if text.startswith(BUILTINS_PREFIX):
+            return self.builtins(text.removeprefix(BUILTINS_PREFIX))
         if text in self._modules:
             return self._modules[text]
         label = Label.parse(text, repo=repo, package=package, where=loading)

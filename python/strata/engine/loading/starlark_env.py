@@ -101,7 +101,8 @@ def convert_error(err: sl.StarlarkError, errors: CallableErrors) -> Exception:
     frames = re.findall(r"^  \* (\S+):(\d+), in (\S+)\n {6}(.*)$", text, re.M)
     user = [f for f in frames if not f[0].startswith("<")]
     if where and where.startswith("<") and user:
-        # The error surfaced inside builtins.bzl: point at the user's call instead.
+        # The error surfaced inside the builtins (builtins/*.bzl, shown as
+        # `<builtins/...>`): point at the user's call instead.
         file, line, _fn, src = user[-1]
         full = (errors.source(file) or "").splitlines()
         original = full[int(line) - 1] if int(line) <= len(full) else src
@@ -109,7 +110,7 @@ def convert_error(err: sl.StarlarkError, errors: CallableErrors) -> Exception:
         where = f"{file}:{line}:{col}"
         snippet = f"{line} | {original}"
     elif where and where.startswith("<") and _LABEL_FIRST.match(msg):
-        # Raised by builtins.bzl after the user's code returned (a rule implementation's
+        # Raised by the builtins after the user's code returned (a rule implementation's
         # return value): the message names the target, builtins' source would only confuse.
         where, snippet = None, ""
     trace = "\n".join(f"  called from {f}:{ln} in {fn}" for f, ln, fn, _ in user[:-1])

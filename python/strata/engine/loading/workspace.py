@@ -2,10 +2,10 @@
 
 A repository rule runs on first use of its repository, in
 `<output_base>/external/<name>`, with the `repository_ctx` subset from
-builtins.bzl; the Python half here does the file system and process work.
-A marker file next to the directory records a digest of the rule, its
-attributes, its .bzl source and the values of the client environment variables
-it declares (`repository_rule(environ = [...])`), so an unchanged repository is
+builtins/repository_ctx.bzl; the Python half here does the file system and
+process work. A marker file next to the directory records a digest of the rule,
+its attributes, its .bzl source and the values of the client environment
+variables it declares (`repository_rule(environ = [...])`), so an unchanged repository is
 not fetched again. As in Bazel, a rule sees the client environment
 (`repository_ctx.os.environ`, and `execute()` inherits it plus its `environment`
 argument), but only declared variables make it fetch again when they change.
@@ -25,7 +25,7 @@ from typing import Any
 
 from strata.engine.action import DEFAULT_PATH
 from strata.engine.loading.labels import Label
-from strata.engine.loading.loader import Loader, RepoSpec
+from strata.engine.loading.loader import BUILTINS_PREFIX, Loader, RepoSpec
 from strata.engine.loading.starlark_env import evaluate, parse
 from strata.errors import UserError
 
@@ -167,7 +167,7 @@ class Repositories:
         module, file_loader = self.loader.new_module(f"@{spec.name}//:<fetch>", "", "")
         driver = (
             f'load("{spec.rule_module}", r0 = "strata_registry__")\n'
-            f'load("@strata_builtins__//:builtins.bzl", "run_repository_rule__")\n'
+            f'load("{BUILTINS_PREFIX}repository_ctx.bzl", "run_repository_rule__")\n'
             f"run_repository_rule__([r0], 0, {spec.rule_index}, {json.dumps(spec.name)}, "
             f"json.decode({json.dumps(json.dumps(spec.attrs))}))\n"
         )

@@ -1,0 +1,92 @@
+"""depset: a node with direct elements and transitive children, flattened on to_list().
+
+A depset is a struct whose `_strata_depset__` is a unique id (from the engine),
+so a walk can skip a child it has seen; `to_list()` walks without recursion,
+in Bazel's orders, and drops duplicates.
+"""
+
+load(":bridge.bzl", "strata")
+
+
+def is_depset__(x):
+    return type(x) == "struct" and hasattr(x, "_strata_depset__")
+
+
+def depset(direct=None, order="default", transitive=None, items=None):
+    if items != None and direct == None:
+        direct = items
+    if order not in ("default", "postorder", "preorder", "topological"):
+        fail(
+            "depset: unknown order (got %r); use default, postorder, preorder or topological"
+            % order
+        )
+    d = tuple(direct.to_list() if is_depset__(direct) else (direct or []))
+    t = tuple([x for x in (transitive or []) if x._direct or x._transitive])
+    for x in transitive or []:
+        if not is_depset__(x):
+            fail("depset: 'transitive' must be a list of depsets (got %s)" % type(x))
+    node_id = strata.next_id()
+    holder = []
+
+    def to_list():
+        return _flatten(holder[0])
+
+    me = struct(
+        _strata_depset__=node_id,
+        _direct=d,
+        _transitive=t,
+        _order=order,
+        to_list=to_list,
+    )
+    holder.append(me)
+    return me
+
+
+def _flatten(root):
+    """Iterative walk (no recursion), duplicates dropped, Bazel's orders."""
+    seen = {}
+    seen_nodes = {}
+    out = []
+    preorder = root._order == "preorder"
+    topo = root._order == "topological"
+    stack = [(root, False)]
+    post = []
+    for _ in range(1 << 30):
+        if not stack:
+            break
+        node, expanded = stack.pop()
+        if expanded:
+            post.append(node)
+            continue
+        if node._strata_depset__ in seen_nodes:
+            continue
+        seen_nodes[node._strata_depset__] = True
+        if preorder:
+            post.append(node)
+            for child in reversed(node._transitive):
+                stack.append((child, False))
+        else:
+            stack.append((node, True))
+            children = node._transitive
+            if topo:
+                children = list(children)
+            else:
+                children = reversed(children)
+            for child in children:
+                stack.append((child, False))
+    nodes = reversed(post) if topo else post
+    for node in nodes:
+        for e in node._direct:
+            if e not in seen:
+                seen[e] = True
+                out.append(e)
+    return out
+
+
+def to_list__(x):
+    """A list from a depset, list, tuple or None."""
+    if x == None:
+        return []
+    if is_depset__(x):
+        return x.to_list()
+    return list(x)
