@@ -22,9 +22,16 @@ strata_python() {
 ensure_venv() {
     local dir="$1"
     shift
-    local py stamp want
+    local py stamp want version_of
     py="$(strata_python)"
-    want="$(cd "$strata_root" && cat "$@" | sha256sum | cut -c1-64) $("$py" -c 'import sys; print(sys.version.split()[0])')"
+    # A venv whose own interpreter still runs is judged by that interpreter, not by the
+    # first python3.11 on this PATH: callers with another PATH (pyenv's Python, Debian's)
+    # would otherwise make it anew each time they alternate.
+    version_of="$py"
+    if "$dir/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        version_of="$dir/bin/python"
+    fi
+    want="$(cd "$strata_root" && cat "$@" | sha256sum | cut -c1-64) $("$version_of" -c 'import sys; print(sys.version.split()[0])')"
     stamp="$dir/.strata-stamp"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
