@@ -44,6 +44,14 @@ def _cmd_action(args: argparse.Namespace) -> int:
     from strata.actions.request import load_request
 
     fn = lookup(args.mnemonic)
+    if args.persistent_worker:
+        from strata.bazel_worker import serve
+
+        return serve(args.mnemonic, sys.stdin.buffer, sys.stdout.buffer)
+    if args.request is None:
+        raise UsageError(
+            f"no request (got only {args.mnemonic!r}); run strata action MNEMONIC @request.json"
+        )
     req, where = load_request(args.request)
     fn(req, where)
     return 0
@@ -106,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("action", help="run one build action from a JSON request")
     p.add_argument("mnemonic")
-    p.add_argument("request", help="@request.json")
+    p.add_argument("request", nargs="?", help="@request.json")
+    p.add_argument(
+        "--persistent_worker",
+        action="store_true",
+        help="serve Bazel's work requests for MNEMONIC on stdin (strata.bazel_worker)",
+    )
     p.set_defaults(func=_cmd_action)
 
     p = sub.add_parser("worker")  # no help: not listed

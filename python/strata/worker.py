@@ -64,7 +64,7 @@ _REPORT_FD = 3
 """Where the child keeps the digests report open while the action runs (close-on-exec)."""
 
 
-def _preload() -> None:
+def preload() -> None:
     """Import what an action needs, so each child starts with it loaded."""
     import strata.cli  # noqa: F401
 
@@ -156,7 +156,7 @@ def _kill_group(pid: int) -> None:
 
 def serve(sock: socket.socket) -> int:
     """Fork a child per request until the engine closes `sock`."""
-    _preload()
+    preload()
     children: dict[int, tuple[int, int]] = {}  # pidfd -> (id, pid)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ)

@@ -58,6 +58,12 @@ def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execut
     req["schema_version"] = SCHEMA_VERSION
     req_file = ctx.actions.declare_file(request_name or "%s.%s.request.json" % (ctx.label.name, mnemonic))
     ctx.actions.write(req_file, json.encode(sorted_dict(req)) + "\n")
+    requirements = dict(execution_requirements)
+    if "requires-network" not in requirements and "no-sandbox" not in requirements:
+        # Bazel runs it in a persistent worker (strata.bazel_worker) where its strategy
+        # allows: one Python per mnemonic, not one per action. The flag file (the request,
+        # one line) is the last argument, as workers need.
+        requirements["supports-workers"] = "1"
     ctx.actions.run(
         executable = ctx.executable._strata,
         arguments = ["action", mnemonic, "@" + req_file.path],
@@ -67,7 +73,7 @@ def run_strata(ctx, mnemonic, request, inputs, outputs, what, tools = [], execut
         mnemonic = mnemonic,
         progress_message = "%s %s %s" % (mnemonic, what, label_str(ctx.label)),
         env = {"PATH": "/usr/bin:/bin"},
-        execution_requirements = execution_requirements,
+        execution_requirements = requirements,
     )
     return req_file
 
