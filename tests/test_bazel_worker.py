@@ -35,7 +35,7 @@ def _request(ws: Path, name: str, text: str) -> Path:
         "schema_version": 1,
     }  # fmt: skip
     path = ws / f"{name}.StorePath.request.json"
-    path.write_text(json.dumps(req, sort_keys=True) + "\n")
+    path.write_text(json.dumps(req, sort_keys=True, ensure_ascii=False) + "\n")
     return path
 
 
@@ -79,13 +79,16 @@ def test_a_worker_gives_each_action_the_bytes_and_errors_of_its_own_process(
     for d in (alone, ws):
         d.mkdir()
     names = ("one-1.0", "two-2.0")
+    texts = {"one-1.0": "one", "two-2.0": "zwei \u00fcber \u2603"}  # UTF-8 in the request line
     for name in names:
-        proc = _strata(alone, "action", "StorePath", f"@{_request(alone, name, name).name}")
+        path = _request(alone, name, texts[name])
+        proc = _strata(alone, "action", "StorePath", f"@{path.name}")
         assert proc.returncode == 0, proc.stderr
     bad = ws / "bad.StorePath.request.json"
-    bad.write_text(json.dumps({"name": "bad", "schema_version": 7}) + "\n")
+    bad_request = {"name": "b\u00e4\u2603d", "schema_version": 7}  # UTF-8 beyond ASCII
+    bad.write_text(json.dumps(bad_request, ensure_ascii=False) + "\n")
 
-    stdin = b"".join(_frame(_work(ws, _request(ws, n, n))) for n in names)
+    stdin = b"".join(_frame(_work(ws, _request(ws, n, texts[n]))) for n in names)
     stdin += _frame(_work(ws, bad))
     stdin += _frame(WorkRequest(arguments=["a", "b"]))  # not one line of a request file
     proc = _strata(ws, "action", "StorePath", "--persistent_worker", stdin=stdin)

@@ -145,12 +145,13 @@ class _Job:
 
 def _request_file(request: object, text: str, cwd: str) -> str | None:
     """The input whose one line is `text`: the flag file Bazel read the request from."""
+    line = text.encode("utf-8") + b"\n"
     for item in getattr(request, "inputs", ()):
         path = str(item.path)
         if not path.endswith(".json"):
             continue
         with contextlib.suppress(OSError), open(os.path.join(cwd, path), "rb") as f:
-            if f.read(len(text) + 2).decode("utf-8", "replace").rstrip("\n") == text:
+            if f.read(len(line) + 1) == line:
                 return path
     return None
 
