@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -43,6 +43,8 @@ from google.protobuf import (  # type: ignore[import-untyped]
     descriptor_pool,
     message_factory,
 )
+
+from strata.worker import end_child, preload, run_cli
 
 _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "blaze.worker"
@@ -164,23 +166,12 @@ def _run_child(job: _Job, output_fd: int) -> None:
         null = os.open(os.devnull, os.O_RDONLY)
         for fd, target in ((null, 0), (output_fd, 1), (output_fd, 2)):
             os.dup2(fd, target)
-        sys.argv = ["strata", *job.argv]
-        from strata.cli import main
-
-        code = main(job.argv)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
+        code = run_cli("strata", job.argv)
     except BaseException:
-        import traceback
-
         traceback.print_exc()
         code = 2
     finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        os._exit(code)
+        end_child(code)
 
 
 def _run(job: _Job) -> tuple[int, str]:
@@ -201,8 +192,6 @@ def _run(job: _Job) -> tuple[int, str]:
 
 def serve(mnemonic: str, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """Answer WorkRequests for `mnemonic` actions until Bazel closes the input."""
-    from strata.worker import preload
-
     preload()
     for request in read_requests(stdin):
         request_id = int(getattr(request, "request_id", 0))

@@ -52,7 +52,7 @@ import stat
 import sys
 import traceback
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from strata import written
 from strata.actions import ACTIONS
@@ -70,6 +70,29 @@ def preload() -> None:
 
     for target in ACTIONS.values():
         importlib.import_module(target.split(":")[0])
+
+
+def run_cli(program: str, args: list[str]) -> int:
+    """`strata ARGS` in this forked child, as `python -m strata` runs it: its exit status
+    (a traceback and 2 for an exception the command line did not turn into one)."""
+    sys.argv = [program, *args]
+    try:
+        from strata.cli import main
+
+        return main(args)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        return 2
+
+
+def end_child(code: int) -> NoReturn:
+    """Leave a forked child with `code`, its stdout and stderr flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _child(req: dict[str, Any], control: int, fds: list[int]) -> None:
@@ -90,24 +113,15 @@ def _child(req: dict[str, Any], control: int, fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update(req["env"])
         argv = list(req["argv"])
-        sys.argv = argv
-        from strata.cli import main
-
-        code = main(argv[1:])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
+        code = run_cli(argv[0], argv[1:])
     except BaseException:
         traceback.print_exc()
         code = 2
     finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
         if code == 0:
             with contextlib.suppress(Exception):
                 report_digests(req.get("outputs", []), req.get("output_dirs", []), _REPORT_FD)
-        os._exit(code)
+        end_child(code)
 
 
 def report_digests(outputs: list[str], output_dirs: list[str], fd: int) -> None:
