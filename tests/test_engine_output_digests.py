@@ -26,10 +26,40 @@ def _true(data: bytes) -> tuple[str, str]:
     return xxhash.xxh3_128(data).hexdigest(), hashlib.sha256(data).hexdigest()
 
 
+def _nothing(path: str) -> None:
+    return None
+
+
+def test_a_link_to_an_output_an_earlier_build_left_is_looked_up_only_when_needed(
+    tmp_path: Path,
+) -> None:
+    """A cache hit or up-to-date action's outputs are learnt from the stat cache, lazily."""
+    blob = tmp_path / "layer.tar"
+    blob.write_bytes(b"layer")
+    looked_up: list[str] = []
+
+    def recall(path: str) -> tuple[os.stat_result, str, str] | None:
+        looked_up.append(path)
+        return (os.stat(path), "x" * 32, "s" * 64) if path == str(blob) else None
+
+    digests = OutputDigests(threads=1, recall=recall)
+    digests.defer(lambda: [str(blob), str(tmp_path / "gone")])
+    lone = tmp_path / "lone"
+    lone.write_bytes(b"alone")  # one link: nothing deferred can vouch for it
+    assert digests.digest([Pending(str(lone), lone.stat())]) == [_true(b"alone")]
+    assert looked_up == []
+    link = tmp_path / "group" / "layer-000.tar"
+    link.parent.mkdir()
+    os.link(blob, link)
+    assert digests.digest([Pending(str(link), link.stat())]) == [("x" * 32, "s" * 64)]
+    assert looked_up == [str(blob), str(tmp_path / "gone")]
+    assert digests.read == 1  # "lone" alone
+
+
 def test_a_hard_link_to_a_known_output_is_not_read(tmp_path: Path) -> None:
     blob = tmp_path / "blob"
     blob.write_bytes(b"layer")
-    digests = OutputDigests(threads=2)
+    digests = OutputDigests(threads=2, recall=_nothing)
     # Digests nobody could compute from the bytes: if they come back, nothing was read.
     digests.learn(blob.stat(), "x" * 32, "s" * 64)
     os.link(blob, tmp_path / "oci-blob")
@@ -47,7 +77,7 @@ def test_a_report_is_believed_only_for_the_stat_it_was_taken_at(tmp_path: Path) 
     f.write_bytes(b"fresh")
     st = f.stat()
     told = ReportedDigest(st.st_size, st.st_mtime_ns, st.st_ino, "x" * 32, "s" * 64)
-    digests = OutputDigests(threads=1)
+    digests = OutputDigests(threads=1, recall=_nothing)
     assert digests.digest([Pending(str(f), st, told)]) == [("x" * 32, "s" * 64)]
     f.write_bytes(b"changed")  # same inode, new size and mtime: the report is stale
     assert digests.digest([Pending(str(f), f.stat(), told)]) == [_true(b"changed")]
@@ -60,7 +90,7 @@ def test_many_files_are_hashed_on_threads_in_order(tmp_path: Path) -> None:
         p = tmp_path / f"f{i}"
         p.write_bytes(os.urandom(1000) * (i + 1))
         files.append(p)
-    digests = OutputDigests(threads=4)
+    digests = OutputDigests(threads=4, recall=_nothing)
     try:
         got = digests.digest([Pending(str(p), p.stat()) for p in files])
     finally:

@@ -103,8 +103,16 @@ class Executor:
         self.namespace = namespace
         """The build's namespace sandbox; None runs actions in the directory sandbox alone."""
         self.forest = Forest(execroot, source_path)
-        self.output_digests = OutputDigests(hash_threads)
+        self.output_digests = OutputDigests(hash_threads, self._recall_output)
         self.outputs = Outputs(execroot, self.input_path, stat_cache, cache, self.output_digests)
+
+    def _recall_output(self, path: str) -> tuple[os.stat_result, str, str] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        known = self.stat_cache.recorded(path, st)
+        return None if known is None else (st, *known)
 
     def close(self) -> None:
         self.output_digests.close()

@@ -222,6 +222,13 @@ class Outputs:
             seal(root)
         return True
 
+    def up_to_date(self, result: ActionResult) -> None:
+        """Note an up-to-date action's output files, whose digests a later action's link to
+        one of them can reuse (OutputDigests.defer)."""
+        if result.files:
+            root = os.fspath(self.execroot)
+            self.output_digests.defer(lambda: [f"{root}/{f.path}" for f in result.files])
+
     def in_place(self, result: ActionResult) -> bool:
         """Whether the execroot holds exactly `result`'s outputs (an up-to-date action's)."""
         try:

@@ -280,6 +280,7 @@ class Scheduler:
         if recordable:
             recorded = self.records.current(action, rkey)
             if recorded is not None:  # done: key and outputs as the last build left them
+                self.executor.outputs.up_to_date(recorded)
                 how = "cache_hit" if action.kind == "run" else "in_process"
                 self.reporter.action_finished(i, action, how)
                 return recorded
@@ -317,6 +318,7 @@ class Scheduler:
             if not cacheable:
                 kept = self.log.uncached_result(action, key)
                 if kept is not None and self.executor.outputs.in_place(kept):
+                    self.executor.outputs.up_to_date(kept)
                     self.reporter.action_finished(i, action, "up_to_date")
                     return kept
             explaining = self.reporter.explain_enabled
