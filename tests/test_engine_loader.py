@@ -67,6 +67,26 @@ def test_glob_excludes_and_stops_at_subpackages(tmp_path: Path) -> None:
     assert build(ws, "//p:g").targets["//p:g"].files == ("p/a.txt", "p/x/b.txt")
 
 
+def test_only_a_build_file_makes_a_subpackage_under_a_recursive_glob(tmp_path: Path) -> None:
+    """A directory named BUILD or a dangling BUILD link is no package; BUILD.bazel is."""
+    ws = workspace(
+        tmp_path,
+        {
+            "p/BUILD": 'filegroup(name = "g", srcs = glob(["**/*.txt"]))',
+            "p/d/BUILD/x.txt": "",
+            "p/e/BUILD.bazel": "",
+            "p/e/y.txt": "",
+            "p/f/z.txt": "",
+            "p/g/h/BUILD": "",
+            "p/g/h/w.txt": "",
+            "p/g/v.txt": "",
+        },
+    )
+    (ws / "p" / "f" / "BUILD").symlink_to("nowhere")
+    got = build(ws, "//p:g").targets["//p:g"].files
+    assert got == ("p/d/BUILD/x.txt", "p/f/z.txt", "p/g/v.txt")
+
+
 def test_load_relative_and_macro_package_name(tmp_path: Path) -> None:
     ws = workspace(
         tmp_path,

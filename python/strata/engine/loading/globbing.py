@@ -9,6 +9,7 @@ the listing and the name needs no `stat` to become a source file.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from strata.engine.loading.reads import Reads
@@ -68,16 +69,18 @@ def _glob_one(
         rel_dir = dirpath.relative_to(pkg.directory).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir
         depth = len(dirpath.relative_to(start).parts)
-        keep = [
-            d
-            for d in sorted(dirnames)
-            if not any(reads.is_file(dirpath / d / b) for b in BUILD_NAMES)
-        ]
-        if max_depth is not None and depth >= max_depth:
-            dirnames[:] = []
-        else:
-            prefix_dir = f"{rel_dir}/" if rel_dir else ""
-            dirnames[:] = [d for d in keep if not any(r.match(prefix_dir + d) for r in pruned)]
+        descend = max_depth is None or depth < max_depth
+        prefix_dir = f"{rel_dir}/" if rel_dir else ""
+        entered: set[str] = set()
+        if descend:
+            kinds = dict(reads.listdir(dirpath))  # the walk's own listing, read again
+            entered = {
+                d
+                for d in dirnames
+                if kinds.get(d) == "d" and not any(r.match(prefix_dir + d) for r in pruned)
+            }
+        keep = [d for d in sorted(dirnames) if not _subpackage(reads, dirpath / d, d in entered)]
+        dirnames[:] = [d for d in keep if d in entered]
         names = list(filenames) + ([] if exclude_directories else keep)
         for n in names:
             rel = f"{rel_dir}/{n}" if rel_dir else n
@@ -85,6 +88,17 @@ def _glob_one(
                 found.append(rel)
     pkg.listed.update(found)
     return found
+
+
+def _subpackage(reads: Reads, d: Path, entered: bool) -> bool:
+    """Whether directory `d` holds a BUILD file. One the walk enters next is asked through
+    its listing, which the walk reads anyway (two `stat`s a directory were 7% of analysing
+    a 3,000-directory closure); any other through `stat`, so that a change inside a
+    directory the glob does not enter is no reason to analyse again."""
+    if entered:
+        names = dict(reads.listdir(d))
+        return any(names.get(b) == "f" and reads.is_file(d / b) for b in BUILD_NAMES)
+    return any(reads.is_file(d / b) for b in BUILD_NAMES)
 
 
 def _strings(value: Any, what: str) -> list[str]:
