@@ -135,3 +135,53 @@ def test_a_worker_that_dies_is_one_warning_and_the_actions_run_as_processes(
         "warning: strata's action worker stopped (worker: cannot start here); its actions ran "
         "as processes (slower, same bytes); --noworkers skips the worker"
     ]
+
+
+def test_the_worker_is_started_early_only_once_its_tool_is_made_and_a_source_changed() -> None:
+    from strata.engine.execution.early_worker import EarlyWorker
+
+    started: list[int] = []
+    early = EarlyWorker(lambda: started.append(1), producers={3, 7})
+    early.source_changed()  # the tool is not made yet: a worker now could run an old one
+    early.finished(3)
+    early.finished(5)  # not a producer of the tool
+    assert started == []
+    early.finished(7)
+    assert started == [1]
+    early.source_changed()
+    early.finished(7)
+    assert started == [1]  # once a build
+    quiet = EarlyWorker(lambda: started.append(2), producers=set())
+    quiet.finished(1)  # nothing changed (a no-op): no worker
+    assert started == [1]
+
+
+def test_a_worker_started_and_never_used_is_killed_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed source that only a non-strata action reads starts the worker early; the
+    build does not wait for its start-up: it is killed first, then reaped."""
+    from strata.engine.execution import workers
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    slow = ws / "slow.sh"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    slow.chmod(0o755)
+    worker = workers.Worker(slow, ws, {"PATH": "/bin:/usr/bin"})
+    events: list[str] = []
+    real_killpg, real_wait = os.killpg, worker.process.wait
+
+    def killpg(pid: int, sig: int) -> None:
+        events.append("kill")
+        real_killpg(pid, sig)
+
+    def wait(timeout: float | None = None) -> int:
+        events.append("wait")
+        return real_wait(timeout)
+
+    monkeypatch.setattr(workers.os, "killpg", killpg)
+    monkeypatch.setattr(worker.process, "wait", wait)
+    worker.close()
+    assert events == ["kill", "wait"]
+    assert worker.process.returncode == -9

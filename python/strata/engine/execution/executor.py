@@ -32,20 +32,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from strata.engine import leftovers
 from strata.engine.action import Action
-from strata.engine.analysis.graph import is_generated
+from strata.engine.analysis.graph import ActionGraph, is_generated
 from strata.engine.cache import Cache
 from strata.engine.digests import StatCache
+from strata.engine.execution.early_worker import EarlyWorker
 from strata.engine.execution.forest import Forest
 from strata.engine.execution.output_digests import OutputDigests
 from strata.engine.execution.output_files import is_real_dir, make_writable, remove, tree_children
@@ -69,7 +71,7 @@ from strata.engine.execution.workers import (
     WorkerProcess,
     is_strata_action,
 )
-from strata.errors import shorten
+from strata.errors import UserError, shorten
 
 _CHUNK = 1 << 20
 _STDERR_LIMIT = 64 * 1024
@@ -183,12 +185,33 @@ class Executor:
         leftovers.record(sandbox, proc.pid)  # for the next build, should this engine be killed
         return Running(action, proc, sandbox, root)
 
+    def early_worker(self, graph: ActionGraph, order: Iterable[int]) -> EarlyWorker | None:
+        """What starts the worker of the first strata action in `order` early (see
+        early_worker.py); None when no action of the build can use one."""
+        if self.workers is None:
+            return None
+        for i in order:
+            action = graph.actions[i]
+            if action.kind == "run" and self._may_use_worker(action):
+                tool = action.argv[0]
+                producers = {
+                    graph.producer[p]
+                    for p in action.inputs
+                    if is_tool(p, tool) and p in graph.producer
+                }
+                return EarlyWorker(functools.partial(self._start_worker, tool), producers)
+        return None
+
+    def _may_use_worker(self, action: Action) -> bool:
+        return is_strata_action(action.argv) and "requires-network" not in action.tags
+
+    def _start_worker(self, tool: str) -> None:
+        assert self.workers is not None
+        with contextlib.suppress(OSError, UserError):  # said again when an action needs it
+            self.workers.get(tool)
+
     def _worker_for(self, action: Action) -> Worker | None:
-        if (
-            self.workers is None
-            or not is_strata_action(action.argv)
-            or "requires-network" in action.tags
-        ):
+        if self.workers is None or not self._may_use_worker(action):
             return None
         return self.workers.get(action.argv[0])
 

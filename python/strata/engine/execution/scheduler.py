@@ -21,7 +21,7 @@ import functools
 import os
 import selectors
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,9 +121,14 @@ class Scheduler:
         slots: dict[int, _Slot] = {}
         failures: list[UserError] = []
         self.reporter.build_started(len(order))
-        self._sources = self._digest_sources_ahead([*ready, *order])
+        early = self.executor.early_worker(self.graph, order)
+        self._sources = self._digest_sources_ahead(
+            [*ready, *order], early.source_changed if early is not None else None
+        )
 
         def done(i: int, result: ActionResult) -> None:
+            if early is not None:
+                early.finished(i)
             for f in result.files:
                 self.digests[f.path] = f.sha256
             for t in result.trees:
@@ -192,10 +197,15 @@ class Scheduler:
 
     # -- one action ------------------------------------------------------------
 
-    def _digest_sources_ahead(self, order: Iterable[int]) -> SourceDigests:
+    def _digest_sources_ahead(
+        self, order: Iterable[int], on_change: Callable[[], object] | None
+    ) -> SourceDigests:
         """Hand every action's sources to the digest threads, in the order we will need them."""
         sources = SourceDigests(
-            self.executor.stat_cache, self.executor.source_path, max(2, self.options.jobs)
+            self.executor.stat_cache,
+            self.executor.source_path,
+            max(2, self.options.jobs),
+            on_change,
         )
         seen = set(self.digests)
         visited: set[int] = set()

@@ -57,9 +57,16 @@ and queueing a cold closure's 58,000 stats at once held 20 MB more."""
 
 class SourceDigests:
     def __init__(
-        self, stat_cache: StatCache, source_path: Callable[[str], Path], threads: int
+        self,
+        stat_cache: StatCache,
+        source_path: Callable[[str], Path],
+        threads: int,
+        on_change: Callable[[], object] | None = None,
     ) -> None:
         self.stat_cache = stat_cache
+        self._on_change = on_change
+        """Called once, on the walking thread, when the first source is not as the stat cache
+        remembers it: something will likely run (the build starts its worker then)."""
         self.source_path = source_path
         self._walker = ThreadPoolExecutor(1, thread_name_prefix="sources")
         self._hashers = ThreadPoolExecutor(max(1, threads), thread_name_prefix="hash")
@@ -128,6 +135,9 @@ class SourceDigests:
                 out[path] = known
                 continue
             misses.append((path, real, st))
+            if self._on_change is not None:
+                on_change, self._on_change = self._on_change, None
+                on_change()
             pending += st.st_size
             if len(misses) >= _HASH_FILES or pending >= _HASH_BYTES:
                 hashing.append(self._queue(misses))

@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +166,8 @@ class Worker:
         finally:
             theirs.close()
         self.sock = ours
+        self.used = False
+        """Whether an action was sent: one started early and never used is killed at close."""
         self._next = 0
         self._statuses: dict[int, tuple[int, int]] = {}
         self._started: dict[int, tuple[int, int]] = {}
@@ -179,6 +182,7 @@ class Worker:
         output_dirs: Sequence[str] = (),
     ) -> WorkerProcess:
         """Start one action in `cwd`; the child hashes its outputs if it succeeds."""
+        self.used = True
         self._next += 1
         ident = self._next
         req = {
@@ -230,6 +234,9 @@ class Worker:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+        if not self.used:  # still importing, most likely: nothing to wait for
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -264,6 +271,8 @@ class WorkerPool:
         self.wrap = wrap
         """Puts the worker's command in a sandbox (the namespace one), if any."""
         self._workers: dict[str, Worker | None] = {}
+        self._lock = threading.Lock()
+        """`get` may be called from the source-digest thread (Executor.worker_starter)."""
         self.failure = ""
         """Why a worker stopped working this build (the build warns once), or ""."""
 
@@ -271,6 +280,10 @@ class WorkerPool:
         """The worker for the launcher at execroot path `tool`; None if it can't run one."""
         if not self.enabled:
             return None
+        with self._lock:
+            return self._get(tool)
+
+    def _get(self, tool: str) -> Worker | None:
         if tool not in self._workers:
             launcher = self.execroot / tool
             runfiles = Path(str(launcher) + ".runfiles")
