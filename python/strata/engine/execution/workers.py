@@ -272,7 +272,7 @@ class WorkerPool:
         """Puts the worker's command in a sandbox (the namespace one), if any."""
         self._workers: dict[str, Worker | None] = {}
         self._lock = threading.Lock()
-        """`get` may be called from the source-digest thread (Executor.worker_starter)."""
+        """`get` may be called from the source-digest thread (Executor.early_worker)."""
         self.failure = ""
         """Why a worker stopped working this build (the build warns once), or ""."""
 
