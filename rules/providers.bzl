@@ -13,7 +13,8 @@ StorePathInfo = provider(
         "tree": "File (directory): holds the content as `<tree>/<name>`, unpacked from `layer` by a StoreTree action only when something asks for it (images read `layer`).",
         "layer": "File: the path's own uncompressed layer (the cached unit images share).",
         "descriptor": "File: JSON digests and size of `layer`.",
-        "closure": "depset of struct(info, tree, layer, descriptor): this path and every path it references.",
+        "listing": "File or None: JSON of the entries of `layer` (names, kinds, modes, link targets, where data lies), written by the StorePath action so that images need not read the layer's headers; None for `nix_store_import`.",
+        "closure": "depset of struct(info, tree, layer, descriptor, listing): this path and every path it references.",
     },
 )
 
@@ -34,7 +35,7 @@ ImageInfo = provider(
         "name": "Image repository name (string).",
         "tag": "Image tag (string, empty: strata picks a content hash).",
         "architecture": "Architecture as given to the rule (string, e.g. \"x86_64\", \"aarch64\"); an image_index's: comma-separated.",
-        "store_paths": "depset of struct(info, tree, layer, descriptor): store paths in the image.",
+        "store_paths": "depset of struct(info, tree, layer, descriptor, listing): store paths in the image.",
         "sbom": "depset of File: the image's SBOM, `<name>.spdx.json` (SPDX 2.3) and `<name>.cdx.json` (CycloneDX 1.5), made only when asked for (output group `sbom`); an image_index's: its platforms'.",
         "base_blobs": "depset of File (directory): the layer blobs of the image's shallow bases (`pull_image(shallow = True)`), `sha256/<hex>` each, fetched by a BaseBlobs action only when an output holding layer bytes needs them; empty without one.",
         "sbom_layout": "File (directory): `<name>.sbom.oci`, the OCI layout of the image plus its SBOM documents as OCI 1.1 referrers (artifact manifests whose `subject` is the image), in output group `sbom`; what `image_push(push_sbom = True)` pushes. For an image_index, the index with each platform's SBOMs as referrers of its manifest (None if an image has none).",

@@ -80,6 +80,22 @@ def _common_checks(ctx):
         label_fail(ctx, "mtime", "must not be negative", ctx.attr.mtime, "use seconds since the epoch (default 1)")
     return config
 
+def _read_layer(spi, inputs, extra):
+    """A request item reading a store path from its layer (names from its listing, if it
+    has one); appends the files it reads to `inputs`."""
+    item = dict(extra, info = spi.info.path, layer = spi.layer.path)
+    inputs.extend([spi.info, spi.layer])
+    if spi.listing:
+        item["listing"] = spi.listing.path
+        inputs.append(spi.listing)
+    return item
+
+def _store_layer(e):
+    item = {"blob": e.layer.path, "descriptor": e.descriptor.path, "info": e.info.path}
+    if e.listing:
+        item["listing"] = e.listing.path
+    return item
+
 def build_layers(ctx, roots, copy_roots, layering):
     """Run CustomizationLayer and LayerGroups; return a struct for ImageAssemble / StreamImage."""
     config = _common_checks(ctx)
@@ -96,11 +112,7 @@ def build_layers(ctx, roots, copy_roots, layering):
     contents = []
     inputs = []
     for s in spis:
-        item = {"info": s.info.path, "layer": s.layer.path}
-        if not copy_roots:
-            item["join"] = "link"
-        contents.append(item)
-        inputs.extend([s.info, s.layer])
+        contents.append(_read_layer(s, inputs, {} if copy_roots else {"join": "link"}))
     files, file_inputs = _files(ctx)
     custom = ctx.actions.declare_file(ctx.label.name + ".custom.tar")
     custom_desc = ctx.actions.declare_file(ctx.label.name + ".custom.json")
@@ -122,8 +134,7 @@ def build_layers(ctx, roots, copy_roots, layering):
     }
     if copy_roots:
         # rsync -k copies a link to a directory as the directory, also through other store paths.
-        req["closure"] = [{"info": e.info.path, "layer": e.layer.path} for e in entries]
-        inputs.extend([x for e in entries for x in (e.info, e.layer)])
+        req["closure"] = [_read_layer(e, inputs, {}) for e in entries]
     run_strata(ctx, "CustomizationLayer", req, depset(inputs + file_inputs), [custom, custom_desc], "customisation layer of")
 
     # 2. The store path layers, grouped.
@@ -136,7 +147,7 @@ def build_layers(ctx, roots, copy_roots, layering):
         "include_store_paths": ctx.attr.include_store_paths,
         "max_layers": ctx.attr.max_layers,
         "output": groups.path,
-        "store_layers": [{"blob": e.layer.path, "descriptor": e.descriptor.path, "info": e.info.path} for e in entries],
+        "store_layers": [_store_layer(e) for e in entries],
     }
     if layering != None:
         req["layering"] = layering
@@ -149,7 +160,7 @@ def build_layers(ctx, roots, copy_roots, layering):
         ctx,
         "LayerGroups",
         req,
-        depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)]),
+        depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)] + [e.listing for e in entries if e.listing]),
         [groups],
         "store path layers of",
         # Merged groups are this image's own concatenation of shared store path

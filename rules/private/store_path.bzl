@@ -13,12 +13,12 @@ def store_tree(ctx, info, layer, what):
     run_strata(ctx, "StoreTree", {"info": info.path, "layer": layer.path, "output": tree.path}, depset([info, layer]), [tree], what)
     return tree
 
-def store_path_providers(name, store_dir, info, tree, layer, descriptor, refs):
+def store_path_providers(name, store_dir, info, tree, layer, descriptor, refs, listing = None):
     """The providers every store-path rule returns: files, output groups, StorePathInfo."""
-    me = struct(info = info, tree = tree, layer = layer, descriptor = descriptor)
+    me = struct(info = info, tree = tree, layer = layer, descriptor = descriptor, listing = listing)
     return [
         DefaultInfo(files = depset([info, tree])),
-        OutputGroupInfo(info = depset([info]), layer = depset([layer, descriptor])),
+        OutputGroupInfo(info = depset([info]), layer = depset([layer, descriptor] + ([listing] if listing else []))),
         StorePathInfo(
             name = name,
             store_dir = store_dir,
@@ -26,6 +26,7 @@ def store_path_providers(name, store_dir, info, tree, layer, descriptor, refs):
             tree = tree,
             layer = layer,
             descriptor = descriptor,
+            listing = listing,
             closure = depset([me], transitive = [r.closure for r in refs]),
         ),
     ]
@@ -39,11 +40,12 @@ def build_store_path(ctx, name, contents, inputs, refs, links = []):
     info = ctx.actions.declare_file(ctx.label.name + ".storepath.json")
     layer = ctx.actions.declare_file(ctx.label.name + ".layer.tar")
     descriptor = ctx.actions.declare_file(ctx.label.name + ".layer.json")
+    listing = ctx.actions.declare_file(ctx.label.name + ".listing.json")
     req = {
         "compressor": "none",
         "contents": contents,
         "name": name,
-        "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path},
+        "outputs": {"descriptor": descriptor.path, "info": info.path, "layer": layer.path, "listing": listing.path},
         "references": [r.info.path for r in refs],
         "store_dir": ctx.attr.store_dir,
     }
@@ -51,9 +53,9 @@ def build_store_path(ctx, name, contents, inputs, refs, links = []):
     if links:
         req["links"] = links
         mnemonic = "LinkedStorePath"
-    run_strata(ctx, mnemonic, req, depset(inputs + [r.info for r in refs]), [info, layer, descriptor], name)
+    run_strata(ctx, mnemonic, req, depset(inputs + [r.info for r in refs]), [info, layer, descriptor, listing], name)
     tree = store_tree(ctx, info, layer, name)
-    return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs)
+    return store_path_providers(name, ctx.attr.store_dir, info, tree, layer, descriptor, refs, listing)
 
 def _store_path_impl(ctx):
     name = store_path_name(ctx)

@@ -16,14 +16,16 @@ Request (`CustomizationLayerRequest`; keys sorted, `schema_version` 1):
                           {"info": F, "layer": L, "join": "link"}
                               joined as lndir does, from the listing of the path's own layer
                               L (StorePathInfo.layer; uncompressed); F is its StorePath info
-                              file (rules cannot know the path: it is a content hash)
+                              file (rules cannot know the path: it is a content hash); with
+                              "listing": S (StorePathInfo.listing) the names are read from S
+                              instead of L's headers (L is still read for the fakechroot copy)
                           {"store_path": "/nix/store/<hash>-<name>", "src": dir}
                               joined the same way, the path's content given as a directory
                           {"info": F, "layer": L}
                               copied as buildImage's rsync copies, from the layer L
     closure             [{"info": F, "layer": L}]: further store paths a copied path's links
                         may lead into (rsync -k copies a link to a directory as the
-                        directory, through the store) ([])
+                        directory, through the store) ([]); "listing" as in contents
     files               path mapping items (strata.actions.request), plain files by
                         destination, placed after the contents, before the commands ([])
     keep_dirlinks       bool (keepContentsDirlinks, default false): rsync -K instead of -k
@@ -192,25 +194,33 @@ def _contents(req: CustomizationLayerRequest, where: str) -> tuple[list[_Content
     """The contents items, and the store paths they (and `closure`) read from their layers."""
     items: list[_Content] = []
     layers: dict[str, str] = {}
+    listings: dict[str, str] = {}
+
+    def add_layer(entry: dict[str, Any], at: str) -> str:
+        path: str = read_info(field(entry, "info", str, at), at)["path"]
+        layers[path] = field(entry, "layer", str, at)
+        if "listing" in entry:
+            listings[path] = field(entry, "listing", str, at)
+        return path
+
     for i, entry in enumerate(req.closure):
         at = f"{where}: closure[{i}]"
-        if not isinstance(entry, dict) or set(entry) != {"info", "layer"}:
+        if not isinstance(entry, dict) or set(entry) - {"listing"} != {"info", "layer"}:
             raise UserError(f'must be {{"info": F, "layer": L}} (got {entry!r:.80})', where=at)
-        layers[read_info(field(entry, "info", str, at), at)["path"]] = field(
-            entry, "layer", str, at
-        )
+        add_layer(entry, at)
     for i, item in enumerate(req.contents):
         at = f"{where}: contents[{i}]"
-        keys = set(item) if isinstance(item, dict) else set()
+        keys = set(item) - {"listing"} if isinstance(item, dict) else set()
         if keys == {"info", "layer", "join"} and item["join"] != "link":
             raise UserError(f'join must be "link" (got {item["join"]!r})', where=at)
         if keys not in ({"store_path", "src"}, {"info", "layer"}, {"info", "layer", "join"}):
             raise UserError(f"must be {_FORMS} (got {item!r:.80})", where=at)
         if "layer" in item:
-            path = read_info(field(item, "info", str, at), at)["path"]
-            layers[path] = field(item, "layer", str, at)
+            path = add_layer(item, at)
             items.append(_Content(path.rstrip("/"), "join" in item, at))
             continue
+        if "listing" in item:
+            raise UserError(f"must be {_FORMS} (got {item!r:.80})", where=at)
         src = Path(field(item, "src", str, at))
         store_path = field(item, "store_path", str, at)
         if not store_path.startswith("/"):
@@ -227,7 +237,7 @@ def _contents(req: CustomizationLayerRequest, where: str) -> tuple[list[_Content
                 where=at,
             )
         items.append(_Content(store_path.rstrip("/"), True, at, src))
-    view = StoreView(layers, where)
+    view = StoreView(layers, where, listings)
     for c in items:
         if c.src is None and view.members(c.store_path)[""].kind != DIR:
             raise _single_file(c.store_path, c.where)

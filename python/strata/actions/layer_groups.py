@@ -52,6 +52,7 @@ from strata.oci.layer import LayerDescriptor
 from strata.oci.platform import parse_platform
 from strata.store.closure import closure_of
 from strata.store.layer import concat_layers
+from strata.store.listing import read_listing
 
 _SUFFIX = {"none": ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}
 
@@ -85,7 +86,8 @@ class LayerGroupsRequest(Request):
     """[{"store_path": P, "blob": B, "descriptor": D}]: StorePath layers of every path
     that may be in the closure (extra ones are ignored); {"info": F, ...} instead of
     store_path reads P from a StorePath info file (the rules cannot know P: it is a
-    content hash)."""
+    content hash); "listing": S, the StorePath listing, spares reading the headers of a
+    layer that is concatenated."""
     closures: list[Any]
     """Files describing the closure: strata closure JSON, nixpkgs
     exportReferencesGraph list, or StorePath `info` files."""
@@ -111,24 +113,40 @@ class LayerGroupsRequest(Request):
     (strata.layering.pipeline)."""
 
 
-def _store_layers(items: list[Any], where: str) -> dict[str, tuple[Blob, LayerDescriptor]]:
+def _store_layers(items: list[Any], where: str) -> dict[str, _StoreLayer]:
     """Each store path's cached layer, checked against its descriptor."""
-    out: dict[str, tuple[Blob, LayerDescriptor]] = {}
+    out: dict[str, _StoreLayer] = {}
     for i, item in enumerate(items):
         at = f"{where}: store_layers[{i}]"
         if not isinstance(item, dict):
             raise UserError(
                 f'must be {{"store_path", "blob", "descriptor"}} (got {item!r:.60})', where=at
             )
-        check_keys(item, ("blob", "descriptor", "info", "store_path"), at)
+        check_keys(item, ("blob", "descriptor", "info", "listing", "store_path"), at)
         if "info" in item:
             path = read_info(field(item, "info", str, at), at)["path"]
         else:
             path = field(item, "store_path", str, at)
         blob = load_layer({k: item[k] for k in ("blob", "descriptor") if k in item}, at)
         desc_path = Path(item["descriptor"])
-        out[path] = (blob, LayerDescriptor.from_json(json.loads(desc_path.read_bytes()), at))
+        desc = LayerDescriptor.from_json(json.loads(desc_path.read_bytes()), at)
+        listing = field(item, "listing", str, at) if "listing" in item else None
+        out[path] = _StoreLayer(blob, desc, listing, at)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _StoreLayer:
+    blob: Blob
+    descriptor: LayerDescriptor
+    listing: str | None
+    """Its StorePath listing file: the byte range of the path's own entries."""
+    where: str
+
+    def span(self, store_path: str) -> tuple[int, int] | None:
+        if self.listing is None or self.blob.compressor != "none":
+            return None
+        return read_listing(self.listing, store_path, self.where).span
 
 
 def _base_layer_count(req: LayerGroupsRequest, base: dict[str, Any], where: str) -> int:
@@ -161,19 +179,20 @@ def _write_group(
     out: Path,
     index: int,
     group: list[str],
-    layers: dict[str, tuple[Blob, LayerDescriptor]],
+    layers: dict[str, _StoreLayer],
     compressor: str,
 ) -> GroupedLayer:
     name = f"layer-{index:03d}"
     blob_name = name + _SUFFIX[compressor]
     desc_name = name + ".json"
-    sources = [layers[p][0] for p in group]
+    sources = [layers[p].blob for p in group]
     if len(sources) == 1 and sources[0].compressor == compressor:
         src = sources[0]
         share_output(src.path, out / blob_name)
-        data = json_bytes(layers[group[0]][1].to_json())
+        data = json_bytes(layers[group[0]].descriptor.to_json())
     else:
-        desc = concat_layers(out / blob_name, [b.path for b in sources], compressor)
+        spans = [layers[p].span(p) for p in group]
+        desc = concat_layers(out / blob_name, [b.path for b in sources], compressor, spans)
         data = json_bytes(desc.to_json())
     (out / desc_name).write_bytes(data)
     return GroupedLayer(blob_name, desc_name, tuple(group))

@@ -21,7 +21,9 @@ Request (keys sorted; `schema_version` 1):
                   single file
     references    info files (this action's `info` output) of the direct references
     compressor    of the layer, default "none" (cached layers are concatenated later)
-    outputs       {"info": json, "layer": blob, "descriptor": json}; the content is hashed
+    outputs       {"info": json, "layer": blob, "descriptor": json, "listing"?: json}; the
+                  listing (strata.store.listing) names the layer's members and where they
+                  lie, so that images need not read its headers; the content is hashed
                   and layered straight from the sources, never copied (the `tree` a
                   store_path target offers is a StoreTree action, unpacked from the layer
                   only when something asks for it)

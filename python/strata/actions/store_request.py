@@ -29,6 +29,7 @@ from strata.oci.layer import Ownership, write_descriptor
 from strata.oci.tree import FILE, Entry
 from strata.store.closure import PathInfo
 from strata.store.layer_writer import StoreLayerWriter
+from strata.store.listing import listing_bytes
 from strata.store.nar import MAGIC, dump_entries, dump_planned, nar_string
 from strata.store.path import check_name
 from strata.store.references import describe_nar
@@ -121,6 +122,9 @@ def build_store_path(req: StorePathRequest, where: str) -> None:
         "store_dir": store_dir,
     }
     write_descriptor(field(outputs, "descriptor", str, where), descriptor, layer)
+    if "listing" in outputs:
+        listing = listing_bytes(info.path, writer.members(), writer.span)
+        write_bytes_atomic(field(outputs, "listing", str, where), listing, durable=False)
     write_bytes_atomic(field(outputs, "info", str, where), json_bytes(doc), durable=False)
 
 

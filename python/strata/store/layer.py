@@ -22,7 +22,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from strata import written
 from strata.errors import UserError
@@ -115,11 +115,21 @@ def write_store_layer(
     return write_layer_from_entries(out_path, compressor, entries, owner or Ownership())
 
 
-def _kept_spans(fd: int, seen_dirs: set[str], where: str) -> list[tuple[int, int]]:
-    """Byte ranges of one tar to copy: every member but directories already written."""
+def _kept_spans(
+    fd: int, seen_dirs: set[str], where: str, own: tuple[int, int] | None = None
+) -> list[tuple[int, int]]:
+    """Byte ranges of one tar to copy: every member but directories already written.
+
+    `own` is the range holding the store path's own entries (its listing's span,
+    strata.store.listing): only the headers before it are read, the range is kept whole.
+    """
     spans: list[tuple[int, int]] = []
     try:
         for h in scan(fd):
+            if own is not None and h.start >= own[0]:
+                if h.start != own[0] or own[1] > os.fstat(fd).st_size:
+                    raise TarFormatError(f"its listing's span {own} does not fit its headers")
+                break
             if h.kind == DIRECTORY:
                 key = h.name.rstrip("/")
                 if key in seen_dirs:
@@ -129,16 +139,26 @@ def _kept_spans(fd: int, seen_dirs: set[str], where: str) -> list[tuple[int, int
                 spans[-1] = (spans[-1][0], h.end)
             else:
                 spans.append((h.start, h.end))
+        else:
+            if own is not None:
+                raise TarFormatError(f"its listing's span {own} is past its last header")
     except TarFormatError as e:
         raise UserError(
             f"layer to join is not a tar ({e}); rebuild the cached layer", where=where
         ) from None
+    if own is not None and own[1] > own[0]:
+        if spans and spans[-1][1] == own[0]:
+            spans[-1] = (spans[-1][0], own[1])
+        else:
+            spans.append(own)
     return spans
 
 
-def _copy_members(fd: int, tar: TarWriter, seen_dirs: set[str], where: str) -> None:
+def _copy_members(
+    fd: int, tar: TarWriter, seen_dirs: set[str], where: str, own: tuple[int, int] | None
+) -> None:
     """Copy one tar's members into `tar`, minus end blocks and directories already written."""
-    for start, end in _kept_spans(fd, seen_dirs, where):
+    for start, end in _kept_spans(fd, seen_dirs, where, own):
         while start < end:
             chunk = os.pread(fd, min(_COPY, end - start), start)
             if not chunk:
@@ -151,23 +171,32 @@ def concat_layers(
     out_path: str | os.PathLike[str],
     tars: Iterable[str | os.PathLike[str]],
     compressor: str = "none",
+    spans: Sequence[tuple[int, int] | None] | None = None,
 ) -> LayerDescriptor:
-    """One layer from cached per-path layers, in order, digested while copied."""
+    """One layer from cached per-path layers, in order, digested while copied.
+
+    `spans` (one per tar, or None) are the byte ranges holding each store path's own
+    entries, from the paths' listings: those headers are not read again."""
     sources = list(tars)
+    owns: list[tuple[int, int] | None] = list(spans) if spans is not None else [None] * len(sources)
+    if len(owns) != len(sources):
+        raise ValueError("concat_layers: one span (or None) per tar")
     if compressor == "none":
-        return _concat_uncompressed(out_path, sources)
+        return _concat_uncompressed(out_path, sources, owns)
 
     def fill(tar: TarWriter) -> None:
         seen: set[str] = set()
-        for src in sources:
+        for src, own in zip(sources, owns, strict=True):
             with _plain_tar(src) as (fd, where):
-                _copy_members(fd, tar, seen, where)
+                _copy_members(fd, tar, seen, where, own)
 
     return write_layer(out_path, compressor, fill)
 
 
 def _concat_uncompressed(
-    out_path: str | os.PathLike[str], sources: list[str | os.PathLike[str]]
+    out_path: str | os.PathLike[str],
+    sources: list[str | os.PathLike[str]],
+    owns: list[tuple[int, int] | None],
 ) -> LayerDescriptor:
     """`concat_layers` for an uncompressed layer: the kernel copies each kept byte range and
     a second thread digests the output as it lands (strata.oci.spancopy)."""
@@ -175,9 +204,9 @@ def _concat_uncompressed(
         with atomic_file(out_path, durable=False) as f:
             with SpanCopier(f.fileno()) as out:
                 seen: set[str] = set()
-                for src in sources:
+                for src, own in zip(sources, owns, strict=True):
                     with _plain_tar(src) as (fd, where):
-                        for start, end in _kept_spans(fd, seen, where):
+                        for start, end in _kept_spans(fd, seen, where, own):
                             try:
                                 out.copy(fd, start, end)
                             except OSError as e:

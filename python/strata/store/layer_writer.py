@@ -38,6 +38,7 @@ from strata.oci.tarwriter import DIRECTORY, REGULAR, SYMLINK, TarWriter
 from strata.oci.tree import BYTES, DIR, FILE, Entry
 from strata.oci.tree import SYMLINK as SYMLINK_ENTRY
 from strata.store.layer import planned_store_entries
+from strata.store.listing import Member
 from strata.store.nar import read_source
 from strata.store.path import DEFAULT_STORE_DIR, HASH_CHARS, parse
 
@@ -78,6 +79,8 @@ class StoreLayerWriter:
         self._tmp: Path | None = None
         self._file: io.BufferedRandom | None = None
         self._tar: TarWriter | None = None
+        self.span = (0, 0)
+        """After `finish`: the byte range of the layer holding the path's own entries."""
 
     def __enter__(self) -> StoreLayerWriter:
         self._out.parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +167,7 @@ class StoreLayerWriter:
             raise ValueError(f"{store_path!r} is not named like {self._placeholder!r}")
         tar = self._writer()
         self._write_until(None)
+        self.span = (self._named[0][0] if self._named else 0, tar.position)
         tar.close()
         assert self._file is not None and self._tmp is not None
         self._file.flush()
@@ -193,6 +197,20 @@ class StoreLayerWriter:
             compressor="none",
             media_type=layer_media_type("none"),
         )
+
+    def members(self) -> list[Member]:
+        """After `finish`: the path's entries as `strata.store.listing.read_members` reads
+        them back from the layer (names relative to the path, "" for the path itself)."""
+        out = []
+        for offset, length, e in self._named:
+            rel = e.name[len(self._top) + 1 :].rstrip("/")
+            if e.kind == DIR:
+                out.append(Member(rel, DIR, e.mode & 0o7777))
+            elif e.kind == SYMLINK_ENTRY:
+                out.append(Member(rel, SYMLINK_ENTRY, 0o777, target=e.target))
+            else:
+                out.append(Member(rel, FILE, e.mode & 0o7777, size=e.size, offset=offset + length))
+        return out
 
 
 def _header(tar: TarWriter, e: Entry, name: str) -> bytes:

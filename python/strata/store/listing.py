@@ -5,7 +5,10 @@ directory input: a directory reaches an action the way a sandbox stages it,
 a layer file byte for byte, so both engines feed an action the same bytes.
 A StorePath layer is an uncompressed tar (see strata.store.layer): its
 listing comes from the headers alone (strata.oci.tarscan, which seeks past
-file data), and a file's data is read only when it is copied.
+file data), and a file's data is read only when it is copied. The StorePath
+action also writes that listing beside the layer (`listing_bytes`, read by
+`read_listing`): at the size of a real closure, scanning tens of thousands of
+headers cost a customisation layer more than everything else it did.
 
 `StoreView` puts several such paths under one root, so that a symlink
 (`lib64 -> lib`, `share -> /nix/store/<hash>-other/share`) can be followed
@@ -20,6 +23,7 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from strata.canonical import json_bytes, read_json
 from strata.errors import UserError
 from strata.oci.compress import detect_compressor
 from strata.oci.tarscan import DIRECTORY, REGULAR_TYPES, Header, TarFormatError, scan
@@ -75,15 +79,93 @@ def read_members(layer: str, store_path: str, where: str) -> dict[str, Member]:
             "the path's own layer (StorePathInfo.layer)",
             where=where,
         )
+    _check_parents(found, layer, where)
+    return found
+
+
+def _check_parents(found: dict[str, Member], source: str, where: str) -> None:
     for rel in found:
         parent = posixpath.dirname(rel) if rel else ""
         if rel and (parent not in found or found[parent].kind != DIR):
             raise UserError(
                 f"a layer member's parent is not a directory in the layer (got {rel!r} in "
-                f"{layer}); rebuild the store path's layer",
+                f"{source}); rebuild the store path's layer",
                 where=where,
             )
-    return found
+
+
+LISTING_SCHEMA = 1
+_KINDS = (DIR, FILE, SYMLINK)
+
+
+def listing_bytes(store_path: str, members: list[Member], span: tuple[int, int]) -> bytes:
+    """The listing file of a store path's layer: its members as `read_members` finds them,
+    and `span`, the byte range of the layer that holds them (every header naming the path,
+    and its data)."""
+    rows = [[m.name, m.kind, m.mode, m.size, m.offset, m.target] for m in members]
+    doc = {"members": rows, "path": store_path, "schema_version": LISTING_SCHEMA}
+    return json_bytes({**doc, "span": list(span)})
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A store path's listing file, read: its members by name, and its span in the layer."""
+
+    members: dict[str, Member]
+    span: tuple[int, int]
+
+
+def read_listing(listing: str, store_path: str, where: str) -> Listing:
+    """The listing file a StorePath action wrote beside the layer of `store_path`."""
+    fix = "rebuild the store path (its listing is an output of the StorePath action)"
+    doc = read_json(listing, "a store path's listing", fix, where)
+    bad = _listing_problem(doc, store_path)
+    if bad:
+        raise UserError(f"store path listing {bad} (got {listing}); {fix}", where=where)
+    found: dict[str, Member] = {}
+    for name, kind, mode, size, offset, target in doc["members"]:
+        if ".." in name.split("/"):
+            raise UserError(f"layer member escapes its store path (got {name!r})", where=where)
+        found[name] = Member(name, kind, mode, target=target, size=size, offset=offset)
+    if "" not in found:
+        raise UserError(f"store path listing has no root entry (got {listing}); {fix}", where=where)
+    _check_parents(found, listing, where)
+    return Listing(found, (doc["span"][0], doc["span"][1]))
+
+
+def _listing_problem(doc: object, store_path: str) -> str:
+    """What is wrong with a listing document, or ""."""
+    if not isinstance(doc, dict) or doc.get("schema_version") != LISTING_SCHEMA:
+        return f"is not schema_version {LISTING_SCHEMA}"
+    if doc.get("path") != store_path:
+        return f"is of another path than {store_path}"
+    span = doc.get("span")
+    if not (isinstance(span, list) and len(span) == 2 and all(_count(x) for x in span)):
+        return "has no [start, end] span"
+    if span[0] > span[1]:
+        return "has a span that ends before it starts"
+    rows = doc.get("members")
+    if not isinstance(rows, list) or not all(_row_ok(r) for r in rows):
+        return "has a malformed member"
+    return ""
+
+
+def _count(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _row_ok(row: object) -> bool:
+    if not (isinstance(row, list) and len(row) == 6):
+        return False
+    name, kind, mode, size, offset, target = row
+    return (
+        isinstance(name, str)
+        and kind in _KINDS
+        and _count(mode)
+        and _count(size)
+        and _count(offset)
+        and isinstance(target, str)
+    )
 
 
 def _member(rel: str, h: Header, name: str, where: str) -> Member:
@@ -106,8 +188,12 @@ def _member(rel: str, h: Header, name: str, where: str) -> Member:
 class StoreView:
     """Store paths under one root, each read from its layer when first looked at."""
 
-    def __init__(self, layers: Mapping[str, str], where: str) -> None:
+    def __init__(
+        self, layers: Mapping[str, str], where: str, listings: Mapping[str, str] | None = None
+    ) -> None:
         self._layers = {p.rstrip("/"): layer for p, layer in layers.items()}
+        self._listings = {p.rstrip("/"): f for p, f in (listings or {}).items()}
+        """Listing files (`read_listing`) of some of the paths: read instead of the layer."""
         self._members: dict[str, dict[str, Member]] = {}
         self._where = where
         self._dirs = {"/"} | {
@@ -116,8 +202,11 @@ class StoreView:
 
     def members(self, store_path: str) -> dict[str, Member]:
         if store_path not in self._members:
-            self._members[store_path] = read_members(
-                self._layers[store_path], store_path, self._where
+            listing = self._listings.get(store_path)
+            self._members[store_path] = (
+                read_listing(listing, store_path, self._where).members
+                if listing is not None
+                else read_members(self._layers[store_path], store_path, self._where)
             )
         return self._members[store_path]
 
