@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gzip
+import json
 import sys
 import types
 from dataclasses import dataclass, field
@@ -266,3 +268,60 @@ def test_pex_alone_builds_a_workspace_that_loads_strata_rules(
         assert proc.returncode == 0, proc.stderr[-3000:]
         digests.append(hashlib.sha256((ws / "strata-bin" / "img.tar").read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+
+
+def _trace(path: Path) -> list[dict[str, Any]]:
+    data = path.read_bytes()
+    doc = json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+    assert doc["otherData"] == {"producer": "strata"}
+    return [e for e in doc["traceEvents"] if e["ph"] == "X"]
+
+
+def test_profile_traces_phases_and_actions(
+    ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = f"--disk_cache={tmp_path / 'dc'}"
+    assert main(["build", "//app:gen", cache, f"--profile={tmp_path / 'p.json'}"]) == 0
+    spans = _trace(tmp_path / "p.json")
+    analysis, execution = spans[0], spans[1]
+    assert (analysis["name"], execution["name"]) == ("analysis", "execution")
+    assert analysis["tid"] == execution["tid"] == 0
+    assert analysis["ts"] + analysis["dur"] <= execution["ts"]
+    actions = spans[2:]
+    assert [(e["cat"], e["args"]["result"]) for e in actions] == [
+        ("action", "cache_miss"),  # looked up in the disk cache
+        ("action", "executed"),
+    ]
+    for e in actions:
+        assert e["name"] == "Genrule //app:gen" and e["tid"] == 1
+        assert (
+            execution["ts"] <= e["ts"] <= e["ts"] + e["dur"] <= execution["ts"] + execution["dur"]
+        )
+    # gzipped when asked; after `clean`, the result comes from the disk cache
+    assert main(["clean"]) == 0
+    assert main(["build", "//app:gen", cache, f"--profile={tmp_path / 'p.json.gz'}"]) == 0
+    results = [e["args"]["result"] for e in _trace(tmp_path / "p.json.gz")[2:]]
+    assert results == ["cache_hit"]
+    assert "1 cache hits" in capsys.readouterr().err
+
+
+def test_profile_is_written_when_the_build_fails(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = sh("//app:gen", "exit 2", [], [f"{BIN}/app/double"])
+    monkeypatch.setattr(
+        sys.modules["strata.engine.analysis.analysis"],
+        "analyze",
+        lambda *a, **k: FakeResult([bad], {"//app:gen": TARGETS["//app:gen"]}),
+    )
+    assert main(["build", "//app:gen", f"--profile={tmp_path / 'p.json'}"]) == 1
+    actions = [e for e in _trace(tmp_path / "p.json") if e["cat"] == "action"]
+    assert [e["args"]["result"] for e in actions] == ["cache_miss", "failed"]
+    missing = tmp_path / "no" / "p.json"
+    assert main(["build", "//app:gen", f"--profile={missing}"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        f"error: strata: --profile names a file in a directory that does not exist (got "
+        f"{missing}); create the directory or pick another path"
+    )
+    assert not missing.parent.exists()

@@ -45,6 +45,12 @@ def add_common(p: argparse.ArgumentParser, *, build: bool) -> None:
         p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--disk_cache", help="directory of the local action cache")
     p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="write a JSON trace of the build's phases and actions, as Bazel's flag does "
+        "(chrome://tracing, Perfetto); a name ending in .gz is gzipped",
+    )
+    p.add_argument(
         "--output_groups",
         action="append",
         default=[],
@@ -110,10 +116,12 @@ def _add_remote_flags(p: argparse.ArgumentParser) -> None:
 def check_options(args: argparse.Namespace) -> None:
     """Check the flags argparse cannot (URLs, headers, modifiers): a mistake is exit 2.
 
-    Sets `args.remote` (RemoteOptions or None) and `args.modifier`.
+    Sets `args.remote` (RemoteOptions or None), `args.trace` (a TraceProfile for
+    `--profile`, or None) and `args.modifier`.
     """
     try:
         args.remote = _remote_options(args)
+        args.trace = _trace_profile(args)
         args.modifier = None
         if getattr(args, "modify_execution_info", None):
             from strata.engine.cache.tiered import parse_execution_info_modifier
@@ -123,6 +131,23 @@ def check_options(args: argparse.Namespace) -> None:
         raise
     except UserError as e:
         raise UsageError(e.detail, where=e.where) from None
+
+
+def _trace_profile(args: argparse.Namespace) -> Any:
+    """`--profile`: a TraceProfile whose file can be written at the end, or None."""
+    path = getattr(args, "profile", None)
+    if not path:
+        return None
+    where = Path(path).resolve().parent
+    if not where.is_dir():
+        raise UserError(
+            f"--profile names a file in a directory that does not exist (got {path}); "
+            "create the directory or pick another path",
+            where="strata",
+        )
+    from strata.engine.execution.trace_profile import TraceProfile
+
+    return TraceProfile()
 
 
 def _remote_options(args: argparse.Namespace) -> Any:

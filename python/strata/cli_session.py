@@ -58,6 +58,7 @@ def locked_output_base(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
         try:
             yield base, stat_cache
         finally:
+            _write_trace(args)
             try:
                 stat_cache.save()
             except OSError as e:  # a full disk must not hide the error on its way out
@@ -68,6 +69,25 @@ def locked_output_base(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
                 )
 
 
+def _write_trace(args: argparse.Namespace) -> None:
+    """`--profile`: the trace file, written even when the build failed (as Bazel does)."""
+    trace = getattr(args, "trace", None)
+    if trace is None:
+        return
+    from strata.fsutil import write_bytes_atomic
+
+    path = args.profile
+    try:
+        write_bytes_atomic(path, trace.to_bytes(compress=path.endswith(".gz")), durable=False)
+    except OSError as e:
+        print(f"warning: cannot write --profile {path} (got {e.strerror or e})", file=sys.stderr)
+
+
+def _phase(args: argparse.Namespace, name: str) -> contextlib.AbstractContextManager[None]:
+    trace = getattr(args, "trace", None)
+    return trace.phase(name) if trace is not None else contextlib.nullcontext()
+
+
 def analyze(
     args: argparse.Namespace, patterns: Sequence[str], base: Any, stat_cache: Any
 ) -> tuple[Any, Any]:
@@ -75,15 +95,16 @@ def analyze(
     from strata.engine.analysis.analysis_cache import analyze_cached
 
     workspace = base.workspace
-    outcome = analyze_cached(
-        workspace,
-        list(patterns),
-        cwd_package=cwd_package(workspace),
-        output_base=base.root,
-        stat_cache=stat_cache,
-        keep_going=bool(getattr(args, "keep_going", False)),
-        setting_flags=getattr(args, "setting_flags", ()),
-    )
+    with _phase(args, "analysis"):
+        outcome = analyze_cached(
+            workspace,
+            list(patterns),
+            cwd_package=cwd_package(workspace),
+            output_base=base.root,
+            stat_cache=stat_cache,
+            keep_going=bool(getattr(args, "keep_going", False)),
+            setting_flags=getattr(args, "setting_flags", ()),
+        )
     if getattr(args, "explain", False) and not outcome.reused:
         print(f"strata: analysing: {outcome.reason}", file=sys.stderr)
     result = outcome.result
@@ -98,7 +119,11 @@ def analyze(
 def reporter_for(args: argparse.Namespace) -> Any:
     from strata.engine.execution.report import Reporter
 
-    return Reporter(sys.stderr, explain=bool(getattr(args, "explain", False)))
+    return Reporter(
+        sys.stderr,
+        explain=bool(getattr(args, "explain", False)),
+        profile=getattr(args, "trace", None),
+    )
 
 
 def execute_wanted(
@@ -134,7 +159,8 @@ def execute_wanted(
         actions = modify_execution_info(list(actions), args.modifier)
     reporter = reporter or reporter_for(args)
     graph = getattr(result, "graph", None) if actions is result.actions else None
-    return execute(base, actions, wanted, config, reporter, stat_cache=stat_cache, graph=graph)
+    with _phase(args, "execution"):
+        return execute(base, actions, wanted, config, reporter, stat_cache=stat_cache, graph=graph)
 
 
 def top_level(args: argparse.Namespace, info: Any) -> Any:

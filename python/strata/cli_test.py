@@ -162,7 +162,11 @@ def _build(
     from strata.engine.execution.scheduler import BuildFailed
 
     wanted = sorted({f for info in result.targets.values() for f in _test_files(args, info)})
-    reporter = _FailureRecorder(sys.stderr, explain=bool(getattr(args, "explain", False)))
+    reporter = _FailureRecorder(
+        sys.stderr,
+        explain=bool(getattr(args, "explain", False)),
+        profile=getattr(args, "trace", None),
+    )
     try:
         execute_wanted(args, base, result, wanted, stat_cache, reporter=reporter)
     except BuildFailed:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from strata.engine.action import Action
+from strata.engine.execution.trace_profile import TraceProfile
 
 _EXPLAIN_REASONS = 5
 """Reasons shown per action: editing a tool's sources changes hundreds of inputs at once."""
@@ -69,8 +70,17 @@ class BuildStats:
 
 
 class Reporter:
-    def __init__(self, stream: TextIO, *, tty: bool | None = None, explain: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        tty: bool | None = None,
+        explain: bool = False,
+        profile: TraceProfile | None = None,
+    ) -> None:
         self.stream = stream
+        self.profile = profile
+        """`--profile`: where started actions' spans are kept."""
         self.tty = stream.isatty() if tty is None else tty
         self.explain_enabled = explain
         self.stats = BuildStats()
@@ -113,13 +123,22 @@ class Reporter:
         self.stats.total = total
         self._status()
 
+    def action_looked_up(self, action_id: int, action: Action) -> None:
+        """The caches are asked for the action's result (it may run next)."""
+        if self.profile is not None:
+            self.profile.action_started(action_id, f"{action.mnemonic} {action.owner}")
+
     def action_started(self, action_id: int, action: Action) -> None:
         self._running[action_id] = action
+        if self.profile is not None:
+            self.profile.action_started(action_id, f"{action.mnemonic} {action.owner}")
         self._status()
 
     def action_finished(self, action_id: int, action: Action, how: str, output: str = "") -> None:
         """`how` is `executed`, `cache_hit`, `up_to_date`, `in_process` or `failed`."""
         self._running.pop(action_id, None)
+        if self.profile is not None:
+            self.profile.action_finished(action_id, how)
         self._done += 1
         if how == "executed":
             self.stats.executed += 1

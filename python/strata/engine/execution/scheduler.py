@@ -317,6 +317,7 @@ class Scheduler:
         cached: ActionResult | None = None
         try:
             if cache is not None and cacheable:
+                self.reporter.action_looked_up(i, action)
                 # The one place a cached result is accepted: every backend applies this check
                 # before it returns a result or copies it into the local cache.
                 cached = cache.get_action_result(key, functools.partial(validate_result, action))
