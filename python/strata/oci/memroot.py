@@ -95,6 +95,23 @@ class MemoryRoot:
         return node.target if isinstance(node, _Link) else None
 
     def resolve(self, name: str, *, follow_last: bool = False) -> tuple[str, ...]:
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if ".." not in parts:
+            # One walk down the tree: until a link that is to be followed, each component is
+            # itself (as the general walk finds, asking for each prefix from the root). Below
+            # a missing name or a file nothing is a link, so the rest is itself too.
+            node = self._root
+            last = len(parts) - 1
+            for i, part in enumerate(parts):
+                child = node.children.get(part)
+                if isinstance(child, _Dir):
+                    node = child
+                elif isinstance(child, _Link) and (i < last or follow_last):
+                    break
+                else:
+                    return tuple(parts)
+            else:
+                return tuple(parts)
         return resolve(name, self._readlink, follow_last=follow_last, where=self.where)
 
     def _dir(self, parts: tuple[str, ...], name: str, *, create: bool) -> _Dir | None:
