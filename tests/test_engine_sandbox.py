@@ -415,3 +415,30 @@ def test_fake_root_commands_build_in_the_namespace(
     assert main(["build", ob, "--sandbox=namespace", "--output_groups=+tarball", "//:owned"]) == 0
     owned = _image_members(ws / "strata-bin" / "owned.tar")
     assert (owned["data"].uid, owned["data"].gid, owned["data"].mode) == (1000, 1000, 0o700)
+
+
+def test_the_worker_binds_the_real_directories_of_its_runfiles(tmp_path: Path) -> None:
+    """What `realpath` of each runfiles file gives, read from the links' targets."""
+    from strata.engine.execution.sandbox import _runfiles_dirs
+
+    real = tmp_path / "real"
+    (real / "a" / "b").mkdir(parents=True)
+    (real / "a" / "b" / "m.py").write_text("")
+    (real / "c").mkdir()
+    (real / "c" / "n.py").write_text("")
+    os.symlink(real / "c" / "n.py", real / "a" / "via.py")  # a link to a link
+    (tmp_path / "alias").symlink_to(real / "a")  # a linked directory on the way
+    tree = tmp_path / "tool.runfiles" / "ws" / "pkg"
+    tree.mkdir(parents=True)
+    os.symlink(tmp_path / "alias" / "b" / "m.py", tree / "m.py")
+    os.symlink("../../../alias/via.py", tree / "rel.py")  # relative, through the alias
+    (tree / "plain.txt").write_text("a file, not a link")
+    os.symlink(tmp_path / "missing" / "x.py", tree / "dangling.py")
+    runfiles = tmp_path / "tool.runfiles"
+    expected = {
+        Path(os.path.realpath(os.path.join(d, f))).parent
+        for d, _, files in os.walk(runfiles)
+        for f in files
+    }
+    assert _runfiles_dirs(runfiles) == expected
+    assert {real / "a" / "b", real / "c", tree, tmp_path / "missing"} == expected

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -140,20 +142,63 @@ def test_a_worker_that_dies_is_one_warning_and_the_actions_run_as_processes(
 def test_the_worker_is_started_early_only_once_its_tool_is_made_and_a_source_changed() -> None:
     from strata.engine.execution.early_worker import EarlyWorker
 
-    started: list[int] = []
-    early = EarlyWorker(lambda: started.append(1), producers={3, 7})
+    started: list[str] = []
+    release, done = threading.Event(), threading.Event()
+
+    def start() -> None:  # a start-up that takes its time
+        release.wait(10)
+        started.append(threading.current_thread().name)
+        done.set()
+
+    early = EarlyWorker(start, producers={3, 7})
     early.source_changed()  # the tool is not made yet: a worker now could run an old one
     early.finished(3)
     early.finished(5)  # not a producer of the tool
+    assert not done.wait(0.2) and started == []
+    early.finished(7)  # returns at once: the start-up runs on its own thread
     assert started == []
-    early.finished(7)
-    assert started == [1]
+    release.set()
+    assert done.wait(10) and started == ["worker-start"]
     early.source_changed()
     early.finished(7)
-    assert started == [1]  # once a build
-    quiet = EarlyWorker(lambda: started.append(2), producers=set())
+    time.sleep(0.2)
+    assert started == ["worker-start"]  # once a build
+    quiet = EarlyWorker(lambda: started.append("quiet"), producers=set())
     quiet.finished(1)  # nothing changed (a no-op): no worker
-    assert started == [1]
+    time.sleep(0.2)
+    assert started == ["worker-start"]
+
+
+def test_closing_the_pool_waits_for_a_start_under_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker starting on its thread when the build ends is closed, not left running."""
+    from strata.engine.execution import workers
+
+    pool = workers.WorkerPool(tmp_path, {})
+    made: list[object] = []
+    entered = threading.Event()
+
+    class Slow:
+        def __init__(self, *args: object) -> None:
+            entered.set()
+            time.sleep(0.5)
+            made.append(self)
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    (tmp_path / "tool").write_text("")
+    (tmp_path / "tool.runfiles").mkdir()
+    monkeypatch.setattr(workers, "Worker", Slow)
+    starter = threading.Thread(target=pool.get, args=("tool",))
+    starter.start()
+    assert entered.wait(10)
+    pool.close()  # waits for the start under way, then closes what it made
+    starter.join()
+    assert len(made) == 1 and made[0].closed  # type: ignore[attr-defined]
+    assert pool.get("tool") is None  # a closed pool starts nothing
 
 
 def test_a_worker_started_and_never_used_is_killed_at_the_end(

@@ -7,6 +7,11 @@ finds a file the stat cache does not vouch for. The worker is then started,
 but never before the actions that make its tool (launcher and runfiles) are
 done in this build, so it never runs a tool that is about to change. A
 worker started this way and not used is killed at the end of the build.
+
+It starts on a thread of its own: started on the thread that found the
+change (the source walk) or finished the tool (the scheduler), its half a
+second of start-up held up that thread, and so the digests or the actions
+the build was waiting for.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from collections.abc import Callable
 
 
 class EarlyWorker:
-    """Calls `start` once, when a source changed and the tool's producers are all done."""
+    """Calls `start` once, on a thread of its own, when a source changed and the tool's
+    producers are all done; `start` must not raise."""
 
     def __init__(self, start: Callable[[], object], producers: set[int]) -> None:
         self._start = start
@@ -42,4 +48,4 @@ class EarlyWorker:
     def _maybe_start(self) -> None:
         if self._changed and not self._pending and not self._started:
             self._started = True
-            self._start()
+            threading.Thread(target=self._start, name="worker-start", daemon=True).start()

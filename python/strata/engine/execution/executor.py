@@ -71,7 +71,7 @@ from strata.engine.execution.workers import (
     WorkerProcess,
     is_strata_action,
 )
-from strata.errors import UserError, shorten
+from strata.errors import shorten
 
 _CHUNK = 1 << 20
 _STDERR_LIMIT = 64 * 1024
@@ -206,8 +206,10 @@ class Executor:
         return is_strata_action(action.argv) and "requires-network" not in action.tags
 
     def _start_worker(self, tool: str) -> None:
+        """EarlyWorker's `start`, on its thread: a worker that cannot start is said again,
+        and the action run as a process, when an action asks for it."""
         assert self.workers is not None
-        with contextlib.suppress(OSError, UserError):  # said again when an action needs it
+        with contextlib.suppress(Exception):
             self.workers.get(tool)
 
     def _worker_for(self, action: Action) -> Worker | None:

@@ -272,7 +272,9 @@ class WorkerPool:
         """Puts the worker's command in a sandbox (the namespace one), if any."""
         self._workers: dict[str, Worker | None] = {}
         self._lock = threading.Lock()
-        """`get` may be called from the source-digest thread (Executor.early_worker)."""
+        """`get` may be called from the thread that starts a worker early (early_worker.py);
+        `close` waits for a start under way."""
+        self._closed = False
         self.failure = ""
         """Why a worker stopped working this build (the build warns once), or ""."""
 
@@ -284,6 +286,8 @@ class WorkerPool:
             return self._get(tool)
 
     def _get(self, tool: str) -> Worker | None:
+        if self._closed:
+            return None
         if tool not in self._workers:
             launcher = self.execroot / tool
             runfiles = Path(str(launcher) + ".runfiles")
@@ -312,10 +316,13 @@ class WorkerPool:
         self._workers[tool] = None
 
     def close(self) -> None:
-        for worker in self._workers.values():
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
             if worker is not None:
                 worker.close()
-        self._workers.clear()
         for channel in self._channels:
             channel.close()
         self._channels.clear()
