@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 FILE = "file"
 DIR = "dir"
@@ -341,3 +342,27 @@ def _path_rule(p: PathSpec, package: Path, visibility: str) -> str:
 def _call(rule: str, args: dict[str, object]) -> str:
     body = "".join(f"    {k} = {json.dumps(v, ensure_ascii=False)},\n" for k, v in args.items())
     return f"{rule}(\n{body})".replace("true,", "True,").replace("false,", "False,")
+
+
+# -- as StorePath plans them -----------------------------------------------------------------
+
+
+def planned(root: Path, file_mode: int = 0o444) -> list[Any]:
+    """A path on disk as StorePath's planned entries (a one-file path: one FILE named "")."""
+    from strata.oci.tree import FILE, Entry, LayerTree
+
+    if root.is_file():
+        return [Entry("", FILE, file_mode, size=root.stat().st_size, source=str(root))]
+    tree = LayerTree()
+    tree.add_path(root, "")
+    return tree.entries()  # type: ignore[no-any-return]
+
+
+def nar_chunks(entries: list[Any], contents: Any = None) -> Iterator[bytes]:
+    """The NAR of `entries`, each file's bytes asked of `contents` (a StoreLayerWriter's)."""
+    from strata.store.nar import MAGIC, dump_entries, dump_planned, nar_string
+
+    kw = {} if contents is None else {"contents": contents}
+    if len(entries) == 1 and not entries[0].name:
+        return iter([nar_string(MAGIC), *dump_planned(entries[0], **kw)])
+    return iter(dump_entries(entries, **kw))

@@ -21,26 +21,19 @@ from strata import written
 from strata.engine.digests import xxh3_and_sha256_file
 from strata.errors import UserError
 from strata.oci.layer import Ownership, write_layer_from_entries
-from strata.oci.tree import FILE, Entry, LayerTree
+from strata.oci.tree import Entry
 from strata.store.layer import planned_store_entries
 from strata.store.layer_writer import StoreLayerWriter
-from strata.store.nar import MAGIC, dump_entries, dump_planned, nar_string
+from strata.store.nar import dump_entries
 from strata.store.references import describe_nar
 
 
 def _planned(root: Path) -> list[Entry]:
-    if root.is_file():
-        return [Entry("", FILE, 0o444, size=root.stat().st_size, source=str(root))]
-    tree = LayerTree()
-    tree.add_path(root, "")
-    return tree.entries()
+    return storegen.planned(root)
 
 
 def _chunks(planned: list[Entry], contents: object = None) -> object:
-    kw = {} if contents is None else {"contents": contents}
-    if len(planned) == 1 and not planned[0].name:
-        return iter([nar_string(MAGIC), *dump_planned(planned[0], **kw)])  # type: ignore[arg-type]
-    return dump_entries(planned, **kw)  # type: ignore[arg-type]
+    return storegen.nar_chunks(planned, contents)
 
 
 def _both(

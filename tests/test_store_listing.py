@@ -24,34 +24,20 @@ import storegen
 from strata.cli import main
 from strata.errors import UserError
 from strata.oci.tarscan import scan
-from strata.oci.tree import FILE, Entry, LayerTree
 from strata.store.layer import concat_layers
 from strata.store.layer_writer import StoreLayerWriter
 from strata.store.listing import StoreView, listing_bytes, read_listing, read_members
-from strata.store.nar import MAGIC, dump_entries, dump_planned, nar_string
 from strata.store.references import describe_nar
-
-
-def _planned(root: Path) -> list[Entry]:
-    if root.is_file():
-        return [Entry("", FILE, 0o555, size=root.stat().st_size, source=str(root))]
-    tree = LayerTree()
-    tree.add_path(root, "")
-    return tree.entries()
 
 
 def _write(root: str, out: Path) -> dict[str, str]:
     """StorePath's three outputs for the generated path `root`, named as it is named."""
-    planned = _planned(Path(root))
+    planned = storegen.planned(Path(root), 0o555)
     store_dir, base = root.rsplit("/", 1)
     name = base.split("-", 1)[1]
     layer, listing, info = out / f"{base}.tar", out / f"{base}.listing", out / f"{base}.json"
     with StoreLayerWriter(layer, planned, name, store_dir) as w:
-        if len(planned) == 1 and not planned[0].name:
-            chunks = iter([nar_string(MAGIC), *dump_planned(planned[0], contents=w.contents)])
-        else:
-            chunks = dump_entries(planned, contents=w.contents)
-        describe_nar(chunks, name, store_dir=store_dir)  # type: ignore[arg-type]
+        describe_nar(storegen.nar_chunks(planned, w.contents), name, store_dir=store_dir)
         w.finish(root)
     listing.write_bytes(listing_bytes(root, w.members(), w.span))
     info.write_text(json.dumps({"path": root, "closure": []}))
