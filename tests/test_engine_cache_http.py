@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -532,3 +533,29 @@ def test_an_action_result_answered_with_an_error_or_a_redirect_warns_once(
         f"remote cache {_url(server)}: GET {_url(server)}/ac/{'1' * 64} failed (got HTTP {status}"
     )
     assert "such entries count as misses" in warnings[0] and not cache.remote.disabled
+
+
+def test_only_blobs_worth_asking_about_are_asked_about(
+    server: _Store, tmp_path: Path, warnings: list[str]
+) -> None:
+    """A HEAD before each PUT doubled the requests of small blobs (a store path's info,
+    descriptor and listing) for nothing: only a large blob is asked about first."""
+    from strata.engine.cache.tiered import ASK_BEFORE_SENDING
+
+    cache = _tiered(tmp_path, _url(server), warnings)
+    big = os.urandom(ASK_BEFORE_SENDING + 1)
+    result, blobs = _result_with_blobs(tmp_path)
+    blobs["out"] = big
+    files = (OutputFile("bazel-out/k8-fastbuild/bin/p/out", _sha(big), len(big), False),)
+    result = ActionResult(files, result.trees)
+    _put_local(cache, tmp_path, blobs)
+    cache.put_action_result("k" * 64, result)
+    heads = [p for m, p, _h, _b in server.log if m == "HEAD"]
+    assert heads == [f"/team/cas/{_sha(big)}"]
+    puts = {p for m, p, _h, _b in server.log if m == "PUT"}
+    assert {f"/team/cas/{_sha(b)}" for b in blobs.values()} <= puts
+    before = len(server.log)
+    cache.put_action_result("j" * 64, result)  # the big blob is there now: asked, not sent
+    again = [(m, p) for m, p, _h, _b in server.log[before:] if p == f"/team/cas/{_sha(big)}"]
+    assert again == [("HEAD", f"/team/cas/{_sha(big)}")]
+    assert warnings == []

@@ -52,6 +52,10 @@ from strata.engine.cache import (
 from strata.engine.cache.local import LocalDiskCache
 from strata.errors import UserError
 
+ASK_BEFORE_SENDING = 64 << 10
+"""Blobs larger than this are uploaded only if a HEAD says the server lacks them; smaller
+ones (a store path's info, descriptor and listing, request files) are PUT at once."""
+
 if TYPE_CHECKING:
     from strata.engine.cache.http import HttpCache, RemoteOptions
 
@@ -284,9 +288,14 @@ class TieredCache:
         )
 
     def _upload(self, sha256: str) -> bool:
-        if sha256 not in self.remote.corrupt_blobs and self.remote.has_blob(sha256):
-            return True
         src = self._local_blob(sha256)
+        try:
+            small = src.stat().st_size <= ASK_BEFORE_SENDING
+        except OSError:
+            small = False
+        # a small blob is sent without asking: the HEAD would cost a request as the PUT does
+        if not small and sha256 not in self.remote.corrupt_blobs and self.remote.has_blob(sha256):
+            return True
         if not src.is_file():
             return False
         return self.remote.put_blob(sha256, src)
