@@ -161,7 +161,14 @@ def test_a_bad_listing_is_one_error(tmp_path: Path, edit: Any, message: str) -> 
 def test_a_span_that_does_not_fit_the_layer_is_one_error(tmp_path: Path) -> None:
     item = _one(tmp_path)
     span = read_listing(item["listing"], item["path"], "t").span
-    for bad in ((span[0] + 512, span[1]), (span[0], span[1] + 10**9), (span[1] + 1024, span[1])):
+    bad_spans = [
+        (span[0] + 512, span[1]),  # not where a header starts
+        (span[0], span[1] - 512),  # would cut the last member
+        (span[0], span[1] + 512),  # would copy an end block into the group
+        (span[0], span[1] + 10**9),
+        (span[1] + 1024, span[1]),
+    ]
+    for bad in bad_spans:
         with pytest.raises(UserError, match="does not fit its headers|is past its last header"):
             concat_layers(tmp_path / "g.tar", [item["layer"], item["layer"]], "none", [bad, span])
         assert not (tmp_path / "g.tar").exists()

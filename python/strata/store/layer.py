@@ -127,7 +127,7 @@ def _kept_spans(
     try:
         for h in scan(fd):
             if own is not None and h.start >= own[0]:
-                if h.start != own[0] or own[1] > os.fstat(fd).st_size:
+                if h.start != own[0] or not _ends_tar(fd, own[1]):
                     raise TarFormatError(f"its listing's span {own} does not fit its headers")
                 break
             if h.kind == DIRECTORY:
@@ -152,6 +152,14 @@ def _kept_spans(
         else:
             spans.append(own)
     return spans
+
+
+def _ends_tar(fd: int, end: int) -> bool:
+    """Whether the tar at `fd` holds nothing after `end` but its two end blocks, as every
+    layer TarWriter closes does: a span ending anywhere else would cut a member or copy
+    end blocks into the middle of the group."""
+    rest = os.fstat(fd).st_size - end
+    return rest == 2 * BLOCK and os.pread(fd, rest, end) == bytes(rest)
 
 
 def _copy_members(
