@@ -147,6 +147,7 @@ def _trace_profile(args: argparse.Namespace) -> Any:
         )
     from strata.engine.execution.trace_profile import TraceProfile
 
+    args.profile = os.path.abspath(path)  # written at the end, wherever the command is then
     return TraceProfile()
 
 
