@@ -80,20 +80,25 @@ def _common_checks(ctx):
         label_fail(ctx, "mtime", "must not be negative", ctx.attr.mtime, "use seconds since the epoch (default 1)")
     return config
 
+def _listing(spi):
+    """The path's listing file, or None (`nix_store_import`, or a StorePathInfo made by a
+    rule written before the field existed)."""
+    return getattr(spi, "listing", None)
+
 def _read_layer(spi, inputs, extra):
     """A request item reading a store path from its layer (names from its listing, if it
     has one); appends the files it reads to `inputs`."""
     item = dict(extra, info = spi.info.path, layer = spi.layer.path)
     inputs.extend([spi.info, spi.layer])
-    if spi.listing:
-        item["listing"] = spi.listing.path
-        inputs.append(spi.listing)
+    if _listing(spi):
+        item["listing"] = _listing(spi).path
+        inputs.append(_listing(spi))
     return item
 
 def _store_layer(e):
     item = {"blob": e.layer.path, "descriptor": e.descriptor.path, "info": e.info.path}
-    if e.listing:
-        item["listing"] = e.listing.path
+    if _listing(e):
+        item["listing"] = _listing(e).path
     return item
 
 def build_layers(ctx, roots, copy_roots, layering):
@@ -160,7 +165,7 @@ def build_layers(ctx, roots, copy_roots, layering):
         ctx,
         "LayerGroups",
         req,
-        depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)] + [e.listing for e in entries if e.listing]),
+        depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)] + [_listing(e) for e in entries if _listing(e)]),
         [groups],
         "store path layers of",
         # Merged groups are this image's own concatenation of shared store path
