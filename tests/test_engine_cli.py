@@ -158,15 +158,20 @@ def test_rc_flags_are_applied_and_checked(ws: Path, capsys: pytest.CaptureFixtur
     assert err == f"error: {ws}/.strata.rc:1: --bogus :: Unrecognized option: --bogus\n"
 
 
-def test_failing_build_exits_1_with_action_error(
-    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    bad = sh("//app:gen", "echo nope >&2; exit 2", [], [f"{BIN}/app/double"])
+def _gen_fails(monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """//app:gen becomes one Genrule running `script`, which fails."""
+    bad = sh("//app:gen", script, [], [f"{BIN}/app/double"])
     monkeypatch.setattr(
         sys.modules["strata.engine.analysis.analysis"],
         "analyze",
         lambda *a, **k: FakeResult([bad], {"//app:gen": TARGETS["//app:gen"]}),
     )
+
+
+def test_failing_build_exits_1_with_action_error(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _gen_fails(monkeypatch, "echo nope >&2; exit 2")
     assert main(["build", "//app:gen"]) == 1
     err = capsys.readouterr().err
     assert "error: //app:gen: Genrule failed with exit status 2 (got command: /bin/sh -c" in err
@@ -308,12 +313,7 @@ def test_profile_traces_phases_and_actions(
 def test_profile_is_written_when_the_build_fails(
     ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bad = sh("//app:gen", "exit 2", [], [f"{BIN}/app/double"])
-    monkeypatch.setattr(
-        sys.modules["strata.engine.analysis.analysis"],
-        "analyze",
-        lambda *a, **k: FakeResult([bad], {"//app:gen": TARGETS["//app:gen"]}),
-    )
+    _gen_fails(monkeypatch, "exit 2")
     assert main(["build", "//app:gen", f"--profile={tmp_path / 'p.json'}"]) == 1
     actions = [e for e in _trace(tmp_path / "p.json") if e["cat"] == "action"]
     assert [e["args"]["result"] for e in actions] == ["cache_miss", "failed"]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -290,15 +291,15 @@ class TieredCache:
     def _upload(self, sha256: str) -> bool:
         src = self._local_blob(sha256)
         try:
-            small = src.stat().st_size <= ASK_BEFORE_SENDING
+            st = src.stat()
         except OSError:
-            small = False
+            st = None
+        is_file = st is not None and stat.S_ISREG(st.st_mode)
+        small = is_file and st is not None and st.st_size <= ASK_BEFORE_SENDING
         # a small blob is sent without asking: the HEAD would cost a request as the PUT does
         if not small and sha256 not in self.remote.corrupt_blobs and self.remote.has_blob(sha256):
             return True
-        if not src.is_file():
-            return False
-        return self.remote.put_blob(sha256, src)
+        return is_file and self.remote.put_blob(sha256, src)
 
     # -- blobs -----------------------------------------------------------------
 
