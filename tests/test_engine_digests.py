@@ -119,3 +119,84 @@ def test_the_store_keeps_loaded_and_new_entries_and_drops_forgotten_ones(tmp_pat
         hashlib.sha256(x).hexdigest() for x in (b"a", b"b", b"c")
     ]
     assert sc.hashed == 1  # a, forgotten; b was loaded, c recorded as written
+
+
+def _sparse(path: Path, layout: list[tuple[str, int]]) -> bytes:
+    """A file of data runs and holes ("data"/"hole", length) in order; returns its bytes."""
+    content = bytearray()
+    with open(path, "wb") as f:
+        for kind, length in layout:
+            if kind == "data":
+                piece = bytes((len(content) + i) % 251 + 1 for i in range(length))
+                f.write(piece)
+            else:
+                f.seek(length, os.SEEK_CUR)
+                piece = bytes(length)
+            content += piece
+        f.truncate(len(content))
+    return bytes(content)
+
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        [("hole", 3 * MIB), ("data", 5000), ("hole", 2 * MIB + 7), ("data", MIB + 3)],
+        [("data", 4096), ("hole", 5 * MIB)],
+        [("hole", 2 * MIB)],
+        [("data", 10), ("hole", MIB), ("data", 10), ("hole", MIB), ("data", 10)],
+    ],
+    ids=["holes-between", "trailing-hole", "all-hole", "small-runs"],
+)
+def test_a_sparse_file_hashes_as_its_bytes_without_reading_its_holes(
+    tmp_path: Path, layout: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "sparse.img"
+    content = _sparse(path, layout)
+    read: list[int] = []
+    real = os.preadv
+
+    def counting(fd: int, buffers: list[memoryview], offset: int) -> int:
+        n = real(fd, buffers, offset)
+        read.append(n)
+        return n
+
+    monkeypatch.setattr(digests.os, "preadv", counting)
+    x, sha = digests.xxh3_and_sha256_file(path)
+    if os.stat(path).st_blocks * 512 < len(content):  # the file system kept the holes
+        data = sum(n for kind, n in layout if kind == "data")
+        # whole blocks around the data may be read, the megabytes of holes are not
+        assert sum(read) <= data + 2 * 4096 * len(layout), (sum(read), data)
+    assert sha == hashlib.sha256(content).hexdigest()
+    assert x == digests.xxh3_file(path) and digests.sha256_file(path) == sha
+
+
+def test_where_holes_cannot_be_found_the_file_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "sparse.img"
+    content = _sparse(path, [("hole", 2 * MIB), ("data", 100), ("hole", MIB)])
+
+    def refuse(fd: int, offset: int, how: int) -> int:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(digests.os, "lseek", refuse)
+    assert digests.sha256_file(path) == hashlib.sha256(content).hexdigest()
+
+
+def test_a_file_shorter_than_its_stat_is_hashed_as_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file cut while it is hashed: the digest is of the bytes read, no zeros made up."""
+    path = tmp_path / "sparse.img"
+    content = _sparse(path, [("hole", MIB), ("data", 3 * MIB), ("hole", MIB)])
+    real = os.preadv
+
+    def cut(fd: int, buffers: list[memoryview], offset: int) -> int:
+        os.truncate(path, MIB + 100)
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(digests.os, "preadv", cut)
+    assert digests.sha256_file(path) == hashlib.sha256(content[: MIB + 100]).hexdigest()
