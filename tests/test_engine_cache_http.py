@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from fault_server import POLL
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult, InvalidEntry, OutputFile, OutputTree, reapi
 from strata.engine.cache.http import HttpCache, RemoteOptions, parse_remote_cache
@@ -108,7 +109,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[_Store]:
     srv = _Store()
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": POLL}, daemon=True)
     t.start()
     yield srv
     srv.shutdown()

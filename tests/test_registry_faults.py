@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from fault_server import POLL
 from strata.canonical import json_bytes
 from strata.cli import main
 from strata.errors import UserError
@@ -189,7 +190,9 @@ def served(state: Fake) -> Iterator[str]:
     port_box: list[int] = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state, port_box))
     port_box.append(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{port_box[0]}"
