@@ -179,6 +179,8 @@ def test_the_worker_is_started_early_only_once_its_tool_is_made_and_a_source_cha
     quiet.finished(1)  # nothing changed (a no-op): no worker
     time.sleep(0.2)
     assert started == ["worker-start"]
+    early.close()  # the end of the build: the thread that started the worker ends
+    quiet.close()
 
 
 def test_closing_the_pool_waits_for_a_start_under_way(
@@ -242,3 +244,47 @@ def test_a_worker_started_and_never_used_is_killed_at_the_end(
     worker.close()
     assert events == ["kill", "wait"]
     assert worker.process.returncode == -9
+
+
+@pytest.mark.realtool
+def test_a_worker_started_early_in_the_namespace_sandbox_lives_on_after_its_start(
+    tmp_path: Path,
+) -> None:
+    """bubblewrap's --die-with-parent fires when the *thread* that started it ends: the
+    early start's thread stays until the build is over, so the worker is not killed."""
+    from strata.engine.execution import workers
+    from strata.engine.execution.early_worker import EarlyWorker
+    from strata.engine.execution.sandbox import choose
+
+    namespace, why = choose("namespace")
+    assert namespace is not None, why
+    ob = tmp_path / "ob"
+    ob.mkdir()
+    script = tmp_path / "tool"
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    script.chmod(0o755)
+    made: list[workers.Worker] = []
+    returned = threading.Event()
+
+    def start() -> None:
+        made.append(
+            workers.Worker(
+                script,
+                ob,
+                {"PATH": "/bin:/usr/bin"},
+                lambda argv: namespace.worker_command(ob, [tmp_path], argv),
+            )
+        )
+        time.sleep(1)  # bubblewrap has set its parent-death signal by now
+        returned.set()
+
+    early = EarlyWorker(start, producers=set())
+    early.source_changed()
+    try:
+        assert returned.wait(20)
+        time.sleep(1)  # the start has returned: only the waiting thread is left
+        assert made[0].process.poll() is None, "the worker died when its start returned"
+    finally:
+        early.close()
+        for worker in made:
+            worker.close()

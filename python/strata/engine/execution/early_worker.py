@@ -11,7 +11,12 @@ worker started this way and not used is killed at the end of the build.
 It starts on a thread of its own: started on the thread that found the
 change (the source walk) or finished the tool (the scheduler), its half a
 second of start-up held up that thread, and so the digests or the actions
-the build was waiting for.
+the build was waiting for. That thread then waits until `close()` (the end
+of the build): bubblewrap's `--die-with-parent` is `PR_SET_PDEATHSIG`, which
+the kernel fires when the *thread* that started the process ends. A thread
+that returned at once killed the worker (SIGKILL) whenever bubblewrap had
+set it by then, as it did on a loaded machine: the build warned that the
+worker stopped, and ran its actions as processes.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class EarlyWorker:
         self._changed = False
         self._started = False
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def source_changed(self) -> None:
         """The source walk (on its own thread) found a changed or new source."""
@@ -48,4 +54,12 @@ class EarlyWorker:
     def _maybe_start(self) -> None:
         if self._changed and not self._pending and not self._started:
             self._started = True
-            threading.Thread(target=self._start, name="worker-start", daemon=True).start()
+            threading.Thread(target=self._run, name="worker-start", daemon=True).start()
+
+    def _run(self) -> None:
+        self._start()
+        self._closed.wait()  # what this thread started lives as long as it does
+
+    def close(self) -> None:
+        """The build is over: the thread that started the worker may end."""
+        self._closed.set()

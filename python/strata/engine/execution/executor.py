@@ -107,6 +107,7 @@ class Executor:
         self.forest = Forest(execroot, source_path)
         self.output_digests = OutputDigests(hash_threads, self._recall_output)
         self.outputs = Outputs(execroot, self.input_path, stat_cache, cache, self.output_digests)
+        self._early: EarlyWorker | None = None
 
     def _recall_output(self, path: str) -> tuple[os.stat_result, str, str] | None:
         try:
@@ -118,6 +119,8 @@ class Executor:
 
     def close(self) -> None:
         self.output_digests.close()
+        if self._early is not None:
+            self._early.close()
 
     def input_path(self, path: str) -> Path:
         """The real file behind an execroot path: an earlier output or a source file."""
@@ -199,7 +202,8 @@ class Executor:
                     for p in action.inputs
                     if is_tool(p, tool) and p in graph.producer
                 }
-                return EarlyWorker(functools.partial(self._start_worker, tool), producers)
+                self._early = EarlyWorker(functools.partial(self._start_worker, tool), producers)
+                return self._early
         return None
 
     def _may_use_worker(self, action: Action) -> bool:
