@@ -90,15 +90,17 @@ def _read_layer(spi, inputs, extra):
     has one); appends the files it reads to `inputs`."""
     item = dict(extra, info = spi.info.path, layer = spi.layer.path)
     inputs.extend([spi.info, spi.layer])
-    if _listing(spi):
-        item["listing"] = _listing(spi).path
-        inputs.append(_listing(spi))
+    listing = _listing(spi)
+    if listing:
+        item["listing"] = listing.path
+        inputs.append(listing)
     return item
 
 def _store_layer(e):
     item = {"blob": e.layer.path, "descriptor": e.descriptor.path, "info": e.info.path}
-    if _listing(e):
-        item["listing"] = _listing(e).path
+    listing = _listing(e)
+    if listing:
+        item["listing"] = listing.path
     return item
 
 def build_layers(ctx, roots, copy_roots, layering):
@@ -165,7 +167,7 @@ def build_layers(ctx, roots, copy_roots, layering):
         ctx,
         "LayerGroups",
         req,
-        depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)] + [_listing(e) for e in entries if _listing(e)]),
+        depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)] + [f for f in [_listing(e) for e in entries] if f]),
         [groups],
         "store path layers of",
         # Merged groups are this image's own concatenation of shared store path
