@@ -30,6 +30,7 @@ bwrap: https://github.com/containers/bubblewrap (bwrap(1)).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -220,13 +221,7 @@ def _runfiles_dirs(runfiles: Path) -> set[Path]:
     every path, half a second on the critical path of a build's first action.
     A link to a link is resolved to its end.
     """
-    real_dirs: dict[str, Path] = {}
-
-    def real_dir(d: str) -> Path:
-        if d not in real_dirs:
-            real_dirs[d] = Path(os.path.realpath(d))
-        return real_dirs[d]
-
+    real_dir = functools.cache(lambda d: Path(os.path.realpath(d)))
     out: set[Path] = set()
     for dirpath, _dirs, files in os.walk(runfiles):
         for f in files:

@@ -273,7 +273,8 @@ class WorkerPool:
         self._workers: dict[str, Worker | None] = {}
         self._lock = threading.Lock()
         """`get` may be called from the thread that starts a worker early (early_worker.py);
-        `close` waits for a start under way."""
+        `close` waits for a start under way. The thread that calls `get` must outlive the
+        worker it starts: bubblewrap's `--die-with-parent` follows that thread."""
         self._closed = False
         self.failure = ""
         """Why a worker stopped working this build (the build warns once), or ""."""
