@@ -141,13 +141,16 @@ store_path(name = "one-1.0", srcs = {"one.txt": "share/one.txt"})
 
 
 @pytest.mark.slow
-def test_a_new_workspace_reuses_the_machine_install(tmp_path: Path) -> None:
-    """The second workspace's tool set-up runs no pip: its index is unreachable, and it builds."""
-    cache = tmp_path / "tools-cache"
+def test_a_new_workspace_reuses_the_machine_install(tmp_path: Path, tools_cache: str) -> None:
+    """The second workspace's tool set-up runs no pip: its index is unreachable, and it builds.
+
+    Both use the machine's install (the session's `tools_cache`): the first workspace
+    installs it if no test has yet; installing from nothing is the `ti` tests' subject."""
+    cache = Path(tools_cache)
     base_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path / "home"),
-        "STRATA_TOOLS_CACHE": str(cache),
+        "STRATA_TOOLS_CACHE": tools_cache,
         "PYTHONPATH": str(ROOT / "python"),
     }
     outputs = []
@@ -171,9 +174,11 @@ def test_a_new_workspace_reuses_the_machine_install(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr[-3000:]
         outputs.append((ws / "strata-bin" / "one-1.0.layer.tar").read_bytes())
     assert outputs[0] == outputs[1]
-    entries = [p for p in cache.iterdir() if not p.name.startswith(".")]
-    assert len(entries) == 1
     site0 = tmp_path / "ob0" / "external" / "strata_tools" / "site"
     site1 = tmp_path / "ob1" / "external" / "strata_tools" / "site"
     some = next(p for p in site0.rglob("*.py"))
-    assert some.stat().st_ino == (site1 / some.relative_to(site0)).stat().st_ino
+    rel = some.relative_to(site0)
+    assert some.stat().st_ino == (site1 / rel).stat().st_ino
+    # ... and that file is the cache entry's own.
+    entries = [e for e in cache.iterdir() if (e / "site" / rel).is_file()]
+    assert some.stat().st_ino in {(e / "site" / rel).stat().st_ino for e in entries}
