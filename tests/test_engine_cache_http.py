@@ -560,3 +560,64 @@ def test_only_blobs_worth_asking_about_are_asked_about(
     again = [(m, p) for m, p, _h, _b in server.log[before:] if p == f"/team/cas/{_sha(big)}"]
     assert again == [("HEAD", f"/team/cas/{_sha(big)}")]
     assert warnings == []
+
+
+def test_lookups_in_a_remote_cache_overlap_and_are_handled_in_the_order_asked(
+    server: _Store, tmp_path: Path
+) -> None:
+    """Two independent actions in the remote cache, one output blob each, `--jobs=2`:
+    both blobs are downloaded at the same time (a lookup waits on a thread, holding a job
+    slot), and the first action asked is handled first though its blob comes last."""
+    from enginekit import BIN, sh
+    from strata.engine.build import ExecutionConfig, execute
+    from strata.engine.execution.report import Reporter
+    from strata.engine.execution.scheduler import BuildOptions
+    from strata.engine.outputbase import OutputBase
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "WORKSPACE").write_text("")
+    outs = [f"{BIN}/pkg/one", f"{BIN}/pkg/two"]
+    actions = [
+        sh(f"//pkg:{n}", f"echo {n} > {out}", [], [out])
+        for n, out in zip(("one", "two"), outs, strict=True)
+    ]
+    url = _url(server)
+
+    def build(name: str) -> list[str]:
+        """The actions' owners in the order the build handled them (cache hits)."""
+        base = OutputBase(tmp_path / name, ws)
+        config = ExecutionConfig(
+            BuildOptions(jobs=2), disk_cache=tmp_path / f"{name}-disk", remote=RemoteOptions(url)
+        )
+        reporter = Reporter(io.StringIO(), tty=False)
+        order: list[str] = []
+        real = reporter.action_finished
+
+        def finished(action_id: int, action: Action, how: str, output: str = "") -> None:
+            order.append(f"{action.owner} {how}")
+            real(action_id, action, how, output)
+
+        reporter.action_finished = finished  # type: ignore[method-assign]
+        execute(base, actions, outs, config, reporter)
+        assert [(base.execroot / o).read_text() for o in outs] == ["one\n", "two\n"]
+        return order
+
+    assert sorted(build("ob-a")) == ["//pkg:one executed", "//pkg:two executed"]
+    first_blob = f"/team/cas/{_sha(b'one' + bytes([10]))}"
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_get(path: str, data: bytes) -> bytes:
+        if "/cas/" in path:
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            time.sleep(0.6 if path == first_blob else 0.2)
+            with lock:
+                in_flight[0] -= 1
+        return data
+
+    server.on_get = slow_get
+    assert build("ob-b") == ["//pkg:one cache_hit", "//pkg:two cache_hit"]
+    assert most[0] == 2

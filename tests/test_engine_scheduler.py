@@ -350,9 +350,9 @@ def test_a_cached_action_comes_back_from_the_disk_cache_after_clean(eng: Engine)
 def test_sources_go_to_the_digest_threads_in_batches_and_large_actions_alone(
     eng: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from strata.engine.execution import scheduler, source_digests
+    from strata.engine.execution import source_digests
 
-    monkeypatch.setattr(scheduler, "_BATCH", 4)
+    monkeypatch.setattr(source_digests, "_BATCH", 4)
     big = [f"pkg/big{i}.txt" for i in range(6)]
     for p in big + [f"pkg/s{i}.txt" for i in range(5)]:
         (eng.workspace / p).write_text(p + "\n")

@@ -132,6 +132,12 @@ ResultCheck = Callable[[ActionResult], "str | None"]
 
 
 class Cache(Protocol):
+    @property
+    def lookups_wait(self) -> bool:
+        """Whether `get_action_result` may wait on a network (a remote cache): the scheduler
+        then asks on a thread, so that other actions' lookups, downloads and runs go on."""
+        ...
+
     def for_action(self, action: Action) -> Cache:
         """The cache `action` may use: this one, or the part of it its tags allow (a
         tiered cache is its local half for `no-remote-cache`)."""

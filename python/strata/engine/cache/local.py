@@ -39,6 +39,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,6 +57,8 @@ class LocalDiskCache:
     def __init__(self, root: Path, warn: Callable[[str], None] | None = None) -> None:
         self.root = root
         self.name = f"disk cache {root}"
+        self.lookups_wait = False
+        self._lock = threading.Lock()
         self._warn = warn
         """Where a failed write is reported (once); without it a failed write raises."""
         self.unwritable = ""
@@ -93,11 +96,14 @@ class LocalDiskCache:
         except OSError as e:
             if self._warn is None:
                 raise
-            self.unwritable = e.strerror or str(e)  # (its file name may be the source's)
-            self._warn(
-                f"{self.name}: cannot store entries (got {self.unwritable}); the build goes "
-                "on without storing results there: free some space or fix its permissions"
-            )
+            with self._lock:  # writes may come from several lookup threads at once
+                first, self.unwritable = not self.unwritable, e.strerror or str(e)
+            if first:  # (the message names no file: its name may be the source's)
+                self._warn(
+                    f"{self.name}: cannot store entries (got {self.unwritable}); the build "
+                    "goes on without storing results there: free some space or fix its "
+                    "permissions"
+                )
 
     def _ac(self, key: str, *, reading: bool = False) -> Path:
         return self._entry("ac", key, reading)

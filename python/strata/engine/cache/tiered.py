@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import stat
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -194,8 +195,15 @@ class TieredCache:
         self.remote = remote
         self.options = options
         self.remote_hits = 0
+        self._hits_lock = threading.Lock()
+        """Lookups run on the scheduler's threads (`lookups_wait`), several at a time."""
         self._upload_checked = False
         """Whether this build read one of its uploads back (see `_check_upload`)."""
+
+    @property
+    def lookups_wait(self) -> bool:
+        """A lookup may download from the server (unless it is off for this build)."""
+        return self.options.accept_cached and not self.remote.disabled
 
     def for_action(self, action: Action) -> Cache:
         """The cache this action may use: the local one alone if its tags say so."""
@@ -249,8 +257,9 @@ class TieredCache:
                 self.remote.name, f"blob {lost} could not be downloaded (a lost upload?)"
             )
         self.local.put_action_result(key, result)
-        self.remote.stats.ac_hits += 1
-        self.remote_hits += 1
+        with self._hits_lock:
+            self.remote.stats.ac_hits += 1
+            self.remote_hits += 1
         return result
 
     def _fetch(self, sha256: str) -> bool:

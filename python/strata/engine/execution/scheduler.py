@@ -1,10 +1,15 @@
 """Running the part of the action graph a build needs, in dependency order, in parallel.
 
-One loop, no threads: a ready queue of actions whose inputs exist; each is
-first tried against the cache (key → action result → outputs from CAS), then
-started as a subprocess while fewer than `jobs` are running. The loop sleeps
-in `select` on pidfds until some process exits, collects it, and releases its
-dependents. The first failure stops the build (running actions are killed)
+One loop: a ready queue of actions whose inputs exist; each is first tried
+against the cache (key → action result → outputs from CAS), then started as
+a subprocess while fewer than `jobs` are running or being looked up. A
+lookup that may wait on a network (a remote cache: `Cache.lookups_wait`)
+runs on a thread of its own and holds a job slot meanwhile, so downloads of
+several actions' outputs overlap each other, the source digests and the
+actions that run. The loop sleeps in `select` on pidfds and on the lookups'
+pipes until some process exits or some lookup ends, and handles it on the
+loop's own thread: only lookups run elsewhere. Then it releases the
+action's dependents. The first failure stops the build (running actions are killed)
 unless `keep_going`, which builds everything not downstream of a failure.
 
 Before any cache is asked, the action records (action_records.py) may show
@@ -19,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import selectors
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -42,14 +46,9 @@ from strata.engine.execution.actionkey import (
 )
 from strata.engine.execution.executor import Executor
 from strata.engine.execution.report import BuildStats, Reporter
-from strata.engine.execution.running import Running
-from strata.engine.execution.source_digests import SourceDigests, source_digest
+from strata.engine.execution.slots import Keyed, Lookup, Lookups, Process, Slot, wait_any
+from strata.engine.execution.source_digests import SourceDigests, digest_ahead, source_digest
 from strata.errors import UserError, environment_error, shorten
-
-_BATCH = 64
-"""Sources per task of the digest threads: actions with fewer are batched until they
-reach it (one task per action cost more than a no-op's stats for small ones); one
-with more has a task of its own, so no small action waits for a large one's hashing."""
 
 
 @dataclass(frozen=True)
@@ -65,19 +64,6 @@ class BuildOptions:
 
 class BuildFailed(UserError):
     """Raised after `--keep_going` built what it could; each failure was already reported."""
-
-
-@dataclass
-class _Slot:
-    index: int
-    running: Running
-    pidfd: int
-    material: bytes
-    """Its key material, encoded (canonical JSON), for the action log."""
-    key: str
-    """The key the cache knows the action by (`--action_keys`)."""
-    record_key: str
-    """The key the action records know it by."""
 
 
 def _machine_failure(err: OSError, action: Action) -> UserError:
@@ -108,6 +94,8 @@ class Scheduler:
         self.digests: dict[str, str] = {}
         """Digest of every input path seen so far (sha256, or tree digest)."""
         self._sources: SourceDigests | None = None
+        self._lookups = Lookups(max(1, options.jobs))
+        """One build per scheduler: `build` closes it."""
 
     def build(self, wanted: Iterable[str]) -> BuildStats:
         """Produce the generated files in `wanted` (execroot paths); raises on failure."""
@@ -118,12 +106,20 @@ class Scheduler:
             for d in waiting[i]:
                 dependents[d].append(i)
         ready = deque(i for i in order if not waiting[i])
-        slots: dict[int, _Slot] = {}
+        slots: dict[int, Slot] = {}
         failures: list[UserError] = []
         self.reporter.build_started(len(order))
         early = self.executor.early_worker(self.graph, order)
-        self._sources = self._digest_sources_ahead(
-            [*ready, *order], early.source_changed if early is not None else None
+        self._sources = digest_ahead(
+            self.graph.sources_of,
+            [*ready, *order],
+            set(self.digests),
+            SourceDigests(
+                self.executor.stat_cache,
+                self.executor.source_path,
+                max(2, self.options.jobs),
+                early.source_changed if early is not None else None,
+            ),
         )
 
         def done(i: int, result: ActionResult) -> None:
@@ -149,39 +145,41 @@ class Scheduler:
             if self.options.keep_going:
                 self.reporter.error(str(err))
 
+        def settle(i: int, step: Callable[[], ActionResult | Slot]) -> None:
+            """Take action `i` one step on: done, failed, or holding a job slot."""
+            try:
+                outcome = step()
+            except UserError as err:
+                failed(i, err)
+            except OSError as err:
+                failed(i, _machine_failure(err, self.graph.actions[i]))
+            else:
+                if isinstance(outcome, (Process, Lookup)):
+                    slots[outcome.fd] = outcome
+                else:
+                    done(i, outcome)
+
         try:
             while ready or slots:
                 while ready and len(slots) < max(1, self.options.jobs):
                     if failures and not self.options.keep_going:
                         break
                     i = ready.popleft()
-                    try:
-                        outcome = self._begin(i)
-                    except UserError as err:
-                        failed(i, err)
-                        continue
-                    except OSError as err:
-                        failed(i, _machine_failure(err, self.graph.actions[i]))
-                        continue
-                    if isinstance(outcome, _Slot):
-                        slots[outcome.pidfd] = outcome
-                    else:
-                        done(i, outcome)
+                    settle(i, functools.partial(self._begin, i))
                 if failures and not self.options.keep_going:
                     break
                 if slots:
-                    slot = slots.pop(self._wait_any(slots))
-                    try:
-                        result = self._end(slot)
-                    except UserError as err:
-                        failed(slot.index, err)
+                    slot = slots[wait_any(slots)]
+                    if isinstance(slot, Process):
+                        del slots[slot.fd]
+                        settle(slot.index, functools.partial(self._end, slot))
                         continue
-                    except OSError as err:
-                        failed(slot.index, _machine_failure(err, slot.running.action))
-                        continue
-                    done(slot.index, result)
+                    for due in self._lookups.ended(slot):
+                        del slots[due.fd]
+                        settle(due.index, functools.partial(self._looked_up, due))
         finally:
             self._kill(self.executor, slots)
+            self._lookups.close()
             self._sources.close()
             self._sources = None
             self.reporter.build_finished()
@@ -196,43 +194,6 @@ class Scheduler:
         return self.reporter.stats
 
     # -- one action ------------------------------------------------------------
-
-    def _digest_sources_ahead(
-        self, order: Iterable[int], on_change: Callable[[], object] | None
-    ) -> SourceDigests:
-        """Hand every action's sources to the digest threads, in the order we will need them."""
-        sources = SourceDigests(
-            self.executor.stat_cache,
-            self.executor.source_path,
-            max(2, self.options.jobs),
-            on_change,
-        )
-        seen = set(self.digests)
-        visited: set[int] = set()
-        batch: list[int] = []
-        paths: list[str] = []
-        for i in order:
-            if i in visited:
-                continue
-            visited.add(i)
-            todo = [p for p in self.graph.sources_of(i) if p not in seen]
-            if not todo:
-                continue
-            seen.update(todo)
-            if len(todo) >= _BATCH:  # a large action gets a task of its own
-                if paths:
-                    sources.submit(batch, paths)
-                    batch, paths = [], []
-                sources.submit([i], todo)
-                continue
-            batch.append(i)
-            paths.extend(todo)
-            if len(paths) >= _BATCH:
-                sources.submit(batch, paths)
-                batch, paths = [], []
-        if paths:
-            sources.submit(batch, paths)
-        return sources
 
     def _input_digests(self, i: int, action: Action) -> dict[str, str]:
         """The digest of every input of `action` (and of every input seen so far)."""
@@ -277,7 +238,7 @@ class Scheduler:
         cache = self.executor.cache
         return None if cache is None else cache.for_action(action)
 
-    def _begin(self, i: int) -> ActionResult | _Slot:
+    def _begin(self, i: int) -> ActionResult | Slot:
         action = self.graph.actions[i]
         digests = self._input_digests(i, action)
         rkey = record_key(action, digests)
@@ -314,26 +275,54 @@ class Scheduler:
             key = reapi_action_key(action, self.executor.input_path, self.executor.stat_cache)
         else:
             key = action_key_of(encoded)
-        cached: ActionResult | None = None
+        keyed = Keyed(i, material, encoded, key, rkey, cacheable)
+        if cache is None or not cacheable:
+            return self._after_lookup(keyed, None)
+        self.reporter.action_looked_up(i, action)
+        # The one place a cached result is accepted: every backend applies this check
+        # before it returns a result or copies it into the local cache.
+        check = functools.partial(validate_result, action)
+        if cache.lookups_wait:
+            return self._lookups.ask(keyed, cache, check)
         try:
-            if cache is not None and cacheable:
-                self.reporter.action_looked_up(i, action)
-                # The one place a cached result is accepted: every backend applies this check
-                # before it returns a result or copies it into the local cache.
-                cached = cache.get_action_result(key, functools.partial(validate_result, action))
-            if cached is not None and self.executor.outputs.materialize(cached):
-                self.records.put(action, rkey, cached)
+            cached = cache.get_action_result(key, check)
+        except InvalidEntry as bad:
+            return self._after_lookup(keyed, bad)
+        return self._after_lookup(keyed, cached)
+
+    def _looked_up(self, lookup: Lookup) -> ActionResult | Process:
+        """A lookup thread has ended: use what it found, or start the action."""
+        try:
+            cached = lookup.future.result()
+        except InvalidEntry as bad:
+            return self._after_lookup(lookup.keyed, bad)
+        return self._after_lookup(lookup.keyed, cached)
+
+    def _after_lookup(
+        self, keyed: Keyed, found: ActionResult | InvalidEntry | None
+    ) -> ActionResult | Process:
+        """What the cache gave (a result, nothing or an invalid entry): its outputs put in
+        place, or the action started."""
+        i = keyed.index
+        action = self.graph.actions[i]
+        try:
+            if isinstance(found, InvalidEntry):
+                raise found
+            if found is not None and self.executor.outputs.materialize(found):
+                self.records.put(action, keyed.record_key, found)
                 self.reporter.action_finished(i, action, "cache_hit")
-                self.log.put(action, encoded)
-                return cached
-            if not cacheable:
-                kept = self.log.uncached_result(action, key)
+                self.log.put(action, keyed.encoded)
+                return found
+            if not keyed.cacheable:
+                kept = self.log.uncached_result(action, keyed.key)
                 if kept is not None and self.executor.outputs.in_place(kept):
                     self.executor.outputs.up_to_date(kept)
                     self.reporter.action_finished(i, action, "up_to_date")
                     return kept
             explaining = self.reporter.explain_enabled
-            reasons = self._reasons(action, material, cached, cacheable) if explaining else []
+            reasons = (
+                self._reasons(action, keyed.material, found, keyed.cacheable) if explaining else []
+            )
         except InvalidEntry as bad:
             self.reporter.cache_entry_ignored(action, bad.cache, bad.why)
             reasons = [f"the {bad.cache} entry is invalid ({bad.why})"]
@@ -341,7 +330,7 @@ class Scheduler:
         self.records.forget(action)  # its outputs are about to be replaced
         running = self.executor.start(action)
         self.reporter.action_started(i, action)
-        return _Slot(i, running, running.pidfd(), encoded, key, rkey)
+        return Process(keyed, running, running.pidfd())
 
     def _reasons(
         self, action: Action, material: dict[str, Any], cached: ActionResult | None, cacheable: bool
@@ -361,35 +350,28 @@ class Scheduler:
         reasons = explain_difference(previous, material)
         return reasons or ["no cache entry for an unchanged action (cache cleared?)"]
 
-    def _end(self, slot: _Slot) -> ActionResult:
+    def _end(self, slot: Process) -> ActionResult:
         action = slot.running.action
         try:
             finished = self.executor.finish(slot.running, verbose=self.options.verbose_failures)
         finally:
-            os.close(slot.pidfd)
+            os.close(slot.fd)
         cache = self._cache_for(action)
         if cache is not None and "no-cache" not in action.tags:
-            cache.put_action_result(slot.key, finished.result)
-            self.records.put(action, slot.record_key, finished.result)
+            cache.put_action_result(slot.keyed.key, finished.result)
+            self.records.put(action, slot.keyed.record_key, finished.result)
         else:
-            self.log.put_uncached_result(action, slot.key, finished.result)
-        self.log.put(action, slot.material)
+            self.log.put_uncached_result(action, slot.keyed.key, finished.result)
+        self.log.put(action, slot.keyed.encoded)
         self.reporter.stats.note_process(action.owner, finished.in_worker, finished.maxrss_kib)
         self.reporter.action_finished(slot.index, action, "executed", finished.output)
         return finished.result
 
     @staticmethod
-    def _wait_any(slots: dict[int, _Slot]) -> int:
-        """Block until one running action exits; returns its pidfd."""
-        with selectors.DefaultSelector() as sel:
-            for fd in slots:
-                sel.register(fd, selectors.EVENT_READ)
-            events = sel.select()
-        return events[0][0].fd
-
-    @staticmethod
-    def _kill(executor: Executor, slots: dict[int, _Slot]) -> None:
-        for slot in slots.values():
-            executor.abandon(slot.running)
-            os.close(slot.pidfd)
+    def _kill(executor: Executor, slots: dict[int, Slot]) -> None:
+        """Stop the running actions; lookups under way are left to `Lookups.close`."""
+        for fd, slot in slots.items():
+            if isinstance(slot, Process):
+                executor.abandon(slot.running)
+            os.close(fd)
         slots.clear()

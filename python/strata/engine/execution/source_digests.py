@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -172,3 +172,44 @@ class SourceDigests:
         self._hashers.shutdown(wait=True, cancel_futures=True)
         self._tasks.clear()
         self._taken.clear()
+
+
+_BATCH = 64
+"""Sources per task of the digest threads: actions with fewer are batched until they
+reach it (one task per action cost more than a no-op's stats for small ones); one
+with more has a task of its own, so no small action waits for a large one's hashing."""
+
+
+def digest_ahead(
+    sources_of: Callable[[int], Sequence[str]],
+    order: Iterable[int],
+    seen: set[str],
+    sources: SourceDigests,
+) -> SourceDigests:
+    """Hand every action's sources (but those `seen`) to `sources`' threads, in the order
+    the scheduler will need them; returns `sources`."""
+    visited: set[int] = set()
+    batch: list[int] = []
+    paths: list[str] = []
+    for i in order:
+        if i in visited:
+            continue
+        visited.add(i)
+        todo = [p for p in sources_of(i) if p not in seen]
+        if not todo:
+            continue
+        seen.update(todo)
+        if len(todo) >= _BATCH:  # a large action gets a task of its own
+            if paths:
+                sources.submit(batch, paths)
+                batch, paths = [], []
+            sources.submit([i], todo)
+            continue
+        batch.append(i)
+        paths.extend(todo)
+        if len(paths) >= _BATCH:
+            sources.submit(batch, paths)
+            batch, paths = [], []
+    if paths:
+        sources.submit(batch, paths)
+    return sources
