@@ -621,3 +621,44 @@ def test_lookups_in_a_remote_cache_overlap_and_are_handled_in_the_order_asked(
     server.on_get = slow_get
     assert build("ob-b") == ["//pkg:one cache_hit", "//pkg:two cache_hit"]
     assert most[0] == 2
+
+
+def test_many_lookups_that_miss_and_end_out_of_order_run_every_action(
+    server: _Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lookups that end out of order are handled in order; each that misses starts its
+    action, whose pidfd may reuse the number of a lookup's closed pipe. No action may be
+    lost that way (a lost one was once reported as up to date)."""
+    import random
+
+    from enginekit import BIN, sh
+    from strata.engine.build import ExecutionConfig, execute
+    from strata.engine.execution.report import Reporter
+    from strata.engine.execution.scheduler import BuildOptions
+    from strata.engine.outputbase import OutputBase
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "WORKSPACE").write_text("")
+    outs = [f"{BIN}/pkg/o{i}" for i in range(24)]
+    actions = [sh(f"//pkg:o{i}", f"echo {i} > {out}", [], [out]) for i, out in enumerate(outs)]
+    pause = random.Random(7)
+
+    real_record = _Handler._record
+
+    def record(self: _Handler, body: bytes = b"") -> None:
+        real_record(self, body)
+        if self.command == "GET" and "/ac/" in self.path:
+            time.sleep(pause.choice((0.0, 0.01, 0.05)))
+
+    monkeypatch.setattr(_Handler, "_record", record)
+    for jobs in (2, 4):
+        base = OutputBase(tmp_path / f"ob{jobs}", ws)
+        config = ExecutionConfig(
+            BuildOptions(jobs=jobs),
+            disk_cache=tmp_path / f"disk{jobs}",
+            remote=RemoteOptions(_url(server, f"/j{jobs}"), upload_local_results=False),
+        )
+        stats = execute(base, actions, outs, config, Reporter(io.StringIO(), tty=False))
+        assert stats.executed == len(outs)
+        assert [(base.execroot / o).read_text() for o in outs] == [f"{i}\n" for i in range(24)]

@@ -108,6 +108,7 @@ class Scheduler:
         ready = deque(i for i in order if not waiting[i])
         slots: dict[int, Slot] = {}
         failures: list[UserError] = []
+        left = set(order)
         self.reporter.build_started(len(order))
         early = self.executor.early_worker(self.graph, order)
         self._sources = digest_ahead(
@@ -123,6 +124,7 @@ class Scheduler:
         )
 
         def done(i: int, result: ActionResult) -> None:
+            left.discard(i)
             if early is not None:
                 early.finished(i)
             for f in result.files:
@@ -175,7 +177,9 @@ class Scheduler:
                         settle(slot.index, functools.partial(self._end, slot))
                         continue
                     for due in self._lookups.ended(slot):
-                        del slots[due.fd]
+                        # each fd closed just before its action may start and get it back
+                        # as its pidfd: the later ones' fds are still open, so still theirs
+                        os.close(slots.pop(due.fd).fd)
                         settle(due.index, functools.partial(self._looked_up, due))
         finally:
             self._kill(self.executor, slots)
@@ -191,6 +195,8 @@ class Scheduler:
                 "fix the errors reported above",
                 where="strata build",
             )
+        if left:  # a slot lost: a bug, never an up-to-date build
+            raise RuntimeError(f"{len(left)} actions were neither run nor found done")
         return self.reporter.stats
 
     # -- one action ------------------------------------------------------------

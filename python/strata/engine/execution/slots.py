@@ -100,13 +100,11 @@ class Lookups:
 
     def ended(self, lookup: Lookup) -> list[Lookup]:
         """`lookup` has ended: the lookups now due, in the order they were asked (none
-        while an earlier one is still under way). Each one's fd is closed."""
+        while an earlier one is still under way). The caller closes each one's fd."""
         lookup.ended = True
         due = []
         while self._asked and self._asked[0].ended:
-            first = self._asked.popleft()
-            os.close(first.fd)
-            due.append(first)
+            due.append(self._asked.popleft())
         return due
 
     def close(self) -> None:
