@@ -16,8 +16,11 @@ layers, tagged no-remote-cache as the image rules tag it) is built:
 
 and the bytes moved and wall times are printed. Each cold build of the example
 includes making @strata_tools (pip from the lock file) and the analysis, as a
-fresh clone's first build does.
+fresh clone's first build does. With `--latency-ms N`, team B is built a second
+time, through a proxy that delays every request by N ms (a cache on another
+machine rather than on 127.0.0.1; latency_proxy.py).
 Usage: tools/bench remote_cache [--only example|synthetic] [--paths N] [--kib K]
+                                [--latency-ms N]
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from latency_proxy import LatencyProxy  # noqa: E402
 
 from nginx_server import NginxCache  # noqa: E402
 from strata.engine.action import Action  # noqa: E402
@@ -172,6 +179,9 @@ def main() -> int:
     p.add_argument("--only", choices=("example", "synthetic"), help="run one workload")
     p.add_argument("--paths", type=int, default=60)
     p.add_argument("--kib", type=int, default=64, help="approximate KiB per file")
+    p.add_argument(
+        "--latency-ms", type=float, default=0, help="also team B with this delay per request"
+    )
     args = p.parse_args()
     nginx_bin = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     if nginx_bin is None:
@@ -212,6 +222,18 @@ def main() -> int:
             f"remote hits {s_b.cache_hits}  downloaded {down_b} B, uploaded {up_b} B"
         )
         print(f"fresh clone vs local cold build: {t_b / t_local:.2f}x the time")
+        if args.latency_ms:
+            proxy = LatencyProxy(("127.0.0.1", server.port), args.latency_ms / 1000)
+            try:
+                far = RemoteOptions(url=f"http://127.0.0.1:{proxy.port}/bench")
+                make_workspace(tmp / "ws-c", args.paths, args.kib)
+                t_c, s_c, _ = build(tmp / "ws-c", tmp / "out-c", actions, far)
+            finally:
+                proxy.close()
+            print(
+                f"team B, {args.latency_ms:g} ms a request: {t_c:7.2f} s  executed "
+                f"{s_c.executed}  remote hits {s_c.cache_hits}  ({t_c / t_local:.2f}x local cold)"
+            )
         print(
             f"server holds {sum(len(v) for v in server.entries('cas').values())} B of blobs "
             f"(image not uploaded: {image.stat().st_size} B saved)"
