@@ -33,7 +33,8 @@ from strata.registry.auth import Credentials
 from strata.registry.blobstore import BlobStore
 from strata.registry.client import RegistryClient
 from strata.registry.endpoint import ACCEPT, Options, Registry
-from strata.registry.pull import get_manifest, pull
+from strata.registry.fetch import get_manifest
+from strata.registry.pull import pull
 
 AMD64 = parse_platform("x86_64")
 LAYER = b"not really a tar, but bytes with a digest\n" * 200

@@ -26,7 +26,8 @@ from strata.registry.auth import Credentials
 from strata.registry.blobstore import BlobStore
 from strata.registry.client import RegistryClient
 from strata.registry.endpoint import Options, Registry
-from strata.registry.pull import get_manifest, pull
+from strata.registry.fetch import get_manifest
+from strata.registry.pull import pull
 from strata.registry.push import push
 
 pytestmark = pytest.mark.realtool

@@ -44,7 +44,7 @@ from google.protobuf import (  # type: ignore[import-untyped]
     message_factory,
 )
 
-from strata.worker import end_child, preload, run_cli
+from strata.worker import CliMain, end_child, preload, run_cli
 
 _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "blaze.worker"
@@ -158,7 +158,7 @@ def _request_file(request: object, text: str, cwd: str) -> str | None:
     return None
 
 
-def _run_child(job: _Job, output_fd: int) -> None:
+def _run_child(job: _Job, output_fd: int, cli: CliMain) -> None:
     """In the forked child: run the action with its output going to `output_fd`; never return."""
     code = 2
     try:
@@ -166,7 +166,7 @@ def _run_child(job: _Job, output_fd: int) -> None:
         null = os.open(os.devnull, os.O_RDONLY)
         for fd, target in ((null, 0), (output_fd, 1), (output_fd, 2)):
             os.dup2(fd, target)
-        code = run_cli("strata", job.argv)
+        code = run_cli("strata", job.argv, cli)
     except BaseException:
         traceback.print_exc()
         code = 2
@@ -174,12 +174,12 @@ def _run_child(job: _Job, output_fd: int) -> None:
         end_child(code)
 
 
-def _run(job: _Job) -> tuple[int, str]:
+def _run(job: _Job, cli: CliMain) -> tuple[int, str]:
     """Run one action in a child process: its exit code and what it printed."""
     with tempfile.TemporaryFile() as out:
         pid = os.fork()
         if pid == 0:
-            _run_child(job, out.fileno())
+            _run_child(job, out.fileno(), cli)
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -190,7 +190,7 @@ def _run(job: _Job) -> tuple[int, str]:
     return code, text
 
 
-def serve(mnemonic: str, stdin: BinaryIO, stdout: BinaryIO) -> int:
+def serve(mnemonic: str, stdin: BinaryIO, stdout: BinaryIO, cli: CliMain) -> int:
     """Answer WorkRequests for `mnemonic` actions until Bazel closes the input."""
     preload()
     for request in read_requests(stdin):
@@ -218,6 +218,6 @@ def serve(mnemonic: str, stdin: BinaryIO, stdout: BinaryIO) -> int:
                 tmp.write(args[0] + "\n")
                 tmp.flush()
                 path = tmp.name
-            code, output = _run(_Job(["action", mnemonic, "@" + path], cwd))
+            code, output = _run(_Job(["action", mnemonic, "@" + path], cwd), cli)
         write_response(stdout, code, output, request_id)
     return 0

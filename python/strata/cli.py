@@ -47,7 +47,7 @@ def _cmd_action(args: argparse.Namespace) -> int:
     if args.persistent_worker:
         from strata.bazel_worker import serve
 
-        return serve(args.mnemonic, sys.stdin.buffer, sys.stdout.buffer)
+        return serve(args.mnemonic, sys.stdin.buffer, sys.stdout.buffer, main)
     if args.request is None:
         raise UsageError(
             f"no request (got only {args.mnemonic!r}); run strata action MNEMONIC @request.json"
@@ -84,7 +84,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     """The engine's action worker (strata.worker); not for people."""
     from strata import worker
 
-    return worker.main(args.protocol)
+    return worker.main(args.protocol, main)
 
 
 def build_parser() -> argparse.ArgumentParser:

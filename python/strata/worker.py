@@ -51,7 +51,7 @@ import socket
 import stat
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 from strata import written
@@ -64,22 +64,24 @@ _REPORT_FD = 3
 """Where the child keeps the digests report open while the action runs (close-on-exec)."""
 
 
-def preload() -> None:
-    """Import what an action needs, so each child starts with it loaded."""
-    import strata.cli  # noqa: F401
+CliMain = Callable[[list[str]], int]
+"""strata.cli.main, handed down by the command line that started the worker (so that
+this module, below the command line, does not import it)."""
 
+
+def preload() -> None:
+    """Import what an action needs, so each child starts with it loaded (the command line
+    is: it called us)."""
     for target in ACTIONS.values():
         importlib.import_module(target.split(":")[0])
 
 
-def run_cli(program: str, args: list[str]) -> int:
+def run_cli(program: str, args: list[str], cli: CliMain) -> int:
     """`strata ARGS` in this forked child, as `python -m strata` runs it: its exit status
     (a traceback and 2 for an exception the command line did not turn into one)."""
     sys.argv = [program, *args]
     try:
-        from strata.cli import main
-
-        return main(args)
+        return cli(args)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
     except BaseException:
@@ -95,7 +97,7 @@ def end_child(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _child(req: dict[str, Any], control: int, fds: list[int]) -> None:
+def _child(req: dict[str, Any], control: int, fds: list[int], cli: CliMain) -> None:
     """In the forked child: become the action's process, run it, never return."""
     code = 2
     try:
@@ -113,7 +115,7 @@ def _child(req: dict[str, Any], control: int, fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update(req["env"])
         argv = list(req["argv"])
-        code = run_cli(argv[0], argv[1:])
+        code = run_cli(argv[0], argv[1:], cli)
     except BaseException:
         traceback.print_exc()
         code = 2
@@ -168,7 +170,7 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def serve(sock: socket.socket) -> int:
+def serve(sock: socket.socket, cli: CliMain) -> int:
     """Fork a child per request until the engine closes `sock`."""
     preload()
     children: dict[int, tuple[int, int]] = {}  # pidfd -> (id, pid)
@@ -191,7 +193,7 @@ def serve(sock: socket.socket) -> int:
                     sys.stderr.flush()
                     pid = os.fork()
                     if pid == 0:
-                        _child(req, sock.fileno(), fds)
+                        _child(req, sock.fileno(), fds, cli)
                     for fd in fds:
                         os.close(fd)
                     pidfd = os.pidfd_open(pid)
@@ -214,7 +216,7 @@ def serve(sock: socket.socket) -> int:
             _kill_group(pid)
 
 
-def main(protocol: int) -> int:
+def main(protocol: int, cli: CliMain) -> int:
     if protocol != PROTOCOL:
         print(
             f"error: strata worker: the engine speaks worker protocol {protocol}, this "
@@ -226,4 +228,4 @@ def main(protocol: int) -> int:
     sock = socket.socket(fileno=os.dup(0))
     os.close(0)
     os.open(os.devnull, os.O_RDONLY)
-    return serve(sock)
+    return serve(sock, cli)

@@ -29,7 +29,8 @@ from strata.fsutil import write_bytes_atomic
 from strata.oci.platform import Platform
 from strata.oci.reference import check_tag, parse_image_name
 from strata.registry.blobstore import BlobStore, default_blob_store
-from strata.registry.pull import is_digest, pull
+from strata.registry.fetch import is_digest
+from strata.registry.pull import pull
 
 
 def _outputs(req: dict[str, Any], where: str) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from strata.oci.platform import Platform
 from strata.oci.reference import is_repository, is_tag
 from strata.registry.client import RegistryClient
 from strata.registry.endpoint import Registry
-from strata.registry.pull import INDEX_TYPES, choose_manifest, get_manifest, is_digest
+from strata.registry.fetch import INDEX_TYPES, get_manifest, is_digest
+from strata.registry.pull import choose_manifest
 
 DOCKER_HUB = "docker.io"
 

@@ -26,8 +26,6 @@ Spec: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pull
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,64 +35,25 @@ from urllib3.exceptions import HTTPError
 
 from strata.errors import UserError
 from strata.oci.compress import detect_compressor
-from strata.oci.digest import sha256_bytes, split_digest
+from strata.oci.digest import sha256_bytes
 from strata.oci.image import Blob, Image
-from strata.oci.manifest import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from strata.oci.manifest import OCI_MANIFEST
 from strata.oci.oci_layout import PULLED_FROM, write_oci_layout
 from strata.oci.platform import Platform
 from strata.oci.reference import ImageRef
 from strata.oci.remote_blobs import Remote
-from strata.registry.blobstore import BlobMismatch, BlobStore
+from strata.registry.blobstore import BlobStore
 from strata.registry.client import RegistryClient, close
 from strata.registry.endpoint import pull_scope
-
-INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
-IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-_MAX_MANIFEST = 4 << 20
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A manifest or index exactly as the registry served it."""
-
-    data: bytes
-    media_type: str
-    digest: str
-    kind: str = "manifest"
-    """What the bytes are, for messages ("manifest", or "config" for an image config)."""
-
-    def json(self, where: str) -> dict[str, Any]:
-        """The manifest or index as JSON, checked to have the shape its type needs."""
-        fix = (
-            "the registry did not serve an image manifest: check the repository and tag"
-            if self.kind == "manifest"
-            else "the image is malformed: pull another image or digest"
-        )
-        try:
-            obj = json.loads(self.data)
-        except (ValueError, UnicodeDecodeError, RecursionError) as e:
-            raise UserError(
-                f"{self.kind} {self.digest} is not JSON (got {e!s:.80}); {fix}", where=where
-            ) from None
-        if not isinstance(obj, dict):
-            raise UserError(
-                f"{self.kind} {self.digest} is not a JSON object (got {type(obj).__name__}); {fix}",
-                where=where,
-            )
-        if self.kind != "manifest":
-            return obj
-        if self.media_type in INDEX_TYPES:
-            missing = [] if isinstance(obj.get("manifests"), list) else ["manifests"]
-        else:
-            missing = [
-                k for k, t in (("config", dict), ("layers", list)) if not isinstance(obj.get(k), t)
-            ]
-        if missing:
-            raise UserError(
-                f"manifest {self.digest} ({self.media_type}) lacks {' and '.join(missing)}; {fix}",
-                where=where,
-            )
-        return obj
+from strata.registry.fetch import (
+    IMAGE_MANIFEST_TYPES,
+    INDEX_TYPES,
+    Manifest,
+    checked_descriptor,
+    fetch_blob,
+    get_manifest,
+)
+from strata.registry.pull_referrers import pull_sbom_referrers
 
 
 @dataclass(frozen=True)
@@ -112,51 +71,6 @@ class PullResult:
     blobs_reused: int
     sboms: int = 0
     """SBOM referrers of the image the registry had, kept in the layout (pull_referrers)."""
-
-
-def is_digest(reference: str) -> bool:
-    try:
-        split_digest(reference)
-    except ValueError:
-        return False
-    return True
-
-
-def get_manifest(client: RegistryClient, repository: str, reference: str, where: str) -> Manifest:
-    """GET a manifest by tag or digest; a digest reference is checked against the bytes."""
-    resp = client.request(
-        "GET",
-        f"/v2/{repository}/manifests/{reference}",
-        scopes=(pull_scope(repository),),
-        where=where,
-    )
-    data = resp.data
-    if len(data) > _MAX_MANIFEST:
-        raise UserError(
-            f"manifest is larger than 4 MiB (got {len(data)} bytes for {repository}:{reference})"
-            "; this is not an image manifest",
-            where=where,
-        )
-    digest = sha256_bytes(data)
-    if is_digest(reference) and digest != reference:
-        raise BlobMismatch(
-            f"manifest digest mismatch (got {digest}, expected {reference}) for {repository}; "
-            "the registry served different content than the pinned digest",
-            where=where,
-        )
-    media_type = resp.header("content-type").split(";")[0].strip()
-    if media_type not in (*INDEX_TYPES, *IMAGE_MANIFEST_TYPES):
-        with contextlib.suppress(ValueError, AttributeError):
-            media_type = str(json.loads(data).get("mediaType") or media_type)
-    if media_type not in (*INDEX_TYPES, *IMAGE_MANIFEST_TYPES):
-        raise UserError(
-            f"unsupported manifest type (got {media_type!r} for {repository}:{reference}); "
-            "strata pulls OCI and Docker v2 schema 2 images and indexes",
-            where=where,
-        )
-    manifest = Manifest(data, media_type, digest)
-    manifest.json(where)  # nothing that is not a manifest is pinned or pulled
-    return manifest
 
 
 def platforms_of(index: dict[str, Any]) -> list[Platform]:
@@ -181,54 +95,6 @@ def choose_manifest(index: dict[str, Any], wanted: Platform, where: str) -> dict
         "set os/architecture/variant to one of those",
         where=where,
     )
-
-
-def fetch_blob(
-    client: RegistryClient,
-    store: BlobStore,
-    repository: str,
-    digest: str,
-    size: int,
-    where: str,
-) -> bool:
-    """Make sure `digest` is in `store`; True if it was downloaded now (False: reused)."""
-    if store.has(digest, size):
-        return False
-    attempts = max(1, client.options.retries + 1)
-    last = ""
-    for attempt in range(attempts):
-        if attempt:
-            client.options.sleep(client.options.backoff * (2 ** (attempt - 1)))
-        resp = client.request(
-            "GET",
-            f"/v2/{repository}/blobs/{digest}",
-            scopes=(pull_scope(repository),),
-            where=where,
-            stream=True,
-        )
-        try:
-            store.put_stream(digest, size, client.iter_body(resp, f"blob {digest}", where), where)
-            return True
-        except HTTPError as e:
-            last = str(getattr(e, "reason", None) or e)[:160]
-        finally:
-            close(resp)
-    raise UserError(
-        f"connection lost while fetching blob {digest} from {client.registry} after "
-        f"{attempts} attempts (got {last}); nothing was stored: check the network and "
-        "pull again",
-        where=where,
-    )
-
-
-def checked_descriptor(obj: Any, what: str, where: str) -> tuple[str, int]:
-    """(digest, size) of a manifest's descriptor, checked to name a sha256 blob."""
-    if not isinstance(obj, dict) or not is_digest(str(obj.get("digest", ""))):
-        raise UserError(f"manifest {what} has no sha256 digest (got {obj!r:.80})", where=where)
-    size = obj.get("size")
-    if not isinstance(size, int) or size < 0:
-        raise UserError(f"manifest {what} has no size (got {size!r})", where=where)
-    return str(obj["digest"]), size
 
 
 _HEAD = 4
@@ -345,9 +211,6 @@ def pull(
         blobs.append(Blob(Path(path), digest, size, str(diff_id), detect_compressor(head)))
     image = Image(config_bytes, tuple(blobs), ref, platform=found)
     origin = f"{client.registry.host}/{repository}@{top.digest}"
-    # Imported here: pull_referrers uses this module's manifest and blob fetching.
-    from strata.registry.pull_referrers import pull_sbom_referrers
-
     sboms = pull_sbom_referrers(client, store, repository, [chosen.digest, top.digest], where)
     write_oci_layout(layout, [image], {PULLED_FROM: origin}, artifacts=sboms.artifacts)
     return PullResult(

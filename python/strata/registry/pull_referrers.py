@@ -34,7 +34,7 @@ from strata.oci.oci_layout import Artifact
 from strata.registry.blobstore import BlobMismatch, BlobStore
 from strata.registry.client import RegistryClient
 from strata.registry.endpoint import pull_scope
-from strata.registry.pull import checked_descriptor, fetch_blob, get_manifest, is_digest
+from strata.registry.fetch import checked_descriptor, fetch_blob, get_manifest, is_digest
 from strata.sbom.facts import SBOM_TYPES
 from strata.sbom.referrers import EMPTY_CONFIG, fallback_tag, referrer_descriptor
 

@@ -24,7 +24,7 @@ from strata.oci.remote_blobs import Remote
 from strata.registry.blobstore import BlobStore
 from strata.registry.client import RegistryClient
 from strata.registry.endpoint import Options, Registry
-from strata.registry.pull import fetch_blob
+from strata.registry.fetch import fetch_blob
 
 _CHUNK = 1 << 20
 
