@@ -154,7 +154,7 @@ def test_content_compresses_like_real_closures() -> None:
         bytes(chunk)
         for p in closure.paths
         for n in range(p.index % 100, len(p.files), 100)
-        for chunk in gen.content(p, n, text)
+        for chunk in gen.content(p.index, n, p.files[n].size, p.files[n].kind, text)
     )
     assert 10 << 20 < len(data) < 40 << 20
     assert 2.0 < len(data) / len(gzip.compress(data, 6)) < 3.0

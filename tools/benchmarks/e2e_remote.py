@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
+from e2e_bench import Bench, ratio, size  # noqa: E402
 from e2e_measure import du  # noqa: E402
 
 from nginx_server import NginxCache  # noqa: E402
 
 if TYPE_CHECKING:
-    from e2e import Bench
     from e2e_measure import Run
 
 _MOVED = re.compile(r"(\d+) bytes downloaded, (\d+) bytes uploaded")
@@ -53,7 +53,6 @@ def by_method(requests: list[str]) -> str:
 
 def measure(b: Bench, cold_local: Run, closure_bytes: int, target: str) -> None:
     """Team A fills a fresh nginx cache, team B builds a copy of the workspace through it."""
-    from e2e import ratio, size  # the table's formatting (e2e imports this module)
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
