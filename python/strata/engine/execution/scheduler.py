@@ -8,8 +8,8 @@ runs on a thread of its own and holds a job slot meanwhile, so downloads of
 several actions' outputs overlap each other, the source digests and the
 actions that run. The loop sleeps in `select` on pidfds and on the lookups'
 pipes until some process exits or some lookup ends, and handles it on the
-loop's own thread: only lookups run elsewhere. Then it releases the
-action's dependents. The first failure stops the build (running actions are killed)
+loop's own thread: only lookups run elsewhere. Then it releases the action's
+dependents. The first failure stops the build (running actions are killed)
 unless `keep_going`, which builds everything not downstream of a failure.
 
 Before any cache is asked, the action records (action_records.py) may show
