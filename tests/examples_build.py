@@ -54,12 +54,22 @@ def examples_strata_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An output base of the embedded engine after `strata build OUTPUT_GROUPS
     //examples/...`, from nothing."""
     base = tmp_path_factory.mktemp("strata-examples")
-    run(
-        ROOT / "tools" / "strata",
-        "build",
-        f"--output_base={base}",
-        OUTPUT_GROUPS,
-        "//examples/...",
-        cwd=ROOT,
-    )
+    _strata_build_examples(base)
     return base
+
+
+@pytest.fixture(scope="session")
+def strata_bases(
+    tmp_path_factory: pytest.TempPathFactory, examples_strata_base: Path
+) -> list[Path]:
+    """The examples built twice by the embedded engine, each time from nothing: the
+    session's shared build (above) and one of this module's own."""
+    base = tmp_path_factory.mktemp("strata-base1")
+    _strata_build_examples(base)
+    return [examples_strata_base, base]
+
+
+def _strata_build_examples(base: Path) -> None:
+    """`strata build OUTPUT_GROUPS //examples/...` of this checkout into the output base `base`."""
+    run(ROOT / "tools" / "strata", "build", f"--output_base={base}", OUTPUT_GROUPS,
+        "//examples/...", cwd=ROOT)  # fmt: skip

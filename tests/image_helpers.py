@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -94,3 +96,14 @@ def wrong_diff_id_image(tmp: Path, compressor: str) -> tuple[Assembled, str]:
         tag="v1",
     )
     return image, real.diff_id
+
+
+def add_member(tf: tarfile.TarFile, name: str, data: bytes = b"", *, link: str = "") -> None:
+    info = tarfile.TarInfo(name)
+    if link:
+        info.type = tarfile.SYMTYPE
+        info.linkname = link
+        tf.addfile(info)
+    else:
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))

@@ -14,9 +14,11 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from realtools import stop_process
+from realtools import need, stop_process
 
 _CONF = """\
 {user}worker_processes 1; daemon off; pid {root}/nginx.pid;
@@ -106,3 +108,14 @@ class NginxCache:
             method, path = req.split()[:2]
             lines.append(f"{method} {path} {status}")
         return lines
+
+
+@contextmanager
+def running_nginx(root: Path) -> Iterator[NginxCache]:
+    """A started NginxCache under `root` (nginx from PATH, or skip/fail as `need` does)."""
+    server = NginxCache(root)
+    server.start(need("nginx"))
+    try:
+        yield server
+    finally:
+        server.stop()

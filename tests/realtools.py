@@ -184,3 +184,13 @@ class DockerEngine:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+def need_namespace_sandbox() -> None:
+    """bubblewrap, able to make strata's namespace sandbox here, or skip/fail as above."""
+    from strata.engine.execution.sandbox import find_bwrap, probe
+
+    need("bwrap")
+    why = probe(find_bwrap())
+    if why:
+        unavailable(f"bubblewrap cannot make a sandbox here ({why})")

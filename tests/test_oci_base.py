@@ -1,7 +1,10 @@
+"""Base images read by strata.oci.base: docker-archives (ours, legacy, OCI-style), OCI
+layouts, nested indexes by platform, and member paths that try to escape. Diff IDs and
+malformed JSON: test_oci_base_checks.py."""
+
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import tarfile
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from image_helpers import small_image, wrong_diff_id_image
+from image_helpers import add_member, small_image
 from strata.canonical import json_bytes
 from strata.errors import UserError
 from strata.oci.base import Selector, load_base
@@ -19,17 +22,6 @@ from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
 
 
-def add(tf: tarfile.TarFile, name: str, data: bytes = b"", *, link: str = "") -> None:
-    info = tarfile.TarInfo(name)
-    if link:
-        info.type = tarfile.SYMTYPE
-        info.linkname = link
-        tf.addfile(info)
-    else:
-        info.size = len(data)
-        tf.addfile(info, io.BytesIO(data))
-
-
 def legacy_archive(path: Path, img: Image, *, tags: list[str]) -> None:
     """The pre-25 `docker save` layout: `<id>/layer.tar` (uncompressed), `<hex>.json`."""
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
@@ -37,13 +29,13 @@ def legacy_archive(path: Path, img: Image, *, tags: list[str]) -> None:
         for i, blob in enumerate(img.layers):
             layer_id = hashlib.sha256(f"id{i}".encode()).hexdigest()
             tar_bytes = _uncompressed(blob.path)
-            add(tf, f"{layer_id}/VERSION", b"1.0")
-            add(tf, f"{layer_id}/json", b"{}")
-            add(tf, f"{layer_id}/layer.tar", tar_bytes)
+            add_member(tf, f"{layer_id}/VERSION", b"1.0")
+            add_member(tf, f"{layer_id}/json", b"{}")
+            add_member(tf, f"{layer_id}/layer.tar", tar_bytes)
             layers.append(f"{layer_id}/layer.tar")
         cfg = img.config_digest.split(":")[1] + ".json"
-        add(tf, cfg, img.config)
-        add(
+        add_member(tf, cfg, img.config)
+        add_member(
             tf,
             "manifest.json",
             json.dumps([{"Config": cfg, "RepoTags": tags, "Layers": layers}]).encode(),
@@ -92,13 +84,13 @@ def test_legacy_symlinked_layer_is_followed(tmp_path: Path, img: Image) -> None:
     archive = tmp_path / "linked.tar"
     data = _uncompressed(img.layers[1].path)
     with tarfile.open(archive, "w") as tf:
-        add(tf, "aaa/layer.tar", _uncompressed(img.layers[0].path))
-        add(tf, "bbb/real.tar", data)
-        add(tf, "ccc/layer.tar", link="../bbb/real.tar")
+        add_member(tf, "aaa/layer.tar", _uncompressed(img.layers[0].path))
+        add_member(tf, "bbb/real.tar", data)
+        add_member(tf, "ccc/layer.tar", link="../bbb/real.tar")
         cfg = img.config_digest.split(":")[1] + ".json"
-        add(tf, cfg, img.config)
+        add_member(tf, cfg, img.config)
         manifest = [{"Config": cfg, "RepoTags": None, "Layers": ["aaa/layer.tar", "ccc/layer.tar"]}]
-        add(tf, "manifest.json", json.dumps(manifest).encode())
+        add_member(tf, "manifest.json", json.dumps(manifest).encode())
     base = load_base(archive, Selector(), tmp_path / "work")
     assert base.layers[1].path.read_bytes() == data
 
@@ -110,11 +102,11 @@ def test_reads_oci_style_docker_save(tmp_path: Path, img: Image) -> None:
         layers = []
         for blob in img.layers:
             name = "blobs/sha256/" + blob.digest.split(":")[1]
-            add(tf, name, blob.path.read_bytes())
+            add_member(tf, name, blob.path.read_bytes())
             layers.append(name)
         cfg = "blobs/sha256/" + img.config_digest.split(":")[1]
-        add(tf, cfg, img.config)
-        add(tf, "manifest.json", json.dumps([{"Config": cfg, "Layers": layers}]).encode())
+        add_member(tf, cfg, img.config)
+        add_member(tf, "manifest.json", json.dumps([{"Config": cfg, "Layers": layers}]).encode())
     base = load_base(archive, Selector(), tmp_path / "work")
     assert [b.digest for b in base.layers] == [b.digest for b in img.layers]
 
@@ -176,7 +168,7 @@ def test_escaping_member_rejected(tmp_path: Path, img: Image, evil: str) -> None
     archive = tmp_path / "evil.tar"
     legacy_archive(archive, img, tags=[])
     with tarfile.open(archive, "a") as tf:
-        add(tf, evil, b"x")
+        add_member(tf, evil, b"x")
     work = tmp_path / "work"
     with pytest.raises(UserError) as e:
         load_base(archive, Selector(), work)
@@ -191,7 +183,7 @@ def test_escaping_symlink_rejected(tmp_path: Path, img: Image) -> None:
     archive = tmp_path / "evil.tar"
     legacy_archive(archive, img, tags=[])
     with tarfile.open(archive, "a") as tf:
-        add(tf, "x/layer.tar", link="../../outside")
+        add_member(tf, "x/layer.tar", link="../../outside")
     with pytest.raises(UserError, match=r"archive member escapes the archive \(got '../outside'\)"):
         load_base(archive, Selector(), tmp_path / "work")
 
@@ -214,7 +206,7 @@ def test_layer_digest_mismatch_in_docker_archive(tmp_path: Path, img: Image) -> 
 def test_missing_member(tmp_path: Path, img: Image) -> None:
     archive = tmp_path / "missing.tar"
     with tarfile.open(archive, "w") as tf:
-        add(tf, "manifest.json", json.dumps([{"Config": "c.json", "Layers": []}]).encode())
+        add_member(tf, "manifest.json", json.dumps([{"Config": "c.json", "Layers": []}]).encode())
     with pytest.raises(UserError, match=r"archive member is missing \(got 'c.json'\)"):
         load_base(archive, Selector(), tmp_path / "work")
 
@@ -253,168 +245,3 @@ def test_copy_keeps_working(tmp_path: Path, img: Image) -> None:
     a = load_base(layout, Selector(), tmp_path / "w1")
     b = load_base(tmp_path / "moved", Selector(), tmp_path / "w2")
     assert a.config == b.config
-
-
-# -- diff_ids of compressed layers -------------------------------------------------------------
-
-
-def _diff_id_error(where: Path, index: int, name: str, got: str, expected: str) -> str:
-    return (
-        f"{where}: layer {index} ({name}) does not match rootfs.diff_ids[{index}] of the config "
-        f"(got {got}, expected {expected}); the base image is corrupt or was modified: "
-        "pull it again, or pin the digest of an intact image"
-    )
-
-
-@pytest.mark.parametrize("compressor", ["gzip", "zstd"])
-def test_oci_layout_compressed_layer_must_match_its_diff_id(
-    tmp_path: Path, compressor: str
-) -> None:
-    image, real_diff_id = wrong_diff_id_image(tmp_path, compressor)
-    layout = tmp_path / "layout"
-    write_oci_layout(layout, [image.image])
-    blob = image.image.layers[0]
-    with pytest.raises(UserError) as e:
-        load_base(layout, Selector(), tmp_path / "work")
-    name = "blobs/sha256/" + blob.digest.split(":")[1]
-    assert str(e.value) == _diff_id_error(layout, 0, name, real_diff_id, blob.diff_id)
-
-
-@pytest.mark.parametrize("style", ["new", "legacy"])
-def test_docker_archive_compressed_layer_must_match_its_diff_id(tmp_path: Path, style: str) -> None:
-    image, real_diff_id = wrong_diff_id_image(tmp_path, "gzip")
-    blob = image.image.layers[0]
-    archive = tmp_path / "bad.tar"
-    # Docker 25+ names layers blobs/sha256/<digest>; older saves <id>/layer.tar (here gzip too).
-    name = "blobs/sha256/" + blob.digest.split(":")[1] if style == "new" else "aaa/layer.tar"
-    cfg = "blobs/sha256/" + image.image.config_digest.split(":")[1]
-    with tarfile.open(archive, "w") as tf:
-        add(tf, name, blob.path.read_bytes())
-        add(tf, cfg, image.image.config)
-        add(tf, "manifest.json", json.dumps([{"Config": cfg, "Layers": [name]}]).encode())
-    with pytest.raises(UserError) as e:
-        load_base(archive, Selector(), tmp_path / "work")
-    assert str(e.value) == _diff_id_error(archive, 0, name, real_diff_id, blob.diff_id)
-
-
-def test_oci_layout_layer_count_must_match_diff_ids(tmp_path: Path, img: Image) -> None:
-    cfg = json.loads(img.config)
-    cfg["rootfs"]["diff_ids"] = cfg["rootfs"]["diff_ids"][:1]
-    short = Image(json_bytes(cfg), img.layers, None, platform=img.platform)
-    layout = tmp_path / "layout"
-    write_oci_layout(layout, [short])
-    with pytest.raises(UserError, match="manifest lists 2 layers but the config has 1 diff_ids"):
-        load_base(layout, Selector(), tmp_path / "work")
-
-
-@pytest.mark.parametrize("cut", [10, 200])
-def test_oci_layout_truncated_gzip_layer_is_refused(tmp_path: Path, img: Image, cut: int) -> None:
-    layout = tmp_path / "layout"
-    write_oci_layout(layout, [img])
-    blob = layout / "blobs" / "sha256" / img.layers[0].digest.split(":")[1]
-    data = blob.read_bytes()[:-cut]
-    # Keep the blob's own digest right, so only the gzip stream is wrong.
-    hexd = hashlib.sha256(data).hexdigest()
-    blob.rename(blob.with_name(hexd))
-    blob.with_name(hexd).write_bytes(data)
-    manifest_desc = json.loads((layout / "index.json").read_text())["manifests"][0]
-    mpath = layout / "blobs" / "sha256" / manifest_desc["digest"].split(":")[1]
-    manifest = json.loads(mpath.read_bytes())
-    manifest["layers"][0].update(digest="sha256:" + hexd, size=len(data))
-    mbytes = json_bytes(manifest)
-    mhex = hashlib.sha256(mbytes).hexdigest()
-    (layout / "blobs" / "sha256" / mhex).write_bytes(mbytes)
-    manifest_desc.update(digest="sha256:" + mhex, size=len(mbytes))
-    (layout / "index.json").write_text(
-        json.dumps({"schemaVersion": 2, "manifests": [manifest_desc]})
-    )
-    with pytest.raises(UserError) as e:
-        load_base(layout, Selector(), tmp_path / "work")
-    assert str(e.value).startswith(
-        f"{layout}: layer 0 (blobs/sha256/{hexd}): layer is not valid gzip"
-    )
-
-
-def _bend_layout(layout: Path, edit: str) -> None:
-    """Rewrite the layout's index, manifest or a descriptor into a shape tools/fuzz found."""
-    index = json.loads((layout / "index.json").read_bytes())
-    blobs = layout / "blobs" / "sha256"
-    mpath = blobs / index["manifests"][0]["digest"].split(":")[1]
-    manifest = json.loads(mpath.read_bytes())
-    if edit == "index is a list":
-        (layout / "index.json").write_text("[]")
-        return
-    if edit == "manifest is a list":
-        manifest = [manifest]
-    elif edit == "no config":
-        del manifest["config"]
-    elif edit == "layer descriptor is a string":
-        manifest["layers"][0] = "sha256:00"
-    elif edit == "layers is a number":
-        manifest["layers"] = 3
-    data = json_bytes(manifest)
-    (blobs / hashlib.sha256(data).hexdigest()).write_bytes(data)
-    index["manifests"][0].update(
-        digest="sha256:" + hashlib.sha256(data).hexdigest(), size=len(data)
-    )
-    (layout / "index.json").write_bytes(json_bytes(index))
-
-
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        ("index is a list", "index.json is not a JSON object (got list)"),
-        ("manifest is a list", "manifest is not a JSON object (got list)"),
-        ("no config", "manifest config is not a JSON object (got NoneType)"),
-        ("layer descriptor is a string", "layer 0's descriptor is not a JSON object (got str)"),
-        ("layers is a number", "manifest lists no list of (int) layers but the config has"),
-    ],
-)
-def test_oci_layout_json_of_the_wrong_shape_is_one_error(
-    tmp_path: Path, img: Image, edit: str, message: str
-) -> None:
-    # Found by tools/fuzz (oci-layout): each was an AttributeError, KeyError or TypeError.
-    layout = tmp_path / "layout"
-    write_oci_layout(layout, [img])
-    _bend_layout(layout, edit)
-    with pytest.raises(UserError) as e:
-        load_base(layout, Selector(), tmp_path / "work")
-    assert str(e.value).startswith(f"{layout}: {message}"), str(e.value)
-    assert "\n" not in str(e.value)
-
-
-@pytest.mark.parametrize("tags", [5, "img:1", [1, None]])
-def test_repo_tags_of_the_wrong_shape_name_no_tag(tmp_path: Path, img: Image, tags: object) -> None:
-    # Found by tools/fuzz (docker-archive): a TypeError while listing tags.
-    archive = tmp_path / "a.tar"
-    write_docker_archive(archive, [img])
-    with tarfile.open(archive) as tf:
-        members = {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}  # type: ignore[union-attr]
-    manifest = json.loads(members["manifest.json"])
-    manifest[0]["RepoTags"] = tags
-    members["manifest.json"] = json.dumps(manifest).encode()
-    with tarfile.open(archive, "w") as tf:
-        for name, data in members.items():
-            add(tf, name, data)
-    assert load_base(archive, Selector(), tmp_path / "w").repo_tags == ()
-    with pytest.raises(
-        UserError, match=r"no image named 'img:latest' in the archive \(got tags: none\)"
-    ):
-        load_base(archive, Selector("img"), tmp_path / "w")
-
-
-@pytest.mark.parametrize("annotations", [[1.5], "img:1", 3, None])
-def test_oci_annotations_of_the_wrong_shape_name_no_tag(
-    tmp_path: Path, img: Image, annotations: object
-) -> None:
-    # Found by tools/fuzz (oci-layout, 100,000-input run): a manifest descriptor whose
-    # annotations was a list was an AttributeError while naming the image.
-    layout = tmp_path / "layout"
-    write_oci_layout(layout, [img])
-    index = json.loads((layout / "index.json").read_bytes())
-    assert index["manifests"][0]["annotations"], "the fixture names its image"
-    index["manifests"][0]["annotations"] = annotations
-    (layout / "index.json").write_bytes(json_bytes(index))
-    base = load_base(layout, Selector(), tmp_path / "work")
-    assert base.repo_tags == ()
-    assert len(base.layers) == len(img.layers)

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from casekit import assert_one_error, files_under, strata, workspace
+from fake_registry import LAYER, Fake, serve_image, served
 from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import OCI_MANIFEST
-from test_registry_faults import LAYER, Fake, serve_image, served
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = 1 << 32

@@ -1,0 +1,32 @@
+"""A build of a list of actions through the engine, with or without a remote cache (the
+remote-cache tests): its stats, its log and its output base."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from strata.engine.action import Action
+from strata.engine.build import ExecutionConfig, execute
+from strata.engine.cache.http import RemoteOptions
+from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.scheduler import BuildOptions
+from strata.engine.outputbase import OutputBase
+
+
+def build(
+    ws: Path,
+    out: Path,
+    actions: list[Action],
+    remote: RemoteOptions | None,
+    *,
+    keys: str = "strata",
+) -> tuple[BuildStats, str, OutputBase]:
+    stream = io.StringIO()
+    base = OutputBase(out / "base", ws)
+    config = ExecutionConfig(
+        BuildOptions(jobs=2, action_keys=keys), disk_cache=out / "disk", remote=remote
+    )
+    wanted = [o for a in actions for o in a.outputs + a.output_dirs]
+    stats = execute(base, actions, wanted, config, Reporter(stream, tty=False))
+    return stats, stream.getvalue(), base
