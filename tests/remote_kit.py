@@ -21,12 +21,16 @@ def build(
     remote: RemoteOptions | None,
     *,
     keys: str = "strata",
+    jobs: int = 2,
+    reporter: Reporter | None = None,
 ) -> tuple[BuildStats, str, OutputBase]:
+    """The build of every output of `actions` in the output base `out/base`, its disk cache
+    `out/disk`; the log is what `reporter` (by default a new one) was given to print."""
     stream = io.StringIO()
     base = OutputBase(out / "base", ws)
     config = ExecutionConfig(
-        BuildOptions(jobs=2, action_keys=keys), disk_cache=out / "disk", remote=remote
+        BuildOptions(jobs=jobs, action_keys=keys), disk_cache=out / "disk", remote=remote
     )
     wanted = [o for a in actions for o in a.outputs + a.output_dirs]
-    stats = execute(base, actions, wanted, config, Reporter(stream, tty=False))
+    stats = execute(base, actions, wanted, config, reporter or Reporter(stream, tty=False))
     return stats, stream.getvalue(), base

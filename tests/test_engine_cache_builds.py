@@ -113,10 +113,8 @@ def test_lookups_in_a_remote_cache_overlap_and_are_handled_in_the_order_asked(
     both blobs are downloaded at the same time (a lookup waits on a thread, holding a job
     slot), and the first action asked is handled first though its blob comes last."""
     from enginekit import BIN, sh
-    from strata.engine.build import ExecutionConfig, execute
+    from remote_kit import build as remote_build
     from strata.engine.execution.report import Reporter
-    from strata.engine.execution.scheduler import BuildOptions
-    from strata.engine.outputbase import OutputBase
 
     ws = tmp_path / "ws"
     ws.mkdir()
@@ -130,10 +128,6 @@ def test_lookups_in_a_remote_cache_overlap_and_are_handled_in_the_order_asked(
 
     def build(name: str) -> list[str]:
         """The actions' owners in the order the build handled them (cache hits)."""
-        base = OutputBase(tmp_path / name, ws)
-        config = ExecutionConfig(
-            BuildOptions(jobs=2), disk_cache=tmp_path / f"{name}-disk", remote=RemoteOptions(url)
-        )
         reporter = Reporter(io.StringIO(), tty=False)
         order: list[str] = []
         real = reporter.action_finished
@@ -143,7 +137,9 @@ def test_lookups_in_a_remote_cache_overlap_and_are_handled_in_the_order_asked(
             real(action_id, action, how, output)
 
         reporter.action_finished = finished  # type: ignore[method-assign]
-        execute(base, actions, outs, config, reporter)
+        _, _, base = remote_build(
+            ws, tmp_path / name, actions, RemoteOptions(url), reporter=reporter
+        )
         assert [(base.execroot / o).read_text() for o in outs] == ["one\n", "two\n"]
         return order
 
@@ -176,10 +172,7 @@ def test_many_lookups_that_miss_and_end_out_of_order_run_every_action(
     import random
 
     from enginekit import BIN, sh
-    from strata.engine.build import ExecutionConfig, execute
-    from strata.engine.execution.report import Reporter
-    from strata.engine.execution.scheduler import BuildOptions
-    from strata.engine.outputbase import OutputBase
+    from remote_kit import build as remote_build
 
     ws = tmp_path / "ws"
     ws.mkdir()
@@ -197,12 +190,7 @@ def test_many_lookups_that_miss_and_end_out_of_order_run_every_action(
 
     monkeypatch.setattr(CacheHandler, "_record", record)
     for jobs in (2, 4):
-        base = OutputBase(tmp_path / f"ob{jobs}", ws)
-        config = ExecutionConfig(
-            BuildOptions(jobs=jobs),
-            disk_cache=tmp_path / f"disk{jobs}",
-            remote=RemoteOptions(cache_url(server, f"/j{jobs}"), upload_local_results=False),
-        )
-        stats = execute(base, actions, outs, config, Reporter(io.StringIO(), tty=False))
+        remote = RemoteOptions(cache_url(server, f"/j{jobs}"), upload_local_results=False)
+        stats, _, base = remote_build(ws, tmp_path / f"ob{jobs}", actions, remote, jobs=jobs)
         assert stats.executed == len(outs)
         assert [(base.execroot / o).read_text() for o in outs] == [f"{i}\n" for i in range(24)]
