@@ -66,6 +66,7 @@ from e2e_measure import (  # noqa: E402
     tree_sha256,
     vm_hwm,
 )
+from tree_cpu import how_measured  # noqa: E402
 
 STRATA = HERE.parents[1]
 
@@ -187,7 +188,8 @@ def run_bazel(b: Bench, bazel: str, strata_cold: Run, strata_noop: Run) -> None:
     try:
         start = b.run("bazel-server-start", [*cmd, "info", "output_base"])
         pid = int(b.run("bazel-server-pid", [*cmd, "info", "server_pid"]).output.split()[-1])
-        start.cpu += process_cpu(pid)  # the server's own start (it is not our child)
+        if not start.cpu_exact:  # the server's own start: in the start's cgroup, if it has one
+            start.cpu += process_cpu(pid)
         tools = b.run("bazel-tool-setup", [*cmd, "sync", "--only=strata_tools"], server=pid)
         build = b.run("bazel-build", [*cmd, "build", *BAZEL_FLAGS, "//:big_raw"], server=pid)
         noop = b.run("bazel-noop", [*cmd, "build", *BAZEL_FLAGS, "//:big_raw"], server=pid)
@@ -281,6 +283,7 @@ def main() -> int:
         leaf = closure.leaf
         f.update(leaf=leaf.name, leaf_bytes=leaf.size, edit=closure.edit)
         print(f"one-file change: {closure.edit} ({leaf.size / 2**20:.1f} MiB leaf path)")
+        print(how_measured())
         measure(bench, closure, bazel)
     except BaseException:
         if not args.keep:  # keep the logs, drop the gigabytes

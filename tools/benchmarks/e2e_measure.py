@@ -1,9 +1,9 @@
 """How tools/bench e2e measures one command: wall and CPU time, peak RSS of its processes.
 
-CPU is user + system time from getrusage(RUSAGE_CHILDREN): the command and
-every process it waited for. A Bazel server is not our child, so for Bazel
-the server's own counters in /proc/<pid>/stat (with its waited-for actions)
-are added.
+CPU is user + system time of the command and every process under it, from a
+cgroup of its own (tree_cpu.py; getrusage where none can be made). A Bazel
+server is not under the client, so for Bazel the server's own counters in
+/proc/<pid>/stat (with its waited-for actions) are added.
 
 Peak RSS of actions is sampled, not taken from getrusage: a child's
 ru_maxrss includes its parent's high-water mark at fork (Linux records the
@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tree_cpu import TreeCpu
+
 SAMPLE_S = 0.2
 
 
@@ -38,6 +40,7 @@ class Run:
     output: str
     peak_kib: int = 0  # VmHWM of the largest descendant process (sampled)
     peak_what: str = ""  # its mnemonic (`strata action X`) or program name
+    cpu_exact: bool = True  # False: only the waited-for processes' CPU (no cgroup here)
 
     @property
     def warnings(self) -> int:
@@ -61,11 +64,16 @@ def run(
     server: int | None = None,
 ) -> Run:
     """Run argv with its output in `log`, sampling the RSS of its (or `server`'s) descendants."""
-    cpu0 = children_cpu() + process_cpu(server)
+    meter = TreeCpu()
+    cpu0 = process_cpu(server)
+    # a process forked by the server and not yet exec-ed is a copy of the server: not an action
+    copy = cmdline(server) if server else None
     t0 = time.perf_counter()
     peak, what = 0, ""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=meter.enter
+        )
         while True:
             try:
                 proc.wait(timeout=SAMPLE_S)
@@ -73,15 +81,15 @@ def run(
             except subprocess.TimeoutExpired:
                 for pid in descendants(server or proc.pid):
                     kib = vm_hwm(pid)
-                    if kib > peak:
+                    if kib > peak and (copy is None or cmdline(pid) != copy):
                         peak, what = kib, program(pid)
     took = time.perf_counter() - t0
-    cpu = children_cpu() + process_cpu(server) - cpu0
+    cpu = meter.seconds() + process_cpu(server) - cpu0
     text = log.read_text(errors="replace")
     if proc.returncode != 0:
         tail = "\n".join(text.splitlines()[-20:])
         raise Failed(f"exit {proc.returncode}: {' '.join(argv)}", tail)
-    return Run(took, cpu, text, peak, what)
+    return Run(took, cpu, text, peak, what, meter.exact)
 
 
 def children_cpu() -> float:
@@ -130,11 +138,17 @@ def vm_hwm(pid: int) -> int:
     return int(m.group(1)) if m else 0
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def program(pid: int) -> str:
     """`strata action <Mnemonic>` as the mnemonic, anything else as its program's name."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+    argv = cmdline(pid).split(b"\0")
+    if argv == [b""]:
         return "?"
     words = [a.decode(errors="replace") for a in argv]
     if "action" in words[:-1]:
