@@ -76,3 +76,27 @@ def test_a_request_that_is_not_utf8_is_one_error(tmp_path: Path) -> None:
     assert str(e.value) == (
         f"{req}: request is not UTF-8 (got byte 0xff at offset 31); write the request as UTF-8 JSON"
     )
+
+
+def test_a_workers_children_parse_with_the_workers_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker forks a child per action: they reuse the parser the worker built for its
+    own command line instead of building one each (7 ms of a small action's 18)."""
+    from strata import cli, worker
+
+    kept: list[object] = []
+    monkeypatch.setattr(cli, "_WORKER_PARSER", None)
+    monkeypatch.setattr(worker, "main", lambda protocol, cli_main: kept.append(cli._WORKER_PARSER))
+    main(["worker", "--protocol", "1"])  # worker.main is stubbed: it notes the parser kept
+    assert len(kept) == 1 and kept[0] is not None
+
+    def no_new_parser() -> None:
+        raise AssertionError("a parser was built again")
+
+    monkeypatch.setattr(cli, "build_parser", no_new_parser)
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.startswith("strata ")
+    # what it parses is still checked as before
+    assert main(["action", "NoSuchMnemonic", "@x.json"]) == 1
+    assert "NoSuchMnemonic" in capsys.readouterr().err
