@@ -186,7 +186,7 @@ def _keep_parser(args: argparse.Namespace) -> None:
 
 def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
     """`strata [startup options] COMMAND [options] [arguments]`, rc-file defaults included."""
-    parser = _WORKER_PARSER or build_parser()
+    parser = _WORKER_PARSER if _WORKER_PARSER is not None else build_parser()
     startup, words = split_startup(argv)
     words = with_rc_args(words)
     setting_flags: tuple[Any, ...] = ()
