@@ -52,5 +52,5 @@ def test_a_command_cpu_counts_the_orphan_it_left(tmp_path: Path) -> None:
         assert r.cpu >= BURN_S * 0.9
         assert "from a cgroup of its own" in tree_cpu.how_measured()
     else:  # no cgroup can be made here: the figures say they are short
-        assert r.cpu == waited
+        assert abs(r.cpu - waited) < 0.05
         assert "only the processes each command waited for" in tree_cpu.how_measured()
