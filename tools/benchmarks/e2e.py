@@ -58,7 +58,6 @@ import e2e_remote  # noqa: E402
 from e2e_bench import NO, Bench, mib, print_table, ratio, secs, size  # noqa: E402
 from e2e_measure import (  # noqa: E402
     Run,
-    children_cpu,
     du,
     existing_ancestor,
     process_cpu,
@@ -67,7 +66,7 @@ from e2e_measure import (  # noqa: E402
     tree_sha256,
     vm_hwm,
 )
-from tree_cpu import how_measured  # noqa: E402
+from tree_cpu import children_cpu, how_measured  # noqa: E402
 
 STRATA = HERE.parents[1]
 

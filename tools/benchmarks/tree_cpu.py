@@ -38,6 +38,12 @@ def _remove_left() -> None:
                 time.sleep(0.05)
 
 
+def children_cpu() -> float:
+    """User + system seconds of the processes we (and they, all the way down) waited for."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _v2_dir() -> Path | None:
     """Our own cgroup in the cgroup2 hierarchy, if one is mounted."""
     mount = None
@@ -67,8 +73,8 @@ class TreeCpu:
     def __init__(self) -> None:
         self.exact = False
         self._dir: Path | None = None
-        self._read = self._rusage
-        self._start = self._rusage()
+        self._read = children_cpu
+        self._start = children_cpu()
         name = f"strata-bench-{os.getpid()}-{next(_COUNTER)}"
         for parent, counter in ((_v2_dir(), self._v2_usage), (_v1_dir(), self._v1_usage)):
             if parent is None:
@@ -95,11 +101,6 @@ class TreeCpu:
             except OSError:  # a daemon left in it (a Bazel server): removed at exit
                 _LEFT.append(self._dir)
         return used
-
-    @staticmethod
-    def _rusage() -> float:
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return r.ru_utime + r.ru_stime
 
     def _v2_usage(self) -> float:
         assert self._dir is not None
