@@ -306,7 +306,8 @@ def build_file(spec: SetSpec, package: Path, pool: str = "") -> None:
     contents = [f"//{pool}:{p.name}" if pool else f":{p.name}" for p in spec.paths]
     layered = {"contents": contents, "max_layers": spec.max_layers}
     rules.append(_call("layered_image", {"name": "layered", **layered}))
-    rules.append(_call("stream_layered_image", {"name": "stream", **layered}))
+    # Uncompressed, so its grouped layers are recipes (LayerGroups' joins) the stream reads.
+    rules.append(_call("stream_layered_image", {"name": "stream", **layered, "compressor": "none"}))
     docker = {"copy_to_root": contents, "keep_contents_dirlinks": spec.keep_dirlinks}
     rules.append(_call("docker_image", {"name": "docker", **docker}))
     (package / "BUILD").write_text("\n\n".join([_LOAD, *rules]) + "\n", encoding="utf-8")

@@ -102,7 +102,7 @@ def _short_path(f):
     return f.short_path
 
 def _stream_layered_image_impl(ctx):
-    layers = build_layers(ctx, ctx.attr.contents, False, layering_of(ctx))
+    layers = build_layers(ctx, ctx.attr.contents, False, layering_of(ctx), joins = True)
     req = image_request(ctx, layers, _short_path)
     req["output"] = "-"
     req["schema_version"] = SCHEMA_VERSION
@@ -110,11 +110,11 @@ def _stream_layered_image_impl(ctx):
     blob_dirs = layers.base_blobs.to_list()
     if blob_dirs:
         req["base_blobs"] = [d.short_path for d in blob_dirs]
-    data = layer_files(layers) + layers.base_inputs + blob_dirs
+    data = layer_files(layers) + layers.join_sources + layers.base_inputs + blob_dirs
     exe, runfiles = request_launcher(ctx, _STREAM_SCRIPT, req, ".stream.json", data)
 
     # No layout is stored: the Sbom action works the image out from the same request.
-    image = struct(request = {"assemble": image_request(ctx, layers, _file_path)}, inputs = layer_files(layers) + layers.base_inputs)
+    image = struct(request = {"assemble": image_request(ctx, layers, _file_path)}, inputs = layer_files(layers) + layers.join_sources + layers.base_inputs)
     sbom = _sbom(ctx, layers, image)
     return [
         # The layers are default outputs too: `build` makes them (the cached unit) in both engines.
@@ -179,7 +179,10 @@ stream_layered_image_rule = rule(
     executable = True,
     doc = """dockerTools.streamLayeredImage: an executable that writes the image's docker-archive to stdout.
 
-Only the layers are built and cached; the image tarball is never stored.
+Only the layers are built and cached; the image tarball is never stored. With
+`compressor = "none"`, a layer grouping several store paths is not stored either:
+it is kept as a recipe (which byte ranges of which store path layers) and read
+from those layers as the image streams, as nixpkgs' script reads the store.
 
 ```starlark
 load("@strata//rules:defs.bzl", "stream_layered_image")

@@ -103,8 +103,12 @@ def _store_layer(e):
         item["listing"] = listing.path
     return item
 
-def build_layers(ctx, roots, copy_roots, layering):
-    """Run CustomizationLayer and LayerGroups; return a struct for ImageAssemble / StreamImage."""
+def build_layers(ctx, roots, copy_roots, layering, joins = False):
+    """Run CustomizationLayer and LayerGroups; return a struct for ImageAssemble / StreamImage.
+
+    `joins`: LayerGroups keeps grouped layers as recipes over the store path layers
+    (`join_sources` of the struct), for StreamImage, which reads them as it streams.
+    """
     config = _common_checks(ctx)
     spis = [c[StorePathInfo] for c in roots]
     closure = depset(transitive = [s.closure for s in spis])
@@ -163,6 +167,11 @@ def build_layers(ctx, roots, copy_roots, layering):
     if _extra_layers(ctx):
         # The Nix DB and run_as_root layers count against max_layers too.
         req["base_layers"] = _extra_layers(ctx)
+
+    # run_as_root's script runs on the grouped layers' bytes: it needs them written.
+    join_sources = [e.layer for e in entries] if joins and not _run_as_root_script(ctx).strip() else []
+    if join_sources:
+        req["joins"] = True
     run_strata(
         ctx,
         "LayerGroups",
@@ -208,6 +217,7 @@ def build_layers(ctx, roots, copy_roots, layering):
         custom = custom,
         custom_desc = custom_desc,
         groups = groups,
+        join_sources = join_sources,
         stack = stack,
         closure = closure,
         name = default_image_name(ctx),
@@ -220,12 +230,18 @@ def layer_files(layers):
     """Every file of the image's own layers (the groups directory and the stack)."""
     return [layers.groups] + [f for l in layers.stack for f in (l.blob, l.descriptor)]
 
+def _groups_item(layers, path):
+    item = {"dir": path(layers.groups)}
+    if layers.join_sources:
+        item["join_sources"] = [path(f) for f in layers.join_sources]
+    return item
+
 def image_request(ctx, layers, path):
     """The ImageAssemble / StreamImage request (without outputs); `path(file)` spells a path."""
     req = {
         "architecture": ctx.attr.architecture,
         "config": layers.config,
-        "layers": [{"dir": path(layers.groups)}] + [{"blob": path(l.blob), "descriptor": path(l.descriptor)} for l in layers.stack],
+        "layers": [_groups_item(layers, path)] + [{"blob": path(l.blob), "descriptor": path(l.descriptor)} for l in layers.stack],
         "name": layers.name,
     }
     if layers.base:

@@ -25,11 +25,14 @@ from strata.oci.image import Assembled, Blob, Image, assemble
 from strata.oci.layer import LayerDescriptor
 from strata.oci.oci_layout import write_oci_layout
 from strata.oci.platform import parse_platform
+from strata.store.layer_recipe import read_join
 
 _OUTPUTS = ("docker_archive", "image_info", "oci_layout")
 
 
-def load_layer(item: Any, where: str) -> Blob:
+def load_layer(item: Any, where: str, *, join: bool = False) -> Blob:
+    """A layer from its blob and descriptor files (`join`: the blob file is a join recipe,
+    whose size is not the layer's)."""
     if not isinstance(item, dict):
         raise UserError(
             f'each layer must be {{"blob": path, "descriptor": path}} (got {item!r})',
@@ -44,7 +47,7 @@ def load_layer(item: Any, where: str) -> Blob:
     desc = LayerDescriptor.from_json(data if isinstance(data, dict) else {}, str(desc_path))
     check_compressor(desc.compressor, str(desc_path))
     try:
-        size = blob.stat().st_size
+        size = desc.size if join else blob.stat().st_size
     except OSError:
         raise UserError(f"layer blob not found (got {blob}); check the path", where=where) from None
     if size != desc.size:
@@ -57,13 +60,29 @@ def load_layer(item: Any, where: str) -> Blob:
 
 
 def load_layers(items: list[Any], where: str) -> list[Blob]:
-    """`layers` items in order; a `{"dir": D}` item stands for the layers D lists."""
+    """`layers` items in order; a `{"dir": D}` item stands for the layers D lists, and
+    with `"join_sources"` (the `store_layers` blobs LayerGroups was given, in order) D
+    may hold join recipes."""
     out: list[Blob] = []
     for item in items:
         if isinstance(item, dict) and "dir" in item:
-            check_keys(item, ("dir",), where)
-            for blob, desc in read_layers_dir(field(item, "dir", str, where), where):
-                out.append(load_layer({"blob": str(blob), "descriptor": str(desc)}, where))
+            check_keys(item, ("dir", "join_sources"), where)
+            sources = field(item, "join_sources", list, where, None)
+            if sources is not None and not all(isinstance(p, str) for p in sources):
+                raise UserError(
+                    f"join_sources must be paths (got {sources!r:.80}); list the store path "
+                    "layers LayerGroups was given",
+                    where=where,
+                )
+            layers_dir = field(item, "dir", str, where)
+            for f in read_layers_dir(layers_dir, where, joins=sources is not None):
+                blob = load_layer(
+                    {"blob": str(f.blob), "descriptor": str(f.descriptor)}, where, join=f.join
+                )
+                if f.join:
+                    join = read_join(f.blob, [Path(p) for p in sources or ()], blob.size, where)
+                    blob = dataclasses.replace(blob, join=join)
+                out.append(blob)
         else:
             out.append(load_layer(item, where))
     return out

@@ -10,7 +10,9 @@ A path that gets a layer of its own is copied verbatim from its StorePath
 layer, never re-tarred: the same store path gives a byte-identical layer (and
 digest) in every image, which is what lets registries and `docker load`
 share it. Paths grouped together are concatenated (strata.store.layer.
-concat_layers), digested while copied, without reading the store path files.
+concat_layers), digested while copied, without reading the store path files;
+with `joins`, such a group is written as a recipe instead (strata.store.
+layer_recipe): the byte ranges of the store path layers, read once for the digest.
 
 The request is `LayerGroupsRequest` below. Errors leave no output directory.
 """
@@ -52,6 +54,7 @@ from strata.oci.layer import LayerDescriptor
 from strata.oci.platform import parse_platform
 from strata.store.closure import closure_of
 from strata.store.layer import concat_layers
+from strata.store.layer_recipe import plan_join, recipe_bytes
 from strata.store.listing import read_listing
 
 _SUFFIX = {"none": ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}
@@ -111,6 +114,10 @@ class LayerGroupsRequest(Request):
     layering: Any = _raw("layering")
     """"popularity" (default, as dockerTools) | "auto_layer" | pipeline steps
     (strata.layering.pipeline)."""
+    joins: bool = False
+    """True: an uncompressed group of several paths is a recipe (`"join": true` in
+    layers.json), not a blob; only StreamImage and Sbom read those, given the same
+    `store_layers` in the same order."""
 
 
 def _store_layers(items: list[Any], where: str) -> dict[str, _StoreLayer]:
@@ -131,7 +138,7 @@ def _store_layers(items: list[Any], where: str) -> dict[str, _StoreLayer]:
         desc_path = Path(item["descriptor"])
         desc = LayerDescriptor.from_json(json.loads(desc_path.read_bytes()), at)
         listing = field(item, "listing", str, at) if "listing" in item else None
-        out[path] = _StoreLayer(blob, desc, listing, at)
+        out[path] = _StoreLayer(blob, desc, listing, at, i)
     return out
 
 
@@ -142,6 +149,8 @@ class _StoreLayer:
     listing: str | None
     """Its StorePath listing file: the byte range of the path's own entries."""
     where: str
+    index: int
+    """Its place in the request's `store_layers` (what a join recipe names it by)."""
 
     def span(self, store_path: str) -> tuple[int, int] | None:
         if self.listing is None or self.blob.compressor != "none":
@@ -181,21 +190,30 @@ def _write_group(
     group: list[str],
     layers: dict[str, _StoreLayer],
     compressor: str,
+    joins: bool,
 ) -> GroupedLayer:
     name = f"layer-{index:03d}"
     blob_name = name + _SUFFIX[compressor]
     desc_name = name + ".json"
     sources = [layers[p].blob for p in group]
+    spans = [layers[p].span(p) for p in group]
+    join = False
     if len(sources) == 1 and sources[0].compressor == compressor:
         src = sources[0]
         share_output(src.path, out / blob_name)
         data = json_bytes(layers[group[0]].descriptor.to_json())
+    elif joins and compressor == "none" and all(s is not None for s in spans):
+        parts, desc = plan_join([b.path for b in sources], [s for s in spans if s is not None])
+        indices = [layers[p].index for p in group]
+        blob_name = name + ".join.json"
+        (out / blob_name).write_bytes(recipe_bytes([(indices[i], a, b) for i, a, b in parts]))
+        data = json_bytes(desc.to_json())
+        join = True
     else:
-        spans = [layers[p].span(p) for p in group]
         desc = concat_layers(out / blob_name, [b.path for b in sources], compressor, spans)
         data = json_bytes(desc.to_json())
     (out / desc_name).write_bytes(data)
-    return GroupedLayer(blob_name, desc_name, tuple(group))
+    return GroupedLayer(blob_name, desc_name, tuple(group), join)
 
 
 def run(req: dict[str, Any], where: str) -> None:
@@ -213,5 +231,7 @@ def run(req: dict[str, Any], where: str) -> None:
                     where=where,
                 )
     with atomic_dir(output) as tmp:
-        layers = [_write_group(tmp, i, g, blobs, compressor) for i, g in enumerate(groups)]
+        layers = [
+            _write_group(tmp, i, g, blobs, compressor, request.joins) for i, g in enumerate(groups)
+        ]
         (tmp / LAYERS_JSON).write_bytes(layers_json_bytes(layers))

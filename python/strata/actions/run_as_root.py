@@ -300,7 +300,7 @@ def run(req: dict[str, Any], where: str) -> None:
                     )
                 if "dir" in layer:
                     layers_dir = field(layer, "dir", str, f"{where}: layers[{i}]")
-                    blobs += [str(blob) for blob, _ in read_layers_dir(layers_dir, where)]
+                    blobs += [str(f.blob) for f in read_layers_dir(layers_dir, where)]
                     continue
                 blobs.append(field(layer, "blob", str, f"{where}: layers[{i}]"))
             for blob in blobs:

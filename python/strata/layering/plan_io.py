@@ -12,6 +12,11 @@ A layers directory (a Bazel tree artifact):
     layers.json         {"layers": [{"blob": NAME, "descriptor": NAME,
                                      "store_paths": [...]}, ...], "schema_version": 1}
     NAME ...            the blobs and descriptors it lists, bottom layer first
+
+An entry with `"join": true` names a recipe, not a blob (LayerGroups'
+`joins`): the layer is the byte ranges of the store path layers it lists,
+read where they are (strata.store.layer_recipe). Only what reads such a directory
+with the store path layers beside it (StreamImage, Sbom) accepts one.
 """
 
 from __future__ import annotations
@@ -42,13 +47,25 @@ class GroupedLayer:
     blob: str
     descriptor: str
     store_paths: tuple[str, ...]
+    join: bool = False
+    """`blob` is a join recipe (strata.store.layer_recipe), not the layer's bytes."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "blob": self.blob,
             "descriptor": self.descriptor,
             "store_paths": list(self.store_paths),
-        }
+        } | ({"join": True} if self.join else {})
+
+
+@dataclass(frozen=True)
+class LayerFiles:
+    """One layer of a layers directory as read back: its files, and whether `blob` is a
+    join recipe."""
+
+    blob: Path
+    descriptor: Path
+    join: bool
 
 
 def read_closures(files: Iterable[str | Path], where: str) -> tuple[list[str], list[PathInfo]]:
@@ -150,8 +167,9 @@ def layers_json_bytes(layers: Sequence[GroupedLayer]) -> bytes:
     return json_bytes({"layers": [g.to_json() for g in layers], "schema_version": 1})
 
 
-def read_layers_dir(directory: str | Path, where: str) -> list[tuple[Path, Path]]:
-    """(blob, descriptor) paths of a layers directory, bottom layer first."""
+def read_layers_dir(directory: str | Path, where: str, *, joins: bool = False) -> list[LayerFiles]:
+    """The layers of a layers directory, bottom layer first; a join recipe is an error
+    unless the caller reads them (`joins`)."""
     d = Path(directory)
     index = d / LAYERS_JSON
     data = read_json(
@@ -166,7 +184,7 @@ def read_layers_dir(directory: str | Path, where: str) -> list[tuple[Path, Path]
             f"{index} has no 'layers' list (got {str(data)[:60]}); rebuild it with LayerGroups",
             where=where,
         )
-    out: list[tuple[Path, Path]] = []
+    out: list[LayerFiles] = []
     for item in items:
         names = [item.get(k) if isinstance(item, dict) else None for k in ("blob", "descriptor")]
         # Plain names only: `..` or a path would read a blob from outside the directory.
@@ -176,5 +194,13 @@ def read_layers_dir(directory: str | Path, where: str) -> list[tuple[Path, Path]
                 "rebuild it with LayerGroups",
                 where=where,
             )
-        out.append((d / str(names[0]), d / str(names[1])))
+        join = isinstance(item, dict) and item.get("join") is True
+        if join and not joins:
+            raise UserError(
+                f"{index}: layer {names[0]} is joined from the store path layers (LayerGroups "
+                "with joins), which only StreamImage and Sbom read; run LayerGroups without "
+                "joins for this action",
+                where=where,
+            )
+        out.append(LayerFiles(d / str(names[0]), d / str(names[1]), join))
     return out

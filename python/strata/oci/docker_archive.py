@@ -99,6 +99,11 @@ def stream_docker_archive(f: Sink, images: Sequence[Image]) -> None:
         item = members[name]
         if isinstance(item, bytes):
             tar.add_bytes(name, item)
+        elif item.join is not None:
+            tar.begin_file(name, item.size)
+            for data in item.join.chunks():
+                tar.write_data(data)
+            tar.end_file(item.size)
         else:
             tar.add_file(name, item.path, item.size)
     tar.close()

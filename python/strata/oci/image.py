@@ -9,18 +9,52 @@ cannot disagree about digests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from strata.canonical import json_bytes
+from strata.errors import UserError
 from strata.oci.config import build_config, created_epoch, parse_created, validate_config
 from strata.oci.digest import sha256_bytes
 from strata.oci.manifest import LayerRef, manifest_bytes
 from strata.oci.platform import Platform
 from strata.oci.reference import ImageRef, content_tag, parse_image_name, split_tag
 from strata.oci.remote_blobs import Remote, missing_bytes_error
+
+_JOIN_CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class Join:
+    """A blob that is not a file of its own: byte ranges of other files, in order, then
+    `trailer` zero bytes (a tar's end blocks). See strata.store.layer_recipe."""
+
+    parts: tuple[tuple[Path, int, int], ...]
+    """(file, start, end) each."""
+    trailer: int
+
+    @property
+    def size(self) -> int:
+        return sum(end - start for _, start, end in self.parts) + self.trailer
+
+    def chunks(self) -> Iterator[bytes]:
+        """The blob's bytes, a piece at a time; an error if a file is shorter than a range."""
+        for path, start, end in self.parts:
+            with open(path, "rb", buffering=0) as f:
+                while start < end:
+                    data = os.pread(f.fileno(), min(_JOIN_CHUNK, end - start), start)
+                    if not data:
+                        raise UserError(
+                            "layer to join is shorter than its recipe says; rebuild it",
+                            where=os.fspath(path),
+                        )
+                    yield data
+                    start += len(data)
+        if self.trailer:
+            yield bytes(self.trailer)
 
 
 @dataclass(frozen=True)
@@ -35,6 +69,8 @@ class Blob:
     remote: Remote | None = None
     """Set for a shallow base's layer: `path` does not exist, the bytes are in this registry
     (oci/remote_blobs.py). Digests and media type come from the base's manifest."""
+    join: Join | None = None
+    """Set for a layer kept as a join recipe (at `path`): its bytes are these ranges."""
 
     @property
     def ref(self) -> LayerRef:

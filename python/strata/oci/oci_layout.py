@@ -34,6 +34,7 @@ from strata.oci.image import Image
 from strata.oci.manifest import OCI_MANIFEST, Descriptor, index_bytes
 from strata.oci.platform import Platform
 from strata.oci.remote_blobs import Remote, write_remote_blobs
+from strata.oci.spancopy import write_join
 
 LAYOUT_VERSION = "1.0.0"
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -92,7 +93,11 @@ def write_oci_layout(
                     remote[blob.digest] = blob.remote
                     continue
                 target = blobs / blob.digest.partition(":")[2]
-                if not target.exists():
+                if target.exists():
+                    continue
+                if blob.join is not None:
+                    write_join(blob.join, target, blob.digest)
+                else:
                     share_output(blob.path, target)
             put_bytes(img.config)
             manifest = img.manifest(docker=False)

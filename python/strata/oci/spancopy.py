@@ -15,7 +15,10 @@ import os
 import queue
 import threading
 
+from strata import written
+from strata.errors import UserError
 from strata.oci.digest import DigestingWriter
+from strata.oci.image import Join
 
 _CHUNK = 8 << 20
 """Copied per call, so hashing follows close behind the copy."""
@@ -94,3 +97,23 @@ class SpanCopier:
                     n -= got
             except BaseException as e:  # handed to the copying thread at exit
                 self._failed = e
+
+
+def write_join(join: Join, target: str | os.PathLike[str], digest: str) -> None:
+    """Write the bytes of `join` to the new file `target`; an error unless they have `digest`."""
+    fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with SpanCopier(fd) as out:
+            for path, start, end in join.parts:
+                with open(path, "rb") as src:
+                    out.copy(src.fileno(), start, end)
+            out.write(bytes(join.trailer))
+    finally:
+        os.close(fd)
+    if out.digests.digest != digest:
+        raise UserError(
+            f"joined layer has digest {out.digests.digest}, not {digest} as its recipe says; "
+            "the store path layers changed since LayerGroups ran: rebuild",
+            where=os.fspath(target),
+        )
+    written.note(target, out.digests.xxh3_hexdigest, out.digests.hexdigest)

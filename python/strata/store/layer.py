@@ -115,7 +115,7 @@ def write_store_layer(
     return write_layer_from_entries(out_path, compressor, entries, owner or Ownership())
 
 
-def _kept_spans(
+def kept_spans(
     fd: int, seen_dirs: set[str], where: str, own: tuple[int, int] | None = None
 ) -> list[tuple[int, int]]:
     """Byte ranges of one tar to copy: every member but directories already written.
@@ -166,7 +166,7 @@ def _copy_members(
     fd: int, tar: TarWriter, seen_dirs: set[str], where: str, own: tuple[int, int] | None
 ) -> None:
     """Copy one tar's members into `tar`, minus end blocks and directories already written."""
-    for start, end in _kept_spans(fd, seen_dirs, where, own):
+    for start, end in kept_spans(fd, seen_dirs, where, own):
         while start < end:
             chunk = os.pread(fd, min(_COPY, end - start), start)
             if not chunk:
@@ -214,7 +214,7 @@ def _concat_uncompressed(
                 seen: set[str] = set()
                 for src, own in zip(sources, owns, strict=True):
                     with _plain_tar(src) as (fd, where):
-                        for start, end in _kept_spans(fd, seen, where, own):
+                        for start, end in kept_spans(fd, seen, where, own):
                             try:
                                 out.copy(fd, start, end)
                             except OSError as e:
