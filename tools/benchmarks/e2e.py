@@ -9,7 +9,9 @@ figure has its baseline from the same run on the same (page-cached) files:
   strata    in output base A: cold `big_raw`, two no-ops (new processes), `big`
             (gzip) with the store paths built, then one file of the leaf path
             changed and `big_raw` rebuilt (the file is restored afterwards);
-            in output base B: cold `big`.
+            in output base B: cold `big`; in output base S: cold `big_stream`
+            (`big_raw` as a stream_layered_image), then `strata run` of it
+            piped, as the floor's tar is, into `tee out.tar | openssl`.
   cache     team A builds `big_raw` cold through an nginx WebDAV cache, team B
             a copy of the workspace through the warm cache (e2e_remote.py).
   bazel     Bazel (4.2.3 in CI) in output base C: server start, tool set-up,
@@ -41,11 +43,13 @@ printed with them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -120,6 +124,9 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
         strata_largest_action=cold.peak_what,
         strata_warning_lines=cold.warnings,
         strata_big_raw_layout_sha256=tree_sha256(bin_dir(ob) / "big_raw.oci"),
+        strata_big_raw_diff_ids=json.loads((bin_dir(ob) / "big_raw.image.json").read_bytes())[
+            "diff_ids"
+        ],
         strata_output_base_bytes=du(ob) - du(ob / "external"),
         strata_disk_cache_bytes=du(ob / "cache"),
     )
@@ -159,6 +166,7 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
     )
     b.drop(ob)
     b.timed("strata cold big (gzip)", cold_big, gz)
+    measure_stream(b, base)
 
     e2e_remote.measure(b, cold, f["closure_bytes"], "//:big_raw")
 
@@ -189,6 +197,51 @@ def measure(b: Bench, closure: e2e_gen.Closure, bazel: str | None) -> None:
     ):
         if key in f:
             b.row(what, size(f[key]), (*closure_bytes, ratio(f[key], f["closure_bytes"])))
+
+
+def measure_stream(b: Bench, floor: tuple[str, Run]) -> None:
+    """Output base S: the image streamed (streamLayeredImage's way), against the floor."""
+    f = b.figures
+    ob = b.cold_output_base("strata-s")
+    built, _ = b.strata("strata-cold-big_stream", ob, "//:big_stream")
+    b.record("strata_cold_big_stream", built)
+    out = b.work / "out.tar"
+    streamed = b.strata_run(
+        "strata-stream", ob, "//:big_stream", f"tee {out} | openssl dgst -sha256"
+    )
+    b.record("strata_stream", streamed)
+    f["strata_stream_bytes"] = out.stat().st_size
+    same = archive_diff_ids(out) == f["strata_big_raw_diff_ids"]
+    f["strata_stream_layers_identical"] = same
+    b.drop(out)
+    b.drop(ob)
+    both = Run(built.seconds + streamed.seconds, built.cpu + streamed.cpu, "")
+    b.timed("strata cold big_stream (build)", built, floor)
+    b.timed("  then run | tee | openssl", streamed, floor)
+    b.timed("  build + stream", both, floor)
+    b.row("  its layers, against big_raw's", "MATCH" if same else "DIFFER")
+
+
+def archive_diff_ids(path: Path) -> list[str]:
+    """The layer diff_ids a docker-archive's config lists, checked against its layer members."""
+    with tarfile.open(path) as tar:
+        [manifest] = json.loads(_member(tar, "manifest.json"))
+        listed: list[str] = json.loads(_member(tar, manifest["Config"]))["rootfs"]["diff_ids"]
+        got = []
+        for name in manifest["Layers"]:
+            h = hashlib.sha256()
+            src = tar.extractfile(name)
+            while src is not None and (chunk := src.read(8 << 20)):
+                h.update(chunk)
+            got.append("sha256:" + h.hexdigest())
+    return listed if got == listed else []
+
+
+def _member(tar: tarfile.TarFile, name: str) -> bytes:
+    f = tar.extractfile(name)
+    if f is None:
+        raise SystemExit(f"error: tools/bench e2e: the streamed archive has no file {name}")
+    return f.read()
 
 
 def run_bazel(b: Bench, bazel: str, strata_cold: Run, strata_noop: Run) -> None:

@@ -6,6 +6,7 @@ beside its baseline; the formatting helpers are shared with e2e_remote.py.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,13 +72,22 @@ class Bench:
             *flags,
             target,
         ]
+        r = self.run(name, argv, ws, env=self._strata_env())
+        return r, int(rss.read_text())
+
+    def strata_run(self, name: str, ob: Path, target: str, pipe: str) -> Run:
+        """`strata run TARGET | PIPE` in a new process (a shell pipeline)."""
+        run = shlex.join([sys.executable, "-m", "strata", "run", f"--output_base={ob}", target])
+        argv = ["bash", "-o", "pipefail", "-c", f"{run} | {pipe}"]
+        return self.run(name, argv, env=self._strata_env())
+
+    def _strata_env(self) -> dict[str, str]:
         path = os.pathsep.join(filter(None, [str(STRATA / "python"), os.environ.get("PYTHONPATH")]))
         # An installed strata runs from compiled modules; a checkout under
         # PYTHONDONTWRITEBYTECODE would compile all of them in every command (~0.2 s).
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env.update(PYTHONPATH=path, PYTHONPYCACHEPREFIX=str(self.work / "pycache"))
-        r = self.run(name, argv, ws, env=env)
-        return r, int(rss.read_text())
+        return env
 
     def cold_output_base(self, name: str) -> Path:
         """A fresh output base with the strata tool installed and nothing else."""
