@@ -18,7 +18,6 @@ the checkout this engine runs from, so other workspaces can use our rules.
 from __future__ import annotations
 
 import difflib
-import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,7 +127,6 @@ class Loader:
         """Every file-system read that can change the result goes through here."""
         self.errors = CallableErrors()
         self.hooks: dict[str, Callable[..., Any]] = {
-            "_strata_next_id": lambda: next(self._ids),
             "_strata_label": self._label_info_for_module,
             "_strata_rule_schema": self._rule_schema,
             "_strata_repository_rule_schema": self._repository_rule_schema,
@@ -144,7 +142,6 @@ class Loader:
         self._modules: dict[str, sl.FrozenModule] = {}
         self._sources: dict[str, str] = {}
         self._loading: list[str] = []
-        self._ids = itertools.count(1)
         self._prelude_ast = parse("<prelude>", _prelude())
         self._builtins: dict[str, sl.FrozenModule] = {}
         self.errors.source = self._read_display

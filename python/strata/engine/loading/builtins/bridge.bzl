@@ -2,13 +2,12 @@
 
 The engine adds the `_strata_*` callables below to this module, and to no other,
 before evaluating it; every other builtins file loads `strata` and calls, e.g.,
-`strata.next_id()`. Hooks take and return plain data (strings, numbers, lists,
+`strata.label(...)`. Hooks take and return plain data (strings, numbers, lists,
 dicts; a struct arrives in Python as a dict), never a Starlark function.
 """
 
 strata = struct(
-    # loader.py: identities, labels, rule schemas
-    next_id=_strata_next_id,
+    # loader.py: labels, rule schemas
     label=_strata_label,
     rule_schema=_strata_rule_schema,
     repository_rule_schema=_strata_repository_rule_schema,
