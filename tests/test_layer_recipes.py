@@ -42,7 +42,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, store: Store) -> dict[str, A
     layers = _with_listings(store)
     written = groups(tmp, store, "written", max_layers=8, store_layers=layers)
     joined = groups(tmp, store, "joined", max_layers=8, store_layers=layers, joins=True)
-    return {"tmp": tmp, "written": written, "joined": joined, "layers": layers}
+    custom = customization(tmp, store)
+    return {"tmp": tmp, "written": written, "joined": joined, "layers": layers, "custom": custom}
 
 
 def test_a_recipe_has_the_digest_of_the_written_group(built: dict[str, Any]) -> None:
@@ -63,8 +64,7 @@ def test_a_recipe_has_the_digest_of_the_written_group(built: dict[str, Any]) -> 
 
 
 def _image(built: dict[str, Any], store: Store, which: str) -> dict[str, Any]:
-    custom = customization(built["tmp"], store)
-    req = image_request(built[which], custom, store)
+    req = image_request(built[which], built["custom"], store)
     if which == "joined":
         req["layers"][0]["join_sources"] = [item["blob"] for item in built["layers"]]
     return req
