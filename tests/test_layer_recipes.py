@@ -110,7 +110,7 @@ def test_a_recipe_without_its_layers_is_one_line_error(
     req = {**_image(built, store, "joined"), "output": str(tmp_path / "out.tar")}
     del req["layers"][0]["join_sources"]
     err = _fails(tmp_path, "StreamImage", req, capsys)
-    assert "joined from the store path layers" in err and "layers.json" in err
+    assert "is a recipe over the store path layers" in err and "layers.json" in err
     assert not (tmp_path / "out.tar").exists()
 
 

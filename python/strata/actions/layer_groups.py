@@ -116,8 +116,9 @@ class LayerGroupsRequest(Request):
     (strata.layering.pipeline)."""
     joins: bool = False
     """True: an uncompressed group of several paths is a recipe (`"join": true` in
-    layers.json), not a blob; only StreamImage and Sbom read those, given the same
-    `store_layers` in the same order."""
+    layers.json), not a blob; only image requests that list the same `store_layers`
+    blobs in the same order as `join_sources` read those (StreamImage, Sbom, and
+    ImageAssemble, which writes the layer out)."""
 
 
 def _store_layers(items: list[Any], where: str) -> dict[str, _StoreLayer]:

@@ -15,8 +15,8 @@ A layers directory (a Bazel tree artifact):
 
 An entry with `"join": true` names a recipe, not a blob (LayerGroups'
 `joins`): the layer is the byte ranges of the store path layers it lists,
-read where they are (strata.store.layer_recipe). Only what reads such a directory
-with the store path layers beside it (StreamImage, Sbom) accepts one.
+read where they are (strata.store.layer_recipe). Only an image request that
+names those layers (`join_sources`: StreamImage, Sbom, ImageAssemble) reads one.
 """
 
 from __future__ import annotations
@@ -197,9 +197,9 @@ def read_layers_dir(directory: str | Path, where: str, *, joins: bool = False) -
         join = isinstance(item, dict) and item.get("join") is True
         if join and not joins:
             raise UserError(
-                f"{index}: layer {names[0]} is joined from the store path layers (LayerGroups "
-                "with joins), which only StreamImage and Sbom read; run LayerGroups without "
-                "joins for this action",
+                f"{index}: layer {names[0]} is a recipe over the store path layers (LayerGroups "
+                "with joins), which this action cannot read; run LayerGroups without joins "
+                "for it, or give an image request the layers as join_sources",
                 where=where,
             )
         out.append(LayerFiles(d / str(names[0]), d / str(names[1]), join))
