@@ -31,7 +31,7 @@ build then cross-checks them), path by path in reference order.
 OUT_DIR gets `WORKSPACE` (`local_repository` of the strata checkout and
 `strata_dependencies()`), `BUILD` (one `store_path` a path; `big_raw`, a
 `layered_image` of all of them uncompressed, `big`, the same with gzip, and
-`big_stream`, the uncompressed one as a `stream_layered_image`),
+`big_stream`, `big_raw` as a `stream_layered_image`),
 `warmup/BUILD` (a one-file store path, to install the tool before a timed
 build), `store/<path>/...` (the closure's files) and `e2e.json` (what was
 generated: paths, references, sizes, file counts, the leaf and one of its
@@ -203,16 +203,11 @@ def build_file(closure: Closure) -> str:
     out.append("ALL = [")
     out += [f'    ":{p.name}",' for p in closure.paths]
     out += ["]", ""]
-    raw = '\n    compressor = "none",'
-    for rule, name, extra in (
-        ("layered_image", "big_raw", raw),
-        ("layered_image", "big", ""),
-        ("stream_layered_image", "big_stream", raw),
-    ):
-        out.append(
-            f'{rule}(\n    name = "{name}",\n    contents = ALL,{extra}\n'
-            f"    max_layers = {closure.max_layers},\n)\n"
-        )
+    none = '\n    compressor = "none",'
+    images = [("layered_image", "big_raw", none), ("layered_image", "big", "")]
+    for rule, name, extra in [*images, ("stream_layered_image", "big_stream", none)]:
+        out.append(f'{rule}(\n    name = "{name}",\n    contents = ALL,{extra}\n')
+        out[-1] += f"    max_layers = {closure.max_layers},\n)\n"
     return "\n".join(out)
 
 
