@@ -115,6 +115,8 @@ def test_shape_at_small_scale(workspace: Path) -> None:
         assert (workspace / "store" / name / "lib").is_dir()
     assert 'name = "big_raw",\n    contents = ALL,\n    compressor = "none",' in build
     assert 'name = "big",\n    contents = ALL,\n    max_layers = 4,' in build
+    stream = 'stream_layered_image(\n    name = "big_stream",\n    contents = ALL,\n'
+    assert stream + '    compressor = "none",\n    max_layers = 4,' in build
     workspace_file = (workspace / "WORKSPACE").read_text()
     assert 'local_repository(name = "strata", path = "/path/to/strata")' in workspace_file
     assert "strata_dependencies()" in workspace_file
@@ -210,3 +212,17 @@ def test_strata_builds_big_raw(tmp_path: Path) -> None:
     with tarfile.open(ws / "strata-bin" / "big_raw.tar") as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
     assert len(manifest[0]["Layers"]) == 4  # max_layers: 3 store path layers + the top one
+    # big_stream streams the same layers, its group read from a recipe
+    run = [sys.executable, "-m", "strata", "run", f"--output_base={tmp_path / 'ob'}"]
+    with open(tmp_path / "stream.tar", "wb") as out:
+        proc = subprocess.run(
+            [*run, "//:big_stream"], cwd=ws, env=env, stdout=out, stderr=subprocess.PIPE
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    groups = json.loads((ws / "strata-bin" / "big_stream.layers" / "layers.json").read_text())
+    assert any(g.get("join") for g in groups["layers"])
+    with tarfile.open(tmp_path / "stream.tar") as tar:
+        streamed = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        for name in streamed[0]["Layers"]:  # the archive is read whole: sizes are checked
+            assert tar.extractfile(name).read()  # type: ignore[union-attr]
+    assert streamed[0]["Layers"] == manifest[0]["Layers"]
