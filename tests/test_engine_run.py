@@ -122,3 +122,29 @@ def test_query_deps_lists_the_transitive_closure(
         "@local_lib//:show",
         "@local_lib//:show.sh",
     ]
+
+
+def test_keep_going_lays_out_the_trees_of_executables_that_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As Bazel 4.2.3 does (checked by hand): an action failing elsewhere does not keep a
+    built executable from its runfiles tree; one whose runfiles need that action gets none."""
+    ws = tmp_path / "ws"
+    (ws / "pkg").mkdir(parents=True)
+    (ws / "WORKSPACE").write_text('workspace(name = "w")\n')
+    (ws / "pkg" / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (ws / "pkg" / "run.sh").chmod(0o755)
+    (ws / "pkg" / "BUILD").write_text(
+        'genrule(name = "bad", outs = ["bad.txt"], cmd = "exit 1")\n'
+        'genrule(name = "good", outs = ["good.txt"], cmd = "echo ok > $@")\n'
+        'sh_binary(name = "fine", srcs = ["run.sh"], data = [":good"])\n'
+        'sh_binary(name = "broken", srcs = ["run.sh"], data = [":bad"])\n'
+    )
+    monkeypatch.chdir(ws)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    argv = ["build", f"--output_base={tmp_path / 'ob'}", "--keep_going", "//pkg:all"]
+    assert main(argv) == 1
+    assert "build did not complete (got 1 failed actions)" in capsys.readouterr().err
+    bin_pkg = tmp_path / "ob" / "execroot" / "w" / BIN / "pkg"
+    assert (bin_pkg / "fine.runfiles" / "w" / "pkg" / "good.txt").read_text() == "ok\n"
+    assert not (bin_pkg / "broken.runfiles").exists()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from strata.cli_options import check_options
 from strata.cli_session import (
@@ -14,9 +15,11 @@ from strata.cli_session import (
     execute_wanted,
     lay_out_runfiles,
     locked_output_base,
+    needing_failed,
     no_flags_among,
     not_all_analysed,
     output_base,
+    reporter_for,
     top_level,
 )
 from strata.errors import UserError
@@ -30,17 +33,33 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     no_flags_among(args.targets, "strata build")
     check_options(args)  # a bad flag fails now, not after analysis
+    from strata.engine.execution.scheduler import BuildFailed
+
     with locked_output_base(args) as (base, stat_cache):
         base, result = analyze(args, args.targets, base, stat_cache)
         # The requested output groups: by default a target's files, and (Bazel's hidden
         # top-level group) its runfiles, and an executable's runfiles tree.
         top = {label: top_level(args, info) for label, info in result.targets.items()}
         wanted = sorted({f for t in top.values() for f in t.built})
-        execute_wanted(args, base, result, wanted, stat_cache)
-        for label, info in result.targets.items():
-            exe = getattr(info, "executable", None)
-            if exe and exe in top[label].built:
-                lay_out_runfiles(base, result, info)
+        reporter = reporter_for(args)
+        trees = [
+            label
+            for label, info in result.targets.items()
+            if getattr(info, "executable", None) in top[label].built
+        ]
+        try:
+            execute_wanted(args, base, result, wanted, stat_cache, reporter=reporter)
+        except BuildFailed:
+            # --keep_going: as Bazel, every executable whose files were built gets its tree
+            broken = needing_failed(
+                result, reporter.failed, lambda label, info: _built(top, label, info)
+            )
+            for label in trees:
+                if label not in broken:
+                    lay_out_runfiles(base, result, result.targets[label])
+            raise
+        for label in trees:
+            lay_out_runfiles(base, result, result.targets[label])
     from strata.engine.outputbase import bin_dir
 
     prefix = bin_dir() + "/"
@@ -61,6 +80,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         else:
             print(f"Target {label} up-to-date (nothing to build)", file=sys.stderr)
     return not_all_analysed(result)
+
+
+def _built(top: dict[Any, Any], label: Any, info: Any) -> list[str]:
+    """What a requested target's runfiles tree needs: its files and its runfiles."""
+    return [*top[label].built, *(getattr(info, "runfiles", ()) or ())]
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:

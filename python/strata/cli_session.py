@@ -126,6 +126,25 @@ def reporter_for(args: argparse.Namespace) -> Any:
     )
 
 
+def needing_failed(result: Any, failed: set[str], files_of: Any) -> set[str]:
+    """The requested targets for which `files_of(label, info)` needs an action that
+    failed (`failed`: `Reporter.failed`)."""
+    from strata.engine.analysis.graph import build_graph
+    from strata.engine.execution.report import action_identity
+
+    if not failed:
+        return set()
+    graph = getattr(result, "graph", None) or build_graph(result.actions)
+    return {
+        label
+        for label, info in result.targets.items()
+        if any(
+            action_identity(graph.actions[i]) in failed
+            for i in graph.closure(files_of(label, info))
+        )
+    }
+
+
 def execute_wanted(
     args: argparse.Namespace,
     base: Any,

@@ -27,12 +27,13 @@ from strata.cli_session import (
     execute_wanted,
     lay_out_runfiles,
     locked_output_base,
+    needing_failed,
     no_flags_among,
     not_all_analysed,
+    reporter_for,
     top_level,
 )
 from strata.cli_usage import enum_option
-from strata.engine.execution.report import Reporter
 from strata.errors import UsageError, UserError, format_error
 
 EXIT_TESTS_FAILED = 3
@@ -99,24 +100,6 @@ def _tristate(text: str) -> str:
     return enum_option("cache_test_results", "tri-state", ("auto", "yes", "no"))(value)
 
 
-class _FailureRecorder(Reporter):
-    """The build's reporter, remembering which actions failed (a test needing one
-    "FAILED TO BUILD")."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.failed: set[str] = set()
-
-    def action_finished(self, action_id: int, action: Any, how: str, output: str = "") -> None:
-        if how == "failed":
-            self.failed.add(_identity(action))
-        super().action_finished(action_id, action, how, output)
-
-
-def _identity(action: Any) -> str:
-    return str((action.outputs + action.output_dirs + ("",))[0])
-
-
 def cmd_test(args: argparse.Namespace) -> int:
     from strata.engine.execution.test_runner import TestFlags
 
@@ -162,11 +145,7 @@ def _build(
     from strata.engine.execution.scheduler import BuildFailed
 
     wanted = sorted({f for info in result.targets.values() for f in _test_files(args, info)})
-    reporter = _FailureRecorder(
-        sys.stderr,
-        explain=bool(getattr(args, "explain", False)),
-        profile=getattr(args, "trace", None),
-    )
+    reporter = reporter_for(args)
     try:
         execute_wanted(args, base, result, wanted, stat_cache, reporter=reporter)
     except BuildFailed:
@@ -190,18 +169,7 @@ def _test_files(args: argparse.Namespace, info: Any) -> list[str]:
 
 def _needing_failed(args: argparse.Namespace, result: Any, failed: set[str]) -> set[str]:
     """The requested targets whose files or runfiles need an action that failed."""
-    from strata.engine.analysis.graph import build_graph
-
-    if not failed:
-        return set()
-    graph = getattr(result, "graph", None) or build_graph(result.actions)
-    return {
-        label
-        for label, info in result.targets.items()
-        if any(
-            _identity(graph.actions[i]) in failed for i in graph.closure(_test_files(args, info))
-        )
-    }
+    return needing_failed(result, failed, lambda _label, info: _test_files(args, info))
 
 
 def _run_tests(

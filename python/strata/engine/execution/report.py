@@ -84,6 +84,8 @@ class Reporter:
         self.tty = stream.isatty() if tty is None else tty
         self.explain_enabled = explain
         self.stats = BuildStats()
+        self.failed: set[str] = set()
+        """The first output of every action that failed (`--keep_going` builds on)."""
         self._done = 0
         self._running: dict[int, Action] = {}
         self._status_shown = False
@@ -151,6 +153,7 @@ class Reporter:
             self.stats.in_process += 1
         elif how == "failed":
             self.stats.failed += 1
+            self.failed.add(action_identity(action))
         if output.strip():
             self._line(f"INFO: From {action.progress_message or action.mnemonic}:\n{output}")
         else:
@@ -188,3 +191,8 @@ class Reporter:
     def build_finished(self) -> None:
         self._running.clear()
         self._line(self.stats.summary())
+
+
+def action_identity(action: Action) -> str:
+    """An action named by its first output (`Reporter.failed`)."""
+    return str((action.outputs + action.output_dirs + ("",))[0])
