@@ -107,6 +107,12 @@ def _files_list(ctx):
 
 files_list = rule(implementation = _files_list)
 
+def _mixed_orders(ctx):
+    pre = depset(order = "preorder")
+    return [DefaultInfo(files = depset(order = "postorder", transitive = [pre]))]
+
+mixed_orders = rule(implementation = _mixed_orders)
+
 def _symlink(ctx):
     ctx.actions.symlink(output = ctx.actions.declare_file("out"))
     return []
@@ -125,8 +131,10 @@ no_package = rule(implementation = _no_package)
     [
         ("bad_order", 3, 'depset: unknown order (got "bad")'),  # depset.bzl
         ("files_list", 8, "DefaultInfo: 'files' must be a depset (got list)"),  # providers.bzl
-        ("symlink", 13, "ctx.actions.symlink: target_file is required"),  # actions.bzl
-        ("no_package", 19, "package_name() can only be used while loading"),  # a hook's error
+        # depset.bzl, Bazel's message (postorder over preorder fails there too)
+        ("mixed_orders", 14, "depset: Order 'postorder' is incompatible with order 'preorder'"),
+        ("symlink", 19, "ctx.actions.symlink: target_file is required"),  # actions.bzl
+        ("no_package", 25, "package_name() can only be used while loading"),  # a hook's error
     ],
 )
 def test_an_error_inside_the_builtins_points_at_the_users_line(

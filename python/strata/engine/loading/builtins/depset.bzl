@@ -26,6 +26,9 @@ def depset(direct=None, order="default", transitive=None, items=None):
     for x in transitive or []:
         if not is_depset__(x):
             fail("depset: 'transitive' must be a list of depsets (got %s)" % type(x))
+        if "default" not in (order, x._order) and order != x._order:
+            # Bazel 4.2.3's words: only "default" mixes with another order
+            fail("depset: Order '%s' is incompatible with order '%s'" % (order, x._order))
     holder = []
 
     def to_list():
