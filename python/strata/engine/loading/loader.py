@@ -67,6 +67,8 @@ def _prelude() -> str:
         "    return label_string__(x)\n"
         "def dir(x):\n"
         "    return dir__(x)\n"
+        "def type(x):\n"
+        "    return type__(x)\n"
     )
 
 

@@ -196,6 +196,7 @@ def make_actions__(owner):
 
     return struct(
         _strata_object__=True,
+        _strata_type__="actions",
         declare_file=declare_file,
         declare_directory=declare_directory,
         write=write,

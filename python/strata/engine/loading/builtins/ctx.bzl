@@ -35,6 +35,7 @@ def _make_runfiles(files):
         return _make_runfiles(depset(transitive=[holder[0].files] + [o.files for o in others]))
 
     me = struct(
+        _strata_type__="runfiles",
         files=files,
         symlinks={},
         root_symlinks={},
@@ -210,6 +211,7 @@ def make_ctx__(rule, t, results):
         extra["build_setting_value"] = t["build_setting_value"]
     return struct(
         _strata_object__=True,
+        _strata_type__="ctx",
         label=label,
         attr=struct(**attr_values),
         files=struct(**files),
@@ -229,6 +231,7 @@ def make_ctx__(rule, t, results):
         expand_location=expand_location,
         configuration=struct(
             _strata_object__=True,
+            _strata_type__="configuration",
             bin_dir=struct(path=t["bin_dir"]),
             genfiles_dir=struct(path=t["bin_dir"]),
             coverage_enabled=False,

@@ -41,6 +41,7 @@ def _default_info(
         fail("DefaultInfo: 'files' must be a depset (got %s); wrap it: depset([...])" % type(files))
     return struct(
         _strata_provider__=_DEFAULT_INFO[0],
+        _strata_type__="DefaultInfo",
         files=files,
         default_runfiles=default_runfiles if default_runfiles != None else runfiles,
         data_runfiles=data_runfiles,
@@ -60,7 +61,12 @@ def _output_group_info(**kwargs):
     groups = {}
     for k, v in kwargs.items():
         groups[k] = v if is_depset__(v) else depset(v)
-    return struct(_strata_provider__=_OUTPUT_GROUP_INFO[0], _groups=groups, **groups)
+    return struct(
+        _strata_provider__=_OUTPUT_GROUP_INFO[0],
+        _strata_type__="OutputGroupInfo",
+        _groups=groups,
+        **groups
+    )
 
 
 _OUTPUT_GROUP_INFO = [_output_group_info]

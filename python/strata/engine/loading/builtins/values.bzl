@@ -19,10 +19,37 @@ def label__(d):
 
 
 def label_string__(x):
-    """`str(label)` as Bazel prints it; struct labels would print as structs."""
+    """`str(x)` as Bazel prints a label or a depset; they would print as structs."""
     if type(x) == "struct" and hasattr(x, "_strata_label__"):
         return x._strata_label__
+    if type(x) == "struct" and hasattr(x, "_strata_depset__"):
+        order = "" if x._order == "default" else ", order = %r" % x._order
+        return "depset(%r%s)" % (x.to_list(), order)
     return str(x)
+
+
+_TYPES = [
+    ("_strata_depset__", "depset"),
+    ("_strata_file__", "File"),
+    ("_strata_label__", "Label"),
+    ("_strata_args__", "Args"),
+    ("_strata_type__", None),
+]
+
+
+def type__(x):
+    """`type(x)` as Bazel 4.2.3 names the values that are structs or dicts here: depset,
+    File, Label, Args, ctx, actions, configuration, runfiles, DefaultInfo,
+    OutputGroupInfo and Target (a provider's own instances stay "struct", as there)."""
+    t = type(x)
+    if t == "dict" and "__label__" in x and "__key__" in x:
+        return "Target"
+    if t != "struct":
+        return t
+    for marker, name in _TYPES:
+        if hasattr(x, marker):
+            return name or getattr(x, marker)
+    return t
 
 
 def file__(d):
