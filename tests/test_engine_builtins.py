@@ -113,6 +113,22 @@ def _mixed_orders(ctx):
 
 mixed_orders = rule(implementation = _mixed_orders)
 
+def _mixed_types(ctx):
+    strings = depset(["a"])
+    return [DefaultInfo(files = depset([1], transitive = [strings]))]
+
+mixed_types = rule(implementation = _mixed_types)
+
+def _mutable(ctx):
+    return [DefaultInfo(files = depset([["a"]]))]
+
+mutable = rule(implementation = _mutable)
+
+def _a_string(ctx):
+    return [DefaultInfo(files = depset("abc"))]
+
+a_string = rule(implementation = _a_string)
+
 def _symlink(ctx):
     ctx.actions.symlink(output = ctx.actions.declare_file("out"))
     return []
@@ -133,8 +149,12 @@ no_package = rule(implementation = _no_package)
         ("files_list", 8, "DefaultInfo: 'files' must be a depset (got list)"),  # providers.bzl
         # depset.bzl, Bazel's message (postorder over preorder fails there too)
         ("mixed_orders", 14, "depset: Order 'postorder' is incompatible with order 'preorder'"),
-        ("symlink", 19, "ctx.actions.symlink: target_file is required"),  # actions.bzl
-        ("no_package", 25, "package_name() can only be used while loading"),  # a hook's error
+        # Bazel's words too, each checked against Bazel 4.2.3
+        ("mixed_types", 20, "depset: cannot add an item of type 'string' to a depset of 'int'"),
+        ("mutable", 25, "depset: depset elements must not be mutable values"),
+        ("a_string", 30, "depset: got value of type 'string', want depset or sequence"),
+        ("symlink", 35, "ctx.actions.symlink: target_file is required"),  # actions.bzl
+        ("no_package", 41, "package_name() can only be used while loading"),  # a hook's error
     ],
 )
 def test_an_error_inside_the_builtins_points_at_the_users_line(

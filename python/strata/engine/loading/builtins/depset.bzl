@@ -21,14 +21,17 @@ def depset(direct=None, order="default", transitive=None, items=None):
             "depset: unknown order (got %r); use default, postorder, preorder or topological"
             % order
         )
+    if direct != None and not is_depset__(direct) and type(direct) not in ("list", "tuple"):
+        fail("depset: got value of type '%s', want depset or sequence" % type(direct))
     d = tuple(direct.to_list() if is_depset__(direct) else (direct or []))
-    t = tuple([x for x in (transitive or []) if x._direct or x._transitive])
     for x in transitive or []:
         if not is_depset__(x):
             fail("depset: 'transitive' must be a list of depsets (got %s)" % type(x))
         if "default" not in (order, x._order) and order != x._order:
             # Bazel 4.2.3's words: only "default" mixes with another order
             fail("depset: Order '%s' is incompatible with order '%s'" % (order, x._order))
+    t = tuple([x for x in (transitive or []) if x._direct or x._transitive])
+    elem = _element_type(d, t)
     holder = []
 
     def to_list():
@@ -39,10 +42,36 @@ def depset(direct=None, order="default", transitive=None, items=None):
         _direct=d,
         _transitive=t,
         _order=order,
+        _elem=elem,
         to_list=to_list,
     )
     holder.append(me)
     return me
+
+
+def _element_type(direct, transitive):
+    """(type, an element of it) of a depset's elements, None when it has none. As Bazel:
+    one type a depset (the first element's), and no mutable values."""
+    kinds = {type(e): e for e in direct}
+    if "list" in kinds or "dict" in kinds:
+        fail("depset: depset elements must not be mutable values")
+    found = [(k, e) for k, e in kinds.items()] + [x._elem for x in transitive if x._elem]
+    for kind, sample in found[1:]:
+        if kind != found[0][0]:
+            fail(
+                "depset: cannot add an item of type '%s' to a depset of '%s'"
+                % (_type_name(sample), _type_name(found[0][1]))
+            )
+    return found[0] if found else None
+
+
+def _type_name(x):
+    """Bazel's name of an element's type (Files and Labels are structs here)."""
+    if type(x) == "struct":
+        for marker, name in (("_strata_file__", "File"), ("_strata_label__", "Label")):
+            if hasattr(x, marker):
+                return name
+    return type(x)
 
 
 def _flatten(root):
