@@ -8,6 +8,8 @@ workspace). `to_list()` walks without recursion, in Bazel's orders, and drops
 duplicates.
 """
 
+load(":types.bzl", "type__")
+
 
 def is_depset__(x):
     return type(x) == "struct" and hasattr(x, "_strata_depset__")
@@ -55,23 +57,14 @@ def _element_type(direct, transitive):
     kinds = {type(e): e for e in direct}
     if "list" in kinds or "dict" in kinds:
         fail("depset: depset elements must not be mutable values")
-    found = [(k, e) for k, e in kinds.items()] + [x._elem for x in transitive if x._elem]
+    found = list(kinds.items()) + [x._elem for x in transitive if x._elem]
     for kind, sample in found[1:]:
         if kind != found[0][0]:
             fail(
                 "depset: cannot add an item of type '%s' to a depset of '%s'"
-                % (_type_name(sample), _type_name(found[0][1]))
+                % (type__(sample), type__(found[0][1]))
             )
     return found[0] if found else None
-
-
-def _type_name(x):
-    """Bazel's name of an element's type (Files and Labels are structs here)."""
-    if type(x) == "struct":
-        for marker, name in (("_strata_file__", "File"), ("_strata_label__", "Label")):
-            if hasattr(x, marker):
-                return name
-    return type(x)
 
 
 def _flatten(root):

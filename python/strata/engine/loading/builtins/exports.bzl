@@ -36,7 +36,8 @@ generates (the prelude, and the drivers, which load `analyze__` and
 
 load(":providers.bzl", "DefaultInfo", "OutputGroupInfo", "provider")
 load(":depset.bzl", "depset")
-load(":values.bzl", "dir__", "label_string__", "make_label__", "type__")
+load(":types.bzl", "type__")
+load(":values.bzl", "dir__", "label_string__", "make_label__")
 load(":attrs.bzl", "attr", "config")
 load(":rule.bzl", "make_repository_rule__", "make_rule__")
 load(

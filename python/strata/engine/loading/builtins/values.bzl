@@ -28,30 +28,6 @@ def label_string__(x):
     return str(x)
 
 
-_TYPES = [
-    ("_strata_depset__", "depset"),
-    ("_strata_file__", "File"),
-    ("_strata_label__", "Label"),
-    ("_strata_args__", "Args"),
-    ("_strata_type__", None),
-]
-
-
-def type__(x):
-    """`type(x)` as Bazel 4.2.3 names the values that are structs or dicts here: depset,
-    File, Label, Args, ctx, actions, configuration, runfiles, DefaultInfo,
-    OutputGroupInfo and Target (a provider's own instances stay "struct", as there)."""
-    t = type(x)
-    if t == "dict" and "__label__" in x and "__key__" in x:
-        return "Target"
-    if t != "struct":
-        return t
-    for marker, name in _TYPES:
-        if hasattr(x, marker):
-            return name or getattr(x, marker)
-    return t
-
-
 def file__(d):
     return struct(
         _strata_file__=True,
