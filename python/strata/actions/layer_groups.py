@@ -197,21 +197,22 @@ def _write_group(
     blob_name = name + _SUFFIX[compressor]
     desc_name = name + ".json"
     sources = [layers[p].blob for p in group]
-    spans = [layers[p].span(p) for p in group]
     join = False
     if len(sources) == 1 and sources[0].compressor == compressor:
         src = sources[0]
         share_output(src.path, out / blob_name)
         data = json_bytes(layers[group[0]].descriptor.to_json())
-    elif joins and compressor == "none" and all(s is not None for s in spans):
-        parts, desc = plan_join([b.path for b in sources], [s for s in spans if s is not None])
-        indices = [layers[p].index for p in group]
-        blob_name = name + ".join.json"
-        (out / blob_name).write_bytes(recipe_bytes([(indices[i], a, b) for i, a, b in parts]))
-        data = json_bytes(desc.to_json())
-        join = True
     else:
-        desc = concat_layers(out / blob_name, [b.path for b in sources], compressor, spans)
+        # Listings are read only here: a layer copied whole needs no span.
+        spans = [layers[p].span(p) for p in group]
+        if joins and compressor == "none" and all(s is not None for s in spans):
+            parts, desc = plan_join([b.path for b in sources], [s for s in spans if s is not None])
+            indices = [layers[p].index for p in group]
+            blob_name = name + ".join.json"
+            (out / blob_name).write_bytes(recipe_bytes([(indices[i], a, b) for i, a, b in parts]))
+            join = True
+        else:
+            desc = concat_layers(out / blob_name, [b.path for b in sources], compressor, spans)
         data = json_bytes(desc.to_json())
     (out / desc_name).write_bytes(data)
     return GroupedLayer(blob_name, desc_name, tuple(group), join)

@@ -23,6 +23,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from typing import BinaryIO
 
 from strata import written
 from strata.errors import UserError
@@ -233,19 +234,23 @@ def _concat_uncompressed(
     return LayerDescriptor.from_writers(digests, digests, "none")
 
 
+def open_layer(src: str | os.PathLike[str]) -> BinaryIO:
+    """A cached layer to join, open for reading; a missing one is the user's error."""
+    try:
+        return open(src, "rb")  # noqa: SIM115 - the caller closes it
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        raise UserError(
+            f"layer to join cannot be read (got {e.strerror}); list store path layers that exist",
+            where=os.fspath(src),
+        ) from None
+
+
 @contextlib.contextmanager
 def _plain_tar(src: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """A descriptor on `src`'s uncompressed tar (a compressed cached layer, which is rare, is
     decompressed into a temporary file first), and the name to report it by."""
     where = os.fspath(src)
-    try:
-        f = open(src, "rb")  # noqa: SIM115 - closed by the `with` below
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
-        raise UserError(
-            f"layer to join cannot be read (got {e.strerror}); list store path layers that exist",
-            where=where,
-        ) from None
-    with f:
+    with open_layer(src) as f:
         if detect_compressor(f.read(4)) == "none":
             yield f.fileno(), where
             return

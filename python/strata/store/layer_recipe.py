@@ -27,7 +27,7 @@ from strata.oci.digest import DigestingWriter
 from strata.oci.image import Join
 from strata.oci.layer import LayerDescriptor
 from strata.oci.tarwriter import BLOCK
-from strata.store.layer import kept_spans
+from strata.store.layer import kept_spans, open_layer
 
 TRAILER = 2 * BLOCK
 _CHUNK = 8 << 20
@@ -44,15 +44,8 @@ def plan_join(
     buf = bytearray(_CHUNK)
     for i, (src, own) in enumerate(zip(tars, spans, strict=True)):
         where = os.fspath(src)
-        try:
-            fd = os.open(src, os.O_RDONLY)
-        except OSError as e:
-            raise UserError(
-                f"layer to join cannot be read (got {e.strerror}); list store path layers "
-                "that exist",
-                where=where,
-            ) from None
-        try:
+        with open_layer(src) as f:
+            fd = f.fileno()
             for start, end in kept_spans(fd, seen, where, own):
                 parts.append((i, start, end))
                 while start < end:
@@ -64,8 +57,6 @@ def plan_join(
                         )
                     digests.write(memoryview(buf)[:got])
                     start += got
-        finally:
-            os.close(fd)
     digests.write(bytes(TRAILER))
     return parts, LayerDescriptor.from_writers(digests, digests, "none")
 
