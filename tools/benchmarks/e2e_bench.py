@@ -54,8 +54,8 @@ class Bench:
                 f"error: tools/bench e2e: {name} failed ({what}); its output is in {log}\n{tail}"
             ) from None
 
-    def shell(self, name: str, script: str) -> Run:
-        return self.run(name, ["bash", "-o", "pipefail", "-c", script])
+    def shell(self, name: str, script: str, **kw: Any) -> Run:
+        return self.run(name, ["bash", "-o", "pipefail", "-c", script], **kw)
 
     def strata(
         self, name: str, ob: Path, target: str, *flags: str, ws: Path | None = None
@@ -78,8 +78,7 @@ class Bench:
     def strata_run(self, name: str, ob: Path, target: str, pipe: str) -> Run:
         """`strata run TARGET | PIPE` in a new process (a shell pipeline)."""
         run = shlex.join([sys.executable, "-m", "strata", "run", f"--output_base={ob}", target])
-        argv = ["bash", "-o", "pipefail", "-c", f"{run} | {pipe}"]
-        return self.run(name, argv, env=self._strata_env())
+        return self.shell(name, f"{run} | {pipe}", env=self._strata_env())
 
     def _strata_env(self) -> dict[str, str]:
         path = os.pathsep.join(filter(None, [str(STRATA / "python"), os.environ.get("PYTHONPATH")]))
