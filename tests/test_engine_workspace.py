@@ -115,3 +115,34 @@ def test_actions_still_run_with_a_scrubbed_environment(
     assert lines[0] == "d1 u1 True|u1 from-argument unset"
     assert not [x for x in lines[1:] if x.startswith(("STRATA_T_", "HOME="))]
     assert "PATH=/bin:/usr/bin:/usr/local/bin" in lines  # genrule's, not the client's
+
+
+NESTED_BZL = """
+def _inner(rctx):
+    rctx.file("BUILD.bazel", 'exports_files(["f.txt"])\\n', executable = False)
+    rctx.file("f.txt", "inner", executable = False)
+
+inner_repo = repository_rule(implementation = _inner)
+
+def _outer(rctx):
+    # The label's repository is fetched now, in the middle of this rule.
+    inner = rctx.read(rctx.path(Label("@inner//:f.txt")))
+    res = rctx.execute(["/bin/sh", "-c", "pwd"])
+    rctx.file("values.txt", "%s|%s" % (inner, res.stdout), executable = False)
+    rctx.file("BUILD.bazel", 'exports_files(["values.txt"])\\n', executable = False)
+
+outer_repo = repository_rule(implementation = _outer)
+"""
+
+
+def test_a_fetch_inside_a_fetch_leaves_the_outer_rule_its_directory(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    (ws / "defs" / "repo.bzl").write_text(NESTED_BZL)
+    (ws / "WORKSPACE").write_text(
+        'workspace(name = "envtest")\n'
+        'load("//defs:repo.bzl", "inner_repo", "outer_repo")\n'
+        'outer_repo(name = "envrepo")\n'
+        'inner_repo(name = "inner")\n'
+    )
+    analyze(ws, ["@envrepo//:values.txt"], output_base=tmp_path / "ob")
+    assert values(tmp_path) == f"inner|{tmp_path / 'ob' / 'external' / 'envrepo'}\n"

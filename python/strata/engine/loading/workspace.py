@@ -171,13 +171,15 @@ class Repositories:
             f"run_repository_rule__([r0], 0, {spec.rule_index}, {json.dumps(spec.name)}, "
             f"json.decode({json.dumps(json.dumps(spec.attrs))}))\n"
         )
-        self._dir = target
+        # A fetch may start another (rctx.path of a label in a repository not yet there):
+        # the outer rule's directory is its own again after it.
+        outer, self._dir = self._dir, target
         try:
             evaluate(
                 module, parse(f"<fetch @{spec.name}>", driver), file_loader, self.loader.errors
             )
         finally:
-            self._dir = None
+            self._dir = outer
         marker.write_text(digest)
         reads.is_dir(target)
         reads.read_text(marker)
