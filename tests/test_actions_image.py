@@ -69,7 +69,7 @@ def test_created_now_warns_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFi
         ({"name": "bad name!"}, "invalid image name (got 'bad name!')"),
         ({"tag": "-bad"}, "invalid image tag (got '-bad')"),
         ({"created": "yesterday"}, "created must be an RFC 3339 time or \"now\" (got 'yesterday')"),
-        ({"outputs": {"image_info": "x.json"}}, "outputs has no image output"),
+        ({"outputs": {}}, "outputs is empty"),
         ({"base": {"path": "/nonexistent/base.tar"}}, "base image not found"),
         ({"surprise": 1}, "unknown request key (got 'surprise')"),
     ],

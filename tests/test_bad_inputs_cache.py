@@ -95,6 +95,9 @@ def cache_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(top, top / "ws", ob, good, top / "disk")
 
 
+ALL = ("--remote_download_outputs=all",)
+
+
 def _build(w: Workspace, capsys: pytest.CaptureFixture[str] | None, *flags: str) -> tuple[int, str]:
     rc, err = strata(["clean", f"--output_base={w.ob}"], w.ws, capsys)
     assert rc == 0, err
@@ -159,7 +162,11 @@ def test_misbehaving_remote_cache(
     ctx = RemoteCtx(server, prefix, Path("/") / canary, url=server.url + prefix)
     poison(ctx)
     disk = w.top / f"remote-disk-{i}"
-    rc, err = _build(w, capsys, f"--disk_cache={disk}", f"--remote_cache={ctx.url}", *ctx.flags)
+    # Every output comes down (the engine's default leaves those not asked for on the
+    # server: tests/test_engine_remote_download.py), so every blob meets the checks.
+    rc, err = _build(
+        w, capsys, f"--disk_cache={disk}", f"--remote_cache={ctx.url}", *ALL, *ctx.flags
+    )
     recovered(rc, err, [p.replace("{url}", re.escape(ctx.url)) for p in warnings])
     assert w.outputs() == w.good
     assert w.executed() == len(rerun)
@@ -186,12 +193,12 @@ def test_misbehaving_real_nginx_cache(
     url = nginx.url + prefix
     if seed:
         seed_disk = w.top / f"nginx-seed-{i}"
-        rc, err = _build(w, capsys, f"--disk_cache={seed_disk}", f"--remote_cache={url}")
+        rc, err = _build(w, capsys, f"--disk_cache={seed_disk}", f"--remote_cache={url}", *ALL)
         recovered(rc, err, [])
     if damage is not None:
         damage(nginx.cache_dir / prefix.strip("/"))
     disk = w.top / f"nginx-disk-{i}"
-    rc, err = _build(w, capsys, f"--disk_cache={disk}", f"--remote_cache={url}")
+    rc, err = _build(w, capsys, f"--disk_cache={disk}", f"--remote_cache={url}", *ALL)
     recovered(rc, err, [p.replace("{url}", re.escape(url)) for p in warnings])
     assert w.outputs() == w.good
     assert w.executed() == len(rerun)

@@ -151,14 +151,15 @@ def test_bazel_runs_strata_actions_in_workers_with_the_same_bytes(
     (ws / "BUILD").write_text(BUILD)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "STRATA_TOOLS_CACHE": tools_cache}
     common = [need("bazel"), "--batch", f"--output_user_root={tmp_path / 'bazel-root'}"]
-    proc = run(*common, "build", "--symlink_prefix=/", "//:img", cwd=ws, env=env)
+    oci = "--output_groups=+oci"
+    proc = run(*common, "build", "--symlink_prefix=/", oci, "//:img", cwd=ws, env=env)
     # e.g. "INFO: 25 processes: 9 internal, 16 worker." (the genrules run sandboxed)
     summary = [line for line in proc.stderr.splitlines() if " processes: " in line]
     assert summary and re.search(r"\b\d+ worker\b", summary[-1]), proc.stderr[-2000:]
     out = Path(
         run(*common, "info", "--symlink_prefix=/", "bazel-bin", cwd=ws, env=env).stdout.strip()
     )
-    run(ROOT / "tools" / "strata", "build", f"--output_base={tmp_path / 'ob'}", "//:img",
+    run(ROOT / "tools" / "strata", "build", f"--output_base={tmp_path / 'ob'}", oci, "//:img",
         cwd=ws, env=env)  # fmt: skip
     mine = ws / "strata-bin"
     for name in ("img.image.json", "img.oci/index.json"):

@@ -138,7 +138,11 @@ def test_lookups_in_a_remote_cache_overlap_and_are_handled_in_the_order_asked(
 
         reporter.action_finished = finished  # type: ignore[method-assign]
         _, _, base = remote_build(
-            ws, tmp_path / name, actions, RemoteOptions(url), reporter=reporter
+            ws,
+            tmp_path / name,
+            actions,
+            RemoteOptions(url, download_outputs="all"),
+            reporter=reporter,
         )
         assert [(base.execroot / o).read_text() for o in outs] == ["one\n", "two\n"]
         return order

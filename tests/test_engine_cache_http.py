@@ -18,7 +18,14 @@ import pytest
 
 from cache_server import CacheServer, cache_url, serving, sha_hex
 from strata.engine.action import Action
-from strata.engine.cache import ActionResult, InvalidEntry, OutputFile, OutputTree, reapi
+from strata.engine.cache import (
+    ActionResult,
+    InvalidEntry,
+    OutputFile,
+    OutputTree,
+    RemoteResult,
+    reapi,
+)
 from strata.engine.cache.http import HttpCache, RemoteOptions, parse_remote_cache
 from strata.engine.cache.local import LocalDiskCache
 from strata.engine.cache.result_check import validate_result
@@ -76,15 +83,16 @@ def _put_local(cache: TieredCache, tmp_path: Path, blobs: dict[str, bytes]) -> N
 
 
 def _uploaded(
-    server: CacheServer, tmp_path: Path, warnings: list[str]
+    server: CacheServer, tmp_path: Path, warnings: list[str], download: str = "all"
 ) -> tuple[ActionResult, dict[str, bytes], TieredCache]:
     """A result and its blobs put (so uploaded) through one cache, and a second cache with
-    an empty local disk on the same server."""
+    an empty local disk on the same server (downloading outputs as `download` says)."""
     result, blobs = _result_with_blobs(tmp_path)
     a = _tiered(tmp_path / "a", cache_url(server), warnings)
     _put_local(a, tmp_path, blobs)
     a.put_action_result("k" * 64, result)
-    return result, blobs, _tiered(tmp_path / "b", cache_url(server), warnings)
+    return result, blobs, _tiered(tmp_path / "b", cache_url(server), warnings,
+                                  download_outputs=download)  # fmt: skip
 
 
 # -- URLs and messages -----------------------------------------------------------
@@ -108,7 +116,7 @@ def test_result_round_trips_through_reapi_with_trees() -> None:
     msg, trees = to_reapi(result)
     back = from_reapi(reapi.ActionResult.FromString(reapi.encode(msg)), trees.get)
     assert back == result
-    with pytest.raises(ValueError, match="tree blob .* is missing"):
+    with pytest.raises(ValueError, match="tree blob .* could not be downloaded"):
         from_reapi(msg, lambda _sha: None)
     with pytest.raises(ValueError, match="failed run"):
         from_reapi(reapi.ActionResult(exit_code=1), trees.get)
@@ -158,6 +166,27 @@ def test_fresh_cache_gets_result_and_blobs_then_writes_local_entry(
     out = tmp_path / "materialised"
     assert b.get_blob(sha_hex(blobs["out"]), out) and out.read_bytes() == blobs["out"]
     assert b.remote_hits == 1 and b.remote.stats.downloaded > 0
+
+
+def test_a_hit_that_leaves_outputs_remote_downloads_them_only_when_asked(
+    server: CacheServer, tmp_path: Path, warnings: list[str]
+) -> None:
+    result, blobs, b = _uploaded(server, tmp_path, warnings, download="toplevel")
+    before = len(server.log)
+    assert b.get_action_result("k" * 64, _check) == RemoteResult(result)
+    assert [p for _m, p, _h, _b in server.log[before:] if "/cas/" in p] == [
+        f"/team/cas/{to_reapi(result)[0].output_directories[0].tree_digest.hash}"
+    ]  # the tree's listing, which its digests need; no output's bytes
+    assert b.local.get_action_result("k" * 64, _check) is None  # nothing local to prove it
+    assert not any(b.local.has_blob(sha_hex(data)) for data in blobs.values())
+    assert b.remote_hits == 1
+    out = tmp_path / "materialised"
+    assert b.get_blob(sha_hex(blobs["out"]), out) and out.read_bytes() == blobs["out"]
+    # a blob the server spoils is caught when it comes down, and nothing is kept
+    server.data[f"/team/cas/{sha_hex(blobs['t1'])}"] = b"evil\n"
+    with pytest.raises(InvalidEntry, match="does not match its sha256"):
+        b.get_blob(sha_hex(blobs["t1"]), tmp_path / "t1")
+    assert not (tmp_path / "t1").exists() and not b.local.has_blob(sha_hex(blobs["t1"]))
 
 
 @pytest.mark.parametrize("status", [404, 204])

@@ -72,23 +72,31 @@ def test_readme_snippets_build_identically_under_bazel_and_strata(tmp_path: Path
     base = tmp_path / "strata-base"
     strata = [ROOT / "tools" / "strata", "build", f"--output_base={base}"]
 
-    # A plain build: the OCI layout and image.json, no whole-image tarball, in both engines.
+    # A plain build: the image record alone, no layout and no tarball, in both engines.
     built = run(*common, "build", *flags, "//app", cwd=ws)
     bazel_bin = Path(run(*common, "info", *flags, "bazel-bin", cwd=ws).stdout.strip())
-    listed = _listed(built.stderr, "//app:app")
-    assert listed == [f"{bazel_bin}/app/app.oci", f"{bazel_bin}/app/app.image.json"]
+    assert _listed(built.stderr, "//app:app") == [f"{bazel_bin}/app/app.image.json"]
     ours = run(*strata, "//app", cwd=ws)
-    assert _listed(ours.stderr, "//app:app") == [
-        "strata-bin/app/app.oci",
-        "strata-bin/app/app.image.json",
-    ]
+    assert _listed(ours.stderr, "//app:app") == ["strata-bin/app/app.image.json"]
     (strata_bin,) = base.glob("execroot/*/bazel-out/k8-fastbuild/bin")
     for out in (bazel_bin, strata_bin):
-        assert (out / "app" / "app.oci" / "index.json").is_file()
+        assert not (out / "app" / "app.oci").exists()
         assert not (out / "app" / "app.tar").exists()
-    assert _tree(bazel_bin / "app" / "app.oci") == _tree(strata_bin / "app" / "app.oci")
     image_json = (bazel_bin / "app" / "app.image.json").read_bytes()
     assert image_json == (strata_bin / "app" / "app.image.json").read_bytes()
+
+    # Asked for, the OCI layout is the same files in both engines, and the record's image.
+    oci = "--output_groups=+oci"
+    built = run(*common, "build", *flags, oci, "//app", cwd=ws)
+    assert _listed(built.stderr, "//app:app")[-1] == f"{bazel_bin}/app/app.oci"
+    ours = run(*strata, oci, "//app", cwd=ws)
+    assert _listed(ours.stderr, "//app:app") == [
+        "strata-bin/app/app.image.json",
+        "strata-bin/app/app.oci",
+    ]
+    assert _tree(bazel_bin / "app" / "app.oci") == _tree(strata_bin / "app" / "app.oci")
+    index = json.loads((strata_bin / "app" / "app.oci" / "index.json").read_bytes())
+    assert index["manifests"][0]["digest"] == json.loads(image_json)["manifest_digest"]
 
     # Asked for, the docker-archive is the same bytes in both engines, and as before.
     tarball = "--output_groups=+tarball"
@@ -96,7 +104,6 @@ def test_readme_snippets_build_identically_under_bazel_and_strata(tmp_path: Path
     assert _listed(built.stderr, "//app:app")[-1] == f"{bazel_bin}/app/app.tar"
     ours = run(*strata, tarball, "//app", cwd=ws)
     assert _listed(ours.stderr, "//app:app") == [
-        "strata-bin/app/app.oci",
         "strata-bin/app/app.image.json",
         "strata-bin/app/app.tar",
     ]

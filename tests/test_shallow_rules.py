@@ -149,9 +149,9 @@ def test_shallow_pull_image_under_both_engines(
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "STRATA_TOOLS_CACHE": tools_cache}
     env["STRATA_BLOB_STORE"] = str(tmp_path / "blobs")
 
-    # strata: the image on the shallow base, built cold, downloads metadata only.
+    # strata: the image and its layout on the shallow base, built cold, download metadata only.
     before = registry.bytes_sent(path_part="/v2/")
-    proc = _strata(ws, env, "build", "//:app_shallow")
+    proc = _strata(ws, env, "build", "--output_groups=+oci", "//:app_shallow")
     assert proc.returncode == 0, proc.stderr[-3000:]
     built = registry.bytes_sent(path_part="/v2/") - before
     print(f"\nstrata build on the shallow base: {built} bytes downloaded")
@@ -221,7 +221,7 @@ def test_shallow_pull_image_under_both_engines(
     common = [bazel, "--batch", f"--output_user_root={tmp_path / 'bazel-root'}"]
     flags = ["--spawn_strategy=processwrapper-sandbox", "--symlink_prefix=/"]
     before = registry.bytes_sent(path_part="/v2/")
-    run(*common, "build", *flags, "//:app_shallow", cwd=ws, env=env)
+    run(*common, "build", *flags, "--output_groups=+oci", "//:app_shallow", cwd=ws, env=env)
     assert registry.bytes_sent(path_part="/v2/") - before <= GOAL
     out = Path(run(*common, "info", *flags, "bazel-bin", cwd=ws, env=env).stdout.strip())
     assert _files(out / "app_shallow.oci") == shallow

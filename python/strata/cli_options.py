@@ -85,6 +85,24 @@ def _add_remote_flags(p: argparse.ArgumentParser) -> None:
     ):
         p.add_argument(f"--{name}", action="store_true", default=True, help=helptext)
         p.add_argument(f"--no{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+    outputs = enum_option(
+        "remote_download_outputs", "download mode", ("all", "toplevel", "minimal")
+    )
+    p.add_argument(
+        "--remote_download_outputs",
+        type=outputs,
+        default="toplevel",
+        help="which outputs of remote hits come down: toplevel (default) those asked for and "
+        "those an action here reads; all every one; minimal only those an action here reads",
+    )
+    for mode in ("toplevel", "minimal"):
+        p.add_argument(
+            f"--remote_download_{mode}",
+            dest="remote_download_outputs",
+            action="store_const",
+            const=mode,
+            help=f"--remote_download_outputs={mode}",
+        )
     p.add_argument(
         "--remote_timeout",
         type=float_option("remote_timeout"),
@@ -176,6 +194,7 @@ def _remote_options(args: argparse.Namespace) -> Any:
         timeout=args.remote_timeout,
         headers=tuple(headers),
         max_connections=args.remote_max_connections,
+        download_outputs=args.remote_download_outputs,
     )
 
 

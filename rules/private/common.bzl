@@ -21,6 +21,14 @@ def image_requirements(created):
         return dict(NO_REMOTE_CACHE, **{"no-cache": "1"})
     return NO_REMOTE_CACHE
 
+def record_requirements(created):
+    """Execution requirements of an action writing an image record (digests only).
+
+    Cached everywhere, remote caches included: it holds no layer bytes. With
+    `created = "now"`, `no-cache`, as image_requirements says.
+    """
+    return {"no-cache": "1"} if created == "now" else {}
+
 TOOL_ATTRS = {
     "_strata": attr.label(
         default = Label("@strata_tools//:strata"),

@@ -6,23 +6,27 @@ Every image runs the same three steps, each its own action and cache entry:
    `extra_commands`, `fake_root_commands` under fakeroot).
 2. `LayerGroups`: the store path layers, grouped at execution time (grouping
    breaks ties by store path name, a hash the rules cannot know). A path with a
-   layer of its own gets its cached `store_path` layer verbatim. Also
-   `no-remote-cache`: a merged group is re-made from the shared store path
-   layers in one read, and storing it would store those bytes twice.
-3. `ImageAssemble` (OCI layout + image info; the layout's layer blobs are
-   hard links to the layer outputs) or, for the stream variant, `StreamImage`
-   at run time. These whole-image actions are `no-remote-cache`: layer blobs
-   are the shared unit, images are not.
+   layer of its own gets its cached `store_path` layer verbatim; an uncompressed
+   group of several paths is a recipe (byte ranges of those layers), read once
+   for its digest. Remote-cached only then: a written merged or compressed group
+   would store the closure's bytes twice.
+3. `ImageAssemble`, the image record (`<name>.image.json`: every digest, read
+   from the layers' descriptors), or, for the stream variant, `StreamImage` at
+   run time. A second `ImageAssemble` writes the OCI layout (`<name>.oci`, its
+   layer blobs hard links to the layer outputs, a merged group written out from
+   its recipe) only when something needs it: the `oci` output group or a rule
+   given `ImageInfo.oci_layout`. The layout is `no-remote-cache`: layer blobs are
+   the shared unit, whole images are not.
 
 The docker-archive (`<name>.tar`) is written from the OCI layout by an
 `ImageArchive` action that runs only when something asks for it: the
 `tarball` output group (`bazel build //img:app --output_groups=+tarball`),
 `image_load`, or a rule given `ImageInfo.docker_archive`. A plain build writes
-no whole-image tarball.
+no whole image, neither layout nor tarball.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "base_blobs_of", "check_ownership", "default_image_name", "docker_archive_action", "image_requirements", "label_fail", "request_launcher", "run_strata", "single_image_file", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "base_blobs_of", "check_ownership", "default_image_name", "docker_archive_action", "label_fail", "record_requirements", "request_launcher", "run_strata", "single_image_file", "validate_config")
 load(":image_layers.bzl", "build_layers", "image_request", "layer_files", "layering_of")
 load(":sbom.bzl", "sbom_action")
 
@@ -41,26 +45,27 @@ def _sbom(ctx, layers, image):
     )
 
 def _image_impl(ctx, roots, copy_roots, layering):
-    layers = build_layers(ctx, roots, copy_roots, layering)
-    oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
+    layers = build_layers(ctx, roots, copy_roots, layering, joins = True)
+    inputs = depset(layer_files(layers) + layers.join_sources + layers.base_inputs)
+
+    # The image record (digests): what a plain build makes. It reads descriptors,
+    # not layer bytes, so it may be shared through a remote cache.
     info = ctx.actions.declare_file(ctx.label.name + ".image.json")
     req = image_request(ctx, layers, _file_path)
-    req["outputs"] = {"image_info": info.path, "oci_layout": oci.path}
-    run_strata(
-        ctx,
-        "ImageAssemble",
-        req,
-        depset(layer_files(layers) + layers.base_inputs),
-        [oci, info],
-        "image",
-        execution_requirements = image_requirements(ctx.attr.created),
-    )
+    req["outputs"] = {"image_info": info.path}
+    run_strata(ctx, "ImageAssemble", req, inputs, [info], "image", execution_requirements = record_requirements(ctx.attr.created))
+
+    # The OCI layout, written from the same request when something needs the bytes
+    # (output group `oci`, image_push, image_load, a derived image, ...).
+    oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
+    req = dict(req, outputs = {"oci_layout": oci.path}, record = info.path)
+    run_strata(ctx, "ImageAssemble", req, depset([info], transitive = [inputs]), [oci], "OCI layout of", execution_requirements = NO_REMOTE_CACHE, request_name = ctx.label.name + ".layout.request.json")
 
     # Built only when asked for (output group `tarball`, image_load, ...).
     archive = docker_archive_action(ctx, oci, layers.base_blobs)
     sbom = _sbom(ctx, layers, struct(request = {"image": oci.path}, inputs = [oci]))
     return [
-        DefaultInfo(files = depset([oci, info])),
+        DefaultInfo(files = depset([info])),
         OutputGroupInfo(
             oci = depset([oci]),
             image_info = depset([info]),
@@ -165,12 +170,15 @@ layered_image(
     extra_commands = "mkdir -m 1777 tmp",
 )
 ```
-Outputs: `app.oci` (OCI image layout directory) and `app.image.json` (name,
-tag and digests); output group `tarball`: `app.tar` (docker-archive, `docker
-load -i`), built only when asked for (`--output_groups=+tarball`, or an
-`image_load` of the image); output groups `oci`, `image_info`, `layers`
-(the cached layers) and `sbom` (`app.spdx.json`, SPDX 2.3, and `app.cdx.json`,
-CycloneDX 1.5: the image's store paths, base image and own files).""",
+Output: `app.image.json`, the image record (name, tag, created and every
+digest): a plain build makes the layers and this record, and writes no image.
+Written only when asked for (or when a rule needs them, such as `image_push`,
+`image_load` or an image built on this one): output group `oci`, `app.oci`
+(OCI image layout directory, `--output_groups=+oci`); output group `tarball`,
+`app.tar` (docker-archive, `docker load -i`); output groups `image_info`,
+`layers` (the cached layers) and `sbom` (`app.spdx.json`, SPDX 2.3, and
+`app.cdx.json`, CycloneDX 1.5: the image's store paths, base image and own
+files).""",
     attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **_LAYERED_ATTRS)),
 )
 
@@ -211,8 +219,8 @@ docker_image(
     include_nix_db = True,
 )
 ```
-Outputs as layered_image's: `hello.oci` and `hello.image.json`; the
-docker-archive `hello.tar` in output group `tarball`.""",
+Outputs as layered_image's: `hello.image.json`; the OCI layout `hello.oci` in
+output group `oci`, the docker-archive `hello.tar` in output group `tarball`.""",
     attrs = dict(TOOL_ATTRS, **dict(_COMMON_ATTRS, **{
         "copy_to_root": attr.label_list(providers = [StorePathInfo], doc = "Store paths whose files are copied to /, in order (their closure is in the image too). A single-file store path has no tree to copy and is an error, as in Nix's buildEnv."),
         "run_as_root": attr.string(doc = "Shell commands run as root (`/bin/sh -ec`) in the image's root filesystem (base, store paths, copy_to_root, Nix DB) without a VM; their changes are one more layer (runAsRoot; see run_as_root). Needs /bin/sh in the image, proot, and a build running as root."),

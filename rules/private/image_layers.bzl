@@ -106,8 +106,9 @@ def _store_layer(e):
 def build_layers(ctx, roots, copy_roots, layering, joins = False):
     """Run CustomizationLayer and LayerGroups; return a struct for ImageAssemble / StreamImage.
 
-    `joins`: LayerGroups keeps grouped layers as recipes over the store path layers
-    (`join_sources` of the struct), for StreamImage, which reads them as it streams.
+    `joins`: LayerGroups keeps uncompressed grouped layers as recipes over the store path
+    layers (`join_sources` of the struct): StreamImage reads them as it streams, and
+    ImageAssemble writes them out only for an image's OCI layout.
     """
     config = _common_checks(ctx)
     spis = [c[StorePathInfo] for c in roots]
@@ -179,9 +180,11 @@ def build_layers(ctx, roots, copy_roots, layering, joins = False):
         depset(base_inputs + [s.info for s in spis] + [x for e in entries for x in (e.info, e.layer, e.descriptor)] + [f for f in [_listing(e) for e in entries] if f]),
         [groups],
         "store path layers of",
-        # Merged groups are this image's own concatenation of shared store path
-        # layers: uploading them would store most of the closure's bytes twice.
-        execution_requirements = NO_REMOTE_CACHE,
+        # Merged or compressed groups are this image's own bytes, made from the shared
+        # store path layers: uploading them would store most of the closure twice. Kept
+        # as recipes, and with single-path layers being the store path layers' own
+        # bytes, the directory adds nothing to a remote cache but its descriptors.
+        execution_requirements = {} if join_sources and ctx.attr.compressor == "none" else NO_REMOTE_CACHE,
     )
 
     # 3. Layers on top of the store paths: the Nix DB (below the customisation

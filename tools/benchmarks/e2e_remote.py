@@ -9,7 +9,8 @@ workspace in the same run as the local cold build they are compared with:
   team B   a fresh copy of the workspace (another path, as a second clone is)
            and a cold output base, building through the now warm cache.
            Figures: wall time against the local cold build, bytes downloaded
-           (strata's own summary line), requests, actions run.
+           (strata's own summary line), requests, actions run, and whether its
+           image record (image.json: every digest) is the local build's.
 
 The server is the nginx of tests/nginx_server.py (Debian's nginx, WebDAV PUT),
 on 127.0.0.1, with its access log counting requests.
@@ -17,11 +18,13 @@ on 127.0.0.1, with its access log counting requests.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,8 +54,14 @@ def by_method(requests: list[str]) -> str:
     return ", ".join(f"{m} {n}" for m, n in sorted(counts.items()))
 
 
-def measure(b: Bench, cold_local: Run, closure_bytes: int, target: str) -> None:
-    """Team A fills a fresh nginx cache, team B builds a copy of the workspace through it."""
+def measure(
+    b: Bench, cold_local: Run, closure_bytes: int, target: str, bin_dir: Callable[[Path], Path]
+) -> None:
+    """Team A fills a fresh nginx cache, team B builds a copy of the workspace through it.
+
+    `target` is an image (`//:NAME`); `bin_dir(output base)` is where its record is."""
+    name = target.split(":")[-1]
+    record = bin_dir(Path()) / f"{name}.image.json"
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
@@ -90,11 +99,14 @@ def measure(b: Bench, cold_local: Run, closure_bytes: int, target: str) -> None:
         team_b, _ = b.strata("team-b-warm-remote", ob, target, flag, ws=copy)
         got = server.requests()[before:]
         down = moved(team_b.output)[0]
+        digest = hashlib.sha256((ob / record).read_bytes()).hexdigest()
+        same = digest == b.figures[f"strata_{name}_record_sha256"]
         f.update(
             team_b_s=team_b.seconds,
             team_b_requests=len(got),
             team_b_downloaded_bytes=down,
             team_b_executed=team_b.executed,
+            team_b_record_identical=same,
         )
         b.drop(ob)
         b.drop(copy)
@@ -105,5 +117,6 @@ def measure(b: Bench, cold_local: Run, closure_bytes: int, target: str) -> None:
             size(down),
             ("closure", size(closure_bytes), ratio(down, closure_bytes)),
         )
+        b.row("  its image record, against the local build's", "MATCH" if same else "DIFFER")
     finally:
         server.stop()

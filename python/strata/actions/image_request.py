@@ -92,11 +92,9 @@ def outputs_of(req: dict[str, Any], where: str) -> dict[str, Path]:
     outputs = field(req, "outputs", dict, where)
     check_keys(outputs, _OUTPUTS, where)
     paths = {k: Path(field(outputs, k, str, where)) for k in _OUTPUTS if k in outputs}
-    if "docker_archive" not in paths and "oci_layout" not in paths:
+    if not paths:
         raise UserError(
-            "outputs has no image output (got keys: "
-            f"{', '.join(sorted(outputs)) or 'none'}); give docker_archive and/or oci_layout",
-            where=where,
+            "outputs is empty; give docker_archive, oci_layout and/or image_info", where=where
         )
     return paths
 

@@ -9,6 +9,7 @@ cannot disagree about digests.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -114,8 +115,10 @@ class Image:
         """The image-info record other rules read: name, tag and every digest."""
         oci = self.manifest(docker=False)
         docker = self.manifest(docker=True)
+        created = json.loads(self.config).get("created")
         return {
             "config_digest": self.config_digest,
+            "created": created if isinstance(created, str) else "",
             "diff_ids": [b.diff_id for b in self.layers],
             "docker_manifest_digest": sha256_bytes(docker),
             "layers": [b.digest for b in self.layers],

@@ -103,6 +103,16 @@ class ActionResult:
         )
 
 
+@dataclass(frozen=True)
+class RemoteResult:
+    """A remote cache hit whose blobs were left on the server (`--remote_download_outputs`
+    toplevel or minimal): the action is done and its outputs' digests are known, but
+    their bytes come down only when something on this machine needs them
+    (`Cache.get_blob`, through `Outputs.materialize`)."""
+
+    result: ActionResult
+
+
 def _items(raw: Any, key: str, *, optional: bool = False) -> list[Any]:
     if not isinstance(raw, dict):
         raise ValueError(f"expected an object (got {type(raw).__name__})")
@@ -132,6 +142,9 @@ ResultCheck = Callable[[ActionResult], "str | None"]
 
 
 class Cache(Protocol):
+    name: str
+    """What warnings call it: `disk cache /path`, `remote cache http://host/prefix`."""
+
     @property
     def lookups_wait(self) -> bool:
         """Whether `get_action_result` may wait on a network (a remote cache): the scheduler
@@ -143,9 +156,10 @@ class Cache(Protocol):
         tiered cache is its local half for `no-remote-cache`)."""
         ...
 
-    def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
+    def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | RemoteResult | None:
         """The stored result, None if there is none; raises `InvalidEntry` if the entry
-        cannot be read or `check` rejects it. A rejected result is never stored."""
+        cannot be read or `check` rejects it. A rejected result is never stored. A
+        remote cache that leaves outputs on the server returns a `RemoteResult`."""
         ...
 
     def put_action_result(self, key: str, result: ActionResult) -> None: ...
@@ -159,4 +173,14 @@ class Cache(Protocol):
 
     def put_blob(self, sha256: str, src: Path) -> None:
         """Store the file `src`, whose sha256 the caller has computed."""
+        ...
+
+    def keep_local(self, key: str, result: ActionResult) -> None:
+        """Store `result` in the local part only (a remote hit's outputs, brought down and
+        verified since): uploading it again would gain nothing."""
+        ...
+
+    def prefetch(self, sha256s: list[str]) -> None:
+        """Start having these blobs at hand, several at a time, for `get_blob` calls to
+        come; a blob that cannot be had is left for `get_blob` to report."""
         ...

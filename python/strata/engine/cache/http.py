@@ -55,6 +55,10 @@ class RemoteOptions:
     """Seconds for connecting and for each read; Bazel's `--remote_timeout`."""
     headers: tuple[tuple[str, str], ...] = ()
     max_connections: int = 8
+    download_outputs: str = "toplevel"
+    """Bazel's `--remote_download_outputs`: "all" downloads every output of a remote hit;
+    "toplevel" (strata's default, Bazel 7's) only those the build was asked for and
+    those an action that runs here reads; "minimal" not even the asked-for ones."""
 
 
 @dataclass

@@ -202,6 +202,12 @@ class LocalDiskCache:
             if ok:
                 self._put_blob(sha256, src)
 
+    def keep_local(self, key: str, result: ActionResult) -> None:
+        self.put_action_result(key, result)
+
+    def prefetch(self, sha256s: list[str]) -> None:
+        """Nothing to do: every blob here is at hand."""
+
     def _put_blob(self, sha256: str, src: Path) -> None:
         dest = self._cas(sha256)
         with contextlib.suppress(FileNotFoundError):

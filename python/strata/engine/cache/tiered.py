@@ -3,10 +3,15 @@
 Reads go local first, then remote (an invalid local entry is not looked past:
 the action runs and its result replaces it). A remote action result is only trusted
 once it passes the caller's check (`result_check`: exactly the action's
-declared outputs, every tree entry inside its tree) and every blob it names
-has been downloaded and verified into the local cache; only then is the local
-action-cache entry written, so the local cache never holds an entry that is
-invalid or whose blobs are missing. A remote entry that fails any of this
+declared outputs, every tree entry inside its tree). With
+`--remote_download_outputs=all`, every blob it names is then downloaded and
+verified into the local cache, and only then is the local action-cache entry
+written, so the local cache never holds an entry that is invalid or whose blobs
+are missing. Otherwise (toplevel, the default, or minimal) the hit is a
+`RemoteResult`: nothing is downloaded and no local entry written; the blobs
+come down one by one, verified, when the scheduler needs the outputs here
+(`get_blob`). A blob lost or corrupt by then is `InvalidEntry` there, and the
+scheduler runs the action instead. A remote entry that fails any of this
 (including a blob the server lost) raises `InvalidEntry`: a miss, with one
 warning a build. Writes go local, then, when uploading is on, to the
 server: blobs first, the action result last, so a reader never sees a result
@@ -16,9 +21,10 @@ is uploaded again, so the next build finds it whole.
 Policy (as in Bazel): an action whose tags include `no-remote-cache`,
 `no-remote` or `no-cache` never touches the remote cache. Layer blobs are the
 unit worth sharing; rules mark whole-image outputs (docker-archive, OCI
-layout) and an image's grouped layers (LayerGroups: concatenations of store
-path layers) `no-remote-cache` because they are cheap to re-assemble from the
-shared layers, and storing them would store the closure's bytes again.
+layout) and an image's grouped layers when written out (LayerGroups:
+concatenations of store path layers, or compressed ones) `no-remote-cache`
+because they are cheap to re-assemble from the shared layers, and storing
+them would store the closure's bytes again.
 `--noremote_accept_cached` skips remote reads, `--noremote_upload_local_results`
 remote writes. Bazel's `--modify_execution_info=REGEX=[+-]KEY,...` turns the
 policy off or on per mnemonic in both engines (`ImageAssemble=-no-remote-cache`
@@ -49,6 +55,7 @@ from strata.engine.cache import (
     OutputFile,
     OutputSymlink,
     OutputTree,
+    RemoteResult,
     ResultCheck,
 )
 from strata.engine.cache.local import LocalDiskCache
@@ -162,7 +169,7 @@ def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionRes
             raise ValueError(f"output directory {d.path!r:.120} has an invalid tree digest")
         data = fetch_tree(sha)
         if data is None:
-            raise ValueError(f"tree blob {sha} is missing")
+            raise ValueError(f"tree blob {sha} could not be downloaded (a lost upload?)")
         try:
             listing, links_in_tree = reapi.tree_files(reapi.Tree.FromString(data))
         except ValueError as err:
@@ -193,6 +200,7 @@ class TieredCache:
     def __init__(self, local: LocalDiskCache, remote: HttpCache, options: RemoteOptions) -> None:
         self.local = local
         self.remote = remote
+        self.name = remote.name
         self.options = options
         self.remote_hits = 0
         self._hits_lock = threading.Lock()
@@ -223,7 +231,7 @@ class TieredCache:
 
     # -- action results --------------------------------------------------------
 
-    def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
+    def get_action_result(self, key: str, check: ResultCheck) -> ActionResult | RemoteResult | None:
         try:
             return self._get_action_result(key, check)
         except InvalidEntry as bad:
@@ -231,7 +239,9 @@ class TieredCache:
                 self._upload_checked = True  # the build warns about this server already
             raise
 
-    def _get_action_result(self, key: str, check: ResultCheck) -> ActionResult | None:
+    def _get_action_result(
+        self, key: str, check: ResultCheck
+    ) -> ActionResult | RemoteResult | None:
         hit = self.local.get_action_result(key, check)
         if hit is not None or not self.options.accept_cached or self.remote.disabled:
             return hit
@@ -247,6 +257,11 @@ class TieredCache:
         why = check(result)
         if why is not None:
             raise InvalidEntry(self.remote.name, why)
+        if self.options.download_outputs != "all":
+            with self._hits_lock:
+                self.remote.stats.ac_hits += 1
+                self.remote_hits += 1
+            return RemoteResult(result)
         names = sorted(blobs_of(result))
         fetched = self._map(self._fetch, names)
         if not all(fetched):
@@ -327,3 +342,19 @@ class TieredCache:
     def put_blob(self, sha256: str, src: Path) -> None:
         """Local only: uploads happen with the action result, after the policy check."""
         self.local.put_blob(sha256, src)
+
+    def keep_local(self, key: str, result: ActionResult) -> None:
+        self.local.put_action_result(key, result)
+
+    def prefetch(self, sha256s: list[str]) -> None:
+        """Download the blobs not in the local cache, `max_connections` at a time."""
+        if not self.options.accept_cached or self.remote.disabled:
+            return
+
+        def fetch(sha256: str) -> bool:
+            try:
+                return self._fetch(sha256)
+            except InvalidEntry:
+                return False  # get_blob fetches it again and reports it
+
+        self._map(fetch, sha256s)

@@ -11,9 +11,12 @@ outputs, as strata left them.
 
 An action whose key and output stamps are unchanged is done: no cache is
 read and no output is hashed, so a no-op build costs one key and one `lstat`
-per output and action. Anything else (a changed input or command, an output
-deleted, replaced, touched or chmod-ed, a file added to a tree) is a miss,
-and the action goes through the cache or runs, as it did before records.
+per output and action. A remote hit whose outputs were left on the server
+(`put_remote`) is recorded with every output absent: it stays done while they
+are, and `is_remote` tells the scheduler their bytes are still to come.
+Anything else (a changed input or command, an output deleted, replaced,
+touched or chmod-ed, a file added to a tree) is a miss, and the action goes
+through the cache or runs, as it did before records.
 Stamps are (mode, size, mtime, inode): the same trust the stat cache gives
 sources. ctime is left out on purpose: the cache hard-links outputs, which
 changes it.
@@ -34,13 +37,13 @@ from strata.engine.action import Action
 from strata.engine.cache import ActionResult
 from strata.fsutil import write_bytes_atomic
 
-_FORMAT = 1
+_FORMAT = 2
 
 Stamp = tuple[int, int, int, int]
 """(st_mode, st_size, st_mtime_ns, st_ino) of an output, from lstat."""
 
-_Record = tuple[str, ActionResult, tuple[tuple[str, Stamp], ...]]
-"""(action key, result, (output path, stamp) pairs)."""
+_Record = tuple[str, ActionResult, tuple[tuple[str, Stamp | None], ...], bool]
+"""(action key, result, (output path, stamp or None: absent) pairs, outputs remote only)."""
 
 
 def identity(action: Action) -> str:
@@ -108,8 +111,21 @@ class ActionRecords:
                 self.forget(action)  # not all there: nothing to prove next time
                 return
             stamps.append((path, stamp))
-        self._records[identity(action)] = (key, result, tuple(stamps))
+        self._records[identity(action)] = (key, result, tuple(stamps), False)
         self._dirty = True
+
+    def put_remote(self, action: Action, key: str, result: ActionResult) -> None:
+        """Note that `action` with key `key` left `result` on the remote cache: none of its
+        outputs is here (the caller removed them)."""
+        paths = [f.path for f in result.files] + [t.path for t in result.trees]
+        stamps = tuple((os.path.join(self._execroot, p), None) for p in paths)
+        self._records[identity(action)] = (key, result, stamps, True)
+        self._dirty = True
+
+    def is_remote(self, action: Action) -> bool:
+        """Whether `action`'s record is of outputs left on the remote cache."""
+        record = self._records.get(identity(action))
+        return record is not None and record[3]
 
     def forget(self, action: Action) -> None:
         if self._records.pop(identity(action), None) is not None:

@@ -32,6 +32,7 @@ import blake3
 
 from strata.canonical import json_bytes
 from strata.engine.action import KEY_VERSION, Action
+from strata.engine.cache import ActionResult
 from strata.engine.digests import StatCache
 
 
@@ -92,20 +93,42 @@ def explain_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[s
     return reasons
 
 
+def result_entries(path: str, result: ActionResult) -> list[tuple[str, str, int, bool]] | None:
+    """The input-root entries of the output `path` of `result`, as `reapi_action_key` would
+    read them from disk: the file, or a tree's files; None for a tree with symlinks
+    (followed on disk, so only its files on disk say what they stand for)."""
+    for f in result.files:
+        if f.path == path:
+            return [(path, f.sha256, f.size, True)]
+    for t in result.trees:
+        if t.path == path:
+            if t.symlinks:
+                return None
+            return [(f"{path}/{f.path}", f.sha256, f.size, True) for f in t.files]
+    return None
+
+
 def reapi_action_key(
-    action: Action, input_path: Callable[[str], Path], stat_cache: StatCache
+    action: Action,
+    input_path: Callable[[str], Path],
+    stat_cache: StatCache,
+    known: Mapping[str, list[tuple[str, str, int, bool]]] | None = None,
 ) -> str:
     """sha256 of the REAPI `Action` Bazel 4.2.3 would build for this process action.
 
     Same `Command` (argv, environment sorted by name, sorted output files and
     directories, empty platform) and same input root (every input file, tree
     artifacts expanded to their files, all marked executable), so a result
-    stored by either engine is found by the other.
+    stored by either engine is found by the other. `known`: the entries of inputs
+    that are not on disk (outputs left on a remote cache, see `result_entries`).
     """
     from strata.engine.cache import reapi
 
     entries: list[reapi.FileEntry] = []
     for path in action.inputs:
+        if known is not None and path in known:
+            entries.extend(known[path])
+            continue
         real = input_path(path)
         if real.is_dir():
             for dirpath, dirnames, names in os.walk(real, followlinks=True):

@@ -52,6 +52,8 @@ class Outputs:
         self.stat_cache = stat_cache
         self.cache = cache
         self.output_digests = output_digests
+        self.missing = ""
+        """The blob a `materialize` that returned False lacked."""
 
     def collect(self, running: Running, reported: Mapping[str, ReportedDigest]) -> ActionResult:
         """Digest the outputs (moving them into the execroot, unless they were written there)."""
@@ -222,6 +224,12 @@ class Outputs:
             seal(root)
         return True
 
+    def clear(self, result: ActionResult) -> None:
+        """Remove whatever an earlier build left where `result`'s outputs go (they stay on
+        the remote cache for now: no stale file may stand in for them)."""
+        for path in [f.path for f in result.files] + [t.path for t in result.trees]:
+            remove(self.execroot / path)
+
     def up_to_date(self, result: ActionResult) -> None:
         """Note an up-to-date action's output files, whose digests a later action's link to
         one of them can reuse (OutputDigests.defer)."""
@@ -279,6 +287,7 @@ class Outputs:
         if final.is_symlink():
             final.unlink()
         if not self.cache.get_blob(f.sha256, final):
+            self.missing = f.sha256
             return False
         os.chmod(final, OUTPUT_MODE)
         self.stat_cache.record_output(final, f.sha256)

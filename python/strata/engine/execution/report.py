@@ -167,6 +167,13 @@ class Reporter:
             why = "; ".join(shown) + (f"; and {more} more" if more else "")
             self._line(f"explain: {action.owner} {action.mnemonic} {first}: {why}")
 
+    def action_rerun(self, action_id: int, action: Action, output: str = "") -> None:
+        """An action reported a cache hit has run after all (the hit's blobs were gone when
+        its outputs were needed): count it as executed."""
+        self.stats.cache_hits -= 1
+        self._done -= 1
+        self.action_finished(action_id, action, "executed", output)
+
     def cache_entry_ignored(self, action: Action, cache: str, why: str) -> None:
         """One warning per cache a build; later ones are only counted in the summary."""
         self.stats.invalid_cache_entries += 1

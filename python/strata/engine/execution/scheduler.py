@@ -15,6 +15,15 @@ unless `keep_going`, which builds everything not downstream of a failure.
 Before any cache is asked, the action records (action_records.py) may show
 an action done: its key and its outputs are as the last build left them.
 
+A remote hit may leave its outputs on the server (`RemoteResult`, with
+`--remote_download_outputs` toplevel or minimal): the action is done and its
+digests key the actions after it, but its files are brought down only when an
+action that runs here reads them (through in-process links and runfiles too)
+and, at the end, when the build was asked for them (not with minimal). Such an
+action is recorded with its outputs absent, so the next build finds it done
+without asking the server again. A blob the server lost or spoiled by then
+makes the action run here instead, as a miss would.
+
 The action log (action_log.py) keeps what `--explain` compares, and the last
 result of each action no cache may hold.
 """
@@ -32,7 +41,7 @@ from typing import Any
 from strata.canonical import json_bytes
 from strata.engine.action import Action
 from strata.engine.analysis.graph import ActionGraph
-from strata.engine.cache import ActionResult, Cache, InvalidEntry
+from strata.engine.cache import ActionResult, Cache, InvalidEntry, RemoteResult
 from strata.engine.cache.result_check import validate_result
 from strata.engine.digests import NotAFile, tree_digest
 from strata.engine.execution.action_log import ActionLog
@@ -43,9 +52,11 @@ from strata.engine.execution.actionkey import (
     key_material,
     reapi_action_key,
     record_key,
+    result_entries,
 )
 from strata.engine.execution.executor import Executor
 from strata.engine.execution.report import BuildStats, Reporter
+from strata.engine.execution.running import Finished, Running
 from strata.engine.execution.slots import Keyed, Lookup, Lookups, Process, Slot, wait_any
 from strata.engine.execution.source_digests import SourceDigests, digest_ahead, source_digest
 from strata.errors import UserError, environment_error, shorten
@@ -60,6 +71,9 @@ class BuildOptions:
     """`reapi`: key actions by their REAPI Action digest, as Bazel does (see actionkey.py)."""
     workers: bool = True
     """Run `strata action` command lines in a preloaded worker (strata.engine.execution.workers)."""
+    download_toplevel: bool = True
+    """Bring down the asked-for outputs that a remote hit left on the server (False:
+    `--remote_download_outputs=minimal`)."""
 
 
 class BuildFailed(UserError):
@@ -96,9 +110,12 @@ class Scheduler:
         self._sources: SourceDigests | None = None
         self._lookups = Lookups(max(1, options.jobs))
         """One build per scheduler: `build` closes it."""
+        self._remote: dict[int, tuple[str, ActionResult]] = {}
+        """Actions done whose outputs are still on the remote cache only: record key, result."""
 
     def build(self, wanted: Iterable[str]) -> BuildStats:
         """Produce the generated files in `wanted` (execroot paths); raises on failure."""
+        wanted = list(wanted)
         order = self.graph.closure(wanted)
         waiting = {i: set(self.graph.deps(i)) for i in order}
         dependents: dict[int, list[int]] = {i: [] for i in order}
@@ -181,6 +198,9 @@ class Scheduler:
                         # as its pidfd: the later ones' fds are still open, so still theirs
                         os.close(slots.pop(due.fd).fd)
                         settle(due.index, functools.partial(self._looked_up, due))
+            if not failures and self.options.download_toplevel:
+                producer = self.graph.producer
+                self._bring_down({producer[p] for p in wanted if p in producer})
         finally:
             self._kill(self.executor, slots)
             self._lookups.close()
@@ -257,11 +277,15 @@ class Scheduler:
         if recordable:
             recorded = self.records.current(action, rkey)
             if recorded is not None:  # done: key and outputs as the last build left them
-                self.executor.outputs.up_to_date(recorded)
+                if self.records.is_remote(action):
+                    self._remote[i] = (rkey, recorded)
+                else:
+                    self.executor.outputs.up_to_date(recorded)
                 how = "cache_hit" if action.kind == "run" else "in_process"
                 self.reporter.action_finished(i, action, how)
                 return recorded
         if action.kind != "run":
+            self._bring_down(self.graph.deps(i))
             if action.kind == "symlink":
                 target = action.symlink_target
                 if target not in self.digests:
@@ -273,15 +297,7 @@ class Scheduler:
                 self.records.put(action, rkey, result)
             self.reporter.action_finished(i, action, "in_process")
             return result
-        # the material is made only for actions that run, and encoded once: for the key and
-        # for the action log (a closure's largest actions have tens of thousands of inputs)
-        material = key_material(action, digests)
-        encoded = json_bytes(material)
-        if self.options.action_keys == "reapi":
-            key = reapi_action_key(action, self.executor.input_path, self.executor.stat_cache)
-        else:
-            key = action_key_of(encoded)
-        keyed = Keyed(i, material, encoded, key, rkey, cacheable)
+        keyed = self._keyed(i, action, digests, rkey, cacheable)
         if cache is None or not cacheable:
             return self._after_lookup(keyed, None)
         self.reporter.action_looked_up(i, action)
@@ -291,10 +307,99 @@ class Scheduler:
         if cache.lookups_wait:
             return self._lookups.ask(keyed, cache, check)
         try:
-            cached = cache.get_action_result(key, check)
+            cached = cache.get_action_result(keyed.key, check)
         except InvalidEntry as bad:
             return self._after_lookup(keyed, bad)
         return self._after_lookup(keyed, cached)
+
+    def _keyed(
+        self, i: int, action: Action, digests: dict[str, str], rkey: str, cacheable: bool
+    ) -> Keyed:
+        # the material is made only for actions that run, and encoded once: for the key and
+        # for the action log (a closure's largest actions have tens of thousands of inputs)
+        material = key_material(action, digests)
+        encoded = json_bytes(material)
+        if self.options.action_keys == "reapi":
+            key = reapi_action_key(
+                action, self.executor.input_path, self.executor.stat_cache, self._known(action)
+            )
+        else:
+            key = action_key_of(encoded)
+        return Keyed(i, material, encoded, key, rkey, cacheable)
+
+    def _known(self, action: Action) -> dict[str, list[tuple[str, str, int, bool]]]:
+        """The REAPI input entries of `action`'s inputs still on the remote cache; an input
+        they cannot stand for is brought down instead."""
+        known = {}
+        for path in action.inputs:
+            j = self.graph.producer.get(path)
+            if j is None or j not in self._remote:
+                continue
+            entries = result_entries(path, self._remote[j][1])
+            if entries is None:
+                self._bring_down([j])
+            else:
+                known[path] = entries
+        return known
+
+    def _bring_down(self, indices: Iterable[int]) -> None:
+        """Put in place the outputs that remote hits left on the server, of the actions
+        `indices` and, through in-process actions (links, runfiles), of those they read;
+        an action whose blobs are gone or spoiled runs here instead."""
+        if not self._remote:
+            return
+        stack, seen, due = list(indices), set(), []
+        while stack:
+            d = stack.pop()
+            if d in seen:
+                continue
+            seen.add(d)
+            if d in self._remote:
+                due.append(d)
+            elif self.graph.actions[d].kind != "run":
+                stack.extend(self.graph.deps(d))
+        if self.executor.cache is not None:  # the downloads overlap; each is checked as used
+            results = [self._remote[d][1] for d in due]
+            self.executor.cache.prefetch(
+                sorted({f.sha256 for r in results for f in r.files}
+                       | {f.sha256 for r in results for t in r.trees for f in t.files})
+            )  # fmt: skip
+        for d in due:
+            left = self._remote.pop(d, None)  # (one that ran meanwhile brought it down)
+            if left is not None:
+                self._materialize_remote(d, *left)
+
+    def _materialize_remote(self, i: int, rkey: str, result: ActionResult) -> None:
+        action = self.graph.actions[i]
+        try:
+            if self.executor.outputs.materialize(result):
+                self.records.put(action, rkey, result)
+                cache_here = self._cache_for(action)
+                if cache_here is not None:  # its blobs are all here now, and verified
+                    key = self._keyed(i, action, self.digests, rkey, True).key
+                    cache_here.keep_local(key, result)
+                return
+            assert self.executor.cache is not None  # (a remote hit came from it)
+            cache = self.executor.cache.name
+            why = f"blob {self.executor.outputs.missing} could not be downloaded (a lost upload?)"
+        except InvalidEntry as bad:
+            cache, why = bad.cache, bad.why
+        self.reporter.cache_entry_ignored(action, cache, why)
+        # Run it now, here: its dependents wait for these files (it was reported a hit).
+        self._bring_down(self.graph.deps(i))
+        keyed = self._keyed(i, action, self.digests, rkey, True)
+        self.records.forget(action)
+        running = self.executor.start(action)
+        self.reporter.action_started(i, action)
+        finished = self._finished(keyed, running)
+        self.reporter.action_rerun(i, action, finished.output)
+        if finished.result != result:
+            raise UserError(
+                f"{action.mnemonic} wrote other bytes here than the remote cache's entry "
+                "for it (its blobs were lost, so it ran again, and it is not reproducible); "
+                "build again: the entry is replaced now",
+                where=action.owner,
+            )
 
     def _looked_up(self, lookup: Lookup) -> ActionResult | Process:
         """A lookup thread has ended: use what it found, or start the action."""
@@ -305,15 +410,22 @@ class Scheduler:
         return self._after_lookup(lookup.keyed, cached)
 
     def _after_lookup(
-        self, keyed: Keyed, found: ActionResult | InvalidEntry | None
+        self, keyed: Keyed, found: ActionResult | RemoteResult | InvalidEntry | None
     ) -> ActionResult | Process:
         """What the cache gave (a result, nothing or an invalid entry): its outputs put in
-        place, or the action started."""
+        place (or left on the server), or the action started."""
         i = keyed.index
         action = self.graph.actions[i]
         try:
             if isinstance(found, InvalidEntry):
                 raise found
+            if isinstance(found, RemoteResult):
+                self.executor.outputs.clear(found.result)  # no earlier build's files remain
+                self.records.put_remote(action, keyed.record_key, found.result)
+                self._remote[i] = (keyed.record_key, found.result)
+                self.reporter.action_finished(i, action, "cache_hit")
+                self.log.put(action, keyed.encoded)
+                return found.result
             if found is not None and self.executor.outputs.materialize(found):
                 self.records.put(action, keyed.record_key, found)
                 self.reporter.action_finished(i, action, "cache_hit")
@@ -334,6 +446,7 @@ class Scheduler:
             reasons = [f"the {bad.cache} entry is invalid ({bad.why})"]
         self.reporter.explain(action, reasons)
         self.records.forget(action)  # its outputs are about to be replaced
+        self._bring_down(self.graph.deps(i))
         running = self.executor.start(action)
         self.reporter.action_started(i, action)
         return Process(keyed, running, running.pidfd())
@@ -357,21 +470,26 @@ class Scheduler:
         return reasons or ["no cache entry for an unchanged action (cache cleared?)"]
 
     def _end(self, slot: Process) -> ActionResult:
-        action = slot.running.action
         try:
-            finished = self.executor.finish(slot.running, verbose=self.options.verbose_failures)
+            finished = self._finished(slot.keyed, slot.running)
         finally:
             os.close(slot.fd)
+        self.reporter.action_finished(slot.index, slot.running.action, "executed", finished.output)
+        return finished.result
+
+    def _finished(self, keyed: Keyed, running: Running) -> Finished:
+        """A started action's end: its outputs checked, stored, recorded and logged."""
+        action = running.action
+        finished = self.executor.finish(running, verbose=self.options.verbose_failures)
         cache = self._cache_for(action)
         if cache is not None and "no-cache" not in action.tags:
-            cache.put_action_result(slot.keyed.key, finished.result)
-            self.records.put(action, slot.keyed.record_key, finished.result)
+            cache.put_action_result(keyed.key, finished.result)
+            self.records.put(action, keyed.record_key, finished.result)
         else:
-            self.log.put_uncached_result(action, slot.keyed.key, finished.result)
-        self.log.put(action, slot.keyed.encoded)
+            self.log.put_uncached_result(action, keyed.key, finished.result)
+        self.log.put(action, keyed.encoded)
         self.reporter.stats.note_process(action.owner, finished.in_worker, finished.maxrss_kib)
-        self.reporter.action_finished(slot.index, action, "executed", finished.output)
-        return finished.result
+        return finished
 
     @staticmethod
     def _kill(executor: Executor, slots: dict[int, Slot]) -> None:

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from strata.engine.cache import ActionResult, Cache, ResultCheck
+from strata.engine.cache import ActionResult, Cache, RemoteResult, ResultCheck
 from strata.engine.execution.running import Running
 
 
@@ -58,7 +58,7 @@ class Lookup:
 
     keyed: Keyed
     fd: int
-    future: Future[ActionResult | None]
+    future: Future[ActionResult | RemoteResult | None]
     ended: bool = False
 
     @property
@@ -69,7 +69,9 @@ class Lookup:
 Slot = Process | Lookup
 
 
-def _look_up(cache: Cache, key: str, check: ResultCheck, done: int) -> ActionResult | None:
+def _look_up(
+    cache: Cache, key: str, check: ResultCheck, done: int
+) -> ActionResult | RemoteResult | None:
     """A lookup thread's work; writes to (and closes) the pipe `done` when it has ended."""
     try:
         return cache.get_action_result(key, check)
