@@ -4,12 +4,16 @@ Building the examples from nothing takes minutes under Bazel and under the
 embedded engine. The tests that look at the examples' outputs (examples,
 helpers, image_test) are not about a cold build, so they share these session
 fixtures (registered in conftest.py): the first test to ask builds, the others
-find every action done. A test about building from nothing (the second,
-independent build of test_examples_bazel, the remote cache tests) makes its own.
+find every action done, in every pytest-xdist worker of the run (`once`). A
+test about building from nothing makes its own (the remote cache tests), or
+shares a second one (`strata_bases`, which test_examples_bazel compares).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,27 +39,46 @@ def strata_bin(base: Path) -> Path:
     return found[0]
 
 
+def once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """The directory `name` that `make` filled, once for the whole run: the pytest-xdist
+    workers of one run share their base directory's parent, and the first to ask makes
+    it while the others wait on a lock (a failed `make` leaves it for the next to try)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            path.mkdir(exist_ok=True)
+            make(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def examples_bazel_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Bazel output user root every test building this checkout shares (with FLAGS);
     a test's own workspace under it gets an output base of its own."""
-    return tmp_path_factory.mktemp("bazel-examples")
+    return once(tmp_path_factory, "bazel-examples", lambda _p: None)
 
 
 @pytest.fixture(scope="session")
-def examples_bazel_bin(examples_bazel_root: Path) -> Path:
-    """bazel-bin after `bazel build OUTPUT_GROUPS //examples/...`, from nothing."""
-    bazel(examples_bazel_root, "build", *FLAGS, OUTPUT_GROUPS, "//examples/...")
+def examples_bazel_bin(tmp_path_factory: pytest.TempPathFactory, examples_bazel_root: Path) -> Path:
+    """bazel-bin after `bazel build OUTPUT_GROUPS //examples/...`, from nothing, once a run."""
+    root = examples_bazel_root
+    once(
+        tmp_path_factory,
+        "bazel-examples-built",
+        lambda _p: bazel(root, "build", *FLAGS, OUTPUT_GROUPS, "//examples/..."),
+    )
     return Path(bazel(examples_bazel_root, "info", FLAGS[0], "bazel-bin").strip())
 
 
 @pytest.fixture(scope="session")
 def examples_strata_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An output base of the embedded engine after `strata build OUTPUT_GROUPS
-    //examples/...`, from nothing."""
-    base = tmp_path_factory.mktemp("strata-examples")
-    _strata_build_examples(base)
-    return base
+    //examples/...`, from nothing, once a run."""
+    return once(tmp_path_factory, "strata-examples", _strata_build_examples)
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +87,7 @@ def strata_bases(
 ) -> list[Path]:
     """The examples built twice by the embedded engine, each time from nothing: the
     session's shared build (above) and one of this module's own."""
-    base = tmp_path_factory.mktemp("strata-base1")
-    _strata_build_examples(base)
-    return [examples_strata_base, base]
+    return [examples_strata_base, once(tmp_path_factory, "strata-base1", _strata_build_examples)]
 
 
 def _strata_build_examples(base: Path) -> None:

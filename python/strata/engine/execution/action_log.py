@@ -25,6 +25,7 @@ from strata.canonical import json_bytes
 from strata.engine.action import Action
 from strata.engine.cache import ActionResult
 from strata.engine.execution.action_records import identity
+from strata.engine.execution.actionkey import explain_difference
 from strata.fsutil import write_bytes_atomic
 
 
@@ -100,3 +101,27 @@ class ActionLog:
             data = pickle.dumps((self._FORMAT, self._entries, self._uncached), protocol=5)
             write_bytes_atomic(self._path, data, durable=False)
             self._dirty = False
+
+
+def miss_reasons(
+    log: ActionLog,
+    action: Action,
+    material: dict[str, Any],
+    cached: ActionResult | None,
+    cacheable: bool,
+) -> list[str]:
+    """Why `action` (key material `material`) runs: what `--explain` prints."""
+    if not cacheable:
+        previous = log.get(action)
+        changed = explain_difference(previous, material) if previous else []
+        return [
+            "caching is off for this action (no-cache tag or no cache)",
+            *(changed or ["no earlier run with its outputs in place"]),
+        ]
+    if cached is not None:
+        return ["cache entry found but an output blob is missing"]
+    previous = log.get(action)
+    if previous is None:
+        return ["no cache entry and no earlier run recorded"]
+    reasons = explain_difference(previous, material)
+    return reasons or ["no cache entry for an unchanged action (cache cleared?)"]

@@ -15,14 +15,9 @@ unless `keep_going`, which builds everything not downstream of a failure.
 Before any cache is asked, the action records (action_records.py) may show
 an action done: its key and its outputs are as the last build left them.
 
-A remote hit may leave its outputs on the server (`RemoteResult`, with
-`--remote_download_outputs` toplevel or minimal): the action is done and its
-digests key the actions after it, but its files are brought down only when an
-action that runs here reads them (through in-process links and runfiles too)
-and, at the end, when the build was asked for them (not with minimal). Such an
-action is recorded with its outputs absent, so the next build finds it done
-without asking the server again. A blob the server lost or spoiled by then
-makes the action run here instead, as a miss would.
+A remote hit may leave its outputs on the server (`RemoteResult`): the
+action is done, and `LeftRemote` (left_remote.py) brings its files down when
+something here needs them.
 
 The action log (action_log.py) keeps what `--explain` compares, and the last
 result of each action no cache may hold.
@@ -36,30 +31,32 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from strata.canonical import json_bytes
 from strata.engine.action import Action
 from strata.engine.analysis.graph import ActionGraph
 from strata.engine.cache import ActionResult, Cache, InvalidEntry, RemoteResult
 from strata.engine.cache.result_check import validate_result
-from strata.engine.digests import NotAFile, tree_digest
-from strata.engine.execution.action_log import ActionLog
+from strata.engine.digests import tree_digest
+from strata.engine.execution.action_log import ActionLog, miss_reasons
 from strata.engine.execution.action_records import ActionRecords
 from strata.engine.execution.actionkey import (
     action_key_of,
-    explain_difference,
     key_material,
     reapi_action_key,
     record_key,
-    result_entries,
 )
 from strata.engine.execution.executor import Executor
+from strata.engine.execution.left_remote import LeftRemote
 from strata.engine.execution.report import BuildStats, Reporter
 from strata.engine.execution.running import Finished, Running
 from strata.engine.execution.slots import Keyed, Lookup, Lookups, Process, Slot, wait_any
-from strata.engine.execution.source_digests import SourceDigests, digest_ahead, source_digest
-from strata.errors import UserError, environment_error, shorten
+from strata.engine.execution.source_digests import (
+    SourceDigests,
+    action_source_digest,
+    digest_ahead,
+)
+from strata.errors import UserError, environment_error
 
 
 @dataclass(frozen=True)
@@ -110,8 +107,15 @@ class Scheduler:
         self._sources: SourceDigests | None = None
         self._lookups = Lookups(max(1, options.jobs))
         """One build per scheduler: `build` closes it."""
-        self._remote: dict[int, tuple[str, ActionResult]] = {}
-        """Actions done whose outputs are still on the remote cache only: record key, result."""
+        self._remote = LeftRemote(
+            graph,
+            executor,
+            self.records,
+            reporter,
+            lambda i, rkey: self._keyed(i, graph.actions[i], self.digests, rkey, True),
+            self._finished,
+        )
+        """Actions done whose outputs are still on the remote cache only."""
 
     def build(self, wanted: Iterable[str]) -> BuildStats:
         """Produce the generated files in `wanted` (execroot paths); raises on failure."""
@@ -200,7 +204,7 @@ class Scheduler:
                         settle(due.index, functools.partial(self._looked_up, due))
             if not failures and self.options.download_toplevel:
                 producer = self.graph.producer
-                self._bring_down({producer[p] for p in wanted if p in producer})
+                self._remote.bring_down({producer[p] for p in wanted if p in producer})
         finally:
             self._kill(self.executor, slots)
             self._lookups.close()
@@ -233,30 +237,9 @@ class Scheduler:
             if path in digests:
                 continue
             # not digested ahead, or missing then: digest now, or say why not
-            real = self.executor.source_path(path)
-            try:
-                digests[path] = source_digest(real, self.executor.stat_cache)
-            except NotAFile as e:
-                inside = os.path.relpath(e.path, real) if e.path != os.fspath(real) else ""
-                got = f"{path}/{inside}" if inside else path
-                raise UserError(
-                    f"{action.mnemonic} has a source that is {e.kind}, not a regular file "
-                    f"(got {shorten(got)}); only regular files, directories and symlinks "
-                    "to them are read: replace it with a file or remove it from the inputs",
-                    where=action.owner,
-                ) from None
-            except (FileNotFoundError, NotADirectoryError):
-                raise UserError(
-                    f"{action.mnemonic} needs a source file that does not exist "
-                    f"(got {shorten(path)}); create it or remove it from the rule's inputs",
-                    where=action.owner,
-                ) from None
-            except OSError as e:
-                raise UserError(
-                    f"{action.mnemonic} cannot read a source file (got {shorten(path)}: "
-                    f"{e.strerror or e}); make it a readable file with a shorter path",
-                    where=action.owner,
-                ) from None
+            digests[path] = action_source_digest(
+                action, path, self.executor.source_path(path), self.executor.stat_cache
+            )
         return digests
 
     def _cache_for(self, action: Action) -> Cache | None:
@@ -278,14 +261,14 @@ class Scheduler:
             recorded = self.records.current(action, rkey)
             if recorded is not None:  # done: key and outputs as the last build left them
                 if self.records.is_remote(action):
-                    self._remote[i] = (rkey, recorded)
+                    self._remote.leave(i, rkey, recorded)
                 else:
                     self.executor.outputs.up_to_date(recorded)
                 how = "cache_hit" if action.kind == "run" else "in_process"
                 self.reporter.action_finished(i, action, how)
                 return recorded
         if action.kind != "run":
-            self._bring_down(self.graph.deps(i))
+            self._remote.bring_down(self.graph.deps(i))
             if action.kind == "symlink":
                 target = action.symlink_target
                 if target not in self.digests:
@@ -321,85 +304,14 @@ class Scheduler:
         encoded = json_bytes(material)
         if self.options.action_keys == "reapi":
             key = reapi_action_key(
-                action, self.executor.input_path, self.executor.stat_cache, self._known(action)
+                action,
+                self.executor.input_path,
+                self.executor.stat_cache,
+                self._remote.known(action),
             )
         else:
             key = action_key_of(encoded)
         return Keyed(i, material, encoded, key, rkey, cacheable)
-
-    def _known(self, action: Action) -> dict[str, list[tuple[str, str, int, bool]]]:
-        """The REAPI input entries of `action`'s inputs still on the remote cache; an input
-        they cannot stand for is brought down instead."""
-        known = {}
-        for path in action.inputs:
-            j = self.graph.producer.get(path)
-            if j is None or j not in self._remote:
-                continue
-            entries = result_entries(path, self._remote[j][1])
-            if entries is None:
-                self._bring_down([j])
-            else:
-                known[path] = entries
-        return known
-
-    def _bring_down(self, indices: Iterable[int]) -> None:
-        """Put in place the outputs that remote hits left on the server, of the actions
-        `indices` and, through in-process actions (links, runfiles), of those they read;
-        an action whose blobs are gone or spoiled runs here instead."""
-        if not self._remote:
-            return
-        stack, seen, due = list(indices), set(), []
-        while stack:
-            d = stack.pop()
-            if d in seen:
-                continue
-            seen.add(d)
-            if d in self._remote:
-                due.append(d)
-            elif self.graph.actions[d].kind != "run":
-                stack.extend(self.graph.deps(d))
-        if self.executor.cache is not None:  # the downloads overlap; each is checked as used
-            results = [self._remote[d][1] for d in due]
-            self.executor.cache.prefetch(
-                sorted({f.sha256 for r in results for f in r.files}
-                       | {f.sha256 for r in results for t in r.trees for f in t.files})
-            )  # fmt: skip
-        for d in due:
-            left = self._remote.pop(d, None)  # (one that ran meanwhile brought it down)
-            if left is not None:
-                self._materialize_remote(d, *left)
-
-    def _materialize_remote(self, i: int, rkey: str, result: ActionResult) -> None:
-        action = self.graph.actions[i]
-        try:
-            if self.executor.outputs.materialize(result):
-                self.records.put(action, rkey, result)
-                cache_here = self._cache_for(action)
-                if cache_here is not None:  # its blobs are all here now, and verified
-                    key = self._keyed(i, action, self.digests, rkey, True).key
-                    cache_here.keep_local(key, result)
-                return
-            assert self.executor.cache is not None  # (a remote hit came from it)
-            cache = self.executor.cache.name
-            why = f"blob {self.executor.outputs.missing} could not be downloaded (a lost upload?)"
-        except InvalidEntry as bad:
-            cache, why = bad.cache, bad.why
-        self.reporter.cache_entry_ignored(action, cache, why)
-        # Run it now, here: its dependents wait for these files (it was reported a hit).
-        self._bring_down(self.graph.deps(i))
-        keyed = self._keyed(i, action, self.digests, rkey, True)
-        self.records.forget(action)
-        running = self.executor.start(action)
-        self.reporter.action_started(i, action)
-        finished = self._finished(keyed, running)
-        self.reporter.action_rerun(i, action, finished.output)
-        if finished.result != result:
-            raise UserError(
-                f"{action.mnemonic} wrote other bytes here than the remote cache's entry "
-                "for it (its blobs were lost, so it ran again, and it is not reproducible); "
-                "build again: the entry is replaced now",
-                where=action.owner,
-            )
 
     def _looked_up(self, lookup: Lookup) -> ActionResult | Process:
         """A lookup thread has ended: use what it found, or start the action."""
@@ -422,7 +334,7 @@ class Scheduler:
             if isinstance(found, RemoteResult):
                 self.executor.outputs.clear(found.result)  # no earlier build's files remain
                 self.records.put_remote(action, keyed.record_key, found.result)
-                self._remote[i] = (keyed.record_key, found.result)
+                self._remote.leave(i, keyed.record_key, found.result)
                 self.reporter.action_finished(i, action, "cache_hit")
                 self.log.put(action, keyed.encoded)
                 return found.result
@@ -439,35 +351,19 @@ class Scheduler:
                     return kept
             explaining = self.reporter.explain_enabled
             reasons = (
-                self._reasons(action, keyed.material, found, keyed.cacheable) if explaining else []
+                miss_reasons(self.log, action, keyed.material, found, keyed.cacheable)
+                if explaining
+                else []
             )
         except InvalidEntry as bad:
             self.reporter.cache_entry_ignored(action, bad.cache, bad.why)
             reasons = [f"the {bad.cache} entry is invalid ({bad.why})"]
         self.reporter.explain(action, reasons)
         self.records.forget(action)  # its outputs are about to be replaced
-        self._bring_down(self.graph.deps(i))
+        self._remote.bring_down(self.graph.deps(i))
         running = self.executor.start(action)
         self.reporter.action_started(i, action)
         return Process(keyed, running, running.pidfd())
-
-    def _reasons(
-        self, action: Action, material: dict[str, Any], cached: ActionResult | None, cacheable: bool
-    ) -> list[str]:
-        if not cacheable:
-            previous = self.log.get(action)
-            changed = explain_difference(previous, material) if previous else []
-            return [
-                "caching is off for this action (no-cache tag or no cache)",
-                *(changed or ["no earlier run with its outputs in place"]),
-            ]
-        if cached is not None:
-            return ["cache entry found but an output blob is missing"]
-        previous = self.log.get(action)
-        if previous is None:
-            return ["no cache entry and no earlier run recorded"]
-        reasons = explain_difference(previous, material)
-        return reasons or ["no cache entry for an unchanged action (cache cleared?)"]
 
     def _end(self, slot: Process) -> ActionResult:
         try:

@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from strata.engine.digests import StatCache, tree_digest, tree_listing
+from strata.engine.action import Action
+from strata.engine.digests import NotAFile, StatCache, tree_digest, tree_listing
+from strata.errors import UserError, shorten
 
 
 def source_digest(real: str | Path, stat_cache: StatCache) -> str:
@@ -42,6 +44,34 @@ def source_digest(real: str | Path, stat_cache: StatCache) -> str:
     if stat.S_ISDIR(st.st_mode):
         return tree_digest(tree_listing(Path(key), stat_cache))
     return stat_cache.sha256(key, st)
+
+
+def action_source_digest(action: Action, path: str, real: Path, stat_cache: StatCache) -> str:
+    """`source_digest` of `action`'s source `path` (at `real`); why it cannot be had is the
+    action's UserError."""
+    try:
+        return source_digest(real, stat_cache)
+    except NotAFile as e:
+        inside = os.path.relpath(e.path, real) if e.path != os.fspath(real) else ""
+        got = f"{path}/{inside}" if inside else path
+        raise UserError(
+            f"{action.mnemonic} has a source that is {e.kind}, not a regular file "
+            f"(got {shorten(got)}); only regular files, directories and symlinks "
+            "to them are read: replace it with a file or remove it from the inputs",
+            where=action.owner,
+        ) from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise UserError(
+            f"{action.mnemonic} needs a source file that does not exist "
+            f"(got {shorten(path)}); create it or remove it from the rule's inputs",
+            where=action.owner,
+        ) from None
+    except OSError as e:
+        raise UserError(
+            f"{action.mnemonic} cannot read a source file (got {shorten(path)}: "
+            f"{e.strerror or e}); make it a readable file with a shorter path",
+            where=action.owner,
+        ) from None
 
 
 _Result = dict[str, str | None]
