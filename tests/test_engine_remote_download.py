@@ -59,7 +59,7 @@ def _build(
     stream = io.StringIO()
     base = OutputBase(tmp / name, ws)
     config = ExecutionConfig(
-        BuildOptions(jobs=2, download_toplevel=mode != "minimal"),
+        BuildOptions(jobs=2, download_toplevel=mode != "minimal", download_all=mode == "all"),
         disk_cache=tmp / f"{name}-disk",
         remote=RemoteOptions(url=url, download_outputs=mode),
     )
@@ -114,6 +114,10 @@ def test_all_downloads_every_output_and_minimal_none(server: CacheServer, tmp_pa
     stats, _, root = _build(tmp_path, "minimal", url, [USE], mode="minimal")
     assert stats.cache_hits == 3 and not (root / USE).exists()
     assert _blobs_read(server, start) == []
+    # `all` in an output base where an earlier build left outputs on the server
+    stats, _, root = _build(tmp_path, "minimal", url, [USE], mode="all")
+    assert stats.executed == 0 and (root / F).is_file() and (root / TREE / "y").is_file()
+    assert (root / USE).read_bytes() == b"ALPHA\ny\n"
 
 
 def test_a_blob_lost_before_it_is_needed_makes_its_action_run_here(

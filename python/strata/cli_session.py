@@ -163,6 +163,7 @@ def execute_wanted(
         action_keys=args.action_keys,
         workers=args.workers,
         download_toplevel=getattr(args, "remote_download_outputs", "all") != "minimal",
+        download_all=getattr(args, "remote_download_outputs", "all") == "all",
     )
     config = ExecutionConfig(
         options,

@@ -69,8 +69,9 @@ class BuildOptions:
     workers: bool = True
     """Run `strata action` command lines in a preloaded worker (strata.engine.execution.workers)."""
     download_toplevel: bool = True
-    """Bring down the asked-for outputs that a remote hit left on the server (False:
-    `--remote_download_outputs=minimal`)."""
+    """Bring down asked-for outputs a remote hit left there (not with `minimal`)."""
+    download_all: bool = False
+    """`--remote_download_outputs=all`: also those an earlier build left there."""
 
 
 class BuildFailed(UserError):
@@ -260,8 +261,10 @@ class Scheduler:
         if recordable:
             recorded = self.records.current(action, rkey)
             if recorded is not None:  # done: key and outputs as the last build left them
-                if self.records.is_remote(action):
+                if self.records.is_remote(action):  # left on the server by an earlier build
                     self._remote.leave(i, rkey, recorded)
+                    if self.options.download_all:
+                        self._remote.bring_down([i])
                 else:
                     self.executor.outputs.up_to_date(recorded)
                 how = "cache_hit" if action.kind == "run" else "in_process"
