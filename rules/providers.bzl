@@ -29,7 +29,7 @@ LayerInfo = provider(
 ImageInfo = provider(
     doc = "A built image: what other rules (merge_images, image_load, from_image) consume.",
     fields = {
-        "docker_archive": "File: the docker-archive tarball (`docker load -i`), written from `oci_layout` by an ImageArchive action only when something needs it (take `oci_layout` where it serves); None for an image_index.",
+        "docker_archive": "File: the docker-archive tarball (`docker load -i`), written only when something needs it (from the layers for docker_image and layered_image, from `oci_layout` by an ImageArchive action for run_as_root; take `oci_layout` where it serves); None for an image_index.",
         "oci_layout": "File (directory): the OCI image layout of the image (output group `oci`, written when something needs it; what other image rules read).",
         "image_info": "File: JSON with the image's name, tag, config and manifest digests; None for an image_index.",
         "name": "Image repository name (string).",

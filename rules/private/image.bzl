@@ -18,15 +18,16 @@ Every image runs the same three steps, each its own action and cache entry:
    given `ImageInfo.oci_layout`. The layout is `no-remote-cache`: layer blobs are
    the shared unit, whole images are not.
 
-The docker-archive (`<name>.tar`) is written from the OCI layout by an
-`ImageArchive` action that runs only when something asks for it: the
-`tarball` output group (`bazel build //img:app --output_groups=+tarball`),
-`image_load`, or a rule given `ImageInfo.docker_archive`. A plain build writes
-no whole image, neither layout nor tarball.
+The docker-archive (`<name>.tar`) is a third `ImageAssemble`, also from the
+record and the layers (not through the layout), that runs only when something
+asks for it: the `tarball` output group (`bazel build //img:app
+--output_groups=+tarball`), `image_load`, or a rule given
+`ImageInfo.docker_archive`. A plain build writes no whole image, neither
+layout nor tarball.
 """
 
 load("//rules:providers.bzl", "ImageInfo", "StorePathInfo")
-load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "base_blobs_of", "check_ownership", "default_image_name", "docker_archive_action", "label_fail", "record_requirements", "request_launcher", "run_strata", "single_image_file", "validate_config")
+load(":common.bzl", "NO_REMOTE_CACHE", "SCHEMA_VERSION", "TOOL_ATTRS", "base_blobs_of", "check_ownership", "default_image_name", "label_fail", "record_requirements", "request_launcher", "run_strata", "single_image_file", "validate_config", "with_base_blobs")
 load(":image_layers.bzl", "build_layers", "image_request", "layer_files", "layering_of")
 load(":sbom.bzl", "sbom_action")
 
@@ -58,11 +59,14 @@ def _image_impl(ctx, roots, copy_roots, layering):
     # The OCI layout, written from the same request when something needs the bytes
     # (output group `oci`, image_push, image_load, a derived image, ...).
     oci = ctx.actions.declare_directory(ctx.label.name + ".oci")
-    req = dict(req, outputs = {"oci_layout": oci.path}, record = info.path)
-    run_strata(ctx, "ImageAssemble", req, depset([info], transitive = [inputs]), [oci], "OCI layout of", execution_requirements = NO_REMOTE_CACHE, request_name = ctx.label.name + ".layout.request.json")
+    layout_req = dict(req, outputs = {"oci_layout": oci.path}, record = info.path)
+    run_strata(ctx, "ImageAssemble", layout_req, depset([info], transitive = [inputs]), [oci], "OCI layout of", execution_requirements = NO_REMOTE_CACHE, request_name = ctx.label.name + ".layout.request.json")
 
-    # Built only when asked for (output group `tarball`, image_load, ...).
-    archive = docker_archive_action(ctx, oci, layers.base_blobs)
+    # The docker-archive, likewise, straight from the layers (a shallow base's from its
+    # BaseBlobs), not through the layout: output group `tarball`, image_load, ...
+    archive = ctx.actions.declare_file(ctx.label.name + ".tar")
+    archive_req = with_base_blobs(dict(req, outputs = {"docker_archive": archive.path}, record = info.path), layers.base_blobs)
+    run_strata(ctx, "ImageAssemble", archive_req, depset([info], transitive = [inputs, layers.base_blobs]), [archive], "docker-archive of", execution_requirements = NO_REMOTE_CACHE, request_name = ctx.label.name + ".archive.request.json")
     sbom = _sbom(ctx, layers, struct(request = {"image": oci.path}, inputs = [oci]))
     return [
         DefaultInfo(files = depset([info])),

@@ -126,7 +126,7 @@ def _image_load_impl(ctx):
     return [DefaultInfo(executable = exe, runfiles = runfiles)]
 
 _LOAD_ATTRS = {
-    "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive, which the image's ImageArchive action then writes), merge_images, image_index, or one docker-archive / OCI layout."),
+    "image": attr.label(mandatory = True, allow_files = True, doc = "The image: an image target (its docker-archive, which the image's rule then writes), merge_images, image_index, or one docker-archive / OCI layout."),
     "loader": attr.string(default = "docker", values = ["docker", "podman"], doc = "Which engine loads it."),
     "ref": attr.string(doc = "For an OCI layout: the reference name in its index.json to pull, a tag or a `name[:tag]` (checked against the reference grammar); the loaded image is tagged `<name>:<ref>`, or `ref` itself when it is a `name:tag`."),
 }
