@@ -59,7 +59,7 @@ def _build(
     stream = io.StringIO()
     base = OutputBase(tmp / name, ws)
     config = ExecutionConfig(
-        BuildOptions(jobs=2, download_toplevel=mode != "minimal", download_all=mode == "all"),
+        BuildOptions(jobs=2, download_outputs=mode),
         disk_cache=tmp / f"{name}-disk",
         remote=RemoteOptions(url=url, download_outputs=mode),
     )

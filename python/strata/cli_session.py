@@ -162,8 +162,7 @@ def execute_wanted(
         verbose_failures=args.verbose_failures,
         action_keys=args.action_keys,
         workers=args.workers,
-        download_toplevel=getattr(args, "remote_download_outputs", "all") != "minimal",
-        download_all=getattr(args, "remote_download_outputs", "all") == "all",
+        download_outputs=getattr(args, "remote_download_outputs", "all"),
     )
     config = ExecutionConfig(
         options,

@@ -68,10 +68,9 @@ class BuildOptions:
     """`reapi`: key actions by their REAPI Action digest, as Bazel does (see actionkey.py)."""
     workers: bool = True
     """Run `strata action` command lines in a preloaded worker (strata.engine.execution.workers)."""
-    download_toplevel: bool = True
-    """Bring down asked-for outputs a remote hit left there (not with `minimal`)."""
-    download_all: bool = False
-    """`--remote_download_outputs=all`: also those an earlier build left there."""
+    download_outputs: str = "toplevel"
+    """`--remote_download_outputs`: "minimal" leaves asked-for outputs remote too; "all"
+    also brings down those an earlier build left there (see left_remote.py)."""
 
 
 class BuildFailed(UserError):
@@ -203,7 +202,7 @@ class Scheduler:
                         # as its pidfd: the later ones' fds are still open, so still theirs
                         os.close(slots.pop(due.fd).fd)
                         settle(due.index, functools.partial(self._looked_up, due))
-            if not failures and self.options.download_toplevel:
+            if not failures and self.options.download_outputs != "minimal":
                 producer = self.graph.producer
                 self._remote.bring_down({producer[p] for p in wanted if p in producer})
         finally:
@@ -263,7 +262,7 @@ class Scheduler:
             if recorded is not None:  # done: key and outputs as the last build left them
                 if self.records.is_remote(action):  # left on the server by an earlier build
                     self._remote.leave(i, rkey, recorded)
-                    if self.options.download_all:
+                    if self.options.download_outputs == "all":
                         self._remote.bring_down([i])
                 else:
                     self.executor.outputs.up_to_date(recorded)
