@@ -66,6 +66,17 @@ class ActionResult:
     files: tuple[OutputFile, ...]
     trees: tuple[OutputTree, ...] = ()
 
+    def paths(self) -> list[str]:
+        """The execroot path of every output: each file, and each tree's root."""
+        return [f.path for f in self.files] + [t.path for t in self.trees]
+
+    def blob_digests(self) -> list[str]:
+        """The sha256 of every file the outputs hold, trees' included: each once, sorted."""
+        found = {f.sha256 for f in self.files}
+        for t in self.trees:
+            found.update(f.sha256 for f in t.files)
+        return sorted(found)
+
     def to_json(self) -> dict[str, Any]:
         def f(o: OutputFile) -> dict[str, Any]:
             return {"path": o.path, "sha256": o.sha256, "size": o.size, "executable": o.executable}

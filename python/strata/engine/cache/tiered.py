@@ -186,13 +186,6 @@ def from_reapi(msg: Any, fetch_tree: Callable[[str], bytes | None]) -> ActionRes
     return ActionResult(files, tuple(trees))
 
 
-def blobs_of(result: ActionResult) -> dict[str, OutputFile]:
-    out = {f.sha256: f for f in result.files}
-    for t in result.trees:
-        out.update({f.sha256: f for f in t.files})
-    return out
-
-
 # -- the tiered cache ------------------------------------------------------------
 
 
@@ -258,11 +251,9 @@ class TieredCache:
         if why is not None:
             raise InvalidEntry(self.remote.name, why)
         if self.options.download_outputs != "all":
-            with self._hits_lock:
-                self.remote.stats.ac_hits += 1
-                self.remote_hits += 1
+            self._count_hit()
             return RemoteResult(result)
-        names = sorted(blobs_of(result))
+        names = result.blob_digests()
         fetched = self._map(self._fetch, names)
         if not all(fetched):
             if self.remote.disabled:
@@ -272,10 +263,13 @@ class TieredCache:
                 self.remote.name, f"blob {lost} could not be downloaded (a lost upload?)"
             )
         self.local.put_action_result(key, result)
+        self._count_hit()
+        return result
+
+    def _count_hit(self) -> None:
         with self._hits_lock:
             self.remote.stats.ac_hits += 1
             self.remote_hits += 1
-        return result
 
     def _fetch(self, sha256: str) -> bool:
         """Make sure the local cache holds a verified copy of a remote blob."""
@@ -289,7 +283,7 @@ class TieredCache:
         if not self.options.upload_local_results or self.remote.disabled or self.remote.uploads_off:
             return
         msg, trees = to_reapi(result)
-        if not all(self._map(self._upload, sorted(blobs_of(result)))):
+        if not all(self._map(self._upload, result.blob_digests())):
             return
         for sha, data in sorted(trees.items()):
             if not self.remote.put_bytes("cas", sha, data):

@@ -117,8 +117,7 @@ class ActionRecords:
     def put_remote(self, action: Action, key: str, result: ActionResult) -> None:
         """Note that `action` with key `key` left `result` on the remote cache: none of its
         outputs is here (the caller removed them)."""
-        paths = [f.path for f in result.files] + [t.path for t in result.trees]
-        stamps = tuple((os.path.join(self._execroot, p), None) for p in paths)
+        stamps = tuple((os.path.join(self._execroot, p), None) for p in result.paths())
         self._records[identity(action)] = (key, result, stamps, True)
         self._dirty = True
 

@@ -90,11 +90,8 @@ class LeftRemote:
             elif self.graph.actions[d].kind != "run":
                 stack.extend(self.graph.deps(d))
         if self.executor.cache is not None:  # the downloads overlap; each is checked as used
-            results = [self._left[d][1] for d in due]
-            self.executor.cache.prefetch(
-                sorted({f.sha256 for r in results for f in r.files}
-                       | {f.sha256 for r in results for t in r.trees for f in t.files})
-            )  # fmt: skip
+            blobs = {sha for d in due for sha in self._left[d][1].blob_digests()}
+            self.executor.cache.prefetch(sorted(blobs))
         for d in due:
             left = self._left.pop(d, None)  # (one that ran meanwhile brought it down)
             if left is not None:

@@ -227,7 +227,7 @@ class Outputs:
     def clear(self, result: ActionResult) -> None:
         """Remove whatever an earlier build left where `result`'s outputs go (they stay on
         the remote cache for now: no stale file may stand in for them)."""
-        for path in [f.path for f in result.files] + [t.path for t in result.trees]:
+        for path in result.paths():
             remove(self.execroot / path)
 
     def up_to_date(self, result: ActionResult) -> None:
