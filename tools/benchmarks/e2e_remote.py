@@ -61,7 +61,6 @@ def measure(
 
     `target` is an image (`//:NAME`); `bin_dir(output base)` is where its record is."""
     name = target.split(":")[-1]
-    record = bin_dir(Path()) / f"{name}.image.json"
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
@@ -99,7 +98,7 @@ def measure(
         team_b, _ = b.strata("team-b-warm-remote", ob, target, flag, ws=copy)
         got = server.requests()[before:]
         down = moved(team_b.output)[0]
-        digest = hashlib.sha256((ob / record).read_bytes()).hexdigest()
+        digest = hashlib.sha256((bin_dir(ob) / f"{name}.image.json").read_bytes()).hexdigest()
         same = digest == b.figures[f"strata_{name}_record_sha256"]
         f.update(
             team_b_s=team_b.seconds,
